@@ -1,0 +1,193 @@
+use std::borrow::Cow;
+use std::fmt::Write as _;
+
+use crate::header::{CSeq, Contact, Header, MediaType, Method, NameAddr, Via};
+use crate::uri::Uri;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StartLine<'a> {
+    Request { method: Method<'a>, uri: Uri<'a> },
+    Response { code: u16, reason: Cow<'a, str> },
+}
+
+/// A parsed SIP message. Content-Length is not kept as a header: it is a property of the
+/// body, and the writer always emits the true length as the last header.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message<'a> {
+    pub start: StartLine<'a>,
+    pub headers: Vec<Header<'a>>,
+    pub body: Cow<'a, [u8]>,
+}
+
+macro_rules! first_of {
+    ($self:ident, $variant:ident) => {
+        $self.headers.iter().find_map(|h| match h {
+            Header::$variant(v) => Some(v),
+            _ => None,
+        })
+    };
+}
+
+impl<'a> Message<'a> {
+    pub fn is_request(&self) -> bool {
+        matches!(self.start, StartLine::Request { .. })
+    }
+
+    pub fn method(&self) -> Option<&Method<'a>> {
+        match &self.start {
+            StartLine::Request { method, .. } => Some(method),
+            StartLine::Response { .. } => None,
+        }
+    }
+
+    pub fn request_uri(&self) -> Option<&Uri<'a>> {
+        match &self.start {
+            StartLine::Request { uri, .. } => Some(uri),
+            StartLine::Response { .. } => None,
+        }
+    }
+
+    pub fn status(&self) -> Option<u16> {
+        match &self.start {
+            StartLine::Response { code, .. } => Some(*code),
+            StartLine::Request { .. } => None,
+        }
+    }
+
+    pub fn vias(&self) -> impl Iterator<Item = &Via<'a>> {
+        self.headers.iter().filter_map(|h| match h {
+            Header::Via(v) => Some(v),
+            _ => None,
+        })
+    }
+
+    pub fn top_via(&self) -> Option<&Via<'a>> {
+        first_of!(self, Via)
+    }
+
+    pub fn from(&self) -> Option<&NameAddr<'a>> {
+        first_of!(self, From)
+    }
+
+    pub fn to(&self) -> Option<&NameAddr<'a>> {
+        first_of!(self, To)
+    }
+
+    pub fn call_id(&self) -> Option<&str> {
+        first_of!(self, CallId).map(|c| c.as_ref())
+    }
+
+    pub fn cseq(&self) -> Option<&CSeq<'a>> {
+        first_of!(self, CSeq)
+    }
+
+    pub fn max_forwards(&self) -> Option<u8> {
+        first_of!(self, MaxForwards).copied()
+    }
+
+    pub fn expires(&self) -> Option<u32> {
+        first_of!(self, Expires).copied()
+    }
+
+    pub fn min_expires(&self) -> Option<u32> {
+        first_of!(self, MinExpires).copied()
+    }
+
+    pub fn content_type(&self) -> Option<&MediaType<'a>> {
+        first_of!(self, ContentType)
+    }
+
+    pub fn contacts(&self) -> impl Iterator<Item = &Contact<'a>> {
+        self.headers.iter().filter_map(|h| match h {
+            Header::Contact(c) => Some(c),
+            _ => None,
+        })
+    }
+
+    pub fn routes(&self) -> impl Iterator<Item = &NameAddr<'a>> {
+        self.headers.iter().filter_map(|h| match h {
+            Header::Route(r) => Some(r),
+            _ => None,
+        })
+    }
+
+    pub fn record_routes(&self) -> impl Iterator<Item = &NameAddr<'a>> {
+        self.headers.iter().filter_map(|h| match h {
+            Header::RecordRoute(r) => Some(r),
+            _ => None,
+        })
+    }
+
+    /// Option tags of every Require (or, with `proxy`, Proxy-Require) header.
+    pub fn required(&self, proxy: bool) -> impl Iterator<Item = &str> {
+        self.headers
+            .iter()
+            .filter_map(move |h| match (h, proxy) {
+                (Header::Require(v), false) | (Header::ProxyRequire(v), true) => Some(v),
+                _ => None,
+            })
+            .flatten()
+            .map(|c| c.as_ref())
+    }
+
+    /// Headers not typed by this crate, by canonical name (case-insensitive).
+    pub fn other(&self, name: &str) -> impl Iterator<Item = &str> {
+        let name = name.to_owned();
+        self.headers.iter().filter_map(move |h| match h {
+            Header::Other { name: n, value } if n.eq_ignore_ascii_case(&name) => Some(value.as_ref()),
+            _ => None,
+        })
+    }
+
+    pub fn into_owned(self) -> Message<'static> {
+        Message {
+            start: match self.start {
+                StartLine::Request { method, uri } => StartLine::Request {
+                    method: method.into_owned(),
+                    uri: uri.into_owned(),
+                },
+                StartLine::Response { code, reason } => StartLine::Response {
+                    code,
+                    reason: Cow::Owned(reason.into_owned()),
+                },
+            },
+            headers: self.headers.into_iter().map(Header::into_owned).collect(),
+            body: Cow::Owned(self.body.into_owned()),
+        }
+    }
+
+    /// Writes the start line and headers (everything before the body) in canonical form,
+    /// Content-Length last and the empty line included.
+    pub fn write_head(&self, out: &mut String) {
+        match &self.start {
+            StartLine::Request { method, uri } => {
+                out.push_str(method.as_str());
+                out.push(' ');
+                uri.write(out);
+                out.push_str(" SIP/2.0\r\n");
+            }
+            StartLine::Response { code, reason } => {
+                let _ = write!(out, "SIP/2.0 {code} {reason}\r\n");
+            }
+        }
+        for h in &self.headers {
+            h.write(out);
+        }
+        let _ = write!(out, "Content-Length: {}\r\n\r\n", self.body.len());
+    }
+
+    /// Appends the canonical form of the whole message to `out`.
+    pub fn write_to(&self, out: &mut Vec<u8>) {
+        let mut head = String::with_capacity(512);
+        self.write_head(&mut head);
+        out.extend_from_slice(head.as_bytes());
+        out.extend_from_slice(&self.body);
+    }
+
+    /// The canonical form of the whole message.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(512 + self.body.len());
+        self.write_to(&mut out);
+        out
+    }
+}

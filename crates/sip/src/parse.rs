@@ -1,0 +1,490 @@
+//! The message parser and the stream framer.
+use std::borrow::Cow;
+
+use crate::error::{ErrorKind, ParseError};
+use crate::header::{lookup, parse_value, Header, Kind, Method};
+use crate::limits::Limits;
+use crate::message::{Message, StartLine};
+use crate::scan::{check_text, is_token, normalize_ws};
+use crate::uri::{parse_uri, Uri};
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Datagram,
+    Stream,
+}
+
+/// Parses one message received as one datagram (UDP). Octets beyond Content-Length are
+/// ignored (RFC 3261 section 18.3); without Content-Length the body runs to the end of the
+/// datagram. Empty lines before the start line are skipped.
+pub fn parse_datagram<'a>(buf: &'a [u8], limits: &Limits) -> Result<Message<'a>, ParseError> {
+    parse_message(buf, limits, Mode::Datagram).map(|(m, _)| m)
+}
+
+/// What the stream framer found at the front of the buffer.
+#[derive(Debug)]
+pub enum Frame<'a> {
+    /// Not a whole message yet: read more bytes and call again with the longer buffer.
+    Incomplete,
+    /// Only CRLFs: a keep-alive (RFC 5626: `CRLFCRLF` is a ping, answer with `CRLF`).
+    /// Drop `consumed` bytes.
+    KeepAlive { consumed: usize },
+    /// One whole message, and what follows it in the buffer.
+    Message { message: Message<'a>, consumed: usize, rest: &'a [u8] },
+}
+
+/// Incremental framer for stream transports (TCP, TLS). Content-Length is mandatory on a
+/// stream (RFC 3261 section 18.3); an error here is fatal for the connection, because the
+/// framing is lost.
+pub fn frame_stream<'a>(buf: &'a [u8], limits: &Limits) -> Result<Frame<'a>, ParseError> {
+    let lead = leading_crlfs(buf);
+    if lead == buf.len() || (lead + 1 == buf.len() && buf[lead] == b'\r') {
+        return Ok(if lead >= 2 {
+            Frame::KeepAlive { consumed: lead }
+        } else {
+            Frame::Incomplete
+        });
+    }
+    if lead > 0 {
+        return Ok(Frame::KeepAlive { consumed: lead });
+    }
+    let window = &buf[..buf.len().min(limits.max_message_size)];
+    let Some(end) = memchr::memmem::find(window, b"\r\n\r\n") else {
+        if buf.len() >= limits.max_message_size {
+            return Err(ParseError::new(
+                ErrorKind::Limit {
+                    key: "limits.max_message_size",
+                    max: limits.max_message_size,
+                },
+                limits.max_message_size,
+            ));
+        }
+        return Ok(Frame::Incomplete);
+    };
+    let head = &buf[..end + 2];
+    let Some(cl) = scan_content_length(head) else {
+        // Let the full parser report what is wrong with the head, if anything; a
+        // well-formed head without Content-Length is refused for the stream.
+        parse_message(&buf[..end + 4], limits, Mode::Stream)?;
+        return Err(ParseError::new(ErrorKind::MissingContentLength, end));
+    };
+    let total = end + 4 + cl;
+    if cl > limits.max_body_size {
+        return Err(ParseError::new(
+            ErrorKind::Limit {
+                key: "limits.max_body_size",
+                max: limits.max_body_size,
+            },
+            end + 4,
+        ));
+    }
+    if total > limits.max_message_size {
+        return Err(ParseError::new(
+            ErrorKind::Limit {
+                key: "limits.max_message_size",
+                max: limits.max_message_size,
+            },
+            0,
+        ));
+    }
+    if buf.len() < total {
+        return Ok(Frame::Incomplete);
+    }
+    let (message, _) = parse_message(&buf[..total], limits, Mode::Stream)?;
+    Ok(Frame::Message {
+        message,
+        consumed: total,
+        rest: &buf[total..],
+    })
+}
+
+fn leading_crlfs(buf: &[u8]) -> usize {
+    let mut i = 0;
+    while i + 1 < buf.len() && buf[i] == b'\r' && buf[i + 1] == b'\n' {
+        i += 2;
+    }
+    i
+}
+
+/// Finds the first Content-Length (or `l`) value in a head, for framing only; the full
+/// parse validates it again (and refuses duplicates).
+fn scan_content_length(head: &[u8]) -> Option<usize> {
+    for line in head.split(|&b| b == b'\n').skip(1) {
+        let Some(colon) = line.iter().position(|&b| b == b':') else {
+            continue;
+        };
+        let name = line[..colon].trim_ascii_end();
+        if name.eq_ignore_ascii_case(b"content-length") || name.eq_ignore_ascii_case(b"l") {
+            let v = line[colon + 1..].trim_ascii();
+            if v.is_empty() || !v.iter().all(u8::is_ascii_digit) || v.len() > 9 {
+                return Some(usize::MAX / 4);
+            }
+            return std::str::from_utf8(v).ok()?.parse().ok();
+        }
+    }
+    None
+}
+
+/// Bit per singleton kind, to refuse a second occurrence as soon as it is seen.
+fn singleton_bit(kind: Kind) -> u16 {
+    match kind {
+        Kind::From => 1,
+        Kind::To => 1 << 1,
+        Kind::CallId => 1 << 2,
+        Kind::CSeq => 1 << 3,
+        Kind::MaxForwards => 1 << 4,
+        Kind::ContentLength => 1 << 5,
+        Kind::ContentType => 1 << 6,
+        Kind::Expires => 1 << 7,
+        Kind::MinExpires => 1 << 8,
+        Kind::Date => 1 << 9,
+        _ => 0,
+    }
+}
+
+fn parse_message<'a>(
+    buf: &'a [u8],
+    limits: &Limits,
+    mode: Mode,
+) -> Result<(Message<'a>, usize), ParseError> {
+    let start = leading_crlfs(buf);
+    let is_response = buf.len() >= start + 4 && buf[start..start + 4].eq_ignore_ascii_case(b"SIP/");
+    let mark = |mut e: ParseError| {
+        e.is_response = is_response;
+        e
+    };
+    if buf.len() > limits.max_message_size {
+        return Err(mark(ParseError::new(
+            ErrorKind::Limit {
+                key: "limits.max_message_size",
+                max: limits.max_message_size,
+            },
+            limits.max_message_size,
+        )));
+    }
+    if start == buf.len() {
+        return Err(ParseError::new(ErrorKind::Empty, 0));
+    }
+    let Some(end) = memchr::memmem::find(&buf[start..], b"\r\n\r\n").map(|e| e + start) else {
+        return Err(mark(ParseError::new(ErrorKind::NoHeaderEnd, buf.len())));
+    };
+    let head_bytes = &buf[start..end + 2];
+    let folded = prescan(head_bytes, start).map_err(mark)?;
+    let head = std::str::from_utf8(head_bytes)
+        .map_err(|e| mark(ParseError::new(ErrorKind::InvalidUtf8, start + e.valid_up_to())))?;
+
+    let (start_line, headers, content_length) = if folded {
+        // Folding (CRLF followed by whitespace) is rare; unfold into a copy of the same
+        // length (CRLF becomes two spaces) so that offsets stay exact, then own the result.
+        let unfolded = unfold(head);
+        let (s, h, cl) = parse_head(&unfolded, start, limits).map_err(mark)?;
+        let s = match s {
+            StartLine::Request { method, uri } => StartLine::Request {
+                method: method.into_owned(),
+                uri: uri.into_owned(),
+            },
+            StartLine::Response { code, reason } => StartLine::Response {
+                code,
+                reason: Cow::Owned(reason.into_owned()),
+            },
+        };
+        (s, h.into_iter().map(Header::into_owned).collect(), cl)
+    } else {
+        parse_head(head, start, limits).map_err(mark)?
+    };
+
+    let body_start = end + 4;
+    let avail = &buf[body_start..];
+    let body: &[u8] = match (content_length, mode) {
+        (Some(cl), _) if cl > avail.len() => {
+            return Err(mark(ParseError::new(
+                ErrorKind::BodyTruncated {
+                    declared: cl,
+                    available: avail.len(),
+                },
+                body_start,
+            )))
+        }
+        (Some(cl), _) => &avail[..cl],
+        (None, Mode::Datagram) => avail,
+        (None, Mode::Stream) => {
+            return Err(mark(ParseError::new(ErrorKind::MissingContentLength, end)));
+        }
+    };
+    if body.len() > limits.max_body_size {
+        return Err(mark(ParseError::new(
+            ErrorKind::Limit {
+                key: "limits.max_body_size",
+                max: limits.max_body_size,
+            },
+            body_start,
+        )));
+    }
+    Ok((
+        Message {
+            start: start_line,
+            headers,
+            body: Cow::Borrowed(body),
+        },
+        body_start + body.len(),
+    ))
+}
+
+/// One pass over the head: CR and LF only as CRLF, control characters only right after a
+/// backslash (a quoted-pair; the grammar check happens later), and whether any line is
+/// folded.
+fn prescan(head: &[u8], base: usize) -> Result<bool, ParseError> {
+    let mut folded = false;
+    let mut i = 0;
+    while i < head.len() {
+        let b = head[i];
+        if b < 0x20 || b == 0x7f {
+            match b {
+                b'\r' => {
+                    if head.get(i + 1) != Some(&b'\n') {
+                        return Err(ParseError::new(ErrorKind::BareLineEnding, base + i));
+                    }
+                    if matches!(head.get(i + 2), Some(b' ' | b'\t')) {
+                        folded = true;
+                    }
+                    i += 2;
+                    continue;
+                }
+                b'\n' => return Err(ParseError::new(ErrorKind::BareLineEnding, base + i)),
+                b'\t' => {}
+                _ if i > 0 && head[i - 1] == b'\\' => {}
+                0 => return Err(ParseError::new(ErrorKind::NulByte, base + i)),
+                _ => return Err(ParseError::new(ErrorKind::ControlChar(b), base + i)),
+            }
+        }
+        i += 1;
+    }
+    Ok(folded)
+}
+
+fn unfold(head: &str) -> String {
+    let mut out = String::with_capacity(head.len());
+    let mut rest = head;
+    while let Some(i) = rest.find("\r\n") {
+        out.push_str(&rest[..i]);
+        if matches!(rest.as_bytes().get(i + 2), Some(b' ' | b'\t')) {
+            out.push_str("  ");
+        } else {
+            out.push_str("\r\n");
+        }
+        rest = &rest[i + 2..];
+    }
+    out.push_str(rest);
+    out
+}
+
+type Head<'a> = (StartLine<'a>, Vec<Header<'a>>, Option<usize>);
+
+fn parse_head<'a>(head: &'a str, base: usize, limits: &Limits) -> Result<Head<'a>, ParseError> {
+    let Some(first_end) = head.find("\r\n") else {
+        return Err(ParseError::new(ErrorKind::NoHeaderEnd, base + head.len()));
+    };
+    let start_line = parse_start_line(&head[..first_end], base, limits)?;
+    let mut headers = Vec::with_capacity(16);
+    let mut content_length = None;
+    let mut seen: u16 = 0;
+    let mut lines = 0usize;
+    let mut pos = first_end + 2;
+    while pos < head.len() {
+        let Some(len) = head[pos..].find("\r\n") else {
+            break;
+        };
+        let line = &head[pos..pos + len];
+        let line_base = base + pos;
+        pos += len + 2;
+        lines += 1;
+        if lines > limits.max_headers {
+            return Err(ParseError::new(
+                ErrorKind::Limit {
+                    key: "limits.max_headers",
+                    max: limits.max_headers,
+                },
+                line_base,
+            ));
+        }
+        if line.len() > limits.max_header_line {
+            return Err(ParseError::new(
+                ErrorKind::Limit {
+                    key: "limits.max_header_line",
+                    max: limits.max_header_line,
+                },
+                line_base,
+            ));
+        }
+        let Some(colon) = line.find(':') else {
+            return Err(ParseError::new(ErrorKind::MissingColon, line_base));
+        };
+        let raw_name = line[..colon].trim_end_matches([' ', '\t']);
+        if raw_name.is_empty() || !raw_name.bytes().all(is_token) {
+            return Err(ParseError::new(ErrorKind::BadHeaderName, line_base));
+        }
+        let (kind, canonical) = lookup(raw_name);
+        let shown = canonical.unwrap_or(raw_name);
+        let bit = singleton_bit(kind);
+        if seen & bit != 0 {
+            return Err(ParseError::new(ErrorKind::DuplicateHeader, line_base).in_header(shown));
+        }
+        seen |= bit;
+        let value = &line[colon + 1..];
+        let value_base = line_base + colon + 1;
+        if kind == Kind::ContentLength {
+            let v = value.trim_matches([' ', '\t']);
+            if v.is_empty() || !v.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(ParseError::new(
+                    ErrorKind::BadValue("Content-Length must be a non-negative number"),
+                    value_base,
+                )
+                .in_header(shown));
+            }
+            let n = v.parse::<u32>().map_err(|_| {
+                ParseError::new(ErrorKind::ScalarOverflow("Content-Length above 2^32-1"), value_base)
+                    .in_header(shown)
+            })?;
+            content_length = Some(n as usize);
+            continue;
+        }
+        let name: Cow<'a, str> = match canonical {
+            Some(c) => Cow::Borrowed(c),
+            None => Cow::Borrowed(raw_name),
+        };
+        parse_value(kind, name, value, value_base, limits, &mut headers)
+            .map_err(|e| e.in_header(shown))?;
+    }
+    let mut vias = 0;
+    let (mut from, mut to, mut call_id, mut cseq) = (false, false, false, None);
+    for h in &headers {
+        match h {
+            Header::Via(_) => vias += 1,
+            Header::From(_) => from = true,
+            Header::To(_) => to = true,
+            Header::CallId(_) => call_id = true,
+            Header::CSeq(c) => cseq = Some(&c.method),
+            _ => {}
+        }
+    }
+    if vias > limits.max_via {
+        return Err(ParseError::new(
+            ErrorKind::Limit {
+                key: "limits.max_via",
+                max: limits.max_via,
+            },
+            base,
+        )
+        .in_header("Via"));
+    }
+    let end = base + head.len();
+    for (present, name) in [(vias > 0, "Via"), (from, "From"), (to, "To"), (call_id, "Call-ID"), (cseq.is_some(), "CSeq")] {
+        if !present {
+            return Err(ParseError::new(ErrorKind::MissingHeader, end).in_header(name));
+        }
+    }
+    if let (StartLine::Request { method, .. }, Some(cm)) = (&start_line, cseq) {
+        if method != cm {
+            return Err(ParseError::new(ErrorKind::CSeqMethodMismatch, end).in_header("CSeq"));
+        }
+    }
+    Ok((start_line, headers, content_length))
+}
+
+fn parse_version(v: &str) -> Result<(), ErrorKind> {
+    if v.eq_ignore_ascii_case("SIP/2.0") {
+        return Ok(());
+    }
+    let b = v.as_bytes();
+    if b.len() > 4 && b[..4].eq_ignore_ascii_case(b"SIP/") {
+        let n = &v[4..];
+        if let Some((maj, min)) = n.split_once('.') {
+            let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+            if digits(maj) && digits(min) {
+                return Err(ErrorKind::VersionNotSupported);
+            }
+        }
+    }
+    if v.ends_with([' ', '\t']) {
+        return Err(ErrorKind::BadStartLine("trailing whitespace after the SIP version"));
+    }
+    Err(ErrorKind::BadStartLine("malformed SIP version"))
+}
+
+fn parse_start_line<'a>(line: &'a str, base: usize, limits: &Limits) -> Result<StartLine<'a>, ParseError> {
+    let err = |k: ErrorKind, at: usize| ParseError::new(k, base + at);
+    let Some(sp1) = line.find(' ') else {
+        return Err(err(ErrorKind::BadStartLine("expected three parts separated by single spaces"), 0));
+    };
+    let first = &line[..sp1];
+    if first.len() >= 4 && first.as_bytes()[..4].eq_ignore_ascii_case(b"SIP/") {
+        parse_version(first).map_err(|k| err(k, 0))?;
+        let rest = &line[sp1 + 1..];
+        let rb = rest.as_bytes();
+        if rb.len() < 3 || !rb[..3].iter().all(u8::is_ascii_digit) || (rb.len() > 3 && rb[3] != b' ') {
+            return Err(err(ErrorKind::BadStatusCode, sp1 + 1));
+        }
+        let code: u16 = rest[..3].parse().unwrap_or(0);
+        if !(100..=699).contains(&code) {
+            return Err(err(ErrorKind::BadStatusCode, sp1 + 1));
+        }
+        let reason = rest.get(4..).unwrap_or("");
+        check_text(reason, base + sp1 + 5).map_err(|mut e| {
+            e.header = Some("Reason-Phrase".into());
+            e
+        })?;
+        return Ok(StartLine::Response {
+            code,
+            reason: normalize_ws(reason),
+        });
+    }
+    if first.is_empty() || !first.bytes().all(is_token) {
+        return Err(err(ErrorKind::BadMethod("method must be a token"), 0));
+    }
+    let rest = &line[sp1 + 1..];
+    let Some(sp2) = rest.find(' ') else {
+        return Err(err(ErrorKind::BadStartLine("expected three parts separated by single spaces"), sp1));
+    };
+    let uri_text = &rest[..sp2];
+    let version = &rest[sp2 + 1..];
+    let uri_base = sp1 + 1;
+    if uri_text.is_empty() {
+        return Err(err(ErrorKind::BadStartLine("more than one space between method and Request-URI"), sp1));
+    }
+    if version.contains(' ') || version.contains('\t') {
+        let k = if version.trim_end_matches([' ', '\t']).contains([' ', '\t']) {
+            ErrorKind::BadStartLine("whitespace inside the Request-URI")
+        } else {
+            ErrorKind::BadStartLine("trailing whitespace after the SIP version")
+        };
+        return Err(err(k, uri_base + sp2));
+    }
+    parse_version(version).map_err(|k| err(k, uri_base + sp2 + 1))?;
+    if uri_text.len() > limits.max_uri_length {
+        return Err(err(
+            ErrorKind::RequestUriTooLong {
+                max: limits.max_uri_length,
+            },
+            uri_base,
+        ));
+    }
+    if uri_text.starts_with('<') {
+        return Err(err(ErrorKind::BadRequestUri("must not be enclosed in <>"), uri_base));
+    }
+    let uri = parse_uri(uri_text, base + uri_base, limits).map_err(|mut e| {
+        e.header = Some("Request-URI".into());
+        e
+    })?;
+    if let Uri::Sip(s) = &uri {
+        if !s.headers.is_empty() {
+            return Err(err(
+                ErrorKind::BadRequestUri("URI headers (?...) are not allowed in a Request-URI"),
+                uri_base,
+            ));
+        }
+    }
+    Ok(StartLine::Request {
+        method: Method::from_token(first),
+        uri,
+    })
+}

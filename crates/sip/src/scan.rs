@@ -1,0 +1,318 @@
+//! Character classes of the RFC 3261 grammar and a small cursor over header text.
+use std::borrow::Cow;
+
+use crate::error::{ErrorKind, ParseError};
+
+/// `token` characters (RFC 3261 section 25.1).
+pub(crate) const fn is_token(b: u8) -> bool {
+    b.is_ascii_alphanumeric()
+        || matches!(
+            b,
+            b'-' | b'.' | b'!' | b'%' | b'*' | b'_' | b'+' | b'`' | b'\'' | b'~'
+        )
+}
+
+/// `word` characters (Call-ID).
+pub(crate) const fn is_word(b: u8) -> bool {
+    is_token(b)
+        || matches!(
+            b,
+            b'(' | b')'
+                | b'<'
+                | b'>'
+                | b':'
+                | b'\\'
+                | b'"'
+                | b'/'
+                | b'['
+                | b']'
+                | b'?'
+                | b'{'
+                | b'}'
+        )
+}
+
+/// `unreserved` = alphanum / mark.
+pub(crate) const fn is_unreserved(b: u8) -> bool {
+    b.is_ascii_alphanumeric()
+        || matches!(
+            b,
+            b'-' | b'_' | b'.' | b'!' | b'~' | b'*' | b'\'' | b'(' | b')'
+        )
+}
+
+/// `reserved` characters of RFC 2396 as used by RFC 3261.
+pub(crate) const fn is_reserved(b: u8) -> bool {
+    matches!(
+        b,
+        b';' | b'/' | b'?' | b':' | b'@' | b'&' | b'=' | b'+' | b'$' | b','
+    )
+}
+
+pub(crate) const fn is_ws(b: u8) -> bool {
+    b == b' ' || b == b'\t'
+}
+
+/// Validates that every `%` in `s` starts a `%HH` escape.
+pub(crate) fn escapes_valid(s: &str) -> bool {
+    let b = s.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' {
+            if i + 2 >= b.len()
+                || !(b[i + 1].is_ascii_hexdigit() && b[i + 2].is_ascii_hexdigit())
+            {
+                return false;
+            }
+            i += 3;
+        } else {
+            i += 1;
+        }
+    }
+    true
+}
+
+pub(crate) fn percent_decode(s: &str) -> Cow<'_, [u8]> {
+    let b = s.as_bytes();
+    if !b.contains(&b'%') {
+        return Cow::Borrowed(b);
+    }
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' && i + 2 < b.len() {
+            if let (Some(h), Some(l)) = (hex(b[i + 1]), hex(b[i + 2])) {
+                out.push(h << 4 | l);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    Cow::Owned(out)
+}
+
+fn hex(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    }
+}
+
+/// Collapses every run of SP/HTAB into one SP and trims both ends. Borrows when the text
+/// is already in that form, which is the common case.
+pub(crate) fn normalize_ws(s: &str) -> Cow<'_, str> {
+    let t = s.trim_matches(|c| c == ' ' || c == '\t');
+    let b = t.as_bytes();
+    let needs = b
+        .windows(2)
+        .any(|w| (is_ws(w[0]) && is_ws(w[1])) || w[0] == b'\t')
+        || b.last() == Some(&b'\t');
+    if !needs {
+        return Cow::Borrowed(t);
+    }
+    let mut out = String::with_capacity(t.len());
+    let mut in_ws = false;
+    for c in t.chars() {
+        if c == ' ' || c == '\t' {
+            if !in_ws {
+                out.push(' ');
+            }
+            in_ws = true;
+        } else {
+            out.push(c);
+            in_ws = false;
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// A cursor over one header value (or start-line part). `base` is the offset of the text
+/// within the whole message, so errors carry absolute byte offsets.
+pub(crate) struct Cursor<'a> {
+    pub s: &'a str,
+    pub pos: usize,
+    pub base: usize,
+}
+
+impl<'a> Cursor<'a> {
+    pub fn new(s: &'a str, base: usize) -> Self {
+        Cursor { s, pos: 0, base }
+    }
+
+    pub fn err(&self, kind: ErrorKind) -> ParseError {
+        ParseError::new(kind, self.base + self.pos)
+    }
+
+    pub fn bad(&self, what: &'static str) -> ParseError {
+        self.err(ErrorKind::BadValue(what))
+    }
+
+    #[inline]
+    pub fn peek(&self) -> Option<u8> {
+        self.s.as_bytes().get(self.pos).copied()
+    }
+
+    #[inline]
+    pub fn at_end(&self) -> bool {
+        self.pos >= self.s.len()
+    }
+
+    #[inline]
+    pub fn eat(&mut self, b: u8) -> bool {
+        if self.peek() == Some(b) {
+            self.pos += 1;
+            true
+        } else {
+            false
+        }
+    }
+
+    #[inline]
+    pub fn skip_ws(&mut self) {
+        while let Some(b) = self.peek() {
+            if is_ws(b) {
+                self.pos += 1;
+            } else {
+                break;
+            }
+        }
+    }
+
+    /// `SWS sep SWS`: optional whitespace around a separator.
+    pub fn eat_sep(&mut self, sep: u8) -> bool {
+        let save = self.pos;
+        self.skip_ws();
+        if self.eat(sep) {
+            self.skip_ws();
+            true
+        } else {
+            self.pos = save;
+            false
+        }
+    }
+
+    #[inline]
+    pub fn take_while(&mut self, f: impl Fn(u8) -> bool) -> &'a str {
+        let start = self.pos;
+        let b = self.s.as_bytes();
+        while self.pos < b.len() && f(b[self.pos]) {
+            self.pos += 1;
+        }
+        // Only ASCII predicates are used, so the cut is on a char boundary; `get` keeps
+        // this panic-free even if that ever changed.
+        self.s.get(start..self.pos).unwrap_or("")
+    }
+
+    pub fn token(&mut self, what: &'static str) -> Result<&'a str, ParseError> {
+        let t = self.take_while(is_token);
+        if t.is_empty() {
+            Err(self.bad(what))
+        } else {
+            Ok(t)
+        }
+    }
+
+    pub fn rest(&self) -> &'a str {
+        self.s.get(self.pos..).unwrap_or("")
+    }
+
+    /// Parses a quoted-string starting at `"` and returns its content (between the quotes,
+    /// escapes kept as written). Control characters are allowed only as quoted-pairs.
+    pub fn quoted(&mut self) -> Result<&'a str, ParseError> {
+        if !self.eat(b'"') {
+            return Err(self.bad("expected a quoted string"));
+        }
+        let start = self.pos;
+        let b = self.s.as_bytes();
+        loop {
+            let Some(&c) = b.get(self.pos) else {
+                return Err(self.bad("unterminated quoted string"));
+            };
+            match c {
+                b'"' => {
+                    let content = self.s.get(start..self.pos).unwrap_or("");
+                    self.pos += 1;
+                    return Ok(content);
+                }
+                b'\\' => {
+                    let Some(&n) = b.get(self.pos + 1) else {
+                        return Err(self.bad("unterminated quoted string"));
+                    };
+                    if n > 0x7f || n == b'\r' || n == b'\n' {
+                        return Err(self.bad("invalid escape in quoted string"));
+                    }
+                    self.pos += 2;
+                }
+                0x7f => return Err(self.err(ErrorKind::ControlChar(c))),
+                0 => return Err(self.err(ErrorKind::NulByte)),
+                c if c < 0x20 && c != b'\t' => return Err(self.err(ErrorKind::ControlChar(c))),
+                _ => self.pos += 1,
+            }
+        }
+    }
+}
+
+/// Free text (TEXT-UTF8 with LWS, as in unknown header values, User-Agent, reason
+/// phrases): control characters are refused except as quoted-pairs inside a quoted
+/// string, and quotes must balance.
+pub(crate) fn check_text(s: &str, base: usize) -> Result<(), ParseError> {
+    let b = s.as_bytes();
+    let mut i = 0;
+    let mut in_quote = false;
+    while i < b.len() {
+        let c = b[i];
+        match c {
+            b'"' => in_quote = !in_quote,
+            b'\\' if in_quote => {
+                match b.get(i + 1) {
+                    Some(&n) if n <= 0x7f && n != b'\r' && n != b'\n' => {}
+                    _ => {
+                        return Err(ParseError::new(
+                            ErrorKind::BadValue("invalid escape in quoted string"),
+                            base + i,
+                        ))
+                    }
+                }
+                i += 2;
+                continue;
+            }
+            0 => return Err(ParseError::new(ErrorKind::NulByte, base + i)),
+            0x7f => return Err(ParseError::new(ErrorKind::ControlChar(c), base + i)),
+            c if c < 0x20 && c != b'\t' => {
+                return Err(ParseError::new(ErrorKind::ControlChar(c), base + i))
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    if in_quote {
+        return Err(ParseError::new(
+            ErrorKind::BadValue("unterminated quoted string"),
+            base + s.len(),
+        ));
+    }
+    Ok(())
+}
+
+/// Removes backslash escapes from quoted-string content.
+pub fn unescape_quoted(s: &str) -> Cow<'_, str> {
+    if !s.contains('\\') {
+        return Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        if c == '\\' {
+            if let Some(n) = chars.next() {
+                out.push(n);
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
+}

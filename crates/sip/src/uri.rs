@@ -1,0 +1,550 @@
+//! URIs: SIP and SIPS (RFC 3261 section 19.1, RFC 5118 for IPv6), `tel:` (RFC 3966) and
+//! any other scheme kept as an opaque absolute URI.
+use std::borrow::Cow;
+use std::fmt::Write as _;
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+use crate::error::{ErrorKind, ParseError};
+use crate::limits::Limits;
+use crate::scan::{escapes_valid, is_reserved, is_unreserved};
+
+/// A `name[=value]` parameter. Values are kept as written (escapes and quotes included) so
+/// that the canonical form carries exactly what was understood; accessors on the owning
+/// types decode them.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Param<'a> {
+    pub name: Cow<'a, str>,
+    pub value: Option<Cow<'a, str>>,
+}
+
+impl<'a> Param<'a> {
+    pub fn new(name: impl Into<Cow<'a, str>>, value: Option<Cow<'a, str>>) -> Self {
+        Param {
+            name: name.into(),
+            value,
+        }
+    }
+
+    pub fn into_owned(self) -> Param<'static> {
+        Param {
+            name: Cow::Owned(self.name.into_owned()),
+            value: self.value.map(|v| Cow::Owned(v.into_owned())),
+        }
+    }
+}
+
+pub(crate) fn params_into_owned(p: Vec<Param<'_>>) -> Vec<Param<'static>> {
+    p.into_iter().map(Param::into_owned).collect()
+}
+
+/// Finds a parameter by name, case-insensitively (parameter names are case-insensitive).
+pub(crate) fn find_param<'p, 'a>(params: &'p [Param<'a>], name: &str) -> Option<&'p Param<'a>> {
+    params.iter().find(|p| p.name.eq_ignore_ascii_case(name))
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Host<'a> {
+    Domain(Cow<'a, str>),
+    V4(Ipv4Addr),
+    V6(Ipv6Addr),
+}
+
+impl Host<'_> {
+    pub fn into_owned(self) -> Host<'static> {
+        match self {
+            Host::Domain(d) => Host::Domain(Cow::Owned(d.into_owned())),
+            Host::V4(a) => Host::V4(a),
+            Host::V6(a) => Host::V6(a),
+        }
+    }
+
+    pub(crate) fn write(&self, out: &mut String) {
+        match self {
+            Host::Domain(d) => out.push_str(d),
+            Host::V4(a) => {
+                let _ = write!(out, "{a}");
+            }
+            Host::V6(a) => {
+                let _ = write!(out, "[{a}]");
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for Host<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut s = String::new();
+        self.write(&mut s);
+        f.write_str(&s)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct SipUri<'a> {
+    /// `sips:` rather than `sip:`.
+    pub secure: bool,
+    pub user: Option<Cow<'a, str>>,
+    pub password: Option<Cow<'a, str>>,
+    pub host: Host<'a>,
+    pub port: Option<u16>,
+    pub params: Vec<Param<'a>>,
+    /// `?name=value&...` headers (not allowed in a Request-URI or in a registered Contact).
+    pub headers: Vec<Param<'a>>,
+}
+
+impl<'a> SipUri<'a> {
+    pub fn param(&self, name: &str) -> Option<&Param<'a>> {
+        find_param(&self.params, name)
+    }
+
+    /// The `transport` parameter, if any.
+    pub fn transport(&self) -> Option<&str> {
+        self.param("transport").and_then(|p| p.value.as_deref())
+    }
+
+    pub fn into_owned(self) -> SipUri<'static> {
+        SipUri {
+            secure: self.secure,
+            user: self.user.map(|u| Cow::Owned(u.into_owned())),
+            password: self.password.map(|u| Cow::Owned(u.into_owned())),
+            host: self.host.into_owned(),
+            port: self.port,
+            params: params_into_owned(self.params),
+            headers: params_into_owned(self.headers),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct TelUri<'a> {
+    pub number: Cow<'a, str>,
+    pub params: Vec<Param<'a>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Uri<'a> {
+    Sip(SipUri<'a>),
+    Tel(TelUri<'a>),
+    /// Any other scheme: kept opaque, validated only as an RFC 2396 absolute URI.
+    Other {
+        scheme: Cow<'a, str>,
+        rest: Cow<'a, str>,
+    },
+}
+
+impl<'a> Uri<'a> {
+    pub fn as_sip(&self) -> Option<&SipUri<'a>> {
+        match self {
+            Uri::Sip(u) => Some(u),
+            _ => None,
+        }
+    }
+
+    pub fn scheme(&self) -> &str {
+        match self {
+            Uri::Sip(u) if u.secure => "sips",
+            Uri::Sip(_) => "sip",
+            Uri::Tel(_) => "tel",
+            Uri::Other { scheme, .. } => scheme,
+        }
+    }
+
+    pub fn into_owned(self) -> Uri<'static> {
+        match self {
+            Uri::Sip(u) => Uri::Sip(u.into_owned()),
+            Uri::Tel(t) => Uri::Tel(TelUri {
+                number: Cow::Owned(t.number.into_owned()),
+                params: params_into_owned(t.params),
+            }),
+            Uri::Other { scheme, rest } => Uri::Other {
+                scheme: Cow::Owned(scheme.into_owned()),
+                rest: Cow::Owned(rest.into_owned()),
+            },
+        }
+    }
+
+    /// Writes the canonical form: lower-case scheme, parameters as `;name[=value]`.
+    pub fn write(&self, out: &mut String) {
+        match self {
+            Uri::Sip(u) => {
+                out.push_str(if u.secure { "sips:" } else { "sip:" });
+                if let Some(user) = &u.user {
+                    out.push_str(user);
+                    if let Some(pw) = &u.password {
+                        out.push(':');
+                        out.push_str(pw);
+                    }
+                    out.push('@');
+                }
+                u.host.write(out);
+                if let Some(p) = u.port {
+                    let _ = write!(out, ":{p}");
+                }
+                write_params(&u.params, out);
+                for (i, h) in u.headers.iter().enumerate() {
+                    out.push(if i == 0 { '?' } else { '&' });
+                    out.push_str(&h.name);
+                    out.push('=');
+                    out.push_str(h.value.as_deref().unwrap_or(""));
+                }
+            }
+            Uri::Tel(t) => {
+                out.push_str("tel:");
+                out.push_str(&t.number);
+                write_params(&t.params, out);
+            }
+            Uri::Other { scheme, rest } => {
+                out.push_str(scheme);
+                out.push(':');
+                out.push_str(rest);
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for Uri<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut s = String::new();
+        self.write(&mut s);
+        f.write_str(&s)
+    }
+}
+
+pub(crate) fn write_params(params: &[Param<'_>], out: &mut String) {
+    for p in params {
+        out.push(';');
+        out.push_str(&p.name);
+        if let Some(v) = &p.value {
+            out.push('=');
+            out.push_str(v);
+        }
+    }
+}
+
+const fn is_user_char(b: u8) -> bool {
+    is_unreserved(b) || matches!(b, b'&' | b'=' | b'+' | b'$' | b',' | b';' | b'?' | b'/' | b'%')
+}
+
+const fn is_password_char(b: u8) -> bool {
+    is_unreserved(b) || matches!(b, b'&' | b'=' | b'+' | b'$' | b',' | b'%')
+}
+
+const fn is_param_char(b: u8) -> bool {
+    is_unreserved(b) || matches!(b, b'[' | b']' | b'/' | b':' | b'&' | b'+' | b'$' | b'%')
+}
+
+const fn is_hnv_char(b: u8) -> bool {
+    is_unreserved(b) || matches!(b, b'[' | b']' | b'/' | b'?' | b':' | b'+' | b'$' | b'%')
+}
+
+/// Parses one URI that has already been delimited (by SP in the request line, by `<>`
+/// in a name-addr, or by the addr-spec rules). `base` is its offset in the message.
+pub(crate) fn parse_uri<'a>(s: &'a str, base: usize, limits: &Limits) -> Result<Uri<'a>, ParseError> {
+    let err = |kind: ErrorKind, at: usize| ParseError::new(kind, base + at);
+    if s.len() > limits.max_uri_length {
+        return Err(err(
+            ErrorKind::Limit {
+                key: "limits.max_uri_length",
+                max: limits.max_uri_length,
+            },
+            0,
+        ));
+    }
+    let Some(colon) = s.find(':') else {
+        return Err(err(ErrorKind::BadUri("no scheme"), 0));
+    };
+    let scheme = &s[..colon];
+    let sb = scheme.as_bytes();
+    if sb.is_empty()
+        || !sb[0].is_ascii_alphabetic()
+        || !sb
+            .iter()
+            .all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'))
+    {
+        return Err(err(ErrorKind::BadUri("invalid scheme"), 0));
+    }
+    let rest = &s[colon + 1..];
+    let rbase = colon + 1;
+    if scheme.eq_ignore_ascii_case("sip") || scheme.eq_ignore_ascii_case("sips") {
+        let secure = scheme.len() == 4;
+        parse_sip(rest, base + rbase, secure, limits).map(Uri::Sip)
+    } else if scheme.eq_ignore_ascii_case("tel") {
+        parse_tel(rest, base + rbase, limits).map(Uri::Tel)
+    } else {
+        if rest.is_empty() {
+            return Err(err(ErrorKind::BadUri("empty URI after the scheme"), rbase));
+        }
+        if let Some(i) = rest
+            .bytes()
+            .position(|b| !(is_reserved(b) || is_unreserved(b) || b == b'%'))
+        {
+            return Err(err(ErrorKind::BadUri("character not allowed in a URI"), rbase + i));
+        }
+        if !escapes_valid(rest) {
+            return Err(err(ErrorKind::BadUri("invalid %-escape"), rbase));
+        }
+        Ok(Uri::Other {
+            scheme: Cow::Borrowed(scheme),
+            rest: Cow::Borrowed(rest),
+        })
+    }
+}
+
+fn parse_sip<'a>(s: &'a str, base: usize, secure: bool, limits: &Limits) -> Result<SipUri<'a>, ParseError> {
+    let err = |what: &'static str, at: usize| ParseError::new(ErrorKind::BadUri(what), base + at);
+    let mut pos = 0;
+    let mut user = None;
+    let mut password = None;
+    // '@' is in no character class after the userinfo, so the first one ends it.
+    if let Some(at) = memchr::memchr(b'@', s.as_bytes()) {
+        let userinfo = &s[..at];
+        let (u, pw) = match userinfo.find(':') {
+            Some(c) => (&userinfo[..c], Some(&userinfo[c + 1..])),
+            None => (userinfo, None),
+        };
+        if u.is_empty() {
+            return Err(err("empty user part", 0));
+        }
+        if let Some(i) = u.bytes().position(|b| !is_user_char(b)) {
+            return Err(err("character not allowed in the user part", i));
+        }
+        if !escapes_valid(u) {
+            return Err(err("invalid %-escape in the user part", 0));
+        }
+        if let Some(pw) = pw {
+            if let Some(i) = pw.bytes().position(|b| !is_password_char(b)) {
+                return Err(err("character not allowed in the password", u.len() + 1 + i));
+            }
+            if !escapes_valid(pw) {
+                return Err(err("invalid %-escape in the password", u.len() + 1));
+            }
+            password = Some(Cow::Borrowed(pw));
+        }
+        user = Some(Cow::Borrowed(u));
+        pos = at + 1;
+    }
+    let b = s.as_bytes();
+    // host
+    let host;
+    if b.get(pos) == Some(&b'[') {
+        let Some(close) = s[pos..].find(']') else {
+            return Err(err("unterminated IPv6 reference", pos));
+        };
+        let inner = &s[pos + 1..pos + close];
+        host = Host::V6(
+            inner
+                .parse::<Ipv6Addr>()
+                .map_err(|_| err("invalid IPv6 address", pos + 1))?,
+        );
+        pos += close + 1;
+    } else {
+        let start = pos;
+        while pos < b.len() && (b[pos].is_ascii_alphanumeric() || b[pos] == b'-' || b[pos] == b'.') {
+            pos += 1;
+        }
+        host = parse_host(&s[start..pos]).ok_or_else(|| err("invalid host", start))?;
+    }
+    let mut port = None;
+    if b.get(pos) == Some(&b':') {
+        pos += 1;
+        let start = pos;
+        while pos < b.len() && b[pos].is_ascii_digit() {
+            pos += 1;
+        }
+        let digits = &s[start..pos];
+        if digits.is_empty() {
+            return Err(err("invalid port", start));
+        }
+        port = Some(digits.parse::<u16>().map_err(|_| {
+            ParseError::new(ErrorKind::ScalarOverflow("port above 65535"), base + start)
+        })?);
+    }
+    let mut params = Vec::new();
+    while b.get(pos) == Some(&b';') {
+        pos += 1;
+        let start = pos;
+        while pos < b.len() && is_param_char(b[pos]) {
+            pos += 1;
+        }
+        let name = &s[start..pos];
+        if name.is_empty() {
+            return Err(err("empty URI parameter", start));
+        }
+        let mut value = None;
+        if b.get(pos) == Some(&b'=') {
+            pos += 1;
+            let vstart = pos;
+            while pos < b.len() && is_param_char(b[pos]) {
+                pos += 1;
+            }
+            if vstart == pos {
+                return Err(err("empty URI parameter value", vstart));
+            }
+            value = Some(Cow::Borrowed(&s[vstart..pos]));
+        }
+        if !escapes_valid(&s[start..pos]) {
+            return Err(err("invalid %-escape in a URI parameter", start));
+        }
+        if params.len() >= limits.max_params {
+            return Err(ParseError::new(
+                ErrorKind::Limit {
+                    key: "limits.max_params",
+                    max: limits.max_params,
+                },
+                base + start,
+            ));
+        }
+        params.push(Param {
+            name: Cow::Borrowed(name),
+            value,
+        });
+    }
+    let mut headers = Vec::new();
+    if b.get(pos) == Some(&b'?') {
+        loop {
+            pos += 1;
+            let start = pos;
+            while pos < b.len() && is_hnv_char(b[pos]) {
+                pos += 1;
+            }
+            let name = &s[start..pos];
+            if name.is_empty() || b.get(pos) != Some(&b'=') {
+                return Err(err("malformed URI header", start));
+            }
+            pos += 1;
+            let vstart = pos;
+            while pos < b.len() && is_hnv_char(b[pos]) {
+                pos += 1;
+            }
+            if !escapes_valid(&s[start..pos]) {
+                return Err(err("invalid %-escape in a URI header", start));
+            }
+            if headers.len() >= limits.max_params {
+                return Err(ParseError::new(
+                    ErrorKind::Limit {
+                        key: "limits.max_params",
+                        max: limits.max_params,
+                    },
+                    base + start,
+                ));
+            }
+            headers.push(Param {
+                name: Cow::Borrowed(name),
+                value: Some(Cow::Borrowed(&s[vstart..pos])),
+            });
+            if b.get(pos) != Some(&b'&') {
+                break;
+            }
+        }
+    }
+    if pos != b.len() {
+        return Err(err("unexpected character in SIP URI", pos));
+    }
+    Ok(SipUri {
+        secure,
+        user,
+        password,
+        host,
+        port,
+        params,
+        headers,
+    })
+}
+
+/// `hostname / IPv4address` (the IPv6 reference is handled by the caller).
+pub(crate) fn parse_host(h: &str) -> Option<Host<'_>> {
+    if h.is_empty() {
+        return None;
+    }
+    if h.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+        return h.parse::<Ipv4Addr>().ok().map(Host::V4);
+    }
+    let trimmed = h.strip_suffix('.').unwrap_or(h);
+    let mut labels = trimmed.split('.').peekable();
+    while let Some(label) = labels.next() {
+        let lb = label.as_bytes();
+        if lb.is_empty()
+            || !lb[0].is_ascii_alphanumeric()
+            || !lb[lb.len() - 1].is_ascii_alphanumeric()
+            || !lb.iter().all(|&b| b.is_ascii_alphanumeric() || b == b'-')
+        {
+            return None;
+        }
+        if labels.peek().is_none() && !lb[0].is_ascii_alphabetic() {
+            // toplabel = ALPHA / ALPHA *( alphanum / "-" ) alphanum
+            return None;
+        }
+    }
+    Some(Host::Domain(Cow::Borrowed(h)))
+}
+
+/// Like [`parse_host`] but also accepts an IPv6 reference `[...]` (for Via sent-by and
+/// the `received`/`maddr` parameters).
+pub(crate) fn parse_any_host(h: &str) -> Option<Host<'_>> {
+    if let Some(inner) = h.strip_prefix('[').and_then(|r| r.strip_suffix(']')) {
+        return inner.parse::<Ipv6Addr>().ok().map(Host::V6);
+    }
+    parse_host(h)
+}
+
+fn parse_tel<'a>(s: &'a str, base: usize, limits: &Limits) -> Result<TelUri<'a>, ParseError> {
+    let err = |what: &'static str, at: usize| ParseError::new(ErrorKind::BadUri(what), base + at);
+    let b = s.as_bytes();
+    let mut pos = 0;
+    if b.first() == Some(&b'+') {
+        pos = 1;
+    }
+    while pos < b.len()
+        && (b[pos].is_ascii_hexdigit() || matches!(b[pos], b'-' | b'.' | b'(' | b')' | b'*' | b'#'))
+    {
+        pos += 1;
+    }
+    let number = &s[..pos];
+    if !number.bytes().any(|c| c.is_ascii_hexdigit() || c == b'*' || c == b'#') {
+        return Err(err("tel URI without digits", 0));
+    }
+    let mut params = Vec::new();
+    while b.get(pos) == Some(&b';') {
+        pos += 1;
+        let start = pos;
+        while pos < b.len() && (b[pos].is_ascii_alphanumeric() || b[pos] == b'-') {
+            pos += 1;
+        }
+        if start == pos {
+            return Err(err("empty tel URI parameter", start));
+        }
+        let name = &s[start..pos];
+        let mut value = None;
+        if b.get(pos) == Some(&b'=') {
+            pos += 1;
+            let vstart = pos;
+            while pos < b.len() && is_param_char(b[pos]) {
+                pos += 1;
+            }
+            if vstart == pos || !escapes_valid(&s[vstart..pos]) {
+                return Err(err("malformed tel URI parameter value", vstart));
+            }
+            value = Some(Cow::Borrowed(&s[vstart..pos]));
+        }
+        if params.len() >= limits.max_params {
+            return Err(ParseError::new(
+                ErrorKind::Limit {
+                    key: "limits.max_params",
+                    max: limits.max_params,
+                },
+                base + start,
+            ));
+        }
+        params.push(Param {
+            name: Cow::Borrowed(name),
+            value,
+        });
+    }
+    if pos != b.len() {
+        return Err(err("unexpected character in tel URI", pos));
+    }
+    Ok(TelUri {
+        number: Cow::Borrowed(number),
+        params,
+    })
+}
