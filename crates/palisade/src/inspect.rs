@@ -153,7 +153,10 @@ impl Report {
                     None => "dropped (malformed response)".to_string(),
                 };
                 let at = offset.map(|o| format!(" at byte {o}")).unwrap_or_default();
-                let h = header.as_deref().map(|h| format!(" in {h}")).unwrap_or_default();
+                let h = header
+                    .as_deref()
+                    .map(|h| format!(" in {h}"))
+                    .unwrap_or_default();
                 format!("{}: reject {answer}: {reason}{h}{at}\n", self.file)
             }
         }

@@ -11,7 +11,11 @@ use clap::{Parser, Subcommand};
 mod inspect;
 
 #[derive(Parser)]
-#[command(name = "palisade", version, about = "Memory-safe SIP registrar, stateful proxy and session border controller")]
+#[command(
+    name = "palisade",
+    version,
+    about = "Memory-safe SIP registrar, stateful proxy and session border controller"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -41,7 +45,11 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Inspect { files, json, limits } => {
+        Command::Inspect {
+            files,
+            json,
+            limits,
+        } => {
             let mut lim = palisade_sip::Limits::default();
             for l in &limits {
                 let parsed = l

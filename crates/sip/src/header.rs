@@ -394,12 +394,16 @@ const KNOWN_OTHER: &[(&str, &str)] = &[
 
 pub(crate) fn lookup(name: &str) -> (Kind, Option<&'static str>) {
     for &(full, compact, kind) in TYPED {
-        if name.eq_ignore_ascii_case(full) || (!compact.is_empty() && name.eq_ignore_ascii_case(compact)) {
+        if name.eq_ignore_ascii_case(full)
+            || (!compact.is_empty() && name.eq_ignore_ascii_case(compact))
+        {
             return (kind, Some(full));
         }
     }
     for &(full, compact) in KNOWN_OTHER {
-        if name.eq_ignore_ascii_case(full) || (!compact.is_empty() && name.eq_ignore_ascii_case(compact)) {
+        if name.eq_ignore_ascii_case(full)
+            || (!compact.is_empty() && name.eq_ignore_ascii_case(compact))
+        {
             return (Kind::Other, Some(full));
         }
     }
@@ -511,9 +515,11 @@ impl<'a> Header<'a> {
                 }
                 write_params(&v.params, out);
             }
-            Header::From(n) | Header::To(n) | Header::Route(n) | Header::RecordRoute(n) | Header::Path(n) => {
-                n.write(out)
-            }
+            Header::From(n)
+            | Header::To(n)
+            | Header::Route(n)
+            | Header::RecordRoute(n)
+            | Header::Path(n) => n.write(out),
             Header::Contact(Contact::Star) => out.push('*'),
             Header::Contact(Contact::Addr(n)) => n.write(out),
             Header::CallId(c) => out.push_str(c),
@@ -601,7 +607,11 @@ fn delta_seconds(s: &str, what: &'static str, c: &Cursor<'_>) -> Result<u32, Par
 
 /// Parses `*( SEMI generic-param )` where the value is `token / host / quoted-string`.
 /// Quoted values are stored with their quotes.
-fn parse_params<'a>(c: &mut Cursor<'a>, out: &mut Vec<Param<'a>>, limits: &Limits) -> Result<(), ParseError> {
+fn parse_params<'a>(
+    c: &mut Cursor<'a>,
+    out: &mut Vec<Param<'a>>,
+    limits: &Limits,
+) -> Result<(), ParseError> {
     while c.eat_sep(b';') {
         let name = c.token("empty or malformed parameter name")?;
         let value = if c.eat_sep(b'=') {
@@ -647,10 +657,13 @@ fn check_via_params(v: &Via<'_>, c: &Cursor<'_>) -> Result<(), ParseError> {
             // RFC 3261 allows IPv4address / IPv6address; RFC 5118 section 4.5 asks
             // robust parsers to accept the bracketed form too.
             val.is_some_and(|v| {
-                v.parse::<std::net::IpAddr>().is_ok() || matches!(parse_any_host(v), Some(Host::V6(_)))
+                v.parse::<std::net::IpAddr>().is_ok()
+                    || matches!(parse_any_host(v), Some(Host::V6(_)))
             })
         } else if p.name.eq_ignore_ascii_case("rport") {
-            val.is_none_or(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) && v.parse::<u16>().is_ok())
+            val.is_none_or(|v| {
+                !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) && v.parse::<u16>().is_ok()
+            })
         } else if p.name.eq_ignore_ascii_case("ttl") {
             val.is_some_and(|v| v.len() <= 3 && v.parse::<u8>().is_ok())
         } else if p.name.eq_ignore_ascii_case("maddr") {
@@ -680,7 +693,10 @@ fn check_contact_params(n: &NameAddr<'_>, c: &Cursor<'_>) -> Result<(), ParseErr
 }
 
 /// Parses a name-addr or addr-spec. Returns the value and whether angle brackets were used.
-fn parse_name_addr<'a>(c: &mut Cursor<'a>, limits: &Limits) -> Result<(NameAddr<'a>, bool), ParseError> {
+fn parse_name_addr<'a>(
+    c: &mut Cursor<'a>,
+    limits: &Limits,
+) -> Result<(NameAddr<'a>, bool), ParseError> {
     c.skip_ws();
     let mut display = None;
     let angle;
@@ -739,7 +755,14 @@ fn parse_name_addr<'a>(c: &mut Cursor<'a>, limits: &Limits) -> Result<(NameAddr<
     }
     let mut params = Vec::new();
     parse_params(c, &mut params, limits)?;
-    Ok((NameAddr { display, uri, params }, angle))
+    Ok((
+        NameAddr {
+            display,
+            uri,
+            params,
+        },
+        angle,
+    ))
 }
 
 fn expect_end(c: &mut Cursor<'_>) -> Result<(), ParseError> {
@@ -755,7 +778,11 @@ fn token_list<'a>(c: &mut Cursor<'a>, allow_empty: bool) -> Result<Vec<Cow<'a, s
     let mut v = Vec::new();
     c.skip_ws();
     if c.at_end() {
-        return if allow_empty { Ok(v) } else { Err(c.bad("empty list")) };
+        return if allow_empty {
+            Ok(v)
+        } else {
+            Err(c.bad("empty list"))
+        };
     }
     loop {
         v.push(Cow::Borrowed(c.token("expected a token")?));
@@ -767,7 +794,10 @@ fn token_list<'a>(c: &mut Cursor<'a>, allow_empty: bool) -> Result<Vec<Cow<'a, s
     Ok(v)
 }
 
-fn parse_credentials<'a>(c: &mut Cursor<'a>, limits: &Limits) -> Result<Credentials<'a>, ParseError> {
+fn parse_credentials<'a>(
+    c: &mut Cursor<'a>,
+    limits: &Limits,
+) -> Result<Credentials<'a>, ParseError> {
     c.skip_ws();
     let scheme = c.token("missing authentication scheme")?;
     let mut params = Vec::new();
@@ -887,8 +917,9 @@ pub(crate) fn parse_value<'a>(
             } else {
                 c.take_while(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
             };
-            let host = parse_any_host(host_text)
-                .ok_or_else(|| ParseError::new(ErrorKind::BadValue("invalid sent-by host"), base + hstart))?;
+            let host = parse_any_host(host_text).ok_or_else(|| {
+                ParseError::new(ErrorKind::BadValue("invalid sent-by host"), base + hstart)
+            })?;
             let mut port = None;
             if c.eat_sep(b':') {
                 let p = c.take_while(|b| b.is_ascii_digit());
@@ -918,7 +949,11 @@ pub(crate) fn parse_value<'a>(
         Kind::From | Kind::To => {
             let (na, _) = parse_name_addr(&mut c, limits)?;
             expect_end(&mut c)?;
-            out.push(if kind == Kind::From { Header::From(na) } else { Header::To(na) });
+            out.push(if kind == Kind::From {
+                Header::From(na)
+            } else {
+                Header::To(na)
+            });
         }
         Kind::Contact => {
             c.skip_ws();
@@ -974,7 +1009,9 @@ pub(crate) fn parse_value<'a>(
                 .parse::<u32>()
                 .ok()
                 .filter(|&s| s < 1 << 31)
-                .ok_or_else(|| c.err(ErrorKind::ScalarOverflow("CSeq number must be below 2^31")))?;
+                .ok_or_else(|| {
+                    c.err(ErrorKind::ScalarOverflow("CSeq number must be below 2^31"))
+                })?;
             let before = c.pos;
             c.skip_ws();
             if c.pos == before {
@@ -1002,7 +1039,11 @@ pub(crate) fn parse_value<'a>(
         Kind::Expires | Kind::MinExpires => {
             let v = value.trim_matches(|ch| ch == ' ' || ch == '\t');
             let n = delta_seconds(v, "expected delta-seconds", &c)?;
-            out.push(if kind == Kind::Expires { Header::Expires(n) } else { Header::MinExpires(n) });
+            out.push(if kind == Kind::Expires {
+                Header::Expires(n)
+            } else {
+                Header::MinExpires(n)
+            });
         }
         Kind::ContentType => {
             c.skip_ws();
@@ -1038,7 +1079,10 @@ pub(crate) fn parse_value<'a>(
                     .collect(),
             ));
         }
-        Kind::Authorization | Kind::ProxyAuthorization | Kind::WwwAuthenticate | Kind::ProxyAuthenticate => {
+        Kind::Authorization
+        | Kind::ProxyAuthorization
+        | Kind::WwwAuthenticate
+        | Kind::ProxyAuthenticate => {
             let cr = parse_credentials(&mut c, limits)?;
             out.push(match kind {
                 Kind::Authorization => Header::Authorization(cr),
@@ -1077,7 +1121,11 @@ pub(crate) fn parse_value<'a>(
             if v.is_empty() {
                 return Err(c.bad("empty product list"));
             }
-            out.push(if kind == Kind::UserAgent { Header::UserAgent(v) } else { Header::Server(v) });
+            out.push(if kind == Kind::UserAgent {
+                Header::UserAgent(v)
+            } else {
+                Header::Server(v)
+            });
         }
         Kind::Date => {
             let v = normalize_ws(value);

@@ -33,14 +33,12 @@ mod scan;
 mod uri;
 
 pub use error::{ErrorKind, ParseError};
-pub use header::{
-    CSeq, Contact, Credentials, Header, MediaType, Method, NameAddr, Via, Warning,
-};
+pub use header::{CSeq, Contact, Credentials, Header, MediaType, Method, NameAddr, Via, Warning};
 pub use limits::Limits;
 pub use message::{Message, StartLine};
 pub use parse::{frame_stream, parse_datagram, Frame};
-pub use uri::{Host, Param, SipUri, TelUri, Uri};
 pub use scan::unescape_quoted;
+pub use uri::{Host, Param, SipUri, TelUri, Uri};
 
 /// Unescapes `%HH` sequences. Input that this crate parsed has only valid escapes; an
 /// invalid one is kept literally rather than guessed at.

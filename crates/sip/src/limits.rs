@@ -9,7 +9,8 @@
 pub struct Limits {
     /// Largest whole message, start line to end of body (`limits.max_message_size`). 413.
     pub max_message_size: usize,
-    /// Most header lines (after unfolding; a comma list counts as one line) (`limits.max_headers`). 400.
+    /// Most header values: each Via, Contact, Route, ... value and each other header line
+    /// counts once; Content-Length is not counted (`limits.max_headers`). 400.
     pub max_headers: usize,
     /// Longest header line, name to end of value, including folded continuations
     /// (`limits.max_header_line`). 400.

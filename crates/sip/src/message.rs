@@ -134,7 +134,9 @@ impl<'a> Message<'a> {
     pub fn other(&self, name: &str) -> impl Iterator<Item = &str> {
         let name = name.to_owned();
         self.headers.iter().filter_map(move |h| match h {
-            Header::Other { name: n, value } if n.eq_ignore_ascii_case(&name) => Some(value.as_ref()),
+            Header::Other { name: n, value } if n.eq_ignore_ascii_case(&name) => {
+                Some(value.as_ref())
+            }
             _ => None,
         })
     }

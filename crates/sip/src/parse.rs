@@ -23,6 +23,7 @@ pub fn parse_datagram<'a>(buf: &'a [u8], limits: &Limits) -> Result<Message<'a>,
 
 /// What the stream framer found at the front of the buffer.
 #[derive(Debug)]
+#[allow(clippy::large_enum_variant)] // the message is the common case; boxing it would cost an allocation per message
 pub enum Frame<'a> {
     /// Not a whole message yet: read more bytes and call again with the longer buffer.
     Incomplete,
@@ -30,7 +31,11 @@ pub enum Frame<'a> {
     /// Drop `consumed` bytes.
     KeepAlive { consumed: usize },
     /// One whole message, and what follows it in the buffer.
-    Message { message: Message<'a>, consumed: usize, rest: &'a [u8] },
+    Message {
+        message: Message<'a>,
+        consumed: usize,
+        rest: &'a [u8],
+    },
 }
 
 /// Incremental framer for stream transports (TCP, TLS). Content-Length is mandatory on a
@@ -170,8 +175,12 @@ fn parse_message<'a>(
     };
     let head_bytes = &buf[start..end + 2];
     let folded = prescan(head_bytes, start).map_err(mark)?;
-    let head = std::str::from_utf8(head_bytes)
-        .map_err(|e| mark(ParseError::new(ErrorKind::InvalidUtf8, start + e.valid_up_to())))?;
+    let head = std::str::from_utf8(head_bytes).map_err(|e| {
+        mark(ParseError::new(
+            ErrorKind::InvalidUtf8,
+            start + e.valid_up_to(),
+        ))
+    })?;
 
     let (start_line, headers, content_length) = if folded {
         // Folding (CRLF followed by whitespace) is rare; unfold into a copy of the same
@@ -288,7 +297,6 @@ fn parse_head<'a>(head: &'a str, base: usize, limits: &Limits) -> Result<Head<'a
     let mut headers = Vec::with_capacity(16);
     let mut content_length = None;
     let mut seen: u16 = 0;
-    let mut lines = 0usize;
     let mut pos = first_end + 2;
     while pos < head.len() {
         let Some(len) = head[pos..].find("\r\n") else {
@@ -297,16 +305,6 @@ fn parse_head<'a>(head: &'a str, base: usize, limits: &Limits) -> Result<Head<'a
         let line = &head[pos..pos + len];
         let line_base = base + pos;
         pos += len + 2;
-        lines += 1;
-        if lines > limits.max_headers {
-            return Err(ParseError::new(
-                ErrorKind::Limit {
-                    key: "limits.max_headers",
-                    max: limits.max_headers,
-                },
-                line_base,
-            ));
-        }
         if line.len() > limits.max_header_line {
             return Err(ParseError::new(
                 ErrorKind::Limit {
@@ -342,8 +340,11 @@ fn parse_head<'a>(head: &'a str, base: usize, limits: &Limits) -> Result<Head<'a
                 .in_header(shown));
             }
             let n = v.parse::<u32>().map_err(|_| {
-                ParseError::new(ErrorKind::ScalarOverflow("Content-Length above 2^32-1"), value_base)
-                    .in_header(shown)
+                ParseError::new(
+                    ErrorKind::ScalarOverflow("Content-Length above 2^32-1"),
+                    value_base,
+                )
+                .in_header(shown)
             })?;
             content_length = Some(n as usize);
             continue;
@@ -354,6 +355,17 @@ fn parse_head<'a>(head: &'a str, base: usize, limits: &Limits) -> Result<Head<'a
         };
         parse_value(kind, name, value, value_base, limits, &mut headers)
             .map_err(|e| e.in_header(shown))?;
+        // Counted in values, not lines, so that the canonical form (one Via per line)
+        // stays within the same limit as the message it came from.
+        if headers.len() > limits.max_headers {
+            return Err(ParseError::new(
+                ErrorKind::Limit {
+                    key: "limits.max_headers",
+                    max: limits.max_headers,
+                },
+                line_base,
+            ));
+        }
     }
     let mut vias = 0;
     let (mut from, mut to, mut call_id, mut cseq) = (false, false, false, None);
@@ -378,7 +390,13 @@ fn parse_head<'a>(head: &'a str, base: usize, limits: &Limits) -> Result<Head<'a
         .in_header("Via"));
     }
     let end = base + head.len();
-    for (present, name) in [(vias > 0, "Via"), (from, "From"), (to, "To"), (call_id, "Call-ID"), (cseq.is_some(), "CSeq")] {
+    for (present, name) in [
+        (vias > 0, "Via"),
+        (from, "From"),
+        (to, "To"),
+        (call_id, "Call-ID"),
+        (cseq.is_some(), "CSeq"),
+    ] {
         if !present {
             return Err(ParseError::new(ErrorKind::MissingHeader, end).in_header(name));
         }
@@ -406,22 +424,34 @@ fn parse_version(v: &str) -> Result<(), ErrorKind> {
         }
     }
     if v.ends_with([' ', '\t']) {
-        return Err(ErrorKind::BadStartLine("trailing whitespace after the SIP version"));
+        return Err(ErrorKind::BadStartLine(
+            "trailing whitespace after the SIP version",
+        ));
     }
     Err(ErrorKind::BadStartLine("malformed SIP version"))
 }
 
-fn parse_start_line<'a>(line: &'a str, base: usize, limits: &Limits) -> Result<StartLine<'a>, ParseError> {
+fn parse_start_line<'a>(
+    line: &'a str,
+    base: usize,
+    limits: &Limits,
+) -> Result<StartLine<'a>, ParseError> {
     let err = |k: ErrorKind, at: usize| ParseError::new(k, base + at);
     let Some(sp1) = line.find(' ') else {
-        return Err(err(ErrorKind::BadStartLine("expected three parts separated by single spaces"), 0));
+        return Err(err(
+            ErrorKind::BadStartLine("expected three parts separated by single spaces"),
+            0,
+        ));
     };
     let first = &line[..sp1];
     if first.len() >= 4 && first.as_bytes()[..4].eq_ignore_ascii_case(b"SIP/") {
         parse_version(first).map_err(|k| err(k, 0))?;
         let rest = &line[sp1 + 1..];
         let rb = rest.as_bytes();
-        if rb.len() < 3 || !rb[..3].iter().all(u8::is_ascii_digit) || (rb.len() > 3 && rb[3] != b' ') {
+        if rb.len() < 3
+            || !rb[..3].iter().all(u8::is_ascii_digit)
+            || (rb.len() > 3 && rb[3] != b' ')
+        {
             return Err(err(ErrorKind::BadStatusCode, sp1 + 1));
         }
         let code: u16 = rest[..3].parse().unwrap_or(0);
@@ -443,13 +473,19 @@ fn parse_start_line<'a>(line: &'a str, base: usize, limits: &Limits) -> Result<S
     }
     let rest = &line[sp1 + 1..];
     let Some(sp2) = rest.find(' ') else {
-        return Err(err(ErrorKind::BadStartLine("expected three parts separated by single spaces"), sp1));
+        return Err(err(
+            ErrorKind::BadStartLine("expected three parts separated by single spaces"),
+            sp1,
+        ));
     };
     let uri_text = &rest[..sp2];
     let version = &rest[sp2 + 1..];
     let uri_base = sp1 + 1;
     if uri_text.is_empty() {
-        return Err(err(ErrorKind::BadStartLine("more than one space between method and Request-URI"), sp1));
+        return Err(err(
+            ErrorKind::BadStartLine("more than one space between method and Request-URI"),
+            sp1,
+        ));
     }
     if version.contains(' ') || version.contains('\t') {
         let k = if version.trim_end_matches([' ', '\t']).contains([' ', '\t']) {
@@ -469,7 +505,10 @@ fn parse_start_line<'a>(line: &'a str, base: usize, limits: &Limits) -> Result<S
         ));
     }
     if uri_text.starts_with('<') {
-        return Err(err(ErrorKind::BadRequestUri("must not be enclosed in <>"), uri_base));
+        return Err(err(
+            ErrorKind::BadRequestUri("must not be enclosed in <>"),
+            uri_base,
+        ));
     }
     let uri = parse_uri(uri_text, base + uri_base, limits).map_err(|mut e| {
         e.header = Some("Request-URI".into());

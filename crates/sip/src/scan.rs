@@ -59,9 +59,7 @@ pub(crate) fn escapes_valid(s: &str) -> bool {
     let mut i = 0;
     while i < b.len() {
         if b[i] == b'%' {
-            if i + 2 >= b.len()
-                || !(b[i + 1].is_ascii_hexdigit() && b[i + 2].is_ascii_hexdigit())
-            {
+            if i + 2 >= b.len() || !(b[i + 1].is_ascii_hexdigit() && b[i + 2].is_ascii_hexdigit()) {
                 return false;
             }
             i += 3;

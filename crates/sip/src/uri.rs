@@ -222,7 +222,11 @@ pub(crate) fn write_params(params: &[Param<'_>], out: &mut String) {
 }
 
 const fn is_user_char(b: u8) -> bool {
-    is_unreserved(b) || matches!(b, b'&' | b'=' | b'+' | b'$' | b',' | b';' | b'?' | b'/' | b'%')
+    is_unreserved(b)
+        || matches!(
+            b,
+            b'&' | b'=' | b'+' | b'$' | b',' | b';' | b'?' | b'/' | b'%'
+        )
 }
 
 const fn is_password_char(b: u8) -> bool {
@@ -239,7 +243,11 @@ const fn is_hnv_char(b: u8) -> bool {
 
 /// Parses one URI that has already been delimited (by SP in the request line, by `<>`
 /// in a name-addr, or by the addr-spec rules). `base` is its offset in the message.
-pub(crate) fn parse_uri<'a>(s: &'a str, base: usize, limits: &Limits) -> Result<Uri<'a>, ParseError> {
+pub(crate) fn parse_uri<'a>(
+    s: &'a str,
+    base: usize,
+    limits: &Limits,
+) -> Result<Uri<'a>, ParseError> {
     let err = |kind: ErrorKind, at: usize| ParseError::new(kind, base + at);
     if s.len() > limits.max_uri_length {
         return Err(err(
@@ -278,7 +286,10 @@ pub(crate) fn parse_uri<'a>(s: &'a str, base: usize, limits: &Limits) -> Result<
             .bytes()
             .position(|b| !(is_reserved(b) || is_unreserved(b) || b == b'%'))
         {
-            return Err(err(ErrorKind::BadUri("character not allowed in a URI"), rbase + i));
+            return Err(err(
+                ErrorKind::BadUri("character not allowed in a URI"),
+                rbase + i,
+            ));
         }
         if !escapes_valid(rest) {
             return Err(err(ErrorKind::BadUri("invalid %-escape"), rbase));
@@ -290,7 +301,12 @@ pub(crate) fn parse_uri<'a>(s: &'a str, base: usize, limits: &Limits) -> Result<
     }
 }
 
-fn parse_sip<'a>(s: &'a str, base: usize, secure: bool, limits: &Limits) -> Result<SipUri<'a>, ParseError> {
+fn parse_sip<'a>(
+    s: &'a str,
+    base: usize,
+    secure: bool,
+    limits: &Limits,
+) -> Result<SipUri<'a>, ParseError> {
     let err = |what: &'static str, at: usize| ParseError::new(ErrorKind::BadUri(what), base + at);
     let mut pos = 0;
     let mut user = None;
@@ -313,7 +329,10 @@ fn parse_sip<'a>(s: &'a str, base: usize, secure: bool, limits: &Limits) -> Resu
         }
         if let Some(pw) = pw {
             if let Some(i) = pw.bytes().position(|b| !is_password_char(b)) {
-                return Err(err("character not allowed in the password", u.len() + 1 + i));
+                return Err(err(
+                    "character not allowed in the password",
+                    u.len() + 1 + i,
+                ));
             }
             if !escapes_valid(pw) {
                 return Err(err("invalid %-escape in the password", u.len() + 1));
@@ -339,7 +358,8 @@ fn parse_sip<'a>(s: &'a str, base: usize, secure: bool, limits: &Limits) -> Resu
         pos += close + 1;
     } else {
         let start = pos;
-        while pos < b.len() && (b[pos].is_ascii_alphanumeric() || b[pos] == b'-' || b[pos] == b'.') {
+        while pos < b.len() && (b[pos].is_ascii_alphanumeric() || b[pos] == b'-' || b[pos] == b'.')
+        {
             pos += 1;
         }
         host = parse_host(&s[start..pos]).ok_or_else(|| err("invalid host", start))?;
@@ -500,7 +520,10 @@ fn parse_tel<'a>(s: &'a str, base: usize, limits: &Limits) -> Result<TelUri<'a>,
         pos += 1;
     }
     let number = &s[..pos];
-    if !number.bytes().any(|c| c.is_ascii_hexdigit() || c == b'*' || c == b'#') {
+    if !number
+        .bytes()
+        .any(|c| c.is_ascii_hexdigit() || c == b'*' || c == b'#')
+    {
         return Err(err("tel URI without digits", 0));
     }
     let mut params = Vec::new();

@@ -134,11 +134,18 @@ fn every_corpus_file_has_a_verdict_and_meets_it() {
         let bytes = std::fs::read(dir.join(f)).expect("read corpus file");
         let (got, why) = verdict(&bytes);
         if got != row.2 {
-            failures.push(format!("{f} (RFC §{}): expected {:?}, got {:?} ({why}); {}", row.1, row.2, got, row.4));
+            failures.push(format!(
+                "{f} (RFC §{}): expected {:?}, got {:?} ({why}); {}",
+                row.1, row.2, got, row.4
+            ));
         }
     }
     assert_eq!(ROWS.len(), 61, "one row per file");
-    assert!(failures.is_empty(), "corpus verdicts:\n{}", failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "corpus verdicts:\n{}",
+        failures.join("\n")
+    );
 }
 
 /// Every accepted corpus message re-parses from its canonical form to the same model,
@@ -150,10 +157,20 @@ fn accepted_corpus_messages_round_trip() {
         let bytes = std::fs::read(dir.join(row.0)).expect("read");
         let m = parse_datagram(&bytes, &Limits::default()).expect("accepted");
         let w = m.to_bytes();
-        let m2 = parse_datagram(&w, &Limits::default())
-            .unwrap_or_else(|e| panic!("{}: canonical form does not parse: {e}\n{}", row.0, String::from_utf8_lossy(&w)));
+        let m2 = parse_datagram(&w, &Limits::default()).unwrap_or_else(|e| {
+            panic!(
+                "{}: canonical form does not parse: {e}\n{}",
+                row.0,
+                String::from_utf8_lossy(&w)
+            )
+        });
         assert_eq!(m, m2, "{}: model changed through the canonical form", row.0);
-        assert_eq!(w, m2.to_bytes(), "{}: canonical form is not a fixed point", row.0);
+        assert_eq!(
+            w,
+            m2.to_bytes(),
+            "{}: canonical form is not a fixed point",
+            row.0
+        );
     }
 }
 
