@@ -393,6 +393,19 @@ const KNOWN_OTHER: &[(&str, &str)] = &[
 ];
 
 pub(crate) fn lookup(name: &str) -> (Kind, Option<&'static str>) {
+    // Fast path for the headers on every message, spelled canonically.
+    match name {
+        "Via" => return (Kind::Via, Some("Via")),
+        "From" => return (Kind::From, Some("From")),
+        "To" => return (Kind::To, Some("To")),
+        "Call-ID" => return (Kind::CallId, Some("Call-ID")),
+        "CSeq" => return (Kind::CSeq, Some("CSeq")),
+        "Max-Forwards" => return (Kind::MaxForwards, Some("Max-Forwards")),
+        "Contact" => return (Kind::Contact, Some("Contact")),
+        "Content-Length" => return (Kind::ContentLength, Some("Content-Length")),
+        "Content-Type" => return (Kind::ContentType, Some("Content-Type")),
+        _ => {}
+    }
     for &(full, compact, kind) in TYPED {
         if name.eq_ignore_ascii_case(full)
             || (!compact.is_empty() && name.eq_ignore_ascii_case(compact))

@@ -299,7 +299,8 @@ fn parse_head<'a>(head: &'a str, base: usize, limits: &Limits) -> Result<Head<'a
     let mut seen: u16 = 0;
     let mut pos = first_end + 2;
     while pos < head.len() {
-        let Some(len) = head[pos..].find("\r\n") else {
+        // The prescan guaranteed that every LF is preceded by CR.
+        let Some(len) = memchr::memchr(b'\n', &head.as_bytes()[pos..]).map(|i| i - 1) else {
             break;
         };
         let line = &head[pos..pos + len];
