@@ -45,3 +45,8 @@ pub use uri::{Host, Param, SipUri, TelUri, Uri};
 pub fn percent_decode(s: &str) -> std::borrow::Cow<'_, [u8]> {
     scan::percent_decode(s)
 }
+
+/// Parses a URI on its own (as stored in a binding or configured as a route).
+pub fn parse_uri<'a>(s: &'a str, limits: &Limits) -> Result<Uri<'a>, ParseError> {
+    uri::parse_uri(s, 0, limits)
+}

@@ -1,0 +1,283 @@
+//! Digest authentication (RFC 3261 section 22, RFC 8760 for SHA-256), server side.
+//!
+//! Nonces are self-authenticating (issue time, a counter and a MAC under a per-boot
+//! secret), so issuing a challenge stores nothing: a flood of unauthenticated requests
+//! cannot grow memory. State is kept only for nonces that were used successfully, to
+//! refuse a replayed nonce count.
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use md5::Md5;
+use sha2::{Digest as _, Sha256};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Algorithm {
+    Md5,
+    Sha256,
+}
+
+impl Algorithm {
+    pub fn name(self) -> &'static str {
+        match self {
+            Algorithm::Md5 => "MD5",
+            Algorithm::Sha256 => "SHA-256",
+        }
+    }
+
+    /// Parses `md5`, `sha-256` (case-insensitive; `sha256` accepted too).
+    pub fn parse(s: &str) -> Option<Algorithm> {
+        match s.to_ascii_lowercase().as_str() {
+            "md5" => Some(Algorithm::Md5),
+            "sha-256" | "sha256" => Some(Algorithm::Sha256),
+            _ => None,
+        }
+    }
+
+    pub fn hash_hex(self, parts: &[&[u8]]) -> String {
+        match self {
+            Algorithm::Md5 => {
+                let mut h = Md5::new();
+                for p in parts {
+                    h.update(p);
+                }
+                hex(&h.finalize())
+            }
+            Algorithm::Sha256 => {
+                let mut h = Sha256::new();
+                for p in parts {
+                    h.update(p);
+                }
+                hex(&h.finalize())
+            }
+        }
+    }
+
+    /// HA1 = H(username ":" realm ":" password). Only this is ever stored.
+    pub fn ha1(self, user: &str, realm: &str, password: &str) -> String {
+        self.hash_hex(&[user.as_bytes(), b":", realm.as_bytes(), b":", password.as_bytes()])
+    }
+}
+
+pub fn hex(b: &[u8]) -> String {
+    const H: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(b.len() * 2);
+    for &x in b {
+        s.push(H[(x >> 4) as usize] as char);
+        s.push(H[(x & 15) as usize] as char);
+    }
+    s
+}
+
+fn unhex8(s: &str) -> Option<u64> {
+    if s.len() != 16 {
+        return None;
+    }
+    u64::from_str_radix(s, 16).ok()
+}
+
+/// Compares without an early exit, so timing does not reveal how much matched.
+pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// What the server knows about an account: HA1 per algorithm, never a password.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Credential {
+    pub ha1_md5: String,
+    pub ha1_sha256: String,
+}
+
+impl Credential {
+    pub fn from_password(user: &str, realm: &str, password: &str) -> Self {
+        Credential {
+            ha1_md5: Algorithm::Md5.ha1(user, realm, password),
+            ha1_sha256: Algorithm::Sha256.ha1(user, realm, password),
+        }
+    }
+    fn ha1(&self, a: Algorithm) -> &str {
+        match a {
+            Algorithm::Md5 => &self.ha1_md5,
+            Algorithm::Sha256 => &self.ha1_sha256,
+        }
+    }
+}
+
+/// The digest response a client sent, already unquoted.
+pub struct DigestResponse<'a> {
+    pub username: &'a str,
+    pub realm: &'a str,
+    pub nonce: &'a str,
+    pub uri: &'a str,
+    pub response: &'a str,
+    pub algorithm: &'a str,
+    pub qop: &'a str,
+    pub nc: &'a str,
+    pub cnonce: &'a str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    Ok,
+    /// The nonce was ours but has expired: re-challenge with `stale=true`.
+    Stale,
+    /// Anything else: wrong password, unknown user, foreign nonce, replayed nonce count,
+    /// missing qop. Deliberately one kind, so that the answer does not tell which.
+    Fail(&'static str),
+}
+
+pub struct Authenticator {
+    secret: [u8; 32],
+    epoch: Instant,
+    counter: u64,
+    ttl: Duration,
+    /// counter of a nonce → (highest nc accepted, issue time in seconds since epoch)
+    used: HashMap<u64, (u32, u64)>,
+}
+
+impl Authenticator {
+    pub fn new(secret: [u8; 32], epoch: Instant, ttl: Duration) -> Self {
+        Authenticator {
+            secret,
+            epoch,
+            counter: 0,
+            ttl,
+            used: HashMap::new(),
+        }
+    }
+
+    fn mac(&self, ts: u64, ctr: u64) -> String {
+        let mut h = Sha256::new();
+        h.update(self.secret);
+        h.update(ts.to_be_bytes());
+        h.update(ctr.to_be_bytes());
+        hex(&h.finalize()[..12])
+    }
+
+    pub fn nonce(&mut self, now: Instant) -> String {
+        self.counter += 1;
+        let ts = now.saturating_duration_since(self.epoch).as_secs();
+        format!("{ts:016x}{:016x}{}", self.counter, self.mac(ts, self.counter))
+    }
+
+    /// Checks a digest response against the credential (`None`: unknown user, checked
+    /// against a per-boot dummy so that the work and the answer are the same).
+    pub fn verify(&mut self, now: Instant, method: &str, d: &DigestResponse<'_>, cred: Option<&Credential>, realm: &str) -> Verdict {
+        let Some(alg) = Algorithm::parse(if d.algorithm.is_empty() { "MD5" } else { d.algorithm }) else {
+            return Verdict::Fail("unsupported digest algorithm");
+        };
+        if d.nonce.len() != 56 {
+            return Verdict::Fail("not our nonce");
+        }
+        let (Some(ts), Some(ctr)) = (unhex8(&d.nonce[..16]), unhex8(&d.nonce[16..32])) else {
+            return Verdict::Fail("not our nonce");
+        };
+        if !ct_eq(self.mac(ts, ctr).as_bytes(), d.nonce[32..].as_bytes()) {
+            return Verdict::Fail("not our nonce");
+        }
+        let dummy;
+        let ha1 = match cred {
+            Some(c) => c.ha1(alg),
+            None => {
+                dummy = alg.hash_hex(&[&self.secret, d.username.as_bytes()]);
+                &dummy
+            }
+        };
+        if !d.qop.eq_ignore_ascii_case("auth") {
+            return Verdict::Fail("qop=auth required");
+        }
+        let Ok(nc) = u32::from_str_radix(d.nc, 16) else {
+            return Verdict::Fail("malformed nonce count");
+        };
+        let ha2 = alg.hash_hex(&[method.as_bytes(), b":", d.uri.as_bytes()]);
+        let expected = alg.hash_hex(&[
+            ha1.as_bytes(),
+            b":",
+            d.nonce.as_bytes(),
+            b":",
+            d.nc.as_bytes(),
+            b":",
+            d.cnonce.as_bytes(),
+            b":",
+            d.qop.as_bytes(),
+            b":",
+            ha2.as_bytes(),
+        ]);
+        let matches = ct_eq(expected.as_bytes(), d.response.to_ascii_lowercase().as_bytes());
+        if !matches || cred.is_none() || d.realm != realm {
+            return Verdict::Fail("wrong credentials");
+        }
+        let age = now.saturating_duration_since(self.epoch).as_secs().saturating_sub(ts);
+        if age > self.ttl.as_secs() {
+            return Verdict::Stale;
+        }
+        let entry = self.used.entry(ctr).or_insert((0, ts));
+        if nc <= entry.0 {
+            return Verdict::Fail("replayed nonce count");
+        }
+        entry.0 = nc;
+        Verdict::Ok
+    }
+
+    /// Forgets nonce counts of nonces that have expired anyway.
+    pub fn sweep(&mut self, now: Instant) {
+        let now_s = now.saturating_duration_since(self.epoch).as_secs();
+        let ttl = self.ttl.as_secs();
+        self.used.retain(|_, (_, ts)| now_s.saturating_sub(*ts) <= ttl);
+    }
+
+    pub fn tracked_nonces(&self) -> usize {
+        self.used.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn respond(alg: Algorithm, ha1: &str, nonce: &str, nc: &str, method: &str, uri: &str) -> String {
+        let ha2 = alg.hash_hex(&[method.as_bytes(), b":", uri.as_bytes()]);
+        alg.hash_hex(&[ha1.as_bytes(), b":", nonce.as_bytes(), b":", nc.as_bytes(), b":", b"cn", b":", b"auth", b":", ha2.as_bytes()])
+    }
+
+    #[test]
+    fn rfc_example_ha1() {
+        // RFC 2617 section 3.5: Mufasa / testrealm@host.com / Circle Of Life
+        assert_eq!(Algorithm::Md5.ha1("Mufasa", "testrealm@host.com", "Circle Of Life"), "939e7578ed9e3c518a452acee763bce9");
+    }
+
+    #[test]
+    fn verify_ok_stale_replay_and_wrong() {
+        let t0 = Instant::now();
+        let mut a = Authenticator::new([7; 32], t0, Duration::from_secs(30));
+        let cred = Credential::from_password("alice", "example.com", "pw");
+        for alg in [Algorithm::Md5, Algorithm::Sha256] {
+            let n = a.nonce(t0);
+            let r = respond(alg, cred.ha1(alg), &n, "00000001", "REGISTER", "sip:example.com");
+            let d = DigestResponse { username: "alice", realm: "example.com", nonce: &n, uri: "sip:example.com", response: &r, algorithm: alg.name(), qop: "auth", nc: "00000001", cnonce: "cn" };
+            assert_eq!(a.verify(t0, "REGISTER", &d, Some(&cred), "example.com"), Verdict::Ok);
+            // the same nc again is a replay
+            assert!(matches!(a.verify(t0, "REGISTER", &d, Some(&cred), "example.com"), Verdict::Fail(_)));
+            // unknown user: same class of answer
+            assert!(matches!(a.verify(t0, "REGISTER", &d, None, "example.com"), Verdict::Fail(_)));
+            // expired nonce
+            let later = t0 + Duration::from_secs(31);
+            let r2 = respond(alg, cred.ha1(alg), &n, "00000002", "REGISTER", "sip:example.com");
+            let d2 = DigestResponse { response: &r2, nc: "00000002", ..d };
+            assert_eq!(a.verify(later, "REGISTER", &d2, Some(&cred), "example.com"), Verdict::Stale);
+        }
+        let bad = Credential::from_password("alice", "example.com", "other");
+        let n = a.nonce(t0);
+        let r = respond(Algorithm::Md5, &bad.ha1_md5, &n, "00000001", "REGISTER", "sip:example.com");
+        let d = DigestResponse { username: "alice", realm: "example.com", nonce: &n, uri: "sip:example.com", response: &r, algorithm: "MD5", qop: "auth", nc: "00000001", cnonce: "cn" };
+        assert!(matches!(a.verify(t0, "REGISTER", &d, Some(&cred), "example.com"), Verdict::Fail(_)));
+        // a forged nonce
+        let forged = format!("{}{}", &n[..32], "0".repeat(24));
+        let d = DigestResponse { nonce: &forged, ..d };
+        assert!(matches!(a.verify(t0, "REGISTER", &d, Some(&cred), "example.com"), Verdict::Fail(_)));
+        a.sweep(t0 + Duration::from_secs(100));
+        assert_eq!(a.tracked_nonces(), 0);
+    }
+}

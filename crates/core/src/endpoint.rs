@@ -1,0 +1,1405 @@
+//! The Endpoint: owns the transaction tables, the location service and the
+//! authenticator, and turns `(datagram, now)` and `(timeout, now)` into transmits and
+//! events. No sockets, no clock, no database.
+use std::borrow::Cow;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use palisade_sip::{
+    parse_datagram, parse_uri, sanity, CSeq, Contact, Credentials, Header, Host, Message, Method, NameAddr, Param,
+    ParseError, StartLine, Uri, Via,
+};
+use tracing::{debug, info};
+
+use crate::auth::{Authenticator, Credential, DigestResponse, Verdict};
+use crate::types::*;
+
+const MAGIC: &str = "z9hG4bK";
+const OUR_BRANCH: &str = "z9hG4bKpal";
+const SERVER_NAME: &str = "Palisade/0.1";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SState {
+    Proceeding,
+    Completed,
+    Confirmed,
+    Accepted,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CState {
+    Trying,
+    Proceeding,
+    Completed,
+}
+
+struct ServerTxn {
+    invite: bool,
+    state: SState,
+    source: Peer,
+    request: Vec<u8>,
+    last: Option<Vec<u8>>,
+    retrans: Duration,
+    branches: Vec<String>,
+    best: Option<(u16, Vec<u8>)>,
+    cancelled: bool,
+    final_sent: bool,
+}
+
+struct ClientTxn {
+    invite: bool,
+    state: CState,
+    dest: Peer,
+    request: Vec<u8>,
+    server: Option<String>,
+    interval: Duration,
+    provisional: bool,
+    cancel_pending: bool,
+    done: bool,
+}
+
+#[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum TimerWhat {
+    ServerRetrans(String),
+    ServerTimeout(String),
+    ServerEnd(String),
+    ClientRetrans(String),
+    ClientTimeout(String),
+    ClientEnd(String),
+    Bindings(String),
+    Sweep,
+}
+
+#[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct Timer {
+    at: Instant,
+    seq: u64,
+    what: TimerWhat,
+}
+
+/// Counters for logs and metrics.
+#[derive(Debug, Default, Clone)]
+pub struct Stats {
+    pub requests: u64,
+    pub responses: u64,
+    pub malformed: u64,
+    pub challenges: u64,
+    pub auth_failures: u64,
+    pub forwarded: u64,
+}
+
+struct Target {
+    ruri: Option<String>,
+    dest: Peer,
+    path: Vec<String>,
+}
+
+enum Decision {
+    Reply(u16, &'static str, Vec<Header<'static>>),
+    Forward(Vec<Target>, bool),
+}
+
+pub struct Endpoint {
+    cfg: CoreConfig,
+    auth: Authenticator,
+    users: HashMap<String, Credential>,
+    location: HashMap<String, Vec<Binding>>,
+    servers: HashMap<String, ServerTxn>,
+    clients: HashMap<String, ClientTxn>,
+    timers: BinaryHeap<Reverse<Timer>>,
+    seq: u64,
+    out: VecDeque<Transmit>,
+    events: VecDeque<Event>,
+    salt: u64,
+    pub stats: Stats,
+}
+
+fn hash64(parts: &[&[u8]], salt: u64) -> u64 {
+    let mut h = DefaultHasher::new();
+    salt.hash(&mut h);
+    for p in parts {
+        p.hash(&mut h);
+    }
+    h.finish()
+}
+
+fn uri_string(u: &Uri<'_>) -> String {
+    let mut s = String::new();
+    u.write(&mut s);
+    s
+}
+
+/// Key of the server transaction a request belongs to (RFC 3261 section 17.2.3); with
+/// `as_invite`, the key of the INVITE an ACK or CANCEL refers to.
+fn server_key(m: &Message<'_>, as_invite: bool) -> String {
+    let method = if as_invite { "INVITE" } else { m.method().map(|m| m.as_str()).unwrap_or("") };
+    let via = m.top_via();
+    let branch = via.and_then(|v| v.branch()).unwrap_or("");
+    let sent_by = via.map(|v| format!("{}:{}", v.host, v.port.unwrap_or(0))).unwrap_or_default();
+    if branch.starts_with(MAGIC) {
+        format!("{branch}|{sent_by}|{method}")
+    } else {
+        // RFC 2543 peers: match on the request's identity instead.
+        format!(
+            "2543|{}|{}|{}|{}|{}|{method}",
+            m.call_id().unwrap_or(""),
+            m.cseq().map(|c| c.seq).unwrap_or(0),
+            m.from().and_then(|f| f.tag()).unwrap_or(""),
+            sent_by,
+            branch
+        )
+    }
+}
+
+/// RFC 3581 and RFC 3261 section 18.2.1: note where the request really came from.
+fn fix_top_via(m: &mut Message<'_>, from: Peer) {
+    if let Some(Header::Via(v)) = m.headers.iter_mut().find(|h| matches!(h, Header::Via(_))) {
+        let ip = from.addr.ip();
+        let differs = match &v.host {
+            Host::V4(a) => IpAddr::V4(*a) != ip,
+            Host::V6(a) => IpAddr::V6(*a) != ip,
+            Host::Domain(_) => true,
+        };
+        if differs && v.param("received").is_none() {
+            v.params.push(Param::new("received", Some(Cow::Owned(ip.to_string()))));
+        }
+        if let Some(p) = v.params.iter_mut().find(|p| p.name.eq_ignore_ascii_case("rport")) {
+            if p.value.is_none() {
+                p.value = Some(Cow::Owned(from.addr.port().to_string()));
+                if v.param("received").is_none() {
+                    v.params.push(Param::new("received", Some(Cow::Owned(ip.to_string()))));
+                }
+            }
+        }
+    }
+}
+
+fn bad_request_salvage(bytes: &[u8], e: &ParseError) -> Option<Vec<u8>> {
+    // Answer a malformed request only if the lines a response needs are themselves clean.
+    let head_end = bytes.windows(4).position(|w| w == b"\r\n\r\n")?;
+    let head = std::str::from_utf8(&bytes[..head_end]).ok()?;
+    if head.bytes().any(|b| (b < 0x20 && b != b'\r' && b != b'\n' && b != b'\t') || b == 0x7f) {
+        return None;
+    }
+    let mut lines = String::new();
+    let mut have = [false; 5];
+    for line in head.split("\r\n").skip(1) {
+        if line.starts_with([' ', '\t']) {
+            continue;
+        }
+        let Some((name, _)) = line.split_once(':') else { continue };
+        let n = name.trim().to_ascii_lowercase();
+        let idx = match n.as_str() {
+            "via" | "v" => 0,
+            "from" | "f" => 1,
+            "to" | "t" => 2,
+            "call-id" | "i" => 3,
+            "cseq" => 4,
+            _ => continue,
+        };
+        have[idx] = true;
+        lines.push_str(line);
+        lines.push_str("\r\n");
+    }
+    if !have.iter().all(|h| *h) {
+        return None;
+    }
+    let reason = e.to_string().replace(['"', '\\'], "'");
+    Some(
+        format!(
+            "SIP/2.0 {} {}\r\n{lines}Warning: 399 palisade \"{reason}\"\r\nServer: {SERVER_NAME}\r\nContent-Length: 0\r\n\r\n",
+            e.status(),
+            e.reason_phrase()
+        )
+        .into_bytes(),
+    )
+}
+
+impl Endpoint {
+    pub fn new(cfg: CoreConfig, secret: [u8; 32], now: Instant) -> Self {
+        let salt = u64::from_le_bytes(secret[..8].try_into().unwrap_or([0; 8]));
+        let auth = Authenticator::new(secret, now, cfg.nonce_ttl);
+        let mut e = Endpoint {
+            cfg,
+            auth,
+            users: HashMap::new(),
+            location: HashMap::new(),
+            servers: HashMap::new(),
+            clients: HashMap::new(),
+            timers: BinaryHeap::new(),
+            seq: 0,
+            out: VecDeque::new(),
+            events: VecDeque::new(),
+            salt,
+            stats: Stats::default(),
+        };
+        e.arm(now + Duration::from_secs(30), TimerWhat::Sweep);
+        e
+    }
+
+    pub fn config(&self) -> &CoreConfig {
+        &self.cfg
+    }
+
+    /// Replaces the set of provisioned accounts.
+    pub fn set_users(&mut self, users: Vec<User>) {
+        self.users = users.into_iter().map(|u| (u.name, u.credential)).collect();
+    }
+
+    /// Restores a binding loaded from storage at start-up.
+    pub fn restore_binding(&mut self, b: Binding) {
+        let at = b.expires_at;
+        let aor = b.aor.clone();
+        self.location.entry(aor.clone()).or_default().push(b);
+        self.arm(at, TimerWhat::Bindings(aor));
+    }
+
+    pub fn bindings(&self) -> impl Iterator<Item = &Binding> {
+        self.location.values().flatten()
+    }
+
+    pub fn transaction_count(&self) -> (usize, usize) {
+        (self.servers.len(), self.clients.len())
+    }
+
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.out.pop_front()
+    }
+
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.timers.peek().map(|t| t.0.at)
+    }
+
+    fn arm(&mut self, at: Instant, what: TimerWhat) {
+        self.seq += 1;
+        self.timers.push(Reverse(Timer { at, seq: self.seq, what }));
+    }
+
+    fn send(&mut self, to: Peer, bytes: Vec<u8>) {
+        self.out.push_back(Transmit { to, bytes });
+    }
+
+    fn local(&self, t: Transport) -> Option<SocketAddr> {
+        self.cfg.local.iter().find(|(lt, _)| *lt == t).map(|(_, a)| *a)
+    }
+
+    fn host_is_us(&self, host: &Host<'_>) -> bool {
+        match host {
+            Host::Domain(d) => {
+                d.eq_ignore_ascii_case(&self.cfg.domain)
+                    || self.cfg.aliases.iter().any(|a| a.eq_ignore_ascii_case(d))
+            }
+            Host::V4(a) => self.ip_is_us(IpAddr::V4(*a)),
+            Host::V6(a) => self.ip_is_us(IpAddr::V6(*a)),
+        }
+    }
+
+    fn ip_is_us(&self, ip: IpAddr) -> bool {
+        self.cfg.local.iter().any(|(_, a)| a.ip() == ip)
+            || self.cfg.aliases.iter().any(|a| a.parse::<IpAddr>().ok() == Some(ip))
+            || self.cfg.domain.parse::<IpAddr>().ok() == Some(ip)
+    }
+
+    /// A URI that addresses this server itself (host and, where given, port).
+    fn uri_is_us(&self, u: &Uri<'_>) -> bool {
+        let Uri::Sip(s) = u else { return false };
+        if !self.host_is_us(&s.host) {
+            return false;
+        }
+        match (&s.host, s.port) {
+            (Host::Domain(d), None) if d.eq_ignore_ascii_case(&self.cfg.domain) => true,
+            (_, port) => {
+                let p = port.unwrap_or(if s.secure { 5061 } else { 5060 });
+                self.cfg.local.iter().any(|(_, a)| a.port() == p) || self.cfg.local.is_empty()
+            }
+        }
+    }
+
+    fn via_is_us(&self, v: &Via<'_>) -> bool {
+        self.host_is_us(&v.host)
+            && self
+                .cfg
+                .local
+                .iter()
+                .any(|(_, a)| a.port() == v.port.unwrap_or(5060))
+    }
+
+    fn resolve(&self, u: &Uri<'_>) -> Option<Peer> {
+        let Uri::Sip(s) = u else { return None };
+        let transport = match s.transport().and_then(Transport::parse) {
+            Some(t) => t,
+            None if s.secure => Transport::Tls,
+            None => Transport::Udp,
+        };
+        let ip: IpAddr = match &s.host {
+            Host::V4(a) => IpAddr::V4(*a),
+            Host::V6(a) => IpAddr::V6(*a),
+            Host::Domain(d) if d.eq_ignore_ascii_case("localhost") => IpAddr::from([127, 0, 0, 1]),
+            Host::Domain(_) => return None,
+        };
+        let port = s.port.unwrap_or(if transport == Transport::Tls { 5061 } else { 5060 });
+        Some(Peer { transport, addr: SocketAddr::new(ip, port), conn: None })
+    }
+
+    fn aor_of(&self, u: &Uri<'_>) -> Option<(String, String)> {
+        let Uri::Sip(s) = u else { return None };
+        let user = s.user.as_deref()?;
+        let decoded = palisade_sip::percent_decode(user);
+        let user = String::from_utf8_lossy(&decoded).into_owned();
+        Some((format!("{user}@{}", self.cfg.domain), user))
+    }
+
+    fn to_tag(&self, m: &Message<'_>) -> String {
+        let h = hash64(
+            &[m.call_id().unwrap_or("").as_bytes(), m.from().and_then(|f| f.tag()).unwrap_or("").as_bytes()],
+            self.salt,
+        );
+        format!("{h:016x}")
+    }
+
+    // ---------------------------------------------------------------- input
+
+    /// One datagram (UDP) or one framed message (TCP/TLS) from `from`.
+    pub fn handle_datagram(&mut self, now: Instant, from: Peer, bytes: &[u8]) {
+        if bytes.iter().all(|b| matches!(b, b'\r' | b'\n' | 0)) {
+            return; // keep-alive
+        }
+        match parse_datagram(bytes, &self.cfg.limits) {
+            Err(e) => {
+                self.stats.malformed += 1;
+                if e.is_response {
+                    info!(peer = %from.addr, error = %e, "dropped malformed response");
+                } else if let Some(resp) = bad_request_salvage(bytes, &e) {
+                    info!(peer = %from.addr, status = e.status(), error = %e, "refused malformed request");
+                    self.send(from, resp);
+                } else {
+                    info!(peer = %from.addr, error = %e, "dropped malformed request (no Via/From/To/Call-ID/CSeq to answer to)");
+                }
+            }
+            Ok(m) if m.is_request() => self.on_request(now, from, m, bytes),
+            Ok(m) => self.on_response(now, from, m),
+        }
+    }
+
+    pub fn handle_timeout(&mut self, now: Instant) {
+        while let Some(t) = self.timers.peek() {
+            if t.0.at > now {
+                break;
+            }
+            let Some(Reverse(t)) = self.timers.pop() else { break };
+            self.fire(now, t.what);
+        }
+    }
+
+    fn on_request(&mut self, now: Instant, from: Peer, mut msg: Message<'_>, raw: &[u8]) {
+        self.stats.requests += 1;
+        fix_top_via(&mut msg, from);
+        let Some(method) = msg.method().cloned() else { return };
+        if method == Method::Ack {
+            let ikey = server_key(&msg, true);
+            if let Some(t) = self.servers.get_mut(&ikey) {
+                if t.state == SState::Completed {
+                    t.state = SState::Confirmed;
+                    let wait = if t.source.transport.reliable() { Duration::ZERO } else { self.cfg.t4 };
+                    self.arm(now + wait, TimerWhat::ServerEnd(ikey));
+                }
+                return;
+            }
+            self.forward_stateless(from, msg);
+            return;
+        }
+        let key = server_key(&msg, false);
+        if let Some(t) = self.servers.get(&key) {
+            debug!(key, "retransmitted request absorbed");
+            if let Some(last) = t.last.clone() {
+                let to = t.source;
+                self.send(to, last);
+            }
+            return;
+        }
+        if method == Method::Cancel {
+            self.on_cancel(now, from, &msg, key);
+            return;
+        }
+        let invite = method == Method::Invite;
+        self.servers.insert(
+            key.clone(),
+            ServerTxn {
+                invite,
+                state: SState::Proceeding,
+                source: from,
+                request: raw.to_vec(),
+                last: None,
+                retrans: self.cfg.t1,
+                branches: Vec::new(),
+                best: None,
+                cancelled: false,
+                final_sent: false,
+            },
+        );
+        match self.route(now, from, &mut msg) {
+            Decision::Reply(status, reason, extra) => {
+                info!(method = %method, call_id = msg.call_id().unwrap_or(""), peer = %from.addr, status, reason, "reply");
+                self.reply(now, &key, &msg, status, reason, extra);
+            }
+            Decision::Forward(targets, rr) => {
+                info!(method = %method, call_id = msg.call_id().unwrap_or(""), peer = %from.addr, branches = targets.len(), "forward");
+                self.forward(now, &key, msg, targets, rr);
+            }
+        }
+    }
+
+    fn route(&mut self, now: Instant, from: Peer, msg: &mut Message<'_>) -> Decision {
+        let method = msg.method().cloned().unwrap_or(Method::Options);
+        // Loop detection (RFC 3261 section 16.3 step 4).
+        let lh = self.loop_hash(msg);
+        let mine = format!("{OUR_BRANCH}{lh:08x}.");
+        if msg.vias().any(|v| self.via_is_us(v) && v.branch().is_some_and(|b| b.starts_with(&mine))) {
+            return Decision::Reply(482, "Loop Detected", vec![]);
+        }
+        // Loose routing: remove the Route entries that name this server.
+        while let Some(idx) = msg.headers.iter().position(|h| matches!(h, Header::Route(_))) {
+            let Header::Route(r) = &msg.headers[idx] else { break };
+            if self.uri_is_us(&r.uri) {
+                msg.headers.remove(idx);
+            } else {
+                break;
+            }
+        }
+        let ruri = msg.request_uri().cloned();
+        let Some(ruri) = ruri else { return Decision::Reply(400, "Bad Request", vec![]) };
+        let next_route = msg.routes().next().map(|r| r.uri.clone());
+        let to_us = matches!(&ruri, Uri::Sip(s) if self.host_is_us(&s.host));
+        let self_addressed = self.uri_is_us(&ruri) && ruri.as_sip().is_some_and(|s| s.user.is_none());
+
+        if self_addressed && next_route.is_none() {
+            return match method {
+                Method::Options => Decision::Reply(200, "OK", vec![
+                    Header::Allow(vec![Method::Invite, Method::Ack, Method::Cancel, Method::Bye, Method::Options, Method::Register, Method::Message, Method::Update, Method::Info, Method::Prack]),
+                    Header::Other { name: Cow::Borrowed("Accept"), value: Cow::Borrowed("application/sdp") },
+                ]),
+                Method::Register => self.register(now, from, msg),
+                _ => Decision::Reply(405, "Method Not Allowed", vec![Header::Allow(vec![Method::Options, Method::Register])]),
+            };
+        }
+        if msg.max_forwards() == Some(0) {
+            return Decision::Reply(483, "Too Many Hops", vec![]);
+        }
+        if let Err(r) = sanity::check_request(msg) {
+            let extra = if r.unsupported.is_empty() {
+                vec![]
+            } else {
+                vec![Header::Other { name: Cow::Borrowed("Unsupported"), value: Cow::Owned(r.unsupported.join(", ")) }]
+            };
+            return Decision::Reply(r.status, r.reason, extra);
+        }
+        if method == Method::Register {
+            if to_us {
+                return self.register(now, from, msg);
+            }
+            return Decision::Reply(403, "Forbidden: not a domain of this registrar", vec![]);
+        }
+        let in_dialog = msg.to().and_then(|t| t.tag()).is_some();
+        if in_dialog {
+            // Requests inside a dialog follow the route set the dialog established.
+            if let Some(r) = next_route {
+                return match self.resolve(&r) {
+                    Some(dest) => Decision::Forward(vec![Target { ruri: None, dest, path: vec![] }], false),
+                    None => Decision::Reply(503, "Service Unavailable: next hop is not an IP address", vec![]),
+                };
+            }
+            if to_us && ruri.as_sip().is_some_and(|s| s.user.is_some()) {
+                return self.lookup(&ruri, false);
+            }
+            return match self.resolve(&ruri) {
+                Some(dest) => Decision::Forward(vec![Target { ruri: None, dest, path: vec![] }], false),
+                None => Decision::Reply(404, "Not Found: no route to the Request-URI", vec![]),
+            };
+        }
+        // Out of dialog: who is calling?
+        let caller_local = msg.from().is_some_and(|f| matches!(&f.uri, Uri::Sip(s) if self.host_is_us(&s.host)));
+        let mut authenticated = false;
+        if caller_local && self.cfg.authenticate_requests {
+            match self.check_auth(now, msg, true) {
+                Ok(()) => authenticated = true,
+                Err(d) => return d,
+            }
+        }
+        if let Some(r) = next_route {
+            if !authenticated && !to_us {
+                return Decision::Reply(403, "Forbidden: relaying denied", vec![]);
+            }
+            return match self.resolve(&r) {
+                Some(dest) => Decision::Forward(vec![Target { ruri: None, dest, path: vec![] }], true),
+                None => Decision::Reply(503, "Service Unavailable: next hop is not an IP address", vec![]),
+            };
+        }
+        if to_us {
+            return self.lookup(&ruri, true);
+        }
+        if !authenticated {
+            return Decision::Reply(403, "Forbidden: relaying denied", vec![]);
+        }
+        match self.resolve(&ruri) {
+            Some(dest) => Decision::Forward(vec![Target { ruri: None, dest, path: vec![] }], true),
+            None => Decision::Reply(404, "Not Found: no route to the Request-URI", vec![]),
+        }
+    }
+
+    fn lookup(&mut self, ruri: &Uri<'_>, record_route: bool) -> Decision {
+        let Some((aor, user)) = self.aor_of(ruri) else {
+            return Decision::Reply(404, "Not Found", vec![]);
+        };
+        let now_live: Vec<Target> = {
+            let mut b: Vec<&Binding> = self.location.get(&aor).map(|v| v.iter().collect()).unwrap_or_default();
+            b.sort_by(|x, y| y.q.cmp(&x.q));
+            b.into_iter()
+                .map(|b| Target { ruri: Some(b.contact.clone()), dest: b.source, path: b.path.clone() })
+                .collect()
+        };
+        if now_live.is_empty() {
+            if self.users.contains_key(&user) {
+                return Decision::Reply(480, "Temporarily Unavailable", vec![]);
+            }
+            return Decision::Reply(404, "Not Found", vec![]);
+        }
+        Decision::Forward(now_live, record_route)
+    }
+
+    fn loop_hash(&self, m: &Message<'_>) -> u32 {
+        let ruri = m.request_uri().map(uri_string).unwrap_or_default();
+        let seq = m.cseq().map(|c| c.seq).unwrap_or(0).to_be_bytes();
+        hash64(
+            &[ruri.as_bytes(), m.call_id().unwrap_or("").as_bytes(), m.from().and_then(|f| f.tag()).unwrap_or("").as_bytes(), &seq],
+            0,
+        ) as u32
+    }
+
+    /// Digest check; `Err` carries the answer to send (challenge or refusal).
+    fn check_auth(&mut self, now: Instant, msg: &Message<'_>, proxy: bool) -> Result<(), Decision> {
+        let creds: Option<&Credentials<'_>> = msg.headers.iter().find_map(|h| match (h, proxy) {
+            (Header::ProxyAuthorization(c), true) | (Header::Authorization(c), false) if c.is_digest() && c.get("realm").as_deref() == Some(self.cfg.domain.as_str()) => Some(c),
+            _ => None,
+        });
+        let Some(c) = creds else {
+            return Err(self.challenge(now, proxy, false));
+        };
+        let g = |n: &str| c.get(n).map(|v| v.into_owned()).unwrap_or_default();
+        let (username, realm, nonce, uri, response, algorithm, qop, nc, cnonce) =
+            (g("username"), g("realm"), g("nonce"), g("uri"), g("response"), g("algorithm"), g("qop"), g("nc"), g("cnonce"));
+        let d = DigestResponse {
+            username: &username,
+            realm: &realm,
+            nonce: &nonce,
+            uri: &uri,
+            response: &response,
+            algorithm: &algorithm,
+            qop: &qop,
+            nc: &nc,
+            cnonce: &cnonce,
+        };
+        if let Some(a) = crate::auth::Algorithm::parse(if algorithm.is_empty() { "MD5" } else { &algorithm }) {
+            if !self.cfg.algorithms.contains(&a) {
+                return Err(self.challenge(now, proxy, false));
+            }
+        }
+        let method = msg.method().map(|m| m.as_str()).unwrap_or("");
+        let cred = self.users.get(&username).cloned();
+        let verdict = self.auth.verify(now, method, &d, cred.as_ref(), &self.cfg.domain);
+        let uri_ok = match self.cfg.digest_uri {
+            DigestUriCheck::Off => true,
+            DigestUriCheck::RequestUri | DigestUriCheck::RequestUriOrServer => {
+                let ruri = msg.request_uri().map(uri_string).unwrap_or_default();
+                uri == ruri
+                    || (self.cfg.digest_uri == DigestUriCheck::RequestUriOrServer
+                        && parse_uri(&uri, &self.cfg.limits).is_ok_and(|u| self.uri_is_us(&u) && u.as_sip().is_some_and(|s| s.user.is_none())))
+            }
+        };
+        // The authenticated identity must be the one the request claims.
+        let claimed = if proxy { msg.from() } else { msg.to() };
+        let claimed_user = claimed.and_then(|n| self.aor_of(&n.uri)).map(|(_, u)| u).unwrap_or_default();
+        match verdict {
+            Verdict::Ok if uri_ok && claimed_user == username => Ok(()),
+            Verdict::Ok => {
+                self.stats.auth_failures += 1;
+                Err(Decision::Reply(403, "Forbidden", vec![]))
+            }
+            Verdict::Stale => Err(self.challenge(now, proxy, true)),
+            Verdict::Fail(why) => {
+                self.stats.auth_failures += 1;
+                debug!(why, "authentication failed");
+                Err(Decision::Reply(403, "Forbidden", vec![]))
+            }
+        }
+    }
+
+    fn challenge(&mut self, now: Instant, proxy: bool, stale: bool) -> Decision {
+        self.stats.challenges += 1;
+        let nonce = self.auth.nonce(now);
+        let mut headers = Vec::new();
+        for a in self.cfg.algorithms.clone() {
+            let mut params = vec![
+                Param::new("realm", Some(Cow::Owned(format!("\"{}\"", self.cfg.domain)))),
+                Param::new("nonce", Some(Cow::Owned(format!("\"{nonce}\"")))),
+                Param::new("algorithm", Some(Cow::Borrowed(a.name()))),
+                Param::new("qop", Some(Cow::Borrowed("\"auth\""))),
+            ];
+            if stale {
+                params.push(Param::new("stale", Some(Cow::Borrowed("true"))));
+            }
+            let c = Credentials { scheme: Cow::Borrowed("Digest"), params };
+            headers.push(if proxy { Header::ProxyAuthenticate(c) } else { Header::WwwAuthenticate(c) });
+        }
+        if proxy {
+            Decision::Reply(407, "Proxy Authentication Required", headers)
+        } else {
+            Decision::Reply(401, "Unauthorized", headers)
+        }
+    }
+
+    // ---------------------------------------------------------------- registrar
+
+    fn register(&mut self, now: Instant, from: Peer, msg: &Message<'_>) -> Decision {
+        let Some(to) = msg.to() else { return Decision::Reply(400, "Bad Request", vec![]) };
+        let Some((aor, user)) = self.aor_of(&to.uri) else {
+            return Decision::Reply(400, "Bad Request: the address of record must be a SIP or SIPS URI with a user", vec![]);
+        };
+        if !matches!(&to.uri, Uri::Sip(s) if self.host_is_us(&s.host)) {
+            return Decision::Reply(403, "Forbidden: not a domain of this registrar", vec![]);
+        }
+        if self.cfg.authenticate_register {
+            if let Err(d) = self.check_auth(now, msg, false) {
+                return d;
+            }
+        } else if !self.users.contains_key(&user) {
+            return Decision::Reply(404, "Not Found", vec![]);
+        }
+        let call_id = msg.call_id().unwrap_or("").to_string();
+        let cseq = msg.cseq().map(|c| c.seq).unwrap_or(0);
+        let header_expires = msg.expires();
+        let contacts: Vec<&Contact<'_>> = msg.contacts().collect();
+        let path: Vec<String> = msg
+            .headers
+            .iter()
+            .filter_map(|h| match h {
+                Header::Path(p) => Some(uri_string(&p.uri)),
+                _ => None,
+            })
+            .collect();
+        let ua = msg.headers.iter().find_map(|h| match h { Header::UserAgent(u) => Some(u.to_string()), _ => None }).unwrap_or_default();
+        if contacts.iter().any(|c| matches!(c, Contact::Star)) {
+            if contacts.len() != 1 || header_expires != Some(0) {
+                return Decision::Reply(400, "Bad Request: Contact * needs Expires: 0 and no other Contact", vec![]);
+            }
+            if let Some(list) = self.location.remove(&aor) {
+                for b in list {
+                    self.events.push_back(Event::BindingRemoved { aor: aor.clone(), contact: b.contact });
+                }
+            }
+            info!(aor, "all bindings removed");
+            return self.registered(now, &aor, msg);
+        }
+        // Validate everything before changing anything: no half-applied REGISTER.
+        let mut updates = Vec::new();
+        for c in &contacts {
+            let Contact::Addr(na) = c else { continue };
+            let expires = na.expires().or(header_expires).unwrap_or(self.cfg.default_expires);
+            if expires != 0 && expires < self.cfg.min_expires {
+                return Decision::Reply(423, "Interval Too Brief", vec![Header::MinExpires(self.cfg.min_expires)]);
+            }
+            if !matches!(na.uri, Uri::Sip(_)) {
+                return Decision::Reply(400, "Bad Request: Contact must be a SIP or SIPS URI", vec![]);
+            }
+            updates.push((uri_string(&na.uri), expires.min(self.cfg.max_expires), na.q_millis().unwrap_or(1000)));
+        }
+        let list = self.location.entry(aor.clone()).or_default();
+        let new_count = updates.iter().filter(|(c, e, _)| *e > 0 && !list.iter().any(|b| &b.contact == c)).count();
+        if list.len() + new_count > self.cfg.max_contacts {
+            return Decision::Reply(403, "Forbidden: too many contacts for this address of record", vec![]);
+        }
+        let mut earliest = None;
+        for (contact, expires, q) in updates {
+            let existing = list.iter().position(|b| b.contact == contact);
+            if let Some(i) = existing {
+                if list[i].call_id == call_id && list[i].cseq >= cseq {
+                    continue; // out of order (RFC 3261 section 10.3 step 7)
+                }
+            }
+            if expires == 0 {
+                if let Some(i) = existing {
+                    let b = list.remove(i);
+                    self.events.push_back(Event::BindingRemoved { aor: aor.clone(), contact: b.contact });
+                }
+                continue;
+            }
+            let b = Binding {
+                aor: aor.clone(),
+                contact,
+                expires_at: now + Duration::from_secs(expires.into()),
+                q,
+                call_id: call_id.clone(),
+                cseq,
+                path: path.clone(),
+                source: from,
+                user_agent: ua.clone(),
+            };
+            earliest = Some(earliest.map_or(b.expires_at, |e: Instant| e.min(b.expires_at)));
+            self.events.push_back(Event::BindingSaved(b.clone()));
+            match existing {
+                Some(i) => list[i] = b,
+                None => list.push(b),
+            }
+        }
+        if list.is_empty() {
+            self.location.remove(&aor);
+        }
+        if let Some(at) = earliest {
+            self.arm(at, TimerWhat::Bindings(aor.clone()));
+        }
+        self.registered(now, &aor, msg)
+    }
+
+    fn registered(&self, now: Instant, aor: &str, msg: &Message<'_>) -> Decision {
+        let mut extra: Vec<Header<'static>> = Vec::new();
+        for b in self.location.get(aor).into_iter().flatten() {
+            let Ok(uri) = parse_uri(&b.contact, &self.cfg.limits) else { continue };
+            let left = b.expires_at.saturating_duration_since(now).as_secs();
+            extra.push(Header::Contact(Contact::Addr(NameAddr {
+                display: None,
+                uri: uri.into_owned(),
+                params: vec![Param::new("expires", Some(Cow::Owned(left.to_string())))],
+            })));
+        }
+        for h in &msg.headers {
+            if let Header::Path(p) = h {
+                extra.push(Header::Path(p.clone().into_owned()));
+            }
+        }
+        Decision::Reply(200, "OK", extra)
+    }
+
+    // ---------------------------------------------------------------- responses we generate
+
+    fn build_response(&self, req: &Message<'_>, status: u16, reason: &str, extra: Vec<Header<'_>>) -> Vec<u8> {
+        let mut headers: Vec<Header<'_>> = Vec::with_capacity(8 + extra.len());
+        let tag = self.to_tag(req);
+        for h in &req.headers {
+            match h {
+                Header::Via(_) | Header::From(_) | Header::CallId(_) | Header::CSeq(_) => headers.push(h.clone()),
+                Header::To(t) => {
+                    let mut t = t.clone();
+                    if status > 100 && t.tag().is_none() {
+                        t.params.push(Param::new("tag", Some(Cow::Owned(tag.clone()))));
+                    }
+                    headers.push(Header::To(t));
+                }
+                Header::RecordRoute(_) if (101..300).contains(&status) => headers.push(h.clone()),
+                _ => {}
+            }
+        }
+        headers.extend(extra);
+        headers.push(Header::Server(Cow::Borrowed(SERVER_NAME)));
+        let m = Message {
+            start: StartLine::Response { code: status, reason: Cow::Borrowed(reason) },
+            headers,
+            body: Cow::Borrowed(&[]),
+        };
+        m.to_bytes()
+    }
+
+    /// Sends a locally generated response on a server transaction.
+    fn reply(&mut self, now: Instant, key: &str, req: &Message<'_>, status: u16, reason: &str, extra: Vec<Header<'_>>) {
+        let bytes = self.build_response(req, status, reason, extra);
+        self.send_on_server(now, key, status, bytes);
+    }
+
+    /// Sends a response (local or relayed) upstream and moves the server transaction on.
+    fn send_on_server(&mut self, now: Instant, key: &str, status: u16, bytes: Vec<u8>) {
+        let (t1, t2) = (self.cfg.t1, self.cfg.t1 * 64);
+        let Some(t) = self.servers.get_mut(key) else { return };
+        let to = t.source;
+        let reliable = to.transport.reliable();
+        let mut arm = Vec::new();
+        if status >= 200 {
+            t.final_sent = true;
+            t.last = Some(bytes.clone());
+            if t.invite && status < 300 {
+                // RFC 6026 Accepted: absorb INVITE retransmissions, relay further 2xx.
+                t.state = SState::Accepted;
+                t.last = None;
+                arm.push((now + t2, TimerWhat::ServerEnd(key.to_string())));
+            } else if t.invite {
+                t.state = SState::Completed;
+                if !reliable {
+                    arm.push((now + t1, TimerWhat::ServerRetrans(key.to_string())));
+                }
+                arm.push((now + t2, TimerWhat::ServerTimeout(key.to_string())));
+            } else {
+                t.state = SState::Completed;
+                arm.push((now + if reliable { Duration::ZERO } else { t2 }, TimerWhat::ServerEnd(key.to_string())));
+            }
+        } else if t.state == SState::Proceeding {
+            t.last = Some(bytes.clone());
+        }
+        for (at, w) in arm {
+            self.arm(at, w);
+        }
+        self.send(to, bytes);
+    }
+
+    // ---------------------------------------------------------------- forwarding
+
+    fn new_branch(&mut self, lh: u32) -> String {
+        self.seq += 1;
+        let u = hash64(&[&self.seq.to_be_bytes()], self.salt) as u32;
+        format!("{OUR_BRANCH}{lh:08x}.{u:08x}{:x}", self.seq)
+    }
+
+    fn our_via(&self, transport: Transport, branch: String) -> Option<Header<'static>> {
+        let local = self.local(transport)?;
+        let host = match local.ip() {
+            IpAddr::V4(a) => Host::V4(a),
+            IpAddr::V6(a) => Host::V6(a),
+        };
+        Some(Header::Via(Via {
+            transport: Cow::Borrowed(transport.via_name()),
+            host,
+            port: Some(local.port()),
+            params: vec![Param::new("branch", Some(Cow::Owned(branch)))],
+        }))
+    }
+
+    fn record_route(&self, transport: Transport) -> Option<Header<'static>> {
+        let local = self.local(transport)?;
+        let host = match local.ip() {
+            IpAddr::V4(a) => Host::V4(a),
+            IpAddr::V6(a) => Host::V6(a),
+        };
+        let mut params = vec![];
+        if transport != Transport::Udp {
+            params.push(Param::new("transport", Some(Cow::Borrowed(transport.param()))));
+        }
+        params.push(Param::new("lr", None));
+        Some(Header::RecordRoute(NameAddr {
+            display: None,
+            uri: Uri::Sip(palisade_sip::SipUri {
+                secure: transport == Transport::Tls,
+                user: None,
+                password: None,
+                host,
+                port: Some(local.port()),
+                params,
+                headers: vec![],
+            }),
+            params: vec![],
+        }))
+    }
+
+    fn forward(&mut self, now: Instant, key: &str, mut msg: Message<'_>, targets: Vec<Target>, record_route: bool) {
+        let invite = msg.method() == Some(&Method::Invite);
+        let inbound = self.servers.get(key).map(|t| t.source.transport).unwrap_or(Transport::Udp);
+        if invite {
+            let trying = self.build_response(&msg, 100, "Trying", vec![]);
+            self.send_on_server(now, key, 100, trying);
+        }
+        // Max-Forwards: decrement, or add it for RFC 2543 peers.
+        match msg.headers.iter_mut().find_map(|h| match h { Header::MaxForwards(m) => Some(m), _ => None }) {
+            Some(m) => *m = m.saturating_sub(1),
+            None => {
+                let at = msg.headers.iter().rposition(|h| matches!(h, Header::Via(_))).map_or(0, |i| i + 1);
+                msg.headers.insert(at, Header::MaxForwards(69));
+            }
+        }
+        let lh = self.loop_hash(&msg);
+        let mut branches = Vec::new();
+        for t in targets {
+            let mut m = msg.clone();
+            if let Some(r) = &t.ruri {
+                match parse_uri(r, &self.cfg.limits) {
+                    Ok(u) => {
+                        if let StartLine::Request { uri, .. } = &mut m.start {
+                            *uri = u;
+                        }
+                    }
+                    Err(_) => continue,
+                }
+            }
+            let route_at = m.headers.iter().position(|h| matches!(h, Header::Route(_))).unwrap_or(m.headers.len());
+            for (i, p) in t.path.iter().enumerate() {
+                if let Ok(u) = parse_uri(p, &self.cfg.limits) {
+                    m.headers.insert(route_at + i, Header::Route(NameAddr { display: None, uri: u, params: vec![] }));
+                }
+            }
+            if record_route {
+                let rr_at = m.headers.iter().position(|h| matches!(h, Header::RecordRoute(_))).unwrap_or(m.headers.len());
+                let mut rrs = Vec::new();
+                if let Some(h) = self.record_route(t.dest.transport) {
+                    rrs.push(h);
+                }
+                if t.dest.transport != inbound {
+                    if let Some(h) = self.record_route(inbound) {
+                        rrs.push(h);
+                    }
+                }
+                for (i, h) in rrs.into_iter().enumerate() {
+                    m.headers.insert(rr_at + i, h);
+                }
+            }
+            let branch = self.new_branch(lh);
+            let Some(via) = self.our_via(t.dest.transport, branch.clone()) else { continue };
+            m.headers.insert(0, via);
+            let bytes = m.to_bytes();
+            let reliable = t.dest.transport.reliable();
+            self.clients.insert(
+                branch.clone(),
+                ClientTxn {
+                    invite,
+                    state: CState::Trying,
+                    dest: t.dest,
+                    request: bytes.clone(),
+                    server: Some(key.to_string()),
+                    interval: self.cfg.t1,
+                    provisional: false,
+                    cancel_pending: false,
+                    done: false,
+                },
+            );
+            if !reliable {
+                self.arm(now + self.cfg.t1, TimerWhat::ClientRetrans(branch.clone()));
+            }
+            self.arm(now + self.cfg.t1 * 64, TimerWhat::ClientTimeout(branch.clone()));
+            self.stats.forwarded += 1;
+            self.send(t.dest, bytes);
+            branches.push(branch);
+        }
+        if branches.is_empty() {
+            self.reply(now, key, &msg, 480, "Temporarily Unavailable", vec![]);
+            return;
+        }
+        if let Some(s) = self.servers.get_mut(key) {
+            s.branches = branches;
+        }
+    }
+
+    /// ACK for a 2xx and other requests relayed without a transaction.
+    fn forward_stateless(&mut self, from: Peer, mut msg: Message<'_>) {
+        while let Some(idx) = msg.headers.iter().position(|h| matches!(h, Header::Route(_))) {
+            let Header::Route(r) = &msg.headers[idx] else { break };
+            if self.uri_is_us(&r.uri) {
+                msg.headers.remove(idx);
+            } else {
+                break;
+            }
+        }
+        let next = msg.routes().next().map(|r| r.uri.clone()).or_else(|| msg.request_uri().cloned());
+        let Some(next) = next else { return };
+        let dest = if self.uri_is_us(&next) || matches!(&next, Uri::Sip(s) if self.host_is_us(&s.host) && s.user.is_some()) {
+            // addressed to a local user: the location service knows where
+            match self.aor_of(&next).and_then(|(aor, _)| self.location.get(&aor).and_then(|l| l.first()).map(|b| (b.source, b.contact.clone()))) {
+                Some((d, c)) => {
+                    if let Ok(u) = parse_uri(&c, &self.cfg.limits) {
+                        if let StartLine::Request { uri, .. } = &mut msg.start {
+                            *uri = u.into_owned();
+                        }
+                    }
+                    Some(d)
+                }
+                None => None,
+            }
+        } else {
+            self.resolve(&next)
+        };
+        let Some(dest) = dest else {
+            debug!(peer = %from.addr, "stateless request without a resolvable next hop dropped");
+            return;
+        };
+        match msg.headers.iter_mut().find_map(|h| match h { Header::MaxForwards(m) => Some(m), _ => None }) {
+            Some(0) => return,
+            Some(m) => *m -= 1,
+            None => {}
+        }
+        let top = msg.top_via().and_then(|v| v.branch()).unwrap_or("").to_string();
+        let branch = format!("{OUR_BRANCH}{:08x}.s{:x}", self.loop_hash(&msg), hash64(&[top.as_bytes()], self.salt));
+        let Some(via) = self.our_via(dest.transport, branch) else { return };
+        msg.headers.insert(0, via);
+        self.send(dest, msg.to_bytes());
+    }
+
+    fn on_cancel(&mut self, now: Instant, from: Peer, msg: &Message<'_>, key: String) {
+        let ikey = server_key(msg, true);
+        self.servers.insert(
+            key.clone(),
+            ServerTxn {
+                invite: false,
+                state: SState::Proceeding,
+                source: from,
+                request: Vec::new(),
+                last: None,
+                retrans: self.cfg.t1,
+                branches: Vec::new(),
+                best: None,
+                cancelled: false,
+                final_sent: false,
+            },
+        );
+        let Some(inv) = self.servers.get_mut(&ikey) else {
+            self.reply(now, &key, msg, 481, "Call/Transaction Does Not Exist", vec![]);
+            return;
+        };
+        let pending = !inv.final_sent;
+        if pending {
+            inv.cancelled = true;
+        }
+        let branches = inv.branches.clone();
+        self.reply(now, &key, msg, 200, "OK", vec![]);
+        info!(call_id = msg.call_id().unwrap_or(""), branches = branches.len(), "cancel");
+        if pending {
+            for b in branches {
+                self.cancel_branch(now, &b);
+            }
+        }
+    }
+
+    fn cancel_branch(&mut self, now: Instant, branch: &str) {
+        let Some(c) = self.clients.get_mut(branch) else { return };
+        if c.done || !c.invite {
+            return;
+        }
+        if !c.provisional {
+            c.cancel_pending = true;
+            return;
+        }
+        c.cancel_pending = false;
+        let dest = c.dest;
+        let Some(cancel) = build_cancel_or_ack(&c.request, None, &self.cfg.limits) else { return };
+        let key = format!("{branch}|CANCEL");
+        self.clients.insert(
+            key.clone(),
+            ClientTxn {
+                invite: false,
+                state: CState::Trying,
+                dest,
+                request: cancel.clone(),
+                server: None,
+                interval: self.cfg.t1,
+                provisional: false,
+                cancel_pending: false,
+                done: false,
+            },
+        );
+        if !dest.transport.reliable() {
+            self.arm(now + self.cfg.t1, TimerWhat::ClientRetrans(key.clone()));
+        }
+        self.arm(now + self.cfg.t1 * 64, TimerWhat::ClientTimeout(key));
+        self.send(dest, cancel);
+    }
+
+    fn on_response(&mut self, now: Instant, from: Peer, mut msg: Message<'_>) {
+        self.stats.responses += 1;
+        let Some(status) = msg.status() else { return };
+        let Some(top) = msg.top_via() else { return };
+        if !self.via_is_us(top) {
+            info!(peer = %from.addr, "dropped response whose top Via is not ours");
+            return;
+        }
+        let branch = top.branch().unwrap_or("").to_string();
+        let is_cancel = msg.cseq().is_some_and(|c| c.method == Method::Cancel);
+        let key = if is_cancel { format!("{branch}|CANCEL") } else { branch.clone() };
+        // Strip our Via for relaying.
+        if let Some(i) = msg.headers.iter().position(|h| matches!(h, Header::Via(_))) {
+            msg.headers.remove(i);
+        }
+        let Some(c) = self.clients.get_mut(&key) else {
+            // No transaction (e.g. a 2xx retransmission after the INVITE transaction
+            // ended): relay statelessly by the next Via.
+            if let Some(dest) = msg.top_via().and_then(via_dest) {
+                self.send(dest, msg.to_bytes());
+            }
+            return;
+        };
+        if status < 200 {
+            if c.state == CState::Trying {
+                c.state = CState::Proceeding;
+                if !c.invite {
+                    c.interval = self.cfg.t2;
+                }
+            }
+            c.provisional = true;
+            let cancel_now = c.cancel_pending;
+            let server = c.server.clone();
+            if cancel_now {
+                self.cancel_branch(now, &branch);
+            }
+            if status > 100 {
+                if let Some(s) = server {
+                    if self.servers.get(&s).is_some_and(|t| !t.final_sent) {
+                        self.send_on_server(now, &s, status, msg.to_bytes());
+                    }
+                }
+            }
+            return;
+        }
+        // Final response.
+        if c.done {
+            if c.invite && status >= 300 {
+                if let Some(ack) = build_cancel_or_ack(&c.request, Some(&msg), &self.cfg.limits) {
+                    let d = c.dest;
+                    self.send(d, ack);
+                }
+            }
+            return;
+        }
+        c.done = true;
+        c.state = CState::Completed;
+        let reliable = c.dest.transport.reliable();
+        let server = c.server.clone();
+        let invite = c.invite;
+        let ack = if c.invite && status >= 300 {
+            build_cancel_or_ack(&c.request, Some(&msg), &self.cfg.limits).map(|a| (c.dest, a))
+        } else {
+            None
+        };
+        if let Some((d, a)) = ack {
+            self.send(d, a);
+        }
+        let end = if invite && status < 300 {
+            Duration::ZERO
+        } else if reliable {
+            Duration::ZERO
+        } else if invite {
+            Duration::from_secs(32)
+        } else {
+            self.cfg.t4
+        };
+        self.arm(now + end, TimerWhat::ClientEnd(key.clone()));
+        if let Some(s) = server {
+            self.branch_final(now, &s, status, msg.to_bytes());
+        }
+    }
+
+    /// RFC 3261 section 16.7: collect finals, relay 2xx and 6xx at once, the best of the
+    /// rest when every branch has answered.
+    fn branch_final(&mut self, now: Instant, skey: &str, status: u16, bytes: Vec<u8>) {
+        let Some(s) = self.servers.get_mut(skey) else { return };
+        if status < 300 {
+            let first = !s.final_sent;
+            let others = s.branches.clone();
+            if s.final_sent && s.invite {
+                // additional 2xx from another branch: relay it too
+                let to = s.source;
+                self.send(to, bytes);
+            } else {
+                self.send_on_server(now, skey, status, bytes);
+            }
+            if first {
+                for b in others {
+                    self.cancel_branch(now, &b);
+                }
+            }
+            return;
+        }
+        if s.final_sent {
+            return;
+        }
+        let better = match &s.best {
+            None => true,
+            Some((b, _)) => rank(status) < rank(*b),
+        };
+        if better {
+            s.best = Some((status, bytes));
+        }
+        if status >= 600 {
+            let others = s.branches.clone();
+            for b in others {
+                self.cancel_branch(now, &b);
+            }
+        }
+        self.maybe_finish(now, skey);
+    }
+
+    fn maybe_finish(&mut self, now: Instant, skey: &str) {
+        let Some(s) = self.servers.get(skey) else { return };
+        if s.final_sent {
+            return;
+        }
+        let open = s.branches.iter().any(|b| self.clients.get(b).is_some_and(|c| !c.done));
+        let best_is_6xx = s.best.as_ref().is_some_and(|(b, _)| *b >= 600);
+        if open && !best_is_6xx {
+            return;
+        }
+        let Some(s) = self.servers.get_mut(skey) else { return };
+        match s.best.take() {
+            Some((status, bytes)) => self.send_on_server(now, skey, status, bytes),
+            None => {
+                let req = s.request.clone();
+                if let Ok(m) = parse_datagram(&req, &self.cfg.limits) {
+                    self.reply(now, skey, &m, 408, "Request Timeout", vec![]);
+                }
+            }
+        }
+    }
+
+    // ---------------------------------------------------------------- timers
+
+    fn fire(&mut self, now: Instant, what: TimerWhat) {
+        match what {
+            TimerWhat::ServerRetrans(k) => {
+                let t2 = self.cfg.t2;
+                let Some(t) = self.servers.get_mut(&k) else { return };
+                if t.state != SState::Completed {
+                    return;
+                }
+                t.retrans = (t.retrans * 2).min(t2);
+                let next = t.retrans;
+                if let Some(b) = t.last.clone() {
+                    let to = t.source;
+                    self.send(to, b);
+                }
+                self.arm(now + next, TimerWhat::ServerRetrans(k));
+            }
+            TimerWhat::ServerTimeout(k) => {
+                if self.servers.get(&k).is_some_and(|t| t.state == SState::Completed) {
+                    debug!(key = k, "no ACK for final response (Timer H)");
+                    self.servers.remove(&k);
+                }
+            }
+            TimerWhat::ServerEnd(k) => {
+                self.servers.remove(&k);
+            }
+            TimerWhat::ClientRetrans(k) => {
+                let t2 = self.cfg.t2;
+                let Some(c) = self.clients.get_mut(&k) else { return };
+                let active = match (c.invite, c.state) {
+                    (true, CState::Trying) => true,
+                    (false, CState::Trying | CState::Proceeding) => true,
+                    _ => false,
+                };
+                if !active || c.done {
+                    return;
+                }
+                c.interval = if c.invite { c.interval * 2 } else { (c.interval * 2).min(t2) };
+                let next = c.interval;
+                let (d, b) = (c.dest, c.request.clone());
+                self.send(d, b);
+                self.arm(now + next, TimerWhat::ClientRetrans(k));
+            }
+            TimerWhat::ClientTimeout(k) => {
+                let Some(c) = self.clients.get_mut(&k) else { return };
+                if c.done || (c.invite && c.state == CState::Proceeding) {
+                    // Timer B only runs until a provisional; a ringing INVITE waits for
+                    // the callee or a CANCEL.
+                    return;
+                }
+                c.done = true;
+                let server = c.server.clone();
+                self.clients.remove(&k);
+                if let Some(s) = server {
+                    if let Some(st) = self.servers.get_mut(&s) {
+                        if st.best.is_none() {
+                            st.best = None;
+                        }
+                    }
+                    self.maybe_finish(now, &s);
+                }
+            }
+            TimerWhat::ClientEnd(k) => {
+                self.clients.remove(&k);
+            }
+            TimerWhat::Bindings(aor) => self.expire_bindings(now, &aor),
+            TimerWhat::Sweep => {
+                self.auth.sweep(now);
+                self.arm(now + Duration::from_secs(30), TimerWhat::Sweep);
+            }
+        }
+    }
+
+    fn expire_bindings(&mut self, now: Instant, aor: &str) {
+        let Some(list) = self.location.get_mut(aor) else { return };
+        let mut gone = Vec::new();
+        list.retain(|b| {
+            if b.expires_at <= now {
+                gone.push(b.contact.clone());
+                false
+            } else {
+                true
+            }
+        });
+        let next = list.iter().map(|b| b.expires_at).min();
+        if list.is_empty() {
+            self.location.remove(aor);
+        }
+        for contact in gone {
+            info!(aor, contact, "binding expired");
+            self.events.push_back(Event::BindingRemoved { aor: aor.to_string(), contact });
+        }
+        if let Some(at) = next {
+            self.arm(at, TimerWhat::Bindings(aor.to_string()));
+        }
+    }
+}
+
+/// Preference among final responses (lower is better), after RFC 3261 section 16.7.
+fn rank(status: u16) -> u32 {
+    match status {
+        600..=699 => 0,
+        200..=299 => 1,
+        401 | 407 | 415 | 420 | 484 => 2,
+        300..=399 => 3,
+        400..=499 => 4,
+        _ => 5,
+    }
+    .min(u32::from(status))
+        * 1000
+        + u32::from(status)
+}
+
+/// Where a response goes according to a Via (received and rport win over sent-by).
+fn via_dest(v: &Via<'_>) -> Option<Peer> {
+    let transport = Transport::parse(&v.transport)?;
+    let ip: IpAddr = match v.received() {
+        Some(r) => r.trim_matches(['[', ']']).parse().ok()?,
+        None => match &v.host {
+            Host::V4(a) => IpAddr::V4(*a),
+            Host::V6(a) => IpAddr::V6(*a),
+            Host::Domain(_) => return None,
+        },
+    };
+    let port = v.rport().flatten().or(v.port).unwrap_or(5060);
+    Some(Peer { transport, addr: SocketAddr::new(ip, port), conn: None })
+}
+
+/// CANCEL (no response given) or ACK for a non-2xx final (RFC 3261 sections 9.1 and
+/// 17.1.1.3), built from the request a client transaction sent.
+fn build_cancel_or_ack(request: &[u8], response: Option<&Message<'_>>, limits: &palisade_sip::Limits) -> Option<Vec<u8>> {
+    let req = parse_datagram(request, limits).ok()?;
+    let method = if response.is_some() { Method::Ack } else { Method::Cancel };
+    let mut headers = Vec::new();
+    if let Some(v) = req.top_via() {
+        headers.push(Header::Via(v.clone()));
+    }
+    for h in &req.headers {
+        match h {
+            Header::Route(_) | Header::From(_) | Header::CallId(_) => headers.push(h.clone()),
+            Header::To(t) => {
+                let to = response.and_then(|r| r.to()).unwrap_or(t);
+                headers.push(Header::To(to.clone()));
+            }
+            Header::CSeq(c) => headers.push(Header::CSeq(CSeq { seq: c.seq, method: method.clone() })),
+            _ => {}
+        }
+    }
+    headers.push(Header::MaxForwards(70));
+    let m = Message {
+        start: StartLine::Request { method, uri: req.request_uri()?.clone() },
+        headers,
+        body: Cow::Borrowed(&[]),
+    };
+    Some(m.to_bytes())
+}

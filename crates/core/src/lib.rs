@@ -1,0 +1,21 @@
+//! # palisade-core: the sans-IO SIP core
+//!
+//! The RFC 3261 transaction layer (section 17), the registrar (section 10, RFC 3327
+//! Path), digest authentication (section 22, RFC 8760) and the stateful proxy
+//! (section 16), as one state machine: [`Endpoint`]. It is fed with
+//! `handle_datagram(now, from, bytes)` and `handle_timeout(now)`, and drained with
+//! `poll_transmit()`, `poll_timeout()` and `poll_event()`.
+//!
+//! Why sans-IO: nothing here touches a socket, a clock or a database, so transaction
+//! timers, retransmissions and races are tested deterministically with a simulated clock
+//! and byte strings, and the shell that owns the sockets stays thin (as `quinn-proto`
+//! does for QUIC). Storage happens through [`Event`]s the shell persists, and state is
+//! restored at start-up with [`Endpoint::restore_binding`] and [`Endpoint::set_users`].
+#![forbid(unsafe_code)]
+
+pub mod auth;
+mod endpoint;
+mod types;
+
+pub use endpoint::{Endpoint, Stats};
+pub use types::*;

@@ -1,0 +1,151 @@
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use palisade_sip::Limits;
+
+use crate::auth::{Algorithm, Credential};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Transport {
+    Udp,
+    Tcp,
+    Tls,
+}
+
+impl Transport {
+    pub fn via_name(self) -> &'static str {
+        match self {
+            Transport::Udp => "UDP",
+            Transport::Tcp => "TCP",
+            Transport::Tls => "TLS",
+        }
+    }
+    pub fn param(self) -> &'static str {
+        match self {
+            Transport::Udp => "udp",
+            Transport::Tcp => "tcp",
+            Transport::Tls => "tls",
+        }
+    }
+    pub fn reliable(self) -> bool {
+        !matches!(self, Transport::Udp)
+    }
+    pub fn parse(s: &str) -> Option<Transport> {
+        match s.to_ascii_lowercase().as_str() {
+            "udp" => Some(Transport::Udp),
+            "tcp" => Some(Transport::Tcp),
+            "tls" => Some(Transport::Tls),
+            _ => None,
+        }
+    }
+}
+
+/// Where a message came from or goes to. `conn` names a stream connection the shell
+/// owns; `None` on a stream transport asks the shell to use (or open) any connection to
+/// `addr`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Peer {
+    pub transport: Transport,
+    pub addr: SocketAddr,
+    pub conn: Option<u64>,
+}
+
+/// A message for the shell to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transmit {
+    pub to: Peer,
+    pub bytes: Vec<u8>,
+}
+
+/// A registered contact of an address of record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Binding {
+    /// `user@domain`
+    pub aor: String,
+    /// The Contact URI as written canonically.
+    pub contact: String,
+    pub expires_at: Instant,
+    /// q in thousandths.
+    pub q: u16,
+    pub call_id: String,
+    pub cseq: u32,
+    /// Path URIs (RFC 3327), used as a Route set toward the contact.
+    pub path: Vec<String>,
+    /// Where the REGISTER came from: requests for this contact are sent there (RFC 3581
+    /// style NAT traversal, and the same connection for TCP/TLS).
+    pub source: Peer,
+    pub user_agent: String,
+}
+
+/// Things the shell must act on besides sending: persistence of bindings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    BindingSaved(Binding),
+    BindingRemoved { aor: String, contact: String },
+}
+
+/// A provisioned account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    pub name: String,
+    pub credential: Credential,
+}
+
+/// How the digest `uri` parameter must relate to the Request-URI.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DigestUriCheck {
+    /// Must equal the Request-URI (strict RFC 3261 reading).
+    RequestUri,
+    /// The Request-URI, or a SIP URI naming this server (what SIPp 3.6 sends).
+    RequestUriOrServer,
+    /// Not checked (as Kamailio).
+    Off,
+}
+
+#[derive(Debug, Clone)]
+pub struct CoreConfig {
+    /// The SIP domain this server is responsible for; also the digest realm.
+    pub domain: String,
+    /// Other host names or addresses that mean "this server" in URIs.
+    pub aliases: Vec<String>,
+    /// Listening addresses as advertised in Via and Record-Route, per transport.
+    pub local: Vec<(Transport, SocketAddr)>,
+    pub algorithms: Vec<Algorithm>,
+    pub nonce_ttl: Duration,
+    pub digest_uri: DigestUriCheck,
+    /// Challenge out-of-dialog requests (INVITE, MESSAGE, ...) from local users.
+    pub authenticate_requests: bool,
+    /// Challenge REGISTER.
+    pub authenticate_register: bool,
+    pub min_expires: u32,
+    pub max_expires: u32,
+    pub default_expires: u32,
+    pub max_contacts: usize,
+    pub t1: Duration,
+    pub t2: Duration,
+    pub t4: Duration,
+    pub limits: Limits,
+}
+
+impl Default for CoreConfig {
+    fn default() -> Self {
+        CoreConfig {
+            domain: "localhost".into(),
+            aliases: Vec::new(),
+            local: Vec::new(),
+            algorithms: vec![Algorithm::Sha256, Algorithm::Md5],
+            nonce_ttl: Duration::from_secs(300),
+            digest_uri: DigestUriCheck::RequestUriOrServer,
+            authenticate_requests: true,
+            authenticate_register: true,
+            min_expires: 60,
+            max_expires: 7200,
+            default_expires: 3600,
+            max_contacts: 10,
+            t1: Duration::from_millis(500),
+            t2: Duration::from_secs(4),
+            t4: Duration::from_secs(5),
+            limits: Limits::default(),
+        }
+    }
+}

@@ -1,0 +1,234 @@
+//! # palisade-store: what Palisade keeps across restarts
+//!
+//! Accounts (HA1 values only, never passwords) and registrar bindings, behind the
+//! [`Storage`] trait so that PostgreSQL can be added for a scaled-out deployment. The
+//! embedded default is SQLite ([`SqliteStore`]): one file under the data directory, no
+//! server to install. The server's hot path never waits on it: bindings are written
+//! behind, in batches, from events of the sans-IO core.
+use std::path::Path;
+
+use rusqlite::{params, Connection, OptionalExtension};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Db(#[from] rusqlite::Error),
+    #[error("cannot create data directory {path}: {source}")]
+    Dir { path: String, source: std::io::Error },
+    #[error("user {0} already exists")]
+    UserExists(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserRow {
+    pub name: String,
+    pub domain: String,
+    pub ha1_md5: String,
+    pub ha1_sha256: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BindingRow {
+    pub aor: String,
+    pub contact: String,
+    /// Unix seconds.
+    pub expires: i64,
+    pub q: u16,
+    pub call_id: String,
+    pub cseq: u32,
+    /// Path URIs, newline-separated.
+    pub path: String,
+    pub transport: String,
+    pub source: String,
+    pub user_agent: String,
+}
+
+pub enum BindingOp {
+    Save(BindingRow),
+    Remove { aor: String, contact: String },
+}
+
+/// Storage operations the server and the CLI need.
+pub trait Storage {
+    fn add_user(&mut self, u: &UserRow) -> Result<(), StoreError>;
+    fn remove_user(&mut self, name: &str, domain: &str) -> Result<bool, StoreError>;
+    fn list_users(&self, domain: Option<&str>) -> Result<Vec<UserRow>, StoreError>;
+    /// All or nothing: either every row is added or none is.
+    fn import_users(&mut self, rows: &[UserRow]) -> Result<usize, StoreError>;
+    /// Changes whenever another connection commits (cheap to poll).
+    fn version(&self) -> Result<i64, StoreError>;
+    fn apply_bindings(&mut self, ops: &[BindingOp]) -> Result<(), StoreError>;
+    fn load_bindings(&self, now_unix: i64) -> Result<Vec<BindingRow>, StoreError>;
+}
+
+pub struct SqliteStore {
+    conn: Connection,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) `DIR/palisade.db`.
+    pub fn open(dir: &Path) -> Result<Self, StoreError> {
+        std::fs::create_dir_all(dir).map_err(|e| StoreError::Dir { path: dir.display().to_string(), source: e })?;
+        let conn = Connection::open(dir.join("palisade.db"))?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        conn.execute_batch(
+            "PRAGMA journal_mode=WAL;
+             PRAGMA synchronous=NORMAL;
+             CREATE TABLE IF NOT EXISTS users (
+                name TEXT NOT NULL, domain TEXT NOT NULL,
+                ha1_md5 TEXT NOT NULL, ha1_sha256 TEXT NOT NULL,
+                created INTEGER NOT NULL DEFAULT (strftime('%s','now')),
+                PRIMARY KEY (name, domain));
+             CREATE TABLE IF NOT EXISTS bindings (
+                aor TEXT NOT NULL, contact TEXT NOT NULL, expires INTEGER NOT NULL,
+                q INTEGER NOT NULL, call_id TEXT NOT NULL, cseq INTEGER NOT NULL,
+                path TEXT NOT NULL, transport TEXT NOT NULL, source TEXT NOT NULL,
+                user_agent TEXT NOT NULL,
+                PRIMARY KEY (aor, contact));",
+        )?;
+        Ok(SqliteStore { conn })
+    }
+}
+
+impl Storage for SqliteStore {
+    fn add_user(&mut self, u: &UserRow) -> Result<(), StoreError> {
+        let exists: Option<i64> = self
+            .conn
+            .query_row("SELECT 1 FROM users WHERE name=?1 AND domain=?2", params![u.name, u.domain], |r| r.get(0))
+            .optional()?;
+        if exists.is_some() {
+            return Err(StoreError::UserExists(format!("{}@{}", u.name, u.domain)));
+        }
+        self.conn.execute(
+            "INSERT INTO users (name, domain, ha1_md5, ha1_sha256) VALUES (?1, ?2, ?3, ?4)",
+            params![u.name, u.domain, u.ha1_md5, u.ha1_sha256],
+        )?;
+        Ok(())
+    }
+
+    fn remove_user(&mut self, name: &str, domain: &str) -> Result<bool, StoreError> {
+        Ok(self.conn.execute("DELETE FROM users WHERE name=?1 AND domain=?2", params![name, domain])? > 0)
+    }
+
+    fn list_users(&self, domain: Option<&str>) -> Result<Vec<UserRow>, StoreError> {
+        let mut st = self.conn.prepare(
+            "SELECT name, domain, ha1_md5, ha1_sha256 FROM users WHERE ?1 IS NULL OR domain=?1 ORDER BY domain, name",
+        )?;
+        let rows = st.query_map(params![domain], |r| {
+            Ok(UserRow { name: r.get(0)?, domain: r.get(1)?, ha1_md5: r.get(2)?, ha1_sha256: r.get(3)? })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn import_users(&mut self, rows: &[UserRow]) -> Result<usize, StoreError> {
+        let tx = self.conn.transaction()?;
+        {
+            let mut check = tx.prepare("SELECT 1 FROM users WHERE name=?1 AND domain=?2")?;
+            let mut ins = tx.prepare("INSERT INTO users (name, domain, ha1_md5, ha1_sha256) VALUES (?1, ?2, ?3, ?4)")?;
+            for u in rows {
+                if check.exists(params![u.name, u.domain])? {
+                    return Err(StoreError::UserExists(format!("{}@{}", u.name, u.domain)));
+                }
+                ins.execute(params![u.name, u.domain, u.ha1_md5, u.ha1_sha256])?;
+            }
+        }
+        tx.commit()?;
+        Ok(rows.len())
+    }
+
+    fn version(&self) -> Result<i64, StoreError> {
+        Ok(self.conn.query_row("PRAGMA data_version", [], |r| r.get(0))?)
+    }
+
+    fn apply_bindings(&mut self, ops: &[BindingOp]) -> Result<(), StoreError> {
+        let tx = self.conn.transaction()?;
+        {
+            let mut save = tx.prepare(
+                "INSERT OR REPLACE INTO bindings (aor, contact, expires, q, call_id, cseq, path, transport, source, user_agent)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            )?;
+            let mut del = tx.prepare("DELETE FROM bindings WHERE aor=?1 AND contact=?2")?;
+            for op in ops {
+                match op {
+                    BindingOp::Save(b) => {
+                        save.execute(params![b.aor, b.contact, b.expires, b.q, b.call_id, b.cseq, b.path, b.transport, b.source, b.user_agent])?;
+                    }
+                    BindingOp::Remove { aor, contact } => {
+                        del.execute(params![aor, contact])?;
+                    }
+                }
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn load_bindings(&self, now_unix: i64) -> Result<Vec<BindingRow>, StoreError> {
+        let mut st = self.conn.prepare(
+            "SELECT aor, contact, expires, q, call_id, cseq, path, transport, source, user_agent
+             FROM bindings WHERE expires > ?1 ORDER BY aor, contact",
+        )?;
+        let rows = st.query_map(params![now_unix], |r| {
+            Ok(BindingRow {
+                aor: r.get(0)?,
+                contact: r.get(1)?,
+                expires: r.get(2)?,
+                q: r.get(3)?,
+                call_id: r.get(4)?,
+                cseq: r.get(5)?,
+                path: r.get(6)?,
+                transport: r.get(7)?,
+                source: r.get(8)?,
+                user_agent: r.get(9)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn user(n: &str) -> UserRow {
+        UserRow { name: n.into(), domain: "example.com".into(), ha1_md5: "a".into(), ha1_sha256: "b".into() }
+    }
+
+    #[test]
+    fn users_and_bindings_persist() {
+        let dir = std::env::temp_dir().join(format!("palisade-store-test-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        {
+            let mut s = SqliteStore::open(&dir).unwrap();
+            s.add_user(&user("alice")).unwrap();
+            assert!(matches!(s.add_user(&user("alice")), Err(StoreError::UserExists(_))));
+            // import is all or nothing
+            assert!(s.import_users(&[user("bob"), user("alice")]).is_err());
+            assert_eq!(s.list_users(None).unwrap().len(), 1);
+            assert_eq!(s.import_users(&[user("bob"), user("carol")]).unwrap(), 2);
+            let b = BindingRow {
+                aor: "alice@example.com".into(),
+                contact: "sip:alice@192.0.2.1".into(),
+                expires: 2000,
+                q: 1000,
+                call_id: "c".into(),
+                cseq: 1,
+                path: String::new(),
+                transport: "udp".into(),
+                source: "192.0.2.1:5060".into(),
+                user_agent: "x".into(),
+            };
+            s.apply_bindings(&[BindingOp::Save(b.clone())]).unwrap();
+            assert_eq!(s.load_bindings(1000).unwrap(), vec![b]);
+            assert!(s.load_bindings(3000).unwrap().is_empty(), "expired bindings are not loaded");
+        }
+        let mut s = SqliteStore::open(&dir).unwrap();
+        assert_eq!(s.list_users(Some("example.com")).unwrap().len(), 3);
+        assert_eq!(s.load_bindings(0).unwrap().len(), 1);
+        s.apply_bindings(&[BindingOp::Remove { aor: "alice@example.com".into(), contact: "sip:alice@192.0.2.1".into() }]).unwrap();
+        assert!(s.load_bindings(0).unwrap().is_empty());
+        assert!(s.remove_user("bob", "example.com").unwrap());
+        assert!(!s.remove_user("bob", "example.com").unwrap());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
