@@ -54,7 +54,13 @@ impl Algorithm {
 
     /// HA1 = H(username ":" realm ":" password). Only this is ever stored.
     pub fn ha1(self, user: &str, realm: &str, password: &str) -> String {
-        self.hash_hex(&[user.as_bytes(), b":", realm.as_bytes(), b":", password.as_bytes()])
+        self.hash_hex(&[
+            user.as_bytes(),
+            b":",
+            realm.as_bytes(),
+            b":",
+            password.as_bytes(),
+        ])
     }
 }
 
@@ -159,13 +165,28 @@ impl Authenticator {
     pub fn nonce(&mut self, now: Instant) -> String {
         self.counter += 1;
         let ts = now.saturating_duration_since(self.epoch).as_secs();
-        format!("{ts:016x}{:016x}{}", self.counter, self.mac(ts, self.counter))
+        format!(
+            "{ts:016x}{:016x}{}",
+            self.counter,
+            self.mac(ts, self.counter)
+        )
     }
 
     /// Checks a digest response against the credential (`None`: unknown user, checked
     /// against a per-boot dummy so that the work and the answer are the same).
-    pub fn verify(&mut self, now: Instant, method: &str, d: &DigestResponse<'_>, cred: Option<&Credential>, realm: &str) -> Verdict {
-        let Some(alg) = Algorithm::parse(if d.algorithm.is_empty() { "MD5" } else { d.algorithm }) else {
+    pub fn verify(
+        &mut self,
+        now: Instant,
+        method: &str,
+        d: &DigestResponse<'_>,
+        cred: Option<&Credential>,
+        realm: &str,
+    ) -> Verdict {
+        let Some(alg) = Algorithm::parse(if d.algorithm.is_empty() {
+            "MD5"
+        } else {
+            d.algorithm
+        }) else {
             return Verdict::Fail("unsupported digest algorithm");
         };
         if d.nonce.len() != 56 {
@@ -205,11 +226,17 @@ impl Authenticator {
             b":",
             ha2.as_bytes(),
         ]);
-        let matches = ct_eq(expected.as_bytes(), d.response.to_ascii_lowercase().as_bytes());
+        let matches = ct_eq(
+            expected.as_bytes(),
+            d.response.to_ascii_lowercase().as_bytes(),
+        );
         if !matches || cred.is_none() || d.realm != realm {
             return Verdict::Fail("wrong credentials");
         }
-        let age = now.saturating_duration_since(self.epoch).as_secs().saturating_sub(ts);
+        let age = now
+            .saturating_duration_since(self.epoch)
+            .as_secs()
+            .saturating_sub(ts);
         if age > self.ttl.as_secs() {
             return Verdict::Stale;
         }
@@ -225,7 +252,8 @@ impl Authenticator {
     pub fn sweep(&mut self, now: Instant) {
         let now_s = now.saturating_duration_since(self.epoch).as_secs();
         let ttl = self.ttl.as_secs();
-        self.used.retain(|_, (_, ts)| now_s.saturating_sub(*ts) <= ttl);
+        self.used
+            .retain(|_, (_, ts)| now_s.saturating_sub(*ts) <= ttl);
     }
 
     pub fn tracked_nonces(&self) -> usize {
@@ -237,15 +265,37 @@ impl Authenticator {
 mod tests {
     use super::*;
 
-    fn respond(alg: Algorithm, ha1: &str, nonce: &str, nc: &str, method: &str, uri: &str) -> String {
+    fn respond(
+        alg: Algorithm,
+        ha1: &str,
+        nonce: &str,
+        nc: &str,
+        method: &str,
+        uri: &str,
+    ) -> String {
         let ha2 = alg.hash_hex(&[method.as_bytes(), b":", uri.as_bytes()]);
-        alg.hash_hex(&[ha1.as_bytes(), b":", nonce.as_bytes(), b":", nc.as_bytes(), b":", b"cn", b":", b"auth", b":", ha2.as_bytes()])
+        alg.hash_hex(&[
+            ha1.as_bytes(),
+            b":",
+            nonce.as_bytes(),
+            b":",
+            nc.as_bytes(),
+            b":",
+            b"cn",
+            b":",
+            b"auth",
+            b":",
+            ha2.as_bytes(),
+        ])
     }
 
     #[test]
     fn rfc_example_ha1() {
         // RFC 2617 section 3.5: Mufasa / testrealm@host.com / Circle Of Life
-        assert_eq!(Algorithm::Md5.ha1("Mufasa", "testrealm@host.com", "Circle Of Life"), "939e7578ed9e3c518a452acee763bce9");
+        assert_eq!(
+            Algorithm::Md5.ha1("Mufasa", "testrealm@host.com", "Circle Of Life"),
+            "939e7578ed9e3c518a452acee763bce9"
+        );
     }
 
     #[test]
@@ -255,28 +305,94 @@ mod tests {
         let cred = Credential::from_password("alice", "example.com", "pw");
         for alg in [Algorithm::Md5, Algorithm::Sha256] {
             let n = a.nonce(t0);
-            let r = respond(alg, cred.ha1(alg), &n, "00000001", "REGISTER", "sip:example.com");
-            let d = DigestResponse { username: "alice", realm: "example.com", nonce: &n, uri: "sip:example.com", response: &r, algorithm: alg.name(), qop: "auth", nc: "00000001", cnonce: "cn" };
-            assert_eq!(a.verify(t0, "REGISTER", &d, Some(&cred), "example.com"), Verdict::Ok);
+            let r = respond(
+                alg,
+                cred.ha1(alg),
+                &n,
+                "00000001",
+                "REGISTER",
+                "sip:example.com",
+            );
+            let d = DigestResponse {
+                username: "alice",
+                realm: "example.com",
+                nonce: &n,
+                uri: "sip:example.com",
+                response: &r,
+                algorithm: alg.name(),
+                qop: "auth",
+                nc: "00000001",
+                cnonce: "cn",
+            };
+            assert_eq!(
+                a.verify(t0, "REGISTER", &d, Some(&cred), "example.com"),
+                Verdict::Ok
+            );
             // the same nc again is a replay
-            assert!(matches!(a.verify(t0, "REGISTER", &d, Some(&cred), "example.com"), Verdict::Fail(_)));
+            assert!(matches!(
+                a.verify(t0, "REGISTER", &d, Some(&cred), "example.com"),
+                Verdict::Fail(_)
+            ));
             // unknown user: same class of answer
-            assert!(matches!(a.verify(t0, "REGISTER", &d, None, "example.com"), Verdict::Fail(_)));
+            assert!(matches!(
+                a.verify(t0, "REGISTER", &d, None, "example.com"),
+                Verdict::Fail(_)
+            ));
             // expired nonce
             let later = t0 + Duration::from_secs(31);
-            let r2 = respond(alg, cred.ha1(alg), &n, "00000002", "REGISTER", "sip:example.com");
-            let d2 = DigestResponse { response: &r2, nc: "00000002", ..d };
-            assert_eq!(a.verify(later, "REGISTER", &d2, Some(&cred), "example.com"), Verdict::Stale);
+            let r2 = respond(
+                alg,
+                cred.ha1(alg),
+                &n,
+                "00000002",
+                "REGISTER",
+                "sip:example.com",
+            );
+            let d2 = DigestResponse {
+                response: &r2,
+                nc: "00000002",
+                ..d
+            };
+            assert_eq!(
+                a.verify(later, "REGISTER", &d2, Some(&cred), "example.com"),
+                Verdict::Stale
+            );
         }
         let bad = Credential::from_password("alice", "example.com", "other");
         let n = a.nonce(t0);
-        let r = respond(Algorithm::Md5, &bad.ha1_md5, &n, "00000001", "REGISTER", "sip:example.com");
-        let d = DigestResponse { username: "alice", realm: "example.com", nonce: &n, uri: "sip:example.com", response: &r, algorithm: "MD5", qop: "auth", nc: "00000001", cnonce: "cn" };
-        assert!(matches!(a.verify(t0, "REGISTER", &d, Some(&cred), "example.com"), Verdict::Fail(_)));
+        let r = respond(
+            Algorithm::Md5,
+            &bad.ha1_md5,
+            &n,
+            "00000001",
+            "REGISTER",
+            "sip:example.com",
+        );
+        let d = DigestResponse {
+            username: "alice",
+            realm: "example.com",
+            nonce: &n,
+            uri: "sip:example.com",
+            response: &r,
+            algorithm: "MD5",
+            qop: "auth",
+            nc: "00000001",
+            cnonce: "cn",
+        };
+        assert!(matches!(
+            a.verify(t0, "REGISTER", &d, Some(&cred), "example.com"),
+            Verdict::Fail(_)
+        ));
         // a forged nonce
         let forged = format!("{}{}", &n[..32], "0".repeat(24));
-        let d = DigestResponse { nonce: &forged, ..d };
-        assert!(matches!(a.verify(t0, "REGISTER", &d, Some(&cred), "example.com"), Verdict::Fail(_)));
+        let d = DigestResponse {
+            nonce: &forged,
+            ..d
+        };
+        assert!(matches!(
+            a.verify(t0, "REGISTER", &d, Some(&cred), "example.com"),
+            Verdict::Fail(_)
+        ));
         a.sweep(t0 + Duration::from_secs(100));
         assert_eq!(a.tracked_nonces(), 0);
     }

@@ -9,8 +9,8 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use palisade_sip::{
-    parse_datagram, parse_uri, sanity, CSeq, Contact, Credentials, Header, Host, Message, Method, NameAddr, Param,
-    ParseError, StartLine, Uri, Via,
+    parse_datagram, parse_uri, sanity, CSeq, Contact, Credentials, Header, Host, Message, Method,
+    NameAddr, Param, ParseError, StartLine, Uri, Via,
 };
 use tracing::{debug, info};
 
@@ -135,10 +135,16 @@ fn uri_string(u: &Uri<'_>) -> String {
 /// Key of the server transaction a request belongs to (RFC 3261 section 17.2.3); with
 /// `as_invite`, the key of the INVITE an ACK or CANCEL refers to.
 fn server_key(m: &Message<'_>, as_invite: bool) -> String {
-    let method = if as_invite { "INVITE" } else { m.method().map(|m| m.as_str()).unwrap_or("") };
+    let method = if as_invite {
+        "INVITE"
+    } else {
+        m.method().map(|m| m.as_str()).unwrap_or("")
+    };
     let via = m.top_via();
     let branch = via.and_then(|v| v.branch()).unwrap_or("");
-    let sent_by = via.map(|v| format!("{}:{}", v.host, v.port.unwrap_or(0))).unwrap_or_default();
+    let sent_by = via
+        .map(|v| format!("{}:{}", v.host, v.port.unwrap_or(0)))
+        .unwrap_or_default();
     if branch.starts_with(MAGIC) {
         format!("{branch}|{sent_by}|{method}")
     } else {
@@ -164,13 +170,19 @@ fn fix_top_via(m: &mut Message<'_>, from: Peer) {
             Host::Domain(_) => true,
         };
         if differs && v.param("received").is_none() {
-            v.params.push(Param::new("received", Some(Cow::Owned(ip.to_string()))));
+            v.params
+                .push(Param::new("received", Some(Cow::Owned(ip.to_string()))));
         }
-        if let Some(p) = v.params.iter_mut().find(|p| p.name.eq_ignore_ascii_case("rport")) {
+        if let Some(p) = v
+            .params
+            .iter_mut()
+            .find(|p| p.name.eq_ignore_ascii_case("rport"))
+        {
             if p.value.is_none() {
                 p.value = Some(Cow::Owned(from.addr.port().to_string()));
                 if v.param("received").is_none() {
-                    v.params.push(Param::new("received", Some(Cow::Owned(ip.to_string()))));
+                    v.params
+                        .push(Param::new("received", Some(Cow::Owned(ip.to_string()))));
                 }
             }
         }
@@ -181,7 +193,10 @@ fn bad_request_salvage(bytes: &[u8], e: &ParseError) -> Option<Vec<u8>> {
     // Answer a malformed request only if the lines a response needs are themselves clean.
     let head_end = bytes.windows(4).position(|w| w == b"\r\n\r\n")?;
     let head = std::str::from_utf8(&bytes[..head_end]).ok()?;
-    if head.bytes().any(|b| (b < 0x20 && b != b'\r' && b != b'\n' && b != b'\t') || b == 0x7f) {
+    if head
+        .bytes()
+        .any(|b| (b < 0x20 && b != b'\r' && b != b'\n' && b != b'\t') || b == 0x7f)
+    {
         return None;
     }
     let mut lines = String::new();
@@ -190,7 +205,9 @@ fn bad_request_salvage(bytes: &[u8], e: &ParseError) -> Option<Vec<u8>> {
         if line.starts_with([' ', '\t']) {
             continue;
         }
-        let Some((name, _)) = line.split_once(':') else { continue };
+        let Some((name, _)) = line.split_once(':') else {
+            continue;
+        };
         let n = name.trim().to_ascii_lowercase();
         let idx = match n.as_str() {
             "via" | "v" => 0,
@@ -279,7 +296,11 @@ impl Endpoint {
 
     fn arm(&mut self, at: Instant, what: TimerWhat) {
         self.seq += 1;
-        self.timers.push(Reverse(Timer { at, seq: self.seq, what }));
+        self.timers.push(Reverse(Timer {
+            at,
+            seq: self.seq,
+            what,
+        }));
     }
 
     fn send(&mut self, to: Peer, bytes: Vec<u8>) {
@@ -287,7 +308,11 @@ impl Endpoint {
     }
 
     fn local(&self, t: Transport) -> Option<SocketAddr> {
-        self.cfg.local.iter().find(|(lt, _)| *lt == t).map(|(_, a)| *a)
+        self.cfg
+            .local
+            .iter()
+            .find(|(lt, _)| *lt == t)
+            .map(|(_, a)| *a)
     }
 
     fn host_is_us(&self, host: &Host<'_>) -> bool {
@@ -303,7 +328,11 @@ impl Endpoint {
 
     fn ip_is_us(&self, ip: IpAddr) -> bool {
         self.cfg.local.iter().any(|(_, a)| a.ip() == ip)
-            || self.cfg.aliases.iter().any(|a| a.parse::<IpAddr>().ok() == Some(ip))
+            || self
+                .cfg
+                .aliases
+                .iter()
+                .any(|a| a.parse::<IpAddr>().ok() == Some(ip))
             || self.cfg.domain.parse::<IpAddr>().ok() == Some(ip)
     }
 
@@ -344,8 +373,33 @@ impl Endpoint {
             Host::Domain(d) if d.eq_ignore_ascii_case("localhost") => IpAddr::from([127, 0, 0, 1]),
             Host::Domain(_) => return None,
         };
-        let port = s.port.unwrap_or(if transport == Transport::Tls { 5061 } else { 5060 });
-        Some(Peer { transport, addr: SocketAddr::new(ip, port), conn: None })
+        let port = s.port.unwrap_or(if transport == Transport::Tls {
+            5061
+        } else {
+            5060
+        });
+        Some(Peer {
+            transport,
+            addr: SocketAddr::new(ip, port),
+            conn: None,
+        })
+    }
+
+    /// Where to send a request for a binding. Over TCP/TLS: the connection the REGISTER
+    /// came on. Over UDP: the Contact's address when it is on the host the REGISTER came
+    /// from (a phone may register from one port for another), otherwise the source
+    /// address, because the Contact is then behind a NAT (RFC 3581 reasoning).
+    fn binding_dest(&self, b: &Binding) -> Peer {
+        if b.source.transport.reliable() {
+            return b.source;
+        }
+        match parse_uri(&b.contact, &self.cfg.limits)
+            .ok()
+            .and_then(|u| self.resolve(&u))
+        {
+            Some(p) if p.addr.ip() == b.source.addr.ip() && p.transport == Transport::Udp => p,
+            _ => b.source,
+        }
     }
 
     fn aor_of(&self, u: &Uri<'_>) -> Option<(String, String)> {
@@ -358,7 +412,10 @@ impl Endpoint {
 
     fn to_tag(&self, m: &Message<'_>) -> String {
         let h = hash64(
-            &[m.call_id().unwrap_or("").as_bytes(), m.from().and_then(|f| f.tag()).unwrap_or("").as_bytes()],
+            &[
+                m.call_id().unwrap_or("").as_bytes(),
+                m.from().and_then(|f| f.tag()).unwrap_or("").as_bytes(),
+            ],
             self.salt,
         );
         format!("{h:016x}")
@@ -393,7 +450,9 @@ impl Endpoint {
             if t.0.at > now {
                 break;
             }
-            let Some(Reverse(t)) = self.timers.pop() else { break };
+            let Some(Reverse(t)) = self.timers.pop() else {
+                break;
+            };
             self.fire(now, t.what);
         }
     }
@@ -401,13 +460,19 @@ impl Endpoint {
     fn on_request(&mut self, now: Instant, from: Peer, mut msg: Message<'_>, raw: &[u8]) {
         self.stats.requests += 1;
         fix_top_via(&mut msg, from);
-        let Some(method) = msg.method().cloned() else { return };
+        let Some(method) = msg.method().cloned() else {
+            return;
+        };
         if method == Method::Ack {
             let ikey = server_key(&msg, true);
             if let Some(t) = self.servers.get_mut(&ikey) {
                 if t.state == SState::Completed {
                     t.state = SState::Confirmed;
-                    let wait = if t.source.transport.reliable() { Duration::ZERO } else { self.cfg.t4 };
+                    let wait = if t.source.transport.reliable() {
+                        Duration::ZERO
+                    } else {
+                        self.cfg.t4
+                    };
                     self.arm(now + wait, TimerWhat::ServerEnd(ikey));
                 }
                 return;
@@ -461,12 +526,21 @@ impl Endpoint {
         // Loop detection (RFC 3261 section 16.3 step 4).
         let lh = self.loop_hash(msg);
         let mine = format!("{OUR_BRANCH}{lh:08x}.");
-        if msg.vias().any(|v| self.via_is_us(v) && v.branch().is_some_and(|b| b.starts_with(&mine))) {
+        if msg
+            .vias()
+            .any(|v| self.via_is_us(v) && v.branch().is_some_and(|b| b.starts_with(&mine)))
+        {
             return Decision::Reply(482, "Loop Detected", vec![]);
         }
         // Loose routing: remove the Route entries that name this server.
-        while let Some(idx) = msg.headers.iter().position(|h| matches!(h, Header::Route(_))) {
-            let Header::Route(r) = &msg.headers[idx] else { break };
+        while let Some(idx) = msg
+            .headers
+            .iter()
+            .position(|h| matches!(h, Header::Route(_)))
+        {
+            let Header::Route(r) = &msg.headers[idx] else {
+                break;
+            };
             if self.uri_is_us(&r.uri) {
                 msg.headers.remove(idx);
             } else {
@@ -474,19 +548,44 @@ impl Endpoint {
             }
         }
         let ruri = msg.request_uri().cloned();
-        let Some(ruri) = ruri else { return Decision::Reply(400, "Bad Request", vec![]) };
+        let Some(ruri) = ruri else {
+            return Decision::Reply(400, "Bad Request", vec![]);
+        };
         let next_route = msg.routes().next().map(|r| r.uri.clone());
         let to_us = matches!(&ruri, Uri::Sip(s) if self.host_is_us(&s.host));
-        let self_addressed = self.uri_is_us(&ruri) && ruri.as_sip().is_some_and(|s| s.user.is_none());
+        let self_addressed =
+            self.uri_is_us(&ruri) && ruri.as_sip().is_some_and(|s| s.user.is_none());
 
         if self_addressed && next_route.is_none() {
             return match method {
-                Method::Options => Decision::Reply(200, "OK", vec![
-                    Header::Allow(vec![Method::Invite, Method::Ack, Method::Cancel, Method::Bye, Method::Options, Method::Register, Method::Message, Method::Update, Method::Info, Method::Prack]),
-                    Header::Other { name: Cow::Borrowed("Accept"), value: Cow::Borrowed("application/sdp") },
-                ]),
+                Method::Options => Decision::Reply(
+                    200,
+                    "OK",
+                    vec![
+                        Header::Allow(vec![
+                            Method::Invite,
+                            Method::Ack,
+                            Method::Cancel,
+                            Method::Bye,
+                            Method::Options,
+                            Method::Register,
+                            Method::Message,
+                            Method::Update,
+                            Method::Info,
+                            Method::Prack,
+                        ]),
+                        Header::Other {
+                            name: Cow::Borrowed("Accept"),
+                            value: Cow::Borrowed("application/sdp"),
+                        },
+                    ],
+                ),
                 Method::Register => self.register(now, from, msg),
-                _ => Decision::Reply(405, "Method Not Allowed", vec![Header::Allow(vec![Method::Options, Method::Register])]),
+                _ => Decision::Reply(
+                    405,
+                    "Method Not Allowed",
+                    vec![Header::Allow(vec![Method::Options, Method::Register])],
+                ),
             };
         }
         if msg.max_forwards() == Some(0) {
@@ -496,7 +595,10 @@ impl Endpoint {
             let extra = if r.unsupported.is_empty() {
                 vec![]
             } else {
-                vec![Header::Other { name: Cow::Borrowed("Unsupported"), value: Cow::Owned(r.unsupported.join(", ")) }]
+                vec![Header::Other {
+                    name: Cow::Borrowed("Unsupported"),
+                    value: Cow::Owned(r.unsupported.join(", ")),
+                }]
             };
             return Decision::Reply(r.status, r.reason, extra);
         }
@@ -511,20 +613,40 @@ impl Endpoint {
             // Requests inside a dialog follow the route set the dialog established.
             if let Some(r) = next_route {
                 return match self.resolve(&r) {
-                    Some(dest) => Decision::Forward(vec![Target { ruri: None, dest, path: vec![] }], false),
-                    None => Decision::Reply(503, "Service Unavailable: next hop is not an IP address", vec![]),
+                    Some(dest) => Decision::Forward(
+                        vec![Target {
+                            ruri: None,
+                            dest,
+                            path: vec![],
+                        }],
+                        false,
+                    ),
+                    None => Decision::Reply(
+                        503,
+                        "Service Unavailable: next hop is not an IP address",
+                        vec![],
+                    ),
                 };
             }
             if to_us && ruri.as_sip().is_some_and(|s| s.user.is_some()) {
                 return self.lookup(&ruri, false);
             }
             return match self.resolve(&ruri) {
-                Some(dest) => Decision::Forward(vec![Target { ruri: None, dest, path: vec![] }], false),
+                Some(dest) => Decision::Forward(
+                    vec![Target {
+                        ruri: None,
+                        dest,
+                        path: vec![],
+                    }],
+                    false,
+                ),
                 None => Decision::Reply(404, "Not Found: no route to the Request-URI", vec![]),
             };
         }
         // Out of dialog: who is calling?
-        let caller_local = msg.from().is_some_and(|f| matches!(&f.uri, Uri::Sip(s) if self.host_is_us(&s.host)));
+        let caller_local = msg
+            .from()
+            .is_some_and(|f| matches!(&f.uri, Uri::Sip(s) if self.host_is_us(&s.host)));
         let mut authenticated = false;
         if caller_local && self.cfg.authenticate_requests {
             match self.check_auth(now, msg, true) {
@@ -537,8 +659,19 @@ impl Endpoint {
                 return Decision::Reply(403, "Forbidden: relaying denied", vec![]);
             }
             return match self.resolve(&r) {
-                Some(dest) => Decision::Forward(vec![Target { ruri: None, dest, path: vec![] }], true),
-                None => Decision::Reply(503, "Service Unavailable: next hop is not an IP address", vec![]),
+                Some(dest) => Decision::Forward(
+                    vec![Target {
+                        ruri: None,
+                        dest,
+                        path: vec![],
+                    }],
+                    true,
+                ),
+                None => Decision::Reply(
+                    503,
+                    "Service Unavailable: next hop is not an IP address",
+                    vec![],
+                ),
             };
         }
         if to_us {
@@ -548,7 +681,14 @@ impl Endpoint {
             return Decision::Reply(403, "Forbidden: relaying denied", vec![]);
         }
         match self.resolve(&ruri) {
-            Some(dest) => Decision::Forward(vec![Target { ruri: None, dest, path: vec![] }], true),
+            Some(dest) => Decision::Forward(
+                vec![Target {
+                    ruri: None,
+                    dest,
+                    path: vec![],
+                }],
+                true,
+            ),
             None => Decision::Reply(404, "Not Found: no route to the Request-URI", vec![]),
         }
     }
@@ -558,10 +698,18 @@ impl Endpoint {
             return Decision::Reply(404, "Not Found", vec![]);
         };
         let now_live: Vec<Target> = {
-            let mut b: Vec<&Binding> = self.location.get(&aor).map(|v| v.iter().collect()).unwrap_or_default();
+            let mut b: Vec<&Binding> = self
+                .location
+                .get(&aor)
+                .map(|v| v.iter().collect())
+                .unwrap_or_default();
             b.sort_by(|x, y| y.q.cmp(&x.q));
             b.into_iter()
-                .map(|b| Target { ruri: Some(b.contact.clone()), dest: b.source, path: b.path.clone() })
+                .map(|b| Target {
+                    ruri: Some(b.contact.clone()),
+                    dest: self.binding_dest(b),
+                    path: b.path.clone(),
+                })
                 .collect()
         };
         if now_live.is_empty() {
@@ -577,7 +725,12 @@ impl Endpoint {
         let ruri = m.request_uri().map(uri_string).unwrap_or_default();
         let seq = m.cseq().map(|c| c.seq).unwrap_or(0).to_be_bytes();
         hash64(
-            &[ruri.as_bytes(), m.call_id().unwrap_or("").as_bytes(), m.from().and_then(|f| f.tag()).unwrap_or("").as_bytes(), &seq],
+            &[
+                ruri.as_bytes(),
+                m.call_id().unwrap_or("").as_bytes(),
+                m.from().and_then(|f| f.tag()).unwrap_or("").as_bytes(),
+                &seq,
+            ],
             0,
         ) as u32
     }
@@ -585,15 +738,28 @@ impl Endpoint {
     /// Digest check; `Err` carries the answer to send (challenge or refusal).
     fn check_auth(&mut self, now: Instant, msg: &Message<'_>, proxy: bool) -> Result<(), Decision> {
         let creds: Option<&Credentials<'_>> = msg.headers.iter().find_map(|h| match (h, proxy) {
-            (Header::ProxyAuthorization(c), true) | (Header::Authorization(c), false) if c.is_digest() && c.get("realm").as_deref() == Some(self.cfg.domain.as_str()) => Some(c),
+            (Header::ProxyAuthorization(c), true) | (Header::Authorization(c), false)
+                if c.is_digest() && c.get("realm").as_deref() == Some(self.cfg.domain.as_str()) =>
+            {
+                Some(c)
+            }
             _ => None,
         });
         let Some(c) = creds else {
             return Err(self.challenge(now, proxy, false));
         };
         let g = |n: &str| c.get(n).map(|v| v.into_owned()).unwrap_or_default();
-        let (username, realm, nonce, uri, response, algorithm, qop, nc, cnonce) =
-            (g("username"), g("realm"), g("nonce"), g("uri"), g("response"), g("algorithm"), g("qop"), g("nc"), g("cnonce"));
+        let (username, realm, nonce, uri, response, algorithm, qop, nc, cnonce) = (
+            g("username"),
+            g("realm"),
+            g("nonce"),
+            g("uri"),
+            g("response"),
+            g("algorithm"),
+            g("qop"),
+            g("nc"),
+            g("cnonce"),
+        );
         let d = DigestResponse {
             username: &username,
             realm: &realm,
@@ -605,26 +771,37 @@ impl Endpoint {
             nc: &nc,
             cnonce: &cnonce,
         };
-        if let Some(a) = crate::auth::Algorithm::parse(if algorithm.is_empty() { "MD5" } else { &algorithm }) {
+        if let Some(a) = crate::auth::Algorithm::parse(if algorithm.is_empty() {
+            "MD5"
+        } else {
+            &algorithm
+        }) {
             if !self.cfg.algorithms.contains(&a) {
                 return Err(self.challenge(now, proxy, false));
             }
         }
         let method = msg.method().map(|m| m.as_str()).unwrap_or("");
         let cred = self.users.get(&username).cloned();
-        let verdict = self.auth.verify(now, method, &d, cred.as_ref(), &self.cfg.domain);
+        let verdict = self
+            .auth
+            .verify(now, method, &d, cred.as_ref(), &self.cfg.domain);
         let uri_ok = match self.cfg.digest_uri {
             DigestUriCheck::Off => true,
             DigestUriCheck::RequestUri | DigestUriCheck::RequestUriOrServer => {
                 let ruri = msg.request_uri().map(uri_string).unwrap_or_default();
                 uri == ruri
                     || (self.cfg.digest_uri == DigestUriCheck::RequestUriOrServer
-                        && parse_uri(&uri, &self.cfg.limits).is_ok_and(|u| self.uri_is_us(&u) && u.as_sip().is_some_and(|s| s.user.is_none())))
+                        && parse_uri(&uri, &self.cfg.limits).is_ok_and(|u| {
+                            self.uri_is_us(&u) && u.as_sip().is_some_and(|s| s.user.is_none())
+                        }))
             }
         };
         // The authenticated identity must be the one the request claims.
         let claimed = if proxy { msg.from() } else { msg.to() };
-        let claimed_user = claimed.and_then(|n| self.aor_of(&n.uri)).map(|(_, u)| u).unwrap_or_default();
+        let claimed_user = claimed
+            .and_then(|n| self.aor_of(&n.uri))
+            .map(|(_, u)| u)
+            .unwrap_or_default();
         match verdict {
             Verdict::Ok if uri_ok && claimed_user == username => Ok(()),
             Verdict::Ok => {
@@ -646,7 +823,10 @@ impl Endpoint {
         let mut headers = Vec::new();
         for a in self.cfg.algorithms.clone() {
             let mut params = vec![
-                Param::new("realm", Some(Cow::Owned(format!("\"{}\"", self.cfg.domain)))),
+                Param::new(
+                    "realm",
+                    Some(Cow::Owned(format!("\"{}\"", self.cfg.domain))),
+                ),
                 Param::new("nonce", Some(Cow::Owned(format!("\"{nonce}\"")))),
                 Param::new("algorithm", Some(Cow::Borrowed(a.name()))),
                 Param::new("qop", Some(Cow::Borrowed("\"auth\""))),
@@ -654,8 +834,15 @@ impl Endpoint {
             if stale {
                 params.push(Param::new("stale", Some(Cow::Borrowed("true"))));
             }
-            let c = Credentials { scheme: Cow::Borrowed("Digest"), params };
-            headers.push(if proxy { Header::ProxyAuthenticate(c) } else { Header::WwwAuthenticate(c) });
+            let c = Credentials {
+                scheme: Cow::Borrowed("Digest"),
+                params,
+            };
+            headers.push(if proxy {
+                Header::ProxyAuthenticate(c)
+            } else {
+                Header::WwwAuthenticate(c)
+            });
         }
         if proxy {
             Decision::Reply(407, "Proxy Authentication Required", headers)
@@ -667,9 +854,15 @@ impl Endpoint {
     // ---------------------------------------------------------------- registrar
 
     fn register(&mut self, now: Instant, from: Peer, msg: &Message<'_>) -> Decision {
-        let Some(to) = msg.to() else { return Decision::Reply(400, "Bad Request", vec![]) };
+        let Some(to) = msg.to() else {
+            return Decision::Reply(400, "Bad Request", vec![]);
+        };
         let Some((aor, user)) = self.aor_of(&to.uri) else {
-            return Decision::Reply(400, "Bad Request: the address of record must be a SIP or SIPS URI with a user", vec![]);
+            return Decision::Reply(
+                400,
+                "Bad Request: the address of record must be a SIP or SIPS URI with a user",
+                vec![],
+            );
         };
         if !matches!(&to.uri, Uri::Sip(s) if self.host_is_us(&s.host)) {
             return Decision::Reply(403, "Forbidden: not a domain of this registrar", vec![]);
@@ -693,14 +886,28 @@ impl Endpoint {
                 _ => None,
             })
             .collect();
-        let ua = msg.headers.iter().find_map(|h| match h { Header::UserAgent(u) => Some(u.to_string()), _ => None }).unwrap_or_default();
+        let ua = msg
+            .headers
+            .iter()
+            .find_map(|h| match h {
+                Header::UserAgent(u) => Some(u.to_string()),
+                _ => None,
+            })
+            .unwrap_or_default();
         if contacts.iter().any(|c| matches!(c, Contact::Star)) {
             if contacts.len() != 1 || header_expires != Some(0) {
-                return Decision::Reply(400, "Bad Request: Contact * needs Expires: 0 and no other Contact", vec![]);
+                return Decision::Reply(
+                    400,
+                    "Bad Request: Contact * needs Expires: 0 and no other Contact",
+                    vec![],
+                );
             }
             if let Some(list) = self.location.remove(&aor) {
                 for b in list {
-                    self.events.push_back(Event::BindingRemoved { aor: aor.clone(), contact: b.contact });
+                    self.events.push_back(Event::BindingRemoved {
+                        aor: aor.clone(),
+                        contact: b.contact,
+                    });
                 }
             }
             info!(aor, "all bindings removed");
@@ -710,19 +917,41 @@ impl Endpoint {
         let mut updates = Vec::new();
         for c in &contacts {
             let Contact::Addr(na) = c else { continue };
-            let expires = na.expires().or(header_expires).unwrap_or(self.cfg.default_expires);
+            let expires = na
+                .expires()
+                .or(header_expires)
+                .unwrap_or(self.cfg.default_expires);
             if expires != 0 && expires < self.cfg.min_expires {
-                return Decision::Reply(423, "Interval Too Brief", vec![Header::MinExpires(self.cfg.min_expires)]);
+                return Decision::Reply(
+                    423,
+                    "Interval Too Brief",
+                    vec![Header::MinExpires(self.cfg.min_expires)],
+                );
             }
             if !matches!(na.uri, Uri::Sip(_)) {
-                return Decision::Reply(400, "Bad Request: Contact must be a SIP or SIPS URI", vec![]);
+                return Decision::Reply(
+                    400,
+                    "Bad Request: Contact must be a SIP or SIPS URI",
+                    vec![],
+                );
             }
-            updates.push((uri_string(&na.uri), expires.min(self.cfg.max_expires), na.q_millis().unwrap_or(1000)));
+            updates.push((
+                uri_string(&na.uri),
+                expires.min(self.cfg.max_expires),
+                na.q_millis().unwrap_or(1000),
+            ));
         }
         let list = self.location.entry(aor.clone()).or_default();
-        let new_count = updates.iter().filter(|(c, e, _)| *e > 0 && !list.iter().any(|b| &b.contact == c)).count();
+        let new_count = updates
+            .iter()
+            .filter(|(c, e, _)| *e > 0 && !list.iter().any(|b| &b.contact == c))
+            .count();
         if list.len() + new_count > self.cfg.max_contacts {
-            return Decision::Reply(403, "Forbidden: too many contacts for this address of record", vec![]);
+            return Decision::Reply(
+                403,
+                "Forbidden: too many contacts for this address of record",
+                vec![],
+            );
         }
         let mut earliest = None;
         for (contact, expires, q) in updates {
@@ -735,7 +964,10 @@ impl Endpoint {
             if expires == 0 {
                 if let Some(i) = existing {
                     let b = list.remove(i);
-                    self.events.push_back(Event::BindingRemoved { aor: aor.clone(), contact: b.contact });
+                    self.events.push_back(Event::BindingRemoved {
+                        aor: aor.clone(),
+                        contact: b.contact,
+                    });
                 }
                 continue;
             }
@@ -769,7 +1001,9 @@ impl Endpoint {
     fn registered(&self, now: Instant, aor: &str, msg: &Message<'_>) -> Decision {
         let mut extra: Vec<Header<'static>> = Vec::new();
         for b in self.location.get(aor).into_iter().flatten() {
-            let Ok(uri) = parse_uri(&b.contact, &self.cfg.limits) else { continue };
+            let Ok(uri) = parse_uri(&b.contact, &self.cfg.limits) else {
+                continue;
+            };
             let left = b.expires_at.saturating_duration_since(now).as_secs();
             extra.push(Header::Contact(Contact::Addr(NameAddr {
                 display: None,
@@ -787,16 +1021,25 @@ impl Endpoint {
 
     // ---------------------------------------------------------------- responses we generate
 
-    fn build_response(&self, req: &Message<'_>, status: u16, reason: &str, extra: Vec<Header<'_>>) -> Vec<u8> {
+    fn build_response(
+        &self,
+        req: &Message<'_>,
+        status: u16,
+        reason: &str,
+        extra: Vec<Header<'_>>,
+    ) -> Vec<u8> {
         let mut headers: Vec<Header<'_>> = Vec::with_capacity(8 + extra.len());
         let tag = self.to_tag(req);
         for h in &req.headers {
             match h {
-                Header::Via(_) | Header::From(_) | Header::CallId(_) | Header::CSeq(_) => headers.push(h.clone()),
+                Header::Via(_) | Header::From(_) | Header::CallId(_) | Header::CSeq(_) => {
+                    headers.push(h.clone())
+                }
                 Header::To(t) => {
                     let mut t = t.clone();
                     if status > 100 && t.tag().is_none() {
-                        t.params.push(Param::new("tag", Some(Cow::Owned(tag.clone()))));
+                        t.params
+                            .push(Param::new("tag", Some(Cow::Owned(tag.clone()))));
                     }
                     headers.push(Header::To(t));
                 }
@@ -807,7 +1050,10 @@ impl Endpoint {
         headers.extend(extra);
         headers.push(Header::Server(Cow::Borrowed(SERVER_NAME)));
         let m = Message {
-            start: StartLine::Response { code: status, reason: Cow::Borrowed(reason) },
+            start: StartLine::Response {
+                code: status,
+                reason: Cow::Borrowed(reason),
+            },
             headers,
             body: Cow::Borrowed(&[]),
         };
@@ -815,7 +1061,15 @@ impl Endpoint {
     }
 
     /// Sends a locally generated response on a server transaction.
-    fn reply(&mut self, now: Instant, key: &str, req: &Message<'_>, status: u16, reason: &str, extra: Vec<Header<'_>>) {
+    fn reply(
+        &mut self,
+        now: Instant,
+        key: &str,
+        req: &Message<'_>,
+        status: u16,
+        reason: &str,
+        extra: Vec<Header<'_>>,
+    ) {
         let bytes = self.build_response(req, status, reason, extra);
         self.send_on_server(now, key, status, bytes);
     }
@@ -823,7 +1077,9 @@ impl Endpoint {
     /// Sends a response (local or relayed) upstream and moves the server transaction on.
     fn send_on_server(&mut self, now: Instant, key: &str, status: u16, bytes: Vec<u8>) {
         let (t1, t2) = (self.cfg.t1, self.cfg.t1 * 64);
-        let Some(t) = self.servers.get_mut(key) else { return };
+        let Some(t) = self.servers.get_mut(key) else {
+            return;
+        };
         let to = t.source;
         let reliable = to.transport.reliable();
         let mut arm = Vec::new();
@@ -843,7 +1099,10 @@ impl Endpoint {
                 arm.push((now + t2, TimerWhat::ServerTimeout(key.to_string())));
             } else {
                 t.state = SState::Completed;
-                arm.push((now + if reliable { Duration::ZERO } else { t2 }, TimerWhat::ServerEnd(key.to_string())));
+                arm.push((
+                    now + if reliable { Duration::ZERO } else { t2 },
+                    TimerWhat::ServerEnd(key.to_string()),
+                ));
             }
         } else if t.state == SState::Proceeding {
             t.last = Some(bytes.clone());
@@ -884,7 +1143,10 @@ impl Endpoint {
         };
         let mut params = vec![];
         if transport != Transport::Udp {
-            params.push(Param::new("transport", Some(Cow::Borrowed(transport.param()))));
+            params.push(Param::new(
+                "transport",
+                Some(Cow::Borrowed(transport.param())),
+            ));
         }
         params.push(Param::new("lr", None));
         Some(Header::RecordRoute(NameAddr {
@@ -902,18 +1164,36 @@ impl Endpoint {
         }))
     }
 
-    fn forward(&mut self, now: Instant, key: &str, mut msg: Message<'_>, targets: Vec<Target>, record_route: bool) {
+    fn forward(
+        &mut self,
+        now: Instant,
+        key: &str,
+        mut msg: Message<'_>,
+        targets: Vec<Target>,
+        record_route: bool,
+    ) {
         let invite = msg.method() == Some(&Method::Invite);
-        let inbound = self.servers.get(key).map(|t| t.source.transport).unwrap_or(Transport::Udp);
+        let inbound = self
+            .servers
+            .get(key)
+            .map(|t| t.source.transport)
+            .unwrap_or(Transport::Udp);
         if invite {
             let trying = self.build_response(&msg, 100, "Trying", vec![]);
             self.send_on_server(now, key, 100, trying);
         }
         // Max-Forwards: decrement, or add it for RFC 2543 peers.
-        match msg.headers.iter_mut().find_map(|h| match h { Header::MaxForwards(m) => Some(m), _ => None }) {
+        match msg.headers.iter_mut().find_map(|h| match h {
+            Header::MaxForwards(m) => Some(m),
+            _ => None,
+        }) {
             Some(m) => *m = m.saturating_sub(1),
             None => {
-                let at = msg.headers.iter().rposition(|h| matches!(h, Header::Via(_))).map_or(0, |i| i + 1);
+                let at = msg
+                    .headers
+                    .iter()
+                    .rposition(|h| matches!(h, Header::Via(_)))
+                    .map_or(0, |i| i + 1);
                 msg.headers.insert(at, Header::MaxForwards(69));
             }
         }
@@ -931,14 +1211,29 @@ impl Endpoint {
                     Err(_) => continue,
                 }
             }
-            let route_at = m.headers.iter().position(|h| matches!(h, Header::Route(_))).unwrap_or(m.headers.len());
+            let route_at = m
+                .headers
+                .iter()
+                .position(|h| matches!(h, Header::Route(_)))
+                .unwrap_or(m.headers.len());
             for (i, p) in t.path.iter().enumerate() {
                 if let Ok(u) = parse_uri(p, &self.cfg.limits) {
-                    m.headers.insert(route_at + i, Header::Route(NameAddr { display: None, uri: u, params: vec![] }));
+                    m.headers.insert(
+                        route_at + i,
+                        Header::Route(NameAddr {
+                            display: None,
+                            uri: u,
+                            params: vec![],
+                        }),
+                    );
                 }
             }
             if record_route {
-                let rr_at = m.headers.iter().position(|h| matches!(h, Header::RecordRoute(_))).unwrap_or(m.headers.len());
+                let rr_at = m
+                    .headers
+                    .iter()
+                    .position(|h| matches!(h, Header::RecordRoute(_)))
+                    .unwrap_or(m.headers.len());
                 let mut rrs = Vec::new();
                 if let Some(h) = self.record_route(t.dest.transport) {
                     rrs.push(h);
@@ -953,7 +1248,9 @@ impl Endpoint {
                 }
             }
             let branch = self.new_branch(lh);
-            let Some(via) = self.our_via(t.dest.transport, branch.clone()) else { continue };
+            let Some(via) = self.our_via(t.dest.transport, branch.clone()) else {
+                continue;
+            };
             m.headers.insert(0, via);
             let bytes = m.to_bytes();
             let reliable = t.dest.transport.reliable();
@@ -974,7 +1271,10 @@ impl Endpoint {
             if !reliable {
                 self.arm(now + self.cfg.t1, TimerWhat::ClientRetrans(branch.clone()));
             }
-            self.arm(now + self.cfg.t1 * 64, TimerWhat::ClientTimeout(branch.clone()));
+            self.arm(
+                now + self.cfg.t1 * 64,
+                TimerWhat::ClientTimeout(branch.clone()),
+            );
             self.stats.forwarded += 1;
             self.send(t.dest, bytes);
             branches.push(branch);
@@ -990,19 +1290,36 @@ impl Endpoint {
 
     /// ACK for a 2xx and other requests relayed without a transaction.
     fn forward_stateless(&mut self, from: Peer, mut msg: Message<'_>) {
-        while let Some(idx) = msg.headers.iter().position(|h| matches!(h, Header::Route(_))) {
-            let Header::Route(r) = &msg.headers[idx] else { break };
+        while let Some(idx) = msg
+            .headers
+            .iter()
+            .position(|h| matches!(h, Header::Route(_)))
+        {
+            let Header::Route(r) = &msg.headers[idx] else {
+                break;
+            };
             if self.uri_is_us(&r.uri) {
                 msg.headers.remove(idx);
             } else {
                 break;
             }
         }
-        let next = msg.routes().next().map(|r| r.uri.clone()).or_else(|| msg.request_uri().cloned());
+        let next = msg
+            .routes()
+            .next()
+            .map(|r| r.uri.clone())
+            .or_else(|| msg.request_uri().cloned());
         let Some(next) = next else { return };
-        let dest = if self.uri_is_us(&next) || matches!(&next, Uri::Sip(s) if self.host_is_us(&s.host) && s.user.is_some()) {
+        let dest = if self.uri_is_us(&next)
+            || matches!(&next, Uri::Sip(s) if self.host_is_us(&s.host) && s.user.is_some())
+        {
             // addressed to a local user: the location service knows where
-            match self.aor_of(&next).and_then(|(aor, _)| self.location.get(&aor).and_then(|l| l.first()).map(|b| (b.source, b.contact.clone()))) {
+            match self.aor_of(&next).and_then(|(aor, _)| {
+                self.location
+                    .get(&aor)
+                    .and_then(|l| l.first())
+                    .map(|b| (self.binding_dest(b), b.contact.clone()))
+            }) {
                 Some((d, c)) => {
                     if let Ok(u) = parse_uri(&c, &self.cfg.limits) {
                         if let StartLine::Request { uri, .. } = &mut msg.start {
@@ -1020,14 +1337,27 @@ impl Endpoint {
             debug!(peer = %from.addr, "stateless request without a resolvable next hop dropped");
             return;
         };
-        match msg.headers.iter_mut().find_map(|h| match h { Header::MaxForwards(m) => Some(m), _ => None }) {
+        match msg.headers.iter_mut().find_map(|h| match h {
+            Header::MaxForwards(m) => Some(m),
+            _ => None,
+        }) {
             Some(0) => return,
             Some(m) => *m -= 1,
             None => {}
         }
-        let top = msg.top_via().and_then(|v| v.branch()).unwrap_or("").to_string();
-        let branch = format!("{OUR_BRANCH}{:08x}.s{:x}", self.loop_hash(&msg), hash64(&[top.as_bytes()], self.salt));
-        let Some(via) = self.our_via(dest.transport, branch) else { return };
+        let top = msg
+            .top_via()
+            .and_then(|v| v.branch())
+            .unwrap_or("")
+            .to_string();
+        let branch = format!(
+            "{OUR_BRANCH}{:08x}.s{:x}",
+            self.loop_hash(&msg),
+            hash64(&[top.as_bytes()], self.salt)
+        );
+        let Some(via) = self.our_via(dest.transport, branch) else {
+            return;
+        };
         msg.headers.insert(0, via);
         self.send(dest, msg.to_bytes());
     }
@@ -1050,7 +1380,14 @@ impl Endpoint {
             },
         );
         let Some(inv) = self.servers.get_mut(&ikey) else {
-            self.reply(now, &key, msg, 481, "Call/Transaction Does Not Exist", vec![]);
+            self.reply(
+                now,
+                &key,
+                msg,
+                481,
+                "Call/Transaction Does Not Exist",
+                vec![],
+            );
             return;
         };
         let pending = !inv.final_sent;
@@ -1059,7 +1396,11 @@ impl Endpoint {
         }
         let branches = inv.branches.clone();
         self.reply(now, &key, msg, 200, "OK", vec![]);
-        info!(call_id = msg.call_id().unwrap_or(""), branches = branches.len(), "cancel");
+        info!(
+            call_id = msg.call_id().unwrap_or(""),
+            branches = branches.len(),
+            "cancel"
+        );
         if pending {
             for b in branches {
                 self.cancel_branch(now, &b);
@@ -1068,7 +1409,9 @@ impl Endpoint {
     }
 
     fn cancel_branch(&mut self, now: Instant, branch: &str) {
-        let Some(c) = self.clients.get_mut(branch) else { return };
+        let Some(c) = self.clients.get_mut(branch) else {
+            return;
+        };
         if c.done || !c.invite {
             return;
         }
@@ -1078,7 +1421,9 @@ impl Endpoint {
         }
         c.cancel_pending = false;
         let dest = c.dest;
-        let Some(cancel) = build_cancel_or_ack(&c.request, None, &self.cfg.limits) else { return };
+        let Some(cancel) = build_cancel_or_ack(&c.request, None, &self.cfg.limits) else {
+            return;
+        };
         let key = format!("{branch}|CANCEL");
         self.clients.insert(
             key.clone(),
@@ -1111,7 +1456,11 @@ impl Endpoint {
         }
         let branch = top.branch().unwrap_or("").to_string();
         let is_cancel = msg.cseq().is_some_and(|c| c.method == Method::Cancel);
-        let key = if is_cancel { format!("{branch}|CANCEL") } else { branch.clone() };
+        let key = if is_cancel {
+            format!("{branch}|CANCEL")
+        } else {
+            branch.clone()
+        };
         // Strip our Via for relaying.
         if let Some(i) = msg.headers.iter().position(|h| matches!(h, Header::Via(_))) {
             msg.headers.remove(i);
@@ -1187,7 +1536,9 @@ impl Endpoint {
     /// RFC 3261 section 16.7: collect finals, relay 2xx and 6xx at once, the best of the
     /// rest when every branch has answered.
     fn branch_final(&mut self, now: Instant, skey: &str, status: u16, bytes: Vec<u8>) {
-        let Some(s) = self.servers.get_mut(skey) else { return };
+        let Some(s) = self.servers.get_mut(skey) else {
+            return;
+        };
         if status < 300 {
             let first = !s.final_sent;
             let others = s.branches.clone();
@@ -1225,16 +1576,23 @@ impl Endpoint {
     }
 
     fn maybe_finish(&mut self, now: Instant, skey: &str) {
-        let Some(s) = self.servers.get(skey) else { return };
+        let Some(s) = self.servers.get(skey) else {
+            return;
+        };
         if s.final_sent {
             return;
         }
-        let open = s.branches.iter().any(|b| self.clients.get(b).is_some_and(|c| !c.done));
+        let open = s
+            .branches
+            .iter()
+            .any(|b| self.clients.get(b).is_some_and(|c| !c.done));
         let best_is_6xx = s.best.as_ref().is_some_and(|(b, _)| *b >= 600);
         if open && !best_is_6xx {
             return;
         }
-        let Some(s) = self.servers.get_mut(skey) else { return };
+        let Some(s) = self.servers.get_mut(skey) else {
+            return;
+        };
         match s.best.take() {
             Some((status, bytes)) => self.send_on_server(now, skey, status, bytes),
             None => {
@@ -1252,7 +1610,9 @@ impl Endpoint {
         match what {
             TimerWhat::ServerRetrans(k) => {
                 let t2 = self.cfg.t2;
-                let Some(t) = self.servers.get_mut(&k) else { return };
+                let Some(t) = self.servers.get_mut(&k) else {
+                    return;
+                };
                 if t.state != SState::Completed {
                     return;
                 }
@@ -1265,7 +1625,11 @@ impl Endpoint {
                 self.arm(now + next, TimerWhat::ServerRetrans(k));
             }
             TimerWhat::ServerTimeout(k) => {
-                if self.servers.get(&k).is_some_and(|t| t.state == SState::Completed) {
+                if self
+                    .servers
+                    .get(&k)
+                    .is_some_and(|t| t.state == SState::Completed)
+                {
                     debug!(key = k, "no ACK for final response (Timer H)");
                     self.servers.remove(&k);
                 }
@@ -1275,7 +1639,9 @@ impl Endpoint {
             }
             TimerWhat::ClientRetrans(k) => {
                 let t2 = self.cfg.t2;
-                let Some(c) = self.clients.get_mut(&k) else { return };
+                let Some(c) = self.clients.get_mut(&k) else {
+                    return;
+                };
                 let active = match (c.invite, c.state) {
                     (true, CState::Trying) => true,
                     (false, CState::Trying | CState::Proceeding) => true,
@@ -1284,14 +1650,20 @@ impl Endpoint {
                 if !active || c.done {
                     return;
                 }
-                c.interval = if c.invite { c.interval * 2 } else { (c.interval * 2).min(t2) };
+                c.interval = if c.invite {
+                    c.interval * 2
+                } else {
+                    (c.interval * 2).min(t2)
+                };
                 let next = c.interval;
                 let (d, b) = (c.dest, c.request.clone());
                 self.send(d, b);
                 self.arm(now + next, TimerWhat::ClientRetrans(k));
             }
             TimerWhat::ClientTimeout(k) => {
-                let Some(c) = self.clients.get_mut(&k) else { return };
+                let Some(c) = self.clients.get_mut(&k) else {
+                    return;
+                };
                 if c.done || (c.invite && c.state == CState::Proceeding) {
                     // Timer B only runs until a provisional; a ringing INVITE waits for
                     // the callee or a CANCEL.
@@ -1321,7 +1693,9 @@ impl Endpoint {
     }
 
     fn expire_bindings(&mut self, now: Instant, aor: &str) {
-        let Some(list) = self.location.get_mut(aor) else { return };
+        let Some(list) = self.location.get_mut(aor) else {
+            return;
+        };
         let mut gone = Vec::new();
         list.retain(|b| {
             if b.expires_at <= now {
@@ -1337,7 +1711,10 @@ impl Endpoint {
         }
         for contact in gone {
             info!(aor, contact, "binding expired");
-            self.events.push_back(Event::BindingRemoved { aor: aor.to_string(), contact });
+            self.events.push_back(Event::BindingRemoved {
+                aor: aor.to_string(),
+                contact,
+            });
         }
         if let Some(at) = next {
             self.arm(at, TimerWhat::Bindings(aor.to_string()));
@@ -1372,14 +1749,26 @@ fn via_dest(v: &Via<'_>) -> Option<Peer> {
         },
     };
     let port = v.rport().flatten().or(v.port).unwrap_or(5060);
-    Some(Peer { transport, addr: SocketAddr::new(ip, port), conn: None })
+    Some(Peer {
+        transport,
+        addr: SocketAddr::new(ip, port),
+        conn: None,
+    })
 }
 
 /// CANCEL (no response given) or ACK for a non-2xx final (RFC 3261 sections 9.1 and
 /// 17.1.1.3), built from the request a client transaction sent.
-fn build_cancel_or_ack(request: &[u8], response: Option<&Message<'_>>, limits: &palisade_sip::Limits) -> Option<Vec<u8>> {
+fn build_cancel_or_ack(
+    request: &[u8],
+    response: Option<&Message<'_>>,
+    limits: &palisade_sip::Limits,
+) -> Option<Vec<u8>> {
     let req = parse_datagram(request, limits).ok()?;
-    let method = if response.is_some() { Method::Ack } else { Method::Cancel };
+    let method = if response.is_some() {
+        Method::Ack
+    } else {
+        Method::Cancel
+    };
     let mut headers = Vec::new();
     if let Some(v) = req.top_via() {
         headers.push(Header::Via(v.clone()));
@@ -1391,13 +1780,19 @@ fn build_cancel_or_ack(request: &[u8], response: Option<&Message<'_>>, limits: &
                 let to = response.and_then(|r| r.to()).unwrap_or(t);
                 headers.push(Header::To(to.clone()));
             }
-            Header::CSeq(c) => headers.push(Header::CSeq(CSeq { seq: c.seq, method: method.clone() })),
+            Header::CSeq(c) => headers.push(Header::CSeq(CSeq {
+                seq: c.seq,
+                method: method.clone(),
+            })),
             _ => {}
         }
     }
     headers.push(Header::MaxForwards(70));
     let m = Message {
-        start: StartLine::Request { method, uri: req.request_uri()?.clone() },
+        start: StartLine::Request {
+            method,
+            uri: req.request_uri()?.clone(),
+        },
         headers,
         body: Cow::Borrowed(&[]),
     };

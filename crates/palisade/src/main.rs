@@ -1,14 +1,17 @@
 //! The `palisade` binary: thin glue over the protocol crates.
 //!
-//! Today it offers `palisade inspect`, the offline view of what the server does with a
-//! message: the same parser, limits and stateless checks the server applies, without a
-//! socket.
+//! `serve` runs the registrar/proxy; `user` and `registrations` work on the database;
+//! `inspect` is the offline view of what the server does with a message.
 use std::io::Read;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod config;
 mod inspect;
+mod serve;
+mod users;
 
 #[derive(Parser)]
 #[command(
@@ -21,8 +24,93 @@ struct Cli {
     command: Command,
 }
 
+#[derive(clap::Args, Clone)]
+struct DbArgs {
+    /// Configuration file (TOML); its server.data_dir and server.domain are the defaults.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Directory of the database (default: server.data_dir, `palisade-data`).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// SIP domain of the account (default: server.domain, `localhost`).
+    #[arg(long)]
+    domain: Option<String>,
+}
+
+impl DbArgs {
+    fn resolve(&self) -> anyhow::Result<(PathBuf, String)> {
+        let cfg = config::load(self.config.as_ref())?;
+        Ok((
+            self.data_dir.clone().unwrap_or(cfg.server.data_dir),
+            self.domain.clone().unwrap_or(cfg.server.domain),
+        ))
+    }
+}
+
+#[derive(Subcommand)]
+enum UserCmd {
+    /// Add an account (only HA1 digests of the password are stored).
+    Add {
+        name: String,
+        #[arg(long)]
+        password: String,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// Remove an account.
+    Remove {
+        name: String,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// List accounts.
+    List {
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// Import accounts from CSV (`name,password[,domain]` header); all or nothing.
+    Import {
+        file: PathBuf,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+}
+
 #[derive(Subcommand)]
 enum Command {
+    /// Run the registrar and proxy.
+    Serve {
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// `udp:HOST:PORT`, `tcp:HOST:PORT` or `tls:HOST:PORT` (repeatable; replaces server.listen).
+        #[arg(long = "listen")]
+        listen: Vec<String>,
+        #[arg(long)]
+        domain: Option<String>,
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// Digest algorithms offered, in order, e.g. `sha-256,md5` (default) or `md5`.
+        #[arg(long)]
+        auth_algorithms: Option<String>,
+        /// Address to advertise in Via/Record-Route when listening on 0.0.0.0.
+        #[arg(long)]
+        advertise: Option<std::net::IpAddr>,
+        /// error, warn, info (default), debug, trace.
+        #[arg(long)]
+        log_level: Option<String>,
+    },
+    /// Manage accounts.
+    #[command(subcommand)]
+    User(UserCmd),
+    /// Show the live registrar bindings.
+    Registrations {
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        db: DbArgs,
+    },
     /// Show what the server would do with each message: accepted (with its canonical
     /// form) or rejected (with the status code, reason and byte offset).
     ///
@@ -42,9 +130,101 @@ enum Command {
     },
 }
 
+fn fail(e: anyhow::Error) -> ExitCode {
+    eprintln!("palisade: {e:#}");
+    ExitCode::from(1)
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Serve {
+            config: path,
+            listen,
+            domain,
+            data_dir,
+            auth_algorithms,
+            advertise,
+            log_level,
+        } => {
+            let mut cfg = match config::load(path.as_ref()) {
+                Ok(c) => c,
+                Err(e) => return fail(e),
+            };
+            if !listen.is_empty() {
+                cfg.server.listen = listen;
+            }
+            if let Some(d) = domain {
+                cfg.server.domain = d;
+            }
+            if let Some(d) = data_dir {
+                cfg.server.data_dir = d;
+            }
+            if let Some(a) = auth_algorithms {
+                cfg.auth.algorithms = a.split(',').map(|s| s.trim().to_string()).collect();
+            }
+            if advertise.is_some() {
+                cfg.server.advertise = advertise;
+            }
+            if let Some(l) = log_level {
+                cfg.server.log_level = l;
+            }
+            let level = match cfg.server.log_level.parse::<tracing::Level>() {
+                Ok(l) => l,
+                Err(_) => {
+                    return fail(anyhow::anyhow!(
+                        "log level {:?}: use error, warn, info, debug or trace",
+                        cfg.server.log_level
+                    ))
+                }
+            };
+            tracing_subscriber::fmt()
+                .with_max_level(level)
+                .with_writer(std::io::stderr)
+                .with_ansi(false)
+                .init();
+            let listens = match cfg.listens() {
+                Ok(l) => l,
+                Err(e) => return fail(e),
+            };
+            let rt = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => return fail(e.into()),
+            };
+            match rt.block_on(serve::run(cfg, listens)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => fail(e),
+            }
+        }
+        Command::User(cmd) => {
+            let r = match cmd {
+                UserCmd::Add { name, password, db } => db
+                    .resolve()
+                    .and_then(|(d, dom)| users::add(&d, &name, &password, &dom)),
+                UserCmd::Remove { name, db } => db.resolve().and_then(|(d, dom)| {
+                    if users::remove(&d, &name, &dom)? {
+                        Ok(())
+                    } else {
+                        Err(anyhow::anyhow!("nothing removed"))
+                    }
+                }),
+                UserCmd::List { json, db } => db
+                    .resolve()
+                    .and_then(|(d, _)| users::list(&d, db.domain.as_deref(), json)),
+                UserCmd::Import { file, db } => db
+                    .resolve()
+                    .and_then(|(d, dom)| users::import(&d, &file, &dom).map(|_| ())),
+            };
+            r.map(|_| ExitCode::SUCCESS).unwrap_or_else(fail)
+        }
+        Command::Registrations { json, db } => db
+            .resolve()
+            .and_then(|(d, _)| users::registrations(&d, json))
+            .map(|_| ExitCode::SUCCESS)
+            .unwrap_or_else(fail),
         Command::Inspect {
             files,
             json,

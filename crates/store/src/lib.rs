@@ -14,7 +14,10 @@ pub enum StoreError {
     #[error("database error: {0}")]
     Db(#[from] rusqlite::Error),
     #[error("cannot create data directory {path}: {source}")]
-    Dir { path: String, source: std::io::Error },
+    Dir {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("user {0} already exists")]
     UserExists(String),
 }
@@ -68,7 +71,10 @@ pub struct SqliteStore {
 impl SqliteStore {
     /// Opens (creating if needed) `DIR/palisade.db`.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
-        std::fs::create_dir_all(dir).map_err(|e| StoreError::Dir { path: dir.display().to_string(), source: e })?;
+        std::fs::create_dir_all(dir).map_err(|e| StoreError::Dir {
+            path: dir.display().to_string(),
+            source: e,
+        })?;
         let conn = Connection::open(dir.join("palisade.db"))?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.execute_batch(
@@ -94,7 +100,11 @@ impl Storage for SqliteStore {
     fn add_user(&mut self, u: &UserRow) -> Result<(), StoreError> {
         let exists: Option<i64> = self
             .conn
-            .query_row("SELECT 1 FROM users WHERE name=?1 AND domain=?2", params![u.name, u.domain], |r| r.get(0))
+            .query_row(
+                "SELECT 1 FROM users WHERE name=?1 AND domain=?2",
+                params![u.name, u.domain],
+                |r| r.get(0),
+            )
             .optional()?;
         if exists.is_some() {
             return Err(StoreError::UserExists(format!("{}@{}", u.name, u.domain)));
@@ -107,7 +117,10 @@ impl Storage for SqliteStore {
     }
 
     fn remove_user(&mut self, name: &str, domain: &str) -> Result<bool, StoreError> {
-        Ok(self.conn.execute("DELETE FROM users WHERE name=?1 AND domain=?2", params![name, domain])? > 0)
+        Ok(self.conn.execute(
+            "DELETE FROM users WHERE name=?1 AND domain=?2",
+            params![name, domain],
+        )? > 0)
     }
 
     fn list_users(&self, domain: Option<&str>) -> Result<Vec<UserRow>, StoreError> {
@@ -115,7 +128,12 @@ impl Storage for SqliteStore {
             "SELECT name, domain, ha1_md5, ha1_sha256 FROM users WHERE ?1 IS NULL OR domain=?1 ORDER BY domain, name",
         )?;
         let rows = st.query_map(params![domain], |r| {
-            Ok(UserRow { name: r.get(0)?, domain: r.get(1)?, ha1_md5: r.get(2)?, ha1_sha256: r.get(3)? })
+            Ok(UserRow {
+                name: r.get(0)?,
+                domain: r.get(1)?,
+                ha1_md5: r.get(2)?,
+                ha1_sha256: r.get(3)?,
+            })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
@@ -124,7 +142,9 @@ impl Storage for SqliteStore {
         let tx = self.conn.transaction()?;
         {
             let mut check = tx.prepare("SELECT 1 FROM users WHERE name=?1 AND domain=?2")?;
-            let mut ins = tx.prepare("INSERT INTO users (name, domain, ha1_md5, ha1_sha256) VALUES (?1, ?2, ?3, ?4)")?;
+            let mut ins = tx.prepare(
+                "INSERT INTO users (name, domain, ha1_md5, ha1_sha256) VALUES (?1, ?2, ?3, ?4)",
+            )?;
             for u in rows {
                 if check.exists(params![u.name, u.domain])? {
                     return Err(StoreError::UserExists(format!("{}@{}", u.name, u.domain)));
@@ -137,7 +157,9 @@ impl Storage for SqliteStore {
     }
 
     fn version(&self) -> Result<i64, StoreError> {
-        Ok(self.conn.query_row("PRAGMA data_version", [], |r| r.get(0))?)
+        Ok(self
+            .conn
+            .query_row("PRAGMA data_version", [], |r| r.get(0))?)
     }
 
     fn apply_bindings(&mut self, ops: &[BindingOp]) -> Result<(), StoreError> {
@@ -151,7 +173,18 @@ impl Storage for SqliteStore {
             for op in ops {
                 match op {
                     BindingOp::Save(b) => {
-                        save.execute(params![b.aor, b.contact, b.expires, b.q, b.call_id, b.cseq, b.path, b.transport, b.source, b.user_agent])?;
+                        save.execute(params![
+                            b.aor,
+                            b.contact,
+                            b.expires,
+                            b.q,
+                            b.call_id,
+                            b.cseq,
+                            b.path,
+                            b.transport,
+                            b.source,
+                            b.user_agent
+                        ])?;
                     }
                     BindingOp::Remove { aor, contact } => {
                         del.execute(params![aor, contact])?;
@@ -191,7 +224,12 @@ mod tests {
     use super::*;
 
     fn user(n: &str) -> UserRow {
-        UserRow { name: n.into(), domain: "example.com".into(), ha1_md5: "a".into(), ha1_sha256: "b".into() }
+        UserRow {
+            name: n.into(),
+            domain: "example.com".into(),
+            ha1_md5: "a".into(),
+            ha1_sha256: "b".into(),
+        }
     }
 
     #[test]
@@ -201,7 +239,10 @@ mod tests {
         {
             let mut s = SqliteStore::open(&dir).unwrap();
             s.add_user(&user("alice")).unwrap();
-            assert!(matches!(s.add_user(&user("alice")), Err(StoreError::UserExists(_))));
+            assert!(matches!(
+                s.add_user(&user("alice")),
+                Err(StoreError::UserExists(_))
+            ));
             // import is all or nothing
             assert!(s.import_users(&[user("bob"), user("alice")]).is_err());
             assert_eq!(s.list_users(None).unwrap().len(), 1);
@@ -220,12 +261,19 @@ mod tests {
             };
             s.apply_bindings(&[BindingOp::Save(b.clone())]).unwrap();
             assert_eq!(s.load_bindings(1000).unwrap(), vec![b]);
-            assert!(s.load_bindings(3000).unwrap().is_empty(), "expired bindings are not loaded");
+            assert!(
+                s.load_bindings(3000).unwrap().is_empty(),
+                "expired bindings are not loaded"
+            );
         }
         let mut s = SqliteStore::open(&dir).unwrap();
         assert_eq!(s.list_users(Some("example.com")).unwrap().len(), 3);
         assert_eq!(s.load_bindings(0).unwrap().len(), 1);
-        s.apply_bindings(&[BindingOp::Remove { aor: "alice@example.com".into(), contact: "sip:alice@192.0.2.1".into() }]).unwrap();
+        s.apply_bindings(&[BindingOp::Remove {
+            aor: "alice@example.com".into(),
+            contact: "sip:alice@192.0.2.1".into(),
+        }])
+        .unwrap();
         assert!(s.load_bindings(0).unwrap().is_empty());
         assert!(s.remove_user("bob", "example.com").unwrap());
         assert!(!s.remove_user("bob", "example.com").unwrap());

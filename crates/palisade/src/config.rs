@@ -1,0 +1,238 @@
+//! Configuration: a TOML file with documented defaults, overridden by command-line flags.
+//! Every key is optional; `palisade serve` with nothing at all runs on the defaults.
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use palisade_core::auth::Algorithm;
+use palisade_core::{CoreConfig, DigestUriCheck, Transport};
+use serde::Deserialize;
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct FileConfig {
+    pub server: ServerSection,
+    pub auth: AuthSection,
+    pub registrar: RegistrarSection,
+    pub tcp: TcpSection,
+    pub tls: TlsSection,
+    pub limits: LimitsSection,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerSection {
+    /// `udp:HOST:PORT`, `tcp:HOST:PORT`, `tls:HOST:PORT`. Default: UDP and TCP on 0.0.0.0:5060.
+    pub listen: Vec<String>,
+    /// The SIP domain served (also the digest realm). Default `localhost`.
+    pub domain: String,
+    /// Other names of this server (host names, IP addresses).
+    pub aliases: Vec<String>,
+    /// The address put in Via and Record-Route when listening on 0.0.0.0. Default: the
+    /// listening address, or 127.0.0.1 for an unspecified one.
+    pub advertise: Option<IpAddr>,
+    /// Where the SQLite database lives. Default `./palisade-data`.
+    pub data_dir: PathBuf,
+    /// error, warn, info, debug, trace. Default `info`.
+    pub log_level: String,
+}
+
+impl Default for ServerSection {
+    fn default() -> Self {
+        ServerSection {
+            listen: vec!["udp:0.0.0.0:5060".into(), "tcp:0.0.0.0:5060".into()],
+            domain: "localhost".into(),
+            aliases: vec![],
+            advertise: None,
+            data_dir: PathBuf::from("palisade-data"),
+            log_level: "info".into(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthSection {
+    /// Offered digest algorithms, in challenge order. Default `["sha-256", "md5"]`.
+    pub algorithms: Vec<String>,
+    /// `request-uri`, `request-uri-or-server` (default; what SIPp 3.6 needs) or `off`.
+    pub digest_uri: String,
+    /// Seconds a nonce stays valid. Default 300.
+    pub nonce_ttl: u64,
+    /// Challenge REGISTER. Default true.
+    pub register: bool,
+    /// Challenge out-of-dialog requests from local users. Default true.
+    pub requests: bool,
+}
+
+impl Default for AuthSection {
+    fn default() -> Self {
+        AuthSection {
+            algorithms: vec!["sha-256".into(), "md5".into()],
+            digest_uri: "request-uri-or-server".into(),
+            nonce_ttl: 300,
+            register: true,
+            requests: true,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RegistrarSection {
+    pub min_expires: u32,
+    pub max_expires: u32,
+    pub default_expires: u32,
+    pub max_contacts: usize,
+}
+
+impl Default for RegistrarSection {
+    fn default() -> Self {
+        RegistrarSection {
+            min_expires: 60,
+            max_expires: 7200,
+            default_expires: 3600,
+            max_contacts: 10,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TcpSection {
+    /// Seconds without traffic before a TCP/TLS connection is closed. Default 300.
+    pub idle_timeout: u64,
+    /// Most simultaneous TCP/TLS connections. Default 4096.
+    pub max_connections: usize,
+}
+
+impl Default for TcpSection {
+    fn default() -> Self {
+        TcpSection {
+            idle_timeout: 300,
+            max_connections: 4096,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsSection {
+    /// PEM certificate chain and private key, required for a `tls:` listener.
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsSection {
+    pub max_message_size: Option<usize>,
+    pub max_headers: Option<usize>,
+    pub max_header_line: Option<usize>,
+    pub max_via: Option<usize>,
+    pub max_uri_length: Option<usize>,
+    pub max_params: Option<usize>,
+    pub max_body_size: Option<usize>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Listen {
+    pub transport: Transport,
+    pub addr: SocketAddr,
+}
+
+pub fn parse_listen(s: &str) -> anyhow::Result<Listen> {
+    let (t, a) = s.split_once(':').with_context(|| {
+        format!("listen {s:?}: expected udp:HOST:PORT, tcp:HOST:PORT or tls:HOST:PORT")
+    })?;
+    let transport =
+        Transport::parse(t).with_context(|| format!("listen {s:?}: unknown transport {t:?}"))?;
+    let addr: SocketAddr = a
+        .parse()
+        .with_context(|| format!("listen {s:?}: {a:?} is not IP:PORT (use [v6]:port for IPv6)"))?;
+    Ok(Listen { transport, addr })
+}
+
+pub fn load(path: Option<&PathBuf>) -> anyhow::Result<FileConfig> {
+    match path {
+        None => Ok(FileConfig::default()),
+        Some(p) => {
+            let text = std::fs::read_to_string(p)
+                .with_context(|| format!("reading config {}", p.display()))?;
+            toml::from_str(&text).with_context(|| format!("config {}", p.display()))
+        }
+    }
+}
+
+impl FileConfig {
+    pub fn listens(&self) -> anyhow::Result<Vec<Listen>> {
+        self.server.listen.iter().map(|s| parse_listen(s)).collect()
+    }
+
+    pub fn core(&self, listens: &[Listen]) -> anyhow::Result<CoreConfig> {
+        let mut c = CoreConfig {
+            domain: self.server.domain.clone(),
+            ..CoreConfig::default()
+        };
+        let mut algorithms = Vec::new();
+        for a in &self.auth.algorithms {
+            let Some(alg) = Algorithm::parse(a) else {
+                bail!("auth.algorithms: unknown algorithm {a:?} (md5, sha-256)")
+            };
+            if !algorithms.contains(&alg) {
+                algorithms.push(alg);
+            }
+        }
+        if algorithms.is_empty() {
+            bail!("auth.algorithms: at least one algorithm is needed");
+        }
+        c.algorithms = algorithms;
+        c.digest_uri = match self.auth.digest_uri.as_str() {
+            "request-uri" => DigestUriCheck::RequestUri,
+            "request-uri-or-server" => DigestUriCheck::RequestUriOrServer,
+            "off" => DigestUriCheck::Off,
+            other => {
+                bail!("auth.digest_uri: {other:?} is not request-uri, request-uri-or-server or off")
+            }
+        };
+        c.nonce_ttl = Duration::from_secs(self.auth.nonce_ttl.max(1));
+        c.authenticate_register = self.auth.register;
+        c.authenticate_requests = self.auth.requests;
+        c.min_expires = self.registrar.min_expires;
+        c.max_expires = self.registrar.max_expires.max(self.registrar.min_expires);
+        c.default_expires = self.registrar.default_expires;
+        c.max_contacts = self.registrar.max_contacts.max(1);
+        let l = &self.limits;
+        for (key, v) in [
+            ("max_message_size", l.max_message_size),
+            ("max_headers", l.max_headers),
+            ("max_header_line", l.max_header_line),
+            ("max_via", l.max_via),
+            ("max_uri_length", l.max_uri_length),
+            ("max_params", l.max_params),
+            ("max_body_size", l.max_body_size),
+        ] {
+            if let Some(v) = v {
+                c.limits.set(key, v).map_err(anyhow::Error::msg)?;
+            }
+        }
+        let mut aliases = self.server.aliases.clone();
+        aliases.push("localhost".into());
+        for l in listens {
+            let ip = match (l.addr.ip().is_unspecified(), self.server.advertise) {
+                (_, Some(a)) => a,
+                (true, None) => IpAddr::from([127, 0, 0, 1]),
+                (false, None) => l.addr.ip(),
+            };
+            c.local
+                .push((l.transport, SocketAddr::new(ip, l.addr.port())));
+            aliases.push(ip.to_string());
+            if !l.addr.ip().is_unspecified() {
+                aliases.push(l.addr.ip().to_string());
+            }
+        }
+        c.aliases = aliases;
+        Ok(c)
+    }
+}

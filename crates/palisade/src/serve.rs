@@ -1,0 +1,592 @@
+//! `palisade serve`: the I/O shell around the sans-IO core. One thread runs the core and
+//! the UDP sockets (no lock on the per-packet path); TCP/TLS connections are tasks on the
+//! same runtime; a storage thread writes bindings behind and watches for account changes.
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::Context;
+use palisade_core::auth::Credential;
+use palisade_core::{Binding, Endpoint, Event, Peer, Transport, User};
+use palisade_sip::{frame_stream, Frame, Limits};
+use palisade_store::{BindingOp, BindingRow, SqliteStore, Storage};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::sync::mpsc;
+use tracing::{error, info, warn};
+
+use crate::config::{FileConfig, Listen};
+
+enum Inbound {
+    Message {
+        peer: Peer,
+        bytes: Vec<u8>,
+    },
+    Opened {
+        conn: u64,
+        peer: Peer,
+        tx: mpsc::UnboundedSender<Vec<u8>>,
+    },
+    Closed {
+        conn: u64,
+    },
+    Users(Vec<User>),
+}
+
+struct Conn {
+    tx: mpsc::UnboundedSender<Vec<u8>>,
+    transport: Transport,
+    addr: SocketAddr,
+}
+
+fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+fn random_secret() -> [u8; 32] {
+    let mut s = [0u8; 32];
+    if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
+        use std::io::Read;
+        let _ = f.read_exact(&mut s);
+    }
+    // Mix in time and pid so that a missing /dev/urandom still varies per boot.
+    let t = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    for (i, b) in t
+        .to_le_bytes()
+        .iter()
+        .chain(std::process::id().to_le_bytes().iter())
+        .enumerate()
+    {
+        s[i % 32] ^= b;
+    }
+    s
+}
+
+fn to_row(b: &Binding, now: Instant) -> BindingRow {
+    let left = b.expires_at.saturating_duration_since(now).as_secs() as i64;
+    BindingRow {
+        aor: b.aor.clone(),
+        contact: b.contact.clone(),
+        expires: unix_now() + left,
+        q: b.q,
+        call_id: b.call_id.clone(),
+        cseq: b.cseq,
+        path: b.path.join("\n"),
+        transport: b.source.transport.param().to_string(),
+        source: b.source.addr.to_string(),
+        user_agent: b.user_agent.clone(),
+    }
+}
+
+fn from_row(r: BindingRow, now: Instant) -> Option<Binding> {
+    let left = (r.expires - unix_now()).max(0) as u64;
+    Some(Binding {
+        aor: r.aor,
+        contact: r.contact,
+        expires_at: now + Duration::from_secs(left),
+        q: r.q,
+        call_id: r.call_id,
+        cseq: r.cseq,
+        path: r
+            .path
+            .lines()
+            .map(str::to_string)
+            .filter(|s| !s.is_empty())
+            .collect(),
+        source: Peer {
+            transport: Transport::parse(&r.transport)?,
+            addr: r.source.parse().ok()?,
+            conn: None,
+        },
+        user_agent: r.user_agent,
+    })
+}
+
+fn users_of(store: &SqliteStore, domain: &str) -> anyhow::Result<Vec<User>> {
+    Ok(store
+        .list_users(Some(domain))?
+        .into_iter()
+        .map(|u| User {
+            name: u.name,
+            credential: Credential {
+                ha1_md5: u.ha1_md5,
+                ha1_sha256: u.ha1_sha256,
+            },
+        })
+        .collect())
+}
+
+/// The storage thread: batches binding writes into one transaction, and polls for
+/// account changes (e.g. `palisade user add` while the server runs).
+fn store_thread(
+    dir: PathBuf,
+    domain: String,
+    ops: std::sync::mpsc::Receiver<BindingOp>,
+    inbound: mpsc::UnboundedSender<Inbound>,
+) {
+    let mut store = match SqliteStore::open(&dir) {
+        Ok(s) => s,
+        Err(e) => {
+            error!(error = %e, "storage thread cannot open the database; bindings will not persist");
+            return;
+        }
+    };
+    let mut version = store.version().unwrap_or(0);
+    let mut last_check = Instant::now();
+    loop {
+        let mut batch = Vec::new();
+        match ops.recv_timeout(Duration::from_millis(200)) {
+            Ok(op) => batch.push(op),
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+        }
+        while batch.len() < 5000 {
+            match ops.try_recv() {
+                Ok(op) => batch.push(op),
+                Err(_) => break,
+            }
+        }
+        if !batch.is_empty() {
+            if let Err(e) = store.apply_bindings(&batch) {
+                error!(error = %e, ops = batch.len(), "writing bindings failed");
+            }
+        }
+        if last_check.elapsed() >= Duration::from_secs(1) {
+            last_check = Instant::now();
+            match store.version() {
+                Ok(v) if v != version => {
+                    version = v;
+                    match users_of(&store, &domain) {
+                        Ok(u) => {
+                            info!(users = u.len(), "accounts reloaded");
+                            let _ = inbound.send(Inbound::Users(u));
+                        }
+                        Err(e) => error!(error = %e, "reloading accounts failed"),
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => error!(error = %e, "database version check failed"),
+            }
+        }
+    }
+    // Channel closed: flush what is left.
+    let rest: Vec<BindingOp> = ops.try_iter().collect();
+    if !rest.is_empty() {
+        let _ = store.apply_bindings(&rest);
+    }
+}
+
+fn load_tls(cert: &Path, key: &Path) -> anyhow::Result<tokio_rustls::TlsAcceptor> {
+    use tokio_rustls::rustls;
+    let certs = rustls_pemfile::certs(&mut std::io::BufReader::new(
+        std::fs::File::open(cert).with_context(|| format!("tls.cert {}", cert.display()))?,
+    ))
+    .collect::<Result<Vec<_>, _>>()
+    .with_context(|| format!("tls.cert {}: not PEM", cert.display()))?;
+    let key = rustls_pemfile::private_key(&mut std::io::BufReader::new(
+        std::fs::File::open(key).with_context(|| format!("tls.key {}", key.display()))?,
+    ))
+    .with_context(|| format!("tls.key {}: not PEM", key.display()))?
+    .with_context(|| format!("tls.key {}: no private key found", key.display()))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let cfg = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)?;
+    Ok(tokio_rustls::TlsAcceptor::from(Arc::new(cfg)))
+}
+
+/// Reads framed messages from a stream connection and writes what the core sends.
+async fn run_conn<S>(
+    stream: S,
+    conn: u64,
+    peer: Peer,
+    inbound: mpsc::UnboundedSender<Inbound>,
+    mut rx: mpsc::UnboundedReceiver<Vec<u8>>,
+    tx: mpsc::UnboundedSender<Vec<u8>>,
+    idle: Duration,
+    limits: Limits,
+    announce: bool,
+) where
+    S: AsyncRead + AsyncWrite + Send + 'static,
+{
+    let (mut r, mut w) = tokio::io::split(stream);
+    if announce {
+        let _ = inbound.send(Inbound::Opened {
+            conn,
+            peer,
+            tx: tx.clone(),
+        });
+    }
+    let writer = tokio::spawn(async move {
+        while let Some(b) = rx.recv().await {
+            if w.write_all(&b).await.is_err() {
+                break;
+            }
+        }
+        let _ = w.shutdown().await;
+    });
+    let mut buf: Vec<u8> = Vec::with_capacity(8192);
+    let mut chunk = vec![0u8; 16384];
+    'read: loop {
+        let n = match tokio::time::timeout(idle, r.read(&mut chunk)).await {
+            Err(_) => {
+                info!(peer = %peer.addr, "closing idle connection");
+                break;
+            }
+            Ok(Ok(0)) | Ok(Err(_)) => break,
+            Ok(Ok(n)) => n,
+        };
+        buf.extend_from_slice(&chunk[..n]);
+        loop {
+            match frame_stream(&buf, &limits) {
+                Ok(Frame::Incomplete) => break,
+                Ok(Frame::KeepAlive { consumed }) => {
+                    if consumed >= 4 {
+                        let _ = tx.send(b"\r\n".to_vec()); // RFC 5626 pong
+                    }
+                    buf.drain(..consumed);
+                }
+                Ok(Frame::Message { consumed, .. }) => {
+                    let bytes = buf[..consumed].to_vec();
+                    buf.drain(..consumed);
+                    if inbound.send(Inbound::Message { peer, bytes }).is_err() {
+                        break 'read;
+                    }
+                }
+                Err(e) => {
+                    // The framing is lost: let the core answer what it can, then close.
+                    warn!(peer = %peer.addr, error = %e, "stream framing error; closing connection");
+                    let _ = inbound.send(Inbound::Message {
+                        peer,
+                        bytes: std::mem::take(&mut buf),
+                    });
+                    break 'read;
+                }
+            }
+        }
+    }
+    let _ = inbound.send(Inbound::Closed { conn });
+    drop(tx);
+    writer.abort();
+}
+
+struct Shell {
+    endpoint: Endpoint,
+    udp: Vec<Arc<UdpSocket>>,
+    conns: HashMap<u64, Conn>,
+    by_addr: HashMap<(Transport, SocketAddr), u64>,
+    next_conn: Arc<AtomicUsize>,
+    inbound_tx: mpsc::UnboundedSender<Inbound>,
+    store_tx: std::sync::mpsc::Sender<BindingOp>,
+    idle: Duration,
+    limits: Limits,
+}
+
+impl Shell {
+    async fn flush(&mut self) {
+        while let Some(t) = self.endpoint.poll_transmit() {
+            match t.to.transport {
+                Transport::Udp => {
+                    let sock = self
+                        .udp
+                        .iter()
+                        .find(|s| {
+                            s.local_addr()
+                                .map(|a| a.is_ipv4() == t.to.addr.is_ipv4())
+                                .unwrap_or(false)
+                        })
+                        .or(self.udp.first());
+                    if let Some(sock) = sock {
+                        match sock.try_send_to(&t.bytes, t.to.addr) {
+                            Ok(_) => {}
+                            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                                let _ = sock.send_to(&t.bytes, t.to.addr).await;
+                            }
+                            Err(e) => warn!(to = %t.to.addr, error = %e, "UDP send failed"),
+                        }
+                    }
+                }
+                Transport::Tcp | Transport::Tls => {
+                    let id =
+                        t.to.conn
+                            .filter(|c| self.conns.contains_key(c))
+                            .or_else(|| self.by_addr.get(&(t.to.transport, t.to.addr)).copied());
+                    match id.and_then(|c| self.conns.get(&c)) {
+                        Some(c) => {
+                            let _ = c.tx.send(t.bytes);
+                        }
+                        None if t.to.transport == Transport::Tcp => self.connect(t.to, t.bytes),
+                        None => {
+                            warn!(to = %t.to.addr, "no TLS connection to this peer; outbound TLS connections are not opened")
+                        }
+                    }
+                }
+            }
+        }
+        while let Some(ev) = self.endpoint.poll_event() {
+            let now = Instant::now();
+            let op = match ev {
+                Event::BindingSaved(b) => BindingOp::Save(to_row(&b, now)),
+                Event::BindingRemoved { aor, contact } => BindingOp::Remove { aor, contact },
+            };
+            let _ = self.store_tx.send(op);
+        }
+    }
+
+    fn connect(&mut self, peer: Peer, first: Vec<u8>) {
+        let conn = self.next_conn.fetch_add(1, Ordering::Relaxed) as u64;
+        let (tx, rx) = mpsc::unbounded_channel();
+        let _ = tx.send(first);
+        self.conns.insert(
+            conn,
+            Conn {
+                tx: tx.clone(),
+                transport: peer.transport,
+                addr: peer.addr,
+            },
+        );
+        self.by_addr.insert((peer.transport, peer.addr), conn);
+        let inbound = self.inbound_tx.clone();
+        let (idle, limits) = (self.idle, self.limits.clone());
+        tokio::spawn(async move {
+            match tokio::time::timeout(Duration::from_secs(5), TcpStream::connect(peer.addr)).await
+            {
+                Ok(Ok(s)) => {
+                    let _ = s.set_nodelay(true);
+                    let p = Peer {
+                        conn: Some(conn),
+                        ..peer
+                    };
+                    run_conn(s, conn, p, inbound, rx, tx, idle, limits, false).await;
+                }
+                _ => {
+                    warn!(to = %peer.addr, "TCP connect failed");
+                    let _ = inbound.send(Inbound::Closed { conn });
+                }
+            }
+        });
+    }
+
+    fn on_inbound(&mut self, m: Inbound) {
+        match m {
+            Inbound::Message { peer, bytes } => {
+                self.endpoint.handle_datagram(Instant::now(), peer, &bytes)
+            }
+            Inbound::Opened { conn, peer, tx } => {
+                self.conns.insert(
+                    conn,
+                    Conn {
+                        tx,
+                        transport: peer.transport,
+                        addr: peer.addr,
+                    },
+                );
+                self.by_addr.insert((peer.transport, peer.addr), conn);
+            }
+            Inbound::Closed { conn } => {
+                if let Some(c) = self.conns.remove(&conn) {
+                    if self.by_addr.get(&(c.transport, c.addr)) == Some(&conn) {
+                        self.by_addr.remove(&(c.transport, c.addr));
+                    }
+                }
+            }
+            Inbound::Users(u) => self.endpoint.set_users(u),
+        }
+    }
+}
+
+pub async fn run(cfg: FileConfig, listens: Vec<Listen>) -> anyhow::Result<()> {
+    let core_cfg = cfg.core(&listens)?;
+    let domain = core_cfg.domain.clone();
+    let limits = core_cfg.limits.clone();
+    let data_dir = cfg.server.data_dir.clone();
+    let store = SqliteStore::open(&data_dir)
+        .with_context(|| format!("opening the database in {}", data_dir.display()))?;
+    let now = Instant::now();
+    let mut endpoint = Endpoint::new(core_cfg, random_secret(), now);
+    let users = users_of(&store, &domain)?;
+    let restored = store.load_bindings(unix_now())?;
+    info!(users = users.len(), bindings = restored.len(), data_dir = %data_dir.display(), domain, "state loaded");
+    endpoint.set_users(users);
+    for r in restored {
+        if let Some(b) = from_row(r, now) {
+            endpoint.restore_binding(b);
+        }
+    }
+    drop(store);
+
+    let (inbound_tx, mut inbound_rx) = mpsc::unbounded_channel::<Inbound>();
+    let (store_tx, store_rx) = std::sync::mpsc::channel::<BindingOp>();
+    let store_handle = {
+        let (d, dom, itx) = (data_dir.clone(), domain.clone(), inbound_tx.clone());
+        std::thread::Builder::new()
+            .name("palisade-store".into())
+            .spawn(move || store_thread(d, dom, store_rx, itx))?
+    };
+
+    let idle = Duration::from_secs(cfg.tcp.idle_timeout.max(1));
+    let max_conns = cfg.tcp.max_connections;
+    let next_conn = Arc::new(AtomicUsize::new(1));
+    let live = Arc::new(AtomicUsize::new(0));
+    let mut udp = Vec::new();
+    let mut tls = None;
+    for l in &listens {
+        match l.transport {
+            Transport::Udp => {
+                let s = UdpSocket::bind(l.addr)
+                    .await
+                    .with_context(|| format!("binding udp:{}", l.addr))?;
+                info!(transport = "udp", addr = %s.local_addr()?, "listening");
+                udp.push(Arc::new(s));
+            }
+            Transport::Tcp | Transport::Tls => {
+                let acceptor = if l.transport == Transport::Tls {
+                    if tls.is_none() {
+                        let (Some(c), Some(k)) = (&cfg.tls.cert, &cfg.tls.key) else {
+                            anyhow::bail!(
+                                "a tls: listener needs tls.cert and tls.key in the config"
+                            );
+                        };
+                        tls = Some(load_tls(c, k)?);
+                    }
+                    tls.clone()
+                } else {
+                    None
+                };
+                let listener = TcpListener::bind(l.addr)
+                    .await
+                    .with_context(|| format!("binding {}:{}", l.transport.param(), l.addr))?;
+                info!(transport = l.transport.param(), addr = %listener.local_addr()?, "listening");
+                let (itx, nc, live, limits, transport) = (
+                    inbound_tx.clone(),
+                    next_conn.clone(),
+                    live.clone(),
+                    limits.clone(),
+                    l.transport,
+                );
+                tokio::spawn(async move {
+                    loop {
+                        let Ok((sock, addr)) = listener.accept().await else {
+                            continue;
+                        };
+                        if live.load(Ordering::Relaxed) >= max_conns {
+                            warn!(peer = %addr, max = max_conns, "connection refused: tcp.max_connections reached");
+                            continue;
+                        }
+                        let _ = sock.set_nodelay(true);
+                        let conn = nc.fetch_add(1, Ordering::Relaxed) as u64;
+                        let peer = Peer {
+                            transport,
+                            addr,
+                            conn: Some(conn),
+                        };
+                        let (tx, rx) = mpsc::unbounded_channel();
+                        let (itx, live, limits, acceptor) =
+                            (itx.clone(), live.clone(), limits.clone(), acceptor.clone());
+                        live.fetch_add(1, Ordering::Relaxed);
+                        tokio::spawn(async move {
+                            match acceptor {
+                                None => {
+                                    run_conn(sock, conn, peer, itx, rx, tx, idle, limits, true)
+                                        .await
+                                }
+                                Some(a) => match tokio::time::timeout(
+                                    Duration::from_secs(10),
+                                    a.accept(sock),
+                                )
+                                .await
+                                {
+                                    Ok(Ok(s)) => {
+                                        run_conn(s, conn, peer, itx, rx, tx, idle, limits, true)
+                                            .await
+                                    }
+                                    _ => warn!(peer = %addr, "TLS handshake failed"),
+                                },
+                            }
+                            live.fetch_sub(1, Ordering::Relaxed);
+                        });
+                    }
+                });
+            }
+        }
+    }
+    // Extra UDP sockets beyond the first are read by tasks; the first is read inline.
+    for s in udp.iter().skip(1) {
+        let (s, itx) = (s.clone(), inbound_tx.clone());
+        tokio::spawn(async move {
+            let mut buf = vec![0u8; 65_536];
+            while let Ok((n, addr)) = s.recv_from(&mut buf).await {
+                let _ = itx.send(Inbound::Message {
+                    peer: Peer {
+                        transport: Transport::Udp,
+                        addr,
+                        conn: None,
+                    },
+                    bytes: buf[..n].to_vec(),
+                });
+            }
+        });
+    }
+    let primary = udp.first().cloned();
+    let mut shell = Shell {
+        endpoint,
+        udp,
+        conns: HashMap::new(),
+        by_addr: HashMap::new(),
+        next_conn,
+        inbound_tx,
+        store_tx,
+        idle,
+        limits,
+    };
+    let mut buf = vec![0u8; 65_536];
+    let far = Duration::from_secs(3600);
+    let shutdown = tokio::signal::ctrl_c();
+    tokio::pin!(shutdown);
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    loop {
+        let deadline = shell
+            .endpoint
+            .poll_timeout()
+            .unwrap_or_else(|| Instant::now() + far);
+        tokio::select! {
+            r = async { match &primary { Some(s) => s.recv_from(&mut buf).await, None => std::future::pending().await } } => {
+                if let Ok((n, addr)) = r {
+                    let now = Instant::now();
+                    shell.endpoint.handle_datagram(now, Peer { transport: Transport::Udp, addr, conn: None }, &buf[..n]);
+                    // Drain what is already queued before flushing: fewer wake-ups under load.
+                    if let Some(s) = &primary {
+                        for _ in 0..32 {
+                            match s.try_recv_from(&mut buf) {
+                                Ok((n, addr)) => shell.endpoint.handle_datagram(now, Peer { transport: Transport::Udp, addr, conn: None }, &buf[..n]),
+                                Err(_) => break,
+                            }
+                        }
+                    }
+                }
+            }
+            m = inbound_rx.recv() => {
+                if let Some(m) = m { shell.on_inbound(m); }
+            }
+            _ = tokio::time::sleep_until(tokio::time::Instant::from_std(deadline)) => {}
+            _ = &mut shutdown => { info!("shutting down (SIGINT)"); break; }
+            _ = term.recv() => { info!("shutting down (SIGTERM)"); break; }
+        }
+        shell.endpoint.handle_timeout(Instant::now());
+        shell.flush().await;
+    }
+    shell.flush().await;
+    drop(shell);
+    let _ = store_handle.join();
+    Ok(())
+}

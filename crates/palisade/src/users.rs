@@ -1,0 +1,156 @@
+//! `palisade user ...` and `palisade registrations`: account provisioning and the live
+//! bindings, straight against the database.
+use std::path::Path;
+
+use anyhow::{bail, Context};
+use palisade_core::auth::Credential;
+use palisade_store::{SqliteStore, Storage, UserRow};
+
+/// A SIP user part we accept for an account: unreserved characters and the few
+/// user-unreserved ones that cannot confuse a URI.
+pub fn valid_name(n: &str) -> bool {
+    !n.is_empty()
+        && n.len() <= 64
+        && n.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.!~*'()&=+$".contains(&b))
+}
+
+pub fn row(name: &str, password: &str, domain: &str) -> anyhow::Result<UserRow> {
+    if !valid_name(name) {
+        bail!("invalid user name {name:?}: letters, digits and -_.!~*'()&=+$ only, at most 64");
+    }
+    if password.is_empty() {
+        bail!("empty password for {name}");
+    }
+    if !valid_name(domain)
+        && !domain
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b))
+    {
+        bail!("invalid domain {domain:?}");
+    }
+    let c = Credential::from_password(name, domain, password);
+    Ok(UserRow {
+        name: name.into(),
+        domain: domain.into(),
+        ha1_md5: c.ha1_md5,
+        ha1_sha256: c.ha1_sha256,
+    })
+}
+
+pub fn add(dir: &Path, name: &str, password: &str, domain: &str) -> anyhow::Result<()> {
+    let r = row(name, password, domain)?;
+    let mut s = SqliteStore::open(dir)?;
+    s.add_user(&r)?;
+    println!("added {name}@{domain}");
+    Ok(())
+}
+
+pub fn remove(dir: &Path, name: &str, domain: &str) -> anyhow::Result<bool> {
+    let mut s = SqliteStore::open(dir)?;
+    let removed = s.remove_user(name, domain)?;
+    if removed {
+        println!("removed {name}@{domain}");
+    } else {
+        eprintln!("palisade: no user {name}@{domain}");
+    }
+    Ok(removed)
+}
+
+pub fn list(dir: &Path, domain: Option<&str>, json: bool) -> anyhow::Result<()> {
+    let s = SqliteStore::open(dir)?;
+    for u in s.list_users(domain)? {
+        if json {
+            println!(
+                "{}",
+                serde_json::json!({"name": u.name, "domain": u.domain})
+            );
+        } else {
+            println!("{}@{}", u.name, u.domain);
+        }
+    }
+    Ok(())
+}
+
+/// CSV import: header `name,password[,domain]`, one account per line. Every line is
+/// checked before anything is written, and the write is one transaction.
+pub fn import(dir: &Path, file: &Path, default_domain: &str) -> anyhow::Result<usize> {
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    let mut lines = text.lines().enumerate();
+    let Some((_, header)) = lines.next() else {
+        bail!("{}: empty file", file.display())
+    };
+    let cols: Vec<&str> = header.split(',').map(str::trim).collect();
+    let with_domain = match cols.as_slice() {
+        ["name", "password"] => false,
+        ["name", "password", "domain"] => true,
+        _ => bail!(
+            "{}: line 1: header must be name,password or name,password,domain",
+            file.display()
+        ),
+    };
+    let mut rows = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for (i, line) in lines {
+        let n = i + 1;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let f: Vec<&str> = line.split(',').collect();
+        let expect = if with_domain { 3 } else { 2 };
+        if f.len() != expect {
+            bail!(
+                "{}: line {n}: expected {expect} fields, found {}; nothing imported",
+                file.display(),
+                f.len()
+            );
+        }
+        let domain = if with_domain {
+            f[2].trim()
+        } else {
+            default_domain
+        };
+        let r = row(f[0].trim(), f[1], domain)
+            .map_err(|e| anyhow::anyhow!("{}: line {n}: {e}; nothing imported", file.display()))?;
+        if !seen.insert((r.name.clone(), r.domain.clone())) {
+            bail!(
+                "{}: line {n}: duplicate user {}@{}; nothing imported",
+                file.display(),
+                r.name,
+                r.domain
+            );
+        }
+        rows.push(r);
+    }
+    let mut s = SqliteStore::open(dir)?;
+    let n = s
+        .import_users(&rows)
+        .map_err(|e| anyhow::anyhow!("{e}; nothing imported"))?;
+    println!("imported {n} users");
+    Ok(n)
+}
+
+pub fn registrations(dir: &Path, json: bool) -> anyhow::Result<()> {
+    let s = SqliteStore::open(dir)?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    for b in s.load_bindings(now)? {
+        let left = b.expires - now;
+        if json {
+            println!(
+                "{}",
+                serde_json::json!({"aor": b.aor, "contact": b.contact, "expires_in": left, "q": f64::from(b.q) / 1000.0,
+                    "transport": b.transport, "source": b.source, "user_agent": b.user_agent, "path": b.path.lines().collect::<Vec<_>>()})
+            );
+        } else {
+            println!(
+                "{} {} expires in {left}s via {}:{} ({})",
+                b.aor, b.contact, b.transport, b.source, b.user_agent
+            );
+        }
+    }
+    Ok(())
+}
