@@ -1,12 +1,23 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh Debian machine with only the Rust toolchain.
-# Installs what the tests need (nothing outside Cargo yet), then runs every test.
+# Installs what the tests need (SIPp from the sip-tester package, openssl for the TLS
+# test certificate), then runs every test of the workspace.
 set -euo pipefail
 cd "$(dirname "$0")"
 
 if [ ! -d ../shared/corpus ]; then
   echo "test.sh: ../shared/corpus is missing (the peer corpus lives beside the project)" >&2
   exit 2
+fi
+
+need=()
+command -v sipp >/dev/null 2>&1 || need+=(sip-tester)
+command -v openssl >/dev/null 2>&1 || need+=(openssl)
+if [ ${#need[@]} -gt 0 ]; then
+  SUDO=""
+  [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}"
 fi
 
 cargo test --workspace --locked "$@"

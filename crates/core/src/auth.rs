@@ -195,7 +195,7 @@ impl Authenticator {
         let (Some(ts), Some(ctr)) = (unhex8(&d.nonce[..16]), unhex8(&d.nonce[16..32])) else {
             return Verdict::Fail("not our nonce");
         };
-        if !ct_eq(self.mac(ts, ctr).as_bytes(), d.nonce[32..].as_bytes()) {
+        if !ct_eq(self.mac(ts, ctr).as_bytes(), &d.nonce.as_bytes()[32..]) {
             return Verdict::Fail("not our nonce");
         }
         let dummy;

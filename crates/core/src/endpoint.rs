@@ -114,6 +114,9 @@ pub struct Endpoint {
     out: VecDeque<Transmit>,
     events: VecDeque<Event>,
     salt: u64,
+    /// Stream connections by the address their peer advertises in Via (RFC 5923 style),
+    /// so that requests to that address reuse the connection.
+    aliases: HashMap<(Transport, SocketAddr), u64>,
     pub stats: Stats,
 }
 
@@ -200,7 +203,7 @@ fn bad_request_salvage(bytes: &[u8], e: &ParseError) -> Option<Vec<u8>> {
         return None;
     }
     let mut lines = String::new();
-    let mut have = [false; 5];
+    let mut have = [false; 5]; // Via, From, To, Call-ID, CSeq
     for line in head.split("\r\n").skip(1) {
         if line.starts_with([' ', '\t']) {
             continue;
@@ -221,7 +224,9 @@ fn bad_request_salvage(bytes: &[u8], e: &ParseError) -> Option<Vec<u8>> {
         lines.push_str(line);
         lines.push_str("\r\n");
     }
-    if !have.iter().all(|h| *h) {
+    // Via (where to send) and CSeq (what to match) are the minimum; RFC 4475 `insuf`
+    // expects a 400 even when To, From and Call-ID are missing.
+    if !(have[0] && have[4]) {
         return None;
     }
     let reason = e.to_string().replace(['"', '\\'], "'");
@@ -251,6 +256,7 @@ impl Endpoint {
             out: VecDeque::new(),
             events: VecDeque::new(),
             salt,
+            aliases: HashMap::new(),
             stats: Stats::default(),
         };
         e.arm(now + Duration::from_secs(30), TimerWhat::Sweep);
@@ -303,8 +309,16 @@ impl Endpoint {
         }));
     }
 
-    fn send(&mut self, to: Peer, bytes: Vec<u8>) {
+    fn send(&mut self, mut to: Peer, bytes: Vec<u8>) {
+        if to.transport.reliable() && to.conn.is_none() {
+            to.conn = self.aliases.get(&(to.transport, to.addr)).copied();
+        }
         self.out.push_back(Transmit { to, bytes });
+    }
+
+    /// The shell reports a closed stream connection.
+    pub fn connection_closed(&mut self, conn: u64) {
+        self.aliases.retain(|_, c| *c != conn);
     }
 
     fn local(&self, t: Transport) -> Option<SocketAddr> {
@@ -385,19 +399,22 @@ impl Endpoint {
         })
     }
 
-    /// Where to send a request for a binding. Over TCP/TLS: the connection the REGISTER
-    /// came on. Over UDP: the Contact's address when it is on the host the REGISTER came
-    /// from (a phone may register from one port for another), otherwise the source
-    /// address, because the Contact is then behind a NAT (RFC 3581 reasoning).
+    /// Where to send a request for a binding: the Contact's address when it is on the
+    /// host the REGISTER came from over the same transport (one process may register for
+    /// another port), otherwise the REGISTER's source, i.e. its NAT mapping or its
+    /// TCP/TLS connection (RFC 3581 reasoning).
     fn binding_dest(&self, b: &Binding) -> Peer {
-        if b.source.transport.reliable() {
-            return b.source;
-        }
         match parse_uri(&b.contact, &self.cfg.limits)
             .ok()
             .and_then(|u| self.resolve(&u))
         {
-            Some(p) if p.addr.ip() == b.source.addr.ip() && p.transport == Transport::Udp => p,
+            Some(p)
+                if p.addr.ip() == b.source.addr.ip()
+                    && p.transport == b.source.transport
+                    && p.addr != b.source.addr =>
+            {
+                p
+            }
             _ => b.source,
         }
     }
@@ -459,6 +476,26 @@ impl Endpoint {
 
     fn on_request(&mut self, now: Instant, from: Peer, mut msg: Message<'_>, raw: &[u8]) {
         self.stats.requests += 1;
+        if let (Some(conn), Some(v)) = (from.conn, msg.top_via()) {
+            let ip = match &v.host {
+                Host::V4(a) => Some(IpAddr::V4(*a)),
+                Host::V6(a) => Some(IpAddr::V6(*a)),
+                Host::Domain(_) => None,
+            };
+            if ip == Some(from.addr.ip()) {
+                let port = v.port.unwrap_or(if from.transport == Transport::Tls {
+                    5061
+                } else {
+                    5060
+                });
+                if port != from.addr.port() && self.aliases.len() < 100_000 {
+                    self.aliases.insert(
+                        (from.transport, SocketAddr::new(from.addr.ip(), port)),
+                        conn,
+                    );
+                }
+            }
+        }
         fix_top_via(&mut msg, from);
         let Some(method) = msg.method().cloned() else {
             return;
@@ -703,7 +740,7 @@ impl Endpoint {
                 .get(&aor)
                 .map(|v| v.iter().collect())
                 .unwrap_or_default();
-            b.sort_by(|x, y| y.q.cmp(&x.q));
+            b.sort_by_key(|x| std::cmp::Reverse(x.q));
             b.into_iter()
                 .map(|b| Target {
                     ruri: Some(b.contact.clone()),
@@ -1518,9 +1555,7 @@ impl Endpoint {
         if let Some((d, a)) = ack {
             self.send(d, a);
         }
-        let end = if invite && status < 300 {
-            Duration::ZERO
-        } else if reliable {
+        let end = if (invite && status < 300) || reliable {
             Duration::ZERO
         } else if invite {
             Duration::from_secs(32)
@@ -1642,11 +1677,10 @@ impl Endpoint {
                 let Some(c) = self.clients.get_mut(&k) else {
                     return;
                 };
-                let active = match (c.invite, c.state) {
-                    (true, CState::Trying) => true,
-                    (false, CState::Trying | CState::Proceeding) => true,
-                    _ => false,
-                };
+                let active = matches!(
+                    (c.invite, c.state),
+                    (true, CState::Trying) | (false, CState::Trying | CState::Proceeding)
+                );
                 if !active || c.done {
                     return;
                 }
@@ -1673,11 +1707,6 @@ impl Endpoint {
                 let server = c.server.clone();
                 self.clients.remove(&k);
                 if let Some(s) = server {
-                    if let Some(st) = self.servers.get_mut(&s) {
-                        if st.best.is_none() {
-                            st.best = None;
-                        }
-                    }
                     self.maybe_finish(now, &s);
                 }
             }
@@ -1724,17 +1753,15 @@ impl Endpoint {
 
 /// Preference among final responses (lower is better), after RFC 3261 section 16.7.
 fn rank(status: u16) -> u32 {
-    match status {
+    let class = match status {
         600..=699 => 0,
         200..=299 => 1,
         401 | 407 | 415 | 420 | 484 => 2,
         300..=399 => 3,
         400..=499 => 4,
         _ => 5,
-    }
-    .min(u32::from(status))
-        * 1000
-        + u32::from(status)
+    };
+    class * 1000 + u32::from(status)
 }
 
 /// Where a response goes according to a Via (received and rport win over sent-by).

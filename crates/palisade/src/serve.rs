@@ -206,6 +206,7 @@ fn load_tls(cert: &Path, key: &Path) -> anyhow::Result<tokio_rustls::TlsAcceptor
 }
 
 /// Reads framed messages from a stream connection and writes what the core sends.
+#[allow(clippy::too_many_arguments)] // one call site per way a connection starts
 async fn run_conn<S>(
     stream: S,
     conn: u64,
@@ -394,6 +395,7 @@ impl Shell {
                 self.by_addr.insert((peer.transport, peer.addr), conn);
             }
             Inbound::Closed { conn } => {
+                self.endpoint.connection_closed(conn);
                 if let Some(c) = self.conns.remove(&conn) {
                     if self.by_addr.get(&(c.transport, c.addr)) == Some(&conn) {
                         self.by_addr.remove(&(c.transport, c.addr));

@@ -1,0 +1,286 @@
+//! Shared harness for tests against the real binary: a server on its own ports and data
+//! directory, SIPp runs under `timeout`, and a small UDP SIP client.
+#![allow(dead_code)]
+use std::net::{SocketAddr, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::time::{Duration, Instant};
+
+use palisade_sip::{parse_datagram, Limits, Message};
+
+static NEXT_PORT: AtomicU16 = AtomicU16::new(0);
+
+/// Ten consecutive ports for one test, distinct across tests of this process and, by
+/// the pid, unlikely to meet another process's.
+pub fn ports() -> u16 {
+    let base = 20_000 + (std::process::id() % 200) as u16 * 150;
+    base + NEXT_PORT.fetch_add(10, Ordering::Relaxed)
+}
+
+pub fn bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_palisade"))
+}
+
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+pub fn shared() -> PathBuf {
+    root().join("../shared")
+}
+
+pub fn scenario(name: &str) -> PathBuf {
+    let own = root().join("tests/sipp").join(name);
+    if own.exists() {
+        own
+    } else {
+        shared().join("bench/scenarios").join(name)
+    }
+}
+
+pub struct Server {
+    pub child: Child,
+    pub dir: PathBuf,
+    pub port: u16,
+    pub log: PathBuf,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn tempdir(tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!(
+        "palisade-it-{}-{tag}-{}",
+        std::process::id(),
+        NEXT_PORT.load(Ordering::Relaxed)
+    ));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+pub fn cli(dir: &Path, args: &[&str]) -> Output {
+    let out = Command::new(bin())
+        .args(args)
+        .arg("--data-dir")
+        .arg(dir)
+        .output()
+        .unwrap();
+    out
+}
+
+pub fn add_users(dir: &Path, users: &[&str]) {
+    for u in users {
+        let out = cli(
+            dir,
+            &[
+                "user",
+                "add",
+                u,
+                "--password",
+                "secret",
+                "--domain",
+                "127.0.0.1",
+            ],
+        );
+        assert!(
+            out.status.success(),
+            "user add {u}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+impl Server {
+    /// Starts `palisade serve` on UDP and TCP `port` (plus whatever `extra` adds).
+    pub fn start(tag: &str, users: &[&str], extra: &[&str]) -> Server {
+        let port = ports();
+        let dir = tempdir(tag);
+        add_users(&dir, users);
+        Self::start_in(dir, port, extra)
+    }
+
+    pub fn start_in(dir: PathBuf, port: u16, extra: &[&str]) -> Server {
+        let log = dir.join("server.log");
+        let child = Command::new(bin())
+            .args([
+                "serve",
+                "--listen",
+                &format!("udp:127.0.0.1:{port}"),
+                "--listen",
+                &format!("tcp:127.0.0.1:{port}"),
+            ])
+            .args(if extra.contains(&"--domain") {
+                &[][..]
+            } else {
+                &["--domain", "127.0.0.1"][..]
+            })
+            .args(["--log-level", "debug"])
+            .args(if extra.contains(&"--auth-algorithms") {
+                &[][..]
+            } else {
+                &["--auth-algorithms", "md5"][..]
+            })
+            .arg("--data-dir")
+            .arg(&dir)
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let s = Server {
+            child,
+            dir,
+            port,
+            log,
+        };
+        s.wait_ready();
+        s
+    }
+
+    fn wait_ready(&self) {
+        let c = Client::new();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            c.send(self.port, &format!("OPTIONS sip:127.0.0.1:{} SIP/2.0\nVia: SIP/2.0/UDP 127.0.0.1:{};branch=z9hG4bKready{}\nMax-Forwards: 70\nFrom: <sip:probe@127.0.0.1>;tag=p\nTo: <sip:127.0.0.1>\nCall-ID: ready-{}\nCSeq: 1 OPTIONS\nContent-Length: 0\n\n", self.port, c.port(), Instant::now().elapsed().as_nanos(), c.port()));
+            if c.recv_timeout(Duration::from_millis(200)).is_some() {
+                return;
+            }
+        }
+        panic!(
+            "server did not start:\n{}",
+            std::fs::read_to_string(&self.log).unwrap_or_default()
+        );
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn domain(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+}
+
+/// Runs SIPp against the server and returns its exit status and output; the message
+/// trace is in `dir/<name>_msg.log`.
+pub fn sipp(server: &Server, name: &str, args: &[&str]) -> (bool, String) {
+    let msg = server.dir.join(format!("{name}_msg.log"));
+    let err = server.dir.join(format!("{name}_err.log"));
+    let out = Command::new("timeout")
+        .args(["-k", "5", "40", "sipp"])
+        .arg(format!("127.0.0.1:{}", server.port))
+        .args(args)
+        .args(["-timeout", "30s", "-trace_msg", "-message_file"])
+        .arg(&msg)
+        .args(["-trace_err", "-error_file"])
+        .arg(&err)
+        .stdin(Stdio::null())
+        .output()
+        .expect("sipp (Debian package sip-tester) must be installed");
+    let trace = std::fs::read_to_string(&msg).unwrap_or_default();
+    let errors = std::fs::read_to_string(&err).unwrap_or_default();
+    (
+        out.status.success(),
+        format!(
+            "{trace}\n--- errors ---\n{errors}\n--- stdout ---\n{}",
+            String::from_utf8_lossy(&out.stdout)
+        ),
+    )
+}
+
+/// A SIPp process in the background (a UAS); waited for with `finish`.
+pub struct Bg {
+    child: Child,
+    pub trace: PathBuf,
+}
+
+pub fn sipp_bg(server: &Server, name: &str, args: &[&str]) -> Bg {
+    let trace = server.dir.join(format!("{name}_msg.log"));
+    let child = Command::new("timeout")
+        .args(["-k", "5", "40", "sipp"])
+        .args(args)
+        .args(["-timeout", "30s", "-trace_msg", "-message_file"])
+        .arg(&trace)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("sipp must be installed");
+    std::thread::sleep(Duration::from_millis(300));
+    Bg { child, trace }
+}
+
+impl Bg {
+    pub fn finish(mut self) -> (bool, String) {
+        let ok = self.child.wait().map(|s| s.success()).unwrap_or(false);
+        (ok, std::fs::read_to_string(&self.trace).unwrap_or_default())
+    }
+}
+
+/// Writes a SIPp injection file.
+pub fn csv(server: &Server, name: &str, lines: &[String]) -> PathBuf {
+    let p = server.dir.join(name);
+    let mut s = String::from("SEQUENTIAL\n");
+    for l in lines {
+        s.push_str(l);
+        s.push('\n');
+    }
+    std::fs::write(&p, s).unwrap();
+    p
+}
+
+/// A UDP SIP client on its own port.
+pub struct Client {
+    pub sock: UdpSocket,
+}
+
+impl Default for Client {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Client {
+    pub fn new() -> Client {
+        let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+        Client { sock }
+    }
+    pub fn port(&self) -> u16 {
+        self.sock.local_addr().unwrap().port()
+    }
+    pub fn send(&self, port: u16, text: &str) {
+        let b = text.replace("\r\n", "\n").replace('\n', "\r\n");
+        self.sock
+            .send_to(b.as_bytes(), SocketAddr::from(([127, 0, 0, 1], port)))
+            .unwrap();
+    }
+    pub fn recv_timeout(&self, t: Duration) -> Option<Message<'static>> {
+        self.sock.set_read_timeout(Some(t)).unwrap();
+        let mut buf = vec![0u8; 65536];
+        let (n, _) = self.sock.recv_from(&mut buf).ok()?;
+        Some(
+            parse_datagram(&buf[..n], &Limits::default())
+                .expect("server sent a well-formed message")
+                .into_owned(),
+        )
+    }
+    pub fn recv(&self) -> Message<'static> {
+        self.recv_timeout(Duration::from_secs(5))
+            .expect("a message within 5 s")
+    }
+    /// The next message that is not a 100 Trying.
+    pub fn recv_final(&self) -> Message<'static> {
+        loop {
+            let m = self.recv();
+            if m.status() != Some(100) {
+                return m;
+            }
+        }
+    }
+}

@@ -1,0 +1,833 @@
+//! The real binary, driven by SIPp and by small clients over UDP, TCP and TLS.
+mod common;
+
+use std::io::{Read, Write};
+use std::time::Duration;
+
+use common::*;
+use palisade_core::auth::Algorithm;
+use palisade_sip::{Header, Message};
+
+fn challenge_nonce(m: &Message<'_>, alg: &str) -> String {
+    m.headers
+        .iter()
+        .find_map(|h| match h {
+            Header::WwwAuthenticate(c) | Header::ProxyAuthenticate(c)
+                if c.get("algorithm").as_deref() == Some(alg) =>
+            {
+                c.get("nonce").map(|n| n.into_owned())
+            }
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("no {alg} challenge in {m:?}"))
+}
+
+fn digest(alg: Algorithm, user: &str, pw: &str, nonce: &str, method: &str, uri: &str) -> String {
+    let ha1 = alg.ha1(user, "127.0.0.1", pw);
+    let ha2 = alg.hash_hex(&[method.as_bytes(), b":", uri.as_bytes()]);
+    let r = alg.hash_hex(&[
+        ha1.as_bytes(),
+        b":",
+        nonce.as_bytes(),
+        b":00000001:cn:auth:",
+        ha2.as_bytes(),
+    ]);
+    format!("Digest username=\"{user}\", realm=\"127.0.0.1\", nonce=\"{nonce}\", uri=\"{uri}\", response=\"{r}\", algorithm={}, qop=auth, nc=00000001, cnonce=\"cn\"", alg.name())
+}
+
+fn register_text(
+    s: &Server,
+    c_port: u16,
+    user: &str,
+    cseq: u32,
+    expires: u32,
+    auth: Option<&str>,
+    transport: &str,
+) -> String {
+    format!(
+        "REGISTER sip:127.0.0.1:{p} SIP/2.0\nVia: SIP/2.0/{transport} 127.0.0.1:{c_port};branch=z9hG4bKr{user}{cseq}{c_port};rport\nMax-Forwards: 70\nFrom: <sip:{user}@127.0.0.1:{p}>;tag=t{c_port}\nTo: <sip:{user}@127.0.0.1:{p}>\nCall-ID: reg-{user}-{c_port}\nCSeq: {cseq} REGISTER\nContact: <sip:{user}@127.0.0.1:{c_port};transport={}>\nExpires: {expires}\n{}Content-Length: 0\n\n",
+        transport.to_lowercase(),
+        auth.map(|a| format!("Authorization: {a}\n")).unwrap_or_default(),
+        p = s.port
+    )
+}
+
+/// Registers `user` from a UDP client with MD5 digest auth.
+fn register_udp(s: &Server, c: &Client, user: &str, pw: &str, expires: u32) -> Message<'static> {
+    c.send(
+        s.port,
+        &register_text(s, c.port(), user, 1, expires, None, "UDP"),
+    );
+    let ch = c.recv_final();
+    assert_eq!(ch.status(), Some(401));
+    let nonce = challenge_nonce(&ch, "MD5");
+    let auth = digest(
+        Algorithm::Md5,
+        user,
+        pw,
+        &nonce,
+        "REGISTER",
+        &format!("sip:127.0.0.1:{}", s.port),
+    );
+    c.send(
+        s.port,
+        &register_text(s, c.port(), user, 2, expires, Some(&auth), "UDP"),
+    );
+    c.recv_final()
+}
+
+fn external_invite(s: &Server, c_port: u16, callee: &str, branch: &str, transport: &str) -> String {
+    format!(
+        "INVITE sip:{callee}@127.0.0.1:{p} SIP/2.0\nVia: SIP/2.0/{transport} 127.0.0.1:{c_port};branch=z9hG4bK{branch};rport\nMax-Forwards: 70\nFrom: <sip:ext@example.net>;tag=e{branch}\nTo: <sip:{callee}@127.0.0.1:{p}>\nCall-ID: {branch}@example.net\nCSeq: 1 INVITE\nContact: <sip:ext@127.0.0.1:{c_port};transport={}>\nContent-Type: application/sdp\nContent-Length: 5\n\nv=0\n",
+        transport.to_lowercase(),
+        p = s.port
+    )
+}
+
+fn answer(req: &Message<'_>, status: u16) -> String {
+    let mut out = format!("SIP/2.0 {status} X\r\n");
+    let mut tmp = String::new();
+    for h in &req.headers {
+        tmp.clear();
+        match h {
+            Header::Via(_)
+            | Header::From(_)
+            | Header::CallId(_)
+            | Header::CSeq(_)
+            | Header::RecordRoute(_) => h.write(&mut tmp),
+            Header::To(_) => {
+                h.write(&mut tmp);
+                if status > 100 && !tmp.contains("tag=") {
+                    tmp = tmp.replace("\r\n", ";tag=callee\r\n");
+                }
+            }
+            _ => {}
+        }
+        out.push_str(&tmp);
+    }
+    out.push_str("Content-Length: 0\r\n\r\n");
+    out
+}
+
+#[test]
+fn sipp_registers_with_md5_and_calls_through_the_proxy() {
+    let s = Server::start("call", &["alice", "bob"], &[]);
+    let uas_port = s.port + 1;
+    let users = csv(
+        &s,
+        "bob.csv",
+        &["bob;[authentication username=bob password=secret]".into()],
+    );
+    let (ok, trace) = sipp(
+        &s,
+        "reg",
+        &[
+            "-sf",
+            scenario("register.xml").to_str().unwrap(),
+            "-inf",
+            users.to_str().unwrap(),
+            "-key",
+            "domain",
+            &s.domain(),
+            "-key",
+            "contact_host",
+            "127.0.0.1",
+            "-key",
+            "contact_port",
+            &uas_port.to_string(),
+            "-key",
+            "expires",
+            "3600",
+            "-m",
+            "1",
+            "-p",
+            &(s.port + 2).to_string(),
+        ],
+    );
+    assert!(ok, "REGISTER with MD5 digest failed:\n{trace}");
+    assert!(trace.contains("SIP/2.0 401 Unauthorized") && trace.contains("SIP/2.0 200 OK"));
+
+    let uas = sipp_bg(
+        &s,
+        "uas",
+        &[
+            "-sf",
+            scenario("uas.xml").to_str().unwrap(),
+            "-p",
+            &uas_port.to_string(),
+            "-m",
+            "1",
+        ],
+    );
+    let calls = csv(
+        &s,
+        "calls.csv",
+        &["alice;bob;[authentication username=alice password=secret]".into()],
+    );
+    let (ok, trace) = sipp(
+        &s,
+        "uac",
+        &[
+            "-sf",
+            scenario("uac.xml").to_str().unwrap(),
+            "-inf",
+            calls.to_str().unwrap(),
+            "-key",
+            "domain",
+            &s.domain(),
+            "-m",
+            "1",
+            "-p",
+            &(s.port + 3).to_string(),
+            "-d",
+            "200",
+        ],
+    );
+    assert!(ok, "call failed:\n{trace}\n{}", s.log_text());
+    assert!(
+        trace.contains("SIP/2.0 407 Proxy Authentication Required"),
+        "the caller was challenged"
+    );
+    assert!(trace.contains("SIP/2.0 180 Ringing") && trace.contains("BYE sip:"));
+    let (uas_ok, uas_trace) = uas.finish();
+    assert!(uas_ok, "UAS failed:\n{uas_trace}");
+    assert!(
+        uas_trace.contains("Max-Forwards: 69"),
+        "the proxy decremented Max-Forwards"
+    );
+    assert!(uas_trace.contains(&format!("Record-Route: <sip:127.0.0.1:{};lr>", s.port)));
+    assert!(
+        uas_trace.contains("ACK sip:") && uas_trace.contains("BYE sip:"),
+        "ACK and BYE came through the Record-Route"
+    );
+
+    // The binding is visible from the CLI (written behind by the server).
+    std::thread::sleep(Duration::from_millis(600));
+    let out = cli(&s.dir, &["registrations", "--json"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("\"aor\":\"bob@127.0.0.1\""), "{text}");
+}
+
+#[test]
+fn sipp_cancel_before_answer_gives_487_to_the_caller() {
+    let s = Server::start("cancel", &["alice", "bob"], &[]);
+    let uas_port = s.port + 1;
+    let users = csv(
+        &s,
+        "bob.csv",
+        &["bob;[authentication username=bob password=secret]".into()],
+    );
+    let (ok, t) = sipp(
+        &s,
+        "reg",
+        &[
+            "-sf",
+            scenario("register.xml").to_str().unwrap(),
+            "-inf",
+            users.to_str().unwrap(),
+            "-key",
+            "domain",
+            &s.domain(),
+            "-key",
+            "contact_host",
+            "127.0.0.1",
+            "-key",
+            "contact_port",
+            &uas_port.to_string(),
+            "-key",
+            "expires",
+            "3600",
+            "-m",
+            "1",
+            "-p",
+            &(s.port + 2).to_string(),
+        ],
+    );
+    assert!(ok, "{t}");
+    let uas = sipp_bg(
+        &s,
+        "ring",
+        &[
+            "-sf",
+            scenario("uas_ring.xml").to_str().unwrap(),
+            "-p",
+            &uas_port.to_string(),
+            "-m",
+            "1",
+        ],
+    );
+    let calls = csv(
+        &s,
+        "calls.csv",
+        &["alice;bob;[authentication username=alice password=secret]".into()],
+    );
+    let (ok, trace) = sipp(
+        &s,
+        "uac",
+        &[
+            "-sf",
+            scenario("uac_cancel.xml").to_str().unwrap(),
+            "-inf",
+            calls.to_str().unwrap(),
+            "-key",
+            "domain",
+            &s.domain(),
+            "-m",
+            "1",
+            "-p",
+            &(s.port + 3).to_string(),
+        ],
+    );
+    assert!(
+        ok,
+        "caller did not see 200 (CANCEL) and 487:\n{trace}\n{}",
+        s.log_text()
+    );
+    assert!(trace.contains("SIP/2.0 487"));
+    let (uas_ok, uas_trace) = uas.finish();
+    assert!(uas_ok, "the callee did not get the CANCEL:\n{uas_trace}");
+}
+
+#[test]
+fn sipp_call_forks_to_two_contacts() {
+    let s = Server::start("fork", &["alice", "bob"], &[]);
+    let (answer_port, ring_port) = (s.port + 1, s.port + 4);
+    for (i, cp) in [answer_port, ring_port].into_iter().enumerate() {
+        let users = csv(
+            &s,
+            &format!("bob{i}.csv"),
+            &["bob;[authentication username=bob password=secret]".into()],
+        );
+        let (ok, t) = sipp(
+            &s,
+            &format!("reg{i}"),
+            &[
+                "-sf",
+                scenario("register.xml").to_str().unwrap(),
+                "-inf",
+                users.to_str().unwrap(),
+                "-key",
+                "domain",
+                &s.domain(),
+                "-key",
+                "contact_host",
+                "127.0.0.1",
+                "-key",
+                "contact_port",
+                &cp.to_string(),
+                "-key",
+                "expires",
+                "3600",
+                "-m",
+                "1",
+                "-p",
+                &(s.port + 2 + i as u16 * 3).to_string(),
+            ],
+        );
+        assert!(ok, "{t}");
+    }
+    let answering = sipp_bg(
+        &s,
+        "uas",
+        &[
+            "-sf",
+            scenario("uas.xml").to_str().unwrap(),
+            "-p",
+            &answer_port.to_string(),
+            "-m",
+            "1",
+        ],
+    );
+    let ringing = sipp_bg(
+        &s,
+        "ring",
+        &[
+            "-sf",
+            scenario("uas_ring.xml").to_str().unwrap(),
+            "-p",
+            &ring_port.to_string(),
+            "-m",
+            "1",
+        ],
+    );
+    let calls = csv(
+        &s,
+        "calls.csv",
+        &["alice;bob;[authentication username=alice password=secret]".into()],
+    );
+    let (ok, trace) = sipp(
+        &s,
+        "uac",
+        &[
+            "-sf",
+            scenario("uac.xml").to_str().unwrap(),
+            "-inf",
+            calls.to_str().unwrap(),
+            "-key",
+            "domain",
+            &s.domain(),
+            "-m",
+            "1",
+            "-p",
+            &(s.port + 3).to_string(),
+            "-d",
+            "200",
+            "-default_behaviors",
+            "all,-abortunexp",
+        ],
+    );
+    assert!(ok, "{trace}\n{}", s.log_text());
+    let (a_ok, a_trace) = answering.finish();
+    assert!(a_ok, "{a_trace}");
+    let (r_ok, r_trace) = ringing.finish();
+    assert!(r_ok, "the ringing branch was not cancelled:\n{r_trace}");
+    assert!(r_trace.contains("CANCEL sip:"));
+}
+
+#[test]
+fn sipp_call_over_tcp() {
+    let s = Server::start("tcp", &["alice", "bob"], &[]);
+    let uas_port = s.port + 1;
+    let uas = sipp_bg(
+        &s,
+        "uas",
+        &[
+            "-sf",
+            scenario("uas.xml").to_str().unwrap(),
+            "-t",
+            "t1",
+            "-p",
+            &uas_port.to_string(),
+            "-m",
+            "1",
+        ],
+    );
+    let users = csv(
+        &s,
+        "bob.csv",
+        &["bob;[authentication username=bob password=secret]".into()],
+    );
+    let (ok, t) = sipp(
+        &s,
+        "reg",
+        &[
+            "-sf",
+            scenario("register_any.xml").to_str().unwrap(),
+            "-t",
+            "t1",
+            "-inf",
+            users.to_str().unwrap(),
+            "-key",
+            "domain",
+            &s.domain(),
+            "-key",
+            "contact_host",
+            "127.0.0.1",
+            "-key",
+            "contact_port",
+            &uas_port.to_string(),
+            "-key",
+            "expires",
+            "3600",
+            "-m",
+            "1",
+            "-p",
+            &(s.port + 2).to_string(),
+        ],
+    );
+    assert!(ok, "REGISTER over TCP failed:\n{t}");
+    assert!(t.contains("Via: SIP/2.0/TCP"));
+    let calls = csv(
+        &s,
+        "calls.csv",
+        &["alice;bob;[authentication username=alice password=secret]".into()],
+    );
+    let (ok, trace) = sipp(
+        &s,
+        "uac",
+        &[
+            "-sf",
+            scenario("uac.xml").to_str().unwrap(),
+            "-t",
+            "t1",
+            "-inf",
+            calls.to_str().unwrap(),
+            "-key",
+            "domain",
+            &s.domain(),
+            "-m",
+            "1",
+            "-p",
+            &(s.port + 3).to_string(),
+            "-d",
+            "200",
+        ],
+    );
+    assert!(ok, "{trace}\n{}", s.log_text());
+    assert!(trace.contains("Via: SIP/2.0/TCP"));
+    let (uas_ok, uas_trace) = uas.finish();
+    assert!(uas_ok, "{uas_trace}\n{}", s.log_text());
+    assert!(
+        uas_trace.contains("TCP message received"),
+        "the callee was reached over TCP"
+    );
+    assert!(
+        uas_trace.contains("transport=tcp;lr>"),
+        "Record-Route names the TCP interface"
+    );
+}
+
+#[test]
+fn sha256_digest_registration() {
+    let s = Server::start("sha", &["bob"], &["--auth-algorithms", "sha-256,md5"]);
+    let c = Client::new();
+    c.send(
+        s.port,
+        &register_text(&s, c.port(), "bob", 1, 600, None, "UDP"),
+    );
+    let ch = c.recv_final();
+    assert_eq!(ch.status(), Some(401));
+    let algs: Vec<String> = ch
+        .headers
+        .iter()
+        .filter_map(|h| match h {
+            Header::WwwAuthenticate(c) => c.get("algorithm").map(|a| a.into_owned()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(algs, ["SHA-256", "MD5"]);
+    let nonce = challenge_nonce(&ch, "SHA-256");
+    let auth = digest(
+        Algorithm::Sha256,
+        "bob",
+        "secret",
+        &nonce,
+        "REGISTER",
+        &format!("sip:127.0.0.1:{}", s.port),
+    );
+    c.send(
+        s.port,
+        &register_text(&s, c.port(), "bob", 2, 600, Some(&auth), "UDP"),
+    );
+    assert_eq!(c.recv_final().status(), Some(200));
+}
+
+#[test]
+fn wrong_password_and_unknown_user_look_the_same() {
+    let s = Server::start("wrong", &["bob"], &[]);
+    let c = Client::new();
+    let r1 = register_udp(&s, &c, "bob", "not-the-password", 600);
+    let c2 = Client::new();
+    let r2 = register_udp(&s, &c2, "nosuchuser", "whatever", 600);
+    assert_eq!(r1.status(), Some(403));
+    assert_eq!(r1.start, r2.start, "same status and reason for both");
+}
+
+#[test]
+fn routing_answers_404_480_and_forwards_to_a_live_binding() {
+    let s = Server::start("route", &["bob", "carol"], &[]);
+    let caller = Client::new();
+    caller.send(
+        s.port,
+        &external_invite(&s, caller.port(), "nobody", "n1", "UDP"),
+    );
+    assert_eq!(caller.recv_final().status(), Some(404));
+    caller.send(
+        s.port,
+        &external_invite(&s, caller.port(), "carol", "n2", "UDP"),
+    );
+    assert_eq!(caller.recv_final().status(), Some(480));
+    // a foreign domain from an unauthenticated sender: never an open relay
+    caller.send(
+        s.port,
+        &external_invite(&s, caller.port(), "bob", "n3", "UDP").replace(
+            &format!("INVITE sip:bob@127.0.0.1:{}", s.port),
+            "INVITE sip:bob@elsewhere.example.org",
+        ),
+    );
+    assert_eq!(caller.recv_final().status(), Some(403));
+}
+
+#[test]
+fn udp_retransmissions_both_ways_and_expired_registration() {
+    let dir = tempdir("retrans");
+    add_users(&dir, &["bob"]);
+    let cfg = dir.join("palisade.toml");
+    std::fs::write(&cfg, "[registrar]\nmin_expires = 1\n").unwrap();
+    let port = ports();
+    let s = Server::start_in(dir, port, &["--config", cfg.to_str().unwrap()]);
+    let bob = Client::new();
+    // A retransmitted REGISTER gets the same answer, byte for byte.
+    bob.send(
+        s.port,
+        &register_text(&s, bob.port(), "bob", 1, 3, None, "UDP"),
+    );
+    let first = bob.recv_final();
+    bob.send(
+        s.port,
+        &register_text(&s, bob.port(), "bob", 1, 3, None, "UDP"),
+    );
+    let again = bob.recv_final();
+    assert_eq!(first, again);
+    let nonce = challenge_nonce(&first, "MD5");
+    let auth = digest(
+        Algorithm::Md5,
+        "bob",
+        "secret",
+        &nonce,
+        "REGISTER",
+        &format!("sip:127.0.0.1:{}", s.port),
+    );
+    bob.send(
+        s.port,
+        &register_text(&s, bob.port(), "bob", 2, 3, Some(&auth), "UDP"),
+    );
+    assert_eq!(bob.recv_final().status(), Some(200));
+
+    let caller = Client::new();
+    caller.send(
+        s.port,
+        &external_invite(&s, caller.port(), "bob", "r1", "UDP"),
+    );
+    let inv1 = bob.recv();
+    assert_eq!(inv1.method().unwrap().as_str(), "INVITE");
+    // Not answered: the proxy retransmits after T1 (Timer A), unchanged.
+    let inv2 = bob
+        .recv_timeout(Duration::from_millis(1500))
+        .expect("INVITE retransmitted");
+    assert_eq!(inv1, inv2);
+    bob.send(s.port, &answer(&inv1, 486));
+    let busy = caller.recv_final();
+    assert_eq!(busy.status(), Some(486));
+    // The caller does not ACK: the proxy retransmits the 486 (Timer G).
+    let busy2 = caller
+        .recv_timeout(Duration::from_millis(1500))
+        .expect("486 retransmitted");
+    assert_eq!(busy2.status(), Some(486));
+
+    // After 3 s the binding has expired.
+    std::thread::sleep(Duration::from_millis(3200));
+    caller.send(
+        s.port,
+        &external_invite(&s, caller.port(), "bob", "r2", "UDP"),
+    );
+    loop {
+        let m = caller.recv_final();
+        if m.status() == Some(486) {
+            continue; // late retransmission of the earlier 486
+        }
+        assert_eq!(m.status(), Some(480), "expired binding");
+        break;
+    }
+}
+
+#[test]
+fn bindings_survive_a_restart() {
+    let dir = tempdir("restart");
+    add_users(&dir, &["bob"]);
+    let port = ports();
+    let bob = Client::new();
+    {
+        let s = Server::start_in(dir.clone(), port, &[]);
+        assert_eq!(
+            register_udp(&s, &bob, "bob", "secret", 600).status(),
+            Some(200)
+        );
+        std::thread::sleep(Duration::from_millis(600)); // written behind
+        let pid = s.child.id().to_string();
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status();
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let s = Server::start_in(dir, port, &[]);
+    let caller = Client::new();
+    caller.send(
+        s.port,
+        &external_invite(&s, caller.port(), "bob", "after", "UDP"),
+    );
+    let inv = bob.recv();
+    assert_eq!(
+        inv.method().unwrap().as_str(),
+        "INVITE",
+        "the restored binding routes the call"
+    );
+}
+
+#[test]
+fn torture_rows_tightened_by_the_server() {
+    // The corpus addresses example.com: serve that domain so the registrar rows apply.
+    let s = Server::start("torture", &["bob"], &["--domain", "example.com"]);
+    let c = Client::new();
+    for (file, want) in [
+        ("rfc4475/zeromf.dat", 483),
+        ("rfc4475/bext01.dat", 420),
+        ("rfc4475/unksm2.dat", 400),
+        ("rfc4475/regaut01.dat", 401),
+        ("rfc4475/insuf.dat", 400),
+        ("rfc4475/mcl01.dat", 400),
+        ("rfc4475/multi01.dat", 400),
+        ("rfc4475/unkscm.dat", 416),
+        ("rfc4475/badvers.dat", 505),
+    ] {
+        let bytes = std::fs::read(shared().join("corpus").join(file)).unwrap();
+        c.sock.send_to(&bytes, ("127.0.0.1", s.port)).unwrap();
+        // Raw bytes: the 400 to `insuf` lacks the To/From/Call-ID it never had.
+        c.sock
+            .set_read_timeout(Some(Duration::from_secs(3)))
+            .unwrap();
+        let mut buf = [0u8; 4096];
+        let n = match c.sock.recv(&mut buf) {
+            Ok(n) => n,
+            Err(_) => panic!("{file}: no answer\n{}", s.log_text()),
+        };
+        let text = String::from_utf8_lossy(&buf[..n]);
+        assert!(
+            text.starts_with(&format!("SIP/2.0 {want} ")),
+            "{file}: {text}"
+        );
+    }
+}
+
+#[test]
+fn tls_call() {
+    use std::sync::Arc;
+    use tokio_rustls::rustls;
+    let dir = tempdir("tls");
+    add_users(&dir, &["bob"]);
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let st = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-addext",
+            "basicConstraints=critical,CA:FALSE",
+        ])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .stderr(std::process::Stdio::null())
+        .status()
+        .expect("openssl");
+    assert!(st.success());
+    let cfg = dir.join("palisade.toml");
+    std::fs::write(&cfg, format!("[tls]\ncert = {:?}\nkey = {:?}\n", cert, key)).unwrap();
+    let port = ports();
+    let tls_port = port + 1;
+    let s = Server::start_in(
+        dir.clone(),
+        port,
+        &[
+            "--config",
+            cfg.to_str().unwrap(),
+            "--listen",
+            &format!("tls:127.0.0.1:{tls_port}"),
+        ],
+    );
+
+    let mut roots = rustls::RootCertStore::empty();
+    for c in rustls_pemfile::certs(&mut std::io::BufReader::new(
+        std::fs::File::open(&cert).unwrap(),
+    )) {
+        roots.add(c.unwrap()).unwrap();
+    }
+    let config = Arc::new(
+        rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth(),
+    );
+    let connect = || {
+        let tcp = std::net::TcpStream::connect(("127.0.0.1", tls_port)).unwrap();
+        tcp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
+        let conn = rustls::ClientConnection::new(config.clone(), name).unwrap();
+        rustls::StreamOwned::new(conn, tcp)
+    };
+    fn send(st: &mut impl Write, text: &str) {
+        st.write_all(text.replace("\r\n", "\n").replace('\n', "\r\n").as_bytes())
+            .unwrap();
+        st.flush().unwrap();
+    }
+    fn recv(st: &mut impl Read, buf: &mut Vec<u8>) -> Message<'static> {
+        let mut chunk = [0u8; 4096];
+        loop {
+            if let Ok(palisade_sip::Frame::Message {
+                message, consumed, ..
+            }) = palisade_sip::frame_stream(buf, &palisade_sip::Limits::default())
+            {
+                let m = message.into_owned();
+                buf.drain(..consumed);
+                return m;
+            }
+            let n = st.read(&mut chunk).expect("TLS read");
+            assert!(n > 0, "connection closed");
+            buf.extend_from_slice(&chunk[..n]);
+        }
+    }
+    let mut bob = connect();
+    let bob_local = bob.sock.local_addr().unwrap().port();
+    let mut bbuf = Vec::new();
+    send(
+        &mut bob,
+        &register_text(&s, bob_local, "bob", 1, 600, None, "TLS"),
+    );
+    let ch = recv(&mut bob, &mut bbuf);
+    assert_eq!(ch.status(), Some(401));
+    let nonce = challenge_nonce(&ch, "MD5");
+    let auth = digest(
+        Algorithm::Md5,
+        "bob",
+        "secret",
+        &nonce,
+        "REGISTER",
+        &format!("sip:127.0.0.1:{}", s.port),
+    );
+    send(
+        &mut bob,
+        &register_text(&s, bob_local, "bob", 2, 600, Some(&auth), "TLS"),
+    );
+    assert_eq!(recv(&mut bob, &mut bbuf).status(), Some(200));
+
+    let mut caller = connect();
+    let c_local = caller.sock.local_addr().unwrap().port();
+    let mut cbuf = Vec::new();
+    send(
+        &mut caller,
+        &external_invite(&s, c_local, "bob", "tls1", "TLS"),
+    );
+    assert_eq!(recv(&mut caller, &mut cbuf).status(), Some(100));
+    let inv = recv(&mut bob, &mut bbuf);
+    assert_eq!(inv.method().unwrap().as_str(), "INVITE");
+    assert!(inv
+        .record_routes()
+        .next()
+        .unwrap()
+        .uri
+        .to_string()
+        .contains("transport=tls"));
+    send(&mut bob, &answer(&inv, 200));
+    let ok = recv(&mut caller, &mut cbuf);
+    assert_eq!(ok.status(), Some(200));
+    let route = ok.record_routes().next().unwrap().uri.to_string();
+    send(&mut caller, &format!("ACK sip:bob@127.0.0.1:{bob_local};transport=tls SIP/2.0\nVia: SIP/2.0/TLS 127.0.0.1:{c_local};branch=z9hG4bKtlsack\nRoute: <{route}>\nMax-Forwards: 70\nFrom: <sip:ext@example.net>;tag=etls1\nTo: <sip:bob@127.0.0.1:{}>;tag=callee\nCall-ID: tls1@example.net\nCSeq: 1 ACK\nContent-Length: 0\n\n", s.port));
+    assert_eq!(recv(&mut bob, &mut bbuf).method().unwrap().as_str(), "ACK");
+    send(&mut caller, &format!("BYE sip:bob@127.0.0.1:{bob_local};transport=tls SIP/2.0\nVia: SIP/2.0/TLS 127.0.0.1:{c_local};branch=z9hG4bKtlsbye\nRoute: <{route}>\nMax-Forwards: 70\nFrom: <sip:ext@example.net>;tag=etls1\nTo: <sip:bob@127.0.0.1:{}>;tag=callee\nCall-ID: tls1@example.net\nCSeq: 2 BYE\nContent-Length: 0\n\n", s.port));
+    let bye = recv(&mut bob, &mut bbuf);
+    assert_eq!(bye.method().unwrap().as_str(), "BYE");
+    send(&mut bob, &answer(&bye, 200));
+    assert_eq!(recv(&mut caller, &mut cbuf).status(), Some(200));
+}
