@@ -49,6 +49,30 @@ struct ServerTxn {
     final_sent: bool,
 }
 
+impl ServerTxn {
+    fn new(invite: bool, source: Peer, request: Vec<u8>, t1: Duration) -> Self {
+        ServerTxn {
+            invite,
+            state: SState::Proceeding,
+            source,
+            request,
+            last: None,
+            retrans: t1,
+            branches: Vec::new(),
+            best: None,
+            cancelled: false,
+            final_sent: false,
+        }
+    }
+}
+
+/// What is remembered of a non-INVITE request answered locally.
+struct Answered {
+    /// It carried valid credentials: a retransmission is not checked again (its nonce
+    /// count would look like a replay).
+    authed: bool,
+}
+
 struct ClientTxn {
     invite: bool,
     state: CState,
@@ -70,7 +94,6 @@ enum TimerWhat {
     ClientTimeout(String),
     ClientEnd(String),
     Bindings(String),
-    Sweep,
 }
 
 #[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -117,6 +140,10 @@ pub struct Endpoint {
     /// Stream connections by the address their peer advertises in Via (RFC 5923 style),
     /// so that requests to that address reuse the connection.
     aliases: HashMap<(Transport, SocketAddr), u64>,
+    answered: HashMap<u64, Answered>,
+    answered_q: VecDeque<(Instant, u64)>,
+    preauthenticated: bool,
+    authed_now: bool,
     pub stats: Stats,
 }
 
@@ -244,23 +271,27 @@ impl Endpoint {
     pub fn new(cfg: CoreConfig, secret: [u8; 32], now: Instant) -> Self {
         let salt = u64::from_le_bytes(secret[..8].try_into().unwrap_or([0; 8]));
         let auth = Authenticator::new(secret, now, cfg.nonce_ttl);
-        let mut e = Endpoint {
+        Endpoint {
             cfg,
             auth,
             users: HashMap::new(),
-            location: HashMap::new(),
-            servers: HashMap::new(),
-            clients: HashMap::new(),
-            timers: BinaryHeap::new(),
+            location: HashMap::with_capacity(1 << 14),
+            // Sized for a busy second up front: growing a large table rehashes it all
+            // at once, a stall long enough to overflow a UDP receive buffer.
+            servers: HashMap::with_capacity(1 << 16),
+            clients: HashMap::with_capacity(1 << 14),
+            timers: BinaryHeap::with_capacity(1 << 16),
             seq: 0,
             out: VecDeque::new(),
             events: VecDeque::new(),
             salt,
             aliases: HashMap::new(),
+            answered: HashMap::with_capacity(1 << 16),
+            answered_q: VecDeque::with_capacity(1 << 16),
+            preauthenticated: false,
+            authed_now: false,
             stats: Stats::default(),
-        };
-        e.arm(now + Duration::from_secs(30), TimerWhat::Sweep);
-        e
+        }
     }
 
     pub fn config(&self) -> &CoreConfig {
@@ -297,7 +328,12 @@ impl Endpoint {
     }
 
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.timers.peek().map(|t| t.0.at)
+        let t = self.timers.peek().map(|t| t.0.at);
+        let a = self.answered_q.front().map(|a| a.0);
+        match (t, a) {
+            (Some(x), Some(y)) => Some(x.min(y)),
+            (x, y) => x.or(y),
+        }
     }
 
     fn arm(&mut self, at: Instant, what: TimerWhat) {
@@ -463,6 +499,13 @@ impl Endpoint {
     }
 
     pub fn handle_timeout(&mut self, now: Instant) {
+        while let Some(&(at, kh)) = self.answered_q.front() {
+            if at > now {
+                break;
+            }
+            self.answered_q.pop_front();
+            self.answered.remove(&kh);
+        }
         while let Some(t) = self.timers.peek() {
             if t.0.at > now {
                 break;
@@ -531,20 +574,52 @@ impl Endpoint {
             return;
         }
         let invite = method == Method::Invite;
+        if !invite {
+            // A non-INVITE request answered here keeps no transaction: only a small
+            // record, so that a retransmission gets the same answer (re-derived, without
+            // authenticating again) until Timer J. This is what keeps memory flat at tens
+            // of thousands of REGISTERs per second.
+            let kh = hash64(&[key.as_bytes()], self.salt);
+            let pre = self.answered.get(&kh).map(|a| a.authed);
+            self.preauthenticated = pre.unwrap_or(false);
+            self.authed_now = false;
+            let decision = self.route(now, from, &mut msg);
+            self.preauthenticated = false;
+            match decision {
+                Decision::Reply(status, reason, extra) => {
+                    if pre.is_none() {
+                        info!(method = %method, call_id = msg.call_id().unwrap_or(""), peer = %from.addr, status, reason, "reply");
+                        let wait = if from.transport.reliable() {
+                            Duration::ZERO
+                        } else {
+                            self.cfg.t1 * 64
+                        };
+                        self.answered.insert(
+                            kh,
+                            Answered {
+                                authed: self.authed_now,
+                            },
+                        );
+                        self.answered_q.push_back((now + wait, kh));
+                    }
+                    let bytes = self.build_response(&msg, status, reason, extra);
+                    self.send(from, bytes);
+                }
+                Decision::Forward(targets, rr) => {
+                    self.servers.insert(
+                        key.clone(),
+                        ServerTxn::new(false, from, raw.to_vec(), self.cfg.t1),
+                    );
+                    info!(method = %method, call_id = msg.call_id().unwrap_or(""), peer = %from.addr, branches = targets.len(), "forward");
+                    self.forward(now, &key, msg, targets, rr);
+                }
+            }
+            return;
+        }
+        // INVITE: a full server transaction (Timer G/H retransmission, ACK matching).
         self.servers.insert(
             key.clone(),
-            ServerTxn {
-                invite,
-                state: SState::Proceeding,
-                source: from,
-                request: raw.to_vec(),
-                last: None,
-                retrans: self.cfg.t1,
-                branches: Vec::new(),
-                best: None,
-                cancelled: false,
-                final_sent: false,
-            },
+            ServerTxn::new(true, from, Vec::new(), self.cfg.t1),
         );
         match self.route(now, from, &mut msg) {
             Decision::Reply(status, reason, extra) => {
@@ -552,6 +627,10 @@ impl Endpoint {
                 self.reply(now, &key, &msg, status, reason, extra);
             }
             Decision::Forward(targets, rr) => {
+                if let Some(t) = self.servers.get_mut(&key) {
+                    // Kept only when forwarded, to build a 408 or 487 later.
+                    t.request = raw.to_vec();
+                }
                 info!(method = %method, call_id = msg.call_id().unwrap_or(""), peer = %from.addr, branches = targets.len(), "forward");
                 self.forward(now, &key, msg, targets, rr);
             }
@@ -774,6 +853,10 @@ impl Endpoint {
 
     /// Digest check; `Err` carries the answer to send (challenge or refusal).
     fn check_auth(&mut self, now: Instant, msg: &Message<'_>, proxy: bool) -> Result<(), Decision> {
+        if self.preauthenticated {
+            self.authed_now = true;
+            return Ok(());
+        }
         let creds: Option<&Credentials<'_>> = msg.headers.iter().find_map(|h| match (h, proxy) {
             (Header::ProxyAuthorization(c), true) | (Header::Authorization(c), false)
                 if c.is_digest() && c.get("realm").as_deref() == Some(self.cfg.domain.as_str()) =>
@@ -840,7 +923,10 @@ impl Endpoint {
             .map(|(_, u)| u)
             .unwrap_or_default();
         match verdict {
-            Verdict::Ok if uri_ok && claimed_user == username => Ok(()),
+            Verdict::Ok if uri_ok && claimed_user == username => {
+                self.authed_now = true;
+                Ok(())
+            }
             Verdict::Ok => {
                 self.stats.auth_failures += 1;
                 Err(Decision::Reply(403, "Forbidden", vec![]))
@@ -1714,10 +1800,6 @@ impl Endpoint {
                 self.clients.remove(&k);
             }
             TimerWhat::Bindings(aor) => self.expire_bindings(now, &aor),
-            TimerWhat::Sweep => {
-                self.auth.sweep(now);
-                self.arm(now + Duration::from_secs(30), TimerWhat::Sweep);
-            }
         }
     }
 

@@ -36,6 +36,9 @@ pub struct ServerSection {
     pub data_dir: PathBuf,
     /// error, warn, info, debug, trace. Default `info`.
     pub log_level: String,
+    /// Kernel receive/send buffer of each UDP socket, in bytes. Default 4 MiB (capped
+    /// by net.core.rmem_max / wmem_max).
+    pub udp_buffer: usize,
 }
 
 impl Default for ServerSection {
@@ -47,6 +50,7 @@ impl Default for ServerSection {
             advertise: None,
             data_dir: PathBuf::from("palisade-data"),
             log_level: "info".into(),
+            udp_buffer: 4 << 20,
         }
     }
 }

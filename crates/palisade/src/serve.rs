@@ -36,6 +36,23 @@ enum Inbound {
     Users(Vec<User>),
 }
 
+/// A UDP socket with large kernel buffers: a burst that arrives while the core is busy
+/// waits in the buffer instead of being dropped (the kernel caps the size at
+/// net.core.rmem_max / wmem_max).
+fn bind_udp(addr: SocketAddr, buffer: usize) -> std::io::Result<UdpSocket> {
+    let domain = if addr.is_ipv4() {
+        socket2::Domain::IPV4
+    } else {
+        socket2::Domain::IPV6
+    };
+    let s = socket2::Socket::new(domain, socket2::Type::DGRAM, Some(socket2::Protocol::UDP))?;
+    let _ = s.set_recv_buffer_size(buffer);
+    let _ = s.set_send_buffer_size(buffer);
+    s.set_nonblocking(true)?;
+    s.bind(&addr.into())?;
+    UdpSocket::from_std(s.into())
+}
+
 struct Conn {
     tx: mpsc::UnboundedSender<Vec<u8>>,
     transport: Transport,
@@ -145,11 +162,16 @@ fn store_thread(
     loop {
         let mut batch = Vec::new();
         match ops.recv_timeout(Duration::from_millis(200)) {
-            Ok(op) => batch.push(op),
+            Ok(op) => {
+                batch.push(op);
+                // Group commit: let a burst accumulate, so that a busy registrar costs one
+                // wake-up and one transaction per 50 ms instead of one per REGISTER.
+                std::thread::sleep(Duration::from_millis(50));
+            }
             Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
             Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
         }
-        while batch.len() < 5000 {
+        while batch.len() < 20_000 {
             match ops.try_recv() {
                 Ok(op) => batch.push(op),
                 Err(_) => break,
@@ -445,8 +467,7 @@ pub async fn run(cfg: FileConfig, listens: Vec<Listen>) -> anyhow::Result<()> {
     for l in &listens {
         match l.transport {
             Transport::Udp => {
-                let s = UdpSocket::bind(l.addr)
-                    .await
+                let s = bind_udp(l.addr, cfg.server.udp_buffer)
                     .with_context(|| format!("binding udp:{}", l.addr))?;
                 info!(transport = "udp", addr = %s.local_addr()?, "listening");
                 udp.push(Arc::new(s));
