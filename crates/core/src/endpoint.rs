@@ -648,21 +648,7 @@ impl Endpoint {
         {
             return Decision::Reply(482, "Loop Detected", vec![]);
         }
-        // Loose routing: remove the Route entries that name this server.
-        while let Some(idx) = msg
-            .headers
-            .iter()
-            .position(|h| matches!(h, Header::Route(_)))
-        {
-            let Header::Route(r) = &msg.headers[idx] else {
-                break;
-            };
-            if self.uri_is_us(&r.uri) {
-                msg.headers.remove(idx);
-            } else {
-                break;
-            }
-        }
+        self.pop_own_routes(msg);
         let ruri = msg.request_uri().cloned();
         let Some(ruri) = ruri else {
             return Decision::Reply(400, "Bad Request", vec![]);
@@ -1411,22 +1397,26 @@ impl Endpoint {
         }
     }
 
-    /// ACK for a 2xx and other requests relayed without a transaction.
-    fn forward_stateless(&mut self, from: Peer, mut msg: Message<'_>) {
+    /// Loose routing (RFC 3261 section 16.4): remove the top Route entries that name
+    /// this server.
+    fn pop_own_routes(&self, msg: &mut Message<'_>) {
         while let Some(idx) = msg
             .headers
             .iter()
             .position(|h| matches!(h, Header::Route(_)))
         {
-            let Header::Route(r) = &msg.headers[idx] else {
-                break;
-            };
-            if self.uri_is_us(&r.uri) {
-                msg.headers.remove(idx);
-            } else {
-                break;
+            match &msg.headers[idx] {
+                Header::Route(r) if self.uri_is_us(&r.uri) => {
+                    msg.headers.remove(idx);
+                }
+                _ => break,
             }
         }
+    }
+
+    /// ACK for a 2xx and other requests relayed without a transaction.
+    fn forward_stateless(&mut self, from: Peer, mut msg: Message<'_>) {
+        self.pop_own_routes(&mut msg);
         let next = msg
             .routes()
             .next()

@@ -113,75 +113,19 @@ fn answer(req: &Message<'_>, status: u16) -> String {
 fn sipp_registers_with_md5_and_calls_through_the_proxy() {
     let s = Server::start("call", &["alice", "bob"], &[]);
     let uas_port = s.port + 1;
-    let users = csv(
-        &s,
-        "bob.csv",
-        &["bob;[authentication username=bob password=secret]".into()],
-    );
-    let (ok, trace) = sipp(
-        &s,
-        "reg",
-        &[
-            "-sf",
-            scenario("register.xml").to_str().unwrap(),
-            "-inf",
-            users.to_str().unwrap(),
-            "-key",
-            "domain",
-            &s.domain(),
-            "-key",
-            "contact_host",
-            "127.0.0.1",
-            "-key",
-            "contact_port",
-            &uas_port.to_string(),
-            "-key",
-            "expires",
-            "3600",
-            "-m",
-            "1",
-            "-p",
-            &(s.port + 2).to_string(),
-        ],
-    );
+    let (ok, trace) = sipp_register(&s, "reg", "bob", uas_port, s.port + 2, "register.xml", &[]);
     assert!(ok, "REGISTER with MD5 digest failed:\n{trace}");
     assert!(trace.contains("SIP/2.0 401 Unauthorized") && trace.contains("SIP/2.0 200 OK"));
 
-    let uas = sipp_bg(
-        &s,
-        "uas",
-        &[
-            "-sf",
-            scenario("uas.xml").to_str().unwrap(),
-            "-p",
-            &uas_port.to_string(),
-            "-m",
-            "1",
-        ],
-    );
-    let calls = csv(
-        &s,
-        "calls.csv",
-        &["alice;bob;[authentication username=alice password=secret]".into()],
-    );
-    let (ok, trace) = sipp(
+    let uas = sipp_uas(&s, "uas", "uas.xml", uas_port, &[]);
+    let (ok, trace) = sipp_call(
         &s,
         "uac",
-        &[
-            "-sf",
-            scenario("uac.xml").to_str().unwrap(),
-            "-inf",
-            calls.to_str().unwrap(),
-            "-key",
-            "domain",
-            &s.domain(),
-            "-m",
-            "1",
-            "-p",
-            &(s.port + 3).to_string(),
-            "-d",
-            "200",
-        ],
+        "alice",
+        "bob",
+        "uac.xml",
+        s.port + 3,
+        &["-d", "200"],
     );
     assert!(ok, "call failed:\n{trace}\n{}", s.log_text());
     assert!(
@@ -212,72 +156,10 @@ fn sipp_registers_with_md5_and_calls_through_the_proxy() {
 fn sipp_cancel_before_answer_gives_487_to_the_caller() {
     let s = Server::start("cancel", &["alice", "bob"], &[]);
     let uas_port = s.port + 1;
-    let users = csv(
-        &s,
-        "bob.csv",
-        &["bob;[authentication username=bob password=secret]".into()],
-    );
-    let (ok, t) = sipp(
-        &s,
-        "reg",
-        &[
-            "-sf",
-            scenario("register.xml").to_str().unwrap(),
-            "-inf",
-            users.to_str().unwrap(),
-            "-key",
-            "domain",
-            &s.domain(),
-            "-key",
-            "contact_host",
-            "127.0.0.1",
-            "-key",
-            "contact_port",
-            &uas_port.to_string(),
-            "-key",
-            "expires",
-            "3600",
-            "-m",
-            "1",
-            "-p",
-            &(s.port + 2).to_string(),
-        ],
-    );
+    let (ok, t) = sipp_register(&s, "reg", "bob", uas_port, s.port + 2, "register.xml", &[]);
     assert!(ok, "{t}");
-    let uas = sipp_bg(
-        &s,
-        "ring",
-        &[
-            "-sf",
-            scenario("uas_ring.xml").to_str().unwrap(),
-            "-p",
-            &uas_port.to_string(),
-            "-m",
-            "1",
-        ],
-    );
-    let calls = csv(
-        &s,
-        "calls.csv",
-        &["alice;bob;[authentication username=alice password=secret]".into()],
-    );
-    let (ok, trace) = sipp(
-        &s,
-        "uac",
-        &[
-            "-sf",
-            scenario("uac_cancel.xml").to_str().unwrap(),
-            "-inf",
-            calls.to_str().unwrap(),
-            "-key",
-            "domain",
-            &s.domain(),
-            "-m",
-            "1",
-            "-p",
-            &(s.port + 3).to_string(),
-        ],
-    );
+    let uas = sipp_uas(&s, "ring", "uas_ring.xml", uas_port, &[]);
+    let (ok, trace) = sipp_call(&s, "uac", "alice", "bob", "uac_cancel.xml", s.port + 3, &[]);
     assert!(
         ok,
         "caller did not see 200 (CANCEL) and 487:\n{trace}\n{}",
@@ -293,88 +175,27 @@ fn sipp_call_forks_to_two_contacts() {
     let s = Server::start("fork", &["alice", "bob"], &[]);
     let (answer_port, ring_port) = (s.port + 1, s.port + 4);
     for (i, cp) in [answer_port, ring_port].into_iter().enumerate() {
-        let users = csv(
-            &s,
-            &format!("bob{i}.csv"),
-            &["bob;[authentication username=bob password=secret]".into()],
-        );
-        let (ok, t) = sipp(
+        let (ok, t) = sipp_register(
             &s,
             &format!("reg{i}"),
-            &[
-                "-sf",
-                scenario("register.xml").to_str().unwrap(),
-                "-inf",
-                users.to_str().unwrap(),
-                "-key",
-                "domain",
-                &s.domain(),
-                "-key",
-                "contact_host",
-                "127.0.0.1",
-                "-key",
-                "contact_port",
-                &cp.to_string(),
-                "-key",
-                "expires",
-                "3600",
-                "-m",
-                "1",
-                "-p",
-                &(s.port + 2 + i as u16 * 3).to_string(),
-            ],
+            "bob",
+            cp,
+            s.port + 2 + i as u16 * 3,
+            "register.xml",
+            &[],
         );
         assert!(ok, "{t}");
     }
-    let answering = sipp_bg(
-        &s,
-        "uas",
-        &[
-            "-sf",
-            scenario("uas.xml").to_str().unwrap(),
-            "-p",
-            &answer_port.to_string(),
-            "-m",
-            "1",
-        ],
-    );
-    let ringing = sipp_bg(
-        &s,
-        "ring",
-        &[
-            "-sf",
-            scenario("uas_ring.xml").to_str().unwrap(),
-            "-p",
-            &ring_port.to_string(),
-            "-m",
-            "1",
-        ],
-    );
-    let calls = csv(
-        &s,
-        "calls.csv",
-        &["alice;bob;[authentication username=alice password=secret]".into()],
-    );
-    let (ok, trace) = sipp(
+    let answering = sipp_uas(&s, "uas", "uas.xml", answer_port, &[]);
+    let ringing = sipp_uas(&s, "ring", "uas_ring.xml", ring_port, &[]);
+    let (ok, trace) = sipp_call(
         &s,
         "uac",
-        &[
-            "-sf",
-            scenario("uac.xml").to_str().unwrap(),
-            "-inf",
-            calls.to_str().unwrap(),
-            "-key",
-            "domain",
-            &s.domain(),
-            "-m",
-            "1",
-            "-p",
-            &(s.port + 3).to_string(),
-            "-d",
-            "200",
-            "-default_behaviors",
-            "all,-abortunexp",
-        ],
+        "alice",
+        "bob",
+        "uac.xml",
+        s.port + 3,
+        &["-d", "200", "-default_behaviors", "all,-abortunexp"],
     );
     assert!(ok, "{trace}\n{}", s.log_text());
     let (a_ok, a_trace) = answering.finish();
@@ -388,80 +209,26 @@ fn sipp_call_forks_to_two_contacts() {
 fn sipp_call_over_tcp() {
     let s = Server::start("tcp", &["alice", "bob"], &[]);
     let uas_port = s.port + 1;
-    let uas = sipp_bg(
-        &s,
-        "uas",
-        &[
-            "-sf",
-            scenario("uas.xml").to_str().unwrap(),
-            "-t",
-            "t1",
-            "-p",
-            &uas_port.to_string(),
-            "-m",
-            "1",
-        ],
-    );
-    let users = csv(
-        &s,
-        "bob.csv",
-        &["bob;[authentication username=bob password=secret]".into()],
-    );
-    let (ok, t) = sipp(
+    let uas = sipp_uas(&s, "uas", "uas.xml", uas_port, &["-t", "t1"]);
+    let (ok, t) = sipp_register(
         &s,
         "reg",
-        &[
-            "-sf",
-            scenario("register_any.xml").to_str().unwrap(),
-            "-t",
-            "t1",
-            "-inf",
-            users.to_str().unwrap(),
-            "-key",
-            "domain",
-            &s.domain(),
-            "-key",
-            "contact_host",
-            "127.0.0.1",
-            "-key",
-            "contact_port",
-            &uas_port.to_string(),
-            "-key",
-            "expires",
-            "3600",
-            "-m",
-            "1",
-            "-p",
-            &(s.port + 2).to_string(),
-        ],
+        "bob",
+        uas_port,
+        s.port + 2,
+        "register_any.xml",
+        &["-t", "t1"],
     );
     assert!(ok, "REGISTER over TCP failed:\n{t}");
     assert!(t.contains("Via: SIP/2.0/TCP"));
-    let calls = csv(
-        &s,
-        "calls.csv",
-        &["alice;bob;[authentication username=alice password=secret]".into()],
-    );
-    let (ok, trace) = sipp(
+    let (ok, trace) = sipp_call(
         &s,
         "uac",
-        &[
-            "-sf",
-            scenario("uac.xml").to_str().unwrap(),
-            "-t",
-            "t1",
-            "-inf",
-            calls.to_str().unwrap(),
-            "-key",
-            "domain",
-            &s.domain(),
-            "-m",
-            "1",
-            "-p",
-            &(s.port + 3).to_string(),
-            "-d",
-            "200",
-        ],
+        "alice",
+        "bob",
+        "uac.xml",
+        s.port + 3,
+        &["-t", "t1", "-d", "200"],
     );
     assert!(ok, "{trace}\n{}", s.log_text());
     assert!(trace.contains("Via: SIP/2.0/TCP"));

@@ -284,3 +284,91 @@ impl Client {
         }
     }
 }
+
+/// Registers `user` (password `secret`) with SIPp, Contact at `contact_port`.
+pub fn sipp_register(
+    server: &Server,
+    name: &str,
+    user: &str,
+    contact_port: u16,
+    local_port: u16,
+    scenario_file: &str,
+    extra: &[&str],
+) -> (bool, String) {
+    let users = csv(
+        server,
+        &format!("{name}.csv"),
+        &[format!(
+            "{user};[authentication username={user} password=secret]"
+        )],
+    );
+    let mut args: Vec<String> = vec![
+        "-sf".into(),
+        scenario(scenario_file).to_string_lossy().into_owned(),
+        "-inf".into(),
+        users.to_string_lossy().into_owned(),
+        "-key".into(),
+        "domain".into(),
+        server.domain(),
+        "-key".into(),
+        "contact_host".into(),
+        "127.0.0.1".into(),
+        "-key".into(),
+        "contact_port".into(),
+        contact_port.to_string(),
+        "-key".into(),
+        "expires".into(),
+        "3600".into(),
+        "-m".into(),
+        "1".into(),
+        "-p".into(),
+        local_port.to_string(),
+    ];
+    args.extend(extra.iter().map(|s| s.to_string()));
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    sipp(server, name, &refs)
+}
+
+/// One call from `caller` to `callee` (password `secret`) with a SIPp UAC scenario.
+pub fn sipp_call(
+    server: &Server,
+    name: &str,
+    caller: &str,
+    callee: &str,
+    scenario_file: &str,
+    local_port: u16,
+    extra: &[&str],
+) -> (bool, String) {
+    let calls = csv(
+        server,
+        &format!("{name}.csv"),
+        &[format!(
+            "{caller};{callee};[authentication username={caller} password=secret]"
+        )],
+    );
+    let mut args: Vec<String> = vec![
+        "-sf".into(),
+        scenario(scenario_file).to_string_lossy().into_owned(),
+        "-inf".into(),
+        calls.to_string_lossy().into_owned(),
+        "-key".into(),
+        "domain".into(),
+        server.domain(),
+        "-m".into(),
+        "1".into(),
+        "-p".into(),
+        local_port.to_string(),
+    ];
+    args.extend(extra.iter().map(|s| s.to_string()));
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    sipp(server, name, &refs)
+}
+
+/// A SIPp UAS answering one call on `port`.
+pub fn sipp_uas(server: &Server, name: &str, scenario_file: &str, port: u16, extra: &[&str]) -> Bg {
+    let sf = scenario(scenario_file);
+    let port = port.to_string();
+    let mut args = vec!["-sf", sf.to_str().unwrap_or(""), "-p", &port, "-m", "1"];
+    args.extend_from_slice(extra);
+    sipp_bg(server, name, &args)
+}
