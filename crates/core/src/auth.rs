@@ -26,10 +26,12 @@ impl Algorithm {
 
     /// Parses `md5`, `sha-256` (case-insensitive; `sha256` accepted too).
     pub fn parse(s: &str) -> Option<Algorithm> {
-        match s.to_ascii_lowercase().as_str() {
-            "md5" => Some(Algorithm::Md5),
-            "sha-256" | "sha256" => Some(Algorithm::Sha256),
-            _ => None,
+        if s.eq_ignore_ascii_case("md5") {
+            Some(Algorithm::Md5)
+        } else if s.eq_ignore_ascii_case("sha-256") || s.eq_ignore_ascii_case("sha256") {
+            Some(Algorithm::Sha256)
+        } else {
+            None
         }
     }
 
@@ -87,6 +89,16 @@ pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
         return false;
     }
     a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// [`ct_eq`] for hex digests, ignoring ASCII case.
+fn ct_eq_hex(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| {
+        acc | (x.to_ascii_lowercase() ^ y.to_ascii_lowercase())
+    }) == 0
 }
 
 /// What the server knows about an account: HA1 per algorithm, never a password.
@@ -226,10 +238,7 @@ impl Authenticator {
             b":",
             ha2.as_bytes(),
         ]);
-        let matches = ct_eq(
-            expected.as_bytes(),
-            d.response.to_ascii_lowercase().as_bytes(),
-        );
+        let matches = ct_eq_hex(expected.as_bytes(), d.response.as_bytes());
         if !matches || cred.is_none() || d.realm != realm {
             return Verdict::Fail("wrong credentials");
         }

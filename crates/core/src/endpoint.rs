@@ -18,6 +18,10 @@ use crate::auth::{Authenticator, Credential, DigestResponse, Verdict};
 use crate::types::*;
 
 const MAGIC: &str = "z9hG4bK";
+
+/// A server transaction's identity (RFC 3261 section 17.2.3), hashed with a per-boot
+/// salt: no string is built or stored per request.
+type TxnKey = u64;
 const OUR_BRANCH: &str = "z9hG4bKpal";
 const SERVER_NAME: &str = "Palisade/0.1";
 
@@ -78,7 +82,7 @@ struct ClientTxn {
     state: CState,
     dest: Peer,
     request: Vec<u8>,
-    server: Option<String>,
+    server: Option<TxnKey>,
     interval: Duration,
     provisional: bool,
     cancel_pending: bool,
@@ -87,9 +91,9 @@ struct ClientTxn {
 
 #[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
 enum TimerWhat {
-    ServerRetrans(String),
-    ServerTimeout(String),
-    ServerEnd(String),
+    ServerRetrans(TxnKey),
+    ServerTimeout(TxnKey),
+    ServerEnd(TxnKey),
     ClientRetrans(String),
     ClientTimeout(String),
     ClientEnd(String),
@@ -130,7 +134,7 @@ pub struct Endpoint {
     auth: Authenticator,
     users: HashMap<String, Credential>,
     location: HashMap<String, Vec<Binding>>,
-    servers: HashMap<String, ServerTxn>,
+    servers: HashMap<TxnKey, ServerTxn>,
     clients: HashMap<String, ClientTxn>,
     timers: BinaryHeap<Reverse<Timer>>,
     seq: u64,
@@ -164,30 +168,29 @@ fn uri_string(u: &Uri<'_>) -> String {
 
 /// Key of the server transaction a request belongs to (RFC 3261 section 17.2.3); with
 /// `as_invite`, the key of the INVITE an ACK or CANCEL refers to.
-fn server_key(m: &Message<'_>, as_invite: bool) -> String {
+fn server_key(m: &Message<'_>, as_invite: bool, salt: u64) -> TxnKey {
     let method = if as_invite {
         "INVITE"
     } else {
         m.method().map(|m| m.as_str()).unwrap_or("")
     };
+    let mut h = DefaultHasher::new();
+    salt.hash(&mut h);
     let via = m.top_via();
     let branch = via.and_then(|v| v.branch()).unwrap_or("");
-    let sent_by = via
-        .map(|v| format!("{}:{}", v.host, v.port.unwrap_or(0)))
-        .unwrap_or_default();
-    if branch.starts_with(MAGIC) {
-        format!("{branch}|{sent_by}|{method}")
-    } else {
-        // RFC 2543 peers: match on the request's identity instead.
-        format!(
-            "2543|{}|{}|{}|{}|{}|{method}",
-            m.call_id().unwrap_or(""),
-            m.cseq().map(|c| c.seq).unwrap_or(0),
-            m.from().and_then(|f| f.tag()).unwrap_or(""),
-            sent_by,
-            branch
-        )
+    if let Some(v) = via {
+        v.host.hash(&mut h);
+        v.port.hash(&mut h);
     }
+    branch.hash(&mut h);
+    method.hash(&mut h);
+    if !branch.starts_with(MAGIC) {
+        // RFC 2543 peers: match on the request's identity as well.
+        m.call_id().hash(&mut h);
+        m.cseq().map(|c| c.seq).hash(&mut h);
+        m.from().and_then(|f| f.tag()).hash(&mut h);
+    }
+    h.finish()
 }
 
 /// RFC 3581 and RFC 3261 section 18.2.1: note where the request really came from.
@@ -544,7 +547,7 @@ impl Endpoint {
             return;
         };
         if method == Method::Ack {
-            let ikey = server_key(&msg, true);
+            let ikey = server_key(&msg, true, self.salt);
             if let Some(t) = self.servers.get_mut(&ikey) {
                 if t.state == SState::Completed {
                     t.state = SState::Confirmed;
@@ -560,7 +563,7 @@ impl Endpoint {
             self.forward_stateless(from, msg);
             return;
         }
-        let key = server_key(&msg, false);
+        let key = server_key(&msg, false, self.salt);
         if let Some(t) = self.servers.get(&key) {
             debug!(key, "retransmitted request absorbed");
             if let Some(last) = t.last.clone() {
@@ -579,7 +582,7 @@ impl Endpoint {
             // record, so that a retransmission gets the same answer (re-derived, without
             // authenticating again) until Timer J. This is what keeps memory flat at tens
             // of thousands of REGISTERs per second.
-            let kh = hash64(&[key.as_bytes()], self.salt);
+            let kh = key;
             let pre = self.answered.get(&kh).map(|a| a.authed);
             self.preauthenticated = pre.unwrap_or(false);
             self.authed_now = false;
@@ -606,25 +609,21 @@ impl Endpoint {
                     self.send(from, bytes);
                 }
                 Decision::Forward(targets, rr) => {
-                    self.servers.insert(
-                        key.clone(),
-                        ServerTxn::new(false, from, raw.to_vec(), self.cfg.t1),
-                    );
+                    self.servers
+                        .insert(key, ServerTxn::new(false, from, raw.to_vec(), self.cfg.t1));
                     info!(method = %method, call_id = msg.call_id().unwrap_or(""), peer = %from.addr, branches = targets.len(), "forward");
-                    self.forward(now, &key, msg, targets, rr);
+                    self.forward(now, key, msg, targets, rr);
                 }
             }
             return;
         }
         // INVITE: a full server transaction (Timer G/H retransmission, ACK matching).
-        self.servers.insert(
-            key.clone(),
-            ServerTxn::new(true, from, Vec::new(), self.cfg.t1),
-        );
+        self.servers
+            .insert(key, ServerTxn::new(true, from, Vec::new(), self.cfg.t1));
         match self.route(now, from, &mut msg) {
             Decision::Reply(status, reason, extra) => {
                 info!(method = %method, call_id = msg.call_id().unwrap_or(""), peer = %from.addr, status, reason, "reply");
-                self.reply(now, &key, &msg, status, reason, extra);
+                self.reply(now, key, &msg, status, reason, extra);
             }
             Decision::Forward(targets, rr) => {
                 if let Some(t) = self.servers.get_mut(&key) {
@@ -632,7 +631,7 @@ impl Endpoint {
                     t.request = raw.to_vec();
                 }
                 info!(method = %method, call_id = msg.call_id().unwrap_or(""), peer = %from.addr, branches = targets.len(), "forward");
-                self.forward(now, &key, msg, targets, rr);
+                self.forward(now, key, msg, targets, rr);
             }
         }
     }
@@ -640,13 +639,14 @@ impl Endpoint {
     fn route(&mut self, now: Instant, from: Peer, msg: &mut Message<'_>) -> Decision {
         let method = msg.method().cloned().unwrap_or(Method::Options);
         // Loop detection (RFC 3261 section 16.3 step 4).
-        let lh = self.loop_hash(msg);
-        let mine = format!("{OUR_BRANCH}{lh:08x}.");
-        if msg
-            .vias()
-            .any(|v| self.via_is_us(v) && v.branch().is_some_and(|b| b.starts_with(&mine)))
-        {
-            return Decision::Reply(482, "Loop Detected", vec![]);
+        if msg.vias().any(|v| self.via_is_us(v)) {
+            let mine = format!("{OUR_BRANCH}{:08x}.", self.loop_hash(msg));
+            if msg
+                .vias()
+                .any(|v| self.via_is_us(v) && v.branch().is_some_and(|b| b.starts_with(&mine)))
+            {
+                return Decision::Reply(482, "Loop Detected", vec![]);
+            }
         }
         self.pop_own_routes(msg);
         let ruri = msg.request_uri().cloned();
@@ -824,17 +824,12 @@ impl Endpoint {
     }
 
     fn loop_hash(&self, m: &Message<'_>) -> u32 {
-        let ruri = m.request_uri().map(uri_string).unwrap_or_default();
-        let seq = m.cseq().map(|c| c.seq).unwrap_or(0).to_be_bytes();
-        hash64(
-            &[
-                ruri.as_bytes(),
-                m.call_id().unwrap_or("").as_bytes(),
-                m.from().and_then(|f| f.tag()).unwrap_or("").as_bytes(),
-                &seq,
-            ],
-            0,
-        ) as u32
+        let mut h = DefaultHasher::new();
+        m.request_uri().hash(&mut h);
+        m.call_id().hash(&mut h);
+        m.from().and_then(|f| f.tag()).hash(&mut h);
+        m.cseq().map(|c| c.seq).hash(&mut h);
+        h.finish() as u32
     }
 
     /// Digest check; `Err` carries the answer to send (challenge or refusal).
@@ -854,7 +849,7 @@ impl Endpoint {
         let Some(c) = creds else {
             return Err(self.challenge(now, proxy, false));
         };
-        let g = |n: &str| c.get(n).map(|v| v.into_owned()).unwrap_or_default();
+        let g = |n: &str| c.get(n).unwrap_or(Cow::Borrowed(""));
         let (username, realm, nonce, uri, response, algorithm, qop, nc, cnonce) = (
             g("username"),
             g("realm"),
@@ -887,10 +882,8 @@ impl Endpoint {
             }
         }
         let method = msg.method().map(|m| m.as_str()).unwrap_or("");
-        let cred = self.users.get(&username).cloned();
-        let verdict = self
-            .auth
-            .verify(now, method, &d, cred.as_ref(), &self.cfg.domain);
+        let cred = self.users.get(username.as_ref());
+        let verdict = self.auth.verify(now, method, &d, cred, &self.cfg.domain);
         let uri_ok = match self.cfg.digest_uri {
             DigestUriCheck::Off => true,
             DigestUriCheck::RequestUri | DigestUriCheck::RequestUriOrServer => {
@@ -1173,7 +1166,7 @@ impl Endpoint {
     fn reply(
         &mut self,
         now: Instant,
-        key: &str,
+        key: TxnKey,
         req: &Message<'_>,
         status: u16,
         reason: &str,
@@ -1184,9 +1177,9 @@ impl Endpoint {
     }
 
     /// Sends a response (local or relayed) upstream and moves the server transaction on.
-    fn send_on_server(&mut self, now: Instant, key: &str, status: u16, bytes: Vec<u8>) {
+    fn send_on_server(&mut self, now: Instant, key: TxnKey, status: u16, bytes: Vec<u8>) {
         let (t1, t2) = (self.cfg.t1, self.cfg.t1 * 64);
-        let Some(t) = self.servers.get_mut(key) else {
+        let Some(t) = self.servers.get_mut(&key) else {
             return;
         };
         let to = t.source;
@@ -1199,18 +1192,18 @@ impl Endpoint {
                 // RFC 6026 Accepted: absorb INVITE retransmissions, relay further 2xx.
                 t.state = SState::Accepted;
                 t.last = None;
-                arm.push((now + t2, TimerWhat::ServerEnd(key.to_string())));
+                arm.push((now + t2, TimerWhat::ServerEnd(key)));
             } else if t.invite {
                 t.state = SState::Completed;
                 if !reliable {
-                    arm.push((now + t1, TimerWhat::ServerRetrans(key.to_string())));
+                    arm.push((now + t1, TimerWhat::ServerRetrans(key)));
                 }
-                arm.push((now + t2, TimerWhat::ServerTimeout(key.to_string())));
+                arm.push((now + t2, TimerWhat::ServerTimeout(key)));
             } else {
                 t.state = SState::Completed;
                 arm.push((
                     now + if reliable { Duration::ZERO } else { t2 },
-                    TimerWhat::ServerEnd(key.to_string()),
+                    TimerWhat::ServerEnd(key),
                 ));
             }
         } else if t.state == SState::Proceeding {
@@ -1276,7 +1269,7 @@ impl Endpoint {
     fn forward(
         &mut self,
         now: Instant,
-        key: &str,
+        key: TxnKey,
         mut msg: Message<'_>,
         targets: Vec<Target>,
         record_route: bool,
@@ -1284,7 +1277,7 @@ impl Endpoint {
         let invite = msg.method() == Some(&Method::Invite);
         let inbound = self
             .servers
-            .get(key)
+            .get(&key)
             .map(|t| t.source.transport)
             .unwrap_or(Transport::Udp);
         if invite {
@@ -1370,7 +1363,7 @@ impl Endpoint {
                     state: CState::Trying,
                     dest: t.dest,
                     request: bytes.clone(),
-                    server: Some(key.to_string()),
+                    server: Some(key),
                     interval: self.cfg.t1,
                     provisional: false,
                     cancel_pending: false,
@@ -1392,7 +1385,7 @@ impl Endpoint {
             self.reply(now, key, &msg, 480, "Temporarily Unavailable", vec![]);
             return;
         }
-        if let Some(s) = self.servers.get_mut(key) {
+        if let Some(s) = self.servers.get_mut(&key) {
             s.branches = branches;
         }
     }
@@ -1475,10 +1468,10 @@ impl Endpoint {
         self.send(dest, msg.to_bytes());
     }
 
-    fn on_cancel(&mut self, now: Instant, from: Peer, msg: &Message<'_>, key: String) {
-        let ikey = server_key(msg, true);
+    fn on_cancel(&mut self, now: Instant, from: Peer, msg: &Message<'_>, key: TxnKey) {
+        let ikey = server_key(msg, true, self.salt);
         self.servers.insert(
-            key.clone(),
+            key,
             ServerTxn {
                 invite: false,
                 state: SState::Proceeding,
@@ -1495,7 +1488,7 @@ impl Endpoint {
         let Some(inv) = self.servers.get_mut(&ikey) else {
             self.reply(
                 now,
-                &key,
+                key,
                 msg,
                 481,
                 "Call/Transaction Does Not Exist",
@@ -1508,7 +1501,7 @@ impl Endpoint {
             inv.cancelled = true;
         }
         let branches = inv.branches.clone();
-        self.reply(now, &key, msg, 200, "OK", vec![]);
+        self.reply(now, key, msg, 200, "OK", vec![]);
         info!(
             call_id = msg.call_id().unwrap_or(""),
             branches = branches.len(),
@@ -1595,14 +1588,14 @@ impl Endpoint {
             }
             c.provisional = true;
             let cancel_now = c.cancel_pending;
-            let server = c.server.clone();
+            let server = c.server;
             if cancel_now {
                 self.cancel_branch(now, &branch);
             }
             if status > 100 {
                 if let Some(s) = server {
                     if self.servers.get(&s).is_some_and(|t| !t.final_sent) {
-                        self.send_on_server(now, &s, status, msg.to_bytes());
+                        self.send_on_server(now, s, status, msg.to_bytes());
                     }
                 }
             }
@@ -1621,7 +1614,7 @@ impl Endpoint {
         c.done = true;
         c.state = CState::Completed;
         let reliable = c.dest.transport.reliable();
-        let server = c.server.clone();
+        let server = c.server;
         let invite = c.invite;
         let ack = if c.invite && status >= 300 {
             build_cancel_or_ack(&c.request, Some(&msg), &self.cfg.limits).map(|a| (c.dest, a))
@@ -1638,16 +1631,16 @@ impl Endpoint {
         } else {
             self.cfg.t4
         };
-        self.arm(now + end, TimerWhat::ClientEnd(key.clone()));
+        self.arm(now + end, TimerWhat::ClientEnd(key));
         if let Some(s) = server {
-            self.branch_final(now, &s, status, msg.to_bytes());
+            self.branch_final(now, s, status, msg.to_bytes());
         }
     }
 
     /// RFC 3261 section 16.7: collect finals, relay 2xx and 6xx at once, the best of the
     /// rest when every branch has answered.
-    fn branch_final(&mut self, now: Instant, skey: &str, status: u16, bytes: Vec<u8>) {
-        let Some(s) = self.servers.get_mut(skey) else {
+    fn branch_final(&mut self, now: Instant, skey: TxnKey, status: u16, bytes: Vec<u8>) {
+        let Some(s) = self.servers.get_mut(&skey) else {
             return;
         };
         if status < 300 {
@@ -1686,8 +1679,8 @@ impl Endpoint {
         self.maybe_finish(now, skey);
     }
 
-    fn maybe_finish(&mut self, now: Instant, skey: &str) {
-        let Some(s) = self.servers.get(skey) else {
+    fn maybe_finish(&mut self, now: Instant, skey: TxnKey) {
+        let Some(s) = self.servers.get(&skey) else {
             return;
         };
         if s.final_sent {
@@ -1701,7 +1694,7 @@ impl Endpoint {
         if open && !best_is_6xx {
             return;
         }
-        let Some(s) = self.servers.get_mut(skey) else {
+        let Some(s) = self.servers.get_mut(&skey) else {
             return;
         };
         match s.best.take() {
@@ -1780,10 +1773,10 @@ impl Endpoint {
                     return;
                 }
                 c.done = true;
-                let server = c.server.clone();
+                let server = c.server;
                 self.clients.remove(&k);
                 if let Some(s) = server {
-                    self.maybe_finish(now, &s);
+                    self.maybe_finish(now, s);
                 }
             }
             TimerWhat::ClientEnd(k) => {

@@ -188,8 +188,10 @@ impl<'a> Message<'a> {
 
     /// The canonical form of the whole message.
     pub fn to_bytes(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(512 + self.body.len());
-        self.write_to(&mut out);
+        let mut head = String::with_capacity(512 + self.body.len());
+        self.write_head(&mut head);
+        let mut out = head.into_bytes();
+        out.extend_from_slice(&self.body);
         out
     }
 }
