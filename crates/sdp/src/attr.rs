@@ -1,0 +1,766 @@
+//! Attributes (`a=` lines): the ones real phones and browsers use, each checked against
+//! its own grammar; everything else kept as [`Attribute::Other`] for policy to decide.
+use std::fmt::Write as _;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    SendRecv,
+    SendOnly,
+    RecvOnly,
+    Inactive,
+}
+
+impl Direction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Direction::SendRecv => "sendrecv",
+            Direction::SendOnly => "sendonly",
+            Direction::RecvOnly => "recvonly",
+            Direction::Inactive => "inactive",
+        }
+    }
+}
+
+/// RFC 8839 candidate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Candidate {
+    pub foundation: String,
+    pub component: u16,
+    pub transport: String,
+    pub priority: u32,
+    pub address: String,
+    pub port: u16,
+    pub typ: String,
+    pub raddr: Option<String>,
+    pub rport: Option<u16>,
+    /// Extension attributes (`tcptype`, `generation`, `ufrag`, `network-id`, ...), in order.
+    pub extensions: Vec<(String, String)>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Attribute {
+    Rtpmap {
+        pt: u8,
+        encoding: String,
+        clock: u32,
+        channels: Option<u8>,
+    },
+    /// Parameters as `name[=value]` pairs; checked per codec by the parser.
+    Fmtp {
+        pt: String,
+        params: Vec<(String, Option<String>)>,
+    },
+    Ptime(String),
+    MaxPtime(String),
+    Direction(Direction),
+    Rtcp {
+        port: u16,
+        address: Option<String>,
+    },
+    RtcpMux,
+    RtcpRsize,
+    RtcpFb {
+        pt: String,
+        value: String,
+    },
+    IceUfrag(String),
+    IcePwd(String),
+    IceOptions(Vec<String>),
+    IceLite,
+    Candidate(Candidate),
+    EndOfCandidates,
+    Fingerprint {
+        hash: String,
+        value: String,
+    },
+    Setup(String),
+    Mid(String),
+    Group {
+        semantics: String,
+        ids: Vec<String>,
+    },
+    Msid {
+        id: String,
+        appdata: Option<String>,
+    },
+    MsidSemantic(String),
+    Ssrc {
+        id: u32,
+        name: String,
+        value: Option<String>,
+    },
+    SsrcGroup {
+        semantics: String,
+        ssrcs: Vec<u32>,
+    },
+    Extmap {
+        id: u16,
+        direction: Option<String>,
+        uri: String,
+        extra: Option<String>,
+    },
+    Crypto {
+        tag: u32,
+        suite: String,
+        key_params: String,
+        session_params: Vec<String>,
+    },
+    Label(String),
+    Framerate(String),
+    Content(Vec<String>),
+    /// Any other attribute: name and value as received (whitespace-normalised).
+    Other {
+        name: String,
+        value: Option<String>,
+    },
+}
+
+pub(crate) fn is_token(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`{|}~".contains(&b)
+}
+
+fn token(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(is_token)
+}
+
+fn digits(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 20 && s.bytes().all(|b| b.is_ascii_digit())
+}
+
+fn decimal(s: &str) -> bool {
+    match s.split_once('.') {
+        Some((a, b)) => digits(a) && digits(b) && a.len() <= 9 && b.len() <= 9,
+        None => digits(s) && s.len() <= 9,
+    }
+}
+
+fn ice_char(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'+' || b == b'/'
+}
+
+/// An address in SDP: IPv4, IPv6, or a host name (incl. mDNS `.local` names).
+pub(crate) fn address(s: &str) -> bool {
+    if s.parse::<std::net::IpAddr>().is_ok() {
+        return true;
+    }
+    !s.is_empty()
+        && s.len() <= 253
+        && s.split('.').all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+        })
+}
+
+fn base64ish(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"+/=".contains(&b))
+}
+
+fn u<T: std::str::FromStr>(s: &str) -> Option<T> {
+    if !digits(s) {
+        return None;
+    }
+    s.parse().ok()
+}
+
+/// Parses `a=name[:value]`. `Err` carries a fixed reason naming the attribute.
+pub(crate) fn parse_attribute(name: &str, value: Option<&str>) -> Result<Attribute, &'static str> {
+    let flag = |a: Attribute| {
+        if value.is_none() {
+            Ok(a)
+        } else {
+            Err("this attribute takes no value")
+        }
+    };
+    let v = || value.ok_or("this attribute needs a value");
+    let words = |s: &str| {
+        s.split(' ')
+            .filter(|w| !w.is_empty())
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    };
+    match name {
+        "rtpmap" => {
+            let (pt, rest) = v()?
+                .split_once(' ')
+                .ok_or("rtpmap: <pt> <encoding>/<clock>[/<channels>]")?;
+            let mut parts = rest.trim().split('/');
+            let encoding = parts
+                .next()
+                .filter(|e| token(e))
+                .ok_or("rtpmap: bad encoding name")?;
+            let clock = parts
+                .next()
+                .and_then(u::<u32>)
+                .filter(|c| *c > 0)
+                .ok_or("rtpmap: bad clock rate")?;
+            let channels = match parts.next() {
+                Some(c) => Some(
+                    u::<u8>(c)
+                        .filter(|c| *c > 0)
+                        .ok_or("rtpmap: bad channel count")?,
+                ),
+                None => None,
+            };
+            if parts.next().is_some() {
+                return Err("rtpmap: too many fields");
+            }
+            let pt = u::<u8>(pt)
+                .filter(|p| *p <= 127)
+                .ok_or("rtpmap: payload type must be 0-127")?;
+            Ok(Attribute::Rtpmap {
+                pt,
+                encoding: encoding.to_string(),
+                clock,
+                channels,
+            })
+        }
+        "fmtp" => {
+            let (pt, rest) = v()?.split_once(' ').ok_or("fmtp: <format> <parameters>")?;
+            if !token(pt) {
+                return Err("fmtp: bad format");
+            }
+            let mut params = Vec::new();
+            for p in rest.split(';').map(str::trim).filter(|p| !p.is_empty()) {
+                let (k, val) = match p.split_once('=') {
+                    Some((k, val)) => (k.trim(), Some(val.trim())),
+                    None => (p, None),
+                };
+                if params.len() >= 64 {
+                    return Err("fmtp: more than 64 parameters");
+                }
+                // A bare value such as telephone-event's `0-15,16` or RED's `111/111`.
+                if !(token(k)
+                    || k.bytes()
+                        .all(|b| b.is_ascii_digit() || b == b'-' || b == b',' || b == b'/'))
+                {
+                    return Err("fmtp: bad parameter name");
+                }
+                if let Some(val) = val {
+                    if val.is_empty() || !val.bytes().all(|b| is_token(b) || b",/:=@".contains(&b))
+                    {
+                        return Err("fmtp: bad parameter value");
+                    }
+                }
+                params.push((k.to_string(), val.map(str::to_string)));
+            }
+            if params.is_empty() {
+                return Err("fmtp: no parameters");
+            }
+            Ok(Attribute::Fmtp {
+                pt: pt.to_string(),
+                params,
+            })
+        }
+        "ptime" | "maxptime" => {
+            let x = v()?;
+            if !decimal(x) {
+                return Err("ptime/maxptime: milliseconds expected");
+            }
+            Ok(if name == "ptime" {
+                Attribute::Ptime(x.into())
+            } else {
+                Attribute::MaxPtime(x.into())
+            })
+        }
+        "sendrecv" => flag(Attribute::Direction(Direction::SendRecv)),
+        "sendonly" => flag(Attribute::Direction(Direction::SendOnly)),
+        "recvonly" => flag(Attribute::Direction(Direction::RecvOnly)),
+        "inactive" => flag(Attribute::Direction(Direction::Inactive)),
+        "rtcp" => {
+            let w = words(v()?);
+            let port = w
+                .first()
+                .and_then(|p| u::<u16>(p))
+                .ok_or("rtcp: bad port")?;
+            let address = match w.len() {
+                1 => None,
+                4 if w[1] == "IN" && (w[2] == "IP4" || w[2] == "IP6") && address(&w[3]) => {
+                    Some(format!("{} {} {}", w[1], w[2], w[3]))
+                }
+                _ => return Err("rtcp: <port> [IN IP4|IP6 <address>]"),
+            };
+            Ok(Attribute::Rtcp { port, address })
+        }
+        "rtcp-mux" => flag(Attribute::RtcpMux),
+        "rtcp-rsize" => flag(Attribute::RtcpRsize),
+        "rtcp-fb" => {
+            let (pt, rest) = v()?.split_once(' ').ok_or("rtcp-fb: <pt|*> <feedback>")?;
+            if !(pt == "*" || u::<u8>(pt).is_some_and(|p| p <= 127)) {
+                return Err("rtcp-fb: bad payload type");
+            }
+            let w = words(rest);
+            if w.is_empty() || w.len() > 4 || !w.iter().all(|x| token(x)) {
+                return Err("rtcp-fb: bad feedback value");
+            }
+            Ok(Attribute::RtcpFb {
+                pt: pt.into(),
+                value: w.join(" "),
+            })
+        }
+        "ice-ufrag" | "ice-pwd" => {
+            let x = v()?;
+            let min = if name == "ice-ufrag" { 4 } else { 22 };
+            if x.len() < min || x.len() > 256 || !x.bytes().all(ice_char) {
+                return Err("ice-ufrag/ice-pwd: 4 (ufrag) or 22 (pwd) to 256 ice-chars");
+            }
+            Ok(if name == "ice-ufrag" {
+                Attribute::IceUfrag(x.into())
+            } else {
+                Attribute::IcePwd(x.into())
+            })
+        }
+        "ice-options" => {
+            let w = words(v()?);
+            if w.is_empty()
+                || !w
+                    .iter()
+                    .all(|x| x.bytes().all(|b| ice_char(b) || b == b'-' || b == b'.'))
+            {
+                return Err("ice-options: bad option tag");
+            }
+            Ok(Attribute::IceOptions(w))
+        }
+        "ice-lite" => flag(Attribute::IceLite),
+        "candidate" => parse_candidate(v()?).map(Attribute::Candidate),
+        "end-of-candidates" => flag(Attribute::EndOfCandidates),
+        "fingerprint" => {
+            let (hash, val) = v()?
+                .split_once(' ')
+                .ok_or("fingerprint: <hash-function> <hex:hex:...>")?;
+            let hash = hash.to_ascii_lowercase();
+            let bytes = match hash.as_str() {
+                "sha-1" => 20,
+                "sha-224" => 28,
+                "sha-256" => 32,
+                "sha-384" => 48,
+                "sha-512" => 64,
+                "md5" => 16,
+                _ => return Err("fingerprint: unknown hash function"),
+            };
+            let parts: Vec<&str> = val.trim().split(':').collect();
+            if parts.len() != bytes
+                || !parts
+                    .iter()
+                    .all(|p| p.len() == 2 && p.bytes().all(|b| b.is_ascii_hexdigit()))
+            {
+                return Err("fingerprint: wrong length or not hex pairs");
+            }
+            Ok(Attribute::Fingerprint {
+                hash,
+                value: val.trim().to_ascii_uppercase(),
+            })
+        }
+        "setup" => match v()? {
+            x @ ("active" | "passive" | "actpass" | "holdconn") => Ok(Attribute::Setup(x.into())),
+            _ => Err("setup: active, passive, actpass or holdconn"),
+        },
+        "mid" => {
+            let x = v()?;
+            if x.len() > 64 || !token(x) {
+                return Err("mid: a token of at most 64 characters");
+            }
+            Ok(Attribute::Mid(x.into()))
+        }
+        "group" => {
+            let mut w = words(v()?);
+            if w.is_empty() || !w.iter().all(|x| token(x) && x.len() <= 64) {
+                return Err("group: <semantics> *(SP <mid>)");
+            }
+            let semantics = w.remove(0);
+            Ok(Attribute::Group { semantics, ids: w })
+        }
+        "msid" => {
+            let w = words(v()?);
+            if w.is_empty() || w.len() > 2 || !w.iter().all(|x| x.len() <= 64 && token(x)) {
+                return Err("msid: <id> [<appdata>], tokens of at most 64 characters");
+            }
+            Ok(Attribute::Msid {
+                id: w[0].clone(),
+                appdata: w.get(1).cloned(),
+            })
+        }
+        "msid-semantic" => {
+            let x = v()?.trim();
+            if x.is_empty() || x.len() > 128 || !x.bytes().all(|b| is_token(b) || b == b' ') {
+                return Err("msid-semantic: tokens expected");
+            }
+            Ok(Attribute::MsidSemantic(words(x).join(" ")))
+        }
+        "ssrc" => {
+            let (id, rest) = v()?
+                .split_once(' ')
+                .ok_or("ssrc: <ssrc-id> <attribute>[:<value>]")?;
+            let id = u::<u32>(id).ok_or("ssrc: id must be a 32-bit number")?;
+            let (n, val) = match rest.split_once(':') {
+                Some((n, val)) => (n, Some(val)),
+                None => (rest, None),
+            };
+            if !token(n) {
+                return Err("ssrc: bad attribute name");
+            }
+            if let Some(val) = val {
+                if val.is_empty()
+                    || val.len() > 256
+                    || !val.bytes().all(|b| (0x21..0x7f).contains(&b) || b == b' ')
+                {
+                    return Err("ssrc: bad attribute value");
+                }
+            }
+            Ok(Attribute::Ssrc {
+                id,
+                name: n.into(),
+                value: val.map(str::to_string),
+            })
+        }
+        "ssrc-group" => {
+            let mut w = words(v()?);
+            if w.len() < 2 || !token(&w[0]) {
+                return Err("ssrc-group: <semantics> <ssrc>...");
+            }
+            let semantics = w.remove(0);
+            let ssrcs = w
+                .iter()
+                .map(|x| u::<u32>(x))
+                .collect::<Option<Vec<_>>>()
+                .ok_or("ssrc-group: ssrc ids must be 32-bit numbers")?;
+            Ok(Attribute::SsrcGroup { semantics, ssrcs })
+        }
+        "extmap" => {
+            let w = words(v()?);
+            if w.len() < 2 || w.len() > 3 {
+                return Err("extmap: <id>[/<direction>] <uri> [<attributes>]");
+            }
+            let (id, direction) = match w[0].split_once('/') {
+                Some((i, d)) => (i, Some(d)),
+                None => (w[0].as_str(), None),
+            };
+            let id = u::<u16>(id)
+                .filter(|i| (1..=255).contains(i))
+                .ok_or("extmap: id must be 1-255")?;
+            if direction
+                .is_some_and(|d| !matches!(d, "sendrecv" | "sendonly" | "recvonly" | "inactive"))
+            {
+                return Err("extmap: bad direction");
+            }
+            let uri = &w[1];
+            if uri.len() > 256
+                || !uri.contains(':')
+                || !uri.bytes().all(|b| (0x21..0x7f).contains(&b) && b != b'"')
+            {
+                return Err("extmap: bad URI");
+            }
+            if w.get(2).is_some_and(|x| !x.bytes().all(is_token)) {
+                return Err("extmap: bad extension attributes");
+            }
+            Ok(Attribute::Extmap {
+                id,
+                direction: direction.map(str::to_string),
+                uri: uri.clone(),
+                extra: w.get(2).cloned(),
+            })
+        }
+        "crypto" => {
+            let w = words(v()?);
+            if w.len() < 3 {
+                return Err("crypto: <tag> <suite> <key-params> [<session-params>]");
+            }
+            let tag = u::<u32>(&w[0])
+                .filter(|t| *t < 1_000_000_000)
+                .ok_or("crypto: tag must be 1-9 digits")?;
+            if !w[1].bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+                return Err("crypto: bad suite");
+            }
+            for kp in w[2].split(';') {
+                let Some(rest) = kp.strip_prefix("inline:") else {
+                    return Err("crypto: key-params must be inline:<key>");
+                };
+                let mut it = rest.split('|');
+                if !it.next().is_some_and(base64ish) {
+                    return Err("crypto: key must be base64");
+                }
+                for extra in it {
+                    if extra.is_empty()
+                        || !extra
+                            .bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b == b'^' || b == b':')
+                    {
+                        return Err("crypto: bad lifetime or MKI");
+                    }
+                }
+            }
+            if !w[3..]
+                .iter()
+                .all(|x| x.bytes().all(|b| is_token(b) || b == b'=' || b == b','))
+            {
+                return Err("crypto: bad session parameter");
+            }
+            Ok(Attribute::Crypto {
+                tag,
+                suite: w[1].clone(),
+                key_params: w[2].clone(),
+                session_params: w[3..].to_vec(),
+            })
+        }
+        "label" => {
+            let x = v()?;
+            if x.len() > 64 || !token(x) {
+                return Err("label: a token of at most 64 characters");
+            }
+            Ok(Attribute::Label(x.into()))
+        }
+        "framerate" => {
+            let x = v()?;
+            if !decimal(x) {
+                return Err("framerate: a number");
+            }
+            Ok(Attribute::Framerate(x.into()))
+        }
+        "content" => {
+            let list: Vec<String> = v()?.split(',').map(|x| x.trim().to_string()).collect();
+            if !list.iter().all(|x| token(x)) {
+                return Err("content: comma-separated tokens");
+            }
+            Ok(Attribute::Content(list))
+        }
+        _ => {
+            if !token(name) {
+                return Err("attribute name must be a token");
+            }
+            Ok(Attribute::Other {
+                name: name.into(),
+                value: value.map(|x| {
+                    x.split(' ')
+                        .filter(|w| !w.is_empty())
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                }),
+            })
+        }
+    }
+}
+
+fn parse_candidate(s: &str) -> Result<Candidate, &'static str> {
+    let w: Vec<&str> = s.split(' ').filter(|x| !x.is_empty()).collect();
+    if w.len() < 8 || w[6] != "typ" {
+        return Err("candidate: <foundation> <component> <transport> <priority> <address> <port> typ <type> ...");
+    }
+    if w[0].is_empty() || w[0].len() > 32 || !w[0].bytes().all(ice_char) {
+        return Err("candidate: bad foundation");
+    }
+    let component = u::<u16>(w[1])
+        .filter(|c| (1..=256).contains(c))
+        .ok_or("candidate: component must be 1-256")?;
+    if !token(w[2]) {
+        return Err("candidate: bad transport");
+    }
+    let priority = u::<u32>(w[3]).ok_or("candidate: priority must be a 32-bit number")?;
+    if !address(w[4]) {
+        return Err("candidate: bad address");
+    }
+    let port = u::<u16>(w[5]).ok_or("candidate: bad port")?;
+    if !token(w[7]) {
+        return Err("candidate: bad type");
+    }
+    let mut c = Candidate {
+        foundation: w[0].into(),
+        component,
+        transport: w[2].into(),
+        priority,
+        address: w[4].into(),
+        port,
+        typ: w[7].into(),
+        raddr: None,
+        rport: None,
+        extensions: Vec::new(),
+    };
+    let mut i = 8;
+    while i < w.len() {
+        let Some(val) = w.get(i + 1) else {
+            return Err("candidate: extension without a value");
+        };
+        match w[i] {
+            "raddr" if c.raddr.is_none() && address(val) => c.raddr = Some((*val).into()),
+            "rport" if c.rport.is_none() => {
+                c.rport = Some(u::<u16>(val).ok_or("candidate: bad rport")?)
+            }
+            n if token(n)
+                && val.bytes().all(|b| (0x21..0x7f).contains(&b))
+                && c.extensions.len() < 16 =>
+            {
+                c.extensions.push((n.into(), (*val).into()))
+            }
+            _ => return Err("candidate: bad extension attribute"),
+        }
+        i += 2;
+    }
+    Ok(c)
+}
+
+impl Attribute {
+    pub fn name(&self) -> &str {
+        match self {
+            Attribute::Rtpmap { .. } => "rtpmap",
+            Attribute::Fmtp { .. } => "fmtp",
+            Attribute::Ptime(_) => "ptime",
+            Attribute::MaxPtime(_) => "maxptime",
+            Attribute::Direction(d) => d.as_str(),
+            Attribute::Rtcp { .. } => "rtcp",
+            Attribute::RtcpMux => "rtcp-mux",
+            Attribute::RtcpRsize => "rtcp-rsize",
+            Attribute::RtcpFb { .. } => "rtcp-fb",
+            Attribute::IceUfrag(_) => "ice-ufrag",
+            Attribute::IcePwd(_) => "ice-pwd",
+            Attribute::IceOptions(_) => "ice-options",
+            Attribute::IceLite => "ice-lite",
+            Attribute::Candidate(_) => "candidate",
+            Attribute::EndOfCandidates => "end-of-candidates",
+            Attribute::Fingerprint { .. } => "fingerprint",
+            Attribute::Setup(_) => "setup",
+            Attribute::Mid(_) => "mid",
+            Attribute::Group { .. } => "group",
+            Attribute::Msid { .. } => "msid",
+            Attribute::MsidSemantic(_) => "msid-semantic",
+            Attribute::Ssrc { .. } => "ssrc",
+            Attribute::SsrcGroup { .. } => "ssrc-group",
+            Attribute::Extmap { .. } => "extmap",
+            Attribute::Crypto { .. } => "crypto",
+            Attribute::Label(_) => "label",
+            Attribute::Framerate(_) => "framerate",
+            Attribute::Content(_) => "content",
+            Attribute::Other { name, .. } => name,
+        }
+    }
+
+    /// Writes `name[:value]` (without `a=` and line end).
+    pub fn write(&self, out: &mut String) {
+        out.push_str(self.name());
+        let mut val = |s: &str| {
+            out.push(':');
+            out.push_str(s);
+        };
+        match self {
+            Attribute::Rtpmap {
+                pt,
+                encoding,
+                clock,
+                channels,
+            } => {
+                let mut s = format!("{pt} {encoding}/{clock}");
+                if let Some(c) = channels {
+                    let _ = write!(s, "/{c}");
+                }
+                val(&s);
+            }
+            Attribute::Fmtp { pt, params } => {
+                let p: Vec<String> = params
+                    .iter()
+                    .map(|(k, v)| match v {
+                        Some(v) => format!("{k}={v}"),
+                        None => k.clone(),
+                    })
+                    .collect();
+                val(&format!("{pt} {}", p.join(";")));
+            }
+            Attribute::Ptime(x)
+            | Attribute::MaxPtime(x)
+            | Attribute::IceUfrag(x)
+            | Attribute::IcePwd(x)
+            | Attribute::Setup(x)
+            | Attribute::Mid(x)
+            | Attribute::MsidSemantic(x)
+            | Attribute::Label(x)
+            | Attribute::Framerate(x) => val(x),
+            Attribute::Direction(_)
+            | Attribute::RtcpMux
+            | Attribute::RtcpRsize
+            | Attribute::IceLite
+            | Attribute::EndOfCandidates => {}
+            Attribute::Rtcp { port, address } => match address {
+                Some(a) => val(&format!("{port} {a}")),
+                None => val(&port.to_string()),
+            },
+            Attribute::RtcpFb { pt, value } => val(&format!("{pt} {value}")),
+            Attribute::IceOptions(o) => val(&o.join(" ")),
+            Attribute::Candidate(c) => {
+                let mut s = format!(
+                    "{} {} {} {} {} {} typ {}",
+                    c.foundation, c.component, c.transport, c.priority, c.address, c.port, c.typ
+                );
+                if let Some(r) = &c.raddr {
+                    let _ = write!(s, " raddr {r}");
+                }
+                if let Some(r) = c.rport {
+                    let _ = write!(s, " rport {r}");
+                }
+                for (k, v) in &c.extensions {
+                    let _ = write!(s, " {k} {v}");
+                }
+                val(&s);
+            }
+            Attribute::Fingerprint { hash, value } => val(&format!("{hash} {value}")),
+            Attribute::Group { semantics, ids } => {
+                let mut s = semantics.clone();
+                for i in ids {
+                    s.push(' ');
+                    s.push_str(i);
+                }
+                val(&s);
+            }
+            Attribute::Msid { id, appdata } => match appdata {
+                Some(a) => val(&format!("{id} {a}")),
+                None => val(id),
+            },
+            Attribute::Ssrc { id, name, value } => match value {
+                Some(v) => val(&format!("{id} {name}:{v}")),
+                None => val(&format!("{id} {name}")),
+            },
+            Attribute::SsrcGroup { semantics, ssrcs } => {
+                let mut s = semantics.clone();
+                for x in ssrcs {
+                    let _ = write!(s, " {x}");
+                }
+                val(&s);
+            }
+            Attribute::Extmap {
+                id,
+                direction,
+                uri,
+                extra,
+            } => {
+                let mut s = id.to_string();
+                if let Some(d) = direction {
+                    let _ = write!(s, "/{d}");
+                }
+                let _ = write!(s, " {uri}");
+                if let Some(e) = extra {
+                    let _ = write!(s, " {e}");
+                }
+                val(&s);
+            }
+            Attribute::Crypto {
+                tag,
+                suite,
+                key_params,
+                session_params,
+            } => {
+                let mut s = format!("{tag} {suite} {key_params}");
+                for p in session_params {
+                    s.push(' ');
+                    s.push_str(p);
+                }
+                val(&s);
+            }
+            Attribute::Content(c) => val(&c.join(",")),
+            Attribute::Other { value, .. } => {
+                if let Some(v) = value {
+                    val(v);
+                }
+            }
+        }
+    }
+}

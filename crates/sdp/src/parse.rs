@@ -1,0 +1,619 @@
+//! The line parser: RFC 8866 order rules, bounds, and per-codec fmtp checks.
+use crate::attr::{address, is_token, parse_attribute, Attribute};
+use crate::model::{Bandwidth, Connection, Media, Origin, Session, Timing};
+
+/// Bounds on a session description, each with a config key (`sdp.<field>`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest body (`sdp.max_body_size`, default 16384).
+    pub max_body_size: usize,
+    /// Most lines (`sdp.max_lines`, default 512).
+    pub max_lines: usize,
+    /// Longest line (`sdp.max_line_length`, default 1024).
+    pub max_line_length: usize,
+    /// Most media sections (`sdp.max_media`, default 16).
+    pub max_media: usize,
+    /// Most formats on one m= line (`sdp.max_formats`, default 64).
+    pub max_formats: usize,
+    /// Most attributes in one section (`sdp.max_attributes`, default 256).
+    pub max_attributes: usize,
+    /// Most candidates in the whole description (`sdp.max_candidates`, default 64).
+    pub max_candidates: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_body_size: 16_384,
+            max_lines: 512,
+            max_line_length: 1024,
+            max_media: 16,
+            max_formats: 64,
+            max_attributes: 256,
+            max_candidates: 64,
+        }
+    }
+}
+
+/// Why a description was refused: the 1-based line and a fixed reason (a limit's key,
+/// or the grammar rule that failed). Never echoes the offending bytes.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("SDP line {line}: {reason}")]
+pub struct SdpError {
+    pub line: usize,
+    pub reason: String,
+}
+
+fn err(line: usize, reason: impl Into<String>) -> SdpError {
+    SdpError {
+        line,
+        reason: reason.into(),
+    }
+}
+
+fn text_ok(s: &str) -> bool {
+    !s.bytes().any(|b| b < 0x20 && b != b'\t' || b == 0x7f)
+}
+
+fn num<T: std::str::FromStr>(s: &str) -> Option<T> {
+    if s.is_empty() || s.len() > 20 || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    s.parse().ok()
+}
+
+fn connection(v: &str, line: usize) -> Result<Connection, SdpError> {
+    let w: Vec<&str> = v.split(' ').collect();
+    if w.len() != 3 || w[0] != "IN" || !(w[1] == "IP4" || w[1] == "IP6") {
+        return Err(err(line, "c=: IN IP4|IP6 <address>"));
+    }
+    let mut parts = w[2].split('/');
+    let addr = parts.next().unwrap_or("");
+    if !address(addr) {
+        return Err(err(line, "c=: bad address"));
+    }
+    let a: Vec<&str> = parts.collect();
+    let multicast = match addr.parse::<std::net::IpAddr>() {
+        Ok(ip) => ip.is_multicast(),
+        Err(_) => false,
+    };
+    let (ttl, count) = match (w[1], a.as_slice()) {
+        (_, []) => (None, None),
+        ("IP4", [t]) if multicast => (
+            Some(num::<u8>(t).ok_or_else(|| err(line, "c=: bad TTL"))?),
+            None,
+        ),
+        ("IP4", [t, c]) if multicast => (
+            Some(num::<u8>(t).ok_or_else(|| err(line, "c=: bad TTL"))?),
+            Some(
+                num::<u32>(c)
+                    .filter(|c| *c > 0)
+                    .ok_or_else(|| err(line, "c=: bad address count"))?,
+            ),
+        ),
+        ("IP6", [c]) if multicast => (
+            None,
+            Some(
+                num::<u32>(c)
+                    .filter(|c| *c > 0)
+                    .ok_or_else(|| err(line, "c=: bad address count"))?,
+            ),
+        ),
+        _ => return Err(err(line, "c=: /ttl and /count only on multicast addresses")),
+    };
+    Ok(Connection {
+        nettype: w[0].into(),
+        addrtype: w[1].into(),
+        address: addr.into(),
+        ttl,
+        count,
+    })
+}
+
+fn bandwidth(v: &str, line: usize) -> Result<Bandwidth, SdpError> {
+    let (t, n) = v
+        .split_once(':')
+        .ok_or_else(|| err(line, "b=: <bwtype>:<bandwidth>"))?;
+    if t.is_empty() || !t.bytes().all(is_token) {
+        return Err(err(line, "b=: bad bandwidth type"));
+    }
+    Ok(Bandwidth {
+        bwtype: t.into(),
+        value: num(n).ok_or_else(|| err(line, "b=: bandwidth must be a number"))?,
+    })
+}
+
+fn check_fmtp(media: &Media, line: usize) -> Result<(), SdpError> {
+    for a in &media.attributes {
+        let Attribute::Fmtp { pt, params } = a else {
+            continue;
+        };
+        if !media.formats.iter().any(|f| f == pt) {
+            return Err(err(line, "fmtp: format not on the m= line"));
+        }
+        let codec = media.attributes.iter().find_map(|x| match x {
+            Attribute::Rtpmap {
+                pt: p, encoding, ..
+            } if p.to_string() == *pt => Some(encoding.to_ascii_lowercase()),
+            _ => None,
+        });
+        let bad = |r: &'static str| Err(err(line, r));
+        let numeric = |v: &Option<String>| v.as_deref().is_some_and(|v| num::<u64>(v).is_some());
+        match codec.as_deref() {
+            Some("telephone-event") => {
+                // events = event-list: digits and ranges, comma-separated
+                for (k, v) in params {
+                    let ok = v.is_none()
+                        && k.split(',').all(|r| match r.split_once('-') {
+                            Some((a, b)) => num::<u8>(a).is_some() && num::<u8>(b).is_some(),
+                            None => num::<u8>(r).is_some(),
+                        });
+                    if !ok {
+                        return bad("fmtp telephone-event: event list expected");
+                    }
+                }
+            }
+            Some("opus") => {
+                for (k, v) in params {
+                    let known = matches!(
+                        k.as_str(),
+                        "maxplaybackrate"
+                            | "sprop-maxcapturerate"
+                            | "maxaveragebitrate"
+                            | "stereo"
+                            | "sprop-stereo"
+                            | "cbr"
+                            | "useinbandfec"
+                            | "usedtx"
+                            | "minptime"
+                            | "ptime"
+                            | "maxptime"
+                    );
+                    if !known || !numeric(v) {
+                        return bad("fmtp opus: unknown parameter or non-numeric value");
+                    }
+                }
+            }
+            Some("h264") => {
+                for (k, v) in params {
+                    let ok = match k.as_str() {
+                        "profile-level-id" => v.as_deref().is_some_and(|v| {
+                            v.len() == 6 && v.bytes().all(|b| b.is_ascii_hexdigit())
+                        }),
+                        "packetization-mode" => matches!(v.as_deref(), Some("0" | "1" | "2")),
+                        "level-asymmetry-allowed" => matches!(v.as_deref(), Some("0" | "1")),
+                        "sprop-parameter-sets" => v.as_deref().is_some_and(|v| {
+                            v.split(',').all(|p| {
+                                !p.is_empty()
+                                    && p.bytes()
+                                        .all(|b| b.is_ascii_alphanumeric() || b"+/=".contains(&b))
+                            })
+                        }),
+                        "max-mbps" | "max-fs" | "max-cpb" | "max-dpb" | "max-br" | "max-smbps"
+                        | "max-fps" => numeric(v),
+                        _ => false,
+                    };
+                    if !ok {
+                        return bad("fmtp H264: unknown parameter or bad value");
+                    }
+                }
+            }
+            Some("vp8") | Some("vp9") => {
+                for (k, v) in params {
+                    if !matches!(k.as_str(), "max-fr" | "max-fs" | "profile-id") || !numeric(v) {
+                        return bad("fmtp VP8/VP9: unknown parameter or non-numeric value");
+                    }
+                }
+            }
+            Some("amr") | Some("amr-wb") => {
+                for (k, v) in params {
+                    let ok = match k.as_str() {
+                        "mode-set" => v.as_deref().is_some_and(|v| {
+                            v.split(',').all(|m| num::<u8>(m).is_some_and(|m| m <= 8))
+                        }),
+                        "octet-align"
+                        | "mode-change-period"
+                        | "mode-change-capability"
+                        | "mode-change-neighbor"
+                        | "crc"
+                        | "robust-sorting"
+                        | "interleaving"
+                        | "max-red"
+                        | "ptime"
+                        | "maxptime"
+                        | "channels" => numeric(v),
+                        _ => false,
+                    };
+                    if !ok {
+                        return bad("fmtp AMR: unknown parameter or bad value");
+                    }
+                }
+            }
+            // Other codecs (and static payload types without rtpmap): the generic
+            // name[=value] grammar already checked by the attribute parser.
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+#[derive(PartialEq, Eq, PartialOrd, Ord, Clone, Copy)]
+enum Stage {
+    V,
+    O,
+    S,
+    I,
+    U,
+    E,
+    P,
+    C,
+    B,
+    T,
+    Z,
+    K,
+    A,
+}
+
+/// Parses a session description. Lines may end in CRLF or LF.
+pub fn parse(body: &[u8], limits: &Limits) -> Result<Session, SdpError> {
+    if body.len() > limits.max_body_size {
+        return Err(err(
+            0,
+            format!(
+                "limit sdp.max_body_size exceeded (maximum {})",
+                limits.max_body_size
+            ),
+        ));
+    }
+    let text = std::str::from_utf8(body).map_err(|e| {
+        let line = body[..e.valid_up_to()]
+            .iter()
+            .filter(|b| **b == b'\n')
+            .count()
+            + 1;
+        err(line, "invalid UTF-8")
+    })?;
+    let mut lines: Vec<&str> = text
+        .split('\n')
+        .map(|l| l.strip_suffix('\r').unwrap_or(l))
+        .collect();
+    if lines.last() == Some(&"") {
+        lines.pop();
+    }
+    if lines.len() > limits.max_lines {
+        return Err(err(
+            0,
+            format!(
+                "limit sdp.max_lines exceeded (maximum {})",
+                limits.max_lines
+            ),
+        ));
+    }
+    let mut stage = Stage::V;
+    let mut origin = None;
+    let mut name = None;
+    let mut s = Session {
+        origin: Origin {
+            username: String::new(),
+            session_id: 0,
+            session_version: 0,
+            nettype: String::new(),
+            addrtype: String::new(),
+            address: String::new(),
+        },
+        name: String::new(),
+        info: None,
+        uri: None,
+        emails: vec![],
+        phones: vec![],
+        connection: None,
+        bandwidths: vec![],
+        times: vec![],
+        zone: None,
+        key: None,
+        attributes: vec![],
+        media: vec![],
+    };
+    let mut candidates = 0usize;
+    // Stage inside the current media section: I, C, B, K, A.
+    let mut mstage = Stage::I;
+    for (idx, raw) in lines.iter().enumerate() {
+        let n = idx + 1;
+        if raw.len() > limits.max_line_length {
+            return Err(err(
+                n,
+                format!(
+                    "limit sdp.max_line_length exceeded (maximum {})",
+                    limits.max_line_length
+                ),
+            ));
+        }
+        let b = raw.as_bytes();
+        if b.len() < 2 || b[1] != b'=' || !b[0].is_ascii_lowercase() {
+            return Err(err(n, "a line must be <lowercase letter>=<value>"));
+        }
+        if !text_ok(raw) {
+            return Err(err(
+                n,
+                if raw.contains('\0') {
+                    "NUL byte"
+                } else {
+                    "control character"
+                },
+            ));
+        }
+        let t = b[0];
+        let v = &raw[2..];
+        if v.starts_with(' ') && !matches!(t, b's' | b'i') {
+            return Err(err(n, "whitespace after '='"));
+        }
+        let in_media = !s.media.is_empty();
+        let need = |cond: bool, what: &'static str| if cond { Ok(()) } else { Err(err(n, what)) };
+        if in_media && t != b'm' {
+            let next = match t {
+                b'i' => Stage::I,
+                b'c' => Stage::C,
+                b'b' => Stage::B,
+                b'k' => Stage::K,
+                b'a' => Stage::A,
+                b'v' | b'o' | b's' | b'u' | b'e' | b'p' | b't' | b'r' | b'z' => {
+                    return Err(err(n, "session-level line inside a media section"))
+                }
+                _ => return Err(err(n, "unknown type letter (RFC 8866 section 5)")),
+            };
+            need(
+                next >= mstage && !(next == mstage && matches!(next, Stage::I | Stage::K)),
+                "media lines out of order (i, c, b, k, a)",
+            )?;
+            mstage = next;
+            let m = s.media.last_mut().expect("in_media");
+            match t {
+                b'i' => m.info = Some(v.into()),
+                b'c' => m.connections.push(connection(v, n)?),
+                b'b' => m.bandwidths.push(bandwidth(v, n)?),
+                b'k' => m.key = Some(v.into()),
+                _ => {
+                    if m.attributes.len() >= limits.max_attributes {
+                        return Err(err(
+                            n,
+                            format!(
+                                "limit sdp.max_attributes exceeded (maximum {})",
+                                limits.max_attributes
+                            ),
+                        ));
+                    }
+                    let a = attribute(v, n)?;
+                    if matches!(a, Attribute::Candidate(_)) {
+                        candidates += 1;
+                        if candidates > limits.max_candidates {
+                            return Err(err(
+                                n,
+                                format!(
+                                    "limit sdp.max_candidates exceeded (maximum {})",
+                                    limits.max_candidates
+                                ),
+                            ));
+                        }
+                    }
+                    m.attributes.push(a);
+                }
+            }
+            continue;
+        }
+        match t {
+            b'v' => {
+                need(stage == Stage::V && n == 1, "v= must be the first line")?;
+                need(v == "0", "v= must be 0")?;
+                stage = Stage::O;
+            }
+            b'o' => {
+                need(stage == Stage::O, "o= must follow v=")?;
+                let w: Vec<&str> = v.split(' ').collect();
+                if w.len() != 6
+                    || w[0].is_empty()
+                    || w[3] != "IN"
+                    || !(w[4] == "IP4" || w[4] == "IP6")
+                    || !address(w[5])
+                {
+                    return Err(err(
+                        n,
+                        "o=: <username> <sess-id> <sess-version> IN IP4|IP6 <address>",
+                    ));
+                }
+                origin = Some(Origin {
+                    username: w[0].into(),
+                    session_id: num(w[1])
+                        .ok_or_else(|| err(n, "o=: sess-id must be a number below 2^64"))?,
+                    session_version: num(w[2])
+                        .ok_or_else(|| err(n, "o=: sess-version must be a number below 2^64"))?,
+                    nettype: w[3].into(),
+                    addrtype: w[4].into(),
+                    address: w[5].into(),
+                });
+                stage = Stage::S;
+            }
+            b's' => {
+                need(stage == Stage::S, "s= must follow o=")?;
+                name = Some(v.to_string());
+                stage = Stage::I;
+            }
+            b'i' | b'u' | b'e' | b'p' | b'c' | b'b' | b't' | b'r' | b'z' | b'k' | b'a' => {
+                let next = match t {
+                    b'i' => Stage::I,
+                    b'u' => Stage::U,
+                    b'e' => Stage::E,
+                    b'p' => Stage::P,
+                    b'c' => Stage::C,
+                    b'b' => Stage::B,
+                    b't' | b'r' => Stage::T,
+                    b'z' => Stage::Z,
+                    b'k' => Stage::K,
+                    _ => Stage::A,
+                };
+                need(stage >= Stage::I, "o= and s= must come first")?;
+                need(
+                    next >= stage,
+                    "session lines out of order (v o s i u e p c b t r z k a)",
+                )?;
+                need(
+                    !(next == stage
+                        && matches!(next, Stage::I | Stage::U | Stage::C | Stage::Z | Stage::K)),
+                    "line may appear only once",
+                )?;
+                stage = next;
+                match t {
+                    b'i' => s.info = Some(v.into()),
+                    b'u' => s.uri = Some(v.into()),
+                    b'e' => s.emails.push(v.into()),
+                    b'p' => s.phones.push(v.into()),
+                    b'c' => s.connection = Some(connection(v, n)?),
+                    b'b' => s.bandwidths.push(bandwidth(v, n)?),
+                    b't' => {
+                        let (a, z) = v
+                            .split_once(' ')
+                            .ok_or_else(|| err(n, "t=: <start> <stop>"))?;
+                        s.times.push(Timing {
+                            start: num(a).ok_or_else(|| err(n, "t=: start must be a number"))?,
+                            stop: num(z).ok_or_else(|| err(n, "t=: stop must be a number"))?,
+                            repeats: vec![],
+                        });
+                    }
+                    b'r' => {
+                        let Some(last) = s.times.last_mut() else {
+                            return Err(err(n, "r= must follow t="));
+                        };
+                        if !v.split(' ').all(|x| {
+                            !x.is_empty()
+                                && x.bytes()
+                                    .all(|b| b.is_ascii_digit() || b"dhms".contains(&b))
+                        }) {
+                            return Err(err(n, "r=: typed times expected"));
+                        }
+                        last.repeats.push(v.into());
+                    }
+                    b'z' => {
+                        if !v.split(' ').all(|x| {
+                            !x.is_empty()
+                                && x.bytes()
+                                    .all(|b| b.is_ascii_digit() || b"-dhms".contains(&b))
+                        }) {
+                            return Err(err(n, "z=: adjustment times expected"));
+                        }
+                        s.zone = Some(v.into());
+                    }
+                    b'k' => s.key = Some(v.into()),
+                    _ => {
+                        if s.attributes.len() >= limits.max_attributes {
+                            return Err(err(
+                                n,
+                                format!(
+                                    "limit sdp.max_attributes exceeded (maximum {})",
+                                    limits.max_attributes
+                                ),
+                            ));
+                        }
+                        s.attributes.push(attribute(v, n)?);
+                    }
+                }
+            }
+            b'm' => {
+                need(!s.times.is_empty(), "m= before any t=")?;
+                if s.media.len() >= limits.max_media {
+                    return Err(err(
+                        n,
+                        format!(
+                            "limit sdp.max_media exceeded (maximum {})",
+                            limits.max_media
+                        ),
+                    ));
+                }
+                if let Some(prev) = s.media.last() {
+                    check_fmtp(prev, n)?;
+                }
+                let w: Vec<&str> = v.split(' ').collect();
+                if w.len() < 4 || w[0].is_empty() || !w[0].bytes().all(is_token) {
+                    return Err(err(n, "m=: <media> <port>[/<count>] <proto> <fmt>..."));
+                }
+                let (port, count) = match w[1].split_once('/') {
+                    Some((p, c)) => (
+                        p,
+                        Some(
+                            num::<u16>(c)
+                                .filter(|c| *c > 0)
+                                .ok_or_else(|| err(n, "m=: bad port count"))?,
+                        ),
+                    ),
+                    None => (w[1], None),
+                };
+                let port = num::<u16>(port).ok_or_else(|| err(n, "m=: bad port"))?;
+                if !w[2]
+                    .split('/')
+                    .all(|p| !p.is_empty() && p.bytes().all(is_token))
+                {
+                    return Err(err(n, "m=: bad transport protocol"));
+                }
+                let formats = &w[3..];
+                if formats.len() > limits.max_formats {
+                    return Err(err(
+                        n,
+                        format!(
+                            "limit sdp.max_formats exceeded (maximum {})",
+                            limits.max_formats
+                        ),
+                    ));
+                }
+                if !formats
+                    .iter()
+                    .all(|f| !f.is_empty() && f.bytes().all(is_token))
+                {
+                    return Err(err(n, "m=: bad format"));
+                }
+                s.media.push(Media {
+                    media: w[0].into(),
+                    port,
+                    port_count: count,
+                    proto: w[2].into(),
+                    formats: formats.iter().map(|f| f.to_string()).collect(),
+                    info: None,
+                    connections: vec![],
+                    bandwidths: vec![],
+                    key: None,
+                    attributes: vec![],
+                });
+                mstage = Stage::I;
+            }
+            _ => return Err(err(n, "unknown type letter (RFC 8866 section 5)")),
+        }
+    }
+    let last = lines.len();
+    if let Some(m) = s.media.last() {
+        check_fmtp(m, last)?;
+    }
+    s.origin = origin.ok_or_else(|| err(last, "missing o="))?;
+    s.name = name.ok_or_else(|| err(last, "missing s="))?;
+    if s.times.is_empty() {
+        return Err(err(last, "missing t="));
+    }
+    for m in &s.media {
+        if s.connection.is_none() && m.connections.is_empty() {
+            return Err(err(
+                last,
+                "a media section without c= needs a session-level c=",
+            ));
+        }
+    }
+    Ok(s)
+}
+
+fn attribute(v: &str, n: usize) -> Result<Attribute, SdpError> {
+    let (name, value) = match v.split_once(':') {
+        Some((a, b)) => (a, Some(b)),
+        None => (v, None),
+    };
+    let shown = if !name.is_empty() && name.len() <= 32 && name.bytes().all(is_token) {
+        name
+    } else {
+        "?"
+    };
+    parse_attribute(name, value).map_err(|r| err(n, format!("a={shown}: {r}")))
+}
