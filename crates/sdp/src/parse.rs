@@ -51,6 +51,11 @@ fn err(line: usize, reason: impl Into<String>) -> SdpError {
     }
 }
 
+/// The error for a bound: it names the limit's configuration key.
+fn limit(line: usize, key: &str, max: usize) -> SdpError {
+    err(line, format!("limit {key} exceeded (maximum {max})"))
+}
+
 fn text_ok(s: &str) -> bool {
     !s.bytes().any(|b| b < 0x20 && b != b'\t' || b == 0x7f)
 }
@@ -257,13 +262,7 @@ enum Stage {
 /// Parses a session description. Lines may end in CRLF or LF.
 pub fn parse(body: &[u8], limits: &Limits) -> Result<Session, SdpError> {
     if body.len() > limits.max_body_size {
-        return Err(err(
-            0,
-            format!(
-                "limit sdp.max_body_size exceeded (maximum {})",
-                limits.max_body_size
-            ),
-        ));
+        return Err(limit(0, "sdp.max_body_size", limits.max_body_size));
     }
     let text = std::str::from_utf8(body).map_err(|e| {
         let line = body[..e.valid_up_to()]
@@ -281,13 +280,7 @@ pub fn parse(body: &[u8], limits: &Limits) -> Result<Session, SdpError> {
         lines.pop();
     }
     if lines.len() > limits.max_lines {
-        return Err(err(
-            0,
-            format!(
-                "limit sdp.max_lines exceeded (maximum {})",
-                limits.max_lines
-            ),
-        ));
+        return Err(limit(0, "sdp.max_lines", limits.max_lines));
     }
     let mut stage = Stage::V;
     let mut origin = None;
@@ -320,13 +313,7 @@ pub fn parse(body: &[u8], limits: &Limits) -> Result<Session, SdpError> {
     for (idx, raw) in lines.iter().enumerate() {
         let n = idx + 1;
         if raw.len() > limits.max_line_length {
-            return Err(err(
-                n,
-                format!(
-                    "limit sdp.max_line_length exceeded (maximum {})",
-                    limits.max_line_length
-                ),
-            ));
+            return Err(limit(n, "sdp.max_line_length", limits.max_line_length));
         }
         let b = raw.as_bytes();
         if b.len() < 2 || b[1] != b'=' || !b[0].is_ascii_lowercase() {
@@ -374,25 +361,13 @@ pub fn parse(body: &[u8], limits: &Limits) -> Result<Session, SdpError> {
                 b'k' => m.key = Some(v.into()),
                 _ => {
                     if m.attributes.len() >= limits.max_attributes {
-                        return Err(err(
-                            n,
-                            format!(
-                                "limit sdp.max_attributes exceeded (maximum {})",
-                                limits.max_attributes
-                            ),
-                        ));
+                        return Err(limit(n, "sdp.max_attributes", limits.max_attributes));
                     }
                     let a = attribute(v, n)?;
                     if matches!(a, Attribute::Candidate(_)) {
                         candidates += 1;
                         if candidates > limits.max_candidates {
-                            return Err(err(
-                                n,
-                                format!(
-                                    "limit sdp.max_candidates exceeded (maximum {})",
-                                    limits.max_candidates
-                                ),
-                            ));
+                            return Err(limit(n, "sdp.max_candidates", limits.max_candidates));
                         }
                     }
                     m.attributes.push(a);
@@ -504,13 +479,7 @@ pub fn parse(body: &[u8], limits: &Limits) -> Result<Session, SdpError> {
                     b'k' => s.key = Some(v.into()),
                     _ => {
                         if s.attributes.len() >= limits.max_attributes {
-                            return Err(err(
-                                n,
-                                format!(
-                                    "limit sdp.max_attributes exceeded (maximum {})",
-                                    limits.max_attributes
-                                ),
-                            ));
+                            return Err(limit(n, "sdp.max_attributes", limits.max_attributes));
                         }
                         s.attributes.push(attribute(v, n)?);
                     }
@@ -519,13 +488,7 @@ pub fn parse(body: &[u8], limits: &Limits) -> Result<Session, SdpError> {
             b'm' => {
                 need(!s.times.is_empty(), "m= before any t=")?;
                 if s.media.len() >= limits.max_media {
-                    return Err(err(
-                        n,
-                        format!(
-                            "limit sdp.max_media exceeded (maximum {})",
-                            limits.max_media
-                        ),
-                    ));
+                    return Err(limit(n, "sdp.max_media", limits.max_media));
                 }
                 if let Some(prev) = s.media.last() {
                     check_fmtp(prev, n)?;
@@ -554,13 +517,7 @@ pub fn parse(body: &[u8], limits: &Limits) -> Result<Session, SdpError> {
                 }
                 let formats = &w[3..];
                 if formats.len() > limits.max_formats {
-                    return Err(err(
-                        n,
-                        format!(
-                            "limit sdp.max_formats exceeded (maximum {})",
-                            limits.max_formats
-                        ),
-                    ));
+                    return Err(limit(n, "sdp.max_formats", limits.max_formats));
                 }
                 if !formats
                     .iter()
