@@ -87,10 +87,20 @@ struct ClientTxn {
     provisional: bool,
     cancel_pending: bool,
     done: bool,
+    /// Timer C (RFC 3261 section 16.6 step 11): when a ringing INVITE branch gives up.
+    /// `None` until the first provisional; each provisional pushes it back.
+    timer_c: Option<Instant>,
+    /// Timer C fired and the branch was cancelled: if the callee does not answer the
+    /// CANCEL either, the branch ends with a 408 after 64*T1.
+    expired: bool,
 }
+
+/// Timer C: RFC 3261 says more than three minutes.
+const TIMER_C: Duration = Duration::from_secs(181);
 
 #[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
 enum TimerWhat {
+    ClientTimerC(String),
     ServerRetrans(TxnKey),
     ServerTimeout(TxnKey),
     ServerEnd(TxnKey),
@@ -1368,6 +1378,8 @@ impl Endpoint {
                     provisional: false,
                     cancel_pending: false,
                     done: false,
+                    timer_c: None,
+                    expired: false,
                 },
             );
             if !reliable {
@@ -1543,6 +1555,8 @@ impl Endpoint {
                 provisional: false,
                 cancel_pending: false,
                 done: false,
+                timer_c: None,
+                expired: false,
             },
         );
         if !dest.transport.reliable() {
@@ -1587,8 +1601,15 @@ impl Endpoint {
                 }
             }
             c.provisional = true;
+            let first_c = c.invite && c.timer_c.is_none();
+            if c.invite {
+                c.timer_c = Some(now + TIMER_C);
+            }
             let cancel_now = c.cancel_pending;
             let server = c.server;
+            if first_c {
+                self.arm(now + TIMER_C, TimerWhat::ClientTimerC(branch.clone()));
+            }
             if cancel_now {
                 self.cancel_branch(now, &branch);
             }
@@ -1767,7 +1788,7 @@ impl Endpoint {
                 let Some(c) = self.clients.get_mut(&k) else {
                     return;
                 };
-                if c.done || (c.invite && c.state == CState::Proceeding) {
+                if c.done || (c.invite && c.state == CState::Proceeding && !c.expired) {
                     // Timer B only runs until a provisional; a ringing INVITE waits for
                     // the callee or a CANCEL.
                     return;
@@ -1781,6 +1802,24 @@ impl Endpoint {
             }
             TimerWhat::ClientEnd(k) => {
                 self.clients.remove(&k);
+            }
+            TimerWhat::ClientTimerC(k) => {
+                let Some(c) = self.clients.get_mut(&k) else {
+                    return;
+                };
+                match c.timer_c {
+                    _ if c.done => {}
+                    Some(at) if at > now => self.arm(at, TimerWhat::ClientTimerC(k)),
+                    _ => {
+                        c.expired = true;
+                        debug!(
+                            branch = k,
+                            "Timer C: cancelling a branch that rang too long"
+                        );
+                        self.cancel_branch(now, &k);
+                        self.arm(now + self.cfg.t1 * 64, TimerWhat::ClientTimeout(k));
+                    }
+                }
             }
             TimerWhat::Bindings(aor) => self.expire_bindings(now, &aor),
         }

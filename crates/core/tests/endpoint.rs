@@ -650,3 +650,37 @@ fn malformed_requests_get_400_with_a_warning_and_bad_responses_are_dropped() {
     assert!(h.take().is_empty());
     assert_eq!(h.ep.stats.malformed, 2);
 }
+
+#[test]
+fn timer_c_cancels_a_branch_that_rings_too_long() {
+    let mut h = H::new(false);
+    h.register("bob", BOB, 3600, 1);
+    h.send(peer(ALICE), &invite("c30", "bob"));
+    let fwd = h.take().pop().unwrap().1;
+    h.send_bytes(peer(BOB), &respond(&fwd, 180, "Ringing", "b30"));
+    assert_eq!(status(&h.take()[0].1), 180);
+    // Ringing for three minutes is allowed (Timer B no longer applies)...
+    for _ in 0..18 {
+        h.advance(Duration::from_secs(10));
+        assert!(h
+            .take()
+            .iter()
+            .all(|o| o.1.method().is_none_or(|m| m.as_str() != "CANCEL")));
+    }
+    // ... then Timer C cancels the branch.
+    h.advance(Duration::from_secs(2));
+    let out = h.take();
+    assert!(
+        out.iter()
+            .any(|o| o.0 == peer(BOB) && o.1.method().is_some_and(|m| m.as_str() == "CANCEL")),
+        "{out:?}"
+    );
+    // The callee answers nothing: after 64*T1 the caller gets 408.
+    h.advance(Duration::from_secs(33));
+    let out = h.take();
+    assert!(
+        out.iter()
+            .any(|o| o.0 == peer(ALICE) && status(&o.1) == 408),
+        "{out:?}"
+    );
+}
