@@ -431,6 +431,9 @@ impl Shell {
 
 pub async fn run(cfg: FileConfig, listens: Vec<Listen>) -> anyhow::Result<()> {
     let core_cfg = cfg.core(&listens)?;
+    if cfg.server.advertise.is_none() && listens.iter().any(|l| l.addr.ip().is_unspecified()) {
+        warn!("listening on an unspecified address without server.advertise / --advertise: Via and Record-Route will say 127.0.0.1, which only local clients can reach");
+    }
     let domain = core_cfg.domain.clone();
     let limits = core_cfg.limits.clone();
     let data_dir = cfg.server.data_dir.clone();
