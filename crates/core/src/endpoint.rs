@@ -724,36 +724,20 @@ impl Endpoint {
         if in_dialog {
             // Requests inside a dialog follow the route set the dialog established.
             if let Some(r) = next_route {
-                return match self.resolve(&r) {
-                    Some(dest) => Decision::Forward(
-                        vec![Target {
-                            ruri: None,
-                            dest,
-                            path: vec![],
-                        }],
-                        false,
-                    ),
-                    None => Decision::Reply(
-                        503,
-                        "Service Unavailable: next hop is not an IP address",
-                        vec![],
-                    ),
-                };
+                return self.to_next_hop(
+                    &r,
+                    false,
+                    (503, "Service Unavailable: next hop is not an IP address"),
+                );
             }
             if to_us && ruri.as_sip().is_some_and(|s| s.user.is_some()) {
                 return self.lookup(&ruri, false);
             }
-            return match self.resolve(&ruri) {
-                Some(dest) => Decision::Forward(
-                    vec![Target {
-                        ruri: None,
-                        dest,
-                        path: vec![],
-                    }],
-                    false,
-                ),
-                None => Decision::Reply(404, "Not Found: no route to the Request-URI", vec![]),
-            };
+            return self.to_next_hop(
+                &ruri,
+                false,
+                (404, "Not Found: no route to the Request-URI"),
+            );
         }
         // Out of dialog: who is calling?
         let caller_local = msg
@@ -770,21 +754,11 @@ impl Endpoint {
             if !authenticated && !to_us {
                 return Decision::Reply(403, "Forbidden: relaying denied", vec![]);
             }
-            return match self.resolve(&r) {
-                Some(dest) => Decision::Forward(
-                    vec![Target {
-                        ruri: None,
-                        dest,
-                        path: vec![],
-                    }],
-                    true,
-                ),
-                None => Decision::Reply(
-                    503,
-                    "Service Unavailable: next hop is not an IP address",
-                    vec![],
-                ),
-            };
+            return self.to_next_hop(
+                &r,
+                true,
+                (503, "Service Unavailable: next hop is not an IP address"),
+            );
         }
         if to_us {
             return self.lookup(&ruri, true);
@@ -792,16 +766,27 @@ impl Endpoint {
         if !authenticated {
             return Decision::Reply(403, "Forbidden: relaying denied", vec![]);
         }
-        match self.resolve(&ruri) {
+        self.to_next_hop(&ruri, true, (404, "Not Found: no route to the Request-URI"))
+    }
+
+    /// Forwards to the host a URI names (a Route entry or the Request-URI), or refuses
+    /// with `unreachable` when that host is not an IP address (no DNS yet).
+    fn to_next_hop(
+        &self,
+        uri: &Uri<'_>,
+        record_route: bool,
+        unreachable: (u16, &'static str),
+    ) -> Decision {
+        match self.resolve(uri) {
             Some(dest) => Decision::Forward(
                 vec![Target {
                     ruri: None,
                     dest,
                     path: vec![],
                 }],
-                true,
+                record_route,
             ),
-            None => Decision::Reply(404, "Not Found: no route to the Request-URI", vec![]),
+            None => Decision::Reply(unreachable.0, unreachable.1, vec![]),
         }
     }
 
