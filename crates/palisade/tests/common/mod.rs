@@ -285,6 +285,38 @@ impl Client {
     }
 }
 
+/// One SIPp client run of one "call" from a one-line injection file.
+fn sipp_once(
+    server: &Server,
+    name: &str,
+    csv_line: String,
+    scenario_file: &str,
+    local_port: u16,
+    keys: &[(&str, String)],
+    extra: &[&str],
+) -> (bool, String) {
+    let inf = csv(server, &format!("{name}.csv"), &[csv_line]);
+    let mut args: Vec<String> = vec![
+        "-sf".into(),
+        scenario(scenario_file).to_string_lossy().into_owned(),
+        "-inf".into(),
+        inf.to_string_lossy().into_owned(),
+        "-key".into(),
+        "domain".into(),
+        server.domain(),
+        "-m".into(),
+        "1".into(),
+        "-p".into(),
+        local_port.to_string(),
+    ];
+    for (k, v) in keys {
+        args.extend(["-key".to_string(), k.to_string(), v.clone()]);
+    }
+    args.extend(extra.iter().map(|s| s.to_string()));
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    sipp(server, name, &refs)
+}
+
 /// Registers `user` (password `secret`) with SIPp, Contact at `contact_port`.
 pub fn sipp_register(
     server: &Server,
@@ -295,38 +327,20 @@ pub fn sipp_register(
     scenario_file: &str,
     extra: &[&str],
 ) -> (bool, String) {
-    let users = csv(
-        server,
-        &format!("{name}.csv"),
-        &[format!(
-            "{user};[authentication username={user} password=secret]"
-        )],
-    );
-    let mut args: Vec<String> = vec![
-        "-sf".into(),
-        scenario(scenario_file).to_string_lossy().into_owned(),
-        "-inf".into(),
-        users.to_string_lossy().into_owned(),
-        "-key".into(),
-        "domain".into(),
-        server.domain(),
-        "-key".into(),
-        "contact_host".into(),
-        "127.0.0.1".into(),
-        "-key".into(),
-        "contact_port".into(),
-        contact_port.to_string(),
-        "-key".into(),
-        "expires".into(),
-        "3600".into(),
-        "-m".into(),
-        "1".into(),
-        "-p".into(),
-        local_port.to_string(),
+    let keys = [
+        ("contact_host", "127.0.0.1".to_string()),
+        ("contact_port", contact_port.to_string()),
+        ("expires", "3600".to_string()),
     ];
-    args.extend(extra.iter().map(|s| s.to_string()));
-    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
-    sipp(server, name, &refs)
+    sipp_once(
+        server,
+        name,
+        format!("{user};[authentication username={user} password=secret]"),
+        scenario_file,
+        local_port,
+        &keys,
+        extra,
+    )
 }
 
 /// One call from `caller` to `callee` (password `secret`) with a SIPp UAC scenario.
@@ -339,29 +353,15 @@ pub fn sipp_call(
     local_port: u16,
     extra: &[&str],
 ) -> (bool, String) {
-    let calls = csv(
+    sipp_once(
         server,
-        &format!("{name}.csv"),
-        &[format!(
-            "{caller};{callee};[authentication username={caller} password=secret]"
-        )],
-    );
-    let mut args: Vec<String> = vec![
-        "-sf".into(),
-        scenario(scenario_file).to_string_lossy().into_owned(),
-        "-inf".into(),
-        calls.to_string_lossy().into_owned(),
-        "-key".into(),
-        "domain".into(),
-        server.domain(),
-        "-m".into(),
-        "1".into(),
-        "-p".into(),
-        local_port.to_string(),
-    ];
-    args.extend(extra.iter().map(|s| s.to_string()));
-    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
-    sipp(server, name, &refs)
+        name,
+        format!("{caller};{callee};[authentication username={caller} password=secret]"),
+        scenario_file,
+        local_port,
+        &[],
+        extra,
+    )
 }
 
 /// A SIPp UAS answering one call on `port`.
