@@ -247,6 +247,8 @@ enum Stage {
     V,
     O,
     S,
+    /// `s=` seen: the optional session lines may follow.
+    AfterS,
     I,
     U,
     E,
@@ -309,7 +311,7 @@ pub fn parse(body: &[u8], limits: &Limits) -> Result<Session, SdpError> {
     };
     let mut candidates = 0usize;
     // Stage inside the current media section: I, C, B, K, A.
-    let mut mstage = Stage::I;
+    let mut mstage = Stage::AfterS;
     for (idx, raw) in lines.iter().enumerate() {
         let n = idx + 1;
         if raw.len() > limits.max_line_length {
@@ -410,7 +412,7 @@ pub fn parse(body: &[u8], limits: &Limits) -> Result<Session, SdpError> {
             b's' => {
                 need(stage == Stage::S, "s= must follow o=")?;
                 name = Some(v.to_string());
-                stage = Stage::I;
+                stage = Stage::AfterS;
             }
             b'i' | b'u' | b'e' | b'p' | b'c' | b'b' | b't' | b'r' | b'z' | b'k' | b'a' => {
                 let next = match t {
@@ -425,7 +427,7 @@ pub fn parse(body: &[u8], limits: &Limits) -> Result<Session, SdpError> {
                     b'k' => Stage::K,
                     _ => Stage::A,
                 };
-                need(stage >= Stage::I, "o= and s= must come first")?;
+                need(stage >= Stage::AfterS, "o= and s= must come first")?;
                 need(
                     next >= stage,
                     "session lines out of order (v o s i u e p c b t r z k a)",
@@ -537,7 +539,7 @@ pub fn parse(body: &[u8], limits: &Limits) -> Result<Session, SdpError> {
                     key: None,
                     attributes: vec![],
                 });
-                mstage = Stage::I;
+                mstage = Stage::AfterS;
             }
             _ => return Err(err(n, "unknown type letter (RFC 8866 section 5)")),
         }

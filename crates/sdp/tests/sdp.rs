@@ -330,3 +330,25 @@ mod props {
         }
     }
 }
+
+#[test]
+fn optional_text_lines_in_first_position_are_accepted() {
+    // Found by the shield's tests: the first i= after s= (and after m=) was refused as a
+    // repeat.
+    let sdp = SIPP
+        .replace(
+            "s=-\r\n",
+            "s=-\r\ni=info\r\nu=http://example.com/\r\ne=a@example.com\r\np=+1 555 0100\r\n",
+        )
+        .replace(
+            "m=audio 6000 RTP/AVP 0 8 9 101\r\n",
+            "m=audio 6000 RTP/AVP 0 8 9 101\r\ni=voice\r\n",
+        );
+    let s = parse(sdp.as_bytes(), &Limits::default()).expect("valid");
+    assert_eq!(s.info.as_deref(), Some("info"));
+    assert_eq!(s.media[0].info.as_deref(), Some("voice"));
+    refuse(
+        &SIPP.replace("s=-\r\n", "s=-\r\ni=a\r\ni=b\r\n"),
+        "only once",
+    );
+}

@@ -58,7 +58,7 @@ impl Host<'_> {
         }
     }
 
-    pub(crate) fn write(&self, out: &mut String) {
+    pub fn write(&self, out: &mut String) {
         match self {
             Host::Domain(d) => out.push_str(d),
             Host::V4(a) => {

@@ -1,0 +1,508 @@
+//! Body policy: which bodies may travel, and the canonical form they travel in.
+use std::borrow::Cow;
+
+use palisade_sdp::Attribute;
+use palisade_sip::{Header, MediaType, Message};
+
+use crate::{sha256, DropKind, Dropped, Policy, Refusal, UnknownAttribute};
+
+/// The boundary of every multipart body Palisade writes. It cannot occur inside a part:
+/// canonical SDP lines start with `<letter>=`, and text parts are checked for it.
+const BOUNDARY: &str = "palisade-part";
+
+struct Refuse<'b> {
+    body: &'b [u8],
+}
+
+impl Refuse<'_> {
+    fn with(&self, status: u16, reason: impl Into<String>) -> Refusal {
+        Refusal {
+            status,
+            reason: reason.into(),
+            sha256: sha256(self.body),
+        }
+    }
+}
+
+/// What a body is, after the policy has looked at it.
+enum Kind {
+    Sdp,
+    Multipart,
+    Text,
+}
+
+fn content_disposition<'m>(msg: &'m Message<'_>) -> Option<&'m str> {
+    msg.headers.iter().find_map(|h| match h {
+        Header::Other { name, value } if name.eq_ignore_ascii_case("Content-Disposition") => {
+            Some(value.as_ref())
+        }
+        _ => None,
+    })
+}
+
+/// Checks a Content-Disposition value against the allowed disposition types and returns
+/// its canonical form (`type[;handling=required|optional]`).
+fn disposition(value: &str, allowed: &[&str], r: &Refuse<'_>) -> Result<String, Refusal> {
+    let mut parts = value.split(';');
+    let t = parts.next().unwrap_or("").trim().to_ascii_lowercase();
+    if !allowed.contains(&t.as_str()) {
+        return Err(r.with(
+            415,
+            format!(
+                "Content-Disposition {} not allowed here (allowed: {})",
+                if t.len() <= 32 && t.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+                    t.as_str()
+                } else {
+                    "(unknown)"
+                },
+                allowed.join(", ")
+            ),
+        ));
+    }
+    let mut out = t;
+    for p in parts {
+        let (n, v) = p.split_once('=').unwrap_or((p, ""));
+        let (n, v) = (n.trim(), v.trim().to_ascii_lowercase());
+        if n.eq_ignore_ascii_case("handling") && (v == "required" || v == "optional") {
+            out.push_str(";handling=");
+            out.push_str(&v);
+        } else {
+            return Err(r.with(415, "Content-Disposition parameter not allowed"));
+        }
+    }
+    Ok(out)
+}
+
+fn type_name(ct: &MediaType<'_>) -> String {
+    format!(
+        "{}/{}",
+        ct.mtype.to_ascii_lowercase(),
+        ct.subtype.to_ascii_lowercase()
+    )
+}
+
+pub(crate) fn apply(
+    policy: &Policy,
+    msg: &mut Message<'_>,
+    offer: bool,
+    dropped: &mut Vec<Dropped>,
+) -> Result<(), Refusal> {
+    let r = Refuse { body: &msg.body };
+    for h in &msg.headers {
+        if let Header::ContentEncoding(list) = h {
+            if list.iter().any(|e| !e.eq_ignore_ascii_case("identity")) {
+                return Err(r.with(
+                    415,
+                    "Content-Encoding not accepted (identity only): a compressed body cannot be inspected",
+                ));
+            }
+        }
+    }
+    if msg.body.is_empty() {
+        // Nothing to describe: Content-Type and Content-Disposition would only be a side
+        // channel.
+        msg.headers.retain(|h| match h {
+            Header::ContentType(_) | Header::ContentEncoding(_) => false,
+            Header::Other { name, .. } => !name.eq_ignore_ascii_case("Content-Disposition"),
+            _ => true,
+        });
+        return Ok(());
+    }
+    let Some(ct) = msg.content_type() else {
+        return Err(r.with(415, "body without Content-Type"));
+    };
+    let kind = if ct.is("application", "sdp") {
+        Kind::Sdp
+    } else if ct.is("multipart", "mixed") {
+        Kind::Multipart
+    } else if !offer && policy.body_types.iter().any(|t| *t == type_name(ct)) {
+        Kind::Text
+    } else {
+        let what = if offer {
+            "an offer or answer must be application/sdp or multipart/mixed"
+        } else {
+            "not in shield.body_types"
+        };
+        return Err(r.with(
+            415,
+            format!("Content-Type {} not allowed: {what}", type_name(ct)),
+        ));
+    };
+    let disp = content_disposition(msg);
+    let (body, new_ct, new_disp) = match kind {
+        Kind::Sdp => {
+            let d = match disp {
+                Some(v) => Some(disposition(v, &["session", "early-session"], &r)?),
+                None => None,
+            };
+            let body = sdp(policy, &msg.body, dropped, &r)?;
+            (
+                body,
+                MediaType {
+                    mtype: Cow::Borrowed("application"),
+                    subtype: Cow::Borrowed("sdp"),
+                    params: vec![],
+                },
+                d,
+            )
+        }
+        Kind::Multipart => {
+            let d = match disp {
+                Some(v) => Some(disposition(v, &["session"], &r)?),
+                None => None,
+            };
+            let body = multipart(policy, ct, &msg.body, offer, dropped, &r)?;
+            (
+                body,
+                MediaType {
+                    mtype: Cow::Borrowed("multipart"),
+                    subtype: Cow::Borrowed("mixed"),
+                    params: vec![palisade_sip::Param::new(
+                        "boundary",
+                        Some(Cow::Borrowed(BOUNDARY)),
+                    )],
+                },
+                d,
+            )
+        }
+        Kind::Text => {
+            let d = match disp {
+                Some(v) => Some(disposition(v, &["render", "session"], &r)?),
+                None => None,
+            };
+            text(policy, &msg.body, &r)?;
+            let ct = MediaType {
+                mtype: Cow::Owned(ct.mtype.to_ascii_lowercase()),
+                subtype: Cow::Owned(ct.subtype.to_ascii_lowercase()),
+                params: vec![],
+            };
+            (msg.body.to_vec(), ct, d)
+        }
+    };
+    let mut ct_done = false;
+    msg.headers.retain_mut(|h| match h {
+        Header::ContentType(t) => {
+            if ct_done {
+                return false;
+            }
+            *t = new_ct.clone();
+            ct_done = true;
+            true
+        }
+        Header::ContentEncoding(_) => false,
+        Header::Other { name, value } if name.eq_ignore_ascii_case("Content-Disposition") => {
+            match &new_disp {
+                Some(d) => {
+                    *value = Cow::Owned(d.clone());
+                    true
+                }
+                None => false,
+            }
+        }
+        _ => true,
+    });
+    msg.body = Cow::Owned(body);
+    Ok(())
+}
+
+/// A text body (outside offers): UTF-8, no control characters but tab and line ends,
+/// bounded.
+fn text(policy: &Policy, body: &[u8], r: &Refuse<'_>) -> Result<(), Refusal> {
+    if body.len() > policy.max_text_body {
+        return Err(r.with(
+            413,
+            format!(
+                "text body larger than shield.max_text_body ({})",
+                policy.max_text_body
+            ),
+        ));
+    }
+    let Ok(s) = std::str::from_utf8(body) else {
+        return Err(r.with(415, "text body is not UTF-8"));
+    };
+    if s.bytes()
+        .any(|b| (b < 0x20 && !matches!(b, b'\t' | b'\r' | b'\n')) || b == 0x7f)
+    {
+        return Err(r.with(415, "control character in a text body"));
+    }
+    Ok(())
+}
+
+fn drop_item(dropped: &mut Vec<Dropped>, what: DropKind, name: &str, line: &str) {
+    dropped.push(Dropped {
+        what,
+        name: name.chars().take(64).collect(),
+        sha256: sha256(line.as_bytes()),
+    });
+}
+
+/// Parses, filters and re-emits one session description.
+fn sdp(
+    policy: &Policy,
+    body: &[u8],
+    dropped: &mut Vec<Dropped>,
+    r: &Refuse<'_>,
+) -> Result<Vec<u8>, Refusal> {
+    let mut s = palisade_sdp::parse(body, &policy.sdp_limits)
+        .map_err(|e| r.with(488, format!("SDP line {}: {}", e.line, e.reason)))?;
+    let max = policy.max_sdp_text;
+    if s.name.len() > max {
+        return Err(r.with(
+            488,
+            format!("SDP s= longer than shield.max_sdp_text ({max})"),
+        ));
+    }
+    if s.origin.username.len() > max {
+        return Err(r.with(
+            488,
+            format!("SDP o= user name longer than shield.max_sdp_text ({max})"),
+        ));
+    }
+    // Free text and keys: nothing a device needs to set up media, so never carried.
+    let mut lines: Vec<(char, String)> = Vec::new();
+    lines.extend(s.info.take().map(|v| ('i', v)));
+    lines.extend(s.uri.take().map(|v| ('u', v)));
+    lines.extend(s.emails.drain(..).map(|v| ('e', v)));
+    lines.extend(s.phones.drain(..).map(|v| ('p', v)));
+    lines.extend(s.key.take().map(|v| ('k', v)));
+    for m in &mut s.media {
+        lines.extend(m.info.take().map(|v| ('i', v)));
+        lines.extend(m.key.take().map(|v| ('k', v)));
+    }
+    for (t, v) in lines {
+        drop_item(
+            dropped,
+            DropKind::SdpLine,
+            &format!("{t}="),
+            &format!("{t}={v}"),
+        );
+    }
+    filter_attributes(policy, &mut s.attributes, dropped, r)?;
+    for m in &mut s.media {
+        filter_attributes(policy, &mut m.attributes, dropped, r)?;
+    }
+    Ok(s.to_string_canonical().into_bytes())
+}
+
+fn filter_attributes(
+    policy: &Policy,
+    attrs: &mut Vec<Attribute>,
+    dropped: &mut Vec<Dropped>,
+    r: &Refuse<'_>,
+) -> Result<(), Refusal> {
+    let mut line = String::with_capacity(128);
+    let mut err = None;
+    attrs.retain(|a| {
+        if err.is_some() {
+            return false;
+        }
+        line.clear();
+        a.write(&mut line);
+        if !policy.attribute_allowed(a.name()) {
+            match policy.unknown_attributes {
+                UnknownAttribute::Drop => {
+                    drop_item(dropped, DropKind::Attribute, a.name(), &format!("a={line}"));
+                    return false;
+                }
+                UnknownAttribute::Refuse => {
+                    err = Some(r.with(
+                        488,
+                        format!(
+                            "SDP attribute {} not in shield.sdp_attributes",
+                            a.name().chars().take(64).collect::<String>()
+                        ),
+                    ));
+                    return false;
+                }
+            }
+        }
+        if line.len() > policy.max_attribute_length {
+            err = Some(r.with(
+                488,
+                format!(
+                    "SDP attribute {} longer than shield.max_attribute_length ({})",
+                    a.name(),
+                    policy.max_attribute_length
+                ),
+            ));
+            return false;
+        }
+        true
+    });
+    match err {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+fn find(hay: &[u8], needle: &[u8], from: usize) -> Option<usize> {
+    if needle.is_empty() || hay.len() < needle.len() {
+        return None;
+    }
+    (from..=hay.len() - needle.len()).find(|&i| &hay[i..i + needle.len()] == needle)
+}
+
+/// `multipart/mixed` (RFC 2046 section 5.1): every part must be of an allowed type, no
+/// text outside the parts, no nesting; re-emitted with Palisade's own boundary and only
+/// the part headers it understands.
+fn multipart(
+    policy: &Policy,
+    ct: &MediaType<'_>,
+    body: &[u8],
+    offer: bool,
+    dropped: &mut Vec<Dropped>,
+    r: &Refuse<'_>,
+) -> Result<Vec<u8>, Refusal> {
+    let boundary = ct
+        .params
+        .iter()
+        .find(|p| p.name.eq_ignore_ascii_case("boundary"))
+        .and_then(|p| p.value.as_deref())
+        .map(|v| v.trim_matches('"'))
+        .filter(|v| !v.is_empty() && v.len() <= 70)
+        .ok_or_else(|| r.with(400, "multipart body without a valid boundary parameter"))?;
+    let delim = format!("--{boundary}");
+    let delim = delim.as_bytes();
+    // The body must start with the first delimiter: a preamble is a hiding place.
+    if !body.starts_with(delim) {
+        return Err(r.with(415, "multipart body has text before its first boundary"));
+    }
+    let mut pos = delim.len();
+    let mut out = Vec::with_capacity(body.len());
+    let mut parts = 0usize;
+    let mut sdp_parts = 0usize;
+    loop {
+        if body[pos..].starts_with(b"--") {
+            // close delimiter; only a line end may follow (no epilogue)
+            let rest = &body[pos + 2..];
+            if !(rest.is_empty() || rest == b"\r\n") {
+                return Err(r.with(415, "multipart body has text after its closing boundary"));
+            }
+            break;
+        }
+        if !body[pos..].starts_with(b"\r\n") {
+            return Err(r.with(400, "multipart boundary line not followed by CRLF"));
+        }
+        pos += 2;
+        let mut next_delim = Vec::with_capacity(delim.len() + 2);
+        next_delim.extend_from_slice(b"\r\n");
+        next_delim.extend_from_slice(delim);
+        let end = find(body, &next_delim, pos)
+            .ok_or_else(|| r.with(400, "multipart body without a closing boundary"))?;
+        let part = &body[pos..end];
+        pos = end + next_delim.len();
+        parts += 1;
+        if parts > policy.max_parts {
+            return Err(r.with(
+                413,
+                format!(
+                    "more multipart parts than shield.max_parts ({})",
+                    policy.max_parts
+                ),
+            ));
+        }
+        let (head, content) = match find(part, b"\r\n\r\n", 0) {
+            Some(i) => (&part[..i], &part[i + 4..]),
+            None if part.starts_with(b"\r\n") => (&part[..0], &part[2..]),
+            None => {
+                return Err(r.with(
+                    400,
+                    "multipart part without an empty line after its headers",
+                ))
+            }
+        };
+        let head = std::str::from_utf8(head)
+            .map_err(|_| r.with(400, "multipart part headers are not UTF-8"))?;
+        let mut ptype: Option<String> = None;
+        let mut pdisp: Option<String> = None;
+        for l in head.split("\r\n").filter(|l| !l.is_empty()) {
+            let (n, v) = l
+                .split_once(':')
+                .ok_or_else(|| r.with(400, "malformed multipart part header"))?;
+            let (n, v) = (n.trim(), v.trim());
+            if n.eq_ignore_ascii_case("Content-Type") {
+                let t = v
+                    .split(';')
+                    .next()
+                    .unwrap_or("")
+                    .trim()
+                    .to_ascii_lowercase();
+                if ptype.replace(t).is_some() {
+                    return Err(r.with(400, "multipart part with two Content-Type headers"));
+                }
+            } else if n.eq_ignore_ascii_case("Content-Disposition") {
+                pdisp = Some(v.to_string());
+            } else if n.eq_ignore_ascii_case("Content-Transfer-Encoding")
+                && matches!(v.to_ascii_lowercase().as_str(), "7bit" | "8bit" | "binary")
+            {
+            } else if n.eq_ignore_ascii_case("Content-ID")
+                || n.eq_ignore_ascii_case("Content-Length")
+            {
+                // identifiers and lengths are recomputed or meaningless once re-emitted
+            } else {
+                return Err(r.with(
+                    415,
+                    "multipart part header not allowed (Content-Type, Content-Disposition, Content-Transfer-Encoding identity forms only)",
+                ));
+            }
+        }
+        let ptype = ptype.unwrap_or_else(|| "text/plain".into());
+        if !policy
+            .multipart_types
+            .iter()
+            .any(|t| t.eq_ignore_ascii_case(&ptype))
+        {
+            return Err(r.with(
+                415,
+                format!(
+                    "multipart part type {} not in shield.multipart_types",
+                    if ptype.len() <= 64 {
+                        ptype.as_str()
+                    } else {
+                        "(long)"
+                    }
+                ),
+            ));
+        }
+        out.extend_from_slice(b"--");
+        out.extend_from_slice(BOUNDARY.as_bytes());
+        out.extend_from_slice(b"\r\nContent-Type: ");
+        out.extend_from_slice(ptype.as_bytes());
+        out.extend_from_slice(b"\r\n");
+        let (canonical, allowed_disp): (Vec<u8>, &[&str]) = if ptype == "application/sdp" {
+            sdp_parts += 1;
+            (
+                sdp(policy, content, dropped, r)?,
+                &["session", "early-session"],
+            )
+        } else {
+            text(policy, content, r)?;
+            if find(content, format!("--{BOUNDARY}").as_bytes(), 0).is_some() {
+                return Err(r.with(400, "multipart text part contains the boundary"));
+            }
+            (content.to_vec(), &["render", "session"])
+        };
+        if let Some(d) = pdisp {
+            let d = disposition(&d, allowed_disp, r)?;
+            out.extend_from_slice(b"Content-Disposition: ");
+            out.extend_from_slice(d.as_bytes());
+            out.extend_from_slice(b"\r\n");
+        }
+        out.extend_from_slice(b"\r\n");
+        out.extend_from_slice(&canonical);
+        out.extend_from_slice(b"\r\n");
+    }
+    if parts == 0 {
+        return Err(r.with(400, "multipart body without parts"));
+    }
+    if offer && sdp_parts != 1 {
+        return Err(r.with(
+            415,
+            "an offer or answer in multipart/mixed needs exactly one application/sdp part",
+        ));
+    }
+    out.extend_from_slice(b"--");
+    out.extend_from_slice(BOUNDARY.as_bytes());
+    out.extend_from_slice(b"--\r\n");
+    Ok(out)
+}

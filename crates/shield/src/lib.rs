@@ -1,0 +1,209 @@
+//! # palisade-shield: nothing reaches a device that the server did not understand
+//!
+//! The 2019 attack this project answers hid code in the *call settings* of call offers and
+//! let the signalling servers carry it to phones that never answered. This crate is the
+//! answer at the message level: before the proxy forwards a request or relays a response,
+//! [`apply`] rebuilds it from the typed model.
+//!
+//! - The body must be SDP (or `multipart/mixed` whose every part is allowed; or, outside
+//!   call offers, a short text body of an allowed type). Anything else is refused with
+//!   415, an unknown `Content-Encoding` with 415.
+//! - SDP is parsed strictly ([`palisade_sdp`]) and **re-emitted from the model**:
+//!   attributes outside the allow-list are dropped (or the offer refused), free-text lines
+//!   that carry nothing a device needs (`i= u= e= p= k=`) are dropped, and any grammar or
+//!   bound failure refuses the offer with 488 and the reason.
+//! - Headers: the ones Palisade types are rewritten canonically by the SIP writer; every
+//!   other header is dropped unless allow-listed; each header line and the whole message
+//!   are bounded; control characters (legal inside quoted strings) are refused.
+//!
+//! It does no I/O and keeps no state: the core calls it, and turns what it reports
+//! ([`Dropped`] items, a [`Refusal`]) into SIP answers and [`SecurityEvent`]s.
+#![forbid(unsafe_code)]
+
+mod body;
+mod headers;
+mod policy;
+
+use palisade_sip::{Message, Method};
+
+pub use policy::{
+    Policy, UnknownAttribute, DEFAULT_BODY_TYPES, DEFAULT_HEADERS, DEFAULT_SDP_ATTRIBUTES,
+};
+
+/// Something removed from a forwarded message: what kind, its name, and the SHA-256 of
+/// the removed bytes (the evidence that lets the content be matched later without keeping
+/// it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dropped {
+    pub what: DropKind,
+    pub name: String,
+    pub sha256: [u8; 32],
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DropKind {
+    Header,
+    Attribute,
+    SdpLine,
+}
+
+impl DropKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DropKind::Header => "header",
+            DropKind::Attribute => "sdp-attribute",
+            DropKind::SdpLine => "sdp-line",
+        }
+    }
+}
+
+/// Why a message may not be forwarded: the SIP status for the sender, a reason naming the
+/// rule or bound (never echoing the offending bytes), and the SHA-256 of the refused
+/// content (the body when the body was refused, else the whole message as received).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub status: u16,
+    pub reason: String,
+    pub sha256: [u8; 32],
+}
+
+impl Refusal {
+    /// The reason phrase for the status line.
+    pub fn phrase(&self) -> &'static str {
+        match self.status {
+            400 => "Bad Request",
+            413 => "Request Entity Too Large",
+            415 => "Unsupported Media Type",
+            488 => "Not Acceptable Here",
+            _ => "Refused",
+        }
+    }
+
+    /// Extra headers the answer should carry (RFC 3261 21.4.13: a 415 lists what is
+    /// accepted).
+    pub fn answer_headers(&self) -> &'static [(&'static str, &'static str)] {
+        if self.status == 415 {
+            &[
+                ("Accept", "application/sdp, multipart/mixed"),
+                ("Accept-Encoding", "identity"),
+            ]
+        } else {
+            &[]
+        }
+    }
+}
+
+/// What kind of shield decision a [`SecurityEvent`] records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventKind {
+    /// A request refused (415/488/400/413) before any branch was created.
+    OfferRefused,
+    /// A response's body refused: a provisional is relayed without it, a 2xx is replaced
+    /// by 502 toward the caller and the callee's dialog is ended.
+    AnswerRefused,
+    /// An ACK carrying a refused body was not relayed.
+    AckRefused,
+    /// Something removed from a forwarded message.
+    Dropped(DropKind),
+    /// A call to a protected user from a caller not on the allow-list.
+    ProtectedRefused,
+}
+
+impl EventKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::OfferRefused => "offer-refused",
+            EventKind::AnswerRefused => "answer-refused",
+            EventKind::AckRefused => "ack-refused",
+            EventKind::Dropped(DropKind::Header) => "header-dropped",
+            EventKind::Dropped(DropKind::Attribute) => "sdp-attribute-dropped",
+            EventKind::Dropped(DropKind::SdpLine) => "sdp-line-dropped",
+            EventKind::ProtectedRefused => "protected-user-refused",
+        }
+    }
+}
+
+/// One shield decision, in the form the campaign detectors and the evidence log consume.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecurityEvent {
+    pub kind: EventKind,
+    /// Method of the request, or of the CSeq for a response.
+    pub method: String,
+    /// `user@host` of From.
+    pub caller: String,
+    /// `user@host` of To.
+    pub callee: String,
+    /// Source `transport:ip:port`.
+    pub source: String,
+    pub call_id: String,
+    /// What was refused or dropped, naming the rule or bound.
+    pub reason: String,
+    /// SIP status sent because of it, if any.
+    pub status: Option<u16>,
+    pub sha256: [u8; 32],
+}
+
+/// Lower-case hex of a digest.
+pub fn hex(d: &[u8; 32]) -> String {
+    use std::fmt::Write as _;
+    let mut s = String::with_capacity(64);
+    for b in d {
+        let _ = write!(s, "{b:02x}");
+    }
+    s
+}
+
+pub(crate) fn sha256(b: &[u8]) -> [u8; 32] {
+    use sha2::Digest as _;
+    sha2::Sha256::digest(b).into()
+}
+
+/// Whether the body of this message is (part of) an offer/answer exchange: INVITE,
+/// UPDATE, PRACK and ACK requests and their responses.
+fn is_offer_answer(msg: &Message<'_>) -> bool {
+    let m = match msg.method() {
+        Some(m) => m,
+        None => match msg.cseq() {
+            Some(c) => &c.method,
+            None => return false,
+        },
+    };
+    matches!(
+        m,
+        Method::Invite | Method::Ack | Method::Prack | Method::Update
+    )
+}
+
+/// Applies the policy to a message about to be forwarded toward a user (a request
+/// toward a callee, or a response toward a caller). On success the message has been
+/// rewritten in place (canonical body, allowed headers only) and the removed items are
+/// returned; on refusal the message must not be forwarded at all.
+///
+/// `raw` is the message as received; its hash is the evidence of a refusal that is not
+/// about the body.
+pub fn apply(policy: &Policy, msg: &mut Message<'_>, raw: &[u8]) -> Result<Vec<Dropped>, Refusal> {
+    let mut dropped = Vec::new();
+    if !policy.enabled {
+        return Ok(dropped);
+    }
+    body::apply(policy, msg, is_offer_answer(msg), &mut dropped)?;
+    headers::apply(policy, msg, raw, &mut dropped)?;
+    Ok(dropped)
+}
+
+/// Helper for callers building events: `user@host` of a From/To URI.
+pub fn aor(na: Option<&palisade_sip::NameAddr<'_>>) -> String {
+    match na.map(|n| &n.uri) {
+        Some(palisade_sip::Uri::Sip(s)) => {
+            let mut host = String::new();
+            s.host.write(&mut host);
+            match &s.user {
+                Some(u) => format!("{u}@{host}"),
+                None => host,
+            }
+        }
+        Some(palisade_sip::Uri::Tel(t)) => format!("tel:{}", t.number),
+        Some(_) => "other-uri".into(),
+        None => String::new(),
+    }
+}

@@ -1,0 +1,167 @@
+//! The policy: what may reach a device, with the defaults an operator gets when the
+//! configuration says nothing. Every bound has a config key (`shield.<field>`) and the
+//! refusal it causes names that key.
+
+/// What to do with an SDP attribute that is not on the allow-list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UnknownAttribute {
+    /// Remove it from the forwarded description (and report it).
+    Drop,
+    /// Refuse the whole offer with 488.
+    Refuse,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Policy {
+    /// `shield.enabled` (default true). Off, messages are forwarded as the core always
+    /// did: canonical SIP, but bodies and unknown headers untouched. Meant for measuring
+    /// the shield's cost, not for production.
+    pub enabled: bool,
+    /// Bounds of the SDP parser (`sdp.*` keys).
+    pub sdp_limits: palisade_sdp::Limits,
+    /// `shield.sdp_attributes`: attribute names that may reach a device.
+    pub sdp_attributes: Vec<String>,
+    /// `shield.unknown_attributes`: `drop` (default) or `refuse`.
+    pub unknown_attributes: UnknownAttribute,
+    /// `shield.max_attribute_length` (default 256): longest `name:value` of one attribute.
+    pub max_attribute_length: usize,
+    /// `shield.max_sdp_text` (default 64): longest session name (`s=`) and origin user name.
+    pub max_sdp_text: usize,
+    /// `shield.headers`: header names (besides the ones Palisade types itself) that may be
+    /// forwarded. Everything else is dropped.
+    pub headers: Vec<String>,
+    /// `shield.max_header_length` (default 1024): longest forwarded header line.
+    pub max_header_length: usize,
+    /// `shield.max_message_size` (default 24576): largest forwarded message.
+    pub max_message_size: usize,
+    /// `shield.body_types`: content types besides SDP that non-offer requests (MESSAGE,
+    /// INFO, NOTIFY, ...) may carry, forwarded only as text.
+    pub body_types: Vec<String>,
+    /// `shield.max_text_body` (default 4096): largest such text body.
+    pub max_text_body: usize,
+    /// `shield.multipart_types`: content types allowed as parts of `multipart/mixed`.
+    pub multipart_types: Vec<String>,
+    /// `shield.max_parts` (default 4).
+    pub max_parts: usize,
+    /// The digest realm of this server: our own Proxy-Authorization credentials are
+    /// removed before forwarding, so a callee never sees a caller's digest response.
+    pub realm: Option<String>,
+}
+
+/// Attribute names real phones and browsers use (RFC 8866, 8839, 8842, 8843, 8122,
+/// 4568, 5576, 8285, 8830, 8851, 8853, 8841, 4145, 5888, 3605, 4585, 5761, 8858).
+pub const DEFAULT_SDP_ATTRIBUTES: &[&str] = &[
+    "rtpmap",
+    "fmtp",
+    "ptime",
+    "maxptime",
+    "sendrecv",
+    "sendonly",
+    "recvonly",
+    "inactive",
+    "rtcp",
+    "rtcp-mux",
+    "rtcp-rsize",
+    "rtcp-fb",
+    "ice-ufrag",
+    "ice-pwd",
+    "ice-options",
+    "ice-lite",
+    "candidate",
+    "end-of-candidates",
+    "fingerprint",
+    "setup",
+    "mid",
+    "group",
+    "msid",
+    "msid-semantic",
+    "ssrc",
+    "ssrc-group",
+    "extmap",
+    "extmap-allow-mixed",
+    "crypto",
+    "label",
+    "framerate",
+    "content",
+    "sctp-port",
+    "max-message-size",
+    "rid",
+    "simulcast",
+    "silenceSupp",
+    "connection",
+    "tcap",
+    "pcfg",
+    "acfg",
+];
+
+/// Headers a call needs besides the typed ones, each harmless as a token or URI the
+/// device does not fetch. Not on it by default, and why: Alert-Info and Call-Info (a
+/// device fetches the URL: ringtone and picture exploits), Subject, Organization,
+/// Reply-To, Error-Info (free text or URLs: side channels), Identity (RFC 8224 headers
+/// are verified by the server, not forwarded blindly).
+pub const DEFAULT_HEADERS: &[&str] = &[
+    "Accept",
+    "Accept-Encoding",
+    "Accept-Language",
+    "Allow-Events",
+    "Content-Disposition",
+    "Event",
+    "MIME-Version",
+    "Min-SE",
+    "P-Asserted-Identity",
+    "Privacy",
+    "Priority",
+    "RAck",
+    "Reason",
+    "Refer-To",
+    "Referred-By",
+    "Replaces",
+    "Retry-After",
+    "RSeq",
+    "Session-Expires",
+    "Subscription-State",
+    "Timestamp",
+    "Unsupported",
+    "Authentication-Info",
+];
+
+/// Bodies that MESSAGE, INFO, NOTIFY and the like may carry (as text only).
+pub const DEFAULT_BODY_TYPES: &[&str] = &[
+    "text/plain",
+    "application/dtmf-relay",
+    "application/dtmf",
+    "message/sipfrag",
+];
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy {
+            enabled: true,
+            sdp_limits: palisade_sdp::Limits::default(),
+            sdp_attributes: DEFAULT_SDP_ATTRIBUTES
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+            unknown_attributes: UnknownAttribute::Drop,
+            max_attribute_length: 256,
+            max_sdp_text: 64,
+            headers: DEFAULT_HEADERS.iter().map(|s| s.to_string()).collect(),
+            max_header_length: 1024,
+            max_message_size: 24_576,
+            body_types: DEFAULT_BODY_TYPES.iter().map(|s| s.to_string()).collect(),
+            max_text_body: 4096,
+            multipart_types: vec!["application/sdp".into()],
+            max_parts: 4,
+            realm: None,
+        }
+    }
+}
+
+impl Policy {
+    pub(crate) fn header_allowed(&self, name: &str) -> bool {
+        self.headers.iter().any(|h| h.eq_ignore_ascii_case(name))
+    }
+    pub(crate) fn attribute_allowed(&self, name: &str) -> bool {
+        self.sdp_attributes.iter().any(|a| a == name)
+    }
+}

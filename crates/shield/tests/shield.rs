@@ -1,0 +1,342 @@
+//! The shield on single messages: what is refused (and with which status), what is
+//! dropped (and reported), and that real offers pass with their meaning intact.
+use palisade_shield::{apply, DropKind, Policy, UnknownAttribute};
+use palisade_sip::{parse_datagram, Limits, Message};
+
+const SIPP: &str = "v=0\r\no=user1 53655765 2353687637 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 6000 RTP/AVP 0 8 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:8 PCMA/8000\r\na=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-16\r\na=ptime:20\r\na=sendrecv\r\n";
+
+const WEBRTC: &str = "v=0\r\no=- 4611731400430051336 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=group:BUNDLE 0\r\na=extmap-allow-mixed\r\na=msid-semantic: WMS stream1\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111 126\r\nc=IN IP4 0.0.0.0\r\na=rtcp:9 IN IP4 0.0.0.0\r\na=candidate:1467250027 1 udp 2122260223 192.168.0.196 46243 typ host generation 0 network-id 1\r\na=ice-ufrag:EsAw\r\na=ice-pwd:bP+XJMM09aR8AiX1jdukzR6Y\r\na=ice-options:trickle\r\na=fingerprint:sha-256 D2:FA:0E:C3:22:59:5E:14:95:69:92:3D:13:B4:84:24:2C:C2:A2:C0:3E:FD:34:8E:5E:EA:6F:AF:52:CE:E6:0F\r\na=setup:actpass\r\na=mid:0\r\na=sendrecv\r\na=msid:stream1 track1\r\na=rtcp-mux\r\na=rtpmap:111 opus/48000/2\r\na=rtcp-fb:111 transport-cc\r\na=fmtp:111 minptime=10;useinbandfec=1\r\na=rtpmap:126 telephone-event/8000\r\na=ssrc:1001 cname:abcd1234\r\n";
+
+fn msg(method: &str, extra: &str, ctype: &str, body: &str) -> Vec<u8> {
+    let ct = if ctype.is_empty() {
+        String::new()
+    } else {
+        format!("Content-Type: {ctype}\r\n")
+    };
+    format!(
+        "{method} sip:bob@example.com SIP/2.0\r\n\
+Via: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK1\r\n\
+Max-Forwards: 70\r\n\
+From: \"Alice\" <sip:alice@example.com>;tag=1\r\n\
+To: <sip:bob@example.com>\r\n\
+Call-ID: c1@192.0.2.1\r\n\
+CSeq: 1 {method}\r\n\
+Contact: <sip:alice@192.0.2.1:5060>\r\n\
+{extra}{ct}Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+fn run(
+    p: &Policy,
+    raw: &[u8],
+) -> (
+    Message<'static>,
+    Result<Vec<palisade_shield::Dropped>, palisade_shield::Refusal>,
+) {
+    let mut m = parse_datagram(raw, &Limits::default())
+        .expect("test message parses")
+        .into_owned();
+    let r = apply(p, &mut m, raw);
+    (m, r)
+}
+
+fn refused(raw: &[u8], status: u16, reason_has: &str) {
+    let (_, r) = run(&Policy::default(), raw);
+    let e = r.expect_err("must be refused");
+    assert_eq!(e.status, status, "{}", e.reason);
+    assert!(
+        e.reason.contains(reason_has),
+        "reason {:?} lacks {reason_has:?}",
+        e.reason
+    );
+}
+
+#[test]
+fn sipp_offer_passes_in_canonical_form() {
+    let (m, r) = run(
+        &Policy::default(),
+        &msg("INVITE", "", "application/sdp", SIPP),
+    );
+    assert_eq!(r.unwrap(), vec![]);
+    assert_eq!(
+        std::str::from_utf8(&m.body).unwrap(),
+        SIPP,
+        "SIPp's offer is already canonical"
+    );
+}
+
+#[test]
+fn webrtc_offer_keeps_ice_dtls_and_codecs() {
+    let (m, r) = run(
+        &Policy::default(),
+        &msg("INVITE", "", "application/sdp", WEBRTC),
+    );
+    assert_eq!(r.unwrap(), vec![]);
+    let out = std::str::from_utf8(&m.body).unwrap();
+    for needle in [
+        "a=candidate:1467250027 1 udp 2122260223 192.168.0.196 46243 typ host",
+        "a=ice-ufrag:EsAw",
+        "a=ice-pwd:bP+XJMM09aR8AiX1jdukzR6Y",
+        "a=fingerprint:sha-256 D2:FA:0E:C3",
+        "a=setup:actpass",
+        "a=rtpmap:111 opus/48000/2",
+        "a=fmtp:111 minptime=10;useinbandfec=1",
+        "a=extmap-allow-mixed",
+        "a=group:BUNDLE 0",
+    ] {
+        assert!(out.contains(needle), "{needle} missing from\n{out}");
+    }
+}
+
+#[test]
+fn unknown_attribute_is_dropped_and_reported_with_its_hash() {
+    let sdp = format!("{SIPP}a=x-blob:AAAAQUJDRA==\r\n");
+    let (m, r) = run(
+        &Policy::default(),
+        &msg("INVITE", "", "application/sdp", &sdp),
+    );
+    let d = r.unwrap();
+    assert_eq!(d.len(), 1);
+    assert_eq!(d[0].what, DropKind::Attribute);
+    assert_eq!(d[0].name, "x-blob");
+    use sha2::Digest;
+    let h: [u8; 32] = sha2::Sha256::digest(b"a=x-blob:AAAAQUJDRA==").into();
+    assert_eq!(d[0].sha256, h);
+    assert!(!String::from_utf8_lossy(&m.body).contains("x-blob"));
+    assert!(!String::from_utf8_lossy(&m.to_bytes()).contains("QUJD"));
+}
+
+#[test]
+fn unknown_attribute_refuses_when_configured() {
+    let sdp = format!("{SIPP}a=x-blob:AAAA\r\n");
+    let p = Policy {
+        unknown_attributes: UnknownAttribute::Refuse,
+        ..Policy::default()
+    };
+    let (_, r) = run(&p, &msg("INVITE", "", "application/sdp", &sdp));
+    let e = r.unwrap_err();
+    assert_eq!(e.status, 488);
+    assert!(e.reason.contains("shield.sdp_attributes"));
+}
+
+#[test]
+fn grammar_and_bounds_refuse_with_488() {
+    let bad = SIPP.replace(
+        "a=rtpmap:0 PCMU/8000",
+        "a=rtpmap:0 PCMU/99999999999999999999999",
+    );
+    refused(&msg("INVITE", "", "application/sdp", &bad), 488, "SDP line");
+    let long = format!("{SIPP}a=rid:{}\r\n", "A".repeat(400));
+    refused(
+        &msg("INVITE", "", "application/sdp", &long),
+        488,
+        "shield.max_attribute_length",
+    );
+    let name = SIPP.replace("s=-", &format!("s={}", "B".repeat(100)));
+    refused(
+        &msg("INVITE", "", "application/sdp", &name),
+        488,
+        "shield.max_sdp_text",
+    );
+    refused(
+        &msg("INVITE", "", "application/sdp", "v=0\r\nx=1\r\n"),
+        488,
+        "SDP line",
+    );
+}
+
+#[test]
+fn free_text_lines_are_dropped() {
+    let sdp = SIPP.replace(
+        "s=-\r\n",
+        "s=-\r\ni=see http://evil.example/x\r\nu=http://evil.example/\r\ne=a@b.c\r\np=+1 555\r\n",
+    );
+    let (m, r) = run(
+        &Policy::default(),
+        &msg("INVITE", "", "application/sdp", &sdp),
+    );
+    let d = r.unwrap();
+    assert_eq!(d.iter().filter(|d| d.what == DropKind::SdpLine).count(), 4);
+    assert!(!String::from_utf8_lossy(&m.body).contains("evil"));
+}
+
+#[test]
+fn non_sdp_and_encoded_bodies_get_415() {
+    refused(
+        &msg("INVITE", "", "application/octet-stream", "MZ\u{1}\u{2}"),
+        415,
+        "application/octet-stream",
+    );
+    refused(
+        &msg(
+            "INVITE",
+            "Content-Encoding: gzip\r\n",
+            "application/sdp",
+            SIPP,
+        ),
+        415,
+        "Content-Encoding",
+    );
+    refused(&msg("INVITE", "", "", SIPP), 415, "without Content-Type");
+    refused(
+        &msg(
+            "INVITE",
+            "Content-Disposition: alert\r\n",
+            "application/sdp",
+            SIPP,
+        ),
+        415,
+        "Content-Disposition",
+    );
+    // an offer may not be text, even if text is allowed elsewhere
+    refused(
+        &msg("UPDATE", "", "text/plain", "hi"),
+        415,
+        "application/sdp",
+    );
+}
+
+#[test]
+fn multipart_is_rebuilt_with_our_boundary_or_refused() {
+    let mp = format!("--xyz\r\nContent-Type: application/sdp\r\n\r\n{SIPP}\r\n--xyz--\r\n");
+    let (m, r) = run(
+        &Policy::default(),
+        &msg("INVITE", "", "multipart/mixed;boundary=xyz", &mp),
+    );
+    assert_eq!(r.unwrap(), vec![]);
+    let body = String::from_utf8(m.body.to_vec()).unwrap();
+    assert!(
+        body.starts_with("--palisade-part\r\nContent-Type: application/sdp\r\n\r\nv=0\r\n"),
+        "{body}"
+    );
+    assert!(body.ends_with("--palisade-part--\r\n"));
+    let w = String::from_utf8(m.to_bytes()).unwrap();
+    assert!(
+        w.contains("Content-Type: multipart/mixed;boundary=palisade-part\r\n"),
+        "{w}"
+    );
+
+    let pre = format!("hidden preamble\r\n{mp}");
+    refused(
+        &msg("INVITE", "", "multipart/mixed;boundary=xyz", &pre),
+        415,
+        "before its first boundary",
+    );
+    let epi = format!("{mp}hidden epilogue");
+    refused(
+        &msg("INVITE", "", "multipart/mixed;boundary=xyz", &epi),
+        415,
+        "after its closing boundary",
+    );
+    let two = format!("--xyz\r\nContent-Type: application/sdp\r\n\r\n{SIPP}\r\n--xyz\r\nContent-Type: application/x-shellcode\r\n\r\nAAAA\r\n--xyz--\r\n");
+    refused(
+        &msg("INVITE", "", "multipart/mixed;boundary=xyz", &two),
+        415,
+        "shield.multipart_types",
+    );
+    let nested = "--xyz\r\nContent-Type: multipart/mixed;boundary=in\r\n\r\n--in\r\n\r\nx\r\n--in--\r\n--xyz--\r\n";
+    refused(
+        &msg("INVITE", "", "multipart/mixed;boundary=xyz", nested),
+        415,
+        "shield.multipart_types",
+    );
+    let hdr = format!(
+        "--xyz\r\nContent-Type: application/sdp\r\nX-Payload: AAAA\r\n\r\n{SIPP}\r\n--xyz--\r\n"
+    );
+    refused(
+        &msg("INVITE", "", "multipart/mixed;boundary=xyz", &hdr),
+        415,
+        "part header",
+    );
+}
+
+#[test]
+fn unknown_and_fetchable_headers_are_dropped() {
+    let extra = "X-Payload: QUJDREVGRw==\r\nAlert-Info: <http://evil.example/ring.wav>\r\nSubject: hello\r\nSession-Expires: 1800\r\n";
+    let (m, r) = run(
+        &Policy::default(),
+        &msg("INVITE", extra, "application/sdp", SIPP),
+    );
+    let d = r.unwrap();
+    let names: Vec<&str> = d.iter().map(|d| d.name.as_str()).collect();
+    assert_eq!(names, ["X-Payload", "Alert-Info", "Subject"]);
+    let w = String::from_utf8(m.to_bytes()).unwrap();
+    assert!(!w.contains("QUJD") && !w.contains("evil") && !w.contains("hello"));
+    assert!(w.contains("Session-Expires: 1800\r\n"));
+}
+
+#[test]
+fn header_bounds_and_control_characters_refuse() {
+    let long = format!("Session-Expires: 1800;x={}\r\n", "9".repeat(1100));
+    refused(
+        &msg("INVITE", &long, "application/sdp", SIPP),
+        400,
+        "shield.max_header_length",
+    );
+    let raw = msg("INVITE", "", "application/sdp", SIPP);
+    let raw = String::from_utf8(raw)
+        .unwrap()
+        .replace("\"Alice\"", "\"Al\\\u{1}ice\"");
+    refused(raw.as_bytes(), 400, "control character in the From header");
+    let p = Policy {
+        max_message_size: 300,
+        ..Policy::default()
+    };
+    let (_, r) = run(&p, &msg("INVITE", "", "application/sdp", SIPP));
+    assert_eq!(r.unwrap_err().status, 413);
+}
+
+#[test]
+fn text_bodies_outside_offers() {
+    let (m, r) = run(
+        &Policy::default(),
+        &msg("MESSAGE", "", "text/plain;charset=utf-8", "hello"),
+    );
+    assert_eq!(r.unwrap(), vec![]);
+    assert_eq!(&m.body[..], b"hello");
+    refused(
+        &msg("MESSAGE", "", "application/x-msdownload", "MZ"),
+        415,
+        "shield.body_types",
+    );
+    refused(
+        &msg("MESSAGE", "", "text/plain", "a\u{1b}[2J"),
+        415,
+        "control character",
+    );
+}
+
+#[test]
+fn empty_body_loses_its_content_headers_and_own_credentials_are_removed() {
+    let extra = "Proxy-Authorization: Digest username=\"alice\", realm=\"example.com\", nonce=\"n\", uri=\"sip:bob@example.com\", response=\"00\"\r\n";
+    let p = Policy {
+        realm: Some("example.com".into()),
+        ..Policy::default()
+    };
+    let (m, r) = run(&p, &msg("BYE", extra, "application/sdp", ""));
+    assert_eq!(r.unwrap(), vec![]);
+    let w = String::from_utf8(m.to_bytes()).unwrap();
+    assert!(
+        !w.contains("Content-Type") && !w.contains("Proxy-Authorization"),
+        "{w}"
+    );
+}
+
+#[test]
+fn disabled_policy_changes_nothing() {
+    let p = Policy {
+        enabled: false,
+        ..Policy::default()
+    };
+    let raw = msg(
+        "INVITE",
+        "X-Payload: 1\r\n",
+        "application/octet-stream",
+        "MZ",
+    );
+    let (m, r) = run(&p, &raw);
+    assert_eq!(r.unwrap(), vec![]);
+    assert!(String::from_utf8_lossy(&m.to_bytes()).contains("X-Payload"));
+}
