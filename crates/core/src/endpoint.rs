@@ -16,6 +16,7 @@ use tracing::{debug, info};
 
 use crate::auth::{Authenticator, Credential, DigestResponse, Verdict};
 use crate::types::*;
+use palisade_shield::{EventKind, Refusal, SecurityEvent};
 
 const MAGIC: &str = "z9hG4bK";
 
@@ -126,6 +127,14 @@ pub struct Stats {
     pub challenges: u64,
     pub auth_failures: u64,
     pub forwarded: u64,
+    /// Requests refused by the shield (415/488/400/413).
+    pub shield_refused: u64,
+    /// Responses and ACKs whose body the shield refused.
+    pub shield_answers_refused: u64,
+    /// Headers, SDP attributes and SDP lines removed from forwarded messages.
+    pub shield_dropped: u64,
+    /// Calls refused because the callee is protected.
+    pub protected_refused: u64,
 }
 
 struct Target {
@@ -158,6 +167,12 @@ pub struct Endpoint {
     answered_q: VecDeque<(Instant, u64)>,
     preauthenticated: bool,
     authed_now: bool,
+    /// Protected users and their allow-lists.
+    protected: HashMap<String, Vec<String>>,
+    /// Account creation times (Unix seconds), for the protected-user age rule.
+    created: HashMap<String, i64>,
+    /// An instant and the Unix time it corresponds to (given by the shell).
+    unix_base: Option<(Instant, i64)>,
     pub stats: Stats,
 }
 
@@ -303,6 +318,9 @@ impl Endpoint {
             answered_q: VecDeque::with_capacity(1 << 16),
             preauthenticated: false,
             authed_now: false,
+            protected: HashMap::new(),
+            created: HashMap::new(),
+            unix_base: None,
             stats: Stats::default(),
         }
     }
@@ -313,7 +331,26 @@ impl Endpoint {
 
     /// Replaces the set of provisioned accounts.
     pub fn set_users(&mut self, users: Vec<User>) {
+        self.protected.clear();
+        self.created.clear();
+        for u in &users {
+            if let Some(allow) = &u.protection {
+                self.protected.insert(u.name.clone(), allow.clone());
+            }
+            self.created.insert(u.name.clone(), u.created_unix);
+        }
         self.users = users.into_iter().map(|u| (u.name, u.credential)).collect();
+    }
+
+    /// Tells the core which Unix time `now` is (for account ages; the core never reads
+    /// a clock itself).
+    pub fn set_unix_time(&mut self, now: Instant, unix: i64) {
+        self.unix_base = Some((now, unix));
+    }
+
+    fn unix_now(&self, now: Instant) -> Option<i64> {
+        self.unix_base
+            .map(|(at, u)| u + now.saturating_duration_since(at).as_secs() as i64)
     }
 
     /// Restores a binding loaded from storage at start-up.
@@ -507,7 +544,7 @@ impl Endpoint {
                 }
             }
             Ok(m) if m.is_request() => self.on_request(now, from, m, bytes),
-            Ok(m) => self.on_response(now, from, m),
+            Ok(m) => self.on_response(now, from, m, bytes),
         }
     }
 
@@ -570,7 +607,7 @@ impl Endpoint {
                 }
                 return;
             }
-            self.forward_stateless(from, msg);
+            self.forward_stateless(from, msg, raw);
             return;
         }
         let key = server_key(&msg, false, self.salt);
@@ -596,7 +633,7 @@ impl Endpoint {
             let pre = self.answered.get(&kh).map(|a| a.authed);
             self.preauthenticated = pre.unwrap_or(false);
             self.authed_now = false;
-            let decision = self.route(now, from, &mut msg);
+            let decision = self.decide(now, from, &mut msg, raw);
             self.preauthenticated = false;
             match decision {
                 Decision::Reply(status, reason, extra) => {
@@ -630,7 +667,7 @@ impl Endpoint {
         // INVITE: a full server transaction (Timer G/H retransmission, ACK matching).
         self.servers
             .insert(key, ServerTxn::new(true, from, Vec::new(), self.cfg.t1));
-        match self.route(now, from, &mut msg) {
+        match self.decide(now, from, &mut msg, raw) {
             Decision::Reply(status, reason, extra) => {
                 info!(method = %method, call_id = msg.call_id().unwrap_or(""), peer = %from.addr, status, reason, "reply");
                 self.reply(now, key, &msg, status, reason, extra);
@@ -646,7 +683,140 @@ impl Endpoint {
         }
     }
 
-    fn route(&mut self, now: Instant, from: Peer, msg: &mut Message<'_>) -> Decision {
+    /// Routing, then the shield on whatever is to be forwarded: a refused request gets
+    /// its answer here, before any branch exists.
+    fn decide(&mut self, now: Instant, from: Peer, msg: &mut Message<'_>, raw: &[u8]) -> Decision {
+        let d = self.route(now, from, msg, raw);
+        if !matches!(d, Decision::Forward(..)) {
+            return d;
+        }
+        match self.shield(from, msg, raw) {
+            Ok(()) => d,
+            Err(r) => {
+                self.stats.shield_refused += 1;
+                self.security(
+                    EventKind::OfferRefused,
+                    from,
+                    msg,
+                    r.reason.clone(),
+                    Some(r.status),
+                    r.sha256,
+                );
+                let mut extra = vec![warning(&r.reason)];
+                for (n, v) in r.answer_headers() {
+                    extra.push(Header::Other {
+                        name: Cow::Borrowed(n),
+                        value: Cow::Borrowed(v),
+                    });
+                }
+                Decision::Reply(r.status, r.phrase(), extra)
+            }
+        }
+    }
+
+    /// Applies the shield to a message about to be forwarded; removed items become
+    /// security events.
+    fn shield(&mut self, from: Peer, msg: &mut Message<'_>, raw: &[u8]) -> Result<(), Refusal> {
+        let dropped = palisade_shield::apply(&self.cfg.shield, msg, raw)?;
+        for d in dropped {
+            self.stats.shield_dropped += 1;
+            self.security(
+                EventKind::Dropped(d.what),
+                from,
+                msg,
+                format!("{} {} not allowed by policy", d.what.as_str(), d.name),
+                None,
+                d.sha256,
+            );
+        }
+        Ok(())
+    }
+
+    fn security(
+        &mut self,
+        kind: EventKind,
+        from: Peer,
+        msg: &Message<'_>,
+        reason: String,
+        status: Option<u16>,
+        sha256: [u8; 32],
+    ) {
+        let method = msg
+            .method()
+            .or_else(|| msg.cseq().map(|c| &c.method))
+            .map(|m| m.as_str().to_string())
+            .unwrap_or_default();
+        let ev = SecurityEvent {
+            kind,
+            method,
+            caller: palisade_shield::aor(msg.from()),
+            callee: palisade_shield::aor(msg.to()),
+            source: format!("{}:{}", from.transport.param(), from.addr),
+            call_id: msg.call_id().unwrap_or("").to_string(),
+            reason,
+            status,
+            sha256,
+        };
+        self.events.push_back(Event::Security(ev));
+    }
+
+    /// A protected callee's devices are reached only by callers on its allow-list (or,
+    /// when configured, with an account older than the minimum age). The caller's
+    /// identity counts only when it authenticated (or authentication of requests is
+    /// off): a From header alone is not evidence.
+    fn protected_refusal(
+        &mut self,
+        now: Instant,
+        from: Peer,
+        msg: &Message<'_>,
+        raw: &[u8],
+        ruri: &Uri<'_>,
+        authenticated: bool,
+    ) -> Option<Decision> {
+        let (_, callee) = self.aor_of(ruri)?;
+        let allow = self.protected.get(&callee)?;
+        let trusted = authenticated || !self.cfg.authenticate_requests;
+        let caller = msg
+            .from()
+            .and_then(|f| match &f.uri {
+                Uri::Sip(s) if self.host_is_us(&s.host) => s.user.as_deref().map(str::to_string),
+                _ => None,
+            })
+            .filter(|_| trusted);
+        if let Some(c) = &caller {
+            let full = format!("{c}@{}", self.cfg.domain);
+            if *c == callee || allow.iter().any(|a| *a == *c || *a == full) {
+                return None;
+            }
+            if let (Some(min), Some(created), Some(unix)) = (
+                self.cfg.protected_min_age,
+                self.created.get(c),
+                self.unix_now(now),
+            ) {
+                if unix - created >= min.as_secs() as i64 {
+                    return None;
+                }
+            }
+        }
+        self.stats.protected_refused += 1;
+        let status = self.cfg.protected_status;
+        let reason = if caller.is_some() {
+            "callee is protected: caller not on its allow-list"
+        } else {
+            "callee is protected: caller not authenticated as a local account"
+        };
+        self.security(
+            EventKind::ProtectedRefused,
+            from,
+            msg,
+            reason.into(),
+            Some(status),
+            sha256(raw),
+        );
+        Some(Decision::Reply(status, protected_phrase(status), vec![]))
+    }
+
+    fn route(&mut self, now: Instant, from: Peer, msg: &mut Message<'_>, raw: &[u8]) -> Decision {
         let method = msg.method().cloned().unwrap_or(Method::Options);
         // Loop detection (RFC 3261 section 16.3 step 4).
         if msg.vias().any(|v| self.via_is_us(v)) {
@@ -761,6 +931,9 @@ impl Endpoint {
             );
         }
         if to_us {
+            if let Some(d) = self.protected_refusal(now, from, msg, raw, &ruri, authenticated) {
+                return d;
+            }
             return self.lookup(&ruri, true);
         }
         if !authenticated {
@@ -1350,32 +1523,8 @@ impl Endpoint {
             };
             m.headers.insert(0, via);
             let bytes = m.to_bytes();
-            let reliable = t.dest.transport.reliable();
-            self.clients.insert(
-                branch.clone(),
-                ClientTxn {
-                    invite,
-                    state: CState::Trying,
-                    dest: t.dest,
-                    request: bytes.clone(),
-                    server: Some(key),
-                    interval: self.cfg.t1,
-                    provisional: false,
-                    cancel_pending: false,
-                    done: false,
-                    timer_c: None,
-                    expired: false,
-                },
-            );
-            if !reliable {
-                self.arm(now + self.cfg.t1, TimerWhat::ClientRetrans(branch.clone()));
-            }
-            self.arm(
-                now + self.cfg.t1 * 64,
-                TimerWhat::ClientTimeout(branch.clone()),
-            );
             self.stats.forwarded += 1;
-            self.send(t.dest, bytes);
+            self.start_client(now, t.dest, branch.clone(), bytes, invite, Some(key));
             branches.push(branch);
         }
         if branches.is_empty() {
@@ -1385,6 +1534,113 @@ impl Endpoint {
         if let Some(s) = self.servers.get_mut(&key) {
             s.branches = branches;
         }
+    }
+
+    /// Sends a request on a new client transaction (Timer A/E retransmission, B/F
+    /// timeout).
+    fn start_client(
+        &mut self,
+        now: Instant,
+        dest: Peer,
+        branch: String,
+        bytes: Vec<u8>,
+        invite: bool,
+        server: Option<TxnKey>,
+    ) {
+        self.clients.insert(
+            branch.clone(),
+            ClientTxn {
+                invite,
+                state: CState::Trying,
+                dest,
+                request: bytes.clone(),
+                server,
+                interval: self.cfg.t1,
+                provisional: false,
+                cancel_pending: false,
+                done: false,
+                timer_c: None,
+                expired: false,
+            },
+        );
+        if !dest.transport.reliable() {
+            self.arm(now + self.cfg.t1, TimerWhat::ClientRetrans(branch.clone()));
+        }
+        self.arm(now + self.cfg.t1 * 64, TimerWhat::ClientTimeout(branch));
+        self.send(dest, bytes);
+    }
+
+    /// A callee answered 2xx with content the shield refused: the caller gets a 502
+    /// instead, so the dialog the callee believes in is acknowledged and ended here
+    /// (ACK, then BYE on its own transaction), toward the hop the INVITE went to.
+    fn end_refused_dialog(&mut self, now: Instant, dest: Peer, resp: &Message<'_>) {
+        let Some(target) = resp.contacts().find_map(|c| match c {
+            Contact::Addr(na) => Some(na.uri.clone()),
+            _ => None,
+        }) else {
+            return;
+        };
+        let Some(seq) = resp.cseq().map(|c| c.seq) else {
+            return;
+        };
+        // Route set toward the callee: the Record-Route entries above ours, nearest
+        // first (RFC 3261 section 12.1.2 seen from our position).
+        let rrs: Vec<&NameAddr<'_>> = resp.record_routes().collect();
+        let routes: Vec<Header<'_>> = match rrs.iter().position(|r| self.uri_is_us(&r.uri)) {
+            Some(i) => rrs[..i]
+                .iter()
+                .rev()
+                .map(|r| Header::Route((*r).clone()))
+                .collect(),
+            None => vec![],
+        };
+        for (method, seq) in [(Method::Ack, seq), (Method::Bye, seq.saturating_add(1))] {
+            let branch = self.new_branch(0);
+            let Some(via) = self.our_via(dest.transport, branch.clone()) else {
+                return;
+            };
+            let mut headers = vec![via, Header::MaxForwards(70)];
+            headers.extend(routes.iter().cloned());
+            for h in &resp.headers {
+                if matches!(h, Header::From(_) | Header::To(_) | Header::CallId(_)) {
+                    headers.push(h.clone());
+                }
+            }
+            headers.push(Header::CSeq(palisade_sip::CSeq {
+                seq,
+                method: method.clone(),
+            }));
+            headers.push(Header::Other {
+                name: Cow::Borrowed("Reason"),
+                value: Cow::Borrowed("SIP;cause=502;text=\"answer refused by policy\""),
+            });
+            let ack = method == Method::Ack;
+            let m = Message {
+                start: StartLine::Request {
+                    method,
+                    uri: target.clone(),
+                },
+                headers,
+                body: Cow::Borrowed(&[]),
+            };
+            let bytes = m.to_bytes();
+            if ack {
+                self.send(dest, bytes);
+            } else {
+                self.start_client(now, dest, branch, bytes, false, None);
+            }
+        }
+    }
+
+    /// A response built here in place of a relayed one the shield refused.
+    fn local_answer(&self, skey: TxnKey, code: u16, reason: &str) -> Option<Vec<u8>> {
+        let t = self.servers.get(&skey)?;
+        let m = parse_datagram(&t.request, &self.cfg.limits).ok()?;
+        let phrase = match code {
+            502 => "Bad Gateway",
+            _ => "Response Refused By Policy",
+        };
+        Some(self.build_response(&m, code, phrase, vec![warning(reason)]))
     }
 
     /// Loose routing (RFC 3261 section 16.4): remove the top Route entries that name
@@ -1405,7 +1661,7 @@ impl Endpoint {
     }
 
     /// ACK for a 2xx and other requests relayed without a transaction.
-    fn forward_stateless(&mut self, from: Peer, mut msg: Message<'_>) {
+    fn forward_stateless(&mut self, from: Peer, mut msg: Message<'_>, raw: &[u8]) {
         self.pop_own_routes(&mut msg);
         let next = msg
             .routes()
@@ -1440,6 +1696,13 @@ impl Endpoint {
             debug!(peer = %from.addr, "stateless request without a resolvable next hop dropped");
             return;
         };
+        if let Err(r) = self.shield(from, &mut msg, raw) {
+            // An ACK cannot be answered: it is not relayed, and the decision is recorded.
+            self.stats.shield_answers_refused += 1;
+            info!(peer = %from.addr, call_id = msg.call_id().unwrap_or(""), reason = %r.reason, "ACK not relayed: refused by the shield");
+            self.security(EventKind::AckRefused, from, &msg, r.reason, None, r.sha256);
+            return;
+        }
         match msg.headers.iter_mut().find_map(|h| match h {
             Header::MaxForwards(m) => Some(m),
             _ => None,
@@ -1551,7 +1814,7 @@ impl Endpoint {
         self.send(dest, cancel);
     }
 
-    fn on_response(&mut self, now: Instant, from: Peer, mut msg: Message<'_>) {
+    fn on_response(&mut self, now: Instant, from: Peer, mut msg: Message<'_>, raw: &[u8]) {
         self.stats.responses += 1;
         let Some(status) = msg.status() else { return };
         let Some(top) = msg.top_via() else { return };
@@ -1570,9 +1833,45 @@ impl Endpoint {
         if let Some(i) = msg.headers.iter().position(|h| matches!(h, Header::Via(_))) {
             msg.headers.remove(i);
         }
+        // The shield, toward the caller: a provisional loses a refused body (or is not
+        // relayed), a refused final is replaced by one built here (a 2xx by 502).
+        let mut relay_provisional = true;
+        let mut replace: Option<(u16, String)> = None;
+        if status > 100 {
+            if let Err(r) = self.shield(from, &mut msg, raw) {
+                self.stats.shield_answers_refused += 1;
+                let action = if status < 200 {
+                    strip_body(&mut msg);
+                    if self.shield(from, &mut msg, raw).is_ok() {
+                        "provisional relayed without its body"
+                    } else {
+                        relay_provisional = false;
+                        "provisional not relayed"
+                    }
+                } else if status < 300 {
+                    replace = Some((502, r.reason.clone()));
+                    "replaced by 502 toward the caller; the callee's dialog is ended"
+                } else {
+                    replace = Some((status, r.reason.clone()));
+                    "replaced by a response built by the server"
+                };
+                info!(peer = %from.addr, status, call_id = msg.call_id().unwrap_or(""), reason = %r.reason, action, "response refused by the shield");
+                self.security(
+                    EventKind::AnswerRefused,
+                    from,
+                    &msg,
+                    format!("{}; {action}", r.reason),
+                    Some(status),
+                    r.sha256,
+                );
+            }
+        }
         let Some(c) = self.clients.get_mut(&key) else {
             // No transaction (e.g. a 2xx retransmission after the INVITE transaction
             // ended): relay statelessly by the next Via.
+            if replace.is_some() || !relay_provisional {
+                return;
+            }
             if let Some(dest) = msg.top_via().and_then(via_dest) {
                 self.send(dest, msg.to_bytes());
             }
@@ -1598,7 +1897,7 @@ impl Endpoint {
             if cancel_now {
                 self.cancel_branch(now, &branch);
             }
-            if status > 100 {
+            if status > 100 && relay_provisional {
                 if let Some(s) = server {
                     if self.servers.get(&s).is_some_and(|t| !t.final_sent) {
                         self.send_on_server(now, s, status, msg.to_bytes());
@@ -1619,6 +1918,7 @@ impl Endpoint {
         }
         c.done = true;
         c.state = CState::Completed;
+        let dest = c.dest;
         let reliable = c.dest.transport.reliable();
         let server = c.server;
         let invite = c.invite;
@@ -1638,8 +1938,17 @@ impl Endpoint {
             self.cfg.t4
         };
         self.arm(now + end, TimerWhat::ClientEnd(key));
-        if let Some(s) = server {
-            self.branch_final(now, s, status, msg.to_bytes());
+        let Some(s) = server else { return };
+        match replace {
+            None => self.branch_final(now, s, status, msg.to_bytes()),
+            Some((code, reason)) => {
+                if invite && status < 300 {
+                    self.end_refused_dialog(now, dest, &msg);
+                }
+                if let Some(b) = self.local_answer(s, code, &reason) {
+                    self.branch_final(now, s, code, b);
+                }
+            }
         }
     }
 
@@ -1841,6 +2150,41 @@ impl Endpoint {
 }
 
 /// Preference among final responses (lower is better), after RFC 3261 section 16.7.
+/// Removes a body and the headers that describe it.
+fn strip_body(m: &mut Message<'_>) {
+    m.body = Cow::Borrowed(&[]);
+    m.headers.retain(|h| match h {
+        Header::ContentType(_) | Header::ContentEncoding(_) => false,
+        Header::Other { name, .. } => !name.eq_ignore_ascii_case("Content-Disposition"),
+        _ => true,
+    });
+}
+
+fn protected_phrase(status: u16) -> &'static str {
+    match status {
+        403 => "Forbidden",
+        404 => "Not Found",
+        480 => "Temporarily Unavailable",
+        486 => "Busy Here",
+        603 => "Decline",
+        _ => "Refused",
+    }
+}
+
+fn sha256(b: &[u8]) -> [u8; 32] {
+    use sha2::Digest as _;
+    sha2::Sha256::digest(b).into()
+}
+
+/// `Warning: 399 palisade "reason"` (RFC 3261 section 20.43).
+fn warning(reason: &str) -> Header<'static> {
+    Header::Warning(palisade_sip::Warning {
+        code: 399,
+        agent: Cow::Borrowed("palisade"),
+        text: Cow::Owned(reason.replace(['"', '\\'], "'")),
+    })
+}
+
 fn rank(status: u16) -> u32 {
     let class = match status {
         600..=699 => 0,

@@ -77,11 +77,13 @@ pub struct Binding {
     pub user_agent: String,
 }
 
-/// Things the shell must act on besides sending: persistence of bindings.
+/// Things the shell must act on besides sending: persistence of bindings, and the
+/// shield's security decisions (for the logs, the detectors and the evidence log).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
     BindingSaved(Binding),
     BindingRemoved { aor: String, contact: String },
+    Security(palisade_shield::SecurityEvent),
 }
 
 /// A provisioned account.
@@ -89,6 +91,11 @@ pub enum Event {
 pub struct User {
     pub name: String,
     pub credential: Credential,
+    /// When the account was created (Unix seconds).
+    pub created_unix: i64,
+    /// `Some(allow-list)` for a protected user: only these callers (local account names)
+    /// may reach the user's devices.
+    pub protection: Option<Vec<String>>,
 }
 
 /// How the digest `uri` parameter must relate to the Request-URI.
@@ -125,6 +132,13 @@ pub struct CoreConfig {
     pub t2: Duration,
     pub t4: Duration,
     pub limits: Limits,
+    /// The exploit shield's policy for everything forwarded.
+    pub shield: palisade_shield::Policy,
+    /// Final response to a caller refused by a protected user (`shield.protected_status`).
+    pub protected_status: u16,
+    /// Callers whose account is at least this old may reach protected users too
+    /// (`shield.protected_min_account_age_days`); `None`: only the allow-list.
+    pub protected_min_age: Option<Duration>,
 }
 
 impl Default for CoreConfig {
@@ -146,6 +160,9 @@ impl Default for CoreConfig {
             t2: Duration::from_secs(4),
             t4: Duration::from_secs(5),
             limits: Limits::default(),
+            shield: palisade_shield::Policy::default(),
+            protected_status: 480,
+            protected_min_age: None,
         }
     }
 }

@@ -44,6 +44,8 @@ impl H {
                 .map(|n| User {
                     name: n.to_string(),
                     credential: Credential::from_password(n, "example.com", "pw"),
+                    created_unix: 0,
+                    protection: None,
                 })
                 .collect(),
         );
@@ -92,9 +94,22 @@ impl H {
     }
 }
 
+/// A minimal valid offer, written with LF (the helpers turn every LF into CRLF).
+const SDP: &str = "v=0\no=- 1 1 IN IP4 192.0.2.10\ns=-\nc=IN IP4 192.0.2.10\nt=0 0\nm=audio 4000 RTP/AVP 0\na=rtpmap:0 PCMU/8000\n";
+
+/// Content-Length of an LF-written body once sent with CRLF.
+fn crlf_len(body: &str) -> usize {
+    body.len() + body.matches('\n').count()
+}
+
 fn invite(branch: &str, callee: &str) -> String {
+    invite_with(branch, callee, "", SDP)
+}
+
+fn invite_with(branch: &str, callee: &str, extra: &str, sdp: &str) -> String {
     format!(
-        "INVITE sip:{callee}@example.com SIP/2.0\nVia: SIP/2.0/UDP 192.0.2.10:{ALICE};branch=z9hG4bK{branch};rport\nMax-Forwards: 70\nFrom: <sip:alice@example.com>;tag=a1\nTo: <sip:{callee}@example.com>\nCall-ID: call-{branch}\nCSeq: 1 INVITE\nContact: <sip:alice@192.0.2.10:{ALICE}>\nContent-Type: application/sdp\nContent-Length: 5\n\nv=0\n"
+        "INVITE sip:{callee}@example.com SIP/2.0\nVia: SIP/2.0/UDP 192.0.2.10:{ALICE};branch=z9hG4bK{branch};rport\nMax-Forwards: 70\nFrom: <sip:alice@example.com>;tag=a1\nTo: <sip:{callee}@example.com>\nCall-ID: call-{branch}\nCSeq: 1 INVITE\nContact: <sip:alice@192.0.2.10:{ALICE}>\n{extra}Content-Type: application/sdp\nContent-Length: {}\n\n{sdp}",
+        crlf_len(sdp)
     )
 }
 
@@ -170,7 +185,11 @@ fn register_then_call_through_the_proxy() {
         fwd.record_routes().next().unwrap().uri.to_string(),
         "sip:10.0.0.1:5060;lr"
     );
-    assert_eq!(&fwd.body[..], b"v=0\r\n");
+    assert_eq!(
+        String::from_utf8_lossy(&fwd.body),
+        SDP.replace('\n', "\r\n"),
+        "a canonical offer is forwarded unchanged"
+    );
 
     h.send_bytes(peer(BOB), &respond(fwd, 180, "Ringing", "b1"));
     let out = h.take();

@@ -18,6 +18,8 @@ pub struct FileConfig {
     pub tcp: TcpSection,
     pub tls: TlsSection,
     pub limits: LimitsSection,
+    pub sdp: SdpSection,
+    pub shield: ShieldSection,
 }
 
 #[derive(Debug, Deserialize)]
@@ -140,6 +142,173 @@ pub struct LimitsSection {
     pub max_body_size: Option<usize>,
 }
 
+/// Bounds of the SDP parser; defaults in `palisade_sdp::Limits`.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct SdpSection {
+    pub max_body_size: Option<usize>,
+    pub max_lines: Option<usize>,
+    pub max_line_length: Option<usize>,
+    pub max_media: Option<usize>,
+    pub max_formats: Option<usize>,
+    pub max_attributes: Option<usize>,
+    pub max_candidates: Option<usize>,
+}
+
+/// The exploit shield (defaults in `palisade_shield::Policy`). List keys replace the
+/// default list; `extra_*` keys add to it.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ShieldSection {
+    pub enabled: bool,
+    /// `drop` (default) or `refuse`.
+    pub unknown_attributes: String,
+    pub sdp_attributes: Option<Vec<String>>,
+    pub extra_sdp_attributes: Vec<String>,
+    pub headers: Option<Vec<String>>,
+    pub extra_headers: Vec<String>,
+    pub body_types: Option<Vec<String>>,
+    pub multipart_types: Option<Vec<String>>,
+    pub max_attribute_length: Option<usize>,
+    pub max_sdp_text: Option<usize>,
+    pub max_header_length: Option<usize>,
+    pub max_message_size: Option<usize>,
+    pub max_text_body: Option<usize>,
+    pub max_parts: Option<usize>,
+    /// Final response to callers a protected user does not accept: 480 (default), 403,
+    /// 404, 486 or 603.
+    pub protected_status: u16,
+    /// Callers whose account is at least this many days old may also reach protected
+    /// users; 0 (default) means only the allow-list counts.
+    pub protected_min_account_age_days: u32,
+    /// Protected users from configuration: `alice = ["bob", "carol"]`, merged with
+    /// `palisade user protect` / `allow`.
+    pub protected: std::collections::BTreeMap<String, Vec<String>>,
+}
+
+impl Default for ShieldSection {
+    fn default() -> Self {
+        ShieldSection {
+            enabled: true,
+            unknown_attributes: "drop".into(),
+            sdp_attributes: None,
+            extra_sdp_attributes: vec![],
+            headers: None,
+            extra_headers: vec![],
+            body_types: None,
+            multipart_types: None,
+            max_attribute_length: None,
+            max_sdp_text: None,
+            max_header_length: None,
+            max_message_size: None,
+            max_text_body: None,
+            max_parts: None,
+            protected_status: 480,
+            protected_min_account_age_days: 0,
+            protected: Default::default(),
+        }
+    }
+}
+
+impl FileConfig {
+    /// The shield policy this configuration describes (also used by `inspect`).
+    pub fn policy(&self) -> anyhow::Result<palisade_shield::Policy> {
+        let mut p = palisade_shield::Policy::default();
+        let sh = &self.shield;
+        p.enabled = sh.enabled;
+        p.unknown_attributes = match sh.unknown_attributes.as_str() {
+            "drop" => palisade_shield::UnknownAttribute::Drop,
+            "refuse" => palisade_shield::UnknownAttribute::Refuse,
+            other => bail!("shield.unknown_attributes: {other:?} is not drop or refuse"),
+        };
+        if let Some(v) = &sh.sdp_attributes {
+            p.sdp_attributes = v.clone();
+        }
+        p.sdp_attributes
+            .extend(sh.extra_sdp_attributes.iter().cloned());
+        if let Some(v) = &sh.headers {
+            p.headers = v.clone();
+        }
+        p.headers.extend(sh.extra_headers.iter().cloned());
+        if let Some(v) = &sh.body_types {
+            p.body_types = v.iter().map(|t| t.to_ascii_lowercase()).collect();
+        }
+        if let Some(v) = &sh.multipart_types {
+            p.multipart_types = v.iter().map(|t| t.to_ascii_lowercase()).collect();
+        }
+        for (key, v, slot) in [
+            (
+                "shield.max_attribute_length",
+                sh.max_attribute_length,
+                &mut p.max_attribute_length,
+            ),
+            ("shield.max_sdp_text", sh.max_sdp_text, &mut p.max_sdp_text),
+            (
+                "shield.max_header_length",
+                sh.max_header_length,
+                &mut p.max_header_length,
+            ),
+            (
+                "shield.max_message_size",
+                sh.max_message_size,
+                &mut p.max_message_size,
+            ),
+            (
+                "shield.max_text_body",
+                sh.max_text_body,
+                &mut p.max_text_body,
+            ),
+            ("shield.max_parts", sh.max_parts, &mut p.max_parts),
+        ] {
+            if let Some(v) = v {
+                if v == 0 {
+                    bail!("{key} must be at least 1");
+                }
+                *slot = v;
+            }
+        }
+        let l = &self.sdp;
+        for (key, v, slot) in [
+            (
+                "sdp.max_body_size",
+                l.max_body_size,
+                &mut p.sdp_limits.max_body_size,
+            ),
+            ("sdp.max_lines", l.max_lines, &mut p.sdp_limits.max_lines),
+            (
+                "sdp.max_line_length",
+                l.max_line_length,
+                &mut p.sdp_limits.max_line_length,
+            ),
+            ("sdp.max_media", l.max_media, &mut p.sdp_limits.max_media),
+            (
+                "sdp.max_formats",
+                l.max_formats,
+                &mut p.sdp_limits.max_formats,
+            ),
+            (
+                "sdp.max_attributes",
+                l.max_attributes,
+                &mut p.sdp_limits.max_attributes,
+            ),
+            (
+                "sdp.max_candidates",
+                l.max_candidates,
+                &mut p.sdp_limits.max_candidates,
+            ),
+        ] {
+            if let Some(v) = v {
+                if v == 0 {
+                    bail!("{key} must be at least 1");
+                }
+                *slot = v;
+            }
+        }
+        p.realm = Some(self.server.domain.clone());
+        Ok(p)
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Listen {
     pub transport: Transport,
@@ -237,6 +406,24 @@ impl FileConfig {
             }
         }
         c.aliases = aliases;
+        c.shield = self.policy()?;
+        if !matches!(self.shield.protected_status, 403 | 404 | 480 | 486 | 603) {
+            bail!(
+                "shield.protected_status: {} is not one of 403, 404, 480, 486, 603",
+                self.shield.protected_status
+            );
+        }
+        c.protected_status = self.shield.protected_status;
+        c.protected_min_age = (self.shield.protected_min_account_age_days > 0).then(|| {
+            Duration::from_secs(u64::from(self.shield.protected_min_account_age_days) * 86_400)
+        });
+        for (user, allow) in &self.shield.protected {
+            for n in std::iter::once(user).chain(allow) {
+                if !crate::users::valid_name(n) {
+                    bail!("shield.protected: {n:?} is not a valid account name");
+                }
+            }
+        }
         Ok(c)
     }
 }

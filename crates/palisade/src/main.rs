@@ -82,6 +82,25 @@ enum UserCmd {
         #[command(flatten)]
         db: DbArgs,
     },
+    /// Protect a user: its devices ring only for callers on its allow-list.
+    Protect {
+        name: String,
+        /// Remove the protection instead.
+        #[arg(long)]
+        off: bool,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// Put a caller (a local account) on a protected user's allow-list.
+    Allow {
+        name: String,
+        caller: String,
+        /// Remove the caller from the list instead.
+        #[arg(long)]
+        remove: bool,
+        #[command(flatten)]
+        db: DbArgs,
+    },
 }
 
 #[derive(Subcommand)]
@@ -223,6 +242,17 @@ fn main() -> ExitCode {
                 UserCmd::Import { file, db } => db
                     .resolve()
                     .and_then(|(d, dom)| users::import(&d, &file, &dom).map(|_| ())),
+                UserCmd::Protect { name, off, db } => db
+                    .resolve()
+                    .and_then(|(d, dom)| users::protect(&d, &name, &dom, !off)),
+                UserCmd::Allow {
+                    name,
+                    caller,
+                    remove,
+                    db,
+                } => db
+                    .resolve()
+                    .and_then(|(d, dom)| users::allow(&d, &name, &caller, &dom, !remove)),
             };
             r.map(|_| ExitCode::SUCCESS).unwrap_or_else(fail)
         }

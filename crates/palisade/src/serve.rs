@@ -128,18 +128,58 @@ fn from_row(r: BindingRow, now: Instant) -> Option<Binding> {
     })
 }
 
-fn users_of(store: &SqliteStore, domain: &str) -> anyhow::Result<Vec<User>> {
+/// Protected users from the configuration file, merged with the database's.
+type ConfigProtected = std::collections::BTreeMap<String, Vec<String>>;
+
+fn users_of(store: &SqliteStore, domain: &str, cfg: &ConfigProtected) -> anyhow::Result<Vec<User>> {
+    let prot = store.protections(Some(domain))?;
     Ok(store
         .list_users(Some(domain))?
         .into_iter()
-        .map(|u| User {
-            name: u.name,
-            credential: Credential {
-                ha1_md5: u.ha1_md5,
-                ha1_sha256: u.ha1_sha256,
-            },
+        .map(|u| {
+            let mut protection = prot
+                .iter()
+                .find(|p| p.name == u.name)
+                .map(|p| p.allow.clone());
+            if let Some(extra) = cfg.get(&u.name) {
+                protection
+                    .get_or_insert_with(Vec::new)
+                    .extend(extra.iter().cloned());
+            }
+            User {
+                name: u.name,
+                credential: Credential {
+                    ha1_md5: u.ha1_md5,
+                    ha1_sha256: u.ha1_sha256,
+                },
+                created_unix: u.created,
+                protection,
+            }
         })
         .collect())
+}
+
+/// What the core thread hands to the storage thread.
+enum StoreMsg {
+    Binding(BindingOp),
+    /// One security event as a JSON line for `<data_dir>/security-events.jsonl`.
+    Security(String),
+}
+
+fn security_json(e: &palisade_shield::SecurityEvent, unix: i64) -> String {
+    serde_json::json!({
+        "time": unix,
+        "kind": e.kind.as_str(),
+        "method": e.method,
+        "caller": e.caller,
+        "callee": e.callee,
+        "source": e.source,
+        "call_id": e.call_id,
+        "reason": e.reason,
+        "status": e.status,
+        "sha256": palisade_shield::hex(&e.sha256),
+    })
+    .to_string()
 }
 
 /// The storage thread: batches binding writes into one transaction, and polls for
@@ -147,14 +187,28 @@ fn users_of(store: &SqliteStore, domain: &str) -> anyhow::Result<Vec<User>> {
 fn store_thread(
     dir: PathBuf,
     domain: String,
-    ops: std::sync::mpsc::Receiver<BindingOp>,
+    cfg_protected: ConfigProtected,
+    ops: std::sync::mpsc::Receiver<StoreMsg>,
     inbound: mpsc::UnboundedSender<Inbound>,
 ) {
+    use std::io::Write as _;
     let mut store = match SqliteStore::open(&dir) {
         Ok(s) => s,
         Err(e) => {
             error!(error = %e, "storage thread cannot open the database; bindings will not persist");
             return;
+        }
+    };
+    let events_path = dir.join("security-events.jsonl");
+    let mut events = match std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&events_path)
+    {
+        Ok(f) => Some(std::io::BufWriter::new(f)),
+        Err(e) => {
+            error!(error = %e, path = %events_path.display(), "cannot open the security event file; events go to the log only");
+            None
         }
     };
     let mut version = store.version().unwrap_or(0);
@@ -177,9 +231,29 @@ fn store_thread(
                 Err(_) => break,
             }
         }
-        if !batch.is_empty() {
-            if let Err(e) = store.apply_bindings(&batch) {
-                error!(error = %e, ops = batch.len(), "writing bindings failed");
+        let mut bindings = Vec::with_capacity(batch.len());
+        let mut wrote_events = false;
+        for m in batch {
+            match m {
+                StoreMsg::Binding(b) => bindings.push(b),
+                StoreMsg::Security(line) => {
+                    if let Some(f) = events.as_mut() {
+                        if let Err(e) = writeln!(f, "{line}") {
+                            error!(error = %e, "writing a security event failed");
+                        }
+                        wrote_events = true;
+                    }
+                }
+            }
+        }
+        if wrote_events {
+            if let Some(Err(e)) = events.as_mut().map(|f| f.flush()) {
+                error!(error = %e, "flushing security events failed");
+            }
+        }
+        if !bindings.is_empty() {
+            if let Err(e) = store.apply_bindings(&bindings) {
+                error!(error = %e, ops = bindings.len(), "writing bindings failed");
             }
         }
         if last_check.elapsed() >= Duration::from_secs(1) {
@@ -187,7 +261,7 @@ fn store_thread(
             match store.version() {
                 Ok(v) if v != version => {
                     version = v;
-                    match users_of(&store, &domain) {
+                    match users_of(&store, &domain, &cfg_protected) {
                         Ok(u) => {
                             info!(users = u.len(), "accounts reloaded");
                             let _ = inbound.send(Inbound::Users(u));
@@ -201,7 +275,20 @@ fn store_thread(
         }
     }
     // Channel closed: flush what is left.
-    let rest: Vec<BindingOp> = ops.try_iter().collect();
+    let mut rest = Vec::new();
+    for m in ops.try_iter() {
+        match m {
+            StoreMsg::Binding(b) => rest.push(b),
+            StoreMsg::Security(line) => {
+                if let Some(f) = events.as_mut() {
+                    let _ = writeln!(f, "{line}");
+                }
+            }
+        }
+    }
+    if let Some(f) = events.as_mut() {
+        let _ = f.flush();
+    }
     if !rest.is_empty() {
         let _ = store.apply_bindings(&rest);
     }
@@ -310,7 +397,7 @@ struct Shell {
     by_addr: HashMap<(Transport, SocketAddr), u64>,
     next_conn: Arc<AtomicUsize>,
     inbound_tx: mpsc::UnboundedSender<Inbound>,
-    store_tx: std::sync::mpsc::Sender<BindingOp>,
+    store_tx: std::sync::mpsc::Sender<StoreMsg>,
     idle: Duration,
     limits: Limits,
 }
@@ -361,8 +448,37 @@ impl Shell {
             let op = match ev {
                 Event::BindingSaved(b) => BindingOp::Save(to_row(&b, now)),
                 Event::BindingRemoved { aor, contact } => BindingOp::Remove { aor, contact },
+                Event::Security(e) => {
+                    let st = &self.endpoint.stats;
+                    let total = st.shield_refused
+                        + st.shield_answers_refused
+                        + st.shield_dropped
+                        + st.protected_refused;
+                    warn!(
+                        target: "palisade::security",
+                        kind = e.kind.as_str(),
+                        method = %e.method,
+                        caller = %e.caller,
+                        callee = %e.callee,
+                        source = %e.source,
+                        call_id = %e.call_id,
+                        status = e.status.unwrap_or(0),
+                        reason = %e.reason,
+                        sha256 = %palisade_shield::hex(&e.sha256),
+                        refused = st.shield_refused,
+                        answers_refused = st.shield_answers_refused,
+                        dropped = st.shield_dropped,
+                        protected_refused = st.protected_refused,
+                        total,
+                        "shield"
+                    );
+                    let _ = self
+                        .store_tx
+                        .send(StoreMsg::Security(security_json(&e, unix_now())));
+                    continue;
+                }
             };
-            let _ = self.store_tx.send(op);
+            let _ = self.store_tx.send(StoreMsg::Binding(op));
         }
     }
 
@@ -441,7 +557,9 @@ pub async fn run(cfg: FileConfig, listens: Vec<Listen>) -> anyhow::Result<()> {
         .with_context(|| format!("opening the database in {}", data_dir.display()))?;
     let now = Instant::now();
     let mut endpoint = Endpoint::new(core_cfg, random_secret(), now);
-    let users = users_of(&store, &domain)?;
+    let cfg_protected = cfg.shield.protected.clone();
+    let users = users_of(&store, &domain, &cfg_protected)?;
+    endpoint.set_unix_time(now, unix_now());
     let restored = store.load_bindings(unix_now())?;
     info!(users = users.len(), bindings = restored.len(), data_dir = %data_dir.display(), domain, "state loaded");
     endpoint.set_users(users);
@@ -453,12 +571,12 @@ pub async fn run(cfg: FileConfig, listens: Vec<Listen>) -> anyhow::Result<()> {
     drop(store);
 
     let (inbound_tx, mut inbound_rx) = mpsc::unbounded_channel::<Inbound>();
-    let (store_tx, store_rx) = std::sync::mpsc::channel::<BindingOp>();
+    let (store_tx, store_rx) = std::sync::mpsc::channel::<StoreMsg>();
     let store_handle = {
         let (d, dom, itx) = (data_dir.clone(), domain.clone(), inbound_tx.clone());
         std::thread::Builder::new()
             .name("palisade-store".into())
-            .spawn(move || store_thread(d, dom, store_rx, itx))?
+            .spawn(move || store_thread(d, dom, cfg_protected, store_rx, itx))?
     };
 
     let idle = Duration::from_secs(cfg.tcp.idle_timeout.max(1));

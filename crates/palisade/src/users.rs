@@ -35,6 +35,7 @@ pub fn row(name: &str, password: &str, domain: &str) -> anyhow::Result<UserRow> 
         domain: domain.into(),
         ha1_md5: c.ha1_md5,
         ha1_sha256: c.ha1_sha256,
+        created: 0,
     })
 }
 
@@ -59,15 +60,73 @@ pub fn remove(dir: &Path, name: &str, domain: &str) -> anyhow::Result<bool> {
 
 pub fn list(dir: &Path, domain: Option<&str>, json: bool) -> anyhow::Result<()> {
     let s = SqliteStore::open(dir)?;
+    let prot = s.protections(domain)?;
     for u in s.list_users(domain)? {
+        let p = prot
+            .iter()
+            .find(|p| p.name == u.name && p.domain == u.domain);
         if json {
             println!(
                 "{}",
-                serde_json::json!({"name": u.name, "domain": u.domain})
+                serde_json::json!({"name": u.name, "domain": u.domain, "created": u.created,
+                    "protected": p.is_some(), "allow": p.map(|p| p.allow.clone()).unwrap_or_default()})
             );
         } else {
-            println!("{}@{}", u.name, u.domain);
+            match p {
+                Some(p) => println!(
+                    "{}@{} protected, allows: {}",
+                    u.name,
+                    u.domain,
+                    if p.allow.is_empty() {
+                        "nobody".to_string()
+                    } else {
+                        p.allow.join(", ")
+                    }
+                ),
+                None => println!("{}@{}", u.name, u.domain),
+            }
         }
+    }
+    Ok(())
+}
+
+/// `palisade user protect NAME [--off]`.
+pub fn protect(dir: &Path, name: &str, domain: &str, on: bool) -> anyhow::Result<()> {
+    let mut s = SqliteStore::open(dir)?;
+    if !s.set_protected(name, domain, on)? {
+        bail!("no user {name}@{domain}");
+    }
+    if on {
+        println!("{name}@{domain} is protected: only callers on its allow-list reach it");
+    } else {
+        println!("{name}@{domain} is no longer protected");
+    }
+    Ok(())
+}
+
+/// `palisade user allow NAME CALLER [--remove]`: CALLER is a local account name.
+pub fn allow(dir: &Path, name: &str, caller: &str, domain: &str, add: bool) -> anyhow::Result<()> {
+    let caller = caller.strip_suffix(&format!("@{domain}")).unwrap_or(caller);
+    if !valid_name(caller) {
+        bail!(
+            "invalid caller {caller:?}: a local account name (letters, digits and -_.!~*'()&=+$)"
+        );
+    }
+    let mut s = SqliteStore::open(dir)?;
+    if !s.set_allowed(name, domain, caller, add)? {
+        if add {
+            bail!("no user {name}@{domain}");
+        }
+        bail!("{caller} is not on the allow-list of {name}@{domain}");
+    }
+    let protected = s.protections(Some(domain))?.iter().any(|p| p.name == name);
+    if add {
+        println!("{caller} may call {name}@{domain}");
+        if !protected {
+            println!("note: {name}@{domain} is not protected yet (palisade user protect {name})");
+        }
+    } else {
+        println!("{caller} removed from the allow-list of {name}@{domain}");
     }
     Ok(())
 }

@@ -76,10 +76,14 @@ fn register_udp(s: &Server, c: &Client, user: &str, pw: &str, expires: u32) -> M
     c.recv_final()
 }
 
+/// A minimal valid offer, written with LF (sent with CRLF).
+const SDP: &str = "v=0\no=- 1 1 IN IP4 127.0.0.1\ns=-\nc=IN IP4 127.0.0.1\nt=0 0\nm=audio 4000 RTP/AVP 0\na=rtpmap:0 PCMU/8000\n";
+
 fn external_invite(s: &Server, c_port: u16, callee: &str, branch: &str, transport: &str) -> String {
     format!(
-        "INVITE sip:{callee}@127.0.0.1:{p} SIP/2.0\nVia: SIP/2.0/{transport} 127.0.0.1:{c_port};branch=z9hG4bK{branch};rport\nMax-Forwards: 70\nFrom: <sip:ext@example.net>;tag=e{branch}\nTo: <sip:{callee}@127.0.0.1:{p}>\nCall-ID: {branch}@example.net\nCSeq: 1 INVITE\nContact: <sip:ext@127.0.0.1:{c_port};transport={}>\nContent-Type: application/sdp\nContent-Length: 5\n\nv=0\n",
+        "INVITE sip:{callee}@127.0.0.1:{p} SIP/2.0\nVia: SIP/2.0/{transport} 127.0.0.1:{c_port};branch=z9hG4bK{branch};rport\nMax-Forwards: 70\nFrom: <sip:ext@example.net>;tag=e{branch}\nTo: <sip:{callee}@127.0.0.1:{p}>\nCall-ID: {branch}@example.net\nCSeq: 1 INVITE\nContact: <sip:ext@127.0.0.1:{c_port};transport={}>\nContent-Type: application/sdp\nContent-Length: {}\n\n{SDP}",
         transport.to_lowercase(),
+        SDP.len() + SDP.matches('\n').count(),
         p = s.port
     )
 }

@@ -1,6 +1,5 @@
 //! Header policy: typed headers are rewritten by the SIP writer; every other header must
 //! be allow-listed; every line and the whole message are bounded.
-use std::borrow::Cow;
 
 use palisade_sip::{Header, Message};
 
@@ -86,6 +85,6 @@ pub(crate) fn apply(
 }
 
 /// A header name as reported: names are tokens (the parser checked), but bounded.
-fn bounded_name(name: &Cow<'_, str>) -> String {
+fn bounded_name(name: &str) -> String {
     name.chars().take(64).collect()
 }

@@ -28,6 +28,16 @@ pub struct UserRow {
     pub domain: String,
     pub ha1_md5: String,
     pub ha1_sha256: String,
+    /// Unix seconds; set by the store when the row is added (ignored on insert).
+    pub created: i64,
+}
+
+/// A protected user's setting: only callers on `allow` reach the user's devices.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Protection {
+    pub name: String,
+    pub domain: String,
+    pub allow: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,6 +72,19 @@ pub trait Storage {
     fn version(&self) -> Result<i64, StoreError>;
     fn apply_bindings(&mut self, ops: &[BindingOp]) -> Result<(), StoreError>;
     fn load_bindings(&self, now_unix: i64) -> Result<Vec<BindingRow>, StoreError>;
+    /// Turns protection on or off; `false` when the user does not exist.
+    fn set_protected(&mut self, name: &str, domain: &str, on: bool) -> Result<bool, StoreError>;
+    /// Adds (`allow`) or removes a caller on a user's allow-list; `false` when the user
+    /// does not exist (or, on removal, the caller was not listed).
+    fn set_allowed(
+        &mut self,
+        name: &str,
+        domain: &str,
+        caller: &str,
+        allow: bool,
+    ) -> Result<bool, StoreError>;
+    /// Protected users of a domain (or all), with their allow-lists.
+    fn protections(&self, domain: Option<&str>) -> Result<Vec<Protection>, StoreError>;
 }
 
 pub struct SqliteStore {
@@ -90,7 +113,13 @@ impl SqliteStore {
                 q INTEGER NOT NULL, call_id TEXT NOT NULL, cseq INTEGER NOT NULL,
                 path TEXT NOT NULL, transport TEXT NOT NULL, source TEXT NOT NULL,
                 user_agent TEXT NOT NULL,
-                PRIMARY KEY (aor, contact));",
+                PRIMARY KEY (aor, contact));
+             CREATE TABLE IF NOT EXISTS protected (
+                name TEXT NOT NULL, domain TEXT NOT NULL,
+                PRIMARY KEY (name, domain));
+             CREATE TABLE IF NOT EXISTS allowed_callers (
+                name TEXT NOT NULL, domain TEXT NOT NULL, caller TEXT NOT NULL,
+                PRIMARY KEY (name, domain, caller));",
         )?;
         Ok(SqliteStore { conn })
     }
@@ -117,15 +146,26 @@ impl Storage for SqliteStore {
     }
 
     fn remove_user(&mut self, name: &str, domain: &str) -> Result<bool, StoreError> {
-        Ok(self.conn.execute(
+        let tx = self.conn.transaction()?;
+        let n = tx.execute(
             "DELETE FROM users WHERE name=?1 AND domain=?2",
             params![name, domain],
-        )? > 0)
+        )?;
+        tx.execute(
+            "DELETE FROM protected WHERE name=?1 AND domain=?2",
+            params![name, domain],
+        )?;
+        tx.execute(
+            "DELETE FROM allowed_callers WHERE name=?1 AND domain=?2",
+            params![name, domain],
+        )?;
+        tx.commit()?;
+        Ok(n > 0)
     }
 
     fn list_users(&self, domain: Option<&str>) -> Result<Vec<UserRow>, StoreError> {
         let mut st = self.conn.prepare(
-            "SELECT name, domain, ha1_md5, ha1_sha256 FROM users WHERE ?1 IS NULL OR domain=?1 ORDER BY domain, name",
+            "SELECT name, domain, ha1_md5, ha1_sha256, created FROM users WHERE ?1 IS NULL OR domain=?1 ORDER BY domain, name",
         )?;
         let rows = st.query_map(params![domain], |r| {
             Ok(UserRow {
@@ -133,6 +173,7 @@ impl Storage for SqliteStore {
                 domain: r.get(1)?,
                 ha1_md5: r.get(2)?,
                 ha1_sha256: r.get(3)?,
+                created: r.get(4)?,
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
@@ -217,6 +258,81 @@ impl Storage for SqliteStore {
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
+
+    fn set_protected(&mut self, name: &str, domain: &str, on: bool) -> Result<bool, StoreError> {
+        if !self.user_exists(name, domain)? {
+            return Ok(false);
+        }
+        if on {
+            self.conn.execute(
+                "INSERT OR IGNORE INTO protected (name, domain) VALUES (?1, ?2)",
+                params![name, domain],
+            )?;
+        } else {
+            self.conn.execute(
+                "DELETE FROM protected WHERE name=?1 AND domain=?2",
+                params![name, domain],
+            )?;
+        }
+        Ok(true)
+    }
+
+    fn set_allowed(
+        &mut self,
+        name: &str,
+        domain: &str,
+        caller: &str,
+        allow: bool,
+    ) -> Result<bool, StoreError> {
+        if !self.user_exists(name, domain)? {
+            return Ok(false);
+        }
+        if allow {
+            self.conn.execute(
+                "INSERT OR IGNORE INTO allowed_callers (name, domain, caller) VALUES (?1, ?2, ?3)",
+                params![name, domain, caller],
+            )?;
+            Ok(true)
+        } else {
+            Ok(self.conn.execute(
+                "DELETE FROM allowed_callers WHERE name=?1 AND domain=?2 AND caller=?3",
+                params![name, domain, caller],
+            )? > 0)
+        }
+    }
+
+    fn protections(&self, domain: Option<&str>) -> Result<Vec<Protection>, StoreError> {
+        let mut st = self.conn.prepare(
+            "SELECT name, domain FROM protected WHERE ?1 IS NULL OR domain=?1 ORDER BY domain, name",
+        )?;
+        let mut out: Vec<Protection> = st
+            .query_map(params![domain], |r| {
+                Ok(Protection {
+                    name: r.get(0)?,
+                    domain: r.get(1)?,
+                    allow: vec![],
+                })
+            })?
+            .collect::<Result<_, _>>()?;
+        let mut al = self.conn.prepare(
+            "SELECT caller FROM allowed_callers WHERE name=?1 AND domain=?2 ORDER BY caller",
+        )?;
+        for p in &mut out {
+            p.allow = al
+                .query_map(params![p.name, p.domain], |r| r.get(0))?
+                .collect::<Result<_, _>>()?;
+        }
+        Ok(out)
+    }
+}
+
+impl SqliteStore {
+    fn user_exists(&self, name: &str, domain: &str) -> Result<bool, StoreError> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT 1 FROM users WHERE name=?1 AND domain=?2")?
+            .exists(params![name, domain])?)
+    }
 }
 
 #[cfg(test)]
@@ -229,7 +345,39 @@ mod tests {
             domain: "example.com".into(),
             ha1_md5: "a".into(),
             ha1_sha256: "b".into(),
+            created: 0,
         }
+    }
+
+    #[test]
+    fn protection_and_allow_lists() {
+        let dir = std::env::temp_dir().join(format!("palisade-store-prot-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let mut s = SqliteStore::open(&dir).unwrap();
+        s.add_user(&user("alice")).unwrap();
+        assert!(!s.set_protected("nobody", "example.com", true).unwrap());
+        assert!(s.set_protected("alice", "example.com", true).unwrap());
+        assert!(s.set_allowed("alice", "example.com", "bob", true).unwrap());
+        assert!(s
+            .set_allowed("alice", "example.com", "carol", true)
+            .unwrap());
+        assert!(s
+            .set_allowed("alice", "example.com", "carol", false)
+            .unwrap());
+        assert!(!s
+            .set_allowed("alice", "example.com", "carol", false)
+            .unwrap());
+        let p = s.protections(Some("example.com")).unwrap();
+        assert_eq!(p.len(), 1);
+        assert_eq!(p[0].allow, vec!["bob".to_string()]);
+        assert!(s.list_users(None).unwrap()[0].created > 1_600_000_000);
+        assert!(s.set_protected("alice", "example.com", false).unwrap());
+        assert!(s.protections(None).unwrap().is_empty());
+        // removing the user removes its settings
+        s.set_protected("alice", "example.com", true).unwrap();
+        s.remove_user("alice", "example.com").unwrap();
+        assert!(s.protections(None).unwrap().is_empty());
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
