@@ -703,3 +703,182 @@ fn timer_c_cancels_a_branch_that_rings_too_long() {
         "{out:?}"
     );
 }
+
+// ---------------------------------------------------------------- the shield in the proxy
+
+/// A response with a body (and Contact), built from [`respond`].
+fn respond_body(req: &Message<'_>, status: u16, ctype: &str, body: &str) -> Vec<u8> {
+    let base = String::from_utf8(respond(req, status, "X", "b1")).unwrap();
+    base.replace(
+        "Content-Length: 0\r\n\r\n",
+        &format!(
+            "Contact: <sip:bob@192.0.2.10:{BOB}>\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        ),
+    )
+    .into_bytes()
+}
+
+fn security_events(h: &mut H) -> Vec<palisade_shield::SecurityEvent> {
+    let mut v = Vec::new();
+    while let Some(e) = h.ep.poll_event() {
+        if let Event::Security(s) = e {
+            v.push(s);
+        }
+    }
+    v
+}
+
+#[test]
+fn hidden_content_never_reaches_the_callee() {
+    let mut h = H::new(false);
+    h.register("bob", BOB, 3600, 1);
+    let sdp = format!("{SDP}a=x-blob:SECRETATTR\n").replace("s=-\n", "s=-\ni=SECRETINFO\n");
+    h.send(
+        peer(ALICE),
+        &invite_with("sh1", "bob", "X-Payload: SECRETHDR\nAlert-Info: <http://SECRETURL/>\n", &sdp),
+    );
+    let out = h.take();
+    assert_eq!(out.len(), 2);
+    let (to, fwd, bytes) = &out[1];
+    assert_eq!(*to, peer(BOB));
+    assert_eq!(fwd.method().unwrap().as_str(), "INVITE");
+    assert!(
+        !String::from_utf8_lossy(bytes).contains("SECRET"),
+        "hidden content forwarded:\n{}",
+        String::from_utf8_lossy(bytes)
+    );
+    assert!(String::from_utf8_lossy(&fwd.body).contains("a=rtpmap:0 PCMU/8000"));
+    let ev = security_events(&mut h);
+    let kinds: Vec<&str> = ev.iter().map(|e| e.kind.as_str()).collect();
+    assert_eq!(
+        kinds,
+        ["sdp-line-dropped", "sdp-attribute-dropped", "header-dropped", "header-dropped"]
+    );
+    assert!(ev.iter().all(|e| e.call_id == "call-sh1"
+        && e.caller == "alice@example.com"
+        && e.callee == "bob@example.com"
+        && e.source == "udp:192.0.2.10:5061"));
+    assert_eq!(h.ep.stats.shield_dropped, 4);
+}
+
+#[test]
+fn refused_offer_is_answered_before_any_branch_exists() {
+    let mut h = H::new(false);
+    h.register("bob", BOB, 3600, 1);
+    let bad = SDP.replace("PCMU/8000", "PCMU/99999999999999999999999");
+    h.send(peer(ALICE), &invite_with("sh2", "bob", "", &bad));
+    let out = h.take();
+    assert_eq!(out.len(), 1, "only the answer to the caller; the callee gets nothing");
+    assert_eq!(out[0].0, peer(ALICE));
+    assert_eq!(status(&out[0].1), 488);
+    let w = String::from_utf8_lossy(&out[0].2);
+    assert!(w.contains("Warning: 399 palisade \"SDP line 7: "), "{w}");
+    assert_eq!(h.ep.transaction_count().1, 0, "no client transaction was created");
+    let ev = security_events(&mut h);
+    assert_eq!(ev.len(), 1);
+    assert_eq!(ev[0].kind.as_str(), "offer-refused");
+    assert_eq!(ev[0].status, Some(488));
+    use sha2::Digest;
+    let body = bad.replace('\n', "\r\n");
+    let want: [u8; 32] = sha2::Sha256::digest(body.as_bytes()).into();
+    assert_eq!(ev[0].sha256, want, "the event carries the hash of the refused body");
+
+    // A compressed body: 415 with what is accepted.
+    h.send(
+        peer(ALICE),
+        &invite_with("sh3", "bob", "Content-Encoding: gzip\n", SDP),
+    );
+    let out = h.take();
+    assert_eq!(out.len(), 1);
+    assert_eq!(status(&out[0].1), 415);
+    let w = String::from_utf8_lossy(&out[0].2);
+    assert!(w.contains("Accept-Encoding: identity\r\n") && w.contains("Accept: application/sdp"));
+}
+
+#[test]
+fn protected_callee_rings_only_for_its_allow_list() {
+    let mut h = H::new(false);
+    let users = ["alice", "bob", "carol"]
+        .iter()
+        .map(|n| User {
+            name: n.to_string(),
+            credential: Credential::from_password(n, "example.com", "pw"),
+            created_unix: 0,
+            protection: (*n == "bob").then(|| vec!["carol".to_string()]),
+        })
+        .collect();
+    h.ep.set_users(users);
+    h.register("bob", BOB, 3600, 1);
+    h.send(peer(ALICE), &invite("p1", "bob"));
+    let out = h.take();
+    assert_eq!(out.len(), 1, "bob's phone receives nothing");
+    assert_eq!(status(&out[0].1), 480);
+    let ev = security_events(&mut h);
+    assert_eq!(ev.len(), 1);
+    assert_eq!(ev[0].kind.as_str(), "protected-user-refused");
+    assert_eq!(ev[0].caller, "alice@example.com");
+    // a caller on the list gets through
+    h.send(
+        peer(ALICE),
+        &invite("p2", "bob").replace("sip:alice@example.com", "sip:carol@example.com"),
+    );
+    let out = h.take();
+    assert_eq!(out.len(), 2);
+    assert_eq!(out[1].0, peer(BOB));
+    // an external caller cannot claim to be carol's domain peer: From is not evidence
+    // when requests are authenticated (here: a foreign domain is never on the list)
+    h.send(
+        peer(ALICE),
+        &invite("p3", "bob").replace("sip:alice@example.com", "sip:carol@evil.example"),
+    );
+    let out = h.take();
+    assert_eq!(out.len(), 1);
+    assert_eq!(status(&out[0].1), 480);
+}
+
+#[test]
+fn refused_answers_toward_the_caller() {
+    let mut h = H::new(false);
+    h.register("bob", BOB, 3600, 1);
+    h.send(peer(ALICE), &invite("a1", "bob"));
+    let out = h.take();
+    let fwd = out[1].1.clone();
+
+    // 183 with a hostile body: relayed without it
+    h.send_bytes(peer(BOB), &respond_body(&fwd, 183, "application/x-evil", "MZ\u{1}"));
+    let out = h.take();
+    assert_eq!(out.len(), 1);
+    assert_eq!(status(&out[0].1), 183);
+    assert!(out[0].1.body.is_empty());
+    assert!(out[0].1.content_type().is_none());
+
+    // 200 with a hostile body: the caller gets 502, the callee's dialog is ended
+    h.send_bytes(peer(BOB), &respond_body(&fwd, 200, "application/sdp", "v=0\r\nx=evil\r\n"));
+    let out = h.take();
+    let to_alice: Vec<_> = out.iter().filter(|o| o.0 == peer(ALICE)).collect();
+    let to_bob: Vec<_> = out.iter().filter(|o| o.0 == peer(BOB)).collect();
+    assert_eq!(to_alice.len(), 1);
+    assert_eq!(status(&to_alice[0].1), 502);
+    assert!(String::from_utf8_lossy(&to_alice[0].2).contains("Warning: 399 palisade"));
+    let methods: Vec<&str> = to_bob
+        .iter()
+        .map(|o| o.1.method().unwrap().as_str())
+        .collect();
+    assert_eq!(methods, ["ACK", "BYE"]);
+    let bye = &to_bob[1].1;
+    assert_eq!(
+        bye.request_uri().unwrap().to_string(),
+        format!("sip:bob@192.0.2.10:{BOB}")
+    );
+    assert_eq!(bye.to().unwrap().tag(), Some("b1"));
+    assert_eq!(bye.cseq().unwrap().seq, 2);
+    let kinds: Vec<&str> = security_events(&mut h)
+        .iter()
+        .map(|e| e.kind.as_str())
+        .collect();
+    assert_eq!(kinds, ["answer-refused", "answer-refused"]);
+    // the callee's 200 to the BYE is absorbed by the BYE's client transaction
+    h.send_bytes(peer(BOB), &respond(bye, 200, "OK", "b1"));
+    assert!(h.take().is_empty());
+}
