@@ -736,7 +736,12 @@ fn hidden_content_never_reaches_the_callee() {
     let sdp = format!("{SDP}a=x-blob:SECRETATTR\n").replace("s=-\n", "s=-\ni=SECRETINFO\n");
     h.send(
         peer(ALICE),
-        &invite_with("sh1", "bob", "X-Payload: SECRETHDR\nAlert-Info: <http://SECRETURL/>\n", &sdp),
+        &invite_with(
+            "sh1",
+            "bob",
+            "X-Payload: SECRETHDR\nAlert-Info: <http://SECRETURL/>\n",
+            &sdp,
+        ),
     );
     let out = h.take();
     assert_eq!(out.len(), 2);
@@ -753,7 +758,12 @@ fn hidden_content_never_reaches_the_callee() {
     let kinds: Vec<&str> = ev.iter().map(|e| e.kind.as_str()).collect();
     assert_eq!(
         kinds,
-        ["sdp-line-dropped", "sdp-attribute-dropped", "header-dropped", "header-dropped"]
+        [
+            "sdp-line-dropped",
+            "sdp-attribute-dropped",
+            "header-dropped",
+            "header-dropped"
+        ]
     );
     assert!(ev.iter().all(|e| e.call_id == "call-sh1"
         && e.caller == "alice@example.com"
@@ -769,12 +779,20 @@ fn refused_offer_is_answered_before_any_branch_exists() {
     let bad = SDP.replace("PCMU/8000", "PCMU/99999999999999999999999");
     h.send(peer(ALICE), &invite_with("sh2", "bob", "", &bad));
     let out = h.take();
-    assert_eq!(out.len(), 1, "only the answer to the caller; the callee gets nothing");
+    assert_eq!(
+        out.len(),
+        1,
+        "only the answer to the caller; the callee gets nothing"
+    );
     assert_eq!(out[0].0, peer(ALICE));
     assert_eq!(status(&out[0].1), 488);
     let w = String::from_utf8_lossy(&out[0].2);
     assert!(w.contains("Warning: 399 palisade \"SDP line 7: "), "{w}");
-    assert_eq!(h.ep.transaction_count().1, 0, "no client transaction was created");
+    assert_eq!(
+        h.ep.transaction_count().1,
+        0,
+        "no client transaction was created"
+    );
     let ev = security_events(&mut h);
     assert_eq!(ev.len(), 1);
     assert_eq!(ev[0].kind.as_str(), "offer-refused");
@@ -782,7 +800,10 @@ fn refused_offer_is_answered_before_any_branch_exists() {
     use sha2::Digest;
     let body = bad.replace('\n', "\r\n");
     let want: [u8; 32] = sha2::Sha256::digest(body.as_bytes()).into();
-    assert_eq!(ev[0].sha256, want, "the event carries the hash of the refused body");
+    assert_eq!(
+        ev[0].sha256, want,
+        "the event carries the hash of the refused body"
+    );
 
     // A compressed body: 415 with what is accepted.
     h.send(
@@ -846,7 +867,10 @@ fn refused_answers_toward_the_caller() {
     let fwd = out[1].1.clone();
 
     // 183 with a hostile body: relayed without it
-    h.send_bytes(peer(BOB), &respond_body(&fwd, 183, "application/x-evil", "MZ\u{1}"));
+    h.send_bytes(
+        peer(BOB),
+        &respond_body(&fwd, 183, "application/x-evil", "MZ\u{1}"),
+    );
     let out = h.take();
     assert_eq!(out.len(), 1);
     assert_eq!(status(&out[0].1), 183);
@@ -854,7 +878,10 @@ fn refused_answers_toward_the_caller() {
     assert!(out[0].1.content_type().is_none());
 
     // 200 with a hostile body: the caller gets 502, the callee's dialog is ended
-    h.send_bytes(peer(BOB), &respond_body(&fwd, 200, "application/sdp", "v=0\r\nx=evil\r\n"));
+    h.send_bytes(
+        peer(BOB),
+        &respond_body(&fwd, 200, "application/sdp", "v=0\r\nx=evil\r\n"),
+    );
     let out = h.take();
     let to_alice: Vec<_> = out.iter().filter(|o| o.0 == peer(ALICE)).collect();
     let to_bob: Vec<_> = out.iter().filter(|o| o.0 == peer(BOB)).collect();

@@ -1,4 +1,6 @@
-//! `palisade inspect`: one message in, one verdict out.
+//! `palisade inspect`: one message in, one verdict out: the message layer (parser,
+//! sanity checks) and then the shield, exactly as the proxy applies them.
+use palisade_shield::{Dropped, Policy};
 use palisade_sip::{parse_datagram, sanity, Limits, Message, StartLine};
 use serde_json::{json, Value};
 
@@ -8,7 +10,10 @@ pub enum Outcome {
         method: Option<String>,
         code: Option<u16>,
         call_id: Option<String>,
+        /// What the next hop receives (before routing headers change).
         canonical: Vec<u8>,
+        /// What the shield removed.
+        dropped: Vec<Dropped>,
     },
     Reject {
         /// `None` for a response: a server drops a bad response and answers nothing.
@@ -16,6 +21,13 @@ pub enum Outcome {
         reason: String,
         offset: Option<usize>,
         header: Option<String>,
+        /// `answer` (a request refused with `status`), `drop` (a malformed response),
+        /// or, for a response the shield refused: `strip-body` (a provisional relayed
+        /// without its body), `replace-502` (a 2xx replaced by 502 toward the caller),
+        /// `replace` (a final replaced by a bare one with the same status).
+        action: &'static str,
+        /// SHA-256 of the refused content (shield refusals only).
+        sha256: Option<[u8; 32]>,
     },
 }
 
@@ -24,15 +36,18 @@ pub struct Report {
     pub outcome: Outcome,
 }
 
-pub fn inspect(file: &str, bytes: &[u8], limits: &Limits) -> Report {
+/// `policy: None` shows the message layer alone (`--message-only`).
+pub fn inspect(file: &str, bytes: &[u8], limits: &Limits, policy: Option<&Policy>) -> Report {
     let outcome = match parse_datagram(bytes, limits) {
         Err(e) => Outcome::Reject {
             status: (!e.is_response).then(|| e.status()),
             reason: e.kind.to_string(),
             offset: Some(e.offset),
             header: e.header.clone(),
+            action: if e.is_response { "drop" } else { "answer" },
+            sha256: None,
         },
-        Ok(m) => match sanity::check_request(&m) {
+        Ok(mut m) => match sanity::check_request(&m) {
             Err(r) => Outcome::Reject {
                 status: Some(r.status),
                 reason: if r.unsupported.is_empty() {
@@ -42,8 +57,31 @@ pub fn inspect(file: &str, bytes: &[u8], limits: &Limits) -> Report {
                 },
                 offset: None,
                 header: None,
+                action: "answer",
+                sha256: None,
             },
-            Ok(()) => accepted(&m),
+            Ok(()) => match policy {
+                None => accepted(&m, vec![]),
+                Some(p) => match palisade_shield::apply(p, &mut m, bytes) {
+                    Ok(dropped) => accepted(&m, dropped),
+                    Err(r) => {
+                        let (status, action) = match m.status() {
+                            None => (Some(r.status), "answer"),
+                            Some(s) if s < 200 => (None, "strip-body"),
+                            Some(s) if s < 300 => (None, "replace-502"),
+                            Some(_) => (None, "replace"),
+                        };
+                        Outcome::Reject {
+                            status,
+                            reason: r.reason,
+                            offset: None,
+                            header: None,
+                            action,
+                            sha256: Some(r.sha256),
+                        }
+                    }
+                },
+            },
         },
     };
     Report {
@@ -52,7 +90,7 @@ pub fn inspect(file: &str, bytes: &[u8], limits: &Limits) -> Report {
     }
 }
 
-fn accepted(m: &Message<'_>) -> Outcome {
+fn accepted(m: &Message<'_>, dropped: Vec<Dropped>) -> Outcome {
     let (kind, method, code) = match &m.start {
         StartLine::Request { method, .. } => ("request", Some(method.as_str().to_string()), None),
         StartLine::Response { code, .. } => ("response", None, Some(*code)),
@@ -63,6 +101,7 @@ fn accepted(m: &Message<'_>) -> Outcome {
         code,
         call_id: m.call_id().map(str::to_string),
         canonical: m.to_bytes(),
+        dropped,
     }
 }
 
@@ -71,6 +110,8 @@ fn reason_phrase(status: u16) -> &'static str {
         400 => "Bad Request",
         413 => "Request Entity Too Large",
         414 => "Request-URI Too Long",
+        415 => "Unsupported Media Type",
+        488 => "Not Acceptable Here",
         416 => "Unsupported URI Scheme",
         420 => "Bad Extension",
         483 => "Too Many Hops",
@@ -92,6 +133,7 @@ impl Report {
                 code,
                 call_id,
                 canonical,
+                dropped,
             } => json!({
                 "file": self.file,
                 "verdict": "accept",
@@ -103,20 +145,28 @@ impl Report {
                 "call_id": call_id,
                 "canonical": String::from_utf8_lossy(canonical),
                 "canonical_is_utf8": std::str::from_utf8(canonical).is_ok(),
+                "dropped": dropped.iter().map(|d| json!({
+                    "what": d.what.as_str(),
+                    "name": d.name,
+                    "sha256": palisade_shield::hex(&d.sha256),
+                })).collect::<Vec<_>>(),
             }),
             Outcome::Reject {
                 status,
                 reason,
                 offset,
                 header,
+                action,
+                sha256,
             } => json!({
                 "file": self.file,
                 "verdict": "reject",
                 "status": status,
-                "action": if status.is_some() { "answer" } else { "drop" },
+                "action": action,
                 "reason": reason,
                 "offset": offset,
                 "header": header,
+                "sha256": sha256.as_ref().map(palisade_shield::hex),
             }),
         }
     }
@@ -129,14 +179,19 @@ impl Report {
                 code,
                 call_id,
                 canonical,
+                dropped,
             } => {
+                let removed: String = dropped
+                    .iter()
+                    .map(|d| format!("  dropped {} {}\n", d.what.as_str(), d.name))
+                    .collect();
                 let what = match (method, code) {
                     (Some(m), _) => m.clone(),
                     (None, Some(c)) => c.to_string(),
                     _ => String::new(),
                 };
                 format!(
-                    "{}: accept {kind} {what} Call-ID {}\n{}\n",
+                    "{}: accept {kind} {what} Call-ID {}\n{removed}{}\n",
                     self.file,
                     call_id.as_deref().unwrap_or("-"),
                     String::from_utf8_lossy(canonical)
@@ -147,10 +202,15 @@ impl Report {
                 reason,
                 offset,
                 header,
+                action,
+                ..
             } => {
-                let answer = match status {
-                    Some(s) => format!("{s} {}", reason_phrase(*s)),
-                    None => "dropped (malformed response)".to_string(),
+                let answer = match (status, *action) {
+                    (Some(s), _) => format!("{s} {}", reason_phrase(*s)),
+                    (None, "drop") => "dropped (malformed response)".to_string(),
+                    (None, "strip-body") => "relayed without its body".to_string(),
+                    (None, "replace-502") => "replaced by 502 toward the caller".to_string(),
+                    (None, _) => "replaced by a bare response".to_string(),
                 };
                 let at = offset.map(|o| format!(" at byte {o}")).unwrap_or_default();
                 let h = header

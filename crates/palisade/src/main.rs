@@ -152,6 +152,12 @@ enum Command {
         /// Override a parser limit, e.g. `--limit limits.max_headers=64` (repeatable).
         #[arg(long = "limit", value_name = "KEY=VALUE")]
         limits: Vec<String>,
+        /// Configuration file: its [limits], [sdp] and [shield] sections apply.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Show the message layer's verdict only, without the shield.
+        #[arg(long)]
+        message_only: bool,
     },
 }
 
@@ -265,8 +271,20 @@ fn main() -> ExitCode {
             files,
             json,
             limits,
+            config: cfg_path,
+            message_only,
         } => {
-            let mut lim = palisade_sip::Limits::default();
+            let setup = config::load(cfg_path.as_ref()).and_then(|c| {
+                let core = c.core(&[])?;
+                Ok((core.limits, core.shield))
+            });
+            let (mut lim, policy) = match setup {
+                Ok(x) => x,
+                Err(e) => {
+                    eprintln!("palisade inspect: {e:#}");
+                    return ExitCode::from(2);
+                }
+            };
             for l in &limits {
                 let parsed = l
                     .split_once('=')
@@ -297,7 +315,7 @@ fn main() -> ExitCode {
                         return ExitCode::from(2);
                     }
                 };
-                let report = inspect::inspect(f, &bytes, &lim);
+                let report = inspect::inspect(f, &bytes, &lim, (!message_only).then_some(&policy));
                 any_rejected |= !report.accepted();
                 if json {
                     println!("{}", report.to_json());

@@ -19,10 +19,13 @@ fn json_lines(out: &[u8]) -> Vec<serde_json::Value> {
 
 #[test]
 fn accepted_files_exit_zero_with_canonical_form() {
+    // The message layer alone: wsinv's SDP (`a=rtpmap:31 LPC`, no clock rate) is for the
+    // shield to refuse, see `the_shield_refuses_rfc4475_sdp_without_clock_rate`.
     let out = bin()
         .args([
             "inspect",
             "--json",
+            "--message-only",
             &corpus("rfc4475/wsinv.dat"),
             &corpus("rfc5118/ipv6-good"),
         ])
@@ -49,6 +52,7 @@ fn rejected_files_exit_one_with_status_reason_offset() {
         .args([
             "inspect",
             "--json",
+            "--message-only",
             &corpus("rfc4475/wsinv.dat"),
             &corpus("rfc4475/mcl01.dat"),
             &corpus("rfc4475/badvers.dat"),
@@ -132,4 +136,153 @@ fn limits_can_be_set_from_the_command_line() {
     let v = json_lines(&out.stdout);
     assert_eq!(v[0]["status"], 483);
     assert!(v[0]["reason"].as_str().unwrap().contains("limits.max_via"));
+}
+
+#[test]
+fn the_shield_refuses_rfc4475_sdp_without_clock_rate() {
+    let out = bin()
+        .args([
+            "inspect",
+            "--json",
+            &corpus("rfc4475/wsinv.dat"),
+            &corpus("rfc4475/invut.dat"),
+            &corpus("rfc4475/mpart01.dat"),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let v = json_lines(&out.stdout);
+    assert_eq!(v[0]["status"], 488);
+    assert!(v[0]["reason"].as_str().unwrap().contains("a=rtpmap"));
+    assert_eq!(v[0]["sha256"].as_str().unwrap().len(), 64);
+    assert_eq!(v[1]["status"], 415, "invut: application/unknownformat");
+    assert_eq!(
+        v[2]["status"], 415,
+        "mpart01: text/plain and octet-stream parts"
+    );
+}
+
+#[derive(serde::Deserialize)]
+struct Cases {
+    case: Vec<Case>,
+}
+
+#[derive(serde::Deserialize)]
+struct Case {
+    name: String,
+    tries: String,
+    verdict: String,
+    status: Option<u16>,
+    hidden: Vec<String>,
+    keep: Vec<String>,
+}
+
+fn offers() -> (String, Vec<Case>) {
+    let dir = format!("{}/../../tests/offers", env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(format!("{dir}/cases.toml")).unwrap();
+    let c: Cases = toml::from_str(&text).unwrap();
+    (dir, c.case)
+}
+
+/// Every hostile and real offer of tests/offers through `inspect`: the verdict and
+/// status, and for accepted ones the exact forwarded form keeps what must be kept and
+/// contains nothing that was hidden.
+#[test]
+fn hostile_offer_corpus_through_inspect() {
+    let (dir, cases) = offers();
+    assert!(cases.len() >= 40);
+    let files: Vec<String> = cases
+        .iter()
+        .map(|c| format!("{dir}/{}.sip", c.name))
+        .collect();
+    let out = bin()
+        .arg("inspect")
+        .arg("--json")
+        .args(&files)
+        .output()
+        .unwrap();
+    let v = json_lines(&out.stdout);
+    assert_eq!(v.len(), cases.len());
+    for (c, r) in cases.iter().zip(&v) {
+        let what = format!("{} ({})", c.name, c.tries);
+        assert_eq!(r["verdict"], c.verdict.as_str(), "{what}: {r}");
+        if c.verdict == "reject" {
+            assert_eq!(r["status"], c.status.unwrap(), "{what}: {r}");
+            assert!(!r["reason"].as_str().unwrap().is_empty());
+            continue;
+        }
+        let canonical = r["canonical"].as_str().unwrap();
+        for h in &c.hidden {
+            assert!(
+                !canonical.contains(h.as_str()),
+                "{what}: {h:?} forwarded:\n{canonical}"
+            );
+        }
+        for k in &c.keep {
+            assert!(
+                canonical.contains(k.as_str()),
+                "{what}: {k:?} lost:\n{canonical}"
+            );
+        }
+        if !c.hidden.is_empty() && !c.name.starts_with("multipart") {
+            assert!(
+                !r["dropped"].as_array().unwrap().is_empty(),
+                "{what}: what was removed is reported"
+            );
+        }
+        // What inspect shows is what a second pass would forward unchanged.
+        let again = bin()
+            .args(["inspect", "--json", "-"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .and_then(|mut ch| {
+                ch.stdin.take().unwrap().write_all(canonical.as_bytes())?;
+                ch.wait_with_output()
+            })
+            .unwrap();
+        let a = &json_lines(&again.stdout)[0];
+        assert_eq!(
+            a["canonical"].as_str().unwrap(),
+            canonical,
+            "{what}: idempotent"
+        );
+    }
+    assert_eq!(out.status.code(), Some(1));
+}
+
+#[test]
+fn policy_comes_from_the_config_file() {
+    let (dir, _) = offers();
+    let cfg = std::env::temp_dir().join(format!("palisade-inspect-{}.toml", std::process::id()));
+    std::fs::write(
+        &cfg,
+        "[shield]\nunknown_attributes = \"refuse\"\nextra_headers = [\"Subject\"]\n",
+    )
+    .unwrap();
+    let out = bin()
+        .args(["inspect", "--json", "--config"])
+        .arg(&cfg)
+        .arg(format!("{dir}/hidden-unknown-attribute.sip"))
+        .arg(format!("{dir}/header-subject.sip"))
+        .output()
+        .unwrap();
+    let v = json_lines(&out.stdout);
+    assert_eq!(v[0]["status"], 488);
+    assert!(v[0]["reason"]
+        .as_str()
+        .unwrap()
+        .contains("shield.sdp_attributes"));
+    assert_eq!(v[1]["verdict"], "accept");
+    assert!(v[1]["canonical"].as_str().unwrap().contains("Subject: "));
+    std::fs::write(&cfg, "[shield]\nunknown_attributes = \"maybe\"\n").unwrap();
+    let out = bin()
+        .args(["inspect", "--config"])
+        .arg(&cfg)
+        .arg(format!("{dir}/real-sipp.sip"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("shield.unknown_attributes"));
+    let _ = std::fs::remove_file(&cfg);
 }

@@ -574,5 +574,12 @@ fn attribute(v: &str, n: usize) -> Result<Attribute, SdpError> {
     } else {
         "?"
     };
-    parse_attribute(name, value).map_err(|r| err(n, format!("a={shown}: {r}")))
+    parse_attribute(name, value).map_err(|r| {
+        // Most grammar errors already name their attribute ("rtpmap: ...").
+        let r = r
+            .strip_prefix(shown)
+            .and_then(|x| x.strip_prefix(": "))
+            .unwrap_or(r);
+        err(n, format!("a={shown}: {r}"))
+    })
 }
