@@ -191,8 +191,8 @@ case("hidden-media-attribute", "a blob in an unknown attribute inside the media 
 case("hidden-session-info", "a blob in the session information line (i=)", "accept",
      invite("hidden-session-info", SIPP.replace("s=-\r\n", f"s=-\r\ni={BLOB}\r\n")), hidden=[BLOB])
 case("hidden-uri-email-phone", "links and contacts in u= e= p= lines", "accept",
-     invite("hidden-uri-email-phone", SIPP.replace("s=-\r\n", "s=-\r\nu=http://evil.example/x.apk\r\ne=x@evil.example\r\np=+1 555 0100\r\n")),
-     hidden=["evil.example/x.apk", "x@evil.example", "555 0100"])
+     invite("hidden-uri-email-phone", SIPP.replace("s=-\r\n", "s=-\r\nu=http://evil.example/x.apk\r\ne=spy-mailbox@evil.example\r\np=+1 555 0100\r\n")),
+     hidden=["evil.example/x.apk", "spy-mailbox@evil.example", "555 0100"])
 case("hidden-key-line", "an obsolete k= line carrying data", "accept",
      invite("hidden-key-line", SIPP.replace("a=rtpmap:0", f"k=base64:{BLOB}\r\na=rtpmap:0")), hidden=[BLOB])
 case("header-unknown-x", "a blob in an unknown header", "accept",
