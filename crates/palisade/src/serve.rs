@@ -16,7 +16,7 @@ use palisade_store::{BindingOp, BindingRow, SqliteStore, Storage};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::mpsc;
-use tracing::{error, info, warn};
+use tracing::{debug, error, info, warn};
 
 use crate::config::{FileConfig, Listen};
 
@@ -162,8 +162,9 @@ fn users_of(store: &SqliteStore, domain: &str, cfg: &ConfigProtected) -> anyhow:
 /// What the core thread hands to the storage thread.
 enum StoreMsg {
     Binding(BindingOp),
-    /// One security event as a JSON line for `<data_dir>/security-events.jsonl`.
-    Security(String),
+    /// One security event (with its Unix time) for `<data_dir>/security-events.jsonl`;
+    /// formatted on the storage thread, off the packet path.
+    Security(Box<palisade_shield::SecurityEvent>, i64),
 }
 
 fn security_json(e: &palisade_shield::SecurityEvent, unix: i64) -> String {
@@ -236,9 +237,9 @@ fn store_thread(
         for m in batch {
             match m {
                 StoreMsg::Binding(b) => bindings.push(b),
-                StoreMsg::Security(line) => {
+                StoreMsg::Security(ev, unix) => {
                     if let Some(f) = events.as_mut() {
-                        if let Err(e) = writeln!(f, "{line}") {
+                        if let Err(e) = writeln!(f, "{}", security_json(&ev, unix)) {
                             error!(error = %e, "writing a security event failed");
                         }
                         wrote_events = true;
@@ -279,9 +280,9 @@ fn store_thread(
     for m in ops.try_iter() {
         match m {
             StoreMsg::Binding(b) => rest.push(b),
-            StoreMsg::Security(line) => {
+            StoreMsg::Security(ev, unix) => {
                 if let Some(f) = events.as_mut() {
-                    let _ = writeln!(f, "{line}");
+                    let _ = writeln!(f, "{}", security_json(&ev, unix));
                 }
             }
         }
@@ -400,9 +401,34 @@ struct Shell {
     store_tx: std::sync::mpsc::Sender<StoreMsg>,
     idle: Duration,
     limits: Limits,
+    /// When the shield's counters were last written to the log, and their total then.
+    summary: (Instant, u64),
 }
 
 impl Shell {
+    /// One log line with the shield's counters, at most once a minute and only when they
+    /// changed (and at shutdown).
+    fn shield_summary(&mut self, force: bool) {
+        let st = &self.endpoint.stats;
+        let total = st.shield_refused
+            + st.shield_answers_refused
+            + st.shield_dropped
+            + st.protected_refused;
+        if total == self.summary.1 || (!force && self.summary.0.elapsed() < Duration::from_secs(60))
+        {
+            return;
+        }
+        info!(
+            target: "palisade::security",
+            refused = st.shield_refused,
+            answers_refused = st.shield_answers_refused,
+            dropped = st.shield_dropped,
+            protected_refused = st.protected_refused,
+            "shield totals"
+        );
+        self.summary = (Instant::now(), total);
+    }
+
     async fn flush(&mut self) {
         while let Some(t) = self.endpoint.poll_transmit() {
             match t.to.transport {
@@ -454,7 +480,21 @@ impl Shell {
                         + st.shield_answers_refused
                         + st.shield_dropped
                         + st.protected_refused;
-                    warn!(
+                    // Refusals are warnings; removals (an unknown header on every call
+                    // of some phone) are routine and logged at debug, counted in the
+                    // summary line and always written to the event file.
+                    let routine = matches!(e.kind, palisade_shield::EventKind::Dropped(_));
+                    if routine
+                        && !tracing::enabled!(target: "palisade::security", tracing::Level::DEBUG)
+                    {
+                        let _ = self
+                            .store_tx
+                            .send(StoreMsg::Security(Box::new(e), unix_now()));
+                        continue;
+                    }
+                    macro_rules! security_line {
+                        ($lvl:ident) => {
+                    $lvl!(
                         target: "palisade::security",
                         kind = e.kind.as_str(),
                         method = %e.method,
@@ -471,10 +511,17 @@ impl Shell {
                         protected_refused = st.protected_refused,
                         total,
                         "shield"
-                    );
+                    )
+                        };
+                    }
+                    if routine {
+                        security_line!(debug);
+                    } else {
+                        security_line!(warn);
+                    }
                     let _ = self
                         .store_tx
-                        .send(StoreMsg::Security(security_json(&e, unix_now())));
+                        .send(StoreMsg::Security(Box::new(e), unix_now()));
                     continue;
                 }
             };
@@ -692,6 +739,7 @@ pub async fn run(cfg: FileConfig, listens: Vec<Listen>) -> anyhow::Result<()> {
         store_tx,
         idle,
         limits,
+        summary: (Instant::now(), 0),
     };
     let mut buf = vec![0u8; 65_536];
     let far = Duration::from_secs(3600);
@@ -728,8 +776,10 @@ pub async fn run(cfg: FileConfig, listens: Vec<Listen>) -> anyhow::Result<()> {
         }
         shell.endpoint.handle_timeout(Instant::now());
         shell.flush().await;
+        shell.shield_summary(false);
     }
     shell.flush().await;
+    shell.shield_summary(true);
     drop(shell);
     let _ = store_handle.join();
     Ok(())
