@@ -168,19 +168,44 @@ enum StoreMsg {
 }
 
 fn security_json(e: &palisade_shield::SecurityEvent, unix: i64) -> String {
-    serde_json::json!({
-        "time": unix,
-        "kind": e.kind.as_str(),
-        "method": e.method,
-        "caller": e.caller,
-        "callee": e.callee,
-        "source": e.source,
-        "call_id": e.call_id,
-        "reason": e.reason,
-        "status": e.status,
-        "sha256": palisade_shield::hex(&e.sha256),
-    })
-    .to_string()
+    // Written by hand: serde_json's `json!` builds a map per event, and under an
+    // attack every call can carry an event.
+    fn field(out: &mut String, key: &str, v: &str) {
+        out.push('"');
+        out.push_str(key);
+        out.push_str("\":\"");
+        for c in v.chars() {
+            match c {
+                '"' => out.push_str("\\\""),
+                '\\' => out.push_str("\\\\"),
+                c if (c as u32) < 0x20 => {
+                    let _ = std::fmt::Write::write_fmt(out, format_args!("\\u{:04x}", c as u32));
+                }
+                c => out.push(c),
+            }
+        }
+        out.push_str("\",");
+    }
+    let mut out = String::with_capacity(320);
+    out.push_str("{\"time\":");
+    out.push_str(&unix.to_string());
+    out.push(',');
+    field(&mut out, "kind", e.kind.as_str());
+    field(&mut out, "method", &e.method);
+    field(&mut out, "caller", &e.caller);
+    field(&mut out, "callee", &e.callee);
+    field(&mut out, "source", &e.source);
+    field(&mut out, "call_id", &e.call_id);
+    field(&mut out, "reason", &e.reason);
+    out.push_str("\"status\":");
+    match e.status {
+        Some(s) => out.push_str(&s.to_string()),
+        None => out.push_str("null"),
+    }
+    out.push_str(",\"sha256\":\"");
+    out.push_str(&palisade_shield::hex(&e.sha256));
+    out.push_str("\"}");
+    out
 }
 
 /// The storage thread: batches binding writes into one transaction, and polls for
@@ -783,4 +808,29 @@ pub async fn run(cfg: FileConfig, listens: Vec<Listen>) -> anyhow::Result<()> {
     drop(shell);
     let _ = store_handle.join();
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn security_json_is_valid_json_whatever_the_text() {
+        let e = palisade_shield::SecurityEvent {
+            kind: palisade_shield::EventKind::OfferRefused,
+            method: "INVITE".into(),
+            caller: "a\"b\\c@x".into(),
+            callee: "bob@example.com".into(),
+            source: "udp:192.0.2.1:5060".into(),
+            call_id: "c\u{1}d".into(),
+            reason: "SDP line 3: \"quoted\"".into(),
+            status: Some(488),
+            sha256: [0xab; 32],
+        };
+        let v: serde_json::Value = serde_json::from_str(&super::security_json(&e, 42)).unwrap();
+        assert_eq!(v["caller"], "a\"b\\c@x");
+        assert_eq!(v["call_id"], "c\u{1}d");
+        assert_eq!(v["status"], 488);
+        assert_eq!(v["time"], 42);
+        assert_eq!(v["kind"], "offer-refused");
+        assert_eq!(v["sha256"], "ab".repeat(32));
+    }
 }

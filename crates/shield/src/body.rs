@@ -281,7 +281,9 @@ fn sdp(
     for m in &mut s.media {
         filter_attributes(policy, &mut m.attributes, dropped, r)?;
     }
-    Ok(s.to_string_canonical().into_bytes())
+    let canonical = s.to_string_canonical();
+    check_attribute_lengths(policy, &canonical, r)?;
+    Ok(canonical.into_bytes())
 }
 
 fn filter_attributes(
@@ -290,49 +292,59 @@ fn filter_attributes(
     dropped: &mut Vec<Dropped>,
     r: &Refuse<'_>,
 ) -> Result<(), Refusal> {
-    let mut line = String::with_capacity(128);
     let mut err = None;
     attrs.retain(|a| {
-        if err.is_some() {
-            return false;
+        if err.is_some() || policy.attribute_allowed(a.name()) {
+            return true;
         }
-        line.clear();
-        a.write(&mut line);
-        if !policy.attribute_allowed(a.name()) {
-            match policy.unknown_attributes {
-                UnknownAttribute::Drop => {
-                    drop_item(dropped, DropKind::Attribute, a.name(), &format!("a={line}"));
-                    return false;
-                }
-                UnknownAttribute::Refuse => {
-                    err = Some(r.with(
-                        488,
-                        format!(
-                            "SDP attribute {} not in shield.sdp_attributes",
-                            a.name().chars().take(64).collect::<String>()
-                        ),
-                    ));
-                    return false;
-                }
+        match policy.unknown_attributes {
+            UnknownAttribute::Drop => {
+                let mut line = String::from("a=");
+                a.write(&mut line);
+                drop_item(dropped, DropKind::Attribute, a.name(), &line);
+                false
+            }
+            UnknownAttribute::Refuse => {
+                err = Some(r.with(
+                    488,
+                    format!(
+                        "SDP attribute {} not in shield.sdp_attributes",
+                        a.name().chars().take(64).collect::<String>()
+                    ),
+                ));
+                false
             }
         }
-        if line.len() > policy.max_attribute_length {
-            err = Some(r.with(
-                488,
-                format!(
-                    "SDP attribute {} longer than shield.max_attribute_length ({})",
-                    a.name(),
-                    policy.max_attribute_length
-                ),
-            ));
-            return false;
-        }
-        true
     });
     match err {
         Some(e) => Err(e),
         None => Ok(()),
     }
+}
+
+/// `shield.max_attribute_length` on the canonical text (one pass, no per-attribute
+/// formatting): the bound is on `name:value` as the callee would receive it.
+fn check_attribute_lengths(
+    policy: &Policy,
+    canonical: &str,
+    r: &Refuse<'_>,
+) -> Result<(), Refusal> {
+    for line in canonical.split("\r\n") {
+        if let Some(a) = line.strip_prefix("a=") {
+            if a.len() > policy.max_attribute_length {
+                let name = a.split(':').next().unwrap_or("");
+                return Err(r.with(
+                    488,
+                    format!(
+                        "SDP attribute {} longer than shield.max_attribute_length ({})",
+                        name.chars().take(64).collect::<String>(),
+                        policy.max_attribute_length
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 fn find(hay: &[u8], needle: &[u8], from: usize) -> Option<usize> {

@@ -44,34 +44,59 @@ pub(crate) fn apply(
         }
         _ => true,
     });
-    let mut line = String::with_capacity(256);
-    let mut total = 64 + msg.body.len();
-    if let Some(u) = msg.request_uri() {
-        u.write(&mut line);
-        total += line.len();
-    }
-    for h in &msg.headers {
-        line.clear();
-        h.write(&mut line);
-        let text = line.strip_suffix("\r\n").unwrap_or(&line);
-        if text.len() > policy.max_header_length {
+    // Control characters and line lengths are checked on the message as received (one
+    // cheap scan instead of formatting every header again): the canonical form is derived
+    // from it, so a control character can only come from there, and a canonical header
+    // line is within a few bytes of the received one (a compact name written in full).
+    let head_end = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or(raw.len());
+    let head = &raw[..head_end];
+    let mut lines = head.split(|b| *b == b'\n').skip(1).peekable();
+    while let Some(first) = lines.next() {
+        // a logical line: the first physical line and its continuations (folding)
+        let mut len = first.len();
+        let mut ctl = first
+            .strip_suffix(b"\r")
+            .unwrap_or(first)
+            .iter()
+            .any(|b| is_ctl(*b));
+        while let Some(next) = lines.peek() {
+            if !next.starts_with(b" ") && !next.starts_with(b"\t") {
+                break;
+            }
+            len += next.len();
+            ctl |= next
+                .strip_suffix(b"\r")
+                .unwrap_or(next)
+                .iter()
+                .any(|b| is_ctl(*b));
+            lines.next();
+        }
+        let name = || {
+            let n = first.split(|b| *b == b':').next().unwrap_or(b"");
+            let n = String::from_utf8_lossy(n);
+            bounded_name(n.trim())
+        };
+        if len.saturating_sub(1) > policy.max_header_length {
             return Err(refuse(
                 400,
                 format!(
                     "{} header longer than shield.max_header_length ({})",
-                    h.name(),
+                    name(),
                     policy.max_header_length
                 ),
             ));
         }
-        if text.bytes().any(is_ctl) {
+        if ctl {
             return Err(refuse(
                 400,
-                format!("control character in the {} header", h.name()),
+                format!("control character in the {} header", name()),
             ));
         }
-        total += line.len();
     }
+    let total = head_end + 4 + msg.body.len();
     if total > policy.max_message_size {
         return Err(refuse(
             413,

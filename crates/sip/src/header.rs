@@ -524,7 +524,8 @@ impl<'a> Header<'a> {
                 out.push(' ');
                 v.host.write(out);
                 if let Some(p) = v.port {
-                    let _ = write!(out, ":{p}");
+                    out.push(':');
+                    crate::uri::push_num(out, u64::from(p));
                 }
                 write_params(&v.params, out);
             }
@@ -537,14 +538,12 @@ impl<'a> Header<'a> {
             Header::Contact(Contact::Addr(n)) => n.write(out),
             Header::CallId(c) => out.push_str(c),
             Header::CSeq(c) => {
-                let _ = write!(out, "{} {}", c.seq, c.method.as_str());
+                crate::uri::push_num(out, u64::from(c.seq));
+                out.push(' ');
+                out.push_str(c.method.as_str());
             }
-            Header::MaxForwards(n) => {
-                let _ = write!(out, "{n}");
-            }
-            Header::Expires(n) | Header::MinExpires(n) => {
-                let _ = write!(out, "{n}");
-            }
+            Header::MaxForwards(n) => crate::uri::push_num(out, u64::from(*n)),
+            Header::Expires(n) | Header::MinExpires(n) => crate::uri::push_num(out, u64::from(*n)),
             Header::ContentType(m) => {
                 out.push_str(&m.mtype);
                 out.push('/');

@@ -175,7 +175,9 @@ impl<'a> Message<'a> {
         for h in &self.headers {
             h.write(out);
         }
-        let _ = write!(out, "Content-Length: {}\r\n\r\n", self.body.len());
+        out.push_str("Content-Length: ");
+        crate::uri::push_num(out, self.body.len() as u64);
+        out.push_str("\r\n\r\n");
     }
 
     /// Appends the canonical form of the whole message to `out`.
