@@ -140,6 +140,28 @@ a=setup:actpass
 a=ssrc:2655508255 cname:{6f2b1c3d-4e5f-6a7b-8c9d-0e1f2a3b4c5d}
 """)
 
+LINPHONE = crlf("""v=0
+o=alice 1234 5678 IN IP4 192.168.1.10
+s=Talk
+c=IN IP4 192.168.1.10
+t=0 0
+a=rtcp-xr:rcvr-rtt=all:10000 stat-summary=loss,dup,jitt,TTL voip-metrics
+a=record:off
+m=audio 7078 RTP/AVP 96 97 98 0 8 18 101 99 100
+a=rtpmap:96 opus/48000/2
+a=fmtp:96 useinbandfec=1
+a=rtpmap:97 SILK/16000
+a=rtpmap:98 speex/16000
+a=fmtp:98 vbr=on
+a=rtpmap:18 G729/8000
+a=fmtp:18 annexb=yes
+a=rtpmap:101 telephone-event/48000
+a=rtpmap:99 telephone-event/16000
+a=rtpmap:100 telephone-event/8000
+a=rtcp-fb:* trr-int 1000
+a=rtcp-fb:* ccm tmmbr
+""")
+
 def invite(name, body, ctype="application/sdp", extra="", display="Mallory", method="INVITE"):
     ct = f"Content-Type: {ctype}\n" if ctype else ""
     head = crlf(f"""{method} sip:bob@localhost SIP/2.0
@@ -180,6 +202,10 @@ case("real-firefox-webrtc", "a Firefox WebRTC offer (msid in braces, TCP candida
      invite("real-firefox-webrtc", FIREFOX), sipp=False,  # '{' is fine but '[' free; braces ok -- sent raw to keep it byte-exact
      keep=["a=candidate:1 1 TCP 2105524479 10.0.0.7 9 typ host tcptype active", "a=ice-ufrag:58b99ead",
            "a=fingerprint:sha-256 8B:87:09:8A", "a=rtpmap:109 opus/48000/2", "a=end-of-candidates"])
+case("real-linphone", "a Linphone offer (RTCP-XR, record:off, wildcard rtcp-fb)", "accept",
+     invite("real-linphone", LINPHONE),
+     keep=["a=rtcp-xr:rcvr-rtt=all:10000 stat-summary=loss,dup,jitt,TTL voip-metrics", "a=record:off",
+           "a=rtcp-fb:* trr-int 1000", "a=rtpmap:97 SILK/16000", "a=fmtp:18 annexb=yes"])
 case("real-lf-line-ends", "an offer with LF line ends (RFC 8866 allows them); forwarded with CRLF", "accept",
      invite("real-lf-line-ends", SIPP.replace("\r\n", "\n")), sipp=False, keep=["a=rtpmap:8 PCMA/8000\r\n"])
 

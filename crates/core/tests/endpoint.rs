@@ -909,3 +909,51 @@ fn refused_answers_toward_the_caller() {
     h.send_bytes(peer(BOB), &respond(bye, 200, "OK", "b1"));
     assert!(h.take().is_empty());
 }
+
+#[test]
+fn protected_callee_accepts_old_accounts_when_configured() {
+    let now = Instant::now();
+    let cfg = CoreConfig {
+        domain: "example.com".into(),
+        local: vec![(Transport::Udp, "10.0.0.1:5060".parse().unwrap())],
+        authenticate_register: false,
+        authenticate_requests: false,
+        protected_min_age: Some(Duration::from_secs(30 * 86_400)),
+        protected_status: 603,
+        ..CoreConfig::default()
+    };
+    let mut h = H {
+        ep: Endpoint::new(cfg, [7; 32], now),
+        now,
+    };
+    let day = 86_400;
+    let today = 1_800_000_000;
+    h.ep.set_unix_time(now, today);
+    let users = [
+        ("alice", today - 90 * day),
+        ("bob", today - 400 * day),
+        ("newbie", today - day),
+    ]
+    .iter()
+    .map(|(n, created)| User {
+        name: n.to_string(),
+        credential: Credential::from_password(n, "example.com", "pw"),
+        created_unix: *created,
+        protection: (*n == "bob").then(Vec::new),
+    })
+    .collect();
+    h.ep.set_users(users);
+    h.register("bob", BOB, 3600, 1);
+    // alice's account is 90 days old: allowed although bob's list is empty
+    h.send(peer(ALICE), &invite("age1", "bob"));
+    let out = h.take();
+    assert_eq!(out.len(), 2, "alice reaches bob");
+    // a day-old account is not
+    h.send(
+        peer(ALICE),
+        &invite("age2", "bob").replace("sip:alice@example.com", "sip:newbie@example.com"),
+    );
+    let out = h.take();
+    assert_eq!(out.len(), 1);
+    assert_eq!(status(&out[0].1), 603, "the configured answer");
+}

@@ -1,6 +1,5 @@
 //! Attributes (`a=` lines): the ones real phones and browsers use, each checked against
 //! its own grammar; everything else kept as [`Attribute::Other`] for policy to decide.
-use std::fmt::Write as _;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Direction {
@@ -636,13 +635,11 @@ impl Attribute {
         }
     }
 
-    /// Writes `name[:value]` (without `a=` and line end).
+    /// Writes `name[:value]` (without `a=` and line end), straight into `out`: no
+    /// temporary strings and no `core::fmt` (this runs for every attribute of every
+    /// offer and answer the proxy forwards).
     pub fn write(&self, out: &mut String) {
         out.push_str(self.name());
-        let mut val = |s: &str| {
-            out.push(':');
-            out.push_str(s);
-        };
         match self {
             Attribute::Rtpmap {
                 pt,
@@ -650,21 +647,31 @@ impl Attribute {
                 clock,
                 channels,
             } => {
-                let mut s = format!("{pt} {encoding}/{clock}");
+                out.push(':');
+                num(out, u64::from(*pt));
+                out.push(' ');
+                out.push_str(encoding);
+                out.push('/');
+                num(out, u64::from(*clock));
                 if let Some(c) = channels {
-                    let _ = write!(s, "/{c}");
+                    out.push('/');
+                    num(out, u64::from(*c));
                 }
-                val(&s);
             }
             Attribute::Fmtp { pt, params } => {
-                let p: Vec<String> = params
-                    .iter()
-                    .map(|(k, v)| match v {
-                        Some(v) => format!("{k}={v}"),
-                        None => k.clone(),
-                    })
-                    .collect();
-                val(&format!("{pt} {}", p.join(";")));
+                out.push(':');
+                out.push_str(pt);
+                out.push(' ');
+                for (i, (k, v)) in params.iter().enumerate() {
+                    if i > 0 {
+                        out.push(';');
+                    }
+                    out.push_str(k);
+                    if let Some(v) = v {
+                        out.push('=');
+                        out.push_str(v);
+                    }
+                }
             }
             Attribute::Ptime(x)
             | Attribute::MaxPtime(x)
@@ -674,57 +681,102 @@ impl Attribute {
             | Attribute::Mid(x)
             | Attribute::MsidSemantic(x)
             | Attribute::Label(x)
-            | Attribute::Framerate(x) => val(x),
+            | Attribute::Framerate(x) => {
+                out.push(':');
+                out.push_str(x);
+            }
             Attribute::Direction(_)
             | Attribute::RtcpMux
             | Attribute::RtcpRsize
             | Attribute::IceLite
             | Attribute::EndOfCandidates => {}
-            Attribute::Rtcp { port, address } => match address {
-                Some(a) => val(&format!("{port} {a}")),
-                None => val(&port.to_string()),
-            },
-            Attribute::RtcpFb { pt, value } => val(&format!("{pt} {value}")),
-            Attribute::IceOptions(o) => val(&o.join(" ")),
+            Attribute::Rtcp { port, address } => {
+                out.push(':');
+                num(out, u64::from(*port));
+                if let Some(a) = address {
+                    out.push(' ');
+                    out.push_str(a);
+                }
+            }
+            Attribute::RtcpFb { pt, value } => {
+                out.push(':');
+                out.push_str(pt);
+                out.push(' ');
+                out.push_str(value);
+            }
+            Attribute::IceOptions(o) => {
+                out.push(':');
+                join(out, o, ' ');
+            }
             Attribute::Candidate(c) => {
-                let mut s = format!(
-                    "{} {} {} {} {} {} typ {}",
-                    c.foundation, c.component, c.transport, c.priority, c.address, c.port, c.typ
-                );
+                out.push(':');
+                out.push_str(&c.foundation);
+                out.push(' ');
+                num(out, u64::from(c.component));
+                out.push(' ');
+                out.push_str(&c.transport);
+                out.push(' ');
+                num(out, u64::from(c.priority));
+                out.push(' ');
+                out.push_str(&c.address);
+                out.push(' ');
+                num(out, u64::from(c.port));
+                out.push_str(" typ ");
+                out.push_str(&c.typ);
                 if let Some(r) = &c.raddr {
-                    let _ = write!(s, " raddr {r}");
+                    out.push_str(" raddr ");
+                    out.push_str(r);
                 }
                 if let Some(r) = c.rport {
-                    let _ = write!(s, " rport {r}");
+                    out.push_str(" rport ");
+                    num(out, u64::from(r));
                 }
                 for (k, v) in &c.extensions {
-                    let _ = write!(s, " {k} {v}");
+                    out.push(' ');
+                    out.push_str(k);
+                    out.push(' ');
+                    out.push_str(v);
                 }
-                val(&s);
             }
-            Attribute::Fingerprint { hash, value } => val(&format!("{hash} {value}")),
+            Attribute::Fingerprint { hash, value } => {
+                out.push(':');
+                out.push_str(hash);
+                out.push(' ');
+                out.push_str(value);
+            }
             Attribute::Group { semantics, ids } => {
-                let mut s = semantics.clone();
+                out.push(':');
+                out.push_str(semantics);
                 for i in ids {
-                    s.push(' ');
-                    s.push_str(i);
+                    out.push(' ');
+                    out.push_str(i);
                 }
-                val(&s);
             }
-            Attribute::Msid { id, appdata } => match appdata {
-                Some(a) => val(&format!("{id} {a}")),
-                None => val(id),
-            },
-            Attribute::Ssrc { id, name, value } => match value {
-                Some(v) => val(&format!("{id} {name}:{v}")),
-                None => val(&format!("{id} {name}")),
-            },
-            Attribute::SsrcGroup { semantics, ssrcs } => {
-                let mut s = semantics.clone();
-                for x in ssrcs {
-                    let _ = write!(s, " {x}");
+            Attribute::Msid { id, appdata } => {
+                out.push(':');
+                out.push_str(id);
+                if let Some(a) = appdata {
+                    out.push(' ');
+                    out.push_str(a);
                 }
-                val(&s);
+            }
+            Attribute::Ssrc { id, name, value } => {
+                out.push(':');
+                num(out, u64::from(*id));
+                out.push(' ');
+                out.push_str(name);
+                if let Some(v) = value {
+                    out.push(':');
+                    out.push_str(v);
+                }
+            }
+            Attribute::SsrcGroup { semantics, ssrcs } => {
+                out.push(':');
+                out.push_str(semantics);
+                for x in ssrcs {
+                    out.push(' ');
+                    num(out, u64::from(*x));
+                }
             }
             Attribute::Extmap {
                 id,
@@ -732,15 +784,18 @@ impl Attribute {
                 uri,
                 extra,
             } => {
-                let mut s = id.to_string();
+                out.push(':');
+                num(out, u64::from(*id));
                 if let Some(d) = direction {
-                    let _ = write!(s, "/{d}");
+                    out.push('/');
+                    out.push_str(d);
                 }
-                let _ = write!(s, " {uri}");
+                out.push(' ');
+                out.push_str(uri);
                 if let Some(e) = extra {
-                    let _ = write!(s, " {e}");
+                    out.push(' ');
+                    out.push_str(e);
                 }
-                val(&s);
             }
             Attribute::Crypto {
                 tag,
@@ -748,19 +803,53 @@ impl Attribute {
                 key_params,
                 session_params,
             } => {
-                let mut s = format!("{tag} {suite} {key_params}");
+                out.push(':');
+                num(out, u64::from(*tag));
+                out.push(' ');
+                out.push_str(suite);
+                out.push(' ');
+                out.push_str(key_params);
                 for p in session_params {
-                    s.push(' ');
-                    s.push_str(p);
+                    out.push(' ');
+                    out.push_str(p);
                 }
-                val(&s);
             }
-            Attribute::Content(c) => val(&c.join(",")),
+            Attribute::Content(c) => {
+                out.push(':');
+                join(out, c, ',');
+            }
             Attribute::Other { value, .. } => {
                 if let Some(v) = value {
-                    val(v);
+                    out.push(':');
+                    out.push_str(v);
                 }
             }
         }
+    }
+}
+
+fn join(out: &mut String, items: &[String], sep: char) {
+    for (i, x) in items.iter().enumerate() {
+        if i > 0 {
+            out.push(sep);
+        }
+        out.push_str(x);
+    }
+}
+
+/// Appends a decimal number without `core::fmt`.
+pub(crate) fn num(out: &mut String, mut n: u64) {
+    let mut buf = [0u8; 20];
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    for &b in &buf[i..] {
+        out.push(b as char);
     }
 }

@@ -1,7 +1,5 @@
 //! The session description model and its canonical writer.
-use std::fmt::Write as _;
-
-use crate::attr::Attribute;
+use crate::attr::{num, Attribute};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Origin {
@@ -80,12 +78,19 @@ fn line(out: &mut String, t: char, v: &str) {
 
 impl Connection {
     fn write(&self, out: &mut String) {
-        let _ = write!(out, "c={} {} {}", self.nettype, self.addrtype, self.address);
+        out.push_str("c=");
+        out.push_str(&self.nettype);
+        out.push(' ');
+        out.push_str(&self.addrtype);
+        out.push(' ');
+        out.push_str(&self.address);
         if let Some(t) = self.ttl {
-            let _ = write!(out, "/{t}");
+            out.push('/');
+            num(out, u64::from(t));
         }
         if let Some(c) = self.count {
-            let _ = write!(out, "/{c}");
+            out.push('/');
+            num(out, u64::from(c));
         }
         out.push_str("\r\n");
     }
@@ -93,7 +98,11 @@ impl Connection {
 
 fn write_bw(b: &[Bandwidth], out: &mut String) {
     for b in b {
-        let _ = write!(out, "b={}:{}\r\n", b.bwtype, b.value);
+        out.push_str("b=");
+        out.push_str(&b.bwtype);
+        out.push(':');
+        num(out, b.value);
+        out.push_str("\r\n");
     }
 }
 
@@ -111,11 +120,19 @@ impl Session {
         let mut out = String::with_capacity(512);
         line(&mut out, 'v', "0");
         let o = &self.origin;
-        let _ = write!(
-            out,
-            "o={} {} {} {} {} {}\r\n",
-            o.username, o.session_id, o.session_version, o.nettype, o.addrtype, o.address
-        );
+        out.push_str("o=");
+        out.push_str(&o.username);
+        out.push(' ');
+        num(&mut out, o.session_id);
+        out.push(' ');
+        num(&mut out, o.session_version);
+        out.push(' ');
+        out.push_str(&o.nettype);
+        out.push(' ');
+        out.push_str(&o.addrtype);
+        out.push(' ');
+        out.push_str(&o.address);
+        out.push_str("\r\n");
         line(&mut out, 's', &self.name);
         if let Some(i) = &self.info {
             line(&mut out, 'i', i);
@@ -134,7 +151,11 @@ impl Session {
         }
         write_bw(&self.bandwidths, &mut out);
         for t in &self.times {
-            let _ = write!(out, "t={} {}\r\n", t.start, t.stop);
+            out.push_str("t=");
+            num(&mut out, t.start);
+            out.push(' ');
+            num(&mut out, t.stop);
+            out.push_str("\r\n");
             for r in &t.repeats {
                 line(&mut out, 'r', r);
             }
@@ -147,11 +168,16 @@ impl Session {
         }
         write_attrs(&self.attributes, &mut out);
         for m in &self.media {
-            let _ = write!(out, "m={} {}", m.media, m.port);
+            out.push_str("m=");
+            out.push_str(&m.media);
+            out.push(' ');
+            num(&mut out, u64::from(m.port));
             if let Some(c) = m.port_count {
-                let _ = write!(out, "/{c}");
+                out.push('/');
+                num(&mut out, u64::from(c));
             }
-            let _ = write!(out, " {}", m.proto);
+            out.push(' ');
+            out.push_str(&m.proto);
             for f in &m.formats {
                 out.push(' ');
                 out.push_str(f);

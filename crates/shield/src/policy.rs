@@ -49,7 +49,8 @@ pub struct Policy {
 }
 
 /// Attribute names real phones and browsers use (RFC 8866, 8839, 8842, 8843, 8122,
-/// 4568, 5576, 8285, 8830, 8851, 8853, 8841, 4145, 5888, 3605, 4585, 5761, 8858).
+/// 4568, 5576, 8285, 8830, 8851, 8853, 8841, 4145, 5888, 3605, 4585, 5761, 8858, 3611,
+/// 7866, 6189, 6236).
 pub const DEFAULT_SDP_ATTRIBUTES: &[&str] = &[
     "rtpmap",
     "fmtp",
@@ -92,6 +93,13 @@ pub const DEFAULT_SDP_ATTRIBUTES: &[&str] = &[
     "tcap",
     "pcfg",
     "acfg",
+    "rtcp-xr",
+    "record",
+    "zrtp-hash",
+    "bundle-only",
+    "rtcp-mux-only",
+    "imageattr",
+    "sctpmap",
 ];
 
 /// Headers a call needs besides the typed ones, each harmless as a token or URI the
