@@ -222,7 +222,7 @@ impl FileConfig {
             other => bail!("shield.unknown_attributes: {other:?} is not drop or refuse"),
         };
         if let Some(v) = &sh.sdp_attributes {
-            p.sdp_attributes = v.clone();
+            p.sdp_attributes = v.iter().cloned().collect();
         }
         p.sdp_attributes
             .extend(sh.extra_sdp_attributes.iter().cloned());

@@ -329,7 +329,11 @@ fn check_attribute_lengths(
     canonical: &str,
     r: &Refuse<'_>,
 ) -> Result<(), Refusal> {
-    for line in canonical.split("\r\n") {
+    let b = canonical.as_bytes();
+    let mut start = 0;
+    for end in memchr::memchr_iter(b'\n', b) {
+        let line = &canonical[start..end.saturating_sub(1).max(start)];
+        start = end + 1;
         if let Some(a) = line.strip_prefix("a=") {
             if a.len() > policy.max_attribute_length {
                 let name = a.split(':').next().unwrap_or("");

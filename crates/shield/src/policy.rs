@@ -19,8 +19,9 @@ pub struct Policy {
     pub enabled: bool,
     /// Bounds of the SDP parser (`sdp.*` keys).
     pub sdp_limits: palisade_sdp::Limits,
-    /// `shield.sdp_attributes`: attribute names that may reach a device.
-    pub sdp_attributes: Vec<String>,
+    /// `shield.sdp_attributes`: attribute names that may reach a device (a set: it is
+    /// consulted for every attribute of every offer).
+    pub sdp_attributes: std::collections::HashSet<String>,
     /// `shield.unknown_attributes`: `drop` (default) or `refuse`.
     pub unknown_attributes: UnknownAttribute,
     /// `shield.max_attribute_length` (default 256): longest `name:value` of one attribute.
@@ -170,6 +171,6 @@ impl Policy {
         self.headers.iter().any(|h| h.eq_ignore_ascii_case(name))
     }
     pub(crate) fn attribute_allowed(&self, name: &str) -> bool {
-        self.sdp_attributes.iter().any(|a| a == name)
+        self.sdp_attributes.contains(name)
     }
 }
