@@ -1791,27 +1791,7 @@ impl Endpoint {
             return;
         };
         let key = format!("{branch}|CANCEL");
-        self.clients.insert(
-            key.clone(),
-            ClientTxn {
-                invite: false,
-                state: CState::Trying,
-                dest,
-                request: cancel.clone(),
-                server: None,
-                interval: self.cfg.t1,
-                provisional: false,
-                cancel_pending: false,
-                done: false,
-                timer_c: None,
-                expired: false,
-            },
-        );
-        if !dest.transport.reliable() {
-            self.arm(now + self.cfg.t1, TimerWhat::ClientRetrans(key.clone()));
-        }
-        self.arm(now + self.cfg.t1 * 64, TimerWhat::ClientTimeout(key));
-        self.send(dest, cancel);
+        self.start_client(now, dest, key, cancel, false, None);
     }
 
     fn on_response(&mut self, now: Instant, from: Peer, mut msg: Message<'_>, raw: &[u8]) {

@@ -2,6 +2,9 @@
 use std::io::Write;
 use std::process::{Command, Stdio};
 
+mod common;
+use common::{offer_cases, offers_dir, Case};
+
 fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_palisade"))
 }
@@ -162,26 +165,8 @@ fn the_shield_refuses_rfc4475_sdp_without_clock_rate() {
     );
 }
 
-#[derive(serde::Deserialize)]
-struct Cases {
-    case: Vec<Case>,
-}
-
-#[derive(serde::Deserialize)]
-struct Case {
-    name: String,
-    tries: String,
-    verdict: String,
-    status: Option<u16>,
-    hidden: Vec<String>,
-    keep: Vec<String>,
-}
-
 fn offers() -> (String, Vec<Case>) {
-    let dir = format!("{}/../../tests/offers", env!("CARGO_MANIFEST_DIR"));
-    let text = std::fs::read_to_string(format!("{dir}/cases.toml")).unwrap();
-    let c: Cases = toml::from_str(&text).unwrap();
-    (dir, c.case)
+    (offers_dir().to_string_lossy().into_owned(), offer_cases())
 }
 
 /// Every hostile and real offer of tests/offers through `inspect`: the verdict and

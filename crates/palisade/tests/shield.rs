@@ -9,26 +9,6 @@ use std::time::Duration;
 use common::*;
 use palisade_sip::Header;
 
-#[derive(serde::Deserialize)]
-struct Cases {
-    case: Vec<Case>,
-}
-
-#[derive(serde::Deserialize)]
-struct Case {
-    name: String,
-    tries: String,
-    verdict: String,
-    status: Option<u16>,
-    hidden: Vec<String>,
-    keep: Vec<String>,
-    sipp: bool,
-}
-
-fn offers_dir() -> std::path::PathBuf {
-    root().join("tests/offers")
-}
-
 fn call_id(c: &Case) -> String {
     format!("case-{}@evil.example", c.name)
 }
@@ -119,19 +99,8 @@ fn received_blocks(trace: &str) -> Vec<String> {
 #[test]
 fn hostile_offers_never_reach_the_callee_and_real_offers_do() {
     let s = Server::start("offers", &["bob"], &[]);
-    let uas_port = s.port + 1;
-    let (ok, t) = sipp_register(
-        &s,
-        "reg",
-        "bob",
-        uas_port,
-        s.port + 2,
-        "register_any.xml",
-        &[],
-    );
-    assert!(ok, "{t}");
-    let text = std::fs::read_to_string(offers_dir().join("cases.toml")).unwrap();
-    let cases: Vec<Case> = toml::from_str::<Cases>(&text).unwrap().case;
+    let uas_port = register_bob(&s);
+    let cases = offer_cases();
     let accepted = cases.iter().filter(|c| c.verdict == "accept").count();
     let m = accepted.to_string();
     let uas = sipp_uas(&s, "callee", "uas_busy.xml", uas_port, &["-m", &m]);
@@ -268,17 +237,11 @@ fn expect_scenario(s: &Server, status: u16) -> String {
     p.to_string_lossy().into_owned()
 }
 
-fn call_expecting(s: &Server, name: &str, caller: &str, status: u16, port: u16) -> (bool, String) {
-    let sf = expect_scenario(s, status);
-    sipp_call(s, name, caller, "bob", &sf, port, &[])
-}
-
-#[test]
-fn a_hostile_answer_is_not_relayed_and_the_dialog_is_ended() {
-    let s = Server::start("answer", &["alice", "bob"], &[]);
+/// Registers bob with SIPp, Contact at the port the SIPp callee will use; returns it.
+fn register_bob(s: &Server) -> u16 {
     let uas_port = s.port + 1;
     let (ok, t) = sipp_register(
-        &s,
+        s,
         "reg",
         "bob",
         uas_port,
@@ -287,6 +250,18 @@ fn a_hostile_answer_is_not_relayed_and_the_dialog_is_ended() {
         &[],
     );
     assert!(ok, "{t}");
+    uas_port
+}
+
+fn call_expecting(s: &Server, name: &str, caller: &str, status: u16, port: u16) -> (bool, String) {
+    let sf = expect_scenario(s, status);
+    sipp_call(s, name, caller, "bob", &sf, port, &[])
+}
+
+#[test]
+fn a_hostile_answer_is_not_relayed_and_the_dialog_is_ended() {
+    let s = Server::start("answer", &["alice", "bob"], &[]);
+    let uas_port = register_bob(&s);
     let uas = sipp_uas(&s, "callee", "uas_hostile_answer.xml", uas_port, &[]);
     let (ok, trace) = call_expecting(&s, "caller", "alice", 502, s.port + 3);
     assert!(ok, "{trace}\n{}", s.log_text());
@@ -327,17 +302,7 @@ fn protected_user_rings_only_for_its_allow_list() {
     // the running server picks the change up from the database (polled every second)
     std::thread::sleep(Duration::from_millis(2500));
 
-    let uas_port = s.port + 1;
-    let (ok, t) = sipp_register(
-        &s,
-        "reg",
-        "bob",
-        uas_port,
-        s.port + 2,
-        "register_any.xml",
-        &[],
-    );
-    assert!(ok, "{t}");
+    let uas_port = register_bob(&s);
     let uas = sipp_uas(&s, "callee", "uas_busy.xml", uas_port, &["-m", "1"]);
     let (ok, trace) = call_expecting(&s, "carol", "carol", 480, s.port + 3);
     assert!(

@@ -372,3 +372,29 @@ pub fn sipp_uas(server: &Server, name: &str, scenario_file: &str, port: u16, ext
     args.extend_from_slice(extra);
     sipp_bg(server, name, &args)
 }
+
+/// One case of the hostile-offer corpus (tests/offers/cases.toml).
+#[derive(serde::Deserialize)]
+pub struct Case {
+    pub name: String,
+    pub tries: String,
+    pub verdict: String,
+    pub status: Option<u16>,
+    pub hidden: Vec<String>,
+    pub keep: Vec<String>,
+    pub sipp: bool,
+}
+
+#[derive(serde::Deserialize)]
+struct Cases {
+    case: Vec<Case>,
+}
+
+pub fn offers_dir() -> PathBuf {
+    root().join("tests/offers")
+}
+
+pub fn offer_cases() -> Vec<Case> {
+    let text = std::fs::read_to_string(offers_dir().join("cases.toml")).unwrap();
+    toml::from_str::<Cases>(&text).unwrap().case
+}
