@@ -751,7 +751,7 @@ impl Endpoint {
             method,
             caller: palisade_shield::aor(msg.from()),
             callee: palisade_shield::aor(msg.to()),
-            source: format!("{}:{}", from.transport.param(), from.addr),
+            source: peer_text(from),
             call_id: msg.call_id().unwrap_or("").to_string(),
             reason,
             status,
@@ -2138,6 +2138,38 @@ fn strip_body(m: &mut Message<'_>) {
         Header::Other { name, .. } => !name.eq_ignore_ascii_case("Content-Disposition"),
         _ => true,
     });
+}
+
+/// `transport:ip:port` for an event, without `core::fmt` for the common IPv4 case.
+fn peer_text(p: Peer) -> String {
+    let mut out = String::with_capacity(32);
+    out.push_str(p.transport.param());
+    out.push(':');
+    match p.addr {
+        SocketAddr::V4(a) => {
+            Host::V4(*a.ip()).write(&mut out);
+            out.push(':');
+            push_u16(&mut out, a.port());
+        }
+        SocketAddr::V6(a) => out.push_str(&a.to_string()),
+    }
+    out
+}
+
+fn push_u16(s: &mut String, n: u16) {
+    let mut d = [0u8; 5];
+    let (mut i, mut n) = (5, n);
+    loop {
+        i -= 1;
+        d[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    for &b in &d[i..] {
+        s.push(b as char);
+    }
 }
 
 fn protected_phrase(status: u16) -> &'static str {

@@ -27,7 +27,7 @@ mod policy;
 use palisade_sip::{Message, Method};
 
 pub use policy::{
-    Policy, UnknownAttribute, DEFAULT_BODY_TYPES, DEFAULT_HEADERS, DEFAULT_SDP_ATTRIBUTES,
+    NameSet, Policy, UnknownAttribute, DEFAULT_BODY_TYPES, DEFAULT_HEADERS, DEFAULT_SDP_ATTRIBUTES,
 };
 
 /// Something removed from a forwarded message: what kind, its name, and the SHA-256 of
@@ -196,12 +196,13 @@ pub fn apply(policy: &Policy, msg: &mut Message<'_>, raw: &[u8]) -> Result<Vec<D
 pub fn aor(na: Option<&palisade_sip::NameAddr<'_>>) -> String {
     match na.map(|n| &n.uri) {
         Some(palisade_sip::Uri::Sip(s)) => {
-            let mut host = String::new();
-            s.host.write(&mut host);
-            match &s.user {
-                Some(u) => format!("{u}@{host}"),
-                None => host,
+            let mut out = String::with_capacity(48);
+            if let Some(u) = &s.user {
+                out.push_str(u);
+                out.push('@');
             }
+            s.host.write(&mut out);
+            out
         }
         Some(palisade_sip::Uri::Tel(t)) => format!("tel:{}", t.number),
         Some(_) => "other-uri".into(),

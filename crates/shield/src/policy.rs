@@ -21,7 +21,7 @@ pub struct Policy {
     pub sdp_limits: palisade_sdp::Limits,
     /// `shield.sdp_attributes`: attribute names that may reach a device (a set: it is
     /// consulted for every attribute of every offer).
-    pub sdp_attributes: std::collections::HashSet<String>,
+    pub sdp_attributes: NameSet,
     /// `shield.unknown_attributes`: `drop` (default) or `refuse`.
     pub unknown_attributes: UnknownAttribute,
     /// `shield.max_attribute_length` (default 256): longest `name:value` of one attribute.
@@ -48,6 +48,32 @@ pub struct Policy {
     /// removed before forwarding, so a callee never sees a caller's digest response.
     pub realm: Option<String>,
 }
+
+/// FNV-1a: the allow-list is fixed at start-up and only looked up (never grown from the
+/// network), so a fast non-keyed hash is safe here, and SipHash showed in profiles.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NameHasher(u64);
+
+impl std::hash::Hasher for NameHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut h = if self.0 == 0 {
+            0xcbf2_9ce4_8422_2325
+        } else {
+            self.0
+        };
+        for b in bytes {
+            h ^= u64::from(*b);
+            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        self.0 = h;
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+/// A set of names looked up per attribute.
+pub type NameSet = std::collections::HashSet<String, std::hash::BuildHasherDefault<NameHasher>>;
 
 /// Attribute names real phones and browsers use (RFC 8866, 8839, 8842, 8843, 8122,
 /// 4568, 5576, 8285, 8830, 8851, 8853, 8841, 4145, 5888, 3605, 4585, 5761, 8858, 3611,
