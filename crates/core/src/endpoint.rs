@@ -828,7 +828,7 @@ impl Endpoint {
                 return Decision::Reply(482, "Loop Detected", vec![]);
             }
         }
-        self.pop_own_routes(msg);
+        let popped = self.pop_own_routes(msg);
         let ruri = msg.request_uri().cloned();
         let Some(ruri) = ruri else {
             return Decision::Reply(400, "Bad Request", vec![]);
@@ -892,6 +892,24 @@ impl Endpoint {
         }
         let in_dialog = msg.to().and_then(|t| t.tag()).is_some();
         if in_dialog {
+            let local_user = to_us && ruri.as_sip().is_some_and(|s| s.user.is_some());
+            if popped == 0 && !local_user {
+                // Every dialog through this proxy has its Record-Route: a request that
+                // claims a dialog but did not come through us would use the proxy as a
+                // relay toward any address (a device behind it, say).
+                return Decision::Reply(
+                    403,
+                    "Forbidden: in-dialog request not routed through this proxy",
+                    vec![],
+                );
+            }
+            if popped == 0 && local_user {
+                // A To tag does not make a caller allowed: a made-up "dialog" is an
+                // initial request for the protection rules.
+                if let Some(d) = self.protected_refusal(now, from, msg, raw, &ruri, false) {
+                    return d;
+                }
+            }
             // Requests inside a dialog follow the route set the dialog established.
             if let Some(r) = next_route {
                 return self.to_next_hop(
@@ -1645,7 +1663,8 @@ impl Endpoint {
 
     /// Loose routing (RFC 3261 section 16.4): remove the top Route entries that name
     /// this server.
-    fn pop_own_routes(&self, msg: &mut Message<'_>) {
+    fn pop_own_routes(&self, msg: &mut Message<'_>) -> usize {
+        let mut popped = 0;
         while let Some(idx) = msg
             .headers
             .iter()
@@ -1654,24 +1673,35 @@ impl Endpoint {
             match &msg.headers[idx] {
                 Header::Route(r) if self.uri_is_us(&r.uri) => {
                     msg.headers.remove(idx);
+                    popped += 1;
                 }
                 _ => break,
             }
         }
+        popped
     }
 
     /// ACK for a 2xx and other requests relayed without a transaction.
     fn forward_stateless(&mut self, from: Peer, mut msg: Message<'_>, raw: &[u8]) {
-        self.pop_own_routes(&mut msg);
+        let popped = self.pop_own_routes(&mut msg);
         let next = msg
             .routes()
             .next()
             .map(|r| r.uri.clone())
             .or_else(|| msg.request_uri().cloned());
         let Some(next) = next else { return };
-        let dest = if self.uri_is_us(&next)
-            || matches!(&next, Uri::Sip(s) if self.host_is_us(&s.host) && s.user.is_some())
-        {
+        let local_user =
+            matches!(&next, Uri::Sip(s) if self.host_is_us(&s.host) && s.user.is_some());
+        let protected_callee = local_user
+            && self
+                .aor_of(&next)
+                .is_some_and(|(_, u)| self.protected.contains_key(&u));
+        if popped == 0 && (!local_user || protected_callee) {
+            // Not routed through us (see `route`): not relayed.
+            info!(peer = %from.addr, call_id = msg.call_id().unwrap_or(""), "ACK not relayed: it did not come through this proxy's Record-Route");
+            return;
+        }
+        let dest = if self.uri_is_us(&next) || local_user {
             // addressed to a local user: the location service knows where
             match self.aor_of(&next).and_then(|(aor, _)| {
                 self.location

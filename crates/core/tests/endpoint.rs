@@ -957,3 +957,53 @@ fn protected_callee_accepts_old_accounts_when_configured() {
     assert_eq!(out.len(), 1);
     assert_eq!(status(&out[0].1), 603, "the configured answer");
 }
+
+#[test]
+fn a_made_up_dialog_neither_reaches_a_protected_user_nor_uses_the_proxy_as_relay() {
+    let mut h = H::new(false);
+    let users = ["alice", "bob"]
+        .iter()
+        .map(|n| User {
+            name: n.to_string(),
+            credential: Credential::from_password(n, "example.com", "pw"),
+            created_unix: 0,
+            protection: (*n == "bob").then(Vec::new),
+        })
+        .collect();
+    h.ep.set_users(users);
+    h.register("bob", BOB, 3600, 1);
+    // an INVITE with an invented To tag, no Route: still an initial request for bob
+    h.send(
+        peer(ALICE),
+        &invite("fake1", "bob").replace(
+            "To: <sip:bob@example.com>",
+            "To: <sip:bob@example.com>;tag=invented",
+        ),
+    );
+    let out = h.take();
+    assert_eq!(out.len(), 1, "bob's phone receives nothing");
+    assert_eq!(status(&out[0].1), 480);
+    // an "in-dialog" request straight at a device address, not routed through us: 403
+    h.send(
+        peer(ALICE),
+        &invite("fake2", "bob")
+            .replace(
+                "INVITE sip:bob@example.com",
+                &format!("INVITE sip:bob@192.0.2.10:{BOB}"),
+            )
+            .replace(
+                "To: <sip:bob@example.com>",
+                "To: <sip:bob@example.com>;tag=invented",
+            ),
+    );
+    let out = h.take();
+    assert_eq!(out.len(), 1);
+    assert_eq!(status(&out[0].1), 403);
+    assert!(out.iter().all(|o| o.0 != peer(BOB)));
+    // an ACK with an invented dialog: not relayed
+    h.send(
+        peer(ALICE),
+        &format!("ACK sip:bob@example.com SIP/2.0\nVia: SIP/2.0/UDP 192.0.2.10:{ALICE};branch=z9hG4bKfakeack\nMax-Forwards: 70\nFrom: <sip:alice@example.com>;tag=a1\nTo: <sip:bob@example.com>;tag=invented\nCall-ID: fake-ack\nCSeq: 1 ACK\nContent-Length: 0\n\n"),
+    );
+    assert!(h.take().is_empty());
+}
