@@ -2179,27 +2179,11 @@ fn peer_text(p: Peer) -> String {
         SocketAddr::V4(a) => {
             Host::V4(*a.ip()).write(&mut out);
             out.push(':');
-            push_u16(&mut out, a.port());
+            palisade_sip::push_num(&mut out, u64::from(a.port()));
         }
         SocketAddr::V6(a) => out.push_str(&a.to_string()),
     }
     out
-}
-
-fn push_u16(s: &mut String, n: u16) {
-    let mut d = [0u8; 5];
-    let (mut i, mut n) = (5, n);
-    loop {
-        i -= 1;
-        d[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    for &b in &d[i..] {
-        s.push(b as char);
-    }
 }
 
 fn protected_phrase(status: u16) -> &'static str {

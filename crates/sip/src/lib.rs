@@ -38,7 +38,7 @@ pub use limits::Limits;
 pub use message::{Message, StartLine};
 pub use parse::{frame_stream, parse_datagram, Frame};
 pub use scan::unescape_quoted;
-pub use uri::{Host, Param, SipUri, TelUri, Uri};
+pub use uri::{push_num, Host, Param, SipUri, TelUri, Uri};
 
 /// Unescapes `%HH` sequences. Input that this crate parsed has only valid escapes; an
 /// invalid one is kept literally rather than guessed at.

@@ -79,7 +79,7 @@ impl Host<'_> {
 }
 
 /// Appends a decimal number without going through `core::fmt`.
-pub(crate) fn push_num(out: &mut String, mut n: u64) {
+pub fn push_num(out: &mut String, mut n: u64) {
     let mut buf = [0u8; 20];
     let mut i = buf.len();
     loop {
