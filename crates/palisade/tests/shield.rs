@@ -21,9 +21,8 @@ fn split(bytes: &[u8]) -> (&[u8], &[u8]) {
     (&bytes[..i + 2], &bytes[i + 4..])
 }
 
-/// A SIPp scenario that sends the case's message (addresses and lengths made SIPp's)
-/// and expects `status` as the final answer.
-fn scenario_for(c: &Case, bytes: &[u8], status: u16, dir: &Path) -> std::path::PathBuf {
+/// The case's message as a SIPp `<send>` body: addresses, Call-ID and lengths made SIPp's.
+fn sipp_message(bytes: &[u8]) -> String {
     let (head, body) = split(bytes);
     let head = std::str::from_utf8(head).expect("SIPp cases are text");
     let body = std::str::from_utf8(body).expect("SIPp cases are text");
@@ -46,13 +45,23 @@ fn scenario_for(c: &Case, bytes: &[u8], status: u16, dir: &Path) -> std::path::P
     msg.push('\n');
     msg.push_str(&body.replace("\r\n", "\n"));
     assert!(!msg.contains("]]>"));
+    msg
+}
+
+fn write_scenario(dir: &Path, name: &str, msg: &str, flow: &str) -> std::path::PathBuf {
     let xml = format!(
-        r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
-<scenario name="offer-{name}">
-<send><![CDATA[
-{msg}
-]]></send>
-<recv response="100" optional="true"/>
+        "<?xml version=\"1.0\" encoding=\"ISO-8859-1\" ?>\n<scenario name=\"{name}\">\n<send><![CDATA[\n{msg}\n]]></send>\n{flow}</scenario>\n"
+    );
+    let p = dir.join(format!("{name}.xml"));
+    std::fs::write(&p, xml).unwrap();
+    p
+}
+
+/// A SIPp scenario that sends the case's message and expects `status` as the final
+/// answer (then ACKs it).
+fn scenario_for(c: &Case, bytes: &[u8], status: u16, dir: &Path) -> std::path::PathBuf {
+    let flow = format!(
+        r#"<recv response="100" optional="true"/>
 <recv response="{status}"/>
 <send><![CDATA[
 ACK sip:bob@localhost SIP/2.0
@@ -65,13 +74,50 @@ Max-Forwards: 70
 Content-Length: 0
 
 ]]></send>
-</scenario>
-"#,
-        name = c.name
+"#
     );
-    let p = dir.join(format!("offer-{}.xml", c.name));
-    std::fs::write(&p, xml).unwrap();
-    p
+    write_scenario(
+        dir,
+        &format!("offer-{}", c.name),
+        &sipp_message(bytes),
+        &flow,
+    )
+}
+
+/// A whole call with the case's offer: 200 (with the callee's answer, through the
+/// shield), ACK and BYE along the Record-Route, 200.
+fn call_scenario_for(c: &Case, bytes: &[u8], dir: &Path) -> std::path::PathBuf {
+    let flow = r#"<recv response="100" optional="true"/>
+<recv response="180" optional="true"/>
+<recv response="183" optional="true"/>
+<recv response="200" rrs="true"/>
+<send><![CDATA[
+ACK [next_url] SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+[routes]
+[last_From:]
+[last_To:]
+[last_Call-ID:]
+CSeq: 1 ACK
+Max-Forwards: 70
+Content-Length: 0
+
+]]></send>
+<send><![CDATA[
+BYE [next_url] SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+[routes]
+[last_From:]
+[last_To:]
+[last_Call-ID:]
+CSeq: 2 BYE
+Max-Forwards: 70
+Content-Length: 0
+
+]]></send>
+<recv response="200"/>
+"#;
+    write_scenario(dir, &format!("call-{}", c.name), &sipp_message(bytes), flow)
 }
 
 /// The security event file once it holds `needle` (the storage thread writes in
@@ -339,4 +385,50 @@ fn protected_user_rings_only_for_its_allow_list() {
     let (ok, trace) = call_expecting(&s, "carol2", "carol", 486, s.port + 5);
     assert!(ok, "{trace}");
     assert!(uas.finish().0);
+}
+
+/// Every real offer that SIPp can carry makes a whole call: the callee (SIPp's UAS)
+/// gets the offer, answers 180 and 200 with its own SDP (which passes the shield toward
+/// the caller), and ACK and BYE go through along the Record-Route.
+#[test]
+fn real_offers_connect() {
+    let s = Server::start("connect", &["bob"], &[]);
+    let uas_port = register_bob(&s);
+    let cases: Vec<Case> = offer_cases()
+        .into_iter()
+        .filter(|c| c.name.starts_with("real-") && c.name != "real-lf-line-ends")
+        .collect();
+    assert!(
+        cases.len() >= 5,
+        "SIPp, baresip, Linphone, Chrome and Firefox offers"
+    );
+    let m = cases.len().to_string();
+    let uas = sipp_uas(&s, "callee", "uas.xml", uas_port, &["-m", &m]);
+    for c in &cases {
+        let bytes = std::fs::read(offers_dir().join(format!("{}.sip", c.name))).unwrap();
+        let sf = call_scenario_for(c, &bytes, &s.dir);
+        let cid = format!("call-{}@evil.example", c.name);
+        let port = (s.port + 3).to_string();
+        let (ok, trace) = sipp(
+            &s,
+            &format!("call-{}", c.name),
+            &[
+                "-sf",
+                sf.to_str().unwrap(),
+                "-m",
+                "1",
+                "-p",
+                &port,
+                "-cid_str",
+                &cid,
+            ],
+        );
+        assert!(ok, "{} did not connect:\n{trace}\n{}", c.name, s.log_text());
+        assert!(
+            trace.contains("SIP/2.0 200 OK") && trace.contains("v=0"),
+            "{trace}"
+        );
+    }
+    let (ok, callee) = uas.finish();
+    assert!(ok, "the callee did not complete every call:\n{callee}");
 }
