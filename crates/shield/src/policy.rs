@@ -160,12 +160,19 @@ pub const DEFAULT_HEADERS: &[&str] = &[
     "Authentication-Info",
 ];
 
-/// Bodies that MESSAGE, INFO, NOTIFY and the like may carry (as text only).
+/// Bodies that MESSAGE, INFO, NOTIFY and the like may carry (as text only): instant
+/// messages and typing indications (RFC 3428, 3994, 3862), DTMF, REFER progress
+/// (RFC 3515), message waiting (RFC 3842), presence and dialog state (RFC 3863, 4235).
 pub const DEFAULT_BODY_TYPES: &[&str] = &[
     "text/plain",
+    "application/im-iscomposing+xml",
+    "message/cpim",
     "application/dtmf-relay",
     "application/dtmf",
     "message/sipfrag",
+    "application/simple-message-summary",
+    "application/pidf+xml",
+    "application/dialog-info+xml",
 ];
 
 impl Default for Policy {
