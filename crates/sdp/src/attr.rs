@@ -849,7 +849,6 @@ pub(crate) fn num(out: &mut String, mut n: u64) {
             break;
         }
     }
-    for &b in &buf[i..] {
-        out.push(b as char);
-    }
+    // only ASCII digits were written, so this never falls back
+    out.push_str(std::str::from_utf8(&buf[i..]).unwrap_or("0"));
 }

@@ -90,9 +90,8 @@ pub fn push_num(out: &mut String, mut n: u64) {
             break;
         }
     }
-    for &b in &buf[i..] {
-        out.push(b as char);
-    }
+    // only ASCII digits were written, so this never falls back
+    out.push_str(std::str::from_utf8(&buf[i..]).unwrap_or("0"));
 }
 
 impl std::fmt::Display for Host<'_> {
