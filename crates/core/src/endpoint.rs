@@ -773,6 +773,9 @@ impl Endpoint {
         ruri: &Uri<'_>,
         authenticated: bool,
     ) -> Option<Decision> {
+        if self.protected.is_empty() {
+            return None;
+        }
         let (_, callee) = self.aor_of(ruri)?;
         let allow = self.protected.get(&callee)?;
         let trusted = authenticated || !self.cfg.authenticate_requests;
@@ -811,7 +814,7 @@ impl Endpoint {
             msg,
             reason.into(),
             Some(status),
-            sha256(raw),
+            palisade_shield::sha256(raw),
         );
         Some(Decision::Reply(status, protected_phrase(status), vec![]))
     }
@@ -1692,11 +1695,13 @@ impl Endpoint {
         let Some(next) = next else { return };
         let local_user =
             matches!(&next, Uri::Sip(s) if self.host_is_us(&s.host) && s.user.is_some());
-        let protected_callee = local_user
-            && self
-                .aor_of(&next)
-                .is_some_and(|(_, u)| self.protected.contains_key(&u));
-        if popped == 0 && (!local_user || protected_callee) {
+        let protected_callee = || {
+            !self.protected.is_empty()
+                && self
+                    .aor_of(&next)
+                    .is_some_and(|(_, u)| self.protected.contains_key(&u))
+        };
+        if popped == 0 && (!local_user || protected_callee()) {
             // Not routed through us (see `route`): not relayed.
             info!(peer = %from.addr, call_id = msg.call_id().unwrap_or(""), "ACK not relayed: it did not come through this proxy's Record-Route");
             return;
@@ -1851,7 +1856,7 @@ impl Endpoint {
             if let Err(r) = self.shield(from, &mut msg, raw) {
                 self.stats.shield_answers_refused += 1;
                 let action = if status < 200 {
-                    strip_body(&mut msg);
+                    palisade_shield::strip_body(&mut msg);
                     if self.shield(from, &mut msg, raw).is_ok() {
                         "provisional relayed without its body"
                     } else {
@@ -2159,17 +2164,6 @@ impl Endpoint {
     }
 }
 
-/// Preference among final responses (lower is better), after RFC 3261 section 16.7.
-/// Removes a body and the headers that describe it.
-fn strip_body(m: &mut Message<'_>) {
-    m.body = Cow::Borrowed(&[]);
-    m.headers.retain(|h| match h {
-        Header::ContentType(_) | Header::ContentEncoding(_) => false,
-        Header::Other { name, .. } => !name.eq_ignore_ascii_case("Content-Disposition"),
-        _ => true,
-    });
-}
-
 /// `transport:ip:port` for an event, without `core::fmt` for the common IPv4 case.
 fn peer_text(p: Peer) -> String {
     let mut out = String::with_capacity(32);
@@ -2197,11 +2191,6 @@ fn protected_phrase(status: u16) -> &'static str {
     }
 }
 
-fn sha256(b: &[u8]) -> [u8; 32] {
-    use sha2::Digest as _;
-    sha2::Sha256::digest(b).into()
-}
-
 /// `Warning: 399 palisade "reason"` (RFC 3261 section 20.43).
 fn warning(reason: &str) -> Header<'static> {
     Header::Warning(palisade_sip::Warning {
@@ -2211,6 +2200,7 @@ fn warning(reason: &str) -> Header<'static> {
     })
 }
 
+/// Preference among final responses (lower is better), after RFC 3261 section 16.7.
 fn rank(status: u16) -> u32 {
     let class = match status {
         600..=699 => 0,

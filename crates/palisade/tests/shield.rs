@@ -120,6 +120,17 @@ Content-Length: 0
     write_scenario(dir, &format!("call-{}", c.name), &sipp_message(bytes), flow)
 }
 
+/// One SIPp caller run of a generated scenario, with the Call-ID given.
+fn run_caller(s: &Server, name: &str, sf: &Path, cid: &str) -> (bool, String) {
+    let port = (s.port + 3).to_string();
+    let sf = sf.to_string_lossy();
+    sipp(
+        s,
+        name,
+        &["-sf", &sf, "-m", "1", "-p", &port, "-cid_str", cid],
+    )
+}
+
 /// The security event file once it holds `needle` (the storage thread writes in
 /// batches), or whatever it holds after two seconds.
 fn events_with(s: &Server, needle: &str) -> String {
@@ -160,22 +171,7 @@ fn hostile_offers_never_reach_the_callee_and_real_offers_do() {
         };
         if c.sipp {
             let sf = scenario_for(c, &bytes, want, &s.dir);
-            let cid = call_id(c);
-            let port = (s.port + 3).to_string();
-            let (ok, trace) = sipp(
-                &s,
-                &format!("caller-{}", c.name),
-                &[
-                    "-sf",
-                    sf.to_str().unwrap(),
-                    "-m",
-                    "1",
-                    "-p",
-                    &port,
-                    "-cid_str",
-                    &cid,
-                ],
-            );
+            let (ok, trace) = run_caller(&s, &format!("caller-{}", c.name), &sf, &call_id(c));
             assert!(
                 ok,
                 "case {} ({}): expected {want}\n{trace}",
@@ -408,21 +404,7 @@ fn real_offers_connect() {
         let bytes = std::fs::read(offers_dir().join(format!("{}.sip", c.name))).unwrap();
         let sf = call_scenario_for(c, &bytes, &s.dir);
         let cid = format!("call-{}@evil.example", c.name);
-        let port = (s.port + 3).to_string();
-        let (ok, trace) = sipp(
-            &s,
-            &format!("call-{}", c.name),
-            &[
-                "-sf",
-                sf.to_str().unwrap(),
-                "-m",
-                "1",
-                "-p",
-                &port,
-                "-cid_str",
-                &cid,
-            ],
-        );
+        let (ok, trace) = run_caller(&s, &format!("call-{}", c.name), &sf, &cid);
         assert!(ok, "{} did not connect:\n{trace}\n{}", c.name, s.log_text());
         assert!(
             trace.contains("SIP/2.0 200 OK") && trace.contains("v=0"),

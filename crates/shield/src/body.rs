@@ -101,11 +101,7 @@ pub(crate) fn apply(
     if msg.body.is_empty() {
         // Nothing to describe: Content-Type and Content-Disposition would only be a side
         // channel.
-        msg.headers.retain(|h| match h {
-            Header::ContentType(_) | Header::ContentEncoding(_) => false,
-            Header::Other { name, .. } => !name.eq_ignore_ascii_case("Content-Disposition"),
-            _ => true,
-        });
+        crate::strip_body(msg);
         return Ok(());
     }
     let Some(ct) = msg.content_type() else {

@@ -154,9 +154,23 @@ pub fn hex(d: &[u8; 32]) -> String {
     s
 }
 
-pub(crate) fn sha256(b: &[u8]) -> [u8; 32] {
+/// SHA-256, the digest every event carries.
+pub fn sha256(b: &[u8]) -> [u8; 32] {
     use sha2::Digest as _;
     sha2::Sha256::digest(b).into()
+}
+
+/// Removes a message's body and the headers that describe it (Content-Type,
+/// Content-Encoding, Content-Disposition).
+pub fn strip_body(m: &mut Message<'_>) {
+    m.body = std::borrow::Cow::Borrowed(&[]);
+    m.headers.retain(|h| match h {
+        palisade_sip::Header::ContentType(_) | palisade_sip::Header::ContentEncoding(_) => false,
+        palisade_sip::Header::Other { name, .. } => {
+            !name.eq_ignore_ascii_case("Content-Disposition")
+        }
+        _ => true,
+    });
 }
 
 /// Whether the body of this message is (part of) an offer/answer exchange: INVITE,
