@@ -18,6 +18,17 @@ fn peer(port: u16) -> Peer {
     }
 }
 
+/// An account with password `pw`, created at `created_unix`, protected when
+/// `protection` holds its allow-list.
+fn user(name: &str, created_unix: i64, protection: Option<Vec<String>>) -> User {
+    User {
+        name: name.to_string(),
+        credential: Credential::from_password(name, "example.com", "pw"),
+        created_unix,
+        protection,
+    }
+}
+
 struct H {
     ep: Endpoint,
     now: Instant,
@@ -38,17 +49,7 @@ impl H {
             ..CoreConfig::default()
         };
         let mut ep = Endpoint::new(cfg, [9; 32], now);
-        ep.set_users(
-            ["alice", "bob"]
-                .iter()
-                .map(|n| User {
-                    name: n.to_string(),
-                    credential: Credential::from_password(n, "example.com", "pw"),
-                    created_unix: 0,
-                    protection: None,
-                })
-                .collect(),
-        );
+        ep.set_users(["alice", "bob"].iter().map(|n| user(n, 0, None)).collect());
         H { ep, now }
     }
 
@@ -820,16 +821,11 @@ fn refused_offer_is_answered_before_any_branch_exists() {
 #[test]
 fn protected_callee_rings_only_for_its_allow_list() {
     let mut h = H::new(false);
-    let users = ["alice", "bob", "carol"]
-        .iter()
-        .map(|n| User {
-            name: n.to_string(),
-            credential: Credential::from_password(n, "example.com", "pw"),
-            created_unix: 0,
-            protection: (*n == "bob").then(|| vec!["carol".to_string()]),
-        })
-        .collect();
-    h.ep.set_users(users);
+    h.ep.set_users(vec![
+        user("alice", 0, None),
+        user("bob", 0, Some(vec!["carol".to_string()])),
+        user("carol", 0, None),
+    ]);
     h.register("bob", BOB, 3600, 1);
     h.send(peer(ALICE), &invite("p1", "bob"));
     let out = h.take();
@@ -929,20 +925,11 @@ fn protected_callee_accepts_old_accounts_when_configured() {
     let day = 86_400;
     let today = 1_800_000_000;
     h.ep.set_unix_time(now, today);
-    let users = [
-        ("alice", today - 90 * day),
-        ("bob", today - 400 * day),
-        ("newbie", today - day),
-    ]
-    .iter()
-    .map(|(n, created)| User {
-        name: n.to_string(),
-        credential: Credential::from_password(n, "example.com", "pw"),
-        created_unix: *created,
-        protection: (*n == "bob").then(Vec::new),
-    })
-    .collect();
-    h.ep.set_users(users);
+    h.ep.set_users(vec![
+        user("alice", today - 90 * day, None),
+        user("bob", today - 400 * day, Some(vec![])),
+        user("newbie", today - day, None),
+    ]);
     h.register("bob", BOB, 3600, 1);
     // alice's account is 90 days old: allowed although bob's list is empty
     h.send(peer(ALICE), &invite("age1", "bob"));
@@ -961,16 +948,7 @@ fn protected_callee_accepts_old_accounts_when_configured() {
 #[test]
 fn a_made_up_dialog_neither_reaches_a_protected_user_nor_uses_the_proxy_as_relay() {
     let mut h = H::new(false);
-    let users = ["alice", "bob"]
-        .iter()
-        .map(|n| User {
-            name: n.to_string(),
-            credential: Credential::from_password(n, "example.com", "pw"),
-            created_unix: 0,
-            protection: (*n == "bob").then(Vec::new),
-        })
-        .collect();
-    h.ep.set_users(users);
+    h.ep.set_users(vec![user("alice", 0, None), user("bob", 0, Some(vec![]))]);
     h.register("bob", BOB, 3600, 1);
     // an INVITE with an invented To tag, no Route: still an initial request for bob
     h.send(
