@@ -250,7 +250,7 @@ fn fix_top_via(m: &mut Message<'_>, from: Peer) {
 fn bad_request_salvage(bytes: &[u8], e: &ParseError) -> Option<Vec<u8>> {
     // Answer a malformed request only if the lines a response needs are themselves clean.
     let head_end = bytes.windows(4).position(|w| w == b"\r\n\r\n")?;
-    let head = std::str::from_utf8(&bytes[..head_end]).ok()?;
+    let head = std::str::from_utf8(bytes.get(..head_end).unwrap_or_default()).ok()?;
     if head
         .bytes()
         .any(|b| (b < 0x20 && b != b'\r' && b != b'\n' && b != b'\t') || b == 0x7f)
@@ -275,7 +275,9 @@ fn bad_request_salvage(bytes: &[u8], e: &ParseError) -> Option<Vec<u8>> {
             "cseq" => 4,
             _ => continue,
         };
-        have[idx] = true;
+        if let Some(h) = have.get_mut(idx) {
+            *h = true;
+        }
         lines.push_str(line);
         lines.push_str("\r\n");
     }
@@ -1247,8 +1249,8 @@ impl Endpoint {
         let mut earliest = None;
         for (contact, expires, q) in updates {
             let existing = list.iter().position(|b| b.contact == contact);
-            if let Some(i) = existing {
-                if list[i].call_id == call_id && list[i].cseq >= cseq {
+            if let Some(old) = existing.and_then(|i| list.get(i)) {
+                if old.call_id == call_id && old.cseq >= cseq {
                     continue; // out of order (RFC 3261 section 10.3 step 7)
                 }
             }
@@ -1275,8 +1277,8 @@ impl Endpoint {
             };
             earliest = Some(earliest.map_or(b.expires_at, |e: Instant| e.min(b.expires_at)));
             self.events.push_back(Event::BindingSaved(b.clone()));
-            match existing {
-                Some(i) => list[i] = b,
+            match existing.and_then(|i| list.get_mut(i)) {
+                Some(slot) => *slot = b,
                 None => list.push(b),
             }
         }
@@ -1608,7 +1610,9 @@ impl Endpoint {
         // first (RFC 3261 section 12.1.2 seen from our position).
         let rrs: Vec<&NameAddr<'_>> = resp.record_routes().collect();
         let routes: Vec<Header<'_>> = match rrs.iter().position(|r| self.uri_is_us(&r.uri)) {
-            Some(i) => rrs[..i]
+            Some(i) => rrs
+                .get(..i)
+                .unwrap_or_default()
                 .iter()
                 .rev()
                 .map(|r| Header::Route((*r).clone()))
@@ -1673,8 +1677,8 @@ impl Endpoint {
             .iter()
             .position(|h| matches!(h, Header::Route(_)))
         {
-            match &msg.headers[idx] {
-                Header::Route(r) if self.uri_is_us(&r.uri) => {
+            match msg.headers.get(idx) {
+                Some(Header::Route(r)) if self.uri_is_us(&r.uri) => {
                     msg.headers.remove(idx);
                     popped += 1;
                 }

@@ -12,6 +12,19 @@
 //! does for QUIC). Storage happens through [`Event`]s the shell persists, and state is
 //! restored at start-up with [`Endpoint::restore_binding`] and [`Endpoint::set_users`].
 #![forbid(unsafe_code)]
+// Network input is read only through checked accessors: a byte offset that lands inside
+// a multi-byte character, or past the end, must be an error value, never a panic.
+// Tests are exempt (they assert by panicking).
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::string_slice,
+        clippy::indexing_slicing,
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic
+    )
+)]
 
 pub mod auth;
 mod endpoint;

@@ -985,3 +985,28 @@ fn a_made_up_dialog_neither_reaches_a_protected_user_nor_uses_the_proxy_as_relay
     );
     assert!(h.take().is_empty());
 }
+
+/// Regression: a 56-byte nonce with a two-byte character across byte 16 used to panic
+/// in the nonce check (a byte-offset slice inside a character). It is not our nonce:
+/// the request is refused like any other stranger's.
+#[test]
+fn a_nonce_with_a_multibyte_character_is_refused_not_a_panic() {
+    let mut h = H::new(true);
+    for nonce in [
+        format!("{}é{}", "a".repeat(15), "b".repeat(39)),
+        format!("{}é{}", "a".repeat(31), "b".repeat(23)),
+        format!("{}é{}", "a".repeat(54), ""),
+        "é".repeat(28),
+    ] {
+        assert_eq!(nonce.len(), 56);
+        let out = auth_register(&mut h, "bob", Algorithm::Md5, &nonce, "bob", "00000001", 7);
+        assert!(
+            matches!(status(&out), 401 | 403),
+            "status {} for nonce {nonce:?}",
+            status(&out)
+        );
+    }
+    // and the server still serves
+    let out = h.register("bob", BOB, 3600, 1);
+    assert_eq!(status(&out[0].1), 401);
+}

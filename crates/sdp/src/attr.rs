@@ -138,12 +138,19 @@ fn ice_char(b: u8) -> bool {
 }
 
 /// An address in SDP: IPv4, IPv6, or a host name (incl. mDNS `.local` names).
+///
+/// A dotted quad with an octet above 255 (`999.1.1.1`) is not an IPv4 address, and a
+/// name whose last label is not alphabetic-led is not a host name (RFC 1123 section 2.1,
+/// RFC 3696 section 2; SIP's `toplabel`): both are refused rather than read as names.
 pub(crate) fn address(s: &str) -> bool {
     if s.parse::<std::net::IpAddr>().is_ok() {
         return true;
     }
     !s.is_empty()
         && s.len() <= 253
+        && s.rsplit('.')
+            .next()
+            .is_some_and(|top| top.bytes().next().is_some_and(|b| b.is_ascii_alphabetic()))
         && s.split('.').all(|l| {
             !l.is_empty()
                 && l.len() <= 63
@@ -278,8 +285,11 @@ pub(crate) fn parse_attribute(name: &str, value: Option<&str>) -> Result<Attribu
                 .ok_or("rtcp: bad port")?;
             let address = match w.len() {
                 1 => None,
-                4 if w[1] == "IN" && (w[2] == "IP4" || w[2] == "IP6") && address(&w[3]) => {
-                    Some(format!("{} {} {}", w[1], w[2], w[3]))
+                4 if word(&w, 1) == "IN"
+                    && (word(&w, 2) == "IP4" || word(&w, 2) == "IP6")
+                    && address(word(&w, 3)) =>
+                {
+                    Some(format!("{} {} {}", word(&w, 1), word(&w, 2), word(&w, 3)))
                 }
                 _ => return Err("rtcp: <port> [IN IP4|IP6 <address>]"),
             };
@@ -379,7 +389,7 @@ pub(crate) fn parse_attribute(name: &str, value: Option<&str>) -> Result<Attribu
                 return Err("msid: <id> [<appdata>], tokens of at most 64 characters");
             }
             Ok(Attribute::Msid {
-                id: w[0].clone(),
+                id: word(&w, 0).to_string(),
                 appdata: w.get(1).cloned(),
             })
         }
@@ -418,7 +428,7 @@ pub(crate) fn parse_attribute(name: &str, value: Option<&str>) -> Result<Attribu
         }
         "ssrc-group" => {
             let mut w = words(v()?);
-            if w.len() < 2 || !token(&w[0]) {
+            if w.len() < 2 || !token(word(&w, 0)) {
                 return Err("ssrc-group: <semantics> <ssrc>...");
             }
             let semantics = w.remove(0);
@@ -434,9 +444,9 @@ pub(crate) fn parse_attribute(name: &str, value: Option<&str>) -> Result<Attribu
             if w.len() < 2 || w.len() > 3 {
                 return Err("extmap: <id>[/<direction>] <uri> [<attributes>]");
             }
-            let (id, direction) = match w[0].split_once('/') {
+            let (id, direction) = match word(&w, 0).split_once('/') {
                 Some((i, d)) => (i, Some(d)),
-                None => (w[0].as_str(), None),
+                None => (word(&w, 0), None),
             };
             let id = u::<u16>(id)
                 .filter(|i| (1..=255).contains(i))
@@ -446,7 +456,7 @@ pub(crate) fn parse_attribute(name: &str, value: Option<&str>) -> Result<Attribu
             {
                 return Err("extmap: bad direction");
             }
-            let uri = &w[1];
+            let uri = word(&w, 1);
             if uri.len() > 256
                 || !uri.contains(':')
                 || !uri.bytes().all(|b| (0x21..0x7f).contains(&b) && b != b'"')
@@ -459,7 +469,7 @@ pub(crate) fn parse_attribute(name: &str, value: Option<&str>) -> Result<Attribu
             Ok(Attribute::Extmap {
                 id,
                 direction: direction.map(str::to_string),
-                uri: uri.clone(),
+                uri: uri.to_string(),
                 extra: w.get(2).cloned(),
             })
         }
@@ -468,13 +478,16 @@ pub(crate) fn parse_attribute(name: &str, value: Option<&str>) -> Result<Attribu
             if w.len() < 3 {
                 return Err("crypto: <tag> <suite> <key-params> [<session-params>]");
             }
-            let tag = u::<u32>(&w[0])
+            let tag = u::<u32>(word(&w, 0))
                 .filter(|t| *t < 1_000_000_000)
                 .ok_or("crypto: tag must be 1-9 digits")?;
-            if !w[1].bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+            if !word(&w, 1)
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_')
+            {
                 return Err("crypto: bad suite");
             }
-            for kp in w[2].split(';') {
+            for kp in word(&w, 2).split(';') {
                 let Some(rest) = kp.strip_prefix("inline:") else {
                     return Err("crypto: key-params must be inline:<key>");
                 };
@@ -492,7 +505,9 @@ pub(crate) fn parse_attribute(name: &str, value: Option<&str>) -> Result<Attribu
                     }
                 }
             }
-            if !w[3..]
+            if !w
+                .get(3..)
+                .unwrap_or_default()
                 .iter()
                 .all(|x| x.bytes().all(|b| is_token(b) || b == b'=' || b == b','))
             {
@@ -500,9 +515,9 @@ pub(crate) fn parse_attribute(name: &str, value: Option<&str>) -> Result<Attribu
             }
             Ok(Attribute::Crypto {
                 tag,
-                suite: w[1].clone(),
-                key_params: w[2].clone(),
-                session_params: w[3..].to_vec(),
+                suite: word(&w, 1).to_string(),
+                key_params: word(&w, 2).to_string(),
+                session_params: w.get(3..).unwrap_or_default().to_vec(),
             })
         }
         "label" => {
@@ -545,34 +560,34 @@ pub(crate) fn parse_attribute(name: &str, value: Option<&str>) -> Result<Attribu
 
 fn parse_candidate(s: &str) -> Result<Candidate, &'static str> {
     let w: Vec<&str> = s.split(' ').filter(|x| !x.is_empty()).collect();
-    if w.len() < 8 || w[6] != "typ" {
+    if w.len() < 8 || word(&w, 6) != "typ" {
         return Err("candidate: <foundation> <component> <transport> <priority> <address> <port> typ <type> ...");
     }
-    if w[0].is_empty() || w[0].len() > 32 || !w[0].bytes().all(ice_char) {
+    if word(&w, 0).is_empty() || word(&w, 0).len() > 32 || !word(&w, 0).bytes().all(ice_char) {
         return Err("candidate: bad foundation");
     }
-    let component = u::<u16>(w[1])
+    let component = u::<u16>(word(&w, 1))
         .filter(|c| (1..=256).contains(c))
         .ok_or("candidate: component must be 1-256")?;
-    if !token(w[2]) {
+    if !token(word(&w, 2)) {
         return Err("candidate: bad transport");
     }
-    let priority = u::<u32>(w[3]).ok_or("candidate: priority must be a 32-bit number")?;
-    if !address(w[4]) {
+    let priority = u::<u32>(word(&w, 3)).ok_or("candidate: priority must be a 32-bit number")?;
+    if !address(word(&w, 4)) {
         return Err("candidate: bad address");
     }
-    let port = u::<u16>(w[5]).ok_or("candidate: bad port")?;
-    if !token(w[7]) {
+    let port = u::<u16>(word(&w, 5)).ok_or("candidate: bad port")?;
+    if !token(word(&w, 7)) {
         return Err("candidate: bad type");
     }
     let mut c = Candidate {
-        foundation: w[0].into(),
+        foundation: word(&w, 0).into(),
         component,
-        transport: w[2].into(),
+        transport: word(&w, 2).into(),
         priority,
-        address: w[4].into(),
+        address: word(&w, 4).into(),
         port,
-        typ: w[7].into(),
+        typ: word(&w, 7).into(),
         raddr: None,
         rport: None,
         extensions: Vec::new(),
@@ -582,7 +597,7 @@ fn parse_candidate(s: &str) -> Result<Candidate, &'static str> {
         let Some(val) = w.get(i + 1) else {
             return Err("candidate: extension without a value");
         };
-        match w[i] {
+        match word(&w, i) {
             "raddr" if c.raddr.is_none() && address(val) => c.raddr = Some((*val).into()),
             "rport" if c.rport.is_none() => {
                 c.rport = Some(u::<u16>(val).ok_or("candidate: bad rport")?)
@@ -838,17 +853,23 @@ fn join(out: &mut String, items: &[String], sep: char) {
 }
 
 /// Appends a decimal number without `core::fmt`.
-pub(crate) fn num(out: &mut String, mut n: u64) {
-    let mut buf = [0u8; 20];
-    let mut i = buf.len();
+pub(crate) fn num(out: &mut String, n: u64) {
+    // Most significant digit first: no buffer, no indexing, no allocation.
+    let mut div = 1u64;
+    while n / div >= 10 {
+        div *= 10;
+    }
     loop {
-        i -= 1;
-        buf[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
+        out.push(char::from(b'0' + ((n / div) % 10) as u8));
+        if div == 1 {
             break;
         }
+        div /= 10;
     }
-    // only ASCII digits were written, so this never falls back
-    out.push_str(std::str::from_utf8(&buf[i..]).unwrap_or("0"));
+}
+
+/// The `i`-th word of a split line, or "" when there is none (callers check the count
+/// first; this keeps a miscount from becoming a panic).
+pub(crate) fn word<S: AsRef<str>>(w: &[S], i: usize) -> &str {
+    w.get(i).map_or("", AsRef::as_ref)
 }

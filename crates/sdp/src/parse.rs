@@ -1,5 +1,5 @@
 //! The line parser: RFC 8866 order rules, bounds, and per-codec fmtp checks.
-use crate::attr::{address, is_token, parse_attribute, Attribute};
+use crate::attr::{address, is_token, parse_attribute, word, Attribute};
 use crate::model::{Bandwidth, Connection, Media, Origin, Session, Timing};
 
 /// Bounds on a session description, each with a config key (`sdp.<field>`).
@@ -69,10 +69,10 @@ fn num<T: std::str::FromStr>(s: &str) -> Option<T> {
 
 fn connection(v: &str, line: usize) -> Result<Connection, SdpError> {
     let w: Vec<&str> = v.split(' ').collect();
-    if w.len() != 3 || w[0] != "IN" || !(w[1] == "IP4" || w[1] == "IP6") {
+    if w.len() != 3 || word(&w, 0) != "IN" || !(word(&w, 1) == "IP4" || word(&w, 1) == "IP6") {
         return Err(err(line, "c=: IN IP4|IP6 <address>"));
     }
-    let mut parts = w[2].split('/');
+    let mut parts = word(&w, 2).split('/');
     let addr = parts.next().unwrap_or("");
     if !address(addr) {
         return Err(err(line, "c=: bad address"));
@@ -82,7 +82,7 @@ fn connection(v: &str, line: usize) -> Result<Connection, SdpError> {
         Ok(ip) => ip.is_multicast(),
         Err(_) => false,
     };
-    let (ttl, count) = match (w[1], a.as_slice()) {
+    let (ttl, count) = match (word(&w, 1), a.as_slice()) {
         (_, []) => (None, None),
         ("IP4", [t]) if multicast => (
             Some(num::<u8>(t).ok_or_else(|| err(line, "c=: bad TTL"))?),
@@ -107,8 +107,8 @@ fn connection(v: &str, line: usize) -> Result<Connection, SdpError> {
         _ => return Err(err(line, "c=: /ttl and /count only on multicast addresses")),
     };
     Ok(Connection {
-        nettype: w[0].into(),
-        addrtype: w[1].into(),
+        nettype: word(&w, 0).into(),
+        addrtype: word(&w, 1).into(),
         address: addr.into(),
         ttl,
         count,
@@ -267,7 +267,9 @@ pub fn parse(body: &[u8], limits: &Limits) -> Result<Session, SdpError> {
         return Err(limit(0, "sdp.max_body_size", limits.max_body_size));
     }
     let text = std::str::from_utf8(body).map_err(|e| {
-        let line = body[..e.valid_up_to()]
+        let line = body
+            .get(..e.valid_up_to())
+            .unwrap_or_default()
             .iter()
             .filter(|b| **b == b'\n')
             .count()
@@ -317,10 +319,10 @@ pub fn parse(body: &[u8], limits: &Limits) -> Result<Session, SdpError> {
         if raw.len() > limits.max_line_length {
             return Err(limit(n, "sdp.max_line_length", limits.max_line_length));
         }
-        let b = raw.as_bytes();
-        if b.len() < 2 || b[1] != b'=' || !b[0].is_ascii_lowercase() {
-            return Err(err(n, "a line must be <lowercase letter>=<value>"));
-        }
+        let t = match raw.as_bytes() {
+            [t, b'=', ..] if t.is_ascii_lowercase() => *t,
+            _ => return Err(err(n, "a line must be <lowercase letter>=<value>")),
+        };
         if !text_ok(raw) {
             return Err(err(
                 n,
@@ -331,8 +333,7 @@ pub fn parse(body: &[u8], limits: &Limits) -> Result<Session, SdpError> {
                 },
             ));
         }
-        let t = b[0];
-        let v = &raw[2..];
+        let v = raw.get(2..).unwrap_or_default();
         if v.starts_with(' ') && !matches!(t, b's' | b'i') {
             return Err(err(n, "whitespace after '='"));
         }
@@ -355,7 +356,9 @@ pub fn parse(body: &[u8], limits: &Limits) -> Result<Session, SdpError> {
                 "media lines out of order (i, c, b, k, a)",
             )?;
             mstage = next;
-            let m = s.media.last_mut().expect("in_media");
+            let Some(m) = s.media.last_mut() else {
+                return Err(err(n, "media line outside a media section"));
+            };
             match t {
                 b'i' => m.info = Some(v.into()),
                 b'c' => m.connections.push(connection(v, n)?),
@@ -387,10 +390,10 @@ pub fn parse(body: &[u8], limits: &Limits) -> Result<Session, SdpError> {
                 need(stage == Stage::O, "o= must follow v=")?;
                 let w: Vec<&str> = v.split(' ').collect();
                 if w.len() != 6
-                    || w[0].is_empty()
-                    || w[3] != "IN"
-                    || !(w[4] == "IP4" || w[4] == "IP6")
-                    || !address(w[5])
+                    || word(&w, 0).is_empty()
+                    || word(&w, 3) != "IN"
+                    || !(word(&w, 4) == "IP4" || word(&w, 4) == "IP6")
+                    || !address(word(&w, 5))
                 {
                     return Err(err(
                         n,
@@ -398,14 +401,14 @@ pub fn parse(body: &[u8], limits: &Limits) -> Result<Session, SdpError> {
                     ));
                 }
                 origin = Some(Origin {
-                    username: w[0].into(),
-                    session_id: num(w[1])
+                    username: word(&w, 0).into(),
+                    session_id: num(word(&w, 1))
                         .ok_or_else(|| err(n, "o=: sess-id must be a number below 2^64"))?,
-                    session_version: num(w[2])
+                    session_version: num(word(&w, 2))
                         .ok_or_else(|| err(n, "o=: sess-version must be a number below 2^64"))?,
-                    nettype: w[3].into(),
-                    addrtype: w[4].into(),
-                    address: w[5].into(),
+                    nettype: word(&w, 3).into(),
+                    addrtype: word(&w, 4).into(),
+                    address: word(&w, 5).into(),
                 });
                 stage = Stage::S;
             }
@@ -496,10 +499,10 @@ pub fn parse(body: &[u8], limits: &Limits) -> Result<Session, SdpError> {
                     check_fmtp(prev, n)?;
                 }
                 let w: Vec<&str> = v.split(' ').collect();
-                if w.len() < 4 || w[0].is_empty() || !w[0].bytes().all(is_token) {
+                if w.len() < 4 || word(&w, 0).is_empty() || !word(&w, 0).bytes().all(is_token) {
                     return Err(err(n, "m=: <media> <port>[/<count>] <proto> <fmt>..."));
                 }
-                let (port, count) = match w[1].split_once('/') {
+                let (port, count) = match word(&w, 1).split_once('/') {
                     Some((p, c)) => (
                         p,
                         Some(
@@ -508,16 +511,16 @@ pub fn parse(body: &[u8], limits: &Limits) -> Result<Session, SdpError> {
                                 .ok_or_else(|| err(n, "m=: bad port count"))?,
                         ),
                     ),
-                    None => (w[1], None),
+                    None => (word(&w, 1), None),
                 };
                 let port = num::<u16>(port).ok_or_else(|| err(n, "m=: bad port"))?;
-                if !w[2]
+                if !word(&w, 2)
                     .split('/')
                     .all(|p| !p.is_empty() && p.bytes().all(is_token))
                 {
                     return Err(err(n, "m=: bad transport protocol"));
                 }
-                let formats = &w[3..];
+                let formats = w.get(3..).unwrap_or_default();
                 if formats.len() > limits.max_formats {
                     return Err(limit(n, "sdp.max_formats", limits.max_formats));
                 }
@@ -528,10 +531,10 @@ pub fn parse(body: &[u8], limits: &Limits) -> Result<Session, SdpError> {
                     return Err(err(n, "m=: bad format"));
                 }
                 s.media.push(Media {
-                    media: w[0].into(),
+                    media: word(&w, 0).into(),
                     port,
                     port_count: count,
-                    proto: w[2].into(),
+                    proto: word(&w, 2).into(),
                     formats: formats.iter().map(|f| f.to_string()).collect(),
                     info: None,
                     connections: vec![],

@@ -352,3 +352,35 @@ fn optional_text_lines_in_first_position_are_accepted() {
         "only once",
     );
 }
+
+#[test]
+fn an_impossible_dotted_quad_is_not_a_host_name() {
+    // RFC 1123 2.1 / RFC 3696 2: an all-numeric top label is not a host name, and
+    // 999 is no IPv4 octet.
+    for bad in ["999.1.1.1", "1.2.3.256", "10.0.0.1.2", "host.123"] {
+        refuse(
+            &SIPP.replace("c=IN IP4 127.0.0.1", &format!("c=IN IP4 {bad}")),
+            "c=: bad address",
+        );
+        refuse(
+            &SIPP.replace("IN IP4 127.0.0.1\r\ns=", &format!("IN IP4 {bad}\r\ns=")),
+            "o=",
+        );
+        refuse(
+            &with(&format!(
+                "a=candidate:1 1 UDP 2130706431 {bad} 6000 typ host\r\n"
+            )),
+            "candidate",
+        );
+    }
+    for good in [
+        "pbx.example.com",
+        "a1b2c3d4-0000-1111.local",
+        "192.0.2.1",
+        "::1",
+    ] {
+        let addrtype = if good.contains(':') { "IP6" } else { "IP4" };
+        let sdp = SIPP.replace("c=IN IP4 127.0.0.1", &format!("c=IN {addrtype} {good}"));
+        parse(sdp.as_bytes(), &Limits::default()).unwrap();
+    }
+}

@@ -328,7 +328,9 @@ fn check_attribute_lengths(
     let b = canonical.as_bytes();
     let mut start = 0;
     for end in memchr::memchr_iter(b'\n', b) {
-        let line = &canonical[start..end.saturating_sub(1).max(start)];
+        let line = canonical
+            .get(start..end.saturating_sub(1).max(start))
+            .unwrap_or_default();
         start = end + 1;
         if let Some(a) = line.strip_prefix("a=") {
             if a.len() > policy.max_attribute_length {
@@ -351,7 +353,8 @@ fn find(hay: &[u8], needle: &[u8], from: usize) -> Option<usize> {
     if needle.is_empty() || hay.len() < needle.len() {
         return None;
     }
-    (from..=hay.len() - needle.len()).find(|&i| &hay[i..i + needle.len()] == needle)
+    (from..=hay.len() - needle.len())
+        .find(|&i| hay.get(i..i + needle.len()).unwrap_or_default() == needle)
 }
 
 /// `multipart/mixed` (RFC 2046 section 5.1): every part must be of an allowed type, no
@@ -384,15 +387,15 @@ fn multipart(
     let mut parts = 0usize;
     let mut sdp_parts = 0usize;
     loop {
-        if body[pos..].starts_with(b"--") {
+        if body.get(pos..).unwrap_or_default().starts_with(b"--") {
             // close delimiter; only a line end may follow (no epilogue)
-            let rest = &body[pos + 2..];
+            let rest = body.get(pos + 2..).unwrap_or_default();
             if !(rest.is_empty() || rest == b"\r\n") {
                 return Err(r.with(415, "multipart body has text after its closing boundary"));
             }
             break;
         }
-        if !body[pos..].starts_with(b"\r\n") {
+        if !body.get(pos..).unwrap_or_default().starts_with(b"\r\n") {
             return Err(r.with(400, "multipart boundary line not followed by CRLF"));
         }
         pos += 2;
@@ -401,7 +404,7 @@ fn multipart(
         next_delim.extend_from_slice(delim);
         let end = find(body, &next_delim, pos)
             .ok_or_else(|| r.with(400, "multipart body without a closing boundary"))?;
-        let part = &body[pos..end];
+        let part = body.get(pos..end).unwrap_or_default();
         pos = end + next_delim.len();
         parts += 1;
         if parts > policy.max_parts {
@@ -414,8 +417,14 @@ fn multipart(
             ));
         }
         let (head, content) = match find(part, b"\r\n\r\n", 0) {
-            Some(i) => (&part[..i], &part[i + 4..]),
-            None if part.starts_with(b"\r\n") => (&part[..0], &part[2..]),
+            Some(i) => (
+                part.get(..i).unwrap_or_default(),
+                part.get(i + 4..).unwrap_or_default(),
+            ),
+            None if part.starts_with(b"\r\n") => (
+                part.get(..0).unwrap_or_default(),
+                part.get(2..).unwrap_or_default(),
+            ),
             None => {
                 return Err(r.with(
                     400,

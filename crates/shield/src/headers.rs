@@ -49,7 +49,7 @@ pub(crate) fn apply(
     // from it, so a control character can only come from there, and a canonical header
     // line is within a few bytes of the received one (a compact name written in full).
     let head_end = memchr::memmem::find(raw, b"\r\n\r\n").unwrap_or(raw.len());
-    let head = &raw[..head_end];
+    let head = raw.get(..head_end).unwrap_or_default();
     // One branch-free pass for control characters (vectorises), the names only when
     // something is wrong.
     let ctl = head.iter().fold(false, |acc, &b| {
@@ -60,7 +60,7 @@ pub(crate) fn apply(
     let mut bad: Option<(usize, &'static str)> = None;
     let bounds = memchr::memchr_iter(b'\n', head).chain(std::iter::once(head.len()));
     for end in bounds {
-        let line = &head[start..end];
+        let line = head.get(start..end).unwrap_or_default();
         let folded = line.first().is_some_and(|b| *b == b' ' || *b == b'\t');
         let logical = match (folded, prev_start) {
             (true, Some(p)) => p,
@@ -84,7 +84,12 @@ pub(crate) fn apply(
         }
     }
     if let Some((at, what)) = bad {
-        let n = head[at..].split(|b| *b == b':').next().unwrap_or(b"");
+        let n = head
+            .get(at..)
+            .unwrap_or_default()
+            .split(|b| *b == b':')
+            .next()
+            .unwrap_or(b"");
         let name = bounded_name(String::from_utf8_lossy(n).trim());
         return Err(match what {
             "long" => refuse(

@@ -19,6 +19,19 @@
 //! It does no I/O and keeps no state: the core calls it, and turns what it reports
 //! ([`Dropped`] items, a [`Refusal`]) into SIP answers and [`SecurityEvent`]s.
 #![forbid(unsafe_code)]
+// Network input is read only through checked accessors: a byte offset that lands inside
+// a multi-byte character, or past the end, must be an error value, never a panic.
+// Tests are exempt (they assert by panicking).
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::string_slice,
+        clippy::indexing_slicing,
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic
+    )
+)]
 
 mod body;
 mod headers;
@@ -148,8 +161,10 @@ pub fn hex(d: &[u8; 32]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut s = String::with_capacity(64);
     for b in d {
-        s.push(DIGITS[usize::from(b >> 4)] as char);
-        s.push(DIGITS[usize::from(b & 15)] as char);
+        // a nibble is below 16, so both lookups always succeed
+        for n in [b >> 4, b & 15] {
+            s.push(DIGITS.get(usize::from(n)).map_or('0', |&c| char::from(c)));
+        }
     }
     s
 }

@@ -592,17 +592,20 @@ fn join<'s>(items: impl Iterator<Item = &'s str>, out: &mut String) {
 pub(crate) fn qvalue_millis(v: &str) -> Option<u16> {
     let b = v.as_bytes();
     let (int, frac) = match v.find('.') {
-        Some(i) => (&b[..i], &b[i + 1..]),
-        None => (b, &b[b.len()..]),
+        Some(i) => (
+            b.get(..i).unwrap_or_default(),
+            b.get(i + 1..).unwrap_or_default(),
+        ),
+        None => (b, &[][..]),
     };
     if int.len() != 1 || frac.len() > 3 || !frac.iter().all(u8::is_ascii_digit) {
         return None;
     }
     let mut millis: u16 = 0;
-    for (i, d) in frac.iter().enumerate() {
-        millis += u16::from(d - b'0') * [100, 10, 1][i];
+    for (d, scale) in frac.iter().zip([100u16, 10, 1]) {
+        millis += u16::from(d - b'0') * scale;
     }
-    match int[0] {
+    match int.first().copied().unwrap_or(0) {
         b'0' => Some(millis),
         b'1' if millis == 0 => Some(1000),
         _ => None,
@@ -649,7 +652,7 @@ fn param_value<'a>(c: &mut Cursor<'a>) -> Result<&'a str, ParseError> {
     if c.peek() == Some(b'"') {
         let start = c.pos;
         c.quoted()?;
-        Ok(&c.s[start..c.pos])
+        Ok(c.since(start))
     } else {
         let v = c.take_while(|b| is_token(b) || b == b':' || b == b'[' || b == b']');
         if v.is_empty() {
@@ -735,7 +738,7 @@ fn parse_name_addr<'a>(
             c.skip_ws();
         }
         if c.peek() == Some(b'<') && end > start {
-            display = Some(normalize_ws(&c.s[start..end]));
+            display = Some(normalize_ws(c.s.get(start..end).unwrap_or("")));
             angle = true;
         } else {
             c.pos = save;
@@ -749,7 +752,8 @@ fn parse_name_addr<'a>(
         let Some(len) = c.rest().find('>') else {
             return Err(c.bad("missing '>'"));
         };
-        uri = parse_uri(&c.s[start..start + len], c.base + start, limits)?;
+        let text = c.rest().get(..len).unwrap_or("");
+        uri = parse_uri(text, c.base + start, limits)?;
         c.pos = start + len + 1;
     } else {
         let start = c.pos;
@@ -827,7 +831,7 @@ fn parse_credentials<'a>(
             let value = if c.peek() == Some(b'"') {
                 let start = c.pos;
                 c.quoted()?;
-                &c.s[start..c.pos]
+                c.since(start)
             } else {
                 let v = c.take_while(|b| is_token(b) || b == b'/' || b == b':');
                 if v.is_empty() {
@@ -858,35 +862,43 @@ fn parse_credentials<'a>(
 }
 
 /// rfc1123-date = wkday "," SP date1 SP time SP "GMT"
+///
+/// Works on bytes: the text is untrusted and a multi-byte character may stand at any
+/// of the fixed offsets (that once stopped the server).
 fn valid_date(s: &str) -> bool {
-    const DAYS: [&str; 7] = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    const DAYS: [&[u8]; 7] = [b"Mon", b"Tue", b"Wed", b"Thu", b"Fri", b"Sat", b"Sun"];
+    const MONTHS: [&[u8]; 12] = [
+        b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov",
+        b"Dec",
     ];
     let b = s.as_bytes();
     if b.len() != 29 {
         return false;
     }
-    let digits = |r: std::ops::Range<usize>| b[r].iter().all(u8::is_ascii_digit);
-    let num = |r: std::ops::Range<usize>| s[r].parse::<u32>().unwrap_or(99);
-    DAYS.contains(&&s[0..3])
-        && &s[3..5] == ", "
-        && digits(5..7)
-        && (1..=31).contains(&num(5..7))
-        && b[7] == b' '
-        && MONTHS.contains(&&s[8..11])
-        && b[11] == b' '
-        && digits(12..16)
-        && b[16] == b' '
-        && digits(17..19)
-        && num(17..19) < 24
-        && b[19] == b':'
-        && digits(20..22)
-        && num(20..22) < 60
-        && b[22] == b':'
-        && digits(23..25)
-        && num(23..25) < 61
-        && &s[25..] == " GMT"
+    let part = |r: std::ops::Range<usize>| b.get(r).unwrap_or_default();
+    // Two ASCII digits as a number, or None.
+    let num = |at: usize| match part(at..at + 2) {
+        [h, l] if h.is_ascii_digit() && l.is_ascii_digit() => {
+            Some(u32::from(h - b'0') * 10 + u32::from(l - b'0'))
+        }
+        _ => None,
+    };
+    let in_range =
+        |at: usize, r: std::ops::RangeInclusive<u32>| num(at).is_some_and(|n| r.contains(&n));
+    DAYS.contains(&part(0..3))
+        && part(3..5) == b", "
+        && in_range(5, 1..=31)
+        && part(7..8) == b" "
+        && MONTHS.contains(&part(8..11))
+        && part(11..12) == b" "
+        && part(12..16).iter().all(u8::is_ascii_digit)
+        && part(16..17) == b" "
+        && in_range(17, 0..=23)
+        && part(19..20) == b":"
+        && in_range(20, 0..=59)
+        && part(22..23) == b":"
+        && in_range(23, 0..=60)
+        && part(25..29) == b" GMT"
 }
 
 /// Parses one header line's value into typed entries appended to `out`.
@@ -925,7 +937,7 @@ pub(crate) fn parse_value<'a>(
                     return Err(c.bad("unterminated IPv6 reference"));
                 };
                 c.pos += len + 1;
-                &c.s[hstart..c.pos]
+                c.since(hstart)
             } else {
                 c.take_while(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
             };

@@ -43,7 +43,7 @@ pub enum Frame<'a> {
 /// framing is lost.
 pub fn frame_stream<'a>(buf: &'a [u8], limits: &Limits) -> Result<Frame<'a>, ParseError> {
     let lead = leading_crlfs(buf);
-    if lead == buf.len() || (lead + 1 == buf.len() && buf[lead] == b'\r') {
+    if lead == buf.len() || (lead + 1 == buf.len() && buf.get(lead) == Some(&b'\r')) {
         return Ok(if lead >= 2 {
             Frame::KeepAlive { consumed: lead }
         } else {
@@ -53,7 +53,9 @@ pub fn frame_stream<'a>(buf: &'a [u8], limits: &Limits) -> Result<Frame<'a>, Par
     if lead > 0 {
         return Ok(Frame::KeepAlive { consumed: lead });
     }
-    let window = &buf[..buf.len().min(limits.max_message_size)];
+    let window = buf
+        .get(..buf.len().min(limits.max_message_size))
+        .unwrap_or_default();
     let Some(end) = memchr::memmem::find(window, b"\r\n\r\n") else {
         if buf.len() >= limits.max_message_size {
             return Err(ParseError::new(
@@ -66,11 +68,11 @@ pub fn frame_stream<'a>(buf: &'a [u8], limits: &Limits) -> Result<Frame<'a>, Par
         }
         return Ok(Frame::Incomplete);
     };
-    let head = &buf[..end + 2];
+    let head = buf.get(..end + 2).unwrap_or_default();
     let Some(cl) = scan_content_length(head) else {
         // Let the full parser report what is wrong with the head, if anything; a
         // well-formed head without Content-Length is refused for the stream.
-        parse_message(&buf[..end + 4], limits, Mode::Stream)?;
+        parse_message(buf.get(..end + 4).unwrap_or_default(), limits, Mode::Stream)?;
         return Err(ParseError::new(ErrorKind::MissingContentLength, end));
     };
     let total = end + 4 + cl;
@@ -95,17 +97,17 @@ pub fn frame_stream<'a>(buf: &'a [u8], limits: &Limits) -> Result<Frame<'a>, Par
     if buf.len() < total {
         return Ok(Frame::Incomplete);
     }
-    let (message, _) = parse_message(&buf[..total], limits, Mode::Stream)?;
+    let (message, _) = parse_message(buf.get(..total).unwrap_or_default(), limits, Mode::Stream)?;
     Ok(Frame::Message {
         message,
         consumed: total,
-        rest: &buf[total..],
+        rest: buf.get(total..).unwrap_or_default(),
     })
 }
 
 fn leading_crlfs(buf: &[u8]) -> usize {
     let mut i = 0;
-    while i + 1 < buf.len() && buf[i] == b'\r' && buf[i + 1] == b'\n' {
+    while buf.get(i..i + 2) == Some(b"\r\n") {
         i += 2;
     }
     i
@@ -118,9 +120,9 @@ fn scan_content_length(head: &[u8]) -> Option<usize> {
         let Some(colon) = line.iter().position(|&b| b == b':') else {
             continue;
         };
-        let name = line[..colon].trim_ascii_end();
+        let name = line.get(..colon).unwrap_or_default().trim_ascii_end();
         if name.eq_ignore_ascii_case(b"content-length") || name.eq_ignore_ascii_case(b"l") {
-            let v = line[colon + 1..].trim_ascii();
+            let v = line.get(colon + 1..).unwrap_or_default().trim_ascii();
             if v.is_empty() || !v.iter().all(u8::is_ascii_digit) || v.len() > 9 {
                 return Some(usize::MAX / 4);
             }
@@ -153,7 +155,11 @@ fn parse_message<'a>(
     mode: Mode,
 ) -> Result<(Message<'a>, usize), ParseError> {
     let start = leading_crlfs(buf);
-    let is_response = buf.len() >= start + 4 && buf[start..start + 4].eq_ignore_ascii_case(b"SIP/");
+    let is_response = buf.len() >= start + 4
+        && buf
+            .get(start..start + 4)
+            .unwrap_or_default()
+            .eq_ignore_ascii_case(b"SIP/");
     let mark = |mut e: ParseError| {
         e.is_response = is_response;
         e
@@ -170,10 +176,12 @@ fn parse_message<'a>(
     if start == buf.len() {
         return Err(ParseError::new(ErrorKind::Empty, 0));
     }
-    let Some(end) = memchr::memmem::find(&buf[start..], b"\r\n\r\n").map(|e| e + start) else {
+    let Some(end) =
+        memchr::memmem::find(buf.get(start..).unwrap_or_default(), b"\r\n\r\n").map(|e| e + start)
+    else {
         return Err(mark(ParseError::new(ErrorKind::NoHeaderEnd, buf.len())));
     };
-    let head_bytes = &buf[start..end + 2];
+    let head_bytes = buf.get(start..end + 2).unwrap_or_default();
     let folded = prescan(head_bytes, start).map_err(mark)?;
     let head = std::str::from_utf8(head_bytes).map_err(|e| {
         mark(ParseError::new(
@@ -203,7 +211,7 @@ fn parse_message<'a>(
     };
 
     let body_start = end + 4;
-    let avail = &buf[body_start..];
+    let avail = buf.get(body_start..).unwrap_or_default();
     let body: &[u8] = match (content_length, mode) {
         (Some(cl), _) if cl > avail.len() => {
             return Err(mark(ParseError::new(
@@ -214,7 +222,7 @@ fn parse_message<'a>(
                 body_start,
             )))
         }
-        (Some(cl), _) => &avail[..cl],
+        (Some(cl), _) => avail.get(..cl).unwrap_or_default(),
         (None, Mode::Datagram) => avail,
         (None, Mode::Stream) => {
             return Err(mark(ParseError::new(ErrorKind::MissingContentLength, end)));
@@ -245,8 +253,7 @@ fn parse_message<'a>(
 fn prescan(head: &[u8], base: usize) -> Result<bool, ParseError> {
     let mut folded = false;
     let mut i = 0;
-    while i < head.len() {
-        let b = head[i];
+    while let Some(&b) = head.get(i) {
         if b < 0x20 || b == 0x7f {
             match b {
                 b'\r' => {
@@ -261,7 +268,7 @@ fn prescan(head: &[u8], base: usize) -> Result<bool, ParseError> {
                 }
                 b'\n' => return Err(ParseError::new(ErrorKind::BareLineEnding, base + i)),
                 b'\t' => {}
-                _ if i > 0 && head[i - 1] == b'\\' => {}
+                _ if i > 0 && head.get(i - 1) == Some(&b'\\') => {}
                 0 => return Err(ParseError::new(ErrorKind::NulByte, base + i)),
                 _ => return Err(ParseError::new(ErrorKind::ControlChar(b), base + i)),
             }
@@ -275,13 +282,13 @@ fn unfold(head: &str) -> String {
     let mut out = String::with_capacity(head.len());
     let mut rest = head;
     while let Some(i) = rest.find("\r\n") {
-        out.push_str(&rest[..i]);
+        out.push_str(rest.get(..i).unwrap_or_default());
         if matches!(rest.as_bytes().get(i + 2), Some(b' ' | b'\t')) {
             out.push_str("  ");
         } else {
             out.push_str("\r\n");
         }
-        rest = &rest[i + 2..];
+        rest = rest.get(i + 2..).unwrap_or_default();
     }
     out.push_str(rest);
     out
@@ -293,17 +300,19 @@ fn parse_head<'a>(head: &'a str, base: usize, limits: &Limits) -> Result<Head<'a
     let Some(first_end) = head.find("\r\n") else {
         return Err(ParseError::new(ErrorKind::NoHeaderEnd, base + head.len()));
     };
-    let start_line = parse_start_line(&head[..first_end], base, limits)?;
+    let start_line = parse_start_line(head.get(..first_end).unwrap_or_default(), base, limits)?;
     let mut headers = Vec::with_capacity(16);
     let mut content_length = None;
     let mut seen: u16 = 0;
     let mut pos = first_end + 2;
     while pos < head.len() {
         // The prescan guaranteed that every LF is preceded by CR.
-        let Some(len) = memchr::memchr(b'\n', &head.as_bytes()[pos..]).map(|i| i - 1) else {
+        let Some(len) =
+            memchr::memchr(b'\n', head.as_bytes().get(pos..).unwrap_or_default()).map(|i| i - 1)
+        else {
             break;
         };
-        let line = &head[pos..pos + len];
+        let line = head.get(pos..pos + len).unwrap_or_default();
         let line_base = base + pos;
         pos += len + 2;
         if line.len() > limits.max_header_line {
@@ -318,7 +327,10 @@ fn parse_head<'a>(head: &'a str, base: usize, limits: &Limits) -> Result<Head<'a
         let Some(colon) = line.find(':') else {
             return Err(ParseError::new(ErrorKind::MissingColon, line_base));
         };
-        let raw_name = line[..colon].trim_end_matches([' ', '\t']);
+        let raw_name = line
+            .get(..colon)
+            .unwrap_or_default()
+            .trim_end_matches([' ', '\t']);
         if raw_name.is_empty() || !raw_name.bytes().all(is_token) {
             return Err(ParseError::new(ErrorKind::BadHeaderName, line_base));
         }
@@ -329,7 +341,7 @@ fn parse_head<'a>(head: &'a str, base: usize, limits: &Limits) -> Result<Head<'a
             return Err(ParseError::new(ErrorKind::DuplicateHeader, line_base).in_header(shown));
         }
         seen |= bit;
-        let value = &line[colon + 1..];
+        let value = line.get(colon + 1..).unwrap_or_default();
         let value_base = line_base + colon + 1;
         if kind == Kind::ContentLength {
             let v = value.trim_matches([' ', '\t']);
@@ -415,8 +427,8 @@ fn parse_version(v: &str) -> Result<(), ErrorKind> {
         return Ok(());
     }
     let b = v.as_bytes();
-    if b.len() > 4 && b[..4].eq_ignore_ascii_case(b"SIP/") {
-        let n = &v[4..];
+    if b.len() > 4 && b.get(..4).unwrap_or_default().eq_ignore_ascii_case(b"SIP/") {
+        let n = v.get(4..).unwrap_or_default();
         if let Some((maj, min)) = n.split_once('.') {
             let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
             if digits(maj) && digits(min) {
@@ -444,18 +456,28 @@ fn parse_start_line<'a>(
             0,
         ));
     };
-    let first = &line[..sp1];
-    if first.len() >= 4 && first.as_bytes()[..4].eq_ignore_ascii_case(b"SIP/") {
+    let first = line.get(..sp1).unwrap_or_default();
+    if first.len() >= 4
+        && first
+            .as_bytes()
+            .get(..4)
+            .unwrap_or_default()
+            .eq_ignore_ascii_case(b"SIP/")
+    {
         parse_version(first).map_err(|k| err(k, 0))?;
-        let rest = &line[sp1 + 1..];
+        let rest = line.get(sp1 + 1..).unwrap_or_default();
         let rb = rest.as_bytes();
         if rb.len() < 3
-            || !rb[..3].iter().all(u8::is_ascii_digit)
-            || (rb.len() > 3 && rb[3] != b' ')
+            || !rb
+                .get(..3)
+                .unwrap_or_default()
+                .iter()
+                .all(u8::is_ascii_digit)
+            || rb.get(3).is_some_and(|&c| c != b' ')
         {
             return Err(err(ErrorKind::BadStatusCode, sp1 + 1));
         }
-        let code: u16 = rest[..3].parse().unwrap_or(0);
+        let code: u16 = rest.get(..3).unwrap_or_default().parse().unwrap_or(0);
         if !(100..=699).contains(&code) {
             return Err(err(ErrorKind::BadStatusCode, sp1 + 1));
         }
@@ -472,15 +494,15 @@ fn parse_start_line<'a>(
     if first.is_empty() || !first.bytes().all(is_token) {
         return Err(err(ErrorKind::BadMethod("method must be a token"), 0));
     }
-    let rest = &line[sp1 + 1..];
+    let rest = line.get(sp1 + 1..).unwrap_or_default();
     let Some(sp2) = rest.find(' ') else {
         return Err(err(
             ErrorKind::BadStartLine("expected three parts separated by single spaces"),
             sp1,
         ));
     };
-    let uri_text = &rest[..sp2];
-    let version = &rest[sp2 + 1..];
+    let uri_text = rest.get(..sp2).unwrap_or_default();
+    let version = rest.get(sp2 + 1..).unwrap_or_default();
     let uri_base = sp1 + 1;
     if uri_text.is_empty() {
         return Err(err(

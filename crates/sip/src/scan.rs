@@ -57,12 +57,12 @@ pub(crate) const fn is_ws(b: u8) -> bool {
 pub(crate) fn escapes_valid(s: &str) -> bool {
     let b = s.as_bytes();
     let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' {
-            if i + 2 >= b.len() || !(b[i + 1].is_ascii_hexdigit() && b[i + 2].is_ascii_hexdigit()) {
-                return false;
+    while let Some(&c) = b.get(i) {
+        if c == b'%' {
+            match (b.get(i + 1), b.get(i + 2)) {
+                (Some(h), Some(l)) if h.is_ascii_hexdigit() && l.is_ascii_hexdigit() => i += 3,
+                _ => return false,
             }
-            i += 3;
         } else {
             i += 1;
         }
@@ -77,15 +77,18 @@ pub(crate) fn percent_decode(s: &str) -> Cow<'_, [u8]> {
     }
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' && i + 2 < b.len() {
-            if let (Some(h), Some(l)) = (hex(b[i + 1]), hex(b[i + 2])) {
+    while let Some(&c) = b.get(i) {
+        if c == b'%' {
+            if let (Some(h), Some(l)) = (
+                b.get(i + 1).and_then(|&x| hex(x)),
+                b.get(i + 2).and_then(|&x| hex(x)),
+            ) {
                 out.push(h << 4 | l);
                 i += 3;
                 continue;
             }
         }
-        out.push(b[i]);
+        out.push(c);
         i += 1;
     }
     Cow::Owned(out)
@@ -107,7 +110,7 @@ pub(crate) fn normalize_ws(s: &str) -> Cow<'_, str> {
     let b = t.as_bytes();
     let needs = b
         .windows(2)
-        .any(|w| (is_ws(w[0]) && is_ws(w[1])) || w[0] == b'\t')
+        .any(|w| matches!(w, [a, b] if (is_ws(*a) && is_ws(*b)) || *a == b'\t'))
         || b.last() == Some(&b'\t');
     if !needs {
         return Cow::Borrowed(t);
@@ -197,7 +200,7 @@ impl<'a> Cursor<'a> {
     pub fn take_while(&mut self, f: impl Fn(u8) -> bool) -> &'a str {
         let start = self.pos;
         let b = self.s.as_bytes();
-        while self.pos < b.len() && f(b[self.pos]) {
+        while b.get(self.pos).is_some_and(|&c| f(c)) {
             self.pos += 1;
         }
         // Only ASCII predicates are used, so the cut is on a char boundary; `get` keeps
@@ -212,6 +215,12 @@ impl<'a> Cursor<'a> {
         } else {
             Ok(t)
         }
+    }
+
+    /// The text from `start` to the current position (empty when that is not a cut
+    /// between characters, which the ASCII delimiters used by callers rule out).
+    pub fn since(&self, start: usize) -> &'a str {
+        self.s.get(start..self.pos).unwrap_or("")
     }
 
     pub fn rest(&self) -> &'a str {
@@ -261,8 +270,7 @@ pub(crate) fn check_text(s: &str, base: usize) -> Result<(), ParseError> {
     let b = s.as_bytes();
     let mut i = 0;
     let mut in_quote = false;
-    while i < b.len() {
-        let c = b[i];
+    while let Some(&c) = b.get(i) {
         match c {
             b'"' => in_quote = !in_quote,
             b'\\' if in_quote => {

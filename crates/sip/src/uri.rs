@@ -79,19 +79,19 @@ impl Host<'_> {
 }
 
 /// Appends a decimal number without going through `core::fmt`.
-pub fn push_num(out: &mut String, mut n: u64) {
-    let mut buf = [0u8; 20];
-    let mut i = buf.len();
+pub fn push_num(out: &mut String, n: u64) {
+    // Most significant digit first: no buffer, no indexing, no allocation.
+    let mut div = 1u64;
+    while n / div >= 10 {
+        div *= 10;
+    }
     loop {
-        i -= 1;
-        buf[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
+        out.push(char::from(b'0' + ((n / div) % 10) as u8));
+        if div == 1 {
             break;
         }
+        div /= 10;
     }
-    // only ASCII digits were written, so this never falls back
-    out.push_str(std::str::from_utf8(&buf[i..]).unwrap_or("0"));
 }
 
 impl std::fmt::Display for Host<'_> {
@@ -285,17 +285,17 @@ pub(crate) fn parse_uri<'a>(
     let Some(colon) = s.find(':') else {
         return Err(err(ErrorKind::BadUri("no scheme"), 0));
     };
-    let scheme = &s[..colon];
+    let scheme = s.get(..colon).unwrap_or_default();
     let sb = scheme.as_bytes();
     if sb.is_empty()
-        || !sb[0].is_ascii_alphabetic()
+        || !sb.first().is_some_and(u8::is_ascii_alphabetic)
         || !sb
             .iter()
             .all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'))
     {
         return Err(err(ErrorKind::BadUri("invalid scheme"), 0));
     }
-    let rest = &s[colon + 1..];
+    let rest = s.get(colon + 1..).unwrap_or_default();
     let rbase = colon + 1;
     if scheme.eq_ignore_ascii_case("sip") || scheme.eq_ignore_ascii_case("sips") {
         let secure = scheme.len() == 4;
@@ -337,9 +337,12 @@ fn parse_sip<'a>(
     let mut password = None;
     // '@' is in no character class after the userinfo, so the first one ends it.
     if let Some(at) = memchr::memchr(b'@', s.as_bytes()) {
-        let userinfo = &s[..at];
+        let userinfo = s.get(..at).unwrap_or_default();
         let (u, pw) = match userinfo.find(':') {
-            Some(c) => (&userinfo[..c], Some(&userinfo[c + 1..])),
+            Some(c) => (
+                userinfo.get(..c).unwrap_or_default(),
+                Some(userinfo.get(c + 1..).unwrap_or_default()),
+            ),
             None => (userinfo, None),
         };
         if u.is_empty() {
@@ -370,10 +373,10 @@ fn parse_sip<'a>(
     // host
     let host;
     if b.get(pos) == Some(&b'[') {
-        let Some(close) = s[pos..].find(']') else {
+        let Some(close) = s.get(pos..).unwrap_or_default().find(']') else {
             return Err(err("unterminated IPv6 reference", pos));
         };
-        let inner = &s[pos + 1..pos + close];
+        let inner = s.get(pos + 1..pos + close).unwrap_or_default();
         host = Host::V6(
             inner
                 .parse::<Ipv6Addr>()
@@ -382,20 +385,23 @@ fn parse_sip<'a>(
         pos += close + 1;
     } else {
         let start = pos;
-        while pos < b.len() && (b[pos].is_ascii_alphanumeric() || b[pos] == b'-' || b[pos] == b'.')
+        while b
+            .get(pos)
+            .is_some_and(|&c| c.is_ascii_alphanumeric() || c == b'-' || c == b'.')
         {
             pos += 1;
         }
-        host = parse_host(&s[start..pos]).ok_or_else(|| err("invalid host", start))?;
+        host = parse_host(s.get(start..pos).unwrap_or_default())
+            .ok_or_else(|| err("invalid host", start))?;
     }
     let mut port = None;
     if b.get(pos) == Some(&b':') {
         pos += 1;
         let start = pos;
-        while pos < b.len() && b[pos].is_ascii_digit() {
+        while b.get(pos).is_some_and(|&c| c.is_ascii_digit()) {
             pos += 1;
         }
-        let digits = &s[start..pos];
+        let digits = s.get(start..pos).unwrap_or_default();
         if digits.is_empty() {
             return Err(err("invalid port", start));
         }
@@ -407,10 +413,10 @@ fn parse_sip<'a>(
     while b.get(pos) == Some(&b';') {
         pos += 1;
         let start = pos;
-        while pos < b.len() && is_param_char(b[pos]) {
+        while b.get(pos).is_some_and(|&c| is_param_char(c)) {
             pos += 1;
         }
-        let name = &s[start..pos];
+        let name = s.get(start..pos).unwrap_or_default();
         if name.is_empty() {
             return Err(err("empty URI parameter", start));
         }
@@ -418,15 +424,15 @@ fn parse_sip<'a>(
         if b.get(pos) == Some(&b'=') {
             pos += 1;
             let vstart = pos;
-            while pos < b.len() && is_param_char(b[pos]) {
+            while b.get(pos).is_some_and(|&c| is_param_char(c)) {
                 pos += 1;
             }
             if vstart == pos {
                 return Err(err("empty URI parameter value", vstart));
             }
-            value = Some(Cow::Borrowed(&s[vstart..pos]));
+            value = Some(Cow::Borrowed(s.get(vstart..pos).unwrap_or_default()));
         }
-        if !escapes_valid(&s[start..pos]) {
+        if !escapes_valid(s.get(start..pos).unwrap_or_default()) {
             return Err(err("invalid %-escape in a URI parameter", start));
         }
         if params.len() >= limits.max_params {
@@ -448,19 +454,19 @@ fn parse_sip<'a>(
         loop {
             pos += 1;
             let start = pos;
-            while pos < b.len() && is_hnv_char(b[pos]) {
+            while b.get(pos).is_some_and(|&c| is_hnv_char(c)) {
                 pos += 1;
             }
-            let name = &s[start..pos];
+            let name = s.get(start..pos).unwrap_or_default();
             if name.is_empty() || b.get(pos) != Some(&b'=') {
                 return Err(err("malformed URI header", start));
             }
             pos += 1;
             let vstart = pos;
-            while pos < b.len() && is_hnv_char(b[pos]) {
+            while b.get(pos).is_some_and(|&c| is_hnv_char(c)) {
                 pos += 1;
             }
-            if !escapes_valid(&s[start..pos]) {
+            if !escapes_valid(s.get(start..pos).unwrap_or_default()) {
                 return Err(err("invalid %-escape in a URI header", start));
             }
             if headers.len() >= limits.max_params {
@@ -474,7 +480,7 @@ fn parse_sip<'a>(
             }
             headers.push(Param {
                 name: Cow::Borrowed(name),
-                value: Some(Cow::Borrowed(&s[vstart..pos])),
+                value: Some(Cow::Borrowed(s.get(vstart..pos).unwrap_or_default())),
             });
             if b.get(pos) != Some(&b'&') {
                 break;
@@ -507,14 +513,16 @@ pub(crate) fn parse_host(h: &str) -> Option<Host<'_>> {
     let mut labels = trimmed.split('.').peekable();
     while let Some(label) = labels.next() {
         let lb = label.as_bytes();
-        if lb.is_empty()
-            || !lb[0].is_ascii_alphanumeric()
-            || !lb[lb.len() - 1].is_ascii_alphanumeric()
+        let (Some(first), Some(last)) = (lb.first(), lb.last()) else {
+            return None;
+        };
+        if !first.is_ascii_alphanumeric()
+            || !last.is_ascii_alphanumeric()
             || !lb.iter().all(|&b| b.is_ascii_alphanumeric() || b == b'-')
         {
             return None;
         }
-        if labels.peek().is_none() && !lb[0].is_ascii_alphabetic() {
+        if labels.peek().is_none() && !first.is_ascii_alphabetic() {
             // toplabel = ALPHA / ALPHA *( alphanum / "-" ) alphanum
             return None;
         }
@@ -538,12 +546,12 @@ fn parse_tel<'a>(s: &'a str, base: usize, limits: &Limits) -> Result<TelUri<'a>,
     if b.first() == Some(&b'+') {
         pos = 1;
     }
-    while pos < b.len()
-        && (b[pos].is_ascii_hexdigit() || matches!(b[pos], b'-' | b'.' | b'(' | b')' | b'*' | b'#'))
-    {
+    while b.get(pos).is_some_and(|&c| {
+        c.is_ascii_hexdigit() || matches!(c, b'-' | b'.' | b'(' | b')' | b'*' | b'#')
+    }) {
         pos += 1;
     }
-    let number = &s[..pos];
+    let number = s.get(..pos).unwrap_or_default();
     if !number
         .bytes()
         .any(|c| c.is_ascii_hexdigit() || c == b'*' || c == b'#')
@@ -554,24 +562,27 @@ fn parse_tel<'a>(s: &'a str, base: usize, limits: &Limits) -> Result<TelUri<'a>,
     while b.get(pos) == Some(&b';') {
         pos += 1;
         let start = pos;
-        while pos < b.len() && (b[pos].is_ascii_alphanumeric() || b[pos] == b'-') {
+        while b
+            .get(pos)
+            .is_some_and(|&c| c.is_ascii_alphanumeric() || c == b'-')
+        {
             pos += 1;
         }
         if start == pos {
             return Err(err("empty tel URI parameter", start));
         }
-        let name = &s[start..pos];
+        let name = s.get(start..pos).unwrap_or_default();
         let mut value = None;
         if b.get(pos) == Some(&b'=') {
             pos += 1;
             let vstart = pos;
-            while pos < b.len() && is_param_char(b[pos]) {
+            while b.get(pos).is_some_and(|&c| is_param_char(c)) {
                 pos += 1;
             }
-            if vstart == pos || !escapes_valid(&s[vstart..pos]) {
+            if vstart == pos || !escapes_valid(s.get(vstart..pos).unwrap_or_default()) {
                 return Err(err("malformed tel URI parameter value", vstart));
             }
-            value = Some(Cow::Borrowed(&s[vstart..pos]));
+            value = Some(Cow::Borrowed(s.get(vstart..pos).unwrap_or_default()));
         }
         if params.len() >= limits.max_params {
             return Err(ParseError::new(

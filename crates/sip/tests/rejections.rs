@@ -471,3 +471,59 @@ fn into_owned_keeps_everything() {
     assert_eq!(o.call_id(), Some("a84b4c76e66710@pc33.example.com"));
     assert_eq!(o.other("subject").next(), Some("owned"));
 }
+
+/// Regression: a Date value of the right byte length with a multi-byte character at one
+/// of the fixed offsets used to panic (a byte-offset slice inside a character).
+#[test]
+fn date_with_a_multibyte_character_is_refused_not_a_panic() {
+    for date in [
+        "Moé, 1 Jan 2020 00:00:00 GMT",
+        "Mon, 0é Jan 2020 00:00:00 GMT",
+        "Mon, 01 Jé 2020 00:00:00 GMT",
+        "Mon, 01 Jan 2020 00:00:0é GMT",
+        "Mon, 01 Jan 2020 00:00:00 Gé",
+    ] {
+        let b = build(
+            "OPTIONS sip:bob@example.com SIP/2.0",
+            &[("CSeq", Some("CSeq: 1 OPTIONS"))],
+            &[&format!("Date: {date}")],
+            "",
+        );
+        let e = err(&b);
+        assert_eq!(e.status(), 400, "{e}");
+        assert_eq!(e.header.as_deref(), Some("Date"), "{e}");
+    }
+    let ok = build(
+        "OPTIONS sip:bob@example.com SIP/2.0",
+        &[("CSeq", Some("CSeq: 1 OPTIONS"))],
+        &["Date: Sat, 13 Nov 2010 23:29:00 GMT"],
+        "",
+    );
+    parse_datagram(&ok, &Limits::default()).unwrap();
+}
+
+#[test]
+fn impossible_dotted_quads_are_not_hosts() {
+    for bad in ["999.1.1.1", "1.2.3.256", "10.0.0.1.2", "host.123"] {
+        let b = build(
+            &format!("OPTIONS sip:bob@{bad} SIP/2.0"),
+            &[("CSeq", Some("CSeq: 1 OPTIONS"))],
+            &[],
+            "",
+        );
+        assert_eq!(err(&b).status(), 400, "Request-URI host {bad}");
+        let b = build(
+            "OPTIONS sip:bob@example.com SIP/2.0",
+            &[
+                ("CSeq", Some("CSeq: 1 OPTIONS")),
+                (
+                    "Via",
+                    Some(&format!("Via: SIP/2.0/UDP {bad}:5060;branch=z9hG4bK1")),
+                ),
+            ],
+            &[],
+            "",
+        );
+        assert_eq!(err(&b).status(), 400, "Via sent-by {bad}");
+    }
+}
