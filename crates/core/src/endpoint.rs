@@ -15,6 +15,7 @@ use palisade_sip::{
 use tracing::{debug, info};
 
 use crate::auth::{Authenticator, Credential, DigestResponse, Verdict};
+use crate::ratelimit::{shrink, AnswerBudget};
 use crate::types::*;
 use palisade_shield::{EventKind, Refusal, SecurityEvent};
 
@@ -135,6 +136,15 @@ pub struct Stats {
     pub shield_dropped: u64,
     /// Calls refused because the callee is protected.
     pub protected_refused: u64,
+    /// Answers to unauthenticated UDP senders not sent: the source's budget was spent.
+    pub answers_rate_limited: u64,
+    /// Answers to unauthenticated UDP senders not sent: larger than the request even
+    /// without their optional lines.
+    pub answers_too_large: u64,
+    /// Requests refused with 503 because `max_transactions` was reached.
+    pub overloaded: u64,
+    /// Messages whose handling panicked (contained by the shell).
+    pub panics: u64,
 }
 
 struct Target {
@@ -173,8 +183,20 @@ pub struct Endpoint {
     created: HashMap<String, i64>,
     /// An instant and the Unix time it corresponds to (given by the shell).
     unix_base: Option<(Instant, i64)>,
+    /// Per-source budget for answers to unauthenticated UDP senders.
+    budget: AnswerBudget,
+    /// The datagram being handled: when it arrived and its size (UDP only), the bound
+    /// of what may be answered to its unproven source.
+    inbound: Option<(Instant, usize)>,
+    /// A locally made answer is being sent on a server transaction.
+    answering: bool,
+    /// When the per-client tables are next swept.
+    next_sweep: Instant,
     pub stats: Stats,
 }
+
+/// How often the nonce counts, answer budgets and stale timers are swept.
+const SWEEP_EVERY: Duration = Duration::from_secs(10);
 
 fn hash64(parts: &[&[u8]], salt: u64) -> u64 {
     let mut h = DefaultHasher::new();
@@ -301,6 +323,7 @@ impl Endpoint {
     pub fn new(cfg: CoreConfig, secret: [u8; 32], now: Instant) -> Self {
         let salt = u64::from_le_bytes(secret[..8].try_into().unwrap_or([0; 8]));
         let auth = Authenticator::new(secret, now, cfg.nonce_ttl);
+        let (cfg_rate, cfg_burst) = (cfg.answer_rate, cfg.answer_burst);
         Endpoint {
             cfg,
             auth,
@@ -323,6 +346,10 @@ impl Endpoint {
             protected: HashMap::new(),
             created: HashMap::new(),
             unix_base: None,
+            budget: AnswerBudget::new(cfg_rate, cfg_burst),
+            inbound: None,
+            answering: false,
+            next_sweep: now + SWEEP_EVERY,
             stats: Stats::default(),
         }
     }
@@ -382,9 +409,143 @@ impl Endpoint {
     pub fn poll_timeout(&self) -> Option<Instant> {
         let t = self.timers.peek().map(|t| t.0.at);
         let a = self.answered_q.front().map(|a| a.0);
-        match (t, a) {
-            (Some(x), Some(y)) => Some(x.min(y)),
-            (x, y) => x.or(y),
+        [t, a, Some(self.next_sweep)].into_iter().flatten().min()
+    }
+
+    /// Entries in the timer queue (live and not yet discarded).
+    pub fn timer_count(&self) -> usize {
+        self.timers.len()
+    }
+
+    /// Sizes of the per-client tables: (nonce counts, answer budgets, connection
+    /// aliases, answered non-INVITE requests).
+    pub fn table_sizes(&self) -> (usize, usize, usize, usize) {
+        (
+            self.auth.tracked_nonces(),
+            self.budget.tracked(),
+            self.aliases.len(),
+            self.answered.len(),
+        )
+    }
+
+    /// Sends an answer this server made up itself to the sender of the current
+    /// request. Over UDP, to a sender that did not authenticate, an error answer spends
+    /// the source's budget and must not be larger than the request (a digest challenge:
+    /// not larger than the request plus `challenge_allowance`); see [`crate::ratelimit`].
+    fn send_answer(&mut self, to: Peer, bytes: Vec<u8>) {
+        let Some((now, len)) = self.inbound else {
+            self.send(to, bytes);
+            return;
+        };
+        if to.transport != Transport::Udp || self.authed_now {
+            self.send(to, bytes);
+            return;
+        }
+        let status = bytes
+            .get(8..11)
+            .and_then(|d| std::str::from_utf8(d).ok())
+            .and_then(|d| d.parse::<u16>().ok())
+            .unwrap_or(0);
+        if status >= 300 && !self.budget.allow(now, to.addr.ip()) {
+            self.stats.answers_rate_limited += 1;
+            debug!(peer = %to.addr, status, "answer not sent: the source's answer budget is spent");
+            return;
+        }
+        if status < 300 {
+            self.send(to, bytes);
+            return;
+        }
+        // A challenge may exceed the request by `challenge_allowance`: a stock client's
+        // first REGISTER (SIPp's is 330 bytes) is smaller than a 401 with one challenge.
+        let max = if matches!(status, 401 | 407) {
+            len + self.cfg.challenge_allowance
+        } else {
+            len + self.cfg.answer_allowance
+        };
+        let bytes = shrink(bytes, max);
+        if bytes.len() > max {
+            self.stats.answers_too_large += 1;
+            debug!(peer = %to.addr, status, request = len, answer = bytes.len(), "answer not sent: larger than the request (no amplification)");
+            return;
+        }
+        self.send(to, bytes);
+    }
+
+    /// Sweeps the per-client tables: nonce counts of expired nonces, idle answer
+    /// budgets, and timer entries whose transaction or binding is gone.
+    fn sweep(&mut self, now: Instant) {
+        self.auth.sweep(now);
+        self.budget.sweep(now);
+        let live = self.servers.len() + self.clients.len() + self.location.len();
+        if self.timers.len() > 2 * live + 4096 {
+            let timers = std::mem::take(&mut self.timers);
+            self.timers = timers
+                .into_iter()
+                .filter(|Reverse(t)| self.timer_is_live(&t.what))
+                .collect();
+        }
+    }
+
+    fn timer_is_live(&self, w: &TimerWhat) -> bool {
+        match w {
+            TimerWhat::ServerRetrans(k) | TimerWhat::ServerTimeout(k) | TimerWhat::ServerEnd(k) => {
+                self.servers.contains_key(k)
+            }
+            TimerWhat::ClientTimerC(k)
+            | TimerWhat::ClientRetrans(k)
+            | TimerWhat::ClientTimeout(k)
+            | TimerWhat::ClientEnd(k) => self.clients.contains_key(k),
+            TimerWhat::Bindings(aor) => self.location.contains_key(aor),
+        }
+    }
+
+    /// The shell reports that handling `bytes` from `from` panicked (and was contained).
+    /// Counts it, records a security event with the message's SHA-256, and answers 500
+    /// when the message is a request that can still be answered: on its server
+    /// transaction when one exists without a final response, else statelessly.
+    pub fn record_panic(&mut self, now: Instant, from: Peer, bytes: &[u8]) {
+        self.stats.panics += 1;
+        self.inbound = None;
+        self.answering = false;
+        self.authed_now = false;
+        let sha256 = palisade_shield::sha256(bytes);
+        let Ok(msg) = parse_datagram(bytes, &self.cfg.limits) else {
+            let ev = SecurityEvent {
+                kind: EventKind::Panic,
+                method: String::new(),
+                caller: String::new(),
+                callee: String::new(),
+                source: peer_text(from),
+                call_id: String::new(),
+                reason: "panic while handling an unparsable message".into(),
+                status: None,
+                sha256,
+            };
+            self.events.push_back(Event::Security(ev));
+            return;
+        };
+        let answer = msg.is_request() && msg.method() != Some(&Method::Ack);
+        self.security(
+            EventKind::Panic,
+            from,
+            &msg,
+            "panic while handling this message; answered 500".into(),
+            answer.then_some(500),
+            sha256,
+        );
+        if !answer {
+            return;
+        }
+        let key = server_key(&msg, false, self.salt);
+        match self.servers.get(&key) {
+            Some(t) if !t.final_sent => {
+                self.reply(now, key, &msg, 500, "Server Internal Error", vec![]);
+            }
+            Some(_) => {}
+            None => {
+                let b = self.build_response(&msg, 500, "Server Internal Error", vec![]);
+                self.send(from, b);
+            }
         }
     }
 
@@ -533,16 +694,24 @@ impl Endpoint {
         if bytes.iter().all(|b| matches!(b, b'\r' | b'\n' | 0)) {
             return; // keep-alive
         }
+        self.authed_now = false;
+        self.inbound = (from.transport == Transport::Udp).then_some((now, bytes.len()));
+        self.handle_message(now, from, bytes);
+        self.inbound = None;
+        self.authed_now = false;
+    }
+
+    fn handle_message(&mut self, now: Instant, from: Peer, bytes: &[u8]) {
         match parse_datagram(bytes, &self.cfg.limits) {
             Err(e) => {
                 self.stats.malformed += 1;
                 if e.is_response {
-                    info!(peer = %from.addr, error = %e, "dropped malformed response");
+                    debug!(peer = %from.addr, error = %e, "dropped malformed response");
                 } else if let Some(resp) = bad_request_salvage(bytes, &e) {
-                    info!(peer = %from.addr, status = e.status(), error = %e, "refused malformed request");
-                    self.send(from, resp);
+                    debug!(peer = %from.addr, status = e.status(), error = %e, "refused malformed request");
+                    self.send_answer(from, resp);
                 } else {
-                    info!(peer = %from.addr, error = %e, "dropped malformed request (no Via/From/To/Call-ID/CSeq to answer to)");
+                    debug!(peer = %from.addr, error = %e, "dropped malformed request (no Via/From/To/Call-ID/CSeq to answer to)");
                 }
             }
             Ok(m) if m.is_request() => self.on_request(now, from, m, bytes),
@@ -551,6 +720,10 @@ impl Endpoint {
     }
 
     pub fn handle_timeout(&mut self, now: Instant) {
+        if now >= self.next_sweep {
+            self.sweep(now);
+            self.next_sweep = now + SWEEP_EVERY;
+        }
         while let Some(&(at, kh)) = self.answered_q.front() {
             if at > now {
                 break;
@@ -617,8 +790,25 @@ impl Endpoint {
             debug!(key, "retransmitted request absorbed");
             if let Some(last) = t.last.clone() {
                 let to = t.source;
-                self.send(to, last);
+                self.send_answer(to, last);
             }
+            return;
+        }
+        if self.servers.len() >= self.cfg.max_transactions && method != Method::Cancel {
+            // Every transaction holds memory until its timers end: past the bound, the
+            // request is refused statelessly (RFC 3261 section 21.5.4) and counted.
+            self.stats.overloaded += 1;
+            debug!(peer = %from.addr, "503: server.max_transactions reached");
+            let bytes = self.build_response(
+                &msg,
+                503,
+                "Service Unavailable",
+                vec![Header::Other {
+                    name: Cow::Borrowed("Retry-After"),
+                    value: Cow::Borrowed("5"),
+                }],
+            );
+            self.send_answer(from, bytes);
             return;
         }
         if method == Method::Cancel {
@@ -640,7 +830,7 @@ impl Endpoint {
             match decision {
                 Decision::Reply(status, reason, extra) => {
                     if pre.is_none() {
-                        info!(method = %method, call_id = msg.call_id().unwrap_or(""), peer = %from.addr, status, reason, "reply");
+                        debug!(method = %method, call_id = msg.call_id().unwrap_or(""), peer = %from.addr, status, reason, "reply");
                         let wait = if from.transport.reliable() {
                             Duration::ZERO
                         } else {
@@ -655,12 +845,12 @@ impl Endpoint {
                         self.answered_q.push_back((now + wait, kh));
                     }
                     let bytes = self.build_response(&msg, status, reason, extra);
-                    self.send(from, bytes);
+                    self.send_answer(from, bytes);
                 }
                 Decision::Forward(targets, rr) => {
                     self.servers
                         .insert(key, ServerTxn::new(false, from, raw.to_vec(), self.cfg.t1));
-                    info!(method = %method, call_id = msg.call_id().unwrap_or(""), peer = %from.addr, branches = targets.len(), "forward");
+                    debug!(method = %method, call_id = msg.call_id().unwrap_or(""), peer = %from.addr, branches = targets.len(), "forward");
                     self.forward(now, key, msg, targets, rr);
                 }
             }
@@ -671,7 +861,7 @@ impl Endpoint {
             .insert(key, ServerTxn::new(true, from, Vec::new(), self.cfg.t1));
         match self.decide(now, from, &mut msg, raw) {
             Decision::Reply(status, reason, extra) => {
-                info!(method = %method, call_id = msg.call_id().unwrap_or(""), peer = %from.addr, status, reason, "reply");
+                debug!(method = %method, call_id = msg.call_id().unwrap_or(""), peer = %from.addr, status, reason, "reply");
                 self.reply(now, key, &msg, status, reason, extra);
             }
             Decision::Forward(targets, rr) => {
@@ -679,7 +869,7 @@ impl Endpoint {
                     // Kept only when forwarded, to build a 408 or 487 later.
                     t.request = raw.to_vec();
                 }
-                info!(method = %method, call_id = msg.call_id().unwrap_or(""), peer = %from.addr, branches = targets.len(), "forward");
+                debug!(method = %method, call_id = msg.call_id().unwrap_or(""), peer = %from.addr, branches = targets.len(), "forward");
                 self.forward(now, key, msg, targets, rr);
             }
         }
@@ -1364,7 +1554,9 @@ impl Endpoint {
         extra: Vec<Header<'_>>,
     ) {
         let bytes = self.build_response(req, status, reason, extra);
+        self.answering = true;
         self.send_on_server(now, key, status, bytes);
+        self.answering = false;
     }
 
     /// Sends a response (local or relayed) upstream and moves the server transaction on.
@@ -1403,7 +1595,11 @@ impl Endpoint {
         for (at, w) in arm {
             self.arm(at, w);
         }
-        self.send(to, bytes);
+        if self.answering {
+            self.send_answer(to, bytes);
+        } else {
+            self.send(to, bytes);
+        }
     }
 
     // ---------------------------------------------------------------- forwarding
@@ -1707,7 +1903,7 @@ impl Endpoint {
         };
         if popped == 0 && (!local_user || protected_callee()) {
             // Not routed through us (see `route`): not relayed.
-            info!(peer = %from.addr, call_id = msg.call_id().unwrap_or(""), "ACK not relayed: it did not come through this proxy's Record-Route");
+            debug!(peer = %from.addr, call_id = msg.call_id().unwrap_or(""), "ACK not relayed: it did not come through this proxy's Record-Route");
             return;
         }
         let dest = if self.uri_is_us(&next) || local_user {
@@ -1838,7 +2034,7 @@ impl Endpoint {
         let Some(status) = msg.status() else { return };
         let Some(top) = msg.top_via() else { return };
         if !self.via_is_us(top) {
-            info!(peer = %from.addr, "dropped response whose top Via is not ours");
+            debug!(peer = %from.addr, "dropped response whose top Via is not ours");
             return;
         }
         let branch = top.branch().unwrap_or("").to_string();

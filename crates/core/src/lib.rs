@@ -28,6 +28,7 @@
 
 pub mod auth;
 mod endpoint;
+pub mod ratelimit;
 mod types;
 
 pub use endpoint::{Endpoint, Stats};

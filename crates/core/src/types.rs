@@ -139,6 +139,20 @@ pub struct CoreConfig {
     /// Callers whose account is at least this old may reach protected users too
     /// (`shield.protected_min_account_age_days`); `None`: only the allow-list.
     pub protected_min_age: Option<Duration>,
+    /// Error answers per second to one unauthenticated UDP source
+    /// (`server.answer_rate`), and the burst allowed above that (`server.answer_burst`).
+    pub answer_rate: u32,
+    pub answer_burst: u32,
+    /// Most server transactions at once (`server.max_transactions`); past it new
+    /// requests get 503.
+    pub max_transactions: usize,
+    /// Bytes by which a 401/407 challenge to an unauthenticated UDP sender may exceed
+    /// its request (`server.challenge_allowance`); 0: never larger. Every other error
+    /// answer is never larger than its request.
+    pub challenge_allowance: usize,
+    /// Bytes by which any other error answer may exceed its request
+    /// (`server.answer_allowance`); default 0: never larger.
+    pub answer_allowance: usize,
 }
 
 impl Default for CoreConfig {
@@ -163,6 +177,11 @@ impl Default for CoreConfig {
             shield: palisade_shield::Policy::default(),
             protected_status: 480,
             protected_min_age: None,
+            answer_rate: 50,
+            answer_burst: 200,
+            max_transactions: 100_000,
+            challenge_allowance: 256,
+            answer_allowance: 0,
         }
     }
 }

@@ -88,12 +88,17 @@ impl H {
         self.send(
             peer(port),
             &format!(
-                "REGISTER sip:example.com SIP/2.0\nVia: SIP/2.0/UDP 192.0.2.10:{port};branch=z9hG4bKreg{user}{port}{cseq};rport\nMax-Forwards: 70\nFrom: <sip:{user}@example.com>;tag=r{port}\nTo: <sip:{user}@example.com>\nCall-ID: reg-{user}-{port}\nCSeq: {cseq} REGISTER\nContact: <sip:{user}@192.0.2.10:{port}>\nExpires: {expires}\nContent-Length: 0\n\n"
+                "REGISTER sip:example.com SIP/2.0\nVia: SIP/2.0/UDP 192.0.2.10:{port};branch=z9hG4bKreg{user}{port}{cseq};rport\nMax-Forwards: 70\nFrom: <sip:{user}@example.com>;tag=r{port}\nTo: <sip:{user}@example.com>\nCall-ID: reg-{user}-{port}\nCSeq: {cseq} REGISTER\nContact: <sip:{user}@192.0.2.10:{port}>\nExpires: {expires}\n{PHONE}Content-Length: 0\n\n"
             ),
         );
         self.take()
     }
 }
+
+/// The headers a real phone adds to a REGISTER (Allow, Supported, User-Agent). They
+/// matter here: an error answer to an unauthenticated UDP sender is never larger than
+/// its request, and a bare REGISTER is smaller than a 401 with two challenges.
+const PHONE: &str = "Allow: INVITE, ACK, CANCEL, BYE, OPTIONS, MESSAGE, UPDATE, INFO, NOTIFY, REFER, SUBSCRIBE, PRACK\nSupported: replaces, outbound, path, gruu, 100rel, timer\nAccept: application/sdp, multipart/mixed, application/dtmf-relay\nUser-Agent: core-test-phone/1.0 (stands in for a real phone's REGISTER: baresip, Linphone)\n";
 
 /// A minimal valid offer, written with LF (the helpers turn every LF into CRLF).
 const SDP: &str = "v=0\no=- 1 1 IN IP4 192.0.2.10\ns=-\nc=IN IP4 192.0.2.10\nt=0 0\nm=audio 4000 RTP/AVP 0\na=rtpmap:0 PCMU/8000\n";
@@ -567,7 +572,7 @@ fn auth_register(
     let resp = digest(alg, password_user, nonce, "REGISTER", "sip:example.com", nc);
     h.send(
         peer(BOB),
-        &format!("REGISTER sip:example.com SIP/2.0\nVia: SIP/2.0/UDP 192.0.2.10:5062;branch=z9hG4bKa{cseq}\nMax-Forwards: 70\nFrom: <sip:{user}@example.com>;tag=r\nTo: <sip:{user}@example.com>\nCall-ID: auth-reg\nCSeq: {cseq} REGISTER\nContact: <sip:{user}@192.0.2.10:5062>\nAuthorization: Digest username=\"{user}\", realm=\"example.com\", nonce=\"{nonce}\", uri=\"sip:example.com\", response=\"{resp}\", algorithm={}, qop=auth, nc={nc}, cnonce=\"cn\"\nContent-Length: 0\n\n", alg.name()),
+        &format!("REGISTER sip:example.com SIP/2.0\nVia: SIP/2.0/UDP 192.0.2.10:5062;branch=z9hG4bKa{cseq}\nMax-Forwards: 70\nFrom: <sip:{user}@example.com>;tag=r\nTo: <sip:{user}@example.com>\nCall-ID: auth-reg\nCSeq: {cseq} REGISTER\nContact: <sip:{user}@192.0.2.10:5062>\nAuthorization: Digest username=\"{user}\", realm=\"example.com\", nonce=\"{nonce}\", uri=\"sip:example.com\", response=\"{resp}\", algorithm={}, qop=auth, nc={nc}, cnonce=\"cn\"\n{PHONE}Content-Length: 0\n\n", alg.name()),
     );
     h.take().pop().unwrap().1
 }
@@ -654,7 +659,7 @@ fn digest_auth_md5_and_sha256() {
 #[test]
 fn malformed_requests_get_400_with_a_warning_and_bad_responses_are_dropped() {
     let mut h = H::new(false);
-    h.send(peer(ALICE), "OPTIONS sip:bob@example.com SIP/2.0\nVia: SIP/2.0/UDP 192.0.2.10:5061;branch=z9hG4bKbad\nMax-Forwards: 70\nFrom: <sip:alice@example.com>;tag=1\nTo: <sip:bob@example.com>\nCall-ID: bad\nCSeq: 1 OPTIONS\nContent-Length: 0\nContent-Length: 0\n\n");
+    h.send(peer(ALICE), &format!("OPTIONS sip:bob@example.com SIP/2.0\nVia: SIP/2.0/UDP 192.0.2.10:5061;branch=z9hG4bKbad\nMax-Forwards: 70\nFrom: <sip:alice@example.com>;tag=1\nTo: <sip:bob@example.com>\nCall-ID: bad\nCSeq: 1 OPTIONS\n{PHONE}Content-Length: 0\nContent-Length: 0\n\n"));
     let out = h.take();
     assert_eq!(out.len(), 1);
     assert_eq!(status(&out[0].1), 400);
@@ -1009,4 +1014,102 @@ fn a_nonce_with_a_multibyte_character_is_refused_not_a_panic() {
     // and the server still serves
     let out = h.register("bob", BOB, 3600, 1);
     assert_eq!(status(&out[0].1), 401);
+}
+
+/// An error answer to an unauthenticated UDP sender is never larger than the request
+/// (a challenge: than the request plus `challenge_allowance`; optional lines go first,
+/// then it is not sent), and error answers to one source are limited to a burst and a
+/// rate.
+#[test]
+fn no_amplification_and_a_budget_for_error_answers() {
+    let mut h = H::new(true);
+    let allowance = CoreConfig::default().challenge_allowance;
+    // A bare REGISTER: the 401 with both challenges would be larger than it plus the
+    // allowance; the Server line and the second challenge go.
+    let bare = "REGISTER sip:example.com SIP/2.0\nVia: SIP/2.0/UDP 192.0.2.10:5062;branch=z9hG4bKtiny\nMax-Forwards: 70\nFrom: <sip:bob@example.com>;tag=r\nTo: <sip:bob@example.com>\nCall-ID: tiny\nCSeq: 1 REGISTER\nContent-Length: 0\n\n".replace('\n', "\r\n");
+    h.send_bytes(peer(BOB), bare.as_bytes());
+    let out = h.take();
+    assert_eq!(out.len(), 1);
+    let (_, m, bytes) = &out[0];
+    assert_eq!(status(m), 401);
+    assert!(
+        bytes.len() <= bare.len() + allowance,
+        "{} > {}",
+        bytes.len(),
+        bare.len()
+    );
+    let challenges = m
+        .headers
+        .iter()
+        .filter(|x| matches!(x, Header::WwwAuthenticate(_)))
+        .count();
+    assert_eq!(challenges, 1);
+    // Any other error answer: never larger than the request. A short malformed
+    // request's 400 loses its Warning and Server lines.
+    let bad = "OPTIONS sip:bob@example.com SIP/2.0\nVia: SIP/2.0/UDP 192.0.2.10:5061;branch=z9hG4bKb\nFrom: <sip:a@example.com>;tag=1\nTo: <sip:bob@example.com>\nCall-ID: b\nCSeq: 1 OPTIONS\nContent-Length: 0\nContent-Length: 0\n\n".replace('\n', "\r\n");
+    h.send_bytes(peer(ALICE), bad.as_bytes());
+    for (_, m, bytes) in h.take() {
+        assert_eq!(status(&m), 400);
+        assert!(bytes.len() <= bad.len(), "{} > {}", bytes.len(), bad.len());
+    }
+    // With a phone's usual headers both challenges fit.
+    let out = h.register("bob", BOB, 3600, 1);
+    assert_eq!(status(&out[0].1), 401);
+    let challenges = out[0]
+        .1
+        .headers
+        .iter()
+        .filter(|x| matches!(x, Header::WwwAuthenticate(_)))
+        .count();
+    assert_eq!(challenges, 2);
+    // One source sending 1,000 bad requests at once gets at most the burst answered.
+    let cfg = CoreConfig::default();
+    let mut answered = 0;
+    for i in 0..1000 {
+        h.send(peer(ALICE), &format!("OPTIONS sip:nobody@example.com SIP/2.0\nVia: SIP/2.0/UDP 192.0.2.10:5061;branch=z9hG4bKflood{i}\nMax-Forwards: 70\nFrom: <sip:alice@example.com>;tag=1\nTo: <sip:nobody@example.com>\nCall-ID: flood{i}\nCSeq: 1 OPTIONS\n{PHONE}Content-Length: 0\nContent-Length: 0\n\n"));
+        answered += h.take().len();
+    }
+    // the three answers above went to the same IP address and spent the budget too
+    let budget = cfg.answer_burst as usize - 3;
+    assert_eq!(answered, budget);
+    assert_eq!(h.ep.stats.answers_rate_limited, 1000 - budget as u64);
+    // The budget refills with time.
+    h.advance(Duration::from_secs(1));
+    h.send(peer(ALICE), &format!("OPTIONS sip:nobody@example.com SIP/2.0\nVia: SIP/2.0/UDP 192.0.2.10:5061;branch=z9hG4bKlater\nMax-Forwards: 70\nFrom: <sip:alice@example.com>;tag=1\nTo: <sip:nobody@example.com>\nCall-ID: later\nCSeq: 1 OPTIONS\n{PHONE}Content-Length: 0\nContent-Length: 0\n\n"));
+    assert_eq!(h.take().len(), 1);
+    // Another source is not affected.
+    h.register("alice", ALICE + 100, 3600, 1);
+}
+
+/// The per-client tables are swept: nonce counts of expired nonces, answer budgets,
+/// and the timers of ended transactions.
+#[test]
+fn per_client_tables_are_swept() {
+    let mut h = H::new(true);
+    let out = h.register("bob", BOB, 3600, 1);
+    let nonce = nonce_of(&out[0].1, "MD5");
+    let ok = auth_register(&mut h, "bob", Algorithm::Md5, &nonce, "bob", "00000001", 2);
+    assert_eq!(status(&ok), 200);
+    for i in 0..50 {
+        h.send(peer(ALICE), &invite(&format!("sw{i}"), "nobody"));
+        h.take();
+    }
+    let (nonces, budgets, _, _) = h.ep.table_sizes();
+    assert_eq!(nonces, 1);
+    assert!(budgets >= 1);
+    assert!(h.ep.timer_count() > 0);
+    // Past the nonce lifetime (60 s here) and every transaction timer.
+    for _ in 0..20 {
+        h.advance(Duration::from_secs(10));
+        h.take();
+    }
+    let (nonces, budgets, aliases, answered) = h.ep.table_sizes();
+    assert_eq!((nonces, budgets, aliases, answered), (0, 0, 0, 0));
+    assert_eq!(h.ep.transaction_count(), (0, 0));
+    // What is left is the binding's expiry timer.
+    assert!(
+        h.ep.timer_count() <= 1,
+        "{} timers left",
+        h.ep.timer_count()
+    );
 }

@@ -41,6 +41,18 @@ pub struct ServerSection {
     /// Kernel receive/send buffer of each UDP socket, in bytes. Default 4 MiB (capped
     /// by net.core.rmem_max / wmem_max).
     pub udp_buffer: usize,
+    /// Error answers per second to one unauthenticated UDP source address. Default 50.
+    pub answer_rate: u32,
+    /// Burst of error answers allowed above `answer_rate`. Default 200.
+    pub answer_burst: u32,
+    /// Most server transactions at once; past it requests get 503. Default 100000.
+    pub max_transactions: usize,
+    /// Bytes a 401/407 challenge to an unauthenticated UDP sender may exceed its request
+    /// by (0: never larger). Default 256.
+    pub challenge_allowance: usize,
+    /// Bytes any other error answer to an unauthenticated UDP sender may exceed its
+    /// request by. Default 0: never larger.
+    pub answer_allowance: usize,
 }
 
 impl Default for ServerSection {
@@ -53,6 +65,11 @@ impl Default for ServerSection {
             data_dir: PathBuf::from("palisade-data"),
             log_level: "info".into(),
             udp_buffer: 4 << 20,
+            answer_rate: 50,
+            answer_burst: 200,
+            max_transactions: 100_000,
+            challenge_allowance: 256,
+            answer_allowance: 0,
         }
     }
 }
@@ -376,6 +393,11 @@ impl FileConfig {
         c.max_expires = self.registrar.max_expires.max(self.registrar.min_expires);
         c.default_expires = self.registrar.default_expires;
         c.max_contacts = self.registrar.max_contacts.max(1);
+        c.answer_rate = self.server.answer_rate.max(1);
+        c.answer_burst = self.server.answer_burst.max(1);
+        c.max_transactions = self.server.max_transactions.max(1);
+        c.challenge_allowance = self.server.challenge_allowance;
+        c.answer_allowance = self.server.answer_allowance;
         let l = &self.limits;
         for (key, v) in [
             ("max_message_size", l.max_message_size),

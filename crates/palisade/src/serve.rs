@@ -15,8 +15,19 @@ use palisade_sip::{frame_stream, Frame, Limits};
 use palisade_store::{BindingOp, BindingRow, SqliteStore, Storage};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, error, info, warn};
+
+/// Messages waiting for the core thread (from stream connections, extra UDP sockets and
+/// the storage thread). When it is full, the senders wait: a TCP reader stops reading
+/// its socket and the kernel's flow control pushes back on the peer.
+const INBOUND_QUEUE: usize = 4096;
+/// Messages waiting to be written to one stream connection. A peer that does not read
+/// fills it, and is then disconnected (counted as `slow_peers_closed`).
+const CONN_QUEUE: usize = 256;
+/// Operations waiting for the storage thread; when it falls this far behind, the core
+/// waits for it rather than dropping a binding or a security event.
+const STORE_QUEUE: usize = 65_536;
 
 use crate::config::{FileConfig, Listen};
 
@@ -28,7 +39,8 @@ enum Inbound {
     Opened {
         conn: u64,
         peer: Peer,
-        tx: mpsc::UnboundedSender<Vec<u8>>,
+        tx: mpsc::Sender<Vec<u8>>,
+        kill: oneshot::Sender<()>,
     },
     Closed {
         conn: u64,
@@ -54,7 +66,9 @@ fn bind_udp(addr: SocketAddr, buffer: usize) -> std::io::Result<UdpSocket> {
 }
 
 struct Conn {
-    tx: mpsc::UnboundedSender<Vec<u8>>,
+    tx: mpsc::Sender<Vec<u8>>,
+    /// Dropping or firing it makes the connection's task close the connection.
+    kill: oneshot::Sender<()>,
     transport: Transport,
     addr: SocketAddr,
 }
@@ -66,26 +80,14 @@ fn unix_now() -> i64 {
         .unwrap_or(0)
 }
 
-fn random_secret() -> [u8; 32] {
+/// The per-boot secret (nonces, transaction keys, tags) from the operating system's
+/// random source. There is no fallback: a guessable secret would make nonces forgeable,
+/// so the server refuses to start instead.
+fn random_secret() -> anyhow::Result<[u8; 32]> {
     let mut s = [0u8; 32];
-    if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
-        use std::io::Read;
-        let _ = f.read_exact(&mut s);
-    }
-    // Mix in time and pid so that a missing /dev/urandom still varies per boot.
-    let t = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
-    for (i, b) in t
-        .to_le_bytes()
-        .iter()
-        .chain(std::process::id().to_le_bytes().iter())
-        .enumerate()
-    {
-        s[i % 32] ^= b;
-    }
-    s
+    getrandom::getrandom(&mut s)
+        .map_err(|e| anyhow::anyhow!("the operating system's random source failed: {e}"))?;
+    Ok(s)
 }
 
 fn to_row(b: &Binding, now: Instant) -> BindingRow {
@@ -215,7 +217,7 @@ fn store_thread(
     domain: String,
     cfg_protected: ConfigProtected,
     ops: std::sync::mpsc::Receiver<StoreMsg>,
-    inbound: mpsc::UnboundedSender<Inbound>,
+    inbound: mpsc::Sender<Inbound>,
 ) {
     use std::io::Write as _;
     let mut store = match SqliteStore::open(&dir) {
@@ -273,7 +275,12 @@ fn store_thread(
             }
         }
         if wrote_events {
-            if let Some(Err(e)) = events.as_mut().map(|f| f.flush()) {
+            // Group commit: one fsync per batch, so an event is on disk within about
+            // 50 ms of being raised (the batching window above) plus the write.
+            if let Some(Err(e)) = events
+                .as_mut()
+                .map(|f| f.flush().and_then(|()| f.get_ref().sync_data()))
+            {
                 error!(error = %e, "flushing security events failed");
             }
         }
@@ -290,7 +297,7 @@ fn store_thread(
                     match users_of(&store, &domain, &cfg_protected) {
                         Ok(u) => {
                             info!(users = u.len(), "accounts reloaded");
-                            let _ = inbound.send(Inbound::Users(u));
+                            let _ = inbound.blocking_send(Inbound::Users(u));
                         }
                         Err(e) => error!(error = %e, "reloading accounts failed"),
                     }
@@ -313,7 +320,7 @@ fn store_thread(
         }
     }
     if let Some(f) = events.as_mut() {
-        let _ = f.flush();
+        let _ = f.flush().and_then(|()| f.get_ref().sync_data());
     }
     if !rest.is_empty() {
         let _ = store.apply_bindings(&rest);
@@ -346,22 +353,26 @@ async fn run_conn<S>(
     stream: S,
     conn: u64,
     peer: Peer,
-    inbound: mpsc::UnboundedSender<Inbound>,
-    mut rx: mpsc::UnboundedReceiver<Vec<u8>>,
-    tx: mpsc::UnboundedSender<Vec<u8>>,
+    inbound: mpsc::Sender<Inbound>,
+    mut rx: mpsc::Receiver<Vec<u8>>,
+    tx: mpsc::Sender<Vec<u8>>,
     idle: Duration,
     limits: Limits,
-    announce: bool,
+    mut kill: oneshot::Receiver<()>,
+    announce: Option<oneshot::Sender<()>>,
 ) where
     S: AsyncRead + AsyncWrite + Send + 'static,
 {
     let (mut r, mut w) = tokio::io::split(stream);
-    if announce {
-        let _ = inbound.send(Inbound::Opened {
-            conn,
-            peer,
-            tx: tx.clone(),
-        });
+    if let Some(k) = announce {
+        let _ = inbound
+            .send(Inbound::Opened {
+                conn,
+                peer,
+                tx: tx.clone(),
+                kill: k,
+            })
+            .await;
     }
     let writer = tokio::spawn(async move {
         while let Some(b) = rx.recv().await {
@@ -374,44 +385,57 @@ async fn run_conn<S>(
     let mut buf: Vec<u8> = Vec::with_capacity(8192);
     let mut chunk = vec![0u8; 16384];
     'read: loop {
-        let n = match tokio::time::timeout(idle, r.read(&mut chunk)).await {
+        let read = tokio::select! {
+            r = tokio::time::timeout(idle, r.read(&mut chunk)) => r,
+            _ = &mut kill => {
+                debug!(peer = %peer.addr, "connection closed by the server");
+                break;
+            }
+        };
+        let n = match read {
             Err(_) => {
-                info!(peer = %peer.addr, "closing idle connection");
+                debug!(peer = %peer.addr, "closing idle connection");
                 break;
             }
             Ok(Ok(0)) | Ok(Err(_)) => break,
             Ok(Ok(n)) => n,
         };
-        buf.extend_from_slice(&chunk[..n]);
+        buf.extend_from_slice(chunk.get(..n).unwrap_or_default());
         loop {
             match frame_stream(&buf, &limits) {
                 Ok(Frame::Incomplete) => break,
                 Ok(Frame::KeepAlive { consumed }) => {
                     if consumed >= 4 {
-                        let _ = tx.send(b"\r\n".to_vec()); // RFC 5626 pong
+                        let _ = tx.try_send(b"\r\n".to_vec()); // RFC 5626 pong
                     }
                     buf.drain(..consumed);
                 }
                 Ok(Frame::Message { consumed, .. }) => {
-                    let bytes = buf[..consumed].to_vec();
-                    buf.drain(..consumed);
-                    if inbound.send(Inbound::Message { peer, bytes }).is_err() {
+                    let bytes = buf.get(..consumed).unwrap_or_default().to_vec();
+                    buf.drain(..consumed.min(buf.len()));
+                    if inbound
+                        .send(Inbound::Message { peer, bytes })
+                        .await
+                        .is_err()
+                    {
                         break 'read;
                     }
                 }
                 Err(e) => {
                     // The framing is lost: let the core answer what it can, then close.
-                    warn!(peer = %peer.addr, error = %e, "stream framing error; closing connection");
-                    let _ = inbound.send(Inbound::Message {
-                        peer,
-                        bytes: std::mem::take(&mut buf),
-                    });
+                    debug!(peer = %peer.addr, error = %e, "stream framing error; closing connection");
+                    let _ = inbound
+                        .send(Inbound::Message {
+                            peer,
+                            bytes: std::mem::take(&mut buf),
+                        })
+                        .await;
                     break 'read;
                 }
             }
         }
     }
-    let _ = inbound.send(Inbound::Closed { conn });
+    let _ = inbound.send(Inbound::Closed { conn }).await;
     drop(tx);
     writer.abort();
 }
@@ -422,15 +446,88 @@ struct Shell {
     conns: HashMap<u64, Conn>,
     by_addr: HashMap<(Transport, SocketAddr), u64>,
     next_conn: Arc<AtomicUsize>,
-    inbound_tx: mpsc::UnboundedSender<Inbound>,
-    store_tx: std::sync::mpsc::Sender<StoreMsg>,
+    inbound_tx: mpsc::Sender<Inbound>,
+    store_tx: std::sync::mpsc::SyncSender<StoreMsg>,
     idle: Duration,
     limits: Limits,
     /// When the shield's counters were last written to the log, and their total then.
     summary: (Instant, u64),
+    /// When the traffic counters were last written to the log, and a digest of them.
+    traffic: (Instant, u64),
+    /// Stream connections closed because their peer did not read what we sent.
+    slow_peers_closed: u64,
 }
 
 impl Shell {
+    /// Hands one message to the core. A panic while it is handled is contained: the
+    /// message is dropped (answered 500 when it is a request), the core records a
+    /// security event with its SHA-256, and the server goes on serving everyone else.
+    /// This is defence in depth; the core's crates deny the constructs that panic.
+    fn handle(&mut self, now: Instant, peer: Peer, bytes: &[u8]) {
+        let ep = &mut self.endpoint;
+        let ok = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            #[cfg(debug_assertions)]
+            test_panic_trigger(bytes);
+            ep.handle_datagram(now, peer, bytes)
+        }));
+        if ok.is_err() {
+            let recorded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                ep.record_panic(now, peer, bytes)
+            }));
+            let sha256 = palisade_shield::hex(&palisade_shield::sha256(bytes));
+            error!(target: "palisade::security", peer = %peer.addr, sha256, recorded = recorded.is_ok(), panics = ep.stats.panics, "a message's handling panicked; contained, message dropped");
+        }
+    }
+
+    fn timeout(&mut self, now: Instant) {
+        let ep = &mut self.endpoint;
+        if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| ep.handle_timeout(now)))
+            .is_err()
+        {
+            ep.stats.panics += 1;
+            error!(target: "palisade::security", panics = ep.stats.panics, "a timer's handling panicked; contained");
+        }
+    }
+
+    /// One log line with the traffic counters, at most once a minute and only when they
+    /// changed (and at shutdown): per-request lines are at debug, so that a flood costs
+    /// counters, not log lines.
+    fn traffic_summary(&mut self, force: bool) {
+        let st = &self.endpoint.stats;
+        let (servers, clients) = self.endpoint.transaction_count();
+        let digest = st.requests
+            + st.responses
+            + st.malformed
+            + st.answers_rate_limited
+            + st.answers_too_large
+            + st.overloaded
+            + st.panics
+            + self.slow_peers_closed;
+        if digest == self.traffic.1
+            || (!force && self.traffic.0.elapsed() < Duration::from_secs(60))
+        {
+            return;
+        }
+        info!(
+            requests = st.requests,
+            responses = st.responses,
+            malformed = st.malformed,
+            challenges = st.challenges,
+            auth_failures = st.auth_failures,
+            forwarded = st.forwarded,
+            answers_rate_limited = st.answers_rate_limited,
+            answers_too_large = st.answers_too_large,
+            overloaded = st.overloaded,
+            panics = st.panics,
+            slow_peers_closed = self.slow_peers_closed,
+            connections = self.conns.len(),
+            server_transactions = servers,
+            client_transactions = clients,
+            "traffic totals"
+        );
+        self.traffic = (Instant::now(), digest);
+    }
+
     /// One log line with the shield's counters, at most once a minute and only when they
     /// changed (and at shutdown).
     fn shield_summary(&mut self, force: bool) {
@@ -482,9 +579,16 @@ impl Shell {
                         t.to.conn
                             .filter(|c| self.conns.contains_key(c))
                             .or_else(|| self.by_addr.get(&(t.to.transport, t.to.addr)).copied());
-                    match id.and_then(|c| self.conns.get(&c)) {
-                        Some(c) => {
-                            let _ = c.tx.send(t.bytes);
+                    match id.and_then(|c| self.conns.get(&c).map(|x| (c, x))) {
+                        Some((id, c)) => {
+                            if let Err(mpsc::error::TrySendError::Full(_)) = c.tx.try_send(t.bytes)
+                            {
+                                // A peer that does not read cannot make us buffer without
+                                // limit: it is disconnected.
+                                self.slow_peers_closed += 1;
+                                warn!(peer = %t.to.addr, queued = CONN_QUEUE, total = self.slow_peers_closed, "closing a connection whose peer does not read");
+                                self.close_conn(id);
+                            }
                         }
                         None if t.to.transport == Transport::Tcp => self.connect(t.to, t.bytes),
                         None => {
@@ -512,6 +616,13 @@ impl Shell {
                     if routine
                         && !tracing::enabled!(target: "palisade::security", tracing::Level::DEBUG)
                     {
+                        let _ = self
+                            .store_tx
+                            .send(StoreMsg::Security(Box::new(e), unix_now()));
+                        continue;
+                    }
+                    if e.kind == palisade_shield::EventKind::Panic {
+                        // already logged at error by `handle`
                         let _ = self
                             .store_tx
                             .send(StoreMsg::Security(Box::new(e), unix_now()));
@@ -554,14 +665,27 @@ impl Shell {
         }
     }
 
+    /// Forgets a stream connection and tells its task to close it.
+    fn close_conn(&mut self, conn: u64) {
+        if let Some(c) = self.conns.remove(&conn) {
+            if self.by_addr.get(&(c.transport, c.addr)) == Some(&conn) {
+                self.by_addr.remove(&(c.transport, c.addr));
+            }
+            let _ = c.kill.send(());
+        }
+        self.endpoint.connection_closed(conn);
+    }
+
     fn connect(&mut self, peer: Peer, first: Vec<u8>) {
         let conn = self.next_conn.fetch_add(1, Ordering::Relaxed) as u64;
-        let (tx, rx) = mpsc::unbounded_channel();
-        let _ = tx.send(first);
+        let (tx, rx) = mpsc::channel(CONN_QUEUE);
+        let (kill, kill_rx) = oneshot::channel();
+        let _ = tx.try_send(first);
         self.conns.insert(
             conn,
             Conn {
                 tx: tx.clone(),
+                kill,
                 transport: peer.transport,
                 addr: peer.addr,
             },
@@ -578,11 +702,11 @@ impl Shell {
                         conn: Some(conn),
                         ..peer
                     };
-                    run_conn(s, conn, p, inbound, rx, tx, idle, limits, false).await;
+                    run_conn(s, conn, p, inbound, rx, tx, idle, limits, kill_rx, None).await;
                 }
                 _ => {
                     warn!(to = %peer.addr, "TCP connect failed");
-                    let _ = inbound.send(Inbound::Closed { conn });
+                    let _ = inbound.send(Inbound::Closed { conn }).await;
                 }
             }
         });
@@ -590,28 +714,25 @@ impl Shell {
 
     fn on_inbound(&mut self, m: Inbound) {
         match m {
-            Inbound::Message { peer, bytes } => {
-                self.endpoint.handle_datagram(Instant::now(), peer, &bytes)
-            }
-            Inbound::Opened { conn, peer, tx } => {
+            Inbound::Message { peer, bytes } => self.handle(Instant::now(), peer, &bytes),
+            Inbound::Opened {
+                conn,
+                peer,
+                tx,
+                kill,
+            } => {
                 self.conns.insert(
                     conn,
                     Conn {
                         tx,
+                        kill,
                         transport: peer.transport,
                         addr: peer.addr,
                     },
                 );
                 self.by_addr.insert((peer.transport, peer.addr), conn);
             }
-            Inbound::Closed { conn } => {
-                self.endpoint.connection_closed(conn);
-                if let Some(c) = self.conns.remove(&conn) {
-                    if self.by_addr.get(&(c.transport, c.addr)) == Some(&conn) {
-                        self.by_addr.remove(&(c.transport, c.addr));
-                    }
-                }
-            }
+            Inbound::Closed { conn } => self.close_conn(conn),
             Inbound::Users(u) => self.endpoint.set_users(u),
         }
     }
@@ -628,7 +749,20 @@ pub async fn run(cfg: FileConfig, listens: Vec<Listen>) -> anyhow::Result<()> {
     let store = SqliteStore::open(&data_dir)
         .with_context(|| format!("opening the database in {}", data_dir.display()))?;
     let now = Instant::now();
-    let mut endpoint = Endpoint::new(core_cfg, random_secret(), now);
+    // A contained panic is logged by the shell with its context; the default hook's
+    // stderr report is kept for the first ten and then for every power of two, so that
+    // a flood of one bad input cannot turn into a flood of reports.
+    let report = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        static SEEN: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = SEEN.fetch_add(1, Ordering::Relaxed) + 1;
+        if n <= 10 || n.is_power_of_two() {
+            report(info);
+        }
+    }));
+    let secret = random_secret()
+        .context("refusing to start without a per-boot secret from the operating system")?;
+    let mut endpoint = Endpoint::new(core_cfg, secret, now);
     let cfg_protected = cfg.shield.protected.clone();
     let users = users_of(&store, &domain, &cfg_protected)?;
     endpoint.set_unix_time(now, unix_now());
@@ -642,8 +776,8 @@ pub async fn run(cfg: FileConfig, listens: Vec<Listen>) -> anyhow::Result<()> {
     }
     drop(store);
 
-    let (inbound_tx, mut inbound_rx) = mpsc::unbounded_channel::<Inbound>();
-    let (store_tx, store_rx) = std::sync::mpsc::channel::<StoreMsg>();
+    let (inbound_tx, mut inbound_rx) = mpsc::channel::<Inbound>(INBOUND_QUEUE);
+    let (store_tx, store_rx) = std::sync::mpsc::sync_channel::<StoreMsg>(STORE_QUEUE);
     let store_handle = {
         let (d, dom, itx) = (data_dir.clone(), domain.clone(), inbound_tx.clone());
         std::thread::Builder::new()
@@ -691,12 +825,26 @@ pub async fn run(cfg: FileConfig, listens: Vec<Listen>) -> anyhow::Result<()> {
                     l.transport,
                 );
                 tokio::spawn(async move {
+                    let mut refused: u64 = 0;
+                    let mut failed: u64 = 0;
                     loop {
-                        let Ok((sock, addr)) = listener.accept().await else {
-                            continue;
+                        let (sock, addr) = match listener.accept().await {
+                            Ok(x) => x,
+                            Err(e) => {
+                                // EMFILE, ENFILE, ENOBUFS: retrying at once would spin.
+                                failed += 1;
+                                if failed.is_power_of_two() {
+                                    warn!(error = %e, failures = failed, "accept failed; backing off 100 ms");
+                                }
+                                tokio::time::sleep(Duration::from_millis(100)).await;
+                                continue;
+                            }
                         };
                         if live.load(Ordering::Relaxed) >= max_conns {
-                            warn!(peer = %addr, max = max_conns, "connection refused: tcp.max_connections reached");
+                            refused += 1;
+                            if refused.is_power_of_two() {
+                                warn!(peer = %addr, max = max_conns, refused, "connection refused: tcp.max_connections reached");
+                            }
                             continue;
                         }
                         let _ = sock.set_nodelay(true);
@@ -706,15 +854,27 @@ pub async fn run(cfg: FileConfig, listens: Vec<Listen>) -> anyhow::Result<()> {
                             addr,
                             conn: Some(conn),
                         };
-                        let (tx, rx) = mpsc::unbounded_channel();
+                        let (tx, rx) = mpsc::channel(CONN_QUEUE);
+                        let (kill, kill_rx) = oneshot::channel();
                         let (itx, live, limits, acceptor) =
                             (itx.clone(), live.clone(), limits.clone(), acceptor.clone());
                         live.fetch_add(1, Ordering::Relaxed);
                         tokio::spawn(async move {
                             match acceptor {
                                 None => {
-                                    run_conn(sock, conn, peer, itx, rx, tx, idle, limits, true)
-                                        .await
+                                    run_conn(
+                                        sock,
+                                        conn,
+                                        peer,
+                                        itx,
+                                        rx,
+                                        tx,
+                                        idle,
+                                        limits,
+                                        kill_rx,
+                                        Some(kill),
+                                    )
+                                    .await
                                 }
                                 Some(a) => match tokio::time::timeout(
                                     Duration::from_secs(10),
@@ -723,10 +883,21 @@ pub async fn run(cfg: FileConfig, listens: Vec<Listen>) -> anyhow::Result<()> {
                                 .await
                                 {
                                     Ok(Ok(s)) => {
-                                        run_conn(s, conn, peer, itx, rx, tx, idle, limits, true)
-                                            .await
+                                        run_conn(
+                                            s,
+                                            conn,
+                                            peer,
+                                            itx,
+                                            rx,
+                                            tx,
+                                            idle,
+                                            limits,
+                                            kill_rx,
+                                            Some(kill),
+                                        )
+                                        .await
                                     }
-                                    _ => warn!(peer = %addr, "TLS handshake failed"),
+                                    _ => debug!(peer = %addr, "TLS handshake failed"),
                                 },
                             }
                             live.fetch_sub(1, Ordering::Relaxed);
@@ -742,14 +913,16 @@ pub async fn run(cfg: FileConfig, listens: Vec<Listen>) -> anyhow::Result<()> {
         tokio::spawn(async move {
             let mut buf = vec![0u8; 65_536];
             while let Ok((n, addr)) = s.recv_from(&mut buf).await {
-                let _ = itx.send(Inbound::Message {
-                    peer: Peer {
-                        transport: Transport::Udp,
-                        addr,
-                        conn: None,
-                    },
-                    bytes: buf[..n].to_vec(),
-                });
+                let _ = itx
+                    .send(Inbound::Message {
+                        peer: Peer {
+                            transport: Transport::Udp,
+                            addr,
+                            conn: None,
+                        },
+                        bytes: buf.get(..n).unwrap_or_default().to_vec(),
+                    })
+                    .await;
             }
         });
     }
@@ -765,6 +938,8 @@ pub async fn run(cfg: FileConfig, listens: Vec<Listen>) -> anyhow::Result<()> {
         idle,
         limits,
         summary: (Instant::now(), 0),
+        traffic: (Instant::now(), 0),
+        slow_peers_closed: 0,
     };
     let mut buf = vec![0u8; 65_536];
     let far = Duration::from_secs(3600);
@@ -780,12 +955,12 @@ pub async fn run(cfg: FileConfig, listens: Vec<Listen>) -> anyhow::Result<()> {
             r = async { match &primary { Some(s) => s.recv_from(&mut buf).await, None => std::future::pending().await } } => {
                 if let Ok((n, addr)) = r {
                     let now = Instant::now();
-                    shell.endpoint.handle_datagram(now, Peer { transport: Transport::Udp, addr, conn: None }, &buf[..n]);
+                    shell.handle(now, Peer { transport: Transport::Udp, addr, conn: None }, buf.get(..n).unwrap_or_default());
                     // Drain what is already queued before flushing: fewer wake-ups under load.
                     if let Some(s) = &primary {
                         for _ in 0..32 {
                             match s.try_recv_from(&mut buf) {
-                                Ok((n, addr)) => shell.endpoint.handle_datagram(now, Peer { transport: Transport::Udp, addr, conn: None }, &buf[..n]),
+                                Ok((n, addr)) => shell.handle(now, Peer { transport: Transport::Udp, addr, conn: None }, buf.get(..n).unwrap_or_default()),
                                 Err(_) => break,
                             }
                         }
@@ -799,15 +974,38 @@ pub async fn run(cfg: FileConfig, listens: Vec<Listen>) -> anyhow::Result<()> {
             _ = &mut shutdown => { info!("shutting down (SIGINT)"); break; }
             _ = term.recv() => { info!("shutting down (SIGTERM)"); break; }
         }
-        shell.endpoint.handle_timeout(Instant::now());
+        shell.timeout(Instant::now());
         shell.flush().await;
         shell.shield_summary(false);
+        shell.traffic_summary(false);
     }
     shell.flush().await;
     shell.shield_summary(true);
+    shell.traffic_summary(true);
     drop(shell);
     let _ = store_handle.join();
     Ok(())
+}
+
+/// Debug builds only: panics while handling a message that contains the text of the
+/// environment variable `PALISADE_TEST_PANIC` (when set), so that the integration tests
+/// can prove on the real binary that a panic is contained. Release builds have no such
+/// trigger.
+#[cfg(debug_assertions)]
+fn test_panic_trigger(bytes: &[u8]) {
+    use std::sync::OnceLock;
+    static MARK: OnceLock<Option<Vec<u8>>> = OnceLock::new();
+    let mark = MARK.get_or_init(|| {
+        std::env::var("PALISADE_TEST_PANIC")
+            .ok()
+            .filter(|m| !m.is_empty())
+            .map(String::into_bytes)
+    });
+    if let Some(m) = mark {
+        if bytes.windows(m.len()).any(|w| w == m.as_slice()) {
+            panic!("PALISADE_TEST_PANIC trigger");
+        }
+    }
 }
 
 #[cfg(test)]

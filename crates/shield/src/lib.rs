@@ -120,6 +120,9 @@ pub enum EventKind {
     Dropped(DropKind),
     /// A call to a protected user from a caller not on the allow-list.
     ProtectedRefused,
+    /// Handling a message panicked; the panic was contained and the message dropped
+    /// (answered 500 when it was a request).
+    Panic,
 }
 
 impl EventKind {
@@ -132,6 +135,7 @@ impl EventKind {
             EventKind::Dropped(DropKind::Attribute) => "sdp-attribute-dropped",
             EventKind::Dropped(DropKind::SdpLine) => "sdp-line-dropped",
             EventKind::ProtectedRefused => "protected-user-refused",
+            EventKind::Panic => "panic-contained",
         }
     }
 }

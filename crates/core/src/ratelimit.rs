@@ -1,0 +1,157 @@
+//! Answers to unauthenticated senders over UDP: a per-source budget and no amplification.
+//!
+//! A UDP source address is not proven (it can be spoofed), so every answer Palisade
+//! makes up on its own to an unauthenticated datagram could be aimed at a victim. Two
+//! rules keep that from being useful to anyone:
+//!
+//! - an answer is never larger than the datagram it answers (optional lines are removed
+//!   first: `Server`, `Warning`, challenges after the first; if it is still larger it is
+//!   not sent, and counted);
+//! - error answers (status 300 and above, challenges included) to one source IP address
+//!   are limited by a token bucket (`answer_rate` per second, bursts of `answer_burst`).
+//!
+//! The bucket table is bounded (`MAX_SOURCES`); idle sources are swept, and when the
+//! table is full of active sources (a flood from spoofed addresses), the newcomers share
+//! one overflow bucket instead of growing the table.
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
+/// Most sources tracked at once.
+pub const MAX_SOURCES: usize = 65_536;
+
+struct Bucket {
+    tokens: f64,
+    at: Instant,
+}
+
+pub(crate) struct AnswerBudget {
+    rate: f64,
+    burst: f64,
+    buckets: HashMap<IpAddr, Bucket>,
+    overflow: Option<Bucket>,
+}
+
+impl AnswerBudget {
+    pub(crate) fn new(rate: u32, burst: u32) -> Self {
+        AnswerBudget {
+            rate: f64::from(rate.max(1)),
+            burst: f64::from(burst.max(1)),
+            buckets: HashMap::new(),
+            overflow: None,
+        }
+    }
+
+    fn take(b: &mut Bucket, now: Instant, rate: f64, burst: f64) -> bool {
+        let dt = now.saturating_duration_since(b.at).as_secs_f64();
+        b.tokens = (b.tokens + dt * rate).min(burst);
+        b.at = now;
+        if b.tokens >= 1.0 {
+            b.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Spends one answer of `ip`'s budget; `false` when it is exhausted.
+    pub(crate) fn allow(&mut self, now: Instant, ip: IpAddr) -> bool {
+        let (rate, burst) = (self.rate, self.burst);
+        if let Some(b) = self.buckets.get_mut(&ip) {
+            return Self::take(b, now, rate, burst);
+        }
+        if self.buckets.len() >= MAX_SOURCES {
+            self.sweep(now);
+        }
+        if self.buckets.len() >= MAX_SOURCES {
+            let b = self.overflow.get_or_insert(Bucket {
+                tokens: burst,
+                at: now,
+            });
+            return Self::take(b, now, rate, burst);
+        }
+        let b = self.buckets.entry(ip).or_insert(Bucket {
+            tokens: burst,
+            at: now,
+        });
+        Self::take(b, now, rate, burst)
+    }
+
+    /// Forgets sources whose bucket has refilled: they are indistinguishable from new.
+    pub(crate) fn sweep(&mut self, now: Instant) {
+        let full = Duration::from_secs_f64(self.burst / self.rate);
+        self.buckets
+            .retain(|_, b| now.saturating_duration_since(b.at) < full);
+    }
+
+    pub(crate) fn tracked(&self) -> usize {
+        self.buckets.len()
+    }
+}
+
+/// Removes optional lines from a locally made, body-less response until it is at most
+/// `max` bytes: `Server` and `Warning` first, then every challenge after the first.
+/// Returns the response unchanged when it already fits.
+pub(crate) fn shrink(bytes: Vec<u8>, max: usize) -> Vec<u8> {
+    if bytes.len() <= max {
+        return bytes;
+    }
+    let lines: Vec<&[u8]> = bytes.split(|&b| b == b'\n').collect();
+    let starts = |l: &[u8], name: &[u8]| {
+        l.len() > name.len()
+            && l.get(..name.len())
+                .is_some_and(|p| p.eq_ignore_ascii_case(name))
+            && l.get(name.len()) == Some(&b':')
+    };
+    let mut seen_challenge = false;
+    let mut out = Vec::with_capacity(bytes.len());
+    let last = lines.len().saturating_sub(1);
+    for (i, l) in lines.iter().enumerate() {
+        if starts(l, b"Server") || starts(l, b"Warning") {
+            continue;
+        }
+        if starts(l, b"WWW-Authenticate") || starts(l, b"Proxy-Authenticate") {
+            if seen_challenge {
+                continue;
+            }
+            seen_challenge = true;
+        }
+        out.extend_from_slice(l);
+        if i != last {
+            out.push(b'\n');
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn budget_refills_at_the_rate_and_caps_at_the_burst() {
+        let t0 = Instant::now();
+        let mut b = AnswerBudget::new(10, 3);
+        let ip: IpAddr = [192, 0, 2, 1].into();
+        assert!(b.allow(t0, ip) && b.allow(t0, ip) && b.allow(t0, ip));
+        assert!(!b.allow(t0, ip));
+        assert!(b.allow(t0 + Duration::from_millis(100), ip));
+        assert!(!b.allow(t0 + Duration::from_millis(100), ip));
+        // another source has its own budget
+        assert!(b.allow(t0, [192, 0, 2, 2].into()));
+        b.sweep(t0 + Duration::from_secs(10));
+        assert_eq!(b.tracked(), 0);
+    }
+
+    #[test]
+    fn shrink_drops_optional_lines_first() {
+        let r = b"SIP/2.0 401 Unauthorized\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\nWWW-Authenticate: Digest a=1\r\nWWW-Authenticate: Digest a=2\r\nServer: Palisade\r\nContent-Length: 0\r\n\r\n".to_vec();
+        let s = shrink(r.clone(), 10_000);
+        assert_eq!(s, r);
+        let s = shrink(r.clone(), r.len() - 1);
+        let text = String::from_utf8(s).unwrap();
+        assert!(!text.contains("Server"));
+        assert_eq!(text.matches("WWW-Authenticate").count(), 1);
+        assert!(text.ends_with("Content-Length: 0\r\n\r\n"));
+    }
+}
