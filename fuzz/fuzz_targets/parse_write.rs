@@ -15,7 +15,10 @@ fn check(m: &Message<'_>) {
     let w = m.to_bytes();
     let m2 = match parse_datagram(&w, &roomy) {
         Ok(m2) => m2,
-        Err(e) => panic!("canonical form does not parse: {e}\n{}", String::from_utf8_lossy(&w)),
+        Err(e) => panic!(
+            "canonical form does not parse: {e}\n{}",
+            String::from_utf8_lossy(&w)
+        ),
     };
     assert_eq!(m, &m2, "model changed through the canonical form");
     assert_eq!(w, m2.to_bytes(), "canonical form is not a fixed point");

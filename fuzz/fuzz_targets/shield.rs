@@ -9,7 +9,9 @@ use palisade_sip::{parse_datagram, Limits};
 
 fn check(bytes: &[u8]) {
     let limits = Limits::default();
-    let Ok(mut m) = parse_datagram(bytes, &limits) else { return };
+    let Ok(mut m) = parse_datagram(bytes, &limits) else {
+        return;
+    };
     let p = Policy::default();
     if apply(&p, &mut m, bytes).is_err() {
         return;
@@ -17,7 +19,10 @@ fn check(bytes: &[u8]) {
     let out = m.to_bytes();
     let mut again = match parse_datagram(&out, &limits) {
         Ok(a) => a,
-        Err(e) => panic!("shielded message does not parse: {e}\n{}", String::from_utf8_lossy(&out)),
+        Err(e) => panic!(
+            "shielded message does not parse: {e}\n{}",
+            String::from_utf8_lossy(&out)
+        ),
     };
     let dropped = apply(&p, &mut again, &out).expect("shielded message refused on a second pass");
     assert!(dropped.is_empty(), "second pass removed {dropped:?}");

@@ -9,8 +9,8 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use palisade_sip::{
-    parse_datagram, parse_uri, sanity, CSeq, Contact, Credentials, Header, Host, Message, Method,
-    NameAddr, Param, ParseError, StartLine, Uri, Via,
+    parse_datagram, parse_uri, sanity, CSeq, Contact, Credentials, Header, Host, Limits, Message,
+    Method, NameAddr, Param, ParseError, StartLine, Uri, Via,
 };
 use tracing::{debug, info};
 
@@ -188,6 +188,8 @@ pub struct Endpoint {
     /// The datagram being handled: when it arrived and its size (UDP only), the bound
     /// of what may be answered to its unproven source.
     inbound: Option<(Instant, usize)>,
+    /// The source address of that datagram.
+    inbound_ip: Option<IpAddr>,
     /// A locally made answer is being sent on a server transaction.
     answering: bool,
     /// When the per-client tables are next swept.
@@ -309,14 +311,17 @@ fn bad_request_salvage(bytes: &[u8], e: &ParseError) -> Option<Vec<u8>> {
         return None;
     }
     let reason = e.to_string().replace(['"', '\\'], "'");
-    Some(
-        format!(
-            "SIP/2.0 {} {}\r\n{lines}Warning: 399 palisade \"{reason}\"\r\nServer: {SERVER_NAME}\r\nContent-Length: 0\r\n\r\n",
-            e.status(),
-            e.reason_phrase()
-        )
-        .into_bytes(),
+    let answer = format!(
+        "SIP/2.0 {} {}\r\n{lines}Warning: 399 palisade \"{reason}\"\r\nServer: {SERVER_NAME}\r\nContent-Length: 0\r\n\r\n",
+        e.status(),
+        e.reason_phrase()
     )
+    .into_bytes();
+    // The copied lines are the sender's: when one of them is itself malformed, the
+    // answer would be too, and nothing malformed leaves this server.
+    parse_datagram(&answer, &Limits::default())
+        .is_ok()
+        .then_some(answer)
 }
 
 impl Endpoint {
@@ -324,23 +329,25 @@ impl Endpoint {
         let salt = u64::from_le_bytes(secret[..8].try_into().unwrap_or([0; 8]));
         let auth = Authenticator::new(secret, now, cfg.nonce_ttl);
         let (cfg_rate, cfg_burst) = (cfg.answer_rate, cfg.answer_burst);
+        let prealloc = cfg.preallocate;
+        let cap = |n: usize| if prealloc { n } else { 0 };
         Endpoint {
             cfg,
             auth,
             users: HashMap::new(),
-            location: HashMap::with_capacity(1 << 14),
+            location: HashMap::with_capacity(cap(1 << 14)),
             // Sized for a busy second up front: growing a large table rehashes it all
             // at once, a stall long enough to overflow a UDP receive buffer.
-            servers: HashMap::with_capacity(1 << 16),
-            clients: HashMap::with_capacity(1 << 14),
-            timers: BinaryHeap::with_capacity(1 << 16),
+            servers: HashMap::with_capacity(cap(1 << 16)),
+            clients: HashMap::with_capacity(cap(1 << 14)),
+            timers: BinaryHeap::with_capacity(cap(1 << 16)),
             seq: 0,
             out: VecDeque::new(),
             events: VecDeque::new(),
             salt,
             aliases: HashMap::new(),
-            answered: HashMap::with_capacity(1 << 16),
-            answered_q: VecDeque::with_capacity(1 << 16),
+            answered: HashMap::with_capacity(cap(1 << 16)),
+            answered_q: VecDeque::with_capacity(cap(1 << 16)),
             preauthenticated: false,
             authed_now: false,
             protected: HashMap::new(),
@@ -348,6 +355,7 @@ impl Endpoint {
             unix_base: None,
             budget: AnswerBudget::new(cfg_rate, cfg_burst),
             inbound: None,
+            inbound_ip: None,
             answering: false,
             next_sweep: now + SWEEP_EVERY,
             stats: Stats::default(),
@@ -696,8 +704,10 @@ impl Endpoint {
         }
         self.authed_now = false;
         self.inbound = (from.transport == Transport::Udp).then_some((now, bytes.len()));
+        self.inbound_ip = Some(from.addr.ip());
         self.handle_message(now, from, bytes);
         self.inbound = None;
+        self.inbound_ip = None;
         self.authed_now = false;
     }
 
@@ -1285,6 +1295,12 @@ impl Endpoint {
         match verdict {
             Verdict::Ok if uri_ok && claimed_user == username => {
                 self.authed_now = true;
+                if let Some((at, _)) = self.inbound {
+                    // the nonce was sent to this address and came back: it is real
+                    if let Some(ip) = self.inbound_ip {
+                        self.budget.proven(at, ip);
+                    }
+                }
                 Ok(())
             }
             Verdict::Ok => {
@@ -1934,7 +1950,7 @@ impl Endpoint {
         if let Err(r) = self.shield(from, &mut msg, raw) {
             // An ACK cannot be answered: it is not relayed, and the decision is recorded.
             self.stats.shield_answers_refused += 1;
-            info!(peer = %from.addr, call_id = msg.call_id().unwrap_or(""), reason = %r.reason, "ACK not relayed: refused by the shield");
+            debug!(peer = %from.addr, call_id = msg.call_id().unwrap_or(""), reason = %r.reason, "ACK not relayed: refused by the shield");
             self.security(EventKind::AckRefused, from, &msg, r.reason, None, r.sha256);
             return;
         }
@@ -1997,7 +2013,7 @@ impl Endpoint {
         }
         let branches = inv.branches.clone();
         self.reply(now, key, msg, 200, "OK", vec![]);
-        info!(
+        debug!(
             call_id = msg.call_id().unwrap_or(""),
             branches = branches.len(),
             "cancel"
@@ -2070,7 +2086,7 @@ impl Endpoint {
                     replace = Some((status, r.reason.clone()));
                     "replaced by a response built by the server"
                 };
-                info!(peer = %from.addr, status, call_id = msg.call_id().unwrap_or(""), reason = %r.reason, action, "response refused by the shield");
+                debug!(peer = %from.addr, status, call_id = msg.call_id().unwrap_or(""), reason = %r.reason, action, "response refused by the shield");
                 self.security(
                     EventKind::AnswerRefused,
                     from,
@@ -2083,8 +2099,9 @@ impl Endpoint {
         }
         let Some(c) = self.clients.get_mut(&key) else {
             // No transaction (e.g. a 2xx retransmission after the INVITE transaction
-            // ended): relay statelessly by the next Via.
-            if replace.is_some() || !relay_provisional {
+            // ended): relay statelessly by the next Via. A 100 is hop-by-hop (RFC 3261
+            // section 16.7 step 3) and never relayed; it was not shielded either.
+            if replace.is_some() || !relay_provisional || status == 100 {
                 return;
             }
             if let Some(dest) = msg.top_via().and_then(via_dest) {

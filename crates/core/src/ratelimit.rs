@@ -10,15 +10,25 @@
 //! - error answers (status 300 and above, challenges included) to one source IP address
 //!   are limited by a token bucket (`answer_rate` per second, bursts of `answer_burst`).
 //!
-//! The bucket table is bounded (`MAX_SOURCES`); idle sources are swept, and when the
+//! A source address that has recently answered a digest challenge correctly has proven
+//! that it receives what is sent to it (it echoed a nonce sent there): its answers are
+//! not counted against a budget for `PROVEN_FOR` after that. This is what lets a busy
+//! PBX, an office NAT or a load generator on one address be challenged thousands of times
+//! a second, while a spoofed address (which can never answer a challenge) is held to
+//! the budget. The size rule above applies to everyone.
+//!
+//! The tables are bounded (`MAX_SOURCES`); idle sources are swept, and when the bucket
 //! table is full of active sources (a flood from spoofed addresses), the newcomers share
 //! one overflow bucket instead of growing the table.
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
-/// Most sources tracked at once.
+/// Most sources tracked at once (in each table).
 pub const MAX_SOURCES: usize = 65_536;
+
+/// How long a source that answered a challenge correctly is exempt from the budget.
+pub const PROVEN_FOR: Duration = Duration::from_secs(600);
 
 struct Bucket {
     tokens: f64,
@@ -30,6 +40,8 @@ pub(crate) struct AnswerBudget {
     burst: f64,
     buckets: HashMap<IpAddr, Bucket>,
     overflow: Option<Bucket>,
+    /// Sources that authenticated, and when they last did.
+    proven: HashMap<IpAddr, Instant>,
 }
 
 impl AnswerBudget {
@@ -39,6 +51,7 @@ impl AnswerBudget {
             burst: f64::from(burst.max(1)),
             buckets: HashMap::new(),
             overflow: None,
+            proven: HashMap::new(),
         }
     }
 
@@ -54,8 +67,26 @@ impl AnswerBudget {
         }
     }
 
+    /// `ip` answered a digest challenge correctly (over UDP, so at that address).
+    pub(crate) fn proven(&mut self, now: Instant, ip: IpAddr) {
+        if self.proven.len() >= MAX_SOURCES && !self.proven.contains_key(&ip) {
+            self.sweep(now);
+            if self.proven.len() >= MAX_SOURCES {
+                return;
+            }
+        }
+        self.proven.insert(ip, now);
+    }
+
     /// Spends one answer of `ip`'s budget; `false` when it is exhausted.
     pub(crate) fn allow(&mut self, now: Instant, ip: IpAddr) -> bool {
+        if self
+            .proven
+            .get(&ip)
+            .is_some_and(|at| now.saturating_duration_since(*at) < PROVEN_FOR)
+        {
+            return true;
+        }
         let (rate, burst) = (self.rate, self.burst);
         if let Some(b) = self.buckets.get_mut(&ip) {
             return Self::take(b, now, rate, burst);
@@ -82,10 +113,12 @@ impl AnswerBudget {
         let full = Duration::from_secs_f64(self.burst / self.rate);
         self.buckets
             .retain(|_, b| now.saturating_duration_since(b.at) < full);
+        self.proven
+            .retain(|_, at| now.saturating_duration_since(*at) < PROVEN_FOR);
     }
 
     pub(crate) fn tracked(&self) -> usize {
-        self.buckets.len()
+        self.buckets.len() + self.proven.len()
     }
 }
 
@@ -141,6 +174,20 @@ mod tests {
         assert!(b.allow(t0, [192, 0, 2, 2].into()));
         b.sweep(t0 + Duration::from_secs(10));
         assert_eq!(b.tracked(), 0);
+    }
+
+    #[test]
+    fn a_proven_source_is_not_held_to_the_budget_for_a_while() {
+        let t0 = Instant::now();
+        let mut b = AnswerBudget::new(1, 1);
+        let ip: IpAddr = [192, 0, 2, 1].into();
+        assert!(b.allow(t0, ip));
+        assert!(!b.allow(t0, ip));
+        b.proven(t0, ip);
+        assert!((0..1000).all(|_| b.allow(t0, ip)));
+        let later = t0 + PROVEN_FOR;
+        assert!(b.allow(later, ip)); // the bucket refilled meanwhile
+        assert!(!b.allow(later, ip));
     }
 
     #[test]

@@ -153,6 +153,9 @@ pub struct CoreConfig {
     /// Bytes by which any other error answer may exceed its request
     /// (`server.answer_allowance`); default 0: never larger.
     pub answer_allowance: usize,
+    /// Size the tables for a busy server up front (a server: yes; a fuzz target or a
+    /// test that makes thousands of endpoints: no).
+    pub preallocate: bool,
 }
 
 impl Default for CoreConfig {
@@ -182,6 +185,7 @@ impl Default for CoreConfig {
             max_transactions: 100_000,
             challenge_allowance: 256,
             answer_allowance: 0,
+            preallocate: true,
         }
     }
 }

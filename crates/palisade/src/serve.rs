@@ -456,6 +456,52 @@ struct Shell {
     traffic: (Instant, u64),
     /// Stream connections closed because their peer did not read what we sent.
     slow_peers_closed: u64,
+    /// Warning lines that one hostile sender can cause (a refused offer each): at most
+    /// `WARN_LINES` per `WARN_WINDOW`; the rest are counted in the totals lines.
+    warn_budget: LineBudget,
+}
+
+/// Warning lines per window that hostile traffic may cause.
+const WARN_LINES: u64 = 50;
+const WARN_WINDOW: Duration = Duration::from_secs(60);
+
+/// At most `WARN_LINES` lines per `WARN_WINDOW`; counts what it suppresses.
+struct LineBudget {
+    window: Instant,
+    used: u64,
+    suppressed: u64,
+}
+
+impl LineBudget {
+    fn new() -> Self {
+        LineBudget {
+            window: Instant::now(),
+            used: 0,
+            suppressed: 0,
+        }
+    }
+
+    fn allow(&mut self) -> bool {
+        if self.window.elapsed() >= WARN_WINDOW {
+            if self.suppressed > 0 {
+                warn!(
+                    suppressed = self.suppressed,
+                    window_s = WARN_WINDOW.as_secs(),
+                    "warning lines suppressed (see the totals lines and security-events.jsonl)"
+                );
+            }
+            self.window = Instant::now();
+            self.used = 0;
+            self.suppressed = 0;
+        }
+        if self.used < WARN_LINES {
+            self.used += 1;
+            true
+        } else {
+            self.suppressed += 1;
+            false
+        }
+    }
 }
 
 impl Shell {
@@ -475,7 +521,9 @@ impl Shell {
                 ep.record_panic(now, peer, bytes)
             }));
             let sha256 = palisade_shield::hex(&palisade_shield::sha256(bytes));
-            error!(target: "palisade::security", peer = %peer.addr, sha256, recorded = recorded.is_ok(), panics = ep.stats.panics, "a message's handling panicked; contained, message dropped");
+            if self.warn_budget.allow() {
+                error!(target: "palisade::security", peer = %peer.addr, sha256, recorded = recorded.is_ok(), panics = self.endpoint.stats.panics, "a message's handling panicked; contained, message dropped");
+            }
         }
     }
 
@@ -570,7 +618,11 @@ impl Shell {
                             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
                                 let _ = sock.send_to(&t.bytes, t.to.addr).await;
                             }
-                            Err(e) => warn!(to = %t.to.addr, error = %e, "UDP send failed"),
+                            Err(e) => {
+                                if self.warn_budget.allow() {
+                                    warn!(to = %t.to.addr, error = %e, "UDP send failed");
+                                }
+                            }
                         }
                     }
                 }
@@ -586,7 +638,9 @@ impl Shell {
                                 // A peer that does not read cannot make us buffer without
                                 // limit: it is disconnected.
                                 self.slow_peers_closed += 1;
-                                warn!(peer = %t.to.addr, queued = CONN_QUEUE, total = self.slow_peers_closed, "closing a connection whose peer does not read");
+                                if self.warn_budget.allow() {
+                                    warn!(peer = %t.to.addr, queued = CONN_QUEUE, total = self.slow_peers_closed, "closing a connection whose peer does not read");
+                                }
                                 self.close_conn(id);
                             }
                         }
@@ -652,7 +706,7 @@ impl Shell {
                     }
                     if routine {
                         security_line!(debug);
-                    } else {
+                    } else if self.warn_budget.allow() {
                         security_line!(warn);
                     }
                     let _ = self
@@ -940,6 +994,7 @@ pub async fn run(cfg: FileConfig, listens: Vec<Listen>) -> anyhow::Result<()> {
         summary: (Instant::now(), 0),
         traffic: (Instant::now(), 0),
         slow_peers_closed: 0,
+        warn_budget: LineBudget::new(),
     };
     let mut buf = vec![0u8; 65_536];
     let far = Duration::from_secs(3600);

@@ -106,8 +106,20 @@ impl Server {
     }
 
     pub fn start_in(dir: PathBuf, port: u16, extra: &[&str]) -> Server {
+        Self::start_with(dir, port, extra, "debug", &[])
+    }
+
+    /// Like [`Server::start_in`], with a log level and environment variables.
+    pub fn start_with(
+        dir: PathBuf,
+        port: u16,
+        extra: &[&str],
+        log_level: &str,
+        env: &[(&str, &str)],
+    ) -> Server {
         let log = dir.join("server.log");
         let child = Command::new(bin())
+            .envs(env.iter().copied())
             .args([
                 "serve",
                 "--listen",
@@ -120,7 +132,7 @@ impl Server {
             } else {
                 &["--domain", "127.0.0.1"][..]
             })
-            .args(["--log-level", "debug"])
+            .args(["--log-level", log_level])
             .args(if extra.contains(&"--auth-algorithms") {
                 &[][..]
             } else {
