@@ -607,6 +607,55 @@ impl Endpoint {
             || self.cfg.domain.parse::<IpAddr>().ok() == Some(ip)
     }
 
+    /// Whether a request for `u` is for this server (RFC 3261 sections 16.4–16.5): a
+    /// URI of our domain (or a configured alias) without a port, or with the port of
+    /// one of our listeners; or our own address — a listener's IP address (or an IP
+    /// alias) *and* its port (5060, 5061 for `sips:` or `transport=tls` when absent),
+    /// over a transport we listen on. A URI on our host at another port is someone else
+    /// (a phone or a PBX on the same machine), and is routed like any other address.
+    fn uri_targets_us(&self, u: &Uri<'_>) -> bool {
+        let Uri::Sip(s) = u else { return false };
+        let transport = s.transport().and_then(Transport::parse);
+        let tls = s.secure || transport == Some(Transport::Tls);
+        let port_ok = |port: u16| {
+            self.cfg.local.is_empty()
+                || self.cfg.local.iter().any(|(t, a)| {
+                    a.port() == port
+                        && match transport {
+                            Some(want) => *t == want,
+                            None => true,
+                        }
+                })
+        };
+        let names_domain = match &s.host {
+            Host::Domain(d) => {
+                d.eq_ignore_ascii_case(&self.cfg.domain)
+                    || self.cfg.aliases.iter().any(|a| a.eq_ignore_ascii_case(d))
+            }
+            Host::V4(a) => self.ip_is_domain(IpAddr::V4(*a)),
+            Host::V6(a) => self.ip_is_domain(IpAddr::V6(*a)),
+        };
+        if names_domain {
+            return s.port.is_none_or(port_ok);
+        }
+        let ip = match &s.host {
+            Host::V4(a) => IpAddr::V4(*a),
+            Host::V6(a) => IpAddr::V6(*a),
+            Host::Domain(_) => return false,
+        };
+        self.ip_is_us(ip) && port_ok(s.port.unwrap_or(if tls { 5061 } else { 5060 }))
+    }
+
+    /// The domain (or an alias) is this IP address written as a literal.
+    fn ip_is_domain(&self, ip: IpAddr) -> bool {
+        self.cfg.domain.parse::<IpAddr>().ok() == Some(ip)
+            || self
+                .cfg
+                .aliases
+                .iter()
+                .any(|a| a.parse::<IpAddr>().ok() == Some(ip))
+    }
+
     /// A URI that addresses this server itself (host and, where given, port).
     fn uri_is_us(&self, u: &Uri<'_>) -> bool {
         let Uri::Sip(s) = u else { return false };
@@ -1039,7 +1088,7 @@ impl Endpoint {
             return Decision::Reply(400, "Bad Request", vec![]);
         };
         let next_route = msg.routes().next().map(|r| r.uri.clone());
-        let to_us = matches!(&ruri, Uri::Sip(s) if self.host_is_us(&s.host));
+        let to_us = self.uri_targets_us(&ruri);
         let self_addressed =
             self.uri_is_us(&ruri) && ruri.as_sip().is_some_and(|s| s.user.is_none());
 
@@ -1133,9 +1182,7 @@ impl Endpoint {
             );
         }
         // Out of dialog: who is calling?
-        let caller_local = msg
-            .from()
-            .is_some_and(|f| matches!(&f.uri, Uri::Sip(s) if self.host_is_us(&s.host)));
+        let caller_local = msg.from().is_some_and(|f| self.uri_targets_us(&f.uri));
         let mut authenticated = false;
         if caller_local && self.cfg.authenticate_requests {
             match self.check_auth(now, msg, true) {
@@ -1910,7 +1957,7 @@ impl Endpoint {
             .or_else(|| msg.request_uri().cloned());
         let Some(next) = next else { return };
         let local_user =
-            matches!(&next, Uri::Sip(s) if self.host_is_us(&s.host) && s.user.is_some());
+            matches!(&next, Uri::Sip(s) if s.user.is_some() && self.uri_targets_us(&next));
         let protected_callee = || {
             !self.protected.is_empty()
                 && self

@@ -1124,3 +1124,50 @@ fn a_stray_100_is_not_relayed() {
     h.send(peer(BOB), "SIP/2.0 100 Trying\nVia: SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bKpalnone\nVia: SIP/2.0/UDP 192.0.2.10:5061;branch=z9hG4bKi38;rport=5061\nFrom: <sip:alice@example.com>;tag=a\nTo: <sip:bob@example.com>;tag=b\nCall-ID: stray\nCSeq: 1 INVITE\nX-Hidden: hidden\nContent-Length: 0\n\n");
     assert!(h.take().is_empty());
 }
+
+/// A phone (or a PBX) on the server's own host at another port, whose Contact user is
+/// not an account: requests inside its dialog are routed to that address, not looked up
+/// as a local user (which answered 404 before).
+#[test]
+fn a_contact_on_our_host_at_another_port_is_someone_else() {
+    let mut h = H::new(false);
+    let pbx = Peer {
+        transport: Transport::Udp,
+        addr: "10.0.0.1:5074".parse().unwrap(),
+        conn: None,
+    };
+    h.send(pbx, "REGISTER sip:example.com SIP/2.0\nVia: SIP/2.0/UDP 10.0.0.1:5074;branch=z9hG4bKpbxreg;rport\nMax-Forwards: 70\nFrom: <sip:bob@example.com>;tag=p\nTo: <sip:bob@example.com>\nCall-ID: pbx-reg\nCSeq: 1 REGISTER\nContact: <sip:bob-0x5f3a@10.0.0.1:5074>\nExpires: 3600\nContent-Length: 0\n\n");
+    assert_eq!(status(&h.take()[0].1), 200);
+    h.send(peer(ALICE), &invite("own1", "bob"));
+    let out = h.take();
+    let (to, fwd, _) = out.last().unwrap();
+    assert_eq!(*to, pbx);
+    let fwd = fwd.clone();
+    h.send_bytes(pbx, &respond(&fwd, 200, "OK", "p1"));
+    assert!(h.take().iter().any(|o| o.0 == peer(ALICE) && status(&o.1) == 200));
+    for m in ["ACK", "BYE"] {
+        // in-dialog requests from the caller: Request-URI is the callee's Contact
+        h.send(
+            peer(ALICE),
+            &format!("{m} sip:pbx-77@10.0.0.1:5074 SIP/2.0\nVia: SIP/2.0/UDP 192.0.2.10:{ALICE};branch=z9hG4bK{m}own\nRoute: <sip:10.0.0.1:5060;lr>\nMax-Forwards: 70\nFrom: <sip:alice@example.com>;tag=a1\nTo: <sip:bob@example.com>;tag=p1\nCall-ID: call-own1\nCSeq: 2 {m}\nContent-Length: 0\n\n"),
+        );
+        let out = h.take();
+        let relayed: Vec<_> = out.iter().filter(|o| o.0 == pbx).collect();
+        assert_eq!(relayed.len(), 1, "{m} goes to the PBX: {out:?}");
+        assert_eq!(
+            relayed[0].1.request_uri().unwrap().to_string(),
+            "sip:pbx-77@10.0.0.1:5074"
+        );
+        assert!(out.iter().all(|o| status(&o.1) != 404), "{m} was answered 404");
+    }
+    // An out-of-dialog request to that address from a stranger is not relayed (it is
+    // not for us), while one for our domain still reaches the user.
+    h.send(peer(ALICE), &format!("OPTIONS sip:pbx-77@10.0.0.1:5074 SIP/2.0\nVia: SIP/2.0/UDP 192.0.2.10:5061;branch=z9hG4bKrelay\nMax-Forwards: 70\nFrom: <sip:mallory@evil.example>;tag=m\nTo: <sip:pbx-77@10.0.0.1:5074>\nCall-ID: relay\nCSeq: 1 OPTIONS\n{PHONE}Content-Length: 0\n\n"));
+    let out = h.take();
+    assert_eq!(out.len(), 1);
+    assert_eq!(status(&out[0].1), 403);
+    // Our own address with our port is still us.
+    h.send(peer(ALICE), "OPTIONS sip:bob@10.0.0.1:5060 SIP/2.0\nVia: SIP/2.0/UDP 192.0.2.10:5061;branch=z9hG4bKours\nMax-Forwards: 70\nFrom: <sip:alice@example.com>;tag=m\nTo: <sip:bob@10.0.0.1>\nCall-ID: ours\nCSeq: 1 OPTIONS\nContent-Length: 0\n\n");
+    let out = h.take();
+    assert!(out.iter().any(|o| o.0 == pbx), "{out:?}");
+}
