@@ -12,8 +12,9 @@ use palisade_sip::{
     parse_datagram, parse_uri, sanity, CSeq, Contact, Credentials, Header, Host, Limits, Message,
     Method, NameAddr, Param, ParseError, StartLine, Uri, Via,
 };
-use tracing::{debug, info};
+use tracing::{debug, info, warn};
 
+use crate::algorithms::Note;
 use crate::auth::{Authenticator, Credential, DigestResponse, Verdict};
 use crate::ratelimit::{shrink, AnswerBudget};
 use crate::types::*;
@@ -153,6 +154,15 @@ struct Target {
     path: Vec<String>,
 }
 
+/// Who is being challenged (see [`Endpoint::challenge`]).
+struct Challenge<'a> {
+    proxy: bool,
+    device: u64,
+    ua: &'a str,
+    txn: TxnKey,
+    method: &'a str,
+}
+
 enum Decision {
     Reply(u16, &'static str, Vec<Header<'static>>),
     Forward(Vec<Target>, bool),
@@ -194,6 +204,8 @@ pub struct Endpoint {
     answering: bool,
     /// When the per-client tables are next swept.
     next_sweep: Instant,
+    /// Which digest algorithm each device gets first.
+    algos: crate::algorithms::Memory,
     pub stats: Stats,
 }
 
@@ -358,6 +370,7 @@ impl Endpoint {
             inbound_ip: None,
             answering: false,
             next_sweep: now + SWEEP_EVERY,
+            algos: crate::algorithms::Memory::default(),
             stats: Stats::default(),
         }
     }
@@ -436,6 +449,11 @@ impl Endpoint {
         )
     }
 
+    /// Devices whose digest algorithm preference is remembered.
+    pub fn devices_remembered(&self) -> usize {
+        self.algos.len()
+    }
+
     /// Sends an answer this server made up itself to the sender of the current
     /// request. Over UDP, to a sender that did not authenticate, an error answer spends
     /// the source's budget and must not be larger than the request (a digest challenge:
@@ -484,6 +502,7 @@ impl Endpoint {
     fn sweep(&mut self, now: Instant) {
         self.auth.sweep(now);
         self.budget.sweep(now);
+        self.algos.sweep(now);
         let live = self.servers.len() + self.clients.len() + self.location.len();
         if self.timers.len() > 2 * live + 4096 {
             let timers = std::mem::take(&mut self.timers);
@@ -1276,6 +1295,32 @@ impl Endpoint {
             self.authed_now = true;
             return Ok(());
         }
+        // The claimed identity and the device (account, User-Agent, source address),
+        // for the choice of the algorithm offered first (see `crate::algorithms`).
+        let claimed = if proxy { msg.from() } else { msg.to() };
+        let claimed_user = claimed
+            .and_then(|n| self.aor_of(&n.uri))
+            .map(|(_, u)| u)
+            .unwrap_or_default();
+        let ua = msg
+            .headers
+            .iter()
+            .find_map(|h| match h {
+                Header::UserAgent(u) => Some(u.as_ref()),
+                _ => None,
+            })
+            .unwrap_or("");
+        let source = self.inbound_ip.unwrap_or(IpAddr::from([0, 0, 0, 0]));
+        let device = crate::algorithms::device(&claimed_user, ua, source);
+        let txn = server_key(msg, false, self.salt);
+        let method = msg.method().map(|m| m.as_str()).unwrap_or("");
+        let ch = Challenge {
+            proxy,
+            device,
+            ua,
+            txn,
+            method,
+        };
         let creds: Option<&Credentials<'_>> = msg.headers.iter().find_map(|h| match (h, proxy) {
             (Header::ProxyAuthorization(c), true) | (Header::Authorization(c), false)
                 if c.is_digest() && c.get("realm").as_deref() == Some(self.cfg.domain.as_str()) =>
@@ -1285,7 +1330,22 @@ impl Endpoint {
             _ => None,
         });
         let Some(c) = creds else {
-            return Err(self.challenge(now, proxy, false));
+            match self.algos.no_credentials(now, device, txn, method) {
+                Some(Note::FellBackToMd5) => warn!(
+                    account = %claimed_user,
+                    user_agent = ua,
+                    source = %source,
+                    "a device did not answer a SHA-256-first digest challenge (it does not support RFC 8760); offering it MD5 only from now on"
+                ),
+                Some(Note::NeverAnswers) => warn!(
+                    account = %claimed_user,
+                    user_agent = ua,
+                    source = %source,
+                    "a device does not answer digest challenges at all (wrong realm or no password configured?)"
+                ),
+                None => {}
+            }
+            return Err(self.challenge(now, &ch, false));
         };
         let g = |n: &str| c.get(n).unwrap_or(Cow::Borrowed(""));
         let (username, realm, nonce, uri, response, algorithm, qop, nc, cnonce) = (
@@ -1316,10 +1376,9 @@ impl Endpoint {
             &algorithm
         }) {
             if !self.cfg.algorithms.contains(&a) {
-                return Err(self.challenge(now, proxy, false));
+                return Err(self.challenge(now, &ch, false));
             }
         }
-        let method = msg.method().map(|m| m.as_str()).unwrap_or("");
         let cred = self.users.get(username.as_ref());
         let verdict = self.auth.verify(now, method, &d, cred, &self.cfg.domain);
         let uri_ok = match self.cfg.digest_uri {
@@ -1334,11 +1393,15 @@ impl Endpoint {
             }
         };
         // The authenticated identity must be the one the request claims.
-        let claimed = if proxy { msg.from() } else { msg.to() };
-        let claimed_user = claimed
-            .and_then(|n| self.aor_of(&n.uri))
-            .map(|(_, u)| u)
-            .unwrap_or_default();
+        let used = crate::auth::Algorithm::parse(if algorithm.is_empty() {
+            "MD5"
+        } else {
+            &algorithm
+        });
+        if let Some(a) = used {
+            let ok = matches!(verdict, Verdict::Ok) && uri_ok && claimed_user == username;
+            self.algos.answered(now, device, a, ok);
+        }
         match verdict {
             Verdict::Ok if uri_ok && claimed_user == username => {
                 self.authed_now = true;
@@ -1354,7 +1417,7 @@ impl Endpoint {
                 self.stats.auth_failures += 1;
                 Err(Decision::Reply(403, "Forbidden", vec![]))
             }
-            Verdict::Stale => Err(self.challenge(now, proxy, true)),
+            Verdict::Stale => Err(self.challenge(now, &ch, true)),
             Verdict::Fail(why) => {
                 self.stats.auth_failures += 1;
                 debug!(why, "authentication failed");
@@ -1363,11 +1426,22 @@ impl Endpoint {
         }
     }
 
-    fn challenge(&mut self, now: Instant, proxy: bool, stale: bool) -> Decision {
+    fn challenge(&mut self, now: Instant, ch: &Challenge<'_>, stale: bool) -> Decision {
         self.stats.challenges += 1;
+        let proxy = ch.proxy;
         let nonce = self.auth.nonce(now);
         let mut headers = Vec::new();
-        for a in self.cfg.algorithms.clone() {
+        let order = self.algos.order(
+            ch.device,
+            ch.ua,
+            &self.cfg.md5_only_user_agents,
+            &self.cfg.algorithms,
+        );
+        if let Some(first) = order.first() {
+            self.algos
+                .challenged(now, ch.device, ch.txn, ch.method, *first);
+        }
+        for a in order {
             let mut params = vec![
                 Param::new(
                     "realm",

@@ -26,6 +26,7 @@
     )
 )]
 
+pub mod algorithms;
 pub mod auth;
 mod endpoint;
 pub mod ratelimit;

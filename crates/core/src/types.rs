@@ -156,6 +156,9 @@ pub struct CoreConfig {
     /// Size the tables for a busy server up front (a server: yes; a fuzz target or a
     /// test that makes thousands of endpoints: no).
     pub preallocate: bool,
+    /// User-Agents (substrings, ASCII case ignored) offered MD5 only from the start
+    /// (`auth.md5_only_user_agents`); others learn it (see `crate::algorithms`).
+    pub md5_only_user_agents: Vec<String>,
 }
 
 impl Default for CoreConfig {
@@ -186,6 +189,7 @@ impl Default for CoreConfig {
             challenge_allowance: 256,
             answer_allowance: 0,
             preallocate: true,
+            md5_only_user_agents: vec!["baresip v1.".into(), "baresip v0.".into()],
         }
     }
 }

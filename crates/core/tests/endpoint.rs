@@ -1144,7 +1144,10 @@ fn a_contact_on_our_host_at_another_port_is_someone_else() {
     assert_eq!(*to, pbx);
     let fwd = fwd.clone();
     h.send_bytes(pbx, &respond(&fwd, 200, "OK", "p1"));
-    assert!(h.take().iter().any(|o| o.0 == peer(ALICE) && status(&o.1) == 200));
+    assert!(h
+        .take()
+        .iter()
+        .any(|o| o.0 == peer(ALICE) && status(&o.1) == 200));
     for m in ["ACK", "BYE"] {
         // in-dialog requests from the caller: Request-URI is the callee's Contact
         h.send(
@@ -1158,7 +1161,10 @@ fn a_contact_on_our_host_at_another_port_is_someone_else() {
             relayed[0].1.request_uri().unwrap().to_string(),
             "sip:pbx-77@10.0.0.1:5074"
         );
-        assert!(out.iter().all(|o| status(&o.1) != 404), "{m} was answered 404");
+        assert!(
+            out.iter().all(|o| status(&o.1) != 404),
+            "{m} was answered 404"
+        );
     }
     // An out-of-dialog request to that address from a stranger is not relayed (it is
     // not for us), while one for our domain still reaches the user.

@@ -87,6 +87,11 @@ pub struct AuthSection {
     pub register: bool,
     /// Challenge out-of-dialog requests from local users. Default true.
     pub requests: bool,
+    /// User-Agents (substrings, case ignored) offered MD5 only from the start: clients
+    /// known to take the first challenge and not to know SHA-256. Other devices that
+    /// walk away from a SHA-256-first challenge learn MD5 only by themselves. Default
+    /// `["baresip v1.", "baresip v0."]`.
+    pub md5_only_user_agents: Vec<String>,
 }
 
 impl Default for AuthSection {
@@ -97,6 +102,7 @@ impl Default for AuthSection {
             nonce_ttl: 300,
             register: true,
             requests: true,
+            md5_only_user_agents: vec!["baresip v1.".into(), "baresip v0.".into()],
         }
     }
 }
@@ -389,6 +395,7 @@ impl FileConfig {
         c.nonce_ttl = Duration::from_secs(self.auth.nonce_ttl.max(1));
         c.authenticate_register = self.auth.register;
         c.authenticate_requests = self.auth.requests;
+        c.md5_only_user_agents = self.auth.md5_only_user_agents.clone();
         c.min_expires = self.registrar.min_expires;
         c.max_expires = self.registrar.max_expires.max(self.registrar.min_expires);
         c.default_expires = self.registrar.default_expires;
