@@ -189,7 +189,7 @@ impl Default for CoreConfig {
             challenge_allowance: 256,
             answer_allowance: 0,
             preallocate: true,
-            md5_only_user_agents: vec!["baresip v1.".into(), "baresip v0.".into()],
+            md5_only_user_agents: vec!["baresip v1.".into(), "baresip v0.".into(), "sipp".into()],
         }
     }
 }

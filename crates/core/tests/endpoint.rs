@@ -1177,3 +1177,41 @@ fn a_contact_on_our_host_at_another_port_is_someone_else() {
     let out = h.take();
     assert!(out.iter().any(|o| o.0 == pbx), "{out:?}");
 }
+
+fn challenge_algorithms(m: &Message<'_>) -> Vec<String> {
+    m.headers
+        .iter()
+        .filter_map(|h| match h {
+            Header::WwwAuthenticate(c) | Header::ProxyAuthenticate(c) => {
+                c.get("algorithm").map(|a| a.into_owned())
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// A device that walks away from a SHA-256-first challenge is offered MD5 alone from
+/// then on (and can register); listed User-Agents get MD5 alone at once; everyone else
+/// keeps the configured order.
+#[test]
+fn devices_that_cannot_do_sha256_are_offered_md5_alone() {
+    let mut h = H::new(true);
+    let out = h.register("bob", BOB, 3600, 1);
+    assert_eq!(challenge_algorithms(&out[0].1), ["SHA-256", "MD5"]);
+    // a retransmission is not walking away
+    let out = h.register("bob", BOB, 3600, 1);
+    assert_eq!(challenge_algorithms(&out[0].1), ["SHA-256", "MD5"]);
+    // a new REGISTER without credentials is
+    let out = h.register("bob", BOB, 3600, 2);
+    assert_eq!(challenge_algorithms(&out[0].1), ["MD5"]);
+    let nonce = nonce_of(&out[0].1, "MD5");
+    let ok = auth_register(&mut h, "bob", Algorithm::Md5, &nonce, "bob", "00000001", 3);
+    assert_eq!(status(&ok), 200);
+    // another account on the same address is another device
+    let out = h.register("alice", BOB, 3600, 4);
+    assert_eq!(challenge_algorithms(&out[0].1), ["SHA-256", "MD5"]);
+    // a listed User-Agent gets MD5 alone at once
+    h.send(peer(ALICE), &format!("REGISTER sip:example.com SIP/2.0\nVia: SIP/2.0/UDP 192.0.2.10:{ALICE};branch=z9hG4bKbs1;rport\nMax-Forwards: 70\nFrom: <sip:alice@example.com>;tag=bs\nTo: <sip:alice@example.com>\nCall-ID: bs-1\nCSeq: 1 REGISTER\nContact: <sip:alice-0x1@192.0.2.10:{ALICE}>\n{}Content-Length: 0\n\n", PHONE.replace("core-test-phone/1.0", "baresip v1.0.0 (x86_64/linux)")));
+    let out = h.take();
+    assert_eq!(challenge_algorithms(&out[0].1), ["MD5"]);
+}

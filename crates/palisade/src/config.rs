@@ -90,7 +90,7 @@ pub struct AuthSection {
     /// User-Agents (substrings, case ignored) offered MD5 only from the start: clients
     /// known to take the first challenge and not to know SHA-256. Other devices that
     /// walk away from a SHA-256-first challenge learn MD5 only by themselves. Default
-    /// `["baresip v1.", "baresip v0."]`.
+    /// `["baresip v1.", "baresip v0.", "sipp"]`.
     pub md5_only_user_agents: Vec<String>,
 }
 
@@ -102,7 +102,7 @@ impl Default for AuthSection {
             nonce_ttl: 300,
             register: true,
             requests: true,
-            md5_only_user_agents: vec!["baresip v1.".into(), "baresip v0.".into()],
+            md5_only_user_agents: vec!["baresip v1.".into(), "baresip v0.".into(), "sipp".into()],
         }
     }
 }

@@ -822,6 +822,7 @@ pub async fn run(cfg: FileConfig, listens: Vec<Listen>) -> anyhow::Result<()> {
     endpoint.set_unix_time(now, unix_now());
     let restored = store.load_bindings(unix_now())?;
     info!(users = users.len(), bindings = restored.len(), data_dir = %data_dir.display(), domain, "state loaded");
+    let no_users = users.is_empty();
     endpoint.set_users(users);
     for r in restored {
         if let Some(b) = from_row(r, now) {
@@ -979,6 +980,34 @@ pub async fn run(cfg: FileConfig, listens: Vec<Listen>) -> anyhow::Result<()> {
                     .await;
             }
         });
+    }
+    // What a newcomer needs to point a phone here, on standard output as well as in the
+    // log (which may go to a file).
+    let mut bound: Vec<String> = udp
+        .iter()
+        .filter_map(|s| s.local_addr().ok())
+        .map(|a| format!("udp:{a}"))
+        .collect();
+    bound.extend(
+        listens
+            .iter()
+            .filter(|l| l.transport != Transport::Udp)
+            .map(|l| format!("{}:{}", l.transport.param(), l.addr)),
+    );
+    println!(
+        "palisade: serving domain {domain} on {}; data in {}",
+        bound.join(", "),
+        data_dir.display()
+    );
+    println!(
+        "palisade: a phone registers as sip:USER@{domain} with its password (README: \"Connect a phone\")"
+    );
+    if no_users {
+        println!(
+            "palisade: there are no accounts yet; add the first one with\n    palisade user add alice --password secret --data-dir {}",
+            data_dir.display()
+        );
+        warn!(data_dir = %data_dir.display(), "no accounts yet: add one with `palisade user add NAME --password PASSWORD`");
     }
     let primary = udp.first().cloned();
     let mut shell = Shell {

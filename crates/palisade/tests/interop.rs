@@ -1,0 +1,350 @@
+//! Real clients nobody here wrote, against the real binary with its default digest
+//! configuration: baresip 1.0 to baresip over UDP and TCP (register, call, auto-answer,
+//! audio both ways, hang-up from either end), a protected callee, and SIPp caller and
+//! callee. Accounts are `alice`, `bob` and `carol` with password `secret` on the domain
+//! `localhost`, as the README's "Connect a phone" section tells a newcomer.
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use common::*;
+
+/// The default `auth.algorithms`, written out (the harness passes MD5 alone otherwise).
+const DEFAULT_AUTH: [&str; 2] = ["--auth-algorithms", "sha-256,md5"];
+
+fn server(tag: &str, users: &[&str]) -> Server {
+    let port = ports();
+    let dir = tempdir(tag);
+    for u in users {
+        let out = cli(&dir, &["user", "add", u, "--password", "secret"]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let mut extra = vec!["--domain", "localhost"];
+    extra.extend(DEFAULT_AUTH);
+    Server::start_in(dir, port, &extra)
+}
+
+/// An 8 kHz tone for baresip's audio source (its `ausine` module only does 48 kHz).
+fn tone(dir: &Path) -> PathBuf {
+    let path = dir.join("tone.wav");
+    let rate = 8000u32;
+    let samples: Vec<u8> = (0..rate * 20)
+        .flat_map(|i| {
+            let v = (8000.0
+                * (2.0 * std::f64::consts::PI * 440.0 * f64::from(i) / f64::from(rate)).sin())
+                as i16;
+            v.to_le_bytes()
+        })
+        .collect();
+    let mut wav = Vec::with_capacity(44 + samples.len());
+    wav.extend_from_slice(b"RIFF");
+    wav.extend_from_slice(&(36 + samples.len() as u32).to_le_bytes());
+    wav.extend_from_slice(b"WAVEfmt ");
+    wav.extend_from_slice(&16u32.to_le_bytes());
+    wav.extend_from_slice(&1u16.to_le_bytes()); // PCM
+    wav.extend_from_slice(&1u16.to_le_bytes()); // mono
+    wav.extend_from_slice(&rate.to_le_bytes());
+    wav.extend_from_slice(&(rate * 2).to_le_bytes());
+    wav.extend_from_slice(&2u16.to_le_bytes());
+    wav.extend_from_slice(&16u16.to_le_bytes());
+    wav.extend_from_slice(b"data");
+    wav.extend_from_slice(&(samples.len() as u32).to_le_bytes());
+    wav.extend_from_slice(&samples);
+    std::fs::write(&path, wav).unwrap();
+    path
+}
+
+/// A baresip instance: its config directory and output.
+struct Phone {
+    dir: PathBuf,
+    out: PathBuf,
+}
+
+/// Writes a baresip configuration for `user` listening on `sip_port`, registering with
+/// the server over `transport` through the README's account line.
+fn phone(s: &Server, user: &str, sip_port: u16, rtp: u16, transport: &str) -> Phone {
+    let dir = s.dir.join(format!("baresip-{user}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let tone = tone(&dir);
+    std::fs::write(
+        dir.join("config"),
+        format!(
+            "poll_method\tepoll\nsip_listen\t127.0.0.1:{sip_port}\naudio_source\taufile,{}\naudio_alert\taufile,/dev/null\nrtp_ports\t{rtp}-{}\nmodule_path\t/usr/lib/baresip/modules\nmodule\tstdio.so\nmodule\tg711.so\nmodule\taufile.so\nmodule_app\taccount.so\nmodule_app\tmenu.so\n",
+            tone.display(),
+            rtp + 9
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("accounts"),
+        format!(
+            "<sip:{user}@localhost;transport={transport}>;auth_pass=secret;outbound=\"sip:127.0.0.1:{};transport={transport}\";regint=60;answermode=auto\n",
+            s.port
+        ),
+    )
+    .unwrap();
+    let out = dir.join("out.txt");
+    Phone { dir, out }
+}
+
+impl Phone {
+    /// Runs baresip for `secs` seconds (it then hangs up and unregisters), with
+    /// `commands` (e.g. `/dial sip:bob@localhost`).
+    fn run(&self, secs: u32, commands: &[&str]) -> Child {
+        let mut c = Command::new("timeout");
+        c.args(["-k", "3", &(secs + 8).to_string(), "baresip", "-s", "-f"])
+            .arg(&self.dir)
+            .args(["-t", &secs.to_string()]);
+        for cmd in commands {
+            c.args(["-e", cmd]);
+        }
+        c.stdin(Stdio::null())
+            .stdout(std::fs::File::create(&self.out).unwrap())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("baresip must be installed (test.sh installs baresip-core)")
+    }
+
+    fn output(&self) -> String {
+        std::fs::read_to_string(&self.out)
+            .unwrap_or_default()
+            .replace('\r', "")
+    }
+}
+
+/// The SIP messages in a baresip `-s` trace, each as its text.
+fn messages(trace: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur: Option<String> = None;
+    for line in trace.lines() {
+        let line = line.trim_start_matches(|c: char| {
+            c == '\u{1b}' || c == '[' || c.is_ascii_digit() || c == ';' || c == 'm'
+        });
+        let starts = line.starts_with("SIP/2.0 ")
+            || [
+                "INVITE ",
+                "ACK ",
+                "BYE ",
+                "CANCEL ",
+                "REGISTER ",
+                "OPTIONS ",
+            ]
+            .iter()
+            .any(|m| line.starts_with(m) && line.ends_with("SIP/2.0"));
+        if starts {
+            if let Some(m) = cur.take() {
+                out.push(m);
+            }
+            cur = Some(String::new());
+        }
+        if let Some(m) = cur.as_mut() {
+            if line.is_empty() {
+                out.push(std::mem::take(m));
+                cur = None;
+            } else {
+                m.push_str(line);
+                m.push('\n');
+            }
+        }
+    }
+    out.extend(cur);
+    out
+}
+
+fn has(msgs: &[String], start: &str, cseq_method: &str) -> bool {
+    msgs.iter().any(|m| {
+        m.starts_with(start)
+            && m.lines()
+                .any(|l| l.starts_with("CSeq:") && l.ends_with(&format!(" {cseq_method}")))
+    })
+}
+
+/// This side received RTP: baresip reports the first incoming packet of the audio
+/// stream ("incoming rtp for 'audio' established, receiving from ..."). Checked on both
+/// phones, it shows audio flowing both ways.
+fn received_audio(out: &str) -> bool {
+    out.contains("incoming rtp for 'audio' established")
+}
+
+fn baresip_call(transport: &str, callee_hangs_up: bool) {
+    let s = server(&format!("baresip-{transport}"), &["alice", "bob"]);
+    let bob = phone(&s, "bob", s.port + 4, s.port + 1000, transport);
+    let alice = phone(&s, "alice", s.port + 6, s.port + 1020, transport);
+    // bob answers automatically; whoever's run ends first hangs up.
+    let (bob_secs, alice_secs) = if callee_hangs_up { (6, 10) } else { (10, 6) };
+    let mut b = bob.run(bob_secs, &[]);
+    std::thread::sleep(Duration::from_millis(1500));
+    let mut a = alice.run(alice_secs, &["/dial sip:bob@localhost"]);
+    let _ = a.wait();
+    let _ = b.wait();
+    let (ao, bo) = (alice.output(), bob.output());
+    let (am, bm) = (messages(&ao), messages(&bo));
+    let ctx = || {
+        format!(
+            "--- alice\n{ao}\n--- bob\n{bo}\n--- server\n{}",
+            s.log_text()
+        )
+    };
+    assert!(
+        has(&am, "SIP/2.0 200", "REGISTER"),
+        "alice registered\n{}",
+        ctx()
+    );
+    assert!(
+        has(&bm, "SIP/2.0 200", "REGISTER"),
+        "bob registered\n{}",
+        ctx()
+    );
+    assert!(
+        has(&am, "SIP/2.0 407", "INVITE"),
+        "the caller was challenged\n{}",
+        ctx()
+    );
+    assert!(
+        has(&am, "SIP/2.0 200", "INVITE"),
+        "the call was answered\n{}",
+        ctx()
+    );
+    assert!(
+        has(&bm, "ACK ", "ACK"),
+        "the ACK reached the callee\n{}",
+        ctx()
+    );
+    assert!(received_audio(&ao), "alice received bob's audio\n{}", ctx());
+    assert!(received_audio(&bo), "bob received alice's audio\n{}", ctx());
+    if callee_hangs_up {
+        assert!(has(&bm, "BYE ", "BYE"), "bob hung up\n{}", ctx());
+        assert!(
+            has(&bm, "SIP/2.0 200", "BYE"),
+            "bob's BYE got 200\n{}",
+            ctx()
+        );
+        assert!(has(&am, "BYE ", "BYE"), "the BYE reached alice\n{}", ctx());
+    } else {
+        assert!(has(&am, "BYE ", "BYE"), "alice hung up\n{}", ctx());
+        assert!(
+            has(&am, "SIP/2.0 200", "BYE"),
+            "alice's BYE got 200\n{}",
+            ctx()
+        );
+        assert!(has(&bm, "BYE ", "BYE"), "the BYE reached bob\n{}", ctx());
+    }
+    assert!(
+        !has(&am, "SIP/2.0 404", "BYE") && !has(&bm, "SIP/2.0 404", "BYE"),
+        "no BYE was answered 404\n{}",
+        ctx()
+    );
+}
+
+#[test]
+fn baresip_to_baresip_over_udp_caller_hangs_up() {
+    baresip_call("udp", false);
+}
+
+#[test]
+fn baresip_to_baresip_over_udp_callee_hangs_up() {
+    baresip_call("udp", true);
+}
+
+#[test]
+fn baresip_to_baresip_over_tcp_caller_hangs_up() {
+    baresip_call("tcp", false);
+}
+
+#[test]
+fn baresip_to_baresip_over_tcp_callee_hangs_up() {
+    baresip_call("tcp", true);
+}
+
+/// bob is protected and allows alice: alice's call rings and connects; carol's never
+/// reaches bob's phone.
+#[test]
+fn baresip_protected_callee_rings_only_for_the_allowed_caller() {
+    let s = server("baresip-protected", &["alice", "bob", "carol"]);
+    for args in [
+        &["user", "protect", "bob"][..],
+        &["user", "allow", "bob", "alice"][..],
+    ] {
+        let out = cli(&s.dir, args);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    std::thread::sleep(Duration::from_millis(1500)); // the server reloads accounts each second
+    let bob = phone(&s, "bob", s.port + 4, s.port + 1000, "udp");
+    let alice = phone(&s, "alice", s.port + 6, s.port + 1020, "udp");
+    let carol = phone(&s, "carol", s.port + 8, s.port + 1040, "udp");
+    let mut b = bob.run(12, &[]);
+    std::thread::sleep(Duration::from_millis(1500));
+    let mut c = carol.run(4, &["/dial sip:bob@localhost"]);
+    let _ = c.wait();
+    let mut a = alice.run(5, &["/dial sip:bob@localhost"]);
+    let _ = a.wait();
+    let _ = b.wait();
+    let (ao, bo, co) = (alice.output(), bob.output(), carol.output());
+    let (am, bm, cm) = (messages(&ao), messages(&bo), messages(&co));
+    let ctx = || {
+        format!(
+            "--- alice\n{ao}\n--- bob\n{bo}\n--- carol\n{co}\n--- server\n{}",
+            s.log_text()
+        )
+    };
+    assert!(
+        has(&cm, "SIP/2.0 480", "INVITE"),
+        "carol is refused with 480\n{}",
+        ctx()
+    );
+    let invites_to_bob: Vec<&String> = bm.iter().filter(|m| m.starts_with("INVITE ")).collect();
+    assert_eq!(
+        invites_to_bob.len(),
+        1,
+        "only alice's call reached bob\n{}",
+        ctx()
+    );
+    assert!(invites_to_bob[0].contains("alice@localhost"), "{}", ctx());
+    assert!(
+        has(&am, "SIP/2.0 200", "INVITE"),
+        "alice's call connected\n{}",
+        ctx()
+    );
+    assert!(received_audio(&ao) && received_audio(&bo), "{}", ctx());
+}
+
+/// SIPp (3.6) as caller and callee with the default digest configuration: its first
+/// challenge is MD5 alone (its User-Agent is listed), the call completes.
+#[test]
+fn sipp_caller_and_callee_with_default_digest_algorithms() {
+    let port = ports();
+    let dir = tempdir("sipp-default-auth");
+    add_users(&dir, &["alice", "bob"]);
+    let s = Server::start_in(dir, port, &DEFAULT_AUTH);
+    let uas_port = s.port + 1;
+    let (ok, trace) = sipp_register(&s, "reg", "bob", uas_port, s.port + 2, "register.xml", &[]);
+    assert!(ok, "REGISTER failed:\n{trace}\n{}", s.log_text());
+    assert!(
+        trace.contains("algorithm=MD5") && !trace.contains("algorithm=SHA-256"),
+        "{trace}"
+    );
+    let uas = sipp_uas(&s, "uas", "uas.xml", uas_port, &[]);
+    let (ok, trace) = sipp_call(
+        &s,
+        "uac",
+        "alice",
+        "bob",
+        "uac.xml",
+        s.port + 3,
+        &["-d", "200"],
+    );
+    assert!(ok, "call failed:\n{trace}\n{}", s.log_text());
+    let (uas_ok, uas_trace) = uas.finish();
+    assert!(uas_ok, "UAS failed:\n{uas_trace}");
+    assert!(uas_trace.contains("ACK sip:") && uas_trace.contains("BYE sip:"));
+}
