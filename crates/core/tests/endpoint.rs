@@ -1215,3 +1215,52 @@ fn devices_that_cannot_do_sha256_are_offered_md5_alone() {
     let out = h.take();
     assert_eq!(challenge_algorithms(&out[0].1), ["MD5"]);
 }
+
+/// The callee re-INVITEs the caller inside the dialog: the caller's 200 goes back to the
+/// callee.
+#[test]
+fn a_reinvite_from_the_callee_is_answered_back_to_the_callee() {
+    let mut h = H::new(false);
+    h.register("bob", BOB, 3600, 1);
+    h.send(peer(ALICE), &invite("ri1", "bob"));
+    let out = h.take();
+    let fwd = out.last().unwrap().1.clone();
+    h.send_bytes(peer(BOB), &respond(&fwd, 200, "OK", "b1"));
+    h.take();
+    let sdp = SDP;
+    h.send(
+        peer(BOB),
+        &format!("INVITE sip:alice-ua-77@192.0.2.10:{ALICE} SIP/2.0\nVia: SIP/2.0/UDP 192.0.2.10:{BOB};branch=z9hG4bKre1;rport\nRoute: <sip:10.0.0.1:5060;lr>\nMax-Forwards: 70\nFrom: <sip:bob@example.com>;tag=b1\nTo: <sip:alice@example.com>;tag=a1\nCall-ID: call-ri1\nCSeq: 101 INVITE\nContact: <sip:pbx-trunk-9@192.0.2.10:{BOB}>\nContent-Type: application/sdp\nContent-Length: {}\n\n{sdp}", crlf_len(sdp)),
+    );
+    let out = h.take();
+    let (to, reinv, _) = out
+        .iter()
+        .find(|o| o.1.is_request())
+        .expect("re-INVITE relayed");
+    assert_eq!(*to, peer(ALICE));
+    let reinv = reinv.clone();
+    // alice answers with both Vias on one line, as SIPp writes them
+    let mut ok = format!("SIP/2.0 200 OK\r\nVia: ");
+    let vias: Vec<String> = reinv
+        .headers
+        .iter()
+        .filter_map(|x| match x {
+            Header::Via(_) => {
+                let mut s = String::new();
+                x.write(&mut s);
+                Some(s.trim_end().trim_start_matches("Via: ").to_string())
+            }
+            _ => None,
+        })
+        .collect();
+    ok.push_str(&vias.join(", "));
+    ok.push_str(&format!("\r\nFrom: <sip:bob@example.com>;tag=b1\r\nTo: <sip:alice@example.com>;tag=a1\r\nCall-ID: call-ri1\r\nCSeq: 101 INVITE\r\nContact: <sip:alice-ua-77@192.0.2.10:{ALICE}>\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{}", crlf_len(sdp), sdp.replace('\n', "\r\n")));
+    h.send_bytes(peer(ALICE), ok.as_bytes());
+    let out = h.take();
+    assert!(
+        out.iter().any(|o| o.0 == peer(BOB) && status(&o.1) == 200),
+        "{:?}\n{}",
+        out.iter().map(|o| (o.0, status(&o.1))).collect::<Vec<_>>(),
+        ok
+    );
+}

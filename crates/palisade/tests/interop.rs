@@ -348,3 +348,70 @@ fn sipp_caller_and_callee_with_default_digest_algorithms() {
     assert!(uas_ok, "UAS failed:\n{uas_trace}");
     assert!(uas_trace.contains("ACK sip:") && uas_trace.contains("BYE sip:"));
 }
+
+/// A caller and a PBX-like callee on the server's own host at other ports, whose Contact
+/// users are not account names (`alice-ua-77`, `pbx-trunk-9`): ACK, re-INVITE, UPDATE,
+/// INFO in both directions and the callee's BYE all follow the dialog's route to the
+/// other peer (they used to be looked up as local users and answered 404).
+#[test]
+fn sipp_dialog_with_a_pbx_on_the_same_host() {
+    let port = ports();
+    let dir = tempdir("sipp-pbx");
+    add_users(&dir, &["alice", "bob"]);
+    let s = Server::start_in(dir, port, &DEFAULT_AUTH);
+    let uas_port = s.port + 1;
+    let keys = [
+        "-key",
+        "contact_user",
+        "pbx-trunk-9",
+        "-key",
+        "contact_host",
+        "127.0.0.1",
+        "-key",
+        "contact_port",
+    ];
+    let inf = csv(
+        &s,
+        "reg.csv",
+        &["bob;[authentication username=bob password=secret]".to_string()],
+    );
+    let sf = scenario("register_contact.xml");
+    let (cport, lport) = (uas_port.to_string(), (s.port + 2).to_string());
+    let mut args: Vec<&str> = vec!["-sf", sf.to_str().unwrap(), "-inf", inf.to_str().unwrap()];
+    args.extend(keys);
+    let domain = s.domain();
+    args.extend([
+        cport.as_str(),
+        "-key",
+        "expires",
+        "3600",
+        "-key",
+        "domain",
+        &domain,
+    ]);
+    args.extend(["-m", "1", "-p", &lport]);
+    let (ok, trace) = sipp(&s, "reg", &args);
+    assert!(ok, "REGISTER failed:\n{trace}\n{}", s.log_text());
+    let uas = sipp_uas(&s, "pbx", "dialog_uas.xml", uas_port, &[]);
+    let (ok, trace) = sipp_call(&s, "ua", "alice", "bob", "dialog_uac.xml", s.port + 3, &[]);
+    let (uas_ok, uas_trace) = uas.finish();
+    assert!(
+        ok,
+        "caller failed:\n{trace}\n--- pbx\n{uas_trace}\n{}",
+        s.log_text()
+    );
+    assert!(uas_ok, "PBX failed:\n{uas_trace}\n--- caller\n{trace}");
+    for m in ["ACK", "INVITE", "UPDATE", "INFO"] {
+        assert!(
+            uas_trace.contains(&format!("{m} sip:pbx-trunk-9@127.0.0.1:{uas_port}")),
+            "{m} from the caller reached the PBX"
+        );
+    }
+    for m in ["INVITE", "UPDATE", "INFO", "BYE"] {
+        assert!(
+            trace.contains(&format!("{m} sip:alice-ua-77@127.0.0.1:")),
+            "{m} from the PBX reached the caller"
+        );
+    }
+    assert!(!trace.contains("SIP/2.0 404") && !uas_trace.contains("SIP/2.0 404"));
+}
