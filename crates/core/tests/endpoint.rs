@@ -1240,7 +1240,7 @@ fn a_reinvite_from_the_callee_is_answered_back_to_the_callee() {
     assert_eq!(*to, peer(ALICE));
     let reinv = reinv.clone();
     // alice answers with both Vias on one line, as SIPp writes them
-    let mut ok = format!("SIP/2.0 200 OK\r\nVia: ");
+    let mut ok = "SIP/2.0 200 OK\r\nVia: ".to_string();
     let vias: Vec<String> = reinv
         .headers
         .iter()
