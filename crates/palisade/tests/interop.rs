@@ -415,3 +415,75 @@ fn sipp_dialog_with_a_pbx_on_the_same_host() {
     }
     assert!(!trace.contains("SIP/2.0 404") && !uas_trace.contains("SIP/2.0 404"));
 }
+
+/// Linphone 5.1 (linphone-daemon from linphone-cli, headless) registers with SHA-256
+/// (it supports RFC 8760 and picks it from the default challenges) and calls a baresip
+/// phone, which answers; Linphone hangs up and the BYE gets 200. Linphone has no audio
+/// device on a server, so media is not checked here (the baresip tests do).
+#[test]
+fn linphone_calls_baresip_with_sha256() {
+    let s = server("linphone", &["alice", "bob"]);
+    let bob = phone(&s, "bob", s.port + 4, s.port + 1000, "udp");
+    let home = s.dir.join("linphone-alice");
+    std::fs::create_dir_all(home.join(".local/share/linphone")).unwrap();
+    let rc = home.join("rc");
+    std::fs::write(
+        &rc,
+        format!(
+            "[sip]\nsip_port={}\nsip_tcp_port=-1\nsip_tls_port=-1\ndefault_proxy=0\n[rtp]\naudio_rtp_port={}\n[proxy_0]\nreg_proxy=<sip:127.0.0.1:{port};transport=udp>\nreg_route=<sip:127.0.0.1:{port};transport=udp;lr>\nreg_identity=sip:alice@localhost\nreg_expires=3600\nreg_sendregister=1\n[auth_info_0]\nusername=alice\npasswd=secret\nrealm=localhost\ndomain=localhost\n",
+            s.port + 6,
+            s.port + 1020,
+            port = s.port
+        ),
+    )
+    .unwrap();
+    let mut b = bob.run(12, &[]);
+    std::thread::sleep(Duration::from_millis(1500));
+    let log = home.join("daemon.log");
+    let script = "sleep 2; echo 'call sip:bob@localhost'; sleep 4; echo call-status; sleep 1; echo terminate; sleep 2; echo quit";
+    let out = Command::new("bash")
+        .arg("-c")
+        .arg(format!(
+            "({script}) | timeout -k 3 25 linphone-daemon --config {} --log {}",
+            rc.display(),
+            log.display()
+        ))
+        .env("HOME", &home)
+        .stdin(Stdio::null())
+        .output()
+        .expect("linphone-daemon must be installed (test.sh installs linphone-cli)");
+    let _ = b.wait();
+    let lo = String::from_utf8_lossy(&out.stdout).into_owned();
+    let ld = String::from_utf8_lossy(&std::fs::read(&log).unwrap_or_default()).into_owned();
+    let bo = bob.output();
+    let bm = messages(&bo);
+    let ctx = || {
+        format!(
+            "--- linphone\n{lo}\n--- bob\n{bo}\n--- server\n{}",
+            s.log_text()
+        )
+    };
+    assert!(
+        ld.lines()
+            .any(|l| l.starts_with("Authorization:") && l.contains("algorithm=SHA-256")),
+        "Linphone answered the challenge with SHA-256\n{}",
+        ctx()
+    );
+    assert!(
+        lo.contains("LinphoneCallStreamsRunning"),
+        "the call connected\n{}",
+        ctx()
+    );
+    assert!(
+        lo.contains("LinphoneCallEnd"),
+        "Linphone hung up\n{}",
+        ctx()
+    );
+    assert!(has(&bm, "ACK ", "ACK"), "the ACK reached bob\n{}", ctx());
+    assert!(has(&bm, "BYE ", "BYE"), "the BYE reached bob\n{}", ctx());
+    assert!(
+        has(&bm, "SIP/2.0 200", "BYE"),
+        "bob answered the BYE 200\n{}",
+        ctx()
+    );
+}
