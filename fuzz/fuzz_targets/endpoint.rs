@@ -112,17 +112,7 @@ impl<'a> Input<'a> {
 
 fn md5_digest(user: &str, nonce: &str, method: &str, uri: &str, nc: &str) -> String {
     let a = Algorithm::Md5;
-    let ha1 = a.ha1(user, "example.com", "pw");
-    let ha2 = a.hash_hex(&[method.as_bytes(), b":", uri.as_bytes()]);
-    a.hash_hex(&[
-        ha1.as_bytes(),
-        b":",
-        nonce.as_bytes(),
-        b":",
-        nc.as_bytes(),
-        b":cn:auth:",
-        ha2.as_bytes(),
-    ])
+    a.response(&a.ha1(user, "example.com", "pw"), nonce, nc, "cn", "auth", method, uri)
 }
 
 const SDP: &str = "v=0\r\no=- 1 1 IN IP4 192.0.2.10\r\ns=-\r\ni=XHIDDENX\r\nc=IN IP4 192.0.2.10\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-16\r\na=x-hidden:XHIDDENX\r\na=sendrecv\r\n";

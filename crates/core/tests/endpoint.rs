@@ -534,16 +534,7 @@ fn non_invite_timer_e_caps_at_t2_and_timer_f_gives_408() {
 
 fn digest(alg: Algorithm, user: &str, nonce: &str, method: &str, uri: &str, nc: &str) -> String {
     let ha1 = alg.ha1(user, "example.com", "pw");
-    let ha2 = alg.hash_hex(&[method.as_bytes(), b":", uri.as_bytes()]);
-    alg.hash_hex(&[
-        ha1.as_bytes(),
-        b":",
-        nonce.as_bytes(),
-        b":",
-        nc.as_bytes(),
-        b":cn:auth:",
-        ha2.as_bytes(),
-    ])
+    alg.response(&ha1, nonce, nc, "cn", "auth", method, uri)
 }
 
 fn nonce_of(m: &Message<'_>, alg: &str) -> String {

@@ -347,22 +347,37 @@ fn load_tls(cert: &Path, key: &Path) -> anyhow::Result<tokio_rustls::TlsAcceptor
     Ok(tokio_rustls::TlsAcceptor::from(Arc::new(cfg)))
 }
 
-/// Reads framed messages from a stream connection and writes what the core sends.
-#[allow(clippy::too_many_arguments)] // one call site per way a connection starts
-async fn run_conn<S>(
-    stream: S,
+/// Everything a stream connection's task owns besides the stream itself.
+struct ConnTask {
     conn: u64,
     peer: Peer,
     inbound: mpsc::Sender<Inbound>,
-    mut rx: mpsc::Receiver<Vec<u8>>,
+    rx: mpsc::Receiver<Vec<u8>>,
     tx: mpsc::Sender<Vec<u8>>,
     idle: Duration,
     limits: Limits,
-    mut kill: oneshot::Receiver<()>,
+    /// Fired (or dropped) by the shell to close the connection.
+    kill: oneshot::Receiver<()>,
+    /// For an accepted connection: the shell's end of `kill`, sent with `Opened`.
     announce: Option<oneshot::Sender<()>>,
-) where
+}
+
+/// Reads framed messages from a stream connection and writes what the core sends.
+async fn run_conn<S>(stream: S, task: ConnTask)
+where
     S: AsyncRead + AsyncWrite + Send + 'static,
 {
+    let ConnTask {
+        conn,
+        peer,
+        inbound,
+        mut rx,
+        tx,
+        idle,
+        limits,
+        mut kill,
+        announce,
+    } = task;
     let (mut r, mut w) = tokio::io::split(stream);
     if let Some(k) = announce {
         let _ = inbound
@@ -756,7 +771,18 @@ impl Shell {
                         conn: Some(conn),
                         ..peer
                     };
-                    run_conn(s, conn, p, inbound, rx, tx, idle, limits, kill_rx, None).await;
+                    let task = ConnTask {
+                        conn,
+                        peer: p,
+                        inbound,
+                        rx,
+                        tx,
+                        idle,
+                        limits,
+                        kill: kill_rx,
+                        announce: None,
+                    };
+                    run_conn(s, task).await;
                 }
                 _ => {
                     warn!(to = %peer.addr, "TCP connect failed");
@@ -915,43 +941,26 @@ pub async fn run(cfg: FileConfig, listens: Vec<Listen>) -> anyhow::Result<()> {
                             (itx.clone(), live.clone(), limits.clone(), acceptor.clone());
                         live.fetch_add(1, Ordering::Relaxed);
                         tokio::spawn(async move {
+                            let task = ConnTask {
+                                conn,
+                                peer,
+                                inbound: itx,
+                                rx,
+                                tx,
+                                idle,
+                                limits,
+                                kill: kill_rx,
+                                announce: Some(kill),
+                            };
                             match acceptor {
-                                None => {
-                                    run_conn(
-                                        sock,
-                                        conn,
-                                        peer,
-                                        itx,
-                                        rx,
-                                        tx,
-                                        idle,
-                                        limits,
-                                        kill_rx,
-                                        Some(kill),
-                                    )
-                                    .await
-                                }
+                                None => run_conn(sock, task).await,
                                 Some(a) => match tokio::time::timeout(
                                     Duration::from_secs(10),
                                     a.accept(sock),
                                 )
                                 .await
                                 {
-                                    Ok(Ok(s)) => {
-                                        run_conn(
-                                            s,
-                                            conn,
-                                            peer,
-                                            itx,
-                                            rx,
-                                            tx,
-                                            idle,
-                                            limits,
-                                            kill_rx,
-                                            Some(kill),
-                                        )
-                                        .await
-                                    }
+                                    Ok(Ok(s)) => run_conn(s, task).await,
                                     _ => debug!(peer = %addr, "TLS handshake failed"),
                                 },
                             }
