@@ -283,6 +283,30 @@ fn fix_top_via(m: &mut Message<'_>, from: Peer) {
     }
 }
 
+/// `msg` with the protocol version of every Via line read as `SIP/2.0`: a 505 answers
+/// a client that speaks another version and echoes its Via (RFC 4475 `badvers`); this
+/// is how such an answer is checked as well-formed.
+pub fn via_as_sip_2_0(msg: &[u8]) -> Vec<u8> {
+    String::from_utf8_lossy(msg)
+        .split("\r\n")
+        .map(|l| match l.split_once(':') {
+            Some((n, v)) if n.trim().eq_ignore_ascii_case("via") || n.trim() == "v" => {
+                match v
+                    .trim_start()
+                    .strip_prefix("SIP/")
+                    .and_then(|r| r.split_once('/'))
+                {
+                    Some((_, rest)) => format!("Via: SIP/2.0/{rest}"),
+                    None => l.to_string(),
+                }
+            }
+            _ => l.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("\r\n")
+        .into_bytes()
+}
+
 fn bad_request_salvage(bytes: &[u8], e: &ParseError) -> Option<Vec<u8>> {
     // Answer a malformed request only if the lines a response needs are themselves clean.
     let head_end = bytes.windows(4).position(|w| w == b"\r\n\r\n")?;
@@ -311,8 +335,11 @@ fn bad_request_salvage(bytes: &[u8], e: &ParseError) -> Option<Vec<u8>> {
             "cseq" => 4,
             _ => continue,
         };
-        if let Some(h) = have.get_mut(idx) {
-            *h = true;
+        match have.get_mut(idx) {
+            // Every Via; only the first From/To/Call-ID/CSeq (a repeated one, as in
+            // RFC 4475 `multi01`, is the error itself).
+            Some(h) if !*h || idx == 0 => *h = true,
+            _ => continue,
         }
         lines.push_str(line);
         lines.push_str("\r\n");
@@ -330,8 +357,25 @@ fn bad_request_salvage(bytes: &[u8], e: &ParseError) -> Option<Vec<u8>> {
     )
     .into_bytes();
     // The copied lines are the sender's: when one of them is itself malformed, the
-    // answer would be too, and nothing malformed leaves this server.
-    parse_datagram(&answer, &Limits::default())
+    // answer would be too, and nothing malformed leaves this server. (Headers the
+    // request lacked are stood in for, for this check only: RFC 4475 `insuf` is
+    // answered without them.)
+    // A client that speaks another SIP version writes it in its Via (RFC 4475
+    // `badvers`): the 505 echoes that, so the check reads it as 2.0.
+    let mut check = via_as_sip_2_0(&answer);
+    let head_len = check.len().saturating_sub(2);
+    let mut fill = String::new();
+    for (i, line) in [
+        (1, "From: <sip:check@invalid>;tag=c\r\n"),
+        (2, "To: <sip:check@invalid>\r\n"),
+        (3, "Call-ID: check\r\n"),
+    ] {
+        if !have.get(i).copied().unwrap_or(true) {
+            fill.push_str(line);
+        }
+    }
+    check.splice(head_len..head_len, fill.bytes());
+    parse_datagram(&check, &Limits::default())
         .is_ok()
         .then_some(answer)
 }

@@ -32,5 +32,5 @@ mod endpoint;
 pub mod ratelimit;
 mod types;
 
-pub use endpoint::{Endpoint, Stats};
+pub use endpoint::{via_as_sip_2_0, Endpoint, Stats};
 pub use types::*;
