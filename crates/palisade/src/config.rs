@@ -134,6 +134,8 @@ pub struct TcpSection {
     pub idle_timeout: u64,
     /// Most simultaneous TCP/TLS connections. Default 4096.
     pub max_connections: usize,
+    /// Seconds a peer has to complete a message it has started. Default 10.
+    pub message_timeout: u64,
 }
 
 impl Default for TcpSection {
@@ -141,6 +143,7 @@ impl Default for TcpSection {
         TcpSection {
             idle_timeout: 300,
             max_connections: 4096,
+            message_timeout: crate::serve::MESSAGE_TIMEOUT_S,
         }
     }
 }

@@ -355,6 +355,8 @@ struct ConnTask {
     rx: mpsc::Receiver<Vec<u8>>,
     tx: mpsc::Sender<Vec<u8>>,
     idle: Duration,
+    /// Time to complete a started message.
+    message_timeout: Duration,
     limits: Limits,
     /// Fired (or dropped) by the shell to close the connection.
     kill: oneshot::Receiver<()>,
@@ -374,6 +376,7 @@ where
         mut rx,
         tx,
         idle,
+        message_timeout,
         limits,
         mut kill,
         announce,
@@ -399,15 +402,26 @@ where
     });
     let mut buf: Vec<u8> = Vec::with_capacity(8192);
     let mut chunk = vec![0u8; 16384];
+    // When the message now in `buf` began: a peer that starts a message must finish it
+    // within `message_timeout` (a slow sender cannot hold a buffer for the idle time).
+    let mut partial_since: Option<tokio::time::Instant> = None;
     'read: loop {
+        let wait = match partial_since {
+            Some(at) => message_timeout.saturating_sub(at.elapsed()).min(idle),
+            None => idle,
+        };
         let read = tokio::select! {
-            r = tokio::time::timeout(idle, r.read(&mut chunk)) => r,
+            r = tokio::time::timeout(wait, r.read(&mut chunk)) => r,
             _ = &mut kill => {
                 debug!(peer = %peer.addr, "connection closed by the server");
                 break;
             }
         };
         let n = match read {
+            Err(_) if partial_since.is_some() => {
+                debug!(peer = %peer.addr, "closing a connection whose message did not complete in tcp.message_timeout");
+                break;
+            }
             Err(_) => {
                 debug!(peer = %peer.addr, "closing idle connection");
                 break;
@@ -416,6 +430,7 @@ where
             Ok(Ok(n)) => n,
         };
         buf.extend_from_slice(chunk.get(..n).unwrap_or_default());
+        let mut progressed = false;
         loop {
             match frame_stream(&buf, &limits) {
                 Ok(Frame::Incomplete) => break,
@@ -423,9 +438,11 @@ where
                     if consumed >= 4 {
                         let _ = tx.try_send(b"\r\n".to_vec()); // RFC 5626 pong
                     }
-                    buf.drain(..consumed);
+                    buf.drain(..consumed.min(buf.len()));
+                    progressed = true;
                 }
                 Ok(Frame::Message { consumed, .. }) => {
+                    progressed = true;
                     let bytes = buf.get(..consumed).unwrap_or_default().to_vec();
                     buf.drain(..consumed.min(buf.len()));
                     if inbound
@@ -449,11 +466,19 @@ where
                 }
             }
         }
+        partial_since = match (buf.is_empty(), partial_since) {
+            (true, _) => None,
+            (false, Some(at)) if !progressed => Some(at),
+            (false, _) => Some(tokio::time::Instant::now()),
+        };
     }
     let _ = inbound.send(Inbound::Closed { conn }).await;
     drop(tx);
     writer.abort();
 }
+
+/// Seconds a TCP/TLS peer has to complete a message it started (`tcp.message_timeout`).
+pub const MESSAGE_TIMEOUT_S: u64 = 10;
 
 struct Shell {
     endpoint: Endpoint,
@@ -464,6 +489,7 @@ struct Shell {
     inbound_tx: mpsc::Sender<Inbound>,
     store_tx: std::sync::mpsc::SyncSender<StoreMsg>,
     idle: Duration,
+    message_timeout: Duration,
     limits: Limits,
     /// When the shield's counters were last written to the log, and their total then.
     summary: (Instant, u64),
@@ -474,6 +500,67 @@ struct Shell {
     /// Warning lines that one hostile sender can cause (a refused offer each): at most
     /// `WARN_LINES` per `WARN_WINDOW`; the rest are counted in the totals lines.
     warn_budget: LineBudget,
+    /// Security events recorded per source address.
+    event_budget: EventBudget,
+}
+
+/// Security events recorded per second from one source address, and the burst above
+/// that: a flood of hostile offers from one place must not fill the disk one line per
+/// datagram. What is over the budget is counted and recorded as one `events-suppressed`
+/// event per source and minute.
+const EVENT_RATE: f64 = 50.0;
+const EVENT_BURST: f64 = 500.0;
+/// Most sources with an event budget at once; beyond it, newcomers share one budget.
+const EVENT_SOURCES: usize = 65_536;
+
+struct EventBudget {
+    sources: HashMap<String, (f64, Instant, u64)>,
+    /// When the suppressed counts were last recorded.
+    reported: Instant,
+}
+
+impl EventBudget {
+    /// `source` is `transport:address:port`; the budget is per address.
+    fn allow(&mut self, source: &str, now: Instant) -> bool {
+        let addr = source
+            .split_once(':')
+            .map(|(_, rest)| rest.rsplit_once(':').map_or(rest, |(a, _)| a))
+            .unwrap_or(source);
+        if !self.sources.contains_key(addr) && self.sources.len() >= EVENT_SOURCES {
+            self.sources.retain(|_, (_, at, n)| {
+                *n > 0 || now.duration_since(*at).as_secs_f64() < EVENT_BURST / EVENT_RATE
+            });
+        }
+        let key = if self.sources.contains_key(addr) || self.sources.len() < EVENT_SOURCES {
+            addr
+        } else {
+            "*"
+        };
+        let e = self
+            .sources
+            .entry(key.to_string())
+            .or_insert((EVENT_BURST, now, 0));
+        e.0 = (e.0 + now.duration_since(e.1).as_secs_f64() * EVENT_RATE).min(EVENT_BURST);
+        e.1 = now;
+        if e.0 >= 1.0 {
+            e.0 -= 1.0;
+            true
+        } else {
+            e.2 += 1;
+            false
+        }
+    }
+
+    /// The sources that went over their budget since the last call, with the count.
+    fn take_suppressed(&mut self) -> Vec<(String, u64)> {
+        let mut out = Vec::new();
+        for (src, (_, _, n)) in self.sources.iter_mut() {
+            if *n > 0 {
+                out.push((src.clone(), std::mem::take(n)));
+            }
+        }
+        out
+    }
 }
 
 /// Warning lines per window that hostile traffic may cause.
@@ -549,6 +636,33 @@ impl Shell {
         {
             ep.stats.panics += 1;
             error!(target: "palisade::security", panics = ep.stats.panics, "a timer's handling panicked; contained");
+        }
+    }
+
+    /// Records, once a minute, how many security events each source had over its budget.
+    fn suppressed_events(&mut self, force: bool) {
+        if !force && self.event_budget.reported.elapsed() < Duration::from_secs(60) {
+            return;
+        }
+        self.event_budget.reported = Instant::now();
+        for (source, n) in self.event_budget.take_suppressed() {
+            warn!(target: "palisade::security", source, suppressed = n, "security events over the per-source budget were counted, not recorded one by one");
+            let e = palisade_shield::SecurityEvent {
+                kind: palisade_shield::EventKind::EventsSuppressed,
+                method: String::new(),
+                caller: String::new(),
+                callee: String::new(),
+                source,
+                call_id: String::new(),
+                reason: format!(
+                    "{n} security events from this address were not recorded one by one (over {EVENT_RATE}/s)"
+                ),
+                status: None,
+                sha256: [0; 32],
+            };
+            let _ = self
+                .store_tx
+                .send(StoreMsg::Security(Box::new(e), unix_now()));
         }
     }
 
@@ -673,6 +787,9 @@ impl Shell {
                 Event::BindingSaved(b) => BindingOp::Save(to_row(&b, now)),
                 Event::BindingRemoved { aor, contact } => BindingOp::Remove { aor, contact },
                 Event::Security(e) => {
+                    if !self.event_budget.allow(&e.source, now) {
+                        continue; // counted; summarised once a minute
+                    }
                     let st = &self.endpoint.stats;
                     let total = st.shield_refused
                         + st.shield_answers_refused
@@ -761,7 +878,8 @@ impl Shell {
         );
         self.by_addr.insert((peer.transport, peer.addr), conn);
         let inbound = self.inbound_tx.clone();
-        let (idle, limits) = (self.idle, self.limits.clone());
+        let (idle, limits, message_timeout) =
+            (self.idle, self.limits.clone(), self.message_timeout);
         tokio::spawn(async move {
             match tokio::time::timeout(Duration::from_secs(5), TcpStream::connect(peer.addr)).await
             {
@@ -778,6 +896,7 @@ impl Shell {
                         rx,
                         tx,
                         idle,
+                        message_timeout,
                         limits,
                         kill: kill_rx,
                         announce: None,
@@ -867,6 +986,7 @@ pub async fn run(cfg: FileConfig, listens: Vec<Listen>) -> anyhow::Result<()> {
     };
 
     let idle = Duration::from_secs(cfg.tcp.idle_timeout.max(1));
+    let message_timeout = Duration::from_secs(cfg.tcp.message_timeout.max(1));
     let max_conns = cfg.tcp.max_connections;
     let next_conn = Arc::new(AtomicUsize::new(1));
     let live = Arc::new(AtomicUsize::new(0));
@@ -948,6 +1068,7 @@ pub async fn run(cfg: FileConfig, listens: Vec<Listen>) -> anyhow::Result<()> {
                                 rx,
                                 tx,
                                 idle,
+                                message_timeout,
                                 limits,
                                 kill: kill_rx,
                                 announce: Some(kill),
@@ -1028,11 +1149,16 @@ pub async fn run(cfg: FileConfig, listens: Vec<Listen>) -> anyhow::Result<()> {
         inbound_tx,
         store_tx,
         idle,
+        message_timeout,
         limits,
         summary: (Instant::now(), 0),
         traffic: (Instant::now(), 0),
         slow_peers_closed: 0,
         warn_budget: LineBudget::new(),
+        event_budget: EventBudget {
+            sources: HashMap::new(),
+            reported: Instant::now(),
+        },
     };
     let mut buf = vec![0u8; 65_536];
     let far = Duration::from_secs(3600);
@@ -1070,10 +1196,12 @@ pub async fn run(cfg: FileConfig, listens: Vec<Listen>) -> anyhow::Result<()> {
         shell.timeout(Instant::now());
         shell.flush().await;
         shell.shield_summary(false);
+        shell.suppressed_events(false);
         shell.traffic_summary(false);
     }
     shell.flush().await;
     shell.shield_summary(true);
+    shell.suppressed_events(true);
     shell.traffic_summary(true);
     drop(shell);
     let _ = store_handle.join();
@@ -1103,6 +1231,29 @@ fn test_panic_trigger(bytes: &[u8]) {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn event_budget_is_per_address_and_counts_what_it_suppresses() {
+        let t = std::time::Instant::now();
+        let mut b = super::EventBudget {
+            sources: std::collections::HashMap::new(),
+            reported: t,
+        };
+        let burst = super::EVENT_BURST as u64;
+        let allowed = (0..burst + 100)
+            .filter(|i| b.allow(&format!("udp:192.0.2.1:{}", 5000 + i), t))
+            .count() as u64;
+        assert_eq!(allowed, burst, "one budget for every port of an address");
+        assert!(
+            b.allow("udp:192.0.2.2:5060", t),
+            "another address has its own"
+        );
+        assert!(b.allow("tcp:[2001:db8::1]:5060", t));
+        assert_eq!(b.take_suppressed(), vec![("192.0.2.1".to_string(), 100)]);
+        assert!(b.take_suppressed().is_empty());
+        // the budget refills with time
+        assert!(b.allow("udp:192.0.2.1:5000", t + std::time::Duration::from_secs(1)));
+    }
+
     #[test]
     fn security_json_is_valid_json_whatever_the_text() {
         let e = palisade_shield::SecurityEvent {

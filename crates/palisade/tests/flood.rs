@@ -343,3 +343,52 @@ fn a_panic_while_handling_a_message_is_contained() {
     let log = s.log_text();
     assert!(log.contains("contained"), "{log}");
 }
+
+/// A TCP peer that starts a message must finish it within `tcp.message_timeout`: a slow
+/// sender cannot hold a connection and its buffer for the whole idle time.
+#[test]
+fn a_message_left_half_sent_is_cut_off() {
+    let port = ports();
+    let dir = tempdir("slow");
+    let conf = dir.join("palisade.toml");
+    std::fs::write(&conf, "[tcp]\nmessage_timeout = 1\nidle_timeout = 300\n").unwrap();
+    let s = Server::start_with(
+        dir,
+        port,
+        &["--config", conf.to_str().unwrap()],
+        "info",
+        &[],
+    );
+    let mut c = TcpStream::connect(("127.0.0.1", s.port)).unwrap();
+    c.write_all(
+        b"OPTIONS sip:127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.0.1:6000;branch=z9hG4bKslow\r\n",
+    )
+    .unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let started = Instant::now();
+    let mut buf = [0u8; 64];
+    let n = std::io::Read::read(&mut c, &mut buf);
+    assert!(
+        matches!(n, Ok(0))
+            || n.as_ref()
+                .is_err_and(|e| e.kind() == std::io::ErrorKind::ConnectionReset),
+        "the server closed the connection: {n:?}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "closed after {:?}",
+        started.elapsed()
+    );
+    // An idle connection that sent nothing is not cut off by that rule.
+    let mut idle = TcpStream::connect(("127.0.0.1", s.port)).unwrap();
+    idle.set_read_timeout(Some(Duration::from_millis(2500)))
+        .unwrap();
+    let r = std::io::Read::read(&mut idle, &mut buf);
+    assert!(
+        r.as_ref().is_err_and(|e| matches!(
+            e.kind(),
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+        )),
+        "an idle connection stays open: {r:?}"
+    );
+}

@@ -123,6 +123,9 @@ pub enum EventKind {
     /// Handling a message panicked; the panic was contained and the message dropped
     /// (answered 500 when it was a request).
     Panic,
+    /// Events from one source address over its recording budget were counted, not
+    /// recorded one by one (`reason` says how many).
+    EventsSuppressed,
 }
 
 impl EventKind {
@@ -136,6 +139,7 @@ impl EventKind {
             EventKind::Dropped(DropKind::SdpLine) => "sdp-line-dropped",
             EventKind::ProtectedRefused => "protected-user-refused",
             EventKind::Panic => "panic-contained",
+            EventKind::EventsSuppressed => "events-suppressed",
         }
     }
 }
