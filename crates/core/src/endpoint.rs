@@ -286,7 +286,7 @@ fn fix_top_via(m: &mut Message<'_>, from: Peer) {
 /// `msg` with the protocol version of every Via line read as `SIP/2.0`: a 505 answers
 /// a client that speaks another version and echoes its Via (RFC 4475 `badvers`); this
 /// is how such an answer is checked as well-formed.
-pub fn via_as_sip_2_0(msg: &[u8]) -> Vec<u8> {
+fn via_as_sip_2_0(msg: &[u8]) -> Vec<u8> {
     String::from_utf8_lossy(msg)
         .split("\r\n")
         .map(|l| match l.split_once(':') {
@@ -357,27 +357,36 @@ fn bad_request_salvage(bytes: &[u8], e: &ParseError) -> Option<Vec<u8>> {
     )
     .into_bytes();
     // The copied lines are the sender's: when one of them is itself malformed, the
-    // answer would be too, and nothing malformed leaves this server. (Headers the
-    // request lacked are stood in for, for this check only: RFC 4475 `insuf` is
-    // answered without them.)
-    // A client that speaks another SIP version writes it in its Via (RFC 4475
-    // `badvers`): the 505 echoes that, so the check reads it as 2.0.
-    let mut check = via_as_sip_2_0(&answer);
-    let head_len = check.len().saturating_sub(2);
+    // answer would be too, and nothing malformed leaves this server.
+    salvaged_answer_parses(&answer).then_some(answer)
+}
+
+/// Whether an answer made from a malformed request's own lines is well-formed, given
+/// what such an answer may lack: the From, To or Call-ID the request did not have
+/// (RFC 4475 `insuf` is answered without them) and a Via in another SIP version (the
+/// 505 to RFC 4475 `badvers` echoes it). Everything else must parse.
+pub fn salvaged_answer_parses(answer: &[u8]) -> bool {
+    let mut check = via_as_sip_2_0(answer);
+    let text = String::from_utf8_lossy(&check).into_owned();
+    let has = |names: &[&str]| {
+        text.split("\r\n").skip(1).any(|l| {
+            l.split_once(':')
+                .is_some_and(|(n, _)| names.iter().any(|x| n.trim().eq_ignore_ascii_case(x)))
+        })
+    };
     let mut fill = String::new();
-    for (i, line) in [
-        (1, "From: <sip:check@invalid>;tag=c\r\n"),
-        (2, "To: <sip:check@invalid>\r\n"),
-        (3, "Call-ID: check\r\n"),
+    for (names, line) in [
+        (&["from", "f"][..], "From: <sip:check@invalid>;tag=c\r\n"),
+        (&["to", "t"][..], "To: <sip:check@invalid>\r\n"),
+        (&["call-id", "i"][..], "Call-ID: check\r\n"),
     ] {
-        if !have.get(i).copied().unwrap_or(true) {
+        if !has(names) {
             fill.push_str(line);
         }
     }
+    let head_len = check.len().saturating_sub(2);
     check.splice(head_len..head_len, fill.bytes());
-    parse_datagram(&check, &Limits::default())
-        .is_ok()
-        .then_some(answer)
+    parse_datagram(&check, &Limits::default()).is_ok()
 }
 
 impl Endpoint {

@@ -32,5 +32,5 @@ mod endpoint;
 pub mod ratelimit;
 mod types;
 
-pub use endpoint::{via_as_sip_2_0, Endpoint, Stats};
+pub use endpoint::{salvaged_answer_parses, Endpoint, Stats};
 pub use types::*;
