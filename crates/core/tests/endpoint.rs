@@ -1255,3 +1255,45 @@ fn a_reinvite_from_the_callee_is_answered_back_to_the_callee() {
         ok
     );
 }
+
+/// A whole call (INVITE, 200, ACK, BYE, 200) leaves no transaction behind once its
+/// timers have run, and no timer but the binding's.
+#[test]
+fn a_finished_call_leaves_no_transaction_behind() {
+    let mut h = H::new(false);
+    h.register("bob", BOB, 3600, 1);
+    h.send(peer(ALICE), &invite("fin1", "bob"));
+    let out = h.take();
+    let fwd = out.last().unwrap().1.clone();
+    h.send_bytes(peer(BOB), &respond(&fwd, 200, "OK", "b1"));
+    h.take();
+    h.send(peer(ALICE), &format!("ACK sip:bob-0x9@192.0.2.10:{BOB} SIP/2.0\nVia: SIP/2.0/UDP 192.0.2.10:{ALICE};branch=z9hG4bKfinack\nRoute: <sip:10.0.0.1:5060;lr>\nMax-Forwards: 70\nFrom: <sip:alice@example.com>;tag=a1\nTo: <sip:bob@example.com>;tag=b1\nCall-ID: call-fin1\nCSeq: 1 ACK\nContent-Length: 0\n\n"));
+    h.send(peer(ALICE), &format!("BYE sip:bob-0x9@192.0.2.10:{BOB} SIP/2.0\nVia: SIP/2.0/UDP 192.0.2.10:{ALICE};branch=z9hG4bKfinbye\nRoute: <sip:10.0.0.1:5060;lr>\nMax-Forwards: 70\nFrom: <sip:alice@example.com>;tag=a1\nTo: <sip:bob@example.com>;tag=b1\nCall-ID: call-fin1\nCSeq: 2 BYE\nContent-Length: 0\n\n"));
+    let out = h.take();
+    let bye = out
+        .iter()
+        .find(|o| o.0 == peer(BOB) && o.1.method().is_some_and(|m| m.as_str() == "BYE"))
+        .expect("BYE relayed to bob")
+        .1
+        .clone();
+    h.send_bytes(peer(BOB), &respond(&bye, 200, "OK", "b1"));
+    let out = h.take();
+    assert!(out
+        .iter()
+        .any(|o| o.0 == peer(ALICE) && status(&o.1) == 200));
+    assert_ne!(
+        h.ep.transaction_count(),
+        (0, 0),
+        "the transactions wait for their timers"
+    );
+    for _ in 0..8 {
+        h.advance(Duration::from_secs(5));
+        h.take();
+    }
+    assert_eq!(h.ep.transaction_count(), (0, 0));
+    assert!(
+        h.ep.timer_count() <= 1,
+        "{} timers left",
+        h.ep.timer_count()
+    );
+}
