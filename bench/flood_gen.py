@@ -6,6 +6,7 @@ DURATION seconds or COUNT datagrams, whichever comes first.
 usage: flood_gen.py HOST PORT RATE DURATION [SOURCE_IP]
 """
 import random
+import signal
 import socket
 import sys
 import time
@@ -35,10 +36,17 @@ for i in range(4096):
         m[at:at] = rng.choice(JUNK)
     msgs.append(bytes(m))
 
+def report(*_):
+    print(f"flood_gen: sent {sent} datagrams in {time.monotonic() - start:.1f} s from {src}"
+          f" ({sent / max(time.monotonic() - start, 1e-9):.0f}/s)", flush=True)
+    sys.exit(0)
+
+
+signal.signal(signal.SIGTERM, report)
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 s.bind((src, 0))
-start = time.monotonic()
 sent = 0
+start = time.monotonic()
 batch = max(1, rate // 100)
 while sent < COUNT and time.monotonic() - start < duration:
     for _ in range(batch):
@@ -51,4 +59,4 @@ while sent < COUNT and time.monotonic() - start < duration:
     ahead = sent / rate - (time.monotonic() - start)
     if ahead > 0:
         time.sleep(ahead)
-print(f"flood_gen: sent {sent} datagrams in {time.monotonic() - start:.1f} s from {src}")
+report()
