@@ -120,12 +120,13 @@ fn corrupt(rng: &mut Rng, templates: &[String], i: usize) -> Vec<u8> {
     m
 }
 
-fn call_succeeds(s: &Server, tag: &str) {
+/// A REGISTER of `callee` and a SIPp call from alice to it.
+fn call_succeeds(s: &Server, tag: &str, callee: &str) {
     let uas_port = s.port + 1;
     let (ok, trace) = sipp_register(
         s,
         &format!("{tag}-reg"),
-        "bob",
+        callee,
         uas_port,
         s.port + 2,
         "register.xml",
@@ -141,7 +142,7 @@ fn call_succeeds(s: &Server, tag: &str) {
         s,
         &format!("{tag}-uac"),
         "alice",
-        "bob",
+        callee,
         "uac.xml",
         s.port + 3,
         &["-d", "200"],
@@ -155,8 +156,10 @@ fn call_succeeds(s: &Server, tag: &str) {
 fn floods_and_abusive_connections_do_not_stop_the_server() {
     let port = ports();
     let dir = tempdir("flood");
-    add_users(&dir, &["alice", "bob"]);
-    let s = Server::start_with(dir, port, &[], "info", &[]);
+    add_users(&dir, &["alice", "bob", "carol"]);
+    // FLOOD_TEST_LOG=debug to investigate a failure (the log bound is then not checked)
+    let level = std::env::var("FLOOD_TEST_LOG").unwrap_or_else(|_| "info".into());
+    let s = Server::start_with(dir, port, &[], &level, &[]);
     let pid = s.child.id();
     let server: SocketAddr = ([127, 0, 0, 1], port).into();
     std::thread::sleep(Duration::from_millis(300));
@@ -277,7 +280,10 @@ fn floods_and_abusive_connections_do_not_stop_the_server() {
     );
     drop(held);
 
-    call_succeeds(&s, "after");
+    // The flood aims at bob (a forged in-dialog BYE with our Route reaches whatever bob
+    // has registered, as any proxy relays it); the legitimate call goes to carol, whose
+    // SIPp callee takes exactly one call.
+    call_succeeds(&s, "after", "carol");
     std::thread::sleep(Duration::from_millis(500));
     let rss_after = rss_kb(pid);
     let log_after = std::fs::metadata(&s.log).map(|m| m.len()).unwrap_or(0);
@@ -296,7 +302,7 @@ fn floods_and_abusive_connections_do_not_stop_the_server() {
         "RSS grew from {rss_before} kB to {rss_after} kB"
     );
     assert!(
-        log_after.saturating_sub(log_before) <= LOG_BOUND,
+        level != "info" || log_after.saturating_sub(log_before) <= LOG_BOUND,
         "the log grew by {} bytes during the flood",
         log_after - log_before
     );
@@ -331,7 +337,7 @@ fn a_panic_while_handling_a_message_is_contained() {
     c.send(port, &format!("OPTIONS sip:127.0.0.1:{port} SIP/2.0\nVia: SIP/2.0/UDP 127.0.0.1:{};branch=z9hG4bKafter\nMax-Forwards: 70\nFrom: <sip:probe@127.0.0.1>;tag=p\nTo: <sip:127.0.0.1>\nCall-ID: after\nCSeq: 1 OPTIONS\nContent-Length: 0\n\n", c.port()));
     assert_eq!(c.recv().status(), Some(200), "the server goes on");
     // and a whole call still works
-    call_succeeds(&s, "panic");
+    call_succeeds(&s, "panic", "bob");
     std::thread::sleep(Duration::from_millis(400));
     let events = std::fs::read_to_string(s.dir.join("security-events.jsonl")).unwrap_or_default();
     let ev = events
