@@ -55,9 +55,15 @@ pub enum Note {
     NeverAnswers,
 }
 
+/// Notes (warning lines) per minute at most: a flood from made-up accounts must not
+/// become a flood of warnings. The state changes are made all the same.
+pub const NOTES_PER_MINUTE: u32 = 20;
+
 #[derive(Default)]
 pub(crate) struct Memory {
     devices: HashMap<u64, Device>,
+    /// The current minute's start and the notes given in it.
+    notes: Option<(Instant, u32)>,
 }
 
 /// The identity of a device.
@@ -142,15 +148,23 @@ impl Memory {
             return None; // a retransmission, or another request in flight
         }
         d.pending = None;
-        if sha_first && !d.md5_only {
+        let note = if sha_first && !d.md5_only {
             d.md5_only = true;
-            return Some(Note::FellBackToMd5);
-        }
-        if !d.warned {
+            Note::FellBackToMd5
+        } else if !d.warned {
             d.warned = true;
-            return Some(Note::NeverAnswers);
-        }
-        None
+            Note::NeverAnswers
+        } else {
+            return None;
+        };
+        let (start, n) = match self.notes {
+            Some((start, n)) if now.saturating_duration_since(start) < Duration::from_secs(60) => {
+                (start, n)
+            }
+            _ => (now, 0),
+        };
+        self.notes = Some((start, n.saturating_add(1)));
+        (n < NOTES_PER_MINUTE).then_some(note)
     }
 
     /// The device answered a challenge (rightly or wrongly) with `alg`.
@@ -214,5 +228,27 @@ mod tests {
         );
         m.sweep(t + FORGET_AFTER);
         assert_eq!(m.len(), 0);
+    }
+
+    #[test]
+    fn notes_are_limited_per_minute() {
+        let t = Instant::now();
+        let mut m = Memory::default();
+        let mut notes = 0;
+        for i in 0..100u32 {
+            let k = device(&format!("fake{i}"), "", [192, 0, 2, 1].into());
+            m.challenged(t, k, 1, "REGISTER", Algorithm::Sha256);
+            notes += usize::from(m.no_credentials(t, k, 2, "REGISTER").is_some());
+            // the state changed all the same
+            assert_eq!(m.order(k, "", &[], &BOTH), [Algorithm::Md5]);
+        }
+        assert_eq!(notes, NOTES_PER_MINUTE as usize);
+        let k = device("later", "", [192, 0, 2, 1].into());
+        m.challenged(t, k, 1, "REGISTER", Algorithm::Sha256);
+        let later = t + Duration::from_secs(61);
+        assert_eq!(
+            m.no_credentials(later, k, 2, "REGISTER"),
+            Some(Note::FellBackToMd5)
+        );
     }
 }
