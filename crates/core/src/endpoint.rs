@@ -206,6 +206,8 @@ pub struct Endpoint {
     next_sweep: Instant,
     /// Which digest algorithm each device gets first.
     algos: crate::algorithms::Memory,
+    /// Key of the dialog tokens in our Record-Route (`pal=`).
+    route_key: [u8; 32],
     pub stats: Stats,
 }
 
@@ -394,6 +396,12 @@ impl Endpoint {
         let salt = u64::from_le_bytes(secret[..8].try_into().unwrap_or([0; 8]));
         let auth = Authenticator::new(secret, now, cfg.nonce_ttl);
         let (cfg_rate, cfg_burst) = (cfg.answer_rate, cfg.answer_burst);
+        // Dialog tokens must survive a restart (a call set up before it must still hang
+        // up through us), so the shell gives a persisted key; otherwise one is derived
+        // from the per-boot secret.
+        let route_key = cfg.route_key.unwrap_or_else(|| {
+            palisade_shield::sha256(&[&b"palisade route key\0"[..], &secret[..]].concat())
+        });
         let prealloc = cfg.preallocate;
         let cap = |n: usize| if prealloc { n } else { 0 };
         Endpoint {
@@ -424,6 +432,7 @@ impl Endpoint {
             answering: false,
             next_sweep: now + SWEEP_EVERY,
             algos: crate::algorithms::Memory::default(),
+            route_key,
             stats: Stats::default(),
         }
     }
@@ -1814,7 +1823,17 @@ impl Endpoint {
         }))
     }
 
-    fn record_route(&self, transport: Transport) -> Option<Header<'static>> {
+    /// The dialog token our Record-Route carries (`pal=`): 16 hex digits of SHA-256
+    /// over the route key and the Call-ID. An in-dialog request counts as routed through
+    /// this proxy only when a Route naming us carries the token of its Call-ID, so that
+    /// nobody can relay a made-up "dialog" request through Palisade by writing our
+    /// address in a Route header.
+    fn dialog_token(&self, call_id: &str) -> String {
+        let d = palisade_shield::sha256(&[&self.route_key[..], call_id.as_bytes()].concat());
+        crate::auth::hex(d.get(..8).unwrap_or_default())
+    }
+
+    fn record_route(&self, transport: Transport, call_id: &str) -> Option<Header<'static>> {
         let local = self.local(transport)?;
         let host = match local.ip() {
             IpAddr::V4(a) => Host::V4(a),
@@ -1828,6 +1847,10 @@ impl Endpoint {
             ));
         }
         params.push(Param::new("lr", None));
+        params.push(Param::new(
+            "pal",
+            Some(Cow::Owned(self.dialog_token(call_id))),
+        ));
         Some(Header::RecordRoute(NameAddr {
             display: None,
             uri: Uri::Sip(palisade_sip::SipUri {
@@ -1914,11 +1937,12 @@ impl Endpoint {
                     .position(|h| matches!(h, Header::RecordRoute(_)))
                     .unwrap_or(m.headers.len());
                 let mut rrs = Vec::new();
-                if let Some(h) = self.record_route(t.dest.transport) {
+                let call_id = m.call_id().unwrap_or("").to_string();
+                if let Some(h) = self.record_route(t.dest.transport, &call_id) {
                     rrs.push(h);
                 }
                 if t.dest.transport != inbound {
-                    if let Some(h) = self.record_route(inbound) {
+                    if let Some(h) = self.record_route(inbound, &call_id) {
                         rrs.push(h);
                     }
                 }
@@ -2056,7 +2080,11 @@ impl Endpoint {
 
     /// Loose routing (RFC 3261 section 16.4): remove the top Route entries that name
     /// this server.
+    /// Removes the Route entries at the top that name this server and returns how many
+    /// of them carried this dialog's token (see [`Endpoint::dialog_token`]): only those
+    /// show that the request follows a Record-Route this server inserted.
     fn pop_own_routes(&self, msg: &mut Message<'_>) -> usize {
+        let token = self.dialog_token(msg.call_id().unwrap_or(""));
         let mut popped = 0;
         while let Some(idx) = msg
             .headers
@@ -2065,8 +2093,14 @@ impl Endpoint {
         {
             match msg.headers.get(idx) {
                 Some(Header::Route(r)) if self.uri_is_us(&r.uri) => {
+                    let signed = r
+                        .uri
+                        .as_sip()
+                        .and_then(|s| s.param("pal"))
+                        .and_then(|p| p.value.as_deref())
+                        .is_some_and(|v| crate::auth::ct_eq(v.as_bytes(), token.as_bytes()));
                     msg.headers.remove(idx);
-                    popped += 1;
+                    popped += usize::from(signed);
                 }
                 _ => break,
             }

@@ -159,6 +159,10 @@ pub struct CoreConfig {
     /// User-Agents (substrings, ASCII case ignored) offered MD5 only from the start
     /// (`auth.md5_only_user_agents`); others learn it (see `crate::algorithms`).
     pub md5_only_user_agents: Vec<String>,
+    /// Key of the dialog tokens in our Record-Route; the shell keeps it in the data
+    /// directory so that dialogs outlive a restart. `None`: derived from the per-boot
+    /// secret.
+    pub route_key: Option<[u8; 32]>,
 }
 
 impl Default for CoreConfig {
@@ -190,6 +194,7 @@ impl Default for CoreConfig {
             answer_allowance: 0,
             preallocate: true,
             md5_only_user_agents: vec!["baresip v1.".into(), "baresip v0.".into(), "sipp".into()],
+            route_key: None,
         }
     }
 }

@@ -149,6 +149,13 @@ fn respond(req: &Message<'_>, status: u16, reason: &str, to_tag: &str) -> Vec<u8
     out.into_bytes()
 }
 
+/// The Route header a UA puts in its in-dialog requests: the Record-Route of a
+/// forwarded request (with this server's dialog token).
+fn route_of(fwd: &Message<'_>) -> String {
+    let rr = fwd.record_routes().next().expect("a Record-Route");
+    format!("Route: <{}>\n", rr.uri)
+}
+
 fn status(m: &Message<'_>) -> u16 {
     m.status().unwrap_or(0)
 }
@@ -187,10 +194,14 @@ fn register_then_call_through_the_proxy() {
         .branch()
         .unwrap()
         .starts_with("z9hG4bKpal"));
-    assert_eq!(
-        fwd.record_routes().next().unwrap().uri.to_string(),
-        "sip:10.0.0.1:5060;lr"
-    );
+    assert!(fwd
+        .record_routes()
+        .next()
+        .unwrap()
+        .uri
+        .to_string()
+        .starts_with("sip:10.0.0.1:5060;lr;pal="));
+    let route = route_of(fwd);
     assert_eq!(
         String::from_utf8_lossy(&fwd.body),
         SDP.replace('\n', "\r\n"),
@@ -216,7 +227,7 @@ fn register_then_call_through_the_proxy() {
     // ACK for the 2xx: end to end, through the Record-Route.
     h.send(
         peer(ALICE),
-        &format!("ACK sip:bob@192.0.2.10:{BOB} SIP/2.0\nVia: SIP/2.0/UDP 192.0.2.10:{ALICE};branch=z9hG4bKack1\nRoute: <sip:10.0.0.1:5060;lr>\nMax-Forwards: 70\nFrom: <sip:alice@example.com>;tag=a1\nTo: <sip:bob@example.com>;tag=b1\nCall-ID: call-c1\nCSeq: 1 ACK\nContent-Length: 0\n\n"),
+        &format!("ACK sip:bob@192.0.2.10:{BOB} SIP/2.0\nVia: SIP/2.0/UDP 192.0.2.10:{ALICE};branch=z9hG4bKack1\n{route}Max-Forwards: 70\nFrom: <sip:alice@example.com>;tag=a1\nTo: <sip:bob@example.com>;tag=b1\nCall-ID: call-c1\nCSeq: 1 ACK\nContent-Length: 0\n\n"),
     );
     let out = h.take();
     assert_eq!(out.len(), 1);
@@ -227,7 +238,7 @@ fn register_then_call_through_the_proxy() {
     // BYE from the callee comes back through the proxy to the caller's contact.
     h.send(
         peer(BOB),
-        &format!("BYE sip:alice@192.0.2.10:{ALICE} SIP/2.0\nVia: SIP/2.0/UDP 192.0.2.10:{BOB};branch=z9hG4bKbye1\nRoute: <sip:10.0.0.1:5060;lr>\nMax-Forwards: 70\nFrom: <sip:bob@example.com>;tag=b1\nTo: <sip:alice@example.com>;tag=a1\nCall-ID: call-c1\nCSeq: 1 BYE\nContent-Length: 0\n\n"),
+        &format!("BYE sip:alice@192.0.2.10:{ALICE} SIP/2.0\nVia: SIP/2.0/UDP 192.0.2.10:{BOB};branch=z9hG4bKbye1\n{route}Max-Forwards: 70\nFrom: <sip:bob@example.com>;tag=b1\nTo: <sip:alice@example.com>;tag=a1\nCall-ID: call-c1\nCSeq: 1 BYE\nContent-Length: 0\n\n"),
     );
     let out = h.take();
     assert_eq!(out.len(), 1);
@@ -1134,6 +1145,7 @@ fn a_contact_on_our_host_at_another_port_is_someone_else() {
     let (to, fwd, _) = out.last().unwrap();
     assert_eq!(*to, pbx);
     let fwd = fwd.clone();
+    let route = route_of(&fwd);
     h.send_bytes(pbx, &respond(&fwd, 200, "OK", "p1"));
     assert!(h
         .take()
@@ -1143,7 +1155,7 @@ fn a_contact_on_our_host_at_another_port_is_someone_else() {
         // in-dialog requests from the caller: Request-URI is the callee's Contact
         h.send(
             peer(ALICE),
-            &format!("{m} sip:pbx-77@10.0.0.1:5074 SIP/2.0\nVia: SIP/2.0/UDP 192.0.2.10:{ALICE};branch=z9hG4bK{m}own\nRoute: <sip:10.0.0.1:5060;lr>\nMax-Forwards: 70\nFrom: <sip:alice@example.com>;tag=a1\nTo: <sip:bob@example.com>;tag=p1\nCall-ID: call-own1\nCSeq: 2 {m}\nContent-Length: 0\n\n"),
+            &format!("{m} sip:pbx-77@10.0.0.1:5074 SIP/2.0\nVia: SIP/2.0/UDP 192.0.2.10:{ALICE};branch=z9hG4bK{m}own\n{route}Max-Forwards: 70\nFrom: <sip:alice@example.com>;tag=a1\nTo: <sip:bob@example.com>;tag=p1\nCall-ID: call-own1\nCSeq: 2 {m}\nContent-Length: 0\n\n"),
         );
         let out = h.take();
         let relayed: Vec<_> = out.iter().filter(|o| o.0 == pbx).collect();
@@ -1216,12 +1228,13 @@ fn a_reinvite_from_the_callee_is_answered_back_to_the_callee() {
     h.send(peer(ALICE), &invite("ri1", "bob"));
     let out = h.take();
     let fwd = out.last().unwrap().1.clone();
+    let route = route_of(&fwd);
     h.send_bytes(peer(BOB), &respond(&fwd, 200, "OK", "b1"));
     h.take();
     let sdp = SDP;
     h.send(
         peer(BOB),
-        &format!("INVITE sip:alice-ua-77@192.0.2.10:{ALICE} SIP/2.0\nVia: SIP/2.0/UDP 192.0.2.10:{BOB};branch=z9hG4bKre1;rport\nRoute: <sip:10.0.0.1:5060;lr>\nMax-Forwards: 70\nFrom: <sip:bob@example.com>;tag=b1\nTo: <sip:alice@example.com>;tag=a1\nCall-ID: call-ri1\nCSeq: 101 INVITE\nContact: <sip:pbx-trunk-9@192.0.2.10:{BOB}>\nContent-Type: application/sdp\nContent-Length: {}\n\n{sdp}", crlf_len(sdp)),
+        &format!("INVITE sip:alice-ua-77@192.0.2.10:{ALICE} SIP/2.0\nVia: SIP/2.0/UDP 192.0.2.10:{BOB};branch=z9hG4bKre1;rport\n{route}Max-Forwards: 70\nFrom: <sip:bob@example.com>;tag=b1\nTo: <sip:alice@example.com>;tag=a1\nCall-ID: call-ri1\nCSeq: 101 INVITE\nContact: <sip:pbx-trunk-9@192.0.2.10:{BOB}>\nContent-Type: application/sdp\nContent-Length: {}\n\n{sdp}", crlf_len(sdp)),
     );
     let out = h.take();
     let (to, reinv, _) = out
@@ -1265,10 +1278,11 @@ fn a_finished_call_leaves_no_transaction_behind() {
     h.send(peer(ALICE), &invite("fin1", "bob"));
     let out = h.take();
     let fwd = out.last().unwrap().1.clone();
+    let route = route_of(&fwd);
     h.send_bytes(peer(BOB), &respond(&fwd, 200, "OK", "b1"));
     h.take();
-    h.send(peer(ALICE), &format!("ACK sip:bob-0x9@192.0.2.10:{BOB} SIP/2.0\nVia: SIP/2.0/UDP 192.0.2.10:{ALICE};branch=z9hG4bKfinack\nRoute: <sip:10.0.0.1:5060;lr>\nMax-Forwards: 70\nFrom: <sip:alice@example.com>;tag=a1\nTo: <sip:bob@example.com>;tag=b1\nCall-ID: call-fin1\nCSeq: 1 ACK\nContent-Length: 0\n\n"));
-    h.send(peer(ALICE), &format!("BYE sip:bob-0x9@192.0.2.10:{BOB} SIP/2.0\nVia: SIP/2.0/UDP 192.0.2.10:{ALICE};branch=z9hG4bKfinbye\nRoute: <sip:10.0.0.1:5060;lr>\nMax-Forwards: 70\nFrom: <sip:alice@example.com>;tag=a1\nTo: <sip:bob@example.com>;tag=b1\nCall-ID: call-fin1\nCSeq: 2 BYE\nContent-Length: 0\n\n"));
+    h.send(peer(ALICE), &format!("ACK sip:bob-0x9@192.0.2.10:{BOB} SIP/2.0\nVia: SIP/2.0/UDP 192.0.2.10:{ALICE};branch=z9hG4bKfinack\n{route}Max-Forwards: 70\nFrom: <sip:alice@example.com>;tag=a1\nTo: <sip:bob@example.com>;tag=b1\nCall-ID: call-fin1\nCSeq: 1 ACK\nContent-Length: 0\n\n"));
+    h.send(peer(ALICE), &format!("BYE sip:bob-0x9@192.0.2.10:{BOB} SIP/2.0\nVia: SIP/2.0/UDP 192.0.2.10:{ALICE};branch=z9hG4bKfinbye\n{route}Max-Forwards: 70\nFrom: <sip:alice@example.com>;tag=a1\nTo: <sip:bob@example.com>;tag=b1\nCall-ID: call-fin1\nCSeq: 2 BYE\nContent-Length: 0\n\n"));
     let out = h.take();
     let bye = out
         .iter()
@@ -1295,5 +1309,73 @@ fn a_finished_call_leaves_no_transaction_behind() {
         h.ep.timer_count() <= 1,
         "{} timers left",
         h.ep.timer_count()
+    );
+}
+
+/// Writing this server's address in a Route header does not make a made-up request part
+/// of a dialog: only a Route carrying the dialog token of its Call-ID does. A stranger
+/// cannot use Palisade to relay BYE, re-INVITE or INFO to an arbitrary address.
+#[test]
+fn a_forged_route_does_not_relay_an_in_dialog_request() {
+    let mut h = H::new(false);
+    h.register("bob", BOB, 3600, 1);
+    h.send(peer(ALICE), &invite("tok1", "bob"));
+    let out = h.take();
+    let fwd = out.last().unwrap().1.clone();
+    let good = route_of(&fwd);
+    let forged = [
+        "Route: <sip:10.0.0.1:5060;lr>\n".to_string(),
+        "Route: <sip:10.0.0.1:5060;lr;pal=0000000000000000>\n".to_string(),
+        // a real token, but of another Call-ID
+        good.clone(),
+    ];
+    for (i, route) in forged.iter().enumerate() {
+        let call_id = if i == 2 { "another-call" } else { "call-tok1" };
+        h.send(peer(ALICE), &format!("BYE sip:victim@192.0.2.99:5070 SIP/2.0\nVia: SIP/2.0/UDP 192.0.2.10:{ALICE};branch=z9hG4bKforge{i}\n{route}Max-Forwards: 70\nFrom: <sip:alice@example.com>;tag=a1\nTo: <sip:victim@example.org>;tag=v1\nCall-ID: {call_id}\nCSeq: 2 BYE\n{PHONE}Content-Length: 0\n\n"));
+        let out = h.take();
+        assert!(
+            out.iter().all(|o| o.0.addr.port() != 5070),
+            "forged route {i} relayed: {out:?}"
+        );
+        assert!(
+            out.iter().any(|o| status(&o.1) == 403),
+            "forged route {i}: {out:?}"
+        );
+    }
+    // the real Route of this dialog works
+    h.send(peer(ALICE), &format!("BYE sip:bob-0x1@192.0.2.10:{BOB} SIP/2.0\nVia: SIP/2.0/UDP 192.0.2.10:{ALICE};branch=z9hG4bKtokbye\n{good}Max-Forwards: 70\nFrom: <sip:alice@example.com>;tag=a1\nTo: <sip:bob@example.com>;tag=b1\nCall-ID: call-tok1\nCSeq: 2 BYE\nContent-Length: 0\n\n"));
+    assert!(h.take().iter().any(|o| o.0 == peer(BOB)));
+}
+
+/// With the same route key (the shell keeps it in the data directory), a dialog set up
+/// before a restart still ends through the server; with another key it does not.
+#[test]
+fn dialog_tokens_outlive_a_restart_with_the_same_route_key() {
+    let restart = |key: Option<[u8; 32]>, secret: u8| {
+        let mut h = H::new(false);
+        let mut cfg = h.ep.config().clone();
+        cfg.route_key = key;
+        h.ep = Endpoint::new(cfg, [secret; 32], h.now);
+        h.ep.set_users(["alice", "bob"].iter().map(|n| user(n, 0, None)).collect());
+        h.register("bob", BOB, 3600, 1);
+        h
+    };
+    let mut before = restart(Some([5; 32]), 1);
+    before.send(peer(ALICE), &invite("rs1", "bob"));
+    let out = before.take();
+    let route = route_of(&out.last().unwrap().1);
+    let bye = format!("BYE sip:bob-0x1@192.0.2.10:{BOB} SIP/2.0\nVia: SIP/2.0/UDP 192.0.2.10:{ALICE};branch=z9hG4bKrsbye\n{route}Max-Forwards: 70\nFrom: <sip:alice@example.com>;tag=a1\nTo: <sip:bob@example.com>;tag=b1\nCall-ID: call-rs1\nCSeq: 2 BYE\n{PHONE}Content-Length: 0\n\n");
+    let mut after = restart(Some([5; 32]), 2);
+    after.send(peer(ALICE), &bye);
+    assert!(
+        after.take().iter().any(|o| o.0 == peer(BOB)),
+        "same key: relayed"
+    );
+    let mut other = restart(None, 3);
+    other.send(peer(ALICE), &bye);
+    let out = other.take();
+    assert!(
+        out.iter().all(|o| o.0 != peer(BOB)),
+        "another key: not relayed {out:?}"
     );
 }

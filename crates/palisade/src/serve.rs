@@ -937,8 +937,43 @@ impl Shell {
     }
 }
 
+/// The key of the dialog tokens in our Record-Route, kept in `<data_dir>/route.key` so
+/// that calls set up before a restart can still be ended through this server. Created
+/// (mode 0600) from the operating system's random source the first time.
+fn route_key(dir: &Path) -> anyhow::Result<[u8; 32]> {
+    let path = dir.join("route.key");
+    match std::fs::read(&path) {
+        Ok(b) => b.try_into().map_err(|_| {
+            anyhow::anyhow!(
+                "{} is not 32 bytes; remove it to make a new one",
+                path.display()
+            )
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let key = random_secret()?;
+            std::fs::create_dir_all(dir)?;
+            let mut opts = std::fs::OpenOptions::new();
+            opts.write(true).create_new(true);
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::OpenOptionsExt;
+                opts.mode(0o600);
+            }
+            use std::io::Write as _;
+            let mut f = opts
+                .open(&path)
+                .with_context(|| format!("creating {}", path.display()))?;
+            f.write_all(&key)?;
+            f.sync_all()?;
+            Ok(key)
+        }
+        Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+    }
+}
+
 pub async fn run(cfg: FileConfig, listens: Vec<Listen>) -> anyhow::Result<()> {
-    let core_cfg = cfg.core(&listens)?;
+    let mut core_cfg = cfg.core(&listens)?;
+    core_cfg.route_key = Some(route_key(&cfg.server.data_dir)?);
     if cfg.server.advertise.is_none() && listens.iter().any(|l| l.addr.ip().is_unspecified()) {
         warn!("listening on an unspecified address without server.advertise / --advertise: Via and Record-Route will say 127.0.0.1, which only local clients can reach");
     }
