@@ -306,20 +306,25 @@ mod tests {
         method: &str,
         uri: &str,
     ) -> String {
-        let ha2 = alg.hash_hex(&[method.as_bytes(), b":", uri.as_bytes()]);
-        alg.hash_hex(&[
-            ha1.as_bytes(),
-            b":",
-            nonce.as_bytes(),
-            b":",
-            nc.as_bytes(),
-            b":",
-            b"cn",
-            b":",
-            b"auth",
-            b":",
-            ha2.as_bytes(),
-        ])
+        alg.response(ha1, nonce, nc, "cn", "auth", method, uri)
+    }
+
+    #[test]
+    fn rfc_2617_response() {
+        // RFC 2617 section 3.5: the qop=auth example
+        let ha1 = Algorithm::Md5.ha1("Mufasa", "testrealm@host.com", "Circle Of Life");
+        assert_eq!(
+            Algorithm::Md5.response(
+                &ha1,
+                "dcd98b7102dd2f0e8b11d0f600bfb0c093",
+                "00000001",
+                "0a4f113b",
+                "auth",
+                "GET",
+                "/dir/index.html"
+            ),
+            "6629fae49393a05397450978507c4ef1"
+        );
     }
 
     #[test]
