@@ -416,45 +416,63 @@ fn sipp_dialog_with_a_pbx_on_the_same_host() {
     assert!(!trace.contains("SIP/2.0 404") && !uas_trace.contains("SIP/2.0 404"));
 }
 
-/// Linphone 5.1 (linphone-daemon from linphone-cli, headless) registers with SHA-256
-/// (it supports RFC 8760 and picks it from the default challenges) and calls a baresip
-/// phone, which answers; Linphone hangs up and the BYE gets 200. Linphone has no audio
-/// device on a server, so media is not checked here (the baresip tests do).
-#[test]
-fn linphone_calls_baresip_with_sha256() {
-    let s = server("linphone", &["alice", "bob"]);
-    let bob = phone(&s, "bob", s.port + 4, s.port + 1000, "udp");
-    let home = s.dir.join("linphone-alice");
+/// A Linphone 5.1 account for `user`: a headless `linphone-daemon` home (it needs a
+/// writable `~/.local/share/linphone`) and its rc file, registering with the server over
+/// `transport` and routing calls through it.
+fn linphone_rc(s: &Server, user: &str, sip_port: u16, rtp: u16, transport: &str) -> PathBuf {
+    let home = s.dir.join(format!("linphone-{user}"));
     std::fs::create_dir_all(home.join(".local/share/linphone")).unwrap();
-    let rc = home.join("rc");
+    let (udp, tcp) = if transport == "tcp" {
+        (-1, i32::from(sip_port))
+    } else {
+        (i32::from(sip_port), -1)
+    };
     std::fs::write(
-        &rc,
+        home.join("rc"),
         format!(
-            "[sip]\nsip_port={}\nsip_tcp_port=-1\nsip_tls_port=-1\ndefault_proxy=0\n[rtp]\naudio_rtp_port={}\n[proxy_0]\nreg_proxy=<sip:127.0.0.1:{port};transport=udp>\nreg_route=<sip:127.0.0.1:{port};transport=udp;lr>\nreg_identity=sip:alice@localhost\nreg_expires=3600\nreg_sendregister=1\n[auth_info_0]\nusername=alice\npasswd=secret\nrealm=localhost\ndomain=localhost\n",
-            s.port + 6,
-            s.port + 1020,
+            "[sip]\nsip_port={udp}\nsip_tcp_port={tcp}\nsip_tls_port=-1\ndefault_proxy=0\n[rtp]\naudio_rtp_port={rtp}\n[proxy_0]\nreg_proxy=<sip:127.0.0.1:{port};transport={transport}>\nreg_route=<sip:127.0.0.1:{port};transport={transport};lr>\nreg_identity=sip:{user}@localhost\nreg_expires=3600\nreg_sendregister=1\n[auth_info_0]\nusername={user}\npasswd=secret\nrealm=localhost\ndomain=localhost\n",
             port = s.port
         ),
     )
     .unwrap();
-    let mut b = bob.run(12, &[]);
-    std::thread::sleep(Duration::from_millis(1500));
+    home
+}
+
+/// Runs `linphone-daemon` in `home` with the shell `script` feeding its commands;
+/// returns its output and its log (the SIP trace).
+fn linphone_daemon(home: &Path, script: &str, extra: &str) -> (String, String) {
     let log = home.join("daemon.log");
-    let script = "sleep 2; echo 'call sip:bob@localhost'; sleep 4; echo call-status; sleep 1; echo terminate; sleep 2; echo quit";
     let out = Command::new("bash")
         .arg("-c")
         .arg(format!(
-            "({script}) | timeout -k 3 25 linphone-daemon --config {} --log {}",
-            rc.display(),
+            "({script}) | timeout -k 3 30 linphone-daemon --config {} --log {} {extra}",
+            home.join("rc").display(),
             log.display()
         ))
-        .env("HOME", &home)
+        .env("HOME", home)
         .stdin(Stdio::null())
         .output()
         .expect("linphone-daemon must be installed (test.sh installs linphone-cli)");
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&std::fs::read(&log).unwrap_or_default()).into_owned(),
+    )
+}
+
+/// Linphone 5.1 (linphone-daemon from linphone-cli, headless) registers with SHA-256
+/// (it supports RFC 8760 and picks it from the default challenges) and calls a baresip
+/// phone over UDP, which answers; Linphone hangs up and the BYE gets 200. Linphone has
+/// no audio device on a server, so media is not checked here (the baresip tests do).
+#[test]
+fn linphone_calls_baresip_with_sha256() {
+    let s = server("linphone", &["alice", "bob"]);
+    let bob = phone(&s, "bob", s.port + 4, s.port + 1000, "udp");
+    let home = linphone_rc(&s, "alice", s.port + 6, s.port + 1020, "udp");
+    let mut b = bob.run(12, &[]);
+    std::thread::sleep(Duration::from_millis(1500));
+    let script = "sleep 2; echo 'call sip:bob@localhost'; sleep 4; echo call-status; sleep 1; echo terminate; sleep 2; echo quit";
+    let (lo, ld) = linphone_daemon(&home, script, "");
     let _ = b.wait();
-    let lo = String::from_utf8_lossy(&out.stdout).into_owned();
-    let ld = String::from_utf8_lossy(&std::fs::read(&log).unwrap_or_default()).into_owned();
     let bo = bob.output();
     let bm = messages(&bo);
     let ctx = || {
@@ -484,6 +502,56 @@ fn linphone_calls_baresip_with_sha256() {
     assert!(
         has(&bm, "SIP/2.0 200", "BYE"),
         "bob answered the BYE 200\n{}",
+        ctx()
+    );
+}
+
+/// baresip calls Linphone over TCP (Linphone answers automatically; its Contact names
+/// the port of its connection, which the server reuses); baresip hangs up.
+#[test]
+fn baresip_calls_linphone_over_tcp() {
+    let s = server("linphone-tcp", &["alice", "bob"]);
+    let home = linphone_rc(&s, "bob", s.port + 4, s.port + 1000, "tcp");
+    let alice = phone(&s, "alice", s.port + 6, s.port + 1020, "tcp");
+    let callee = {
+        let home = home.clone();
+        std::thread::spawn(move || linphone_daemon(&home, "sleep 14; echo quit", "--auto-answer"))
+    };
+    std::thread::sleep(Duration::from_millis(3000));
+    let mut a = alice.run(6, &["/dial sip:bob@localhost"]);
+    let _ = a.wait();
+    let (lo, _) = callee.join().unwrap();
+    let ao = alice.output();
+    let am = messages(&ao);
+    let ctx = || {
+        format!(
+            "--- alice\n{ao}\n--- linphone\n{lo}\n--- server\n{}",
+            s.log_text()
+        )
+    };
+    assert!(
+        lo.contains("LinphoneCallIncomingReceived"),
+        "Linphone rang\n{}",
+        ctx()
+    );
+    assert!(
+        has(&am, "SIP/2.0 200", "INVITE"),
+        "Linphone answered\n{}",
+        ctx()
+    );
+    assert!(
+        lo.contains("LinphoneCallStreamsRunning"),
+        "the call connected\n{}",
+        ctx()
+    );
+    assert!(
+        has(&am, "SIP/2.0 200", "BYE"),
+        "alice's BYE got 200\n{}",
+        ctx()
+    );
+    assert!(
+        lo.contains("LinphoneCallEnd"),
+        "Linphone saw the hang-up\n{}",
         ctx()
     );
 }
