@@ -221,6 +221,13 @@ case("hidden-uri-email-phone", "links and contacts in u= e= p= lines", "accept",
      hidden=["evil.example/x.apk", "spy-mailbox@evil.example", "555 0100"])
 case("hidden-key-line", "an obsolete k= line carrying data", "accept",
      invite("hidden-key-line", SIPP.replace("a=rtpmap:0", f"k=base64:{BLOB}\r\na=rtpmap:0")), hidden=[BLOB])
+case("hidden-rtpmap-encoding", "a blob as the encoding name of an rtpmap nobody registered", "accept",
+     invite("hidden-rtpmap-encoding", SIPP.replace("RTP/AVP 0 8 101", "RTP/AVP 0 8 96 101")
+            .replace("a=rtpmap:101", f"a=rtpmap:96 {BLOB}/8000\r\na=rtpmap:101")),
+     hidden=[BLOB], keep=["a=rtpmap:0 PCMU/8000", "a=rtpmap:101 telephone-event/8000"])
+case("hidden-fmtp-pcmu", "a blob in format parameters of PCMU, a codec that defines none", "accept",
+     invite("hidden-fmtp-pcmu", SIPP.replace("a=rtpmap:8", f"a=fmtp:0 x-cfg={BLOB}\r\na=rtpmap:8")),
+     hidden=[BLOB], keep=["a=rtpmap:0 PCMU/8000"])
 case("header-unknown-x", "a blob in an unknown header", "accept",
      invite("header-unknown-x", SIPP, extra=f"X-Call-Settings: {BLOB}\n"), hidden=[BLOB])
 case("header-alert-info", "a ringtone URL the phone would fetch (Alert-Info)", "accept",

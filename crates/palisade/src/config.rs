@@ -189,6 +189,8 @@ pub struct ShieldSection {
     pub enabled: bool,
     /// `drop` (default) or `refuse`.
     pub unknown_attributes: String,
+    /// `drop` (default) or `refuse`: an rtpmap outside the codec registry.
+    pub unknown_codecs: String,
     pub sdp_attributes: Option<Vec<String>>,
     pub extra_sdp_attributes: Vec<String>,
     pub headers: Option<Vec<String>>,
@@ -217,6 +219,7 @@ impl Default for ShieldSection {
         ShieldSection {
             enabled: true,
             unknown_attributes: "drop".into(),
+            unknown_codecs: "drop".into(),
             sdp_attributes: None,
             extra_sdp_attributes: vec![],
             headers: None,
@@ -246,6 +249,11 @@ impl FileConfig {
             "drop" => palisade_shield::UnknownAttribute::Drop,
             "refuse" => palisade_shield::UnknownAttribute::Refuse,
             other => bail!("shield.unknown_attributes: {other:?} is not drop or refuse"),
+        };
+        p.unknown_codecs = match sh.unknown_codecs.as_str() {
+            "drop" => palisade_shield::UnknownAttribute::Drop,
+            "refuse" => palisade_shield::UnknownAttribute::Refuse,
+            other => bail!("shield.unknown_codecs: {other:?} is not drop or refuse"),
         };
         if let Some(v) = &sh.sdp_attributes {
             p.sdp_attributes = v.iter().cloned().collect();

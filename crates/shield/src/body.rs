@@ -4,7 +4,7 @@ use std::borrow::Cow;
 use palisade_sdp::Attribute;
 use palisade_sip::{Header, MediaType, Message};
 
-use crate::{sha256, DropKind, Dropped, Policy, Refusal, UnknownAttribute};
+use crate::{codecs, sha256, DropKind, Dropped, Policy, Refusal, UnknownAttribute};
 
 /// The boundary of every multipart body Palisade writes. It cannot occur inside a part:
 /// canonical SDP lines start with `<letter>=`, and text parts are checked for it.
@@ -275,11 +275,111 @@ fn sdp(
     }
     filter_attributes(policy, &mut s.attributes, dropped, r)?;
     for m in &mut s.media {
+        filter_codecs(policy, m, dropped, r)?;
         filter_attributes(policy, &mut m.attributes, dropped, r)?;
     }
     let canonical = s.to_string_canonical();
     check_attribute_lengths(policy, &canonical, r)?;
     Ok(canonical.into_bytes())
+}
+
+/// The codec registry (see [`crate::codecs`]) on one media section.
+fn filter_codecs(
+    policy: &Policy,
+    m: &mut palisade_sdp::Media,
+    dropped: &mut Vec<Dropped>,
+    r: &Refuse<'_>,
+) -> Result<(), Refusal> {
+    // Only RTP media have payload formats; a rejected stream (port 0) is left as is.
+    if m.port == 0 || !m.proto.contains("RTP") {
+        return Ok(());
+    }
+    let mut unknown: Vec<String> = Vec::new();
+    let mut no_params: Vec<String> = Vec::new();
+    for a in &m.attributes {
+        if let Attribute::Rtpmap {
+            pt,
+            encoding,
+            clock,
+            ..
+        } = a
+        {
+            match codecs::lookup(encoding) {
+                Some(c) if codecs::known(encoding, *clock) => {
+                    if !c.params {
+                        no_params.push(pt.to_string());
+                    }
+                }
+                _ => unknown.push(pt.to_string()),
+            }
+        }
+    }
+    let mapped: Vec<String> = m
+        .attributes
+        .iter()
+        .filter_map(|a| match a {
+            Attribute::Rtpmap { pt, .. } => Some(pt.to_string()),
+            _ => None,
+        })
+        .collect();
+    for f in &m.formats {
+        if mapped.contains(f) {
+            continue;
+        }
+        let Some(e) = f.parse::<u8>().ok().and_then(codecs::static_encoding) else {
+            continue;
+        };
+        if codecs::lookup(e).is_some_and(|c| !c.params) {
+            no_params.push(f.clone());
+        }
+    }
+    if !unknown.is_empty() {
+        if policy.unknown_codecs == UnknownAttribute::Refuse {
+            let enc = m
+                .attributes
+                .iter()
+                .find_map(|a| match a {
+                    Attribute::Rtpmap { pt, encoding, .. } if unknown.contains(&pt.to_string()) => {
+                        Some(encoding.chars().take(32).collect::<String>())
+                    }
+                    _ => None,
+                })
+                .unwrap_or_default();
+            return Err(r.with(
+                488,
+                format!("SDP codec {enc} not in the codec registry (shield.unknown_codecs)"),
+            ));
+        }
+        m.formats.retain(|f| !unknown.contains(f));
+    }
+    let mut removed = Vec::new();
+    m.attributes.retain(|a| {
+        let gone = match a {
+            Attribute::Rtpmap { pt, .. } => unknown.contains(&pt.to_string()),
+            Attribute::Fmtp { pt, .. } => unknown.contains(pt) || no_params.contains(pt),
+            Attribute::RtcpFb { pt, .. } => unknown.contains(pt),
+            _ => false,
+        };
+        if gone {
+            let mut line = String::from("a=");
+            a.write(&mut line);
+            removed.push((a.name().to_string(), line));
+        }
+        !gone
+    });
+    for (name, line) in removed {
+        drop_item(dropped, DropKind::Attribute, &name, &line);
+    }
+    if m.formats.is_empty() {
+        return Err(r.with(
+            488,
+            format!(
+                "SDP m={}: no format left that the codec registry knows",
+                m.media.chars().take(16).collect::<String>()
+            ),
+        ));
+    }
+    Ok(())
 }
 
 fn filter_attributes(

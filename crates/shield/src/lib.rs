@@ -34,6 +34,7 @@
 )]
 
 mod body;
+mod codecs;
 mod headers;
 mod policy;
 

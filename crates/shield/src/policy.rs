@@ -24,6 +24,10 @@ pub struct Policy {
     pub sdp_attributes: NameSet,
     /// `shield.unknown_attributes`: `drop` (default) or `refuse`.
     pub unknown_attributes: UnknownAttribute,
+    /// `shield.unknown_codecs`: an `rtpmap` outside the codec registry (or at a clock
+    /// rate its codec does not use) is removed with its format (`drop`, default) or
+    /// refuses the offer (`refuse`).
+    pub unknown_codecs: UnknownAttribute,
     /// `shield.max_attribute_length` (default 256): longest `name:value` of one attribute.
     pub max_attribute_length: usize,
     /// `shield.max_sdp_text` (default 64): longest session name (`s=`) and origin user name.
@@ -185,6 +189,7 @@ impl Default for Policy {
                 .map(|s| s.to_string())
                 .collect(),
             unknown_attributes: UnknownAttribute::Drop,
+            unknown_codecs: UnknownAttribute::Drop,
             max_attribute_length: 256,
             max_sdp_text: 64,
             headers: DEFAULT_HEADERS.iter().map(|s| s.to_string()).collect(),

@@ -340,3 +340,71 @@ fn disabled_policy_changes_nothing() {
     assert_eq!(r.unwrap(), vec![]);
     assert!(String::from_utf8_lossy(&m.to_bytes()).contains("X-Payload"));
 }
+
+/// Issue 13's first findings: an encoding nobody registered, and format parameters on a
+/// codec that defines none, no longer reach the callee.
+#[test]
+fn unknown_codecs_and_parameters_on_parameterless_codecs_are_removed() {
+    let blob = "QkFTRTY0SElEREVOTUFSS0VS".repeat(5);
+    let sdp = SIPP
+        .replace("RTP/AVP 0 8 101", "RTP/AVP 0 8 96 101")
+        .replace(
+            "a=rtpmap:101 telephone-event/8000\r\n",
+            &format!("a=rtpmap:96 {blob}/8000\r\na=fmtp:96 x={blob}\r\na=rtcp-fb:96 nack\r\na=rtpmap:101 telephone-event/8000\r\na=fmtp:0 x-cfg={blob}\r\n"),
+        );
+    let (m, r) = run(
+        &Policy::default(),
+        &msg("INVITE", "", "application/sdp", &sdp),
+    );
+    let d = r.unwrap();
+    let body = String::from_utf8_lossy(&m.body).into_owned();
+    assert!(!body.contains(&blob[..20]), "{body}");
+    assert!(body.contains("m=audio 6000 RTP/AVP 0 8 101\r\n"), "{body}");
+    assert!(body.contains("a=rtpmap:0 PCMU/8000") && body.contains("a=fmtp:101 0-16"));
+    let names: Vec<&str> = d.iter().map(|x| x.name.as_str()).collect();
+    assert!(
+        names.contains(&"rtpmap") && names.contains(&"fmtp") && names.contains(&"rtcp-fb"),
+        "{names:?}"
+    );
+    // an opus at 8 kHz is no opus
+    let sdp = SIPP
+        .replace("RTP/AVP 0 8 101", "RTP/AVP 0 97 101")
+        .replace("a=rtpmap:8 PCMA/8000\r\n", "a=rtpmap:97 opus/8000\r\n");
+    let (m, r) = run(
+        &Policy::default(),
+        &msg("INVITE", "", "application/sdp", &sdp),
+    );
+    r.unwrap();
+    assert!(!String::from_utf8_lossy(&m.body).contains("opus"));
+}
+
+#[test]
+fn an_offer_left_without_a_known_codec_is_refused() {
+    let sdp = SIPP
+        .replace("RTP/AVP 0 8 101", "RTP/AVP 96")
+        .replace(
+            "a=rtpmap:0 PCMU/8000\r\na=rtpmap:8 PCMA/8000\r\n",
+            "a=rtpmap:96 x-hidden/8000\r\n",
+        )
+        .replace(
+            "a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-16\r\n",
+            "",
+        );
+    refused(
+        &msg("INVITE", "", "application/sdp", &sdp),
+        488,
+        "no format left",
+    );
+    // and with shield.unknown_codecs = refuse, any unknown codec refuses the offer
+    let sdp = SIPP
+        .replace("RTP/AVP 0 8 101", "RTP/AVP 0 96 101")
+        .replace("a=rtpmap:8 PCMA/8000\r\n", "a=rtpmap:96 x-hidden/8000\r\n");
+    let p = Policy {
+        unknown_codecs: UnknownAttribute::Refuse,
+        ..Policy::default()
+    };
+    let (_, r) = run(&p, &msg("INVITE", "", "application/sdp", &sdp));
+    let e = r.unwrap_err();
+    assert_eq!(e.status, 488);
+    assert!(e.reason.contains("shield.unknown_codecs"), "{}", e.reason);
+}

@@ -1,0 +1,165 @@
+//! The RTP payload formats a callee may be offered: a registry of encoding names (the
+//! IANA RTP payload media types real clients use) with the clock rates each may run at
+//! and whether it defines format parameters (`a=fmtp`).
+//!
+//! An `rtpmap` whose encoding is not here, or that runs at a clock rate its codec does
+//! not, is not carried: the format is removed from the `m=` line together with its
+//! `rtpmap`, `fmtp` and `rtcp-fb` lines (or the offer is refused, per
+//! `shield.unknown_codecs`). An `fmtp` on a codec that defines no parameters (PCMU, PCMA,
+//! G722, GSM, ...) is dropped. A media section left without any format is refused (488).
+//! Static payload types (RFC 3551) without an `rtpmap` keep their registered meaning.
+
+/// One known encoding.
+pub(crate) struct Codec {
+    /// The encoding name, compared ignoring ASCII case.
+    pub name: &'static str,
+    /// Clock rates it may use; empty: any (formats whose rate follows another's, e.g. rtx
+    /// and red, or that exist at many rates, e.g. telephone-event).
+    pub clocks: &'static [u32],
+    /// It defines format parameters (an `fmtp` on it is kept for the next checks).
+    pub params: bool,
+}
+
+const fn c(name: &'static str, clocks: &'static [u32], params: bool) -> Codec {
+    Codec {
+        name,
+        clocks,
+        params,
+    }
+}
+
+const NB: &[u32] = &[8000];
+const VIDEO: &[u32] = &[90000];
+
+/// Audio and video encodings of the IANA "RTP Payload Format media types" registry that
+/// SIP and WebRTC clients use.
+pub(crate) const CODECS: &[Codec] = &[
+    c("PCMU", NB, false),
+    c("PCMA", NB, false),
+    c("G722", NB, false),
+    c("G723", NB, true),
+    c("G728", NB, false),
+    c("G729", NB, true),
+    c("G729D", NB, true),
+    c("G729E", NB, true),
+    c("G726-16", NB, false),
+    c("G726-24", NB, false),
+    c("G726-32", NB, false),
+    c("G726-40", NB, false),
+    c("G7221", &[16000, 32000], true),
+    c("GSM", NB, false),
+    c("GSM-EFR", NB, false),
+    c("iLBC", NB, true),
+    c("AMR", NB, true),
+    c("AMR-WB", &[16000], true),
+    c("EVS", &[16000], true),
+    c("opus", &[48000], true),
+    c("speex", &[8000, 16000, 32000], true),
+    c("SILK", &[8000, 12000, 16000, 24000], true),
+    c(
+        "L16",
+        &[8000, 11025, 16000, 22050, 32000, 44100, 48000],
+        true,
+    ),
+    c("LPC", NB, false),
+    c("DVI4", &[8000, 11025, 16000, 22050], false),
+    c("QCELP", NB, false),
+    c("MPA", VIDEO, true),
+    c("telephone-event", &[], true),
+    c("CN", &[8000, 16000, 32000, 48000], false),
+    c("red", &[], true),
+    c("rtx", &[], true),
+    c("ulpfec", VIDEO, false),
+    c("flexfec", VIDEO, true),
+    c("flexfec-03", VIDEO, true),
+    c("H261", VIDEO, true),
+    c("H263", VIDEO, true),
+    c("H263-1998", VIDEO, true),
+    c("H263-2000", VIDEO, true),
+    c("H264", VIDEO, true),
+    c("H264-SVC", VIDEO, true),
+    c("H265", VIDEO, true),
+    c("VP8", VIDEO, true),
+    c("VP9", VIDEO, true),
+    c("AV1", VIDEO, true),
+    c("MP4V-ES", VIDEO, true),
+    c("JPEG", VIDEO, false),
+    c("T140", &[1000], true),
+];
+
+/// The registered encoding of a static payload type (RFC 3551 section 6).
+pub(crate) fn static_encoding(pt: u8) -> Option<&'static str> {
+    Some(match pt {
+        0 => "PCMU",
+        3 => "GSM",
+        4 => "G723",
+        5 | 6 | 16 | 17 => "DVI4",
+        7 => "LPC",
+        8 => "PCMA",
+        9 => "G722",
+        10 | 11 => "L16",
+        12 => "QCELP",
+        13 => "CN",
+        14 => "MPA",
+        15 => "G728",
+        18 => "G729",
+        25 => "CelB",
+        26 => "JPEG",
+        28 => "nv",
+        31 => "H261",
+        32 => "MPV",
+        33 => "MP2T",
+        34 => "H263",
+        _ => return None,
+    })
+}
+
+pub(crate) fn lookup(encoding: &str) -> Option<&'static Codec> {
+    CODECS
+        .iter()
+        .find(|c| c.name.eq_ignore_ascii_case(encoding))
+}
+
+/// Whether an `rtpmap` names a known codec at a clock rate it uses.
+pub(crate) fn known(encoding: &str, clock: u32) -> bool {
+    lookup(encoding).is_some_and(|c| c.clocks.is_empty() || c.clocks.contains(&clock))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn registry_knows_what_real_clients_offer_and_nothing_made_up() {
+        for (e, clock) in [
+            ("PCMU", 8000),
+            ("pcma", 8000),
+            ("opus", 48000),
+            ("telephone-event", 48000),
+            ("telephone-event", 8000),
+            ("SILK", 16000),
+            ("H264", 90000),
+            ("VP8", 90000),
+            ("rtx", 90000),
+            ("red", 48000),
+            ("ulpfec", 90000),
+            ("AV1", 90000),
+            ("G729", 8000),
+        ] {
+            assert!(known(e, clock), "{e}/{clock}");
+        }
+        for (e, clock) in [
+            ("opus", 8000),
+            ("PCMU", 16000),
+            ("VP8", 8000),
+            ("QkFTRTY0SElEREVOTUFSS0VS", 8000),
+            ("x-cfg", 8000),
+        ] {
+            assert!(!known(e, clock), "{e}/{clock}");
+        }
+        assert_eq!(static_encoding(0), Some("PCMU"));
+        assert_eq!(static_encoding(96), None);
+        assert!(!lookup("PCMU").is_some_and(|c| c.params));
+        assert!(lookup("opus").is_some_and(|c| c.params));
+    }
+}
