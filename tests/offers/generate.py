@@ -228,6 +228,9 @@ case("hidden-rtpmap-encoding", "a blob as the encoding name of an rtpmap nobody 
 case("hidden-fmtp-pcmu", "a blob in format parameters of PCMU, a codec that defines none", "accept",
      invite("hidden-fmtp-pcmu", SIPP.replace("a=rtpmap:8", f"a=fmtp:0 x-cfg={BLOB}\r\na=rtpmap:8")),
      hidden=[BLOB], keep=["a=rtpmap:0 PCMU/8000"])
+case("hidden-extmap-uri", "a blob as the URI of an RTP header extension nobody defined", "accept",
+     invite("hidden-extmap-uri", SIPP.replace("a=ptime:20", f"a=extmap:3 urn:x-{BLOB}\r\na=extmap:1 urn:ietf:params:rtp-hdrext:ssrc-audio-level\r\na=ptime:20")),
+     hidden=[BLOB], keep=["a=extmap:1 urn:ietf:params:rtp-hdrext:ssrc-audio-level"])
 case("header-unknown-x", "a blob in an unknown header", "accept",
      invite("header-unknown-x", SIPP, extra=f"X-Call-Settings: {BLOB}\n"), hidden=[BLOB])
 case("header-alert-info", "a ringtone URL the phone would fetch (Alert-Info)", "accept",

@@ -273,14 +273,30 @@ fn sdp(
             &format!("{t}={v}"),
         );
     }
+    filter_extmaps(&mut s.attributes, dropped);
     filter_attributes(policy, &mut s.attributes, dropped, r)?;
     for m in &mut s.media {
         filter_codecs(policy, m, dropped, r)?;
+        filter_extmaps(&mut m.attributes, dropped);
         filter_attributes(policy, &mut m.attributes, dropped, r)?;
     }
     let canonical = s.to_string_canonical();
     check_attribute_lengths(policy, &canonical, r)?;
     Ok(canonical.into_bytes())
+}
+
+/// RTP header extensions outside the registry (see [`crate::codecs::EXTMAP_URIS`]) are
+/// dropped with their id.
+fn filter_extmaps(attrs: &mut Vec<Attribute>, dropped: &mut Vec<Dropped>) {
+    attrs.retain(|a| match a {
+        Attribute::Extmap { uri, .. } if !codecs::extmap_known(uri) => {
+            let mut line = String::from("a=");
+            a.write(&mut line);
+            drop_item(dropped, DropKind::Attribute, "extmap", &line);
+            false
+        }
+        _ => true,
+    });
 }
 
 /// The codec registry (see [`crate::codecs`]) on one media section.

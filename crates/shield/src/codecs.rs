@@ -114,6 +114,39 @@ pub(crate) fn static_encoding(pt: u8) -> Option<&'static str> {
     })
 }
 
+/// RTP header extensions a callee may be offered (`a=extmap`): the IANA RTP Compact
+/// Header Extensions registry (RFC 8285) and the WebRTC extensions browsers send. Any
+/// other URI is dropped with its id.
+pub(crate) const EXTMAP_URIS: &[&str] = &[
+    "urn:ietf:params:rtp-hdrext:ssrc-audio-level",
+    "urn:ietf:params:rtp-hdrext:csrc-audio-level",
+    "urn:ietf:params:rtp-hdrext:toffset",
+    "urn:ietf:params:rtp-hdrext:ntp-64",
+    "urn:ietf:params:rtp-hdrext:ntp-56",
+    "urn:ietf:params:rtp-hdrext:sdes:mid",
+    "urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id",
+    "urn:ietf:params:rtp-hdrext:sdes:repaired-rtp-stream-id",
+    "urn:ietf:params:rtp-hdrext:sdes:cname",
+    "urn:ietf:params:rtp-hdrext:framemarking",
+    "urn:3gpp:video-orientation",
+    "urn:3gpp:video-orientation:6",
+    "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time",
+    "http://www.webrtc.org/experiments/rtp-hdrext/abs-capture-time",
+    "http://www.webrtc.org/experiments/rtp-hdrext/playout-delay",
+    "http://www.webrtc.org/experiments/rtp-hdrext/video-content-type",
+    "http://www.webrtc.org/experiments/rtp-hdrext/video-timing",
+    "http://www.webrtc.org/experiments/rtp-hdrext/color-space",
+    "http://www.webrtc.org/experiments/rtp-hdrext/video-layers-allocation00",
+    "http://www.webrtc.org/experiments/rtp-hdrext/generic-frame-descriptor-00",
+    "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01",
+    "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-02",
+    "https://aomediacodec.github.io/av1-rtp-spec/#dependency-descriptor-rtp-header-extension",
+];
+
+pub(crate) fn extmap_known(uri: &str) -> bool {
+    EXTMAP_URIS.iter().any(|u| u.eq_ignore_ascii_case(uri))
+}
+
 pub(crate) fn lookup(encoding: &str) -> Option<&'static Codec> {
     CODECS
         .iter()
@@ -160,6 +193,8 @@ mod tests {
         assert_eq!(static_encoding(0), Some("PCMU"));
         assert_eq!(static_encoding(96), None);
         assert!(!lookup("PCMU").is_some_and(|c| c.params));
+        assert!(extmap_known("urn:ietf:params:rtp-hdrext:sdes:mid"));
+        assert!(!extmap_known("urn:x-QkFTRTY0SElEREVOTUFSS0VS"));
         assert!(lookup("opus").is_some_and(|c| c.params));
     }
 }
