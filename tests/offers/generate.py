@@ -231,6 +231,9 @@ case("hidden-fmtp-pcmu", "a blob in format parameters of PCMU, a codec that defi
 case("hidden-extmap-uri", "a blob as the URI of an RTP header extension nobody defined", "accept",
      invite("hidden-extmap-uri", SIPP.replace("a=ptime:20", f"a=extmap:3 urn:x-{BLOB}\r\na=extmap:1 urn:ietf:params:rtp-hdrext:ssrc-audio-level\r\na=ptime:20")),
      hidden=[BLOB], keep=["a=extmap:1 urn:ietf:params:rtp-hdrext:ssrc-audio-level"])
+case("hidden-fmtp-rtx-param", "a blob in a format parameter rtx does not define", "accept",
+     invite("hidden-fmtp-rtx-param", CHROME.replace("a=fmtp:97 apt=96", f"a=fmtp:97 apt=96;x-cfg={BLOB}")),
+     hidden=[BLOB], keep=["a=fmtp:97 apt=96"])
 case("header-unknown-x", "a blob in an unknown header", "accept",
      invite("header-unknown-x", SIPP, extra=f"X-Call-Settings: {BLOB}\n"), hidden=[BLOB])
 case("header-alert-info", "a ringtone URL the phone would fetch (Alert-Info)", "accept",

@@ -386,6 +386,49 @@ fn filter_codecs(
     for (name, line) in removed {
         drop_item(dropped, DropKind::Attribute, &name, &line);
     }
+    // Format parameters a codec does not define are dropped from its fmtp (the whole
+    // line when none is left).
+    let encodings: Vec<(String, String)> = m
+        .attributes
+        .iter()
+        .filter_map(|a| match a {
+            Attribute::Rtpmap { pt, encoding, .. } => Some((pt.to_string(), encoding.clone())),
+            _ => None,
+        })
+        .collect();
+    let mut emptied = Vec::new();
+    for a in &mut m.attributes {
+        let Attribute::Fmtp { pt, params } = a else {
+            continue;
+        };
+        let Some((_, enc)) = encodings.iter().find(|(p, _)| p == pt) else {
+            continue;
+        };
+        let mut gone = Vec::new();
+        params.retain(|(k, v)| {
+            let keep = codecs::parameter_known(enc, k) != Some(false);
+            if !keep {
+                gone.push(match v {
+                    Some(v) => format!("{k}={v}"),
+                    None => k.clone(),
+                });
+            }
+            keep
+        });
+        for g in gone {
+            drop_item(
+                dropped,
+                DropKind::Attribute,
+                "fmtp",
+                &format!("a=fmtp:{pt} {g}"),
+            );
+        }
+        if params.is_empty() {
+            emptied.push(pt.clone());
+        }
+    }
+    m.attributes
+        .retain(|a| !matches!(a, Attribute::Fmtp { pt, .. } if emptied.contains(pt)));
     if m.formats.is_empty() {
         return Err(r.with(
             488,

@@ -147,6 +147,115 @@ pub(crate) fn extmap_known(uri: &str) -> bool {
     EXTMAP_URIS.iter().any(|u| u.eq_ignore_ascii_case(uri))
 }
 
+/// Format parameter names each codec defines (its RTP payload format RFC), for the
+/// codecs whose parameters are named. A parameter not listed is dropped from the
+/// forwarded `fmtp`. Codecs not listed here keep their parameters (their values are
+/// checked by the SDP parser's grammar); telephone-event and red take bare values.
+pub(crate) fn parameter_known(codec: &str, name: &str) -> Option<bool> {
+    const OPUS: &[&str] = &[
+        "maxplaybackrate",
+        "sprop-maxcapturerate",
+        "maxptime",
+        "ptime",
+        "minptime",
+        "maxaveragebitrate",
+        "stereo",
+        "sprop-stereo",
+        "cbr",
+        "useinbandfec",
+        "usedtx",
+    ];
+    const H264: &[&str] = &[
+        "profile-level-id",
+        "max-recv-level",
+        "packetization-mode",
+        "sprop-parameter-sets",
+        "sprop-level-parameter-sets",
+        "max-mbps",
+        "max-smbps",
+        "max-fs",
+        "max-cpb",
+        "max-dpb",
+        "max-br",
+        "redundant-pic-cap",
+        "sprop-deint-buf-req",
+        "sprop-interleaving-depth",
+        "sprop-max-don-diff",
+        "sprop-init-buf-time",
+        "deint-buf-cap",
+        "max-rcmd-nalu-size",
+        "in-band-parameter-sets",
+        "use-level-src-parameter-sets",
+        "level-asymmetry-allowed",
+        "sar-understood",
+        "sar-supported",
+    ];
+    const H265: &[&str] = &[
+        "profile-space",
+        "profile-id",
+        "tier-flag",
+        "level-id",
+        "interop-constraints",
+        "profile-compatibility-indicator",
+        "sprop-sub-layer-id",
+        "recv-sub-layer-id",
+        "max-recv-level-id",
+        "tx-mode",
+        "sprop-vps",
+        "sprop-sps",
+        "sprop-pps",
+        "sprop-sei",
+        "max-lsr",
+        "max-lps",
+        "max-cpb",
+        "max-dpb",
+        "max-br",
+        "max-tr",
+        "max-tc",
+        "max-fps",
+        "sprop-max-don-diff",
+        "sprop-depack-buf-nalus",
+        "sprop-depack-buf-bytes",
+        "depack-buf-cap",
+        "sprop-segmentation-id",
+        "sprop-spatial-segmentation-idc",
+        "dec-parallel-cap",
+        "include-dph",
+    ];
+    const AMR: &[&str] = &[
+        "octet-align",
+        "mode-set",
+        "mode-change-period",
+        "mode-change-capability",
+        "mode-change-neighbor",
+        "crc",
+        "robust-sorting",
+        "interleaving",
+        "max-red",
+        "channels",
+    ];
+    let names: &[&str] = match codec.to_ascii_lowercase().as_str() {
+        "opus" => OPUS,
+        "h264" | "h264-svc" => H264,
+        "h265" => H265,
+        "vp8" => &["max-fr", "max-fs"],
+        "vp9" => &["max-fr", "max-fs", "profile-id"],
+        "av1" => &["profile", "level-idx", "tier"],
+        "rtx" => &["apt", "rtx-time"],
+        "g729" | "g729d" | "g729e" => &["annexb"],
+        "g723" => &["annexa", "bitrate"],
+        "g7221" => &["bitrate"],
+        "ilbc" => &["mode"],
+        "amr" | "amr-wb" => AMR,
+        "speex" => &["mode", "vbr", "cng"],
+        "silk" => &["maxaveragebitrate", "usedtx", "useinbandfec"],
+        "flexfec" | "flexfec-03" => &["repair-window", "l", "d", "top"],
+        "t140" => &["cps"],
+        _ => return None,
+    };
+    Some(names.iter().any(|n| n.eq_ignore_ascii_case(name)))
+}
+
 pub(crate) fn lookup(encoding: &str) -> Option<&'static Codec> {
     CODECS
         .iter()
@@ -194,6 +303,9 @@ mod tests {
         assert_eq!(static_encoding(96), None);
         assert!(!lookup("PCMU").is_some_and(|c| c.params));
         assert!(extmap_known("urn:ietf:params:rtp-hdrext:sdes:mid"));
+        assert_eq!(parameter_known("opus", "useinbandfec"), Some(true));
+        assert_eq!(parameter_known("OPUS", "x-cfg"), Some(false));
+        assert_eq!(parameter_known("telephone-event", "0-16"), None);
         assert!(!extmap_known("urn:x-QkFTRTY0SElEREVOTUFSS0VS"));
         assert!(lookup("opus").is_some_and(|c| c.params));
     }
