@@ -53,11 +53,15 @@ impl Drop for Server {
     }
 }
 
+/// A fresh directory for one test. Its own counter: tests run in parallel, and two of
+/// them may share a tag (a shared counter read with `load` once gave two tests the same
+/// directory, each removing the other's files).
 pub fn tempdir(tag: &str) -> PathBuf {
+    static NEXT_DIR: AtomicU16 = AtomicU16::new(0);
     let d = std::env::temp_dir().join(format!(
         "palisade-it-{}-{tag}-{}",
         std::process::id(),
-        NEXT_PORT.load(Ordering::Relaxed)
+        NEXT_DIR.fetch_add(1, Ordering::Relaxed)
     ));
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).unwrap();
