@@ -254,6 +254,12 @@ fn sdp(
             format!("SDP o= user name longer than shield.max_sdp_text ({max})"),
         ));
     }
+    // The session name and the origin's user name are free text no device needs
+    // (RFC 8866 allows `-` for both): they are rewritten, not reported (every phone
+    // writes something there). The origin's user name is the same `-` in every offer,
+    // so a re-offer in the same dialog keeps a valid origin (RFC 3264 section 8).
+    s.name = "-".into();
+    s.origin.username = "-".into();
     // Free text and keys: nothing a device needs to set up media, so never carried.
     let mut lines: Vec<(char, String)> = Vec::new();
     lines.extend(s.info.take().map(|v| ('i', v)));

@@ -62,8 +62,28 @@ fn sipp_offer_passes_in_canonical_form() {
     assert_eq!(r.unwrap(), vec![]);
     assert_eq!(
         std::str::from_utf8(&m.body).unwrap(),
-        SIPP,
-        "SIPp's offer is already canonical"
+        SIPP.replace("o=user1 ", "o=- "),
+        "SIPp's offer is canonical but for the origin's user name, which is free text"
+    );
+}
+
+/// Issue 13, free text: the session name and the origin's user name reach the callee
+/// as `-`, whatever the caller wrote there.
+#[test]
+fn session_name_and_origin_user_are_rewritten() {
+    let sdp = SIPP
+        .replace("o=user1 ", "o=UEsDBBQACAgI ")
+        .replace("s=-", "s=UEsDBBQACAgIAHID");
+    let (m, r) = run(
+        &Policy::default(),
+        &msg("INVITE", "", "application/sdp", &sdp),
+    );
+    r.unwrap();
+    let body = String::from_utf8_lossy(&m.body).into_owned();
+    assert!(!body.contains("UEsDBBQ"), "{body}");
+    assert!(
+        body.contains("o=- 53655765 2353687637 IN IP4 127.0.0.1\r\ns=-\r\n"),
+        "{body}"
     );
 }
 
