@@ -168,8 +168,11 @@ impl Memory {
     }
 
     /// The device answered a challenge (rightly or wrongly) with `alg`.
+    /// (A device that answers was challenged, so it is known: nothing is inserted here,
+    /// which keeps the authenticated path free of table growth.)
     pub(crate) fn answered(&mut self, now: Instant, key: u64, alg: Algorithm, ok: bool) {
-        if let Some(d) = self.entry(now, key) {
+        if let Some(d) = self.devices.get_mut(&key) {
+            d.seen = now;
             d.pending = None;
             if ok && alg == Algorithm::Sha256 {
                 d.md5_only = false;

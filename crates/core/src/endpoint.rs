@@ -1432,14 +1432,13 @@ impl Endpoint {
             nc: &nc,
             cnonce: &cnonce,
         };
-        if let Some(a) = crate::auth::Algorithm::parse(if algorithm.is_empty() {
+        let used = crate::auth::Algorithm::parse(if algorithm.is_empty() {
             "MD5"
         } else {
             &algorithm
-        }) {
-            if !self.cfg.algorithms.contains(&a) {
-                return Err(self.challenge(now, &ch, false));
-            }
+        });
+        if used.is_some_and(|a| !self.cfg.algorithms.contains(&a)) {
+            return Err(self.challenge(now, &ch, false));
         }
         let cred = self.users.get(username.as_ref());
         let verdict = self.auth.verify(now, method, &d, cred, &self.cfg.domain);
@@ -1455,11 +1454,6 @@ impl Endpoint {
             }
         };
         // The authenticated identity must be the one the request claims.
-        let used = crate::auth::Algorithm::parse(if algorithm.is_empty() {
-            "MD5"
-        } else {
-            &algorithm
-        });
         if let Some(a) = used {
             let ok = matches!(verdict, Verdict::Ok) && uri_ok && claimed_user == username;
             self.algos.answered(now, device, a, ok);
@@ -1829,8 +1823,11 @@ impl Endpoint {
     /// nobody can relay a made-up "dialog" request through Palisade by writing our
     /// address in a Route header.
     fn dialog_token(&self, call_id: &str) -> String {
-        let d = palisade_shield::sha256(&[&self.route_key[..], call_id.as_bytes()].concat());
-        crate::auth::hex(d.get(..8).unwrap_or_default())
+        use sha2::Digest as _;
+        let mut h = sha2::Sha256::new();
+        h.update(self.route_key);
+        h.update(call_id.as_bytes());
+        crate::auth::hex(h.finalize().get(..8).unwrap_or_default())
     }
 
     fn record_route(&self, transport: Transport, call_id: &str) -> Option<Header<'static>> {
@@ -2084,7 +2081,8 @@ impl Endpoint {
     /// of them carried this dialog's token (see [`Endpoint::dialog_token`]): only those
     /// show that the request follows a Record-Route this server inserted.
     fn pop_own_routes(&self, msg: &mut Message<'_>) -> usize {
-        let token = self.dialog_token(msg.call_id().unwrap_or(""));
+        // Computed only when a Route names us (most requests carry none).
+        let mut token: Option<String> = None;
         let mut popped = 0;
         while let Some(idx) = msg
             .headers
@@ -2098,7 +2096,12 @@ impl Endpoint {
                         .as_sip()
                         .and_then(|s| s.param("pal"))
                         .and_then(|p| p.value.as_deref())
-                        .is_some_and(|v| crate::auth::ct_eq(v.as_bytes(), token.as_bytes()));
+                        .is_some_and(|v| {
+                            let t = token.get_or_insert_with(|| {
+                                self.dialog_token(msg.call_id().unwrap_or(""))
+                            });
+                            crate::auth::ct_eq(v.as_bytes(), t.as_bytes())
+                        });
                     msg.headers.remove(idx);
                     popped += usize::from(signed);
                 }

@@ -536,10 +536,12 @@ impl EventBudget {
         } else {
             "*"
         };
-        let e = self
-            .sources
-            .entry(key.to_string())
-            .or_insert((EVENT_BURST, now, 0));
+        if !self.sources.contains_key(key) {
+            self.sources.insert(key.to_string(), (EVENT_BURST, now, 0));
+        }
+        let Some(e) = self.sources.get_mut(key) else {
+            return true;
+        };
         e.0 = (e.0 + now.duration_since(e.1).as_secs_f64() * EVENT_RATE).min(EVENT_BURST);
         e.1 = now;
         if e.0 >= 1.0 {

@@ -327,7 +327,7 @@ fn filter_codecs(
         } = a
         {
             match codecs::lookup(encoding) {
-                Some(c) if codecs::known(encoding, *clock) => {
+                Some(c) if c.runs_at(*clock) => {
                     if !c.params {
                         no_params.push(pt.to_string());
                     }

@@ -262,9 +262,17 @@ pub(crate) fn lookup(encoding: &str) -> Option<&'static Codec> {
         .find(|c| c.name.eq_ignore_ascii_case(encoding))
 }
 
+impl Codec {
+    /// Whether it runs at `clock`.
+    pub(crate) fn runs_at(&self, clock: u32) -> bool {
+        self.clocks.is_empty() || self.clocks.contains(&clock)
+    }
+}
+
 /// Whether an `rtpmap` names a known codec at a clock rate it uses.
-pub(crate) fn known(encoding: &str, clock: u32) -> bool {
-    lookup(encoding).is_some_and(|c| c.clocks.is_empty() || c.clocks.contains(&clock))
+#[cfg(test)]
+fn known(encoding: &str, clock: u32) -> bool {
+    lookup(encoding).is_some_and(|c| c.runs_at(clock))
 }
 
 #[cfg(test)]
