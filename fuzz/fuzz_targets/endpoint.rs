@@ -409,8 +409,14 @@ fuzz_target!(|data: &[u8]| {
         preallocate: false,
         ..CoreConfig::default()
     };
-    let policy = Policy::default();
     let mut ep = Endpoint::new(cfg, [7; 32], now);
+    // The endpoint's own policy (its rewrite key); the residual cap is left out of the
+    // fixed-point check: what the proxy adds (its Via, its Record-Route) counts there
+    // on a second pass, and the cap has tests of its own.
+    let policy = Policy {
+        max_residual_bytes: u64::MAX,
+        ..ep.config().shield.clone()
+    };
     ep.set_users(
         ["alice", "bob"]
             .iter()

@@ -179,9 +179,9 @@ Contact: <sip:mallory@192.0.2.66:5060>
 
 cases = []
 
-def case(name, tries, verdict, data, status=None, hidden=(), keep=(), sipp=True):
+def case(name, tries, verdict, data, status=None, hidden=(), keep=(), sipp=True, reported=True):
     cases.append(dict(name=name, tries=tries, verdict=verdict, status=status,
-                      hidden=list(hidden), keep=list(keep), sipp=sipp))
+                      hidden=list(hidden), keep=list(keep), sipp=sipp, reported=reported))
     with open(os.path.join(HERE, name + ".sip"), "wb") as f:
         f.write(data)
 
@@ -191,7 +191,7 @@ BLOB = "UEsDBBQACAgIAHIDDEADBEEF0x90x90x90"  # looks like a zip header plus a NO
 case("real-sipp", "SIPp's own offer (PCMU/PCMA/telephone-event)", "accept",
      invite("real-sipp", SIPP), keep=["a=rtpmap:0 PCMU/8000", "a=rtpmap:101 telephone-event/8000", "a=fmtp:101 0-16"])
 case("real-baresip", "a baresip offer (opus stereo, rtcp-mux, ssrc)", "accept",
-     invite("real-baresip", BARESIP), keep=["a=rtpmap:96 opus/48000/2", "a=fmtp:96 stereo=1;sprop-stereo=1", "a=ssrc:3218452214 cname:5a3b2c1d-0000-1111"])
+     invite("real-baresip", BARESIP), keep=["a=rtpmap:96 opus/48000/2", "a=fmtp:96 stereo=1;sprop-stereo=1", "a=ssrc:3218452214 cname:"])
 case("real-chrome-webrtc", "a Chrome WebRTC offer (BUNDLE, ICE, DTLS, opus/VP8/H.264)", "accept",
      invite("real-chrome-webrtc", CHROME),
      keep=["a=candidate:842163049 1 udp 1686052607 203.0.113.7 46243 typ srflx raddr 192.168.0.196 rport 46243",
@@ -234,14 +234,82 @@ case("hidden-extmap-uri", "a blob as the URI of an RTP header extension nobody d
 case("hidden-fmtp-rtx-param", "a blob in a format parameter rtx does not define", "accept",
      invite("hidden-fmtp-rtx-param", CHROME.replace("a=fmtp:97 apt=96", f"a=fmtp:97 apt=96;x-cfg={BLOB}")),
      hidden=[BLOB], keep=["a=fmtp:97 apt=96"])
+# --- issue 13: a marker in every typed field; dropped, rewritten, or the offer refused
+SDES = SIPP.replace("RTP/AVP", "RTP/SAVP").replace("a=sendrecv\r\n", "a=sendrecv\r\na=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz|2^20|1:4\r\n")
+MARK = BLOB.replace("0x", "Q")  # alphanumeric: passes every token grammar, so only vocabularies stop it
+def typed(name, tries, data, hidden=(MARK,), keep=(), verdict="accept", status=None, sipp=True, reported=True):
+    case(name, tries, verdict, invite(name, data) if isinstance(data, str) else data, status=status, hidden=hidden, keep=keep, sipp=sipp, reported=reported)
+typed("typed-fmtp-flag", "a marker as the value of opus useinbandfec (a 0/1 flag)",
+      CHROME.replace("useinbandfec=1", f"useinbandfec={MARK}"), keep=["a=fmtp:111 minptime=10\r\n"])
+typed("typed-fmtp-hex", "a marker as H.264 profile-level-id (6 hex digits)",
+      CHROME.replace("profile-level-id=42001f", f"profile-level-id={MARK}"), keep=["a=fmtp:102 level-asymmetry-allowed=1;packetization-mode=1\r\n"])
+typed("typed-fmtp-number-range", "a marker-sized number as opus maxplaybackrate (8000-48000)",
+      CHROME.replace("minptime=10", "minptime=10;maxplaybackrate=987654321987"), hidden=["987654321987"], keep=["a=fmtp:111 minptime=10;useinbandfec=1"])
+typed("typed-telephone-event", "a marker in a telephone-event list",
+      SIPP.replace("a=fmtp:101 0-16", f"a=fmtp:101 0-16;{MARK}"), keep=["a=fmtp:101 0-16\r\n"])
+typed("typed-red-list", "a marker in red's redundancy list",
+      CHROME.replace("a=fmtp:63 111/111", f"a=fmtp:63 111/111;{MARK}"), keep=["a=fmtp:63 111/111\r\n"])
+typed("typed-fmtp-unlisted-format", "format parameters for a payload type the m= line does not list",
+      SIPP.replace("a=ptime:20", f"a=fmtp:99 mode={MARK}\r\na=ptime:20"))
+typed("typed-rtcp-fb", "a marker as an rtcp-fb parameter",
+      CHROME.replace("a=rtcp-fb:96 nack pli", f"a=rtcp-fb:96 nack pli\r\na=rtcp-fb:96 nack {MARK}"), keep=["a=rtcp-fb:96 nack pli"])
+typed("typed-ssrc-attribute", "a marker in an ssrc attribute nobody defined",
+      CHROME.replace("a=ssrc:2002 cname:abcd1234", f"a=ssrc:2002 cname:abcd1234\r\na=ssrc:2002 x-data:{MARK}"), keep=["a=ssrc:2002 cname:"])
+typed("typed-cname", "a marker as the cname of an ssrc (rewritten)",
+      CHROME.replace("cname:abcd1234", f"cname:{MARK}"), keep=["a=ssrc:1001 cname:", "a=ssrc-group:FID 2001 2002"], reported=False)
+typed("typed-msid", "a marker as the msid stream and track ids (rewritten)",
+      CHROME.replace("stream1", MARK).replace("track1", MARK + "T"), keep=["a=msid:", "a=msid-semantic:WMS "], reported=False)
+typed("typed-origin", "a marker in the origin: session id and address (rewritten)",
+      SIPP.replace("o=user1 53655765 2353687637 IN IP4 127.0.0.1", "o=user1 8765432187654321987 2353687637 IN IP4 evil-marker.example"),
+      hidden=["8765432187654321987", "evil-marker"], keep=["o=- "], reported=False)
+typed("typed-group-semantics", "a marker as the semantics of a group",
+      CHROME.replace("a=group:BUNDLE 0 1", f"a=group:BUNDLE 0 1\r\na=group:{MARK} 0"), keep=["a=group:BUNDLE 0 1"])
+typed("typed-group-unknown-mid", "a group naming a media id that does not exist",
+      CHROME.replace("a=group:BUNDLE 0 1", f"a=group:BUNDLE 0 1\r\na=group:LS 0 {MARK}"), keep=["a=group:BUNDLE 0 1"])
+typed("typed-ssrc-group", "a marker as the semantics of an ssrc-group",
+      CHROME.replace("a=ssrc-group:FID 2001 2002", f"a=ssrc-group:FID 2001 2002\r\na=ssrc-group:{MARK} 2001"), keep=["a=ssrc-group:FID 2001 2002"])
+typed("typed-ice-options", "a marker among the ice-options tokens",
+      CHROME.replace("a=ice-options:trickle", f"a=ice-options:trickle {MARK}"), keep=["a=ice-options:trickle\r\n"])
+typed("typed-candidate-extension", "a marker as a candidate extension attribute",
+      CHROME.replace("generation 0 network-id 1\r\na=candidate:842163049", f"generation 0 network-id 1 x-data {MARK}\r\na=candidate:842163049"),
+      keep=["a=candidate:1467250027 1 udp 2122260223 192.168.0.196 46243 typ host generation 0 network-id 1\r\n"])
+typed("typed-candidate-type", "a marker as the type of a candidate",
+      CHROME.replace("typ srflx", f"typ {MARK}"), keep=["a=candidate:1467250027 1 udp"])
+typed("typed-crypto-suite", "a marker as an SDES crypto suite",
+      SDES.replace("a=crypto:1", f"a=crypto:2 AES_{MARK} inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz\r\na=crypto:1"),
+      keep=["a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz|2^20|1:4"])
+typed("typed-crypto-key-length", "a marker as an SDES key longer than its suite's",
+      SDES.replace("a=crypto:1", f"a=crypto:2 AES_CM_128_HMAC_SHA1_80 inline:{MARK}{MARK}\r\na=crypto:1"), keep=["a=crypto:1 "])
+typed("typed-crypto-session-param", "a marker as an SDES session parameter",
+      SDES.replace("|1:4", f"|1:4 X_{MARK}=1"), keep=["a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:"])
+typed("typed-record", "a marker as the value of a=record (on, off, paused)",
+      LINPHONE.replace("a=record:off", f"a=record:{MARK}"), keep=["a=rtcp-xr:"])
+typed("typed-label", "a marker as a media label (at most 16 characters)",
+      BARESIP.replace("a=label:1", f"a=label:{MARK}"), keep=["a=rtpmap:96 opus/48000/2"])
+typed("typed-mid-too-long", "a marker as a media id (echoed in RTP: bounded, refused)",
+      CHROME.replace("a=mid:1", f"a=mid:{MARK}").replace("BUNDLE 0 1", f"BUNDLE 0 {MARK}"), verdict="reject", status=488, hidden=())
+typed("typed-ice-pwd-too-long", "a 100-character ICE password (echoed in STUN: bounded, refused)",
+      CHROME.replace("bP+XJMM09aR8AiX1jdukzR6Y", MARK * 3), verdict="reject", status=488, hidden=())
+typed("typed-display-name", "a marker longer than the display-name bound in From",
+      invite("typed-display-name", SIPP, display=f"Alice {MARK}{MARK}"), hidden=[MARK + MARK, MARK[20:] + MARK], reported=False)
+typed("typed-user-agent", "a marker in User-Agent (dropped by default)",
+      invite("typed-user-agent", SIPP, extra=f"User-Agent: {MARK}/1.0 ({BLOB})\n"), hidden=[MARK, BLOB], reported=False)
+typed("typed-organization", "a marker in Organization (dropped by default)",
+      invite("typed-organization", SIPP, extra=f"Organization: {MARK}\n"), reported=False)
+typed("typed-asserted-identity", "a caller asserting someone else's identity (P-Asserted-Identity)",
+      invite("typed-asserted-identity", SIPP, extra="P-Asserted-Identity: <sip:ceo@bank.example>\n"), hidden=["ceo@bank.example"])
+typed("residual-over-bound", "40 IPv6 candidates: more sender-chosen bytes than shield.max_residual_bytes", 
+      SIPP + "".join(f"a=candidate:{i} 1 udp 2122260223 2001:db8::{i + 1:x} {10000 + i} typ host\r\n" for i in range(40)),
+      verdict="reject", status=488, hidden=(), sipp=False)
+
 case("header-unknown-x", "a blob in an unknown header", "accept",
      invite("header-unknown-x", SIPP, extra=f"X-Call-Settings: {BLOB}\n"), hidden=[BLOB])
 case("header-alert-info", "a ringtone URL the phone would fetch (Alert-Info)", "accept",
      invite("header-alert-info", SIPP, extra="Alert-Info: <http://evil.example/ring.wav>\n"), hidden=["evil.example/ring.wav"])
 case("header-call-info", "a caller picture URL the phone would fetch (Call-Info)", "accept",
-     invite("header-call-info", SIPP, extra="Call-Info: <http://evil.example/face.jpg>;purpose=icon\n"), hidden=["face.jpg"])
+     invite("header-call-info", SIPP, extra="Call-Info: <http://evil.example/face.jpg>;purpose=icon\n"), hidden=["face.jpg"], reported=False)
 case("header-subject", "free text in Subject used as a side channel", "accept",
-     invite("header-subject", SIPP, extra=f"Subject: {BLOB}\n"), hidden=[BLOB])
+     invite("header-subject", SIPP, extra=f"Subject: {BLOB}\n"), hidden=[BLOB], reported=False)
 
 # --- refused offers: the callee receives nothing
 case("nul-byte-in-sdp", "a NUL byte inside an attribute", "reject",
@@ -258,8 +326,8 @@ case("overflow-clock-rate", "an rtpmap clock rate of 30 digits", "reject",
      invite("overflow-clock-rate", SIPP.replace("PCMU/8000", "PCMU/800000000000000000000000000000")), status=488)
 case("oversized-line", "one 2000-byte fmtp line (sdp.max_line_length)", "reject",
      invite("oversized-line", SIPP.replace("a=fmtp:101 0-16", "a=fmtp:101 0-16;x=" + "A" * 2000)), status=488)
-case("oversized-attribute", "a 400-byte value in an allowed attribute (shield.max_attribute_length)", "reject",
-     invite("oversized-attribute", SIPP + "a=ssrc:1 cname:" + "B" * 190 + "\r\na=rid:" + "C" * 300 + "\r\n"), status=488)
+case("oversized-attribute", "a 250-byte host name in a candidate (shield.max_attribute_length)", "reject",
+     invite("oversized-attribute", SIPP + "a=candidate:1 1 udp 1 " + ".".join(["b" * 60] * 4) + ".example 9 typ host\r\n"), status=488)
 case("oversized-session-name", "a 200-byte session name (shield.max_sdp_text)", "reject",
      invite("oversized-session-name", SIPP.replace("s=-", "s=" + "D" * 200)), status=488)
 case("too-many-media", "20 media sections (sdp.max_media)", "reject",
@@ -268,8 +336,8 @@ case("too-many-candidates", "70 ICE candidates (sdp.max_candidates)", "reject",
      invite("too-many-candidates", SIPP + "".join(f"a=candidate:{i} 1 udp 2122260223 10.0.0.{i % 250 + 1} {10000 + i} typ host\r\n" for i in range(70))), status=488, sipp=False)
 case("unknown-type-letter", "an SDP line type RFC 8866 does not define", "reject",
      invite("unknown-type-letter", SIPP + f"x={BLOB}\r\n"), status=488)
-case("bad-fmtp-opus", "an opus fmtp parameter outside its grammar", "reject",
-     invite("bad-fmtp-opus", BARESIP.replace("stereo=1;sprop-stereo=1", f"stereo=1;payload={BLOB}")), status=488)
+case("bad-fmtp-opus", "a blob as an opus format parameter opus does not define", "accept",
+     invite("bad-fmtp-opus", BARESIP.replace("stereo=1;sprop-stereo=1", f"stereo=1;payload={BLOB}")), hidden=[BLOB], keep=["a=fmtp:96 stereo=1\r\n"])
 case("bad-candidate", "a candidate line without its typ", "reject",
      invite("bad-candidate", SIPP + "a=candidate:1 1 udp 2122260223 10.0.0.1 10000 host\r\n"), status=488)
 case("bad-fingerprint", "a fingerprint that is not hex pairs", "reject",
@@ -320,5 +388,8 @@ with open(os.path.join(HERE, "cases.toml"), "w") as f:
             return "[" + ", ".join('"' + x.replace("\\", "\\\\").replace('"', '\\"').replace("\r", "\\r").replace("\n", "\\n") + '"' for x in xs) + "]"
         f.write(f'hidden = {arr(c["hidden"])}\n')
         f.write(f'keep = {arr(c["keep"])}\n')
-        f.write(f'sipp = {"true" if c["sipp"] else "false"}\n\n')
+        f.write(f'sipp = {"true" if c["sipp"] else "false"}\n')
+        if not c["reported"]:
+            f.write('reported = false  # rewritten or removed by shield.text.*: routine, not reported\n')
+        f.write('\n')
 print(len(cases), "cases")

@@ -402,6 +402,11 @@ impl Endpoint {
         let route_key = cfg.route_key.unwrap_or_else(|| {
             palisade_shield::sha256(&[&b"palisade route key\0"[..], &secret[..]].concat())
         });
+        // Identifier rewrites (msid, cname, o= session id) must map a value the same way
+        // for the whole dialog, across restarts too: keyed from the persisted route key.
+        let mut cfg = cfg;
+        cfg.shield.rewrite_key =
+            palisade_shield::sha256(&[&b"palisade shield rewrite\0"[..], &route_key[..]].concat());
         let prealloc = cfg.preallocate;
         let cap = |n: usize| if prealloc { n } else { 0 };
         Endpoint {

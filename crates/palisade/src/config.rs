@@ -203,6 +203,10 @@ pub struct ShieldSection {
     pub max_message_size: Option<usize>,
     pub max_text_body: Option<usize>,
     pub max_parts: Option<usize>,
+    /// Largest sender-chosen content of a forwarded offer, in bytes (default 256).
+    pub max_residual_bytes: Option<u64>,
+    /// `[shield.text]`: drop, keep or rewrite each free-text field.
+    pub text: TextSection,
     /// Final response to callers a protected user does not accept: 480 (default), 403,
     /// 404, 486 or 603.
     pub protected_status: u16,
@@ -212,6 +216,20 @@ pub struct ShieldSection {
     /// Protected users from configuration: `alice = ["bob", "carol"]`, merged with
     /// `palisade user protect` / `allow`.
     pub protected: std::collections::BTreeMap<String, Vec<String>>,
+}
+
+/// `[shield.text]`: each key is `drop`, `keep` or `rewrite` (defaults in
+/// `palisade_shield::TextPolicy`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TextSection {
+    pub display_name: Option<String>,
+    pub user_agent: Option<String>,
+    pub server: Option<String>,
+    pub subject: Option<String>,
+    pub organization: Option<String>,
+    pub call_info: Option<String>,
+    pub max_length: Option<usize>,
 }
 
 impl Default for ShieldSection {
@@ -232,6 +250,8 @@ impl Default for ShieldSection {
             max_message_size: None,
             max_text_body: None,
             max_parts: None,
+            max_residual_bytes: None,
+            text: TextSection::default(),
             protected_status: 480,
             protected_min_account_age_days: 0,
             protected: Default::default(),
@@ -300,6 +320,47 @@ impl FileConfig {
                 }
                 *slot = v;
             }
+        }
+        if let Some(v) = sh.max_residual_bytes {
+            if v == 0 {
+                bail!("shield.max_residual_bytes must be at least 1");
+            }
+            p.max_residual_bytes = v;
+        }
+        let t = &sh.text;
+        for (key, v, slot) in [
+            (
+                "shield.text.display_name",
+                &t.display_name,
+                &mut p.text.display_name,
+            ),
+            (
+                "shield.text.user_agent",
+                &t.user_agent,
+                &mut p.text.user_agent,
+            ),
+            ("shield.text.server", &t.server, &mut p.text.server),
+            ("shield.text.subject", &t.subject, &mut p.text.subject),
+            (
+                "shield.text.organization",
+                &t.organization,
+                &mut p.text.organization,
+            ),
+            ("shield.text.call_info", &t.call_info, &mut p.text.call_info),
+        ] {
+            if let Some(v) = v {
+                *slot = palisade_shield::TextAction::parse(v)
+                    .ok_or_else(|| anyhow::anyhow!("{key}: {v:?} is not drop, keep or rewrite"))?;
+            }
+        }
+        if p.text.call_info == palisade_shield::TextAction::Rewrite {
+            bail!("shield.text.call_info: rewrite is not offered (a Call-Info value is a URL a device fetches): drop or keep");
+        }
+        if let Some(v) = t.max_length {
+            if v == 0 {
+                bail!("shield.text.max_length must be at least 1");
+            }
+            p.text.max_length = v;
         }
         let l = &self.sdp;
         for (key, v, slot) in [

@@ -1,6 +1,6 @@
 //! `palisade inspect`: one message in, one verdict out: the message layer (parser,
 //! sanity checks) and then the shield, exactly as the proxy applies them.
-use palisade_shield::{Dropped, Policy};
+use palisade_shield::{Dropped, Policy, Residual};
 use palisade_sip::{parse_datagram, sanity, Limits, Message, StartLine};
 use serde_json::{json, Value};
 
@@ -14,6 +14,9 @@ pub enum Outcome {
         canonical: Vec<u8>,
         /// What the shield removed.
         dropped: Vec<Dropped>,
+        /// What its sender could still choose in the forwarded message (`None` with
+        /// `--message-only`).
+        residual: Option<Residual>,
     },
     Reject {
         /// `None` for a response: a server drops a bad response and answers nothing.
@@ -61,9 +64,9 @@ pub fn inspect(file: &str, bytes: &[u8], limits: &Limits, policy: Option<&Policy
                 sha256: None,
             },
             Ok(()) => match policy {
-                None => accepted(&m, vec![]),
-                Some(p) => match palisade_shield::apply(p, &mut m, bytes) {
-                    Ok(dropped) => accepted(&m, dropped),
+                None => accepted(&m, vec![], None),
+                Some(p) => match palisade_shield::apply_measured(p, &mut m, bytes) {
+                    Ok(v) => accepted(&m, v.dropped, Some(v.residual)),
                     Err(r) => {
                         let (status, action) = match m.status() {
                             None => (Some(r.status), "answer"),
@@ -90,7 +93,7 @@ pub fn inspect(file: &str, bytes: &[u8], limits: &Limits, policy: Option<&Policy
     }
 }
 
-fn accepted(m: &Message<'_>, dropped: Vec<Dropped>) -> Outcome {
+fn accepted(m: &Message<'_>, dropped: Vec<Dropped>, residual: Option<Residual>) -> Outcome {
     let (kind, method, code) = match &m.start {
         StartLine::Request { method, .. } => ("request", Some(method.as_str().to_string()), None),
         StartLine::Response { code, .. } => ("response", None, Some(*code)),
@@ -102,6 +105,7 @@ fn accepted(m: &Message<'_>, dropped: Vec<Dropped>) -> Outcome {
         call_id: m.call_id().map(str::to_string),
         canonical: m.to_bytes(),
         dropped,
+        residual,
     }
 }
 
@@ -134,6 +138,7 @@ impl Report {
                 call_id,
                 canonical,
                 dropped,
+                residual,
             } => json!({
                 "file": self.file,
                 "verdict": "accept",
@@ -150,6 +155,10 @@ impl Report {
                     "name": d.name,
                     "sha256": palisade_shield::hex(&d.sha256),
                 })).collect::<Vec<_>>(),
+                "residual_bytes": residual.as_ref().map(Residual::bytes),
+                "residual": residual.as_ref().map(|r| r.fields()
+                    .map(|(f, b)| (f.to_string(), Value::from(b)))
+                    .collect::<serde_json::Map<_, _>>()),
             }),
             Outcome::Reject {
                 status,
@@ -180,6 +189,7 @@ impl Report {
                 call_id,
                 canonical,
                 dropped,
+                residual,
             } => {
                 let removed: String = dropped
                     .iter()
@@ -190,8 +200,20 @@ impl Report {
                     (None, Some(c)) => c.to_string(),
                     _ => String::new(),
                 };
+                let res = residual
+                    .as_ref()
+                    .map(|r| {
+                        let parts: Vec<String> =
+                            r.fields().map(|(f, b)| format!("{f} {b}")).collect();
+                        format!(
+                            "  residual {} bytes the sender chose: {}\n",
+                            r.bytes(),
+                            parts.join(", ")
+                        )
+                    })
+                    .unwrap_or_default();
                 format!(
-                    "{}: accept {kind} {what} Call-ID {}\n{removed}{}\n",
+                    "{}: accept {kind} {what} Call-ID {}\n{removed}{res}{}\n",
                     self.file,
                     call_id.as_deref().unwrap_or("-"),
                     String::from_utf8_lossy(canonical)

@@ -128,120 +128,6 @@ fn bandwidth(v: &str, line: usize) -> Result<Bandwidth, SdpError> {
     })
 }
 
-fn check_fmtp(media: &Media, line: usize) -> Result<(), SdpError> {
-    for a in &media.attributes {
-        let Attribute::Fmtp { pt, params } = a else {
-            continue;
-        };
-        if !media.formats.iter().any(|f| f == pt) {
-            return Err(err(line, "fmtp: format not on the m= line"));
-        }
-        let codec = media.attributes.iter().find_map(|x| match x {
-            Attribute::Rtpmap {
-                pt: p, encoding, ..
-            } if p.to_string() == *pt => Some(encoding.to_ascii_lowercase()),
-            _ => None,
-        });
-        let bad = |r: &'static str| Err(err(line, r));
-        let numeric = |v: &Option<String>| v.as_deref().is_some_and(|v| num::<u64>(v).is_some());
-        match codec.as_deref() {
-            Some("telephone-event") => {
-                // events = event-list: digits and ranges, comma-separated
-                for (k, v) in params {
-                    let ok = v.is_none()
-                        && k.split(',').all(|r| match r.split_once('-') {
-                            Some((a, b)) => num::<u8>(a).is_some() && num::<u8>(b).is_some(),
-                            None => num::<u8>(r).is_some(),
-                        });
-                    if !ok {
-                        return bad("fmtp telephone-event: event list expected");
-                    }
-                }
-            }
-            Some("opus") => {
-                for (k, v) in params {
-                    let known = matches!(
-                        k.as_str(),
-                        "maxplaybackrate"
-                            | "sprop-maxcapturerate"
-                            | "maxaveragebitrate"
-                            | "stereo"
-                            | "sprop-stereo"
-                            | "cbr"
-                            | "useinbandfec"
-                            | "usedtx"
-                            | "minptime"
-                            | "ptime"
-                            | "maxptime"
-                    );
-                    if !known || !numeric(v) {
-                        return bad("fmtp opus: unknown parameter or non-numeric value");
-                    }
-                }
-            }
-            Some("h264") => {
-                for (k, v) in params {
-                    let ok = match k.as_str() {
-                        "profile-level-id" => v.as_deref().is_some_and(|v| {
-                            v.len() == 6 && v.bytes().all(|b| b.is_ascii_hexdigit())
-                        }),
-                        "packetization-mode" => matches!(v.as_deref(), Some("0" | "1" | "2")),
-                        "level-asymmetry-allowed" => matches!(v.as_deref(), Some("0" | "1")),
-                        "sprop-parameter-sets" => v.as_deref().is_some_and(|v| {
-                            v.split(',').all(|p| {
-                                !p.is_empty()
-                                    && p.bytes()
-                                        .all(|b| b.is_ascii_alphanumeric() || b"+/=".contains(&b))
-                            })
-                        }),
-                        "max-mbps" | "max-fs" | "max-cpb" | "max-dpb" | "max-br" | "max-smbps"
-                        | "max-fps" => numeric(v),
-                        _ => false,
-                    };
-                    if !ok {
-                        return bad("fmtp H264: unknown parameter or bad value");
-                    }
-                }
-            }
-            Some("vp8") | Some("vp9") => {
-                for (k, v) in params {
-                    if !matches!(k.as_str(), "max-fr" | "max-fs" | "profile-id") || !numeric(v) {
-                        return bad("fmtp VP8/VP9: unknown parameter or non-numeric value");
-                    }
-                }
-            }
-            Some("amr") | Some("amr-wb") => {
-                for (k, v) in params {
-                    let ok = match k.as_str() {
-                        "mode-set" => v.as_deref().is_some_and(|v| {
-                            v.split(',').all(|m| num::<u8>(m).is_some_and(|m| m <= 8))
-                        }),
-                        "octet-align"
-                        | "mode-change-period"
-                        | "mode-change-capability"
-                        | "mode-change-neighbor"
-                        | "crc"
-                        | "robust-sorting"
-                        | "interleaving"
-                        | "max-red"
-                        | "ptime"
-                        | "maxptime"
-                        | "channels" => numeric(v),
-                        _ => false,
-                    };
-                    if !ok {
-                        return bad("fmtp AMR: unknown parameter or bad value");
-                    }
-                }
-            }
-            // Other codecs (and static payload types without rtpmap): the generic
-            // name[=value] grammar already checked by the attribute parser.
-            _ => {}
-        }
-    }
-    Ok(())
-}
-
 #[derive(PartialEq, Eq, PartialOrd, Ord, Clone, Copy)]
 enum Stage {
     V,
@@ -495,9 +381,6 @@ pub fn parse(body: &[u8], limits: &Limits) -> Result<Session, SdpError> {
                 if s.media.len() >= limits.max_media {
                     return Err(limit(n, "sdp.max_media", limits.max_media));
                 }
-                if let Some(prev) = s.media.last() {
-                    check_fmtp(prev, n)?;
-                }
                 let w: Vec<&str> = v.split(' ').collect();
                 if w.len() < 4 || word(&w, 0).is_empty() || !word(&w, 0).bytes().all(is_token) {
                     return Err(err(n, "m=: <media> <port>[/<count>] <proto> <fmt>..."));
@@ -548,9 +431,6 @@ pub fn parse(body: &[u8], limits: &Limits) -> Result<Session, SdpError> {
         }
     }
     let last = lines.len();
-    if let Some(m) = s.media.last() {
-        check_fmtp(m, last)?;
-    }
     s.origin = origin.ok_or_else(|| err(last, "missing o="))?;
     s.name = name.ok_or_else(|| err(last, "missing s="))?;
     if s.times.is_empty() {

@@ -158,10 +158,13 @@ fn hostile_offers_are_refused_with_a_reason() {
         &SIPP.replace("a=fmtp:101 0-16", "a=fmtp:101 0-16;<script>"),
         "fmtp",
     );
-    refuse(
-        &SIPP.replace("a=fmtp:101 0-16", "a=fmtp:101 x=1"),
-        "telephone-event",
-    );
+    // Which parameters a codec defines is the shield's vocabulary (palisade-shield
+    // `vocab`), not the grammar: `a=fmtp:101 x=1` parses, and the shield drops it.
+    assert!(parse(
+        SIPP.replace("a=fmtp:101 0-16", "a=fmtp:101 x=1").as_bytes(),
+        &Limits::default()
+    )
+    .is_ok());
     refuse(
         &SIPP.replace("a=rtpmap:0 PCMU/8000", "a=rtpmap:200 PCMU/8000"),
         "0-127",

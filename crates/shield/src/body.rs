@@ -4,18 +4,20 @@ use std::borrow::Cow;
 use palisade_sdp::Attribute;
 use palisade_sip::{Header, MediaType, Message};
 
-use crate::{codecs, sha256, DropKind, Dropped, Policy, Refusal, UnknownAttribute};
+use crate::{
+    codecs, sha256, typed, vocab, DropKind, Dropped, Policy, Refusal, Residual, UnknownAttribute,
+};
 
 /// The boundary of every multipart body Palisade writes. It cannot occur inside a part:
 /// canonical SDP lines start with `<letter>=`, and text parts are checked for it.
 const BOUNDARY: &str = "palisade-part";
 
-struct Refuse<'b> {
-    body: &'b [u8],
+pub(crate) struct Refuse<'b> {
+    pub(crate) body: &'b [u8],
 }
 
 impl Refuse<'_> {
-    fn with(&self, status: u16, reason: impl Into<String>) -> Refusal {
+    pub(crate) fn with(&self, status: u16, reason: impl Into<String>) -> Refusal {
         Refusal {
             status,
             reason: reason.into(),
@@ -86,6 +88,7 @@ pub(crate) fn apply(
     msg: &mut Message<'_>,
     offer: bool,
     dropped: &mut Vec<Dropped>,
+    residual: &mut Residual,
 ) -> Result<(), Refusal> {
     let r = Refuse { body: &msg.body };
     for h in &msg.headers {
@@ -125,13 +128,17 @@ pub(crate) fn apply(
         ));
     };
     let disp = content_disposition(msg);
+    let cx = Cx {
+        call_id: msg.call_id().unwrap_or(""),
+        residual,
+    };
     let (body, new_ct, new_disp) = match kind {
         Kind::Sdp => {
             let d = match disp {
                 Some(v) => Some(disposition(v, &["session", "early-session"], &r)?),
                 None => None,
             };
-            let body = sdp(policy, &msg.body, dropped, &r)?;
+            let body = sdp(policy, &msg.body, dropped, &r, cx)?;
             (
                 body,
                 MediaType {
@@ -147,7 +154,7 @@ pub(crate) fn apply(
                 Some(v) => Some(disposition(v, &["session"], &r)?),
                 None => None,
             };
-            let body = multipart(policy, ct, &msg.body, offer, dropped, &r)?;
+            let body = multipart(policy, ct, &msg.body, offer, dropped, &r, cx)?;
             (
                 body,
                 MediaType {
@@ -167,6 +174,7 @@ pub(crate) fn apply(
                 None => None,
             };
             text(policy, &msg.body, &r)?;
+            cx.residual.text_body(&msg.body);
             let ct = MediaType {
                 mtype: Cow::Owned(ct.mtype.to_ascii_lowercase()),
                 subtype: Cow::Owned(ct.subtype.to_ascii_lowercase()),
@@ -224,12 +232,18 @@ fn text(policy: &Policy, body: &[u8], r: &Refuse<'_>) -> Result<(), Refusal> {
     Ok(())
 }
 
-fn drop_item(dropped: &mut Vec<Dropped>, what: DropKind, name: &str, line: &str) {
+pub(crate) fn drop_item(dropped: &mut Vec<Dropped>, what: DropKind, name: &str, line: &str) {
     dropped.push(Dropped {
         what,
         name: name.chars().take(64).collect(),
         sha256: sha256(line.as_bytes()),
     });
+}
+
+/// What the SDP rewrite needs from the message around it, and where it counts.
+struct Cx<'a> {
+    call_id: &'a str,
+    residual: &'a mut Residual,
 }
 
 /// Parses, filters and re-emits one session description.
@@ -238,6 +252,7 @@ fn sdp(
     body: &[u8],
     dropped: &mut Vec<Dropped>,
     r: &Refuse<'_>,
+    cx: Cx<'_>,
 ) -> Result<Vec<u8>, Refusal> {
     let mut s = palisade_sdp::parse(body, &policy.sdp_limits)
         .map_err(|e| r.with(488, format!("SDP line {}: {}", e.line, e.reason)))?;
@@ -286,6 +301,9 @@ fn sdp(
         filter_extmaps(&mut m.attributes, dropped);
         filter_attributes(policy, &mut m.attributes, dropped, r)?;
     }
+    typed::check(&mut s, dropped, r)?;
+    typed::rewrite(&mut s, &policy.rewrite_key, cx.call_id);
+    cx.residual.sdp(&s);
     let canonical = s.to_string_canonical();
     check_attribute_lengths(policy, &canonical, r)?;
     Ok(canonical.into_bytes())
@@ -312,12 +330,11 @@ fn filter_codecs(
     dropped: &mut Vec<Dropped>,
     r: &Refuse<'_>,
 ) -> Result<(), Refusal> {
-    // Only RTP media have payload formats; a rejected stream (port 0) is left as is.
-    if m.port == 0 || !m.proto.contains("RTP") {
+    // Only RTP media have payload formats.
+    if !m.proto.contains("RTP") {
         return Ok(());
     }
     let mut unknown: Vec<String> = Vec::new();
-    let mut no_params: Vec<String> = Vec::new();
     for a in &m.attributes {
         if let Attribute::Rtpmap {
             pt,
@@ -326,33 +343,9 @@ fn filter_codecs(
             ..
         } = a
         {
-            match codecs::lookup(encoding) {
-                Some(c) if c.runs_at(*clock) => {
-                    if !c.params {
-                        no_params.push(pt.to_string());
-                    }
-                }
-                _ => unknown.push(pt.to_string()),
+            if !codecs::lookup(encoding).is_some_and(|c| c.runs_at(*clock)) {
+                unknown.push(pt.to_string());
             }
-        }
-    }
-    let mapped: Vec<String> = m
-        .attributes
-        .iter()
-        .filter_map(|a| match a {
-            Attribute::Rtpmap { pt, .. } => Some(pt.to_string()),
-            _ => None,
-        })
-        .collect();
-    for f in &m.formats {
-        if mapped.contains(f) {
-            continue;
-        }
-        let Some(e) = f.parse::<u8>().ok().and_then(codecs::static_encoding) else {
-            continue;
-        };
-        if codecs::lookup(e).is_some_and(|c| !c.params) {
-            no_params.push(f.clone());
         }
     }
     if !unknown.is_empty() {
@@ -374,12 +367,16 @@ fn filter_codecs(
         }
         m.formats.retain(|f| !unknown.contains(f));
     }
+    // Lines about a format the m= line does not list (any more) are removed: nothing
+    // uses them, so they could only carry something else.
     let mut removed = Vec::new();
+    let formats = &m.formats;
+    let listed = |pt: &str| formats.iter().any(|f| f == pt);
     m.attributes.retain(|a| {
         let gone = match a {
-            Attribute::Rtpmap { pt, .. } => unknown.contains(&pt.to_string()),
-            Attribute::Fmtp { pt, .. } => unknown.contains(pt) || no_params.contains(pt),
-            Attribute::RtcpFb { pt, .. } => unknown.contains(pt),
+            Attribute::Rtpmap { pt, .. } => !listed(&pt.to_string()),
+            Attribute::Fmtp { pt, .. } => !listed(pt),
+            Attribute::RtcpFb { pt, .. } => pt != "*" && !listed(pt),
             _ => false,
         };
         if gone {
@@ -392,8 +389,8 @@ fn filter_codecs(
     for (name, line) in removed {
         drop_item(dropped, DropKind::Attribute, &name, &line);
     }
-    // Format parameters a codec does not define are dropped from its fmtp (the whole
-    // line when none is left).
+    // Format parameters: each checked against its codec's table (name and typed value);
+    // what is not in it is dropped, and the line when nothing is left.
     let encodings: Vec<(String, String)> = m
         .attributes
         .iter()
@@ -407,13 +404,27 @@ fn filter_codecs(
         let Attribute::Fmtp { pt, params } = a else {
             continue;
         };
-        let Some((_, enc)) = encodings.iter().find(|(p, _)| p == pt) else {
-            continue;
+        let codec = match encodings.iter().find(|(p, _)| p == pt) {
+            Some((_, e)) => Some(e.as_str()),
+            None => pt.parse::<u8>().ok().and_then(codecs::static_encoding),
         };
+        let spec = codec.and_then(vocab::params_of);
         let mut gone = Vec::new();
+        let mut seen: Vec<String> = Vec::new();
         params.retain(|(k, v)| {
-            let keep = codecs::parameter_known(enc, k) != Some(false);
-            if !keep {
+            let keep = match &spec {
+                None => false,
+                Some(vocab::Params::Events) => v.is_none() && vocab::events_ok(k),
+                Some(vocab::Params::Redundancy) => v.is_none() && vocab::redundancy_ok(k),
+                Some(vocab::Params::Named(table)) => {
+                    table.iter().any(|(name, ty)| {
+                        name.eq_ignore_ascii_case(k) && vocab::value_ok(*ty, v.as_deref())
+                    }) && !seen.iter().any(|s| s.eq_ignore_ascii_case(k))
+                }
+            };
+            if keep {
+                seen.push(k.clone());
+            } else {
                 gone.push(match v {
                     Some(v) => format!("{k}={v}"),
                     None => k.clone(),
@@ -435,6 +446,11 @@ fn filter_codecs(
     }
     m.attributes
         .retain(|a| !matches!(a, Attribute::Fmtp { pt, .. } if emptied.contains(pt)));
+    if m.formats.is_empty() && m.port == 0 {
+        // A disabled stream keeps its place with a bare format number (RFC 3264
+        // section 6: the m= line needs one) and nothing describing it.
+        m.formats.push("0".into());
+    }
     if m.formats.is_empty() {
         return Err(r.with(
             488,
@@ -532,7 +548,9 @@ fn multipart(
     offer: bool,
     dropped: &mut Vec<Dropped>,
     r: &Refuse<'_>,
+    cx: Cx<'_>,
 ) -> Result<Vec<u8>, Refusal> {
+    let Cx { call_id, residual } = cx;
     let boundary = ct
         .params
         .iter()
@@ -658,7 +676,16 @@ fn multipart(
         let (canonical, allowed_disp): (Vec<u8>, &[&str]) = if ptype == "application/sdp" {
             sdp_parts += 1;
             (
-                sdp(policy, content, dropped, r)?,
+                sdp(
+                    policy,
+                    content,
+                    dropped,
+                    r,
+                    Cx {
+                        call_id,
+                        residual: &mut *residual,
+                    },
+                )?,
                 &["session", "early-session"],
             )
         } else {

@@ -1,6 +1,6 @@
 //! The RTP payload formats a callee may be offered: a registry of encoding names (the
 //! IANA RTP payload media types real clients use) with the clock rates each may run at
-//! and whether it defines format parameters (`a=fmtp`).
+//! (their format parameters are typed in [`crate::vocab`]).
 //!
 //! An `rtpmap` whose encoding is not here, or that runs at a clock rate its codec does
 //! not, is not carried: the format is removed from the `m=` line together with its
@@ -16,16 +16,10 @@ pub(crate) struct Codec {
     /// Clock rates it may use; empty: any (formats whose rate follows another's, e.g. rtx
     /// and red, or that exist at many rates, e.g. telephone-event).
     pub clocks: &'static [u32],
-    /// It defines format parameters (an `fmtp` on it is kept for the next checks).
-    pub params: bool,
 }
 
-const fn c(name: &'static str, clocks: &'static [u32], params: bool) -> Codec {
-    Codec {
-        name,
-        clocks,
-        params,
-    }
+const fn c(name: &'static str, clocks: &'static [u32]) -> Codec {
+    Codec { name, clocks }
 }
 
 const NB: &[u32] = &[8000];
@@ -34,57 +28,53 @@ const VIDEO: &[u32] = &[90000];
 /// Audio and video encodings of the IANA "RTP Payload Format media types" registry that
 /// SIP and WebRTC clients use.
 pub(crate) const CODECS: &[Codec] = &[
-    c("PCMU", NB, false),
-    c("PCMA", NB, false),
-    c("G722", NB, false),
-    c("G723", NB, true),
-    c("G728", NB, false),
-    c("G729", NB, true),
-    c("G729D", NB, true),
-    c("G729E", NB, true),
-    c("G726-16", NB, false),
-    c("G726-24", NB, false),
-    c("G726-32", NB, false),
-    c("G726-40", NB, false),
-    c("G7221", &[16000, 32000], true),
-    c("GSM", NB, false),
-    c("GSM-EFR", NB, false),
-    c("iLBC", NB, true),
-    c("AMR", NB, true),
-    c("AMR-WB", &[16000], true),
-    c("EVS", &[16000], true),
-    c("opus", &[48000], true),
-    c("speex", &[8000, 16000, 32000], true),
-    c("SILK", &[8000, 12000, 16000, 24000], true),
-    c(
-        "L16",
-        &[8000, 11025, 16000, 22050, 32000, 44100, 48000],
-        true,
-    ),
-    c("LPC", NB, false),
-    c("DVI4", &[8000, 11025, 16000, 22050], false),
-    c("QCELP", NB, false),
-    c("MPA", VIDEO, true),
-    c("telephone-event", &[], true),
-    c("CN", &[8000, 16000, 32000, 48000], false),
-    c("red", &[], true),
-    c("rtx", &[], true),
-    c("ulpfec", VIDEO, false),
-    c("flexfec", VIDEO, true),
-    c("flexfec-03", VIDEO, true),
-    c("H261", VIDEO, true),
-    c("H263", VIDEO, true),
-    c("H263-1998", VIDEO, true),
-    c("H263-2000", VIDEO, true),
-    c("H264", VIDEO, true),
-    c("H264-SVC", VIDEO, true),
-    c("H265", VIDEO, true),
-    c("VP8", VIDEO, true),
-    c("VP9", VIDEO, true),
-    c("AV1", VIDEO, true),
-    c("MP4V-ES", VIDEO, true),
-    c("JPEG", VIDEO, false),
-    c("T140", &[1000], true),
+    c("PCMU", NB),
+    c("PCMA", NB),
+    c("G722", NB),
+    c("G723", NB),
+    c("G728", NB),
+    c("G729", NB),
+    c("G729D", NB),
+    c("G729E", NB),
+    c("G726-16", NB),
+    c("G726-24", NB),
+    c("G726-32", NB),
+    c("G726-40", NB),
+    c("G7221", &[16000, 32000]),
+    c("GSM", NB),
+    c("GSM-EFR", NB),
+    c("iLBC", NB),
+    c("AMR", NB),
+    c("AMR-WB", &[16000]),
+    c("EVS", &[16000]),
+    c("opus", &[48000]),
+    c("speex", &[8000, 16000, 32000]),
+    c("SILK", &[8000, 12000, 16000, 24000]),
+    c("L16", &[8000, 11025, 16000, 22050, 32000, 44100, 48000]),
+    c("LPC", NB),
+    c("DVI4", &[8000, 11025, 16000, 22050]),
+    c("QCELP", NB),
+    c("MPA", VIDEO),
+    c("telephone-event", &[]),
+    c("CN", &[8000, 16000, 32000, 48000]),
+    c("red", &[]),
+    c("rtx", &[]),
+    c("ulpfec", VIDEO),
+    c("flexfec", VIDEO),
+    c("flexfec-03", VIDEO),
+    c("H261", VIDEO),
+    c("H263", VIDEO),
+    c("H263-1998", VIDEO),
+    c("H263-2000", VIDEO),
+    c("H264", VIDEO),
+    c("H264-SVC", VIDEO),
+    c("H265", VIDEO),
+    c("VP8", VIDEO),
+    c("VP9", VIDEO),
+    c("AV1", VIDEO),
+    c("MP4V-ES", VIDEO),
+    c("JPEG", VIDEO),
+    c("T140", &[1000]),
 ];
 
 /// The registered encoding of a static payload type (RFC 3551 section 6).
@@ -147,115 +137,6 @@ pub(crate) fn extmap_known(uri: &str) -> bool {
     EXTMAP_URIS.iter().any(|u| u.eq_ignore_ascii_case(uri))
 }
 
-/// Format parameter names each codec defines (its RTP payload format RFC), for the
-/// codecs whose parameters are named. A parameter not listed is dropped from the
-/// forwarded `fmtp`. Codecs not listed here keep their parameters (their values are
-/// checked by the SDP parser's grammar); telephone-event and red take bare values.
-pub(crate) fn parameter_known(codec: &str, name: &str) -> Option<bool> {
-    const OPUS: &[&str] = &[
-        "maxplaybackrate",
-        "sprop-maxcapturerate",
-        "maxptime",
-        "ptime",
-        "minptime",
-        "maxaveragebitrate",
-        "stereo",
-        "sprop-stereo",
-        "cbr",
-        "useinbandfec",
-        "usedtx",
-    ];
-    const H264: &[&str] = &[
-        "profile-level-id",
-        "max-recv-level",
-        "packetization-mode",
-        "sprop-parameter-sets",
-        "sprop-level-parameter-sets",
-        "max-mbps",
-        "max-smbps",
-        "max-fs",
-        "max-cpb",
-        "max-dpb",
-        "max-br",
-        "redundant-pic-cap",
-        "sprop-deint-buf-req",
-        "sprop-interleaving-depth",
-        "sprop-max-don-diff",
-        "sprop-init-buf-time",
-        "deint-buf-cap",
-        "max-rcmd-nalu-size",
-        "in-band-parameter-sets",
-        "use-level-src-parameter-sets",
-        "level-asymmetry-allowed",
-        "sar-understood",
-        "sar-supported",
-    ];
-    const H265: &[&str] = &[
-        "profile-space",
-        "profile-id",
-        "tier-flag",
-        "level-id",
-        "interop-constraints",
-        "profile-compatibility-indicator",
-        "sprop-sub-layer-id",
-        "recv-sub-layer-id",
-        "max-recv-level-id",
-        "tx-mode",
-        "sprop-vps",
-        "sprop-sps",
-        "sprop-pps",
-        "sprop-sei",
-        "max-lsr",
-        "max-lps",
-        "max-cpb",
-        "max-dpb",
-        "max-br",
-        "max-tr",
-        "max-tc",
-        "max-fps",
-        "sprop-max-don-diff",
-        "sprop-depack-buf-nalus",
-        "sprop-depack-buf-bytes",
-        "depack-buf-cap",
-        "sprop-segmentation-id",
-        "sprop-spatial-segmentation-idc",
-        "dec-parallel-cap",
-        "include-dph",
-    ];
-    const AMR: &[&str] = &[
-        "octet-align",
-        "mode-set",
-        "mode-change-period",
-        "mode-change-capability",
-        "mode-change-neighbor",
-        "crc",
-        "robust-sorting",
-        "interleaving",
-        "max-red",
-        "channels",
-    ];
-    let names: &[&str] = match codec.to_ascii_lowercase().as_str() {
-        "opus" => OPUS,
-        "h264" | "h264-svc" => H264,
-        "h265" => H265,
-        "vp8" => &["max-fr", "max-fs"],
-        "vp9" => &["max-fr", "max-fs", "profile-id"],
-        "av1" => &["profile", "level-idx", "tier"],
-        "rtx" => &["apt", "rtx-time"],
-        "g729" | "g729d" | "g729e" => &["annexb"],
-        "g723" => &["annexa", "bitrate"],
-        "g7221" => &["bitrate"],
-        "ilbc" => &["mode"],
-        "amr" | "amr-wb" => AMR,
-        "speex" => &["mode", "vbr", "cng"],
-        "silk" => &["maxaveragebitrate", "usedtx", "useinbandfec"],
-        "flexfec" | "flexfec-03" => &["repair-window", "l", "d", "top"],
-        "t140" => &["cps"],
-        _ => return None,
-    };
-    Some(names.iter().any(|n| n.eq_ignore_ascii_case(name)))
-}
-
 pub(crate) fn lookup(encoding: &str) -> Option<&'static Codec> {
     CODECS
         .iter()
@@ -309,12 +190,7 @@ mod tests {
         }
         assert_eq!(static_encoding(0), Some("PCMU"));
         assert_eq!(static_encoding(96), None);
-        assert!(!lookup("PCMU").is_some_and(|c| c.params));
         assert!(extmap_known("urn:ietf:params:rtp-hdrext:sdes:mid"));
-        assert_eq!(parameter_known("opus", "useinbandfec"), Some(true));
-        assert_eq!(parameter_known("OPUS", "x-cfg"), Some(false));
-        assert_eq!(parameter_known("telephone-event", "0-16"), None);
         assert!(!extmap_known("urn:x-QkFTRTY0SElEREVOTUFSS0VS"));
-        assert!(lookup("opus").is_some_and(|c| c.params));
     }
 }

@@ -3,7 +3,127 @@
 
 use palisade_sip::{Header, Message};
 
-use crate::{sha256, DropKind, Dropped, Policy, Refusal};
+use std::borrow::Cow;
+
+use crate::{sha256, DropKind, Dropped, Policy, Refusal, TextAction};
+
+/// The headers `shield.text.*` decides about besides User-Agent and Server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TextHeader {
+    Subject,
+    Organization,
+    CallInfo,
+}
+
+pub(crate) fn text_header(name: &str) -> Option<TextHeader> {
+    if name.eq_ignore_ascii_case("Subject") || name == "s" {
+        Some(TextHeader::Subject)
+    } else if name.eq_ignore_ascii_case("Organization") {
+        Some(TextHeader::Organization)
+    } else if name.eq_ignore_ascii_case("Call-Info") {
+        Some(TextHeader::CallInfo)
+    } else {
+        None
+    }
+}
+
+/// Letters, digits, spaces and `.,-_'()`, single-spaced, at most `max` characters.
+pub(crate) fn rewrite_text(s: &str, max: usize) -> String {
+    let mut out = String::with_capacity(s.len().min(max * 4));
+    let mut n = 0;
+    let mut space = false;
+    for c in s.chars() {
+        if n >= max {
+            break;
+        }
+        if c.is_alphanumeric() || ".,-_'()".contains(c) {
+            if space && !out.is_empty() {
+                out.push(' ');
+                n += 1;
+                if n >= max {
+                    break;
+                }
+            }
+            space = false;
+            out.push(c);
+            n += 1;
+        } else if c == ' ' || c == '\t' {
+            space = true;
+        }
+    }
+    out
+}
+
+/// The first product token of a User-Agent or Server value (`name/version`), reduced to
+/// `[A-Za-z0-9.-_/]`.
+fn rewrite_product(s: &str, max: usize) -> String {
+    s.split(' ')
+        .next()
+        .unwrap_or("")
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || "._-/".contains(*c))
+        .take(max)
+        .collect()
+}
+
+fn text_action(policy: &Policy, h: &Header<'_>) -> Option<TextAction> {
+    let t = &policy.text;
+    match h {
+        Header::UserAgent(_) => Some(t.user_agent),
+        Header::Server(_) => Some(t.server),
+        Header::Other { name, .. } => text_header(name).map(|k| match k {
+            TextHeader::Subject => t.subject,
+            TextHeader::Organization => t.organization,
+            TextHeader::CallInfo => t.call_info,
+        }),
+        _ => None,
+    }
+}
+
+/// `shield.text.*` on one message.
+fn text(policy: &Policy, msg: &mut Message<'_>) {
+    let max = policy.text.max_length;
+    msg.headers.retain_mut(|h| {
+        if let Some(action) = text_action(policy, h) {
+            return match action {
+                TextAction::Drop => false,
+                TextAction::Keep => true,
+                TextAction::Rewrite => {
+                    let v = match h {
+                        Header::UserAgent(v) | Header::Server(v) => {
+                            let r = rewrite_product(v, max);
+                            *v = Cow::Owned(r);
+                            v
+                        }
+                        Header::Other { value, .. } => {
+                            let r = rewrite_text(value, max);
+                            *value = Cow::Owned(r);
+                            value
+                        }
+                        _ => return true,
+                    };
+                    !v.is_empty()
+                }
+            };
+        }
+        if let Header::From(na)
+        | Header::To(na)
+        | Header::Contact(palisade_sip::Contact::Addr(na)) = h
+        {
+            match policy.text.display_name {
+                TextAction::Keep => {}
+                TextAction::Drop => na.display = None,
+                TextAction::Rewrite => {
+                    if let Some(d) = &na.display {
+                        let r = rewrite_text(d, max);
+                        na.display = (!r.is_empty()).then_some(Cow::Owned(r));
+                    }
+                }
+            }
+        }
+        true
+    });
+}
 
 fn is_ctl(b: u8) -> bool {
     (b < 0x20 && b != b'\t') || b == 0x7f
@@ -20,6 +140,7 @@ pub(crate) fn apply(
         reason,
         sha256: sha256(raw),
     };
+    text(policy, msg);
     msg.headers.retain(|h| match h {
         // Our own credentials end here: a callee must never see a caller's digest
         // response (it could be attacked offline).
@@ -28,7 +149,7 @@ pub(crate) fn apply(
             _ => true,
         },
         Header::Other { name, value } => {
-            if policy.header_allowed(name) {
+            if policy.header_allowed(name) || text_header(name).is_some() {
                 return true;
             }
             let mut line = String::with_capacity(name.len() + value.len() + 2);

@@ -37,12 +37,18 @@ mod body;
 mod codecs;
 mod headers;
 mod policy;
+mod residual;
+mod typed;
+mod vocab;
 
 use palisade_sip::{Message, Method};
 
 pub use policy::{
-    NameSet, Policy, UnknownAttribute, DEFAULT_BODY_TYPES, DEFAULT_HEADERS, DEFAULT_SDP_ATTRIBUTES,
+    NameSet, Policy, TextAction, TextPolicy, UnknownAttribute, DEFAULT_BODY_TYPES, DEFAULT_HEADERS,
+    DEFAULT_SDP_ATTRIBUTES,
 };
+pub use residual::{Residual, FIELD_NAMES as RESIDUAL_FIELDS};
+pub use typed::{MAX_ICE_PWD, MAX_ICE_UFRAG, MAX_MID};
 
 /// Something removed from a forwarded message: what kind, its name, and the SHA-256 of
 /// the removed bytes (the evidence that lets the content be matched later without keeping
@@ -221,13 +227,48 @@ fn is_offer_answer(msg: &Message<'_>) -> bool {
 /// `raw` is the message as received; its hash is the evidence of a refusal that is not
 /// about the body.
 pub fn apply(policy: &Policy, msg: &mut Message<'_>, raw: &[u8]) -> Result<Vec<Dropped>, Refusal> {
-    let mut dropped = Vec::new();
+    apply_measured(policy, msg, raw).map(|v| v.dropped)
+}
+
+/// What [`apply_measured`] reports about a message it let through.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Verdict {
+    /// What was removed.
+    pub dropped: Vec<Dropped>,
+    /// What its sender could still choose in what is forwarded.
+    pub residual: Residual,
+}
+
+/// [`apply`], also reporting the residual channel of the forwarded message. A request
+/// carrying an offer whose residual is above `shield.max_residual_bytes` is refused
+/// (488).
+pub fn apply_measured(
+    policy: &Policy,
+    msg: &mut Message<'_>,
+    raw: &[u8],
+) -> Result<Verdict, Refusal> {
+    let mut v = Verdict::default();
     if !policy.enabled {
-        return Ok(dropped);
+        return Ok(v);
     }
-    body::apply(policy, msg, is_offer_answer(msg), &mut dropped)?;
-    headers::apply(policy, msg, raw, &mut dropped)?;
-    Ok(dropped)
+    let offer = is_offer_answer(msg);
+    body::apply(policy, msg, offer, &mut v.dropped, &mut v.residual)?;
+    headers::apply(policy, msg, raw, &mut v.dropped)?;
+    v.residual.headers(msg);
+    if offer && msg.is_request() && !msg.body.is_empty() {
+        let n = v.residual.bytes();
+        if n > policy.max_residual_bytes {
+            return Err(Refusal {
+                status: 488,
+                reason: format!(
+                    "offer carries {n} bytes its sender chose, more than shield.max_residual_bytes ({})",
+                    policy.max_residual_bytes
+                ),
+                sha256: sha256(&msg.body),
+            });
+        }
+    }
+    Ok(v)
 }
 
 /// Helper for callers building events: `user@host` of a From/To URI.

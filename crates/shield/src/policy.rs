@@ -11,6 +11,65 @@ pub enum UnknownAttribute {
     Refuse,
 }
 
+/// What the shield does with a text header (or display name) on its way to a device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TextAction {
+    /// Removed (display names: the name-addr keeps its URI).
+    Drop,
+    /// Forwarded as received (still bounded by `shield.max_header_length`).
+    Keep,
+    /// Reduced to letters, digits, spaces and `.,-_'()` (for User-Agent and Server: the
+    /// first product token, `name/version`), at most `shield.text.max_length` characters.
+    Rewrite,
+}
+
+impl TextAction {
+    pub fn parse(s: &str) -> Option<TextAction> {
+        Some(match s {
+            "drop" => TextAction::Drop,
+            "keep" => TextAction::Keep,
+            "rewrite" => TextAction::Rewrite,
+            _ => return None,
+        })
+    }
+}
+
+/// `shield.text.*`: the SIP fields that reach a device as free text. Applied to requests
+/// toward callees and responses toward callers alike, and not reported one by one (they
+/// are routine on every call, like the `s=` rewrite).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TextPolicy {
+    /// Display names of From, To and Contact (default `rewrite`: phones show them).
+    pub display_name: TextAction,
+    /// User-Agent (default `drop`: the callee needs no description of the caller's
+    /// software; the server reads it before the shield runs).
+    pub user_agent: TextAction,
+    /// Server (default `drop`).
+    pub server: TextAction,
+    /// Subject (default `drop`).
+    pub subject: TextAction,
+    /// Organization (default `drop`).
+    pub organization: TextAction,
+    /// Call-Info (default `drop`: a device fetches its URLs; `rewrite` is not offered).
+    pub call_info: TextAction,
+    /// `shield.text.max_length` (default 32): longest rewritten text, in characters.
+    pub max_length: usize,
+}
+
+impl Default for TextPolicy {
+    fn default() -> Self {
+        TextPolicy {
+            display_name: TextAction::Rewrite,
+            user_agent: TextAction::Drop,
+            server: TextAction::Drop,
+            subject: TextAction::Drop,
+            organization: TextAction::Drop,
+            call_info: TextAction::Drop,
+            max_length: 32,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Policy {
     /// `shield.enabled` (default true). Off, messages are forwarded as the core always
@@ -48,6 +107,15 @@ pub struct Policy {
     pub multipart_types: Vec<String>,
     /// `shield.max_parts` (default 4).
     pub max_parts: usize,
+    /// `shield.text.*`.
+    pub text: TextPolicy,
+    /// `shield.max_residual_bytes` (default 256): an offer (a request with a body toward a
+    /// callee) whose sender-chosen content ([`crate::Residual`]) is larger is refused
+    /// with 488.
+    pub max_residual_bytes: u64,
+    /// Key of the identifier rewrites (`msid`, `cname`, `o=` session id): the core derives
+    /// it from its persisted route key so rewrites survive restarts.
+    pub rewrite_key: [u8; 32],
     /// The digest realm of this server: our own Proxy-Authorization credentials are
     /// removed before forwarding, so a callee never sees a caller's digest response.
     pub realm: Option<String>,
@@ -137,7 +205,10 @@ pub const DEFAULT_SDP_ATTRIBUTES: &[&str] = &[
 /// device does not fetch. Not on it by default, and why: Alert-Info and Call-Info (a
 /// device fetches the URL: ringtone and picture exploits), Subject, Organization,
 /// Reply-To, Error-Info (free text or URLs: side channels), Identity (RFC 8224 headers
-/// are verified by the server, not forwarded blindly).
+/// are verified by the server, not forwarded blindly), P-Asserted-Identity (RFC 3325
+/// section 5: an identity asserted by a caller outside the trust domain is removed, or a
+/// caller could claim to be anyone). Subject, Organization and Call-Info follow
+/// `shield.text.*` instead of this list.
 pub const DEFAULT_HEADERS: &[&str] = &[
     "Accept",
     "Accept-Encoding",
@@ -147,7 +218,6 @@ pub const DEFAULT_HEADERS: &[&str] = &[
     "Event",
     "MIME-Version",
     "Min-SE",
-    "P-Asserted-Identity",
     "Privacy",
     "Priority",
     "RAck",
@@ -199,6 +269,9 @@ impl Default for Policy {
             max_text_body: 4096,
             multipart_types: vec!["application/sdp".into()],
             max_parts: 4,
+            text: TextPolicy::default(),
+            max_residual_bytes: 256,
+            rewrite_key: [0; 32],
             realm: None,
         }
     }

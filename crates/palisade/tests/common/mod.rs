@@ -399,6 +399,13 @@ pub struct Case {
     pub hidden: Vec<String>,
     pub keep: Vec<String>,
     pub sipp: bool,
+    /// Whether removing the hidden content is reported (a rewrite is not).
+    #[serde(default = "yes")]
+    pub reported: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 #[derive(serde::Deserialize)]
