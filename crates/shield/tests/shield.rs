@@ -437,3 +437,88 @@ fn an_offer_left_without_a_known_codec_is_refused() {
     assert_eq!(e.status, 488);
     assert!(e.reason.contains("shield.unknown_codecs"), "{}", e.reason);
 }
+
+/// Issue 13: the rewritten identifiers map the same way for the whole dialog (a
+/// re-offer keeps a valid origin under RFC 3264), differently in another dialog, and a
+/// second pass leaves them alone (the forwarded offer is a fixed point).
+#[test]
+fn rewrites_are_stable_per_dialog_and_idempotent() {
+    let p = Policy {
+        rewrite_key: [9; 32],
+        ..Policy::default()
+    };
+    let body_of = |raw: &[u8]| {
+        let (m, r) = run(&p, raw);
+        r.unwrap();
+        String::from_utf8(m.body.to_vec()).unwrap()
+    };
+    let first = body_of(&msg("INVITE", "", "application/sdp", WEBRTC));
+    let reoffer = body_of(&msg(
+        "INVITE",
+        "",
+        "application/sdp",
+        &WEBRTC.replace(" 2 IN IP4", " 3 IN IP4"),
+    ));
+    let line = |b: &str, prefix: &str| {
+        b.lines()
+            .find(|l| l.starts_with(prefix))
+            .unwrap()
+            .to_string()
+    };
+    let id = |b: &str| line(b, "o=").split(' ').nth(1).unwrap().to_string();
+    assert_eq!(id(&first), id(&reoffer));
+    assert_eq!(line(&first, "a=msid:"), line(&reoffer, "a=msid:"));
+    assert!(!first.contains("stream1") && !first.contains("track1") && !first.contains("abcd1234"));
+    // the same stream id everywhere it appears
+    let stream = line(&first, "a=msid:")
+        .split([':', ' '])
+        .nth(1)
+        .unwrap()
+        .to_string();
+    assert!(line(&first, "a=msid-semantic:").ends_with(&stream));
+    // another dialog, other replacements
+    let other = msg("INVITE", "", "application/sdp", WEBRTC);
+    let other = String::from_utf8(other)
+        .unwrap()
+        .replace("Call-ID: c1@", "Call-ID: c2@");
+    assert_ne!(id(&body_of(other.as_bytes())), id(&first));
+    // a second pass changes nothing
+    let raw = msg("INVITE", "", "application/sdp", &first);
+    assert_eq!(body_of(&raw), first);
+}
+
+#[test]
+fn text_headers_follow_their_policy() {
+    use palisade_shield::TextAction;
+    let extra = "User-Agent: Evil/9.9 (QkFTRTY0 payload)\r\nOrganization: ACME <x>\r\nSubject: \\u{1b}hello world\r\n";
+    let raw = msg("INVITE", extra, "application/sdp", SIPP)
+        .into_iter()
+        .collect::<Vec<u8>>();
+    let raw = String::from_utf8(raw)
+        .unwrap()
+        .replace(
+            "\"Alice\"",
+            "\"Alice \\\"<script>\\\" QkFTRTY0QkFTRTY0QkFTRTY0QkFTRTY0\"",
+        )
+        .into_bytes();
+    // defaults: User-Agent, Organization and Subject dropped, display name rewritten
+    let (m, r) = run(&Policy::default(), &raw);
+    r.unwrap();
+    let w = String::from_utf8(m.to_bytes()).unwrap();
+    assert!(!w.contains("User-Agent") && !w.contains("Organization") && !w.contains("Subject"));
+    assert!(
+        w.contains("From: \"Alice script QkFTRTY0QkFTRTY0QkF\" <sip:alice@example.com>"),
+        "{w}"
+    );
+    // keep and rewrite
+    let mut p = Policy::default();
+    p.text.user_agent = TextAction::Rewrite;
+    p.text.organization = TextAction::Keep;
+    p.text.display_name = TextAction::Drop;
+    let (m, r) = run(&p, &raw);
+    r.unwrap();
+    let w = String::from_utf8(m.to_bytes()).unwrap();
+    assert!(w.contains("User-Agent: Evil/9.9\r\n"), "{w}");
+    assert!(w.contains("Organization: ACME <x>\r\n"), "{w}");
+    assert!(w.contains("From: <sip:alice@example.com>"), "{w}");
+}
