@@ -235,14 +235,16 @@ impl Rewriter<'_> {
         t
     }
 
-    /// The same for the `o=` session id: 30 bits derived from the value, 32 bits of MAC
+    /// The same for the `o=` session id: 29 bits derived from the value, 32 bits of MAC
     /// (below 2^62: a positive 64-bit number on every implementation).
+    /// Replacements have bit 61 set (the top bit of the derived part), so the MAC is
+    /// checked only on values that can be one (the small ids phones use cannot).
     fn session_id(&self, value: u64) -> u64 {
         let (hi, lo) = ((value >> 32) as u32, value as u32);
-        if value >> 62 == 0 && self.mac(hi) == lo {
+        if value >> 61 == 1 && self.mac(hi) == lo {
             return value;
         }
-        let id = self.digest("o-id", &value.to_be_bytes()) >> 2;
+        let id = (self.digest("o-id", &value.to_be_bytes()) >> 3) | (1 << 29);
         (u64::from(id) << 32) | u64::from(self.mac(id))
     }
 }
