@@ -334,7 +334,9 @@ fn filter_codecs(
     if !m.proto.contains("RTP") {
         return Ok(());
     }
-    let mut unknown: Vec<String> = Vec::new();
+    // Payload types are numbers: compared as numbers, without a String per format.
+    let pt_of = |f: &str| f.parse::<u8>().ok();
+    let mut unknown: Vec<u8> = Vec::new();
     for a in &m.attributes {
         if let Attribute::Rtpmap {
             pt,
@@ -344,7 +346,7 @@ fn filter_codecs(
         } = a
         {
             if !codecs::lookup(encoding).is_some_and(|c| c.runs_at(*clock)) {
-                unknown.push(pt.to_string());
+                unknown.push(*pt);
             }
         }
     }
@@ -354,7 +356,7 @@ fn filter_codecs(
                 .attributes
                 .iter()
                 .find_map(|a| match a {
-                    Attribute::Rtpmap { pt, encoding, .. } if unknown.contains(&pt.to_string()) => {
+                    Attribute::Rtpmap { pt, encoding, .. } if unknown.contains(pt) => {
                         Some(encoding.chars().take(32).collect::<String>())
                     }
                     _ => None,
@@ -365,16 +367,18 @@ fn filter_codecs(
                 format!("SDP codec {enc} not in the codec registry (shield.unknown_codecs)"),
             ));
         }
-        m.formats.retain(|f| !unknown.contains(f));
+        m.formats
+            .retain(|f| !pt_of(f).is_some_and(|p| unknown.contains(&p)));
     }
     // Lines about a format the m= line does not list (any more) are removed: nothing
     // uses them, so they could only carry something else.
     let mut removed = Vec::new();
     let formats = &m.formats;
     let listed = |pt: &str| formats.iter().any(|f| f == pt);
+    let listed_pt = |pt: u8| formats.iter().any(|f| pt_of(f) == Some(pt));
     m.attributes.retain(|a| {
         let gone = match a {
-            Attribute::Rtpmap { pt, .. } => !listed(&pt.to_string()),
+            Attribute::Rtpmap { pt, .. } => !listed_pt(*pt),
             Attribute::Fmtp { pt, .. } => !listed(pt),
             Attribute::RtcpFb { pt, .. } => pt != "*" && !listed(pt),
             _ => false,
@@ -391,11 +395,14 @@ fn filter_codecs(
     }
     // Format parameters: each checked against its codec's table (name and typed value);
     // what is not in it is dropped, and the line when nothing is left.
-    let encodings: Vec<(String, String)> = m
+    // (payload type, the registry's name of its codec): every rtpmap left names one.
+    let encodings: Vec<(u8, &'static str)> = m
         .attributes
         .iter()
         .filter_map(|a| match a {
-            Attribute::Rtpmap { pt, encoding, .. } => Some((pt.to_string(), encoding.clone())),
+            Attribute::Rtpmap { pt, encoding, .. } => {
+                codecs::lookup(encoding).map(|c| (*pt, c.name))
+            }
             _ => None,
         })
         .collect();
@@ -404,9 +411,10 @@ fn filter_codecs(
         let Attribute::Fmtp { pt, params } = a else {
             continue;
         };
-        let codec = match encodings.iter().find(|(p, _)| p == pt) {
-            Some((_, e)) => Some(e.as_str()),
-            None => pt.parse::<u8>().ok().and_then(codecs::static_encoding),
+        let num = pt_of(pt);
+        let codec = match encodings.iter().find(|(p, _)| Some(*p) == num) {
+            Some((_, e)) => Some(*e),
+            None => num.and_then(codecs::static_encoding),
         };
         let spec = codec.and_then(vocab::params_of);
         let mut gone = Vec::new();

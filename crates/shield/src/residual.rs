@@ -98,15 +98,22 @@ pub struct Residual {
 struct Sdp<'r, 's> {
     r: &'r mut Residual,
     seen: Vec<(Field, &'s str)>,
-    seen_n: Vec<(Field, u64)>,
 }
 
 /// Values remembered for the repeat rule (beyond, everything counts).
 const SEEN_MAX: usize = 256;
 
 impl<'s> Sdp<'_, 's> {
-    /// Whether `v` is seen in field `f` for the first time (remembering it).
+    /// Whether `v` is seen in field `f` for the first time (remembering it). Only the
+    /// fields that repeat in real offers (ICE credentials, fingerprint, addresses) are
+    /// remembered; the others always count.
     fn first(&mut self, f: Field, v: &'s str) -> bool {
+        if !matches!(
+            f,
+            Field::IceCredentials | Field::Fingerprint | Field::Addresses
+        ) {
+            return true;
+        }
         if self.seen.iter().any(|(g, w)| *g == f && *w == v) {
             return false;
         }
@@ -123,12 +130,6 @@ impl<'s> Sdp<'_, 's> {
     }
 
     fn number(&mut self, f: Field, n: u64, max_bits: u64) {
-        if self.seen_n.iter().any(|(g, m)| *g == f && *m == n) {
-            return;
-        }
-        if self.seen_n.len() < SEEN_MAX {
-            self.seen_n.push((f, n));
-        }
         self.r.number(f, n, max_bits);
     }
 
@@ -156,6 +157,10 @@ impl Residual {
     }
 
     fn chars(&mut self, f: Field, s: &str, per_char: u64) {
+        if s.is_ascii() {
+            self.add(f, s.len() as u64 * per_char);
+            return;
+        }
         let wide = s.chars().filter(|c| !c.is_ascii()).count() as u64;
         let ascii = s.len() as u64
             - s.chars()
@@ -335,7 +340,6 @@ impl Residual {
         Sdp {
             r: self,
             seen: Vec::new(),
-            seen_n: Vec::new(),
         }
         .session(s);
     }
