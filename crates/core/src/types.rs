@@ -30,6 +30,14 @@ impl Transport {
     pub fn reliable(self) -> bool {
         !matches!(self, Transport::Udp)
     }
+    /// The port a URI or Via without one means (RFC 3261 sections 18.1.1, 19.1.2):
+    /// 5061 for TLS, 5060 otherwise.
+    pub fn default_port(self) -> u16 {
+        match self {
+            Transport::Tls => 5061,
+            Transport::Udp | Transport::Tcp => 5060,
+        }
+    }
     pub fn parse(s: &str) -> Option<Transport> {
         match s.to_ascii_lowercase().as_str() {
             "udp" => Some(Transport::Udp),

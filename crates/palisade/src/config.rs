@@ -203,7 +203,7 @@ pub struct ShieldSection {
     pub max_message_size: Option<usize>,
     pub max_text_body: Option<usize>,
     pub max_parts: Option<usize>,
-    /// Largest sender-chosen content of a forwarded offer, in bytes (default 256).
+    /// Largest sender-chosen content of a forwarded offer, in bytes (default 384).
     pub max_residual_bytes: Option<u64>,
     /// `[shield.text]`: drop, keep or rewrite each free-text field.
     pub text: TextSection,

@@ -109,21 +109,6 @@ fn accepted(m: &Message<'_>, dropped: Vec<Dropped>, residual: Option<Residual>) 
     }
 }
 
-fn reason_phrase(status: u16) -> &'static str {
-    match status {
-        400 => "Bad Request",
-        413 => "Request Entity Too Large",
-        414 => "Request-URI Too Long",
-        415 => "Unsupported Media Type",
-        488 => "Not Acceptable Here",
-        416 => "Unsupported URI Scheme",
-        420 => "Bad Extension",
-        483 => "Too Many Hops",
-        505 => "Version Not Supported",
-        _ => "",
-    }
-}
-
 impl Report {
     pub fn accepted(&self) -> bool {
         matches!(self.outcome, Outcome::Accept { .. })
@@ -228,7 +213,7 @@ impl Report {
                 ..
             } => {
                 let answer = match (status, *action) {
-                    (Some(s), _) => format!("{s} {}", reason_phrase(*s)),
+                    (Some(s), _) => format!("{s} {}", palisade_sip::reason_phrase(*s)),
                     (None, "drop") => "dropped (malformed response)".to_string(),
                     (None, "strip-body") => "relayed without its body".to_string(),
                     (None, "replace-502") => "replaced by 502 toward the caller".to_string(),

@@ -1,26 +1,13 @@
 //! Account provisioning from the command line: add, list, remove, and an all-or-nothing
 //! CSV import whose bad line is named.
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
-fn bin() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_palisade"))
-}
-
-fn run(dir: &Path, args: &[&str]) -> Output {
-    Command::new(bin())
-        .args(args)
-        .arg("--data-dir")
-        .arg(dir)
-        .output()
-        .unwrap()
-}
+mod common;
+use common::{bin, cli as run, tempdir};
+use std::process::Command;
 
 fn tmp(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("palisade-cli-{}-{tag}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+    tempdir(&format!("cli-{tag}"))
 }
 
 fn users(dir: &Path) -> Vec<String> {

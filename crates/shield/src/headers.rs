@@ -179,7 +179,12 @@ pub(crate) fn apply(
     let mut prev_start: Option<usize> = None; // start of the current logical line
     let mut start = 0usize;
     let mut bad: Option<(usize, &'static str)> = None;
-    let bounds = memchr::memchr_iter(b'\n', head).chain(std::iter::once(head.len()));
+    // No line can be longer than the whole head: without a control character there is
+    // nothing to look for line by line (the common case, one comparison).
+    let scan = ctl || head.len() > policy.max_header_length;
+    let bounds = memchr::memchr_iter(b'\n', head)
+        .chain(std::iter::once(head.len()))
+        .take_while(|_| scan);
     for end in bounds {
         let line = head.get(start..end).unwrap_or_default();
         let folded = line.first().is_some_and(|b| *b == b' ' || *b == b'\t');

@@ -90,13 +90,7 @@ pub struct Refusal {
 impl Refusal {
     /// The reason phrase for the status line.
     pub fn phrase(&self) -> &'static str {
-        match self.status {
-            400 => "Bad Request",
-            413 => "Request Entity Too Large",
-            415 => "Unsupported Media Type",
-            488 => "Not Acceptable Here",
-            _ => "Refused",
-        }
+        palisade_sip::reason_phrase(self.status)
     }
 
     /// Extra headers the answer should carry (RFC 3261 21.4.13: a 415 lists what is
@@ -169,6 +163,53 @@ pub struct SecurityEvent {
     /// SIP status sent because of it, if any.
     pub status: Option<u16>,
     pub sha256: [u8; 32],
+}
+
+impl SecurityEvent {
+    /// The event as one JSON object (one line of `security-events.jsonl`), with its
+    /// Unix time: `time`, `kind`, `method`, `caller`, `callee`, `source`, `call_id`,
+    /// `reason`, `status`, `sha256`.
+    pub fn to_json(&self, unix: i64) -> String {
+        // Written by hand: serde_json's `json!` builds a map per event, and under an
+        // attack every call can carry an event.
+        fn field(out: &mut String, key: &str, v: &str) {
+            out.push('"');
+            out.push_str(key);
+            out.push_str("\":\"");
+            for c in v.chars() {
+                match c {
+                    '"' => out.push_str("\\\""),
+                    '\\' => out.push_str("\\\\"),
+                    c if (c as u32) < 0x20 => {
+                        let _ =
+                            std::fmt::Write::write_fmt(out, format_args!("\\u{:04x}", c as u32));
+                    }
+                    c => out.push(c),
+                }
+            }
+            out.push_str("\",");
+        }
+        let mut out = String::with_capacity(320);
+        out.push_str("{\"time\":");
+        out.push_str(&unix.to_string());
+        out.push(',');
+        field(&mut out, "kind", self.kind.as_str());
+        field(&mut out, "method", &self.method);
+        field(&mut out, "caller", &self.caller);
+        field(&mut out, "callee", &self.callee);
+        field(&mut out, "source", &self.source);
+        field(&mut out, "call_id", &self.call_id);
+        field(&mut out, "reason", &self.reason);
+        out.push_str("\"status\":");
+        match self.status {
+            Some(s) => out.push_str(&s.to_string()),
+            None => out.push_str("null"),
+        }
+        out.push_str(",\"sha256\":\"");
+        out.push_str(&hex(&self.sha256));
+        out.push_str("\"}");
+        out
+    }
 }
 
 /// Lower-case hex of a digest.

@@ -109,7 +109,7 @@ pub struct Policy {
     pub max_parts: usize,
     /// `shield.text.*`.
     pub text: TextPolicy,
-    /// `shield.max_residual_bytes` (default 256): an offer (a request with a body toward a
+    /// `shield.max_residual_bytes` (default 384): an offer (a request with a body toward a
     /// callee) whose sender-chosen content ([`crate::Residual`]) is larger is refused
     /// with 488.
     pub max_residual_bytes: u64,
@@ -270,7 +270,7 @@ impl Default for Policy {
             multipart_types: vec!["application/sdp".into()],
             max_parts: 4,
             text: TextPolicy::default(),
-            max_residual_bytes: 256,
+            max_residual_bytes: 384,
             rewrite_key: [0; 32],
             realm: None,
         }

@@ -98,13 +98,7 @@ impl ParseError {
 
     /// The standard reason phrase for [`ParseError::status`].
     pub fn reason_phrase(&self) -> &'static str {
-        match self.status() {
-            413 => "Request Entity Too Large",
-            414 => "Request-URI Too Long",
-            483 => "Too Many Hops",
-            505 => "Version Not Supported",
-            _ => "Bad Request",
-        }
+        crate::reason_phrase(self.status())
     }
 }
 

@@ -43,6 +43,7 @@ mod message;
 mod parse;
 pub mod sanity;
 mod scan;
+mod status;
 mod uri;
 
 pub use error::{ErrorKind, ParseError};
@@ -51,6 +52,7 @@ pub use limits::Limits;
 pub use message::{Message, StartLine};
 pub use parse::{frame_stream, parse_datagram, Frame};
 pub use scan::unescape_quoted;
+pub use status::{reason_phrase, StatusCode};
 pub use uri::{push_num, Host, Param, SipUri, TelUri, Uri};
 
 /// Unescapes `%HH` sequences. Input that this crate parsed has only valid escapes; an

@@ -49,7 +49,25 @@ pub enum Host<'a> {
     V6(Ipv6Addr),
 }
 
+impl From<std::net::IpAddr> for Host<'static> {
+    fn from(ip: std::net::IpAddr) -> Self {
+        match ip {
+            std::net::IpAddr::V4(a) => Host::V4(a),
+            std::net::IpAddr::V6(a) => Host::V6(a),
+        }
+    }
+}
+
 impl Host<'_> {
+    /// The address, when the host is an IP literal (a name is not resolved here).
+    pub fn ip(&self) -> Option<std::net::IpAddr> {
+        match self {
+            Host::V4(a) => Some(std::net::IpAddr::V4(*a)),
+            Host::V6(a) => Some(std::net::IpAddr::V6(*a)),
+            Host::Domain(_) => None,
+        }
+    }
+
     pub fn into_owned(self) -> Host<'static> {
         match self {
             Host::Domain(d) => Host::Domain(Cow::Owned(d.into_owned())),

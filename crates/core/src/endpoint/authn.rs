@@ -1,0 +1,199 @@
+//! Digest authentication glue (RFC 3261 section 22, RFC 8760): checks credentials of
+//! REGISTER and proxied requests and builds challenges, with the per-device algorithm
+//! memory.
+
+use super::*;
+
+/// Who is being challenged (see [`Endpoint::challenge`]).
+pub(super) struct Challenge<'a> {
+    pub(super) proxy: bool,
+    pub(super) device: u64,
+    pub(super) ua: &'a str,
+    pub(super) txn: TxnKey,
+    pub(super) method: &'a str,
+}
+
+impl Endpoint {
+    /// Digest check; `Err` carries the answer to send (challenge or refusal).
+    pub(super) fn check_auth(
+        &mut self,
+        now: Instant,
+        msg: &Message<'_>,
+        proxy: bool,
+    ) -> Result<(), Decision> {
+        if self.preauthenticated {
+            self.authed_now = true;
+            return Ok(());
+        }
+        // The claimed identity and the device (account, User-Agent, source address),
+        // for the choice of the algorithm offered first (see `crate::algorithms`).
+        let claimed = if proxy { msg.from() } else { msg.to() };
+        let claimed_user = claimed
+            .and_then(|n| self.aor_of(&n.uri))
+            .map(|(_, u)| u)
+            .unwrap_or_default();
+        let ua = msg
+            .headers
+            .iter()
+            .find_map(|h| match h {
+                Header::UserAgent(u) => Some(u.as_ref()),
+                _ => None,
+            })
+            .unwrap_or("");
+        let source = self.inbound_ip.unwrap_or(IpAddr::from([0, 0, 0, 0]));
+        let device = crate::algorithms::device(&claimed_user, ua, source);
+        let txn = server_key(msg, false, self.salt);
+        let method = msg.method().map(|m| m.as_str()).unwrap_or("");
+        let ch = Challenge {
+            proxy,
+            device,
+            ua,
+            txn,
+            method,
+        };
+        let creds: Option<&Credentials<'_>> = msg.headers.iter().find_map(|h| match (h, proxy) {
+            (Header::ProxyAuthorization(c), true) | (Header::Authorization(c), false)
+                if c.is_digest() && c.get("realm").as_deref() == Some(self.cfg.domain.as_str()) =>
+            {
+                Some(c)
+            }
+            _ => None,
+        });
+        let Some(c) = creds else {
+            match self.algos.no_credentials(now, device, txn, method) {
+                Some(Note::FellBackToMd5) => warn!(
+                    account = %claimed_user,
+                    user_agent = ua,
+                    source = %source,
+                    "a device did not answer a SHA-256-first digest challenge (it does not support RFC 8760); offering it MD5 only from now on"
+                ),
+                Some(Note::NeverAnswers) => warn!(
+                    account = %claimed_user,
+                    user_agent = ua,
+                    source = %source,
+                    "a device does not answer digest challenges at all (wrong realm or no password configured?)"
+                ),
+                None => {}
+            }
+            return Err(self.challenge(now, &ch, false));
+        };
+        let g = |n: &str| c.get(n).unwrap_or(Cow::Borrowed(""));
+        let (username, realm, nonce, uri, response, algorithm, qop, nc, cnonce) = (
+            g("username"),
+            g("realm"),
+            g("nonce"),
+            g("uri"),
+            g("response"),
+            g("algorithm"),
+            g("qop"),
+            g("nc"),
+            g("cnonce"),
+        );
+        let d = DigestResponse {
+            username: &username,
+            realm: &realm,
+            nonce: &nonce,
+            uri: &uri,
+            response: &response,
+            algorithm: &algorithm,
+            qop: &qop,
+            nc: &nc,
+            cnonce: &cnonce,
+        };
+        let used = crate::auth::Algorithm::parse(if algorithm.is_empty() {
+            "MD5"
+        } else {
+            &algorithm
+        });
+        if used.is_some_and(|a| !self.cfg.algorithms.contains(&a)) {
+            return Err(self.challenge(now, &ch, false));
+        }
+        let cred = self.users.get(username.as_ref());
+        let verdict = self.auth.verify(now, method, &d, cred, &self.cfg.domain);
+        let uri_ok = match self.cfg.digest_uri {
+            DigestUriCheck::Off => true,
+            DigestUriCheck::RequestUri | DigestUriCheck::RequestUriOrServer => {
+                let ruri = msg.request_uri().map(uri_string).unwrap_or_default();
+                uri == ruri
+                    || (self.cfg.digest_uri == DigestUriCheck::RequestUriOrServer
+                        && parse_uri(&uri, &self.cfg.limits).is_ok_and(|u| {
+                            self.uri_is_us(&u) && u.as_sip().is_some_and(|s| s.user.is_none())
+                        }))
+            }
+        };
+        // The authenticated identity must be the one the request claims.
+        if let Some(a) = used {
+            let ok = matches!(verdict, Verdict::Ok) && uri_ok && claimed_user == username;
+            self.algos.answered(now, device, a, ok);
+        }
+        match verdict {
+            Verdict::Ok if uri_ok && claimed_user == username => {
+                self.authed_now = true;
+                if let Some((at, _)) = self.inbound {
+                    // the nonce was sent to this address and came back: it is real
+                    if let Some(ip) = self.inbound_ip {
+                        self.budget.proven(at, ip);
+                    }
+                }
+                Ok(())
+            }
+            Verdict::Ok => {
+                self.stats.auth_failures += 1;
+                Err(Decision::Reply(403, "Forbidden", vec![]))
+            }
+            Verdict::Stale => Err(self.challenge(now, &ch, true)),
+            Verdict::Fail(why) => {
+                self.stats.auth_failures += 1;
+                debug!(why, "authentication failed");
+                Err(Decision::Reply(403, "Forbidden", vec![]))
+            }
+        }
+    }
+
+    pub(super) fn challenge(&mut self, now: Instant, ch: &Challenge<'_>, stale: bool) -> Decision {
+        self.stats.challenges += 1;
+        let proxy = ch.proxy;
+        let nonce = self.auth.nonce(now);
+        let mut headers = Vec::new();
+        let order = self.algos.order(
+            ch.device,
+            ch.ua,
+            &self.cfg.md5_only_user_agents,
+            &self.cfg.algorithms,
+        );
+        if let Some(first) = order.first() {
+            self.algos
+                .challenged(now, ch.device, ch.txn, ch.method, *first);
+        }
+        for a in order {
+            let mut params = vec![
+                Param::new(
+                    "realm",
+                    Some(Cow::Owned(format!("\"{}\"", self.cfg.domain))),
+                ),
+                Param::new("nonce", Some(Cow::Owned(format!("\"{nonce}\"")))),
+                Param::new("algorithm", Some(Cow::Borrowed(a.name()))),
+                Param::new("qop", Some(Cow::Borrowed("\"auth\""))),
+            ];
+            if stale {
+                params.push(Param::new("stale", Some(Cow::Borrowed("true"))));
+            }
+            let c = Credentials {
+                scheme: Cow::Borrowed("Digest"),
+                params,
+            };
+            headers.push(if proxy {
+                Header::ProxyAuthenticate(c)
+            } else {
+                Header::WwwAuthenticate(c)
+            });
+        }
+        if proxy {
+            Decision::Reply(407, "Proxy Authentication Required", headers)
+        } else {
+            Decision::Reply(401, "Unauthorized", headers)
+        }
+    }
+
+    // ---------------------------------------------------------------- registrar
+}

@@ -1,0 +1,457 @@
+//! The Endpoint: owns the transaction tables, the location service and the
+//! authenticator, and turns `(datagram, now)` and `(timeout, now)` into transmits and
+//! events. No sockets, no clock, no database.
+use std::borrow::Cow;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use palisade_sip::{
+    parse_datagram, parse_uri, sanity, CSeq, Contact, Credentials, Header, Host, Limits, Message,
+    Method, NameAddr, Param, ParseError, StartLine, Uri, Via,
+};
+use tracing::{debug, info, warn};
+
+use crate::algorithms::Note;
+use crate::auth::{Authenticator, Credential, DigestResponse, Verdict};
+use crate::ratelimit::{shrink, AnswerBudget};
+use crate::types::*;
+use palisade_shield::{EventKind, Refusal, SecurityEvent};
+
+mod authn;
+mod guard;
+mod identity;
+mod proxy;
+mod registrar;
+mod response;
+mod salvage;
+mod timer;
+mod transaction;
+mod transport;
+
+pub use self::salvage::salvaged_answer_parses;
+use self::{guard::*, proxy::*, response::*, salvage::*, timer::*, transaction::*, transport::*};
+
+/// Counters for logs and metrics.
+#[derive(Debug, Default, Clone)]
+pub struct Stats {
+    pub requests: u64,
+    pub responses: u64,
+    pub malformed: u64,
+    pub challenges: u64,
+    pub auth_failures: u64,
+    pub forwarded: u64,
+    /// Requests refused by the shield (415/488/400/413).
+    pub shield_refused: u64,
+    /// Responses and ACKs whose body the shield refused.
+    pub shield_answers_refused: u64,
+    /// Headers, SDP attributes and SDP lines removed from forwarded messages.
+    pub shield_dropped: u64,
+    /// Calls refused because the callee is protected.
+    pub protected_refused: u64,
+    /// Answers to unauthenticated UDP senders not sent: the source's budget was spent.
+    pub answers_rate_limited: u64,
+    /// Answers to unauthenticated UDP senders not sent: larger than the request even
+    /// without their optional lines.
+    pub answers_too_large: u64,
+    /// Requests refused with 503 because `max_transactions` was reached.
+    pub overloaded: u64,
+    /// Messages whose handling panicked (contained by the shell).
+    pub panics: u64,
+}
+
+enum Decision {
+    Reply(u16, &'static str, Vec<Header<'static>>),
+    Forward(Vec<Target>, bool),
+}
+
+pub struct Endpoint {
+    cfg: CoreConfig,
+    auth: Authenticator,
+    users: HashMap<String, Credential>,
+    location: HashMap<String, Vec<Binding>>,
+    servers: HashMap<TxnKey, ServerTxn>,
+    clients: HashMap<String, ClientTxn>,
+    timers: BinaryHeap<Reverse<Timer>>,
+    seq: u64,
+    out: VecDeque<Transmit>,
+    events: VecDeque<Event>,
+    salt: u64,
+    /// Stream connections by the address their peer advertises in Via (RFC 5923 style),
+    /// so that requests to that address reuse the connection.
+    aliases: HashMap<(Transport, SocketAddr), u64>,
+    answered: HashMap<u64, Answered>,
+    answered_q: VecDeque<(Instant, u64)>,
+    preauthenticated: bool,
+    authed_now: bool,
+    /// Protected users and their allow-lists.
+    protected: HashMap<String, Vec<String>>,
+    /// Account creation times (Unix seconds), for the protected-user age rule.
+    created: HashMap<String, i64>,
+    /// An instant and the Unix time it corresponds to (given by the shell).
+    unix_base: Option<(Instant, i64)>,
+    /// Per-source budget for answers to unauthenticated UDP senders.
+    budget: AnswerBudget,
+    /// The datagram being handled: when it arrived and its size (UDP only), the bound
+    /// of what may be answered to its unproven source.
+    inbound: Option<(Instant, usize)>,
+    /// The source address of that datagram.
+    inbound_ip: Option<IpAddr>,
+    /// A locally made answer is being sent on a server transaction.
+    answering: bool,
+    /// When the per-client tables are next swept.
+    next_sweep: Instant,
+    /// Which digest algorithm each device gets first.
+    algos: crate::algorithms::Memory,
+    /// Key of the dialog tokens in our Record-Route (`pal=`).
+    route_key: [u8; 32],
+    pub stats: Stats,
+}
+
+impl Endpoint {
+    pub fn new(cfg: CoreConfig, secret: [u8; 32], now: Instant) -> Self {
+        let salt = u64::from_le_bytes(secret[..8].try_into().unwrap_or([0; 8]));
+        let auth = Authenticator::new(secret, now, cfg.nonce_ttl);
+        let (cfg_rate, cfg_burst) = (cfg.answer_rate, cfg.answer_burst);
+        // Dialog tokens must survive a restart (a call set up before it must still hang
+        // up through us), so the shell gives a persisted key; otherwise one is derived
+        // from the per-boot secret.
+        let route_key = cfg.route_key.unwrap_or_else(|| {
+            palisade_shield::sha256(&[&b"palisade route key\0"[..], &secret[..]].concat())
+        });
+        // Identifier rewrites (msid, cname, o= session id) must map a value the same way
+        // for the whole dialog, across restarts too: keyed from the persisted route key.
+        let mut cfg = cfg;
+        cfg.shield.rewrite_key =
+            palisade_shield::sha256(&[&b"palisade shield rewrite\0"[..], &route_key[..]].concat());
+        let prealloc = cfg.preallocate;
+        let cap = |n: usize| if prealloc { n } else { 0 };
+        Endpoint {
+            cfg,
+            auth,
+            users: HashMap::new(),
+            location: HashMap::with_capacity(cap(1 << 14)),
+            // Sized for a busy second up front: growing a large table rehashes it all
+            // at once, a stall long enough to overflow a UDP receive buffer.
+            servers: HashMap::with_capacity(cap(1 << 16)),
+            clients: HashMap::with_capacity(cap(1 << 14)),
+            timers: BinaryHeap::with_capacity(cap(1 << 16)),
+            seq: 0,
+            out: VecDeque::new(),
+            events: VecDeque::new(),
+            salt,
+            aliases: HashMap::new(),
+            answered: HashMap::with_capacity(cap(1 << 16)),
+            answered_q: VecDeque::with_capacity(cap(1 << 16)),
+            preauthenticated: false,
+            authed_now: false,
+            protected: HashMap::new(),
+            created: HashMap::new(),
+            unix_base: None,
+            budget: AnswerBudget::new(cfg_rate, cfg_burst),
+            inbound: None,
+            inbound_ip: None,
+            answering: false,
+            next_sweep: now + SWEEP_EVERY,
+            algos: crate::algorithms::Memory::default(),
+            route_key,
+            stats: Stats::default(),
+        }
+    }
+
+    pub fn config(&self) -> &CoreConfig {
+        &self.cfg
+    }
+
+    /// Replaces the set of provisioned accounts.
+    pub fn set_users(&mut self, users: Vec<User>) {
+        self.protected.clear();
+        self.created.clear();
+        for u in &users {
+            if let Some(allow) = &u.protection {
+                self.protected.insert(u.name.clone(), allow.clone());
+            }
+            self.created.insert(u.name.clone(), u.created_unix);
+        }
+        self.users = users.into_iter().map(|u| (u.name, u.credential)).collect();
+    }
+
+    /// Tells the core which Unix time `now` is (for account ages; the core never reads
+    /// a clock itself).
+    pub fn set_unix_time(&mut self, now: Instant, unix: i64) {
+        self.unix_base = Some((now, unix));
+    }
+
+    fn unix_now(&self, now: Instant) -> Option<i64> {
+        self.unix_base
+            .map(|(at, u)| u + now.saturating_duration_since(at).as_secs() as i64)
+    }
+
+    /// Restores a binding loaded from storage at start-up.
+    pub fn restore_binding(&mut self, b: Binding) {
+        let at = b.expires_at;
+        let aor = b.aor.clone();
+        self.location.entry(aor.clone()).or_default().push(b);
+        self.arm(at, TimerWhat::Bindings(aor));
+    }
+
+    pub fn bindings(&self) -> impl Iterator<Item = &Binding> {
+        self.location.values().flatten()
+    }
+
+    pub fn transaction_count(&self) -> (usize, usize) {
+        (self.servers.len(), self.clients.len())
+    }
+
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.out.pop_front()
+    }
+
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let t = self.timers.peek().map(|t| t.0.at);
+        let a = self.answered_q.front().map(|a| a.0);
+        [t, a, Some(self.next_sweep)].into_iter().flatten().min()
+    }
+
+    /// Entries in the timer queue (live and not yet discarded).
+    pub fn timer_count(&self) -> usize {
+        self.timers.len()
+    }
+
+    /// Sizes of the per-client tables: (nonce counts, answer budgets, connection
+    /// aliases, answered non-INVITE requests).
+    pub fn table_sizes(&self) -> (usize, usize, usize, usize) {
+        (
+            self.auth.tracked_nonces(),
+            self.budget.tracked(),
+            self.aliases.len(),
+            self.answered.len(),
+        )
+    }
+
+    /// Devices whose digest algorithm preference is remembered.
+    pub fn devices_remembered(&self) -> usize {
+        self.algos.len()
+    }
+
+    /// The shell reports a closed stream connection.
+    pub fn connection_closed(&mut self, conn: u64) {
+        self.aliases.retain(|_, c| *c != conn);
+    }
+
+    /// One datagram (UDP) or one framed message (TCP/TLS) from `from`.
+    pub fn handle_datagram(&mut self, now: Instant, from: Peer, bytes: &[u8]) {
+        if bytes.iter().all(|b| matches!(b, b'\r' | b'\n' | 0)) {
+            return; // keep-alive
+        }
+        self.authed_now = false;
+        self.inbound = (from.transport == Transport::Udp).then_some((now, bytes.len()));
+        self.inbound_ip = Some(from.addr.ip());
+        self.handle_message(now, from, bytes);
+        self.inbound = None;
+        self.inbound_ip = None;
+        self.authed_now = false;
+    }
+
+    fn handle_message(&mut self, now: Instant, from: Peer, bytes: &[u8]) {
+        match parse_datagram(bytes, &self.cfg.limits) {
+            Err(e) => {
+                self.stats.malformed += 1;
+                if e.is_response {
+                    debug!(peer = %from.addr, error = %e, "dropped malformed response");
+                } else if let Some(resp) = bad_request_salvage(bytes, &e) {
+                    debug!(peer = %from.addr, status = e.status(), error = %e, "refused malformed request");
+                    self.send_answer(from, resp);
+                } else {
+                    debug!(peer = %from.addr, error = %e, "dropped malformed request (no Via/From/To/Call-ID/CSeq to answer to)");
+                }
+            }
+            Ok(m) if m.is_request() => self.on_request(now, from, m, bytes),
+            Ok(m) => self.on_response(now, from, m, bytes),
+        }
+    }
+
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if now >= self.next_sweep {
+            self.sweep(now);
+            self.next_sweep = now + SWEEP_EVERY;
+        }
+        while let Some(&(at, kh)) = self.answered_q.front() {
+            if at > now {
+                break;
+            }
+            self.answered_q.pop_front();
+            self.answered.remove(&kh);
+        }
+        while let Some(t) = self.timers.peek() {
+            if t.0.at > now {
+                break;
+            }
+            let Some(Reverse(t)) = self.timers.pop() else {
+                break;
+            };
+            self.fire(now, t.what);
+        }
+    }
+
+    fn on_request(&mut self, now: Instant, from: Peer, mut msg: Message<'_>, raw: &[u8]) {
+        self.stats.requests += 1;
+        if let (Some(conn), Some(v)) = (from.conn, msg.top_via()) {
+            if v.host.ip() == Some(from.addr.ip()) {
+                let port = v.port.unwrap_or(from.transport.default_port());
+                if port != from.addr.port() && self.aliases.len() < 100_000 {
+                    self.aliases.insert(
+                        (from.transport, SocketAddr::new(from.addr.ip(), port)),
+                        conn,
+                    );
+                }
+            }
+        }
+        fix_top_via(&mut msg, from);
+        let Some(method) = msg.method().cloned() else {
+            return;
+        };
+        if method == Method::Ack {
+            let ikey = server_key(&msg, true, self.salt);
+            if let Some(t) = self.servers.get_mut(&ikey) {
+                if t.state == SState::Completed {
+                    t.state = SState::Confirmed;
+                    let wait = if t.source.transport.reliable() {
+                        Duration::ZERO
+                    } else {
+                        self.cfg.t4
+                    };
+                    self.arm(now + wait, TimerWhat::ServerEnd(ikey));
+                }
+                return;
+            }
+            self.forward_stateless(from, msg, raw);
+            return;
+        }
+        let key = server_key(&msg, false, self.salt);
+        if let Some(t) = self.servers.get(&key) {
+            debug!(key, "retransmitted request absorbed");
+            if let Some(last) = t.last.clone() {
+                let to = t.source;
+                self.send_answer(to, last);
+            }
+            return;
+        }
+        if self.servers.len() >= self.cfg.max_transactions && method != Method::Cancel {
+            // Every transaction holds memory until its timers end: past the bound, the
+            // request is refused statelessly (RFC 3261 section 21.5.4) and counted.
+            self.stats.overloaded += 1;
+            debug!(peer = %from.addr, "503: server.max_transactions reached");
+            let bytes = self.build_response(
+                &msg,
+                503,
+                "Service Unavailable",
+                vec![Header::Other {
+                    name: Cow::Borrowed("Retry-After"),
+                    value: Cow::Borrowed("5"),
+                }],
+            );
+            self.send_answer(from, bytes);
+            return;
+        }
+        if method == Method::Cancel {
+            self.on_cancel(now, from, &msg, key);
+            return;
+        }
+        let invite = method == Method::Invite;
+        if !invite {
+            // A non-INVITE request answered here keeps no transaction: only a small
+            // record, so that a retransmission gets the same answer (re-derived, without
+            // authenticating again) until Timer J. This is what keeps memory flat at tens
+            // of thousands of REGISTERs per second.
+            let kh = key;
+            let pre = self.answered.get(&kh).map(|a| a.authed);
+            self.preauthenticated = pre.unwrap_or(false);
+            self.authed_now = false;
+            let decision = self.decide(now, from, &mut msg, raw);
+            self.preauthenticated = false;
+            match decision {
+                Decision::Reply(status, reason, extra) => {
+                    if pre.is_none() {
+                        debug!(method = %method, call_id = msg.call_id().unwrap_or(""), peer = %from.addr, status, reason, "reply");
+                        let wait = if from.transport.reliable() {
+                            Duration::ZERO
+                        } else {
+                            self.cfg.t1 * 64
+                        };
+                        self.answered.insert(
+                            kh,
+                            Answered {
+                                authed: self.authed_now,
+                            },
+                        );
+                        self.answered_q.push_back((now + wait, kh));
+                    }
+                    let bytes = self.build_response(&msg, status, reason, extra);
+                    self.send_answer(from, bytes);
+                }
+                Decision::Forward(targets, rr) => {
+                    self.servers
+                        .insert(key, ServerTxn::new(false, from, raw.to_vec(), self.cfg.t1));
+                    debug!(method = %method, call_id = msg.call_id().unwrap_or(""), peer = %from.addr, branches = targets.len(), "forward");
+                    self.forward(now, key, msg, targets, rr);
+                }
+            }
+            return;
+        }
+        // INVITE: a full server transaction (Timer G/H retransmission, ACK matching).
+        self.servers
+            .insert(key, ServerTxn::new(true, from, Vec::new(), self.cfg.t1));
+        match self.decide(now, from, &mut msg, raw) {
+            Decision::Reply(status, reason, extra) => {
+                debug!(method = %method, call_id = msg.call_id().unwrap_or(""), peer = %from.addr, status, reason, "reply");
+                self.reply(now, key, &msg, status, reason, extra);
+            }
+            Decision::Forward(targets, rr) => {
+                if let Some(t) = self.servers.get_mut(&key) {
+                    // Kept only when forwarded, to build a 408 or 487 later.
+                    t.request = raw.to_vec();
+                }
+                debug!(method = %method, call_id = msg.call_id().unwrap_or(""), peer = %from.addr, branches = targets.len(), "forward");
+                self.forward(now, key, msg, targets, rr);
+            }
+        }
+    }
+
+    /// Routing, then the shield on whatever is to be forwarded: a refused request gets
+    /// its answer here, before any branch exists.
+    fn decide(&mut self, now: Instant, from: Peer, msg: &mut Message<'_>, raw: &[u8]) -> Decision {
+        let d = self.route(now, from, msg, raw);
+        if !matches!(d, Decision::Forward(..)) {
+            return d;
+        }
+        match self.shield(from, msg, raw) {
+            Ok(()) => d,
+            Err(r) => {
+                self.stats.shield_refused += 1;
+                self.security(
+                    EventKind::OfferRefused,
+                    from,
+                    msg,
+                    r.reason.clone(),
+                    Some(r.status),
+                    r.sha256,
+                );
+                let mut extra = vec![warning(&r.reason)];
+                for (n, v) in r.answer_headers() {
+                    extra.push(Header::Other {
+                        name: Cow::Borrowed(n),
+                        value: Cow::Borrowed(v),
+                    });
+                }
+                Decision::Reply(r.status, r.phrase(), extra)
+            }
+        }
+    }
+}

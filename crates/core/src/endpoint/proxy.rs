@@ -1,0 +1,544 @@
+//! The stateful proxy (RFC 3261 sections 16.3-16.6): route decisions, loop detection,
+//! Record-Route with the dialog token, our Via, forwarding on client transactions, and
+//! stateless forwarding of ACK and in-dialog requests.
+
+use super::*;
+
+pub(super) const MAGIC: &str = "z9hG4bK";
+
+pub(super) const OUR_BRANCH: &str = "z9hG4bKpal";
+pub(super) struct Target {
+    pub(super) ruri: Option<String>,
+    pub(super) dest: Peer,
+    pub(super) path: Vec<String>,
+}
+
+pub(super) fn uri_string(u: &Uri<'_>) -> String {
+    let mut s = String::new();
+    u.write(&mut s);
+    s
+}
+
+impl Endpoint {
+    pub(super) fn route(
+        &mut self,
+        now: Instant,
+        from: Peer,
+        msg: &mut Message<'_>,
+        raw: &[u8],
+    ) -> Decision {
+        let method = msg.method().cloned().unwrap_or(Method::Options);
+        // Loop detection (RFC 3261 section 16.3 step 4).
+        if msg.vias().any(|v| self.via_is_us(v)) {
+            let mine = format!("{OUR_BRANCH}{:08x}.", self.loop_hash(msg));
+            if msg
+                .vias()
+                .any(|v| self.via_is_us(v) && v.branch().is_some_and(|b| b.starts_with(&mine)))
+            {
+                return Decision::Reply(482, "Loop Detected", vec![]);
+            }
+        }
+        let popped = self.pop_own_routes(msg);
+        let ruri = msg.request_uri().cloned();
+        let Some(ruri) = ruri else {
+            return Decision::Reply(400, "Bad Request", vec![]);
+        };
+        let next_route = msg.routes().next().map(|r| r.uri.clone());
+        let to_us = self.uri_targets_us(&ruri);
+        let self_addressed =
+            self.uri_is_us(&ruri) && ruri.as_sip().is_some_and(|s| s.user.is_none());
+
+        if self_addressed && next_route.is_none() {
+            return match method {
+                Method::Options => Decision::Reply(
+                    200,
+                    "OK",
+                    vec![
+                        Header::Allow(vec![
+                            Method::Invite,
+                            Method::Ack,
+                            Method::Cancel,
+                            Method::Bye,
+                            Method::Options,
+                            Method::Register,
+                            Method::Message,
+                            Method::Update,
+                            Method::Info,
+                            Method::Prack,
+                        ]),
+                        Header::Other {
+                            name: Cow::Borrowed("Accept"),
+                            value: Cow::Borrowed("application/sdp"),
+                        },
+                    ],
+                ),
+                Method::Register => self.register(now, from, msg),
+                _ => Decision::Reply(
+                    405,
+                    "Method Not Allowed",
+                    vec![Header::Allow(vec![Method::Options, Method::Register])],
+                ),
+            };
+        }
+        if msg.max_forwards() == Some(0) {
+            return Decision::Reply(483, "Too Many Hops", vec![]);
+        }
+        if let Err(r) = sanity::check_request(msg) {
+            let extra = if r.unsupported.is_empty() {
+                vec![]
+            } else {
+                vec![Header::Other {
+                    name: Cow::Borrowed("Unsupported"),
+                    value: Cow::Owned(r.unsupported.join(", ")),
+                }]
+            };
+            return Decision::Reply(r.status, r.reason, extra);
+        }
+        if method == Method::Register {
+            if to_us {
+                return self.register(now, from, msg);
+            }
+            return Decision::Reply(403, "Forbidden: not a domain of this registrar", vec![]);
+        }
+        let in_dialog = msg.to().and_then(|t| t.tag()).is_some();
+        if in_dialog {
+            let local_user = to_us && ruri.as_sip().is_some_and(|s| s.user.is_some());
+            if popped == 0 && !local_user {
+                // Every dialog through this proxy has its Record-Route: a request that
+                // claims a dialog but did not come through us would use the proxy as a
+                // relay toward any address (a device behind it, say).
+                return Decision::Reply(
+                    403,
+                    "Forbidden: in-dialog request not routed through this proxy",
+                    vec![],
+                );
+            }
+            if popped == 0 && local_user {
+                // A To tag does not make a caller allowed: a made-up "dialog" is an
+                // initial request for the protection rules.
+                if let Some(d) = self.protected_refusal(now, from, msg, raw, &ruri, false) {
+                    return d;
+                }
+            }
+            // Requests inside a dialog follow the route set the dialog established.
+            if let Some(r) = next_route {
+                return self.to_next_hop(
+                    &r,
+                    false,
+                    (503, "Service Unavailable: next hop is not an IP address"),
+                );
+            }
+            if to_us && ruri.as_sip().is_some_and(|s| s.user.is_some()) {
+                return self.lookup(&ruri, false);
+            }
+            return self.to_next_hop(
+                &ruri,
+                false,
+                (404, "Not Found: no route to the Request-URI"),
+            );
+        }
+        // Out of dialog: who is calling?
+        let caller_local = msg.from().is_some_and(|f| self.uri_targets_us(&f.uri));
+        let mut authenticated = false;
+        if caller_local && self.cfg.authenticate_requests {
+            match self.check_auth(now, msg, true) {
+                Ok(()) => authenticated = true,
+                Err(d) => return d,
+            }
+        }
+        if let Some(r) = next_route {
+            if !authenticated && !to_us {
+                return Decision::Reply(403, "Forbidden: relaying denied", vec![]);
+            }
+            return self.to_next_hop(
+                &r,
+                true,
+                (503, "Service Unavailable: next hop is not an IP address"),
+            );
+        }
+        if to_us {
+            if let Some(d) = self.protected_refusal(now, from, msg, raw, &ruri, authenticated) {
+                return d;
+            }
+            return self.lookup(&ruri, true);
+        }
+        if !authenticated {
+            return Decision::Reply(403, "Forbidden: relaying denied", vec![]);
+        }
+        self.to_next_hop(&ruri, true, (404, "Not Found: no route to the Request-URI"))
+    }
+
+    /// Forwards to the host a URI names (a Route entry or the Request-URI), or refuses
+    /// with `unreachable` when that host is not an IP address (no DNS yet).
+    pub(super) fn to_next_hop(
+        &self,
+        uri: &Uri<'_>,
+        record_route: bool,
+        unreachable: (u16, &'static str),
+    ) -> Decision {
+        match self.resolve(uri) {
+            Some(dest) => Decision::Forward(
+                vec![Target {
+                    ruri: None,
+                    dest,
+                    path: vec![],
+                }],
+                record_route,
+            ),
+            None => Decision::Reply(unreachable.0, unreachable.1, vec![]),
+        }
+    }
+
+    pub(super) fn lookup(&mut self, ruri: &Uri<'_>, record_route: bool) -> Decision {
+        let Some((aor, user)) = self.aor_of(ruri) else {
+            return Decision::Reply(404, "Not Found", vec![]);
+        };
+        let now_live: Vec<Target> = {
+            let mut b: Vec<&Binding> = self
+                .location
+                .get(&aor)
+                .map(|v| v.iter().collect())
+                .unwrap_or_default();
+            b.sort_by_key(|x| std::cmp::Reverse(x.q));
+            b.into_iter()
+                .map(|b| Target {
+                    ruri: Some(b.contact.clone()),
+                    dest: self.binding_dest(b),
+                    path: b.path.clone(),
+                })
+                .collect()
+        };
+        if now_live.is_empty() {
+            if self.users.contains_key(&user) {
+                return Decision::Reply(480, "Temporarily Unavailable", vec![]);
+            }
+            return Decision::Reply(404, "Not Found", vec![]);
+        }
+        Decision::Forward(now_live, record_route)
+    }
+
+    pub(super) fn loop_hash(&self, m: &Message<'_>) -> u32 {
+        let mut h = DefaultHasher::new();
+        m.request_uri().hash(&mut h);
+        m.call_id().hash(&mut h);
+        m.from().and_then(|f| f.tag()).hash(&mut h);
+        m.cseq().map(|c| c.seq).hash(&mut h);
+        h.finish() as u32
+    }
+
+    pub(super) fn new_branch(&mut self, lh: u32) -> String {
+        self.seq += 1;
+        let u = hash64(&[&self.seq.to_be_bytes()], self.salt) as u32;
+        format!("{OUR_BRANCH}{lh:08x}.{u:08x}{:x}", self.seq)
+    }
+
+    pub(super) fn our_via(&self, transport: Transport, branch: String) -> Option<Header<'static>> {
+        let local = self.local(transport)?;
+        let host = Host::from(local.ip());
+        Some(Header::Via(Via {
+            transport: Cow::Borrowed(transport.via_name()),
+            host,
+            port: Some(local.port()),
+            params: vec![Param::new("branch", Some(Cow::Owned(branch)))],
+        }))
+    }
+
+    /// The dialog token our Record-Route carries (`pal=`): 16 hex digits of SHA-256
+    /// over the route key and the Call-ID. An in-dialog request counts as routed through
+    /// this proxy only when a Route naming us carries the token of its Call-ID, so that
+    /// nobody can relay a made-up "dialog" request through Palisade by writing our
+    /// address in a Route header.
+    pub(super) fn dialog_token(&self, call_id: &str) -> String {
+        use sha2::Digest as _;
+        let mut h = sha2::Sha256::new();
+        h.update(self.route_key);
+        h.update(call_id.as_bytes());
+        crate::auth::hex(h.finalize().get(..8).unwrap_or_default())
+    }
+
+    pub(super) fn record_route(
+        &self,
+        transport: Transport,
+        call_id: &str,
+    ) -> Option<Header<'static>> {
+        let local = self.local(transport)?;
+        let host = Host::from(local.ip());
+        let mut params = vec![];
+        if transport != Transport::Udp {
+            params.push(Param::new(
+                "transport",
+                Some(Cow::Borrowed(transport.param())),
+            ));
+        }
+        params.push(Param::new("lr", None));
+        params.push(Param::new(
+            "pal",
+            Some(Cow::Owned(self.dialog_token(call_id))),
+        ));
+        Some(Header::RecordRoute(NameAddr {
+            display: None,
+            uri: Uri::Sip(palisade_sip::SipUri {
+                secure: transport == Transport::Tls,
+                user: None,
+                password: None,
+                host,
+                port: Some(local.port()),
+                params,
+                headers: vec![],
+            }),
+            params: vec![],
+        }))
+    }
+
+    pub(super) fn forward(
+        &mut self,
+        now: Instant,
+        key: TxnKey,
+        mut msg: Message<'_>,
+        targets: Vec<Target>,
+        record_route: bool,
+    ) {
+        let invite = msg.method() == Some(&Method::Invite);
+        let inbound = self
+            .servers
+            .get(&key)
+            .map(|t| t.source.transport)
+            .unwrap_or(Transport::Udp);
+        if invite {
+            let trying = self.build_response(&msg, 100, "Trying", vec![]);
+            self.send_on_server(now, key, 100, trying);
+        }
+        // Max-Forwards: decrement, or add it for RFC 2543 peers.
+        match msg.headers.iter_mut().find_map(|h| match h {
+            Header::MaxForwards(m) => Some(m),
+            _ => None,
+        }) {
+            Some(m) => *m = m.saturating_sub(1),
+            None => {
+                let at = msg
+                    .headers
+                    .iter()
+                    .rposition(|h| matches!(h, Header::Via(_)))
+                    .map_or(0, |i| i + 1);
+                msg.headers.insert(at, Header::MaxForwards(69));
+            }
+        }
+        let lh = self.loop_hash(&msg);
+        let mut branches = Vec::new();
+        for t in targets {
+            let mut m = msg.clone();
+            if let Some(r) = &t.ruri {
+                match parse_uri(r, &self.cfg.limits) {
+                    Ok(u) => {
+                        if let StartLine::Request { uri, .. } = &mut m.start {
+                            *uri = u;
+                        }
+                    }
+                    Err(_) => continue,
+                }
+            }
+            let route_at = m
+                .headers
+                .iter()
+                .position(|h| matches!(h, Header::Route(_)))
+                .unwrap_or(m.headers.len());
+            for (i, p) in t.path.iter().enumerate() {
+                if let Ok(u) = parse_uri(p, &self.cfg.limits) {
+                    m.headers.insert(
+                        route_at + i,
+                        Header::Route(NameAddr {
+                            display: None,
+                            uri: u,
+                            params: vec![],
+                        }),
+                    );
+                }
+            }
+            if record_route {
+                let rr_at = m
+                    .headers
+                    .iter()
+                    .position(|h| matches!(h, Header::RecordRoute(_)))
+                    .unwrap_or(m.headers.len());
+                let mut rrs = Vec::new();
+                let call_id = m.call_id().unwrap_or("").to_string();
+                if let Some(h) = self.record_route(t.dest.transport, &call_id) {
+                    rrs.push(h);
+                }
+                if t.dest.transport != inbound {
+                    if let Some(h) = self.record_route(inbound, &call_id) {
+                        rrs.push(h);
+                    }
+                }
+                for (i, h) in rrs.into_iter().enumerate() {
+                    m.headers.insert(rr_at + i, h);
+                }
+            }
+            let branch = self.new_branch(lh);
+            let Some(via) = self.our_via(t.dest.transport, branch.clone()) else {
+                continue;
+            };
+            m.headers.insert(0, via);
+            let bytes = m.to_bytes();
+            self.stats.forwarded += 1;
+            self.start_client(now, t.dest, branch.clone(), bytes, invite, Some(key));
+            branches.push(branch);
+        }
+        if branches.is_empty() {
+            self.reply(now, key, &msg, 480, "Temporarily Unavailable", vec![]);
+            return;
+        }
+        if let Some(s) = self.servers.get_mut(&key) {
+            s.branches = branches;
+        }
+    }
+
+    /// Sends a request on a new client transaction (Timer A/E retransmission, B/F
+    /// timeout).
+    pub(super) fn start_client(
+        &mut self,
+        now: Instant,
+        dest: Peer,
+        branch: String,
+        bytes: Vec<u8>,
+        invite: bool,
+        server: Option<TxnKey>,
+    ) {
+        self.clients.insert(
+            branch.clone(),
+            ClientTxn {
+                invite,
+                state: CState::Trying,
+                dest,
+                request: bytes.clone(),
+                server,
+                interval: self.cfg.t1,
+                provisional: false,
+                cancel_pending: false,
+                done: false,
+                timer_c: None,
+                expired: false,
+            },
+        );
+        if !dest.transport.reliable() {
+            self.arm(now + self.cfg.t1, TimerWhat::ClientRetrans(branch.clone()));
+        }
+        self.arm(now + self.cfg.t1 * 64, TimerWhat::ClientTimeout(branch));
+        self.send(dest, bytes);
+    }
+
+    /// Loose routing (RFC 3261 section 16.4): remove the top Route entries that name
+    /// this server.
+    /// Removes the Route entries at the top that name this server and returns how many
+    /// of them carried this dialog's token (see [`Endpoint::dialog_token`]): only those
+    /// show that the request follows a Record-Route this server inserted.
+    pub(super) fn pop_own_routes(&self, msg: &mut Message<'_>) -> usize {
+        // Computed only when a Route names us (most requests carry none).
+        let mut token: Option<String> = None;
+        let mut popped = 0;
+        while let Some(idx) = msg
+            .headers
+            .iter()
+            .position(|h| matches!(h, Header::Route(_)))
+        {
+            match msg.headers.get(idx) {
+                Some(Header::Route(r)) if self.uri_is_us(&r.uri) => {
+                    let signed = r
+                        .uri
+                        .as_sip()
+                        .and_then(|s| s.param("pal"))
+                        .and_then(|p| p.value.as_deref())
+                        .is_some_and(|v| {
+                            let t = token.get_or_insert_with(|| {
+                                self.dialog_token(msg.call_id().unwrap_or(""))
+                            });
+                            crate::auth::ct_eq(v.as_bytes(), t.as_bytes())
+                        });
+                    msg.headers.remove(idx);
+                    popped += usize::from(signed);
+                }
+                _ => break,
+            }
+        }
+        popped
+    }
+
+    /// ACK for a 2xx and other requests relayed without a transaction.
+    pub(super) fn forward_stateless(&mut self, from: Peer, mut msg: Message<'_>, raw: &[u8]) {
+        let popped = self.pop_own_routes(&mut msg);
+        let next = msg
+            .routes()
+            .next()
+            .map(|r| r.uri.clone())
+            .or_else(|| msg.request_uri().cloned());
+        let Some(next) = next else { return };
+        let local_user =
+            matches!(&next, Uri::Sip(s) if s.user.is_some() && self.uri_targets_us(&next));
+        let protected_callee = || {
+            !self.protected.is_empty()
+                && self
+                    .aor_of(&next)
+                    .is_some_and(|(_, u)| self.protected.contains_key(&u))
+        };
+        if popped == 0 && (!local_user || protected_callee()) {
+            // Not routed through us (see `route`): not relayed.
+            debug!(peer = %from.addr, call_id = msg.call_id().unwrap_or(""), "ACK not relayed: it did not come through this proxy's Record-Route");
+            return;
+        }
+        let dest = if self.uri_is_us(&next) || local_user {
+            // addressed to a local user: the location service knows where
+            match self.aor_of(&next).and_then(|(aor, _)| {
+                self.location
+                    .get(&aor)
+                    .and_then(|l| l.first())
+                    .map(|b| (self.binding_dest(b), b.contact.clone()))
+            }) {
+                Some((d, c)) => {
+                    if let Ok(u) = parse_uri(&c, &self.cfg.limits) {
+                        if let StartLine::Request { uri, .. } = &mut msg.start {
+                            *uri = u.into_owned();
+                        }
+                    }
+                    Some(d)
+                }
+                None => None,
+            }
+        } else {
+            self.resolve(&next)
+        };
+        let Some(dest) = dest else {
+            debug!(peer = %from.addr, "stateless request without a resolvable next hop dropped");
+            return;
+        };
+        if let Err(r) = self.shield(from, &mut msg, raw) {
+            // An ACK cannot be answered: it is not relayed, and the decision is recorded.
+            self.stats.shield_answers_refused += 1;
+            debug!(peer = %from.addr, call_id = msg.call_id().unwrap_or(""), reason = %r.reason, "ACK not relayed: refused by the shield");
+            self.security(EventKind::AckRefused, from, &msg, r.reason, None, r.sha256);
+            return;
+        }
+        match msg.headers.iter_mut().find_map(|h| match h {
+            Header::MaxForwards(m) => Some(m),
+            _ => None,
+        }) {
+            Some(0) => return,
+            Some(m) => *m -= 1,
+            None => {}
+        }
+        let top = msg
+            .top_via()
+            .and_then(|v| v.branch())
+            .unwrap_or("")
+            .to_string();
+        let branch = format!(
+            "{OUR_BRANCH}{:08x}.s{:x}",
+            self.loop_hash(&msg),
+            hash64(&[top.as_bytes()], self.salt)
+        );
+        let Some(via) = self.our_via(dest.transport, branch) else {
+            return;
+        };
+        msg.headers.insert(0, via);
+        self.send(dest, msg.to_bytes());
+    }
+}

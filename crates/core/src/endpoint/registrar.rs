@@ -1,0 +1,211 @@
+//! The registrar (RFC 3261 section 10, RFC 3327 Path): REGISTER, the bindings of an
+//! address of record and their expiry.
+
+use super::*;
+
+impl Endpoint {
+    pub(super) fn aor_of(&self, u: &Uri<'_>) -> Option<(String, String)> {
+        let Uri::Sip(s) = u else { return None };
+        let user = s.user.as_deref()?;
+        let decoded = palisade_sip::percent_decode(user);
+        let user = String::from_utf8_lossy(&decoded).into_owned();
+        Some((format!("{user}@{}", self.cfg.domain), user))
+    }
+
+    pub(super) fn register(&mut self, now: Instant, from: Peer, msg: &Message<'_>) -> Decision {
+        let Some(to) = msg.to() else {
+            return Decision::Reply(400, "Bad Request", vec![]);
+        };
+        let Some((aor, user)) = self.aor_of(&to.uri) else {
+            return Decision::Reply(
+                400,
+                "Bad Request: the address of record must be a SIP or SIPS URI with a user",
+                vec![],
+            );
+        };
+        if !matches!(&to.uri, Uri::Sip(s) if self.host_is_us(&s.host)) {
+            return Decision::Reply(403, "Forbidden: not a domain of this registrar", vec![]);
+        }
+        if self.cfg.authenticate_register {
+            if let Err(d) = self.check_auth(now, msg, false) {
+                return d;
+            }
+        } else if !self.users.contains_key(&user) {
+            return Decision::Reply(404, "Not Found", vec![]);
+        }
+        let call_id = msg.call_id().unwrap_or("").to_string();
+        let cseq = msg.cseq().map(|c| c.seq).unwrap_or(0);
+        let header_expires = msg.expires();
+        let contacts: Vec<&Contact<'_>> = msg.contacts().collect();
+        let path: Vec<String> = msg
+            .headers
+            .iter()
+            .filter_map(|h| match h {
+                Header::Path(p) => Some(uri_string(&p.uri)),
+                _ => None,
+            })
+            .collect();
+        let ua = msg
+            .headers
+            .iter()
+            .find_map(|h| match h {
+                Header::UserAgent(u) => Some(u.to_string()),
+                _ => None,
+            })
+            .unwrap_or_default();
+        if contacts.iter().any(|c| matches!(c, Contact::Star)) {
+            if contacts.len() != 1 || header_expires != Some(0) {
+                return Decision::Reply(
+                    400,
+                    "Bad Request: Contact * needs Expires: 0 and no other Contact",
+                    vec![],
+                );
+            }
+            if let Some(list) = self.location.remove(&aor) {
+                for b in list {
+                    self.events.push_back(Event::BindingRemoved {
+                        aor: aor.clone(),
+                        contact: b.contact,
+                    });
+                }
+            }
+            info!(aor, "all bindings removed");
+            return self.registered(now, &aor, msg);
+        }
+        // Validate everything before changing anything: no half-applied REGISTER.
+        let mut updates = Vec::new();
+        for c in &contacts {
+            let Contact::Addr(na) = c else { continue };
+            let expires = na
+                .expires()
+                .or(header_expires)
+                .unwrap_or(self.cfg.default_expires);
+            if expires != 0 && expires < self.cfg.min_expires {
+                return Decision::Reply(
+                    423,
+                    "Interval Too Brief",
+                    vec![Header::MinExpires(self.cfg.min_expires)],
+                );
+            }
+            if !matches!(na.uri, Uri::Sip(_)) {
+                return Decision::Reply(
+                    400,
+                    "Bad Request: Contact must be a SIP or SIPS URI",
+                    vec![],
+                );
+            }
+            updates.push((
+                uri_string(&na.uri),
+                expires.min(self.cfg.max_expires),
+                na.q_millis().unwrap_or(1000),
+            ));
+        }
+        let list = self.location.entry(aor.clone()).or_default();
+        let new_count = updates
+            .iter()
+            .filter(|(c, e, _)| *e > 0 && !list.iter().any(|b| &b.contact == c))
+            .count();
+        if list.len() + new_count > self.cfg.max_contacts {
+            return Decision::Reply(
+                403,
+                "Forbidden: too many contacts for this address of record",
+                vec![],
+            );
+        }
+        let mut earliest = None;
+        for (contact, expires, q) in updates {
+            let existing = list.iter().position(|b| b.contact == contact);
+            if let Some(old) = existing.and_then(|i| list.get(i)) {
+                if old.call_id == call_id && old.cseq >= cseq {
+                    continue; // out of order (RFC 3261 section 10.3 step 7)
+                }
+            }
+            if expires == 0 {
+                if let Some(i) = existing {
+                    let b = list.remove(i);
+                    self.events.push_back(Event::BindingRemoved {
+                        aor: aor.clone(),
+                        contact: b.contact,
+                    });
+                }
+                continue;
+            }
+            let b = Binding {
+                aor: aor.clone(),
+                contact,
+                expires_at: now + Duration::from_secs(expires.into()),
+                q,
+                call_id: call_id.clone(),
+                cseq,
+                path: path.clone(),
+                source: from,
+                user_agent: ua.clone(),
+            };
+            earliest = Some(earliest.map_or(b.expires_at, |e: Instant| e.min(b.expires_at)));
+            self.events.push_back(Event::BindingSaved(b.clone()));
+            match existing.and_then(|i| list.get_mut(i)) {
+                Some(slot) => *slot = b,
+                None => list.push(b),
+            }
+        }
+        if list.is_empty() {
+            self.location.remove(&aor);
+        }
+        if let Some(at) = earliest {
+            self.arm(at, TimerWhat::Bindings(aor.clone()));
+        }
+        self.registered(now, &aor, msg)
+    }
+
+    pub(super) fn registered(&self, now: Instant, aor: &str, msg: &Message<'_>) -> Decision {
+        let mut extra: Vec<Header<'static>> = Vec::new();
+        for b in self.location.get(aor).into_iter().flatten() {
+            let Ok(uri) = parse_uri(&b.contact, &self.cfg.limits) else {
+                continue;
+            };
+            let left = b.expires_at.saturating_duration_since(now).as_secs();
+            extra.push(Header::Contact(Contact::Addr(NameAddr {
+                display: None,
+                uri: uri.into_owned(),
+                params: vec![Param::new("expires", Some(Cow::Owned(left.to_string())))],
+            })));
+        }
+        for h in &msg.headers {
+            if let Header::Path(p) = h {
+                extra.push(Header::Path(p.clone().into_owned()));
+            }
+        }
+        Decision::Reply(200, "OK", extra)
+    }
+
+    // ---------------------------------------------------------------- responses we generate
+
+    pub(super) fn expire_bindings(&mut self, now: Instant, aor: &str) {
+        let Some(list) = self.location.get_mut(aor) else {
+            return;
+        };
+        let mut gone = Vec::new();
+        list.retain(|b| {
+            if b.expires_at <= now {
+                gone.push(b.contact.clone());
+                false
+            } else {
+                true
+            }
+        });
+        let next = list.iter().map(|b| b.expires_at).min();
+        if list.is_empty() {
+            self.location.remove(aor);
+        }
+        for contact in gone {
+            info!(aor, contact, "binding expired");
+            self.events.push_back(Event::BindingRemoved {
+                aor: aor.to_string(),
+                contact,
+            });
+        }
+        if let Some(at) = next {
+            self.arm(at, TimerWhat::Bindings(aor.to_string()));
+        }
+    }
+}

@@ -1,0 +1,363 @@
+//! The transaction layer (RFC 3261 section 17): server and client transaction state,
+//! their keys, local answers on a server transaction, CANCEL matching and the end of a
+//! server transaction when its branches are done.
+
+use super::*;
+
+/// A server transaction's identity (RFC 3261 section 17.2.3), hashed with a per-boot
+/// salt: no string is built or stored per request.
+pub(super) type TxnKey = u64;
+pub(super) const SERVER_NAME: &str = "Palisade/0.1";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum SState {
+    Proceeding,
+    Completed,
+    Confirmed,
+    Accepted,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum CState {
+    Trying,
+    Proceeding,
+    Completed,
+}
+
+pub(super) struct ServerTxn {
+    pub(super) invite: bool,
+    pub(super) state: SState,
+    pub(super) source: Peer,
+    pub(super) request: Vec<u8>,
+    pub(super) last: Option<Vec<u8>>,
+    pub(super) retrans: Duration,
+    pub(super) branches: Vec<String>,
+    pub(super) best: Option<(u16, Vec<u8>)>,
+    pub(super) cancelled: bool,
+    pub(super) final_sent: bool,
+}
+
+impl ServerTxn {
+    pub(super) fn new(invite: bool, source: Peer, request: Vec<u8>, t1: Duration) -> Self {
+        ServerTxn {
+            invite,
+            state: SState::Proceeding,
+            source,
+            request,
+            last: None,
+            retrans: t1,
+            branches: Vec::new(),
+            best: None,
+            cancelled: false,
+            final_sent: false,
+        }
+    }
+}
+
+/// What is remembered of a non-INVITE request answered locally.
+pub(super) struct Answered {
+    /// It carried valid credentials: a retransmission is not checked again (its nonce
+    /// count would look like a replay).
+    pub(super) authed: bool,
+}
+
+pub(super) struct ClientTxn {
+    pub(super) invite: bool,
+    pub(super) state: CState,
+    pub(super) dest: Peer,
+    pub(super) request: Vec<u8>,
+    pub(super) server: Option<TxnKey>,
+    pub(super) interval: Duration,
+    pub(super) provisional: bool,
+    pub(super) cancel_pending: bool,
+    pub(super) done: bool,
+    /// Timer C (RFC 3261 section 16.6 step 11): when a ringing INVITE branch gives up.
+    /// `None` until the first provisional; each provisional pushes it back.
+    pub(super) timer_c: Option<Instant>,
+    /// Timer C fired and the branch was cancelled: if the callee does not answer the
+    /// CANCEL either, the branch ends with a 408 after 64*T1.
+    pub(super) expired: bool,
+}
+
+pub(super) fn hash64(parts: &[&[u8]], salt: u64) -> u64 {
+    let mut h = DefaultHasher::new();
+    salt.hash(&mut h);
+    for p in parts {
+        p.hash(&mut h);
+    }
+    h.finish()
+}
+
+/// Key of the server transaction a request belongs to (RFC 3261 section 17.2.3); with
+/// `as_invite`, the key of the INVITE an ACK or CANCEL refers to.
+pub(super) fn server_key(m: &Message<'_>, as_invite: bool, salt: u64) -> TxnKey {
+    let method = if as_invite {
+        "INVITE"
+    } else {
+        m.method().map(|m| m.as_str()).unwrap_or("")
+    };
+    let mut h = DefaultHasher::new();
+    salt.hash(&mut h);
+    let via = m.top_via();
+    let branch = via.and_then(|v| v.branch()).unwrap_or("");
+    if let Some(v) = via {
+        v.host.hash(&mut h);
+        v.port.hash(&mut h);
+    }
+    branch.hash(&mut h);
+    method.hash(&mut h);
+    if !branch.starts_with(MAGIC) {
+        // RFC 2543 peers: match on the request's identity as well.
+        m.call_id().hash(&mut h);
+        m.cseq().map(|c| c.seq).hash(&mut h);
+        m.from().and_then(|f| f.tag()).hash(&mut h);
+    }
+    h.finish()
+}
+
+impl Endpoint {
+    pub(super) fn build_response(
+        &self,
+        req: &Message<'_>,
+        status: u16,
+        reason: &str,
+        extra: Vec<Header<'_>>,
+    ) -> Vec<u8> {
+        let mut headers: Vec<Header<'_>> = Vec::with_capacity(8 + extra.len());
+        let tag = self.to_tag(req);
+        for h in &req.headers {
+            match h {
+                Header::Via(_) | Header::From(_) | Header::CallId(_) | Header::CSeq(_) => {
+                    headers.push(h.clone())
+                }
+                Header::To(t) => {
+                    let mut t = t.clone();
+                    if status > 100 && t.tag().is_none() {
+                        t.params
+                            .push(Param::new("tag", Some(Cow::Owned(tag.clone()))));
+                    }
+                    headers.push(Header::To(t));
+                }
+                Header::RecordRoute(_) if (101..300).contains(&status) => headers.push(h.clone()),
+                _ => {}
+            }
+        }
+        headers.extend(extra);
+        headers.push(Header::Server(Cow::Borrowed(SERVER_NAME)));
+        let m = Message {
+            start: StartLine::Response {
+                code: status,
+                reason: Cow::Borrowed(reason),
+            },
+            headers,
+            body: Cow::Borrowed(&[]),
+        };
+        m.to_bytes()
+    }
+
+    /// Sends a locally generated response on a server transaction.
+    pub(super) fn reply(
+        &mut self,
+        now: Instant,
+        key: TxnKey,
+        req: &Message<'_>,
+        status: u16,
+        reason: &str,
+        extra: Vec<Header<'_>>,
+    ) {
+        let bytes = self.build_response(req, status, reason, extra);
+        self.answering = true;
+        self.send_on_server(now, key, status, bytes);
+        self.answering = false;
+    }
+
+    /// Sends a response (local or relayed) upstream and moves the server transaction on.
+    pub(super) fn send_on_server(
+        &mut self,
+        now: Instant,
+        key: TxnKey,
+        status: u16,
+        bytes: Vec<u8>,
+    ) {
+        let (t1, t2) = (self.cfg.t1, self.cfg.t1 * 64);
+        let Some(t) = self.servers.get_mut(&key) else {
+            return;
+        };
+        let to = t.source;
+        let reliable = to.transport.reliable();
+        let mut arm = Vec::new();
+        if status >= 200 {
+            t.final_sent = true;
+            t.last = Some(bytes.clone());
+            if t.invite && status < 300 {
+                // RFC 6026 Accepted: absorb INVITE retransmissions, relay further 2xx.
+                t.state = SState::Accepted;
+                t.last = None;
+                arm.push((now + t2, TimerWhat::ServerEnd(key)));
+            } else if t.invite {
+                t.state = SState::Completed;
+                if !reliable {
+                    arm.push((now + t1, TimerWhat::ServerRetrans(key)));
+                }
+                arm.push((now + t2, TimerWhat::ServerTimeout(key)));
+            } else {
+                t.state = SState::Completed;
+                arm.push((
+                    now + if reliable { Duration::ZERO } else { t2 },
+                    TimerWhat::ServerEnd(key),
+                ));
+            }
+        } else if t.state == SState::Proceeding {
+            t.last = Some(bytes.clone());
+        }
+        for (at, w) in arm {
+            self.arm(at, w);
+        }
+        if self.answering {
+            self.send_answer(to, bytes);
+        } else {
+            self.send(to, bytes);
+        }
+    }
+
+    // ---------------------------------------------------------------- forwarding
+
+    pub(super) fn on_cancel(&mut self, now: Instant, from: Peer, msg: &Message<'_>, key: TxnKey) {
+        let ikey = server_key(msg, true, self.salt);
+        self.servers.insert(
+            key,
+            ServerTxn {
+                invite: false,
+                state: SState::Proceeding,
+                source: from,
+                request: Vec::new(),
+                last: None,
+                retrans: self.cfg.t1,
+                branches: Vec::new(),
+                best: None,
+                cancelled: false,
+                final_sent: false,
+            },
+        );
+        let Some(inv) = self.servers.get_mut(&ikey) else {
+            self.reply(
+                now,
+                key,
+                msg,
+                481,
+                "Call/Transaction Does Not Exist",
+                vec![],
+            );
+            return;
+        };
+        let pending = !inv.final_sent;
+        if pending {
+            inv.cancelled = true;
+        }
+        let branches = inv.branches.clone();
+        self.reply(now, key, msg, 200, "OK", vec![]);
+        debug!(
+            call_id = msg.call_id().unwrap_or(""),
+            branches = branches.len(),
+            "cancel"
+        );
+        if pending {
+            for b in branches {
+                self.cancel_branch(now, &b);
+            }
+        }
+    }
+
+    pub(super) fn cancel_branch(&mut self, now: Instant, branch: &str) {
+        let Some(c) = self.clients.get_mut(branch) else {
+            return;
+        };
+        if c.done || !c.invite {
+            return;
+        }
+        if !c.provisional {
+            c.cancel_pending = true;
+            return;
+        }
+        c.cancel_pending = false;
+        let dest = c.dest;
+        let Some(cancel) = build_cancel_or_ack(&c.request, None, &self.cfg.limits) else {
+            return;
+        };
+        let key = format!("{branch}|CANCEL");
+        self.start_client(now, dest, key, cancel, false, None);
+    }
+
+    /// RFC 3261 section 16.7: collect finals, relay 2xx and 6xx at once, the best of the
+    /// rest when every branch has answered.
+    pub(super) fn branch_final(&mut self, now: Instant, skey: TxnKey, status: u16, bytes: Vec<u8>) {
+        let Some(s) = self.servers.get_mut(&skey) else {
+            return;
+        };
+        if status < 300 {
+            let first = !s.final_sent;
+            let others = s.branches.clone();
+            if s.final_sent && s.invite {
+                // additional 2xx from another branch: relay it too
+                let to = s.source;
+                self.send(to, bytes);
+            } else {
+                self.send_on_server(now, skey, status, bytes);
+            }
+            if first {
+                for b in others {
+                    self.cancel_branch(now, &b);
+                }
+            }
+            return;
+        }
+        if s.final_sent {
+            return;
+        }
+        let better = match &s.best {
+            None => true,
+            Some((b, _)) => rank(status) < rank(*b),
+        };
+        if better {
+            s.best = Some((status, bytes));
+        }
+        if status >= 600 {
+            let others = s.branches.clone();
+            for b in others {
+                self.cancel_branch(now, &b);
+            }
+        }
+        self.maybe_finish(now, skey);
+    }
+
+    pub(super) fn maybe_finish(&mut self, now: Instant, skey: TxnKey) {
+        let Some(s) = self.servers.get(&skey) else {
+            return;
+        };
+        if s.final_sent {
+            return;
+        }
+        let open = s
+            .branches
+            .iter()
+            .any(|b| self.clients.get(b).is_some_and(|c| !c.done));
+        let best_is_6xx = s.best.as_ref().is_some_and(|(b, _)| *b >= 600);
+        if open && !best_is_6xx {
+            return;
+        }
+        let Some(s) = self.servers.get_mut(&skey) else {
+            return;
+        };
+        match s.best.take() {
+            Some((status, bytes)) => self.send_on_server(now, skey, status, bytes),
+            None => {
+                let req = s.request.clone();
+                if let Ok(m) = parse_datagram(&req, &self.cfg.limits) {
+                    self.reply(now, skey, &m, 408, "Request Timeout", vec![]);
+                }
+            }
+        }
+    }
+
+    // ---------------------------------------------------------------- timers
+}

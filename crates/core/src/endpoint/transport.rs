@@ -1,0 +1,156 @@
+//! Transport concerns (RFC 3261 section 18, RFC 3581): fixing the top Via of what arrives
+//! (received/rport), where a response goes by its Via, sending (with the answer budget
+//! for unproven UDP sources), and where a binding or URI is reached.
+
+use super::*;
+
+/// RFC 3581 and RFC 3261 section 18.2.1: note where the request really came from.
+pub(super) fn fix_top_via(m: &mut Message<'_>, from: Peer) {
+    if let Some(Header::Via(v)) = m.headers.iter_mut().find(|h| matches!(h, Header::Via(_))) {
+        let ip = from.addr.ip();
+        let differs = v.host.ip() != Some(ip);
+        if differs && v.param("received").is_none() {
+            v.params
+                .push(Param::new("received", Some(Cow::Owned(ip.to_string()))));
+        }
+        if let Some(p) = v
+            .params
+            .iter_mut()
+            .find(|p| p.name.eq_ignore_ascii_case("rport"))
+        {
+            if p.value.is_none() {
+                p.value = Some(Cow::Owned(from.addr.port().to_string()));
+                if v.param("received").is_none() {
+                    v.params
+                        .push(Param::new("received", Some(Cow::Owned(ip.to_string()))));
+                }
+            }
+        }
+    }
+}
+
+/// `transport:ip:port` for an event, without `core::fmt` for the common IPv4 case.
+pub(super) fn peer_text(p: Peer) -> String {
+    let mut out = String::with_capacity(32);
+    out.push_str(p.transport.param());
+    out.push(':');
+    match p.addr {
+        SocketAddr::V4(a) => {
+            Host::V4(*a.ip()).write(&mut out);
+            out.push(':');
+            palisade_sip::push_num(&mut out, u64::from(a.port()));
+        }
+        SocketAddr::V6(a) => out.push_str(&a.to_string()),
+    }
+    out
+}
+
+/// Where a response goes according to a Via (received and rport win over sent-by).
+pub(super) fn via_dest(v: &Via<'_>) -> Option<Peer> {
+    let transport = Transport::parse(&v.transport)?;
+    let ip: IpAddr = match v.received() {
+        Some(r) => r.trim_matches(['[', ']']).parse().ok()?,
+        None => v.host.ip()?,
+    };
+    let port = v
+        .rport()
+        .flatten()
+        .or(v.port)
+        .unwrap_or(transport.default_port());
+    Some(Peer {
+        transport,
+        addr: SocketAddr::new(ip, port),
+        conn: None,
+    })
+}
+
+impl Endpoint {
+    /// Sends an answer this server made up itself to the sender of the current
+    /// request. Over UDP, to a sender that did not authenticate, an error answer spends
+    /// the source's budget and must not be larger than the request (a digest challenge:
+    /// not larger than the request plus `challenge_allowance`); see [`crate::ratelimit`].
+    pub(super) fn send_answer(&mut self, to: Peer, bytes: Vec<u8>) {
+        let Some((now, len)) = self.inbound else {
+            self.send(to, bytes);
+            return;
+        };
+        if to.transport != Transport::Udp || self.authed_now {
+            self.send(to, bytes);
+            return;
+        }
+        let status = bytes
+            .get(8..11)
+            .and_then(|d| std::str::from_utf8(d).ok())
+            .and_then(|d| d.parse::<u16>().ok())
+            .unwrap_or(0);
+        if status >= 300 && !self.budget.allow(now, to.addr.ip()) {
+            self.stats.answers_rate_limited += 1;
+            debug!(peer = %to.addr, status, "answer not sent: the source's answer budget is spent");
+            return;
+        }
+        if status < 300 {
+            self.send(to, bytes);
+            return;
+        }
+        // A challenge may exceed the request by `challenge_allowance`: a stock client's
+        // first REGISTER (SIPp's is 330 bytes) is smaller than a 401 with one challenge.
+        let max = if matches!(status, 401 | 407) {
+            len + self.cfg.challenge_allowance
+        } else {
+            len + self.cfg.answer_allowance
+        };
+        let bytes = shrink(bytes, max);
+        if bytes.len() > max {
+            self.stats.answers_too_large += 1;
+            debug!(peer = %to.addr, status, request = len, answer = bytes.len(), "answer not sent: larger than the request (no amplification)");
+            return;
+        }
+        self.send(to, bytes);
+    }
+
+    pub(super) fn send(&mut self, mut to: Peer, bytes: Vec<u8>) {
+        if to.transport.reliable() && to.conn.is_none() {
+            to.conn = self.aliases.get(&(to.transport, to.addr)).copied();
+        }
+        self.out.push_back(Transmit { to, bytes });
+    }
+
+    pub(super) fn resolve(&self, u: &Uri<'_>) -> Option<Peer> {
+        let Uri::Sip(s) = u else { return None };
+        let transport = match s.transport().and_then(Transport::parse) {
+            Some(t) => t,
+            None if s.secure => Transport::Tls,
+            None => Transport::Udp,
+        };
+        let ip: IpAddr = match &s.host {
+            Host::Domain(d) if d.eq_ignore_ascii_case("localhost") => IpAddr::from([127, 0, 0, 1]),
+            h => h.ip()?,
+        };
+        let port = s.port.unwrap_or(transport.default_port());
+        Some(Peer {
+            transport,
+            addr: SocketAddr::new(ip, port),
+            conn: None,
+        })
+    }
+
+    /// Where to send a request for a binding: the Contact's address when it is on the
+    /// host the REGISTER came from over the same transport (one process may register for
+    /// another port), otherwise the REGISTER's source, i.e. its NAT mapping or its
+    /// TCP/TLS connection (RFC 3581 reasoning).
+    pub(super) fn binding_dest(&self, b: &Binding) -> Peer {
+        match parse_uri(&b.contact, &self.cfg.limits)
+            .ok()
+            .and_then(|u| self.resolve(&u))
+        {
+            Some(p)
+                if p.addr.ip() == b.source.addr.ip()
+                    && p.transport == b.source.transport
+                    && p.addr != b.source.addr =>
+            {
+                p
+            }
+            _ => b.source,
+        }
+    }
+}
