@@ -1,6 +1,8 @@
 //! Attributes (`a=` lines): the ones real phones and browsers use, each checked against
 //! its own grammar; everything else kept as [`Attribute::Other`] for policy to decide.
 
+use std::borrow::Cow;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Direction {
     SendRecv,
@@ -22,95 +24,95 @@ impl Direction {
 
 /// RFC 8839 candidate.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Candidate {
-    pub foundation: String,
+pub struct Candidate<'a> {
+    pub foundation: Cow<'a, str>,
     pub component: u16,
-    pub transport: String,
+    pub transport: Cow<'a, str>,
     pub priority: u32,
-    pub address: String,
+    pub address: Cow<'a, str>,
     pub port: u16,
-    pub typ: String,
-    pub raddr: Option<String>,
+    pub typ: Cow<'a, str>,
+    pub raddr: Option<Cow<'a, str>>,
     pub rport: Option<u16>,
     /// Extension attributes (`tcptype`, `generation`, `ufrag`, `network-id`, ...), in order.
-    pub extensions: Vec<(String, String)>,
+    pub extensions: Vec<(Cow<'a, str>, Cow<'a, str>)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Attribute {
+pub enum Attribute<'a> {
     Rtpmap {
         pt: u8,
-        encoding: String,
+        encoding: Cow<'a, str>,
         clock: u32,
         channels: Option<u8>,
     },
     /// Parameters as `name[=value]` pairs; checked per codec by the parser.
     Fmtp {
-        pt: String,
-        params: Vec<(String, Option<String>)>,
+        pt: Cow<'a, str>,
+        params: Vec<(Cow<'a, str>, Option<Cow<'a, str>>)>,
     },
-    Ptime(String),
-    MaxPtime(String),
+    Ptime(Cow<'a, str>),
+    MaxPtime(Cow<'a, str>),
     Direction(Direction),
     Rtcp {
         port: u16,
-        address: Option<String>,
+        address: Option<Cow<'a, str>>,
     },
     RtcpMux,
     RtcpRsize,
     RtcpFb {
-        pt: String,
-        value: String,
+        pt: Cow<'a, str>,
+        value: Cow<'a, str>,
     },
-    IceUfrag(String),
-    IcePwd(String),
-    IceOptions(Vec<String>),
+    IceUfrag(Cow<'a, str>),
+    IcePwd(Cow<'a, str>),
+    IceOptions(Vec<Cow<'a, str>>),
     IceLite,
-    Candidate(Candidate),
+    Candidate(Candidate<'a>),
     EndOfCandidates,
     Fingerprint {
-        hash: String,
-        value: String,
+        hash: Cow<'a, str>,
+        value: Cow<'a, str>,
     },
-    Setup(String),
-    Mid(String),
+    Setup(Cow<'a, str>),
+    Mid(Cow<'a, str>),
     Group {
-        semantics: String,
-        ids: Vec<String>,
+        semantics: Cow<'a, str>,
+        ids: Vec<Cow<'a, str>>,
     },
     Msid {
-        id: String,
-        appdata: Option<String>,
+        id: Cow<'a, str>,
+        appdata: Option<Cow<'a, str>>,
     },
-    MsidSemantic(String),
+    MsidSemantic(Cow<'a, str>),
     Ssrc {
         id: u32,
-        name: String,
-        value: Option<String>,
+        name: Cow<'a, str>,
+        value: Option<Cow<'a, str>>,
     },
     SsrcGroup {
-        semantics: String,
+        semantics: Cow<'a, str>,
         ssrcs: Vec<u32>,
     },
     Extmap {
         id: u16,
-        direction: Option<String>,
-        uri: String,
-        extra: Option<String>,
+        direction: Option<Cow<'a, str>>,
+        uri: Cow<'a, str>,
+        extra: Option<Cow<'a, str>>,
     },
     Crypto {
         tag: u32,
-        suite: String,
-        key_params: String,
-        session_params: Vec<String>,
+        suite: Cow<'a, str>,
+        key_params: Cow<'a, str>,
+        session_params: Vec<Cow<'a, str>>,
     },
-    Label(String),
-    Framerate(String),
-    Content(Vec<String>),
+    Label(Cow<'a, str>),
+    Framerate(Cow<'a, str>),
+    Content(Vec<Cow<'a, str>>),
     /// Any other attribute: name and value as received (whitespace-normalised).
     Other {
-        name: String,
-        value: Option<String>,
+        name: Cow<'a, str>,
+        value: Option<Cow<'a, str>>,
     },
 }
 
@@ -174,8 +176,11 @@ fn u<T: std::str::FromStr>(s: &str) -> Option<T> {
 }
 
 /// Parses `a=name[:value]`. `Err` carries a fixed reason naming the attribute.
-pub(crate) fn parse_attribute(name: &str, value: Option<&str>) -> Result<Attribute, &'static str> {
-    let flag = |a: Attribute| {
+pub(crate) fn parse_attribute<'a>(
+    name: &'a str,
+    value: Option<&'a str>,
+) -> Result<Attribute<'a>, &'static str> {
+    let flag = |a: Attribute<'a>| -> Result<Attribute<'a>, &'static str> {
         if value.is_none() {
             Ok(a)
         } else {
@@ -218,7 +223,7 @@ pub(crate) fn parse_attribute(name: &str, value: Option<&str>) -> Result<Attribu
                 .ok_or("rtpmap: payload type must be 0-127")?;
             Ok(Attribute::Rtpmap {
                 pt,
-                encoding: encoding.to_string(),
+                encoding: encoding.into(),
                 clock,
                 channels,
             })
@@ -250,13 +255,13 @@ pub(crate) fn parse_attribute(name: &str, value: Option<&str>) -> Result<Attribu
                         return Err("fmtp: bad parameter value");
                     }
                 }
-                params.push((k.to_string(), val.map(str::to_string)));
+                params.push((k.into(), val.map(Cow::Borrowed)));
             }
             if params.is_empty() {
                 return Err("fmtp: no parameters");
             }
             Ok(Attribute::Fmtp {
-                pt: pt.to_string(),
+                pt: pt.into(),
                 params,
             })
         }
@@ -291,7 +296,10 @@ pub(crate) fn parse_attribute(name: &str, value: Option<&str>) -> Result<Attribu
                 }
                 _ => return Err("rtcp: <port> [IN IP4|IP6 <address>]"),
             };
-            Ok(Attribute::Rtcp { port, address })
+            Ok(Attribute::Rtcp {
+                port,
+                address: address.map(Cow::Owned),
+            })
         }
         "rtcp-mux" => flag(Attribute::RtcpMux),
         "rtcp-rsize" => flag(Attribute::RtcpRsize),
@@ -306,7 +314,7 @@ pub(crate) fn parse_attribute(name: &str, value: Option<&str>) -> Result<Attribu
             }
             Ok(Attribute::RtcpFb {
                 pt: pt.into(),
-                value: w.join(" "),
+                value: w.join(" ").into(),
             })
         }
         "ice-ufrag" | "ice-pwd" => {
@@ -331,7 +339,7 @@ pub(crate) fn parse_attribute(name: &str, value: Option<&str>) -> Result<Attribu
                 return Err("ice-options: bad option tag");
             }
             Ok(Attribute::IceOptions(
-                w.into_iter().map(str::to_string).collect(),
+                w.into_iter().map(Cow::Borrowed).collect(),
             ))
         }
         "ice-lite" => flag(Attribute::IceLite),
@@ -361,8 +369,8 @@ pub(crate) fn parse_attribute(name: &str, value: Option<&str>) -> Result<Attribu
                 return Err("fingerprint: wrong length or not hex pairs");
             }
             Ok(Attribute::Fingerprint {
-                hash,
-                value: val.to_ascii_uppercase(),
+                hash: hash.into(),
+                value: val.to_ascii_uppercase().into(),
             })
         }
         "setup" => match v()? {
@@ -381,10 +389,10 @@ pub(crate) fn parse_attribute(name: &str, value: Option<&str>) -> Result<Attribu
             if w.is_empty() || !w.iter().all(|x| token(x) && x.len() <= 64) {
                 return Err("group: <semantics> *(SP <mid>)");
             }
-            let semantics = w.remove(0).to_string();
+            let semantics = w.remove(0).into();
             Ok(Attribute::Group {
                 semantics,
-                ids: w.into_iter().map(str::to_string).collect(),
+                ids: w.into_iter().map(Cow::Borrowed).collect(),
             })
         }
         "msid" => {
@@ -393,8 +401,8 @@ pub(crate) fn parse_attribute(name: &str, value: Option<&str>) -> Result<Attribu
                 return Err("msid: <id> [<appdata>], tokens of at most 64 characters");
             }
             Ok(Attribute::Msid {
-                id: word(&w, 0).to_string(),
-                appdata: w.get(1).map(|x| x.to_string()),
+                id: word(&w, 0).into(),
+                appdata: w.get(1).map(|x| Cow::Borrowed(*x)),
             })
         }
         "msid-semantic" => {
@@ -402,7 +410,7 @@ pub(crate) fn parse_attribute(name: &str, value: Option<&str>) -> Result<Attribu
             if x.is_empty() || x.len() > 128 || !x.bytes().all(|b| is_token(b) || b == b' ') {
                 return Err("msid-semantic: tokens expected");
             }
-            Ok(Attribute::MsidSemantic(words(x).join(" ")))
+            Ok(Attribute::MsidSemantic(words(x).join(" ").into()))
         }
         "ssrc" => {
             let (id, rest) = v()?
@@ -427,7 +435,7 @@ pub(crate) fn parse_attribute(name: &str, value: Option<&str>) -> Result<Attribu
             Ok(Attribute::Ssrc {
                 id,
                 name: n.into(),
-                value: val.map(str::to_string),
+                value: val.map(Cow::Borrowed),
             })
         }
         "ssrc-group" => {
@@ -435,7 +443,7 @@ pub(crate) fn parse_attribute(name: &str, value: Option<&str>) -> Result<Attribu
             if w.len() < 2 || !token(word(&w, 0)) {
                 return Err("ssrc-group: <semantics> <ssrc>...");
             }
-            let semantics = w.remove(0).to_string();
+            let semantics = w.remove(0).into();
             let ssrcs = w
                 .iter()
                 .map(|x| u::<u32>(x))
@@ -472,9 +480,9 @@ pub(crate) fn parse_attribute(name: &str, value: Option<&str>) -> Result<Attribu
             }
             Ok(Attribute::Extmap {
                 id,
-                direction: direction.map(str::to_string),
-                uri: uri.to_string(),
-                extra: w.get(2).map(|x| x.to_string()),
+                direction: direction.map(Cow::Borrowed),
+                uri: uri.into(),
+                extra: w.get(2).map(|x| Cow::Borrowed(*x)),
             })
         }
         "crypto" => {
@@ -519,13 +527,13 @@ pub(crate) fn parse_attribute(name: &str, value: Option<&str>) -> Result<Attribu
             }
             Ok(Attribute::Crypto {
                 tag,
-                suite: word(&w, 1).to_string(),
-                key_params: word(&w, 2).to_string(),
+                suite: word(&w, 1).into(),
+                key_params: word(&w, 2).into(),
                 session_params: w
                     .get(3..)
                     .unwrap_or_default()
                     .iter()
-                    .map(|x| x.to_string())
+                    .map(|x| Cow::Borrowed(*x))
                     .collect(),
             })
         }
@@ -544,7 +552,8 @@ pub(crate) fn parse_attribute(name: &str, value: Option<&str>) -> Result<Attribu
             Ok(Attribute::Framerate(x.into()))
         }
         "content" => {
-            let list: Vec<String> = v()?.split(',').map(|x| x.trim().to_string()).collect();
+            let list: Vec<Cow<'a, str>> =
+                v()?.split(',').map(|x| Cow::Borrowed(x.trim())).collect();
             if !list.iter().all(|x| token(x)) {
                 return Err("content: comma-separated tokens");
             }
@@ -557,6 +566,10 @@ pub(crate) fn parse_attribute(name: &str, value: Option<&str>) -> Result<Attribu
             Ok(Attribute::Other {
                 name: name.into(),
                 value: value.map(|x| {
+                    // whitespace-normalised; borrowed when it already is
+                    if !x.contains("  ") && !x.starts_with(' ') && !x.ends_with(' ') {
+                        return Cow::Borrowed(x);
+                    }
                     let mut out = String::with_capacity(x.len());
                     for w in x.split(' ').filter(|w| !w.is_empty()) {
                         if !out.is_empty() {
@@ -564,14 +577,14 @@ pub(crate) fn parse_attribute(name: &str, value: Option<&str>) -> Result<Attribu
                         }
                         out.push_str(w);
                     }
-                    out
+                    Cow::Owned(out)
                 }),
             })
         }
     }
 }
 
-fn parse_candidate(s: &str) -> Result<Candidate, &'static str> {
+fn parse_candidate(s: &str) -> Result<Candidate<'_>, &'static str> {
     let w = split_words(s);
     if w.len() < 8 || word(&w, 6) != "typ" {
         return Err("candidate: <foundation> <component> <transport> <priority> <address> <port> typ <type> ...");
@@ -628,7 +641,7 @@ fn parse_candidate(s: &str) -> Result<Candidate, &'static str> {
     Ok(c)
 }
 
-impl Attribute {
+impl Attribute<'_> {
     pub fn name(&self) -> &str {
         match self {
             Attribute::Rtpmap { .. } => "rtpmap",
@@ -856,7 +869,7 @@ impl Attribute {
     }
 }
 
-fn join(out: &mut String, items: &[String], sep: char) {
+fn join(out: &mut String, items: &[Cow<'_, str>], sep: char) {
     for (i, x) in items.iter().enumerate() {
         if i > 0 {
             out.push(sep);
@@ -891,6 +904,6 @@ pub(crate) fn split_words(s: &str) -> Vec<&str> {
 
 /// The `i`-th word of a split line, or "" when there is none (callers check the count
 /// first; this keeps a miscount from becoming a panic).
-pub(crate) fn word<S: AsRef<str>>(w: &[S], i: usize) -> &str {
-    w.get(i).map_or("", AsRef::as_ref)
+pub(crate) fn word<'a>(w: &[&'a str], i: usize) -> &'a str {
+    w.get(i).copied().unwrap_or("")
 }

@@ -1,23 +1,25 @@
 //! The session description model and its canonical writer.
+use std::borrow::Cow;
+
 use crate::attr::{num, Attribute};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Origin {
-    pub username: String,
+pub struct Origin<'a> {
+    pub username: Cow<'a, str>,
     pub session_id: u64,
     pub session_version: u64,
     /// `IN`
-    pub nettype: String,
+    pub nettype: Cow<'a, str>,
     /// `IP4` or `IP6`
-    pub addrtype: String,
-    pub address: String,
+    pub addrtype: Cow<'a, str>,
+    pub address: Cow<'a, str>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Connection {
-    pub nettype: String,
-    pub addrtype: String,
-    pub address: String,
+pub struct Connection<'a> {
+    pub nettype: Cow<'a, str>,
+    pub addrtype: Cow<'a, str>,
+    pub address: Cow<'a, str>,
     /// Multicast IPv4 TTL (`/ttl`).
     pub ttl: Option<u8>,
     /// Number of addresses (`/count`).
@@ -25,48 +27,48 @@ pub struct Connection {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Bandwidth {
-    pub bwtype: String,
+pub struct Bandwidth<'a> {
+    pub bwtype: Cow<'a, str>,
     pub value: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Timing {
+pub struct Timing<'a> {
     pub start: u64,
     pub stop: u64,
     /// `r=` lines, whitespace-normalised.
-    pub repeats: Vec<String>,
+    pub repeats: Vec<Cow<'a, str>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Media {
-    pub media: String,
+pub struct Media<'a> {
+    pub media: Cow<'a, str>,
     pub port: u16,
     pub port_count: Option<u16>,
-    pub proto: String,
-    pub formats: Vec<String>,
-    pub info: Option<String>,
-    pub connections: Vec<Connection>,
-    pub bandwidths: Vec<Bandwidth>,
-    pub key: Option<String>,
-    pub attributes: Vec<Attribute>,
+    pub proto: Cow<'a, str>,
+    pub formats: Vec<Cow<'a, str>>,
+    pub info: Option<Cow<'a, str>>,
+    pub connections: Vec<Connection<'a>>,
+    pub bandwidths: Vec<Bandwidth<'a>>,
+    pub key: Option<Cow<'a, str>>,
+    pub attributes: Vec<Attribute<'a>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Session {
-    pub origin: Origin,
-    pub name: String,
-    pub info: Option<String>,
-    pub uri: Option<String>,
-    pub emails: Vec<String>,
-    pub phones: Vec<String>,
-    pub connection: Option<Connection>,
-    pub bandwidths: Vec<Bandwidth>,
-    pub times: Vec<Timing>,
-    pub zone: Option<String>,
-    pub key: Option<String>,
-    pub attributes: Vec<Attribute>,
-    pub media: Vec<Media>,
+pub struct Session<'a> {
+    pub origin: Origin<'a>,
+    pub name: Cow<'a, str>,
+    pub info: Option<Cow<'a, str>>,
+    pub uri: Option<Cow<'a, str>>,
+    pub emails: Vec<Cow<'a, str>>,
+    pub phones: Vec<Cow<'a, str>>,
+    pub connection: Option<Connection<'a>>,
+    pub bandwidths: Vec<Bandwidth<'a>>,
+    pub times: Vec<Timing<'a>>,
+    pub zone: Option<Cow<'a, str>>,
+    pub key: Option<Cow<'a, str>>,
+    pub attributes: Vec<Attribute<'a>>,
+    pub media: Vec<Media<'a>>,
 }
 
 fn line(out: &mut String, t: char, v: &str) {
@@ -76,7 +78,7 @@ fn line(out: &mut String, t: char, v: &str) {
     out.push_str("\r\n");
 }
 
-impl Connection {
+impl Connection<'_> {
     fn write(&self, out: &mut String) {
         out.push_str("c=");
         out.push_str(&self.nettype);
@@ -96,7 +98,7 @@ impl Connection {
     }
 }
 
-fn write_bw(b: &[Bandwidth], out: &mut String) {
+fn write_bw(b: &[Bandwidth<'_>], out: &mut String) {
     for b in b {
         out.push_str("b=");
         out.push_str(&b.bwtype);
@@ -106,7 +108,7 @@ fn write_bw(b: &[Bandwidth], out: &mut String) {
     }
 }
 
-fn write_attrs(a: &[Attribute], out: &mut String) {
+fn write_attrs(a: &[Attribute<'_>], out: &mut String) {
     for a in a {
         out.push_str("a=");
         a.write(out);
@@ -114,7 +116,7 @@ fn write_attrs(a: &[Attribute], out: &mut String) {
     }
 }
 
-impl Session {
+impl Session<'_> {
     /// The canonical form: the RFC 8866 line order, single spaces, CRLF.
     pub fn to_string_canonical(&self) -> String {
         let mut out = String::with_capacity(512);

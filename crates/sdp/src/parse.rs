@@ -2,6 +2,7 @@
 use crate::attr::{address, is_token, parse_attribute, word, Attribute};
 use crate::model::{Bandwidth, Connection, Media, Origin, Session, Timing};
 
+use std::borrow::Cow;
 /// Bounds on a session description, each with a config key (`sdp.<field>`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Limits {
@@ -67,7 +68,7 @@ fn num<T: std::str::FromStr>(s: &str) -> Option<T> {
     s.parse().ok()
 }
 
-fn connection(v: &str, line: usize) -> Result<Connection, SdpError> {
+fn connection(v: &str, line: usize) -> Result<Connection<'_>, SdpError> {
     let w = split_all(v);
     if w.len() != 3 || word(&w, 0) != "IN" || !(word(&w, 1) == "IP4" || word(&w, 1) == "IP6") {
         return Err(err(line, "c=: IN IP4|IP6 <address>"));
@@ -115,7 +116,7 @@ fn connection(v: &str, line: usize) -> Result<Connection, SdpError> {
     })
 }
 
-fn bandwidth(v: &str, line: usize) -> Result<Bandwidth, SdpError> {
+fn bandwidth(v: &str, line: usize) -> Result<Bandwidth<'_>, SdpError> {
     let (t, n) = v
         .split_once(':')
         .ok_or_else(|| err(line, "b=: <bwtype>:<bandwidth>"))?;
@@ -160,7 +161,7 @@ fn memchr_count(b: &[u8]) -> usize {
 }
 
 /// Parses a session description. Lines may end in CRLF or LF.
-pub fn parse(body: &[u8], limits: &Limits) -> Result<Session, SdpError> {
+pub fn parse<'a>(body: &'a [u8], limits: &Limits) -> Result<Session<'a>, SdpError> {
     if body.len() > limits.max_body_size {
         return Err(limit(0, "sdp.max_body_size", limits.max_body_size));
     }
@@ -189,14 +190,14 @@ pub fn parse(body: &[u8], limits: &Limits) -> Result<Session, SdpError> {
     let mut name = None;
     let mut s = Session {
         origin: Origin {
-            username: String::new(),
+            username: Cow::Borrowed(""),
             session_id: 0,
             session_version: 0,
-            nettype: String::new(),
-            addrtype: String::new(),
-            address: String::new(),
+            nettype: Cow::Borrowed(""),
+            addrtype: Cow::Borrowed(""),
+            address: Cow::Borrowed(""),
         },
-        name: String::new(),
+        name: Cow::Borrowed(""),
         info: None,
         uri: None,
         emails: vec![],
@@ -430,7 +431,7 @@ pub fn parse(body: &[u8], limits: &Limits) -> Result<Session, SdpError> {
                     port,
                     port_count: count,
                     proto: word(&w, 2).into(),
-                    formats: formats.iter().map(|f| f.to_string()).collect(),
+                    formats: formats.iter().map(|f| Cow::Borrowed(*f)).collect(),
                     info: None,
                     connections: vec![],
                     bandwidths: vec![],
@@ -444,7 +445,7 @@ pub fn parse(body: &[u8], limits: &Limits) -> Result<Session, SdpError> {
     }
     let last = lines.len();
     s.origin = origin.ok_or_else(|| err(last, "missing o="))?;
-    s.name = name.ok_or_else(|| err(last, "missing s="))?;
+    s.name = name.ok_or_else(|| err(last, "missing s="))?.into();
     if s.times.is_empty() {
         return Err(err(last, "missing t="));
     }
@@ -459,7 +460,7 @@ pub fn parse(body: &[u8], limits: &Limits) -> Result<Session, SdpError> {
     Ok(s)
 }
 
-fn attribute(v: &str, n: usize) -> Result<Attribute, SdpError> {
+fn attribute(v: &str, n: usize) -> Result<Attribute<'_>, SdpError> {
     let (name, value) = match v.split_once(':') {
         Some((a, b)) => (a, Some(b)),
         None => (v, None),

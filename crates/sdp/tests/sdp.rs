@@ -219,11 +219,8 @@ fn hostile_offers_are_refused_with_a_reason() {
 
 #[test]
 fn unknown_attributes_are_kept_for_policy() {
-    let s = parse(
-        with("a=x-hidden:c2hlbGxjb2Rl\r\n").as_bytes(),
-        &Limits::default(),
-    )
-    .unwrap();
+    let text = with("a=x-hidden:c2hlbGxjb2Rl\r\n");
+    let s = parse(text.as_bytes(), &Limits::default()).unwrap();
     assert!(s.media[0].attributes.iter().any(|a| matches!(a, Attribute::Other { name, value: Some(v) } if name == "x-hidden" && v == "c2hlbGxjb2Rl")));
 }
 
@@ -235,7 +232,7 @@ mod props {
         "[a-zA-Z0-9][a-zA-Z0-9._-]{0,8}"
     }
 
-    fn attr() -> BoxedStrategy<Attribute> {
+    fn attr() -> BoxedStrategy<Attribute<'static>> {
         prop_oneof![
             (
                 0u8..=127,
@@ -245,11 +242,11 @@ mod props {
             )
                 .prop_map(|(pt, encoding, clock, channels)| Attribute::Rtpmap {
                     pt,
-                    encoding,
+                    encoding: encoding.into(),
                     clock,
                     channels
                 }),
-            "[0-9]{1,3}".prop_map(Attribute::Ptime),
+            "[0-9]{1,3}".prop_map(|x| Attribute::Ptime(x.into())),
             prop::sample::select(vec![
                 Direction::SendRecv,
                 Direction::SendOnly,
@@ -258,11 +255,16 @@ mod props {
             ])
             .prop_map(Attribute::Direction),
             Just(Attribute::RtcpMux),
-            "[a-zA-Z0-9+/]{4,16}".prop_map(Attribute::IceUfrag),
-            "[a-zA-Z0-9+/]{22,30}".prop_map(Attribute::IcePwd),
-            tok().prop_map(Attribute::Mid),
-            (any::<u32>(), tok(), prop::option::of("[a-zA-Z0-9:-]{1,12}"))
-                .prop_map(|(id, name, value)| Attribute::Ssrc { id, name, value }),
+            "[a-zA-Z0-9+/]{4,16}".prop_map(|x| Attribute::IceUfrag(x.into())),
+            "[a-zA-Z0-9+/]{22,30}".prop_map(|x| Attribute::IcePwd(x.into())),
+            tok().prop_map(|x| Attribute::Mid(x.into())),
+            (any::<u32>(), tok(), prop::option::of("[a-zA-Z0-9:-]{1,12}")).prop_map(
+                |(id, name, value)| Attribute::Ssrc {
+                    id,
+                    name: name.into(),
+                    value: value.map(Into::into)
+                }
+            ),
             (
                 "[a-zA-Z0-9+/]{1,12}",
                 1u16..=256,
@@ -274,11 +276,11 @@ mod props {
             )
                 .prop_map(|(f, c, t, p, a, port, typ)| Attribute::Candidate(
                     Candidate {
-                        foundation: f,
+                        foundation: f.into(),
                         component: c,
                         transport: t.into(),
                         priority: p,
-                        address: std::net::Ipv4Addr::from(a).to_string(),
+                        address: std::net::Ipv4Addr::from(a).to_string().into(),
                         port,
                         typ: typ.into(),
                         raddr: None,
@@ -290,7 +292,10 @@ mod props {
                 "x-[a-z]{1,8}",
                 prop::option::of("[!-~]{1,10}( [!-~]{1,10}){0,2}")
             )
-                .prop_map(|(name, value)| Attribute::Other { name, value }),
+                .prop_map(|(name, value)| Attribute::Other {
+                    name: name.into(),
+                    value: value.map(Into::into)
+                }),
         ]
         .boxed()
     }
@@ -301,16 +306,16 @@ mod props {
             name in "[!-~]([ !-~]{0,10}[!-~])?",
             sattrs in prop::collection::vec(attr(), 0..4),
             media in prop::collection::vec((prop::sample::select(vec!["audio", "video"]), any::<u16>(), prop::collection::vec("[0-9]{1,3}", 1..5), prop::collection::vec(attr(), 0..8)), 0..3),
-        ) -> Session {
+        ) -> Session<'static> {
             let addr = std::net::Ipv4Addr::from(a).to_string();
             Session {
-                origin: Origin { username: user, session_id: id, session_version: ver, nettype: "IN".into(), addrtype: "IP4".into(), address: addr.clone() },
-                name,
+                origin: Origin { username: user.into(), session_id: id, session_version: ver, nettype: "IN".into(), addrtype: "IP4".into(), address: addr.clone().into() },
+                name: name.into(),
                 info: None, uri: None, emails: vec![], phones: vec![],
-                connection: Some(Connection { nettype: "IN".into(), addrtype: "IP4".into(), address: if a[0] >= 224 && a[0] < 240 { "192.0.2.1".into() } else { addr }, ttl: None, count: None }),
+                connection: Some(Connection { nettype: "IN".into(), addrtype: "IP4".into(), address: if a[0] >= 224 && a[0] < 240 { "192.0.2.1".into() } else { addr.into() }, ttl: None, count: None }),
                 bandwidths: vec![], times: vec![Timing { start: 0, stop: 0, repeats: vec![] }], zone: None, key: None,
                 attributes: sattrs,
-                media: media.into_iter().map(|(m, port, formats, attributes)| Media { media: m.into(), port, port_count: None, proto: "RTP/AVP".into(), formats, info: None, connections: vec![], bandwidths: vec![], key: None, attributes }).collect(),
+                media: media.into_iter().map(|(m, port, formats, attributes)| Media { media: m.into(), port, port_count: None, proto: "RTP/AVP".into(), formats: formats.into_iter().map(Into::into).collect(), info: None, connections: vec![], bandwidths: vec![], key: None, attributes }).collect(),
             }
         }
     }

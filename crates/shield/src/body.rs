@@ -276,7 +276,7 @@ fn sdp(
     s.name = "-".into();
     s.origin.username = "-".into();
     // Free text and keys: nothing a device needs to set up media, so never carried.
-    let mut lines: Vec<(char, String)> = Vec::new();
+    let mut lines: Vec<(char, Cow<'_, str>)> = Vec::new();
     lines.extend(s.info.take().map(|v| ('i', v)));
     lines.extend(s.uri.take().map(|v| ('u', v)));
     lines.extend(s.emails.drain(..).map(|v| ('e', v)));
@@ -431,11 +431,11 @@ fn filter_codecs(
                 }
             };
             if keep {
-                seen.push(k.clone());
+                seen.push(k.to_string());
             } else {
                 gone.push(match v {
                     Some(v) => format!("{k}={v}"),
-                    None => k.clone(),
+                    None => k.to_string(),
                 });
             }
             keep

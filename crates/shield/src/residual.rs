@@ -476,7 +476,7 @@ impl<'s> Sdp<'_, 's> {
                 Attribute::Other {
                     name,
                     value: Some(v),
-                } => match (name.as_str(), crate::vocab::other_value_ok(name, Some(v))) {
+                } => match (name.as_ref(), crate::vocab::other_value_ok(name, Some(v))) {
                     // identifiers of simulcast layers and image sizes
                     ("rid" | "simulcast" | "imageattr", _) => {
                         self.chars(Field::OtherAttributes, v, TOKEN)

@@ -12,6 +12,8 @@
 //! replacement for the whole dialog (re-offers stay valid under RFC 3264) and the
 //! sender can no longer choose what the callee reads there.
 
+use std::borrow::Cow;
+
 use palisade_sdp::{Attribute, Session};
 
 use crate::body::{drop_item, Refuse};
@@ -55,7 +57,7 @@ pub(crate) fn check(
                         ),
                     ));
                 }
-                mids.push(x.clone());
+                mids.push(x.to_string());
             }
         }
     }
@@ -95,7 +97,7 @@ fn attributes(
             Attribute::RtcpFb { value, .. } => vocab::rtcp_fb_ok(value),
             Attribute::Ssrc { name, .. } => vocab::ssrc_attribute_ok(name),
             Attribute::Group { semantics, ids } => {
-                vocab::group_ok(semantics) && ids.iter().all(|i| mids.contains(i))
+                vocab::group_ok(semantics) && ids.iter().all(|i| mids.iter().any(|m| m == i))
             }
             Attribute::SsrcGroup { semantics, .. } => vocab::ssrc_group_ok(semantics),
             Attribute::Label(x) => mid_ok(x),
@@ -236,16 +238,15 @@ impl Rewriter {
         hex8(self.mac(id), out);
     }
 
-    /// Rewrites `s` in place (its buffer is reused).
-    fn rewrite(&self, kind: &str, s: &mut String) {
-        let mut t = String::new();
+    /// Rewrites `s`.
+    fn rewrite(&self, kind: &str, s: &mut Cow<'_, str>) {
+        let mut t = String::with_capacity(16);
         self.token_into(kind, s, &mut t);
-        s.clear();
-        s.push_str(&t);
+        *s = Cow::Owned(t);
     }
 
     /// Rewrites each space-separated word of `s` but those in `keep`, from word `skip` on.
-    fn rewrite_words(&self, kind: &str, s: &mut String, skip: usize, keep: &[&str]) {
+    fn rewrite_words(&self, kind: &str, s: &mut Cow<'_, str>, skip: usize, keep: &[&str]) {
         let mut out = String::with_capacity(s.len().max(40));
         let mut t = String::with_capacity(16);
         for (i, w) in s.split(' ').enumerate() {
@@ -259,7 +260,7 @@ impl Rewriter {
                 out.push_str(&t);
             }
         }
-        *s = out;
+        *s = Cow::Owned(out);
     }
 
     /// The same for the `o=` session id: 29 bits derived from the value, 32 bits of MAC
@@ -391,8 +392,7 @@ pub(crate) fn rewrite(s: &mut Session, key: &[u8; 32], call_id: &str) {
         "0.0.0.0"
     };
     if s.origin.address != none {
-        s.origin.address.clear();
-        s.origin.address.push_str(none);
+        s.origin.address = Cow::Borrowed(none);
     }
     let fix = |attrs: &mut Vec<Attribute>| {
         for a in attrs.iter_mut() {
