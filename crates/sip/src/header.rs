@@ -1174,3 +1174,35 @@ pub(crate) fn parse_value<'a>(
 fn unreachable_kind(c: &Cursor<'_>) -> Result<(), ParseError> {
     Err(c.bad("internal: Content-Length handled by the message parser"))
 }
+
+#[cfg(test)]
+mod helper_tests {
+    use super::{qvalue_millis, valid_date};
+
+    #[test]
+    fn qvalues_in_thousandths() {
+        assert_eq!(qvalue_millis("0"), Some(0));
+        assert_eq!(qvalue_millis("0.5"), Some(500));
+        assert_eq!(qvalue_millis("0.125"), Some(125));
+        assert_eq!(qvalue_millis("1"), Some(1000));
+        assert_eq!(qvalue_millis("1.000"), Some(1000));
+        for bad in ["1.5", "2", "0.1234", "", ".5", "0.x", "01"] {
+            assert_eq!(qvalue_millis(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn rfc1123_dates() {
+        assert!(valid_date("Sat, 13 Nov 2010 23:29:00 GMT"));
+        for bad in [
+            "Sat, 13 Nov 2010 23:29:00 UTC",
+            "Sat, 32 Nov 2010 23:29:00 GMT",
+            "Sat, 13 Foo 2010 23:29:00 GMT",
+            "Sat, 13 Nov 2010 24:29:00 GMT",
+            "Sat 13 Nov 2010 23:29:00 GMT",
+            "Sat, 1\u{e9} Nov 2010 23:29:00 GMT",
+        ] {
+            assert!(!valid_date(bad), "{bad}");
+        }
+    }
+}

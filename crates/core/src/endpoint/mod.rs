@@ -194,7 +194,7 @@ impl Endpoint {
         let at = b.expires_at;
         let aor = b.aor.clone();
         self.location.entry(aor.clone()).or_default().push(b);
-        self.arm(at, TimerWhat::Bindings(aor));
+        self.arm(at, TimerWhat::BindingExpiry(aor));
     }
 
     pub fn bindings(&self) -> impl Iterator<Item = &Binding> {
@@ -327,7 +327,7 @@ impl Endpoint {
                     } else {
                         self.cfg.t4
                     };
-                    self.arm(now + wait, TimerWhat::ServerEnd(ikey));
+                    self.arm(now + wait, TimerWhat::IorJ(ikey));
                 }
                 return;
             }

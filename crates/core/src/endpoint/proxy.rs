@@ -421,9 +421,9 @@ impl Endpoint {
             },
         );
         if !dest.transport.reliable() {
-            self.arm(now + self.cfg.t1, TimerWhat::ClientRetrans(branch.clone()));
+            self.arm(now + self.cfg.t1, TimerWhat::AorE(branch.clone()));
         }
-        self.arm(now + self.cfg.t1 * 64, TimerWhat::ClientTimeout(branch));
+        self.arm(now + self.cfg.t1 * 64, TimerWhat::BorF(branch));
         self.send(dest, bytes);
     }
 

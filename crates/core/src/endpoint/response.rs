@@ -221,7 +221,7 @@ impl Endpoint {
             let cancel_now = c.cancel_pending;
             let server = c.server;
             if first_c {
-                self.arm(now + TIMER_C, TimerWhat::ClientTimerC(branch.clone()));
+                self.arm(now + TIMER_C, TimerWhat::C(branch.clone()));
             }
             if cancel_now {
                 self.cancel_branch(now, &branch);
@@ -266,7 +266,7 @@ impl Endpoint {
         } else {
             self.cfg.t4
         };
-        self.arm(now + end, TimerWhat::ClientEnd(key));
+        self.arm(now + end, TimerWhat::DorK(key));
         let Some(s) = server else { return };
         match replace {
             None => self.branch_final(now, s, status, msg.to_bytes()),
@@ -279,5 +279,20 @@ impl Endpoint {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::rank;
+
+    /// RFC 3261 section 16.7 step 6: 6xx first, then 2xx, then the 4xx a caller can act
+    /// on (401/407 credentials, 415, 420, 484), then 3xx, other 4xx, 5xx; lowest code
+    /// within a class.
+    #[test]
+    fn best_response_order() {
+        let mut codes = [503, 404, 302, 407, 200, 603, 486, 415, 500];
+        codes.sort_by_key(|c| rank(*c));
+        assert_eq!(codes, [603, 200, 407, 415, 302, 404, 486, 500, 503]);
     }
 }

@@ -108,3 +108,32 @@ pub fn salvaged_answer_parses(answer: &[u8]) -> bool {
     check.splice(head_len..head_len, fill.bytes());
     parse_datagram(&check, &Limits::default()).is_ok()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_400_keeps_every_via_and_the_first_identity_lines() {
+        let raw = b"INVITE sip:b@x SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bK1\r\nVia: SIP/2.0/UDP 192.0.2.2;branch=z9hG4bK2\r\nFrom: <sip:a@x>;tag=1\r\nTo: <sip:b@x>\r\nTo: <sip:c@x>\r\nCall-ID: c1\r\nCSeq: 1 INVITE\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n";
+        let e = parse_datagram(raw, &Limits::default()).unwrap_err();
+        let a = bad_request_salvage(raw, &e).unwrap();
+        let text = String::from_utf8(a.clone()).unwrap();
+        assert!(text.starts_with("SIP/2.0 400 "), "{text}");
+        assert_eq!(text.matches("\r\nVia: ").count(), 2);
+        assert_eq!(text.matches("\r\nTo: ").count(), 1, "{text}");
+        assert!(salvaged_answer_parses(&a));
+    }
+
+    #[test]
+    fn no_answer_when_the_needed_lines_are_missing_or_dirty() {
+        // Via and CSeq are the minimum (RFC 4475 `insuf` is answered without Call-ID)
+        let raw = b"INVITE sip:b@x SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bK1\r\nFrom: <sip:a@x>;tag=1\r\nTo: <sip:b@x>\r\nCall-ID: c\r\nContent-Length: 0\r\n\r\n";
+        let e = parse_datagram(raw, &Limits::default()).unwrap_err();
+        assert!(bad_request_salvage(raw, &e).is_none(), "no CSeq");
+        let raw = b"INVITE sip:b@x SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bK1\r\nFrom: <sip:a@x>;tag=1\x07\r\nTo: <sip:b@x>\r\nCall-ID: c\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n";
+        if let Err(e) = parse_datagram(raw, &Limits::default()) {
+            assert!(bad_request_salvage(raw, &e).is_none(), "control byte");
+        }
+    }
+}

@@ -7,16 +7,33 @@ use super::*;
 /// Timer C: RFC 3261 says more than three minutes.
 pub(super) const TIMER_C: Duration = Duration::from_secs(181);
 
+/// What a timer ends, named after RFC 3261's timers (section 17, table 4; section
+/// 16.6 for C). Server transactions are keyed by [`TxnKey`], client transactions by
+/// their branch. A timer whose transaction has ended finds nothing when it fires and is
+/// dropped then, or by the sweep.
 #[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub(super) enum TimerWhat {
-    ClientTimerC(String),
-    ServerRetrans(TxnKey),
-    ServerTimeout(TxnKey),
-    ServerEnd(TxnKey),
-    ClientRetrans(String),
-    ClientTimeout(String),
-    ClientEnd(String),
-    Bindings(String),
+    /// Timer C (16.6 step 11): a ringing INVITE branch gives up (cancelled, then 408).
+    C(String),
+    /// Timer G (17.2.1): retransmit an INVITE server transaction's final response over
+    /// UDP until the ACK (T1, doubling to T2).
+    G(TxnKey),
+    /// Timer H (17.2.1): stop waiting for that ACK (64*T1).
+    H(TxnKey),
+    /// Timer I (17.2.1, after the ACK, T4) or Timer J (17.2.2, non-INVITE completed,
+    /// 64*T1 over UDP): the server transaction ends.
+    IorJ(TxnKey),
+    /// Timer A (17.1.1.2, INVITE) or E (17.1.2.2, non-INVITE): retransmit the request
+    /// over UDP.
+    AorE(String),
+    /// Timer B (INVITE, until a provisional) or F (non-INVITE): the client transaction
+    /// times out (64*T1).
+    BorF(String),
+    /// Timer D (17.1.1.2, 32 s over UDP) or K (17.1.2.2, T4): the completed client
+    /// transaction ends.
+    DorK(String),
+    /// A binding of this address of record expires (section 10.3).
+    BindingExpiry(String),
 }
 
 #[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -48,14 +65,11 @@ impl Endpoint {
 
     pub(super) fn timer_is_live(&self, w: &TimerWhat) -> bool {
         match w {
-            TimerWhat::ServerRetrans(k) | TimerWhat::ServerTimeout(k) | TimerWhat::ServerEnd(k) => {
-                self.servers.contains_key(k)
+            TimerWhat::G(k) | TimerWhat::H(k) | TimerWhat::IorJ(k) => self.servers.contains_key(k),
+            TimerWhat::C(k) | TimerWhat::AorE(k) | TimerWhat::BorF(k) | TimerWhat::DorK(k) => {
+                self.clients.contains_key(k)
             }
-            TimerWhat::ClientTimerC(k)
-            | TimerWhat::ClientRetrans(k)
-            | TimerWhat::ClientTimeout(k)
-            | TimerWhat::ClientEnd(k) => self.clients.contains_key(k),
-            TimerWhat::Bindings(aor) => self.location.contains_key(aor),
+            TimerWhat::BindingExpiry(aor) => self.location.contains_key(aor),
         }
     }
 
@@ -70,7 +84,7 @@ impl Endpoint {
 
     pub(super) fn fire(&mut self, now: Instant, what: TimerWhat) {
         match what {
-            TimerWhat::ServerRetrans(k) => {
+            TimerWhat::G(k) => {
                 let t2 = self.cfg.t2;
                 let Some(t) = self.servers.get_mut(&k) else {
                     return;
@@ -84,9 +98,9 @@ impl Endpoint {
                     let to = t.source;
                     self.send(to, b);
                 }
-                self.arm(now + next, TimerWhat::ServerRetrans(k));
+                self.arm(now + next, TimerWhat::G(k));
             }
-            TimerWhat::ServerTimeout(k) => {
+            TimerWhat::H(k) => {
                 if self
                     .servers
                     .get(&k)
@@ -96,10 +110,10 @@ impl Endpoint {
                     self.servers.remove(&k);
                 }
             }
-            TimerWhat::ServerEnd(k) => {
+            TimerWhat::IorJ(k) => {
                 self.servers.remove(&k);
             }
-            TimerWhat::ClientRetrans(k) => {
+            TimerWhat::AorE(k) => {
                 let t2 = self.cfg.t2;
                 let Some(c) = self.clients.get_mut(&k) else {
                     return;
@@ -119,9 +133,9 @@ impl Endpoint {
                 let next = c.interval;
                 let (d, b) = (c.dest, c.request.clone());
                 self.send(d, b);
-                self.arm(now + next, TimerWhat::ClientRetrans(k));
+                self.arm(now + next, TimerWhat::AorE(k));
             }
-            TimerWhat::ClientTimeout(k) => {
+            TimerWhat::BorF(k) => {
                 let Some(c) = self.clients.get_mut(&k) else {
                     return;
                 };
@@ -137,16 +151,16 @@ impl Endpoint {
                     self.maybe_finish(now, s);
                 }
             }
-            TimerWhat::ClientEnd(k) => {
+            TimerWhat::DorK(k) => {
                 self.clients.remove(&k);
             }
-            TimerWhat::ClientTimerC(k) => {
+            TimerWhat::C(k) => {
                 let Some(c) = self.clients.get_mut(&k) else {
                     return;
                 };
                 match c.timer_c {
                     _ if c.done => {}
-                    Some(at) if at > now => self.arm(at, TimerWhat::ClientTimerC(k)),
+                    Some(at) if at > now => self.arm(at, TimerWhat::C(k)),
                     _ => {
                         c.expired = true;
                         debug!(
@@ -154,11 +168,11 @@ impl Endpoint {
                             "Timer C: cancelling a branch that rang too long"
                         );
                         self.cancel_branch(now, &k);
-                        self.arm(now + self.cfg.t1 * 64, TimerWhat::ClientTimeout(k));
+                        self.arm(now + self.cfg.t1 * 64, TimerWhat::BorF(k));
                     }
                 }
             }
-            TimerWhat::Bindings(aor) => self.expire_bindings(now, &aor),
+            TimerWhat::BindingExpiry(aor) => self.expire_bindings(now, &aor),
         }
     }
 }

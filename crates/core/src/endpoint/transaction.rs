@@ -193,18 +193,18 @@ impl Endpoint {
                 // RFC 6026 Accepted: absorb INVITE retransmissions, relay further 2xx.
                 t.state = SState::Accepted;
                 t.last = None;
-                arm.push((now + t2, TimerWhat::ServerEnd(key)));
+                arm.push((now + t2, TimerWhat::IorJ(key)));
             } else if t.invite {
                 t.state = SState::Completed;
                 if !reliable {
-                    arm.push((now + t1, TimerWhat::ServerRetrans(key)));
+                    arm.push((now + t1, TimerWhat::G(key)));
                 }
-                arm.push((now + t2, TimerWhat::ServerTimeout(key)));
+                arm.push((now + t2, TimerWhat::H(key)));
             } else {
                 t.state = SState::Completed;
                 arm.push((
                     now + if reliable { Duration::ZERO } else { t2 },
-                    TimerWhat::ServerEnd(key),
+                    TimerWhat::IorJ(key),
                 ));
             }
         } else if t.state == SState::Proceeding {
@@ -360,4 +360,46 @@ impl Endpoint {
     }
 
     // ---------------------------------------------------------------- timers
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(method: &str, branch: &str, host: &str) -> Message<'static> {
+        let raw = format!(
+            "{method} sip:b@x SIP/2.0\r\nVia: SIP/2.0/UDP {host};branch={branch}\r\nFrom: <sip:a@x>;tag=1\r\nTo: <sip:b@x>\r\nCall-ID: c\r\nCSeq: 1 {method}\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+        );
+        parse_datagram(raw.as_bytes(), &Limits::default())
+            .unwrap()
+            .into_owned()
+    }
+
+    /// RFC 3261 section 17.2.3: branch, sent-by and method identify a server
+    /// transaction; a CANCEL or an ACK of a non-2xx matches the INVITE's when keyed as
+    /// an INVITE.
+    #[test]
+    fn server_keys() {
+        let inv = server_key(&req("INVITE", "z9hG4bK1", "192.0.2.1:5060"), false, 7);
+        assert_eq!(
+            inv,
+            server_key(&req("INVITE", "z9hG4bK1", "192.0.2.1:5060"), false, 7)
+        );
+        assert_ne!(
+            inv,
+            server_key(&req("INVITE", "z9hG4bK2", "192.0.2.1:5060"), false, 7)
+        );
+        assert_ne!(
+            inv,
+            server_key(&req("INVITE", "z9hG4bK1", "192.0.2.2:5060"), false, 7)
+        );
+        let cancel = req("CANCEL", "z9hG4bK1", "192.0.2.1:5060");
+        assert_ne!(inv, server_key(&cancel, false, 7));
+        assert_eq!(inv, server_key(&cancel, true, 7));
+        // another salt (another boot), other keys
+        assert_ne!(
+            inv,
+            server_key(&req("INVITE", "z9hG4bK1", "192.0.2.1:5060"), false, 8)
+        );
+    }
 }

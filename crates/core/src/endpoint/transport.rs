@@ -154,3 +154,37 @@ impl Endpoint {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn via(text: &str) -> Via<'static> {
+        let raw = format!(
+            "SIP/2.0 200 OK\r\nVia: {text}\r\nFrom: <sip:a@x>;tag=1\r\nTo: <sip:b@x>\r\nCall-ID: c\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n"
+        );
+        let m = parse_datagram(raw.as_bytes(), &Limits::default())
+            .unwrap()
+            .into_owned();
+        m.top_via().unwrap().clone()
+    }
+
+    #[test]
+    fn a_response_goes_where_the_via_says() {
+        let p = via_dest(&via("SIP/2.0/UDP 192.0.2.1:5070;branch=z9hG4bK1")).unwrap();
+        assert_eq!(p.addr, "192.0.2.1:5070".parse().unwrap());
+        // received and rport win over sent-by (RFC 3581)
+        let p = via_dest(&via(
+            "SIP/2.0/UDP 10.0.0.1:5070;branch=z9hG4bK1;received=192.0.2.9;rport=40000",
+        ))
+        .unwrap();
+        assert_eq!(p.addr, "192.0.2.9:40000".parse().unwrap());
+        // no port: the transport's default, 5061 for TLS
+        let p = via_dest(&via("SIP/2.0/TLS 192.0.2.1;branch=z9hG4bK1")).unwrap();
+        assert_eq!((p.transport, p.addr.port()), (Transport::Tls, 5061));
+        let p = via_dest(&via("SIP/2.0/TCP 192.0.2.1;branch=z9hG4bK1")).unwrap();
+        assert_eq!(p.addr.port(), 5060);
+        // a name without received cannot be reached without DNS
+        assert!(via_dest(&via("SIP/2.0/UDP pc.example.com;branch=z9hG4bK1")).is_none());
+    }
+}
