@@ -20,8 +20,8 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use libfuzzer_sys::fuzz_target;
-use palisade_core::auth::{Algorithm, Credential};
 use palisade_core::{salvaged_answer_parses, CoreConfig, Endpoint, Peer, Transport, User};
+use palisade_core::{Algorithm, Credential};
 use palisade_shield::{apply, Policy};
 use palisade_sip::{parse_datagram, Limits};
 

@@ -32,9 +32,9 @@ use std::time::{Duration, Instant};
 use crate::auth::Algorithm;
 
 /// Most devices remembered at once.
-pub const MAX_DEVICES: usize = 65_536;
+pub(crate) const MAX_DEVICES: usize = 65_536;
 /// A device not seen for this long is forgotten.
-pub const FORGET_AFTER: Duration = Duration::from_secs(7 * 24 * 3600);
+pub(crate) const FORGET_AFTER: Duration = Duration::from_secs(7 * 24 * 3600);
 
 /// What one device is known to do.
 struct Device {
@@ -48,7 +48,7 @@ struct Device {
 
 /// What the caller should log after [`Memory::no_credentials`].
 #[derive(Debug, PartialEq, Eq)]
-pub enum Note {
+pub(crate) enum Note {
     /// The device walked away from a SHA-256-first challenge: MD5 only from now on.
     FellBackToMd5,
     /// The device walked away from an MD5-only challenge too.
@@ -57,7 +57,7 @@ pub enum Note {
 
 /// Notes (warning lines) per minute at most: a flood from made-up accounts must not
 /// become a flood of warnings. The state changes are made all the same.
-pub const NOTES_PER_MINUTE: u32 = 20;
+pub(crate) const NOTES_PER_MINUTE: u32 = 20;
 
 #[derive(Default)]
 pub(crate) struct Memory {

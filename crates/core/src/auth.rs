@@ -95,7 +95,7 @@ impl Algorithm {
     }
 }
 
-pub fn hex(b: &[u8]) -> String {
+pub(crate) fn hex(b: &[u8]) -> String {
     const H: &[u8; 16] = b"0123456789abcdef";
     let mut s = String::with_capacity(b.len() * 2);
     for &x in b {
@@ -115,7 +115,7 @@ fn unhex8(s: &str) -> Option<u64> {
 }
 
 /// Compares without an early exit, so timing does not reveal how much matched.
-pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
+pub(crate) fn ct_eq(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {
         return false;
     }
@@ -155,7 +155,7 @@ impl Credential {
 }
 
 /// The digest response a client sent, already unquoted.
-pub struct DigestResponse<'a> {
+pub(crate) struct DigestResponse<'a> {
     pub username: &'a str,
     pub realm: &'a str,
     pub nonce: &'a str,
@@ -168,7 +168,7 @@ pub struct DigestResponse<'a> {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Verdict {
+pub(crate) enum Verdict {
     Ok,
     /// The nonce was ours but has expired: re-challenge with `stale=true`.
     Stale,
@@ -177,7 +177,7 @@ pub enum Verdict {
     Fail(&'static str),
 }
 
-pub struct Authenticator {
+pub(crate) struct Authenticator {
     secret: [u8; 32],
     epoch: Instant,
     counter: u64,
@@ -187,7 +187,7 @@ pub struct Authenticator {
 }
 
 impl Authenticator {
-    pub fn new(secret: [u8; 32], epoch: Instant, ttl: Duration) -> Self {
+    pub(crate) fn new(secret: [u8; 32], epoch: Instant, ttl: Duration) -> Self {
         Authenticator {
             secret,
             epoch,
@@ -205,7 +205,7 @@ impl Authenticator {
         hex(h.finalize().get(..12).unwrap_or_default())
     }
 
-    pub fn nonce(&mut self, now: Instant) -> String {
+    pub(crate) fn nonce(&mut self, now: Instant) -> String {
         self.counter += 1;
         let ts = now.saturating_duration_since(self.epoch).as_secs();
         format!(
@@ -217,7 +217,7 @@ impl Authenticator {
 
     /// Checks a digest response against the credential (`None`: unknown user, checked
     /// against a per-boot dummy so that the work and the answer are the same).
-    pub fn verify(
+    pub(crate) fn verify(
         &mut self,
         now: Instant,
         method: &str,
@@ -282,14 +282,14 @@ impl Authenticator {
     }
 
     /// Forgets nonce counts of nonces that have expired anyway.
-    pub fn sweep(&mut self, now: Instant) {
+    pub(crate) fn sweep(&mut self, now: Instant) {
         let now_s = now.saturating_duration_since(self.epoch).as_secs();
         let ttl = self.ttl.as_secs();
         self.used
             .retain(|_, (_, ts)| now_s.saturating_sub(*ts) <= ttl);
     }
 
-    pub fn tracked_nonces(&self) -> usize {
+    pub(crate) fn tracked_nonces(&self) -> usize {
         self.used.len()
     }
 }

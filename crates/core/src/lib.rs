@@ -12,6 +12,7 @@
 //! does for QUIC). Storage happens through [`Event`]s the shell persists, and state is
 //! restored at start-up with [`Endpoint::restore_binding`] and [`Endpoint::set_users`].
 #![forbid(unsafe_code)]
+#![warn(unreachable_pub)]
 // Network input is read only through checked accessors: a byte offset that lands inside
 // a multi-byte character, or past the end, must be an error value, never a panic.
 // Tests are exempt (they assert by panicking).
@@ -26,11 +27,12 @@
     )
 )]
 
-pub mod algorithms;
-pub mod auth;
+mod algorithms;
+mod auth;
 mod endpoint;
-pub mod ratelimit;
+mod ratelimit;
 mod types;
 
+pub use auth::{Algorithm, Credential};
 pub use endpoint::{salvaged_answer_parses, Endpoint, Stats};
 pub use types::*;

@@ -25,10 +25,10 @@ use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 /// Most sources tracked at once (in each table).
-pub const MAX_SOURCES: usize = 65_536;
+pub(crate) const MAX_SOURCES: usize = 65_536;
 
 /// How long a source that answered a challenge correctly is exempt from the budget.
-pub const PROVEN_FOR: Duration = Duration::from_secs(600);
+pub(crate) const PROVEN_FOR: Duration = Duration::from_secs(600);
 
 struct Bucket {
     tokens: f64,

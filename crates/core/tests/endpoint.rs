@@ -2,8 +2,8 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use palisade_core::auth::{Algorithm, Credential};
 use palisade_core::*;
+use palisade_core::{Algorithm, Credential};
 use palisade_sip::{parse_datagram, Header, Limits, Message};
 
 const ALICE: u16 = 5061;

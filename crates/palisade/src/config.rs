@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use palisade_core::auth::Algorithm;
+use palisade_core::Algorithm;
 use palisade_core::{CoreConfig, DigestUriCheck, Transport};
 use serde::Deserialize;
 

@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use anyhow::{bail, Context};
-use palisade_core::auth::Credential;
+use palisade_core::Credential;
 use palisade_store::{SqliteStore, Storage, UserRow};
 
 /// A SIP user part we accept for an account: unreserved characters and the few

@@ -5,7 +5,7 @@ use std::io::{Read, Write};
 use std::time::Duration;
 
 use common::*;
-use palisade_core::auth::Algorithm;
+use palisade_core::Algorithm;
 use palisade_sip::{Header, Message};
 
 fn challenge_nonce(m: &Message<'_>, alg: &str) -> String {

@@ -140,30 +140,30 @@ pub(crate) struct Cursor<'a> {
 }
 
 impl<'a> Cursor<'a> {
-    pub fn new(s: &'a str, base: usize) -> Self {
+    pub(crate) fn new(s: &'a str, base: usize) -> Self {
         Cursor { s, pos: 0, base }
     }
 
-    pub fn err(&self, kind: ErrorKind) -> ParseError {
+    pub(crate) fn err(&self, kind: ErrorKind) -> ParseError {
         ParseError::new(kind, self.base + self.pos)
     }
 
-    pub fn bad(&self, what: &'static str) -> ParseError {
+    pub(crate) fn bad(&self, what: &'static str) -> ParseError {
         self.err(ErrorKind::BadValue(what))
     }
 
     #[inline]
-    pub fn peek(&self) -> Option<u8> {
+    pub(crate) fn peek(&self) -> Option<u8> {
         self.s.as_bytes().get(self.pos).copied()
     }
 
     #[inline]
-    pub fn at_end(&self) -> bool {
+    pub(crate) fn at_end(&self) -> bool {
         self.pos >= self.s.len()
     }
 
     #[inline]
-    pub fn eat(&mut self, b: u8) -> bool {
+    pub(crate) fn eat(&mut self, b: u8) -> bool {
         if self.peek() == Some(b) {
             self.pos += 1;
             true
@@ -173,7 +173,7 @@ impl<'a> Cursor<'a> {
     }
 
     #[inline]
-    pub fn skip_ws(&mut self) {
+    pub(crate) fn skip_ws(&mut self) {
         while let Some(b) = self.peek() {
             if is_ws(b) {
                 self.pos += 1;
@@ -184,7 +184,7 @@ impl<'a> Cursor<'a> {
     }
 
     /// `SWS sep SWS`: optional whitespace around a separator.
-    pub fn eat_sep(&mut self, sep: u8) -> bool {
+    pub(crate) fn eat_sep(&mut self, sep: u8) -> bool {
         let save = self.pos;
         self.skip_ws();
         if self.eat(sep) {
@@ -197,7 +197,7 @@ impl<'a> Cursor<'a> {
     }
 
     #[inline]
-    pub fn take_while(&mut self, f: impl Fn(u8) -> bool) -> &'a str {
+    pub(crate) fn take_while(&mut self, f: impl Fn(u8) -> bool) -> &'a str {
         let start = self.pos;
         let b = self.s.as_bytes();
         while b.get(self.pos).is_some_and(|&c| f(c)) {
@@ -208,7 +208,7 @@ impl<'a> Cursor<'a> {
         self.s.get(start..self.pos).unwrap_or("")
     }
 
-    pub fn token(&mut self, what: &'static str) -> Result<&'a str, ParseError> {
+    pub(crate) fn token(&mut self, what: &'static str) -> Result<&'a str, ParseError> {
         let t = self.take_while(is_token);
         if t.is_empty() {
             Err(self.bad(what))
@@ -219,17 +219,17 @@ impl<'a> Cursor<'a> {
 
     /// The text from `start` to the current position (empty when that is not a cut
     /// between characters, which the ASCII delimiters used by callers rule out).
-    pub fn since(&self, start: usize) -> &'a str {
+    pub(crate) fn since(&self, start: usize) -> &'a str {
         self.s.get(start..self.pos).unwrap_or("")
     }
 
-    pub fn rest(&self) -> &'a str {
+    pub(crate) fn rest(&self) -> &'a str {
         self.s.get(self.pos..).unwrap_or("")
     }
 
     /// Parses a quoted-string starting at `"` and returns its content (between the quotes,
     /// escapes kept as written). Control characters are allowed only as quoted-pairs.
-    pub fn quoted(&mut self) -> Result<&'a str, ParseError> {
+    pub(crate) fn quoted(&mut self) -> Result<&'a str, ParseError> {
         if !self.eat(b'"') {
             return Err(self.bad("expected a quoted string"));
         }

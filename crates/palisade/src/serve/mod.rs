@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
-use palisade_core::auth::Credential;
+use palisade_core::Credential;
 use palisade_core::{Binding, Endpoint, Event, Peer, Transport, User};
 use palisade_sip::{frame_stream, Frame, Limits};
 use palisade_store::{BindingOp, BindingRow, SqliteStore, Storage};
