@@ -20,10 +20,9 @@ impl Endpoint {
         now: Instant,
         msg: &Message<'_>,
         proxy: bool,
-    ) -> Result<(), Decision> {
-        if self.preauthenticated {
-            self.authed_now = true;
-            return Ok(());
+    ) -> Result<Authenticated, Decision> {
+        if let Some(a) = &self.handling.authenticated {
+            return Ok(a.clone());
         }
         // The claimed identity and the device (account, User-Agent, source address),
         // for the choice of the algorithm offered first (see `crate::algorithms`).
@@ -40,7 +39,7 @@ impl Endpoint {
                 _ => None,
             })
             .unwrap_or("");
-        let source = self.inbound_ip.unwrap_or(IpAddr::from([0, 0, 0, 0]));
+        let source = self.handling.ip.unwrap_or(IpAddr::from([0, 0, 0, 0]));
         let device = crate::algorithms::device(&claimed_user, ua, source);
         let txn = server_key(msg, false, self.salt);
         let method = msg.method().map(|m| m.as_str()).unwrap_or("");
@@ -128,14 +127,13 @@ impl Endpoint {
         }
         match verdict {
             Verdict::Ok if uri_ok && claimed_user == username => {
-                self.authed_now = true;
-                if let Some((at, _)) = self.inbound {
+                if let (Some((at, _)), Some(ip)) = (self.handling.datagram, self.handling.ip) {
                     // the nonce was sent to this address and came back: it is real
-                    if let Some(ip) = self.inbound_ip {
-                        self.budget.proven(at, ip);
-                    }
+                    self.budget.proven(at, ip);
                 }
-                Ok(())
+                let a = Authenticated::Now(username.to_string());
+                self.handling.authenticated = Some(a.clone());
+                Ok(a)
             }
             Verdict::Ok => {
                 self.stats.auth_failures += 1;

@@ -30,9 +30,7 @@ impl Endpoint {
     /// transaction when one exists without a final response, else statelessly.
     pub fn record_panic(&mut self, now: Instant, from: Peer, bytes: &[u8]) {
         self.stats.panics += 1;
-        self.inbound = None;
-        self.answering = false;
-        self.authed_now = false;
+        self.handling = Handling::default();
         let sha256 = palisade_shield::sha256(bytes);
         let Ok(msg) = parse_datagram(bytes, &self.cfg.limits) else {
             let ev = SecurityEvent {
@@ -136,14 +134,14 @@ impl Endpoint {
         msg: &Message<'_>,
         raw: &[u8],
         ruri: &Uri<'_>,
-        authenticated: bool,
+        authenticated: Option<&Authenticated>,
     ) -> Option<Decision> {
         if self.protected.is_empty() {
             return None;
         }
         let (_, callee) = self.aor_of(ruri)?;
         let allow = self.protected.get(&callee)?;
-        let trusted = authenticated || !self.cfg.authenticate_requests;
+        let trusted = authenticated.is_some() || !self.cfg.authenticate_requests;
         let caller = msg
             .from()
             .and_then(|f| match &f.uri {

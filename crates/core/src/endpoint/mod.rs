@@ -67,6 +67,30 @@ enum Decision {
     Forward(Vec<Target>, bool),
 }
 
+/// What is known about the message being handled; set by `handle_datagram` and reset
+/// after it.
+#[derive(Default)]
+struct Handling {
+    /// UDP: when the datagram arrived and its size, the bound of what may be answered
+    /// to its unproven source.
+    datagram: Option<(Instant, usize)>,
+    /// Its source address.
+    ip: Option<IpAddr>,
+    /// Its credentials were verified (see [`authn`]): answers to it are not held to the
+    /// per-source answer budget.
+    authenticated: Option<Authenticated>,
+}
+
+/// Proof, returned by [`Endpoint::check_auth`], that a request carried valid digest
+/// credentials.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Authenticated {
+    /// Verified now, for this account.
+    Now(String),
+    /// A retransmission of a request whose first copy was verified.
+    Before,
+}
+
 pub struct Endpoint {
     cfg: CoreConfig,
     auth: Authenticator,
@@ -84,8 +108,6 @@ pub struct Endpoint {
     aliases: HashMap<(Transport, SocketAddr), u64>,
     answered: HashMap<u64, Answered>,
     answered_q: VecDeque<(Instant, u64)>,
-    preauthenticated: bool,
-    authed_now: bool,
     /// Protected users and their allow-lists.
     protected: HashMap<String, Vec<String>>,
     /// Account creation times (Unix seconds), for the protected-user age rule.
@@ -94,13 +116,8 @@ pub struct Endpoint {
     unix_base: Option<(Instant, i64)>,
     /// Per-source budget for answers to unauthenticated UDP senders.
     budget: AnswerBudget,
-    /// The datagram being handled: when it arrived and its size (UDP only), the bound
-    /// of what may be answered to its unproven source.
-    inbound: Option<(Instant, usize)>,
-    /// The source address of that datagram.
-    inbound_ip: Option<IpAddr>,
-    /// A locally made answer is being sent on a server transaction.
-    answering: bool,
+    /// What is known about the message being handled (reset for each message).
+    handling: Handling,
     /// When the per-client tables are next swept.
     next_sweep: Instant,
     /// Which digest algorithm each device gets first.
@@ -145,15 +162,11 @@ impl Endpoint {
             aliases: HashMap::new(),
             answered: HashMap::with_capacity(cap(1 << 16)),
             answered_q: VecDeque::with_capacity(cap(1 << 16)),
-            preauthenticated: false,
-            authed_now: false,
             protected: HashMap::new(),
             created: HashMap::new(),
             unix_base: None,
             budget: AnswerBudget::new(cfg_rate, cfg_burst),
-            inbound: None,
-            inbound_ip: None,
-            answering: false,
+            handling: Handling::default(),
             next_sweep: now + SWEEP_EVERY,
             algos: crate::algorithms::Memory::default(),
             route_key,
@@ -250,13 +263,13 @@ impl Endpoint {
         if bytes.iter().all(|b| matches!(b, b'\r' | b'\n' | 0)) {
             return; // keep-alive
         }
-        self.authed_now = false;
-        self.inbound = (from.transport == Transport::Udp).then_some((now, bytes.len()));
-        self.inbound_ip = Some(from.addr.ip());
+        self.handling = Handling {
+            datagram: (from.transport == Transport::Udp).then_some((now, bytes.len())),
+            ip: Some(from.addr.ip()),
+            authenticated: None,
+        };
         self.handle_message(now, from, bytes);
-        self.inbound = None;
-        self.inbound_ip = None;
-        self.authed_now = false;
+        self.handling = Handling::default();
     }
 
     fn handle_message(&mut self, now: Instant, from: Peer, bytes: &[u8]) {
@@ -372,10 +385,12 @@ impl Endpoint {
             // of thousands of REGISTERs per second.
             let kh = key;
             let pre = self.answered.get(&kh).map(|a| a.authed);
-            self.preauthenticated = pre.unwrap_or(false);
-            self.authed_now = false;
+            if pre == Some(true) {
+                // Its first copy carried valid credentials: its nonce count would look
+                // like a replay now, and the answer is the same.
+                self.handling.authenticated = Some(Authenticated::Before);
+            }
             let decision = self.decide(now, from, &mut msg, raw);
-            self.preauthenticated = false;
             match decision {
                 Decision::Reply(status, reason, extra) => {
                     if pre.is_none() {
@@ -388,7 +403,7 @@ impl Endpoint {
                         self.answered.insert(
                             kh,
                             Answered {
-                                authed: self.authed_now,
+                                authed: self.handling.authenticated.is_some(),
                             },
                         );
                         self.answered_q.push_back((now + wait, kh));

@@ -116,7 +116,7 @@ impl Endpoint {
             if popped == 0 && local_user {
                 // A To tag does not make a caller allowed: a made-up "dialog" is an
                 // initial request for the protection rules.
-                if let Some(d) = self.protected_refusal(now, from, msg, raw, &ruri, false) {
+                if let Some(d) = self.protected_refusal(now, from, msg, raw, &ruri, None) {
                     return d;
                 }
             }
@@ -139,15 +139,15 @@ impl Endpoint {
         }
         // Out of dialog: who is calling?
         let caller_local = msg.from().is_some_and(|f| self.uri_targets_us(&f.uri));
-        let mut authenticated = false;
+        let mut authenticated = None;
         if caller_local && self.cfg.authenticate_requests {
             match self.check_auth(now, msg, true) {
-                Ok(()) => authenticated = true,
+                Ok(a) => authenticated = Some(a),
                 Err(d) => return d,
             }
         }
         if let Some(r) = next_route {
-            if !authenticated && !to_us {
+            if authenticated.is_none() && !to_us {
                 return Decision::Reply(403, "Forbidden: relaying denied", vec![]);
             }
             return self.to_next_hop(
@@ -157,12 +157,14 @@ impl Endpoint {
             );
         }
         if to_us {
-            if let Some(d) = self.protected_refusal(now, from, msg, raw, &ruri, authenticated) {
+            if let Some(d) =
+                self.protected_refusal(now, from, msg, raw, &ruri, authenticated.as_ref())
+            {
                 return d;
             }
             return self.lookup(&ruri, true);
         }
-        if !authenticated {
+        if authenticated.is_none() {
             return Decision::Reply(403, "Forbidden: relaying denied", vec![]);
         }
         self.to_next_hop(&ruri, true, (404, "Not Found: no route to the Request-URI"))
@@ -306,7 +308,7 @@ impl Endpoint {
             .unwrap_or(Transport::Udp);
         if invite {
             let trying = self.build_response(&msg, 100, "Trying", vec![]);
-            self.send_on_server(now, key, 100, trying);
+            self.send_on_server(now, key, 100, trying, Made::Here);
         }
         // Max-Forwards: decrement, or add it for RFC 2543 peers.
         match msg.headers.iter_mut().find_map(|h| match h {

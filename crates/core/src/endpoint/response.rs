@@ -229,7 +229,7 @@ impl Endpoint {
             if status > 100 && relay_provisional {
                 if let Some(s) = server {
                     if self.servers.get(&s).is_some_and(|t| !t.final_sent) {
-                        self.send_on_server(now, s, status, msg.to_bytes());
+                        self.send_on_server(now, s, status, msg.to_bytes(), Made::Relayed);
                     }
                 }
             }

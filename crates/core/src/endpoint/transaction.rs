@@ -9,6 +9,15 @@ use super::*;
 pub(super) type TxnKey = u64;
 pub(super) const SERVER_NAME: &str = "Palisade/0.1";
 
+/// Who made a response sent on a server transaction: this server (an answer to the
+/// request's sender, held to the answer budget when that sender is unproven), or the
+/// callee (relayed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Made {
+    Here,
+    Relayed,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum SState {
     Proceeding,
@@ -166,9 +175,7 @@ impl Endpoint {
         extra: Vec<Header<'_>>,
     ) {
         let bytes = self.build_response(req, status, reason, extra);
-        self.answering = true;
-        self.send_on_server(now, key, status, bytes);
-        self.answering = false;
+        self.send_on_server(now, key, status, bytes, Made::Here);
     }
 
     /// Sends a response (local or relayed) upstream and moves the server transaction on.
@@ -178,6 +185,7 @@ impl Endpoint {
         key: TxnKey,
         status: u16,
         bytes: Vec<u8>,
+        made: Made,
     ) {
         let (t1, t2) = (self.cfg.t1, self.cfg.t1 * 64);
         let Some(t) = self.servers.get_mut(&key) else {
@@ -213,10 +221,9 @@ impl Endpoint {
         for (at, w) in arm {
             self.arm(at, w);
         }
-        if self.answering {
-            self.send_answer(to, bytes);
-        } else {
-            self.send(to, bytes);
+        match made {
+            Made::Here => self.send_answer(to, bytes),
+            Made::Relayed => self.send(to, bytes),
         }
     }
 
@@ -302,7 +309,7 @@ impl Endpoint {
                 let to = s.source;
                 self.send(to, bytes);
             } else {
-                self.send_on_server(now, skey, status, bytes);
+                self.send_on_server(now, skey, status, bytes, Made::Relayed);
             }
             if first {
                 for b in others {
@@ -349,7 +356,7 @@ impl Endpoint {
             return;
         };
         match s.best.take() {
-            Some((status, bytes)) => self.send_on_server(now, skey, status, bytes),
+            Some((status, bytes)) => self.send_on_server(now, skey, status, bytes, Made::Relayed),
             None => {
                 let req = s.request.clone();
                 if let Ok(m) = parse_datagram(&req, &self.cfg.limits) {

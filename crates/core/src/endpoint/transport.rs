@@ -70,11 +70,11 @@ impl Endpoint {
     /// the source's budget and must not be larger than the request (a digest challenge:
     /// not larger than the request plus `challenge_allowance`); see [`crate::ratelimit`].
     pub(super) fn send_answer(&mut self, to: Peer, bytes: Vec<u8>) {
-        let Some((now, len)) = self.inbound else {
+        let Some((now, len)) = self.handling.datagram else {
             self.send(to, bytes);
             return;
         };
-        if to.transport != Transport::Udp || self.authed_now {
+        if to.transport != Transport::Udp || self.handling.authenticated.is_some() {
             self.send(to, bytes);
             return;
         }
