@@ -103,37 +103,26 @@ fn attributes(
             Attribute::Label(x) => mid_ok(x),
             Attribute::Candidate(c) => {
                 if vocab::candidate_transport_ok(&c.transport) && vocab::candidate_type_ok(&c.typ) {
-                    let before = c.extensions.len();
-                    let mut gone = Vec::new();
-                    c.extensions.retain(|(k, v)| {
-                        let ok = vocab::candidate_extension_ok(k, v);
-                        if !ok {
-                            gone.push(format!("a=candidate:... {k} {v}"));
-                        }
-                        ok
-                    });
-                    if c.extensions.len() != before {
-                        for g in gone {
-                            removed.push(("candidate".into(), g));
-                        }
-                    }
+                    keep_where(
+                        &mut c.extensions,
+                        |(k, v)| vocab::candidate_extension_ok(k, v),
+                        |(k, v)| format!("a=candidate:... {k} {v}"),
+                        "candidate",
+                        &mut removed,
+                    );
                     true
                 } else {
                     false
                 }
             }
             Attribute::IceOptions(list) => {
-                let mut gone = Vec::new();
-                list.retain(|t| {
-                    let ok = vocab::ice_option_ok(t);
-                    if !ok {
-                        gone.push(format!("a=ice-options:{t}"));
-                    }
-                    ok
-                });
-                for g in gone {
-                    removed.push(("ice-options".into(), g));
-                }
+                keep_where(
+                    list,
+                    |t| vocab::ice_option_ok(t),
+                    |t| format!("a=ice-options:{t}"),
+                    "ice-options",
+                    &mut removed,
+                );
                 !list.is_empty()
             }
             Attribute::Crypto {
@@ -143,17 +132,13 @@ fn attributes(
                 ..
             } => {
                 if vocab::crypto_key_ok(suite, key_params) {
-                    let mut gone = Vec::new();
-                    session_params.retain(|p| {
-                        let ok = vocab::crypto_session_param_ok(p);
-                        if !ok {
-                            gone.push(format!("a=crypto:... {p}"));
-                        }
-                        ok
-                    });
-                    for g in gone {
-                        removed.push(("crypto".into(), g));
-                    }
+                    keep_where(
+                        session_params,
+                        |p| vocab::crypto_session_param_ok(p),
+                        |p| format!("a=crypto:... {p}"),
+                        "crypto",
+                        &mut removed,
+                    );
                     true
                 } else {
                     false
@@ -181,6 +166,24 @@ fn attributes(
         drop_item(dropped, DropKind::Attribute, &name, &line);
     }
     Ok(())
+}
+
+/// Keeps the items of a list that pass `ok`; each one removed is noted (attribute name,
+/// the text shown for it) for the report.
+fn keep_where<T>(
+    items: &mut Vec<T>,
+    ok: impl Fn(&T) -> bool,
+    show: impl Fn(&T) -> String,
+    name: &str,
+    removed: &mut Vec<(String, String)>,
+) {
+    items.retain(|x| {
+        let keep = ok(x);
+        if !keep {
+            removed.push((name.to_string(), show(x)));
+        }
+        keep
+    });
 }
 
 /// A keyed replacement for an identifier: 8 hex digits derived from (Call-ID, value)
