@@ -97,7 +97,7 @@ pub struct Endpoint {
     users: HashMap<String, Credential>,
     location: HashMap<String, Vec<Binding>>,
     servers: HashMap<TxnKey, ServerTxn>,
-    clients: HashMap<String, ClientTxn>,
+    clients: HashMap<ClientKey, ClientTxn>,
     timers: BinaryHeap<Reverse<Timer>>,
     seq: u64,
     out: VecDeque<Transmit>,

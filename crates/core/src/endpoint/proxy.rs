@@ -383,8 +383,9 @@ impl Endpoint {
             m.headers.insert(0, via);
             let bytes = m.to_bytes();
             self.stats.forwarded += 1;
-            self.start_client(now, t.dest, branch.clone(), bytes, invite, Some(key));
-            branches.push(branch);
+            let ck = ClientKey::request(branch);
+            self.start_client(now, t.dest, ck.clone(), bytes, invite, Some(key));
+            branches.push(ck);
         }
         if branches.is_empty() {
             self.reply(now, key, &msg, 480, "Temporarily Unavailable", vec![]);
@@ -401,13 +402,13 @@ impl Endpoint {
         &mut self,
         now: Instant,
         dest: Peer,
-        branch: String,
+        key: ClientKey,
         bytes: Vec<u8>,
         invite: bool,
         server: Option<TxnKey>,
     ) {
         self.clients.insert(
-            branch.clone(),
+            key.clone(),
             ClientTxn {
                 invite,
                 state: CState::Trying,
@@ -423,9 +424,9 @@ impl Endpoint {
             },
         );
         if !dest.transport.reliable() {
-            self.arm(now + self.cfg.t1, TimerWhat::AorE(branch.clone()));
+            self.arm(now + self.cfg.t1, TimerWhat::AorE(key.clone()));
         }
-        self.arm(now + self.cfg.t1 * 64, TimerWhat::BorF(branch));
+        self.arm(now + self.cfg.t1 * 64, TimerWhat::BorF(key));
         self.send(dest, bytes);
     }
 

@@ -120,7 +120,7 @@ impl Endpoint {
             if ack {
                 self.send(dest, bytes);
             } else {
-                self.start_client(now, dest, branch, bytes, false, None);
+                self.start_client(now, dest, ClientKey::request(branch), bytes, false, None);
             }
         }
     }
@@ -150,12 +150,9 @@ impl Endpoint {
             debug!(peer = %from.addr, "dropped response whose top Via is not ours");
             return;
         }
-        let branch = top.branch().unwrap_or("").to_string();
-        let is_cancel = msg.cseq().is_some_and(|c| c.method == Method::Cancel);
-        let key = if is_cancel {
-            format!("{branch}|CANCEL")
-        } else {
-            branch.clone()
+        let key = ClientKey {
+            branch: top.branch().unwrap_or("").to_string(),
+            cancel: msg.cseq().is_some_and(|c| c.method == Method::Cancel),
         };
         // Strip our Via for relaying.
         if let Some(i) = msg.headers.iter().position(|h| matches!(h, Header::Via(_))) {
@@ -221,10 +218,10 @@ impl Endpoint {
             let cancel_now = c.cancel_pending;
             let server = c.server;
             if first_c {
-                self.arm(now + TIMER_C, TimerWhat::C(branch.clone()));
+                self.arm(now + TIMER_C, TimerWhat::C(key.clone()));
             }
             if cancel_now {
-                self.cancel_branch(now, &branch);
+                self.cancel_branch(now, &key);
             }
             if status > 100 && relay_provisional {
                 if let Some(s) = server {

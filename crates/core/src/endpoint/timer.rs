@@ -14,7 +14,7 @@ pub(super) const TIMER_C: Duration = Duration::from_secs(181);
 #[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub(super) enum TimerWhat {
     /// Timer C (16.6 step 11): a ringing INVITE branch gives up (cancelled, then 408).
-    C(String),
+    C(ClientKey),
     /// Timer G (17.2.1): retransmit an INVITE server transaction's final response over
     /// UDP until the ACK (T1, doubling to T2).
     G(TxnKey),
@@ -25,13 +25,13 @@ pub(super) enum TimerWhat {
     IorJ(TxnKey),
     /// Timer A (17.1.1.2, INVITE) or E (17.1.2.2, non-INVITE): retransmit the request
     /// over UDP.
-    AorE(String),
+    AorE(ClientKey),
     /// Timer B (INVITE, until a provisional) or F (non-INVITE): the client transaction
     /// times out (64*T1).
-    BorF(String),
+    BorF(ClientKey),
     /// Timer D (17.1.1.2, 32 s over UDP) or K (17.1.2.2, T4): the completed client
     /// transaction ends.
-    DorK(String),
+    DorK(ClientKey),
     /// A binding of this address of record expires (section 10.3).
     BindingExpiry(String),
 }
@@ -164,7 +164,7 @@ impl Endpoint {
                     _ => {
                         c.expired = true;
                         debug!(
-                            branch = k,
+                            branch = %k.branch,
                             "Timer C: cancelling a branch that rang too long"
                         );
                         self.cancel_branch(now, &k);

@@ -9,6 +9,33 @@ use super::*;
 pub(super) type TxnKey = u64;
 pub(super) const SERVER_NAME: &str = "Palisade/0.1";
 
+/// A client transaction's identity: the branch of the request this proxy sent, and
+/// whether it is the CANCEL of that branch (a CANCEL carries the branch of the request
+/// it cancels, RFC 3261 section 9.1, and is a transaction of its own).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(super) struct ClientKey {
+    pub(super) branch: String,
+    pub(super) cancel: bool,
+}
+
+impl ClientKey {
+    /// The transaction of a request sent with this branch.
+    pub(super) fn request(branch: String) -> Self {
+        ClientKey {
+            branch,
+            cancel: false,
+        }
+    }
+
+    /// The transaction of the CANCEL of this one.
+    pub(super) fn cancel_of(&self) -> Self {
+        ClientKey {
+            branch: self.branch.clone(),
+            cancel: true,
+        }
+    }
+}
+
 /// Who made a response sent on a server transaction: this server (an answer to the
 /// request's sender, held to the answer budget when that sender is unproven), or the
 /// callee (relayed).
@@ -40,7 +67,7 @@ pub(super) struct ServerTxn {
     pub(super) request: Vec<u8>,
     pub(super) last: Option<Vec<u8>>,
     pub(super) retrans: Duration,
-    pub(super) branches: Vec<String>,
+    pub(super) branches: Vec<ClientKey>,
     pub(super) best: Option<(u16, Vec<u8>)>,
     pub(super) cancelled: bool,
     pub(super) final_sent: bool,
@@ -275,7 +302,7 @@ impl Endpoint {
         }
     }
 
-    pub(super) fn cancel_branch(&mut self, now: Instant, branch: &str) {
+    pub(super) fn cancel_branch(&mut self, now: Instant, branch: &ClientKey) {
         let Some(c) = self.clients.get_mut(branch) else {
             return;
         };
@@ -291,8 +318,7 @@ impl Endpoint {
         let Some(cancel) = build_cancel_or_ack(&c.request, None, &self.cfg.limits) else {
             return;
         };
-        let key = format!("{branch}|CANCEL");
-        self.start_client(now, dest, key, cancel, false, None);
+        self.start_client(now, dest, branch.cancel_of(), cancel, false, None);
     }
 
     /// RFC 3261 section 16.7: collect finals, relay 2xx and 6xx at once, the best of the
