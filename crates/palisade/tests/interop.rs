@@ -179,7 +179,7 @@ fn baresip_call(transport: &str, callee_hangs_up: bool) {
     // bob answers automatically; whoever's run ends first hangs up.
     let (bob_secs, alice_secs) = if callee_hangs_up { (6, 10) } else { (10, 6) };
     let mut b = bob.run(bob_secs, &[]);
-    std::thread::sleep(Duration::from_millis(1500));
+    assert!(wait_registered(&s.dir, "bob@localhost"), "bob registered");
     let mut a = alice.run(alice_secs, &["/dial sip:bob@localhost"]);
     let _ = a.wait();
     let _ = b.wait();
@@ -263,7 +263,7 @@ fn baresip_protected_callee_rings_only_for_the_allowed_caller() {
     let alice = phone(&s, "alice", s.port + 6, s.port + 1020, "udp");
     let carol = phone(&s, "carol", s.port + 8, s.port + 1040, "udp");
     let mut b = bob.run(12, &[]);
-    std::thread::sleep(Duration::from_millis(1500));
+    assert!(wait_registered(&s.dir, "bob@localhost"), "bob registered");
     let mut c = carol.run(4, &["/dial sip:bob@localhost"]);
     let _ = c.wait();
     let mut a = alice.run(5, &["/dial sip:bob@localhost"]);
@@ -449,7 +449,7 @@ fn linphone_calls_baresip_with_sha256() {
     let bob = phone(&s, "bob", s.port + 4, s.port + 1000, "udp");
     let home = linphone_rc(&s, "alice", s.port + 6, s.port + 1020, "udp");
     let mut b = bob.run(12, &[]);
-    std::thread::sleep(Duration::from_millis(1500));
+    assert!(wait_registered(&s.dir, "bob@localhost"), "bob registered");
     let script = "sleep 2; echo 'call sip:bob@localhost'; sleep 4; echo call-status; sleep 1; echo terminate; sleep 2; echo quit";
     let (lo, ld) = linphone_daemon(&home, script, "");
     let _ = b.wait();
@@ -497,7 +497,10 @@ fn baresip_calls_linphone_over_tcp() {
         let home = home.clone();
         std::thread::spawn(move || linphone_daemon(&home, "sleep 14; echo quit", "--auto-answer"))
     };
-    std::thread::sleep(Duration::from_millis(3000));
+    assert!(
+        wait_registered(&s.dir, "bob@localhost"),
+        "Linphone registered"
+    );
     let mut a = alice.run(6, &["/dial sip:bob@localhost"]);
     let _ = a.wait();
     let (lo, _) = callee.join().unwrap();

@@ -150,10 +150,11 @@ fn sipp_registers_with_md5_and_calls_through_the_proxy() {
     );
 
     // The binding is visible from the CLI (written behind by the server).
-    std::thread::sleep(Duration::from_millis(600));
-    let out = cli(&s.dir, &["registrations", "--json"]);
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("\"aor\":\"bob@127.0.0.1\""), "{text}");
+    assert!(
+        wait_registered(&s.dir, "bob@127.0.0.1"),
+        "{}",
+        String::from_utf8_lossy(&cli(&s.dir, &["registrations", "--json"]).stdout)
+    );
 }
 
 #[test]
@@ -409,12 +410,19 @@ fn bindings_survive_a_restart() {
             register_udp(&s, &bob, "bob", "secret", 600).status(),
             Some(200)
         );
-        std::thread::sleep(Duration::from_millis(600)); // written behind
+        assert!(wait_registered(&dir, "bob@127.0.0.1"), "written behind");
         let pid = s.child.id().to_string();
         let _ = std::process::Command::new("kill")
             .args(["-TERM", &pid])
             .status();
-        std::thread::sleep(Duration::from_millis(500));
+        let mut s = s;
+        assert!(
+            wait_until(Duration::from_secs(10), || s
+                .child
+                .try_wait()
+                .is_ok_and(|st| st.is_some())),
+            "the server stops on SIGTERM"
+        );
     }
     let s = Server::start_in(dir, port, &[]);
     let caller = Client::new();

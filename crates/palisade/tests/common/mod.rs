@@ -421,3 +421,28 @@ pub fn offer_cases() -> Vec<Case> {
     let text = std::fs::read_to_string(offers_dir().join("cases.toml")).unwrap();
     toml::from_str::<Cases>(&text).unwrap().case
 }
+
+/// Polls `cond` every 50 ms until it holds or `within` has passed; whether it held.
+/// Tests wait on what they need (a binding stored, a process gone) instead of sleeping
+/// a fixed time that is either too long or, on a loaded machine, too short.
+pub fn wait_until(within: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + within;
+    loop {
+        if cond() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Waits (up to 10 s) until the server's database holds a binding of `aor`, as
+/// `palisade registrations --json` shows it (bindings are written behind).
+pub fn wait_registered(dir: &Path, aor: &str) -> bool {
+    let needle = format!("\"aor\":\"{aor}\"");
+    wait_until(Duration::from_secs(10), || {
+        String::from_utf8_lossy(&cli(dir, &["registrations", "--json"]).stdout).contains(&needle)
+    })
+}
