@@ -55,21 +55,24 @@ pub struct ServerSection {
     pub answer_allowance: usize,
 }
 
+// The defaults of what the core does come from `CoreConfig::default()` (one place);
+// this file adds only what the shell alone decides (listeners, data dir, sockets, TCP).
 impl Default for ServerSection {
     fn default() -> Self {
+        let c = CoreConfig::default();
         ServerSection {
             listen: vec!["udp:0.0.0.0:5060".into(), "tcp:0.0.0.0:5060".into()],
-            domain: "localhost".into(),
+            domain: c.domain,
             aliases: vec![],
             advertise: None,
             data_dir: PathBuf::from("palisade-data"),
             log_level: "info".into(),
             udp_buffer: 4 << 20,
-            answer_rate: 50,
-            answer_burst: 200,
-            max_transactions: 100_000,
-            challenge_allowance: 256,
-            answer_allowance: 0,
+            answer_rate: c.answer_rate,
+            answer_burst: c.answer_burst,
+            max_transactions: c.max_transactions,
+            challenge_allowance: c.challenge_allowance,
+            answer_allowance: c.answer_allowance,
         }
     }
 }
@@ -96,13 +99,23 @@ pub struct AuthSection {
 
 impl Default for AuthSection {
     fn default() -> Self {
+        let c = CoreConfig::default();
         AuthSection {
-            algorithms: vec!["sha-256".into(), "md5".into()],
-            digest_uri: "request-uri-or-server".into(),
-            nonce_ttl: 300,
-            register: true,
-            requests: true,
-            md5_only_user_agents: vec!["baresip v1.".into(), "baresip v0.".into(), "sipp".into()],
+            algorithms: c
+                .algorithms
+                .iter()
+                .map(|a| a.name().to_ascii_lowercase())
+                .collect(),
+            digest_uri: match c.digest_uri {
+                DigestUriCheck::RequestUri => "request-uri",
+                DigestUriCheck::RequestUriOrServer => "request-uri-or-server",
+                DigestUriCheck::Off => "off",
+            }
+            .into(),
+            nonce_ttl: c.nonce_ttl.as_secs(),
+            register: c.authenticate_register,
+            requests: c.authenticate_requests,
+            md5_only_user_agents: c.md5_only_user_agents,
         }
     }
 }
@@ -118,11 +131,12 @@ pub struct RegistrarSection {
 
 impl Default for RegistrarSection {
     fn default() -> Self {
+        let c = CoreConfig::default();
         RegistrarSection {
-            min_expires: 60,
-            max_expires: 7200,
-            default_expires: 3600,
-            max_contacts: 10,
+            min_expires: c.min_expires,
+            max_expires: c.max_expires,
+            default_expires: c.default_expires,
+            max_contacts: c.max_contacts,
         }
     }
 }
@@ -526,5 +540,55 @@ impl FileConfig {
             }
         }
         Ok(c)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An empty configuration file means the core's own defaults (they are defined once,
+    /// in `CoreConfig::default()`).
+    #[test]
+    fn an_empty_file_means_the_core_defaults() {
+        let file: FileConfig = toml::from_str("").unwrap();
+        let c = file.core(&[]).unwrap();
+        let d = CoreConfig::default();
+        assert_eq!(c.domain, d.domain);
+        assert_eq!(c.algorithms, d.algorithms);
+        assert_eq!(c.digest_uri, d.digest_uri);
+        assert_eq!(c.nonce_ttl, d.nonce_ttl);
+        assert_eq!(c.md5_only_user_agents, d.md5_only_user_agents);
+        assert_eq!(
+            (
+                c.min_expires,
+                c.max_expires,
+                c.default_expires,
+                c.max_contacts
+            ),
+            (
+                d.min_expires,
+                d.max_expires,
+                d.default_expires,
+                d.max_contacts
+            )
+        );
+        assert_eq!(
+            (c.answer_rate, c.answer_burst, c.max_transactions),
+            (d.answer_rate, d.answer_burst, d.max_transactions)
+        );
+        assert_eq!(
+            (c.challenge_allowance, c.answer_allowance),
+            (d.challenge_allowance, d.answer_allowance)
+        );
+        // the shield's policy is the default one, with this server's digest realm
+        assert_eq!(c.shield.realm.as_deref(), Some(d.domain.as_str()));
+        assert_eq!(
+            palisade_shield::Policy {
+                realm: None,
+                ..c.shield
+            },
+            d.shield
+        );
     }
 }
