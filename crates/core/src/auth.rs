@@ -96,14 +96,8 @@ impl Algorithm {
 }
 
 pub(crate) fn hex(b: &[u8]) -> String {
-    const H: &[u8; 16] = b"0123456789abcdef";
     let mut s = String::with_capacity(b.len() * 2);
-    for &x in b {
-        // a nibble is below 16, so both lookups always succeed
-        for n in [x >> 4, x & 15] {
-            s.push(H.get(usize::from(n)).map_or('0', |&c| char::from(c)));
-        }
-    }
+    palisade_sip::push_hex(&mut s, b);
     s
 }
 

@@ -878,20 +878,9 @@ fn join(out: &mut String, items: &[Cow<'_, str>], sep: char) {
     }
 }
 
-/// Appends a decimal number without `core::fmt`.
+/// Appends a decimal number without `core::fmt` (the message layer's writer).
 pub(crate) fn num(out: &mut String, n: u64) {
-    // Most significant digit first: no buffer, no indexing, no allocation.
-    let mut div = 1u64;
-    while n / div >= 10 {
-        div *= 10;
-    }
-    loop {
-        out.push(char::from(b'0' + ((n / div) % 10) as u8));
-        if div == 1 {
-            break;
-        }
-        div /= 10;
-    }
+    palisade_sip::push_num(out, n);
 }
 
 /// The non-empty space-separated words of `s`, in a vector sized once (collecting a

@@ -214,14 +214,8 @@ impl SecurityEvent {
 
 /// Lower-case hex of a digest.
 pub fn hex(d: &[u8; 32]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut s = String::with_capacity(64);
-    for b in d {
-        // a nibble is below 16, so both lookups always succeed
-        for n in [b >> 4, b & 15] {
-            s.push(DIGITS.get(usize::from(n)).map_or('0', |&c| char::from(c)));
-        }
-    }
+    palisade_sip::push_hex(&mut s, d);
     s
 }
 

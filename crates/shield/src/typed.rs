@@ -377,10 +377,7 @@ impl SipHasher24 {
 }
 
 fn hex8(v: u32, out: &mut String) {
-    for shift in (0..8).rev() {
-        let n = (v >> (shift * 4)) & 15;
-        out.push(char::from_digit(n, 16).unwrap_or('0'));
-    }
+    palisade_sip::push_hex(out, &v.to_be_bytes());
 }
 
 /// Rewrites the identifiers that only name things inside the description.

@@ -54,7 +54,7 @@ pub use message::{Message, StartLine};
 pub use parse::{frame_stream, parse_datagram, Frame};
 pub use scan::unescape_quoted;
 pub use status::{reason_phrase, StatusCode};
-pub use uri::{push_num, Host, Param, SipUri, TelUri, Uri};
+pub use uri::{push_hex, push_num, Host, Param, SipUri, TelUri, Uri};
 
 /// Unescapes `%HH` sequences. Input that this crate parsed has only valid escapes; an
 /// invalid one is kept literally rather than guessed at.

@@ -112,6 +112,18 @@ pub fn push_num(out: &mut String, n: u64) {
     }
 }
 
+/// Appends bytes as lower-case hex (the one hex writer of the project: digests in
+/// events, dialog tokens, nonces, identifier rewrites).
+pub fn push_hex(out: &mut String, bytes: &[u8]) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for b in bytes {
+        // a nibble is below 16, so both lookups always succeed
+        for n in [b >> 4, b & 15] {
+            out.push(DIGITS.get(usize::from(n)).map_or('0', |&c| char::from(c)));
+        }
+    }
+}
+
 impl std::fmt::Display for Host<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let mut s = String::new();
