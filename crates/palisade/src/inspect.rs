@@ -68,11 +68,12 @@ pub fn inspect(file: &str, bytes: &[u8], limits: &Limits, policy: Option<&Policy
                 Some(p) => match palisade_shield::apply_measured(p, &mut m, bytes) {
                     Ok(v) => accepted(&m, v.dropped, Some(v.residual)),
                     Err(r) => {
+                        // the proxy's own rule for a refused answer
                         let (status, action) = match m.status() {
                             None => (Some(r.status), "answer"),
-                            Some(s) if s < 200 => (None, "strip-body"),
-                            Some(s) if s < 300 => (None, "replace-502"),
-                            Some(_) => (None, "replace"),
+                            Some(s) => {
+                                (None, palisade_shield::RefusedAnswer::for_status(s).as_str())
+                            }
                         };
                         Outcome::Reject {
                             status,

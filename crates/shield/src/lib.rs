@@ -107,6 +107,39 @@ impl Refusal {
     }
 }
 
+/// What becomes of a response whose body the shield refuses: one rule for the proxy and
+/// for `palisade inspect`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefusedAnswer {
+    /// A provisional is relayed without its body (or not at all, if even that is
+    /// refused).
+    StripBody,
+    /// A 2xx is replaced by 502 toward the caller, and the callee's dialog is ended.
+    Replace502,
+    /// A final >= 300 is replaced by a response with the same status built by the
+    /// server.
+    ReplaceSameStatus,
+}
+
+impl RefusedAnswer {
+    pub fn for_status(status: u16) -> RefusedAnswer {
+        match status {
+            0..=199 => RefusedAnswer::StripBody,
+            200..=299 => RefusedAnswer::Replace502,
+            _ => RefusedAnswer::ReplaceSameStatus,
+        }
+    }
+
+    /// The name `inspect --json` shows (`action`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RefusedAnswer::StripBody => "strip-body",
+            RefusedAnswer::Replace502 => "replace-502",
+            RefusedAnswer::ReplaceSameStatus => "replace",
+        }
+    }
+}
+
 /// What kind of shield decision a [`SecurityEvent`] records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EventKind {

@@ -165,20 +165,24 @@ impl Endpoint {
         if status > 100 {
             if let Err(r) = self.shield(from, &mut msg, raw) {
                 self.stats.shield_answers_refused += 1;
-                let action = if status < 200 {
-                    palisade_shield::strip_body(&mut msg);
-                    if self.shield(from, &mut msg, raw).is_ok() {
-                        "provisional relayed without its body"
-                    } else {
-                        relay_provisional = false;
-                        "provisional not relayed"
+                let action = match palisade_shield::RefusedAnswer::for_status(status) {
+                    palisade_shield::RefusedAnswer::StripBody => {
+                        palisade_shield::strip_body(&mut msg);
+                        if self.shield(from, &mut msg, raw).is_ok() {
+                            "provisional relayed without its body"
+                        } else {
+                            relay_provisional = false;
+                            "provisional not relayed"
+                        }
                     }
-                } else if status < 300 {
-                    replace = Some((502, r.reason.clone()));
-                    "replaced by 502 toward the caller; the callee's dialog is ended"
-                } else {
-                    replace = Some((status, r.reason.clone()));
-                    "replaced by a response built by the server"
+                    palisade_shield::RefusedAnswer::Replace502 => {
+                        replace = Some((502, r.reason.clone()));
+                        "replaced by 502 toward the caller; the callee's dialog is ended"
+                    }
+                    palisade_shield::RefusedAnswer::ReplaceSameStatus => {
+                        replace = Some((status, r.reason.clone()));
+                        "replaced by a response built by the server"
+                    }
                 };
                 debug!(peer = %from.addr, status, call_id = msg.call_id().unwrap_or(""), reason = %r.reason, action, "response refused by the shield");
                 self.security(
