@@ -1388,3 +1388,63 @@ fn dialog_tokens_outlive_a_restart_with_the_same_route_key() {
         "another key: not relayed {out:?}"
     );
 }
+
+/// A transaction's timers are cancelled when it ends (its timer table goes with it):
+/// an INVITE answered 486 and ACKed ends by Timer I after T4, while its Timer H (64*T1)
+/// is still queued. A new INVITE with the same branch then makes a new server
+/// transaction with the same key; the old Timer H, coming due at 32 s, must not end it:
+/// the new 486 is still retransmitted (Timer G) until the new transaction's own H.
+#[test]
+fn a_cancelled_timer_does_not_fire_on_a_later_transaction_with_the_same_key() {
+    let mut h = H::new(false);
+    h.register("bob", BOB, 3600, 1);
+    let ack = format!("ACK sip:bob@example.com SIP/2.0\nVia: SIP/2.0/UDP 192.0.2.10:{ALICE};branch=z9hG4bKsame;rport\nMax-Forwards: 70\nFrom: <sip:alice@example.com>;tag=a1\nTo: <sip:bob@example.com>;tag=b1\nCall-ID: call-same\nCSeq: 1 ACK\nContent-Length: 0\n\n");
+    let busy_round = |h: &mut H| {
+        h.send(peer(ALICE), &invite("same", "bob"));
+        let out = h.take();
+        let (_, fwd, _) = out
+            .iter()
+            .find(|(to, _, _)| *to == peer(BOB))
+            .expect("forwarded to bob")
+            .clone();
+        h.send_bytes(peer(BOB), &respond(&fwd, 486, "Busy Here", "b1"));
+        let out = h.take();
+        assert!(out
+            .iter()
+            .any(|(to, m, _)| *to == peer(ALICE) && status(m) == 486));
+    };
+    busy_round(&mut h);
+    h.send(peer(ALICE), &ack);
+    h.take();
+    // Timer I (T4 = 5 s) ends the first transaction; its Timer H (32 s) stays queued
+    h.advance(Duration::from_secs(6));
+    h.take();
+    busy_round(&mut h); // at 6 s: a new transaction with the same key
+                        // no ACK this time: the 486 is retransmitted every T2 (4 s) until 6 + 32 s
+    let mut late = 0;
+    for _ in 0..60 {
+        h.advance(Duration::from_millis(100));
+        late += h
+            .take()
+            .iter()
+            .filter(|(to, m, _)| *to == peer(ALICE) && status(m) == 486)
+            .count();
+    }
+    // (the loop covered 6 s .. 12 s); now past the old Timer H at 32 s
+    h.advance(Duration::from_secs(21));
+    h.take();
+    let mut after_old_h = 0;
+    for _ in 0..50 {
+        h.advance(Duration::from_millis(100));
+        after_old_h += h
+            .take()
+            .iter()
+            .filter(|(to, m, _)| *to == peer(ALICE) && status(m) == 486)
+            .count();
+    }
+    assert!(late > 0, "the new 486 is retransmitted");
+    assert!(
+        after_old_h > 0,
+        "the first transaction's Timer H did not end the second one (33-38 s)"
+    );
+}

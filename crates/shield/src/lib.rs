@@ -44,8 +44,8 @@ mod vocab;
 use palisade_sip::{Message, Method};
 
 pub use policy::{
-    NameSet, Policy, TextAction, TextPolicy, UnknownAttribute, DEFAULT_BODY_TYPES, DEFAULT_HEADERS,
-    DEFAULT_SDP_ATTRIBUTES,
+    NameHasher, NameSet, Policy, TextAction, TextPolicy, UnknownAttribute, DEFAULT_BODY_TYPES,
+    DEFAULT_HEADERS, DEFAULT_SDP_ATTRIBUTES,
 };
 pub use residual::{Residual, FIELD_NAMES as RESIDUAL_FIELDS};
 pub use typed::{MAX_ICE_PWD, MAX_ICE_UFRAG, MAX_MID};

@@ -96,8 +96,8 @@ pub struct Endpoint {
     auth: Authenticator,
     users: HashMap<String, Credential>,
     location: HashMap<String, Vec<Binding>>,
-    servers: HashMap<TxnKey, ServerTxn>,
-    clients: HashMap<ClientKey, ClientTxn>,
+    servers: TxnMap<ServerTxn>,
+    clients: ClientMap<ClientTxn>,
     timers: BinaryHeap<Reverse<Timer>>,
     seq: u64,
     out: VecDeque<Transmit>,
@@ -106,7 +106,7 @@ pub struct Endpoint {
     /// Stream connections by the address their peer advertises in Via (RFC 5923 style),
     /// so that requests to that address reuse the connection.
     aliases: HashMap<(Transport, SocketAddr), u64>,
-    answered: HashMap<u64, Answered>,
+    answered: TxnMap<Answered>,
     answered_q: VecDeque<(Instant, u64)>,
     /// Protected users and their allow-lists.
     protected: HashMap<String, Vec<String>>,
@@ -152,15 +152,15 @@ impl Endpoint {
             location: HashMap::with_capacity(cap(1 << 14)),
             // Sized for a busy second up front: growing a large table rehashes it all
             // at once, a stall long enough to overflow a UDP receive buffer.
-            servers: HashMap::with_capacity(cap(1 << 16)),
-            clients: HashMap::with_capacity(cap(1 << 14)),
+            servers: TxnMap::with_capacity_and_hasher(cap(1 << 16), Default::default()),
+            clients: ClientMap::with_capacity_and_hasher(cap(1 << 14), Default::default()),
             timers: BinaryHeap::with_capacity(cap(1 << 16)),
             seq: 0,
             out: VecDeque::new(),
             events: VecDeque::new(),
             salt,
             aliases: HashMap::new(),
-            answered: HashMap::with_capacity(cap(1 << 16)),
+            answered: TxnMap::with_capacity_and_hasher(cap(1 << 16), Default::default()),
             answered_q: VecDeque::with_capacity(cap(1 << 16)),
             protected: HashMap::new(),
             created: HashMap::new(),
@@ -302,14 +302,8 @@ impl Endpoint {
             self.answered_q.pop_front();
             self.answered.remove(&kh);
         }
-        while let Some(t) = self.timers.peek() {
-            if t.0.at > now {
-                break;
-            }
-            let Some(Reverse(t)) = self.timers.pop() else {
-                break;
-            };
-            self.fire(now, t.what);
+        while let Some(what) = self.next_due(now) {
+            self.fire(now, what);
         }
     }
 

@@ -421,6 +421,7 @@ impl Endpoint {
                 done: false,
                 timer_c: None,
                 expired: false,
+                slots: Slots::default(),
             },
         );
         if !dest.transport.reliable() {

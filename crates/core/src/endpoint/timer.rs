@@ -36,6 +36,29 @@ pub(super) enum TimerWhat {
     BindingExpiry(String),
 }
 
+impl TimerWhat {
+    /// The slot of this timer in its transaction's [`Slots`] (`None`: a binding's).
+    fn slot(&self) -> Option<usize> {
+        match self {
+            TimerWhat::G(_) | TimerWhat::C(_) => Some(0),
+            TimerWhat::H(_) | TimerWhat::AorE(_) => Some(1),
+            TimerWhat::IorJ(_) | TimerWhat::BorF(_) => Some(2),
+            TimerWhat::DorK(_) => Some(3),
+            TimerWhat::BindingExpiry(_) => None,
+        }
+    }
+}
+
+/// A transaction's timer table (as quinn-proto keeps one per connection): one slot per
+/// RFC timer that applies to it, holding the sequence number of the armed instance.
+/// Arming a timer replaces its slot; a queued timer fires only while its slot still
+/// holds it, so a timer is cancelled by clearing its slot, and all of a transaction's
+/// timers are cancelled when the transaction ends. The queue below is only the index
+/// of due times; entries cancelled this way are skipped when they come due and
+/// compacted by the sweep.
+#[derive(Debug, Default, Clone, Copy)]
+pub(super) struct Slots([Option<u64>; 4]);
+
 #[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub(super) struct Timer {
     pub(super) at: Instant,
@@ -58,28 +81,70 @@ impl Endpoint {
             let timers = std::mem::take(&mut self.timers);
             self.timers = timers
                 .into_iter()
-                .filter(|Reverse(t)| self.timer_is_live(&t.what))
+                .filter(|Reverse(t)| self.timer_is_live(t))
                 .collect();
         }
     }
 
-    pub(super) fn timer_is_live(&self, w: &TimerWhat) -> bool {
+    /// The slots of the transaction a timer belongs to.
+    fn slots_mut(&mut self, w: &TimerWhat) -> Option<&mut Slots> {
         match w {
-            TimerWhat::G(k) | TimerWhat::H(k) | TimerWhat::IorJ(k) => self.servers.contains_key(k),
-            TimerWhat::C(k) | TimerWhat::AorE(k) | TimerWhat::BorF(k) | TimerWhat::DorK(k) => {
-                self.clients.contains_key(k)
+            TimerWhat::G(k) | TimerWhat::H(k) | TimerWhat::IorJ(k) => {
+                self.servers.get_mut(k).map(|t| &mut t.slots)
             }
-            TimerWhat::BindingExpiry(aor) => self.location.contains_key(aor),
+            TimerWhat::C(k) | TimerWhat::AorE(k) | TimerWhat::BorF(k) | TimerWhat::DorK(k) => {
+                self.clients.get_mut(k).map(|c| &mut c.slots)
+            }
+            TimerWhat::BindingExpiry(_) => None,
         }
     }
 
+    /// Whether a queued timer is still armed: its transaction exists and its slot holds
+    /// this instance (a binding's timer: the binding exists).
+    pub(super) fn timer_is_live(&self, t: &Timer) -> bool {
+        let slots = match &t.what {
+            TimerWhat::G(k) | TimerWhat::H(k) | TimerWhat::IorJ(k) => {
+                self.servers.get(k).map(|x| x.slots)
+            }
+            TimerWhat::C(k) | TimerWhat::AorE(k) | TimerWhat::BorF(k) | TimerWhat::DorK(k) => {
+                self.clients.get(k).map(|c| c.slots)
+            }
+            TimerWhat::BindingExpiry(aor) => return self.location.contains_key(aor),
+        };
+        let slot = t
+            .what
+            .slot()
+            .and_then(|i| slots.and_then(|s| s.0.get(i).copied()));
+        slot == Some(Some(t.seq))
+    }
+
+    /// Arms a timer, replacing the armed instance of the same timer of its transaction.
     pub(super) fn arm(&mut self, at: Instant, what: TimerWhat) {
         self.seq += 1;
-        self.timers.push(Reverse(Timer {
-            at,
-            seq: self.seq,
-            what,
-        }));
+        let seq = self.seq;
+        if let Some(i) = what.slot() {
+            if let Some(slot) = self.slots_mut(&what).and_then(|s| s.0.get_mut(i)) {
+                *slot = Some(seq);
+            }
+        }
+        self.timers.push(Reverse(Timer { at, seq, what }));
+    }
+
+    /// Pops the next due timer that is still armed, clearing its slot.
+    pub(super) fn next_due(&mut self, now: Instant) -> Option<TimerWhat> {
+        while self.timers.peek().is_some_and(|t| t.0.at <= now) {
+            let Reverse(t) = self.timers.pop()?;
+            if !self.timer_is_live(&t) {
+                continue; // cancelled
+            }
+            if let Some(i) = t.what.slot() {
+                if let Some(slot) = self.slots_mut(&t.what).and_then(|s| s.0.get_mut(i)) {
+                    *slot = None;
+                }
+            }
+            return Some(t.what);
+        }
+        None
     }
 
     pub(super) fn fire(&mut self, now: Instant, what: TimerWhat) {

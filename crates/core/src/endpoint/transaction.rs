@@ -9,6 +9,30 @@ use super::*;
 pub(super) type TxnKey = u64;
 pub(super) const SERVER_NAME: &str = "Palisade/0.1";
 
+/// A [`TxnKey`] is already the output of a hash keyed with the per-boot salt (nobody
+/// outside can aim keys at one bucket), so the tables keyed by it use it as it is
+/// instead of hashing it again.
+#[derive(Default)]
+pub(super) struct KeyHasher(u64);
+
+impl std::hash::Hasher for KeyHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        // only u64 keys are hashed with it; any other input is folded in all the same
+        for b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(*b);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+/// A table keyed by [`TxnKey`].
+pub(super) type TxnMap<V> = HashMap<TxnKey, V, std::hash::BuildHasherDefault<KeyHasher>>;
+
 /// A client transaction's identity: the branch of the request this proxy sent, and
 /// whether it is the CANCEL of that branch (a CANCEL carries the branch of the request
 /// it cancels, RFC 3261 section 9.1, and is a transaction of its own).
@@ -35,6 +59,12 @@ impl ClientKey {
         }
     }
 }
+
+/// A table keyed by [`ClientKey`]: the keys are branches this server made (a salted
+/// hash and a counter), so a fast unkeyed hash (FNV-1a) is enough; lookups with a
+/// branch from the network only compare against them.
+pub(super) type ClientMap<V> =
+    HashMap<ClientKey, V, std::hash::BuildHasherDefault<palisade_shield::NameHasher>>;
 
 /// Who made a response sent on a server transaction: this server (an answer to the
 /// request's sender, held to the answer budget when that sender is unproven), or the
@@ -71,6 +101,8 @@ pub(super) struct ServerTxn {
     pub(super) best: Option<(u16, Vec<u8>)>,
     pub(super) cancelled: bool,
     pub(super) final_sent: bool,
+    /// Its timers (G, H, I/J).
+    pub(super) slots: Slots,
 }
 
 impl ServerTxn {
@@ -86,6 +118,7 @@ impl ServerTxn {
             best: None,
             cancelled: false,
             final_sent: false,
+            slots: Slots::default(),
         }
     }
 }
@@ -113,6 +146,8 @@ pub(super) struct ClientTxn {
     /// Timer C fired and the branch was cancelled: if the callee does not answer the
     /// CANCEL either, the branch ends with a 408 after 64*T1.
     pub(super) expired: bool,
+    /// Its timers (C, A/E, B/F, D/K).
+    pub(super) slots: Slots,
 }
 
 pub(super) fn hash64(parts: &[&[u8]], salt: u64) -> u64 {
@@ -226,9 +261,12 @@ impl Endpoint {
             t.last = Some(bytes.clone());
             if t.invite && status < 300 {
                 // RFC 6026 Accepted: absorb INVITE retransmissions, relay further 2xx.
+                // Its timer (L) runs from the first 2xx; a later 2xx does not restart it.
+                if t.state != SState::Accepted {
+                    arm.push((now + t2, TimerWhat::IorJ(key)));
+                }
                 t.state = SState::Accepted;
                 t.last = None;
-                arm.push((now + t2, TimerWhat::IorJ(key)));
             } else if t.invite {
                 t.state = SState::Completed;
                 if !reliable {
@@ -258,21 +296,8 @@ impl Endpoint {
 
     pub(super) fn on_cancel(&mut self, now: Instant, from: Peer, msg: &Message<'_>, key: TxnKey) {
         let ikey = server_key(msg, true, self.salt);
-        self.servers.insert(
-            key,
-            ServerTxn {
-                invite: false,
-                state: SState::Proceeding,
-                source: from,
-                request: Vec::new(),
-                last: None,
-                retrans: self.cfg.t1,
-                branches: Vec::new(),
-                best: None,
-                cancelled: false,
-                final_sent: false,
-            },
-        );
+        self.servers
+            .insert(key, ServerTxn::new(false, from, Vec::new(), self.cfg.t1));
         let Some(inv) = self.servers.get_mut(&ikey) else {
             self.reply(
                 now,
