@@ -200,3 +200,240 @@ impl Session<'_> {
         out
     }
 }
+
+impl Attribute<'_> {
+    pub fn name(&self) -> &str {
+        match self {
+            Attribute::Rtpmap { .. } => "rtpmap",
+            Attribute::Fmtp { .. } => "fmtp",
+            Attribute::Ptime(_) => "ptime",
+            Attribute::MaxPtime(_) => "maxptime",
+            Attribute::Direction(d) => d.as_str(),
+            Attribute::Rtcp { .. } => "rtcp",
+            Attribute::RtcpMux => "rtcp-mux",
+            Attribute::RtcpRsize => "rtcp-rsize",
+            Attribute::RtcpFb { .. } => "rtcp-fb",
+            Attribute::IceUfrag(_) => "ice-ufrag",
+            Attribute::IcePwd(_) => "ice-pwd",
+            Attribute::IceOptions(_) => "ice-options",
+            Attribute::IceLite => "ice-lite",
+            Attribute::Candidate(_) => "candidate",
+            Attribute::EndOfCandidates => "end-of-candidates",
+            Attribute::Fingerprint { .. } => "fingerprint",
+            Attribute::Setup(_) => "setup",
+            Attribute::Mid(_) => "mid",
+            Attribute::Group { .. } => "group",
+            Attribute::Msid { .. } => "msid",
+            Attribute::MsidSemantic(_) => "msid-semantic",
+            Attribute::Ssrc { .. } => "ssrc",
+            Attribute::SsrcGroup { .. } => "ssrc-group",
+            Attribute::Extmap { .. } => "extmap",
+            Attribute::Crypto { .. } => "crypto",
+            Attribute::Label(_) => "label",
+            Attribute::Framerate(_) => "framerate",
+            Attribute::Content(_) => "content",
+            Attribute::Other { name, .. } => name,
+        }
+    }
+
+    /// Writes `name[:value]` (without `a=` and line end), straight into `out`: no
+    /// temporary strings and no `core::fmt` (this runs for every attribute of every
+    /// offer and answer the proxy forwards).
+    pub fn write(&self, out: &mut String) {
+        out.push_str(self.name());
+        match self {
+            Attribute::Rtpmap {
+                pt,
+                encoding,
+                clock,
+                channels,
+            } => {
+                out.push(':');
+                num(out, u64::from(*pt));
+                out.push(' ');
+                out.push_str(encoding);
+                out.push('/');
+                num(out, u64::from(*clock));
+                if let Some(c) = channels {
+                    out.push('/');
+                    num(out, u64::from(*c));
+                }
+            }
+            Attribute::Fmtp { pt, params } => {
+                out.push(':');
+                out.push_str(pt);
+                out.push(' ');
+                for (i, (k, v)) in params.iter().enumerate() {
+                    if i > 0 {
+                        out.push(';');
+                    }
+                    out.push_str(k);
+                    if let Some(v) = v {
+                        out.push('=');
+                        out.push_str(v);
+                    }
+                }
+            }
+            Attribute::Ptime(x)
+            | Attribute::MaxPtime(x)
+            | Attribute::IceUfrag(x)
+            | Attribute::IcePwd(x)
+            | Attribute::Setup(x)
+            | Attribute::Mid(x)
+            | Attribute::MsidSemantic(x)
+            | Attribute::Label(x)
+            | Attribute::Framerate(x) => {
+                out.push(':');
+                out.push_str(x);
+            }
+            Attribute::Direction(_)
+            | Attribute::RtcpMux
+            | Attribute::RtcpRsize
+            | Attribute::IceLite
+            | Attribute::EndOfCandidates => {}
+            Attribute::Rtcp { port, address } => {
+                out.push(':');
+                num(out, u64::from(*port));
+                if let Some(a) = address {
+                    out.push(' ');
+                    out.push_str(a);
+                }
+            }
+            Attribute::RtcpFb { pt, value } => {
+                out.push(':');
+                out.push_str(pt);
+                out.push(' ');
+                out.push_str(value);
+            }
+            Attribute::IceOptions(o) => {
+                out.push(':');
+                join(out, o, ' ');
+            }
+            Attribute::Candidate(c) => {
+                out.push(':');
+                out.push_str(&c.foundation);
+                out.push(' ');
+                num(out, u64::from(c.component));
+                out.push(' ');
+                out.push_str(&c.transport);
+                out.push(' ');
+                num(out, u64::from(c.priority));
+                out.push(' ');
+                out.push_str(&c.address);
+                out.push(' ');
+                num(out, u64::from(c.port));
+                out.push_str(" typ ");
+                out.push_str(&c.typ);
+                if let Some(r) = &c.raddr {
+                    out.push_str(" raddr ");
+                    out.push_str(r);
+                }
+                if let Some(r) = c.rport {
+                    out.push_str(" rport ");
+                    num(out, u64::from(r));
+                }
+                for (k, v) in &c.extensions {
+                    out.push(' ');
+                    out.push_str(k);
+                    out.push(' ');
+                    out.push_str(v);
+                }
+            }
+            Attribute::Fingerprint { hash, value } => {
+                out.push(':');
+                out.push_str(hash);
+                out.push(' ');
+                out.push_str(value);
+            }
+            Attribute::Group { semantics, ids } => {
+                out.push(':');
+                out.push_str(semantics);
+                for i in ids {
+                    out.push(' ');
+                    out.push_str(i);
+                }
+            }
+            Attribute::Msid { id, appdata } => {
+                out.push(':');
+                out.push_str(id);
+                if let Some(a) = appdata {
+                    out.push(' ');
+                    out.push_str(a);
+                }
+            }
+            Attribute::Ssrc { id, name, value } => {
+                out.push(':');
+                num(out, u64::from(*id));
+                out.push(' ');
+                out.push_str(name);
+                if let Some(v) = value {
+                    out.push(':');
+                    out.push_str(v);
+                }
+            }
+            Attribute::SsrcGroup { semantics, ssrcs } => {
+                out.push(':');
+                out.push_str(semantics);
+                for x in ssrcs {
+                    out.push(' ');
+                    num(out, u64::from(*x));
+                }
+            }
+            Attribute::Extmap {
+                id,
+                direction,
+                uri,
+                extra,
+            } => {
+                out.push(':');
+                num(out, u64::from(*id));
+                if let Some(d) = direction {
+                    out.push('/');
+                    out.push_str(d);
+                }
+                out.push(' ');
+                out.push_str(uri);
+                if let Some(e) = extra {
+                    out.push(' ');
+                    out.push_str(e);
+                }
+            }
+            Attribute::Crypto {
+                tag,
+                suite,
+                key_params,
+                session_params,
+            } => {
+                out.push(':');
+                num(out, u64::from(*tag));
+                out.push(' ');
+                out.push_str(suite);
+                out.push(' ');
+                out.push_str(key_params);
+                for p in session_params {
+                    out.push(' ');
+                    out.push_str(p);
+                }
+            }
+            Attribute::Content(c) => {
+                out.push(':');
+                join(out, c, ',');
+            }
+            Attribute::Other { value, .. } => {
+                if let Some(v) = value {
+                    out.push(':');
+                    out.push_str(v);
+                }
+            }
+        }
+    }
+}
+
+fn join(out: &mut String, items: &[Cow<'_, str>], sep: char) {
+    for (i, x) in items.iter().enumerate() {
+        if i > 0 {
+            out.push(sep);
+        }
+        out.push_str(x);
+    }
+}

@@ -39,6 +39,7 @@
 
 mod error;
 mod header;
+mod header_value;
 mod limits;
 mod message;
 mod parse;
