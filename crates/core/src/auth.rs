@@ -10,13 +10,17 @@ use std::time::{Duration, Instant};
 use md5::Md5;
 use sha2::{Digest as _, Sha256};
 
+/// A digest algorithm (RFC 8760).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Algorithm {
+    /// MD5 (RFC 3261; what most deployed phones know).
     Md5,
+    /// SHA-256 (RFC 8760).
     Sha256,
 }
 
 impl Algorithm {
+    /// The name in a challenge's `algorithm` parameter.
     pub fn name(self) -> &'static str {
         match self {
             Algorithm::Md5 => "MD5",
@@ -64,6 +68,7 @@ impl Algorithm {
         ])
     }
 
+    /// The lower-case hex digest of `parts` joined by `:` (RFC 2617's `H(a:b:...)`).
     pub fn hash_hex(self, parts: &[&[u8]]) -> String {
         match self {
             Algorithm::Md5 => {
@@ -129,11 +134,14 @@ fn ct_eq_hex(a: &[u8], b: &[u8]) -> bool {
 /// What the server knows about an account: HA1 per algorithm, never a password.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Credential {
+    /// MD5(user:realm:password), hex.
     pub ha1_md5: String,
+    /// SHA-256(user:realm:password), hex.
     pub ha1_sha256: String,
 }
 
 impl Credential {
+    /// The HA1 values of an account's password (the password itself is not kept).
     pub fn from_password(user: &str, realm: &str, password: &str) -> Self {
         Credential {
             ha1_md5: Algorithm::Md5.ha1(user, realm, password),

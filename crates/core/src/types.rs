@@ -5,14 +5,19 @@ use palisade_sip::Limits;
 
 use crate::auth::{Algorithm, Credential};
 
+/// A SIP transport (RFC 3261 section 18).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Transport {
+    /// Datagrams; the core retransmits (timers A, E, G).
     Udp,
+    /// A byte stream framed by Content-Length.
     Tcp,
+    /// TCP under TLS (`sips:` and `transport=tls`).
     Tls,
 }
 
 impl Transport {
+    /// The name in a Via's sent-protocol (`SIP/2.0/UDP`).
     pub fn via_name(self) -> &'static str {
         match self {
             Transport::Udp => "UDP",
@@ -20,6 +25,7 @@ impl Transport {
             Transport::Tls => "TLS",
         }
     }
+    /// The value of a URI's `transport` parameter.
     pub fn param(self) -> &'static str {
         match self {
             Transport::Udp => "udp",
@@ -27,6 +33,7 @@ impl Transport {
             Transport::Tls => "tls",
         }
     }
+    /// A stream transport: no retransmissions by the transaction layer.
     pub fn reliable(self) -> bool {
         !matches!(self, Transport::Udp)
     }
@@ -38,6 +45,7 @@ impl Transport {
             Transport::Udp | Transport::Tcp => 5060,
         }
     }
+    /// Parses `udp`, `tcp`, `tls` (ASCII case ignored).
     pub fn parse(s: &str) -> Option<Transport> {
         match s.to_ascii_lowercase().as_str() {
             "udp" => Some(Transport::Udp),
@@ -53,15 +61,20 @@ impl Transport {
 /// `addr`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Peer {
+    /// The transport of the message.
     pub transport: Transport,
+    /// The remote address.
     pub addr: SocketAddr,
+    /// The stream connection, when the message came on (or must go on) one.
     pub conn: Option<u64>,
 }
 
 /// A message for the shell to send.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Transmit {
+    /// Where it goes.
     pub to: Peer,
+    /// The whole message, as written canonically.
     pub bytes: Vec<u8>,
 }
 
@@ -72,16 +85,21 @@ pub struct Binding {
     pub aor: String,
     /// The Contact URI as written canonically.
     pub contact: String,
+    /// When it expires unless refreshed.
     pub expires_at: Instant,
     /// q in thousandths.
     pub q: u16,
+    /// Call-ID of the REGISTER that made it (RFC 3261 section 10.3 step 7: a refresh
+    /// must carry the same Call-ID with a higher CSeq).
     pub call_id: String,
+    /// CSeq of that REGISTER.
     pub cseq: u32,
     /// Path URIs (RFC 3327), used as a Route set toward the contact.
     pub path: Vec<String>,
     /// Where the REGISTER came from: requests for this contact are sent there (RFC 3581
     /// style NAT traversal, and the same connection for TCP/TLS).
     pub source: Peer,
+    /// The User-Agent of the REGISTER (for operators and, later, the detectors).
     pub user_agent: String,
 }
 
@@ -89,15 +107,25 @@ pub struct Binding {
 /// shield's security decisions (for the logs, the detectors and the evidence log).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
+    /// A binding was added or refreshed: store it.
     BindingSaved(Binding),
-    BindingRemoved { aor: String, contact: String },
+    /// A binding was removed or expired: delete it.
+    BindingRemoved {
+        /// Its address of record.
+        aor: String,
+        /// Its contact URI.
+        contact: String,
+    },
+    /// A shield decision, a protected-user refusal or a contained panic.
     Security(palisade_shield::SecurityEvent),
 }
 
 /// A provisioned account.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct User {
+    /// The account name (the user part of its address of record).
     pub name: String,
+    /// Its digest secrets (HA1 per algorithm).
     pub credential: Credential,
     /// When the account was created (Unix seconds).
     pub created_unix: i64,
@@ -117,6 +145,8 @@ pub enum DigestUriCheck {
     Off,
 }
 
+/// Everything the core is configured with (the shell fills it from the configuration
+/// file; `Default` is the documented default of every key).
 #[derive(Debug, Clone)]
 pub struct CoreConfig {
     /// The SIP domain this server is responsible for; also the digest realm.
@@ -125,20 +155,31 @@ pub struct CoreConfig {
     pub aliases: Vec<String>,
     /// Listening addresses as advertised in Via and Record-Route, per transport.
     pub local: Vec<(Transport, SocketAddr)>,
+    /// Digest algorithms offered, in challenge order (`auth.algorithms`).
     pub algorithms: Vec<Algorithm>,
+    /// How long a nonce is valid (`auth.nonce_ttl`).
     pub nonce_ttl: Duration,
+    /// How the digest `uri` must relate to the Request-URI (`auth.digest_uri`).
     pub digest_uri: DigestUriCheck,
     /// Challenge out-of-dialog requests (INVITE, MESSAGE, ...) from local users.
     pub authenticate_requests: bool,
     /// Challenge REGISTER.
     pub authenticate_register: bool,
+    /// Shortest registration accepted; shorter gets 423 (`registrar.min_expires`).
     pub min_expires: u32,
+    /// Longest registration granted (`registrar.max_expires`).
     pub max_expires: u32,
+    /// Registration granted when the REGISTER asks for none (`registrar.default_expires`).
     pub default_expires: u32,
+    /// Most contacts per address of record (`registrar.max_contacts`).
     pub max_contacts: usize,
+    /// RFC 3261 T1, the round-trip estimate (500 ms).
     pub t1: Duration,
+    /// RFC 3261 T2, the longest retransmission interval (4 s).
     pub t2: Duration,
+    /// RFC 3261 T4, how long a message stays in the network (5 s).
     pub t4: Duration,
+    /// Bounds of the message parser (`limits.*`).
     pub limits: Limits,
     /// The exploit shield's policy for everything forwarded.
     pub shield: palisade_shield::Policy,
@@ -150,6 +191,7 @@ pub struct CoreConfig {
     /// Error answers per second to one unauthenticated UDP source
     /// (`server.answer_rate`), and the burst allowed above that (`server.answer_burst`).
     pub answer_rate: u32,
+    /// See `answer_rate`.
     pub answer_burst: u32,
     /// Most server transactions at once (`server.max_transactions`); past it new
     /// requests get 503.

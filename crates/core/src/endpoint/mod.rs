@@ -37,11 +37,17 @@ use self::{guard::*, proxy::*, response::*, salvage::*, timer::*, transaction::*
 /// Counters for logs and metrics.
 #[derive(Debug, Default, Clone)]
 pub struct Stats {
+    /// Requests handled.
     pub requests: u64,
+    /// Responses handled.
     pub responses: u64,
+    /// Messages that did not parse.
     pub malformed: u64,
+    /// 401/407 challenges sent.
     pub challenges: u64,
+    /// Credentials that did not verify (answered 403).
     pub auth_failures: u64,
+    /// Requests forwarded on client transactions.
     pub forwarded: u64,
     /// Requests refused by the shield (415/488/400/413).
     pub shield_refused: u64,
@@ -91,6 +97,8 @@ enum Authenticated {
     Before,
 }
 
+/// The sans-IO SIP core: registrar, stateful proxy and digest authentication as one
+/// state machine (see the crate documentation).
 pub struct Endpoint {
     cfg: CoreConfig,
     auth: Authenticator,
@@ -124,10 +132,12 @@ pub struct Endpoint {
     algos: crate::algorithms::Memory,
     /// Key of the dialog tokens in our Record-Route (`pal=`).
     route_key: [u8; 32],
+    /// Counters for logs and metrics.
     pub stats: Stats,
 }
 
 impl Endpoint {
+    /// A core with `cfg`; `secret` (random per boot) keys nonces and transaction keys.
     pub fn new(cfg: CoreConfig, secret: [u8; 32], now: Instant) -> Self {
         let salt = u64::from_le_bytes(secret[..8].try_into().unwrap_or([0; 8]));
         let auth = Authenticator::new(secret, now, cfg.nonce_ttl);
@@ -174,6 +184,7 @@ impl Endpoint {
         }
     }
 
+    /// The configuration in use (with the rewrite key the core derived for the shield).
     pub fn config(&self) -> &CoreConfig {
         &self.cfg
     }
@@ -210,22 +221,27 @@ impl Endpoint {
         self.arm(at, TimerWhat::BindingExpiry(aor));
     }
 
+    /// Every current binding.
     pub fn bindings(&self) -> impl Iterator<Item = &Binding> {
         self.location.values().flatten()
     }
 
+    /// Live transactions: (server, client).
     pub fn transaction_count(&self) -> (usize, usize) {
         (self.servers.len(), self.clients.len())
     }
 
+    /// The next message to send, if any.
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
         self.out.pop_front()
     }
 
+    /// The next event for the shell (persistence, security events), if any.
     pub fn poll_event(&mut self) -> Option<Event> {
         self.events.pop_front()
     }
 
+    /// When [`Endpoint::handle_timeout`] must be called next.
     pub fn poll_timeout(&self) -> Option<Instant> {
         let t = self.timers.peek().map(|t| t.0.at);
         let a = self.answered_q.front().map(|a| a.0);
@@ -290,6 +306,7 @@ impl Endpoint {
         }
     }
 
+    /// Fires what is due at `now`: timers, the end of answered-request records, the sweep.
     pub fn handle_timeout(&mut self, now: Instant) {
         if now >= self.next_sweep {
             self.sweep(now);
