@@ -13,20 +13,35 @@ fn owned(c: Cow<'_, str>) -> Cow<'static, str> {
 /// extension method, not INVITE.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Method<'a> {
+    /// `INVITE`: a session (RFC 3261).
     Invite,
+    /// `ACK`: the end of an INVITE transaction (RFC 3261).
     Ack,
+    /// `BYE`: the end of a session (RFC 3261).
     Bye,
+    /// `CANCEL`: a pending request given up (RFC 3261).
     Cancel,
+    /// `REGISTER`: a binding in the registrar (RFC 3261).
     Register,
+    /// `OPTIONS`: a query of capabilities (RFC 3261).
     Options,
+    /// `INFO`: mid-session information (RFC 6086).
     Info,
+    /// `PRACK`: a provisional response acknowledged (RFC 3262).
     Prack,
+    /// `SUBSCRIBE`: a subscription to events (RFC 6665).
     Subscribe,
+    /// `NOTIFY`: an event notification (RFC 6665).
     Notify,
+    /// `UPDATE`: a session modified before it is answered (RFC 3311).
     Update,
+    /// `MESSAGE`: an instant message (RFC 3428).
     Message,
+    /// `REFER`: a transfer (RFC 3515).
     Refer,
+    /// `PUBLISH`: event state published (RFC 3903).
     Publish,
+    /// Any other method (a token, kept as written).
     Extension(Cow<'a, str>),
 }
 
@@ -52,6 +67,7 @@ impl<'a> Method<'a> {
         }
     }
 
+    /// The method name as written on the wire.
     pub fn as_str(&self) -> &str {
         match self {
             Method::Invite => "INVITE",
@@ -72,6 +88,7 @@ impl<'a> Method<'a> {
         }
     }
 
+    /// The same method, owning its text.
     pub fn into_owned(self) -> Method<'static> {
         match self {
             Method::Extension(s) => Method::Extension(owned(s)),
@@ -102,19 +119,26 @@ impl std::fmt::Display for Method<'_> {
 /// One Via value: `SIP/2.0/<transport> <sent-by>;params`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Via<'a> {
+    /// The sent-protocol transport (`UDP`, `TCP`, `TLS`, ...).
     pub transport: Cow<'a, str>,
+    /// The sent-by host.
     pub host: Host<'a>,
+    /// The sent-by port, if written.
     pub port: Option<u16>,
+    /// `branch`, `received`, `rport`, ... in order.
     pub params: Vec<Param<'a>>,
 }
 
 impl<'a> Via<'a> {
+    /// A parameter by name (ASCII case ignored).
     pub fn param(&self, name: &str) -> Option<&Param<'a>> {
         find_param(&self.params, name)
     }
+    /// The `branch` parameter (the transaction id, RFC 3261 section 8.1.1.7).
     pub fn branch(&self) -> Option<&str> {
         self.param("branch").and_then(|p| p.value.as_deref())
     }
+    /// The `received` parameter (RFC 3261 section 18.2.1).
     pub fn received(&self) -> Option<&str> {
         self.param("received").and_then(|p| p.value.as_deref())
     }
@@ -123,6 +147,7 @@ impl<'a> Via<'a> {
         self.param("rport")
             .map(|p| p.value.as_deref().and_then(|v| v.parse().ok()))
     }
+    /// The same Via, owning its text.
     pub fn into_owned(self) -> Via<'static> {
         Via {
             transport: owned(self.transport),
@@ -137,15 +162,20 @@ impl<'a> Via<'a> {
 /// `display` holds quoted-string content, escapes kept as written.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NameAddr<'a> {
+    /// The display name (quoted-string content, escapes as written).
     pub display: Option<Cow<'a, str>>,
+    /// The address.
     pub uri: Uri<'a>,
+    /// Header parameters (`tag`, `expires`, `q`, ...), in order.
     pub params: Vec<Param<'a>>,
 }
 
 impl<'a> NameAddr<'a> {
+    /// A header parameter by name (ASCII case ignored).
     pub fn param(&self, name: &str) -> Option<&Param<'a>> {
         find_param(&self.params, name)
     }
+    /// The `tag` parameter (From/To, RFC 3261 section 19.3).
     pub fn tag(&self) -> Option<&str> {
         self.param("tag").and_then(|p| p.value.as_deref())
     }
@@ -165,6 +195,7 @@ impl<'a> NameAddr<'a> {
     pub fn display_name(&self) -> Option<Cow<'_, str>> {
         self.display.as_deref().map(unescape_quoted)
     }
+    /// The same name-addr, owning its text.
     pub fn into_owned(self) -> NameAddr<'static> {
         NameAddr {
             display: self.display.map(owned),
@@ -186,22 +217,31 @@ impl<'a> NameAddr<'a> {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
+/// A Contact header value (RFC 3261 section 20.10).
 pub enum Contact<'a> {
     /// `Contact: *` (remove all bindings; only with Expires: 0).
     Star,
+    /// One contact address.
     Addr(NameAddr<'a>),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
+/// A CSeq value (RFC 3261 section 20.16).
 pub struct CSeq<'a> {
+    /// The sequence number.
     pub seq: u32,
+    /// The method it counts.
     pub method: Method<'a>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
+/// A media type (Content-Type, RFC 3261 section 20.15).
 pub struct MediaType<'a> {
+    /// The type (`application`).
     pub mtype: Cow<'a, str>,
+    /// The subtype (`sdp`).
     pub subtype: Cow<'a, str>,
+    /// Its parameters (`boundary`, `charset`, ...).
     pub params: Vec<Param<'a>>,
 }
 
@@ -217,11 +257,14 @@ impl MediaType<'_> {
 /// (quotes included); [`Credentials::get`] returns them unquoted.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Credentials<'a> {
+    /// The auth scheme (`Digest`).
     pub scheme: Cow<'a, str>,
+    /// The auth parameters (`realm`, `nonce`, `response`, ...), in order.
     pub params: Vec<Param<'a>>,
 }
 
 impl<'a> Credentials<'a> {
+    /// Whether the scheme is Digest (ASCII case ignored).
     pub fn is_digest(&self) -> bool {
         self.scheme.eq_ignore_ascii_case("digest")
     }
@@ -236,8 +279,11 @@ impl<'a> Credentials<'a> {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
+/// A Warning value (RFC 3261 section 20.43).
 pub struct Warning<'a> {
+    /// The three-digit warning code.
     pub code: u16,
+    /// The warn-agent (host or pseudonym).
     pub agent: Cow<'a, str>,
     /// quoted-string content, escapes kept.
     pub text: Cow<'a, str>,
@@ -249,36 +295,64 @@ pub struct Warning<'a> {
 /// Token lists (Allow, Supported, ...) keep their list in one entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Header<'a> {
+    /// `Via` (RFC 3261 section 20.42).
     Via(Via<'a>),
+    /// `From` (RFC 3261 section 20.20).
     From(NameAddr<'a>),
+    /// `To` (RFC 3261 section 20.39).
     To(NameAddr<'a>),
+    /// `Call-ID` (RFC 3261 section 20.8).
     CallId(Cow<'a, str>),
+    /// `CSeq` (RFC 3261 section 20.16).
     CSeq(CSeq<'a>),
+    /// `Max-Forwards` (RFC 3261 section 20.22).
     MaxForwards(u8),
+    /// `Contact` (RFC 3261 section 20.10).
     Contact(Contact<'a>),
+    /// `Route` (RFC 3261 section 20.34).
     Route(NameAddr<'a>),
+    /// `Record-Route` (RFC 3261 section 20.30).
     RecordRoute(NameAddr<'a>),
+    /// `Path` (RFC 3327).
     Path(NameAddr<'a>),
+    /// `Content-Type` (RFC 3261 section 20.15).
     ContentType(MediaType<'a>),
+    /// `Content-Encoding` (RFC 3261 section 20.12).
     ContentEncoding(Vec<Cow<'a, str>>),
+    /// `Expires` (RFC 3261 section 20.19).
     Expires(u32),
+    /// `Min-Expires` (RFC 3261 section 20.23).
     MinExpires(u32),
+    /// `Authorization` (RFC 3261 section 20.7).
     Authorization(Credentials<'a>),
+    /// `Proxy-Authorization` (RFC 3261 section 20.28).
     ProxyAuthorization(Credentials<'a>),
+    /// `WWW-Authenticate` (RFC 3261 section 20.44).
     WwwAuthenticate(Credentials<'a>),
+    /// `Proxy-Authenticate` (RFC 3261 section 20.27).
     ProxyAuthenticate(Credentials<'a>),
+    /// `Allow` (RFC 3261 section 20.5).
     Allow(Vec<Method<'a>>),
+    /// `Supported` (RFC 3261 section 20.37).
     Supported(Vec<Cow<'a, str>>),
+    /// `Require` (RFC 3261 section 20.32).
     Require(Vec<Cow<'a, str>>),
+    /// `Proxy-Require` (RFC 3261 section 20.29).
     ProxyRequire(Vec<Cow<'a, str>>),
+    /// `User-Agent` (RFC 3261 section 20.41).
     UserAgent(Cow<'a, str>),
+    /// `Server` (RFC 3261 section 20.35).
     Server(Cow<'a, str>),
+    /// `Warning` (RFC 3261 section 20.43).
     Warning(Warning<'a>),
+    /// `Date` (RFC 3261 section 20.17).
     Date(Cow<'a, str>),
     /// Any other header: name (canonical spelling when known, else as received) and value
     /// (whitespace normalised), kept so that policy can decide about it.
     Other {
+        /// The name (canonical spelling when known).
         name: Cow<'a, str>,
+        /// The value, whitespace-normalised.
         value: Cow<'a, str>,
     },
 }
@@ -453,6 +527,7 @@ impl<'a> Header<'a> {
         }
     }
 
+    /// The same header, owning its text.
     pub fn into_owned(self) -> Header<'static> {
         fn list(v: Vec<Cow<'_, str>>) -> Vec<Cow<'static, str>> {
             v.into_iter().map(owned).collect()

@@ -22,7 +22,7 @@
 //! its defining property, tested with generated messages, is
 //! `parse(write(m)) == m` and `write(parse(write(m))) == write(m)`.
 #![forbid(unsafe_code)]
-#![warn(unreachable_pub)]
+#![warn(unreachable_pub, missing_docs)]
 // Network input is read only through checked accessors: a byte offset that lands inside
 // a multi-byte character, or past the end, must be an error value, never a panic.
 // Tests are exempt (they assert by panicking).

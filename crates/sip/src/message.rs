@@ -4,18 +4,34 @@ use std::fmt::Write as _;
 use crate::header::{CSeq, Contact, Header, MediaType, Method, NameAddr, Via};
 use crate::uri::Uri;
 
+/// The first line of a message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StartLine<'a> {
-    Request { method: Method<'a>, uri: Uri<'a> },
-    Response { code: u16, reason: Cow<'a, str> },
+    /// `METHOD Request-URI SIP/2.0`
+    Request {
+        /// The method.
+        method: Method<'a>,
+        /// The Request-URI.
+        uri: Uri<'a>,
+    },
+    /// `SIP/2.0 code reason`
+    Response {
+        /// The status code.
+        code: u16,
+        /// The reason phrase, as written.
+        reason: Cow<'a, str>,
+    },
 }
 
 /// A parsed SIP message. Content-Length is not kept as a header: it is a property of the
 /// body, and the writer always emits the true length as the last header.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Message<'a> {
+    /// The start line.
     pub start: StartLine<'a>,
+    /// The headers, in order (Content-Length is computed when writing, not kept).
     pub headers: Vec<Header<'a>>,
+    /// The body.
     pub body: Cow<'a, [u8]>,
 }
 
@@ -29,10 +45,12 @@ macro_rules! first_of {
 }
 
 impl<'a> Message<'a> {
+    /// Whether it is a request.
     pub fn is_request(&self) -> bool {
         matches!(self.start, StartLine::Request { .. })
     }
 
+    /// The method of a request.
     pub fn method(&self) -> Option<&Method<'a>> {
         match &self.start {
             StartLine::Request { method, .. } => Some(method),
@@ -40,6 +58,7 @@ impl<'a> Message<'a> {
         }
     }
 
+    /// The Request-URI of a request.
     pub fn request_uri(&self) -> Option<&Uri<'a>> {
         match &self.start {
             StartLine::Request { uri, .. } => Some(uri),
@@ -47,6 +66,7 @@ impl<'a> Message<'a> {
         }
     }
 
+    /// The status code of a response.
     pub fn status(&self) -> Option<u16> {
         match &self.start {
             StartLine::Response { code, .. } => Some(*code),
@@ -54,6 +74,7 @@ impl<'a> Message<'a> {
         }
     }
 
+    /// Every Via, top first.
     pub fn vias(&self) -> impl Iterator<Item = &Via<'a>> {
         self.headers.iter().filter_map(|h| match h {
             Header::Via(v) => Some(v),
@@ -61,42 +82,52 @@ impl<'a> Message<'a> {
         })
     }
 
+    /// The top Via (the previous hop).
     pub fn top_via(&self) -> Option<&Via<'a>> {
         first_of!(self, Via)
     }
 
+    /// The From header.
     pub fn from(&self) -> Option<&NameAddr<'a>> {
         first_of!(self, From)
     }
 
+    /// The To header.
     pub fn to(&self) -> Option<&NameAddr<'a>> {
         first_of!(self, To)
     }
 
+    /// The Call-ID.
     pub fn call_id(&self) -> Option<&str> {
         first_of!(self, CallId).map(|c| c.as_ref())
     }
 
+    /// The CSeq.
     pub fn cseq(&self) -> Option<&CSeq<'a>> {
         first_of!(self, CSeq)
     }
 
+    /// Max-Forwards, if present.
     pub fn max_forwards(&self) -> Option<u8> {
         first_of!(self, MaxForwards).copied()
     }
 
+    /// The Expires header, if present.
     pub fn expires(&self) -> Option<u32> {
         first_of!(self, Expires).copied()
     }
 
+    /// The Min-Expires header, if present.
     pub fn min_expires(&self) -> Option<u32> {
         first_of!(self, MinExpires).copied()
     }
 
+    /// The Content-Type, if present.
     pub fn content_type(&self) -> Option<&MediaType<'a>> {
         first_of!(self, ContentType)
     }
 
+    /// Every Contact value, in order.
     pub fn contacts(&self) -> impl Iterator<Item = &Contact<'a>> {
         self.headers.iter().filter_map(|h| match h {
             Header::Contact(c) => Some(c),
@@ -104,6 +135,7 @@ impl<'a> Message<'a> {
         })
     }
 
+    /// Every Route value, in order.
     pub fn routes(&self) -> impl Iterator<Item = &NameAddr<'a>> {
         self.headers.iter().filter_map(|h| match h {
             Header::Route(r) => Some(r),
@@ -111,6 +143,7 @@ impl<'a> Message<'a> {
         })
     }
 
+    /// Every Record-Route value, in order.
     pub fn record_routes(&self) -> impl Iterator<Item = &NameAddr<'a>> {
         self.headers.iter().filter_map(|h| match h {
             Header::RecordRoute(r) => Some(r),
@@ -141,6 +174,7 @@ impl<'a> Message<'a> {
         })
     }
 
+    /// The same message, owning its text and body.
     pub fn into_owned(self) -> Message<'static> {
         Message {
             start: match self.start {

@@ -29,11 +29,17 @@ pub enum Frame<'a> {
     Incomplete,
     /// Only CRLFs: a keep-alive (RFC 5626: `CRLFCRLF` is a ping, answer with `CRLF`).
     /// Drop `consumed` bytes.
-    KeepAlive { consumed: usize },
+    KeepAlive {
+        /// Bytes of CRLF to drop.
+        consumed: usize,
+    },
     /// One whole message, and what follows it in the buffer.
     Message {
+        /// The message.
         message: Message<'a>,
+        /// Bytes it took (header section and body).
         consumed: usize,
+        /// What follows it.
         rest: &'a [u8],
     },
 }

@@ -10,8 +10,11 @@ use crate::uri::Uri;
 /// list in an Unsupported header.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Refusal {
+    /// The status to answer with.
     pub status: u16,
+    /// A fixed reason phrase (never the sender's bytes).
     pub reason: &'static str,
+    /// For 420: the option tags this server does not support.
     pub unsupported: Vec<String>,
 }
 

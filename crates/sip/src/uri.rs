@@ -13,11 +13,14 @@ use crate::scan::{escapes_valid, is_reserved, is_unreserved};
 /// types decode them.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Param<'a> {
+    /// The name.
     pub name: Cow<'a, str>,
+    /// The value, if any (`;lr` has none).
     pub value: Option<Cow<'a, str>>,
 }
 
 impl<'a> Param<'a> {
+    /// A parameter from a name and an optional value.
     pub fn new(name: impl Into<Cow<'a, str>>, value: Option<Cow<'a, str>>) -> Self {
         Param {
             name: name.into(),
@@ -25,6 +28,7 @@ impl<'a> Param<'a> {
         }
     }
 
+    /// The same parameter, owning its text.
     pub fn into_owned(self) -> Param<'static> {
         Param {
             name: Cow::Owned(self.name.into_owned()),
@@ -43,9 +47,13 @@ pub(crate) fn find_param<'p, 'a>(params: &'p [Param<'a>], name: &str) -> Option<
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
+/// The host part of a URI or Via.
 pub enum Host<'a> {
+    /// A host name.
     Domain(Cow<'a, str>),
+    /// An IPv4 address.
     V4(Ipv4Addr),
+    /// An IPv6 reference (written in brackets).
     V6(Ipv6Addr),
 }
 
@@ -68,6 +76,7 @@ impl Host<'_> {
         }
     }
 
+    /// The same host, owning its text.
     pub fn into_owned(self) -> Host<'static> {
         match self {
             Host::Domain(d) => Host::Domain(Cow::Owned(d.into_owned())),
@@ -76,6 +85,7 @@ impl Host<'_> {
         }
     }
 
+    /// Writes the host canonically (IPv6 in brackets).
     pub fn write(&self, out: &mut String) {
         match self {
             Host::Domain(d) => out.push_str(d),
@@ -133,19 +143,26 @@ impl std::fmt::Display for Host<'_> {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
+/// A `sip:` or `sips:` URI (RFC 3261 section 19.1).
 pub struct SipUri<'a> {
     /// `sips:` rather than `sip:`.
     pub secure: bool,
+    /// The user part, as written (escapes kept).
     pub user: Option<Cow<'a, str>>,
+    /// The password (deprecated by RFC 3261, kept to refuse or pass it as written).
     pub password: Option<Cow<'a, str>>,
+    /// The host.
     pub host: Host<'a>,
+    /// The port, if written.
     pub port: Option<u16>,
+    /// URI parameters (`transport`, `lr`, `user`, ...), in order.
     pub params: Vec<Param<'a>>,
     /// `?name=value&...` headers (not allowed in a Request-URI or in a registered Contact).
     pub headers: Vec<Param<'a>>,
 }
 
 impl<'a> SipUri<'a> {
+    /// A URI parameter by name (ASCII case ignored).
     pub fn param(&self, name: &str) -> Option<&Param<'a>> {
         find_param(&self.params, name)
     }
@@ -155,6 +172,7 @@ impl<'a> SipUri<'a> {
         self.param("transport").and_then(|p| p.value.as_deref())
     }
 
+    /// The same URI, owning its text.
     pub fn into_owned(self) -> SipUri<'static> {
         SipUri {
             secure: self.secure,
@@ -169,23 +187,32 @@ impl<'a> SipUri<'a> {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
+/// A `tel:` URI (RFC 3966).
 pub struct TelUri<'a> {
+    /// The number, as written.
     pub number: Cow<'a, str>,
+    /// Its parameters.
     pub params: Vec<Param<'a>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
+/// A URI in a Request-URI or a name-addr.
 pub enum Uri<'a> {
+    /// `sip:` or `sips:`.
     Sip(SipUri<'a>),
+    /// `tel:`.
     Tel(TelUri<'a>),
     /// Any other scheme: kept opaque, validated only as an RFC 2396 absolute URI.
     Other {
+        /// The scheme.
         scheme: Cow<'a, str>,
+        /// Everything after the colon, as written.
         rest: Cow<'a, str>,
     },
 }
 
 impl<'a> Uri<'a> {
+    /// The SIP URI, when it is one.
     pub fn as_sip(&self) -> Option<&SipUri<'a>> {
         match self {
             Uri::Sip(u) => Some(u),
@@ -193,6 +220,7 @@ impl<'a> Uri<'a> {
         }
     }
 
+    /// The scheme, lower-case (`sip`, `sips`, `tel`, ...).
     pub fn scheme(&self) -> &str {
         match self {
             Uri::Sip(u) if u.secure => "sips",
@@ -202,6 +230,7 @@ impl<'a> Uri<'a> {
         }
     }
 
+    /// The same URI, owning its text.
     pub fn into_owned(self) -> Uri<'static> {
         match self {
             Uri::Sip(u) => Uri::Sip(u.into_owned()),
