@@ -60,7 +60,7 @@ impl Endpoint {
             return;
         }
         let key = server_key(&msg, false, self.salt);
-        match self.servers.get(&key) {
+        match self.tx.servers.get(&key) {
             Some(t) if !t.final_sent => {
                 self.reply(now, key, &msg, 500, "Server Internal Error", vec![]);
             }

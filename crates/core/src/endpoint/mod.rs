@@ -103,19 +103,15 @@ pub struct Endpoint {
     cfg: CoreConfig,
     auth: Authenticator,
     users: HashMap<String, Credential>,
+    /// The transaction layer's state (see [`Transactions`]).
+    tx: Transactions,
     location: HashMap<String, Vec<Binding>>,
-    servers: TxnMap<ServerTxn>,
-    clients: ClientMap<ClientTxn>,
-    timers: BinaryHeap<Reverse<Timer>>,
-    seq: u64,
     out: VecDeque<Transmit>,
     events: VecDeque<Event>,
     salt: u64,
     /// Stream connections by the address their peer advertises in Via (RFC 5923 style),
     /// so that requests to that address reuse the connection.
     aliases: HashMap<(Transport, SocketAddr), u64>,
-    answered: TxnMap<Answered>,
-    answered_q: VecDeque<(Instant, u64)>,
     /// Protected users and their allow-lists.
     protected: HashMap<String, Vec<String>>,
     /// Account creation times (Unix seconds), for the protected-user age rule.
@@ -159,19 +155,21 @@ impl Endpoint {
             cfg,
             auth,
             users: HashMap::new(),
+            tx: Transactions {
+                servers: TxnMap::with_capacity_and_hasher(cap(1 << 16), Default::default()),
+                clients: ClientMap::with_capacity_and_hasher(cap(1 << 14), Default::default()),
+                timers: BinaryHeap::with_capacity(cap(1 << 16)),
+                seq: 0,
+                answered: TxnMap::with_capacity_and_hasher(cap(1 << 16), Default::default()),
+                answered_q: VecDeque::with_capacity(cap(1 << 16)),
+            },
             location: HashMap::with_capacity(cap(1 << 14)),
             // Sized for a busy second up front: growing a large table rehashes it all
             // at once, a stall long enough to overflow a UDP receive buffer.
-            servers: TxnMap::with_capacity_and_hasher(cap(1 << 16), Default::default()),
-            clients: ClientMap::with_capacity_and_hasher(cap(1 << 14), Default::default()),
-            timers: BinaryHeap::with_capacity(cap(1 << 16)),
-            seq: 0,
             out: VecDeque::new(),
             events: VecDeque::new(),
             salt,
             aliases: HashMap::new(),
-            answered: TxnMap::with_capacity_and_hasher(cap(1 << 16), Default::default()),
-            answered_q: VecDeque::with_capacity(cap(1 << 16)),
             protected: HashMap::new(),
             created: HashMap::new(),
             unix_base: None,
@@ -218,7 +216,7 @@ impl Endpoint {
         let at = b.expires_at;
         let aor = b.aor.clone();
         self.location.entry(aor.clone()).or_default().push(b);
-        self.arm(at, TimerWhat::BindingExpiry(aor));
+        self.tx.arm(at, TimerWhat::BindingExpiry(aor));
     }
 
     /// Every current binding.
@@ -228,7 +226,7 @@ impl Endpoint {
 
     /// Live transactions: (server, client).
     pub fn transaction_count(&self) -> (usize, usize) {
-        (self.servers.len(), self.clients.len())
+        (self.tx.servers.len(), self.tx.clients.len())
     }
 
     /// The next message to send, if any.
@@ -243,14 +241,14 @@ impl Endpoint {
 
     /// When [`Endpoint::handle_timeout`] must be called next.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let t = self.timers.peek().map(|t| t.0.at);
-        let a = self.answered_q.front().map(|a| a.0);
+        let t = self.tx.timers.peek().map(|t| t.0.at);
+        let a = self.tx.answered_q.front().map(|a| a.0);
         [t, a, Some(self.next_sweep)].into_iter().flatten().min()
     }
 
     /// Entries in the timer queue (live and not yet discarded).
     pub fn timer_count(&self) -> usize {
-        self.timers.len()
+        self.tx.timers.len()
     }
 
     /// Sizes of the per-client tables: (nonce counts, answer budgets, connection
@@ -260,7 +258,7 @@ impl Endpoint {
             self.auth.tracked_nonces(),
             self.budget.tracked(),
             self.aliases.len(),
-            self.answered.len(),
+            self.tx.answered.len(),
         )
     }
 
@@ -312,12 +310,12 @@ impl Endpoint {
             self.sweep(now);
             self.next_sweep = now + SWEEP_EVERY;
         }
-        while let Some(&(at, kh)) = self.answered_q.front() {
+        while let Some(&(at, kh)) = self.tx.answered_q.front() {
             if at > now {
                 break;
             }
-            self.answered_q.pop_front();
-            self.answered.remove(&kh);
+            self.tx.answered_q.pop_front();
+            self.tx.answered.remove(&kh);
         }
         while let Some(what) = self.next_due(now) {
             self.fire(now, what);
@@ -343,7 +341,7 @@ impl Endpoint {
         };
         if method == Method::Ack {
             let ikey = server_key(&msg, true, self.salt);
-            if let Some(t) = self.servers.get_mut(&ikey) {
+            if let Some(t) = self.tx.servers.get_mut(&ikey) {
                 if t.state == SState::Completed {
                     t.state = SState::Confirmed;
                     let wait = if t.source.transport.reliable() {
@@ -351,7 +349,7 @@ impl Endpoint {
                     } else {
                         self.cfg.t4
                     };
-                    self.arm(now + wait, TimerWhat::IorJ(ikey));
+                    self.tx.arm(now + wait, TimerWhat::IorJ(ikey));
                 }
                 return;
             }
@@ -359,7 +357,7 @@ impl Endpoint {
             return;
         }
         let key = server_key(&msg, false, self.salt);
-        if let Some(t) = self.servers.get(&key) {
+        if let Some(t) = self.tx.servers.get(&key) {
             debug!(key, "retransmitted request absorbed");
             if let Some(last) = t.last.clone() {
                 let to = t.source;
@@ -367,7 +365,7 @@ impl Endpoint {
             }
             return;
         }
-        if self.servers.len() >= self.cfg.max_transactions && method != Method::Cancel {
+        if self.tx.servers.len() >= self.cfg.max_transactions && method != Method::Cancel {
             // Every transaction holds memory until its timers end: past the bound, the
             // request is refused statelessly (RFC 3261 section 21.5.4) and counted.
             self.stats.overloaded += 1;
@@ -395,7 +393,7 @@ impl Endpoint {
             // authenticating again) until Timer J. This is what keeps memory flat at tens
             // of thousands of REGISTERs per second.
             let kh = key;
-            let pre = self.answered.get(&kh).map(|a| a.authed);
+            let pre = self.tx.answered.get(&kh).map(|a| a.authed);
             if pre == Some(true) {
                 // Its first copy carried valid credentials: its nonce count would look
                 // like a replay now, and the answer is the same.
@@ -411,19 +409,20 @@ impl Endpoint {
                         } else {
                             self.cfg.t1 * 64
                         };
-                        self.answered.insert(
+                        self.tx.answered.insert(
                             kh,
                             Answered {
                                 authed: self.handling.authenticated.is_some(),
                             },
                         );
-                        self.answered_q.push_back((now + wait, kh));
+                        self.tx.answered_q.push_back((now + wait, kh));
                     }
                     let bytes = self.build_response(&msg, status, reason, extra);
                     self.send_answer(from, bytes);
                 }
                 Decision::Forward(targets, rr) => {
-                    self.servers
+                    self.tx
+                        .servers
                         .insert(key, ServerTxn::new(false, from, raw.to_vec(), self.cfg.t1));
                     debug!(method = %method, call_id = msg.call_id().unwrap_or(""), peer = %from.addr, branches = targets.len(), "forward");
                     self.forward(now, key, msg, targets, rr);
@@ -432,7 +431,8 @@ impl Endpoint {
             return;
         }
         // INVITE: a full server transaction (Timer G/H retransmission, ACK matching).
-        self.servers
+        self.tx
+            .servers
             .insert(key, ServerTxn::new(true, from, Vec::new(), self.cfg.t1));
         match self.decide(now, from, &mut msg, raw) {
             Decision::Reply(status, reason, extra) => {
@@ -440,7 +440,7 @@ impl Endpoint {
                 self.reply(now, key, &msg, status, reason, extra);
             }
             Decision::Forward(targets, rr) => {
-                if let Some(t) = self.servers.get_mut(&key) {
+                if let Some(t) = self.tx.servers.get_mut(&key) {
                     // Kept only when forwarded, to build a 408 or 487 later.
                     t.request = raw.to_vec();
                 }

@@ -229,9 +229,9 @@ impl Endpoint {
     }
 
     pub(super) fn new_branch(&mut self, lh: u32) -> String {
-        self.seq += 1;
-        let u = hash64(&[&self.seq.to_be_bytes()], self.salt) as u32;
-        format!("{OUR_BRANCH}{lh:08x}.{u:08x}{:x}", self.seq)
+        self.tx.seq += 1;
+        let u = hash64(&[&self.tx.seq.to_be_bytes()], self.salt) as u32;
+        format!("{OUR_BRANCH}{lh:08x}.{u:08x}{:x}", self.tx.seq)
     }
 
     pub(super) fn our_via(&self, transport: Transport, branch: String) -> Option<Header<'static>> {
@@ -302,6 +302,7 @@ impl Endpoint {
     ) {
         let invite = msg.method() == Some(&Method::Invite);
         let inbound = self
+            .tx
             .servers
             .get(&key)
             .map(|t| t.source.transport)
@@ -391,7 +392,7 @@ impl Endpoint {
             self.reply(now, key, &msg, 480, "Temporarily Unavailable", vec![]);
             return;
         }
-        if let Some(s) = self.servers.get_mut(&key) {
+        if let Some(s) = self.tx.servers.get_mut(&key) {
             s.branches = branches;
         }
     }
@@ -407,7 +408,7 @@ impl Endpoint {
         invite: bool,
         server: Option<TxnKey>,
     ) {
-        self.clients.insert(
+        self.tx.clients.insert(
             key.clone(),
             ClientTxn {
                 invite,
@@ -425,9 +426,9 @@ impl Endpoint {
             },
         );
         if !dest.transport.reliable() {
-            self.arm(now + self.cfg.t1, TimerWhat::AorE(key.clone()));
+            self.tx.arm(now + self.cfg.t1, TimerWhat::AorE(key.clone()));
         }
-        self.arm(now + self.cfg.t1 * 64, TimerWhat::BorF(key));
+        self.tx.arm(now + self.cfg.t1 * 64, TimerWhat::BorF(key));
         self.send(dest, bytes);
     }
 

@@ -152,7 +152,7 @@ impl Endpoint {
             self.location.remove(&aor);
         }
         if let Some(at) = earliest {
-            self.arm(at, TimerWhat::BindingExpiry(aor.clone()));
+            self.tx.arm(at, TimerWhat::BindingExpiry(aor.clone()));
         }
         self.registered(now, &aor, msg)
     }
@@ -205,7 +205,7 @@ impl Endpoint {
             });
         }
         if let Some(at) = next {
-            self.arm(at, TimerWhat::BindingExpiry(aor.to_string()));
+            self.tx.arm(at, TimerWhat::BindingExpiry(aor.to_string()));
         }
     }
 }

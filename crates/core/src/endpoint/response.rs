@@ -127,7 +127,7 @@ impl Endpoint {
 
     /// A response built here in place of a relayed one the shield refused.
     pub(super) fn local_answer(&self, skey: TxnKey, code: u16, reason: &str) -> Option<Vec<u8>> {
-        let t = self.servers.get(&skey)?;
+        let t = self.tx.servers.get(&skey)?;
         let m = parse_datagram(&t.request, &self.cfg.limits).ok()?;
         let phrase = match code {
             502 => "Bad Gateway",
@@ -195,7 +195,7 @@ impl Endpoint {
                 );
             }
         }
-        let Some(c) = self.clients.get_mut(&key) else {
+        let Some(c) = self.tx.clients.get_mut(&key) else {
             // No transaction (e.g. a 2xx retransmission after the INVITE transaction
             // ended): relay statelessly by the next Via. A 100 is hop-by-hop (RFC 3261
             // section 16.7 step 3) and never relayed; it was not shielded either.
@@ -222,14 +222,14 @@ impl Endpoint {
             let cancel_now = c.cancel_pending;
             let server = c.server;
             if first_c {
-                self.arm(now + TIMER_C, TimerWhat::C(key.clone()));
+                self.tx.arm(now + TIMER_C, TimerWhat::C(key.clone()));
             }
             if cancel_now {
                 self.cancel_branch(now, &key);
             }
             if status > 100 && relay_provisional {
                 if let Some(s) = server {
-                    if self.servers.get(&s).is_some_and(|t| !t.final_sent) {
+                    if self.tx.servers.get(&s).is_some_and(|t| !t.final_sent) {
                         self.send_on_server(now, s, status, msg.to_bytes(), Made::Relayed);
                     }
                 }
@@ -267,7 +267,7 @@ impl Endpoint {
         } else {
             self.cfg.t4
         };
-        self.arm(now + end, TimerWhat::DorK(key));
+        self.tx.arm(now + end, TimerWhat::DorK(key));
         let Some(s) = server else { return };
         match replace {
             None => self.branch_final(now, s, status, msg.to_bytes()),

@@ -76,26 +76,13 @@ impl Endpoint {
         self.auth.sweep(now);
         self.budget.sweep(now);
         self.algos.sweep(now);
-        let live = self.servers.len() + self.clients.len() + self.location.len();
-        if self.timers.len() > 2 * live + 4096 {
-            let timers = std::mem::take(&mut self.timers);
-            self.timers = timers
+        let live = self.tx.servers.len() + self.tx.clients.len() + self.location.len();
+        if self.tx.timers.len() > 2 * live + 4096 {
+            let timers = std::mem::take(&mut self.tx.timers);
+            self.tx.timers = timers
                 .into_iter()
                 .filter(|Reverse(t)| self.timer_is_live(t))
                 .collect();
-        }
-    }
-
-    /// The slots of the transaction a timer belongs to.
-    fn slots_mut(&mut self, w: &TimerWhat) -> Option<&mut Slots> {
-        match w {
-            TimerWhat::G(k) | TimerWhat::H(k) | TimerWhat::IorJ(k) => {
-                self.servers.get_mut(k).map(|t| &mut t.slots)
-            }
-            TimerWhat::C(k) | TimerWhat::AorE(k) | TimerWhat::BorF(k) | TimerWhat::DorK(k) => {
-                self.clients.get_mut(k).map(|c| &mut c.slots)
-            }
-            TimerWhat::BindingExpiry(_) => None,
         }
     }
 
@@ -104,10 +91,10 @@ impl Endpoint {
     pub(super) fn timer_is_live(&self, t: &Timer) -> bool {
         let slots = match &t.what {
             TimerWhat::G(k) | TimerWhat::H(k) | TimerWhat::IorJ(k) => {
-                self.servers.get(k).map(|x| x.slots)
+                self.tx.servers.get(k).map(|x| x.slots)
             }
             TimerWhat::C(k) | TimerWhat::AorE(k) | TimerWhat::BorF(k) | TimerWhat::DorK(k) => {
-                self.clients.get(k).map(|c| c.slots)
+                self.tx.clients.get(k).map(|c| c.slots)
             }
             TimerWhat::BindingExpiry(aor) => return self.location.contains_key(aor),
         };
@@ -118,27 +105,15 @@ impl Endpoint {
         slot == Some(Some(t.seq))
     }
 
-    /// Arms a timer, replacing the armed instance of the same timer of its transaction.
-    pub(super) fn arm(&mut self, at: Instant, what: TimerWhat) {
-        self.seq += 1;
-        let seq = self.seq;
-        if let Some(i) = what.slot() {
-            if let Some(slot) = self.slots_mut(&what).and_then(|s| s.0.get_mut(i)) {
-                *slot = Some(seq);
-            }
-        }
-        self.timers.push(Reverse(Timer { at, seq, what }));
-    }
-
     /// Pops the next due timer that is still armed, clearing its slot.
     pub(super) fn next_due(&mut self, now: Instant) -> Option<TimerWhat> {
-        while self.timers.peek().is_some_and(|t| t.0.at <= now) {
-            let Reverse(t) = self.timers.pop()?;
+        while self.tx.timers.peek().is_some_and(|t| t.0.at <= now) {
+            let Reverse(t) = self.tx.timers.pop()?;
             if !self.timer_is_live(&t) {
                 continue; // cancelled
             }
             if let Some(i) = t.what.slot() {
-                if let Some(slot) = self.slots_mut(&t.what).and_then(|s| s.0.get_mut(i)) {
+                if let Some(slot) = self.tx.slots_mut(&t.what).and_then(|s| s.0.get_mut(i)) {
                     *slot = None;
                 }
             }
@@ -151,7 +126,7 @@ impl Endpoint {
         match what {
             TimerWhat::G(k) => {
                 let t2 = self.cfg.t2;
-                let Some(t) = self.servers.get_mut(&k) else {
+                let Some(t) = self.tx.servers.get_mut(&k) else {
                     return;
                 };
                 if t.state != SState::Completed {
@@ -163,24 +138,25 @@ impl Endpoint {
                     let to = t.source;
                     self.send(to, b);
                 }
-                self.arm(now + next, TimerWhat::G(k));
+                self.tx.arm(now + next, TimerWhat::G(k));
             }
             TimerWhat::H(k) => {
                 if self
+                    .tx
                     .servers
                     .get(&k)
                     .is_some_and(|t| t.state == SState::Completed)
                 {
                     debug!(key = k, "no ACK for final response (Timer H)");
-                    self.servers.remove(&k);
+                    self.tx.servers.remove(&k);
                 }
             }
             TimerWhat::IorJ(k) => {
-                self.servers.remove(&k);
+                self.tx.servers.remove(&k);
             }
             TimerWhat::AorE(k) => {
                 let t2 = self.cfg.t2;
-                let Some(c) = self.clients.get_mut(&k) else {
+                let Some(c) = self.tx.clients.get_mut(&k) else {
                     return;
                 };
                 let active = matches!(
@@ -198,10 +174,10 @@ impl Endpoint {
                 let next = c.interval;
                 let (d, b) = (c.dest, c.request.clone());
                 self.send(d, b);
-                self.arm(now + next, TimerWhat::AorE(k));
+                self.tx.arm(now + next, TimerWhat::AorE(k));
             }
             TimerWhat::BorF(k) => {
-                let Some(c) = self.clients.get_mut(&k) else {
+                let Some(c) = self.tx.clients.get_mut(&k) else {
                     return;
                 };
                 if c.done || (c.invite && c.state == CState::Proceeding && !c.expired) {
@@ -211,21 +187,21 @@ impl Endpoint {
                 }
                 c.done = true;
                 let server = c.server;
-                self.clients.remove(&k);
+                self.tx.clients.remove(&k);
                 if let Some(s) = server {
                     self.maybe_finish(now, s);
                 }
             }
             TimerWhat::DorK(k) => {
-                self.clients.remove(&k);
+                self.tx.clients.remove(&k);
             }
             TimerWhat::C(k) => {
-                let Some(c) = self.clients.get_mut(&k) else {
+                let Some(c) = self.tx.clients.get_mut(&k) else {
                     return;
                 };
                 match c.timer_c {
                     _ if c.done => {}
-                    Some(at) if at > now => self.arm(at, TimerWhat::C(k)),
+                    Some(at) if at > now => self.tx.arm(at, TimerWhat::C(k)),
                     _ => {
                         c.expired = true;
                         debug!(
@@ -233,11 +209,38 @@ impl Endpoint {
                             "Timer C: cancelling a branch that rang too long"
                         );
                         self.cancel_branch(now, &k);
-                        self.arm(now + self.cfg.t1 * 64, TimerWhat::BorF(k));
+                        self.tx.arm(now + self.cfg.t1 * 64, TimerWhat::BorF(k));
                     }
                 }
             }
             TimerWhat::BindingExpiry(aor) => self.expire_bindings(now, &aor),
         }
+    }
+}
+
+impl Transactions {
+    /// The slots of the transaction a timer belongs to.
+    fn slots_mut(&mut self, w: &TimerWhat) -> Option<&mut Slots> {
+        match w {
+            TimerWhat::G(k) | TimerWhat::H(k) | TimerWhat::IorJ(k) => {
+                self.servers.get_mut(k).map(|t| &mut t.slots)
+            }
+            TimerWhat::C(k) | TimerWhat::AorE(k) | TimerWhat::BorF(k) | TimerWhat::DorK(k) => {
+                self.clients.get_mut(k).map(|c| &mut c.slots)
+            }
+            TimerWhat::BindingExpiry(_) => None,
+        }
+    }
+
+    /// Arms a timer, replacing the armed instance of the same timer of its transaction.
+    pub(super) fn arm(&mut self, at: Instant, what: TimerWhat) {
+        self.seq += 1;
+        let seq = self.seq;
+        if let Some(i) = what.slot() {
+            if let Some(slot) = self.slots_mut(&what).and_then(|s| s.0.get_mut(i)) {
+                *slot = Some(seq);
+            }
+        }
+        self.timers.push(Reverse(Timer { at, seq, what }));
     }
 }

@@ -33,6 +33,19 @@ impl std::hash::Hasher for KeyHasher {
 /// A table keyed by [`TxnKey`].
 pub(super) type TxnMap<V> = HashMap<TxnKey, V, std::hash::BuildHasherDefault<KeyHasher>>;
 
+/// The transaction layer's state (RFC 3261 section 17): server and client
+/// transactions, the records of non-INVITE requests answered here (so that a
+/// retransmission gets the same answer until Timer J), and the timer queue with the
+/// counter that orders it (also used for branch ids).
+pub(super) struct Transactions {
+    pub(super) servers: TxnMap<ServerTxn>,
+    pub(super) clients: ClientMap<ClientTxn>,
+    pub(super) timers: std::collections::BinaryHeap<std::cmp::Reverse<Timer>>,
+    pub(super) seq: u64,
+    pub(super) answered: TxnMap<Answered>,
+    pub(super) answered_q: VecDeque<(Instant, u64)>,
+}
+
 /// A client transaction's identity: the branch of the request this proxy sent, and
 /// whether it is the CANCEL of that branch (a CANCEL carries the branch of the request
 /// it cancels, RFC 3261 section 9.1, and is a transaction of its own).
@@ -250,7 +263,7 @@ impl Endpoint {
         made: Made,
     ) {
         let (t1, t2) = (self.cfg.t1, self.cfg.t1 * 64);
-        let Some(t) = self.servers.get_mut(&key) else {
+        let Some(t) = self.tx.servers.get_mut(&key) else {
             return;
         };
         let to = t.source;
@@ -284,7 +297,7 @@ impl Endpoint {
             t.last = Some(bytes.clone());
         }
         for (at, w) in arm {
-            self.arm(at, w);
+            self.tx.arm(at, w);
         }
         match made {
             Made::Here => self.send_answer(to, bytes),
@@ -296,9 +309,10 @@ impl Endpoint {
 
     pub(super) fn on_cancel(&mut self, now: Instant, from: Peer, msg: &Message<'_>, key: TxnKey) {
         let ikey = server_key(msg, true, self.salt);
-        self.servers
+        self.tx
+            .servers
             .insert(key, ServerTxn::new(false, from, Vec::new(), self.cfg.t1));
-        let Some(inv) = self.servers.get_mut(&ikey) else {
+        let Some(inv) = self.tx.servers.get_mut(&ikey) else {
             self.reply(
                 now,
                 key,
@@ -328,7 +342,7 @@ impl Endpoint {
     }
 
     pub(super) fn cancel_branch(&mut self, now: Instant, branch: &ClientKey) {
-        let Some(c) = self.clients.get_mut(branch) else {
+        let Some(c) = self.tx.clients.get_mut(branch) else {
             return;
         };
         if c.done || !c.invite {
@@ -349,7 +363,7 @@ impl Endpoint {
     /// RFC 3261 section 16.7: collect finals, relay 2xx and 6xx at once, the best of the
     /// rest when every branch has answered.
     pub(super) fn branch_final(&mut self, now: Instant, skey: TxnKey, status: u16, bytes: Vec<u8>) {
-        let Some(s) = self.servers.get_mut(&skey) else {
+        let Some(s) = self.tx.servers.get_mut(&skey) else {
             return;
         };
         if status < 300 {
@@ -389,7 +403,7 @@ impl Endpoint {
     }
 
     pub(super) fn maybe_finish(&mut self, now: Instant, skey: TxnKey) {
-        let Some(s) = self.servers.get(&skey) else {
+        let Some(s) = self.tx.servers.get(&skey) else {
             return;
         };
         if s.final_sent {
@@ -398,12 +412,12 @@ impl Endpoint {
         let open = s
             .branches
             .iter()
-            .any(|b| self.clients.get(b).is_some_and(|c| !c.done));
+            .any(|b| self.tx.clients.get(b).is_some_and(|c| !c.done));
         let best_is_6xx = s.best.as_ref().is_some_and(|(b, _)| *b >= 600);
         if open && !best_is_6xx {
             return;
         }
-        let Some(s) = self.servers.get_mut(&skey) else {
+        let Some(s) = self.tx.servers.get_mut(&skey) else {
             return;
         };
         match s.best.take() {
