@@ -32,7 +32,10 @@ mod transaction;
 mod transport;
 
 pub use self::salvage::salvaged_answer_parses;
-use self::{guard::*, proxy::*, response::*, salvage::*, timer::*, transaction::*, transport::*};
+use self::{
+    guard::*, proxy::*, registrar::*, response::*, salvage::*, timer::*, transaction::*,
+    transport::*,
+};
 
 /// Counters for logs and metrics.
 #[derive(Debug, Default, Clone)]
@@ -105,7 +108,7 @@ pub struct Endpoint {
     users: HashMap<String, Credential>,
     /// The transaction layer's state (see [`Transactions`]).
     tx: Transactions,
-    location: HashMap<String, Vec<Binding>>,
+    location: HashMap<String, Vec<Located>>,
     out: VecDeque<Transmit>,
     events: VecDeque<Event>,
     salt: u64,
@@ -212,16 +215,28 @@ impl Endpoint {
     }
 
     /// Restores a binding loaded from storage at start-up.
+    /// A binding whose contact does not parse under the configured limits (a database
+    /// edited by hand, or limits lowered since) is not restored.
     pub fn restore_binding(&mut self, b: Binding) {
+        let uri = match parse_uri(&b.contact, &self.cfg.limits) {
+            Ok(u) => u.into_owned(),
+            Err(e) => {
+                warn!(aor = %b.aor, contact = %b.contact, error = %e, "stored binding not restored: its contact does not parse");
+                return;
+            }
+        };
         let at = b.expires_at;
         let aor = b.aor.clone();
-        self.location.entry(aor.clone()).or_default().push(b);
+        self.location
+            .entry(aor.clone())
+            .or_default()
+            .push(Located { binding: b, uri });
         self.tx.arm(at, TimerWhat::BindingExpiry(aor));
     }
 
     /// Every current binding.
     pub fn bindings(&self) -> impl Iterator<Item = &Binding> {
-        self.location.values().flatten()
+        self.location.values().flatten().map(|l| &l.binding)
     }
 
     /// Live transactions: (server, client).

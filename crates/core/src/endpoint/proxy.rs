@@ -8,7 +8,7 @@ pub(super) const MAGIC: &str = "z9hG4bK";
 
 pub(super) const OUR_BRANCH: &str = "z9hG4bKpal";
 pub(super) struct Target {
-    pub(super) ruri: Option<String>,
+    pub(super) ruri: Option<Uri<'static>>,
     pub(super) dest: Peer,
     pub(super) path: Vec<String>,
 }
@@ -196,7 +196,7 @@ impl Endpoint {
             return Decision::Reply(404, "Not Found", vec![]);
         };
         let now_live: Vec<Target> = {
-            let mut b: Vec<&Binding> = self
+            let mut b: Vec<&Located> = self
                 .location
                 .get(&aor)
                 .map(|v| v.iter().collect())
@@ -204,7 +204,7 @@ impl Endpoint {
             b.sort_by_key(|x| std::cmp::Reverse(x.q));
             b.into_iter()
                 .map(|b| Target {
-                    ruri: Some(b.contact.clone()),
+                    ruri: Some(b.uri.clone()),
                     dest: self.binding_dest(b),
                     path: b.path.clone(),
                 })
@@ -330,14 +330,9 @@ impl Endpoint {
         let mut branches = Vec::new();
         for t in targets {
             let mut m = msg.clone();
-            if let Some(r) = &t.ruri {
-                match parse_uri(r, &self.cfg.limits) {
-                    Ok(u) => {
-                        if let StartLine::Request { uri, .. } = &mut m.start {
-                            *uri = u;
-                        }
-                    }
-                    Err(_) => continue,
+            if let Some(r) = t.ruri {
+                if let StartLine::Request { uri, .. } = &mut m.start {
+                    *uri = r;
                 }
             }
             let route_at = m
@@ -496,13 +491,11 @@ impl Endpoint {
                 self.location
                     .get(&aor)
                     .and_then(|l| l.first())
-                    .map(|b| (self.binding_dest(b), b.contact.clone()))
+                    .map(|b| (self.binding_dest(b), b.uri.clone()))
             }) {
-                Some((d, c)) => {
-                    if let Ok(u) = parse_uri(&c, &self.cfg.limits) {
-                        if let StartLine::Request { uri, .. } = &mut msg.start {
-                            *uri = u.into_owned();
-                        }
+                Some((d, u)) => {
+                    if let StartLine::Request { uri, .. } = &mut msg.start {
+                        *uri = u;
                     }
                     Some(d)
                 }

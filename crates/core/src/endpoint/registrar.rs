@@ -3,6 +3,21 @@
 
 use super::*;
 
+/// A binding in the location service, with its contact parsed once (the proxy routes
+/// by it on every request; the [`Binding`] keeps the canonical text for storage).
+#[derive(Debug, Clone)]
+pub(super) struct Located {
+    pub(super) binding: Binding,
+    pub(super) uri: Uri<'static>,
+}
+
+impl std::ops::Deref for Located {
+    type Target = Binding;
+    fn deref(&self) -> &Binding {
+        &self.binding
+    }
+}
+
 impl Endpoint {
     pub(super) fn aor_of(&self, u: &Uri<'_>) -> Option<(String, String)> {
         let Uri::Sip(s) = u else { return None };
@@ -62,10 +77,10 @@ impl Endpoint {
                 );
             }
             if let Some(list) = self.location.remove(&aor) {
-                for b in list {
+                for l in list {
                     self.events.push_back(Event::BindingRemoved {
                         aor: aor.clone(),
-                        contact: b.contact,
+                        contact: l.binding.contact,
                     });
                 }
             }
@@ -96,6 +111,7 @@ impl Endpoint {
             }
             updates.push((
                 uri_string(&na.uri),
+                na.uri.clone().into_owned(),
                 expires.min(self.cfg.max_expires),
                 na.q_millis().unwrap_or(1000),
             ));
@@ -103,7 +119,7 @@ impl Endpoint {
         let list = self.location.entry(aor.clone()).or_default();
         let new_count = updates
             .iter()
-            .filter(|(c, e, _)| *e > 0 && !list.iter().any(|b| &b.contact == c))
+            .filter(|(c, _, e, _)| *e > 0 && !list.iter().any(|b| &b.contact == c))
             .count();
         if list.len() + new_count > self.cfg.max_contacts {
             return Decision::Reply(
@@ -113,7 +129,7 @@ impl Endpoint {
             );
         }
         let mut earliest = None;
-        for (contact, expires, q) in updates {
+        for (contact, uri, expires, q) in updates {
             let existing = list.iter().position(|b| b.contact == contact);
             if let Some(old) = existing.and_then(|i| list.get(i)) {
                 if old.call_id == call_id && old.cseq >= cseq {
@@ -122,10 +138,10 @@ impl Endpoint {
             }
             if expires == 0 {
                 if let Some(i) = existing {
-                    let b = list.remove(i);
+                    let l = list.remove(i);
                     self.events.push_back(Event::BindingRemoved {
                         aor: aor.clone(),
-                        contact: b.contact,
+                        contact: l.binding.contact,
                     });
                 }
                 continue;
@@ -143,9 +159,10 @@ impl Endpoint {
             };
             earliest = Some(earliest.map_or(b.expires_at, |e: Instant| e.min(b.expires_at)));
             self.events.push_back(Event::BindingSaved(b.clone()));
+            let l = Located { binding: b, uri };
             match existing.and_then(|i| list.get_mut(i)) {
-                Some(slot) => *slot = b,
-                None => list.push(b),
+                Some(slot) => *slot = l,
+                None => list.push(l),
             }
         }
         if list.is_empty() {
@@ -160,9 +177,7 @@ impl Endpoint {
     pub(super) fn registered(&self, now: Instant, aor: &str, msg: &Message<'_>) -> Decision {
         let mut extra: Vec<Header<'static>> = Vec::new();
         for b in self.location.get(aor).into_iter().flatten() {
-            let Ok(uri) = parse_uri(&b.contact, &self.cfg.limits) else {
-                continue;
-            };
+            let uri = b.uri.clone();
             let left = b.expires_at.saturating_duration_since(now).as_secs();
             extra.push(Header::Contact(Contact::Addr(NameAddr {
                 display: None,

@@ -138,11 +138,8 @@ impl Endpoint {
     /// host the REGISTER came from over the same transport (one process may register for
     /// another port), otherwise the REGISTER's source, i.e. its NAT mapping or its
     /// TCP/TLS connection (RFC 3581 reasoning).
-    pub(super) fn binding_dest(&self, b: &Binding) -> Peer {
-        match parse_uri(&b.contact, &self.cfg.limits)
-            .ok()
-            .and_then(|u| self.resolve(&u))
-        {
+    pub(super) fn binding_dest(&self, b: &Located) -> Peer {
+        match self.resolve(&b.uri) {
             Some(p)
                 if p.addr.ip() == b.source.addr.ip()
                     && p.transport == b.source.transport
