@@ -368,7 +368,13 @@ impl Endpoint {
         };
         if status < 300 {
             let first = !s.final_sent;
-            let others = s.branches.clone();
+            // Only a forked request has other branches to cancel: the common call (one
+            // branch, the one answering) takes no copy.
+            let others = if first && s.branches.len() > 1 {
+                s.branches.clone()
+            } else {
+                Vec::new()
+            };
             if s.final_sent && s.invite {
                 // additional 2xx from another branch: relay it too
                 let to = s.source;
