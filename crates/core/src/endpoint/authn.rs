@@ -107,7 +107,7 @@ impl Endpoint {
         if used.is_some_and(|a| !self.cfg.algorithms.contains(&a)) {
             return Err(self.challenge(now, &ch, false));
         }
-        let cred = self.users.get(username.as_ref());
+        let cred = self.dir.users.get(username.as_ref());
         let verdict = self.auth.verify(now, method, &d, cred, &self.cfg.domain);
         let uri_ok = match self.cfg.digest_uri {
             DigestUriCheck::Off => true,

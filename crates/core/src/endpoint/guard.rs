@@ -136,11 +136,11 @@ impl Endpoint {
         ruri: &Uri<'_>,
         authenticated: Option<&Authenticated>,
     ) -> Option<Decision> {
-        if self.protected.is_empty() {
+        if self.dir.protected.is_empty() {
             return None;
         }
         let (_, callee) = self.aor_of(ruri)?;
-        let allow = self.protected.get(&callee)?;
+        let allow = self.dir.protected.get(&callee)?;
         let trusted = authenticated.is_some() || !self.cfg.authenticate_requests;
         let caller = msg
             .from()
@@ -156,7 +156,7 @@ impl Endpoint {
             }
             if let (Some(min), Some(created), Some(unix)) = (
                 self.cfg.protected_min_age,
-                self.created.get(c),
+                self.dir.created.get(c),
                 self.unix_now(now),
             ) {
                 if unix - created >= min.as_secs() as i64 {

@@ -105,20 +105,16 @@ enum Authenticated {
 pub struct Endpoint {
     cfg: CoreConfig,
     auth: Authenticator,
-    users: HashMap<String, Credential>,
+    /// Accounts and where they are (see [`Directory`]).
+    dir: Directory,
     /// The transaction layer's state (see [`Transactions`]).
     tx: Transactions,
-    location: HashMap<String, Vec<Located>>,
     out: VecDeque<Transmit>,
     events: VecDeque<Event>,
     salt: u64,
     /// Stream connections by the address their peer advertises in Via (RFC 5923 style),
     /// so that requests to that address reuse the connection.
     aliases: HashMap<(Transport, SocketAddr), u64>,
-    /// Protected users and their allow-lists.
-    protected: HashMap<String, Vec<String>>,
-    /// Account creation times (Unix seconds), for the protected-user age rule.
-    created: HashMap<String, i64>,
     /// An instant and the Unix time it corresponds to (given by the shell).
     unix_base: Option<(Instant, i64)>,
     /// Per-source budget for answers to unauthenticated UDP senders.
@@ -157,7 +153,12 @@ impl Endpoint {
         Endpoint {
             cfg,
             auth,
-            users: HashMap::new(),
+            dir: Directory {
+                users: HashMap::new(),
+                location: HashMap::with_capacity(cap(1 << 14)),
+                protected: HashMap::new(),
+                created: HashMap::new(),
+            },
             tx: Transactions {
                 servers: TxnMap::with_capacity_and_hasher(cap(1 << 16), Default::default()),
                 clients: ClientMap::with_capacity_and_hasher(cap(1 << 14), Default::default()),
@@ -166,15 +167,12 @@ impl Endpoint {
                 answered: TxnMap::with_capacity_and_hasher(cap(1 << 16), Default::default()),
                 answered_q: VecDeque::with_capacity(cap(1 << 16)),
             },
-            location: HashMap::with_capacity(cap(1 << 14)),
             // Sized for a busy second up front: growing a large table rehashes it all
             // at once, a stall long enough to overflow a UDP receive buffer.
             out: VecDeque::new(),
             events: VecDeque::new(),
             salt,
             aliases: HashMap::new(),
-            protected: HashMap::new(),
-            created: HashMap::new(),
             unix_base: None,
             budget: AnswerBudget::new(cfg_rate, cfg_burst),
             handling: Handling::default(),
@@ -192,15 +190,15 @@ impl Endpoint {
 
     /// Replaces the set of provisioned accounts.
     pub fn set_users(&mut self, users: Vec<User>) {
-        self.protected.clear();
-        self.created.clear();
+        self.dir.protected.clear();
+        self.dir.created.clear();
         for u in &users {
             if let Some(allow) = &u.protection {
-                self.protected.insert(u.name.clone(), allow.clone());
+                self.dir.protected.insert(u.name.clone(), allow.clone());
             }
-            self.created.insert(u.name.clone(), u.created_unix);
+            self.dir.created.insert(u.name.clone(), u.created_unix);
         }
-        self.users = users.into_iter().map(|u| (u.name, u.credential)).collect();
+        self.dir.users = users.into_iter().map(|u| (u.name, u.credential)).collect();
     }
 
     /// Tells the core which Unix time `now` is (for account ages; the core never reads
@@ -227,7 +225,8 @@ impl Endpoint {
         };
         let at = b.expires_at;
         let aor = b.aor.clone();
-        self.location
+        self.dir
+            .location
             .entry(aor.clone())
             .or_default()
             .push(Located { binding: b, uri });
@@ -236,7 +235,7 @@ impl Endpoint {
 
     /// Every current binding.
     pub fn bindings(&self) -> impl Iterator<Item = &Binding> {
-        self.location.values().flatten().map(|l| &l.binding)
+        self.dir.location.values().flatten().map(|l| &l.binding)
     }
 
     /// Live transactions: (server, client).

@@ -197,6 +197,7 @@ impl Endpoint {
         };
         let now_live: Vec<Target> = {
             let mut b: Vec<&Located> = self
+                .dir
                 .location
                 .get(&aor)
                 .map(|v| v.iter().collect())
@@ -211,7 +212,7 @@ impl Endpoint {
                 .collect()
         };
         if now_live.is_empty() {
-            if self.users.contains_key(&user) {
+            if self.dir.users.contains_key(&user) {
                 return Decision::Reply(480, "Temporarily Unavailable", vec![]);
             }
             return Decision::Reply(404, "Not Found", vec![]);
@@ -475,10 +476,10 @@ impl Endpoint {
         let local_user =
             matches!(&next, Uri::Sip(s) if s.user.is_some() && self.uri_targets_us(&next));
         let protected_callee = || {
-            !self.protected.is_empty()
+            !self.dir.protected.is_empty()
                 && self
                     .aor_of(&next)
-                    .is_some_and(|(_, u)| self.protected.contains_key(&u))
+                    .is_some_and(|(_, u)| self.dir.protected.contains_key(&u))
         };
         if popped == 0 && (!local_user || protected_callee()) {
             // Not routed through us (see `route`): not relayed.
@@ -488,7 +489,8 @@ impl Endpoint {
         let dest = if self.uri_is_us(&next) || local_user {
             // addressed to a local user: the location service knows where
             match self.aor_of(&next).and_then(|(aor, _)| {
-                self.location
+                self.dir
+                    .location
                     .get(&aor)
                     .and_then(|l| l.first())
                     .map(|b| (self.binding_dest(b), b.uri.clone()))

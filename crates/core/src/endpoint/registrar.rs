@@ -3,6 +3,20 @@
 
 use super::*;
 
+/// Who exists and where (RFC 3261 section 10's location service, with the accounts it
+/// serves): what the registrar writes and the proxy, the authenticator and the guard
+/// read.
+pub(super) struct Directory {
+    /// Accounts and their digest secrets.
+    pub(super) users: HashMap<String, Credential>,
+    /// Bindings by address of record.
+    pub(super) location: HashMap<String, Vec<Located>>,
+    /// Protected users and their allow-lists.
+    pub(super) protected: HashMap<String, Vec<String>>,
+    /// Account creation times (Unix seconds), for the protected-user age rule.
+    pub(super) created: HashMap<String, i64>,
+}
+
 /// A binding in the location service, with its contact parsed once (the proxy routes
 /// by it on every request; the [`Binding`] keeps the canonical text for storage).
 #[derive(Debug, Clone)]
@@ -45,7 +59,7 @@ impl Endpoint {
             if let Err(d) = self.check_auth(now, msg, false) {
                 return d;
             }
-        } else if !self.users.contains_key(&user) {
+        } else if !self.dir.users.contains_key(&user) {
             return Decision::Reply(404, "Not Found", vec![]);
         }
         let call_id = msg.call_id().unwrap_or("").to_string();
@@ -76,7 +90,7 @@ impl Endpoint {
                     vec![],
                 );
             }
-            if let Some(list) = self.location.remove(&aor) {
+            if let Some(list) = self.dir.location.remove(&aor) {
                 for l in list {
                     self.events.push_back(Event::BindingRemoved {
                         aor: aor.clone(),
@@ -116,7 +130,7 @@ impl Endpoint {
                 na.q_millis().unwrap_or(1000),
             ));
         }
-        let list = self.location.entry(aor.clone()).or_default();
+        let list = self.dir.location.entry(aor.clone()).or_default();
         let new_count = updates
             .iter()
             .filter(|(c, _, e, _)| *e > 0 && !list.iter().any(|b| &b.contact == c))
@@ -166,7 +180,7 @@ impl Endpoint {
             }
         }
         if list.is_empty() {
-            self.location.remove(&aor);
+            self.dir.location.remove(&aor);
         }
         if let Some(at) = earliest {
             self.tx.arm(at, TimerWhat::BindingExpiry(aor.clone()));
@@ -176,7 +190,7 @@ impl Endpoint {
 
     pub(super) fn registered(&self, now: Instant, aor: &str, msg: &Message<'_>) -> Decision {
         let mut extra: Vec<Header<'static>> = Vec::new();
-        for b in self.location.get(aor).into_iter().flatten() {
+        for b in self.dir.location.get(aor).into_iter().flatten() {
             let uri = b.uri.clone();
             let left = b.expires_at.saturating_duration_since(now).as_secs();
             extra.push(Header::Contact(Contact::Addr(NameAddr {
@@ -196,7 +210,7 @@ impl Endpoint {
     // ---------------------------------------------------------------- responses we generate
 
     pub(super) fn expire_bindings(&mut self, now: Instant, aor: &str) {
-        let Some(list) = self.location.get_mut(aor) else {
+        let Some(list) = self.dir.location.get_mut(aor) else {
             return;
         };
         let mut gone = Vec::new();
@@ -210,7 +224,7 @@ impl Endpoint {
         });
         let next = list.iter().map(|b| b.expires_at).min();
         if list.is_empty() {
-            self.location.remove(aor);
+            self.dir.location.remove(aor);
         }
         for contact in gone {
             info!(aor, contact, "binding expired");

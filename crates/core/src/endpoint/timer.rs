@@ -76,7 +76,7 @@ impl Endpoint {
         self.auth.sweep(now);
         self.budget.sweep(now);
         self.algos.sweep(now);
-        let live = self.tx.servers.len() + self.tx.clients.len() + self.location.len();
+        let live = self.tx.servers.len() + self.tx.clients.len() + self.dir.location.len();
         if self.tx.timers.len() > 2 * live + 4096 {
             let timers = std::mem::take(&mut self.tx.timers);
             self.tx.timers = timers
@@ -96,7 +96,7 @@ impl Endpoint {
             TimerWhat::C(k) | TimerWhat::AorE(k) | TimerWhat::BorF(k) | TimerWhat::DorK(k) => {
                 self.tx.clients.get(k).map(|c| c.slots)
             }
-            TimerWhat::BindingExpiry(aor) => return self.location.contains_key(aor),
+            TimerWhat::BindingExpiry(aor) => return self.dir.location.contains_key(aor),
         };
         let slot = t
             .what
