@@ -324,9 +324,9 @@ fn filter_extmaps(attrs: &mut Vec<Attribute>, dropped: &mut Vec<Dropped>) {
 }
 
 /// The codec registry (see [`crate::codecs`]) on one media section.
-fn filter_codecs(
+fn filter_codecs<'a>(
     policy: &Policy,
-    m: &mut palisade_sdp::Media,
+    m: &mut palisade_sdp::Media<'a>,
     dropped: &mut Vec<Dropped>,
     r: &Refuse<'_>,
 ) -> Result<(), Refusal> {
@@ -418,7 +418,8 @@ fn filter_codecs(
         };
         let spec = codec.and_then(vocab::params_of);
         let mut gone = Vec::new();
-        let mut seen: Vec<String> = Vec::new();
+        // names kept so far (a `Cow` of the description: no copy when borrowed)
+        let mut seen: Vec<Cow<'a, str>> = Vec::new();
         params.retain(|(k, v)| {
             let keep = match &spec {
                 None => false,
@@ -431,7 +432,7 @@ fn filter_codecs(
                 }
             };
             if keep {
-                seen.push(k.to_string());
+                seen.push(k.clone());
             } else {
                 gone.push(match v {
                     Some(v) => format!("{k}={v}"),

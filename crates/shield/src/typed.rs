@@ -40,12 +40,13 @@ fn line_of(a: &Attribute) -> String {
 }
 
 /// Applies the vocabularies and bounds to every attribute of the description.
-pub(crate) fn check(
-    s: &mut Session,
+pub(crate) fn check<'a>(
+    s: &mut Session<'a>,
     dropped: &mut Vec<Dropped>,
     r: &Refuse<'_>,
 ) -> Result<(), Refusal> {
-    let mut mids: Vec<String> = Vec::new();
+    // The media ids, as `Cow`s of the description: a copy of a borrowed one is free.
+    let mut mids: Vec<Cow<'a, str>> = Vec::new();
     for m in &s.media {
         for a in &m.attributes {
             if let Attribute::Mid(x) = a {
@@ -57,7 +58,7 @@ pub(crate) fn check(
                         ),
                     ));
                 }
-                mids.push(x.to_string());
+                mids.push(x.clone());
             }
         }
     }
@@ -70,7 +71,7 @@ pub(crate) fn check(
 
 fn attributes(
     attrs: &mut Vec<Attribute>,
-    mids: &[String],
+    mids: &[Cow<'_, str>],
     dropped: &mut Vec<Dropped>,
     r: &Refuse<'_>,
 ) -> Result<(), Refusal> {
