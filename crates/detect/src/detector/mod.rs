@@ -1,0 +1,845 @@
+//! The detectors: per-subject sliding windows over the observations, findings and the
+//! restrictions they lead to. See the crate documentation for what each one looks for.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::hash::{Hash, Hasher};
+
+use crate::fingerprint::ua_family;
+use crate::model::*;
+
+/// A call as the sweep detector remembers it.
+struct Summary {
+    at: Millis,
+    id: u64,
+    callee: u64,
+    answered: bool,
+    short: bool,
+    talk_ms: Option<Millis>,
+}
+
+#[derive(Default)]
+struct AccountState {
+    last: Millis,
+    calls: VecDeque<Summary>,
+    /// (when, callee hash, call record id) of calls to strangers.
+    strangers: VecDeque<(Millis, u64, u64)>,
+    refusals: VecDeque<(Millis, String)>,
+}
+
+#[derive(Default)]
+struct NetState {
+    last: Millis,
+    probes: VecDeque<(Millis, ProbeKind, u64, String)>,
+    new_accounts: VecDeque<(Millis, String, u64)>,
+    refusals: VecDeque<(Millis, String)>,
+}
+
+#[derive(Default)]
+struct DeviceState {
+    last: Millis,
+    new_accounts: VecDeque<(Millis, String, u64)>,
+}
+
+#[derive(Default)]
+struct Profile {
+    shipped: HashSet<u64>,
+    learned: HashMap<u64, HashSet<String>>,
+}
+
+/// Most entries in one subject's window (older ones are dropped first).
+const WINDOW_CAP: usize = 4096;
+/// Most fingerprints learned per family, and accounts remembered per fingerprint.
+const PROFILE_CAP: usize = 64;
+/// How long a finding stays current (updated rather than raised again).
+const FINDING_TTL: Millis = 86_400_000;
+/// Calls without a final answer, and answered calls without a BYE, are forgotten after
+/// this long (their record stays as last written).
+const CALL_TTL: Millis = 6 * 3_600_000;
+
+fn h(v: impl Hash) -> u64 {
+    // Fixed keys: the values hashed come from authenticated accounts and user names;
+    // the maps they key are bounded in size, so collisions cost accuracy, not memory.
+    let mut f = FixedHasher(0xcbf2_9ce4_8422_2325);
+    v.hash(&mut f);
+    f.finish()
+}
+
+struct FixedHasher(u64);
+impl Hasher for FixedHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 ^= u64::from(b);
+            self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+}
+
+fn pair(a: &str, b: &str) -> u64 {
+    if a <= b {
+        h((a, b))
+    } else {
+        h((b, a))
+    }
+}
+
+fn trim<T>(q: &mut VecDeque<T>, at: impl Fn(&T) -> Millis, since: Millis) {
+    while q.front().is_some_and(|x| at(x) < since) || q.len() > WINDOW_CAP {
+        q.pop_front();
+    }
+}
+
+fn secs(s: u64) -> Millis {
+    (s as Millis).saturating_mul(1000)
+}
+
+/// The detectors and the records they assemble (see the crate documentation).
+pub struct Detector {
+    cfg: Config,
+    next_call: u64,
+    next_reg: u64,
+    next_finding: u64,
+    live: HashMap<u64, CallRecord>,
+    answered: HashMap<String, CallRecord>,
+    accounts: HashMap<String, AccountState>,
+    networks: HashMap<Network, NetState>,
+    devices: HashMap<u64, DeviceState>,
+    created: HashMap<String, Millis>,
+    first_seen: HashMap<String, Millis>,
+    reg_seen: HashMap<u64, (Millis, Millis)>,
+    pairs: HashSet<u64>,
+    profiles: HashMap<String, Profile>,
+    active: HashMap<(FindingKind, Subject), (Finding, bool)>,
+    out: Vec<Output>,
+    /// Observations not fully tracked because a table was at `max_subjects`.
+    pub overflow: u64,
+}
+
+impl Detector {
+    /// A detector; `next_ids` are the first free (call, registration, finding) numbers
+    /// of the store.
+    pub fn new(cfg: Config, next_ids: (u64, u64, u64)) -> Self {
+        Detector {
+            cfg,
+            next_call: next_ids.0.max(1),
+            next_reg: next_ids.1.max(1),
+            next_finding: next_ids.2.max(1),
+            live: HashMap::new(),
+            answered: HashMap::new(),
+            accounts: HashMap::new(),
+            networks: HashMap::new(),
+            devices: HashMap::new(),
+            created: HashMap::new(),
+            first_seen: HashMap::new(),
+            reg_seen: HashMap::new(),
+            pairs: HashSet::new(),
+            profiles: HashMap::new(),
+            active: HashMap::new(),
+            out: Vec::new(),
+            overflow: 0,
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    /// Tells when each account was created (Unix ms); replaces what was known.
+    pub fn set_accounts(&mut self, created: impl IntoIterator<Item = (String, Millis)>) {
+        self.created = created.into_iter().collect();
+    }
+
+    /// Restores from the store: an account's first registration.
+    pub fn restore_first_seen(&mut self, account: String, at: Millis) {
+        if self.first_seen.len() < self.cfg.max_subjects {
+            let e = self.first_seen.entry(account).or_insert(at);
+            *e = (*e).min(at);
+        }
+    }
+
+    /// Restores from the store: `a` and `b` had a call (either direction).
+    pub fn restore_pair(&mut self, a: &str, b: &str) {
+        if self.pairs.len() < self.cfg.max_subjects.saturating_mul(4) {
+            self.pairs.insert(pair(a, b));
+        }
+    }
+
+    /// Restores from the store: a current finding (updated instead of raised again).
+    pub fn restore_finding(&mut self, f: Finding) {
+        self.active.insert((f.kind, f.subject.clone()), (f, false));
+    }
+
+    /// A fingerprint shipped in the profiles file for a User-Agent family.
+    pub fn add_profile(&mut self, family: &str, fingerprint: u64) {
+        self.profiles
+            .entry(family.to_ascii_lowercase())
+            .or_default()
+            .shipped
+            .insert(fingerprint);
+    }
+
+    /// What the detector has for the store and the core since the last call.
+    pub fn drain(&mut self) -> std::vec::Drain<'_, Output> {
+        self.out.drain(..)
+    }
+
+    /// Subjects tracked: (accounts, networks, devices, calls in progress or awaiting
+    /// their BYE, active findings).
+    pub fn tracked(&self) -> (usize, usize, usize, usize, usize) {
+        (
+            self.accounts.len(),
+            self.networks.len(),
+            self.devices.len(),
+            self.live.len() + self.answered.len(),
+            self.active.len(),
+        )
+    }
+
+    fn is_new(&self, account: &str, now: Millis) -> bool {
+        let new_for = secs(self.cfg.new_accounts.new_for_s);
+        match self.created.get(account) {
+            Some(&c) => now - c < new_for,
+            None => self
+                .first_seen
+                .get(account)
+                .is_none_or(|&f| now - f < new_for),
+        }
+    }
+
+    /// Takes one observation.
+    pub fn observe(&mut self, o: Observation) {
+        match o {
+            Observation::CallStart(c) => self.call_start(c),
+            Observation::CallStatus { key, at, status } => self.call_status(key, at, status),
+            Observation::CallEnd { call_id, at } => self.call_end(&call_id, at),
+            Observation::Registered(r) => self.registered(r),
+            Observation::Probe(p) => self.probe(p),
+            Observation::Refused {
+                at,
+                source,
+                account,
+                kind,
+            } => self.refused(at, source, account, kind),
+        }
+    }
+
+    /// Time passes: evicts what is idle, writes updated findings.
+    pub fn tick(&mut self, now: Millis) {
+        let longest = [
+            self.cfg.sweep.window_s,
+            self.cfg.new_accounts.window_s,
+            self.cfg.scan.window_s,
+            self.cfg.refusals.window_s,
+        ]
+        .into_iter()
+        .max()
+        .unwrap_or(3600);
+        let idle = now - secs(longest);
+        self.accounts.retain(|_, a| a.last >= idle);
+        self.networks.retain(|_, n| n.last >= idle);
+        self.devices.retain(|_, d| d.last >= idle);
+        let stale = now - CALL_TTL;
+        let out = &mut self.out;
+        self.live.retain(|_, c| {
+            let keep = c.invite_at >= stale;
+            if !keep {
+                out.push(Output::Call(c.clone()));
+            }
+            keep
+        });
+        self.answered
+            .retain(|_, c| c.answered_at.unwrap_or(c.invite_at) >= stale);
+        self.reg_seen
+            .retain(|_, (last, _)| *last >= now - 86_400_000);
+        self.active
+            .retain(|_, (f, _)| f.updated_at >= now - FINDING_TTL);
+        for (f, dirty) in self.active.values_mut() {
+            if std::mem::take(dirty) {
+                out.push(Output::Finding(f.clone()));
+            }
+        }
+    }
+
+    fn call_start(&mut self, c: CallStart) {
+        let id = self.next_call;
+        self.next_call += 1;
+        let rec = CallRecord {
+            id,
+            call_id: c.call_id,
+            caller: c.caller,
+            callee: c.callee,
+            source: c.source,
+            transport: c.transport,
+            user_agent: c.user_agent,
+            fingerprint: c.fingerprint,
+            sdp: c.sdp,
+            invite_at: c.at,
+            ringing_at: None,
+            answered_at: None,
+            final_at: c.blocked.then_some(c.at),
+            ended_at: None,
+            status: c.blocked.then_some(403),
+            blocked: c.blocked,
+        };
+        self.out.push(Output::Call(rec.clone()));
+        if c.blocked {
+            return;
+        }
+        self.imitation(
+            &rec.caller,
+            &rec.user_agent,
+            rec.fingerprint,
+            c.at,
+            Evidence::Call(id),
+        );
+        self.strangers(&rec, c.at);
+        if self.live.len() < self.cfg.max_subjects {
+            self.live.insert(c.key, rec);
+        } else {
+            self.overflow += 1;
+        }
+    }
+
+    fn account(&mut self, name: &str, at: Millis) -> Option<&mut AccountState> {
+        if !self.accounts.contains_key(name) {
+            if self.accounts.len() >= self.cfg.max_subjects {
+                self.overflow += 1;
+                return None;
+            }
+            self.accounts
+                .insert(name.to_string(), AccountState::default());
+        }
+        let a = self.accounts.get_mut(name)?;
+        a.last = a.last.max(at);
+        Some(a)
+    }
+
+    fn network(&mut self, n: Network, at: Millis) -> Option<&mut NetState> {
+        if !self.networks.contains_key(&n) && self.networks.len() >= self.cfg.max_subjects {
+            self.overflow += 1;
+            return None;
+        }
+        let s = self.networks.entry(n).or_default();
+        s.last = s.last.max(at);
+        Some(s)
+    }
+
+    fn strangers(&mut self, rec: &CallRecord, at: Millis) {
+        let cfg = self.cfg.new_accounts;
+        let p = pair(&rec.caller, &rec.callee);
+        let known = self.pairs.contains(&p);
+        if self.pairs.len() < self.cfg.max_subjects.saturating_mul(4) {
+            self.pairs.insert(p);
+        }
+        if !cfg.enabled || known || !self.is_new(&rec.caller, at) {
+            return;
+        }
+        let callee = h(&rec.callee);
+        let Some(a) = self.account(&rec.caller, at) else {
+            return;
+        };
+        a.strangers.push_back((at, callee, rec.id));
+        trim(&mut a.strangers, |s| s.0, at - secs(cfg.window_s));
+        let distinct: HashSet<u64> = a.strangers.iter().map(|s| s.1).collect();
+        if distinct.len() < cfg.min_strangers {
+            return;
+        }
+        let first = a.strangers.front().map_or(at, |s| s.0);
+        let evidence = a.strangers.iter().map(|s| Evidence::Call(s.2)).collect();
+        let score = (distinct.len() as f64 / (2 * cfg.min_strangers.max(1)) as f64).min(1.0);
+        let summary = format!(
+            "account created recently called {} users it never had a call with, within {} s",
+            distinct.len(),
+            cfg.window_s
+        );
+        self.raise(
+            FindingKind::Strangers,
+            Subject::Account(rec.caller.clone()),
+            (first, at),
+            score,
+            std::slice::from_ref(&rec.caller),
+            evidence,
+            summary,
+            cfg.strangers_response,
+        );
+    }
+
+    fn call_status(&mut self, key: u64, at: Millis, status: u16) {
+        let Some(rec) = self.live.get_mut(&key) else {
+            return;
+        };
+        if (180..=189).contains(&status) {
+            rec.ringing_at.get_or_insert(at);
+            return;
+        }
+        if status < 200 {
+            return;
+        }
+        let Some(mut rec) = self.live.remove(&key) else {
+            return;
+        };
+        rec.status = Some(status);
+        if (200..300).contains(&status) {
+            rec.answered_at = Some(at);
+            if self.answered.len() < self.cfg.max_subjects {
+                self.answered.insert(rec.call_id.clone(), rec.clone());
+            }
+        } else {
+            rec.final_at = Some(at);
+        }
+        self.out.push(Output::Call(rec.clone()));
+        self.sweep(&rec, at);
+    }
+
+    fn call_end(&mut self, call_id: &str, at: Millis) {
+        let Some(mut rec) = self.answered.remove(call_id) else {
+            return;
+        };
+        rec.ended_at = Some(at);
+        let talk = rec.talk_ms();
+        if let Some(a) = self.accounts.get_mut(&rec.caller) {
+            if let Some(s) = a.calls.iter_mut().rev().find(|s| s.id == rec.id) {
+                s.talk_ms = talk;
+            }
+        }
+        self.out.push(Output::Call(rec));
+    }
+
+    fn sweep(&mut self, rec: &CallRecord, at: Millis) {
+        let cfg = self.cfg.sweep;
+        if !cfg.enabled {
+            return;
+        }
+        let answered = rec.answered_at.is_some();
+        let short = rec.status == Some(487) && rec.ring_ms().is_none_or(|r| r <= cfg.short_ring_ms);
+        let Some(a) = self.account(&rec.caller, at) else {
+            return;
+        };
+        a.calls.push_back(Summary {
+            at,
+            id: rec.id,
+            callee: h(&rec.callee),
+            answered,
+            short,
+            talk_ms: None,
+        });
+        trim(&mut a.calls, |s| s.at, at - secs(cfg.window_s));
+        let n = a.calls.len();
+        let distinct: HashSet<u64> = a.calls.iter().map(|s| s.callee).collect();
+        if distinct.len() < cfg.min_callees || n == 0 {
+            return;
+        }
+        let ans = a.calls.iter().filter(|s| s.answered).count();
+        let shorts = a.calls.iter().filter(|s| s.short).count();
+        let asr = ans as f64 / n as f64;
+        let short_ratio = shorts as f64 / n as f64;
+        let talks: Vec<Millis> = a.calls.iter().filter_map(|s| s.talk_ms).collect();
+        let acd_s = if talks.is_empty() {
+            0.0
+        } else {
+            talks.iter().sum::<Millis>() as f64 / talks.len() as f64 / 1000.0
+        };
+        // Answer ratio and talk time are the counter-evidence: a call centre or a busy
+        // user is answered, and talks. Long conversations on a fair share of the calls
+        // (at least half the ratio allowed) clear an account too.
+        let talked =
+            ans > 0 && acd_s >= cfg.counter_talk_s as f64 && asr * 2.0 > cfg.max_answer_ratio;
+        if asr > cfg.max_answer_ratio || short_ratio < cfg.min_short_ratio || talked {
+            return;
+        }
+        let first = a.calls.front().map_or(at, |s| s.at);
+        let evidence = a.calls.iter().map(|s| Evidence::Call(s.id)).collect();
+        let breadth = (distinct.len() as f64 / (2 * cfg.min_callees.max(1)) as f64).min(1.0);
+        let score = (breadth * (1.0 - asr) * short_ratio).clamp(0.0, 1.0);
+        let summary = format!(
+            "{} calls to {} distinct users in {} s: {:.0}% answered, {:.0}% cancelled before answer or after a short ring",
+            n,
+            distinct.len(),
+            cfg.window_s,
+            asr * 100.0,
+            short_ratio * 100.0
+        );
+        self.raise(
+            FindingKind::Sweep,
+            Subject::Account(rec.caller.clone()),
+            (first, at),
+            score,
+            std::slice::from_ref(&rec.caller),
+            evidence,
+            summary,
+            cfg.response,
+        );
+    }
+
+    fn registered(&mut self, r: Registration) {
+        let at = r.at;
+        let first_time = !self.first_seen.contains_key(&r.account);
+        if first_time && self.first_seen.len() < self.cfg.max_subjects {
+            self.first_seen.insert(r.account.clone(), at);
+        }
+        let key = h((&r.account, r.fingerprint, r.source.ip()));
+        let dev_key = h((&r.account, r.fingerprint));
+        let first_dev = self.reg_seen.get(&dev_key).map_or(at, |&(_, first)| first);
+        let due = self
+            .reg_seen
+            .get(&key)
+            .is_none_or(|&(last, _)| at - last >= 3_600_000);
+        if !due {
+            return;
+        }
+        if self.reg_seen.len() < self.cfg.max_subjects.saturating_mul(2) {
+            self.reg_seen.insert(key, (at, first_dev));
+            self.reg_seen.entry(dev_key).or_insert((at, first_dev)).0 = at;
+        }
+        let id = self.next_reg;
+        self.next_reg += 1;
+        self.out.push(Output::Registration(RegistrationRecord {
+            id,
+            at,
+            account: r.account.clone(),
+            source: r.source,
+            transport: r.transport,
+            user_agent: r.user_agent.clone(),
+            fingerprint: r.fingerprint,
+            first_seen: first_dev,
+        }));
+        self.imitation(
+            &r.account,
+            &r.user_agent,
+            r.fingerprint,
+            at,
+            Evidence::Registration(id),
+        );
+        let cfg = self.cfg.new_accounts;
+        if !cfg.enabled || !first_time || !self.is_new(&r.account, at) {
+            return;
+        }
+        let since = at - secs(cfg.window_s);
+        let net = Network::of(r.source.ip());
+        if let Some(n) = self.network(net, at) {
+            n.new_accounts.push_back((at, r.account.clone(), id));
+            trim(&mut n.new_accounts, |x| x.0, since);
+            let list: Vec<(Millis, String, u64)> = n.new_accounts.iter().cloned().collect();
+            self.farm(Subject::Network(net), &list, at);
+        }
+        if !self.devices.contains_key(&r.fingerprint) && self.devices.len() >= self.cfg.max_subjects
+        {
+            self.overflow += 1;
+            return;
+        }
+        let d = self.devices.entry(r.fingerprint).or_default();
+        d.last = at;
+        d.new_accounts.push_back((at, r.account.clone(), id));
+        trim(&mut d.new_accounts, |x| x.0, since);
+        let list: Vec<(Millis, String, u64)> = d.new_accounts.iter().cloned().collect();
+        self.farm(Subject::Device(r.fingerprint), &list, at);
+    }
+
+    fn farm(&mut self, subject: Subject, list: &[(Millis, String, u64)], at: Millis) {
+        let cfg = self.cfg.new_accounts;
+        let mut accounts: Vec<String> = list.iter().map(|x| x.1.clone()).collect();
+        accounts.sort();
+        accounts.dedup();
+        if accounts.len() < cfg.min_accounts {
+            return;
+        }
+        let first = list.first().map_or(at, |x| x.0);
+        let evidence = list.iter().map(|x| Evidence::Registration(x.2)).collect();
+        let score = (accounts.len() as f64 / (2 * cfg.min_accounts.max(1)) as f64).min(1.0);
+        let summary = format!(
+            "{} accounts created recently were first seen from this {} within {} s",
+            accounts.len(),
+            subject.kind(),
+            cfg.window_s
+        );
+        self.raise(
+            FindingKind::Farm,
+            subject,
+            (first, at),
+            score,
+            &accounts,
+            evidence,
+            summary,
+            cfg.farm_response,
+        );
+    }
+
+    fn imitation(&mut self, account: &str, ua: &str, fp: u64, at: Millis, ev: Evidence) {
+        let cfg = self.cfg.imitation;
+        if !cfg.enabled {
+            return;
+        }
+        let family = ua_family(ua);
+        if family.is_empty() {
+            return;
+        }
+        let established = !self.is_new(account, at);
+        if !self.profiles.contains_key(&family) && self.profiles.len() >= 1024 {
+            return;
+        }
+        let p = self.profiles.entry(family.clone()).or_default();
+        let min = cfg.learn_min_accounts.max(1);
+        let known = p.shipped.contains(&fp) || p.learned.get(&fp).is_some_and(|s| s.len() >= min);
+        let has_profile = !p.shipped.is_empty() || p.learned.values().any(|s| s.len() >= min);
+        if established && (p.learned.contains_key(&fp) || p.learned.len() < PROFILE_CAP) {
+            let s = p.learned.entry(fp).or_default();
+            if s.len() < PROFILE_CAP {
+                s.insert(account.to_string());
+            }
+        }
+        if known || !has_profile {
+            return;
+        }
+        let n = p.shipped.len() + p.learned.values().filter(|s| s.len() >= min).count();
+        let summary = format!(
+            "claims to be {family} but writes SIP unlike any of the {n} known {family} fingerprints"
+        );
+        self.raise(
+            FindingKind::Imitation,
+            Subject::Device(fp),
+            (at, at),
+            0.8,
+            &[account.to_string()],
+            vec![ev],
+            summary,
+            cfg.response,
+        );
+    }
+
+    fn probe(&mut self, p: Probe) {
+        let cfg = self.cfg.scan;
+        if !cfg.enabled {
+            return;
+        }
+        let net = Network::of(p.source.ip());
+        let at = p.at;
+        let desc = format!(
+            "{} {} from {} ({})",
+            p.kind.as_str(),
+            p.user,
+            p.source,
+            p.user_agent
+        );
+        let Some(n) = self.network(net, at) else {
+            return;
+        };
+        n.probes.push_back((at, p.kind, h(&p.user), desc.clone()));
+        trim(&mut n.probes, |x| x.0, at - secs(cfg.window_s));
+        let first = n.probes.front().map_or(at, |x| x.0);
+        let users: HashSet<u64> = n
+            .probes
+            .iter()
+            .filter(|x| matches!(x.1, ProbeKind::UnknownUser | ProbeKind::AuthFailed))
+            .map(|x| x.2)
+            .collect();
+        let fails = n
+            .probes
+            .iter()
+            .filter(|x| x.1 == ProbeKind::AuthFailed)
+            .count();
+        let floods = n.probes.iter().filter(|x| x.1 == ProbeKind::Flood).count();
+        let recent: Vec<Evidence> = n
+            .probes
+            .iter()
+            .rev()
+            .take(100)
+            .map(|x| Evidence::Event(format!("{} {}", crate::rfc3339(x.0), x.3)))
+            .collect();
+        let subject = Subject::Network(net);
+        if p.kind == ProbeKind::Scanner {
+            let summary = format!("known scanner signature: {}", p.user_agent);
+            self.raise(
+                FindingKind::Scanner,
+                subject.clone(),
+                (at, at),
+                1.0,
+                &[],
+                vec![Evidence::Event(desc)],
+                summary,
+                cfg.response,
+            );
+        }
+        if users.len() >= cfg.min_users {
+            let summary = format!(
+                "{} distinct user names probed (unknown or failed) within {} s",
+                users.len(),
+                cfg.window_s
+            );
+            let score = (users.len() as f64 / (2 * cfg.min_users.max(1)) as f64).min(1.0);
+            self.raise(
+                FindingKind::Enumeration,
+                subject.clone(),
+                (first, at),
+                score,
+                &[],
+                recent.clone(),
+                summary,
+                cfg.response,
+            );
+        }
+        if fails >= cfg.min_auth_failures {
+            let summary = format!("{fails} authentication failures within {} s", cfg.window_s);
+            let score = (fails as f64 / (2 * cfg.min_auth_failures.max(1)) as f64).min(1.0);
+            self.raise(
+                FindingKind::PasswordGuessing,
+                subject.clone(),
+                (first, at),
+                score,
+                &[],
+                recent.clone(),
+                summary,
+                cfg.response,
+            );
+        }
+        if floods >= cfg.min_floods {
+            let summary = format!(
+                "spent its answer budget {floods} times within {} s",
+                cfg.window_s
+            );
+            self.raise(
+                FindingKind::Flood,
+                subject,
+                (first, at),
+                0.5,
+                &[],
+                recent,
+                summary,
+                cfg.flood_response,
+            );
+        }
+    }
+
+    fn refused(&mut self, at: Millis, source: std::net::SocketAddr, account: String, kind: String) {
+        let cfg = self.cfg.refusals;
+        if !cfg.enabled {
+            return;
+        }
+        let since = at - secs(cfg.window_s);
+        let desc = format!("{} {kind} from {source} ({account})", crate::rfc3339(at));
+        let (subject, list) = if account.is_empty() {
+            let net = Network::of(source.ip());
+            let Some(n) = self.network(net, at) else {
+                return;
+            };
+            n.refusals.push_back((at, desc));
+            trim(&mut n.refusals, |x| x.0, since);
+            (
+                Subject::Network(net),
+                n.refusals.iter().cloned().collect::<Vec<_>>(),
+            )
+        } else {
+            let Some(a) = self.account(&account, at) else {
+                return;
+            };
+            a.refusals.push_back((at, desc));
+            trim(&mut a.refusals, |x| x.0, since);
+            (
+                Subject::Account(account.clone()),
+                a.refusals.iter().cloned().collect(),
+            )
+        };
+        if list.len() < cfg.min_refusals {
+            return;
+        }
+        let first = list.first().map_or(at, |x| x.0);
+        let summary = format!("{} refusals within {} s", list.len(), cfg.window_s);
+        let accounts: Vec<String> = if account.is_empty() {
+            vec![]
+        } else {
+            vec![account]
+        };
+        let score = (list.len() as f64 / (2 * cfg.min_refusals.max(1)) as f64).min(1.0);
+        let evidence = list.into_iter().map(|x| Evidence::Event(x.1)).collect();
+        self.raise(
+            FindingKind::Refusals,
+            subject,
+            (first, at),
+            score,
+            &accounts,
+            evidence,
+            summary,
+            cfg.response,
+        );
+    }
+
+    /// Records a finding, or adds to the current one about the same subject; a new
+    /// finding (or one whose restriction has run out) with a response other than
+    /// `alert` yields a restriction.
+    #[allow(clippy::too_many_arguments)]
+    fn raise(
+        &mut self,
+        kind: FindingKind,
+        subject: Subject,
+        (first, at): (Millis, Millis),
+        score: f64,
+        accounts: &[String],
+        evidence: Vec<Evidence>,
+        summary: String,
+        resp: Response,
+    ) {
+        let key = (kind, subject.clone());
+        let until = at + secs(resp.duration_s);
+        let restrict = |id: u64| Restriction {
+            subject: subject.clone(),
+            until,
+            per_minute: (resp.action == ActionKind::Limit).then_some(resp.limit_per_minute),
+            finding: id,
+        };
+        if let Some((f, dirty)) = self.active.get_mut(&key) {
+            f.score = f.score.max(score);
+            f.updated_at = at;
+            f.summary = summary;
+            for a in accounts {
+                if !f.accounts.contains(a) && f.accounts.len() < MAX_EVIDENCE {
+                    f.accounts.push(a.clone());
+                }
+            }
+            for e in evidence {
+                if !f.records.contains(&e) && f.records.len() < MAX_EVIDENCE {
+                    f.records.push(e);
+                }
+            }
+            *dirty = true;
+            // A restriction that ran out while the subject went on is applied again.
+            let expired = f.detected_at + secs(resp.duration_s) <= at;
+            if resp.action != ActionKind::Alert && expired {
+                f.detected_at = at;
+                let r = restrict(f.id);
+                self.out.push(Output::Finding(f.clone()));
+                *dirty = false;
+                self.out.push(Output::Restrict(r));
+            }
+            return;
+        }
+        let id = self.next_finding;
+        self.next_finding += 1;
+        let mut accounts = accounts.to_vec();
+        accounts.truncate(MAX_EVIDENCE);
+        let mut records = evidence;
+        records.truncate(MAX_EVIDENCE);
+        let f = Finding {
+            id,
+            kind,
+            subject: subject.clone(),
+            score,
+            first_seen: first,
+            detected_at: at,
+            updated_at: at,
+            action: resp.action,
+            accounts,
+            records,
+            summary,
+        };
+        self.out.push(Output::Finding(f.clone()));
+        if resp.action != ActionKind::Alert {
+            self.out.push(Output::Restrict(restrict(id)));
+        }
+        self.active.insert(key, (f, false));
+    }
+}
+
+#[cfg(test)]
+mod tests;

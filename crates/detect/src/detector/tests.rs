@@ -1,0 +1,497 @@
+use super::*;
+use std::net::SocketAddr;
+
+const T0: Millis = 1_764_000_000_000;
+const DAY: Millis = 86_400_000;
+
+fn addr(s: &str) -> SocketAddr {
+    s.parse().unwrap()
+}
+
+fn det() -> Detector {
+    let mut d = Detector::new(Config::default(), (1, 1, 1));
+    d.set_accounts(
+        (0..1000)
+            .map(|i| (format!("old{i}"), T0 - 365 * DAY))
+            .chain((0..100).map(|i| (format!("new{i}"), T0 - 60_000))),
+    );
+    d
+}
+
+struct Sim {
+    d: Detector,
+    key: u64,
+    findings: Vec<Finding>,
+    restrictions: Vec<Restriction>,
+    calls: HashMap<u64, CallRecord>,
+}
+
+impl Sim {
+    fn new() -> Sim {
+        Sim {
+            d: det(),
+            key: 0,
+            findings: vec![],
+            restrictions: vec![],
+            calls: HashMap::new(),
+        }
+    }
+    fn collect(&mut self) {
+        for o in self.d.drain().collect::<Vec<_>>() {
+            match o {
+                Output::Finding(f) => {
+                    self.findings.retain(|g| g.id != f.id);
+                    self.findings.push(f)
+                }
+                Output::Restrict(r) => self.restrictions.push(r),
+                Output::Call(c) => {
+                    self.calls.insert(c.id, c);
+                }
+                Output::Registration(_) => {}
+            }
+        }
+    }
+    /// One call: rings `ring_ms`, then answered (talk `talk`) or cancelled.
+    fn call(
+        &mut self,
+        at: Millis,
+        caller: &str,
+        callee: &str,
+        src: &str,
+        answer: Option<Millis>,
+        ring_ms: Millis,
+    ) {
+        self.key += 1;
+        let key = self.key;
+        self.d.observe(Observation::CallStart(CallStart {
+            key,
+            at,
+            call_id: format!("c{key}"),
+            caller: caller.into(),
+            callee: callee.into(),
+            source: addr(src),
+            transport: "udp",
+            user_agent: String::new(),
+            fingerprint: 7,
+            sdp: 0,
+            blocked: false,
+        }));
+        self.d.observe(Observation::CallStatus {
+            key,
+            at: at + 100,
+            status: 180,
+        });
+        match answer {
+            Some(talk) => {
+                self.d.observe(Observation::CallStatus {
+                    key,
+                    at: at + 100 + ring_ms,
+                    status: 200,
+                });
+                self.d.observe(Observation::CallEnd {
+                    call_id: format!("c{key}"),
+                    at: at + 100 + ring_ms + talk,
+                });
+            }
+            None => self.d.observe(Observation::CallStatus {
+                key,
+                at: at + 100 + ring_ms,
+                status: 487,
+            }),
+        }
+        self.collect();
+    }
+    fn kinds(&self) -> Vec<(FindingKind, Subject)> {
+        let mut v: Vec<_> = self
+            .findings
+            .iter()
+            .map(|f| (f.kind, f.subject.clone()))
+            .collect();
+        v.sort();
+        v
+    }
+}
+
+#[test]
+fn a_ring_and_cancel_sweep_is_found_and_blocked() {
+    let mut s = Sim::new();
+    for i in 0..25 {
+        s.call(
+            T0 + i * 5000,
+            "old1",
+            &format!("old{}", 100 + i),
+            "192.0.2.7:5060",
+            None,
+            2000,
+        );
+    }
+    let f = s
+        .findings
+        .iter()
+        .find(|f| f.kind == FindingKind::Sweep)
+        .expect("sweep found");
+    assert_eq!(f.subject, Subject::Account("old1".into()));
+    assert_eq!(f.accounts, vec!["old1".to_string()]);
+    assert_eq!(f.action, ActionKind::Block);
+    assert!(
+        f.records.len() >= 20,
+        "rests on the calls: {:?}",
+        f.records.len()
+    );
+    // found at the 20th distinct callee, not later
+    assert_eq!(f.detected_at, T0 + 19 * 5000 + 2100);
+    assert_eq!(s.restrictions.len(), 1, "one restriction, not one per call");
+    assert_eq!(s.restrictions[0].subject, Subject::Account("old1".into()));
+    assert_eq!(s.restrictions[0].per_minute, None);
+    let c = s.calls.values().find(|c| c.callee == "old100").unwrap();
+    assert_eq!(c.outcome(), "cancelled");
+    assert_eq!(c.ring_ms(), Some(2000));
+}
+
+#[test]
+fn a_call_centre_that_is_answered_is_not_a_sweep() {
+    let mut s = Sim::new();
+    // 300 distinct callees in 10 minutes, 70 % answered with 2-minute talks
+    for i in 0..300 {
+        let answer = (i % 10 < 7).then_some(120_000);
+        s.call(
+            T0 + i * 2000,
+            "old2",
+            &format!("old{}", 300 + i),
+            "198.51.100.9:5060",
+            answer,
+            8000,
+        );
+    }
+    assert!(s.findings.is_empty(), "{:?}", s.kinds());
+}
+
+#[test]
+fn a_user_whose_calls_go_unanswered_but_few_callees_is_not_a_sweep() {
+    let mut s = Sim::new();
+    for i in 0..60 {
+        s.call(
+            T0 + i * 3000,
+            "old3",
+            &format!("old{}", 10 + i % 5),
+            "198.51.100.10:5060",
+            None,
+            20_000,
+        );
+    }
+    assert!(s.findings.is_empty(), "{:?}", s.kinds());
+}
+
+#[test]
+fn a_new_account_calling_strangers_is_rate_limited_and_old_contacts_do_not_count() {
+    let mut s = Sim::new();
+    // new0 already talked to old50..old59 (restored from the store): not strangers
+    for i in 50..60 {
+        s.d.restore_pair(&format!("old{i}"), "new0");
+    }
+    for i in 50..60 {
+        s.call(
+            T0 + i * 1000,
+            "new0",
+            &format!("old{i}"),
+            "203.0.113.5:5060",
+            Some(60_000),
+            3000,
+        );
+    }
+    assert!(s.findings.is_empty(), "{:?}", s.kinds());
+    for i in 0..10 {
+        s.call(
+            T0 + 100_000 + i * 1000,
+            "new0",
+            &format!("old{i}"),
+            "203.0.113.5:5060",
+            Some(60_000),
+            3000,
+        );
+    }
+    let f = s
+        .findings
+        .iter()
+        .find(|f| f.kind == FindingKind::Strangers)
+        .expect("found");
+    assert_eq!(f.subject, Subject::Account("new0".into()));
+    assert_eq!(s.restrictions[0].per_minute, Some(2));
+    // an old account doing the same is not flagged
+    let mut s = Sim::new();
+    for i in 0..30 {
+        s.call(
+            T0 + i * 1000,
+            "old5",
+            &format!("old{}", 100 + i),
+            "203.0.113.6:5060",
+            Some(60_000),
+            3000,
+        );
+    }
+    assert!(s.findings.is_empty(), "{:?}", s.kinds());
+}
+
+fn reg(d: &mut Detector, at: Millis, account: &str, src: &str, ua: &str, fp: u64) {
+    d.observe(Observation::Registered(Registration {
+        at,
+        account: account.into(),
+        source: addr(src),
+        transport: "udp",
+        user_agent: ua.into(),
+        fingerprint: fp,
+    }));
+}
+
+#[test]
+fn a_farm_of_new_accounts_is_found_per_network_and_device_but_an_office_is_not() {
+    let mut d = det();
+    for i in 0..5 {
+        reg(
+            &mut d,
+            T0 + i * 1000,
+            &format!("new{i}"),
+            &format!("203.0.113.{}:5060", 10 + i),
+            "",
+            99,
+        );
+    }
+    let out: Vec<Output> = d.drain().collect();
+    let farms: Vec<&Finding> = out
+        .iter()
+        .filter_map(|o| match o {
+            Output::Finding(f) if f.kind == FindingKind::Farm => Some(f),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(farms.len(), 2, "network and device");
+    assert!(farms
+        .iter()
+        .any(|f| f.subject == Subject::Network(Network::parse("203.0.113.0/24").unwrap())));
+    assert!(farms.iter().any(|f| f.subject == Subject::Device(99)));
+    assert_eq!(farms[0].accounts.len(), 5);
+    assert!(
+        !out.iter().any(|o| matches!(o, Output::Restrict(_))),
+        "a farm is an alert by default"
+    );
+    // 50 established phones behind one address registering at once
+    let mut d = det();
+    for i in 0..50 {
+        reg(
+            &mut d,
+            T0 + i,
+            &format!("old{i}"),
+            "198.51.100.1:5060",
+            "",
+            99,
+        );
+    }
+    assert!(!d.drain().any(|o| matches!(o, Output::Finding(_))));
+}
+
+#[test]
+fn an_imitation_is_a_client_that_claims_a_family_and_writes_otherwise() {
+    let mut d = det();
+    d.add_profile("baresip", 1);
+    reg(
+        &mut d,
+        T0,
+        "old1",
+        "192.0.2.1:5060",
+        "baresip v1.0.0 (x86_64/linux)",
+        1,
+    );
+    assert!(!d.drain().any(|o| matches!(o, Output::Finding(_))));
+    reg(
+        &mut d,
+        T0,
+        "new1",
+        "192.0.2.2:5060",
+        "baresip v1.0.0 (x86_64/linux)",
+        2,
+    );
+    let f: Vec<Finding> = d
+        .drain()
+        .filter_map(|o| match o {
+            Output::Finding(f) => Some(f),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(f.len(), 1);
+    assert_eq!(f[0].kind, FindingKind::Imitation);
+    assert_eq!(f[0].subject, Subject::Device(2));
+    // learned profiles: three established accounts teach a family's fingerprint
+    let mut d = det();
+    for i in 0..3 {
+        reg(
+            &mut d,
+            T0,
+            &format!("old{i}"),
+            "192.0.2.1:5060",
+            "Acme/2.0",
+            10,
+        );
+    }
+    reg(&mut d, T0, "old9", "192.0.2.9:5060", "Acme/2.0", 10);
+    assert!(!d.drain().any(|o| matches!(o, Output::Finding(_))));
+    reg(&mut d, T0 + 10, "new5", "192.0.2.5:5060", "Acme/2.1", 11);
+    assert!(d
+        .drain()
+        .any(|o| matches!(o, Output::Finding(f) if f.kind == FindingKind::Imitation)));
+    // new accounts cannot teach a profile
+    let mut d = det();
+    for i in 0..5 {
+        reg(
+            &mut d,
+            T0,
+            &format!("new{i}"),
+            "192.0.2.1:5060",
+            "Other/1",
+            20 + i as u64,
+        );
+    }
+    assert!(!d
+        .drain()
+        .any(|o| matches!(o, Output::Finding(f) if f.kind == FindingKind::Imitation)));
+}
+
+fn probe(d: &mut Detector, at: Millis, src: &str, kind: ProbeKind, user: &str, ua: &str) {
+    d.observe(Observation::Probe(Probe {
+        at,
+        source: addr(src),
+        kind,
+        user: user.into(),
+        user_agent: ua.into(),
+    }));
+}
+
+#[test]
+fn scanners_enumeration_and_guessing_are_found_per_network() {
+    let mut d = det();
+    probe(
+        &mut d,
+        T0,
+        "192.0.2.50:5060",
+        ProbeKind::Scanner,
+        "100",
+        "friendly-scanner",
+    );
+    let out: Vec<Output> = d.drain().collect();
+    assert!(out.iter().any(|o| matches!(o, Output::Finding(f) if f.kind == FindingKind::Scanner && f.subject == Subject::Network(Network::parse("192.0.2.0/24").unwrap()))));
+    assert!(out
+        .iter()
+        .any(|o| matches!(o, Output::Restrict(r) if r.per_minute.is_none())));
+    for i in 0..10 {
+        probe(
+            &mut d,
+            T0 + i,
+            &format!("192.0.2.{}:5060", 60 + i),
+            ProbeKind::UnknownUser,
+            &format!("{}", 200 + i),
+            "",
+        );
+    }
+    assert!(d
+        .drain()
+        .any(|o| matches!(o, Output::Finding(f) if f.kind == FindingKind::Enumeration)));
+    for i in 0..20 {
+        probe(
+            &mut d,
+            T0 + i,
+            "198.51.100.7:5060",
+            ProbeKind::AuthFailed,
+            "alice",
+            "",
+        );
+    }
+    let out: Vec<Output> = d.drain().collect();
+    assert!(out
+        .iter()
+        .any(|o| matches!(o, Output::Finding(f) if f.kind == FindingKind::PasswordGuessing)));
+    assert!(
+        !out.iter()
+            .any(|o| matches!(o, Output::Finding(f) if f.kind == FindingKind::Enumeration)),
+        "one user is not an enumeration"
+    );
+    // spread over more than the window: nothing
+    let mut d = det();
+    for i in 0..30 {
+        probe(
+            &mut d,
+            T0 + i * 61_000,
+            "198.51.100.8:5060",
+            ProbeKind::AuthFailed,
+            &format!("u{i}"),
+            "",
+        );
+    }
+    assert!(!d.drain().any(|o| matches!(o, Output::Finding(_))));
+}
+
+#[test]
+fn repeated_refusals_are_found() {
+    let mut d = det();
+    for i in 0..5 {
+        d.observe(Observation::Refused {
+            at: T0 + i,
+            source: addr("192.0.2.1:5060"),
+            account: "old1".into(),
+            kind: "offer-refused".into(),
+        });
+    }
+    assert!(d.drain().any(|o| matches!(o, Output::Finding(f) if f.kind == FindingKind::Refusals && f.subject == Subject::Account("old1".into()))));
+}
+
+#[test]
+fn state_is_bounded_and_idle_subjects_are_evicted() {
+    let mut cfg = Config::default();
+    cfg.max_subjects = 10;
+    let mut d = Detector::new(cfg, (1, 1, 1));
+    for i in 0..100 {
+        probe(
+            &mut d,
+            T0,
+            &format!("10.{i}.0.1:5060"),
+            ProbeKind::UnknownUser,
+            "x",
+            "",
+        );
+    }
+    assert_eq!(d.tracked().1, 10);
+    assert_eq!(d.overflow, 90);
+    d.tick(T0 + 3_600_001);
+    assert_eq!(d.tracked().1, 0);
+}
+
+#[test]
+fn a_finding_is_updated_not_repeated_and_a_lapsed_block_is_renewed() {
+    let mut s = Sim::new();
+    for i in 0..40 {
+        s.call(
+            T0 + i * 1000,
+            "old1",
+            &format!("old{}", 100 + i),
+            "192.0.2.7:5060",
+            None,
+            1000,
+        );
+    }
+    assert_eq!(s.findings.len(), 1);
+    assert_eq!(s.restrictions.len(), 1);
+    s.d.tick(T0 + 50_000);
+    s.collect();
+    assert!(s.findings[0].records.len() >= 40);
+    // after the block ran out (1 h), the sweep goes on: blocked again
+    for i in 0..25 {
+        s.call(
+            T0 + 3_700_000 + i * 1000,
+            "old1",
+            &format!("old{}", 200 + i),
+            "192.0.2.7:5060",
+            None,
+            1000,
+        );
+    }
+    assert_eq!(s.findings.len(), 1);
+    assert_eq!(s.restrictions.len(), 2);
+}

@@ -1,0 +1,487 @@
+//! Wire fingerprints: how a client writes SIP, independent of what it says.
+//!
+//! Two builds of the same SIP stack write their messages the same way: the same header
+//! names in the same order and case (or compact form), the same spacing around the
+//! colon, the same Via parameters in the same order, branch, tag and Call-ID values of
+//! the same shape (length and alphabet of random runs, fixed prefixes and separators),
+//! the same Max-Forwards. A client that claims another stack's User-Agent but writes like
+//! its own has a different fingerprint; see [`crate::Detector`] for how that becomes an
+//! imitation finding.
+//!
+//! The fingerprint reads only the header section of a request, once, without parsing
+//! values beyond splitting on `;`, and hashes (FNV-1a, 64 bits) what it sees; it is
+//! meant for INVITE and REGISTER, which every client sends, and is the same for both
+//! (the headers that only one of them carries are not part of it). Values that change
+//! per message (numbers, random identifiers) contribute only their shape.
+//!
+//! [`sdp_habits`] does the same for the session description of an offer.
+
+/// FNV-1a, 64 bits: tiny and good enough to tell habits apart (not a security hash;
+/// a client that wants a given fingerprint can always write like that client).
+#[derive(Clone, Copy)]
+struct Fnv(u64);
+
+impl Fnv {
+    fn new() -> Self {
+        Fnv(0xcbf2_9ce4_8422_2325)
+    }
+    fn byte(&mut self, b: u8) {
+        self.0 ^= u64::from(b);
+        self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
+    }
+    fn bytes(&mut self, bs: &[u8]) {
+        for &b in bs {
+            self.byte(b);
+        }
+    }
+    /// A field separator, so that ("ab","c") and ("a","bc") differ.
+    fn sep(&mut self) {
+        self.byte(0xff);
+    }
+}
+
+/// The headers every INVITE and REGISTER carries, in the canonical order of their index.
+/// Their relative order as written, and how each name is written, are habits.
+const CORE: [&[u8]; 7] = [
+    b"via",
+    b"from",
+    b"to",
+    b"call-id",
+    b"cseq",
+    b"max-forwards",
+    b"contact",
+];
+
+/// Index in [`CORE`] of a header name as written (full or compact form, any case).
+fn core_index(name: &[u8]) -> Option<usize> {
+    if name.len() == 1 {
+        return match name.first().map(u8::to_ascii_lowercase) {
+            Some(b'v') => Some(0),
+            Some(b'f') => Some(1),
+            Some(b't') => Some(2),
+            Some(b'i') => Some(3),
+            Some(b'm') => Some(6),
+            _ => None,
+        };
+    }
+    CORE.iter().position(|c| c.eq_ignore_ascii_case(name))
+}
+
+/// Adds the shape of a value: runs of digits count as one `D` (sequence numbers and
+/// process ids vary); other alphanumeric runs as `A` with their length, and for runs of
+/// 12 or more characters their case (`l`ower, `U`pper, `m`ixed; a shorter random run
+/// may be single-case by chance); every other character as itself. At most 64 tokens.
+fn shape(h: &mut Fnv, v: &[u8]) {
+    let mut i = 0;
+    let mut tokens = 0;
+    while i < v.len() && tokens < 64 {
+        tokens += 1;
+        let start = i;
+        let (mut digits, mut lower, mut upper) = (true, false, false);
+        while let Some(&c) = v.get(i) {
+            if !c.is_ascii_alphanumeric() {
+                break;
+            }
+            digits &= c.is_ascii_digit();
+            lower |= c.is_ascii_lowercase();
+            upper |= c.is_ascii_uppercase();
+            i += 1;
+        }
+        let run = i - start;
+        if run == 0 {
+            if let Some(&c) = v.get(i) {
+                h.byte(c);
+            }
+            i += 1;
+            continue;
+        }
+        if digits {
+            h.byte(b'D');
+            continue;
+        }
+        h.byte(b'A');
+        h.byte(run.min(255) as u8);
+        if run >= 12 {
+            h.byte(match (lower, upper) {
+                (true, true) => b'm',
+                (true, false) => b'l',
+                _ => b'U',
+            });
+        }
+    }
+    h.sep();
+}
+
+fn trim(mut v: &[u8]) -> &[u8] {
+    while let [b' ' | b'\t', rest @ ..] = v {
+        v = rest;
+    }
+    while let [rest @ .., b' ' | b'\t'] = v {
+        v = rest;
+    }
+    v
+}
+
+/// The value of parameter `name` in a `;`-separated list (case-insensitive name).
+fn param<'a>(params: &'a [u8], name: &[u8]) -> Option<&'a [u8]> {
+    params.split(|&b| b == b';').find_map(|p| {
+        let p = trim(p);
+        let (n, v) = match p.iter().position(|&b| b == b'=') {
+            Some(eq) => (p.get(..eq)?, p.get(eq + 1..)?),
+            None => (p, &b""[..]),
+        };
+        trim(n).eq_ignore_ascii_case(name).then_some(trim(v))
+    })
+}
+
+/// The parameters of a name-addr or addr-spec header value (after `>` when the URI is
+/// bracketed, else after the first `;`), and whether it was bracketed.
+fn header_params(v: &[u8]) -> (&[u8], bool) {
+    if let Some(gt) = v.iter().rposition(|&b| b == b'>') {
+        return (v.get(gt + 1..).unwrap_or_default(), true);
+    }
+    match v.iter().position(|&b| b == b';') {
+        Some(sc) => (v.get(sc..).unwrap_or_default(), false),
+        None => (&[], false),
+    }
+}
+
+/// Adds the names of the parameters in a `;` list, in order (as written).
+fn param_names(h: &mut Fnv, params: &[u8]) {
+    for p in params.split(|&b| b == b';').take(16) {
+        let p = trim(p);
+        let n = p.split(|&b| b == b'=').next().unwrap_or_default();
+        h.bytes(trim(n));
+        h.byte(b';');
+    }
+    h.sep();
+}
+
+/// The wire fingerprint of a request (see the module documentation). Bytes that are
+/// not a SIP request give a fingerprint too (of what there is); it never fails.
+pub fn fingerprint(raw: &[u8]) -> u64 {
+    let mut h = Fnv::new();
+    let mut order = [0u8; CORE.len()];
+    let mut seen = 0usize;
+    let mut first_of = [false; CORE.len()];
+    // Skip the request line.
+    let mut rest = match raw.iter().position(|&b| b == b'\n') {
+        Some(nl) => raw.get(nl + 1..).unwrap_or_default(),
+        None => return h.0,
+    };
+    let mut lines = 0;
+    while !rest.is_empty() && lines < 128 {
+        lines += 1;
+        let nl = rest.iter().position(|&b| b == b'\n').unwrap_or(rest.len());
+        let line = rest.get(..nl).unwrap_or_default();
+        rest = rest.get(nl + 1..).unwrap_or_default();
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.is_empty() {
+            break; // end of the header section
+        }
+        if matches!(line.first(), Some(b' ' | b'\t')) {
+            h.byte(b'+'); // folding is a habit too
+            continue;
+        }
+        let Some(colon) = line.iter().position(|&b| b == b':') else {
+            continue;
+        };
+        let raw_name = line.get(..colon).unwrap_or_default();
+        let name = trim(raw_name);
+        let after = line.get(colon + 1..).unwrap_or_default();
+        let Some(i) = core_index(name) else {
+            continue;
+        };
+        let first = first_of.get(i).copied() == Some(false);
+        if let Some(f) = first_of.get_mut(i) {
+            *f = true;
+        }
+        if !first {
+            continue; // a second Via (of a proxy) is not the client's habit
+        }
+        if let Some(slot) = order.get_mut(seen) {
+            *slot = i as u8;
+            seen += 1;
+        }
+        // How the name and the separator are written.
+        h.bytes(name);
+        h.byte(u8::from(raw_name.len() != name.len()));
+        h.byte(after.iter().take_while(|&&b| b == b' ').count().min(3) as u8);
+        h.sep();
+        let value = trim(after);
+        match i {
+            0 => {
+                // Via: protocol as written, parameter names in order, branch shape.
+                let semi = value.iter().position(|&b| b == b';').unwrap_or(value.len());
+                let sent = value.get(..semi).unwrap_or_default();
+                let proto = sent.split(|&b| b == b' ').next().unwrap_or_default();
+                h.bytes(proto);
+                h.sep();
+                let params = value.get(semi..).unwrap_or_default();
+                param_names(&mut h, params);
+                if let Some(b) = param(params, b"branch") {
+                    shape(&mut h, b.strip_prefix(b"z9hG4bK").unwrap_or(b));
+                }
+            }
+            1 => {
+                let (params, bracketed) = header_params(value);
+                h.byte(u8::from(bracketed));
+                param_names(&mut h, params);
+                if let Some(t) = param(params, b"tag") {
+                    shape(&mut h, t);
+                }
+            }
+            2 | 6 => {
+                let (_, bracketed) = header_params(value);
+                h.byte(u8::from(bracketed));
+            }
+            3 => {
+                let at = value.iter().position(|&b| b == b'@');
+                shape(
+                    &mut h,
+                    value.get(..at.unwrap_or(value.len())).unwrap_or_default(),
+                );
+                h.byte(u8::from(at.is_some()));
+            }
+            5 => h.bytes(value),
+            _ => {}
+        }
+        h.sep();
+    }
+    for &i in order.get(..seen).unwrap_or_default() {
+        h.byte(i);
+    }
+    h.0
+}
+
+/// How an offer's session description is written: the `o=` user and the shape of its
+/// session id, the `s=` text, the order of the session-level line types and the
+/// attribute names of the first media section. 0 when there is no body.
+pub fn sdp_habits(body: &[u8]) -> u64 {
+    if body.is_empty() {
+        return 0;
+    }
+    let mut h = Fnv::new();
+    let mut media = 0;
+    for line in body.split(|&b| b == b'\n').take(256) {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        let (Some(&t), Some(b'=')) = (line.first(), line.get(1)) else {
+            continue;
+        };
+        let v = line.get(2..).unwrap_or_default();
+        if t == b'm' {
+            media += 1;
+            if media > 1 {
+                break;
+            }
+        }
+        h.byte(t);
+        match t {
+            b'o' => {
+                let mut f = v.split(|&b| b == b' ');
+                h.bytes(f.next().unwrap_or_default());
+                h.sep();
+                shape(&mut h, f.next().unwrap_or_default());
+            }
+            b's' => h.bytes(v),
+            b'a' => {
+                let end = v
+                    .iter()
+                    .position(|&b| b == b':' || b == b' ')
+                    .unwrap_or(v.len());
+                h.bytes(v.get(..end).unwrap_or_default());
+            }
+            _ => {}
+        }
+        h.sep();
+    }
+    h.0
+}
+
+/// The family a User-Agent claims: its first word up to `/`, a space or `(`, in lower
+/// case, at most 32 characters of `[a-z0-9._-]`; empty when there is none.
+pub fn ua_family(ua: &str) -> String {
+    ua.trim()
+        .split(['/', ' ', '('])
+        .next()
+        .unwrap_or("")
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+        .take(32)
+        .map(|c| c.to_ascii_lowercase())
+        .collect()
+}
+
+/// User-Agent substrings of known SIP scanners (SIPVicious `svmap`/`svwar`/`svcrack`
+/// and the tools that copied its defaults), lower case.
+const SCANNERS: [&str; 10] = [
+    "friendly-scanner",
+    "sipvicious",
+    "sipcli",
+    "sip-scan",
+    "sipscan",
+    "vaxsipuseragent",
+    "iwar",
+    "sundayddr",
+    "pplsip",
+    "smap",
+];
+
+/// The scanner signature a User-Agent (or From display name) matches, if any.
+pub fn scanner_signature(text: &str) -> Option<&'static str> {
+    if text.is_empty() {
+        return None;
+    }
+    let lower = text.to_ascii_lowercase();
+    SCANNERS.iter().copied().find(|s| lower.contains(s))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn msg(method: &str, branch: &str, tag: &str, cid: &str, extra: &str) -> Vec<u8> {
+        format!(
+            "{method} sip:bob@example.com SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bK{branch};rport\r\nMax-Forwards: 70\r\nFrom: <sip:alice@example.com>;tag={tag}\r\nTo: <sip:bob@example.com>\r\nCall-ID: {cid}\r\nCSeq: 1 {method}\r\nContact: <sip:alice@10.0.0.1>\r\n{extra}Content-Length: 0\r\n\r\n"
+        )
+        .into_bytes()
+    }
+
+    #[test]
+    fn the_same_habits_give_the_same_fingerprint_whatever_the_values() {
+        let a = fingerprint(&msg(
+            "INVITE",
+            "a1b2c3d4e5f60718",
+            "9f8e7d6c",
+            "ab12cd34ef56ab12@10.0.0.1",
+            "",
+        ));
+        let b = fingerprint(&msg(
+            "REGISTER",
+            "0f1e2d3c4b5a6978",
+            "1a2b3c4d",
+            "99aa88bb77cc66dd@10.0.0.1",
+            "Authorization: Digest username=\"alice\"\r\nExpires: 3600\r\n",
+        ));
+        assert_eq!(a, b, "values and method-specific headers do not count");
+    }
+
+    #[test]
+    fn different_habits_give_different_fingerprints() {
+        let base = fingerprint(&msg(
+            "INVITE",
+            "a1b2c3d4e5f60718",
+            "9f8e7d6c",
+            "ab12cd34ef56ab12@h",
+            "",
+        ));
+        // another branch shape
+        assert_ne!(
+            base,
+            fingerprint(&msg(
+                "INVITE",
+                "-1234-1-0",
+                "9f8e7d6c",
+                "ab12cd34ef56ab12@h",
+                ""
+            ))
+        );
+        // another tag length
+        assert_ne!(
+            base,
+            fingerprint(&msg(
+                "INVITE",
+                "a1b2c3d4e5f60718",
+                "9f8e7d6c11",
+                "ab12cd34ef56ab12@h",
+                ""
+            ))
+        );
+        // compact form of one header
+        let compact = String::from_utf8(msg(
+            "INVITE",
+            "a1b2c3d4e5f60718",
+            "9f8e7d6c",
+            "ab12cd34ef56ab12@h",
+            "",
+        ))
+        .unwrap()
+        .replace("Call-ID:", "i:");
+        assert_ne!(base, fingerprint(compact.as_bytes()));
+        // case of one header name
+        let case = String::from_utf8(msg(
+            "INVITE",
+            "a1b2c3d4e5f60718",
+            "9f8e7d6c",
+            "ab12cd34ef56ab12@h",
+            "",
+        ))
+        .unwrap()
+        .replace("Call-ID:", "Call-Id:");
+        assert_ne!(base, fingerprint(case.as_bytes()));
+        // header order
+        let reordered = String::from_utf8(msg(
+            "INVITE",
+            "a1b2c3d4e5f60718",
+            "9f8e7d6c",
+            "ab12cd34ef56ab12@h",
+            "",
+        ))
+        .unwrap()
+        .replace(
+            "Max-Forwards: 70\r\nFrom: <sip:alice@example.com>;tag=9f8e7d6c\r\n",
+            "From: <sip:alice@example.com>;tag=9f8e7d6c\r\nMax-Forwards: 70\r\n",
+        );
+        assert_ne!(base, fingerprint(reordered.as_bytes()));
+    }
+
+    #[test]
+    fn sequence_numbers_are_shapes() {
+        let a = fingerprint(&msg("INVITE", "-1-4711-0", "1", "1-4711@10.0.0.1", ""));
+        let b = fingerprint(&msg(
+            "INVITE",
+            "-982-4711-3",
+            "982",
+            "982-4711@10.0.0.1",
+            "",
+        ));
+        assert_eq!(a, b);
+    }
+
+    #[test]
+    fn garbage_gives_a_value_not_a_panic() {
+        for g in [
+            &b""[..],
+            b"\n",
+            b"X\n:\n\n",
+            b"INVITE\nVia:;;;branch=\nFrom:>;tag\n",
+            &[0xff; 40],
+        ] {
+            let _ = fingerprint(g);
+            let _ = sdp_habits(g);
+        }
+    }
+
+    #[test]
+    fn families_and_scanners() {
+        assert_eq!(ua_family("baresip v1.0.0 (x86_64/linux)"), "baresip");
+        assert_eq!(ua_family("Linphone/5.1.64 (belle-sip/5.1.64)"), "linphone");
+        assert_eq!(ua_family("  "), "");
+        assert_eq!(
+            scanner_signature("friendly-scanner"),
+            Some("friendly-scanner")
+        );
+        assert_eq!(scanner_signature("SIPVicious/0.3.4"), Some("sipvicious"));
+        assert_eq!(scanner_signature("baresip v1.0.0"), None);
+    }
+
+    #[test]
+    fn sdp_habits_ignore_values_that_change() {
+        let a = b"v=0\r\no=- 123456 1 IN IP4 10.0.0.1\r\ns=-\r\nc=IN IP4 10.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n";
+        let b = b"v=0\r\no=- 987654 1 IN IP4 10.0.0.2\r\ns=-\r\nc=IN IP4 10.0.0.2\r\nt=0 0\r\nm=audio 5000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n";
+        let c = b"v=0\r\no=user1 53655765 2353687637 IN IP4 10.0.0.1\r\ns=-\r\nc=IN IP4 10.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n";
+        assert_eq!(sdp_habits(a), sdp_habits(b));
+        assert_ne!(sdp_habits(a), sdp_habits(c));
+        assert_eq!(sdp_habits(b""), 0);
+    }
+}

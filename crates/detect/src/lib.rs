@@ -1,0 +1,50 @@
+//! # palisade-detect: see a campaign while it runs
+//!
+//! The core reports what happens to calls and registrations as [`Observation`]s (cheap
+//! values, made on its thread); the server's detection thread feeds them to a
+//! [`Detector`], which assembles them into [`CallRecord`]s and [`RegistrationRecord`]s
+//! for the store and runs the detectors over them. A detector that fires produces a
+//! [`Finding`] (kind, subject, score, the records it rests on) and, when its configured
+//! response is not `alert`, a [`Restriction`] that the core applies to later requests.
+//!
+//! Detectors (see [`Config`] for every threshold and window):
+//! - **ring-and-cancel sweep** (`sweep`): an account whose calls reach many distinct
+//!   callees, mostly cancelled before answer or after a short ring; the answer ratio is
+//!   the counter-evidence (a call centre is answered most of the time);
+//! - **new account calling strangers** (`strangers`): an account created recently that
+//!   calls many users it has never called nor been called by;
+//! - **account farm** (`farm`): many new accounts first seen from one network (/24, /64)
+//!   or one device fingerprint in a short time;
+//! - **imitation** (`imitation`): a client that claims a User-Agent family whose known
+//!   wire fingerprints ([`fingerprint`]) do not include its own;
+//! - **scanners** (`scanner`, `enumeration`, `password-guessing`, `flood`): known scanner
+//!   signatures, many user names probed, authentication failures, answer-budget floods,
+//!   per source network;
+//! - **repeated refusals** (`refusals`): shield or protected-user refusals from one
+//!   account or network.
+//!
+//! Subjects are an account, a device fingerprint or a source network, never a single IP
+//! address. All state is bounded ([`Config::max_subjects`]) and driven by the times in
+//! the observations (Unix milliseconds): no clock, no I/O, deterministic in tests.
+#![forbid(unsafe_code)]
+#![warn(missing_docs, unreachable_pub)]
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::string_slice,
+        clippy::indexing_slicing,
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic
+    )
+)]
+
+mod detector;
+pub mod fingerprint;
+mod model;
+mod time;
+
+pub use detector::Detector;
+pub use fingerprint::{fingerprint, scanner_signature, sdp_habits, ua_family};
+pub use model::*;
+pub use time::{parse_time, rfc3339};

@@ -1,0 +1,685 @@
+//! The values the detector takes in and gives out, and its configuration.
+
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+
+use serde::Deserialize;
+
+/// Unix time in milliseconds.
+pub type Millis = i64;
+
+/// What the core saw (made on the core's thread: plain values, no references).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Observation {
+    /// An authenticated caller's initial INVITE to a local user was routed (forwarded,
+    /// refused, or refused because a restriction blocks the caller).
+    CallStart(CallStart),
+    /// A response the server sent on that INVITE's server transaction (provisional or
+    /// final), or the final status it answered with itself.
+    CallStatus {
+        /// [`CallStart::key`] of the call.
+        key: u64,
+        /// When.
+        at: Millis,
+        /// The status code.
+        status: u16,
+    },
+    /// A BYE for a dialog (either side), by Call-ID.
+    CallEnd {
+        /// The dialog's Call-ID.
+        call_id: String,
+        /// When.
+        at: Millis,
+    },
+    /// A REGISTER that authenticated and changed or refreshed bindings.
+    Registered(Registration),
+    /// A request that looks like probing: see [`ProbeKind`].
+    Probe(Probe),
+    /// A shield refusal or a protected-user refusal.
+    Refused {
+        /// When.
+        at: Millis,
+        /// Where from.
+        source: SocketAddr,
+        /// The calling account (empty when unknown).
+        account: String,
+        /// The event kind (`offer-refused`, `protected-refused`, ...).
+        kind: String,
+    },
+}
+
+/// A call attempt as the core saw its INVITE.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CallStart {
+    /// The server transaction's key (what [`Observation::CallStatus`] refers to).
+    pub key: u64,
+    /// When the INVITE arrived.
+    pub at: Millis,
+    /// Its Call-ID.
+    pub call_id: String,
+    /// The authenticated calling account.
+    pub caller: String,
+    /// The called user (user part of the To URI).
+    pub callee: String,
+    /// Where it came from.
+    pub source: SocketAddr,
+    /// `udp`, `tcp` or `tls`.
+    pub transport: &'static str,
+    /// The User-Agent it claims (empty when none).
+    pub user_agent: String,
+    /// Its wire fingerprint ([`crate::fingerprint`]).
+    pub fingerprint: u64,
+    /// How its offer is written ([`crate::sdp_habits`]).
+    pub sdp: u64,
+    /// A restriction refused it: it rang no one.
+    pub blocked: bool,
+}
+
+/// An authenticated registration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Registration {
+    /// When.
+    pub at: Millis,
+    /// The account.
+    pub account: String,
+    /// Where from.
+    pub source: SocketAddr,
+    /// `udp`, `tcp` or `tls`.
+    pub transport: &'static str,
+    /// The User-Agent it claims.
+    pub user_agent: String,
+    /// Its wire fingerprint.
+    pub fingerprint: u64,
+}
+
+/// What kind of probing a request looked like.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ProbeKind {
+    /// Credentials that did not verify.
+    AuthFailed,
+    /// A REGISTER or call for a user this server does not have.
+    UnknownUser,
+    /// A User-Agent or From of a known scanner.
+    Scanner,
+    /// The source spent its answer budget (the core stopped answering it).
+    Flood,
+}
+
+impl ProbeKind {
+    /// Its name in records and reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProbeKind::AuthFailed => "auth-failed",
+            ProbeKind::UnknownUser => "unknown-user",
+            ProbeKind::Scanner => "scanner",
+            ProbeKind::Flood => "flood",
+        }
+    }
+}
+
+/// A request that looked like probing.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Probe {
+    /// When.
+    pub at: Millis,
+    /// Where from.
+    pub source: SocketAddr,
+    /// What it looked like.
+    pub kind: ProbeKind,
+    /// The user name it was about (To or Request-URI user; may be empty).
+    pub user: String,
+    /// The User-Agent it claimed.
+    pub user_agent: String,
+}
+
+/// A source network: an IPv4 /24 or an IPv6 /64 (never a single address: one address
+/// may be a whole office behind NAT, and an attacker changes addresses within a network
+/// for free).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Network {
+    /// The network address (host bits zero).
+    pub addr: IpAddr,
+    /// Prefix length (24 or 64).
+    pub prefix: u8,
+}
+
+impl Network {
+    /// The network of an address.
+    pub fn of(ip: IpAddr) -> Network {
+        match ip {
+            IpAddr::V4(v4) => {
+                let o = v4.octets();
+                Network {
+                    addr: IpAddr::from([o[0], o[1], o[2], 0]),
+                    prefix: 24,
+                }
+            }
+            IpAddr::V6(v6) => {
+                let s = v6.segments();
+                Network {
+                    addr: IpAddr::from([s[0], s[1], s[2], s[3], 0, 0, 0, 0]),
+                    prefix: 64,
+                }
+            }
+        }
+    }
+
+    /// Parses `ADDR/PREFIX` as written by `Display`.
+    pub fn parse(s: &str) -> Option<Network> {
+        let (a, p) = s.split_once('/')?;
+        let addr: IpAddr = a.parse().ok()?;
+        let prefix: u8 = p.parse().ok()?;
+        (Network::of(addr) == Network { addr, prefix }).then_some(Network { addr, prefix })
+    }
+}
+
+impl fmt::Display for Network {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.addr, self.prefix)
+    }
+}
+
+/// Who a finding or a restriction is about.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Subject {
+    /// A local account.
+    Account(String),
+    /// A device: a wire fingerprint.
+    Device(u64),
+    /// A source network.
+    Network(Network),
+}
+
+impl Subject {
+    /// `account`, `device` or `network`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Subject::Account(_) => "account",
+            Subject::Device(_) => "device",
+            Subject::Network(_) => "network",
+        }
+    }
+
+    /// The value as stored: the account name, 16 hex digits, or `ADDR/PREFIX`.
+    pub fn value(&self) -> String {
+        match self {
+            Subject::Account(a) => a.clone(),
+            Subject::Device(d) => format!("{d:016x}"),
+            Subject::Network(n) => n.to_string(),
+        }
+    }
+
+    /// The inverse of (`kind`, `value`).
+    pub fn parse(kind: &str, value: &str) -> Option<Subject> {
+        match kind {
+            "account" => Some(Subject::Account(value.to_string())),
+            "device" => u64::from_str_radix(value, 16).ok().map(Subject::Device),
+            "network" => Network::parse(value).map(Subject::Network),
+            _ => None,
+        }
+    }
+}
+
+/// The kinds of finding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum FindingKind {
+    /// Ring-and-cancel sweep over many callees.
+    Sweep,
+    /// A new account calling many strangers.
+    Strangers,
+    /// Many new accounts from one network or device.
+    Farm,
+    /// A client that writes unlike the family it claims.
+    Imitation,
+    /// A known scanner's signature.
+    Scanner,
+    /// Many user names probed from one network.
+    Enumeration,
+    /// Many authentication failures from one network.
+    PasswordGuessing,
+    /// A network that keeps spending its answer budget.
+    Flood,
+    /// Repeated shield or protected-user refusals.
+    Refusals,
+}
+
+impl FindingKind {
+    /// Every kind.
+    pub const ALL: [FindingKind; 9] = [
+        FindingKind::Sweep,
+        FindingKind::Strangers,
+        FindingKind::Farm,
+        FindingKind::Imitation,
+        FindingKind::Scanner,
+        FindingKind::Enumeration,
+        FindingKind::PasswordGuessing,
+        FindingKind::Flood,
+        FindingKind::Refusals,
+    ];
+
+    /// Its name in reports and configuration.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FindingKind::Sweep => "ring-and-cancel-sweep",
+            FindingKind::Strangers => "new-account-calls-strangers",
+            FindingKind::Farm => "account-farm",
+            FindingKind::Imitation => "imitation-client",
+            FindingKind::Scanner => "scanner",
+            FindingKind::Enumeration => "user-enumeration",
+            FindingKind::PasswordGuessing => "password-guessing",
+            FindingKind::Flood => "flood",
+            FindingKind::Refusals => "repeated-refusals",
+        }
+    }
+
+    /// The inverse of `as_str`.
+    pub fn parse(s: &str) -> Option<FindingKind> {
+        FindingKind::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+}
+
+/// What a finding points to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Evidence {
+    /// A call record (its id).
+    Call(u64),
+    /// A registration record (its id).
+    Registration(u64),
+    /// A probe or refusal, described (these are not stored one by one).
+    Event(String),
+}
+
+/// A detector's conclusion.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Finding {
+    /// Its number (unique in the data directory).
+    pub id: u64,
+    /// What was seen.
+    pub kind: FindingKind,
+    /// About whom.
+    pub subject: Subject,
+    /// 0..=1: how far past the thresholds.
+    pub score: f64,
+    /// When the first observation it rests on happened.
+    pub first_seen: Millis,
+    /// When it was detected.
+    pub detected_at: Millis,
+    /// When it was last updated (more evidence).
+    pub updated_at: Millis,
+    /// The response taken.
+    pub action: ActionKind,
+    /// The accounts it names (the subject itself, the accounts of a farm or device).
+    pub accounts: Vec<String>,
+    /// What it rests on (at most [`MAX_EVIDENCE`]).
+    pub records: Vec<Evidence>,
+    /// One line for people.
+    pub summary: String,
+}
+
+/// Most evidence items kept per finding.
+pub const MAX_EVIDENCE: usize = 1000;
+
+/// The response a detector takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ActionKind {
+    /// Record the finding only.
+    Alert,
+    /// Let the subject start at most `limit_per_minute` calls a minute.
+    Limit,
+    /// Refuse the subject's calls (a network: every request).
+    Block,
+}
+
+impl ActionKind {
+    /// Its name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ActionKind::Alert => "alert",
+            ActionKind::Limit => "rate-limit",
+            ActionKind::Block => "block",
+        }
+    }
+}
+
+/// A restriction the core applies.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Restriction {
+    /// On whom.
+    pub subject: Subject,
+    /// Until when (Unix ms).
+    pub until: Millis,
+    /// `None`: block; `Some(n)`: at most n calls a minute.
+    pub per_minute: Option<u32>,
+    /// The finding it comes from.
+    pub finding: u64,
+}
+
+/// A finished (or updated) call attempt.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CallRecord {
+    /// Its number (unique in the data directory).
+    pub id: u64,
+    /// The Call-ID.
+    pub call_id: String,
+    /// The calling account.
+    pub caller: String,
+    /// The called user.
+    pub callee: String,
+    /// Where the INVITE came from.
+    pub source: SocketAddr,
+    /// `udp`, `tcp`, `tls`.
+    pub transport: &'static str,
+    /// The claimed User-Agent.
+    pub user_agent: String,
+    /// Wire fingerprint.
+    pub fingerprint: u64,
+    /// SDP habits.
+    pub sdp: u64,
+    /// INVITE time.
+    pub invite_at: Millis,
+    /// First 18x.
+    pub ringing_at: Option<Millis>,
+    /// 2xx.
+    pub answered_at: Option<Millis>,
+    /// Final non-2xx (487 after a CANCEL).
+    pub final_at: Option<Millis>,
+    /// BYE.
+    pub ended_at: Option<Millis>,
+    /// The final status, once known.
+    pub status: Option<u16>,
+    /// A restriction refused it.
+    pub blocked: bool,
+}
+
+impl CallRecord {
+    /// `in-progress`, `answered`, `cancelled` (before answer), `blocked`, `rejected`
+    /// (the callee said no: 486, 600, 603, 4xx) or `failed` (no one reachable, 408,
+    /// 480, 5xx).
+    pub fn outcome(&self) -> &'static str {
+        if self.blocked {
+            return "blocked";
+        }
+        match self.status {
+            None => "in-progress",
+            Some(200..=299) => "answered",
+            Some(487) => "cancelled",
+            Some(404 | 408 | 410 | 480 | 500..=599) => "failed",
+            Some(_) => "rejected",
+        }
+    }
+
+    /// Ring time: from the first 18x to the answer or the final response.
+    pub fn ring_ms(&self) -> Option<Millis> {
+        let end = self.answered_at.or(self.final_at)?;
+        Some(end - self.ringing_at?)
+    }
+
+    /// Talk time: from the answer to the BYE.
+    pub fn talk_ms(&self) -> Option<Millis> {
+        Some(self.ended_at? - self.answered_at?)
+    }
+}
+
+/// A registration record (one per account, device and source, renewed hourly).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RegistrationRecord {
+    /// Its number.
+    pub id: u64,
+    /// When.
+    pub at: Millis,
+    /// The account.
+    pub account: String,
+    /// Where from.
+    pub source: SocketAddr,
+    /// `udp`, `tcp`, `tls`.
+    pub transport: &'static str,
+    /// The claimed User-Agent.
+    pub user_agent: String,
+    /// Wire fingerprint.
+    pub fingerprint: u64,
+    /// When this account was first seen with this fingerprint.
+    pub first_seen: Millis,
+}
+
+/// What the detector gives the store.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Output {
+    /// Insert or replace a call record.
+    Call(CallRecord),
+    /// Insert a registration record.
+    Registration(RegistrationRecord),
+    /// Insert or replace a finding.
+    Finding(Finding),
+    /// Apply (and store) a restriction.
+    Restrict(Restriction),
+}
+
+/// One detector's response.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Response {
+    /// `alert`, `rate-limit` or `block`.
+    pub action: ActionKind,
+    /// How long a block or limit lasts (seconds).
+    pub duration_s: u64,
+    /// Calls a minute under `rate-limit`.
+    pub limit_per_minute: u32,
+}
+
+impl Default for Response {
+    fn default() -> Self {
+        Response {
+            action: ActionKind::Alert,
+            duration_s: 3600,
+            limit_per_minute: 2,
+        }
+    }
+}
+
+fn response(action: ActionKind, duration_s: u64) -> Response {
+    Response {
+        action,
+        duration_s,
+        ..Response::default()
+    }
+}
+
+/// Thresholds of the sweep detector.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SweepConfig {
+    /// On or off.
+    pub enabled: bool,
+    /// Window (seconds) over an account's finished calls.
+    pub window_s: u64,
+    /// Distinct callees in the window at and above which it may fire.
+    pub min_callees: usize,
+    /// Answer ratio (answered / finished) at or below which it may fire.
+    pub max_answer_ratio: f64,
+    /// Share of calls cancelled before answer (or after a short ring) at and above
+    /// which it may fire.
+    pub min_short_ratio: f64,
+    /// A cancel after at most this much ringing (ms) is "short".
+    pub short_ring_ms: i64,
+    /// Mean talk time (s) of answered calls at and above which a borderline answer
+    /// ratio (up to twice `max_answer_ratio`) counts as legitimate.
+    pub counter_talk_s: u64,
+    /// Response.
+    pub response: Response,
+}
+
+impl Default for SweepConfig {
+    fn default() -> Self {
+        SweepConfig {
+            enabled: true,
+            window_s: 600,
+            min_callees: 20,
+            max_answer_ratio: 0.2,
+            min_short_ratio: 0.5,
+            short_ring_ms: 15_000,
+            counter_talk_s: 30,
+            response: response(ActionKind::Block, 3600),
+        }
+    }
+}
+
+/// Thresholds of the new-account detectors (farm and strangers).
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NewAccountConfig {
+    /// On or off.
+    pub enabled: bool,
+    /// An account created (or, when its creation time is unknown, first seen) less than
+    /// this long ago (seconds) is new.
+    pub new_for_s: u64,
+    /// Window (seconds).
+    pub window_s: u64,
+    /// Farm: new accounts first seen from one network or device in the window.
+    pub min_accounts: usize,
+    /// Strangers: distinct users a new account called in the window that it had no
+    /// call with before, in either direction.
+    pub min_strangers: usize,
+    /// Response to a farm.
+    pub farm_response: Response,
+    /// Response to a new account calling strangers.
+    pub strangers_response: Response,
+}
+
+impl Default for NewAccountConfig {
+    fn default() -> Self {
+        NewAccountConfig {
+            enabled: true,
+            new_for_s: 7 * 86_400,
+            window_s: 3600,
+            min_accounts: 5,
+            min_strangers: 10,
+            farm_response: response(ActionKind::Alert, 3600),
+            strangers_response: Response {
+                action: ActionKind::Limit,
+                duration_s: 3600,
+                limit_per_minute: 2,
+            },
+        }
+    }
+}
+
+/// Thresholds of the imitation detector.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ImitationConfig {
+    /// On or off.
+    pub enabled: bool,
+    /// A fingerprint joins a family's learned profile once this many established (not
+    /// new) accounts claiming the family used it.
+    pub learn_min_accounts: usize,
+    /// Response.
+    pub response: Response,
+}
+
+impl Default for ImitationConfig {
+    fn default() -> Self {
+        ImitationConfig {
+            enabled: true,
+            learn_min_accounts: 3,
+            response: response(ActionKind::Alert, 3600),
+        }
+    }
+}
+
+/// Thresholds of the scanner detectors.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ScanConfig {
+    /// On or off.
+    pub enabled: bool,
+    /// Window (seconds).
+    pub window_s: u64,
+    /// Distinct unknown or failed user names from one network in the window.
+    pub min_users: usize,
+    /// Authentication failures from one network in the window.
+    pub min_auth_failures: usize,
+    /// Answer-budget floods (at most one per source and 10 s) from one network.
+    pub min_floods: usize,
+    /// Response to a scanner signature, an enumeration or password guessing.
+    pub response: Response,
+    /// Response to a flood (the core already stops answering it).
+    pub flood_response: Response,
+}
+
+impl Default for ScanConfig {
+    fn default() -> Self {
+        ScanConfig {
+            enabled: true,
+            window_s: 60,
+            min_users: 10,
+            min_auth_failures: 20,
+            min_floods: 3,
+            response: response(ActionKind::Block, 600),
+            flood_response: response(ActionKind::Alert, 600),
+        }
+    }
+}
+
+/// Thresholds of the refusal detector.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RefusalConfig {
+    /// On or off.
+    pub enabled: bool,
+    /// Window (seconds).
+    pub window_s: u64,
+    /// Refusals of one account or network in the window.
+    pub min_refusals: usize,
+    /// Response.
+    pub response: Response,
+}
+
+impl Default for RefusalConfig {
+    fn default() -> Self {
+        RefusalConfig {
+            enabled: true,
+            window_s: 600,
+            min_refusals: 5,
+            response: response(ActionKind::Alert, 3600),
+        }
+    }
+}
+
+/// The detectors' configuration (`[detect]` in the server's file).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Detection on (the default) or off (no records either).
+    pub enabled: bool,
+    /// Days of call and registration records kept in the store.
+    pub retention_days: u64,
+    /// Most subjects (accounts, devices, networks, calls in progress) tracked at once;
+    /// the least recently active are evicted beyond it.
+    pub max_subjects: usize,
+    /// Ring-and-cancel sweeps.
+    pub sweep: SweepConfig,
+    /// New-account farms and new accounts calling strangers.
+    pub new_accounts: NewAccountConfig,
+    /// Imitation clients.
+    pub imitation: ImitationConfig,
+    /// Scanners and floods.
+    pub scan: ScanConfig,
+    /// Repeated refusals.
+    pub refusals: RefusalConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            enabled: true,
+            retention_days: 90,
+            max_subjects: 100_000,
+            sweep: SweepConfig::default(),
+            new_accounts: NewAccountConfig::default(),
+            imitation: ImitationConfig::default(),
+            scan: ScanConfig::default(),
+            refusals: RefusalConfig::default(),
+        }
+    }
+}
