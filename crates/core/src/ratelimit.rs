@@ -33,6 +33,8 @@ pub(crate) const PROVEN_FOR: Duration = Duration::from_secs(600);
 struct Bucket {
     tokens: f64,
     at: Instant,
+    /// When running dry was last reported (see [`AnswerBudget::report_due`]).
+    reported: Option<Instant>,
 }
 
 pub(crate) struct AnswerBudget {
@@ -98,14 +100,31 @@ impl AnswerBudget {
             let b = self.overflow.get_or_insert(Bucket {
                 tokens: burst,
                 at: now,
+                reported: None,
             });
             return Self::take(b, now, rate, burst);
         }
         let b = self.buckets.entry(ip).or_insert(Bucket {
             tokens: burst,
             at: now,
+            reported: None,
         });
         Self::take(b, now, rate, burst)
+    }
+
+    /// `ip`'s budget ran dry: is it time to report it again (at most every 10 s per
+    /// source, so a flood is one observation every 10 s, not one per datagram)?
+    pub(crate) fn report_due(&mut self, now: Instant, ip: IpAddr) -> bool {
+        let Some(b) = self.buckets.get_mut(&ip) else {
+            return false;
+        };
+        if b.reported
+            .is_some_and(|r| now.saturating_duration_since(r) < Duration::from_secs(10))
+        {
+            return false;
+        }
+        b.reported = Some(now);
+        true
     }
 
     /// Forgets sources whose bucket has refilled: they are indistinguishable from new.

@@ -118,6 +118,9 @@ pub enum Event {
     },
     /// A shield decision, a protected-user refusal or a contained panic.
     Security(palisade_shield::SecurityEvent),
+    /// What happened to a call, a registration or a probing request, for the campaign
+    /// detectors (only when [`CoreConfig::observe`] is on).
+    Observation(palisade_detect::Observation),
 }
 
 /// A provisioned account.
@@ -173,6 +176,9 @@ pub struct CoreConfig {
     pub default_expires: u32,
     /// Most contacts per address of record (`registrar.max_contacts`).
     pub max_contacts: usize,
+    /// Report calls, registrations and probing requests as [`Event::Observation`]s
+    /// (`detect.enabled`).
+    pub observe: bool,
     /// RFC 3261 T1, the round-trip estimate (500 ms).
     pub t1: Duration,
     /// RFC 3261 T2, the longest retransmission interval (4 s).
@@ -228,6 +234,7 @@ impl Default for CoreConfig {
             authenticate_register: true,
             min_expires: 60,
             max_expires: 7200,
+            observe: false,
             default_expires: 3600,
             max_contacts: 10,
             t1: Duration::from_millis(500),

@@ -1448,3 +1448,207 @@ fn a_cancelled_timer_does_not_fire_on_a_later_transaction_with_the_same_key() {
         "the first transaction's Timer H did not end the second one (33-38 s)"
     );
 }
+
+/// A core that authenticates and reports observations (campaign detection on), with
+/// the Unix time set.
+fn observing() -> H {
+    let now = Instant::now();
+    let cfg = CoreConfig {
+        domain: "example.com".into(),
+        local: vec![(Transport::Udp, "10.0.0.1:5060".parse().unwrap())],
+        nonce_ttl: Duration::from_secs(60),
+        observe: true,
+        ..CoreConfig::default()
+    };
+    let mut ep = Endpoint::new(cfg, [5; 32], now);
+    ep.set_unix_time(now, 1_800_000_000);
+    ep.set_users(["alice", "bob"].iter().map(|n| user(n, 0, None)).collect());
+    H { ep, now }
+}
+
+fn observations(h: &mut H) -> Vec<palisade_detect::Observation> {
+    let mut v = Vec::new();
+    while let Some(e) = h.ep.poll_event() {
+        if let Event::Observation(o) = e {
+            v.push(o);
+        }
+    }
+    v
+}
+
+/// An INVITE from alice that answers the proxy challenge (MD5).
+fn authed_invite(h: &mut H, branch: &str, callee: &str) -> Vec<(Peer, Message<'static>, Vec<u8>)> {
+    h.send(peer(ALICE), &invite(&format!("{branch}a"), callee));
+    let ch = h.take().pop().unwrap().1;
+    assert_eq!(status(&ch), 407);
+    let nonce = nonce_of(&ch, "MD5");
+    let uri = format!("sip:{callee}@example.com");
+    let resp = digest(Algorithm::Md5, "alice", &nonce, "INVITE", &uri, "00000001");
+    let auth = format!("Proxy-Authorization: Digest username=\"alice\", realm=\"example.com\", nonce=\"{nonce}\", uri=\"{uri}\", response=\"{resp}\", algorithm=MD5, qop=auth, nc=00000001, cnonce=\"cn\"\n");
+    h.send(peer(ALICE), &invite_with(branch, callee, &auth, SDP));
+    h.take()
+}
+
+#[test]
+fn calls_and_registrations_are_observed_for_the_detectors() {
+    use palisade_detect::Observation as O;
+    let mut h = observing();
+    let out = h.register("bob", BOB, 3600, 1);
+    let nonce = nonce_of(&out[0].1, "MD5");
+    let ok = auth_register(&mut h, "bob", Algorithm::Md5, &nonce, "bob", "00000001", 2);
+    assert_eq!(status(&ok), 200);
+    let obs = observations(&mut h);
+    let [O::Registered(r)] = obs.as_slice() else {
+        panic!("one registration observed: {obs:?}")
+    };
+    assert_eq!(r.account, "bob");
+    assert_eq!(
+        r.user_agent,
+        PHONE.split("User-Agent: ").nth(1).unwrap().trim_end()
+    );
+    assert_ne!(r.fingerprint, 0);
+    assert_eq!(r.at, 1_800_000_000_000);
+
+    let out = authed_invite(&mut h, "ob1", "bob");
+    let fwd = out
+        .iter()
+        .find(|o| o.0 == peer(BOB))
+        .expect("forwarded")
+        .1
+        .clone();
+    h.advance(Duration::from_millis(250));
+    h.send_bytes(peer(BOB), &respond(&fwd, 180, "Ringing", "b1"));
+    h.send_bytes(peer(BOB), &respond(&fwd, 180, "Ringing", "b1"));
+    h.advance(Duration::from_millis(1000));
+    h.send_bytes(peer(BOB), &respond(&fwd, 200, "OK", "b1"));
+    h.take();
+    let route = route_of(&fwd);
+    h.advance(Duration::from_secs(30));
+    h.send(
+        peer(BOB),
+        &format!("BYE sip:alice@192.0.2.10:{ALICE} SIP/2.0\nVia: SIP/2.0/UDP 192.0.2.10:{BOB};branch=z9hG4bKobye\n{route}Max-Forwards: 70\nFrom: <sip:bob@example.com>;tag=b1\nTo: <sip:alice@example.com>;tag=a1\nCall-ID: call-ob1\nCSeq: 1 BYE\nContent-Length: 0\n\n"),
+    );
+    let obs = observations(&mut h);
+    let [O::CallStart(c), O::CallStatus {
+        status: 180,
+        at: ring,
+        ..
+    }, O::CallStatus {
+        status: 200,
+        at: ans,
+        ..
+    }, O::CallEnd { call_id, at: end }] = obs.as_slice()
+    else {
+        panic!("start, one ringing, answer, end: {obs:?}")
+    };
+    assert_eq!(
+        (c.caller.as_str(), c.callee.as_str(), c.call_id.as_str()),
+        ("alice", "bob", "call-ob1")
+    );
+    assert!(!c.blocked);
+    assert_ne!(c.sdp, 0);
+    assert_eq!((ring - c.at, ans - c.at, end - c.at), (250, 1250, 31_250));
+    assert_eq!(call_id, "call-ob1");
+
+    // A restriction on the account: the next call is refused and recorded as blocked.
+    h.ep.restrict(palisade_detect::Restriction {
+        subject: palisade_detect::Subject::Account("alice".into()),
+        until: 1_800_000_000_000 + 3_600_000,
+        per_minute: None,
+        finding: 7,
+    });
+    let out = authed_invite(&mut h, "ob2", "bob");
+    assert!(
+        out.iter().all(|o| o.0 == peer(ALICE)),
+        "nothing reaches bob"
+    );
+    let last = out.last().unwrap();
+    assert_eq!(status(&last.1), 403);
+    let obs = observations(&mut h);
+    assert!(
+        matches!(obs.as_slice(), [O::CallStart(c)] if c.blocked),
+        "{obs:?}"
+    );
+    // A rate limit lets a call through, then refuses with 503.
+    h.ep.restrict(palisade_detect::Restriction {
+        subject: palisade_detect::Subject::Account("alice".into()),
+        until: 1_800_000_000_000 + 3_600_000,
+        per_minute: Some(1),
+        finding: 8,
+    });
+    let out = authed_invite(&mut h, "ob3", "bob");
+    assert!(
+        out.iter().any(|o| o.0 == peer(BOB)),
+        "the first call goes through"
+    );
+    let out = authed_invite(&mut h, "ob4", "bob");
+    assert_eq!(status(&out.last().unwrap().1), 503);
+    // A network restriction refuses everything from it, before authentication.
+    h.ep.restrict(palisade_detect::Restriction {
+        subject: palisade_detect::Subject::Network(palisade_detect::Network::of(
+            "192.0.2.99".parse().unwrap(),
+        )),
+        until: 1_800_000_000_000 + 3_600_000,
+        per_minute: None,
+        finding: 9,
+    });
+    let out = h.register("bob", BOB, 3600, 3);
+    assert_eq!(status(&out[0].1), 403);
+    // and it ends by itself
+    h.advance(Duration::from_secs(3700));
+    h.take();
+    let out = h.register("bob", BOB, 3600, 4);
+    assert_eq!(status(&out[0].1), 401);
+    assert_eq!(h.ep.restriction_count(), 0);
+}
+
+#[test]
+fn probing_is_observed() {
+    use palisade_detect::{Observation as O, ProbeKind};
+    let mut h = observing();
+    // a scanner's signature
+    h.send(
+        peer(ALICE),
+        "OPTIONS sip:100@example.com SIP/2.0\nVia: SIP/2.0/UDP 192.0.2.10:5061;branch=z9hG4bKsv1\nMax-Forwards: 70\nFrom: \"sipvicious\" <sip:100@1.1.1.1>;tag=x\nTo: <sip:100@example.com>\nCall-ID: sv1\nCSeq: 1 OPTIONS\nUser-Agent: friendly-scanner\nContent-Length: 0\n\n",
+    );
+    assert_eq!(status(&h.take()[0].1), 404);
+    // a wrong password and an unknown user
+    let out = h.register("bob", BOB, 3600, 1);
+    let nonce = nonce_of(&out[0].1, "MD5");
+    auth_register(
+        &mut h,
+        "bob",
+        Algorithm::Md5,
+        &nonce,
+        "alice",
+        "00000001",
+        2,
+    );
+    let out = h.register("carol", BOB, 3600, 3);
+    let nonce = nonce_of(&out[0].1, "MD5");
+    auth_register(
+        &mut h,
+        "carol",
+        Algorithm::Md5,
+        &nonce,
+        "carol",
+        "00000001",
+        4,
+    );
+    let kinds: Vec<(ProbeKind, String)> = observations(&mut h)
+        .into_iter()
+        .filter_map(|o| match o {
+            O::Probe(p) => Some((p.kind, p.user)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        vec![
+            (ProbeKind::Scanner, "100".to_string()),
+            (ProbeKind::UnknownUser, "100".to_string()),
+            (ProbeKind::AuthFailed, "bob".to_string()),
+            (ProbeKind::UnknownUser, "carol".to_string()),
+        ]
+    );
+}

@@ -329,11 +329,11 @@ const SCANNERS: [&str; 10] = [
 
 /// The scanner signature a User-Agent (or From display name) matches, if any.
 pub fn scanner_signature(text: &str) -> Option<&'static str> {
-    if text.is_empty() {
-        return None;
-    }
-    let lower = text.to_ascii_lowercase();
-    SCANNERS.iter().copied().find(|s| lower.contains(s))
+    let t = text.as_bytes();
+    SCANNERS.iter().copied().find(|s| {
+        t.windows(s.len())
+            .any(|w| w.eq_ignore_ascii_case(s.as_bytes()))
+    })
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@ use serde::Deserialize;
 pub type Millis = i64;
 
 /// What the core saw (made on the core's thread: plain values, no references).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Observation {
     /// An authenticated caller's initial INVITE to a local user was routed (forwarded,
     /// refused, or refused because a restriction blocks the caller).
@@ -49,7 +49,7 @@ pub enum Observation {
 }
 
 /// A call attempt as the core saw its INVITE.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CallStart {
     /// The server transaction's key (what [`Observation::CallStatus`] refers to).
     pub key: u64,
@@ -76,7 +76,7 @@ pub struct CallStart {
 }
 
 /// An authenticated registration.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Registration {
     /// When.
     pub at: Millis,
@@ -118,7 +118,7 @@ impl ProbeKind {
 }
 
 /// A request that looked like probing.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Probe {
     /// When.
     pub at: Millis,

@@ -137,12 +137,26 @@ impl Endpoint {
             }
             Verdict::Ok => {
                 self.stats.auth_failures += 1;
+                let ua = ua.to_string();
+                self.probe(
+                    now,
+                    palisade_detect::ProbeKind::AuthFailed,
+                    claimed_user,
+                    &ua,
+                );
                 Err(Decision::Reply(403, "Forbidden", vec![]))
             }
             Verdict::Stale => Err(self.challenge(now, &ch, true)),
             Verdict::Fail(why) => {
                 self.stats.auth_failures += 1;
                 debug!(why, "authentication failed");
+                let kind = if self.dir.users.contains_key(username.as_ref()) {
+                    palisade_detect::ProbeKind::AuthFailed
+                } else {
+                    palisade_detect::ProbeKind::UnknownUser
+                };
+                let (user, ua) = (username.to_string(), ua.to_string());
+                self.probe(now, kind, user, &ua);
                 Err(Decision::Reply(403, "Forbidden", vec![]))
             }
         }

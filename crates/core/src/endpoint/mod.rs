@@ -23,6 +23,7 @@ use palisade_shield::{EventKind, Refusal, SecurityEvent};
 mod authn;
 mod guard;
 mod identity;
+mod observe;
 mod proxy;
 mod registrar;
 mod response;
@@ -33,8 +34,8 @@ mod transport;
 
 pub use self::salvage::salvaged_answer_parses;
 use self::{
-    guard::*, proxy::*, registrar::*, response::*, salvage::*, timer::*, transaction::*,
-    transport::*,
+    guard::*, observe::*, proxy::*, registrar::*, response::*, salvage::*, timer::*,
+    transaction::*, transport::*,
 };
 
 /// Counters for logs and metrics.
@@ -88,6 +89,14 @@ struct Handling {
     /// Its credentials were verified (see [`authn`]): answers to it are not held to the
     /// per-source answer budget.
     authenticated: Option<Authenticated>,
+    /// Its source (for observations).
+    source: Option<SocketAddr>,
+    /// Its transport's name.
+    transport: &'static str,
+    /// Its wire fingerprint (INVITE and REGISTER, when observing or restricting).
+    fingerprint: u64,
+    /// A restriction refused it (the finding's number).
+    blocked: Option<u64>,
 }
 
 /// Proof, returned by [`Endpoint::check_auth`], that a request carried valid digest
@@ -127,6 +136,8 @@ pub struct Endpoint {
     algos: crate::algorithms::Memory,
     /// Key of the dialog tokens in our Record-Route (`pal=`).
     route_key: [u8; 32],
+    /// Restrictions from the campaign detectors.
+    restrictions: Restrictions,
     /// Counters for logs and metrics.
     pub stats: Stats,
 }
@@ -179,6 +190,7 @@ impl Endpoint {
             next_sweep: now + SWEEP_EVERY,
             algos: crate::algorithms::Memory::default(),
             route_key,
+            restrictions: Restrictions::default(),
             stats: Stats::default(),
         }
     }
@@ -295,6 +307,10 @@ impl Endpoint {
             datagram: (from.transport == Transport::Udp).then_some((now, bytes.len())),
             ip: Some(from.addr.ip()),
             authenticated: None,
+            source: Some(from.addr),
+            transport: from.transport.param(),
+            fingerprint: 0,
+            blocked: None,
         };
         self.handle_message(now, from, bytes);
         self.handling = Handling::default();
@@ -322,6 +338,7 @@ impl Endpoint {
     pub fn handle_timeout(&mut self, now: Instant) {
         if now >= self.next_sweep {
             self.sweep(now);
+            self.sweep_restrictions(now);
             self.next_sweep = now + SWEEP_EVERY;
         }
         while let Some(&(at, kh)) = self.tx.answered_q.front() {
@@ -401,6 +418,25 @@ impl Endpoint {
             return;
         }
         let invite = method == Method::Invite;
+        let initial = msg.to().and_then(|t| t.tag()).is_none();
+        if self.cfg.observe || !self.restrictions.is_empty() {
+            if initial && (invite || method == Method::Register) {
+                self.handling.fingerprint = palisade_detect::fingerprint(raw);
+            }
+            if self.cfg.observe {
+                self.watch(now, &method, initial, &msg);
+            }
+            if initial {
+                if let Some(Decision::Reply(status, reason, extra)) =
+                    self.network_refusal(now, from.addr.ip())
+                {
+                    debug!(method = %method, peer = %from.addr, status, "refused: the source network is restricted");
+                    let bytes = self.build_response(&msg, status, reason, extra);
+                    self.send_answer(from, bytes);
+                    return;
+                }
+            }
+        }
         if !invite {
             // A non-INVITE request answered here keeps no transaction: only a small
             // record, so that a retransmission gets the same answer (re-derived, without
@@ -451,12 +487,17 @@ impl Endpoint {
         match self.decide(now, from, &mut msg, raw) {
             Decision::Reply(status, reason, extra) => {
                 debug!(method = %method, call_id = msg.call_id().unwrap_or(""), peer = %from.addr, status, reason, "reply");
+                if initial && status >= 200 {
+                    self.call_started(now, key, &msg, Some(status));
+                }
                 self.reply(now, key, &msg, status, reason, extra);
             }
             Decision::Forward(targets, rr) => {
+                let watch = initial && self.call_started(now, key, &msg, None);
                 if let Some(t) = self.tx.servers.get_mut(&key) {
                     // Kept only when forwarded, to build a 408 or 487 later.
                     t.request = raw.to_vec();
+                    t.call = u8::from(watch);
                 }
                 debug!(method = %method, call_id = msg.call_id().unwrap_or(""), peer = %from.addr, branches = targets.len(), "forward");
                 self.forward(now, key, msg, targets, rr);

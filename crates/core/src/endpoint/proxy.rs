@@ -146,6 +146,14 @@ impl Endpoint {
                 Err(d) => return d,
             }
         }
+        if let Some(Authenticated::Now(account)) = &authenticated {
+            if matches!(method, Method::Invite | Method::Message) {
+                let account = account.clone();
+                if let Some(d) = self.caller_refusal(now, &account) {
+                    return d;
+                }
+            }
+        }
         if let Some(r) = next_route {
             if authenticated.is_none() && !to_us {
                 return Decision::Reply(403, "Forbidden: relaying denied", vec![]);
@@ -162,7 +170,18 @@ impl Endpoint {
             {
                 return d;
             }
-            return self.lookup(&ruri, true);
+            let d = self.lookup(&ruri, true);
+            if authenticated.is_none() && matches!(d, Decision::Reply(404, ..)) {
+                // An unauthenticated request for a user we do not have: probing.
+                let user = ruri
+                    .as_sip()
+                    .and_then(|s| s.user.as_deref())
+                    .unwrap_or("")
+                    .to_string();
+                let ua = user_agent(msg).to_string();
+                self.probe(now, palisade_detect::ProbeKind::UnknownUser, user, &ua);
+            }
+            return d;
         }
         if authenticated.is_none() {
             return Decision::Reply(403, "Forbidden: relaying denied", vec![]);

@@ -185,6 +185,19 @@ impl Endpoint {
         if let Some(at) = earliest {
             self.tx.arm(at, TimerWhat::BindingExpiry(aor.clone()));
         }
+        if self.cfg.observe {
+            if let Some(source) = self.handling.source {
+                let o = palisade_detect::Observation::Registered(palisade_detect::Registration {
+                    at: self.unix_ms(now),
+                    account: user,
+                    source,
+                    transport: self.handling.transport,
+                    user_agent: ua.chars().take(128).collect(),
+                    fingerprint: self.handling.fingerprint,
+                });
+                self.observe(o);
+            }
+        }
         self.registered(now, &aor, msg)
     }
 

@@ -114,6 +114,9 @@ pub(super) struct ServerTxn {
     pub(super) best: Option<(u16, Vec<u8>)>,
     pub(super) cancelled: bool,
     pub(super) final_sent: bool,
+    /// A recorded call (see `observe`): 1 when its responses are to be reported, 2 once
+    /// it rang; 0 otherwise and after its final response.
+    pub(super) call: u8,
     /// Its timers (G, H, I/J).
     pub(super) slots: Slots,
 }
@@ -131,6 +134,7 @@ impl ServerTxn {
             best: None,
             cancelled: false,
             final_sent: false,
+            call: 0,
             slots: Slots::default(),
         }
     }
@@ -269,6 +273,17 @@ impl Endpoint {
         let to = t.source;
         let reliable = to.transport.reliable();
         let mut arm = Vec::new();
+        let report = match t.call {
+            1 | 2 if status >= 200 => {
+                t.call = 0;
+                true
+            }
+            1 if (180..190).contains(&status) => {
+                t.call = 2;
+                true
+            }
+            _ => false,
+        };
         if status >= 200 {
             t.final_sent = true;
             t.last = Some(bytes.clone());
@@ -298,6 +313,10 @@ impl Endpoint {
         }
         for (at, w) in arm {
             self.tx.arm(at, w);
+        }
+        if report {
+            let at = self.unix_ms(now);
+            self.observe(palisade_detect::Observation::CallStatus { key, at, status });
         }
         match made {
             Made::Here => self.send_answer(to, bytes),

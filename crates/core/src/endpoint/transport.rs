@@ -86,6 +86,9 @@ impl Endpoint {
         if status >= 300 && !self.budget.allow(now, to.addr.ip()) {
             self.stats.answers_rate_limited += 1;
             debug!(peer = %to.addr, status, "answer not sent: the source's answer budget is spent");
+            if self.cfg.observe && self.budget.report_due(now, to.addr.ip()) {
+                self.probe(now, palisade_detect::ProbeKind::Flood, String::new(), "");
+            }
             return;
         }
         if status < 300 {

@@ -444,8 +444,10 @@ fn repeated_refusals_are_found() {
 
 #[test]
 fn state_is_bounded_and_idle_subjects_are_evicted() {
-    let mut cfg = Config::default();
-    cfg.max_subjects = 10;
+    let cfg = Config {
+        max_subjects: 10,
+        ..Config::default()
+    };
     let mut d = Detector::new(cfg, (1, 1, 1));
     for i in 0..100 {
         probe(
