@@ -121,6 +121,14 @@ pub enum Event {
     /// What happened to a call, a registration or a probing request, for the campaign
     /// detectors (only when [`CoreConfig::observe`] is on).
     Observation(palisade_detect::Observation),
+    /// A notification ([`crate::Endpoint::notify`]) ended: `delivered` when a device of
+    /// the user accepted it (2xx).
+    Notified {
+        /// The user notified.
+        user: String,
+        /// A device accepted it.
+        delivered: bool,
+    },
 }
 
 /// A provisioned account.

@@ -1652,3 +1652,55 @@ fn probing_is_observed() {
         ]
     );
 }
+
+#[test]
+fn a_notification_is_a_message_to_every_device_and_reports_its_outcome() {
+    let mut h = H::new(false);
+    h.register("bob", BOB, 3600, 1);
+    h.register("bob", BOB2, 3600, 2);
+    while h.ep.poll_event().is_some() {}
+    assert!(
+        !h.ep.notify(h.now, "alice", "security", "hello"),
+        "alice has no device"
+    );
+    assert!(h.ep.notify(h.now, "bob", "security", "Hello bob"));
+    assert!(
+        !h.ep.notify(h.now, "bob", "security", "again"),
+        "one at a time per user"
+    );
+    let out = h.take();
+    assert_eq!(out.len(), 2, "one MESSAGE per device");
+    for (to, m, _) in &out {
+        assert!([peer(BOB), peer(BOB2)].contains(to));
+        assert_eq!(m.method().unwrap().as_str(), "MESSAGE");
+        assert_eq!(&m.body[..], b"Hello bob");
+        assert_eq!(
+            m.from().unwrap().uri.to_string(),
+            "sip:security@example.com"
+        );
+    }
+    // one device answers 200, the other never answers (Timer F)
+    h.send_bytes(out[0].0, &respond(&out[0].1, 200, "OK", "x"));
+    assert!(h.ep.poll_event().is_none(), "waits for every device");
+    h.advance(Duration::from_secs(40));
+    let ev: Vec<Event> = std::iter::from_fn(|| h.ep.poll_event()).collect();
+    assert!(
+        ev.contains(&Event::Notified {
+            user: "bob".into(),
+            delivered: true
+        }),
+        "{ev:?}"
+    );
+    // nobody answers at all: not delivered
+    assert!(h.ep.notify(h.now, "bob", "security", "again"));
+    h.take();
+    h.advance(Duration::from_secs(40));
+    let ev: Vec<Event> = std::iter::from_fn(|| h.ep.poll_event()).collect();
+    assert!(
+        ev.contains(&Event::Notified {
+            user: "bob".into(),
+            delivered: false
+        }),
+        "{ev:?}"
+    );
+}

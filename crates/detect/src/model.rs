@@ -667,6 +667,10 @@ pub struct Config {
     pub scan: ScanConfig,
     /// Repeated refusals.
     pub refusals: RefusalConfig,
+    /// A TOML file of known fingerprints per User-Agent family (`family = ["16 hex
+    /// digits", ...]`), read by the server at start in addition to the profiles it
+    /// ships (captured from the real clients of its test suite).
+    pub profiles: Option<std::path::PathBuf>,
 }
 
 impl Default for Config {
@@ -680,6 +684,7 @@ impl Default for Config {
             imitation: ImitationConfig::default(),
             scan: ScanConfig::default(),
             refusals: RefusalConfig::default(),
+            profiles: None,
         }
     }
 }

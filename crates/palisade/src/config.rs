@@ -20,6 +20,32 @@ pub struct FileConfig {
     pub limits: LimitsSection,
     pub sdp: SdpSection,
     pub shield: ShieldSection,
+    /// Campaign detection: thresholds, windows and responses per detector (see
+    /// `palisade_detect::Config`); on by default.
+    pub detect: palisade_detect::Config,
+    pub notify: NotifySection,
+}
+
+/// `palisade notify targets`: what a targeted user is told.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NotifySection {
+    /// The text of the SIP MESSAGE (and the webhook's `text`).
+    pub text: String,
+    /// The user part of the MESSAGE's From (`sip:USER@domain`).
+    pub from_user: String,
+    /// A webhook URL (`http://HOST:PORT/PATH`) used when `--webhook` is not given.
+    pub webhook: Option<String>,
+}
+
+impl Default for NotifySection {
+    fn default() -> Self {
+        NotifySection {
+            text: "Security notice from your SIP service: an account that took part in an attack campaign tried to call you. If your phone rang from an unknown caller, tell your operator.".into(),
+            from_user: "security".into(),
+            webhook: None,
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -486,6 +512,7 @@ impl FileConfig {
         c.max_expires = self.registrar.max_expires.max(self.registrar.min_expires);
         c.default_expires = self.registrar.default_expires;
         c.max_contacts = self.registrar.max_contacts.max(1);
+        c.observe = self.detect.enabled;
         c.answer_rate = self.server.answer_rate.max(1);
         c.answer_burst = self.server.answer_burst.max(1);
         c.max_transactions = self.server.max_transactions.max(1);

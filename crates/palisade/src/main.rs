@@ -16,6 +16,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod config;
 mod inspect;
+mod report;
 mod serve;
 mod users;
 
@@ -76,7 +77,9 @@ enum UserCmd {
         #[command(flatten)]
         db: DbArgs,
     },
-    /// Import accounts from CSV (`name,password[,domain]` header); all or nothing.
+    /// Import accounts from CSV (`name,password[,domain][,created]` header; `created`:
+    /// RFC 3339, a date, Unix seconds or an age like `400d`, so that accounts carried
+    /// over keep their age); all or nothing.
     Import {
         file: PathBuf,
         #[command(flatten)]
@@ -98,6 +101,46 @@ enum UserCmd {
         /// Remove the caller from the list instead.
         #[arg(long)]
         remove: bool,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+}
+
+#[derive(clap::Args, Clone)]
+struct ReportArgs {
+    #[arg(long)]
+    json: bool,
+    #[arg(long)]
+    csv: bool,
+    /// Only since: RFC 3339, a date, Unix seconds or an age (15m, 2h, 7d).
+    #[arg(long)]
+    since: Option<String>,
+    #[command(flatten)]
+    db: DbArgs,
+}
+
+#[derive(Subcommand)]
+enum ReportCmd {
+    /// Every finding of the detectors: kind, subject, score, times, action, records.
+    Findings(ReportArgs),
+    /// Every user who received a call attempt from an account named by a finding.
+    Targets(ReportArgs),
+}
+
+#[derive(Subcommand)]
+enum NotifyCmd {
+    /// Notify every targeted user once: a SIP MESSAGE to each registered device (the
+    /// running server delivers it, now or at the device's next registration) and/or a
+    /// JSON POST per target to a webhook. Prints a JSON summary.
+    Targets {
+        #[arg(long)]
+        since: Option<String>,
+        /// `http://HOST:PORT/PATH` (default: notify.webhook of the config).
+        #[arg(long)]
+        webhook: Option<String>,
+        /// Wait up to this many seconds for the server to deliver the SIP messages.
+        #[arg(long, default_value_t = 0)]
+        wait: u64,
         #[command(flatten)]
         db: DbArgs,
     },
@@ -136,6 +179,26 @@ enum Command {
         #[command(flatten)]
         db: DbArgs,
     },
+    /// List call records (what the detectors see): caller, callee, outcome, ring and
+    /// talk time, source, User-Agent and wire fingerprint.
+    Calls {
+        #[arg(long)]
+        json: bool,
+        /// Only calls since: RFC 3339, a date, Unix seconds or an age (15m, 2h, 7d).
+        #[arg(long)]
+        since: Option<String>,
+        /// Only calls from or to this user.
+        #[arg(long)]
+        user: Option<String>,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// Reports of campaign detection.
+    #[command(subcommand)]
+    Report(ReportCmd),
+    /// Tell the targeted users.
+    #[command(subcommand)]
+    Notify(NotifyCmd),
     /// Show what the server would do with each message: accepted (with its canonical
     /// form) or rejected (with the status code, reason and byte offset).
     ///
@@ -267,6 +330,52 @@ fn main() -> ExitCode {
             .and_then(|(d, _)| users::registrations(&d, json))
             .map(|_| ExitCode::SUCCESS)
             .unwrap_or_else(fail),
+        Command::Calls {
+            json,
+            since,
+            user,
+            db,
+        } => db
+            .resolve()
+            .and_then(|(d, _)| report::calls(&d, since.as_deref(), user.as_deref(), json))
+            .map(|_| ExitCode::SUCCESS)
+            .unwrap_or_else(fail),
+        Command::Report(cmd) => {
+            let (a, targets) = match cmd {
+                ReportCmd::Findings(a) => (a, false),
+                ReportCmd::Targets(a) => (a, true),
+            };
+            report::Format::of(a.json, a.csv)
+                .and_then(|f| {
+                    let (d, _) = a.db.resolve()?;
+                    if targets {
+                        report::targets(&d, a.since.as_deref(), f)
+                    } else {
+                        report::findings(&d, a.since.as_deref(), f)
+                    }
+                })
+                .map(|_| ExitCode::SUCCESS)
+                .unwrap_or_else(fail)
+        }
+        Command::Notify(NotifyCmd::Targets {
+            since,
+            webhook,
+            wait,
+            db,
+        }) => {
+            let r = config::load(db.config.as_ref()).and_then(|cfg| {
+                let (d, _) = db.resolve()?;
+                let hook = webhook.or(cfg.notify.webhook.clone());
+                report::notify(
+                    &d,
+                    since.as_deref(),
+                    hook.as_deref(),
+                    &cfg.notify.text,
+                    std::time::Duration::from_secs(wait),
+                )
+            });
+            r.map(|_| ExitCode::SUCCESS).unwrap_or_else(fail)
+        }
         Command::Inspect {
             files,
             json,

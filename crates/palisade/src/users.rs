@@ -141,14 +141,20 @@ pub fn import(dir: &Path, file: &Path, default_domain: &str) -> anyhow::Result<u
         bail!("{}: empty file", file.display())
     };
     let cols: Vec<&str> = header.split(',').map(str::trim).collect();
-    let with_domain = match cols.as_slice() {
-        ["name", "password"] => false,
-        ["name", "password", "domain"] => true,
+    let (with_domain, with_created) = match cols.as_slice() {
+        ["name", "password"] => (false, false),
+        ["name", "password", "domain"] => (true, false),
+        ["name", "password", "created"] => (false, true),
+        ["name", "password", "domain", "created"] => (true, true),
         _ => bail!(
-            "{}: line 1: header must be name,password or name,password,domain",
+            "{}: line 1: header must be name,password[,domain][,created]",
             file.display()
         ),
     };
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0);
     let mut rows = Vec::new();
     let mut seen = std::collections::HashSet::new();
     for (i, line) in lines {
@@ -157,7 +163,7 @@ pub fn import(dir: &Path, file: &Path, default_domain: &str) -> anyhow::Result<u
             continue;
         }
         let f: Vec<&str> = line.split(',').collect();
-        let expect = if with_domain { 3 } else { 2 };
+        let expect = 2 + usize::from(with_domain) + usize::from(with_created);
         if f.len() != expect {
             bail!(
                 "{}: line {n}: expected {expect} fields, found {}; nothing imported",
@@ -170,8 +176,23 @@ pub fn import(dir: &Path, file: &Path, default_domain: &str) -> anyhow::Result<u
         } else {
             default_domain
         };
-        let r = row(f[0].trim(), f[1], domain)
+        // An account carried over from another system keeps its age (the campaign
+        // detectors treat young accounts differently).
+        let created = if with_created {
+            let t = f[expect - 1].trim();
+            match palisade_detect::parse_time(t, now_ms) {
+                Some(ms) if ms > 0 => ms / 1000,
+                _ => bail!(
+                    "{}: line {n}: created {t:?} is not a time (RFC 3339, a date, Unix seconds or an age like 400d); nothing imported",
+                    file.display()
+                ),
+            }
+        } else {
+            0
+        };
+        let mut r = row(f[0].trim(), f[1], domain)
             .map_err(|e| anyhow::anyhow!("{}: line {n}: {e}; nothing imported", file.display()))?;
+        r.created = created;
         if !seen.insert((r.name.clone(), r.domain.clone())) {
             bail!(
                 "{}: line {n}: duplicate user {}@{}; nothing imported",

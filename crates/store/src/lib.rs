@@ -9,6 +9,9 @@ use std::path::Path;
 
 use rusqlite::{params, Connection, OptionalExtension};
 
+mod records;
+pub use records::{Notification, Target};
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("database error: {0}")]
@@ -28,7 +31,8 @@ pub struct UserRow {
     pub domain: String,
     pub ha1_md5: String,
     pub ha1_sha256: String,
-    /// Unix seconds; set by the store when the row is added (ignored on insert).
+    /// Unix seconds; set by the store when the row is added (0), or kept from another
+    /// system on import (so that account ages stay true for the detectors).
     pub created: i64,
 }
 
@@ -121,6 +125,7 @@ impl SqliteStore {
                 name TEXT NOT NULL, domain TEXT NOT NULL, caller TEXT NOT NULL,
                 PRIMARY KEY (name, domain, caller));",
         )?;
+        records::schema(&conn)?;
         Ok(SqliteStore { conn })
     }
 }
@@ -184,13 +189,20 @@ impl Storage for SqliteStore {
         {
             let mut check = tx.prepare("SELECT 1 FROM users WHERE name=?1 AND domain=?2")?;
             let mut ins = tx.prepare(
-                "INSERT INTO users (name, domain, ha1_md5, ha1_sha256) VALUES (?1, ?2, ?3, ?4)",
+                "INSERT INTO users (name, domain, ha1_md5, ha1_sha256, created)
+                 VALUES (?1, ?2, ?3, ?4, COALESCE(NULLIF(?5, 0), strftime('%s','now')))",
             )?;
             for u in rows {
                 if check.exists(params![u.name, u.domain])? {
                     return Err(StoreError::UserExists(format!("{}@{}", u.name, u.domain)));
                 }
-                ins.execute(params![u.name, u.domain, u.ha1_md5, u.ha1_sha256])?;
+                ins.execute(params![
+                    u.name,
+                    u.domain,
+                    u.ha1_md5,
+                    u.ha1_sha256,
+                    u.created
+                ])?;
             }
         }
         tx.commit()?;

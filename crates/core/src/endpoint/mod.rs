@@ -23,6 +23,7 @@ use palisade_shield::{EventKind, Refusal, SecurityEvent};
 mod authn;
 mod guard;
 mod identity;
+mod notify;
 mod observe;
 mod proxy;
 mod registrar;
@@ -34,7 +35,7 @@ mod transport;
 
 pub use self::salvage::salvaged_answer_parses;
 use self::{
-    guard::*, observe::*, proxy::*, registrar::*, response::*, salvage::*, timer::*,
+    guard::*, notify::*, observe::*, proxy::*, registrar::*, response::*, salvage::*, timer::*,
     transaction::*, transport::*,
 };
 
@@ -138,6 +139,8 @@ pub struct Endpoint {
     route_key: [u8; 32],
     /// Restrictions from the campaign detectors.
     restrictions: Restrictions,
+    /// Notifications in flight.
+    notifying: Notifying,
     /// Counters for logs and metrics.
     pub stats: Stats,
 }
@@ -191,6 +194,7 @@ impl Endpoint {
             algos: crate::algorithms::Memory::default(),
             route_key,
             restrictions: Restrictions::default(),
+            notifying: Notifying::default(),
             stats: Stats::default(),
         }
     }

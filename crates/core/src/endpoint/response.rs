@@ -267,8 +267,11 @@ impl Endpoint {
         } else {
             self.cfg.t4
         };
-        self.tx.arm(now + end, TimerWhat::DorK(key));
-        let Some(s) = server else { return };
+        self.tx.arm(now + end, TimerWhat::DorK(key.clone()));
+        let Some(s) = server else {
+            self.originated_done(&key.branch, status < 300);
+            return;
+        };
         match replace {
             None => self.branch_final(now, s, status, msg.to_bytes()),
             Some((code, reason)) => {

@@ -188,8 +188,9 @@ impl Endpoint {
                 c.done = true;
                 let server = c.server;
                 self.tx.clients.remove(&k);
-                if let Some(s) = server {
-                    self.maybe_finish(now, s);
+                match server {
+                    Some(s) => self.maybe_finish(now, s),
+                    None => self.originated_done(&k.branch, false),
                 }
             }
             TimerWhat::DorK(k) => {

@@ -18,13 +18,14 @@ use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, error, info, warn};
 
+mod detect;
 mod events;
 mod persist;
 mod stream;
 mod udp;
 
 pub(crate) use self::stream::MESSAGE_TIMEOUT_S;
-use self::{events::*, persist::*, stream::*, udp::*};
+use self::{detect::*, events::*, persist::*, stream::*, udp::*};
 
 /// Messages waiting for the core thread (from stream connections, extra UDP sockets and
 /// the storage thread). When it is full, the senders wait: a TCP reader stops reading
@@ -54,6 +55,13 @@ enum Inbound {
         conn: u64,
     },
     Users(Vec<User>),
+    /// A restriction from the detection thread.
+    Restrict(palisade_detect::Restriction),
+    /// A queued notification to deliver (from the detection thread).
+    Notify {
+        user: String,
+        text: String,
+    },
 }
 
 fn unix_now() -> i64 {
@@ -95,6 +103,12 @@ struct Shell {
     warn_budget: LineBudget,
     /// Security events recorded per source address.
     event_budget: EventBudget,
+    /// The detection thread's queue (campaign detection on).
+    detect_tx: Option<std::sync::mpsc::SyncSender<DetectMsg>>,
+    /// Observations dropped because the detection thread's queue was full.
+    detect_dropped: u64,
+    /// The user part of notifications' From.
+    notify_from: String,
 }
 
 impl Shell {
@@ -277,7 +291,39 @@ impl Shell {
             let op = match ev {
                 Event::BindingSaved(b) => BindingOp::Save(to_row(&b, now)),
                 Event::BindingRemoved { aor, contact } => BindingOp::Remove { aor, contact },
+                Event::Observation(o) => {
+                    self.send_detector(DetectMsg::Observe(o));
+                    continue;
+                }
+                Event::Notified { user, delivered } => {
+                    self.send_detector(DetectMsg::Notified(user, delivered));
+                    continue;
+                }
                 Event::Security(e) => {
+                    if matches!(
+                        e.kind,
+                        palisade_shield::EventKind::OfferRefused
+                            | palisade_shield::EventKind::ProtectedRefused
+                    ) && self.detect_tx.is_some()
+                    {
+                        if let Some(source) =
+                            e.source.split_once(':').and_then(|(_, a)| a.parse().ok())
+                        {
+                            let domain = self.endpoint.config().domain.clone();
+                            let account = e
+                                .caller
+                                .strip_suffix(&format!("@{domain}"))
+                                .unwrap_or("")
+                                .to_string();
+                            let o = palisade_detect::Observation::Refused {
+                                at: unix_now().saturating_mul(1000),
+                                source,
+                                account,
+                                kind: e.kind.as_str().to_string(),
+                            };
+                            self.send_detector(DetectMsg::Observe(o));
+                        }
+                    }
                     if !self.event_budget.allow(&e.source, now) {
                         continue; // counted; summarised once a minute
                     }
@@ -339,6 +385,22 @@ impl Shell {
                 }
             };
             let _ = self.store_tx.send(StoreMsg::Binding(op));
+        }
+    }
+
+    /// Hands an observation to the detection thread without ever waiting for it: when
+    /// its queue is full the observation is counted and dropped (the core must not
+    /// slow down because the detectors are behind).
+    fn send_detector(&mut self, m: DetectMsg) {
+        let Some(tx) = &self.detect_tx else { return };
+        if let Err(std::sync::mpsc::TrySendError::Full(_)) = tx.try_send(m) {
+            self.detect_dropped += 1;
+            if self.detect_dropped.is_power_of_two() && self.warn_budget.allow() {
+                warn!(
+                    dropped = self.detect_dropped,
+                    "the detection thread is behind; observations dropped"
+                );
+            }
         }
     }
 
@@ -424,6 +486,14 @@ impl Shell {
             }
             Inbound::Closed { conn } => self.close_conn(conn),
             Inbound::Users(u) => self.endpoint.set_users(u),
+            Inbound::Restrict(r) => self.endpoint.restrict(r),
+            Inbound::Notify { user, text } => {
+                let from = self.notify_from.clone();
+                if !self.endpoint.notify(Instant::now(), &user, &from, &text) {
+                    // no device registered now: stays queued, tried again later
+                    self.send_detector(DetectMsg::Notified(user, false));
+                }
+            }
         }
     }
 }
@@ -466,6 +536,18 @@ pub async fn run(cfg: FileConfig, listens: Vec<Listen>) -> anyhow::Result<()> {
             endpoint.restore_binding(b);
         }
     }
+    let detector = if cfg.detect.enabled {
+        let (d, restrictions) = prepare(&cfg.detect, &store)?;
+        let n = restrictions.len();
+        for r in restrictions {
+            endpoint.restrict(r);
+        }
+        info!(restrictions = n, "campaign detection on");
+        Some(d)
+    } else {
+        info!("campaign detection off (detect.enabled = false)");
+        None
+    };
     drop(store);
 
     let (inbound_tx, mut inbound_rx) = mpsc::channel::<Inbound>(INBOUND_QUEUE);
@@ -477,6 +559,20 @@ pub async fn run(cfg: FileConfig, listens: Vec<Listen>) -> anyhow::Result<()> {
             .spawn(move || store_thread(d, dom, cfg_protected, store_rx, itx))?
     };
 
+    let mut detect_handle = None;
+    let detect_tx = match detector {
+        Some(d) => {
+            let (tx, rx) = std::sync::mpsc::sync_channel::<DetectMsg>(DETECT_QUEUE);
+            let (dir, itx) = (data_dir.clone(), inbound_tx.clone());
+            detect_handle = Some(
+                std::thread::Builder::new()
+                    .name("palisade-detect".into())
+                    .spawn(move || detect_thread(dir, d, rx, itx))?,
+            );
+            Some(tx)
+        }
+        None => None,
+    };
     let idle = Duration::from_secs(cfg.tcp.idle_timeout.max(1));
     let message_timeout = Duration::from_secs(cfg.tcp.message_timeout.max(1));
     let max_conns = cfg.tcp.max_connections;
@@ -651,6 +747,9 @@ pub async fn run(cfg: FileConfig, listens: Vec<Listen>) -> anyhow::Result<()> {
             sources: HashMap::new(),
             reported: Instant::now(),
         },
+        detect_tx,
+        detect_dropped: 0,
+        notify_from: cfg.notify.from_user.clone(),
     };
     let mut buf = vec![0u8; 65_536];
     let far = Duration::from_secs(3600);
@@ -697,6 +796,9 @@ pub async fn run(cfg: FileConfig, listens: Vec<Listen>) -> anyhow::Result<()> {
     shell.traffic_summary(true);
     drop(shell);
     let _ = store_handle.join();
+    if let Some(h) = detect_handle {
+        let _ = h.join();
+    }
     Ok(())
 }
 

@@ -1,0 +1,385 @@
+//! `palisade calls`, `palisade report findings|targets` and `palisade notify targets`:
+//! read what the detectors stored (while the server runs or after it stopped) and tell
+//! the targeted users.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::{bail, Context};
+use palisade_detect::{parse_time, rfc3339, CallRecord, Evidence, Finding};
+use palisade_store::{SqliteStore, Target};
+use serde_json::{json, Value};
+
+/// Output format of a report.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Text,
+    Json,
+    Csv,
+}
+
+impl Format {
+    pub fn of(json: bool, csv: bool) -> anyhow::Result<Format> {
+        match (json, csv) {
+            (true, true) => bail!("--json and --csv exclude each other"),
+            (true, false) => Ok(Format::Json),
+            (false, true) => Ok(Format::Csv),
+            _ => Ok(Format::Text),
+        }
+    }
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// `--since`: RFC 3339, a date, Unix seconds or an age (`15m`, `2h`, `7d`); none: all.
+pub fn since(s: Option<&str>) -> anyhow::Result<i64> {
+    match s {
+        None => Ok(i64::MIN),
+        Some(s) => parse_time(s, now_ms()).with_context(|| {
+            format!("--since {s:?}: use RFC 3339 (2026-11-30T16:00:00Z), a date, Unix seconds or an age (15m, 2h, 7d)")
+        }),
+    }
+}
+
+fn opt_time(t: Option<i64>) -> Value {
+    t.map_or(Value::Null, |t| Value::String(rfc3339(t)))
+}
+
+fn call_json(c: &CallRecord) -> Value {
+    json!({
+        "id": c.id, "call_id": c.call_id, "caller": c.caller, "callee": c.callee,
+        "source": c.source.to_string(), "transport": c.transport, "user_agent": c.user_agent,
+        "fingerprint": format!("{:016x}", c.fingerprint), "sdp_habits": format!("{:016x}", c.sdp),
+        "invite_at": rfc3339(c.invite_at), "ringing_at": opt_time(c.ringing_at),
+        "answered_at": opt_time(c.answered_at), "final_at": opt_time(c.final_at),
+        "ended_at": opt_time(c.ended_at), "status": c.status, "outcome": c.outcome(),
+        "ring_ms": c.ring_ms(), "talk_ms": c.talk_ms(),
+    })
+}
+
+/// `palisade calls`.
+pub fn calls(
+    dir: &Path,
+    since_t: Option<&str>,
+    user: Option<&str>,
+    json: bool,
+) -> anyhow::Result<()> {
+    let s = SqliteStore::open(dir)?;
+    let calls = s.calls(since(since_t)?, user)?;
+    if json {
+        let v: Vec<Value> = calls.iter().map(call_json).collect();
+        println!("{}", json!({ "calls": v }));
+        return Ok(());
+    }
+    for c in &calls {
+        println!(
+            "{} #{} {} -> {} {} status {} ring {} talk {} from {}:{} ({})",
+            rfc3339(c.invite_at),
+            c.id,
+            c.caller,
+            c.callee,
+            c.outcome(),
+            c.status.map_or("-".into(), |s| s.to_string()),
+            c.ring_ms()
+                .map_or("-".into(), |r| format!("{:.1}s", r as f64 / 1000.0)),
+            c.talk_ms()
+                .map_or("-".into(), |r| format!("{:.1}s", r as f64 / 1000.0)),
+            c.transport,
+            c.source,
+            c.user_agent
+        );
+    }
+    Ok(())
+}
+
+fn subject_json(f: &Finding) -> Value {
+    json!({ f.subject.kind(): f.subject.value(), "accounts": f.accounts })
+}
+
+fn finding_json(f: &Finding) -> Value {
+    let records: Vec<Value> = f
+        .records
+        .iter()
+        .map(|e| match e {
+            Evidence::Call(id) => json!({ "call": id }),
+            Evidence::Registration(id) => json!({ "registration": id }),
+            Evidence::Event(t) => json!({ "event": t }),
+        })
+        .collect();
+    json!({
+        "id": format!("F{}", f.id), "kind": f.kind.as_str(), "subject": subject_json(f),
+        "score": (f.score * 1000.0).round() / 1000.0, "first_seen": rfc3339(f.first_seen),
+        "detected_at": rfc3339(f.detected_at), "updated_at": rfc3339(f.updated_at),
+        "action": f.action.as_str(), "summary": f.summary, "records": records,
+    })
+}
+
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
+/// `palisade report findings`.
+pub fn findings(dir: &Path, since_t: Option<&str>, fmt: Format) -> anyhow::Result<()> {
+    let s = SqliteStore::open(dir)?;
+    let list = s.findings(since(since_t)?)?;
+    match fmt {
+        Format::Json => {
+            let v: Vec<Value> = list.iter().map(finding_json).collect();
+            println!("{}", json!({ "findings": v }));
+        }
+        Format::Csv => {
+            println!("id,kind,subject_kind,subject,score,first_seen,detected_at,action,accounts,records,summary");
+            for f in &list {
+                println!(
+                    "F{},{},{},{},{:.3},{},{},{},{},{},{}",
+                    f.id,
+                    f.kind.as_str(),
+                    f.subject.kind(),
+                    csv_field(&f.subject.value()),
+                    f.score,
+                    rfc3339(f.first_seen),
+                    rfc3339(f.detected_at),
+                    f.action.as_str(),
+                    csv_field(&f.accounts.join(" ")),
+                    f.records.len(),
+                    csv_field(&f.summary)
+                );
+            }
+        }
+        Format::Text => {
+            for f in &list {
+                println!(
+                    "F{} {} {} {} score {:.2} detected {} (first seen {}), action {}: {}",
+                    f.id,
+                    f.kind.as_str(),
+                    f.subject.kind(),
+                    f.subject.value(),
+                    f.score,
+                    rfc3339(f.detected_at),
+                    rfc3339(f.first_seen),
+                    f.action.as_str(),
+                    f.summary
+                );
+            }
+            if list.is_empty() {
+                println!("no findings");
+            }
+        }
+    }
+    Ok(())
+}
+
+fn target_json(t: &Target) -> Value {
+    json!({
+        "user": t.user, "first_call": rfc3339(t.first_call), "last_call": rfc3339(t.last_call),
+        "calls": t.calls, "rang": t.rang, "callers": t.callers,
+        "findings": t.findings.iter().map(|f| format!("F{f}")).collect::<Vec<_>>(),
+    })
+}
+
+/// `palisade report targets`.
+pub fn targets(dir: &Path, since_t: Option<&str>, fmt: Format) -> anyhow::Result<()> {
+    let s = SqliteStore::open(dir)?;
+    let list = s.targets(since(since_t)?)?;
+    match fmt {
+        Format::Json => {
+            let v: Vec<Value> = list.iter().map(target_json).collect();
+            println!("{}", json!({ "targets": v }));
+        }
+        Format::Csv => {
+            println!("user,first_call,last_call,calls,rang,callers,findings");
+            for t in &list {
+                let f: Vec<String> = t.findings.iter().map(|f| format!("F{f}")).collect();
+                println!(
+                    "{},{},{},{},{},{},{}",
+                    csv_field(&t.user),
+                    rfc3339(t.first_call),
+                    rfc3339(t.last_call),
+                    t.calls,
+                    t.rang,
+                    csv_field(&t.callers.join(" ")),
+                    f.join(" ")
+                );
+            }
+        }
+        Format::Text => {
+            for t in &list {
+                println!(
+                    "{}: {} call(s) {} .. {}, {}, from {} (findings {})",
+                    t.user,
+                    t.calls,
+                    rfc3339(t.first_call),
+                    rfc3339(t.last_call),
+                    if t.rang { "rang" } else { "did not ring" },
+                    t.callers.join(", "),
+                    t.findings
+                        .iter()
+                        .map(|f| format!("F{f}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+            }
+            println!("{} targeted user(s)", list.len());
+        }
+    }
+    Ok(())
+}
+
+/// POSTs `body` (JSON) to an `http://HOST:PORT/PATH` URL; Ok when the answer is 2xx.
+/// Plain HTTP only (a webhook on the operator's own network or loopback); 5 s timeouts.
+pub fn post_json(url: &str, body: &str) -> anyhow::Result<u16> {
+    let Some(rest) = url.strip_prefix("http://") else {
+        bail!("webhook {url:?}: only http:// URLs are supported");
+    };
+    let (hostport, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, "/"),
+    };
+    let hostport = if hostport.contains(':') {
+        hostport.to_string()
+    } else {
+        format!("{hostport}:80")
+    };
+    use std::net::ToSocketAddrs;
+    let addr = hostport
+        .to_socket_addrs()
+        .with_context(|| format!("webhook host {hostport}"))?
+        .next()
+        .with_context(|| format!("webhook host {hostport}: no address"))?;
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5))
+        .with_context(|| format!("connecting to the webhook {url}"))?;
+    s.set_read_timeout(Some(Duration::from_secs(5)))?;
+    s.set_write_timeout(Some(Duration::from_secs(5)))?;
+    let host = hostport
+        .rsplit_once(':')
+        .map_or(hostport.as_str(), |(h, _)| h);
+    write!(
+        s,
+        "POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\nUser-Agent: palisade-notify\r\n\r\n{body}",
+        body.len()
+    )?;
+    let mut head = Vec::new();
+    let mut buf = [0u8; 512];
+    while !head.windows(2).any(|w| w == b"\r\n") && head.len() < 4096 {
+        let n = s.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        head.extend_from_slice(&buf[..n]);
+    }
+    let line = String::from_utf8_lossy(&head);
+    let code = line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse::<u16>().ok())
+        .with_context(|| format!("webhook {url}: not an HTTP answer"))?;
+    Ok(code)
+}
+
+/// `palisade notify targets`: each target is told once per channel (SIP MESSAGE through
+/// the running server; a webhook POST from here). Prints a JSON summary.
+pub fn notify(
+    dir: &Path,
+    since_t: Option<&str>,
+    webhook: Option<&str>,
+    text: &str,
+    wait: Duration,
+) -> anyhow::Result<()> {
+    let mut s = SqliteStore::open(dir)?;
+    let list = s.targets(since(since_t)?)?;
+    let (mut queued, mut already, mut sent, mut failed) = (0u64, 0u64, 0u64, 0u64);
+    let mut waiting = Vec::new();
+    for t in &list {
+        match s.notification(&t.user, "sip")? {
+            Some(_) => already += 1,
+            None => {
+                s.set_notification(&t.user, "sip", "queued", text, now_ms())?;
+                queued += 1;
+                waiting.push(t.user.clone());
+            }
+        }
+        if let Some(url) = webhook {
+            match s.notification(&t.user, "webhook")? {
+                Some(n) if n.state == "sent" => already += 1,
+                _ => {
+                    let body = json!({ "user": t.user, "text": text, "target": target_json(t) })
+                        .to_string();
+                    match post_json(url, &body) {
+                        Ok(code) if (200..300).contains(&code) => {
+                            s.set_notification(
+                                &t.user,
+                                "webhook",
+                                "sent",
+                                &format!("HTTP {code}"),
+                                now_ms(),
+                            )?;
+                            sent += 1;
+                        }
+                        Ok(code) => {
+                            s.set_notification(
+                                &t.user,
+                                "webhook",
+                                "failed",
+                                &format!("HTTP {code}"),
+                                now_ms(),
+                            )?;
+                            failed += 1;
+                        }
+                        Err(e) => {
+                            s.set_notification(
+                                &t.user,
+                                "webhook",
+                                "failed",
+                                &format!("{e:#}"),
+                                now_ms(),
+                            )?;
+                            failed += 1;
+                        }
+                    }
+                }
+            }
+        }
+    }
+    // Optionally wait for the running server to deliver the SIP notifications.
+    let deadline = std::time::Instant::now() + wait;
+    let mut delivered = 0u64;
+    while !waiting.is_empty() {
+        waiting.retain(|u| {
+            let done = s
+                .notification(u, "sip")
+                .ok()
+                .flatten()
+                .is_some_and(|n| n.state == "sent");
+            if done {
+                delivered += 1;
+            }
+            !done
+        });
+        if waiting.is_empty() || std::time::Instant::now() >= deadline {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let summary = json!({
+        "targets": list.len(),
+        "sent": sent + delivered,
+        "queued": queued - delivered,
+        "already": already,
+        "failed": failed,
+        "sip": { "delivered": delivered, "queued": queued - delivered },
+        "webhook": { "sent": sent, "failed": failed },
+    });
+    println!("{summary}");
+    Ok(())
+}

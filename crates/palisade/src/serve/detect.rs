@@ -1,0 +1,223 @@
+//! The detection thread: takes the core's observations (never blocking the core: when
+//! its queue is full, observations are counted and dropped), runs the campaign
+//! detectors, writes records and findings to the store in batches, and hands the
+//! restrictions back to the core. Restrictions and current findings survive a restart
+//! (loaded from the store at start).
+
+use super::*;
+use palisade_detect::{Config as DetectConfig, Detector, Observation, Output, Restriction};
+
+/// Observations waiting for the detection thread.
+pub(super) const DETECT_QUEUE: usize = 65_536;
+
+/// The fingerprints of the real clients the test suite runs (captured from their
+/// traffic; see the README's "Campaign detection"): a family's profile is known from
+/// the first message, not only after it was learned.
+const SHIPPED_PROFILES: &str = include_str!("../../../../dist/profiles.toml");
+
+/// How soon a queued notification is tried again when it could not be delivered (a
+/// device that registers meanwhile gets it within this time).
+const NOTIFY_RETRY: Duration = Duration::from_secs(5);
+
+pub(super) enum DetectMsg {
+    Observe(Observation),
+    /// Notification delivery results from the core: (user, delivered to a device).
+    Notified(String, bool),
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// Parses a profiles file: `family = ["16 hex digits", ...]` lines (TOML).
+pub(super) fn parse_profiles(text: &str) -> anyhow::Result<Vec<(String, u64)>> {
+    let t: std::collections::BTreeMap<String, Vec<String>> =
+        toml::from_str(text).context("profiles: expected `family = [\"hex\", ...]` lines")?;
+    let mut out = Vec::new();
+    for (family, fps) in t {
+        for fp in fps {
+            let v = u64::from_str_radix(&fp, 16)
+                .with_context(|| format!("profiles: {family}: {fp:?} is not 16 hex digits"))?;
+            out.push((family.clone(), v));
+        }
+    }
+    Ok(out)
+}
+
+/// Everything the detector needs from the store and the profile files, loaded before
+/// the server starts (so that a bad profiles file stops the start with a clear error).
+pub(super) fn prepare(
+    cfg: &DetectConfig,
+    store: &SqliteStore,
+) -> anyhow::Result<(Detector, Vec<Restriction>)> {
+    let mut d = Detector::new(cfg.clone(), store.next_ids()?);
+    for (f, fp) in parse_profiles(SHIPPED_PROFILES)? {
+        d.add_profile(&f, fp);
+    }
+    if let Some(p) = &cfg.profiles {
+        let text = std::fs::read_to_string(p)
+            .with_context(|| format!("reading detect.profiles {}", p.display()))?;
+        for (f, fp) in parse_profiles(&text).with_context(|| p.display().to_string())? {
+            d.add_profile(&f, fp);
+        }
+    }
+    let now = now_ms();
+    d.set_accounts(
+        store
+            .list_users(None)?
+            .into_iter()
+            .map(|u| (u.name, u.created.saturating_mul(1000))),
+    );
+    for (a, at) in store.first_registrations()? {
+        d.restore_first_seen(a, at);
+    }
+    let retention = (cfg.retention_days as i64).saturating_mul(86_400_000);
+    for (a, b) in store.call_pairs(now - retention)? {
+        d.restore_pair(&a, &b);
+    }
+    for f in store.findings(now - 86_400_000)? {
+        d.restore_finding(f);
+    }
+    let restrictions = store.restrictions(now)?;
+    Ok((d, restrictions))
+}
+
+pub(super) fn detect_thread(
+    dir: PathBuf,
+    mut d: Detector,
+    rx: std::sync::mpsc::Receiver<DetectMsg>,
+    inbound: mpsc::Sender<Inbound>,
+) {
+    let mut store = match SqliteStore::open(&dir) {
+        Ok(s) => s,
+        Err(e) => {
+            error!(error = %e, "detection thread cannot open the database; campaign detection is off");
+            return;
+        }
+    };
+    let retention = (d.config().retention_days as i64).saturating_mul(86_400_000);
+    let mut last_tick = Instant::now();
+    let mut last_accounts = Instant::now();
+    let mut last_purge: Option<Instant> = None;
+    let mut last_notify = Instant::now();
+    // Queued SIP notifications: `None` while the core delivers one, `Some(t)`: try again
+    // after `t` (no device was registered, or none accepted it).
+    let mut pending: HashMap<String, Option<Instant>> = HashMap::new();
+    let mut outs: Vec<Output> = Vec::new();
+    loop {
+        let first = match rx.recv_timeout(Duration::from_millis(250)) {
+            Ok(m) => Some(m),
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => None,
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+        };
+        let mut n = 0;
+        let mut next = first;
+        while let Some(m) = next {
+            match m {
+                DetectMsg::Observe(o) => d.observe(o),
+                DetectMsg::Notified(user, ok) => {
+                    pending.insert(user.clone(), Some(Instant::now() + NOTIFY_RETRY));
+                    if ok {
+                        pending.remove(&user);
+                        let text = store
+                            .notification(&user, "sip")
+                            .ok()
+                            .flatten()
+                            .map(|n| n.detail)
+                            .unwrap_or_default();
+                        if let Err(e) =
+                            store.set_notification(&user, "sip", "sent", &text, now_ms())
+                        {
+                            warn!(error = %e, user, "recording a delivered notification failed");
+                        }
+                        info!(target: "palisade::security", user, "notification delivered by SIP MESSAGE");
+                    }
+                }
+            }
+            n += 1;
+            if n >= 20_000 {
+                break;
+            }
+            next = rx.try_recv().ok();
+        }
+        let now = now_ms();
+        if last_tick.elapsed() >= Duration::from_secs(1) {
+            d.tick(now);
+            last_tick = Instant::now();
+        }
+        outs.extend(d.drain());
+        if !outs.is_empty() {
+            for o in &outs {
+                match o {
+                    Output::Finding(f) if f.detected_at == f.updated_at => {
+                        warn!(target: "palisade::security", id = f.id, kind = f.kind.as_str(), subject = %f.subject.value(), score = f.score, action = f.action.as_str(), summary = %f.summary, "campaign finding");
+                    }
+                    Output::Restrict(r) => {
+                        let _ = inbound.blocking_send(Inbound::Restrict(r.clone()));
+                    }
+                    _ => {}
+                }
+            }
+            match store.apply_outputs(&outs) {
+                Ok(()) => outs.clear(),
+                Err(e) => {
+                    // Kept and retried with the next batch (bounded: beyond it, dropped
+                    // with a count).
+                    error!(error = %e, pending = outs.len(), "writing detection records failed");
+                    if outs.len() > 100_000 {
+                        error!(
+                            dropped = outs.len(),
+                            "detection records dropped: the database keeps failing"
+                        );
+                        outs.clear();
+                    }
+                }
+            }
+        }
+        if last_accounts.elapsed() >= Duration::from_secs(5) {
+            last_accounts = Instant::now();
+            if let Ok(users) = store.list_users(None) {
+                d.set_accounts(
+                    users
+                        .into_iter()
+                        .map(|u| (u.name, u.created.saturating_mul(1000))),
+                );
+            }
+        }
+        if last_purge.is_none_or(|p| p.elapsed() >= Duration::from_secs(3600)) {
+            last_purge = Some(Instant::now());
+            match store.purge_records(now - retention) {
+                Ok(0) => {}
+                Ok(n) => info!(
+                    deleted = n,
+                    days = retention / 86_400_000,
+                    "old call and registration records deleted"
+                ),
+                Err(e) => warn!(error = %e, "deleting old records failed"),
+            }
+        }
+        if last_notify.elapsed() >= Duration::from_secs(1) {
+            last_notify = Instant::now();
+            if let Ok(q) = store.queued_sip() {
+                for (user, text) in q {
+                    let due = match pending.get(&user) {
+                        None => true,
+                        Some(None) => false,
+                        Some(Some(t)) => *t <= Instant::now(),
+                    };
+                    if due {
+                        pending.insert(user.clone(), None);
+                        let _ = inbound.blocking_send(Inbound::Notify { user, text });
+                    }
+                }
+            }
+        }
+    }
+    outs.extend(d.drain());
+    if let Err(e) = store.apply_outputs(&outs) {
+        error!(error = %e, "writing the last detection records failed");
+    }
+}

@@ -1,0 +1,592 @@
+//! Call and registration records, findings, restrictions and notifications: what the
+//! campaign detectors write (from the server's detection thread, in batches) and what
+//! the reports read (from the CLI, while the server runs or after it stopped).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+
+use palisade_detect::{
+    ActionKind, CallRecord, Evidence, Finding, FindingKind, Output, RegistrationRecord,
+    Restriction, Subject,
+};
+use rusqlite::{params, Connection, OptionalExtension, Row};
+
+use crate::{SqliteStore, StoreError};
+
+pub(crate) fn schema(conn: &Connection) -> Result<(), StoreError> {
+    conn.execute_batch(
+        "CREATE TABLE IF NOT EXISTS calls (
+            id INTEGER PRIMARY KEY, call_id TEXT NOT NULL, caller TEXT NOT NULL,
+            callee TEXT NOT NULL, source TEXT NOT NULL, transport TEXT NOT NULL,
+            user_agent TEXT NOT NULL, fingerprint TEXT NOT NULL, sdp TEXT NOT NULL,
+            invite_at INTEGER NOT NULL, ringing_at INTEGER, answered_at INTEGER,
+            final_at INTEGER, ended_at INTEGER, status INTEGER,
+            blocked INTEGER NOT NULL, outcome TEXT NOT NULL);
+         CREATE INDEX IF NOT EXISTS calls_at ON calls (invite_at);
+         CREATE INDEX IF NOT EXISTS calls_caller ON calls (caller, invite_at);
+         CREATE INDEX IF NOT EXISTS calls_callee ON calls (callee, invite_at);
+         CREATE TABLE IF NOT EXISTS registrations (
+            id INTEGER PRIMARY KEY, at INTEGER NOT NULL, account TEXT NOT NULL,
+            source TEXT NOT NULL, transport TEXT NOT NULL, user_agent TEXT NOT NULL,
+            fingerprint TEXT NOT NULL, first_seen INTEGER NOT NULL);
+         CREATE INDEX IF NOT EXISTS registrations_at ON registrations (at);
+         CREATE INDEX IF NOT EXISTS registrations_account ON registrations (account);
+         CREATE TABLE IF NOT EXISTS findings (
+            id INTEGER PRIMARY KEY, kind TEXT NOT NULL, subject_kind TEXT NOT NULL,
+            subject TEXT NOT NULL, score REAL NOT NULL, first_seen INTEGER NOT NULL,
+            detected_at INTEGER NOT NULL, updated_at INTEGER NOT NULL,
+            action TEXT NOT NULL, accounts TEXT NOT NULL, records TEXT NOT NULL,
+            summary TEXT NOT NULL);
+         CREATE TABLE IF NOT EXISTS restrictions (
+            subject_kind TEXT NOT NULL, subject TEXT NOT NULL, until INTEGER NOT NULL,
+            per_minute INTEGER, finding INTEGER NOT NULL,
+            PRIMARY KEY (subject_kind, subject));
+         CREATE TABLE IF NOT EXISTS notifications (
+            user TEXT NOT NULL, channel TEXT NOT NULL, state TEXT NOT NULL,
+            created INTEGER NOT NULL, done_at INTEGER, detail TEXT NOT NULL,
+            PRIMARY KEY (user, channel));",
+    )?;
+    Ok(())
+}
+
+fn hex(v: u64) -> String {
+    format!("{v:016x}")
+}
+
+fn unhex(s: &str) -> u64 {
+    u64::from_str_radix(s, 16).unwrap_or(0)
+}
+
+fn static_transport(s: &str) -> &'static str {
+    match s {
+        "tcp" => "tcp",
+        "tls" => "tls",
+        _ => "udp",
+    }
+}
+
+fn addr(s: &str) -> SocketAddr {
+    s.parse()
+        .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)))
+}
+
+fn evidence_json(e: &[Evidence]) -> String {
+    let v: Vec<serde_json::Value> = e
+        .iter()
+        .map(|e| match e {
+            Evidence::Call(id) => serde_json::json!({ "call": id }),
+            Evidence::Registration(id) => serde_json::json!({ "registration": id }),
+            Evidence::Event(t) => serde_json::json!({ "event": t }),
+        })
+        .collect();
+    serde_json::Value::Array(v).to_string()
+}
+
+fn evidence_of(s: &str) -> Vec<Evidence> {
+    let Ok(serde_json::Value::Array(v)) = serde_json::from_str::<serde_json::Value>(s) else {
+        return Vec::new();
+    };
+    v.iter()
+        .filter_map(|x| {
+            if let Some(id) = x.get("call").and_then(|i| i.as_u64()) {
+                Some(Evidence::Call(id))
+            } else if let Some(id) = x.get("registration").and_then(|i| i.as_u64()) {
+                Some(Evidence::Registration(id))
+            } else {
+                x.get("event")
+                    .and_then(|t| t.as_str())
+                    .map(|t| Evidence::Event(t.to_string()))
+            }
+        })
+        .collect()
+}
+
+fn call_of(r: &Row<'_>) -> rusqlite::Result<CallRecord> {
+    let transport: String = r.get(5)?;
+    let source: String = r.get(4)?;
+    let fp: String = r.get(7)?;
+    let sdp: String = r.get(8)?;
+    Ok(CallRecord {
+        id: r.get::<_, i64>(0)? as u64,
+        call_id: r.get(1)?,
+        caller: r.get(2)?,
+        callee: r.get(3)?,
+        source: addr(&source),
+        transport: static_transport(&transport),
+        user_agent: r.get(6)?,
+        fingerprint: unhex(&fp),
+        sdp: unhex(&sdp),
+        invite_at: r.get(9)?,
+        ringing_at: r.get(10)?,
+        answered_at: r.get(11)?,
+        final_at: r.get(12)?,
+        ended_at: r.get(13)?,
+        status: r.get(14)?,
+        blocked: r.get::<_, i64>(15)? != 0,
+    })
+}
+
+const CALL_COLUMNS: &str = "id, call_id, caller, callee, source, transport, user_agent, fingerprint, sdp, invite_at, ringing_at, answered_at, final_at, ended_at, status, blocked";
+
+fn finding_of(r: &Row<'_>) -> rusqlite::Result<Option<Finding>> {
+    let kind: String = r.get(1)?;
+    let sk: String = r.get(2)?;
+    let sv: String = r.get(3)?;
+    let action: String = r.get(8)?;
+    let accounts: String = r.get(9)?;
+    let records: String = r.get(10)?;
+    let (Some(kind), Some(subject)) = (FindingKind::parse(&kind), Subject::parse(&sk, &sv)) else {
+        return Ok(None);
+    };
+    Ok(Some(Finding {
+        id: r.get::<_, i64>(0)? as u64,
+        kind,
+        subject,
+        score: r.get(4)?,
+        first_seen: r.get(5)?,
+        detected_at: r.get(6)?,
+        updated_at: r.get(7)?,
+        action: match action.as_str() {
+            "block" => ActionKind::Block,
+            "rate-limit" => ActionKind::Limit,
+            _ => ActionKind::Alert,
+        },
+        accounts: serde_json::from_str(&accounts).unwrap_or_default(),
+        records: evidence_of(&records),
+        summary: r.get(11)?,
+    }))
+}
+
+const FINDING_COLUMNS: &str = "id, kind, subject_kind, subject, score, first_seen, detected_at, updated_at, action, accounts, records, summary";
+
+/// A user who received a call attempt from an account named by a finding.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Target {
+    /// The account name (no domain).
+    pub user: String,
+    /// First and last such call (Unix ms).
+    pub first_call: i64,
+    /// Last such call.
+    pub last_call: i64,
+    /// How many.
+    pub calls: u64,
+    /// Whether any of them rang (or was answered).
+    pub rang: bool,
+    /// The flagged accounts that called.
+    pub callers: Vec<String>,
+    /// The findings naming those accounts.
+    pub findings: Vec<u64>,
+}
+
+/// A notification's state for one user and channel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notification {
+    /// The user.
+    pub user: String,
+    /// `sip` or `webhook`.
+    pub channel: String,
+    /// `queued`, `sent` or `failed`.
+    pub state: String,
+    /// What was sent, or why it failed.
+    pub detail: String,
+}
+
+impl SqliteStore {
+    /// Writes what the detector produced, in one transaction.
+    pub fn apply_outputs(&mut self, outs: &[Output]) -> Result<(), StoreError> {
+        let tx = self.conn.transaction()?;
+        {
+            let mut call = tx.prepare_cached(&format!(
+                "INSERT OR REPLACE INTO calls ({CALL_COLUMNS}, outcome) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17)"
+            ))?;
+            let mut reg = tx.prepare_cached(
+                "INSERT OR REPLACE INTO registrations (id, at, account, source, transport, user_agent, fingerprint, first_seen) VALUES (?1,?2,?3,?4,?5,?6,?7,?8)",
+            )?;
+            let mut fin = tx.prepare_cached(&format!(
+                "INSERT OR REPLACE INTO findings ({FINDING_COLUMNS}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12)"
+            ))?;
+            let mut res = tx.prepare_cached(
+                "INSERT OR REPLACE INTO restrictions (subject_kind, subject, until, per_minute, finding) VALUES (?1,?2,?3,?4,?5)",
+            )?;
+            for o in outs {
+                match o {
+                    Output::Call(c) => {
+                        call.execute(params![
+                            c.id as i64,
+                            c.call_id,
+                            c.caller,
+                            c.callee,
+                            c.source.to_string(),
+                            c.transport,
+                            c.user_agent,
+                            hex(c.fingerprint),
+                            hex(c.sdp),
+                            c.invite_at,
+                            c.ringing_at,
+                            c.answered_at,
+                            c.final_at,
+                            c.ended_at,
+                            c.status,
+                            i64::from(c.blocked),
+                            c.outcome(),
+                        ])?;
+                    }
+                    Output::Registration(r) => {
+                        reg.execute(params![
+                            r.id as i64,
+                            r.at,
+                            r.account,
+                            r.source.to_string(),
+                            r.transport,
+                            r.user_agent,
+                            hex(r.fingerprint),
+                            r.first_seen,
+                        ])?;
+                    }
+                    Output::Finding(f) => {
+                        fin.execute(params![
+                            f.id as i64,
+                            f.kind.as_str(),
+                            f.subject.kind(),
+                            f.subject.value(),
+                            f.score,
+                            f.first_seen,
+                            f.detected_at,
+                            f.updated_at,
+                            f.action.as_str(),
+                            serde_json::to_string(&f.accounts).unwrap_or_default(),
+                            evidence_json(&f.records),
+                            f.summary,
+                        ])?;
+                    }
+                    Output::Restrict(r) => {
+                        res.execute(params![
+                            r.subject.kind(),
+                            r.subject.value(),
+                            r.until,
+                            r.per_minute,
+                            r.finding as i64,
+                        ])?;
+                    }
+                }
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// The first free (call, registration, finding) numbers.
+    pub fn next_ids(&self) -> Result<(u64, u64, u64), StoreError> {
+        let next = |t: &str| -> Result<u64, StoreError> {
+            let n: i64 = self.conn.query_row(
+                &format!("SELECT COALESCE(MAX(id), 0) + 1 FROM {t}"),
+                [],
+                |r| r.get(0),
+            )?;
+            Ok(n.max(1) as u64)
+        };
+        Ok((next("calls")?, next("registrations")?, next("findings")?))
+    }
+
+    /// Call records since `since` (Unix ms), optionally of one user (as caller or
+    /// callee), oldest first.
+    pub fn calls(&self, since: i64, user: Option<&str>) -> Result<Vec<CallRecord>, StoreError> {
+        let mut st = self.conn.prepare(&format!(
+            "SELECT {CALL_COLUMNS} FROM calls WHERE invite_at >= ?1 AND (?2 IS NULL OR caller = ?2 OR callee = ?2) ORDER BY invite_at, id"
+        ))?;
+        let rows = st.query_map(params![since, user], call_of)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Registration records since `since`, oldest first.
+    pub fn registrations_since(&self, since: i64) -> Result<Vec<RegistrationRecord>, StoreError> {
+        let mut st = self.conn.prepare(
+            "SELECT id, at, account, source, transport, user_agent, fingerprint, first_seen FROM registrations WHERE at >= ?1 ORDER BY at, id",
+        )?;
+        let rows = st.query_map(params![since], |r| {
+            let source: String = r.get(3)?;
+            let transport: String = r.get(4)?;
+            let fp: String = r.get(6)?;
+            Ok(RegistrationRecord {
+                id: r.get::<_, i64>(0)? as u64,
+                at: r.get(1)?,
+                account: r.get(2)?,
+                source: addr(&source),
+                transport: static_transport(&transport),
+                user_agent: r.get(5)?,
+                fingerprint: unhex(&fp),
+                first_seen: r.get(7)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Each account's first registration on record.
+    pub fn first_registrations(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        let mut st = self
+            .conn
+            .prepare("SELECT account, MIN(at) FROM registrations GROUP BY account")?;
+        let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Distinct (caller, callee) pairs with a call since `since`.
+    pub fn call_pairs(&self, since: i64) -> Result<Vec<(String, String)>, StoreError> {
+        let mut st = self
+            .conn
+            .prepare("SELECT DISTINCT caller, callee FROM calls WHERE invite_at >= ?1")?;
+        let rows = st.query_map(params![since], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Findings updated since `since`, oldest detection first.
+    pub fn findings(&self, since: i64) -> Result<Vec<Finding>, StoreError> {
+        let mut st = self.conn.prepare(&format!(
+            "SELECT {FINDING_COLUMNS} FROM findings WHERE updated_at >= ?1 ORDER BY detected_at, id"
+        ))?;
+        let rows = st.query_map(params![since], finding_of)?;
+        Ok(rows
+            .collect::<Result<Vec<_>, _>>()?
+            .into_iter()
+            .flatten()
+            .collect())
+    }
+
+    /// Restrictions still in force at `now` (Unix ms).
+    pub fn restrictions(&self, now: i64) -> Result<Vec<Restriction>, StoreError> {
+        let mut st = self.conn.prepare(
+            "SELECT subject_kind, subject, until, per_minute, finding FROM restrictions WHERE until > ?1",
+        )?;
+        let rows = st.query_map(params![now], |r| {
+            let k: String = r.get(0)?;
+            let v: String = r.get(1)?;
+            Ok(Subject::parse(&k, &v).map(|subject| Restriction {
+                subject,
+                until: r.get(2).unwrap_or(0),
+                per_minute: r.get(3).unwrap_or(None),
+                finding: r.get::<_, i64>(4).unwrap_or(0) as u64,
+            }))
+        })?;
+        Ok(rows
+            .collect::<Result<Vec<_>, _>>()?
+            .into_iter()
+            .flatten()
+            .collect())
+    }
+
+    /// Lifts a restriction (`palisade unblock`); `false` when there was none.
+    pub fn lift(&mut self, s: &Subject) -> Result<bool, StoreError> {
+        let n = self.conn.execute(
+            "DELETE FROM restrictions WHERE subject_kind = ?1 AND subject = ?2",
+            params![s.kind(), s.value()],
+        )?;
+        Ok(n > 0)
+    }
+
+    /// Every user who received a call attempt (since `since`) from an account that a
+    /// finding names, with the callers and findings; sorted by user.
+    pub fn targets(&self, since: i64) -> Result<Vec<Target>, StoreError> {
+        let mut flagged: BTreeMap<String, BTreeSet<u64>> = BTreeMap::new();
+        for f in self.findings(0)? {
+            for a in &f.accounts {
+                flagged.entry(a.clone()).or_default().insert(f.id);
+            }
+        }
+        let mut out: BTreeMap<String, Target> = BTreeMap::new();
+        let mut st = self.conn.prepare(&format!(
+            "SELECT {CALL_COLUMNS} FROM calls WHERE caller = ?1 AND invite_at >= ?2 ORDER BY invite_at"
+        ))?;
+        for (caller, ids) in &flagged {
+            let calls = st.query_map(params![caller, since], call_of)?;
+            for c in calls {
+                let c = c?;
+                let t = out.entry(c.callee.clone()).or_insert_with(|| Target {
+                    user: c.callee.clone(),
+                    first_call: c.invite_at,
+                    last_call: c.invite_at,
+                    calls: 0,
+                    rang: false,
+                    callers: Vec::new(),
+                    findings: Vec::new(),
+                });
+                t.first_call = t.first_call.min(c.invite_at);
+                t.last_call = t.last_call.max(c.invite_at);
+                t.calls += 1;
+                t.rang |= c.ringing_at.is_some() || c.answered_at.is_some();
+                if !t.callers.contains(caller) {
+                    t.callers.push(caller.clone());
+                }
+                for id in ids {
+                    if !t.findings.contains(id) {
+                        t.findings.push(*id);
+                    }
+                }
+            }
+        }
+        Ok(out.into_values().collect())
+    }
+
+    /// Deletes call and registration records older than `before` (Unix ms).
+    pub fn purge_records(&mut self, before: i64) -> Result<usize, StoreError> {
+        let a = self
+            .conn
+            .execute("DELETE FROM calls WHERE invite_at < ?1", params![before])?;
+        let b = self
+            .conn
+            .execute("DELETE FROM registrations WHERE at < ?1", params![before])?;
+        Ok(a + b)
+    }
+
+    /// The notification of `user` on `channel`, if any was made.
+    pub fn notification(
+        &self,
+        user: &str,
+        channel: &str,
+    ) -> Result<Option<Notification>, StoreError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT user, channel, state, detail FROM notifications WHERE user = ?1 AND channel = ?2",
+                params![user, channel],
+                |r| {
+                    Ok(Notification {
+                        user: r.get(0)?,
+                        channel: r.get(1)?,
+                        state: r.get(2)?,
+                        detail: r.get(3)?,
+                    })
+                },
+            )
+            .optional()?)
+    }
+
+    /// Records a notification's state (`queued`, `sent`, `failed`) at `now` (Unix ms).
+    pub fn set_notification(
+        &mut self,
+        user: &str,
+        channel: &str,
+        state: &str,
+        detail: &str,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        self.conn.execute(
+            "INSERT INTO notifications (user, channel, state, created, done_at, detail)
+             VALUES (?1, ?2, ?3, ?4, CASE WHEN ?3 = 'queued' THEN NULL ELSE ?4 END, ?5)
+             ON CONFLICT (user, channel) DO UPDATE SET state = ?3, detail = ?5,
+               done_at = CASE WHEN ?3 = 'queued' THEN NULL ELSE ?4 END",
+            params![user, channel, state, now, detail],
+        )?;
+        Ok(())
+    }
+
+    /// SIP notifications waiting for delivery: (user, text).
+    pub fn queued_sip(&self) -> Result<Vec<(String, String)>, StoreError> {
+        let mut st = self.conn.prepare(
+            "SELECT user, detail FROM notifications WHERE channel = 'sip' AND state = 'queued' ORDER BY created",
+        )?;
+        let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use palisade_detect::Network;
+
+    fn call(id: u64, caller: &str, callee: &str, at: i64, rang: bool) -> CallRecord {
+        CallRecord {
+            id,
+            call_id: format!("c{id}"),
+            caller: caller.into(),
+            callee: callee.into(),
+            source: "192.0.2.1:5060".parse().unwrap(),
+            transport: "udp",
+            user_agent: "ua".into(),
+            fingerprint: 0xabc,
+            sdp: 1,
+            invite_at: at,
+            ringing_at: rang.then_some(at + 100),
+            answered_at: None,
+            final_at: Some(at + 2000),
+            ended_at: None,
+            status: Some(487),
+            blocked: !rang,
+        }
+    }
+
+    #[test]
+    fn records_findings_and_targets_round_trip() {
+        let dir = std::env::temp_dir().join(format!("palisade-records-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let mut s = SqliteStore::open(&dir).unwrap();
+        let f = Finding {
+            id: 1,
+            kind: FindingKind::Sweep,
+            subject: Subject::Account("mallory".into()),
+            score: 0.9,
+            first_seen: 1000,
+            detected_at: 5000,
+            updated_at: 6000,
+            action: ActionKind::Block,
+            accounts: vec!["mallory".into()],
+            records: vec![Evidence::Call(1), Evidence::Event("x \"y\"".into())],
+            summary: "s".into(),
+        };
+        let r = Restriction {
+            subject: Subject::Network(Network::parse("192.0.2.0/24").unwrap()),
+            until: 10_000,
+            per_minute: Some(2),
+            finding: 1,
+        };
+        s.apply_outputs(&[
+            Output::Call(call(1, "mallory", "bob", 1000, true)),
+            Output::Call(call(2, "mallory", "carol", 2000, false)),
+            Output::Call(call(3, "mallory", "bob", 3000, false)),
+            Output::Call(call(4, "alice", "dave", 3000, true)),
+            Output::Finding(f.clone()),
+            Output::Restrict(r.clone()),
+        ])
+        .unwrap();
+        assert_eq!(s.next_ids().unwrap(), (5, 1, 2));
+        assert_eq!(s.calls(0, None).unwrap().len(), 4);
+        assert_eq!(s.calls(0, Some("bob")).unwrap().len(), 2);
+        assert_eq!(s.calls(2500, None).unwrap().len(), 2);
+        assert_eq!(
+            s.calls(0, None).unwrap()[0],
+            call(1, "mallory", "bob", 1000, true)
+        );
+        assert_eq!(s.findings(0).unwrap(), vec![f]);
+        assert_eq!(s.restrictions(9_999).unwrap(), vec![r.clone()]);
+        assert!(s.restrictions(10_000).unwrap().is_empty());
+        let t = s.targets(0).unwrap();
+        assert_eq!(
+            t.iter().map(|t| t.user.as_str()).collect::<Vec<_>>(),
+            ["bob", "carol"]
+        );
+        assert_eq!(
+            (t[0].calls, t[0].rang, t[0].first_call, t[0].last_call),
+            (2, true, 1000, 3000)
+        );
+        assert_eq!((t[1].calls, t[1].rang), (1, false));
+        assert_eq!(t[0].callers, vec!["mallory".to_string()]);
+        assert_eq!(t[0].findings, vec![1]);
+        assert_eq!(s.targets(2500).unwrap().len(), 1);
+        assert!(s.lift(&r.subject).unwrap());
+        assert!(s.restrictions(0).unwrap().is_empty());
+        // notifications: one row per user and channel
+        assert_eq!(s.notification("bob", "sip").unwrap(), None);
+        s.set_notification("bob", "sip", "queued", "hello", 1)
+            .unwrap();
+        assert_eq!(
+            s.queued_sip().unwrap(),
+            vec![("bob".to_string(), "hello".to_string())]
+        );
+        s.set_notification("bob", "sip", "sent", "hello", 2)
+            .unwrap();
+        assert!(s.queued_sip().unwrap().is_empty());
+        assert_eq!(s.notification("bob", "sip").unwrap().unwrap().state, "sent");
+        assert_eq!(s.purge_records(2500).unwrap(), 2);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
