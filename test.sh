@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh Debian machine with only the Rust toolchain.
 # Installs what the tests need (SIPp from the sip-tester package, openssl for the TLS
-# test certificate, baresip and Linphone for the interoperability tests), then runs every test of
-# the workspace.
+# test certificate, baresip and Linphone for the interoperability tests, SIPVicious for the
+# scanner-detection test), then runs every test of the workspace.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -16,6 +16,7 @@ command -v sipp >/dev/null 2>&1 || need+=(sip-tester)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
 command -v baresip >/dev/null 2>&1 || need+=(baresip-core)
 command -v linphone-daemon >/dev/null 2>&1 || need+=(linphone-cli)
+command -v svmap >/dev/null 2>&1 || need+=(sipvicious)
 if [ ${#need[@]} -gt 0 ]; then
   SUDO=""
   [ "$(id -u)" -ne 0 ] && SUDO="sudo"

@@ -67,46 +67,39 @@ fn core_index(name: &[u8]) -> Option<usize> {
     CORE.iter().position(|c| c.eq_ignore_ascii_case(name))
 }
 
-/// Adds the shape of a value: runs of digits count as one `D` (sequence numbers and
-/// process ids vary); other alphanumeric runs as `A` with their length, and for runs of
-/// 12 or more characters their case (`l`ower, `U`pper, `m`ixed; a shorter random run
-/// may be single-case by chance); every other character as itself. At most 64 tokens.
+/// Adds the shape of a value. A value with a letter in it is a token from some random
+/// generator: only its length counts, and for 12 characters or more its case (`l`ower,
+/// `U`pper, `m`ixed; a shorter random token may be single-case by chance). Generators
+/// draw from different alphabets (hex, alphanumerics, belle-sip adds `-` and `~`), so
+/// which characters happen to appear is not a habit, the length is. A value without a
+/// letter is made of counters: each run of digits counts as `D` (sequence numbers and
+/// process ids vary in length), every other character as itself (`1-4711@` -> `D-D@`).
 fn shape(h: &mut Fnv, v: &[u8]) {
-    let mut i = 0;
-    let mut tokens = 0;
-    while i < v.len() && tokens < 64 {
-        tokens += 1;
-        let start = i;
-        let (mut digits, mut lower, mut upper) = (true, false, false);
-        while let Some(&c) = v.get(i) {
-            if !c.is_ascii_alphanumeric() {
-                break;
-            }
-            digits &= c.is_ascii_digit();
-            lower |= c.is_ascii_lowercase();
-            upper |= c.is_ascii_uppercase();
-            i += 1;
-        }
-        let run = i - start;
-        if run == 0 {
-            if let Some(&c) = v.get(i) {
-                h.byte(c);
-            }
-            i += 1;
-            continue;
-        }
-        if digits {
-            h.byte(b'D');
-            continue;
-        }
-        h.byte(b'A');
-        h.byte(run.min(255) as u8);
-        if run >= 12 {
+    if v.iter().any(u8::is_ascii_alphabetic) {
+        h.byte(b'T');
+        h.byte(v.len().min(255) as u8);
+        if v.len() >= 12 {
+            let lower = v.iter().any(u8::is_ascii_lowercase);
+            let upper = v.iter().any(u8::is_ascii_uppercase);
             h.byte(match (lower, upper) {
                 (true, true) => b'm',
-                (true, false) => b'l',
-                _ => b'U',
+                (false, true) => b'U',
+                _ => b'l',
             });
+        }
+        h.sep();
+        return;
+    }
+    let mut in_digits = false;
+    for &c in v.iter().take(64) {
+        if c.is_ascii_digit() {
+            if !in_digits {
+                h.byte(b'D');
+            }
+            in_digits = true;
+        } else {
+            in_digits = false;
+            h.byte(c);
         }
     }
     h.sep();
@@ -215,7 +208,23 @@ pub fn fingerprint(raw: &[u8]) -> u64 {
                 let semi = value.iter().position(|&b| b == b';').unwrap_or(value.len());
                 let sent = value.get(..semi).unwrap_or_default();
                 let proto = sent.split(|&b| b == b' ').next().unwrap_or_default();
-                h.bytes(proto);
+                // `SIP/2.0/UDP`: how it is written, not which transport it names.
+                let slash = proto
+                    .iter()
+                    .rposition(|&b| b == b'/')
+                    .unwrap_or(proto.len());
+                h.bytes(proto.get(..slash).unwrap_or_default());
+                let t = proto.get(slash..).unwrap_or_default();
+                h.byte(
+                    match (
+                        t.iter().any(u8::is_ascii_lowercase),
+                        t.iter().any(u8::is_ascii_uppercase),
+                    ) {
+                        (true, true) => b'm',
+                        (true, false) => b'l',
+                        _ => b'U',
+                    },
+                );
                 h.sep();
                 let params = value.get(semi..).unwrap_or_default();
                 param_names(&mut h, params);
@@ -433,6 +442,16 @@ mod tests {
             "From: <sip:alice@example.com>;tag=9f8e7d6c\r\nMax-Forwards: 70\r\n",
         );
         assert_ne!(base, fingerprint(reordered.as_bytes()));
+    }
+
+    #[test]
+    fn random_tokens_count_by_length_whatever_their_alphabet() {
+        // belle-sip draws from letters, digits, `-` and `~`
+        let a = fingerprint(&msg("INVITE", ".NiknI8J7a", "r718HsXj8", "3fb1cR4cGu", ""));
+        let b = fingerprint(&msg("INVITE", ".YKThOfJ-h", "c7yMzFE8t", "ncOBoh1kD~", ""));
+        assert_eq!(a, b);
+        let c = fingerprint(&msg("INVITE", ".YKThOfJ-hx", "c7yMzFE8t", "ncOBoh1kD~", ""));
+        assert_ne!(a, c);
     }
 
     #[test]

@@ -125,6 +125,9 @@ enum ReportCmd {
     Findings(ReportArgs),
     /// Every user who received a call attempt from an account named by a finding.
     Targets(ReportArgs),
+    /// Devices seen registering: account, User-Agent, wire fingerprint, first and last
+    /// seen (the material of a profiles file, `detect.profiles`).
+    Devices(ReportArgs),
 }
 
 #[derive(Subcommand)]
@@ -341,17 +344,18 @@ fn main() -> ExitCode {
             .map(|_| ExitCode::SUCCESS)
             .unwrap_or_else(fail),
         Command::Report(cmd) => {
-            let (a, targets) = match cmd {
-                ReportCmd::Findings(a) => (a, false),
-                ReportCmd::Targets(a) => (a, true),
+            let (a, which) = match cmd {
+                ReportCmd::Findings(a) => (a, 0),
+                ReportCmd::Targets(a) => (a, 1),
+                ReportCmd::Devices(a) => (a, 2),
             };
             report::Format::of(a.json, a.csv)
                 .and_then(|f| {
                     let (d, _) = a.db.resolve()?;
-                    if targets {
-                        report::targets(&d, a.since.as_deref(), f)
-                    } else {
-                        report::findings(&d, a.since.as_deref(), f)
+                    match which {
+                        0 => report::findings(&d, a.since.as_deref(), f),
+                        1 => report::targets(&d, a.since.as_deref(), f),
+                        _ => report::devices(&d, a.since.as_deref(), f),
                     }
                 })
                 .map(|_| ExitCode::SUCCESS)

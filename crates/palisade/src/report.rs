@@ -188,6 +188,61 @@ fn target_json(t: &Target) -> Value {
     })
 }
 
+/// `palisade report devices`: each (account, User-Agent, wire fingerprint) seen
+/// registering, with when and from where; what a profiles file is made from.
+pub fn devices(dir: &Path, since_t: Option<&str>, fmt: Format) -> anyhow::Result<()> {
+    let s = SqliteStore::open(dir)?;
+    // (account, User-Agent, fingerprint) -> (first seen, last seen, records, source)
+    type Seen = (i64, i64, u64, String);
+    let mut by: std::collections::BTreeMap<(String, String, u64), Seen> = Default::default();
+    for r in s.registrations_since(since(since_t)?)? {
+        let e = by
+            .entry((r.account.clone(), r.user_agent.clone(), r.fingerprint))
+            .or_insert((r.first_seen, r.at, 0, String::new()));
+        e.0 = e.0.min(r.first_seen);
+        e.1 = e.1.max(r.at);
+        e.2 += 1;
+        e.3 = format!("{}:{}", r.transport, r.source);
+    }
+    match fmt {
+        Format::Json => {
+            let v: Vec<Value> = by
+                .iter()
+                .map(|((a, ua, fp), (first, last, n, src))| {
+                    json!({"account": a, "user_agent": ua, "family": palisade_detect::ua_family(ua),
+                        "fingerprint": format!("{fp:016x}"), "first_seen": rfc3339(*first),
+                        "last_seen": rfc3339(*last), "records": n, "source": src})
+                })
+                .collect();
+            println!("{}", json!({ "devices": v }));
+        }
+        Format::Csv => {
+            println!("account,user_agent,family,fingerprint,first_seen,last_seen,records,source");
+            for ((a, ua, fp), (first, last, n, src)) in &by {
+                println!(
+                    "{},{},{},{fp:016x},{},{},{n},{}",
+                    csv_field(a),
+                    csv_field(ua),
+                    palisade_detect::ua_family(ua),
+                    rfc3339(*first),
+                    rfc3339(*last),
+                    csv_field(src)
+                );
+            }
+        }
+        Format::Text => {
+            for ((a, ua, fp), (first, last, n, src)) in &by {
+                println!(
+                    "{a} {fp:016x} {ua:?} first {} last {} ({n} records, {src})",
+                    rfc3339(*first),
+                    rfc3339(*last)
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
 /// `palisade report targets`.
 pub fn targets(dir: &Path, since_t: Option<&str>, fmt: Format) -> anyhow::Result<()> {
     let s = SqliteStore::open(dir)?;

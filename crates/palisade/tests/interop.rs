@@ -14,6 +14,67 @@ use common::*;
 /// The default `auth.algorithms`, written out (the harness passes MD5 alone otherwise).
 const DEFAULT_AUTH: [&str; 2] = ["--auth-algorithms", "sha-256,md5"];
 
+/// The wire fingerprints shipped in `dist/profiles.toml`, per family.
+fn shipped_profiles() -> std::collections::BTreeMap<String, Vec<String>> {
+    let text = std::fs::read_to_string(root().join("dist/profiles.toml")).unwrap();
+    toml::from_str(&text).unwrap()
+}
+
+/// Every device of `families` the server saw (linphone-daemon's User-Agent is
+/// `Unknown`, so its family is `unknown`) (registrations and calls) writes SIP as
+/// the profiles shipped for its family say, and nothing was taken for an imitation:
+/// the shipped profiles are those of the real clients.
+fn devices_match_the_shipped_profiles(s: &Server, families: &[&str]) {
+    let profiles = shipped_profiles();
+    let dir = s.dir.clone();
+    let json = |args: &[&str]| -> serde_json::Value {
+        serde_json::from_slice(&cli(&dir, args).stdout).unwrap()
+    };
+    let mut seen = Vec::new();
+    assert!(
+        wait_until(Duration::from_secs(5), || {
+            seen.clear();
+            for d in json(&["report", "devices", "--json"])["devices"]
+                .as_array()
+                .unwrap()
+            {
+                seen.push((
+                    d["family"].as_str().unwrap().to_string(),
+                    d["fingerprint"].as_str().unwrap().to_string(),
+                ));
+            }
+            for c in json(&["calls", "--json"])["calls"].as_array().unwrap() {
+                let family = c["user_agent"]
+                    .as_str()
+                    .unwrap()
+                    .split(['/', ' ', '('])
+                    .next()
+                    .unwrap()
+                    .to_ascii_lowercase();
+                seen.push((family, c["fingerprint"].as_str().unwrap().to_string()));
+            }
+            families.iter().all(|f| seen.iter().any(|(sf, _)| sf == f))
+        }),
+        "every family was seen: {seen:?}"
+    );
+    let unknown: Vec<String> = seen
+        .iter()
+        .filter(|(f, fp)| {
+            families.contains(&f.as_str()) && !profiles.get(f).is_some_and(|l| l.contains(fp))
+        })
+        .map(|(f, fp)| format!("{f} = [\"{fp}\"]"))
+        .collect();
+    assert!(
+        unknown.is_empty(),
+        "fingerprints not in dist/profiles.toml: {unknown:?}"
+    );
+    let findings = json(&["report", "findings", "--json"]);
+    assert!(
+        !findings.to_string().contains("imitation-client"),
+        "a real client was taken for an imitation: {findings}"
+    );
+}
+
 fn server(tag: &str, users: &[&str]) -> Server {
     let port = ports();
     let dir = tempdir(tag);
@@ -220,6 +281,7 @@ fn baresip_call(transport: &str, callee_hangs_up: bool) {
         "no BYE was answered 404\n{}",
         ctx()
     );
+    devices_match_the_shipped_profiles(&s, &["baresip"]);
 }
 
 #[test]
@@ -327,6 +389,7 @@ fn sipp_caller_and_callee_with_default_digest_algorithms() {
     let (uas_ok, uas_trace) = uas.finish();
     assert!(uas_ok, "UAS failed:\n{uas_trace}");
     assert!(uas_trace.contains("ACK sip:") && uas_trace.contains("BYE sip:"));
+    devices_match_the_shipped_profiles(&s, &["sipp-bench"]);
 }
 
 /// A caller and a PBX-like callee on the server's own host at other ports, whose Contact
@@ -484,6 +547,7 @@ fn linphone_calls_baresip_with_sha256() {
         "bob answered the BYE 200\n{}",
         ctx()
     );
+    devices_match_the_shipped_profiles(&s, &["baresip", "unknown"]);
 }
 
 /// baresip calls Linphone over TCP (Linphone answers automatically; its Contact names
@@ -537,4 +601,5 @@ fn baresip_calls_linphone_over_tcp() {
         "Linphone saw the hang-up\n{}",
         ctx()
     );
+    devices_match_the_shipped_profiles(&s, &["baresip", "unknown"]);
 }

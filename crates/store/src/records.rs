@@ -384,10 +384,22 @@ impl SqliteStore {
     }
 
     /// Every user who received a call attempt (since `since`) from an account that a
-    /// finding names, with the callers and findings; sorted by user.
+    /// campaign finding names (a sweep, a new account calling strangers, a farm,
+    /// repeated refusals), with the callers and findings; sorted by user. An imitation
+    /// alone does not make an account's callees targets: a client version nobody has
+    /// seen yet is an imitation too, until it is learned.
     pub fn targets(&self, since: i64) -> Result<Vec<Target>, StoreError> {
         let mut flagged: BTreeMap<String, BTreeSet<u64>> = BTreeMap::new();
         for f in self.findings(0)? {
+            if !matches!(
+                f.kind,
+                FindingKind::Sweep
+                    | FindingKind::Strangers
+                    | FindingKind::Farm
+                    | FindingKind::Refusals
+            ) {
+                continue;
+            }
             for a in &f.accounts {
                 flagged.entry(a.clone()).or_default().insert(f.id);
             }
