@@ -27,6 +27,22 @@ use palisade_sip::{parse_datagram, Limits};
 
 const MARK: &[u8] = b"XHIDDENX";
 
+/// Feeds the core's observations to the detectors and their restrictions back to the
+/// core; other events are dropped.
+fn detect(ep: &mut Endpoint, det: &mut palisade_detect::Detector, since_start: Duration) {
+    while let Some(e) = ep.poll_event() {
+        if let palisade_core::Event::Observation(o) = e {
+            det.observe(o);
+        }
+    }
+    det.tick(1_800_000_000_000 + since_start.as_millis() as i64);
+    for o in det.drain().collect::<Vec<_>>() {
+        if let palisade_detect::Output::Restrict(r) = o {
+            ep.restrict(r);
+        }
+    }
+}
+
 /// Bytes the fuzzer splices into header values and bodies (the SIP dictionary covers
 /// the names; these are the values that broke parsers before).
 const TOKENS: &[&[u8]] = &[
@@ -407,9 +423,27 @@ fuzz_target!(|data: &[u8]| {
         ],
         algorithms: vec![Algorithm::Md5, Algorithm::Sha256],
         preallocate: false,
+        observe: true,
         ..CoreConfig::default()
     };
     let mut ep = Endpoint::new(cfg, [7; 32], now);
+    ep.set_unix_time(now, 1_800_000_000);
+    let start = now;
+    // The campaign detectors, fed with what the core observes, their restrictions
+    // applied back to the core (thresholds low, so that fuzzed traffic reaches them).
+    let mut dcfg = palisade_detect::Config::default();
+    dcfg.sweep.min_callees = 2;
+    dcfg.new_accounts.min_strangers = 1;
+    dcfg.new_accounts.min_accounts = 1;
+    dcfg.scan.min_users = 2;
+    dcfg.scan.min_auth_failures = 2;
+    dcfg.refusals.min_refusals = 1;
+    let mut det = palisade_detect::Detector::new(dcfg, (1, 1, 1));
+    det.set_accounts([
+        ("alice".to_string(), 1_800_000_000_000),
+        ("bob".to_string(), 0),
+    ]);
+    det.add_profile("baresip", 1);
     // The endpoint's own policy (its rewrite key); the residual cap is left out of the
     // fixed-point check: what the proxy adds (its Via, its Record-Route) counts there
     // on a second pass, and the cap has tests of its own.
@@ -453,11 +487,20 @@ fuzz_target!(|data: &[u8]| {
         ep.handle_datagram(now, from, &msg);
         let step = Duration::from_millis(u64::from(inp.byte()) * 40);
         check_transmits(&mut ep, Some(from), mutated, &mut d, &policy);
-        while ep.poll_event().is_some() {}
+        detect(&mut ep, &mut det, now - start);
+        if t % 17 == 3 {
+            // a notification to a user (who may or may not have a device)
+            let _ = ep.notify(
+                now,
+                if t & 1 == 0 { "bob" } else { "alice" },
+                "security",
+                "notice",
+            );
+        }
         now += step;
         ep.handle_timeout(now);
         check_transmits(&mut ep, None, true, &mut d, &policy);
-        while ep.poll_event().is_some() {}
+        detect(&mut ep, &mut det, now - start);
         let (servers, clients) = ep.transaction_count();
         assert!(
             servers <= inputs,

@@ -80,6 +80,13 @@ impl AnswerBudget {
         self.proven.insert(ip, now);
     }
 
+    /// `ip` answered a challenge correctly within `PROVEN_FOR`.
+    pub(crate) fn is_proven(&self, now: Instant, ip: IpAddr) -> bool {
+        self.proven
+            .get(&ip)
+            .is_some_and(|at| now.saturating_duration_since(*at) < PROVEN_FOR)
+    }
+
     /// Spends one answer of `ip`'s budget; `false` when it is exhausted.
     pub(crate) fn allow(&mut self, now: Instant, ip: IpAddr) -> bool {
         if self

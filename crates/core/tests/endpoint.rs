@@ -1592,8 +1592,20 @@ fn calls_and_registrations_are_observed_for_the_detectors() {
         per_minute: None,
         finding: 9,
     });
+    let stranger = Peer {
+        addr: SocketAddr::from(([192, 0, 2, 50], 5060)),
+        ..peer(BOB)
+    };
+    h.send(
+        stranger,
+        &format!("REGISTER sip:example.com SIP/2.0\nVia: SIP/2.0/UDP 192.0.2.50:5060;branch=z9hG4bKnb1\nMax-Forwards: 70\nFrom: <sip:bob@example.com>;tag=n\nTo: <sip:bob@example.com>\nCall-ID: nb\nCSeq: 1 REGISTER\nContact: <sip:bob@192.0.2.50>\n{PHONE}Content-Length: 0\n\n"),
+    );
+    let out = h.take();
+    assert_eq!((out[0].0, status(&out[0].1)), (stranger, 403));
+    // an address of that network that authenticated recently is not refused (an office
+    // beside a scanner)
     let out = h.register("bob", BOB, 3600, 3);
-    assert_eq!(status(&out[0].1), 403);
+    assert_eq!(status(&out[0].1), 401);
     // and it ends by itself
     h.advance(Duration::from_secs(3700));
     h.take();

@@ -326,6 +326,7 @@ pub enum ActionKind {
     /// Record the finding only.
     Alert,
     /// Let the subject start at most `limit_per_minute` calls a minute.
+    #[serde(rename = "rate-limit")]
     Limit,
     /// Refuse the subject's calls (a network: every request).
     Block,
@@ -616,7 +617,7 @@ impl Default for ScanConfig {
             min_auth_failures: 20,
             min_floods: 3,
             response: response(ActionKind::Block, 600),
-            flood_response: response(ActionKind::Alert, 600),
+            flood_response: response(ActionKind::Alert, 3600),
         }
     }
 }

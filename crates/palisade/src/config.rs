@@ -576,6 +576,21 @@ mod tests {
 
     /// An empty configuration file means the core's own defaults (they are defined once,
     /// in `CoreConfig::default()`).
+    /// The README's `[detect]` block is what the server does with no configuration.
+    #[test]
+    fn the_readme_shows_the_detection_defaults() {
+        let readme = include_str!("../../../README.md");
+        let start = readme
+            .find("[detect]   ")
+            .expect("a [detect] block in the README");
+        let end = start
+            + readme[start..]
+                .find("[notify]")
+                .expect("followed by [notify]");
+        let file: FileConfig = toml::from_str(&readme[start..end]).unwrap();
+        assert_eq!(file.detect, palisade_detect::Config::default());
+    }
+
     #[test]
     fn an_empty_file_means_the_core_defaults() {
         let file: FileConfig = toml::from_str("").unwrap();

@@ -3,9 +3,11 @@
 //! memory is back within a stated bound and the log has not grown per packet. And a
 //! panic while one message is handled is contained.
 //!
-//! The flood comes from 127.0.0.2 and 127.0.0.3 and the abusive connections from
-//! 127.0.0.4 (all loopback); the legitimate clients use 127.0.0.1, as real clients would
-//! use other addresses than an attacker.
+//! The flood comes from 127.0.9.2 and 127.0.9.3 and the abusive connections from
+//! 127.0.9.4 (all loopback); the legitimate clients use 127.0.0.1, another /24 network,
+//! as real clients would (the campaign detectors block a network that guesses
+//! passwords: the flood's forged credentials are found as password guessing, asserted
+//! below).
 mod common;
 
 use std::io::Write;
@@ -169,14 +171,14 @@ fn floods_and_abusive_connections_do_not_stop_the_server() {
     let rss_before = rss_kb(pid);
     let log_before = std::fs::metadata(&s.log).map(|m| m.len()).unwrap_or(0);
 
-    // Abusive TCP connections from 127.0.0.4, held open during the flood.
+    // Abusive TCP connections from 127.0.9.4, held open during the flood.
     let src = |ip: [u8; 4]| -> SocketAddr { (ip, 0).into() };
     let mut held = Vec::new();
     let abusive_started = Instant::now();
     for i in 0..ABUSIVE {
         let sock =
             socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
-        sock.bind(&src([127, 0, 0, 4]).into()).unwrap();
+        sock.bind(&src([127, 0, 9, 4]).into()).unwrap();
         // A tiny receive buffer: the ones that never read fill up quickly.
         let _ = sock.set_recv_buffer_size(4096);
         if sock
@@ -221,7 +223,7 @@ fn floods_and_abusive_connections_do_not_stop_the_server() {
     // answers waiting for it pass the connection's queue, the server disconnects it
     // instead of buffering without limit.
     let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
-    sock.bind(&src([127, 0, 0, 4]).into()).unwrap();
+    sock.bind(&src([127, 0, 9, 4]).into()).unwrap();
     let _ = sock.set_recv_buffer_size(4096);
     sock.connect_timeout(&server.into(), Duration::from_secs(2))
         .unwrap();
@@ -244,8 +246,8 @@ fn floods_and_abusive_connections_do_not_stop_the_server() {
 
     // The UDP flood from 127.0.0.2 and 127.0.0.3.
     let senders = [
-        UdpSocket::bind("127.0.0.2:0").unwrap(),
-        UdpSocket::bind("127.0.0.3:0").unwrap(),
+        UdpSocket::bind("127.0.9.2:0").unwrap(),
+        UdpSocket::bind("127.0.9.3:0").unwrap(),
     ];
     let templates = templates(port);
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
@@ -287,6 +289,12 @@ fn floods_and_abusive_connections_do_not_stop_the_server() {
     // has registered); the legitimate call goes to carol, whose SIPp callee takes
     // exactly one call.
     call_succeeds(&s, "after", "carol");
+    let findings =
+        String::from_utf8_lossy(&cli(&s.dir, &["report", "findings"]).stdout).into_owned();
+    assert!(
+        findings.contains("password-guessing network 127.0.9.0/24"),
+        "the flood's forged credentials are found as password guessing: {findings}"
+    );
     std::thread::sleep(Duration::from_millis(500));
     let rss_after = rss_kb(pid);
     let log_after = std::fs::metadata(&s.log).map(|m| m.len()).unwrap_or(0);

@@ -248,9 +248,12 @@ impl Endpoint {
         }
     }
 
-    /// The request's source network is restricted: every request from it is refused.
+    /// The request's source network is restricted: every request from it is refused,
+    /// except from an address that answered a digest challenge correctly in the last
+    /// ten minutes (an office on the same /24 as a scanner keeps its service; a scanner
+    /// cannot prove an address without a password).
     pub(super) fn network_refusal(&mut self, now: Instant, ip: IpAddr) -> Option<Decision> {
-        if self.restrictions.is_empty() {
+        if self.restrictions.is_empty() || self.budget.is_proven(now, ip) {
             return None;
         }
         let ms = self.unix_ms(now);
