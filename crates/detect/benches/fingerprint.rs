@@ -12,5 +12,56 @@ fn bench(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, bench);
+/// The detectors' cost per call: a CallStart, a 180 and a final, over 10,000 callers
+/// and 100,000 callees (most calls answered; what a busy service looks like).
+fn detector(c: &mut Criterion) {
+    use palisade_detect::{CallStart, Config, Detector, Observation};
+    let mut d = Detector::new(Config::default(), (1, 1, 1));
+    d.set_accounts((0..10_000).map(|i| (format!("u{i}"), 0)));
+    let source: std::net::SocketAddr = "192.0.2.1:5060".parse().unwrap();
+    let mut n: u64 = 0;
+    c.bench_function("detector_per_call", |b| {
+        b.iter(|| {
+            n += 1;
+            let key = n;
+            let at = 1_800_000_000_000 + n as i64;
+            d.observe(Observation::CallStart(CallStart {
+                key,
+                at,
+                call_id: format!("c{n}"),
+                caller: format!("u{}", n % 10_000),
+                callee: format!("u{}", n.wrapping_mul(7919) % 100_000),
+                source,
+                transport: "udp",
+                user_agent: "baresip v1.0.0".into(),
+                fingerprint: 1,
+                sdp: 2,
+                blocked: false,
+            }));
+            d.observe(Observation::CallStatus {
+                key,
+                at: at + 100,
+                status: 180,
+            });
+            let status = if n.is_multiple_of(4) { 487 } else { 200 };
+            d.observe(Observation::CallStatus {
+                key,
+                at: at + 2000,
+                status,
+            });
+            if status == 200 {
+                d.observe(Observation::CallEnd {
+                    call_id: format!("c{n}"),
+                    at: at + 60_000,
+                });
+            }
+            if n.is_multiple_of(1024) {
+                d.tick(at);
+            }
+            black_box(d.drain().count())
+        })
+    });
+}
+
+criterion_group!(benches, bench, detector);
 criterion_main!(benches);

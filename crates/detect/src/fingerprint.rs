@@ -67,20 +67,37 @@ fn core_index(name: &[u8]) -> Option<usize> {
     CORE.iter().position(|c| c.eq_ignore_ascii_case(name))
 }
 
-/// Adds the shape of a value. A value with a letter in it is a token from some random
-/// generator: only its length counts, and for 12 characters or more its case (`l`ower,
-/// `U`pper, `m`ixed; a shorter random token may be single-case by chance). Generators
-/// draw from different alphabets (hex, alphanumerics, belle-sip adds `-` and `~`), so
-/// which characters happen to appear is not a habit, the length is. A value without a
-/// letter is made of counters: each run of digits counts as `D` (sequence numbers and
-/// process ids vary in length), every other character as itself (`1-4711@` -> `D-D@`).
+/// Adds the shape of a value; what varies from message to message does not count, what
+/// a generator always does does:
+/// - only hex digits with a letter among them (`a1b2...`): a random hex token, `H` and
+///   its length (and whether upper case);
+/// - other letters and a run of 4 or more digits (`31216SIPpTag001`): counters around
+///   fixed words, as test tools write them: each digit run `D`, the rest as written;
+/// - other letters (`r718HsXj8`, `ncOBoh1kD~`): a random token from some alphabet (which
+///   characters happen to appear is chance), `T` and its length, and for 12 characters
+///   or more its case (`l`ower, `U`pper, `m`ixed);
+/// - no letter (`1-4711@`): counters, each digit run `D`, the rest as written.
 fn shape(h: &mut Fnv, v: &[u8]) {
-    if v.iter().any(u8::is_ascii_alphabetic) {
+    let letters = v.iter().any(u8::is_ascii_alphabetic);
+    let lower = v.iter().any(u8::is_ascii_lowercase);
+    let upper = v.iter().any(u8::is_ascii_uppercase);
+    if letters && v.iter().all(u8::is_ascii_hexdigit) && !(lower && upper) {
+        h.byte(b'H');
+        h.byte(v.len().min(255) as u8);
+        h.byte(u8::from(upper));
+        h.sep();
+        return;
+    }
+    let mut longest = 0;
+    let mut run = 0;
+    for c in v {
+        run = if c.is_ascii_digit() { run + 1 } else { 0 };
+        longest = longest.max(run);
+    }
+    if letters && longest < 4 {
         h.byte(b'T');
         h.byte(v.len().min(255) as u8);
         if v.len() >= 12 {
-            let lower = v.iter().any(u8::is_ascii_lowercase);
-            let upper = v.iter().any(u8::is_ascii_uppercase);
             h.byte(match (lower, upper) {
                 (true, true) => b'm',
                 (false, true) => b'U',
@@ -452,6 +469,42 @@ mod tests {
         assert_eq!(a, b);
         let c = fingerprint(&msg("INVITE", ".YKThOfJ-hx", "c7yMzFE8t", "ncOBoh1kD~", ""));
         assert_ne!(a, c);
+    }
+
+    #[test]
+    fn counters_around_words_are_shapes() {
+        // SIPp's tags: [pid]SIPpTag00[call_number]
+        let a = fingerprint(&msg(
+            "INVITE",
+            "-4711-1-0",
+            "4711SIPpTag001",
+            "1-4711@h",
+            "",
+        ));
+        let b = fingerprint(&msg(
+            "INVITE",
+            "-1234567-12-0",
+            "1234567SIPpTag0012",
+            "12-1234567@h",
+            "",
+        ));
+        assert_eq!(a, b);
+        // random hex of one length, with or without letters in it, is one shape
+        let c = fingerprint(&msg(
+            "INVITE",
+            "a1b2c3d4e5f60718",
+            "9f8e7d6c",
+            "ab12cd34ef56ab12@h",
+            "",
+        ));
+        let d = fingerprint(&msg(
+            "INVITE",
+            "0123456789abcdef",
+            "0a1b2c3d",
+            "fedcba9876543210@h",
+            "",
+        ));
+        assert_eq!(c, d);
     }
 
     #[test]
