@@ -1,0 +1,168 @@
+//! The detectors that look at probing and refusals, per source network: scanner
+//! signatures, user enumeration, password guessing, floods, repeated refusals.
+
+use super::*;
+
+impl Detector {
+    pub(super) fn probe(&mut self, p: Probe) {
+        let cfg = self.cfg.scan;
+        if !cfg.enabled {
+            return;
+        }
+        let net = Network::of(p.source.ip());
+        let at = p.at;
+        let desc = format!(
+            "{} {} from {} ({})",
+            p.kind.as_str(),
+            p.user,
+            p.source,
+            p.user_agent
+        );
+        let Some(n) = self.network(net, at) else {
+            return;
+        };
+        n.probes.push_back((at, p.kind, h(&p.user), desc.clone()));
+        trim(&mut n.probes, |x| x.0, at - secs(cfg.window_s));
+        let first = n.probes.front().map_or(at, |x| x.0);
+        let users: HashSet<u64> = n
+            .probes
+            .iter()
+            .filter(|x| matches!(x.1, ProbeKind::UnknownUser | ProbeKind::AuthFailed))
+            .map(|x| x.2)
+            .collect();
+        let fails = n
+            .probes
+            .iter()
+            .filter(|x| x.1 == ProbeKind::AuthFailed)
+            .count();
+        let floods = n.probes.iter().filter(|x| x.1 == ProbeKind::Flood).count();
+        let recent: Vec<Evidence> = n
+            .probes
+            .iter()
+            .rev()
+            .take(100)
+            .map(|x| Evidence::Event(format!("{} {}", crate::rfc3339(x.0), x.3)))
+            .collect();
+        let subject = Subject::Network(net);
+        if p.kind == ProbeKind::Scanner {
+            let summary = format!("known scanner signature: {}", p.user_agent);
+            self.raise(
+                FindingKind::Scanner,
+                subject.clone(),
+                (at, at),
+                1.0,
+                &[],
+                vec![Evidence::Event(desc)],
+                summary,
+                cfg.response,
+            );
+        }
+        if users.len() >= cfg.min_users {
+            let summary = format!(
+                "{} distinct user names probed (unknown or failed) within {} s",
+                users.len(),
+                cfg.window_s
+            );
+            let score = (users.len() as f64 / (2 * cfg.min_users.max(1)) as f64).min(1.0);
+            self.raise(
+                FindingKind::Enumeration,
+                subject.clone(),
+                (first, at),
+                score,
+                &[],
+                recent.clone(),
+                summary,
+                cfg.response,
+            );
+        }
+        if fails >= cfg.min_auth_failures {
+            let summary = format!("{fails} authentication failures within {} s", cfg.window_s);
+            let score = (fails as f64 / (2 * cfg.min_auth_failures.max(1)) as f64).min(1.0);
+            self.raise(
+                FindingKind::PasswordGuessing,
+                subject.clone(),
+                (first, at),
+                score,
+                &[],
+                recent.clone(),
+                summary,
+                cfg.response,
+            );
+        }
+        if floods >= cfg.min_floods {
+            let summary = format!(
+                "spent its answer budget {floods} times within {} s",
+                cfg.window_s
+            );
+            self.raise(
+                FindingKind::Flood,
+                subject,
+                (first, at),
+                0.5,
+                &[],
+                recent,
+                summary,
+                cfg.flood_response,
+            );
+        }
+    }
+
+    pub(super) fn refused(
+        &mut self,
+        at: Millis,
+        source: std::net::SocketAddr,
+        account: String,
+        kind: String,
+    ) {
+        let cfg = self.cfg.refusals;
+        if !cfg.enabled {
+            return;
+        }
+        let since = at - secs(cfg.window_s);
+        let desc = format!("{} {kind} from {source} ({account})", crate::rfc3339(at));
+        let (subject, list) = if account.is_empty() {
+            let net = Network::of(source.ip());
+            let Some(n) = self.network(net, at) else {
+                return;
+            };
+            n.refusals.push_back((at, desc));
+            trim(&mut n.refusals, |x| x.0, since);
+            (
+                Subject::Network(net),
+                n.refusals.iter().cloned().collect::<Vec<_>>(),
+            )
+        } else {
+            let Some(a) = self.account(&account, at) else {
+                return;
+            };
+            a.refusals.push_back((at, desc));
+            trim(&mut a.refusals, |x| x.0, since);
+            (
+                Subject::Account(account.clone()),
+                a.refusals.iter().cloned().collect(),
+            )
+        };
+        if list.len() < cfg.min_refusals {
+            return;
+        }
+        let first = list.first().map_or(at, |x| x.0);
+        let summary = format!("{} refusals within {} s", list.len(), cfg.window_s);
+        let accounts: Vec<String> = if account.is_empty() {
+            vec![]
+        } else {
+            vec![account]
+        };
+        let score = (list.len() as f64 / (2 * cfg.min_refusals.max(1)) as f64).min(1.0);
+        let evidence = list.into_iter().map(|x| Evidence::Event(x.1)).collect();
+        self.raise(
+            FindingKind::Refusals,
+            subject,
+            (first, at),
+            score,
+            &accounts,
+            evidence,
+            summary,
+            cfg.response,
+        );
+    }
+}
