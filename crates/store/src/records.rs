@@ -321,6 +321,13 @@ impl SqliteStore {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
+    /// Every account's name and creation time (Unix seconds), all domains.
+    pub fn account_ages(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        let mut st = self.conn.prepare("SELECT name, created FROM users")?;
+        let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     /// Each account's first registration on record.
     pub fn first_registrations(&self) -> Result<Vec<(String, i64)>, StoreError> {
         let mut st = self

@@ -53,8 +53,7 @@ impl Detector {
         if let Some(n) = self.network(net, at) {
             n.new_accounts.push_back((at, r.account.clone(), id));
             trim(&mut n.new_accounts, |x| x.0, since);
-            let list: Vec<(Millis, String, u64)> = n.new_accounts.iter().cloned().collect();
-            self.farm(Subject::Network(net), &list, at);
+            self.farm(Subject::Network(net), at);
         }
         if !self.devices.contains_key(&r.fingerprint) && self.devices.len() >= self.cfg.max_subjects
         {
@@ -65,34 +64,64 @@ impl Detector {
         d.last = at;
         d.new_accounts.push_back((at, r.account.clone(), id));
         trim(&mut d.new_accounts, |x| x.0, since);
-        let list: Vec<(Millis, String, u64)> = d.new_accounts.iter().cloned().collect();
-        self.farm(Subject::Device(r.fingerprint), &list, at);
+        self.farm(Subject::Device(r.fingerprint), at);
     }
 
-    fn farm(&mut self, subject: Subject, list: &[(Millis, String, u64)], at: Millis) {
+    /// The new accounts first seen from a network or device, oldest first.
+    fn new_accounts_of(&self, s: &Subject) -> Option<&VecDeque<(Millis, String, u64)>> {
+        match s {
+            Subject::Network(n) => self.networks.get(n).map(|x| &x.new_accounts),
+            Subject::Device(d) => self.devices.get(d).map(|x| &x.new_accounts),
+            Subject::Account(_) => None,
+        }
+    }
+
+    fn farm(&mut self, subject: Subject, at: Millis) {
         let cfg = self.cfg.new_accounts;
-        let mut accounts: Vec<String> = list.iter().map(|x| x.1.clone()).collect();
-        accounts.sort();
-        accounts.dedup();
-        if accounts.len() < cfg.min_accounts {
+        let Some(list) = self.new_accounts_of(&subject) else {
+            return;
+        };
+        let distinct = list
+            .iter()
+            .map(|x| x.1.as_str())
+            .collect::<HashSet<_>>()
+            .len();
+        if distinct < cfg.min_accounts {
             return;
         }
-        let first = list.first().map_or(at, |x| x.0);
-        let evidence = list.iter().map(|x| Evidence::Registration(x.2)).collect();
-        let score = (accounts.len() as f64 / (2 * cfg.min_accounts.max(1)) as f64).min(1.0);
+        let first = list.front().map_or(at, |x| x.0);
+        let score = (distinct as f64 / (2 * cfg.min_accounts.max(1)) as f64).min(1.0);
         let summary = format!(
-            "{} accounts created recently were first seen from this {} within {} s",
-            accounts.len(),
+            "{distinct} accounts created recently were first seen from this {} within {} s",
             subject.kind(),
             cfg.window_s
         );
+        let of = subject.clone();
         self.raise(
             FindingKind::Farm,
             subject,
             (first, at),
             score,
-            &accounts,
-            evidence,
+            move |d, update| {
+                let Some(list) = d.new_accounts_of(&of) else {
+                    return (vec![], vec![]);
+                };
+                // the newest registration is the last; accounts in first-seen order
+                let take = if update { 1 } else { list.len() };
+                let skip = list.len() - take;
+                let mut accounts = Vec::new();
+                for x in list.iter().skip(skip) {
+                    if !accounts.contains(&x.1) {
+                        accounts.push(x.1.clone());
+                    }
+                }
+                let evidence = list
+                    .iter()
+                    .skip(skip)
+                    .map(|x| Evidence::Registration(x.2))
+                    .collect();
+                (accounts, evidence)
+            },
             summary,
             cfg.farm_response,
         );
@@ -133,8 +162,10 @@ impl Detector {
             Subject::Device(fp),
             (at, at),
             0.8,
-            &[account.to_string()],
-            vec![ev],
+            {
+                let account = account.to_string();
+                move |_, _| (vec![account], vec![ev])
+            },
             summary,
             cfg.response,
         );

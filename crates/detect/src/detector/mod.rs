@@ -226,6 +226,12 @@ impl Detector {
         }
     }
 
+    /// Outputs the calls still in progress as they are (at shutdown).
+    pub fn flush_in_progress(&mut self) {
+        let out = &mut self.out;
+        out.extend(self.live.values().cloned().map(Output::Call));
+    }
+
     /// Time passes: evicts what is idle, writes updated findings.
     pub fn tick(&mut self, now: Millis) {
         let longest = [
@@ -284,8 +290,10 @@ impl Detector {
             status: c.blocked.then_some(403),
             blocked: c.blocked,
         };
-        self.out.push(Output::Call(rec.clone()));
         if c.blocked {
+            // final at once; other calls are written at their final response, at the
+            // BYE, or as they are when forgotten or at shutdown (`flush_in_progress`)
+            self.out.push(Output::Call(rec));
             return;
         }
         self.imitation(
@@ -300,6 +308,7 @@ impl Detector {
             self.live.insert(c.key, rec);
         } else {
             self.overflow += 1;
+            self.out.push(Output::Call(rec)); // not followed: written as it is
         }
     }
 
@@ -348,8 +357,8 @@ impl Detector {
             return;
         }
         let first = a.strangers.front().map_or(at, |s| s.0);
-        let evidence = a.strangers.iter().map(|s| Evidence::Call(s.2)).collect();
         let score = (distinct.len() as f64 / (2 * cfg.min_strangers.max(1)) as f64).min(1.0);
+        let (caller, newest) = (rec.caller.clone(), rec.id);
         let summary = format!(
             "account created recently called {} users it never had a call with, within {} s",
             distinct.len(),
@@ -360,8 +369,13 @@ impl Detector {
             Subject::Account(rec.caller.clone()),
             (first, at),
             score,
-            std::slice::from_ref(&rec.caller),
-            evidence,
+            move |d, update| {
+                let evidence = match d.accounts.get(&caller) {
+                    Some(a) if !update => a.strangers.iter().map(|s| Evidence::Call(s.2)).collect(),
+                    _ => vec![Evidence::Call(newest)],
+                };
+                (vec![caller], evidence)
+            },
             summary,
             cfg.strangers_response,
         );
@@ -451,7 +465,7 @@ impl Detector {
             return;
         }
         let first = a.calls.front().map_or(at, |s| s.at);
-        let evidence = a.calls.iter().map(|s| Evidence::Call(s.id)).collect();
+        let (caller, newest) = (rec.caller.clone(), rec.id);
         let breadth = (distinct.len() as f64 / (2 * cfg.min_callees.max(1)) as f64).min(1.0);
         let score = (breadth * (1.0 - asr) * short_ratio).clamp(0.0, 1.0);
         let summary = format!(
@@ -467,14 +481,21 @@ impl Detector {
             Subject::Account(rec.caller.clone()),
             (first, at),
             score,
-            std::slice::from_ref(&rec.caller),
-            evidence,
+            move |d, update| {
+                let evidence = match d.accounts.get(&caller) {
+                    Some(a) if !update => a.calls.iter().map(|s| Evidence::Call(s.id)).collect(),
+                    _ => vec![Evidence::Call(newest)],
+                };
+                (vec![caller], evidence)
+            },
             summary,
             cfg.response,
         );
     }
 
-    /// Records a finding, or adds to the current one about the same subject; a new
+    /// Records a finding, or adds to the current one about the same subject (`build`
+    /// gives the accounts and records it names; told `true` for an update, it may give
+    /// only the newest of each, last); a new
     /// finding (or one whose restriction has run out) with a response other than
     /// `alert` yields a restriction.
     #[allow(clippy::too_many_arguments)]
@@ -484,8 +505,7 @@ impl Detector {
         subject: Subject,
         (first, at): (Millis, Millis),
         score: f64,
-        accounts: &[String],
-        evidence: Vec<Evidence>,
+        build: impl FnOnce(&Self, bool) -> (Vec<String>, Vec<Evidence>),
         summary: String,
         resp: Response,
     ) {
@@ -497,13 +517,17 @@ impl Detector {
             per_minute: (resp.action == ActionKind::Limit).then_some(resp.limit_per_minute),
             finding: id,
         };
+        // An update needs only what is new since the last observation (the newest
+        // account and record, last in the lists `build` makes); a new finding all of it.
+        let exists = self.active.contains_key(&key);
+        let (accounts, evidence) = build(self, exists);
         if let Some((f, dirty)) = self.active.get_mut(&key) {
             f.score = f.score.max(score);
             f.updated_at = at;
             f.summary = summary;
             for a in accounts {
-                if !f.accounts.contains(a) && f.accounts.len() < MAX_EVIDENCE {
-                    f.accounts.push(a.clone());
+                if !f.accounts.contains(&a) && f.accounts.len() < MAX_EVIDENCE {
+                    f.accounts.push(a);
                 }
             }
             for e in evidence {
@@ -525,7 +549,7 @@ impl Detector {
         }
         let id = self.next_finding;
         self.next_finding += 1;
-        let mut accounts = accounts.to_vec();
+        let mut accounts = accounts;
         accounts.truncate(MAX_EVIDENCE);
         let mut records = evidence;
         records.truncate(MAX_EVIDENCE);

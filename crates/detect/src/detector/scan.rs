@@ -36,13 +36,20 @@ impl Detector {
             .filter(|x| x.1 == ProbeKind::AuthFailed)
             .count();
         let floods = n.probes.iter().filter(|x| x.1 == ProbeKind::Flood).count();
-        let recent: Vec<Evidence> = n
-            .probes
-            .iter()
-            .rev()
-            .take(100)
-            .map(|x| Evidence::Event(format!("{} {}", crate::rfc3339(x.0), x.3)))
-            .collect();
+        // The evidence: the probes of the window (at most the last 100; an update only
+        // the newest), built only when a finding is raised.
+        let recent = move |d: &Self, update: bool| {
+            let ev = d.networks.get(&net).map_or_else(Vec::new, |n| {
+                let take = if update { 1 } else { 100 };
+                let skip = n.probes.len().saturating_sub(take);
+                n.probes
+                    .iter()
+                    .skip(skip)
+                    .map(|x| Evidence::Event(format!("{} {}", crate::rfc3339(x.0), x.3)))
+                    .collect()
+            });
+            (Vec::new(), ev)
+        };
         let subject = Subject::Network(net);
         if p.kind == ProbeKind::Scanner {
             let summary = format!("known scanner signature: {}", p.user_agent);
@@ -51,8 +58,7 @@ impl Detector {
                 subject.clone(),
                 (at, at),
                 1.0,
-                &[],
-                vec![Evidence::Event(desc)],
+                move |_, _| (Vec::new(), vec![Evidence::Event(desc)]),
                 summary,
                 cfg.response,
             );
@@ -69,8 +75,7 @@ impl Detector {
                 subject.clone(),
                 (first, at),
                 score,
-                &[],
-                recent.clone(),
+                recent,
                 summary,
                 cfg.response,
             );
@@ -83,8 +88,7 @@ impl Detector {
                 subject.clone(),
                 (first, at),
                 score,
-                &[],
-                recent.clone(),
+                recent,
                 summary,
                 cfg.response,
             );
@@ -99,7 +103,6 @@ impl Detector {
                 subject,
                 (first, at),
                 0.5,
-                &[],
                 recent,
                 summary,
                 cfg.flood_response,
@@ -120,49 +123,64 @@ impl Detector {
         }
         let since = at - secs(cfg.window_s);
         let desc = format!("{} {kind} from {source} ({account})", crate::rfc3339(at));
-        let (subject, list) = if account.is_empty() {
+        let subject = if account.is_empty() {
             let net = Network::of(source.ip());
             let Some(n) = self.network(net, at) else {
                 return;
             };
             n.refusals.push_back((at, desc));
             trim(&mut n.refusals, |x| x.0, since);
-            (
-                Subject::Network(net),
-                n.refusals.iter().cloned().collect::<Vec<_>>(),
-            )
+            Subject::Network(net)
         } else {
             let Some(a) = self.account(&account, at) else {
                 return;
             };
             a.refusals.push_back((at, desc));
             trim(&mut a.refusals, |x| x.0, since);
-            (
-                Subject::Account(account.clone()),
-                a.refusals.iter().cloned().collect(),
-            )
+            Subject::Account(account.clone())
+        };
+        let Some(list) = self.refusals_of(&subject) else {
+            return;
         };
         if list.len() < cfg.min_refusals {
             return;
         }
-        let first = list.first().map_or(at, |x| x.0);
+        let first = list.front().map_or(at, |x| x.0);
         let summary = format!("{} refusals within {} s", list.len(), cfg.window_s);
-        let accounts: Vec<String> = if account.is_empty() {
-            vec![]
-        } else {
-            vec![account]
-        };
         let score = (list.len() as f64 / (2 * cfg.min_refusals.max(1)) as f64).min(1.0);
-        let evidence = list.into_iter().map(|x| Evidence::Event(x.1)).collect();
+        let of = subject.clone();
+        let evidence = move |d: &Self, update: bool| {
+            let ev = d.refusals_of(&of).map_or_else(Vec::new, |l| {
+                let skip = if update { l.len().saturating_sub(1) } else { 0 };
+                l.iter()
+                    .skip(skip)
+                    .map(|x| Evidence::Event(x.1.clone()))
+                    .collect()
+            });
+            let accounts = if account.is_empty() {
+                vec![]
+            } else {
+                vec![account]
+            };
+            (accounts, ev)
+        };
         self.raise(
             FindingKind::Refusals,
             subject,
             (first, at),
             score,
-            &accounts,
             evidence,
             summary,
             cfg.response,
         );
+    }
+
+    /// The refusals in the window of an account or network, oldest first.
+    fn refusals_of(&self, s: &Subject) -> Option<&VecDeque<(Millis, String)>> {
+        match s {
+            Subject::Account(a) => self.accounts.get(a).map(|x| &x.refusals),
+            Subject::Network(n) => self.networks.get(n).map(|x| &x.refusals),
+            Subject::Device(_) => None,
+        }
     }
 }

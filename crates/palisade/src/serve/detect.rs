@@ -7,6 +7,9 @@
 use super::*;
 use palisade_detect::{Config as DetectConfig, Detector, Observation, Output, Restriction};
 
+/// How often the detection thread writes what it assembled.
+const WRITE_EVERY: Duration = Duration::from_millis(200);
+
 /// Observations waiting for the detection thread.
 pub(super) const DETECT_QUEUE: usize = 65_536;
 
@@ -67,9 +70,9 @@ pub(super) fn prepare(
     let now = now_ms();
     d.set_accounts(
         store
-            .list_users(None)?
+            .account_ages()?
             .into_iter()
-            .map(|u| (u.name, u.created.saturating_mul(1000))),
+            .map(|(n, c)| (n, c.saturating_mul(1000))),
     );
     for (a, at) in store.first_registrations()? {
         d.restore_first_seen(a, at);
@@ -107,6 +110,7 @@ pub(super) fn detect_thread(
     // after `t` (no device was registered, or none accepted it).
     let mut pending: HashMap<String, Option<Instant>> = HashMap::new();
     let mut outs: Vec<Output> = Vec::new();
+    let mut last_write = Instant::now();
     loop {
         let first = match rx.recv_timeout(Duration::from_millis(250)) {
             Ok(m) => Some(m),
@@ -148,19 +152,23 @@ pub(super) fn detect_thread(
             d.tick(now);
             last_tick = Instant::now();
         }
-        outs.extend(d.drain());
-        if !outs.is_empty() {
-            for o in &outs {
-                match o {
-                    Output::Finding(f) if f.detected_at == f.updated_at => {
-                        warn!(target: "palisade::security", id = f.id, kind = f.kind.as_str(), subject = %f.subject.value(), score = f.score, action = f.action.as_str(), summary = %f.summary, "campaign finding");
-                    }
-                    Output::Restrict(r) => {
-                        let _ = inbound.blocking_send(Inbound::Restrict(r.clone()));
-                    }
-                    _ => {}
+        // Findings are logged and restrictions reach the core at once; records are
+        // written in groups: one transaction per 200 ms (or per 5,000 records), not one
+        // per wake-up (at thousands of calls a second, per-transaction costs dominate).
+        for o in d.drain() {
+            match &o {
+                Output::Finding(f) if f.detected_at == f.updated_at => {
+                    warn!(target: "palisade::security", id = f.id, kind = f.kind.as_str(), subject = %f.subject.value(), score = f.score, action = f.action.as_str(), summary = %f.summary, "campaign finding");
                 }
+                Output::Restrict(r) => {
+                    let _ = inbound.blocking_send(Inbound::Restrict(r.clone()));
+                }
+                _ => {}
             }
+            outs.push(o);
+        }
+        if !outs.is_empty() && (outs.len() >= 5_000 || last_write.elapsed() >= WRITE_EVERY) {
+            last_write = Instant::now();
             match store.apply_outputs(&outs) {
                 Ok(()) => outs.clear(),
                 Err(e) => {
@@ -177,14 +185,11 @@ pub(super) fn detect_thread(
                 }
             }
         }
-        if last_accounts.elapsed() >= Duration::from_secs(5) {
+        if last_accounts.elapsed() >= Duration::from_secs(30) {
+            // An account created since is "new" until its age is known (the safe side).
             last_accounts = Instant::now();
-            if let Ok(users) = store.list_users(None) {
-                d.set_accounts(
-                    users
-                        .into_iter()
-                        .map(|u| (u.name, u.created.saturating_mul(1000))),
-                );
+            if let Ok(ages) = store.account_ages() {
+                d.set_accounts(ages.into_iter().map(|(n, c)| (n, c.saturating_mul(1000))));
             }
         }
         if last_purge.is_none_or(|p| p.elapsed() >= Duration::from_secs(3600)) {
@@ -216,6 +221,7 @@ pub(super) fn detect_thread(
             }
         }
     }
+    d.flush_in_progress();
     outs.extend(d.drain());
     if let Err(e) = store.apply_outputs(&outs) {
         error!(error = %e, "writing the last detection records failed");
