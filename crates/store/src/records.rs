@@ -24,7 +24,7 @@ pub(crate) fn schema(conn: &Connection) -> Result<(), StoreError> {
             blocked INTEGER NOT NULL, outcome TEXT NOT NULL);
          CREATE INDEX IF NOT EXISTS calls_at ON calls (invite_at);
          CREATE INDEX IF NOT EXISTS calls_caller ON calls (caller, invite_at);
-         CREATE INDEX IF NOT EXISTS calls_callee ON calls (callee, invite_at);
+         DROP INDEX IF EXISTS calls_callee;
          CREATE TABLE IF NOT EXISTS registrations (
             id INTEGER PRIMARY KEY, at INTEGER NOT NULL, account TEXT NOT NULL,
             source TEXT NOT NULL, transport TEXT NOT NULL, user_agent TEXT NOT NULL,

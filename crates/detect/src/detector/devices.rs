@@ -81,11 +81,8 @@ impl Detector {
         let Some(list) = self.new_accounts_of(&subject) else {
             return;
         };
-        let distinct = list
-            .iter()
-            .map(|x| x.1.as_str())
-            .collect::<HashSet<_>>()
-            .len();
+        // Each account is listed once: only its first registration ever is added.
+        let distinct = list.len();
         if distinct < cfg.min_accounts {
             return;
         }
@@ -109,12 +106,7 @@ impl Detector {
                 // the newest registration is the last; accounts in first-seen order
                 let take = if update { 1 } else { list.len() };
                 let skip = list.len() - take;
-                let mut accounts = Vec::new();
-                for x in list.iter().skip(skip) {
-                    if !accounts.contains(&x.1) {
-                        accounts.push(x.1.clone());
-                    }
-                }
+                let accounts = list.iter().skip(skip).map(|x| x.1.clone()).collect();
                 let evidence = list
                     .iter()
                     .skip(skip)

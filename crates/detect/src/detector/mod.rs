@@ -226,10 +226,12 @@ impl Detector {
         }
     }
 
-    /// Outputs the calls still in progress as they are (at shutdown).
+    /// Outputs the calls still in progress, and the answered calls not yet ended, as
+    /// they are (at shutdown).
     pub fn flush_in_progress(&mut self) {
         let out = &mut self.out;
         out.extend(self.live.values().cloned().map(Output::Call));
+        out.extend(self.answered.values().cloned().map(Output::Call));
     }
 
     /// Time passes: evicts what is idle, writes updated findings.
@@ -256,8 +258,13 @@ impl Detector {
             }
             keep
         });
-        self.answered
-            .retain(|_, c| c.answered_at.unwrap_or(c.invite_at) >= stale);
+        self.answered.retain(|_, c| {
+            let keep = c.answered_at.unwrap_or(c.invite_at) >= stale;
+            if !keep {
+                out.push(Output::Call(c.clone()));
+            }
+            keep
+        });
         self.reg_seen
             .retain(|_, (last, _)| *last >= now - 86_400_000);
         self.active
@@ -398,14 +405,17 @@ impl Detector {
         rec.status = Some(status);
         if (200..300).contains(&status) {
             rec.answered_at = Some(at);
-            if self.answered.len() < self.cfg.max_subjects {
-                self.answered.insert(rec.call_id.clone(), rec.clone());
-            }
         } else {
             rec.final_at = Some(at);
         }
-        self.out.push(Output::Call(rec.clone()));
         self.sweep(&rec, at);
+        // An answered call is written once, at its BYE (or when forgotten, or at
+        // shutdown); any other at its final response.
+        if rec.answered_at.is_some() && self.answered.len() < self.cfg.max_subjects {
+            self.answered.insert(rec.call_id.clone(), rec);
+        } else {
+            self.out.push(Output::Call(rec));
+        }
     }
 
     fn call_end(&mut self, call_id: &str, at: Millis) {

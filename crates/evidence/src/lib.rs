@@ -1,0 +1,47 @@
+//! # palisade-evidence: records that hold up
+//!
+//! Every security decision of the server is an entry of an append-only Merkle log (RFC
+//! 6962 / RFC 9162 hashing) stored in the C2SP `tlog-tiles` layout, with C2SP
+//! `tlog-checkpoint`s signed as C2SP `signed-note`s with Ed25519. Anyone holding the
+//! verifier key can check the log offline — with this crate ([`verify_dir`]), or with
+//! Go's `golang.org/x/mod/sumdb/{note,tlog}`, which the test suite does.
+//!
+//! Choices: the primitives are `ed25519-dalek`, `sha2` and `base64`. The `signed_note`
+//! and `tlog_tiles` crates (Cloudflare's azul) were considered: `tlog_tiles` pulls in
+//! `url` and ICU (about 40 crates) for path handling this log does not need, and the
+//! note format is a page of code over `ed25519-dalek`, so both are implemented here.
+#![forbid(unsafe_code)]
+#![warn(missing_docs, unreachable_pub)]
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::string_slice,
+        clippy::indexing_slicing,
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic
+    )
+)]
+
+pub mod log;
+pub mod merkle;
+pub mod note;
+pub mod proof;
+pub mod tiles;
+pub mod verify;
+
+pub use log::{Log, LogError};
+pub use merkle::{Hash, HashReader};
+pub use note::{Checkpoint, NoteError, NoteSigner, NoteVerifier};
+pub use proof::{check_proof, make_proof, Proof};
+pub use verify::{verify_dir, Verified, VerifyError};
+
+use sha2::{Digest, Sha256};
+
+/// SHA-256 of `bytes`, lower-case hex.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
