@@ -2,7 +2,8 @@
 # The whole test suite, from a fresh Debian machine with only the Rust toolchain.
 # Installs what the tests need (SIPp from the sip-tester package, openssl for the TLS
 # test certificate, baresip and Linphone for the interoperability tests, SIPVicious for the
-# scanner-detection test), then runs every test of the workspace.
+# scanner-detection test, Go and its golang.org/x/mod for the evidence-log verifier nobody
+# here wrote), then runs every test of the workspace.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -17,6 +18,8 @@ command -v openssl >/dev/null 2>&1 || need+=(openssl)
 command -v baresip >/dev/null 2>&1 || need+=(baresip-core)
 command -v linphone-daemon >/dev/null 2>&1 || need+=(linphone-cli)
 command -v svmap >/dev/null 2>&1 || need+=(sipvicious)
+command -v go >/dev/null 2>&1 || need+=(golang-go)
+[ -d /usr/share/gocode/src/golang.org/x/mod/sumdb ] || need+=(golang-golang-x-mod-dev)
 if [ ${#need[@]} -gt 0 ]; then
   SUDO=""
   [ "$(id -u)" -ne 0 ] && SUDO="sudo"

@@ -353,13 +353,23 @@ const SCANNERS: [&str; 10] = [
     "smap",
 ];
 
-/// The scanner signature a User-Agent (or From display name) matches, if any.
+/// The scanner signature a User-Agent (or From display name) matches, if any (its
+/// first 128 bytes are looked at; checked on every out-of-dialog request, so it copies
+/// nothing to the heap).
 pub fn scanner_signature(text: &str) -> Option<&'static str> {
-    let t = text.as_bytes();
-    SCANNERS.iter().copied().find(|s| {
-        t.windows(s.len())
-            .any(|w| w.eq_ignore_ascii_case(s.as_bytes()))
-    })
+    let b = text.as_bytes();
+    if b.len() < 4 {
+        return None;
+    }
+    let mut buf = [0u8; 128];
+    for (d, s) in buf.iter_mut().zip(b) {
+        *d = s.to_ascii_lowercase();
+    }
+    let hay = buf.get(..b.len().min(128))?;
+    SCANNERS
+        .iter()
+        .copied()
+        .find(|s| memchr::memmem::find(hay, s.as_bytes()).is_some())
 }
 
 #[cfg(test)]

@@ -24,6 +24,33 @@ pub struct FileConfig {
     /// `palisade_detect::Config`); on by default.
     pub detect: palisade_detect::Config,
     pub notify: NotifySection,
+    pub evidence: EvidenceSection,
+}
+
+/// The signed evidence log (`crates/evidence`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EvidenceSection {
+    /// Record security decisions in the log (on by default).
+    pub enabled: bool,
+    /// The log's origin line and key name (default `<domain>/palisade-evidence`).
+    pub origin: Option<String>,
+    /// A file holding the Ed25519 seed (64 hex digits) instead of
+    /// `<data_dir>/evidence.key` (created at first start, mode 0600).
+    pub key: Option<PathBuf>,
+    /// A signed checkpoint covers every entry at most this long after it was committed.
+    pub checkpoint_interval_ms: u64,
+}
+
+impl Default for EvidenceSection {
+    fn default() -> Self {
+        EvidenceSection {
+            enabled: true,
+            origin: None,
+            key: None,
+            checkpoint_interval_ms: 1000,
+        }
+    }
 }
 
 /// `palisade notify targets`: what a targeted user is told.

@@ -15,6 +15,7 @@ use clap::{Parser, Subcommand};
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod config;
+mod evidence;
 mod inspect;
 mod report;
 mod serve;
@@ -150,6 +151,60 @@ enum NotifyCmd {
 }
 
 #[derive(Subcommand)]
+enum EvidenceCmd {
+    /// Print the log's verifier key (signed-note format: NAME+KEYID+KEY).
+    Key {
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// Print the published entries, one per line after their index.
+    Entries {
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// Verify a log from its files: signature, every tile recomputed from the entries,
+    /// the root, consistency with the last checkpoint seen (--last), the blobs.
+    Verify {
+        /// The log's directory (a copy, an export, or a data directory).
+        dir: Option<PathBuf>,
+        /// The verifier key (default: this data directory's key).
+        #[arg(long)]
+        key: Option<String>,
+        /// A file with the last checkpoint this verifier accepted; replaced on success.
+        #[arg(long)]
+        last: Option<PathBuf>,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// Write a C2SP tlog-proof of one entry.
+    Proof {
+        #[arg(long)]
+        index: Option<u64>,
+        /// The entry of a finding (F<n>).
+        #[arg(long)]
+        finding: Option<String>,
+        #[arg(long)]
+        out: Option<PathBuf>,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// Check a proof file for an entry (a file, `-`, or the entry's text) with a key.
+    CheckProof {
+        file: PathBuf,
+        #[arg(long)]
+        entry: String,
+        #[arg(long)]
+        key: String,
+    },
+    /// Write the log as static files (tlog-tiles layout, blobs, a README) to DIR.
+    Export {
+        dir: PathBuf,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+}
+
+#[derive(Subcommand)]
 enum Command {
     /// Run the registrar and proxy.
     Serve {
@@ -202,6 +257,9 @@ enum Command {
     /// Tell the targeted users.
     #[command(subcommand)]
     Notify(NotifyCmd),
+    /// The signed evidence log.
+    #[command(subcommand)]
+    Evidence(EvidenceCmd),
     /// Show what the server would do with each message: accepted (with its canonical
     /// form) or rejected (with the status code, reason and byte offset).
     ///
@@ -378,6 +436,36 @@ fn main() -> ExitCode {
                     std::time::Duration::from_secs(wait),
                 )
             });
+            r.map(|_| ExitCode::SUCCESS).unwrap_or_else(fail)
+        }
+        Command::Evidence(cmd) => {
+            let with = |db: &DbArgs| -> anyhow::Result<(PathBuf, config::FileConfig)> {
+                let mut cfg = config::load(db.config.as_ref())?;
+                let (d, dom) = db.resolve()?;
+                cfg.server.domain = dom;
+                Ok((d, cfg))
+            };
+            let r = match cmd {
+                EvidenceCmd::Key { db } => with(&db).and_then(|(d, c)| evidence::key(&d, &c)),
+                EvidenceCmd::Entries { db } => with(&db).and_then(|(d, c)| evidence::list(&d, &c)),
+                EvidenceCmd::Verify { dir, key, last, db } => with(&db).and_then(|(d, c)| {
+                    evidence::verify(&d, &c, dir.as_deref(), key.as_deref(), last.as_deref())
+                }),
+                EvidenceCmd::Proof {
+                    index,
+                    finding,
+                    out,
+                    db,
+                } => with(&db).and_then(|(d, c)| {
+                    evidence::proof(&d, &c, index, finding.as_deref(), out.as_deref())
+                }),
+                EvidenceCmd::CheckProof { file, entry, key } => {
+                    evidence::check(&file, &entry, &key)
+                }
+                EvidenceCmd::Export { dir, db } => {
+                    with(&db).and_then(|(d, c)| evidence::export(&d, &c, &dir))
+                }
+            };
             r.map(|_| ExitCode::SUCCESS).unwrap_or_else(fail)
         }
         Command::Inspect {

@@ -71,7 +71,7 @@ pub fn calls(
     user: Option<&str>,
     json: bool,
 ) -> anyhow::Result<()> {
-    let s = SqliteStore::open(dir)?;
+    let s = SqliteStore::open_records(dir)?;
     let calls = s.calls(since(since_t)?, user)?;
     if json {
         let v: Vec<Value> = calls.iter().map(call_json).collect();
@@ -131,7 +131,7 @@ fn csv_field(s: &str) -> String {
 
 /// `palisade report findings`.
 pub fn findings(dir: &Path, since_t: Option<&str>, fmt: Format) -> anyhow::Result<()> {
-    let s = SqliteStore::open(dir)?;
+    let s = SqliteStore::open_records(dir)?;
     let list = s.findings(since(since_t)?)?;
     match fmt {
         Format::Json => {
@@ -191,7 +191,7 @@ fn target_json(t: &Target) -> Value {
 /// `palisade report devices`: each (account, User-Agent, wire fingerprint) seen
 /// registering, with when and from where; what a profiles file is made from.
 pub fn devices(dir: &Path, since_t: Option<&str>, fmt: Format) -> anyhow::Result<()> {
-    let s = SqliteStore::open(dir)?;
+    let s = SqliteStore::open_records(dir)?;
     // (account, User-Agent, fingerprint) -> (first seen, last seen, records, source)
     type Seen = (i64, i64, u64, String);
     let mut by: std::collections::BTreeMap<(String, String, u64), Seen> = Default::default();
@@ -245,7 +245,7 @@ pub fn devices(dir: &Path, since_t: Option<&str>, fmt: Format) -> anyhow::Result
 
 /// `palisade report targets`.
 pub fn targets(dir: &Path, since_t: Option<&str>, fmt: Format) -> anyhow::Result<()> {
-    let s = SqliteStore::open(dir)?;
+    let s = SqliteStore::open_records(dir)?;
     let list = s.targets(since(since_t)?)?;
     match fmt {
         Format::Json => {
@@ -351,7 +351,7 @@ pub fn notify(
     text: &str,
     wait: Duration,
 ) -> anyhow::Result<()> {
-    let mut s = SqliteStore::open(dir)?;
+    let mut s = SqliteStore::open_records(dir)?;
     let list = s.targets(since(since_t)?)?;
     let (mut queued, mut already, mut sent, mut failed) = (0u64, 0u64, 0u64, 0u64);
     let mut waiting = Vec::new();

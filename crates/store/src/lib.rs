@@ -125,6 +125,21 @@ impl SqliteStore {
                 name TEXT NOT NULL, domain TEXT NOT NULL, caller TEXT NOT NULL,
                 PRIMARY KEY (name, domain, caller));",
         )?;
+        Ok(SqliteStore { conn })
+    }
+
+    /// Opens (creating if needed) `DIR/records.db`: call and registration records,
+    /// findings, restrictions, notifications. A file of its own: the detection thread
+    /// writes it several times a second, and every commit to `palisade.db` tells the
+    /// server that accounts may have changed (it reloads them).
+    pub fn open_records(dir: &Path) -> Result<Self, StoreError> {
+        std::fs::create_dir_all(dir).map_err(|e| StoreError::Dir {
+            path: dir.display().to_string(),
+            source: e,
+        })?;
+        let conn = Connection::open(dir.join("records.db"))?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        conn.execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;")?;
         records::schema(&conn)?;
         Ok(SqliteStore { conn })
     }

@@ -538,7 +538,7 @@ mod tests {
     fn records_findings_and_targets_round_trip() {
         let dir = std::env::temp_dir().join(format!("palisade-records-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
-        let mut s = SqliteStore::open(&dir).unwrap();
+        let mut s = SqliteStore::open_records(&dir).unwrap();
         let f = Finding {
             id: 1,
             kind: FindingKind::Sweep,

@@ -54,6 +54,7 @@ pub(super) fn parse_profiles(text: &str) -> anyhow::Result<Vec<(String, u64)>> {
 /// the server starts (so that a bad profiles file stops the start with a clear error).
 pub(super) fn prepare(
     cfg: &DetectConfig,
+    accounts: &SqliteStore,
     store: &SqliteStore,
 ) -> anyhow::Result<(Detector, Vec<Restriction>)> {
     let mut d = Detector::new(cfg.clone(), store.next_ids()?);
@@ -69,7 +70,7 @@ pub(super) fn prepare(
     }
     let now = now_ms();
     d.set_accounts(
-        store
+        accounts
             .account_ages()?
             .into_iter()
             .map(|(n, c)| (n, c.saturating_mul(1000))),
@@ -93,8 +94,21 @@ pub(super) fn detect_thread(
     mut d: Detector,
     rx: std::sync::mpsc::Receiver<DetectMsg>,
     inbound: mpsc::Sender<Inbound>,
+    evidence: Option<EvidenceTx>,
 ) {
-    let mut store = match SqliteStore::open(&dir) {
+    let record = |e: Vec<u8>| {
+        if let Some(ev) = &evidence {
+            ev.send(e);
+        }
+    };
+    let accounts = match SqliteStore::open(&dir) {
+        Ok(s) => s,
+        Err(e) => {
+            error!(error = %e, "detection thread cannot open the database; campaign detection is off");
+            return;
+        }
+    };
+    let mut store = match SqliteStore::open_records(&dir) {
         Ok(s) => s,
         Err(e) => {
             error!(error = %e, "detection thread cannot open the database; campaign detection is off");
@@ -138,6 +152,20 @@ pub(super) fn detect_thread(
                             warn!(error = %e, user, "recording a delivered notification failed");
                         }
                         info!(target: "palisade::security", user, "notification delivered by SIP MESSAGE");
+                        record(crate::evidence::entry(
+                            "notification",
+                            now_ms(),
+                            vec![
+                                ("user", serde_json::json!(user)),
+                                ("channel", serde_json::json!("sip")),
+                                (
+                                    "sha256",
+                                    serde_json::json!(palisade_evidence::sha256_hex(
+                                        text.as_bytes()
+                                    )),
+                                ),
+                            ],
+                        ));
                     }
                 }
             }
@@ -159,9 +187,48 @@ pub(super) fn detect_thread(
             match &o {
                 Output::Finding(f) if f.detected_at == f.updated_at => {
                     warn!(target: "palisade::security", id = f.id, kind = f.kind.as_str(), subject = %f.subject.value(), score = f.score, action = f.action.as_str(), summary = %f.summary, "campaign finding");
+                    record(crate::evidence::entry(
+                        "finding",
+                        f.detected_at,
+                        vec![
+                            ("finding", serde_json::json!(format!("F{}", f.id))),
+                            ("finding_kind", serde_json::json!(f.kind.as_str())),
+                            (
+                                "subject",
+                                serde_json::json!({ f.subject.kind(): f.subject.value() }),
+                            ),
+                            ("accounts", serde_json::json!(f.accounts)),
+                            (
+                                "score",
+                                serde_json::json!((f.score * 1000.0).round() / 1000.0),
+                            ),
+                            ("action", serde_json::json!(f.action.as_str())),
+                            ("summary", serde_json::json!(f.summary)),
+                        ],
+                    ));
                 }
                 Output::Restrict(r) => {
                     let _ = inbound.blocking_send(Inbound::Restrict(r.clone()));
+                    record(crate::evidence::entry(
+                        if r.per_minute.is_some() {
+                            "rate-limit"
+                        } else {
+                            "block"
+                        },
+                        now_ms(),
+                        vec![
+                            ("finding", serde_json::json!(format!("F{}", r.finding))),
+                            (
+                                "subject",
+                                serde_json::json!({ r.subject.kind(): r.subject.value() }),
+                            ),
+                            (
+                                "until",
+                                serde_json::json!(palisade_detect::rfc3339(r.until)),
+                            ),
+                            ("per_minute", serde_json::json!(r.per_minute)),
+                        ],
+                    ));
                 }
                 _ => {}
             }
@@ -188,7 +255,7 @@ pub(super) fn detect_thread(
         if last_accounts.elapsed() >= Duration::from_secs(30) {
             // An account created since is "new" until its age is known (the safe side).
             last_accounts = Instant::now();
-            if let Ok(ages) = store.account_ages() {
+            if let Ok(ages) = accounts.account_ages() {
                 d.set_accounts(ages.into_iter().map(|(n, c)| (n, c.saturating_mul(1000))));
             }
         }

@@ -20,12 +20,13 @@ use tracing::{debug, error, info, warn};
 
 mod detect;
 mod events;
+mod evidence;
 mod persist;
 mod stream;
 mod udp;
 
 pub(crate) use self::stream::MESSAGE_TIMEOUT_S;
-use self::{detect::*, events::*, persist::*, stream::*, udp::*};
+use self::{detect::*, events::*, evidence::*, persist::*, stream::*, udp::*};
 
 /// Messages waiting for the core thread (from stream connections, extra UDP sockets and
 /// the storage thread). When it is full, the senders wait: a TCP reader stops reading
@@ -109,6 +110,8 @@ struct Shell {
     detect_dropped: u64,
     /// The user part of notifications' From.
     notify_from: String,
+    /// The evidence log's queue (`evidence.enabled`).
+    evidence: Option<EvidenceTx>,
 }
 
 impl Shell {
@@ -165,6 +168,9 @@ impl Shell {
                 status: None,
                 sha256: [0; 32],
             };
+            if let Some(ev) = &self.evidence {
+                ev.send(security_entry(&e, unix_now().saturating_mul(1000)));
+            }
             let _ = self
                 .store_tx
                 .send(StoreMsg::Security(Box::new(e), unix_now()));
@@ -326,6 +332,9 @@ impl Shell {
                     }
                     if !self.event_budget.allow(&e.source, now) {
                         continue; // counted; summarised once a minute
+                    }
+                    if let Some(ev) = &self.evidence {
+                        ev.send(security_entry(&e, unix_now().saturating_mul(1000)));
                     }
                     let st = &self.endpoint.stats;
                     let total = st.shield_refused
@@ -537,7 +546,9 @@ pub async fn run(cfg: FileConfig, listens: Vec<Listen>) -> anyhow::Result<()> {
         }
     }
     let detector = if cfg.detect.enabled {
-        let (d, restrictions) = prepare(&cfg.detect, &store)?;
+        let records = SqliteStore::open_records(&data_dir)
+            .with_context(|| format!("opening the records in {}", data_dir.display()))?;
+        let (d, restrictions) = prepare(&cfg.detect, &store, &records)?;
         let n = restrictions.len();
         for r in restrictions {
             endpoint.restrict(r);
@@ -559,15 +570,29 @@ pub async fn run(cfg: FileConfig, listens: Vec<Listen>) -> anyhow::Result<()> {
             .spawn(move || store_thread(d, dom, cfg_protected, store_rx, itx))?
     };
 
+    let (evidence_tx, evidence_handle) = if cfg.evidence.enabled {
+        let (tx, h) = evidence::start(&cfg, &data_dir)?;
+        tx.send(crate::evidence::entry(
+            "server-start",
+            unix_now().saturating_mul(1000),
+            vec![
+                ("version", serde_json::json!(env!("CARGO_PKG_VERSION"))),
+                ("domain", serde_json::json!(domain)),
+            ],
+        ));
+        (Some(tx), Some(h))
+    } else {
+        (None, None)
+    };
     let mut detect_handle = None;
     let detect_tx = match detector {
         Some(d) => {
             let (tx, rx) = std::sync::mpsc::sync_channel::<DetectMsg>(DETECT_QUEUE);
-            let (dir, itx) = (data_dir.clone(), inbound_tx.clone());
+            let (dir, itx, etx) = (data_dir.clone(), inbound_tx.clone(), evidence_tx.clone());
             detect_handle = Some(
                 std::thread::Builder::new()
                     .name("palisade-detect".into())
-                    .spawn(move || detect_thread(dir, d, rx, itx))?,
+                    .spawn(move || detect_thread(dir, d, rx, itx, etx))?,
             );
             Some(tx)
         }
@@ -750,6 +775,7 @@ pub async fn run(cfg: FileConfig, listens: Vec<Listen>) -> anyhow::Result<()> {
         detect_tx,
         detect_dropped: 0,
         notify_from: cfg.notify.from_user.clone(),
+        evidence: evidence_tx,
     };
     let mut buf = vec![0u8; 65_536];
     let far = Duration::from_secs(3600);
@@ -794,9 +820,20 @@ pub async fn run(cfg: FileConfig, listens: Vec<Listen>) -> anyhow::Result<()> {
     shell.shield_summary(true);
     shell.suppressed_events(true);
     shell.traffic_summary(true);
+    let evidence_tx = shell.evidence.take();
     drop(shell);
     let _ = store_handle.join();
     if let Some(h) = detect_handle {
+        let _ = h.join();
+    }
+    // Last: the stop entry, after everything the other threads had to record.
+    if let (Some(tx), Some(h)) = (evidence_tx, evidence_handle) {
+        tx.send(crate::evidence::entry(
+            "server-stop",
+            unix_now().saturating_mul(1000),
+            vec![],
+        ));
+        drop(tx);
         let _ = h.join();
     }
     Ok(())

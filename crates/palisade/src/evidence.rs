@@ -1,0 +1,365 @@
+//! The evidence log's key, its entries, and `palisade evidence ...`: key, entries,
+//! verify, proof, check-proof, export.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+use palisade_evidence::tiles::{bundle_path, parse_bundle, TILE_WIDTH};
+use palisade_evidence::{
+    check_proof, make_proof, verify_dir, Checkpoint, NoteSigner, NoteVerifier,
+};
+use serde_json::{json, Map, Value};
+
+/// Where the log lives under a data directory.
+pub fn log_dir(data_dir: &Path) -> PathBuf {
+    data_dir.join("evidence")
+}
+
+fn key_path(data_dir: &Path) -> PathBuf {
+    data_dir.join("evidence.key")
+}
+
+/// The signer of the log: its Ed25519 seed from `key` (config) or
+/// `<data_dir>/evidence.key`, created on first use (mode 0600) when `create`.
+pub fn signer(
+    data_dir: &Path,
+    key: Option<&Path>,
+    origin: &str,
+    create: bool,
+) -> anyhow::Result<NoteSigner> {
+    let path = key.map_or_else(|| key_path(data_dir), Path::to_path_buf);
+    let seed: [u8; 32] = match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            let t = text.trim();
+            let bytes: Vec<u8> = (0..t.len() / 2)
+                .filter_map(|i| {
+                    t.get(i * 2..i * 2 + 2)
+                        .and_then(|h| u8::from_str_radix(h, 16).ok())
+                })
+                .collect();
+            bytes.try_into().map_err(|_| {
+                anyhow::anyhow!(
+                    "{}: expected 64 hex digits (an Ed25519 seed)",
+                    path.display()
+                )
+            })?
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && create && key.is_none() => {
+            let mut s = [0u8; 32];
+            getrandom::getrandom(&mut s).map_err(|e| anyhow::anyhow!("random source: {e}"))?;
+            std::fs::create_dir_all(data_dir)?;
+            let hex: String = s.iter().map(|b| format!("{b:02x}")).collect();
+            let tmp = path.with_extension("tmp");
+            {
+                use std::io::Write as _;
+                use std::os::unix::fs::OpenOptionsExt as _;
+                let mut f = std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .mode(0o600)
+                    .open(&tmp)
+                    .with_context(|| format!("creating {}", tmp.display()))?;
+                f.write_all(hex.as_bytes())?;
+                f.sync_all()?;
+            }
+            std::fs::rename(&tmp, &path)?;
+            s
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            bail!(
+                "{}: no evidence key yet (the server creates it at its first start)",
+                path.display()
+            )
+        }
+        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+    };
+    NoteSigner::new(origin, &seed).map_err(|e| anyhow::anyhow!("evidence.origin: {e}"))
+}
+
+/// The log's origin (and key name). Fixed when the log is created (kept in
+/// `<data_dir>/evidence/origin`): `evidence.origin`, or `<domain>/palisade-evidence`. A
+/// later configuration that names another origin is refused (it would fork the log).
+pub fn origin_of(data_dir: &Path, cfg: &crate::config::FileConfig) -> anyhow::Result<String> {
+    let file = log_dir(data_dir).join("origin");
+    match std::fs::read_to_string(&file) {
+        Ok(o) => {
+            let o = o.trim().to_string();
+            if let Some(want) = &cfg.evidence.origin {
+                if *want != o {
+                    bail!("evidence.origin {want:?}: this log's origin is {o:?} ({})", file.display());
+                }
+            }
+            Ok(o)
+        }
+        Err(_) => Ok(cfg
+            .evidence
+            .origin
+            .clone()
+            .unwrap_or_else(|| format!("{}/palisade-evidence", cfg.server.domain))),
+    }
+}
+
+/// Records the origin of a new log.
+pub fn keep_origin(data_dir: &Path, origin: &str) -> anyhow::Result<()> {
+    let dir = log_dir(data_dir);
+    let file = dir.join("origin");
+    if !file.exists() {
+        std::fs::create_dir_all(&dir)?;
+        std::fs::write(&file, format!("{origin}\n"))?;
+    }
+    Ok(())
+}
+
+/// A canonical JSON entry (sorted keys, no insignificant whitespace): `kind`, `time`
+/// (RFC 3339), and the given fields; strings are bounded so that an entry always fits
+/// the log's 65,535 bytes.
+pub fn entry(kind: &str, time_ms: i64, fields: Vec<(&str, Value)>) -> Vec<u8> {
+    let mut m = Map::new();
+    m.insert("kind".into(), json!(kind));
+    m.insert("time".into(), json!(palisade_detect::rfc3339(time_ms)));
+    for (k, v) in fields {
+        let v = match v {
+            Value::String(s) if s.len() > 2048 => Value::String(s.chars().take(2048).collect()),
+            other => other,
+        };
+        m.insert(k.to_string(), v);
+    }
+    // serde_json's map is ordered by key (no preserve_order feature): canonical order
+    let mut out = Value::Object(m).to_string().into_bytes();
+    out.truncate(palisade_evidence::tiles::MAX_ENTRY);
+    out
+}
+
+/// The entries of the published log, with their indexes.
+fn entries(dir: &Path, size: u64) -> anyhow::Result<Vec<Vec<u8>>> {
+    let mut out = Vec::new();
+    for b in 0..size.div_ceil(TILE_WIDTH) {
+        let w = (size - b * TILE_WIDTH).min(TILE_WIDTH);
+        let p = bundle_path(b, w);
+        let bytes = std::fs::read(dir.join(&p)).with_context(|| p.clone())?;
+        let es =
+            parse_bundle(&bytes).map_err(|off| anyhow::anyhow!("{p}: malformed at byte {off}"))?;
+        out.extend(es.into_iter().map(<[u8]>::to_vec));
+    }
+    Ok(out)
+}
+
+fn published(dir: &Path, key: &NoteVerifier) -> anyhow::Result<(Checkpoint, String)> {
+    let note = std::fs::read_to_string(dir.join("checkpoint"))
+        .with_context(|| format!("{}: no checkpoint yet", dir.display()))?;
+    let text = key
+        .open(&note)
+        .map_err(|e| anyhow::anyhow!("checkpoint: {e}"))?;
+    Ok((
+        Checkpoint::parse(text).map_err(|e| anyhow::anyhow!("{e}"))?,
+        note,
+    ))
+}
+
+/// `palisade evidence key`.
+pub fn key(data_dir: &Path, cfg: &crate::config::FileConfig) -> anyhow::Result<()> {
+    let s = signer(data_dir, cfg.evidence.key.as_deref(), &origin_of(data_dir, cfg)?, false)?;
+    println!("{}", s.verifier_key());
+    Ok(())
+}
+
+fn verifier(
+    data_dir: &Path,
+    cfg: &crate::config::FileConfig,
+    vkey: Option<&str>,
+) -> anyhow::Result<NoteVerifier> {
+    let text = match vkey {
+        Some(k) => k.to_string(),
+        None => signer(data_dir, cfg.evidence.key.as_deref(), &origin_of(data_dir, cfg)?, false)?.verifier_key(),
+    };
+    NoteVerifier::parse(&text).map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+/// The log directory named by a command line: DIR itself when it holds a checkpoint,
+/// else DIR/evidence (a data directory).
+fn resolve_dir(dir: &Path) -> PathBuf {
+    if dir.join("checkpoint").exists() || !log_dir(dir).exists() {
+        dir.to_path_buf()
+    } else {
+        log_dir(dir)
+    }
+}
+
+/// `palisade evidence verify`. `last`: a file holding the last checkpoint this verifier
+/// accepted; the log must extend it, and it is replaced by the new one on success.
+pub fn verify(
+    data_dir: &Path,
+    cfg: &crate::config::FileConfig,
+    dir: Option<&Path>,
+    vkey: Option<&str>,
+    last: Option<&Path>,
+) -> anyhow::Result<()> {
+    let key = verifier(data_dir, cfg, vkey)?;
+    let dir = resolve_dir(dir.unwrap_or(&log_dir(data_dir)));
+    let last_cp = match last.map(std::fs::read_to_string) {
+        Some(Ok(note)) => {
+            let text = key.open(&note).map_err(|e| {
+                anyhow::anyhow!(
+                    "{}: {e}",
+                    last.map(|p| p.display().to_string()).unwrap_or_default()
+                )
+            })?;
+            Some(Checkpoint::parse(text).map_err(|e| anyhow::anyhow!("{e}"))?)
+        }
+        Some(Err(e)) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Some(Err(e)) => return Err(e.into()),
+        None => None,
+    };
+    let v = verify_dir(&dir, &key, last_cp.as_ref()).map_err(|e| anyhow::anyhow!("{e}"))?;
+    if let Some(p) = last {
+        std::fs::copy(dir.join("checkpoint"), p)?;
+    }
+    println!(
+        "ok: {} entries, {} tiles and {} blobs verified; checkpoint {} of {}{}",
+        v.checkpoint.size,
+        v.tiles,
+        v.blobs,
+        v.checkpoint.size,
+        v.checkpoint.origin,
+        last_cp.map_or(String::new(), |c| format!(
+            ", consistent with the last one seen (size {})",
+            c.size
+        ))
+    );
+    Ok(())
+}
+
+/// `palisade evidence entries [--json]`: the published entries with their indexes.
+pub fn list(data_dir: &Path, cfg: &crate::config::FileConfig) -> anyhow::Result<()> {
+    let key = verifier(data_dir, cfg, None)?;
+    let dir = log_dir(data_dir);
+    let (cp, _) = published(&dir, &key)?;
+    for (i, e) in entries(&dir, cp.size)?.iter().enumerate() {
+        println!("{i} {}", String::from_utf8_lossy(e));
+    }
+    Ok(())
+}
+
+/// `palisade evidence proof --index N | --finding ID [--out FILE]`.
+pub fn proof(
+    data_dir: &Path,
+    cfg: &crate::config::FileConfig,
+    index: Option<u64>,
+    finding: Option<&str>,
+    out: Option<&Path>,
+) -> anyhow::Result<()> {
+    let key = verifier(data_dir, cfg, None)?;
+    let dir = log_dir(data_dir);
+    let (cp, note) = published(&dir, &key)?;
+    let index = match (index, finding) {
+        (Some(i), None) => i,
+        (None, Some(f)) => {
+            let id = f.trim_start_matches('F');
+            let want = format!("\"finding\":\"F{id}\"");
+            let es = entries(&dir, cp.size)?;
+            es.iter()
+                .position(|e| String::from_utf8_lossy(e).contains(&want))
+                .with_context(|| format!("no entry of finding F{id} in the published log"))?
+                as u64
+        }
+        _ => bail!("give --index N or --finding ID"),
+    };
+    if index >= cp.size {
+        bail!(
+            "entry {index} is not in the published log (size {})",
+            cp.size
+        );
+    }
+    let reader = palisade_evidence::tiles::TileReader::new(&dir, cp.size);
+    let text = make_proof(&reader, index, cp.size, &note).map_err(|e| anyhow::anyhow!(e))?;
+    match out {
+        Some(p) => {
+            std::fs::write(p, &text)?;
+            println!(
+                "proof of entry {index} in checkpoint {} written to {}",
+                cp.size,
+                p.display()
+            );
+        }
+        None => print!("{text}"),
+    }
+    Ok(())
+}
+
+/// `palisade evidence check-proof FILE --entry ENTRY --key VKEY`: ENTRY is a file
+/// holding the entry's bytes, `-` for standard input, or the entry itself.
+pub fn check(file: &Path, entry_arg: &str, vkey: &str) -> anyhow::Result<()> {
+    let key = NoteVerifier::parse(vkey).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let text = std::fs::read_to_string(file).with_context(|| file.display().to_string())?;
+    let entry = if entry_arg == "-" {
+        let mut v = Vec::new();
+        std::io::stdin().read_to_end(&mut v)?;
+        v
+    } else if Path::new(entry_arg).is_file() {
+        std::fs::read(entry_arg)?
+    } else {
+        entry_arg.as_bytes().to_vec()
+    };
+    let entry = entry
+        .strip_suffix(b"\n")
+        .map(<[u8]>::to_vec)
+        .unwrap_or(entry);
+    let (index, cp) = check_proof(&text, &entry, &key).map_err(|e| anyhow::anyhow!(e))?;
+    println!(
+        "ok: entry {index} is in the log {} of size {} (signature verified)",
+        cp.origin, cp.size
+    );
+    Ok(())
+}
+
+/// `palisade evidence export DIR`: the log as static files (tlog-tiles at the root of
+/// DIR, blobs beside it) and a README saying how to verify it.
+pub fn export(data_dir: &Path, cfg: &crate::config::FileConfig, to: &Path) -> anyhow::Result<()> {
+    let key = verifier(data_dir, cfg, None)?;
+    let from = log_dir(data_dir);
+    let (cp, _) = published(&from, &key)?;
+    std::fs::create_dir_all(to)?;
+    let status = std::process::Command::new("cp")
+        .arg("-r")
+        .arg(from.join("tile"))
+        .arg(from.join("checkpoint"))
+        .arg(to)
+        .status()
+        .context("running cp")?;
+    if !status.success() {
+        bail!("copying the tiles failed");
+    }
+    if from.join("blobs").exists() {
+        let _ = std::process::Command::new("cp")
+            .arg("-r")
+            .arg(from.join("blobs"))
+            .arg(to)
+            .status();
+    }
+    std::fs::write(
+        to.join("README"),
+        format!(
+            "Palisade evidence log {origin}, {size} entries (C2SP tlog-tiles layout).\n\n\
+             Verifier key: {vkey}\n\n\
+             Verify with Palisade:  palisade evidence verify {dir} --key '{vkey}'\n\
+             or with any C2SP tlog-tiles client (Go: golang.org/x/mod/sumdb/note and tlog).\n\
+             Entries are canonical JSON; tile/entries/N holds 256 of them, each after its\n\
+             length (16 bits, big-endian). blobs/ holds content named by its SHA-256.\n",
+            origin = cp.origin,
+            size = cp.size,
+            vkey = key_text(&key, data_dir, cfg)?,
+            dir = to.display(),
+        ),
+    )?;
+    println!("exported {} entries to {}", cp.size, to.display());
+    Ok(())
+}
+
+fn key_text(
+    _k: &NoteVerifier,
+    data_dir: &Path,
+    cfg: &crate::config::FileConfig,
+) -> anyhow::Result<String> {
+    Ok(signer(data_dir, cfg.evidence.key.as_deref(), &origin_of(data_dir, cfg)?, false)?.verifier_key())
+}
