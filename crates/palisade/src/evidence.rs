@@ -87,7 +87,10 @@ pub fn origin_of(data_dir: &Path, cfg: &crate::config::FileConfig) -> anyhow::Re
             let o = o.trim().to_string();
             if let Some(want) = &cfg.evidence.origin {
                 if *want != o {
-                    bail!("evidence.origin {want:?}: this log's origin is {o:?} ({})", file.display());
+                    bail!(
+                        "evidence.origin {want:?}: this log's origin is {o:?} ({})",
+                        file.display()
+                    );
                 }
             }
             Ok(o)
@@ -159,7 +162,12 @@ fn published(dir: &Path, key: &NoteVerifier) -> anyhow::Result<(Checkpoint, Stri
 
 /// `palisade evidence key`.
 pub fn key(data_dir: &Path, cfg: &crate::config::FileConfig) -> anyhow::Result<()> {
-    let s = signer(data_dir, cfg.evidence.key.as_deref(), &origin_of(data_dir, cfg)?, false)?;
+    let s = signer(
+        data_dir,
+        cfg.evidence.key.as_deref(),
+        &origin_of(data_dir, cfg)?,
+        false,
+    )?;
     println!("{}", s.verifier_key());
     Ok(())
 }
@@ -171,7 +179,13 @@ fn verifier(
 ) -> anyhow::Result<NoteVerifier> {
     let text = match vkey {
         Some(k) => k.to_string(),
-        None => signer(data_dir, cfg.evidence.key.as_deref(), &origin_of(data_dir, cfg)?, false)?.verifier_key(),
+        None => signer(
+            data_dir,
+            cfg.evidence.key.as_deref(),
+            &origin_of(data_dir, cfg)?,
+            false,
+        )?
+        .verifier_key(),
     };
     NoteVerifier::parse(&text).map_err(|e| anyhow::anyhow!("{e}"))
 }
@@ -361,5 +375,11 @@ fn key_text(
     data_dir: &Path,
     cfg: &crate::config::FileConfig,
 ) -> anyhow::Result<String> {
-    Ok(signer(data_dir, cfg.evidence.key.as_deref(), &origin_of(data_dir, cfg)?, false)?.verifier_key())
+    Ok(signer(
+        data_dir,
+        cfg.evidence.key.as_deref(),
+        &origin_of(data_dir, cfg)?,
+        false,
+    )?
+    .verifier_key())
 }

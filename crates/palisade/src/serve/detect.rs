@@ -23,7 +23,9 @@ const SHIPPED_PROFILES: &str = include_str!("../../../../dist/profiles.toml");
 const NOTIFY_RETRY: Duration = Duration::from_secs(5);
 
 pub(super) enum DetectMsg {
-    Observe(Observation),
+    /// What one pass of the core loop observed: one message (and one wake-up of this
+    /// thread) per batch, not per observation.
+    Observe(Vec<Observation>),
     /// Notification delivery results from the core: (user, delivered to a device).
     Notified(String, bool),
 }
@@ -135,7 +137,11 @@ pub(super) fn detect_thread(
         let mut next = first;
         while let Some(m) = next {
             match m {
-                DetectMsg::Observe(o) => d.observe(o),
+                DetectMsg::Observe(batch) => {
+                    for o in batch {
+                        d.observe(o);
+                    }
+                }
                 DetectMsg::Notified(user, ok) => {
                     pending.insert(user.clone(), Some(Instant::now() + NOTIFY_RETRY));
                     if ok {

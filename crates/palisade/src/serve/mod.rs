@@ -108,6 +108,8 @@ struct Shell {
     detect_tx: Option<std::sync::mpsc::SyncSender<DetectMsg>>,
     /// Observations dropped because the detection thread's queue was full.
     detect_dropped: u64,
+    /// Observations of this pass of the loop, sent as one batch at its end.
+    observed: Vec<palisade_detect::Observation>,
     /// The user part of notifications' From.
     notify_from: String,
     /// The evidence log's queue (`evidence.enabled`).
@@ -298,7 +300,9 @@ impl Shell {
                 Event::BindingSaved(b) => BindingOp::Save(to_row(&b, now)),
                 Event::BindingRemoved { aor, contact } => BindingOp::Remove { aor, contact },
                 Event::Observation(o) => {
-                    self.send_detector(DetectMsg::Observe(o));
+                    if self.detect_tx.is_some() {
+                        self.observed.push(o);
+                    }
                     continue;
                 }
                 Event::Notified { user, delivered } => {
@@ -327,7 +331,7 @@ impl Shell {
                                 account,
                                 kind: e.kind.as_str().to_string(),
                             };
-                            self.send_detector(DetectMsg::Observe(o));
+                            self.observed.push(o);
                         }
                     }
                     if !self.event_budget.allow(&e.source, now) {
@@ -395,10 +399,14 @@ impl Shell {
             };
             let _ = self.store_tx.send(StoreMsg::Binding(op));
         }
+        if !self.observed.is_empty() {
+            let batch = std::mem::take(&mut self.observed);
+            self.send_detector(DetectMsg::Observe(batch));
+        }
     }
 
-    /// Hands an observation to the detection thread without ever waiting for it: when
-    /// its queue is full the observation is counted and dropped (the core must not
+    /// Hands a message to the detection thread without ever waiting for it: when its
+    /// queue is full the message is counted and dropped (the core must not
     /// slow down because the detectors are behind).
     fn send_detector(&mut self, m: DetectMsg) {
         let Some(tx) = &self.detect_tx else { return };
@@ -774,6 +782,7 @@ pub async fn run(cfg: FileConfig, listens: Vec<Listen>) -> anyhow::Result<()> {
         },
         detect_tx,
         detect_dropped: 0,
+        observed: Vec::new(),
         notify_from: cfg.notify.from_user.clone(),
         evidence: evidence_tx,
     };
