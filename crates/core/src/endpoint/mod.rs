@@ -424,7 +424,17 @@ impl Endpoint {
         let invite = method == Method::Invite;
         let initial = msg.to().and_then(|t| t.tag()).is_none();
         if self.cfg.observe || !self.restrictions.is_empty() {
-            if initial && (invite || method == Method::Register) {
+            // Only requests that carry credentials can be observed (a call or a
+            // registration is recorded once authenticated): the challenged first copy
+            // is not fingerprinted, unless a device restriction needs it.
+            let credentials = msg
+                .headers
+                .iter()
+                .any(|h| matches!(h, Header::Authorization(_) | Header::ProxyAuthorization(_)));
+            if initial
+                && (invite || method == Method::Register)
+                && (credentials || self.restrictions.has_devices())
+            {
                 self.handling.fingerprint = palisade_detect::fingerprint(raw);
             }
             if self.cfg.observe {

@@ -60,6 +60,10 @@ fn check(e: &mut Entry, now_ms: i64) -> Option<Refused> {
 }
 
 impl Restrictions {
+    pub(super) fn has_devices(&self) -> bool {
+        !self.devices.is_empty()
+    }
+
     pub(super) fn is_empty(&self) -> bool {
         self.accounts.is_empty() && self.devices.is_empty() && self.networks.is_empty()
     }
