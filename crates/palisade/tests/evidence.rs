@@ -3,7 +3,8 @@
 //! by this test from `tests/evidence/tlogverify.go`) verify the checkpoint, every
 //! entry's inclusion and the consistency of two checkpoints; tampering is located by
 //! `palisade evidence verify` and refused by Go; proofs check; the log continues across
-//! a restart.
+//! a restart; a refusal is answered only once its entry is durable (kill -9 right after
+//! the answer loses nothing).
 mod common;
 #[path = "campaign/sim.rs"]
 #[allow(dead_code)]
@@ -224,7 +225,16 @@ fn the_servers_log_verifies_with_go_and_tampering_is_located() {
     let port = server.port;
     stop(server);
     let server = Server::start_in(dir.clone(), port, &[]);
-    assert!(wait_until(Duration::from_secs(10), || size_of(&dir) >= size + 2));
+    let starts = || {
+        String::from_utf8(cli(&dir, &["evidence", "entries"]).stdout)
+            .unwrap()
+            .matches("\"kind\":\"server-start\"")
+            .count()
+    };
+    assert!(
+        wait_until(Duration::from_secs(10), || starts() == 2),
+        "the new start is published (size was {size})"
+    );
     let (ok, out) = run(Command::new(bin())
         .args(["evidence", "verify", "--last"])
         .arg(&last)
@@ -242,9 +252,8 @@ fn the_servers_log_verifies_with_go_and_tampering_is_located() {
     for i in 8..11 {
         hostile(&c, port, i);
     }
-    // (The refusal is sent before its entry is durable — the hold-until-durable rule of
-    // the issue is not built yet — so the kill waits for the group commit, ~ms.)
-    std::thread::sleep(Duration::from_millis(300));
+    // No waiting: a refusal is sent only once its entry is durable, so the kill right
+    // after the last 415 arrived cannot lose it.
     drop(server); // SIGKILL: the last entries are in the journal, maybe not in a checkpoint
     let server = Server::start_in(dir.clone(), port, &[]);
     let refusals = || {

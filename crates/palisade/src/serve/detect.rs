@@ -100,7 +100,7 @@ pub(super) fn detect_thread(
 ) {
     let record = |e: Vec<u8>| {
         if let Some(ev) = &evidence {
-            ev.send(e);
+            let _ = ev.send(e, None);
         }
     };
     let accounts = match SqliteStore::open(&dir) {
@@ -214,8 +214,8 @@ pub(super) fn detect_thread(
                     ));
                 }
                 Output::Restrict(r) => {
-                    let _ = inbound.blocking_send(Inbound::Restrict(r.clone()));
-                    record(crate::evidence::entry(
+                    // applied by the core once its entry is durable
+                    let entry = crate::evidence::entry(
                         if r.per_minute.is_some() {
                             "rate-limit"
                         } else {
@@ -234,7 +234,15 @@ pub(super) fn detect_thread(
                             ),
                             ("per_minute", serde_json::json!(r.per_minute)),
                         ],
-                    ));
+                    );
+                    let apply = Inbound::Restrict(r.clone());
+                    let now_or_later = match &evidence {
+                        Some(ev) => ev.send(entry, Some(apply)).err().flatten(),
+                        None => Some(apply),
+                    };
+                    if let Some(apply) = now_or_later {
+                        let _ = inbound.blocking_send(apply);
+                    }
                 }
                 _ => {}
             }

@@ -107,6 +107,94 @@ impl LineBudget {
     }
 }
 
+impl Shell {
+    /// A security event from the core: an observation for the detectors (refusals), an
+    /// entry in the evidence log, a line in the log (within budgets) and a line in
+    /// `security-events.jsonl`.
+    pub(super) fn on_security(&mut self, e: palisade_shield::SecurityEvent, now: Instant) {
+        if matches!(
+            e.kind,
+            palisade_shield::EventKind::OfferRefused | palisade_shield::EventKind::ProtectedRefused
+        ) && self.detect_tx.is_some()
+        {
+            if let Some(source) = e.source.split_once(':').and_then(|(_, a)| a.parse().ok()) {
+                let domain = self.endpoint.config().domain.clone();
+                let account = e
+                    .caller
+                    .strip_suffix(&format!("@{domain}"))
+                    .unwrap_or("")
+                    .to_string();
+                let o = palisade_detect::Observation::Refused {
+                    at: unix_now().saturating_mul(1000),
+                    source,
+                    account,
+                    kind: e.kind.as_str().to_string(),
+                };
+                self.observed.push(o);
+            }
+        }
+        if !self.event_budget.allow(&e.source, now) {
+            return; // counted; summarised once a minute
+        }
+        if self.evidence.is_some() {
+            self.entries
+                .push(security_entry(&e, unix_now().saturating_mul(1000)));
+        }
+        let st = &self.endpoint.stats;
+        let total = st.shield_refused
+            + st.shield_answers_refused
+            + st.shield_dropped
+            + st.protected_refused;
+        // Refusals are warnings; removals (an unknown header on every call
+        // of some phone) are routine and logged at debug, counted in the
+        // summary line and always written to the event file.
+        let routine = matches!(e.kind, palisade_shield::EventKind::Dropped(_));
+        if routine && !tracing::enabled!(target: "palisade::security", tracing::Level::DEBUG) {
+            let _ = self
+                .store_tx
+                .send(StoreMsg::Security(Box::new(e), unix_now()));
+            return;
+        }
+        if e.kind == palisade_shield::EventKind::Panic {
+            // already logged at error by `handle`
+            let _ = self
+                .store_tx
+                .send(StoreMsg::Security(Box::new(e), unix_now()));
+            return;
+        }
+        macro_rules! security_line {
+            ($lvl:ident) => {
+        $lvl!(
+            target: "palisade::security",
+            kind = e.kind.as_str(),
+            method = %e.method,
+            caller = %e.caller,
+            callee = %e.callee,
+            source = %e.source,
+            call_id = %e.call_id,
+            status = e.status.unwrap_or(0),
+            reason = %e.reason,
+            sha256 = %palisade_shield::hex(&e.sha256),
+            refused = st.shield_refused,
+            answers_refused = st.shield_answers_refused,
+            dropped = st.shield_dropped,
+            protected_refused = st.protected_refused,
+            total,
+            "shield"
+        )
+            };
+        }
+        if routine {
+            security_line!(debug);
+        } else if self.warn_budget.allow() {
+            security_line!(warn);
+        }
+        let _ = self
+            .store_tx
+            .send(StoreMsg::Security(Box::new(e), unix_now()));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -9,19 +9,37 @@ use palisade_evidence::Log;
 /// Entries waiting for the evidence thread.
 pub(super) const EVIDENCE_QUEUE: usize = 65_536;
 
+/// An entry, and what may happen only once it is durable (an answer to send, a
+/// restriction to apply, a notification to deliver): the evidence thread hands that
+/// back to the core thread after its commit.
+type Item = (Vec<u8>, Option<Inbound>);
+
 /// A sender of entries that never blocks; counts what a full queue refused.
 #[derive(Clone)]
-pub(crate) struct EvidenceTx {
-    tx: std::sync::mpsc::SyncSender<Vec<u8>>,
+pub(super) struct EvidenceTx {
+    tx: std::sync::mpsc::SyncSender<Item>,
     dropped: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl EvidenceTx {
-    pub(crate) fn send(&self, entry: Vec<u8>) {
-        if self.tx.try_send(entry).is_err() {
-            let n = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
-            if n.is_power_of_two() {
-                error!(target: "palisade::security", dropped = n, "evidence entries dropped: the evidence thread is behind");
+    /// Queues `entry`; `then` comes back through the inbound queue once the entry is
+    /// durable. When the queue is full the entry is counted and dropped and `then` is
+    /// returned, to be done at once (the server does not stop answering because its
+    /// log is behind; the error line says so).
+    pub(super) fn send(
+        &self,
+        entry: Vec<u8>,
+        then: Option<Inbound>,
+    ) -> Result<(), Option<Inbound>> {
+        match self.tx.try_send((entry, then)) {
+            Ok(()) => Ok(()),
+            Err(std::sync::mpsc::TrySendError::Full((_, then)))
+            | Err(std::sync::mpsc::TrySendError::Disconnected((_, then))) => {
+                let n = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+                if n.is_power_of_two() {
+                    error!(target: "palisade::security", dropped = n, "evidence entries dropped: the evidence thread is behind");
+                }
+                Err(then)
             }
         }
     }
@@ -31,6 +49,7 @@ impl EvidenceTx {
 pub(super) fn start(
     cfg: &FileConfig,
     data_dir: &Path,
+    inbound: mpsc::Sender<Inbound>,
 ) -> anyhow::Result<(EvidenceTx, std::thread::JoinHandle<()>)> {
     let origin = crate::evidence::origin_of(data_dir, cfg)?;
     let signer = crate::evidence::signer(data_dir, cfg.evidence.key.as_deref(), &origin, true)?;
@@ -39,11 +58,11 @@ pub(super) fn start(
     let log = Log::open(&dir, signer)
         .with_context(|| format!("opening the evidence log in {}", dir.display()))?;
     info!(size = log.size(), published = log.published(), origin, key = %log.verifier_key(), "evidence log open");
-    let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(EVIDENCE_QUEUE);
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Item>(EVIDENCE_QUEUE);
     let interval = Duration::from_millis(cfg.evidence.checkpoint_interval_ms.max(10));
     let handle = std::thread::Builder::new()
         .name("palisade-evidence".into())
-        .spawn(move || evidence_thread(log, rx, interval))?;
+        .spawn(move || evidence_thread(log, rx, interval, inbound))?;
     Ok((
         EvidenceTx {
             tx,
@@ -53,38 +72,50 @@ pub(super) fn start(
     ))
 }
 
-fn evidence_thread(mut log: Log, rx: std::sync::mpsc::Receiver<Vec<u8>>, interval: Duration) {
+fn evidence_thread(
+    mut log: Log,
+    rx: std::sync::mpsc::Receiver<Item>,
+    interval: Duration,
+    inbound: mpsc::Sender<Inbound>,
+) {
     let mut last_checkpoint = Instant::now();
     let mut failing = false;
+    let mut effects = Vec::new();
     loop {
         let wait = interval
             .saturating_sub(last_checkpoint.elapsed())
             .max(Duration::from_millis(1));
         let mut open = true;
         match rx.recv_timeout(wait) {
-            Ok(e) => {
+            Ok((e, then)) => {
                 append(&mut log, &e);
+                effects.extend(then);
                 // whatever else is already queued joins the same commit
-                while let Ok(e) = rx.try_recv() {
+                while let Ok((e, then)) = rx.try_recv() {
                     append(&mut log, &e);
+                    effects.extend(then);
                 }
             }
             Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
             Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => open = false,
         }
-        if let Err(e) = log.commit() {
-            if !failing {
-                error!(target: "palisade::security", error = %e, "evidence log: commit failed");
+        match log.commit() {
+            Ok(_) => failing = false,
+            Err(e) => {
+                if !failing {
+                    error!(target: "palisade::security", error = %e, "evidence log: commit failed; decisions are carried out without their entry being durable");
+                }
+                failing = true;
             }
-            failing = true;
+        }
+        // The entries are durable: what waited for them may happen.
+        for then in effects.drain(..) {
+            let _ = inbound.blocking_send(then);
         }
         if !open || last_checkpoint.elapsed() >= interval {
             last_checkpoint = Instant::now();
             match log.checkpoint() {
-                Ok(Some(cp)) => {
-                    failing = false;
-                    debug!(size = cp.size, "evidence checkpoint published");
-                }
+                Ok(Some(cp)) => debug!(size = cp.size, "evidence checkpoint published"),
                 Ok(None) => {}
                 Err(e) => {
                     if !failing {

@@ -63,6 +63,9 @@ enum Inbound {
         user: String,
         text: String,
     },
+    /// Messages held until their evidence entries were durable (from the evidence
+    /// thread).
+    Release(Vec<palisade_core::Transmit>),
 }
 
 fn unix_now() -> i64 {
@@ -114,6 +117,10 @@ struct Shell {
     notify_from: String,
     /// The evidence log's queue (`evidence.enabled`).
     evidence: Option<EvidenceTx>,
+    /// Evidence entries of the events being taken.
+    entries: Vec<Vec<u8>>,
+    /// Transmits released by the evidence thread (their entries are durable).
+    released: Vec<palisade_core::Transmit>,
 }
 
 impl Shell {
@@ -122,6 +129,17 @@ impl Shell {
     /// security event with its SHA-256, and the server goes on serving everyone else.
     /// This is defence in depth; the core's crates deny the constructs that panic.
     fn handle(&mut self, now: Instant, peer: Peer, bytes: &[u8]) {
+        let refusals = |st: &palisade_core::Stats| {
+            st.shield_refused + st.shield_answers_refused + st.protected_refused + st.panics
+        };
+        let before = refusals(&self.endpoint.stats);
+        self.handle_inner(now, peer, bytes);
+        if self.evidence.is_some() && refusals(&self.endpoint.stats) != before {
+            self.hold_until_durable();
+        }
+    }
+
+    fn handle_inner(&mut self, now: Instant, peer: Peer, bytes: &[u8]) {
         let ep = &mut self.endpoint;
         let ok = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             #[cfg(debug_assertions)]
@@ -170,8 +188,10 @@ impl Shell {
                 status: None,
                 sha256: [0; 32],
             };
-            if let Some(ev) = &self.evidence {
-                ev.send(security_entry(&e, unix_now().saturating_mul(1000)));
+            if self.evidence.is_some() {
+                self.entries
+                    .push(security_entry(&e, unix_now().saturating_mul(1000)));
+                self.send_entries(None);
             }
             let _ = self
                 .store_tx
@@ -242,7 +262,19 @@ impl Shell {
     }
 
     async fn flush(&mut self) {
+        // Transmits whose evidence entries are durable now, then the core's own.
+        for t in std::mem::take(&mut self.released) {
+            self.transmit(t).await;
+        }
         while let Some(t) = self.endpoint.poll_transmit() {
+            self.transmit(t).await;
+        }
+        self.process_events();
+    }
+
+    /// Sends one message (UDP socket, stream connection, or a new TCP connection).
+    async fn transmit(&mut self, t: palisade_core::Transmit) {
+        {
             match t.to.transport {
                 Transport::Udp => {
                     let sock = self
@@ -294,6 +326,16 @@ impl Shell {
                 }
             }
         }
+    }
+
+    /// Takes the core's events: bindings to the store, security events to the log and
+    /// the evidence log, observations to the detectors.
+    fn process_events(&mut self) {
+        self.process_events_only();
+        self.send_entries(None);
+    }
+
+    fn process_events_only(&mut self) {
         while let Some(ev) = self.endpoint.poll_event() {
             let now = Instant::now();
             let op = match ev {
@@ -310,90 +352,7 @@ impl Shell {
                     continue;
                 }
                 Event::Security(e) => {
-                    if matches!(
-                        e.kind,
-                        palisade_shield::EventKind::OfferRefused
-                            | palisade_shield::EventKind::ProtectedRefused
-                    ) && self.detect_tx.is_some()
-                    {
-                        if let Some(source) =
-                            e.source.split_once(':').and_then(|(_, a)| a.parse().ok())
-                        {
-                            let domain = self.endpoint.config().domain.clone();
-                            let account = e
-                                .caller
-                                .strip_suffix(&format!("@{domain}"))
-                                .unwrap_or("")
-                                .to_string();
-                            let o = palisade_detect::Observation::Refused {
-                                at: unix_now().saturating_mul(1000),
-                                source,
-                                account,
-                                kind: e.kind.as_str().to_string(),
-                            };
-                            self.observed.push(o);
-                        }
-                    }
-                    if !self.event_budget.allow(&e.source, now) {
-                        continue; // counted; summarised once a minute
-                    }
-                    if let Some(ev) = &self.evidence {
-                        ev.send(security_entry(&e, unix_now().saturating_mul(1000)));
-                    }
-                    let st = &self.endpoint.stats;
-                    let total = st.shield_refused
-                        + st.shield_answers_refused
-                        + st.shield_dropped
-                        + st.protected_refused;
-                    // Refusals are warnings; removals (an unknown header on every call
-                    // of some phone) are routine and logged at debug, counted in the
-                    // summary line and always written to the event file.
-                    let routine = matches!(e.kind, palisade_shield::EventKind::Dropped(_));
-                    if routine
-                        && !tracing::enabled!(target: "palisade::security", tracing::Level::DEBUG)
-                    {
-                        let _ = self
-                            .store_tx
-                            .send(StoreMsg::Security(Box::new(e), unix_now()));
-                        continue;
-                    }
-                    if e.kind == palisade_shield::EventKind::Panic {
-                        // already logged at error by `handle`
-                        let _ = self
-                            .store_tx
-                            .send(StoreMsg::Security(Box::new(e), unix_now()));
-                        continue;
-                    }
-                    macro_rules! security_line {
-                        ($lvl:ident) => {
-                    $lvl!(
-                        target: "palisade::security",
-                        kind = e.kind.as_str(),
-                        method = %e.method,
-                        caller = %e.caller,
-                        callee = %e.callee,
-                        source = %e.source,
-                        call_id = %e.call_id,
-                        status = e.status.unwrap_or(0),
-                        reason = %e.reason,
-                        sha256 = %palisade_shield::hex(&e.sha256),
-                        refused = st.shield_refused,
-                        answers_refused = st.shield_answers_refused,
-                        dropped = st.shield_dropped,
-                        protected_refused = st.protected_refused,
-                        total,
-                        "shield"
-                    )
-                        };
-                    }
-                    if routine {
-                        security_line!(debug);
-                    } else if self.warn_budget.allow() {
-                        security_line!(warn);
-                    }
-                    let _ = self
-                        .store_tx
-                        .send(StoreMsg::Security(Box::new(e), unix_now()));
+                    self.on_security(e, now);
                     continue;
                 }
             };
@@ -403,6 +362,42 @@ impl Shell {
             let batch = std::mem::take(&mut self.observed);
             self.send_detector(DetectMsg::Observe(batch));
         }
+    }
+
+    /// Sends the evidence entries of the events just taken; `then` (the transmits of a
+    /// refused message) rides with the last one and comes back when it is durable.
+    fn send_entries(&mut self, then: Option<Vec<palisade_core::Transmit>>) {
+        let entries = std::mem::take(&mut self.entries);
+        let Some(ev) = &self.evidence else {
+            if let Some(t) = then {
+                self.released.extend(t);
+            }
+            return;
+        };
+        let n = entries.len();
+        let mut then = then.map(Inbound::Release);
+        for (i, e) in entries.into_iter().enumerate() {
+            let effect = if i + 1 == n { then.take() } else { None };
+            if let Err(Some(Inbound::Release(t))) = ev.send(e, effect) {
+                // the log is behind: the answer is not held back (counted and logged)
+                self.released.extend(t);
+            }
+        }
+        if let Some(Inbound::Release(t)) = then {
+            self.released.extend(t);
+        }
+    }
+
+    /// After a message whose handling refused something: its events are taken now and
+    /// whatever the core wants to send (the refusal) waits until their entries are
+    /// durable in the evidence log.
+    fn hold_until_durable(&mut self) {
+        self.process_events_only();
+        let mut held = Vec::new();
+        while let Some(t) = self.endpoint.poll_transmit() {
+            held.push(t);
+        }
+        self.send_entries(Some(held));
     }
 
     /// Hands a message to the detection thread without ever waiting for it: when its
@@ -504,6 +499,7 @@ impl Shell {
             Inbound::Closed { conn } => self.close_conn(conn),
             Inbound::Users(u) => self.endpoint.set_users(u),
             Inbound::Restrict(r) => self.endpoint.restrict(r),
+            Inbound::Release(t) => self.released.extend(t),
             Inbound::Notify { user, text } => {
                 let from = self.notify_from.clone();
                 if !self.endpoint.notify(Instant::now(), &user, &from, &text) {
@@ -579,15 +575,18 @@ pub async fn run(cfg: FileConfig, listens: Vec<Listen>) -> anyhow::Result<()> {
     };
 
     let (evidence_tx, evidence_handle) = if cfg.evidence.enabled {
-        let (tx, h) = evidence::start(&cfg, &data_dir)?;
-        tx.send(crate::evidence::entry(
-            "server-start",
-            unix_now().saturating_mul(1000),
-            vec![
-                ("version", serde_json::json!(env!("CARGO_PKG_VERSION"))),
-                ("domain", serde_json::json!(domain)),
-            ],
-        ));
+        let (tx, h) = evidence::start(&cfg, &data_dir, inbound_tx.clone())?;
+        let _ = tx.send(
+            crate::evidence::entry(
+                "server-start",
+                unix_now().saturating_mul(1000),
+                vec![
+                    ("version", serde_json::json!(env!("CARGO_PKG_VERSION"))),
+                    ("domain", serde_json::json!(domain)),
+                ],
+            ),
+            None,
+        );
         (Some(tx), Some(h))
     } else {
         (None, None)
@@ -785,6 +784,8 @@ pub async fn run(cfg: FileConfig, listens: Vec<Listen>) -> anyhow::Result<()> {
         observed: Vec::new(),
         notify_from: cfg.notify.from_user.clone(),
         evidence: evidence_tx,
+        entries: Vec::new(),
+        released: Vec::new(),
     };
     let mut buf = vec![0u8; 65_536];
     let far = Duration::from_secs(3600);
@@ -837,11 +838,10 @@ pub async fn run(cfg: FileConfig, listens: Vec<Listen>) -> anyhow::Result<()> {
     }
     // Last: the stop entry, after everything the other threads had to record.
     if let (Some(tx), Some(h)) = (evidence_tx, evidence_handle) {
-        tx.send(crate::evidence::entry(
-            "server-stop",
-            unix_now().saturating_mul(1000),
-            vec![],
-        ));
+        let _ = tx.send(
+            crate::evidence::entry("server-stop", unix_now().saturating_mul(1000), vec![]),
+            None,
+        );
         drop(tx);
         let _ = h.join();
     }
