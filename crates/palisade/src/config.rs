@@ -25,6 +25,27 @@ pub struct FileConfig {
     pub detect: palisade_detect::Config,
     pub notify: NotifySection,
     pub evidence: EvidenceSection,
+    pub admin: AdminSection,
+}
+
+/// The admin HTTP listener: read-only, serves the evidence log at `/evidence/...`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminSection {
+    /// `HOST:PORT`; empty: no listener. The default address is tried and, when taken, a
+    /// warning is logged and the server runs without it; an address set here must bind.
+    pub listen: String,
+}
+
+/// Where the admin listener binds unless configured.
+pub const DEFAULT_ADMIN: &str = "127.0.0.1:5089";
+
+impl Default for AdminSection {
+    fn default() -> Self {
+        AdminSection {
+            listen: DEFAULT_ADMIN.into(),
+        }
+    }
 }
 
 /// The signed evidence log (`crates/evidence`).

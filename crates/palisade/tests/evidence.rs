@@ -56,6 +56,24 @@ fn stop(mut server: Server) {
     panic!("the server did not stop on SIGTERM");
 }
 
+/// A plain HTTP/1.1 GET on loopback: (status, body).
+fn http_get(port: u16, path: &str) -> (u16, Vec<u8>) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut all = Vec::new();
+    s.read_to_end(&mut all).unwrap();
+    let split = all.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    let head = String::from_utf8_lossy(&all[..split]).into_owned();
+    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+    (status, all[split + 4..].to_vec())
+}
+
 fn run(cmd: &mut Command) -> (bool, String) {
     let o = cmd.output().unwrap();
     (
@@ -88,7 +106,17 @@ fn hostile(c: &Client, port: u16, i: u32) {
 
 #[test]
 fn the_servers_log_verifies_with_go_and_tampering_is_located() {
-    let server = Server::start("evidence", &["alice", "bob"], &[]);
+    let port = ports();
+    let data = tempdir("evidence");
+    add_users(&data, &["alice", "bob"]);
+    let admin = port + 7;
+    let config = data.join("palisade.toml");
+    std::fs::write(
+        &config,
+        format!("[admin]\nlisten = \"127.0.0.1:{admin}\"\n"),
+    )
+    .unwrap();
+    let server = Server::start_in(data, port, &["--config", config.to_str().unwrap()]);
     let tmp = tempdir("evidence-go");
     let verifier = go_verifier(&tmp);
     let dir = server.dir.clone();
@@ -116,6 +144,24 @@ fn the_servers_log_verifies_with_go_and_tampering_is_located() {
     }
     assert!(wait_until(Duration::from_secs(10), || size_of(&dir) >= 9));
     let evidence = dir.join("evidence");
+
+    // The admin listener serves the log read-only, as tlog-tiles lays it out.
+    let checkpoint = std::fs::read(evidence.join("checkpoint")).unwrap();
+    assert_eq!(http_get(admin, "/evidence/checkpoint"), (200, checkpoint));
+    let w = size_of(&dir);
+    let tile = format!("tile/0/000.p/{w}");
+    assert_eq!(
+        http_get(admin, &format!("/evidence/{tile}")),
+        (200, std::fs::read(evidence.join(&tile)).unwrap())
+    );
+    for hidden in [
+        "/evidence/../evidence.key",
+        "/evidence/journal",
+        "/evidence/origin",
+        "/palisade.db",
+    ] {
+        assert_eq!(http_get(admin, hidden).0, 404, "{hidden}");
+    }
 
     // Go's x/mod: signature, every entry's inclusion, consistency with the older tree.
     let (ok, out) = run(Command::new(&verifier).arg(&evidence).arg(&vkey).arg(&old));

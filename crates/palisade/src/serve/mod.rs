@@ -18,6 +18,7 @@ use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, error, info, warn};
 
+mod admin;
 mod detect;
 mod events;
 mod evidence;
@@ -591,6 +592,9 @@ pub async fn run(cfg: FileConfig, listens: Vec<Listen>) -> anyhow::Result<()> {
     } else {
         (None, None)
     };
+    if cfg.evidence.enabled {
+        admin::start(&cfg.admin.listen, &data_dir).await?;
+    }
     let mut detect_handle = None;
     let detect_tx = match detector {
         Some(d) => {
