@@ -89,12 +89,7 @@ impl NoteSigner {
         let id = key_id(&self.name, &public);
         let mut raw = vec![ED25519];
         raw.extend_from_slice(&public);
-        format!(
-            "{}+{}+{}",
-            self.name,
-            id.iter().map(|b| format!("{b:02x}")).collect::<String>(),
-            B64.encode(raw)
-        )
+        format!("{}+{}+{}", self.name, crate::hex(&id), B64.encode(raw))
     }
 
     /// The signed note of `text` (which must end in a newline).
@@ -137,7 +132,7 @@ impl NoteVerifier {
             .map_err(|_| NoteError::Key("an Ed25519 key is 32 bytes".into()))?;
         let key = VerifyingKey::from_bytes(&public).map_err(|e| NoteError::Key(e.to_string()))?;
         let id = key_id(name, &public);
-        let want: String = id.iter().map(|b| format!("{b:02x}")).collect();
+        let want = crate::hex(&id);
         if want != hex.to_ascii_lowercase() {
             return Err(NoteError::Key("key ID does not match the key".into()));
         }

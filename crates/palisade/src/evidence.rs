@@ -49,7 +49,7 @@ pub fn signer(
             let mut s = [0u8; 32];
             getrandom::getrandom(&mut s).map_err(|e| anyhow::anyhow!("random source: {e}"))?;
             std::fs::create_dir_all(data_dir)?;
-            let hex: String = s.iter().map(|b| format!("{b:02x}")).collect();
+            let hex = palisade_shield::hex(&s);
             let tmp = path.with_extension("tmp");
             {
                 use std::io::Write as _;

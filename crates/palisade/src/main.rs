@@ -285,6 +285,14 @@ enum Command {
     },
 }
 
+/// Unix time in milliseconds (0 if the clock is before 1970).
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
 fn fail(e: anyhow::Error) -> ExitCode {
     eprintln!("palisade: {e:#}");
     ExitCode::from(1)

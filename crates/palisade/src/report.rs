@@ -5,7 +5,7 @@
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use anyhow::{bail, Context};
 use palisade_detect::{parse_time, rfc3339, CallRecord, Evidence, Finding};
@@ -31,12 +31,7 @@ impl Format {
     }
 }
 
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
+use crate::now_ms;
 
 /// `--since`: RFC 3339, a date, Unix seconds or an age (`15m`, `2h`, `7d`); none: all.
 pub fn since(s: Option<&str>) -> anyhow::Result<i64> {

@@ -151,10 +151,7 @@ pub fn import(dir: &Path, file: &Path, default_domain: &str) -> anyhow::Result<u
             file.display()
         ),
     };
-    let now_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0);
+    let now_ms = crate::now_ms();
     let mut rows = Vec::new();
     let mut seen = std::collections::HashSet::new();
     for (i, line) in lines {

@@ -10,6 +10,7 @@ mod common;
 #[allow(dead_code)]
 mod sim;
 
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
@@ -72,6 +73,15 @@ fn http_get(port: u16, path: &str) -> (u16, Vec<u8>) {
     let head = String::from_utf8_lossy(&all[..split]).into_owned();
     let status = head.split(' ').nth(1).unwrap().parse().unwrap();
     (status, all[split + 4..].to_vec())
+}
+
+/// `palisade evidence verify ARGS --data-dir DIR`.
+fn verify<S: AsRef<std::ffi::OsStr>>(dir: &Path, args: &[S]) -> (bool, String) {
+    run(Command::new(bin())
+        .args(["evidence", "verify"])
+        .args(args)
+        .arg("--data-dir")
+        .arg(dir))
 }
 
 fn run(cmd: &mut Command) -> (bool, String) {
@@ -216,12 +226,10 @@ fn the_servers_log_verifies_with_go_and_tampering_is_located() {
         .status
         .success());
     assert!(export.join("README").exists());
-    let (ok, out) = run(Command::new(bin())
-        .args(["evidence", "verify"])
-        .arg(&export)
-        .args(["--key", &vkey])
-        .arg("--data-dir")
-        .arg(&dir));
+    let (ok, out) = verify(
+        &dir,
+        &[export.as_os_str(), OsStr::new("--key"), OsStr::new(&vkey)],
+    );
     assert!(ok, "{out}");
     let (ok, out) = run(Command::new(&verifier).arg(&export).arg(&vkey));
     assert!(ok, "{out}");
@@ -248,12 +256,10 @@ fn the_servers_log_verifies_with_go_and_tampering_is_located() {
         let mut b = std::fs::read(&p).unwrap();
         b[at] ^= 1;
         std::fs::write(&p, b).unwrap();
-        let (ok, out) = run(Command::new(bin())
-            .args(["evidence", "verify"])
-            .arg(&copy)
-            .args(["--key", &vkey])
-            .arg("--data-dir")
-            .arg(&dir));
+        let (ok, out) = verify(
+            &dir,
+            &[copy.as_os_str(), OsStr::new("--key"), OsStr::new(&vkey)],
+        );
         assert!(!ok, "{what}: tampering found");
         assert!(out.contains(&tile), "{what}: located in {tile}: {out}");
         let (ok, out) = run(Command::new(&verifier).arg(&copy).arg(&vkey));
@@ -262,11 +268,7 @@ fn the_servers_log_verifies_with_go_and_tampering_is_located() {
 
     // A restart: the log goes on (server-stop, server-start) and stays consistent.
     let last = tmp.join("last-seen");
-    let (ok, out) = run(Command::new(bin())
-        .args(["evidence", "verify", "--last"])
-        .arg(&last)
-        .arg("--data-dir")
-        .arg(&dir));
+    let (ok, out) = verify(&dir, &[OsStr::new("--last"), last.as_os_str()]);
     assert!(ok, "{out}");
     let port = server.port;
     stop(server);
@@ -281,11 +283,7 @@ fn the_servers_log_verifies_with_go_and_tampering_is_located() {
         wait_until(Duration::from_secs(10), || starts() == 2),
         "the new start is published (size was {size})"
     );
-    let (ok, out) = run(Command::new(bin())
-        .args(["evidence", "verify", "--last"])
-        .arg(&last)
-        .arg("--data-dir")
-        .arg(&dir));
+    let (ok, out) = verify(&dir, &[OsStr::new("--last"), last.as_os_str()]);
     assert!(
         ok && out.contains("consistent with the last one seen"),
         "{out}"
@@ -313,11 +311,7 @@ fn the_servers_log_verifies_with_go_and_tampering_is_located() {
         "every committed refusal is in the log after kill -9 ({} found)",
         refusals()
     );
-    let (ok, out) = run(Command::new(bin())
-        .args(["evidence", "verify", "--last"])
-        .arg(&last)
-        .arg("--data-dir")
-        .arg(&dir));
+    let (ok, out) = verify(&dir, &[OsStr::new("--last"), last.as_os_str()]);
     assert!(ok, "{out}");
     let (ok, out) = run(Command::new(&verifier)
         .arg(dir.join("evidence"))

@@ -91,6 +91,19 @@ pub trait Storage {
     fn protections(&self, domain: Option<&str>) -> Result<Vec<Protection>, StoreError>;
 }
 
+/// Opens `DIR/FILE` (creating the directory): WAL journal, normal sync, a 5 s busy
+/// timeout.
+fn connect(dir: &Path, file: &str) -> Result<Connection, StoreError> {
+    std::fs::create_dir_all(dir).map_err(|e| StoreError::Dir {
+        path: dir.display().to_string(),
+        source: e,
+    })?;
+    let conn = Connection::open(dir.join(file))?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    conn.execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;")?;
+    Ok(conn)
+}
+
 pub struct SqliteStore {
     conn: Connection,
 }
@@ -98,16 +111,9 @@ pub struct SqliteStore {
 impl SqliteStore {
     /// Opens (creating if needed) `DIR/palisade.db`.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
-        std::fs::create_dir_all(dir).map_err(|e| StoreError::Dir {
-            path: dir.display().to_string(),
-            source: e,
-        })?;
-        let conn = Connection::open(dir.join("palisade.db"))?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        let conn = connect(dir, "palisade.db")?;
         conn.execute_batch(
-            "PRAGMA journal_mode=WAL;
-             PRAGMA synchronous=NORMAL;
-             CREATE TABLE IF NOT EXISTS users (
+            "CREATE TABLE IF NOT EXISTS users (
                 name TEXT NOT NULL, domain TEXT NOT NULL,
                 ha1_md5 TEXT NOT NULL, ha1_sha256 TEXT NOT NULL,
                 created INTEGER NOT NULL DEFAULT (strftime('%s','now')),
@@ -133,13 +139,7 @@ impl SqliteStore {
     /// writes it several times a second, and every commit to `palisade.db` tells the
     /// server that accounts may have changed (it reloads them).
     pub fn open_records(dir: &Path) -> Result<Self, StoreError> {
-        std::fs::create_dir_all(dir).map_err(|e| StoreError::Dir {
-            path: dir.display().to_string(),
-            source: e,
-        })?;
-        let conn = Connection::open(dir.join("records.db"))?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))?;
-        conn.execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;")?;
+        let conn = connect(dir, "records.db")?;
         records::schema(&conn)?;
         Ok(SqliteStore { conn })
     }

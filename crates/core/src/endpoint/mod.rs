@@ -427,13 +427,15 @@ impl Endpoint {
             // Only requests that carry credentials can be observed (a call or a
             // registration is recorded once authenticated): the challenged first copy
             // is not fingerprinted, unless a device restriction needs it.
-            let credentials = msg
-                .headers
-                .iter()
-                .any(|h| matches!(h, Header::Authorization(_) | Header::ProxyAuthorization(_)));
+            // (the header scan only for the requests that can be observed)
+            let credentials = || {
+                msg.headers
+                    .iter()
+                    .any(|h| matches!(h, Header::Authorization(_) | Header::ProxyAuthorization(_)))
+            };
             if initial
                 && (invite || method == Method::Register)
-                && (credentials || self.restrictions.has_devices())
+                && (self.restrictions.has_devices() || credentials())
             {
                 self.handling.fingerprint = palisade_detect::fingerprint(raw);
             }

@@ -59,22 +59,10 @@ const CALL_TTL: Millis = 6 * 3_600_000;
 fn h(v: impl Hash) -> u64 {
     // Fixed keys: the values hashed come from authenticated accounts and user names;
     // the maps they key are bounded in size, so collisions cost accuracy, not memory.
-    let mut f = FixedHasher(0xcbf2_9ce4_8422_2325);
+    // (FNV-1a, the fingerprints' hash: fixed, so values hash alike across restarts)
+    let mut f = crate::fingerprint::Fnv::new();
     v.hash(&mut f);
     f.finish()
-}
-
-struct FixedHasher(u64);
-impl Hasher for FixedHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 ^= u64::from(b);
-            self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
-        }
-    }
 }
 
 fn pair(a: &str, b: &str) -> u64 {

@@ -30,12 +30,7 @@ pub(super) enum DetectMsg {
     Notified(String, bool),
 }
 
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
+use crate::now_ms;
 
 /// Parses a profiles file: `family = ["16 hex digits", ...]` lines (TOML).
 pub(super) fn parse_profiles(text: &str) -> anyhow::Result<Vec<(String, u64)>> {
