@@ -72,6 +72,17 @@ pub fn read_checkpoint(dir: &Path, key: &NoteVerifier) -> Result<Checkpoint, Ver
     Ok(cp)
 }
 
+/// The blob an entry names as kept: canonical JSON puts `message_kept` right before
+/// `message_sha256`.
+fn kept_blob(entry: &[u8]) -> Option<String> {
+    const KEY: &[u8] = b"\"message_kept\":true,\"message_sha256\":\"";
+    let at = memchr::memmem::find(entry, KEY)? + KEY.len();
+    let hex = entry.get(at..at + 64)?;
+    hex.iter()
+        .all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f'))
+        .then(|| String::from_utf8_lossy(hex).into_owned())
+}
+
 /// Verifies the log in `dir` with `key`; `last` is the last checkpoint this verifier
 /// accepted (the log must extend it).
 pub fn verify_dir(
@@ -96,6 +107,8 @@ pub fn verify_dir(
     let mut tree = MemoryTree::new(&[]);
     let mut leaves: Vec<Hash> = Vec::with_capacity(n.min(1 << 24) as usize);
     let mut tiles = 0;
+    // (entry index, blob name) of the entries whose content the blob store kept
+    let mut named: Vec<(u64, String)> = Vec::new();
     let bundles = n.div_ceil(TILE_WIDTH);
     for b in 0..bundles {
         let w = (n - b * TILE_WIDTH).min(TILE_WIDTH);
@@ -113,7 +126,10 @@ pub fn verify_dir(
                 format!("holds {} entries, the checkpoint needs {w}", entries.len()),
             ));
         }
-        for e in entries {
+        for (k, e) in entries.into_iter().enumerate() {
+            if let Some(sha) = kept_blob(e) {
+                named.push((b * TILE_WIDTH + k as u64, sha));
+            }
             let h = leaf_hash(e);
             leaves.push(h);
             tree.push(h);
@@ -172,9 +188,17 @@ pub fn verify_dir(
             ));
         }
     }
-    // Blobs: each named by the SHA-256 of its content.
+    // Blobs: each named by the SHA-256 of its content; each one an entry says was kept
+    // is there.
     let mut blobs = 0;
-    if let Ok(rd) = std::fs::read_dir(dir.join("blobs")) {
+    let naming = |name: &str| {
+        named
+            .iter()
+            .find(|(_, n)| n == name)
+            .map_or(String::new(), |(i, _)| format!(" (named by entry {i})"))
+    };
+    let blob_dir = dir.join("blobs");
+    if let Ok(rd) = std::fs::read_dir(&blob_dir) {
         for e in rd.flatten() {
             let name = e.file_name().to_string_lossy().into_owned();
             let content = std::fs::read(e.path())
@@ -182,11 +206,19 @@ pub fn verify_dir(
             let h = crate::sha256_hex(&content);
             if h != name {
                 return Err(fail(
-                    format!("blobs/{name}"),
+                    format!("blobs/{name}{}", naming(&name)),
                     "content does not match its name (SHA-256)",
                 ));
             }
             blobs += 1;
+        }
+        for (i, name) in &named {
+            if !blob_dir.join(name).is_file() {
+                return Err(fail(
+                    format!("entry {i}"),
+                    format!("its message (blobs/{name}) was kept but is missing"),
+                ));
+            }
         }
     }
     Ok(Verified {

@@ -61,6 +61,23 @@ pub struct EvidenceSection {
     pub key: Option<PathBuf>,
     /// A signed checkpoint covers every entry at most this long after it was committed.
     pub checkpoint_interval_ms: u64,
+    /// The blob store beside the log (refused messages, named by their SHA-256) holds
+    /// at most this many MiB; once full, new entries say their content was not kept.
+    pub blob_store_mb: u64,
+    /// `decisions` (security decisions only) or `all` (every call and registration
+    /// record too).
+    pub records: EvidenceRecords,
+}
+
+/// What the evidence log takes in besides security decisions.
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum EvidenceRecords {
+    /// Security decisions only.
+    #[default]
+    Decisions,
+    /// Every call and registration record as well.
+    All,
 }
 
 impl Default for EvidenceSection {
@@ -70,6 +87,8 @@ impl Default for EvidenceSection {
             origin: None,
             key: None,
             checkpoint_interval_ms: 1000,
+            blob_store_mb: 256,
+            records: EvidenceRecords::Decisions,
         }
     }
 }
@@ -637,6 +656,11 @@ mod tests {
                 .expect("followed by [notify]");
         let file: FileConfig = toml::from_str(&readme[start..end]).unwrap();
         assert_eq!(file.detect, palisade_detect::Config::default());
+        assert_eq!(
+            format!("{:?}", file.evidence),
+            format!("{:?}", EvidenceSection::default()),
+            "the README's [evidence] block"
+        );
     }
 
     #[test]

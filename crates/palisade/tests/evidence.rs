@@ -104,14 +104,13 @@ fn size_of(dir: &Path) -> u64 {
 }
 
 /// An offer the shield refuses (415): the body is not SDP.
-fn hostile(c: &Client, port: u16, i: u32) {
+fn hostile(c: &Client, port: u16, i: u32) -> String {
     let body = "MZ\u{1}\u{2}not a session description";
-    c.send(
-        port,
-        &format!("INVITE sip:bob@127.0.0.1:{port} SIP/2.0\nVia: SIP/2.0/UDP 127.0.0.1:{};branch=z9hG4bKev{i}\nMax-Forwards: 70\nFrom: <sip:mallory@evil.example>;tag=m{i}\nTo: <sip:bob@127.0.0.1:{port}>\nCall-ID: evil-{i}\nCSeq: 1 INVITE\nContact: <sip:mallory@127.0.0.1:{}>\nContent-Type: application/octet-stream\nContent-Length: {}\n\n{body}", c.port(), c.port(), body.len()),
-    );
+    let m = format!("INVITE sip:bob@127.0.0.1:{port} SIP/2.0\nVia: SIP/2.0/UDP 127.0.0.1:{};branch=z9hG4bKev{i}\nMax-Forwards: 70\nFrom: <sip:mallory@evil.example>;tag=m{i}\nTo: <sip:bob@127.0.0.1:{port}>\nCall-ID: evil-{i}\nCSeq: 1 INVITE\nContact: <sip:mallory@127.0.0.1:{}>\nContent-Type: application/octet-stream\nContent-Length: {}\n\n{body}", c.port(), c.port(), body.len());
+    c.send(port, &m);
     let r = c.recv_final();
     assert_eq!(r.status(), Some(415), "the shield refuses it");
+    m.replace('\n', "\r\n") // as `send` puts it on the wire
 }
 
 #[test]
@@ -135,9 +134,7 @@ fn the_servers_log_verifies_with_go_and_tampering_is_located() {
     let bob = sim::Ua::new("127.0.0.1", "bob", server_addr, "SimPhone/1.0");
     assert_eq!(bob.register_as("bob", bank.addr, 3600), 200);
     let c = Client::new();
-    for i in 0..5 {
-        hostile(&c, server.port, i);
-    }
+    let sent: Vec<String> = (0..5).map(|i| hostile(&c, server.port, i)).collect();
     assert!(
         wait_until(Duration::from_secs(10), || size_of(&dir) >= 6),
         "server-start and five refusals are published"
@@ -191,6 +188,14 @@ fn the_servers_log_verifies_with_go_and_tampering_is_located() {
     let v: serde_json::Value = serde_json::from_str(entry).unwrap();
     assert_eq!(v["status"], 415);
     assert_eq!(v["sha256"].as_str().unwrap().len(), 64);
+    // The refused message itself is in the blob store, named by the hash in the entry.
+    assert_eq!(v["message_kept"], true, "{entry}");
+    let blob_name = v["message_sha256"].as_str().unwrap().to_string();
+    let blob = std::fs::read(evidence.join("blobs").join(&blob_name)).unwrap();
+    assert!(
+        sent.iter().any(|m| m.as_bytes() == blob),
+        "the blob is the message exactly as it was sent"
+    );
     assert_eq!(
         serde_json::to_string(&v).unwrap(),
         entry,
@@ -265,6 +270,36 @@ fn the_servers_log_verifies_with_go_and_tampering_is_located() {
         let (ok, out) = run(Command::new(&verifier).arg(&copy).arg(&vkey));
         assert!(!ok, "{what}: Go refuses it too: {out}");
     }
+
+    // A blob changed or removed: found, and the entry that names it is given.
+    let copy = tmp.join("tampered-blob");
+    assert!(Command::new("cp")
+        .arg("-r")
+        .arg(&export)
+        .arg(&copy)
+        .status()
+        .unwrap()
+        .success());
+    let p = copy.join("blobs").join(&blob_name);
+    let mut b = std::fs::read(&p).unwrap();
+    b[10] ^= 1;
+    std::fs::write(&p, b).unwrap();
+    let (ok, out) = verify(
+        &dir,
+        &[copy.as_os_str(), OsStr::new("--key"), OsStr::new(&vkey)],
+    );
+    assert!(!ok, "blob tampering found");
+    assert!(
+        out.contains(&format!("blobs/{blob_name} (named by entry {index})")),
+        "{out}"
+    );
+    std::fs::remove_file(&p).unwrap();
+    let (ok, out) = verify(
+        &dir,
+        &[copy.as_os_str(), OsStr::new("--key"), OsStr::new(&vkey)],
+    );
+    assert!(!ok, "a missing blob is found");
+    assert!(out.contains(&format!("entry {index}")), "{out}");
 
     // A restart: the log goes on (server-stop, server-start) and stays consistent.
     let last = tmp.join("last-seen");

@@ -136,9 +136,20 @@ impl Shell {
         if !self.event_budget.allow(&e.source, now) {
             return; // counted; summarised once a minute
         }
-        if self.evidence.is_some() {
-            self.entries
-                .push(security_entry(&e, unix_now().saturating_mul(1000)));
+        if let Some(ev) = &self.evidence {
+            // the message a refusal was about goes to the blob store (removals of
+            // unknown headers are routine: their hash is enough)
+            let message = match (&self.refused_message, e.kind) {
+                (_, palisade_shield::EventKind::Dropped(_)) | (None, _) => None,
+                (Some(m), _) => Some(m),
+            };
+            let kept = message.filter(|m| ev.reserve_blob(m.len())).cloned();
+            let entry = security_entry(
+                &e,
+                unix_now().saturating_mul(1000),
+                message.map(|m| (m.as_slice(), kept.is_some())),
+            );
+            self.entries.push((entry, kept));
         }
         let st = &self.endpoint.stats;
         let total = st.shield_refused

@@ -9,16 +9,24 @@ use palisade_evidence::Log;
 /// Entries waiting for the evidence thread.
 pub(super) const EVIDENCE_QUEUE: usize = 65_536;
 
-/// An entry, and what may happen only once it is durable (an answer to send, a
-/// restriction to apply, a notification to deliver): the evidence thread hands that
+/// An entry, the content it is about when that is to be kept (a refused message, for
+/// the blob store), and what may happen only once both are durable (an answer to send,
+/// a restriction to apply, a notification to deliver): the evidence thread hands that
 /// back to the core thread after its commit.
-type Item = (Vec<u8>, Option<Inbound>);
+struct Item {
+    entry: Vec<u8>,
+    blob: Option<Vec<u8>>,
+    then: Option<Inbound>,
+    queued: Instant,
+}
 
 /// A sender of entries that never blocks; counts what a full queue refused.
 #[derive(Clone)]
 pub(super) struct EvidenceTx {
     tx: std::sync::mpsc::SyncSender<Item>,
     dropped: Arc<std::sync::atomic::AtomicU64>,
+    /// Bytes the blob store may still take (`evidence.blob_store_mb`).
+    blob_room: Arc<std::sync::atomic::AtomicI64>,
 }
 
 impl EvidenceTx {
@@ -31,18 +39,60 @@ impl EvidenceTx {
         entry: Vec<u8>,
         then: Option<Inbound>,
     ) -> Result<(), Option<Inbound>> {
-        match self.tx.try_send((entry, then)) {
+        self.send_with(entry, None, then)
+    }
+
+    /// As [`EvidenceTx::send`], with content for the blob store (reserved with
+    /// [`EvidenceTx::reserve_blob`]).
+    pub(super) fn send_with(
+        &self,
+        entry: Vec<u8>,
+        blob: Option<Vec<u8>>,
+        then: Option<Inbound>,
+    ) -> Result<(), Option<Inbound>> {
+        let item = Item {
+            entry,
+            blob,
+            then,
+            queued: Instant::now(),
+        };
+        match self.tx.try_send(item) {
             Ok(()) => Ok(()),
-            Err(std::sync::mpsc::TrySendError::Full((_, then)))
-            | Err(std::sync::mpsc::TrySendError::Disconnected((_, then))) => {
+            Err(std::sync::mpsc::TrySendError::Full(item))
+            | Err(std::sync::mpsc::TrySendError::Disconnected(item)) => {
                 let n = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
                 if n.is_power_of_two() {
                     error!(target: "palisade::security", dropped = n, "evidence entries dropped: the evidence thread is behind");
                 }
-                Err(then)
+                Err(item.then)
             }
         }
     }
+
+    /// Whether content of `len` bytes may go to the blob store (which is bounded: once
+    /// full, entries say the content was not kept, and what is kept stays).
+    pub(super) fn reserve_blob(&self, len: usize) -> bool {
+        let len = len as i64;
+        let left = self.blob_room.fetch_sub(len, Ordering::Relaxed);
+        if left >= len {
+            true
+        } else {
+            self.blob_room.fetch_add(len, Ordering::Relaxed);
+            false
+        }
+    }
+}
+
+/// Bytes in the blob directory now.
+fn blob_bytes(dir: &Path) -> u64 {
+    std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.flatten()
+                .filter_map(|e| e.metadata().ok())
+                .map(|m| m.len())
+                .sum()
+        })
+        .unwrap_or(0)
 }
 
 /// Opens the log and starts its thread.
@@ -57,23 +107,92 @@ pub(super) fn start(
     let dir = crate::evidence::log_dir(data_dir);
     let log = Log::open(&dir, signer)
         .with_context(|| format!("opening the evidence log in {}", dir.display()))?;
-    info!(size = log.size(), published = log.published(), origin, key = %log.verifier_key(), "evidence log open");
+    let blobs = dir.join("blobs");
+    let used = blob_bytes(&blobs);
+    let room = cfg
+        .evidence
+        .blob_store_mb
+        .saturating_mul(1 << 20)
+        .saturating_sub(used);
+    info!(size = log.size(), published = log.published(), origin, key = %log.verifier_key(), blob_bytes = used, "evidence log open");
     let (tx, rx) = std::sync::mpsc::sync_channel::<Item>(EVIDENCE_QUEUE);
     let interval = Duration::from_millis(cfg.evidence.checkpoint_interval_ms.max(10));
     let handle = std::thread::Builder::new()
         .name("palisade-evidence".into())
-        .spawn(move || evidence_thread(log, rx, interval, inbound))?;
+        .spawn(move || evidence_thread(log, blobs, rx, interval, inbound))?;
     Ok((
         EvidenceTx {
             tx,
             dropped: Arc::new(std::sync::atomic::AtomicU64::new(0)),
+            blob_room: Arc::new(std::sync::atomic::AtomicI64::new(
+                i64::try_from(room).unwrap_or(i64::MAX),
+            )),
         },
         handle,
     ))
 }
 
+/// Latencies in steps of 50 µs up to 10 s (the last step holds everything slower).
+struct Histogram {
+    counts: Vec<u64>,
+    n: u64,
+}
+
+impl Histogram {
+    const STEP_US: u128 = 50;
+
+    fn new() -> Self {
+        Histogram {
+            counts: vec![0; 200_001],
+            n: 0,
+        }
+    }
+
+    fn add(&mut self, d: Duration) {
+        let i = (d.as_micros() / Self::STEP_US).min(200_000) as usize;
+        if let Some(c) = self.counts.get_mut(i) {
+            *c += 1;
+            self.n += 1;
+        }
+    }
+
+    /// The `q` quantile in milliseconds (upper edge of its step).
+    fn quantile_ms(&self, q: f64) -> f64 {
+        let want = ((self.n as f64) * q).ceil().max(1.0) as u64;
+        let mut seen = 0;
+        for (i, c) in self.counts.iter().enumerate() {
+            seen += c;
+            if seen >= want {
+                return ((i as u128 + 1) * Self::STEP_US) as f64 / 1000.0;
+            }
+        }
+        0.0
+    }
+}
+
+/// Writes a blob (content named by its SHA-256) unless it is there; the file to sync
+/// before the commit that makes its entry durable.
+fn write_blob(dir: &Path, content: &[u8]) -> Option<PathBuf> {
+    let path = dir.join(palisade_evidence::sha256_hex(content));
+    if path.exists() {
+        return None;
+    }
+    let tmp = path.with_extension("tmp");
+    let r = std::fs::create_dir_all(dir)
+        .and_then(|()| std::fs::write(&tmp, content))
+        .and_then(|()| std::fs::rename(&tmp, &path));
+    match r {
+        Ok(()) => Some(path),
+        Err(e) => {
+            error!(target: "palisade::security", error = %e, path = %path.display(), "evidence log: writing a blob failed");
+            None
+        }
+    }
+}
+
 fn evidence_thread(
     mut log: Log,
+    blobs: PathBuf,
     rx: std::sync::mpsc::Receiver<Item>,
     interval: Duration,
     inbound: mpsc::Sender<Inbound>,
@@ -81,32 +200,64 @@ fn evidence_thread(
     let mut last_checkpoint = Instant::now();
     let mut failing = false;
     let mut effects = Vec::new();
+    let mut unsynced: Vec<PathBuf> = Vec::new();
+    // enqueue times of the entries committed since the last checkpoint
+    let mut uncovered: Vec<Instant> = Vec::new();
+    let mut batch: Vec<Instant> = Vec::new();
+    let (mut to_durable, mut to_checkpoint) = (Histogram::new(), Histogram::new());
+    macro_rules! take {
+        ($item:expr) => {{
+            let item: Item = $item;
+            if let Some(b) = &item.blob {
+                unsynced.extend(write_blob(&blobs, b));
+            }
+            append(&mut log, &item.entry);
+            effects.extend(item.then);
+            batch.push(item.queued);
+        }};
+    }
     loop {
         let wait = interval
             .saturating_sub(last_checkpoint.elapsed())
             .max(Duration::from_millis(1));
         let mut open = true;
         match rx.recv_timeout(wait) {
-            Ok((e, then)) => {
-                append(&mut log, &e);
-                effects.extend(then);
+            Ok(item) => {
+                take!(item);
                 // whatever else is already queued joins the same commit
-                while let Ok((e, then)) = rx.try_recv() {
-                    append(&mut log, &e);
-                    effects.extend(then);
+                while let Ok(item) = rx.try_recv() {
+                    take!(item);
                 }
             }
             Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
             Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => open = false,
         }
+        // the blobs first, then the entries that name them
+        let mut synced = true;
+        for p in unsynced.drain(..) {
+            synced &= std::fs::File::open(&p).and_then(|f| f.sync_all()).is_ok();
+        }
+        if synced {
+            synced = palisade_evidence::log::sync_dir(&blobs).is_ok() || !blobs.exists();
+        }
         match log.commit() {
-            Ok(_) => failing = false,
+            Ok(_) if synced => failing = false,
+            Ok(_) => {
+                if !failing {
+                    error!(target: "palisade::security", "evidence log: syncing blobs failed");
+                }
+                failing = true;
+            }
             Err(e) => {
                 if !failing {
                     error!(target: "palisade::security", error = %e, "evidence log: commit failed; decisions are carried out without their entry being durable");
                 }
                 failing = true;
             }
+        }
+        for q in batch.drain(..) {
+            to_durable.add(q.elapsed());
+            uncovered.push(q);
         }
         // The entries are durable: what waited for them may happen.
         for then in effects.drain(..) {
@@ -115,7 +266,12 @@ fn evidence_thread(
         if !open || last_checkpoint.elapsed() >= interval {
             last_checkpoint = Instant::now();
             match log.checkpoint() {
-                Ok(Some(cp)) => debug!(size = cp.size, "evidence checkpoint published"),
+                Ok(Some(cp)) => {
+                    debug!(size = cp.size, "evidence checkpoint published");
+                    for q in uncovered.drain(..) {
+                        to_checkpoint.add(q.elapsed());
+                    }
+                }
                 Ok(None) => {}
                 Err(e) => {
                     if !failing {
@@ -129,6 +285,11 @@ fn evidence_thread(
             info!(
                 size = log.size(),
                 published = log.published(),
+                appended = to_durable.n,
+                durable_p50_ms = to_durable.quantile_ms(0.5),
+                durable_p99_ms = to_durable.quantile_ms(0.99),
+                checkpoint_p50_ms = to_checkpoint.quantile_ms(0.5),
+                checkpoint_p99_ms = to_checkpoint.quantile_ms(0.99),
                 "evidence log closed"
             );
             return;
@@ -144,19 +305,37 @@ fn append(log: &mut Log, e: &[u8]) {
 
 /// The entry of a security event (shield decision, protected-user refusal, contained
 /// panic, suppressed events).
-pub(super) fn security_entry(e: &palisade_shield::SecurityEvent, unix_ms: i64) -> Vec<u8> {
+/// `message`: the whole message the decision was taken on, as received, and whether
+/// the blob store kept it (named by its SHA-256, which the entry gives).
+pub(super) fn security_entry(
+    e: &palisade_shield::SecurityEvent,
+    unix_ms: i64,
+    message: Option<(&[u8], bool)>,
+) -> Vec<u8> {
+    let mut fields = Vec::new();
+    if let Some((m, kept)) = message {
+        fields.push((
+            "message_sha256",
+            serde_json::json!(palisade_evidence::sha256_hex(m)),
+        ));
+        fields.push(("message_kept", serde_json::json!(kept)));
+    }
     crate::evidence::entry(
         e.kind.as_str(),
         unix_ms,
-        vec![
-            ("method", serde_json::json!(e.method)),
-            ("caller", serde_json::json!(e.caller)),
-            ("callee", serde_json::json!(e.callee)),
-            ("source", serde_json::json!(e.source)),
-            ("call_id", serde_json::json!(e.call_id)),
-            ("reason", serde_json::json!(e.reason)),
-            ("status", serde_json::json!(e.status)),
-            ("sha256", serde_json::json!(palisade_shield::hex(&e.sha256))),
-        ],
+        [
+            fields,
+            vec![
+                ("method", serde_json::json!(e.method)),
+                ("caller", serde_json::json!(e.caller)),
+                ("callee", serde_json::json!(e.callee)),
+                ("source", serde_json::json!(e.source)),
+                ("call_id", serde_json::json!(e.call_id)),
+                ("reason", serde_json::json!(e.reason)),
+                ("status", serde_json::json!(e.status)),
+                ("sha256", serde_json::json!(palisade_shield::hex(&e.sha256))),
+            ],
+        ]
+        .concat(),
     )
 }

@@ -119,7 +119,9 @@ struct Shell {
     /// The evidence log's queue (`evidence.enabled`).
     evidence: Option<EvidenceTx>,
     /// Evidence entries of the events being taken.
-    entries: Vec<Vec<u8>>,
+    entries: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+    /// The message whose handling refused something, while its events are taken.
+    refused_message: Option<Vec<u8>>,
     /// Transmits released by the evidence thread (their entries are durable).
     released: Vec<palisade_core::Transmit>,
 }
@@ -136,7 +138,9 @@ impl Shell {
         let before = refusals(&self.endpoint.stats);
         self.handle_inner(now, peer, bytes);
         if self.evidence.is_some() && refusals(&self.endpoint.stats) != before {
+            self.refused_message = Some(bytes.to_vec());
             self.hold_until_durable();
+            self.refused_message = None;
         }
     }
 
@@ -190,8 +194,10 @@ impl Shell {
                 sha256: [0; 32],
             };
             if self.evidence.is_some() {
-                self.entries
-                    .push(security_entry(&e, unix_now().saturating_mul(1000)));
+                self.entries.push((
+                    security_entry(&e, unix_now().saturating_mul(1000), None),
+                    None,
+                ));
                 self.send_entries(None);
             }
             let _ = self
@@ -377,9 +383,9 @@ impl Shell {
         };
         let n = entries.len();
         let mut then = then.map(Inbound::Release);
-        for (i, e) in entries.into_iter().enumerate() {
+        for (i, (e, blob)) in entries.into_iter().enumerate() {
             let effect = if i + 1 == n { then.take() } else { None };
-            if let Err(Some(Inbound::Release(t))) = ev.send(e, effect) {
+            if let Err(Some(Inbound::Release(t))) = ev.send_with(e, blob, effect) {
                 // the log is behind: the answer is not held back (counted and logged)
                 self.released.extend(t);
             }
@@ -789,6 +795,7 @@ pub async fn run(cfg: FileConfig, listens: Vec<Listen>) -> anyhow::Result<()> {
         notify_from: cfg.notify.from_user.clone(),
         evidence: evidence_tx,
         entries: Vec::new(),
+        refused_message: None,
         released: Vec::new(),
     };
     let mut buf = vec![0u8; 65_536];
