@@ -337,8 +337,9 @@ pub fn post_json(url: &str, body: &str) -> anyhow::Result<u16> {
     Ok(code)
 }
 
-/// `palisade notify targets`: each target is told once per channel (SIP MESSAGE through
-/// the running server; a webhook POST from here). Prints a JSON summary.
+/// `palisade notify targets`: each target is told once per channel (a SIP MESSAGE, a
+/// webhook POST), both sent by the running server once the notification's evidence
+/// entry is durable; `wait` for them. Prints a JSON summary.
 pub fn notify(
     dir: &Path,
     since_t: Option<&str>,
@@ -348,8 +349,9 @@ pub fn notify(
 ) -> anyhow::Result<()> {
     let mut s = SqliteStore::open_records(dir)?;
     let list = s.targets(since(since_t)?)?;
-    let (mut queued, mut already, mut sent, mut failed) = (0u64, 0u64, 0u64, 0u64);
+    let (mut queued, mut already) = (0u64, 0u64);
     let mut waiting = Vec::new();
+    let mut hooks = Vec::new();
     for t in &list {
         match s.notification(&t.user, "sip")? {
             Some(_) => already += 1,
@@ -362,49 +364,22 @@ pub fn notify(
         if let Some(url) = webhook {
             match s.notification(&t.user, "webhook")? {
                 Some(n) if n.state == "sent" => already += 1,
+                Some(n) if n.state == "queued" => hooks.push(t.user.clone()),
                 _ => {
+                    // sent by the running server once its evidence entry is durable
                     let body = json!({ "user": t.user, "text": text, "target": target_json(t) })
                         .to_string();
-                    match post_json(url, &body) {
-                        Ok(code) if (200..300).contains(&code) => {
-                            s.set_notification(
-                                &t.user,
-                                "webhook",
-                                "sent",
-                                &format!("HTTP {code}"),
-                                now_ms(),
-                            )?;
-                            sent += 1;
-                        }
-                        Ok(code) => {
-                            s.set_notification(
-                                &t.user,
-                                "webhook",
-                                "failed",
-                                &format!("HTTP {code}"),
-                                now_ms(),
-                            )?;
-                            failed += 1;
-                        }
-                        Err(e) => {
-                            s.set_notification(
-                                &t.user,
-                                "webhook",
-                                "failed",
-                                &format!("{e:#}"),
-                                now_ms(),
-                            )?;
-                            failed += 1;
-                        }
-                    }
+                    let detail = json!({ "url": url, "body": body }).to_string();
+                    s.set_notification(&t.user, "webhook", "queued", &detail, now_ms())?;
+                    hooks.push(t.user.clone());
                 }
             }
         }
     }
-    // Optionally wait for the running server to deliver the SIP notifications.
+    // Optionally wait for the running server to deliver them.
     let deadline = std::time::Instant::now() + wait;
-    let mut delivered = 0u64;
-    while !waiting.is_empty() {
+    let (mut delivered, mut sent, mut failed) = (0u64, 0u64, 0u64);
+    loop {
         waiting.retain(|u| {
             let done = s
                 .notification(u, "sip")
@@ -416,7 +391,18 @@ pub fn notify(
             }
             !done
         });
-        if waiting.is_empty() || std::time::Instant::now() >= deadline {
+        hooks.retain(|u| match s.notification(u, "webhook").ok().flatten() {
+            Some(n) if n.state == "sent" => {
+                sent += 1;
+                false
+            }
+            Some(n) if n.state == "failed" => {
+                failed += 1;
+                false
+            }
+            _ => true,
+        });
+        if (waiting.is_empty() && hooks.is_empty()) || std::time::Instant::now() >= deadline {
             break;
         }
         std::thread::sleep(Duration::from_millis(200));
@@ -424,11 +410,11 @@ pub fn notify(
     let summary = json!({
         "targets": list.len(),
         "sent": sent + delivered,
-        "queued": queued - delivered,
+        "queued": queued - delivered + hooks.len() as u64,
         "already": already,
         "failed": failed,
         "sip": { "delivered": delivered, "queued": queued - delivered },
-        "webhook": { "sent": sent, "failed": failed },
+        "webhook": { "sent": sent, "failed": failed, "queued": hooks.len() },
     });
     println!("{summary}");
     Ok(())

@@ -498,12 +498,12 @@ impl SqliteStore {
         Ok(())
     }
 
-    /// SIP notifications waiting for delivery: (user, text).
-    pub fn queued_sip(&self) -> Result<Vec<(String, String)>, StoreError> {
+    /// Notifications of `channel` waiting for delivery: (user, detail).
+    pub fn queued(&self, channel: &str) -> Result<Vec<(String, String)>, StoreError> {
         let mut st = self.conn.prepare(
-            "SELECT user, detail FROM notifications WHERE channel = 'sip' AND state = 'queued' ORDER BY created",
+            "SELECT user, detail FROM notifications WHERE channel = ?1 AND state = 'queued' ORDER BY created",
         )?;
-        let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        let rows = st.query_map([channel], |r| Ok((r.get(0)?, r.get(1)?)))?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 }
@@ -598,12 +598,12 @@ mod tests {
         s.set_notification("bob", "sip", "queued", "hello", 1)
             .unwrap();
         assert_eq!(
-            s.queued_sip().unwrap(),
+            s.queued("sip").unwrap(),
             vec![("bob".to_string(), "hello".to_string())]
         );
         s.set_notification("bob", "sip", "sent", "hello", 2)
             .unwrap();
-        assert!(s.queued_sip().unwrap().is_empty());
+        assert!(s.queued("sip").unwrap().is_empty());
         assert_eq!(s.notification("bob", "sip").unwrap().unwrap().state, "sent");
         assert_eq!(s.purge_records(2500).unwrap(), 2);
         let _ = std::fs::remove_dir_all(&dir);

@@ -28,6 +28,46 @@ pub(super) enum DetectMsg {
     Observe(Vec<Observation>),
     /// Notification delivery results from the core: (user, delivered to a device).
     Notified(String, bool),
+    /// A webhook POST's result (from the webhook thread): user, HTTP status or error.
+    Hooked(String, Result<u16, String>),
+}
+
+/// A webhook notification to POST (the webhook thread does it, once its entry is
+/// durable).
+pub(super) struct Hook {
+    pub(super) user: String,
+    pub(super) url: String,
+    pub(super) body: String,
+}
+
+/// Posts webhook notifications one at a time (plain HTTP, 5 s timeouts) and reports
+/// each result to the detection thread.
+pub(super) fn webhook_thread(
+    rx: std::sync::mpsc::Receiver<Hook>,
+    results: std::sync::mpsc::SyncSender<DetectMsg>,
+) {
+    while let Ok(h) = rx.recv() {
+        let r = crate::report::post_json(&h.url, &h.body).map_err(|e| format!("{e:#}"));
+        if results.send(DetectMsg::Hooked(h.user, r)).is_err() {
+            return;
+        }
+    }
+}
+
+/// The entry of a notification about to be sent (the sending waits for it).
+fn notification_entry(kind: &str, user: &str, channel: &str, content: &str) -> Vec<u8> {
+    crate::evidence::entry(
+        kind,
+        now_ms(),
+        vec![
+            ("user", serde_json::json!(user)),
+            ("channel", serde_json::json!(channel)),
+            (
+                "sha256",
+                serde_json::json!(palisade_evidence::sha256_hex(content.as_bytes())),
+            ),
+        ],
+    )
 }
 
 use crate::now_ms;
@@ -120,6 +160,11 @@ pub(super) fn detect_thread(
     // Queued SIP notifications: `None` while the core delivers one, `Some(t)`: try again
     // after `t` (no device was registered, or none accepted it).
     let mut pending: HashMap<String, Option<Instant>> = HashMap::new();
+    // SIP notifications whose `notification` entry was sent in this run (retries of the
+    // same notification do not repeat it).
+    let mut announced: std::collections::HashSet<String> = std::collections::HashSet::new();
+    // Webhook notifications handed on and not answered yet.
+    let mut hooks_pending: std::collections::HashSet<String> = std::collections::HashSet::new();
     let mut outs: Vec<Output> = Vec::new();
     let mut last_write = Instant::now();
     loop {
@@ -153,20 +198,36 @@ pub(super) fn detect_thread(
                             warn!(error = %e, user, "recording a delivered notification failed");
                         }
                         info!(target: "palisade::security", user, "notification delivered by SIP MESSAGE");
-                        record(crate::evidence::entry(
-                            "notification",
-                            now_ms(),
-                            vec![
-                                ("user", serde_json::json!(user)),
-                                ("channel", serde_json::json!("sip")),
-                                (
-                                    "sha256",
-                                    serde_json::json!(palisade_evidence::sha256_hex(
-                                        text.as_bytes()
-                                    )),
-                                ),
-                            ],
+                        record(notification_entry(
+                            "notification-delivered",
+                            &user,
+                            "sip",
+                            &text,
                         ));
+                    }
+                }
+                DetectMsg::Hooked(user, result) => {
+                    hooks_pending.remove(&user);
+                    let (state, detail) = match &result {
+                        Ok(code) if (200..300).contains(code) => ("sent", format!("HTTP {code}")),
+                        Ok(code) => ("failed", format!("HTTP {code}")),
+                        Err(e) => ("failed", e.clone()),
+                    };
+                    if let Err(e) =
+                        store.set_notification(&user, "webhook", state, &detail, now_ms())
+                    {
+                        warn!(error = %e, user, "recording a webhook notification failed");
+                    }
+                    if state == "sent" {
+                        info!(target: "palisade::security", user, "notification delivered by webhook");
+                        record(notification_entry(
+                            "notification-delivered",
+                            &user,
+                            "webhook",
+                            &detail,
+                        ));
+                    } else {
+                        warn!(target: "palisade::security", user, detail, "webhook notification failed");
                     }
                 }
             }
@@ -282,7 +343,18 @@ pub(super) fn detect_thread(
         }
         if last_notify.elapsed() >= Duration::from_secs(1) {
             last_notify = Instant::now();
-            if let Ok(q) = store.queued_sip() {
+            // A notification is sent only once its entry is durable: the entry rides
+            // to the evidence thread and the sending comes back from there.
+            let send_after = |entry: Vec<u8>, then: Inbound| {
+                let now_or_later = match &evidence {
+                    Some(ev) => ev.send(entry, Some(then)).err().flatten(),
+                    None => Some(then),
+                };
+                if let Some(then) = now_or_later {
+                    let _ = inbound.blocking_send(then);
+                }
+            };
+            if let Ok(q) = store.queued("sip") {
                 for (user, text) in q {
                     let due = match pending.get(&user) {
                         None => true,
@@ -291,8 +363,45 @@ pub(super) fn detect_thread(
                     };
                     if due {
                         pending.insert(user.clone(), None);
-                        let _ = inbound.blocking_send(Inbound::Notify { user, text });
+                        let entry = (!announced.contains(&user))
+                            .then(|| notification_entry("notification", &user, "sip", &text));
+                        announced.insert(user.clone());
+                        let then = Inbound::Notify { user, text };
+                        match entry {
+                            Some(e) => send_after(e, then),
+                            None => {
+                                let _ = inbound.blocking_send(then);
+                            }
+                        }
                     }
+                }
+            }
+            if let Ok(q) = store.queued("webhook") {
+                for (user, detail) in q {
+                    if hooks_pending.contains(&user) {
+                        continue;
+                    }
+                    let v: serde_json::Value = serde_json::from_str(&detail).unwrap_or_default();
+                    let (Some(url), Some(body)) = (v["url"].as_str(), v["body"].as_str()) else {
+                        let _ = store.set_notification(
+                            &user,
+                            "webhook",
+                            "failed",
+                            "malformed queued webhook",
+                            now_ms(),
+                        );
+                        continue;
+                    };
+                    hooks_pending.insert(user.clone());
+                    let entry = notification_entry("notification", &user, "webhook", body);
+                    send_after(
+                        entry,
+                        Inbound::Webhook(Hook {
+                            user,
+                            url: url.to_string(),
+                            body: body.to_string(),
+                        }),
+                    );
                 }
             }
         }

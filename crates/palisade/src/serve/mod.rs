@@ -67,6 +67,8 @@ enum Inbound {
     /// Messages held until their evidence entries were durable (from the evidence
     /// thread).
     Release(Vec<palisade_core::Transmit>),
+    /// A webhook notification whose entry is durable: for the webhook thread.
+    Webhook(Hook),
 }
 
 fn unix_now() -> i64 {
@@ -122,6 +124,8 @@ struct Shell {
     entries: Vec<(Vec<u8>, Option<Vec<u8>>)>,
     /// The message whose handling refused something, while its events are taken.
     refused_message: Option<Vec<u8>>,
+    /// The webhook thread's queue (with campaign detection).
+    webhooks: Option<std::sync::mpsc::Sender<Hook>>,
     /// Transmits released by the evidence thread (their entries are durable).
     released: Vec<palisade_core::Transmit>,
 }
@@ -507,6 +511,15 @@ impl Shell {
             Inbound::Users(u) => self.endpoint.set_users(u),
             Inbound::Restrict(r) => self.endpoint.restrict(r),
             Inbound::Release(t) => self.released.extend(t),
+            Inbound::Webhook(h) => {
+                let sent = match &self.webhooks {
+                    Some(tx) => tx.send(h).map_err(|e| e.0),
+                    None => Err(h),
+                };
+                if let Err(h) = sent {
+                    self.send_detector(DetectMsg::Hooked(h.user, Err("no webhook sender".into())));
+                }
+            }
             Inbound::Notify { user, text } => {
                 let from = self.notify_from.clone();
                 if !self.endpoint.notify(Instant::now(), &user, &from, &text) {
@@ -611,6 +624,17 @@ pub async fn run(cfg: FileConfig, listens: Vec<Listen>) -> anyhow::Result<()> {
                     .name("palisade-detect".into())
                     .spawn(move || detect_thread(dir, d, rx, itx, etx))?,
             );
+            Some(tx)
+        }
+        None => None,
+    };
+    let webhook_tx = match &detect_tx {
+        Some(results) => {
+            let (tx, rx) = std::sync::mpsc::channel::<Hook>();
+            let results = results.clone();
+            std::thread::Builder::new()
+                .name("palisade-webhook".into())
+                .spawn(move || webhook_thread(rx, results))?;
             Some(tx)
         }
         None => None,
@@ -796,6 +820,7 @@ pub async fn run(cfg: FileConfig, listens: Vec<Listen>) -> anyhow::Result<()> {
         evidence: evidence_tx,
         entries: Vec::new(),
         refused_message: None,
+        webhooks: webhook_tx,
         released: Vec::new(),
     };
     let mut buf = vec![0u8; 65_536];

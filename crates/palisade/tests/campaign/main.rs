@@ -505,6 +505,37 @@ fn a_simulated_campaign_is_found_its_targets_listed_and_told_once() {
     );
     let m = &target_bank.messages.lock().unwrap()[0].1;
     assert!(m.contains("attack campaign"), "{m}");
+    // The evidence log: every notification's entry comes before its delivery (the
+    // sending waited for it to be durable), once per user and channel.
+    let entries = || String::from_utf8(cli(&dir, &["evidence", "entries"]).stdout).unwrap();
+    assert!(
+        wait_until(Duration::from_secs(10), || entries()
+            .matches("\"kind\":\"notification-delivered\"")
+            .count() as u64
+            == 2 * n),
+        "every delivery is logged"
+    );
+    let listing = entries();
+    let at = |kind: &str, user: &str, channel: &str| {
+        listing
+            .lines()
+            .position(|l| {
+                l.contains(&format!("\"kind\":\"{kind}\""))
+                    && l.contains(&format!("\"user\":\"{user}\""))
+                    && l.contains(&format!("\"channel\":\"{channel}\""))
+            })
+            .unwrap_or_else(|| panic!("no {kind} entry for {user} by {channel}"))
+    };
+    for t in &listed {
+        for ch in ["sip", "webhook"] {
+            assert!(at("notification", t, ch) < at("notification-delivered", t, ch));
+        }
+    }
+    assert_eq!(
+        listing.matches("\"kind\":\"notification\"").count() as u64,
+        2 * n,
+        "one entry per notification, not per retry"
+    );
 
     // Blocks survive a restart.
     drop(server);
