@@ -355,3 +355,68 @@ fn the_servers_log_verifies_with_go_and_tampering_is_located() {
     assert!(ok, "{out}");
     drop(server);
 }
+
+/// `evidence.records = "all"`: every call and registration record is an entry too, and
+/// the log still verifies with Go.
+#[test]
+fn with_records_all_calls_and_registrations_are_entries() {
+    let port = ports();
+    let data = tempdir("evidence-all");
+    add_users(&data, &["alice", "bob"]);
+    let config = data.join("palisade.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[admin]\nlisten = \"127.0.0.1:{}\"\n[evidence]\nrecords = \"all\"\ncheckpoint_interval_ms = 200\n",
+            port + 7
+        ),
+    )
+    .unwrap();
+    let server = Server::start_in(data, port, &["--config", config.to_str().unwrap()]);
+    let dir = server.dir.clone();
+    let server_addr = format!("127.0.0.1:{}", server.port).parse().unwrap();
+    let bank = sim::Bank::start("127.0.0.1", |_| {
+        sim::Answer::After(Duration::from_millis(50))
+    });
+    let bob = sim::Ua::new("127.0.0.1", "bob", server_addr, "SimPhone/1.0");
+    assert_eq!(bob.register_as("bob", bank.addr, 3600), 200);
+    let alice = sim::Ua::new("127.0.0.1", "alice", server_addr, "SimPhone/1.0");
+    for _ in 0..3 {
+        assert!(matches!(
+            alice.call("bob", Duration::from_secs(5), Duration::from_millis(20)),
+            sim::Outcome::Answered
+        ));
+    }
+    let entries = || String::from_utf8(cli(&dir, &["evidence", "entries"]).stdout).unwrap();
+    assert!(
+        wait_until(Duration::from_secs(10), || entries()
+            .matches("\"kind\":\"call\"")
+            .count()
+            == 3),
+        "three call records in the log: {}",
+        entries()
+    );
+    let listing = entries();
+    let call = listing
+        .lines()
+        .find(|l| l.contains("\"kind\":\"call\""))
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_str(call.split_once(' ').unwrap().1).unwrap();
+    assert_eq!(v["caller"], "alice");
+    assert_eq!(v["callee"], "bob");
+    assert_eq!(v["outcome"], "answered");
+    assert!(v["answered"].is_string() && v["ended"].is_string(), "{v}");
+    assert!(
+        listing.contains("\"kind\":\"registration\"") && listing.contains("\"account\":\"bob\""),
+        "{listing}"
+    );
+    let tmp = tempdir("evidence-all-go");
+    let verifier = go_verifier(&tmp);
+    let vkey = String::from_utf8(cli(&dir, &["evidence", "key"]).stdout)
+        .unwrap()
+        .trim()
+        .to_string();
+    let (ok, out) = run(Command::new(&verifier).arg(dir.join("evidence")).arg(&vkey));
+    assert!(ok, "{out}");
+    drop(server);
+}

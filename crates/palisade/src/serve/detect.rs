@@ -54,6 +54,47 @@ pub(super) fn webhook_thread(
     }
 }
 
+/// With `evidence.records = "all"`: a call record as an entry.
+fn call_entry(c: &palisade_detect::CallRecord) -> Vec<u8> {
+    let t = |m: Option<i64>| serde_json::json!(m.map(palisade_detect::rfc3339));
+    crate::evidence::entry(
+        "call",
+        c.invite_at,
+        vec![
+            ("call", serde_json::json!(c.id)),
+            ("call_id", serde_json::json!(c.call_id)),
+            ("caller", serde_json::json!(c.caller)),
+            ("callee", serde_json::json!(c.callee)),
+            ("source", serde_json::json!(c.source.to_string())),
+            ("transport", serde_json::json!(c.transport)),
+            ("user_agent", serde_json::json!(c.user_agent)),
+            ("fingerprint", serde_json::json!(format!("{:016x}", c.fingerprint))),
+            ("ringing", t(c.ringing_at)),
+            ("answered", t(c.answered_at)),
+            ("final", t(c.final_at)),
+            ("ended", t(c.ended_at)),
+            ("status", serde_json::json!(c.status)),
+            ("outcome", serde_json::json!(c.outcome())),
+        ],
+    )
+}
+
+/// With `evidence.records = "all"`: a registration record as an entry.
+fn registration_entry(r: &palisade_detect::RegistrationRecord) -> Vec<u8> {
+    crate::evidence::entry(
+        "registration",
+        r.at,
+        vec![
+            ("registration", serde_json::json!(r.id)),
+            ("account", serde_json::json!(r.account)),
+            ("source", serde_json::json!(r.source.to_string())),
+            ("transport", serde_json::json!(r.transport)),
+            ("user_agent", serde_json::json!(r.user_agent)),
+            ("fingerprint", serde_json::json!(format!("{:016x}", r.fingerprint))),
+        ],
+    )
+}
+
 /// The entry of a notification about to be sent (the sending waits for it).
 fn notification_entry(kind: &str, user: &str, channel: &str, content: &str) -> Vec<u8> {
     crate::evidence::entry(
@@ -132,6 +173,7 @@ pub(super) fn detect_thread(
     rx: std::sync::mpsc::Receiver<DetectMsg>,
     inbound: mpsc::Sender<Inbound>,
     evidence: Option<EvidenceTx>,
+    records_all: bool,
 ) {
     let record = |e: Vec<u8>| {
         if let Some(ev) = &evidence {
@@ -269,6 +311,8 @@ pub(super) fn detect_thread(
                         ],
                     ));
                 }
+                Output::Call(c) if records_all => record(call_entry(c)),
+                Output::Registration(r) if records_all => record(registration_entry(r)),
                 Output::Restrict(r) => {
                     // applied by the core once its entry is durable
                     let entry = crate::evidence::entry(

@@ -619,10 +619,11 @@ pub async fn run(cfg: FileConfig, listens: Vec<Listen>) -> anyhow::Result<()> {
         Some(d) => {
             let (tx, rx) = std::sync::mpsc::sync_channel::<DetectMsg>(DETECT_QUEUE);
             let (dir, itx, etx) = (data_dir.clone(), inbound_tx.clone(), evidence_tx.clone());
+            let all = cfg.evidence.records == crate::config::EvidenceRecords::All;
             detect_handle = Some(
                 std::thread::Builder::new()
                     .name("palisade-detect".into())
-                    .spawn(move || detect_thread(dir, d, rx, itx, etx))?,
+                    .spawn(move || detect_thread(dir, d, rx, itx, etx, all))?,
             );
             Some(tx)
         }
