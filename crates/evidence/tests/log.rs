@@ -120,6 +120,50 @@ fn committed_entries_survive_a_crash_before_the_checkpoint() {
     let _ = std::fs::remove_dir_all(&d);
 }
 
+/// The crash windows of a checkpoint: after the new tiles were written but before the
+/// checkpoint was renamed into place (the old checkpoint stands), and after the rename
+/// but before the journal was truncated (the journal repeats entries the tiles have).
+/// Both reopen to the same entries, and the next checkpoint extends the old one.
+#[test]
+fn a_crash_inside_a_checkpoint_loses_nothing_and_forks_nothing() {
+    let d = dir("crash-in-checkpoint");
+    let mut log = Log::open(&d, signer()).unwrap();
+    for i in 0..300 {
+        log.append(&entry(i)).unwrap();
+    }
+    let first = log.checkpoint().unwrap().unwrap();
+    for i in 300..600 {
+        log.append(&entry(i)).unwrap();
+    }
+    log.commit().unwrap();
+    // the files as they are before the second checkpoint
+    let journal = std::fs::read(d.join("journal")).unwrap();
+    let old_note = std::fs::read(d.join("checkpoint")).unwrap();
+    let second = log.checkpoint().unwrap().unwrap();
+    drop(log);
+
+    // 1. rename not done: the old checkpoint, the new tiles beside it, the full journal
+    std::fs::write(d.join("checkpoint"), &old_note).unwrap();
+    std::fs::write(d.join("journal"), &journal).unwrap();
+    let mut log = Log::open(&d, signer()).unwrap();
+    assert_eq!((log.published(), log.size()), (300, 600));
+    assert_eq!(log.checkpoint().unwrap().unwrap(), second);
+    drop(log);
+
+    // 2. rename done, journal not truncated: entries 300..600 both in tiles and journal
+    std::fs::write(d.join("journal"), &journal).unwrap();
+    let mut log = Log::open(&d, signer()).unwrap();
+    assert_eq!((log.published(), log.size()), (600, 600));
+    for i in 600..650 {
+        log.append(&entry(i)).unwrap();
+    }
+    let third = log.checkpoint().unwrap().unwrap();
+    let v = verify_dir(&d, &key(), Some(&first)).unwrap();
+    assert_eq!(v.checkpoint, third);
+    verify_dir(&d, &key(), Some(&second)).unwrap();
+    let _ = std::fs::remove_dir_all(&d);
+}
+
 fn flip(path: &Path, at: usize) {
     let mut b = std::fs::read(path).unwrap();
     b[at] ^= 1;

@@ -68,7 +68,10 @@ fn call_entry(c: &palisade_detect::CallRecord) -> Vec<u8> {
             ("source", serde_json::json!(c.source.to_string())),
             ("transport", serde_json::json!(c.transport)),
             ("user_agent", serde_json::json!(c.user_agent)),
-            ("fingerprint", serde_json::json!(format!("{:016x}", c.fingerprint))),
+            (
+                "fingerprint",
+                serde_json::json!(format!("{:016x}", c.fingerprint)),
+            ),
             ("ringing", t(c.ringing_at)),
             ("answered", t(c.answered_at)),
             ("final", t(c.final_at)),
@@ -90,7 +93,10 @@ fn registration_entry(r: &palisade_detect::RegistrationRecord) -> Vec<u8> {
             ("source", serde_json::json!(r.source.to_string())),
             ("transport", serde_json::json!(r.transport)),
             ("user_agent", serde_json::json!(r.user_agent)),
-            ("fingerprint", serde_json::json!(format!("{:016x}", r.fingerprint))),
+            (
+                "fingerprint",
+                serde_json::json!(format!("{:016x}", r.fingerprint)),
+            ),
         ],
     )
 }

@@ -133,9 +133,10 @@ impl Shell {
                 self.observed.push(o);
             }
         }
-        if !self.event_budget.allow(&e.source, now) {
-            return; // counted; summarised once a minute
-        }
+        // Every decision is an entry of the evidence log (what a client saw must be
+        // there after any crash); the budget below bounds the text log, the event file
+        // and the blob store: over it, the entry says the message was not kept.
+        let within = self.event_budget.allow(&e.source, now);
         if let Some(ev) = &self.evidence {
             // the message a refusal was about goes to the blob store (removals of
             // unknown headers are routine: their hash is enough)
@@ -143,13 +144,18 @@ impl Shell {
                 (_, palisade_shield::EventKind::Dropped(_)) | (None, _) => None,
                 (Some(m), _) => Some(m),
             };
-            let kept = message.filter(|m| ev.reserve_blob(m.len())).cloned();
+            let kept = message
+                .filter(|m| within && ev.reserve_blob(m.len()))
+                .cloned();
             let entry = security_entry(
                 &e,
                 unix_now().saturating_mul(1000),
                 message.map(|m| (m.as_slice(), kept.is_some())),
             );
             self.entries.push((entry, kept));
+        }
+        if !within {
+            return; // counted; summarised once a minute
         }
         let st = &self.endpoint.stats;
         let total = st.shield_refused

@@ -197,13 +197,7 @@ impl Shell {
                 status: None,
                 sha256: [0; 32],
             };
-            if self.evidence.is_some() {
-                self.entries.push((
-                    security_entry(&e, unix_now().saturating_mul(1000), None),
-                    None,
-                ));
-                self.send_entries(None);
-            }
+            // (not an evidence entry: the evidence log has every one of these events)
             let _ = self
                 .store_tx
                 .send(StoreMsg::Security(Box::new(e), unix_now()));
