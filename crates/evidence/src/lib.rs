@@ -29,12 +29,14 @@ pub mod note;
 pub mod proof;
 pub mod tiles;
 pub mod verify;
+pub mod witness;
 
 pub use log::{Log, LogError};
 pub use merkle::{Hash, HashReader};
 pub use note::{Checkpoint, NoteError, NoteSigner, NoteVerifier};
 pub use proof::{check_proof, make_proof, Proof};
 pub use verify::{verify_dir, Verified, VerifyError};
+pub use witness::{CosignatureVerifier, Cosigner, Witness};
 
 use sha2::{Digest, Sha256};
 

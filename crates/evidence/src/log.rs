@@ -97,6 +97,8 @@ pub struct Log {
     pending: Vec<(String, Vec<u8>)>,
     wal: BufWriter<File>,
     wal_path: PathBuf,
+    /// The published checkpoint's note, with the cosignatures added to it.
+    note: String,
 }
 
 const WAL: &str = "journal";
@@ -140,9 +142,11 @@ impl Log {
             ),
             wal_path,
             signer,
+            note: String::new(),
         };
         if let Some(cp) = published {
             log.load(&cp)?;
+            log.note = std::fs::read_to_string(&cp_path).map_err(io(&cp_path))?;
         }
         log.replay()?;
         Ok(log)
@@ -378,6 +382,7 @@ impl Log {
         write_atomic(&self.dir.join("checkpoint"), note.as_bytes())?;
         sync_dir(&self.dir)?;
         self.published = self.size;
+        self.note = note;
         // The journal's entries are in the tiles now.
         self.wal.flush().map_err(io(&self.wal_path))?;
         let f = self.wal.get_mut();
@@ -385,6 +390,31 @@ impl Log {
         f.seek(SeekFrom::Start(0)).map_err(io(&self.wal_path))?;
         f.sync_data().map_err(io(&self.wal_path))?;
         Ok(Some(cp))
+    }
+
+    /// The published checkpoint as a signed note (with its cosignatures).
+    pub fn note(&self) -> &str {
+        &self.note
+    }
+
+    /// Adds witnesses' cosignature lines to the published checkpoint of `size` (the
+    /// file is rewritten atomically). `false` when a newer checkpoint was published
+    /// since (the lines are for an older one and are not added).
+    pub fn add_cosignatures(&mut self, size: u64, lines: &str) -> Result<bool, LogError> {
+        if size != self.published || self.note.is_empty() {
+            return Ok(false);
+        }
+        let mut note = self.note.clone();
+        for l in lines.lines().filter(|l| l.starts_with('\u{2014}')) {
+            if !note.lines().any(|have| have == l) {
+                note.push_str(l);
+                note.push('\n');
+            }
+        }
+        write_atomic(&self.dir.join("checkpoint"), note.as_bytes())?;
+        sync_dir(&self.dir)?;
+        self.note = note;
+        Ok(true)
     }
 
     /// A reader of the published tree's hashes (for proofs).

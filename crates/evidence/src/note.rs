@@ -44,9 +44,14 @@ pub enum NoteError {
 }
 
 fn key_id(name: &str, public: &[u8; 32]) -> [u8; 4] {
+    key_id_for(name, ED25519, public)
+}
+
+/// SHA-256(NAME || 0x0A || ALGORITHM || PUBLIC KEY)[:4].
+pub(crate) fn key_id_for(name: &str, alg: u8, public: &[u8; 32]) -> [u8; 4] {
     let mut h = Sha256::new();
     h.update(name.as_bytes());
-    h.update([b'\n', ED25519]);
+    h.update([b'\n', alg]);
     h.update(public);
     let d: [u8; 32] = h.finalize().into();
     let mut id = [0u8; 4];
@@ -54,7 +59,7 @@ fn key_id(name: &str, public: &[u8; 32]) -> [u8; 4] {
     id
 }
 
-fn valid_name(name: &str) -> bool {
+pub(crate) fn valid_name(name: &str) -> bool {
     !name.is_empty() && !name.contains(['+', ' ', '\n']) && !name.chars().any(char::is_whitespace)
 }
 

@@ -67,6 +67,18 @@ pub struct EvidenceSection {
     /// `decisions` (security decisions only) or `all` (every call and registration
     /// record too).
     pub records: EvidenceRecords,
+    /// Witnesses asked to cosign each new checkpoint (C2SP tlog-witness).
+    pub witnesses: Vec<WitnessEntry>,
+}
+
+/// A witness the server submits its checkpoints to.
+#[derive(Debug, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct WitnessEntry {
+    /// Its submission prefix: `http://HOST:PORT` (add-checkpoint is POSTed under it).
+    pub url: String,
+    /// Its cosignature verifier key (`NAME+KEYID+BASE64(0x04 || KEY)`).
+    pub key: String,
 }
 
 /// What the evidence log takes in besides security decisions.
@@ -89,6 +101,7 @@ impl Default for EvidenceSection {
             checkpoint_interval_ms: 1000,
             blob_store_mb: 256,
             records: EvidenceRecords::Decisions,
+            witnesses: Vec::new(),
         }
     }
 }

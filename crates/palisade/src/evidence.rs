@@ -29,7 +29,26 @@ pub fn signer(
     create: bool,
 ) -> anyhow::Result<NoteSigner> {
     let path = key.map_or_else(|| key_path(data_dir), Path::to_path_buf);
-    let seed: [u8; 32] = match std::fs::read_to_string(&path) {
+    let s = seed(&path, create && key.is_none()).map_err(|e| {
+        if e.downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::NotFound)
+        {
+            anyhow::anyhow!(
+                "{}: no evidence key yet (the server creates it at its first start)",
+                path.display()
+            )
+        } else {
+            e
+        }
+    })?;
+    NoteSigner::new(origin, &s).map_err(|e| anyhow::anyhow!("evidence.origin: {e}"))
+}
+
+/// An Ed25519 seed kept as 64 hex digits in `path`; when it is missing and `create`, a
+/// new one from the operating system's random source (file mode 0600, written to a
+/// temporary file and renamed).
+pub fn seed(path: &Path, create: bool) -> anyhow::Result<[u8; 32]> {
+    match std::fs::read_to_string(path) {
         Ok(text) => {
             let t = text.trim();
             let bytes: Vec<u8> = (0..t.len() / 2)
@@ -43,12 +62,14 @@ pub fn signer(
                     "{}: expected 64 hex digits (an Ed25519 seed)",
                     path.display()
                 )
-            })?
+            })
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound && create && key.is_none() => {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && create => {
             let mut s = [0u8; 32];
             getrandom::getrandom(&mut s).map_err(|e| anyhow::anyhow!("random source: {e}"))?;
-            std::fs::create_dir_all(data_dir)?;
+            if let Some(d) = path.parent() {
+                std::fs::create_dir_all(d)?;
+            }
             let hex = palisade_shield::hex(&s);
             let tmp = path.with_extension("tmp");
             {
@@ -63,18 +84,11 @@ pub fn signer(
                 f.write_all(hex.as_bytes())?;
                 f.sync_all()?;
             }
-            std::fs::rename(&tmp, &path)?;
-            s
+            std::fs::rename(&tmp, path)?;
+            Ok(s)
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            bail!(
-                "{}: no evidence key yet (the server creates it at its first start)",
-                path.display()
-            )
-        }
-        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
-    };
-    NoteSigner::new(origin, &seed).map_err(|e| anyhow::anyhow!("evidence.origin: {e}"))
+        Err(e) => Err(anyhow::Error::new(e).context(format!("reading {}", path.display()))),
+    }
 }
 
 /// The log's origin (and key name). Fixed when the log is created (kept in
@@ -208,8 +222,23 @@ pub fn verify(
     dir: Option<&Path>,
     vkey: Option<&str>,
     last: Option<&Path>,
+    witnesses: &[String],
+    required: usize,
 ) -> anyhow::Result<()> {
     let key = verifier(data_dir, cfg, vkey)?;
+    let wkeys = witnesses
+        .iter()
+        .map(|w| {
+            palisade_evidence::CosignatureVerifier::parse(w)
+                .map_err(|e| anyhow::anyhow!("--witness {w}: {e}"))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    if required > wkeys.len() {
+        bail!(
+            "--witnesses {required}: only {} witness keys given",
+            wkeys.len()
+        );
+    }
     let dir = resolve_dir(dir.unwrap_or(&log_dir(data_dir)));
     let last_cp = match last.map(std::fs::read_to_string) {
         Some(Ok(note)) => {
@@ -226,11 +255,29 @@ pub fn verify(
         None => None,
     };
     let v = verify_dir(&dir, &key, last_cp.as_ref()).map_err(|e| anyhow::anyhow!("{e}"))?;
+    // Cosignatures on the checkpoint by the witnesses named.
+    let note = std::fs::read_to_string(dir.join("checkpoint"))?;
+    let cosigned: Vec<&str> = wkeys
+        .iter()
+        .filter(|w| w.check(&note).is_some())
+        .map(|w| w.name())
+        .collect();
+    if cosigned.len() < required {
+        bail!(
+            "checkpoint signatures: {} of the {required} required witness cosignatures (cosigned by: {})",
+            cosigned.len(),
+            if cosigned.is_empty() {
+                "none".to_string()
+            } else {
+                cosigned.join(", ")
+            }
+        );
+    }
     if let Some(p) = last {
         std::fs::copy(dir.join("checkpoint"), p)?;
     }
     println!(
-        "ok: {} entries, {} tiles and {} blobs verified; checkpoint {} of {}{}",
+        "ok: {} entries, {} tiles and {} blobs verified; checkpoint {} of {}{}{}",
         v.checkpoint.size,
         v.tiles,
         v.blobs,
@@ -239,7 +286,12 @@ pub fn verify(
         last_cp.map_or(String::new(), |c| format!(
             ", consistent with the last one seen (size {})",
             c.size
-        ))
+        )),
+        if cosigned.is_empty() {
+            String::new()
+        } else {
+            format!(", cosigned by {}", cosigned.join(", "))
+        }
     );
     Ok(())
 }

@@ -20,6 +20,7 @@ mod inspect;
 mod report;
 mod serve;
 mod users;
+mod witness;
 
 #[derive(Parser)]
 #[command(
@@ -173,6 +174,12 @@ enum EvidenceCmd {
         /// A file with the last checkpoint this verifier accepted; replaced on success.
         #[arg(long)]
         last: Option<PathBuf>,
+        /// A witness's cosignature key (NAME+KEYID+KEY, repeatable).
+        #[arg(long = "witness")]
+        witness: Vec<String>,
+        /// How many of those witnesses must have cosigned the checkpoint (default: all).
+        #[arg(long)]
+        witnesses: Option<usize>,
         #[command(flatten)]
         db: DbArgs,
     },
@@ -195,6 +202,28 @@ enum EvidenceCmd {
         entry: String,
         #[arg(long)]
         key: String,
+    },
+    /// Run a witness (its own process and key): answers C2SP tlog-witness
+    /// add-checkpoint, cosigning only checkpoints consistent with the last it cosigned.
+    Witness {
+        /// Its key file (64 hex digits; created with mode 0600 when missing).
+        #[arg(long)]
+        key: PathBuf,
+        /// Its name (the cosignature key name), e.g. witness.example.org/w1.
+        #[arg(long)]
+        name: String,
+        /// The verifier key of a log it follows (repeatable).
+        #[arg(long = "log-key")]
+        log_key: Vec<String>,
+        /// Where it records the last checkpoint it cosigned for each log.
+        #[arg(long)]
+        state: Option<PathBuf>,
+        /// HOST:PORT for its HTTP listener.
+        #[arg(long, default_value = "127.0.0.1:5090")]
+        listen: String,
+        /// Print its verifier key and exit.
+        #[arg(long)]
+        print_key: bool,
     },
     /// Write the log as static files (tlog-tiles layout, blobs, a README) to DIR.
     Export {
@@ -456,9 +485,39 @@ fn main() -> ExitCode {
             let r = match cmd {
                 EvidenceCmd::Key { db } => with(&db).and_then(|(d, c)| evidence::key(&d, &c)),
                 EvidenceCmd::Entries { db } => with(&db).and_then(|(d, c)| evidence::list(&d, &c)),
-                EvidenceCmd::Verify { dir, key, last, db } => with(&db).and_then(|(d, c)| {
-                    evidence::verify(&d, &c, dir.as_deref(), key.as_deref(), last.as_deref())
+                EvidenceCmd::Verify {
+                    dir,
+                    key,
+                    last,
+                    witness,
+                    witnesses,
+                    db,
+                } => with(&db).and_then(|(d, c)| {
+                    evidence::verify(
+                        &d,
+                        &c,
+                        dir.as_deref(),
+                        key.as_deref(),
+                        last.as_deref(),
+                        &witness,
+                        witnesses.unwrap_or(witness.len()),
+                    )
                 }),
+                EvidenceCmd::Witness {
+                    key,
+                    name,
+                    log_key,
+                    state,
+                    listen,
+                    print_key,
+                } => witness::run(
+                    &key,
+                    &name,
+                    &log_key,
+                    &state.unwrap_or_else(|| key.with_extension("state")),
+                    &listen,
+                    print_key,
+                ),
                 EvidenceCmd::Proof {
                     index,
                     finding,

@@ -13,17 +13,25 @@ pub(super) const EVIDENCE_QUEUE: usize = 65_536;
 /// the blob store), and what may happen only once both are durable (an answer to send,
 /// a restriction to apply, a notification to deliver): the evidence thread hands that
 /// back to the core thread after its commit.
-struct Item {
+pub(super) struct Item {
     entry: Vec<u8>,
     blob: Option<Vec<u8>>,
     then: Option<Inbound>,
     queued: Instant,
 }
 
+/// What the evidence thread is given.
+pub(super) enum Msg {
+    /// An entry to append.
+    Entry(Item),
+    /// A witness's cosignature lines for the checkpoint of this size.
+    Cosigned(u64, String),
+}
+
 /// A sender of entries that never blocks; counts what a full queue refused.
 #[derive(Clone)]
 pub(super) struct EvidenceTx {
-    tx: std::sync::mpsc::SyncSender<Item>,
+    tx: std::sync::mpsc::SyncSender<Msg>,
     dropped: Arc<std::sync::atomic::AtomicU64>,
     /// Bytes the blob store may still take (`evidence.blob_store_mb`).
     blob_room: Arc<std::sync::atomic::AtomicI64>,
@@ -56,10 +64,13 @@ impl EvidenceTx {
             then,
             queued: Instant::now(),
         };
-        match self.tx.try_send(item) {
+        match self.tx.try_send(Msg::Entry(item)) {
             Ok(()) => Ok(()),
-            Err(std::sync::mpsc::TrySendError::Full(item))
-            | Err(std::sync::mpsc::TrySendError::Disconnected(item)) => {
+            Err(std::sync::mpsc::TrySendError::Full(m))
+            | Err(std::sync::mpsc::TrySendError::Disconnected(m)) => {
+                let Msg::Entry(item) = m else {
+                    return Err(None);
+                };
                 let n = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
                 if n.is_power_of_two() {
                     error!(target: "palisade::security", dropped = n, "evidence entries dropped: the evidence thread is behind");
@@ -115,11 +126,12 @@ pub(super) fn start(
         .saturating_mul(1 << 20)
         .saturating_sub(used);
     info!(size = log.size(), published = log.published(), origin, key = %log.verifier_key(), blob_bytes = used, "evidence log open");
-    let (tx, rx) = std::sync::mpsc::sync_channel::<Item>(EVIDENCE_QUEUE);
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Msg>(EVIDENCE_QUEUE);
     let interval = Duration::from_millis(cfg.evidence.checkpoint_interval_ms.max(10));
+    let witnesses = super::witness::start(&cfg.evidence.witnesses, &dir, tx.clone())?;
     let handle = std::thread::Builder::new()
         .name("palisade-evidence".into())
-        .spawn(move || evidence_thread(log, blobs, rx, interval, inbound))?;
+        .spawn(move || evidence_thread(log, blobs, rx, interval, inbound, witnesses))?;
     Ok((
         EvidenceTx {
             tx,
@@ -193,9 +205,10 @@ fn write_blob(dir: &Path, content: &[u8]) -> Option<PathBuf> {
 fn evidence_thread(
     mut log: Log,
     blobs: PathBuf,
-    rx: std::sync::mpsc::Receiver<Item>,
+    rx: std::sync::mpsc::Receiver<Msg>,
     interval: Duration,
     inbound: mpsc::Sender<Inbound>,
+    witnesses: Option<std::sync::mpsc::Sender<(u64, String)>>,
 ) {
     let mut last_checkpoint = Instant::now();
     let mut failing = false;
@@ -206,14 +219,24 @@ fn evidence_thread(
     let mut batch: Vec<Instant> = Vec::new();
     let (mut to_durable, mut to_checkpoint) = (Histogram::new(), Histogram::new());
     macro_rules! take {
-        ($item:expr) => {{
-            let item: Item = $item;
-            if let Some(b) = &item.blob {
-                unsynced.extend(write_blob(&blobs, b));
+        ($msg:expr) => {{
+            match $msg {
+                Msg::Entry(item) => {
+                    if let Some(b) = &item.blob {
+                        unsynced.extend(write_blob(&blobs, b));
+                    }
+                    append(&mut log, &item.entry);
+                    effects.extend(item.then);
+                    batch.push(item.queued);
+                }
+                Msg::Cosigned(size, lines) => match log.add_cosignatures(size, &lines) {
+                    Ok(true) => debug!(size, "checkpoint cosigned"),
+                    Ok(false) => {}
+                    Err(e) => {
+                        error!(target: "palisade::security", error = %e, "evidence log: adding cosignatures failed")
+                    }
+                },
             }
-            append(&mut log, &item.entry);
-            effects.extend(item.then);
-            batch.push(item.queued);
         }};
     }
     loop {
@@ -268,6 +291,9 @@ fn evidence_thread(
             match log.checkpoint() {
                 Ok(Some(cp)) => {
                     debug!(size = cp.size, "evidence checkpoint published");
+                    if let Some(w) = &witnesses {
+                        let _ = w.send((cp.size, log.note().to_string()));
+                    }
                     for q in uncovered.drain(..) {
                         to_checkpoint.add(q.elapsed());
                     }

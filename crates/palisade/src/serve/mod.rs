@@ -25,6 +25,7 @@ mod evidence;
 mod persist;
 mod stream;
 mod udp;
+mod witness;
 
 pub(crate) use self::stream::MESSAGE_TIMEOUT_S;
 use self::{detect::*, events::*, evidence::*, persist::*, stream::*, udp::*};
