@@ -129,13 +129,15 @@ pub(super) fn start(
     let (tx, rx) = std::sync::mpsc::sync_channel::<Msg>(EVIDENCE_QUEUE);
     let interval = Duration::from_millis(cfg.evidence.checkpoint_interval_ms.max(10));
     let witnesses = super::witness::start(&cfg.evidence.witnesses, &dir, tx.clone())?;
+    let dropped = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let counted = dropped.clone();
     let handle = std::thread::Builder::new()
         .name("palisade-evidence".into())
-        .spawn(move || evidence_thread(log, blobs, rx, interval, inbound, witnesses))?;
+        .spawn(move || evidence_thread(log, blobs, rx, interval, inbound, witnesses, counted))?;
     Ok((
         EvidenceTx {
             tx,
-            dropped: Arc::new(std::sync::atomic::AtomicU64::new(0)),
+            dropped,
             blob_room: Arc::new(std::sync::atomic::AtomicI64::new(
                 i64::try_from(room).unwrap_or(i64::MAX),
             )),
@@ -209,6 +211,7 @@ fn evidence_thread(
     interval: Duration,
     inbound: mpsc::Sender<Inbound>,
     witnesses: Option<std::sync::mpsc::Sender<(u64, String)>>,
+    dropped: Arc<std::sync::atomic::AtomicU64>,
 ) {
     let mut last_checkpoint = Instant::now();
     let mut failing = false;
@@ -312,6 +315,7 @@ fn evidence_thread(
                 size = log.size(),
                 published = log.published(),
                 appended = to_durable.n,
+                dropped = dropped.load(Ordering::Relaxed),
                 durable_p50_ms = to_durable.quantile_ms(0.5),
                 durable_p99_ms = to_durable.quantile_ms(0.99),
                 checkpoint_p50_ms = to_checkpoint.quantile_ms(0.5),
