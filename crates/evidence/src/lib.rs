@@ -35,7 +35,7 @@ pub use log::{Log, LogError};
 pub use merkle::{Hash, HashReader};
 pub use note::{Checkpoint, NoteError, NoteSigner, NoteVerifier};
 pub use proof::{check_proof, make_proof, Proof};
-pub use verify::{verify_dir, Verified, VerifyError};
+pub use verify::{kept_blob, verify_dir, verify_dir_from, Verified, VerifyError};
 pub use witness::{CosignatureVerifier, Cosigner, Witness};
 
 use sha2::{Digest, Sha256};

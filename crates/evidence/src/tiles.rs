@@ -88,6 +88,27 @@ pub fn tile_width(size: u64, level: u8, index: u64) -> u64 {
     at_level.saturating_sub(index * TILE_WIDTH).min(TILE_WIDTH)
 }
 
+/// Every file of a tree of `size` in the tlog-tiles layout: the hash tiles of each level
+/// and the entry bundles, with the bundle's index for bundles.
+pub fn tree_files(size: u64) -> Vec<(String, Option<u64>)> {
+    let mut out = Vec::new();
+    let mut level: u8 = 0;
+    loop {
+        let at_level = size >> (u32::from(level) * u32::from(TILE_HEIGHT));
+        if at_level == 0 {
+            break;
+        }
+        for i in 0..at_level.div_ceil(TILE_WIDTH) {
+            out.push((tile_path(level, i, tile_width(size, level, i)), None));
+        }
+        level += 1;
+    }
+    for b in 0..size.div_ceil(TILE_WIDTH) {
+        out.push((bundle_path(b, tile_width(size, 0, b)), Some(b)));
+    }
+    out
+}
+
 /// Reads hashes of a tree of a given size from its tiles under a directory.
 pub struct TileReader {
     root: PathBuf,
@@ -168,6 +189,12 @@ mod tests {
         assert_eq!(tile_width(70_000, 0, 273), 112);
         assert_eq!(tile_width(70_000, 1, 1), 17);
         assert_eq!(tile_width(70_000, 0, 300), 0);
+        let files = tree_files(70_000);
+        assert_eq!(files.len(), 274 + 2 + 1 + 274);
+        assert!(files.contains(&("tile/2/000.p/1".into(), None)));
+        assert!(files.contains(&("tile/0/273.p/112".into(), None)));
+        assert!(files.contains(&("tile/1/001.p/17".into(), None)));
+        assert!(files.contains(&("tile/entries/273.p/112".into(), Some(273))));
     }
 
     #[test]

@@ -18,6 +18,10 @@ pub struct Verified {
     pub tiles: usize,
     /// Blobs whose content matches their name.
     pub blobs: usize,
+    /// The first entry whose bytes were verified: 0, unless a partial copy (an export
+    /// `--since`) holds the entries before it only as hashes (checked against the root
+    /// through the tiles).
+    pub first_entry: u64,
 }
 
 /// A verification failure and where it is.
@@ -74,7 +78,7 @@ pub fn read_checkpoint(dir: &Path, key: &NoteVerifier) -> Result<Checkpoint, Ver
 
 /// The blob an entry names as kept: canonical JSON puts `message_kept` right before
 /// `message_sha256`.
-fn kept_blob(entry: &[u8]) -> Option<String> {
+pub fn kept_blob(entry: &[u8]) -> Option<String> {
     const KEY: &[u8] = b"\"message_kept\":true,\"message_sha256\":\"";
     let at = memchr::memmem::find(entry, KEY)? + KEY.len();
     let hex = entry.get(at..at + 64)?;
@@ -89,6 +93,18 @@ pub fn verify_dir(
     dir: &Path,
     key: &NoteVerifier,
     last: Option<&Checkpoint>,
+) -> Result<Verified, VerifyError> {
+    verify_dir_from(dir, key, last, false)
+}
+
+/// As [`verify_dir`]; with `partial`, leading entry bundles may be missing (a copy
+/// exported `--since`): their level-0 tiles stand for them, and everything from the
+/// first bundle present on is verified entry by entry.
+pub fn verify_dir_from(
+    dir: &Path,
+    key: &NoteVerifier,
+    last: Option<&Checkpoint>,
+    partial: bool,
 ) -> Result<Verified, VerifyError> {
     let cp = read_checkpoint(dir, key)?;
     let n = cp.size;
@@ -110,8 +126,35 @@ pub fn verify_dir(
     // (entry index, blob name) of the entries whose content the blob store kept
     let mut named: Vec<(u64, String)> = Vec::new();
     let bundles = n.div_ceil(TILE_WIDTH);
+    let first = if partial {
+        (0..bundles)
+            .find(|b| {
+                let w = (n - b * TILE_WIDTH).min(TILE_WIDTH);
+                dir.join(bundle_path(*b, w)).exists()
+            })
+            .ok_or_else(|| fail("tile/entries", "no entry bundle at all"))?
+    } else {
+        0
+    };
     for b in 0..bundles {
         let w = (n - b * TILE_WIDTH).min(TILE_WIDTH);
+        if b < first {
+            // not exported: the level-0 tile holds these entries' hashes
+            let p = tile_path(0, b, w);
+            let bytes = std::fs::read(dir.join(&p)).map_err(|e| fail(&p, e.to_string()))?;
+            if bytes.len() as u64 != w * 32 {
+                return Err(fail(
+                    &p,
+                    format!("{} bytes, expected {} (truncated?)", bytes.len(), w * 32),
+                ));
+            }
+            for c in bytes.chunks(32) {
+                let h: Hash = c.try_into().unwrap_or([0; 32]);
+                leaves.push(h);
+                tree.push(h);
+            }
+            continue;
+        }
         let p = bundle_path(b, w);
         let bytes = std::fs::read(dir.join(&p)).map_err(|e| fail(&p, e.to_string()))?;
         let entries = parse_bundle(&bytes).map_err(|off| {
@@ -225,5 +268,6 @@ pub fn verify_dir(
         checkpoint: cp,
         tiles,
         blobs,
+        first_entry: first * TILE_WIDTH,
     })
 }

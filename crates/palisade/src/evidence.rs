@@ -6,9 +6,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
 use palisade_evidence::tiles::{bundle_path, parse_bundle, TILE_WIDTH};
-use palisade_evidence::{
-    check_proof, make_proof, verify_dir, Checkpoint, NoteSigner, NoteVerifier,
-};
+use palisade_evidence::{check_proof, make_proof, Checkpoint, NoteSigner, NoteVerifier};
 use serde_json::{json, Map, Value};
 
 /// Where the log lives under a data directory.
@@ -214,17 +212,44 @@ fn resolve_dir(dir: &Path) -> PathBuf {
     }
 }
 
+/// What `palisade evidence verify` is asked.
+pub struct VerifyOpts {
+    /// The log's directory (default: the data directory's).
+    pub dir: Option<PathBuf>,
+    /// The verifier key (default: the data directory's key).
+    pub key: Option<String>,
+    /// A file with the last checkpoint this verifier accepted.
+    pub last: Option<PathBuf>,
+    /// Witnesses' cosignature keys.
+    pub witnesses: Vec<String>,
+    /// How many of them must have cosigned.
+    pub required: usize,
+    /// Leading entry bundles may be missing (an export `--since`).
+    pub partial: bool,
+}
+
 /// `palisade evidence verify`. `last`: a file holding the last checkpoint this verifier
 /// accepted; the log must extend it, and it is replaced by the new one on success.
 pub fn verify(
     data_dir: &Path,
     cfg: &crate::config::FileConfig,
-    dir: Option<&Path>,
-    vkey: Option<&str>,
-    last: Option<&Path>,
-    witnesses: &[String],
-    required: usize,
+    opts: &VerifyOpts,
 ) -> anyhow::Result<()> {
+    let VerifyOpts {
+        dir,
+        key: vkey,
+        last,
+        witnesses,
+        required,
+        partial,
+    } = opts;
+    let (dir, vkey, last, required, partial) = (
+        dir.as_deref(),
+        vkey.as_deref(),
+        last.as_deref(),
+        *required,
+        *partial,
+    );
     let key = verifier(data_dir, cfg, vkey)?;
     let wkeys = witnesses
         .iter()
@@ -254,7 +279,8 @@ pub fn verify(
         Some(Err(e)) => return Err(e.into()),
         None => None,
     };
-    let v = verify_dir(&dir, &key, last_cp.as_ref()).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let v = palisade_evidence::verify_dir_from(&dir, &key, last_cp.as_ref(), partial)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     // Cosignatures on the checkpoint by the witnesses named.
     let note = std::fs::read_to_string(dir.join("checkpoint"))?;
     let cosigned: Vec<&str> = wkeys
@@ -277,8 +303,16 @@ pub fn verify(
         std::fs::copy(dir.join("checkpoint"), p)?;
     }
     println!(
-        "ok: {} entries, {} tiles and {} blobs verified; checkpoint {} of {}{}{}",
-        v.checkpoint.size,
+        "ok: {} entries{}, {} tiles and {} blobs verified; checkpoint {} of {}{}{}",
+        v.checkpoint.size - v.first_entry,
+        if v.first_entry > 0 {
+            format!(
+                " (from index {}; the {} before as hashes only)",
+                v.first_entry, v.first_entry
+            )
+        } else {
+            String::new()
+        },
         v.tiles,
         v.blobs,
         v.checkpoint.size,
@@ -379,46 +413,96 @@ pub fn check(file: &Path, entry_arg: &str, vkey: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `palisade evidence export DIR`: the log as static files (tlog-tiles at the root of
-/// DIR, blobs beside it) and a README saying how to verify it.
-pub fn export(data_dir: &Path, cfg: &crate::config::FileConfig, to: &Path) -> anyhow::Result<()> {
+/// `palisade evidence export [--since T] DIR`: the log as static files (tlog-tiles at the
+/// root of DIR, blobs beside it) and a README saying how to verify it. With `since`,
+/// every hash tile and the checkpoint, but only the entry bundles from the one holding
+/// the first entry at or after T, and the blobs those entries name.
+pub fn export(
+    data_dir: &Path,
+    cfg: &crate::config::FileConfig,
+    to: &Path,
+    since: Option<&str>,
+) -> anyhow::Result<()> {
     let key = verifier(data_dir, cfg, None)?;
     let from = log_dir(data_dir);
-    let (cp, _) = published(&from, &key)?;
+    let (cp, note) = published(&from, &key)?;
+    let since_ms = crate::report::since(since)?;
+    let all = entries(&from, cp.size)?;
+    // the first entry at or after T (entries are in time order)
+    let first = if since.is_some() {
+        all.iter()
+            .position(|e| {
+                serde_json::from_slice::<Value>(e)
+                    .ok()
+                    .and_then(|v| v["time"].as_str().map(str::to_string))
+                    .and_then(|t| palisade_detect::parse_time(&t, 0))
+                    .is_some_and(|t| t >= since_ms)
+            })
+            .unwrap_or(all.len()) as u64
+    } else {
+        0
+    };
+    let first_bundle = (first / TILE_WIDTH).min(cp.size.saturating_sub(1) / TILE_WIDTH);
     std::fs::create_dir_all(to)?;
-    let status = std::process::Command::new("cp")
-        .arg("-r")
-        .arg(from.join("tile"))
-        .arg(from.join("checkpoint"))
-        .arg(to)
-        .status()
-        .context("running cp")?;
-    if !status.success() {
-        bail!("copying the tiles failed");
+    // the checkpoint as read (the tiles below are those of its size)
+    std::fs::write(to.join("checkpoint"), &note)?;
+    let mut files = 0usize;
+    for (p, bundle) in palisade_evidence::tiles::tree_files(cp.size) {
+        if bundle.is_some_and(|b| b < first_bundle) {
+            continue;
+        }
+        let dest = to.join(&p);
+        if let Some(d) = dest.parent() {
+            std::fs::create_dir_all(d)?;
+        }
+        std::fs::copy(from.join(&p), &dest).with_context(|| p.clone())?;
+        files += 1;
     }
-    if from.join("blobs").exists() {
-        let _ = std::process::Command::new("cp")
-            .arg("-r")
-            .arg(from.join("blobs"))
-            .arg(to)
-            .status();
+    let mut blobs = 0usize;
+    for e in all.iter().skip((first_bundle * TILE_WIDTH) as usize) {
+        if let Some(name) = palisade_evidence::kept_blob(e) {
+            let src = from.join("blobs").join(&name);
+            if src.exists() {
+                std::fs::create_dir_all(to.join("blobs"))?;
+                std::fs::copy(&src, to.join("blobs").join(&name))?;
+                blobs += 1;
+            }
+        }
     }
+    let exported_from = first_bundle * TILE_WIDTH;
+    let partial = if exported_from > 0 {
+        format!(
+            "This copy holds the entries from index {exported_from} on (exported --since {}); the\n\
+             ones before are present as hashes only, checked against the signed root:\n\
+             verify it with --partial.\n\n",
+            since.unwrap_or("")
+        )
+    } else {
+        String::new()
+    };
     std::fs::write(
         to.join("README"),
         format!(
             "Palisade evidence log {origin}, {size} entries (C2SP tlog-tiles layout).\n\n\
+             {partial}\
              Verifier key: {vkey}\n\n\
-             Verify with Palisade:  palisade evidence verify {dir} --key '{vkey}'\n\
+             Verify with Palisade:  palisade evidence verify {dir}{flag} --key '{vkey}'\n\
              or with any C2SP tlog-tiles client (Go: golang.org/x/mod/sumdb/note and tlog).\n\
              Entries are canonical JSON; tile/entries/N holds 256 of them, each after its\n\
-             length (16 bits, big-endian). blobs/ holds content named by its SHA-256.\n",
+             length (16 bits, big-endian). blobs/ holds the refused messages, each named by\n\
+             its SHA-256 (the message_sha256 of the entry that refused it).\n",
             origin = cp.origin,
             size = cp.size,
             vkey = key_text(&key, data_dir, cfg)?,
             dir = to.display(),
+            flag = if exported_from > 0 { " --partial" } else { "" },
         ),
     )?;
-    println!("exported {} entries to {}", cp.size, to.display());
+    println!(
+        "exported {} entries (from index {exported_from}), {files} tiles and bundles, {blobs} blobs to {}",
+        cp.size - exported_from,
+        to.display()
+    );
     Ok(())
 }
 

@@ -180,6 +180,10 @@ enum EvidenceCmd {
         /// How many of those witnesses must have cosigned the checkpoint (default: all).
         #[arg(long)]
         witnesses: Option<usize>,
+        /// Accept a copy exported --since: leading entry bundles may be missing (their
+        /// hashes are still checked against the signed root).
+        #[arg(long)]
+        partial: bool,
         #[command(flatten)]
         db: DbArgs,
     },
@@ -228,6 +232,10 @@ enum EvidenceCmd {
     /// Write the log as static files (tlog-tiles layout, blobs, a README) to DIR.
     Export {
         dir: PathBuf,
+        /// Only the entries from this time on (RFC 3339, a date, Unix seconds or an age
+        /// like 7d); the earlier ones as hashes (verify the copy with --partial).
+        #[arg(long)]
+        since: Option<String>,
         #[command(flatten)]
         db: DbArgs,
     },
@@ -491,17 +499,19 @@ fn main() -> ExitCode {
                     last,
                     witness,
                     witnesses,
+                    partial,
                     db,
                 } => with(&db).and_then(|(d, c)| {
-                    evidence::verify(
-                        &d,
-                        &c,
-                        dir.as_deref(),
-                        key.as_deref(),
-                        last.as_deref(),
-                        &witness,
-                        witnesses.unwrap_or(witness.len()),
-                    )
+                    let required = witnesses.unwrap_or(witness.len());
+                    let opts = evidence::VerifyOpts {
+                        dir,
+                        key,
+                        last,
+                        witnesses: witness,
+                        required,
+                        partial,
+                    };
+                    evidence::verify(&d, &c, &opts)
                 }),
                 EvidenceCmd::Witness {
                     key,
@@ -529,8 +539,8 @@ fn main() -> ExitCode {
                 EvidenceCmd::CheckProof { file, entry, key } => {
                     evidence::check(&file, &entry, &key)
                 }
-                EvidenceCmd::Export { dir, db } => {
-                    with(&db).and_then(|(d, c)| evidence::export(&d, &c, &dir))
+                EvidenceCmd::Export { dir, since, db } => {
+                    with(&db).and_then(|(d, c)| evidence::export(&d, &c, &dir, since.as_deref()))
                 }
             };
             r.map(|_| ExitCode::SUCCESS).unwrap_or_else(fail)
