@@ -180,6 +180,7 @@ pub(super) fn detect_thread(
     inbound: mpsc::Sender<Inbound>,
     evidence: Option<EvidenceTx>,
     records_all: bool,
+    restrictions: Vec<Restriction>,
 ) {
     let record = |e: Vec<u8>| {
         if let Some(ev) = &evidence {
@@ -215,6 +216,11 @@ pub(super) fn detect_thread(
     let mut hooks_pending: std::collections::HashSet<String> = std::collections::HashSet::new();
     let mut outs: Vec<Output> = Vec::new();
     let mut last_write = Instant::now();
+    // Restrictions in force (by subject and kind), to record when each one lapses.
+    let mut active: HashMap<(palisade_detect::Subject, bool), Restriction> = restrictions
+        .into_iter()
+        .map(|r| ((r.subject.clone(), r.per_minute.is_some()), r))
+        .collect();
     loop {
         let first = match rx.recv_timeout(Duration::from_millis(250)) {
             Ok(m) => Some(m),
@@ -289,6 +295,32 @@ pub(super) fn detect_thread(
         if last_tick.elapsed() >= Duration::from_secs(1) {
             d.tick(now);
             last_tick = Instant::now();
+            // The core lifts a restriction at its `until` (given in its entry); the
+            // lifting is recorded here.
+            active.retain(|_, r| {
+                if r.until > now {
+                    return true;
+                }
+                info!(target: "palisade::security", subject = %r.subject.value(), finding = r.finding, "restriction lapsed");
+                record(crate::evidence::entry(
+                    if r.per_minute.is_some() {
+                        "rate-limit-lifted"
+                    } else {
+                        "unblock"
+                    },
+                    now,
+                    vec![
+                        ("finding", serde_json::json!(format!("F{}", r.finding))),
+                        (
+                            "subject",
+                            serde_json::json!({ r.subject.kind(): r.subject.value() }),
+                        ),
+                        ("until", serde_json::json!(palisade_detect::rfc3339(r.until))),
+                        ("reason", serde_json::json!("expired")),
+                    ],
+                ));
+                false
+            });
         }
         // Findings are logged and restrictions reach the core at once; records are
         // written in groups: one transaction per 200 ms (or per 5,000 records), not one
@@ -320,6 +352,7 @@ pub(super) fn detect_thread(
                 Output::Call(c) if records_all => record(call_entry(c)),
                 Output::Registration(r) if records_all => record(registration_entry(r)),
                 Output::Restrict(r) => {
+                    active.insert((r.subject.clone(), r.per_minute.is_some()), r.clone());
                     // applied by the core once its entry is durable
                     let entry = crate::evidence::entry(
                         if r.per_minute.is_some() {

@@ -569,11 +569,11 @@ pub async fn run(cfg: FileConfig, listens: Vec<Listen>) -> anyhow::Result<()> {
             .with_context(|| format!("opening the records in {}", data_dir.display()))?;
         let (d, restrictions) = prepare(&cfg.detect, &store, &records)?;
         let n = restrictions.len();
-        for r in restrictions {
-            endpoint.restrict(r);
+        for r in &restrictions {
+            endpoint.restrict(r.clone());
         }
         info!(restrictions = n, "campaign detection on");
-        Some(d)
+        Some((d, restrictions))
     } else {
         info!("campaign detection off (detect.enabled = false)");
         None
@@ -611,14 +611,14 @@ pub async fn run(cfg: FileConfig, listens: Vec<Listen>) -> anyhow::Result<()> {
     }
     let mut detect_handle = None;
     let detect_tx = match detector {
-        Some(d) => {
+        Some((d, active)) => {
             let (tx, rx) = std::sync::mpsc::sync_channel::<DetectMsg>(DETECT_QUEUE);
             let (dir, itx, etx) = (data_dir.clone(), inbound_tx.clone(), evidence_tx.clone());
             let all = cfg.evidence.records == crate::config::EvidenceRecords::All;
             detect_handle = Some(
                 std::thread::Builder::new()
                     .name("palisade-detect".into())
-                    .spawn(move || detect_thread(dir, d, rx, itx, etx, all))?,
+                    .spawn(move || detect_thread(dir, d, rx, itx, etx, all, active))?,
             );
             Some(tx)
         }

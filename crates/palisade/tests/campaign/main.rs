@@ -555,8 +555,8 @@ fn a_simulated_campaign_is_found_its_targets_listed_and_told_once() {
 
 /// Runs one SIPVicious tool against a fresh server and returns the server, once its
 /// scanner finding is reported.
-fn scanned_by(tool: &str, args: &[&str]) -> Server {
-    let server = Server::start(tool, &["alice"], &[]);
+fn scanned_by(tool: &str, args: &[&str], server_args: &[&str]) -> Server {
+    let server = Server::start(tool, &["alice"], server_args);
     let port = server.port.to_string();
     let mut cmd = vec!["30", tool, "-p", &port];
     cmd.extend_from_slice(args);
@@ -604,12 +604,37 @@ fn sipvicious_sweeps_are_flagged_and_the_scanner_network_blocked() {
     drop(scanned_by(
         "svwar",
         &["-e", "100-140", "-m", "REGISTER", "--force"],
+        &[],
     ));
-    let server = scanned_by("svmap", &[]);
+    // svmap's block lasts 6 s here, to see it lift
+    let cfg = tempdir("svmap-config").join("palisade.toml");
+    std::fs::write(
+        &cfg,
+        "[detect.scan]\nresponse = { action = \"block\", duration_s = 6 }\n",
+    )
+    .unwrap();
+    let server = scanned_by("svmap", &[], &["--config", cfg.to_str().unwrap()]);
     // The network is blocked now: even a valid account's request is refused (403; the
     // request is padded so that the answer is not larger than it, see "no amplification").
     let c = Client::new();
     c.send(server.port, &format!("OPTIONS sip:alice@127.0.0.1:{0} SIP/2.0\nVia: SIP/2.0/UDP 127.0.0.1:{1};branch=z9hG4bKafter\nMax-Forwards: 70\nFrom: <sip:alice@127.0.0.1>;tag=x\nTo: <sip:alice@127.0.0.1>\nCall-ID: after-scan\nCSeq: 1 OPTIONS\nUser-Agent: {2}\nContent-Length: 0\n\n", server.port, c.port(), "x".repeat(200)));
     let r = c.recv_final();
     assert_eq!(r.status(), Some(403), "{r:?}");
+    // The block lapses: an `unblock` entry in the evidence log, and the network is
+    // answered again.
+    let dir = server.dir.clone();
+    assert!(
+        wait_until(Duration::from_secs(15), || String::from_utf8(
+            cli(&dir, &["evidence", "entries"]).stdout
+        )
+        .unwrap()
+        .lines()
+        .any(|l| l.contains("\"kind\":\"unblock\"")
+            && l.contains("\"network\":\"127.0.0.0/24\"")
+            && l.contains("\"reason\":\"expired\""))),
+        "the lifting is recorded"
+    );
+    c.send(server.port, &format!("OPTIONS sip:alice@127.0.0.1:{0} SIP/2.0\nVia: SIP/2.0/UDP 127.0.0.1:{1};branch=z9hG4bKlifted\nMax-Forwards: 70\nFrom: <sip:alice@127.0.0.1>;tag=y\nTo: <sip:alice@127.0.0.1>\nCall-ID: after-unblock\nCSeq: 1 OPTIONS\nUser-Agent: {2}\nContent-Length: 0\n\n", server.port, c.port(), "x".repeat(200)));
+    let r = c.recv_final();
+    assert_ne!(r.status(), Some(403), "{r:?}");
 }
