@@ -359,6 +359,25 @@ fn a_panic_while_handling_a_message_is_contained() {
     assert!(ev.contains("\"status\":500"), "{ev}");
     let log = s.log_text();
     assert!(log.contains("contained"), "{log}");
+    // An entry of the evidence log, with the message that caused it kept beside it.
+    let dir = s.dir.clone();
+    let entry = || {
+        String::from_utf8(cli(&dir, &["evidence", "entries"]).stdout)
+            .unwrap()
+            .lines()
+            .find(|l| l.contains("\"kind\":\"panic-contained\""))
+            .map(|l| l.split_once(' ').unwrap().1.to_string())
+    };
+    assert!(wait_until(Duration::from_secs(10), || entry().is_some()));
+    let v: serde_json::Value = serde_json::from_str(&entry().unwrap()).unwrap();
+    assert_eq!(v["call_id"], "boom-4711");
+    assert_eq!(v["message_kept"], true, "{v}");
+    let blob = std::fs::read_to_string(
+        dir.join("evidence/blobs")
+            .join(v["message_sha256"].as_str().unwrap()),
+    )
+    .unwrap();
+    assert!(blob.contains("Call-ID: boom-4711"), "{blob}");
 }
 
 /// A TCP peer that starts a message must finish it within `tcp.message_timeout`: a slow
