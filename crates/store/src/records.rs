@@ -197,10 +197,12 @@ impl SqliteStore {
         let tx = self.conn.transaction()?;
         {
             let mut call = tx.prepare_cached(&format!(
-                "INSERT OR REPLACE INTO calls ({CALL_COLUMNS}, outcome) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17)"
+                // written once per call (ids are never reused): OR IGNORE, not OR REPLACE,
+                // which makes SQLite keep a statement journal (page copies) per insert
+                "INSERT OR IGNORE INTO calls ({CALL_COLUMNS}, outcome) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17)"
             ))?;
             let mut reg = tx.prepare_cached(
-                "INSERT OR REPLACE INTO registrations (id, at, account, source, transport, user_agent, fingerprint, first_seen) VALUES (?1,?2,?3,?4,?5,?6,?7,?8)",
+                "INSERT OR IGNORE INTO registrations (id, at, account, source, transport, user_agent, fingerprint, first_seen) VALUES (?1,?2,?3,?4,?5,?6,?7,?8)",
             )?;
             let mut fin = tx.prepare_cached(&format!(
                 "INSERT OR REPLACE INTO findings ({FINDING_COLUMNS}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12)"

@@ -119,6 +119,8 @@ pub(super) fn start(
     let log = Log::open(&dir, signer)
         .with_context(|| format!("opening the evidence log in {}", dir.display()))?;
     let blobs = dir.join("blobs");
+    // what a crash left half-written (never named by a durable entry)
+    let _ = std::fs::remove_dir_all(staging(&blobs));
     let used = blob_bytes(&blobs);
     let room = cfg
         .evidence
@@ -185,14 +187,18 @@ impl Histogram {
 }
 
 /// Writes a blob (content named by its SHA-256) unless it is there; the file to sync
-/// before the commit that makes its entry durable.
+/// before the commit that makes its entry durable. The content goes to a temporary file
+/// outside `blobs/` first (`blobs.tmp/`, emptied at start), so that a crash never leaves
+/// a file in `blobs/` whose content is not its name.
 fn write_blob(dir: &Path, content: &[u8]) -> Option<PathBuf> {
-    let path = dir.join(palisade_evidence::sha256_hex(content));
+    let name = palisade_evidence::sha256_hex(content);
+    let path = dir.join(&name);
     if path.exists() {
         return None;
     }
-    let tmp = path.with_extension("tmp");
+    let tmp = staging(dir).join(&name);
     let r = std::fs::create_dir_all(dir)
+        .and_then(|()| std::fs::create_dir_all(staging(dir)))
         .and_then(|()| std::fs::write(&tmp, content))
         .and_then(|()| std::fs::rename(&tmp, &path));
     match r {
@@ -202,6 +208,11 @@ fn write_blob(dir: &Path, content: &[u8]) -> Option<PathBuf> {
             None
         }
     }
+}
+
+/// Where blobs are written before they are renamed into place.
+fn staging(blobs: &Path) -> PathBuf {
+    blobs.with_extension("tmp")
 }
 
 fn evidence_thread(

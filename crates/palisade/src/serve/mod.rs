@@ -41,6 +41,12 @@ const CONN_QUEUE: usize = 256;
 /// waits for it rather than dropping a binding or a security event.
 const STORE_QUEUE: usize = 65_536;
 
+/// Observations are handed to the detection thread this many at a time, or once the
+/// oldest has waited `OBSERVE_WAIT` (detection runs that much later; the core's own
+/// restrictions do not wait for it).
+const OBSERVE_BATCH: usize = 512;
+const OBSERVE_WAIT: Duration = Duration::from_millis(20);
+
 use crate::config::{FileConfig, Listen};
 
 enum Inbound {
@@ -117,6 +123,8 @@ struct Shell {
     detect_dropped: u64,
     /// Observations of this pass of the loop, sent as one batch at its end.
     observed: Vec<palisade_detect::Observation>,
+    /// When the oldest observation held was taken.
+    observed_since: Option<Instant>,
     /// The user part of notifications' From.
     notify_from: String,
     /// The evidence log's queue (`evidence.enabled`).
@@ -364,10 +372,27 @@ impl Shell {
             };
             let _ = self.store_tx.send(StoreMsg::Binding(op));
         }
-        if !self.observed.is_empty() {
+        self.send_observed(false);
+    }
+
+    /// Hands the observations gathered to the detection thread: in batches of
+    /// `OBSERVE_BATCH`, or once the oldest has waited `OBSERVE_WAIT` (one wake-up of that
+    /// thread per batch, not per pass of this loop), or when `force`d.
+    fn send_observed(&mut self, force: bool) {
+        if self.observed.is_empty() {
+            return;
+        }
+        let since = *self.observed_since.get_or_insert_with(Instant::now);
+        if force || self.observed.len() >= OBSERVE_BATCH || since.elapsed() >= OBSERVE_WAIT {
+            self.observed_since = None;
             let batch = std::mem::take(&mut self.observed);
             self.send_detector(DetectMsg::Observe(batch));
         }
+    }
+
+    /// When the observations held must go at the latest.
+    fn observed_deadline(&self) -> Option<Instant> {
+        self.observed_since.map(|t| t + OBSERVE_WAIT)
     }
 
     /// Sends the evidence entries of the events just taken; `then` (the transmits of a
@@ -812,6 +837,7 @@ pub async fn run(cfg: FileConfig, listens: Vec<Listen>) -> anyhow::Result<()> {
         detect_tx,
         detect_dropped: 0,
         observed: Vec::new(),
+        observed_since: None,
         notify_from: cfg.notify.from_user.clone(),
         evidence: evidence_tx,
         entries: Vec::new(),
@@ -829,6 +855,9 @@ pub async fn run(cfg: FileConfig, listens: Vec<Listen>) -> anyhow::Result<()> {
             .endpoint
             .poll_timeout()
             .unwrap_or_else(|| Instant::now() + far);
+        let deadline = shell
+            .observed_deadline()
+            .map_or(deadline, |d| d.min(deadline));
         tokio::select! {
             r = async { match &primary { Some(s) => s.recv_from(&mut buf).await, None => std::future::pending().await } } => {
                 if let Ok((n, addr)) = r {
@@ -859,6 +888,7 @@ pub async fn run(cfg: FileConfig, listens: Vec<Listen>) -> anyhow::Result<()> {
         shell.traffic_summary(false);
     }
     shell.flush().await;
+    shell.send_observed(true);
     shell.shield_summary(true);
     shell.suppressed_events(true);
     shell.traffic_summary(true);
