@@ -4,7 +4,11 @@
 // C2SP tlog-tiles layout and authenticated by tlog's TileHashReader), and, given an older
 // checkpoint, the consistency of the two trees.
 //
+// With -proof, it checks a C2SP tlog-proof file for an entry instead: the checkpoint's
+// signature and the entry's inclusion proof against the signed root.
+//
 // Usage: tlogverify DIR VERIFIER-KEY [OLD-CHECKPOINT-FILE]
+//        tlogverify -proof PROOF-FILE ENTRY-FILE VERIFIER-KEY
 package main
 
 import (
@@ -90,7 +94,64 @@ func open(text []byte, v note.Verifier) tlog.Tree {
 	return tlog.Tree{N: size, Hash: h}
 }
 
+// checkProof verifies a tlog-proof file (c2sp.org/tlog-proof@v1, optional extra line,
+// index line, inclusion proof lines, a blank line, the signed checkpoint) for an entry.
+func checkProof(file, entryFile, key string) {
+	v, err := note.NewVerifier(key)
+	if err != nil {
+		die("verifier key: %v", err)
+	}
+	data, err := os.ReadFile(file)
+	if err != nil {
+		die("%v", err)
+	}
+	entry, err := os.ReadFile(entryFile)
+	if err != nil {
+		die("%v", err)
+	}
+	head, cp, ok := strings.Cut(string(data), "\n\n")
+	if !ok {
+		die("proof: no blank line before the checkpoint")
+	}
+	lines := strings.Split(head, "\n")
+	if lines[0] != "c2sp.org/tlog-proof@v1" {
+		die("proof: first line %q", lines[0])
+	}
+	index := int64(-1)
+	var proof tlog.RecordProof
+	for _, l := range lines[1:] {
+		switch {
+		case strings.HasPrefix(l, "extra "):
+		case strings.HasPrefix(l, "index "):
+			index, err = strconv.ParseInt(strings.TrimPrefix(l, "index "), 10, 64)
+			if err != nil {
+				die("proof: index %q", l)
+			}
+		default:
+			b, err := base64.StdEncoding.DecodeString(l)
+			if err != nil || len(b) != tlog.HashSize {
+				die("proof: hash line %q", l)
+			}
+			var h tlog.Hash
+			copy(h[:], b)
+			proof = append(proof, h)
+		}
+	}
+	if index < 0 {
+		die("proof: no index line")
+	}
+	tree := open([]byte(cp), v)
+	if err := tlog.CheckRecord(proof, tree.N, tree.Hash, index, tlog.RecordHash(entry)); err != nil {
+		die("entry %d: %v", index, err)
+	}
+	fmt.Printf("ok: entry %d is in the tree of size %d (%s)\n", index, tree.N, v.Name())
+}
+
 func main() {
+	if len(os.Args) == 5 && os.Args[1] == "-proof" {
+		checkProof(os.Args[2], os.Args[3], os.Args[4])
+		return
+	}
 	if len(os.Args) < 3 {
 		die("usage: tlogverify DIR VERIFIER-KEY [OLD-CHECKPOINT-FILE]")
 	}

@@ -224,6 +224,24 @@ fn the_servers_log_verifies_with_go_and_tampering_is_located() {
         .arg(&proof)
         .args(["--entry", "{\"kind\":\"forged\"}", "--key", &vkey]));
     assert!(!ok, "another entry does not check");
+    // ... and by Go's tlog (the proof file parsed by the Go program, CheckRecord)
+    let (ok, out) = run(Command::new(&verifier)
+        .arg("-proof")
+        .arg(&proof)
+        .arg(&entry_file)
+        .arg(&vkey));
+    assert!(
+        ok && out.contains(&format!("ok: entry {index} is in the tree")),
+        "{out}"
+    );
+    let forged = tmp.join("forged.json");
+    std::fs::write(&forged, "{\"kind\":\"forged\"}").unwrap();
+    let (ok, out) = run(Command::new(&verifier)
+        .arg("-proof")
+        .arg(&proof)
+        .arg(&forged)
+        .arg(&vkey));
+    assert!(!ok, "Go refuses the proof for another entry: {out}");
 
     // Export, verify the copy (Palisade and Go), then tamper with copies.
     let export = tmp.join("export");
@@ -785,7 +803,7 @@ fn witnesses_cosign_and_refuse_a_fork() {
     let fork_data = tempdir("evidence-fork");
     add_users(&fork_data, &["alice", "bob"]);
     std::fs::write(fork_data.join("evidence.key"), "11".repeat(32)).unwrap();
-    let fork_port = port + 20;
+    let fork_port = ports();
     let fork_cfg = fork_data.join("palisade.toml");
     std::fs::write(
         &fork_cfg,

@@ -12,10 +12,26 @@ use palisade_sip::{parse_datagram, Limits, Message};
 static NEXT_PORT: AtomicU16 = AtomicU16::new(0);
 
 /// Ten consecutive ports for one test, distinct across tests of this process and, by
-/// the pid, unlikely to meet another process's.
+/// the pid, unlikely to meet another process's; a block where any port is taken for
+/// UDP or TCP — including by a connection of an earlier test in TIME_WAIT, which a
+/// client binding that port without SO_REUSEADDR (SIPp) would trip on — is skipped.
 pub fn ports() -> u16 {
     let base = 20_000 + (std::process::id() % 200) as u16 * 150;
-    base + NEXT_PORT.fetch_add(10, Ordering::Relaxed)
+    loop {
+        let b = base + NEXT_PORT.fetch_add(10, Ordering::Relaxed);
+        if (b..b + 10).all(port_is_free) || b > 60_000 {
+            return b;
+        }
+    }
+}
+
+fn port_is_free(p: u16) -> bool {
+    use socket2::{Domain, Socket, Type};
+    let addr: SocketAddr = ([127, 0, 0, 1], p).into();
+    let tcp = Socket::new(Domain::IPV4, Type::STREAM, None)
+        .and_then(|s| s.bind(&addr.into()))
+        .is_ok();
+    tcp && std::net::UdpSocket::bind(addr).is_ok()
 }
 
 pub fn bin() -> PathBuf {
