@@ -523,13 +523,15 @@ impl Detector {
             f.score = f.score.max(score);
             f.updated_at = at;
             f.summary = summary;
+            // (full lists are not searched: an update of a long-running finding costs
+            // nothing per observation once it holds MAX_EVIDENCE of each)
             for a in accounts {
-                if !f.accounts.contains(&a) && f.accounts.len() < MAX_EVIDENCE {
+                if f.accounts.len() < MAX_EVIDENCE && !f.accounts.contains(&a) {
                     f.accounts.push(a);
                 }
             }
             for e in evidence {
-                if !f.records.contains(&e) && f.records.len() < MAX_EVIDENCE {
+                if f.records.len() < MAX_EVIDENCE && !f.records.contains(&e) {
                     f.records.push(e);
                 }
             }
