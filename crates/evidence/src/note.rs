@@ -59,6 +59,51 @@ pub(crate) fn key_id_for(name: &str, alg: u8, public: &[u8; 32]) -> [u8; 4] {
     id
 }
 
+/// A verifier key's text: `NAME+HEX(KEYID)+BASE64(ALGORITHM || PUBLIC KEY)`.
+pub(crate) fn key_text(name: &str, alg: u8, public: &[u8; 32]) -> String {
+    let mut raw = vec![alg];
+    raw.extend_from_slice(public);
+    format!(
+        "{name}+{}+{}",
+        crate::hex(&key_id_for(name, alg, public)),
+        B64.encode(raw)
+    )
+}
+
+/// Parses a verifier key of algorithm `alg` (`NAME+HEX(KEYID)+BASE64(ALG || KEY)`):
+/// its name, key ID and Ed25519 key. `other` says what a key of another algorithm is not.
+pub(crate) fn parse_key(
+    text: &str,
+    alg: u8,
+    other: &str,
+) -> Result<(String, [u8; 4], VerifyingKey), NoteError> {
+    let mut parts = text.trim().splitn(3, '+');
+    let (Some(name), Some(hex), Some(b64)) = (parts.next(), parts.next(), parts.next()) else {
+        return Err(NoteError::Key("expected NAME+KEYID+KEY".into()));
+    };
+    if !valid_name(name) || hex.len() != 8 {
+        return Err(NoteError::Key("bad name or key ID".into()));
+    }
+    let raw = B64
+        .decode(b64)
+        .map_err(|e| NoteError::Key(format!("key is not base64: {e}")))?;
+    let (Some(&a), Some(public)) = (raw.first(), raw.get(1..)) else {
+        return Err(NoteError::Key(other.into()));
+    };
+    if a != alg {
+        return Err(NoteError::Key(other.into()));
+    }
+    let public: [u8; 32] = public
+        .try_into()
+        .map_err(|_| NoteError::Key("an Ed25519 key is 32 bytes".into()))?;
+    let key = VerifyingKey::from_bytes(&public).map_err(|e| NoteError::Key(e.to_string()))?;
+    let id = key_id_for(name, alg, &public);
+    if crate::hex(&id) != hex.to_ascii_lowercase() {
+        return Err(NoteError::Key("key ID does not match the key".into()));
+    }
+    Ok((name.to_string(), id, key))
+}
+
 pub(crate) fn valid_name(name: &str) -> bool {
     !name.is_empty() && !name.contains(['+', ' ', '\n']) && !name.chars().any(char::is_whitespace)
 }
@@ -90,11 +135,7 @@ impl NoteSigner {
 
     /// Its verifier key, `NAME+HEX(KEYID)+BASE64(0x01 || PUBLIC KEY)`.
     pub fn verifier_key(&self) -> String {
-        let public = self.key.verifying_key().to_bytes();
-        let id = key_id(&self.name, &public);
-        let mut raw = vec![ED25519];
-        raw.extend_from_slice(&public);
-        format!("{}+{}+{}", self.name, crate::hex(&id), B64.encode(raw))
+        key_text(&self.name, ED25519, &self.key.verifying_key().to_bytes())
     }
 
     /// The signed note of `text` (which must end in a newline).
@@ -118,34 +159,8 @@ pub struct NoteVerifier {
 impl NoteVerifier {
     /// Parses `NAME+HEX(KEYID)+BASE64(0x01 || PUBLIC KEY)`.
     pub fn parse(text: &str) -> Result<Self, NoteError> {
-        let text = text.trim();
-        let mut parts = text.splitn(3, '+');
-        let (Some(name), Some(hex), Some(b64)) = (parts.next(), parts.next(), parts.next()) else {
-            return Err(NoteError::Key("expected NAME+KEYID+KEY".into()));
-        };
-        if !valid_name(name) || hex.len() != 8 {
-            return Err(NoteError::Key("bad name or key ID".into()));
-        }
-        let raw = B64
-            .decode(b64)
-            .map_err(|e| NoteError::Key(format!("key is not base64: {e}")))?;
-        let (Some(&ED25519), Some(public)) = (raw.first(), raw.get(1..)) else {
-            return Err(NoteError::Key("not an Ed25519 key".into()));
-        };
-        let public: [u8; 32] = public
-            .try_into()
-            .map_err(|_| NoteError::Key("an Ed25519 key is 32 bytes".into()))?;
-        let key = VerifyingKey::from_bytes(&public).map_err(|e| NoteError::Key(e.to_string()))?;
-        let id = key_id(name, &public);
-        let want = crate::hex(&id);
-        if want != hex.to_ascii_lowercase() {
-            return Err(NoteError::Key("key ID does not match the key".into()));
-        }
-        Ok(NoteVerifier {
-            name: name.to_string(),
-            id,
-            key,
-        })
+        let (name, id, key) = parse_key(text, ED25519, "not an Ed25519 key")?;
+        Ok(NoteVerifier { name, id, key })
     }
 
     /// Its name.

@@ -14,6 +14,8 @@ use crate::tiles::{bundle_path, fold, parse_bundle, tile_path, TILE_HEIGHT, TILE
 pub struct Verified {
     /// The checkpoint.
     pub checkpoint: Checkpoint,
+    /// The checkpoint's signed note as verified (with any cosignatures on it).
+    pub note: String,
     /// Tiles compared (entry bundles included).
     pub tiles: usize,
     /// Blobs whose content matches their name.
@@ -41,8 +43,11 @@ fn fail(location: impl Into<String>, why: impl Into<String>) -> VerifyError {
     }
 }
 
-/// Reads and checks the checkpoint of the log in `dir`.
-pub fn read_checkpoint(dir: &Path, key: &NoteVerifier) -> Result<Checkpoint, VerifyError> {
+/// Reads and checks the checkpoint of the log in `dir`: it and its signed note as read.
+pub fn read_checkpoint(
+    dir: &Path,
+    key: &NoteVerifier,
+) -> Result<(Checkpoint, String), VerifyError> {
     let note = std::fs::read_to_string(dir.join("checkpoint"))
         .map_err(|e| fail("checkpoint", e.to_string()))?;
     let text = key.open(&note).map_err(|e| match e {
@@ -73,7 +78,7 @@ pub fn read_checkpoint(dir: &Path, key: &NoteVerifier) -> Result<Checkpoint, Ver
             "a size-0 checkpoint is never published",
         ));
     }
-    Ok(cp)
+    Ok((cp, note))
 }
 
 /// The blob an entry names as kept: canonical JSON puts `message_kept` right before
@@ -106,7 +111,7 @@ pub fn verify_dir_from(
     last: Option<&Checkpoint>,
     partial: bool,
 ) -> Result<Verified, VerifyError> {
-    let cp = read_checkpoint(dir, key)?;
+    let (cp, note) = read_checkpoint(dir, key)?;
     let n = cp.size;
     if let Some(l) = last {
         if l.size > n {
@@ -266,6 +271,7 @@ pub fn verify_dir_from(
     }
     Ok(Verified {
         checkpoint: cp,
+        note,
         tiles,
         blobs,
         first_entry: first * TILE_WIDTH,

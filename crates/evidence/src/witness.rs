@@ -15,7 +15,9 @@ use base64::Engine as _;
 use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
 
 use crate::merkle::{verify_consistency, Hash};
-use crate::note::{key_id_for, valid_name, Checkpoint, NoteError, NoteVerifier};
+use crate::note::{
+    key_id_for, key_text, parse_key, valid_name, Checkpoint, NoteError, NoteVerifier,
+};
 
 /// The algorithm byte of Ed25519 cosignatures (`cosignature/v1`).
 pub const COSIGNATURE_V1: u8 = 0x04;
@@ -46,11 +48,11 @@ impl Cosigner {
 
     /// Its verifier key: `NAME+HEX(KEYID)+BASE64(0x04 || PUBLIC KEY)`.
     pub fn verifier_key(&self) -> String {
-        let public = self.key.verifying_key().to_bytes();
-        let id = key_id_for(&self.name, COSIGNATURE_V1, &public);
-        let mut raw = vec![COSIGNATURE_V1];
-        raw.extend_from_slice(&public);
-        format!("{}+{}+{}", self.name, crate::hex(&id), B64.encode(raw))
+        key_text(
+            &self.name,
+            COSIGNATURE_V1,
+            &self.key.verifying_key().to_bytes(),
+        )
     }
 
     /// The cosignature line (ending in a newline) of a checkpoint's note text at `time`.
@@ -78,35 +80,12 @@ pub struct CosignatureVerifier {
 impl CosignatureVerifier {
     /// Parses `NAME+HEX(KEYID)+BASE64(0x04 || PUBLIC KEY)`.
     pub fn parse(text: &str) -> Result<Self, NoteError> {
-        let text = text.trim();
-        let mut parts = text.splitn(3, '+');
-        let (Some(name), Some(hex), Some(b64)) = (parts.next(), parts.next(), parts.next()) else {
-            return Err(NoteError::Key("expected NAME+KEYID+KEY".into()));
-        };
-        if !valid_name(name) || hex.len() != 8 {
-            return Err(NoteError::Key("bad name or key ID".into()));
-        }
-        let raw = B64
-            .decode(b64)
-            .map_err(|e| NoteError::Key(format!("key is not base64: {e}")))?;
-        let (Some(&COSIGNATURE_V1), Some(public)) = (raw.first(), raw.get(1..)) else {
-            return Err(NoteError::Key(
-                "not a cosignature/v1 key (algorithm 0x04)".into(),
-            ));
-        };
-        let public: [u8; 32] = public
-            .try_into()
-            .map_err(|_| NoteError::Key("an Ed25519 key is 32 bytes".into()))?;
-        let key = VerifyingKey::from_bytes(&public).map_err(|e| NoteError::Key(e.to_string()))?;
-        let id = key_id_for(name, COSIGNATURE_V1, &public);
-        if crate::hex(&id) != hex.to_ascii_lowercase() {
-            return Err(NoteError::Key("key ID does not match the key".into()));
-        }
-        Ok(CosignatureVerifier {
-            name: name.to_string(),
-            id,
-            key,
-        })
+        let (name, id, key) = parse_key(
+            text,
+            COSIGNATURE_V1,
+            "not a cosignature/v1 key (algorithm 0x04)",
+        )?;
+        Ok(CosignatureVerifier { name, id, key })
     }
 
     /// Its name.

@@ -235,23 +235,10 @@ pub fn verify(
     cfg: &crate::config::FileConfig,
     opts: &VerifyOpts,
 ) -> anyhow::Result<()> {
-    let VerifyOpts {
-        dir,
-        key: vkey,
-        last,
-        witnesses,
-        required,
-        partial,
-    } = opts;
-    let (dir, vkey, last, required, partial) = (
-        dir.as_deref(),
-        vkey.as_deref(),
-        last.as_deref(),
-        *required,
-        *partial,
-    );
-    let key = verifier(data_dir, cfg, vkey)?;
-    let wkeys = witnesses
+    let (last, required) = (opts.last.as_deref(), opts.required);
+    let key = verifier(data_dir, cfg, opts.key.as_deref())?;
+    let wkeys = opts
+        .witnesses
         .iter()
         .map(|w| {
             palisade_evidence::CosignatureVerifier::parse(w)
@@ -264,7 +251,7 @@ pub fn verify(
             wkeys.len()
         );
     }
-    let dir = resolve_dir(dir.unwrap_or(&log_dir(data_dir)));
+    let dir = resolve_dir(opts.dir.as_deref().unwrap_or(&log_dir(data_dir)));
     let last_cp = match last.map(std::fs::read_to_string) {
         Some(Ok(note)) => {
             let text = key.open(&note).map_err(|e| {
@@ -279,13 +266,13 @@ pub fn verify(
         Some(Err(e)) => return Err(e.into()),
         None => None,
     };
-    let v = palisade_evidence::verify_dir_from(&dir, &key, last_cp.as_ref(), partial)
+    let v = palisade_evidence::verify_dir_from(&dir, &key, last_cp.as_ref(), opts.partial)
         .map_err(|e| anyhow::anyhow!("{e}"))?;
-    // Cosignatures on the checkpoint by the witnesses named.
-    let note = std::fs::read_to_string(dir.join("checkpoint"))?;
+    // Cosignatures on the checkpoint verified (not on a newer one a live log may have
+    // published since) by the witnesses named.
     let cosigned: Vec<&str> = wkeys
         .iter()
-        .filter(|w| w.check(&note).is_some())
+        .filter(|w| w.check(&v.note).is_some())
         .map(|w| w.name())
         .collect();
     if cosigned.len() < required {
@@ -300,7 +287,7 @@ pub fn verify(
         );
     }
     if let Some(p) = last {
-        std::fs::copy(dir.join("checkpoint"), p)?;
+        std::fs::write(p, &v.note)?;
     }
     println!(
         "ok: {} entries{}, {} tiles and {} blobs verified; checkpoint {} of {}{}{}",

@@ -297,15 +297,18 @@ fn complete(answer: &[u8]) -> bool {
     let Some(end) = answer.windows(4).position(|w| w == b"\r\n\r\n") else {
         return false;
     };
-    let head = String::from_utf8_lossy(&answer[..end]);
-    head.lines()
-        .find_map(|l| {
-            let (k, v) = l.split_once(':')?;
-            k.trim()
-                .eq_ignore_ascii_case("content-length")
-                .then(|| v.trim().parse::<usize>().ok())?
-        })
+    content_length(&String::from_utf8_lossy(&answer[..end]))
         .is_some_and(|len| answer.len() >= end + 4 + len)
+}
+
+/// The Content-Length of an HTTP head (request or answer), if it has a valid one.
+pub fn content_length(head: &str) -> Option<usize> {
+    head.lines().find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        k.trim()
+            .eq_ignore_ascii_case("content-length")
+            .then(|| v.trim().parse::<usize>().ok())?
+    })
 }
 
 /// POSTs `body` to an `http://HOST:PORT/PATH` URL (plain HTTP, 5 s timeouts, one

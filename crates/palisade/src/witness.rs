@@ -121,15 +121,7 @@ fn read_request(s: &mut TcpStream) -> Result<String, (u16, &'static str)> {
     if method != "POST" {
         return Err((405, "add-checkpoint is a POST"));
     }
-    let len = head
-        .lines()
-        .find_map(|l| {
-            let (k, v) = l.split_once(':')?;
-            k.trim()
-                .eq_ignore_ascii_case("content-length")
-                .then(|| v.trim().parse::<usize>().ok())?
-        })
-        .ok_or((400, "a Content-Length is required"))?;
+    let len = crate::report::content_length(&head).ok_or((400, "a Content-Length is required"))?;
     if len > MAX_BODY {
         return Err((413, "body too large"));
     }
