@@ -3,18 +3,15 @@
 # Installs what the tests need (SIPp from the sip-tester package, openssl for the TLS
 # test certificate, baresip and Linphone for the interoperability tests, SIPVicious for the
 # scanner-detection test, Go and its golang.org/x/mod for the evidence-log verifier nobody
-# here wrote), then runs every test of the workspace.
+# here wrote, python3 for the corpus extraction check), then runs every test of the
+# workspace. Everything the tests read is in the repository (tests/corpus, bench/harness).
 set -euo pipefail
 cd "$(dirname "$0")"
-
-if [ ! -d ../shared/corpus ]; then
-  echo "test.sh: ../shared/corpus is missing (the peer corpus lives beside the project)" >&2
-  exit 2
-fi
 
 need=()
 command -v sipp >/dev/null 2>&1 || need+=(sip-tester)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
+command -v python3 >/dev/null 2>&1 || need+=(python3)
 command -v baresip >/dev/null 2>&1 || need+=(baresip-core)
 command -v linphone-daemon >/dev/null 2>&1 || need+=(linphone-cli)
 command -v svmap >/dev/null 2>&1 || need+=(sipvicious)

@@ -28,7 +28,7 @@ for t in $(cargo fuzz list); do
   fi
   seeds=()
   case "$t" in
-    parse_write|shield) seeds=(../../shared/corpus) ;;
+    parse_write|shield) seeds=(../tests/corpus) ;;
   esac
   echo "-- $t: ${secs} s"
   log="$(mktemp)"

@@ -10,7 +10,7 @@ fn bin() -> Command {
 }
 
 fn corpus(f: &str) -> String {
-    format!("{}/../../../shared/corpus/{f}", env!("CARGO_MANIFEST_DIR"))
+    format!("{}/../../tests/corpus/{f}", env!("CARGO_MANIFEST_DIR"))
 }
 
 fn json_lines(out: &[u8]) -> Vec<serde_json::Value> {

@@ -468,7 +468,7 @@ fn torture_rows_tightened_by_the_server() {
         ("rfc4475/unkscm.dat", 416),
         ("rfc4475/badvers.dat", 505),
     ] {
-        let bytes = std::fs::read(shared().join("corpus").join(file)).unwrap();
+        let bytes = std::fs::read(root().join("tests/corpus").join(file)).unwrap();
         c.sock.send_to(&bytes, ("127.0.0.1", s.port)).unwrap();
         // Raw bytes: the 400 to `insuf` lacks the To/From/Call-ID it never had.
         c.sock

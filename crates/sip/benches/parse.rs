@@ -61,9 +61,9 @@ Content-Length: 0\r\n\
 fn messages() -> Vec<(&'static str, Vec<u8>)> {
     let wsinv = std::fs::read(concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../../../shared/corpus/rfc4475/wsinv.dat"
+        "/../../tests/corpus/rfc4475/wsinv.dat"
     ))
-    .expect("../shared/corpus/rfc4475/wsinv.dat");
+    .expect("tests/corpus/rfc4475/wsinv.dat");
     vec![
         ("invite_sdp", INVITE.as_bytes().to_vec()),
         ("register_auth", REGISTER.as_bytes().to_vec()),

@@ -1,4 +1,4 @@
-//! The peer corpus: every RFC 4475 and RFC 5118 torture message in `../shared/corpus`,
+//! The peer corpus: every RFC 4475 and RFC 5118 torture message in `tests/corpus`,
 //! each with the verdict Palisade (registrar + stateful proxy) gives at the message layer
 //! (parse + stateless sanity checks), its RFC section and why.
 //!
@@ -99,7 +99,7 @@ const ROWS: &[(&str, &str, V, Layer, &str)] = &[
 ];
 
 fn corpus_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/corpus")
 }
 
 fn verdict(bytes: &[u8]) -> (V, String) {
@@ -118,7 +118,7 @@ fn every_corpus_file_has_a_verdict_and_meets_it() {
     let dir = corpus_dir();
     let mut files = Vec::new();
     for sub in ["rfc4475", "rfc5118"] {
-        for e in std::fs::read_dir(dir.join(sub)).expect("corpus directory ../shared/corpus") {
+        for e in std::fs::read_dir(dir.join(sub)).expect("corpus directory tests/corpus") {
             let e = e.expect("dir entry");
             files.push(format!("{sub}/{}", e.file_name().to_string_lossy()));
         }

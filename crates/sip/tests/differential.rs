@@ -44,7 +44,7 @@ const DISAGREEMENTS: &[(&str, bool, bool, &str)] = &[
 
 #[test]
 fn disagreements_with_rsip_are_the_documented_ones() {
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/corpus");
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/corpus");
     let mut found = Vec::new();
     for sub in ["rfc4475", "rfc5118"] {
         let mut names: Vec<_> = std::fs::read_dir(format!("{dir}/{sub}"))

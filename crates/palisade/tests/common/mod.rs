@@ -42,16 +42,12 @@ pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-pub fn shared() -> PathBuf {
-    root().join("../shared")
-}
-
 pub fn scenario(name: &str) -> PathBuf {
     let own = root().join("tests/sipp").join(name);
     if own.exists() {
         own
     } else {
-        shared().join("bench/scenarios").join(name)
+        root().join("bench/harness/scenarios").join(name)
     }
 }
 
