@@ -1614,6 +1614,58 @@ fn calls_and_registrations_are_observed_for_the_detectors() {
     assert_eq!(h.ep.restriction_count(), 0);
 }
 
+/// A MESSAGE from alice that answers the proxy challenge (MD5).
+fn authed_message(h: &mut H, branch: &str, callee: &str) -> Vec<(Peer, Message<'static>, Vec<u8>)> {
+    let text = |extra: &str, b: &str| {
+        format!("MESSAGE sip:{callee}@example.com SIP/2.0\nVia: SIP/2.0/UDP 192.0.2.10:{ALICE};branch=z9hG4bK{b};rport\nMax-Forwards: 70\nFrom: <sip:alice@example.com>;tag=a1\nTo: <sip:{callee}@example.com>\nCall-ID: msg-{branch}\nCSeq: 1 MESSAGE\n{PHONE}{extra}Content-Type: text/plain\nContent-Length: 2\n\nhi")
+    };
+    h.send(peer(ALICE), &text("", &format!("{branch}a")));
+    let ch = h.take().pop().unwrap().1;
+    assert_eq!(status(&ch), 407);
+    let nonce = nonce_of(&ch, "MD5");
+    let uri = format!("sip:{callee}@example.com");
+    let resp = digest(Algorithm::Md5, "alice", &nonce, "MESSAGE", &uri, "00000001");
+    let auth = format!("Proxy-Authorization: Digest username=\"alice\", realm=\"example.com\", nonce=\"{nonce}\", uri=\"{uri}\", response=\"{resp}\", algorithm=MD5, qop=auth, nc=00000001, cnonce=\"cn\"\n");
+    h.send(peer(ALICE), &text(&auth, branch));
+    h.take()
+}
+
+#[test]
+fn texts_are_observed_like_calls() {
+    use palisade_detect::Observation as O;
+    let mut h = observing();
+    let out = h.register("bob", BOB, 3600, 1);
+    let nonce = nonce_of(&out[0].1, "MD5");
+    auth_register(&mut h, "bob", Algorithm::Md5, &nonce, "bob", "00000001", 2);
+    observations(&mut h);
+    let out = authed_message(&mut h, "m1", "bob");
+    assert!(out.iter().any(|o| o.0 == peer(BOB)), "sent on");
+    let obs = observations(&mut h);
+    let [O::CallStart(c)] = obs.as_slice() else {
+        panic!("one text observed: {obs:?}")
+    };
+    assert!(c.message && !c.blocked);
+    assert_eq!((c.caller.as_str(), c.callee.as_str()), ("alice", "bob"));
+    // under a block: refused, and recorded as a blocked text
+    h.ep.restrict(palisade_detect::Restriction {
+        subject: palisade_detect::Subject::Account("alice".into()),
+        until: 1_800_000_000_000 + 3_600_000,
+        per_minute: None,
+        finding: 3,
+    });
+    let out = authed_message(&mut h, "m2", "bob");
+    assert!(
+        out.iter().all(|o| o.0 == peer(ALICE)),
+        "nothing reaches bob"
+    );
+    assert_eq!(status(&out.last().unwrap().1), 403);
+    let obs = observations(&mut h);
+    assert!(
+        matches!(obs.as_slice(), [O::CallStart(c)] if c.blocked && c.message),
+        "{obs:?}"
+    );
+}
+
 #[test]
 fn probing_is_observed() {
     use palisade_detect::{Observation as O, ProbeKind};

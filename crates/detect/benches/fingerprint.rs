@@ -37,6 +37,7 @@ fn detector(c: &mut Criterion) {
                 fingerprint: 1,
                 sdp: 2,
                 blocked: false,
+                message: false,
             }));
             d.observe(Observation::CallStatus {
                 key,

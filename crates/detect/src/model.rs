@@ -73,6 +73,9 @@ pub struct CallStart {
     pub sdp: u64,
     /// A restriction refused it: it rang no one.
     pub blocked: bool,
+    /// A MESSAGE (a text), not an INVITE: it is done once sent, and a reply from the
+    /// callee is its counter-evidence.
+    pub message: bool,
 }
 
 /// An authenticated registration.
@@ -391,15 +394,20 @@ pub struct CallRecord {
     pub status: Option<u16>,
     /// A restriction refused it.
     pub blocked: bool,
+    /// A MESSAGE, not a call.
+    pub message: bool,
 }
 
 impl CallRecord {
     /// `in-progress`, `answered`, `cancelled` (before answer), `blocked`, `rejected`
-    /// (the callee said no: 486, 600, 603, 4xx) or `failed` (no one reachable, 408,
-    /// 480, 5xx).
+    /// (the callee said no: 486, 600, 603, 4xx), `failed` (no one reachable, 408,
+    /// 480, 5xx) or `message` (a MESSAGE that was sent on).
     pub fn outcome(&self) -> &'static str {
         if self.blocked {
             return "blocked";
+        }
+        if self.message {
+            return "message";
         }
         match self.status {
             None => "in-progress",
@@ -506,6 +514,9 @@ pub struct SweepConfig {
     /// Mean talk time (s) of answered calls at and above which a borderline answer
     /// ratio (up to twice `max_answer_ratio`) counts as legitimate.
     pub counter_talk_s: u64,
+    /// Share of the distinct callees who called (or wrote) back at and above which the
+    /// account is not restricted (reciprocity is counter-evidence).
+    pub max_callback_ratio: f64,
     /// Response.
     pub response: Response,
 }
@@ -520,6 +531,7 @@ impl Default for SweepConfig {
             min_short_ratio: 0.5,
             short_ring_ms: 15_000,
             counter_talk_s: 30,
+            max_callback_ratio: 0.2,
             response: response(ActionKind::Block, 3600),
         }
     }
@@ -539,9 +551,11 @@ pub struct NewAccountConfig {
     /// Farm: new accounts first seen from one network or device in the window.
     pub min_accounts: usize,
     /// Strangers: distinct users a new account called in the window that it had no
-    /// call with before, in either direction.
+    /// call with before, in either direction (and whose calls look like a sweep: the
+    /// behavioural test of [`SweepConfig`] applies to them).
     pub min_strangers: usize,
-    /// Response to a farm.
+    /// Response to a farm: always `alert` (a farm is context, not behaviour; another
+    /// action here is refused when the configuration is read).
     pub farm_response: Response,
     /// Response to a new account calling strangers.
     pub strangers_response: Response,

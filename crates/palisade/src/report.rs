@@ -49,7 +49,8 @@ fn opt_time(t: Option<i64>) -> Value {
 
 fn call_json(c: &CallRecord) -> Value {
     json!({
-        "id": c.id, "call_id": c.call_id, "caller": c.caller, "callee": c.callee,
+        "id": c.id, "kind": if c.message { "message" } else { "call" },
+        "call_id": c.call_id, "caller": c.caller, "callee": c.callee,
         "source": c.source.to_string(), "transport": c.transport, "user_agent": c.user_agent,
         "fingerprint": format!("{:016x}", c.fingerprint), "sdp_habits": format!("{:016x}", c.sdp),
         "invite_at": rfc3339(c.invite_at), "ringing_at": opt_time(c.ringing_at),

@@ -46,6 +46,13 @@ pub(crate) fn schema(conn: &Connection) -> Result<(), StoreError> {
             created INTEGER NOT NULL, done_at INTEGER, detail TEXT NOT NULL,
             PRIMARY KEY (user, channel));",
     )?;
+    // Added later: whether a record is a call or a text (MESSAGE).
+    let has_kind: bool = conn
+        .prepare("SELECT 1 FROM pragma_table_info('calls') WHERE name = 'kind'")?
+        .exists([])?;
+    if !has_kind {
+        conn.execute_batch("ALTER TABLE calls ADD COLUMN kind TEXT NOT NULL DEFAULT 'call'")?;
+    }
     Ok(())
 }
 
@@ -123,10 +130,11 @@ fn call_of(r: &Row<'_>) -> rusqlite::Result<CallRecord> {
         ended_at: r.get(13)?,
         status: r.get(14)?,
         blocked: r.get::<_, i64>(15)? != 0,
+        message: r.get::<_, String>(16)? == "message",
     })
 }
 
-const CALL_COLUMNS: &str = "id, call_id, caller, callee, source, transport, user_agent, fingerprint, sdp, invite_at, ringing_at, answered_at, final_at, ended_at, status, blocked";
+const CALL_COLUMNS: &str = "id, call_id, caller, callee, source, transport, user_agent, fingerprint, sdp, invite_at, ringing_at, answered_at, final_at, ended_at, status, blocked, kind";
 
 fn finding_of(r: &Row<'_>) -> rusqlite::Result<Option<Finding>> {
     let kind: String = r.get(1)?;
@@ -199,7 +207,7 @@ impl SqliteStore {
             let mut call = tx.prepare_cached(&format!(
                 // written once per call (ids are never reused): OR IGNORE, not OR REPLACE,
                 // which makes SQLite keep a statement journal (page copies) per insert
-                "INSERT OR IGNORE INTO calls ({CALL_COLUMNS}, outcome) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17)"
+                "INSERT OR IGNORE INTO calls ({CALL_COLUMNS}, outcome) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18)"
             ))?;
             let mut reg = tx.prepare_cached(
                 "INSERT OR IGNORE INTO registrations (id, at, account, source, transport, user_agent, fingerprint, first_seen) VALUES (?1,?2,?3,?4,?5,?6,?7,?8)",
@@ -230,6 +238,7 @@ impl SqliteStore {
                             c.ended_at,
                             c.status,
                             i64::from(c.blocked),
+                            if c.message { "message" } else { "call" },
                             c.outcome(),
                         ])?;
                     }
@@ -392,55 +401,83 @@ impl SqliteStore {
         Ok(n > 0)
     }
 
-    /// Every user who received a call attempt (since `since`) from an account that a
-    /// campaign finding names (a sweep, a new account calling strangers, a farm,
-    /// repeated refusals), with the callers and findings; sorted by user. An imitation
-    /// alone does not make an account's callees targets: a client version nobody has
-    /// seen yet is an imitation too, until it is learned.
+    /// The users a campaign rang or tried to ring since `since` (Unix ms): the callees
+    /// of the calls (and texts) that a *restricting* finding (sweep, new account
+    /// calling strangers, repeated refusals; action other than `alert`) rests on, and of
+    /// the calls of its account that a restriction refused after it was detected.
+    /// Context alone (a farm, an imitation alert) names no targets, and an account's
+    /// other callees are not targets because of it.
     pub fn targets(&self, since: i64) -> Result<Vec<Target>, StoreError> {
-        let mut flagged: BTreeMap<String, BTreeSet<u64>> = BTreeMap::new();
+        let mut by_call: BTreeMap<u64, BTreeSet<u64>> = BTreeMap::new();
+        let mut refused: Vec<(String, i64, i64, u64, bool)> = Vec::new();
         for f in self.findings(0)? {
-            if !matches!(
-                f.kind,
-                FindingKind::Sweep
-                    | FindingKind::Strangers
-                    | FindingKind::Farm
-                    | FindingKind::Refusals
-            ) {
+            if f.action == ActionKind::Alert
+                || !matches!(
+                    f.kind,
+                    FindingKind::Sweep | FindingKind::Strangers | FindingKind::Refusals
+                )
+            {
                 continue;
             }
-            for a in &f.accounts {
-                flagged.entry(a.clone()).or_default().insert(f.id);
+            for e in &f.records {
+                if let Evidence::Call(id) = e {
+                    by_call.entry(*id).or_default().insert(f.id);
+                }
+            }
+            if let Subject::Account(a) = &f.subject {
+                let refusals = f.kind == FindingKind::Refusals;
+                refused.push((a.clone(), f.first_seen, f.detected_at, f.id, refusals));
             }
         }
         let mut out: BTreeMap<String, Target> = BTreeMap::new();
-        let mut st = self.conn.prepare(&format!(
-            "SELECT {CALL_COLUMNS} FROM calls WHERE caller = ?1 AND invite_at >= ?2 ORDER BY invite_at"
-        ))?;
-        for (caller, ids) in &flagged {
-            let calls = st.query_map(params![caller, since], call_of)?;
-            for c in calls {
-                let c = c?;
-                let t = out.entry(c.callee.clone()).or_insert_with(|| Target {
-                    user: c.callee.clone(),
-                    first_call: c.invite_at,
-                    last_call: c.invite_at,
-                    calls: 0,
-                    rang: false,
-                    callers: Vec::new(),
-                    findings: Vec::new(),
-                });
-                t.first_call = t.first_call.min(c.invite_at);
-                t.last_call = t.last_call.max(c.invite_at);
-                t.calls += 1;
-                t.rang |= c.ringing_at.is_some() || c.answered_at.is_some();
-                if !t.callers.contains(caller) {
-                    t.callers.push(caller.clone());
+        let mut add = |c: CallRecord, ids: &BTreeSet<u64>| {
+            let t = out.entry(c.callee.clone()).or_insert_with(|| Target {
+                user: c.callee.clone(),
+                first_call: c.invite_at,
+                last_call: c.invite_at,
+                calls: 0,
+                rang: false,
+                callers: Vec::new(),
+                findings: Vec::new(),
+            });
+            t.first_call = t.first_call.min(c.invite_at);
+            t.last_call = t.last_call.max(c.invite_at);
+            t.calls += 1;
+            t.rang |= c.ringing_at.is_some() || c.answered_at.is_some() || c.message;
+            if !t.callers.contains(&c.caller) {
+                t.callers.push(c.caller.clone());
+            }
+            for id in ids {
+                if !t.findings.contains(id) {
+                    t.findings.push(*id);
                 }
-                for id in ids {
-                    if !t.findings.contains(id) {
-                        t.findings.push(*id);
-                    }
+            }
+        };
+        let mut one = self.conn.prepare(&format!(
+            "SELECT {CALL_COLUMNS} FROM calls WHERE id = ?1 AND invite_at >= ?2"
+        ))?;
+        for (id, ids) in &by_call {
+            for c in one.query_map(params![*id as i64, since], call_of)? {
+                add(c?, ids);
+            }
+        }
+        // Refused toward them: the account's calls a restriction refused once it was
+        // detected; for repeated refusals, its calls the shield refused meanwhile.
+        let mut after = self.conn.prepare(&format!(
+            "SELECT {CALL_COLUMNS} FROM calls WHERE caller = ?1 AND invite_at >= ?2
+               AND (blocked = 1 OR (?3 AND outcome = 'rejected' AND invite_at <= ?4))
+             ORDER BY invite_at"
+        ))?;
+        for (account, first, detected, id, refusals) in refused {
+            let ids = BTreeSet::from([id]);
+            let from = if refusals { first } else { detected };
+            for c in after.query_map(
+                params![account, from.max(since), refusals, detected],
+                call_of,
+            )? {
+                let c = c?;
+                if !by_call.contains_key(&c.id) {
+                    add(c, &ids);
                 }
             }
         }
@@ -533,6 +570,7 @@ mod tests {
             ended_at: None,
             status: Some(487),
             blocked: !rang,
+            message: false,
         }
     }
 
@@ -547,7 +585,7 @@ mod tests {
             subject: Subject::Account("mallory".into()),
             score: 0.9,
             first_seen: 1000,
-            detected_at: 5000,
+            detected_at: 1500,
             updated_at: 6000,
             action: ActionKind::Block,
             accounts: vec!["mallory".into()],
@@ -577,7 +615,7 @@ mod tests {
             s.calls(0, None).unwrap()[0],
             call(1, "mallory", "bob", 1000, true)
         );
-        assert_eq!(s.findings(0).unwrap(), vec![f]);
+        assert_eq!(s.findings(0).unwrap(), vec![f.clone()]);
         assert_eq!(s.restrictions(9_999).unwrap(), vec![r.clone()]);
         assert!(s.restrictions(10_000).unwrap().is_empty());
         let t = s.targets(0).unwrap();
@@ -593,6 +631,24 @@ mod tests {
         assert_eq!(t[0].callers, vec!["mallory".to_string()]);
         assert_eq!(t[0].findings, vec![1]);
         assert_eq!(s.targets(2500).unwrap().len(), 1);
+        // context alone names no targets: an alert about alice (a farm, say), and
+        // mallory's answered call that no finding rests on
+        let mut farm = f.clone();
+        (farm.id, farm.kind, farm.action) = (7, FindingKind::Farm, ActionKind::Alert);
+        farm.subject = Subject::Account("alice".into());
+        farm.records = vec![Evidence::Call(4)];
+        let mut talk = call(5, "mallory", "erin", 2500, true);
+        (talk.status, talk.answered_at) = (Some(200), Some(2600));
+        s.apply_outputs(&[Output::Finding(farm), Output::Call(talk)])
+            .unwrap();
+        assert_eq!(
+            s.targets(0)
+                .unwrap()
+                .iter()
+                .map(|t| t.user.as_str())
+                .collect::<Vec<_>>(),
+            ["bob", "carol"]
+        );
         assert!(s.lift(&r.subject).unwrap());
         assert!(s.restrictions(0).unwrap().is_empty());
         // notifications: one row per user and channel

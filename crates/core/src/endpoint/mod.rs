@@ -466,6 +466,19 @@ impl Endpoint {
                 self.handling.authenticated = Some(Authenticated::Before);
             }
             let decision = self.decide(now, from, &mut msg, raw);
+            if initial && pre.is_none() && method == Method::Message {
+                // texts are records too (campaigns by MESSAGE): when sent on, or
+                // refused by a restriction
+                match &decision {
+                    Decision::Forward(..) => {
+                        self.call_started(now, key, &msg, None);
+                    }
+                    Decision::Reply(status, ..) if self.handling.blocked.is_some() => {
+                        self.call_started(now, key, &msg, Some(*status));
+                    }
+                    Decision::Reply(..) => {}
+                }
+            }
             match decision {
                 Decision::Reply(status, reason, extra) => {
                     if pre.is_none() {

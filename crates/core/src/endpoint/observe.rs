@@ -276,8 +276,9 @@ impl Endpoint {
         Some(refusal(&r))
     }
 
-    /// Records an authenticated caller's initial INVITE and, when it was answered here,
-    /// its final status. Returns whether later responses on its transaction are to be
+    /// Records an authenticated caller's initial INVITE or MESSAGE and, when it was
+    /// answered here, its final status (a MESSAGE is recorded once, when sent on or
+    /// refused by a restriction). Returns whether later responses on its transaction are to be
     /// reported.
     pub(super) fn call_started(
         &mut self,
@@ -311,6 +312,7 @@ impl Endpoint {
             fingerprint: self.handling.fingerprint,
             sdp: palisade_detect::sdp_habits(body),
             blocked,
+            message: msg.method() == Some(&Method::Message),
         }));
         if blocked {
             return false;

@@ -40,7 +40,7 @@ impl Detector {
         self.imitation(
             &r.account,
             &r.user_agent,
-            r.fingerprint,
+            (r.fingerprint, 0),
             at,
             Evidence::Registration(id),
         );
@@ -115,11 +115,25 @@ impl Detector {
                 (accounts, evidence)
             },
             summary,
-            cfg.farm_response,
+            // context alone: an alert, whatever the configuration says
+            Response {
+                action: ActionKind::Alert,
+                ..cfg.farm_response
+            },
         );
     }
 
-    pub(super) fn imitation(&mut self, account: &str, ua: &str, fp: u64, at: Millis, ev: Evidence) {
+    /// Compares what a client writes (wire fingerprint; for calls also the SDP habits
+    /// of its offer, 0 for none) with the profile of the family it claims, whatever the
+    /// account's age: shipped fingerprints, and what accounts in good standing taught.
+    pub(super) fn imitation(
+        &mut self,
+        account: &str,
+        ua: &str,
+        (fp, sdp): (u64, u64),
+        at: Millis,
+        ev: Evidence,
+    ) {
         let cfg = self.cfg.imitation;
         if !cfg.enabled {
             return;
@@ -128,27 +142,51 @@ impl Detector {
         if family.is_empty() {
             return;
         }
-        let established = !self.is_new(account, at);
+        if !self.is_new(account, at) {
+            self.earn_standing(account);
+        }
         if !self.profiles.contains_key(&family) && self.profiles.len() >= 1024 {
             return;
         }
-        let p = self.profiles.entry(family.clone()).or_default();
+        if self.standing.contains(account) {
+            self.learn(&family, account, fp, sdp);
+        } else if !self.restricted.contains(account) {
+            // remembered until the account earns standing (or forever, for a campaign)
+            let full = self.unvetted.len() >= self.cfg.max_subjects;
+            if let Some(seen) = match self.unvetted.get_mut(account) {
+                Some(v) => Some(v),
+                None if !full => Some(self.unvetted.entry(account.to_string()).or_default()),
+                None => None,
+            } {
+                let item = (family.clone(), fp, sdp);
+                if seen.len() < 8 && !seen.contains(&item) {
+                    seen.push(item);
+                }
+            }
+        }
+        let Some(p) = self.profiles.get(&family) else {
+            return;
+        };
         let min = cfg.learn_min_accounts.max(1);
         let known = p.shipped.contains(&fp) || p.learned.get(&fp).is_some_and(|s| s.len() >= min);
         let has_profile = !p.shipped.is_empty() || p.learned.values().any(|s| s.len() >= min);
-        if established && (p.learned.contains_key(&fp) || p.learned.len() < PROFILE_CAP) {
-            let s = p.learned.entry(fp).or_default();
-            if s.len() < PROFILE_CAP {
-                s.insert(account.to_string());
-            }
-        }
-        if known || !has_profile {
+        let sdp_known = sdp == 0
+            || p.sdp.get(&sdp).is_some_and(|s| s.len() >= min)
+            || !p.sdp.values().any(|s| s.len() >= min);
+        if (known || !has_profile) && sdp_known {
             return;
         }
         let n = p.shipped.len() + p.learned.values().filter(|s| s.len() >= min).count();
-        let summary = format!(
-            "claims to be {family} but writes SIP unlike any of the {n} known {family} fingerprints"
-        );
+        let summary = if known || !has_profile {
+            format!("claims to be {family} but writes its offers unlike the known {family} clients")
+        } else {
+            format!(
+                "claims to be {family} but writes SIP unlike any of the {n} known {family} fingerprints"
+            )
+        };
+        if self.imitators.len() < self.cfg.max_subjects {
+            self.imitators.insert(account.to_string());
+        }
         self.raise(
             FindingKind::Imitation,
             Subject::Device(fp),
@@ -161,5 +199,28 @@ impl Detector {
             summary,
             cfg.response,
         );
+    }
+
+    /// `account` (in good standing) taught `family` that its clients write `fp` (and
+    /// offers with habits `sdp`, unless 0).
+    pub(super) fn learn(&mut self, family: &str, account: &str, fp: u64, sdp: u64) {
+        if !self.profiles.contains_key(family) && self.profiles.len() >= 1024 {
+            return;
+        }
+        let p = self.profiles.entry(family.to_string()).or_default();
+        add_to(&mut p.learned, fp, account);
+        if sdp != 0 {
+            add_to(&mut p.sdp, sdp, account);
+        }
+    }
+}
+
+/// `account` joins the accounts that use `key` (both bounded).
+fn add_to(map: &mut HashMap<u64, HashSet<String>>, key: u64, account: &str) {
+    if map.contains_key(&key) || map.len() < PROFILE_CAP {
+        let s = map.entry(key).or_default();
+        if s.len() < PROFILE_CAP {
+            s.insert(account.to_string());
+        }
     }
 }

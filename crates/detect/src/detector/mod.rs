@@ -7,22 +7,28 @@ use std::hash::{Hash, Hasher};
 use crate::fingerprint::ua_family;
 use crate::model::*;
 
-/// A call as the sweep detector remembers it.
+/// An attempt (call or message) as the call detectors remember it, from its start.
 struct Summary {
     at: Millis,
     id: u64,
     callee: u64,
+    /// The caller and callee had no call before (either direction).
+    stranger: bool,
+    /// A final answer came (a message is done when it is sent).
+    done: bool,
     answered: bool,
+    /// Cancelled before answer or after a short ring; a message (no conversation).
     short: bool,
     talk_ms: Option<Millis>,
+    /// The callee has called (or written to) the caller since.
+    called_back: bool,
 }
 
 #[derive(Default)]
 struct AccountState {
     last: Millis,
+    /// The account's attempts in the longest of the call detectors' windows.
     calls: VecDeque<Summary>,
-    /// (when, callee hash, call record id) of calls to strangers.
-    strangers: VecDeque<(Millis, u64, u64)>,
     refusals: VecDeque<(Millis, String)>,
 }
 
@@ -44,6 +50,8 @@ struct DeviceState {
 struct Profile {
     shipped: HashSet<u64>,
     learned: HashMap<u64, HashSet<String>>,
+    /// How the family's offers are written (SDP habits), learned like `learned`.
+    sdp: HashMap<u64, HashSet<String>>,
 }
 
 /// Most entries in one subject's window (older ones are dropped first).
@@ -99,6 +107,15 @@ pub struct Detector {
     reg_seen: HashMap<u64, (Millis, Millis)>,
     pairs: HashSet<u64>,
     profiles: HashMap<String, Profile>,
+    /// Accounts whose behaviour vouches for them (see `calls.rs`): they teach profiles.
+    standing: HashSet<String>,
+    /// What accounts without standing were seen to write: (family, fingerprint, SDP
+    /// habits), learned once they earn standing.
+    unvetted: HashMap<String, Vec<(String, u64, u64)>>,
+    /// Accounts named by a current imitation finding (behavioural evidence).
+    imitators: HashSet<String>,
+    /// Accounts under a current restricting finding (they teach nothing).
+    restricted: HashSet<String>,
     active: HashMap<(FindingKind, Subject), (Finding, bool)>,
     out: Vec<Output>,
     /// Observations not fully tracked because a table was at `max_subjects`.
@@ -124,6 +141,10 @@ impl Detector {
             reg_seen: HashMap::new(),
             pairs: HashSet::new(),
             profiles: HashMap::new(),
+            standing: HashSet::new(),
+            unvetted: HashMap::new(),
+            imitators: HashSet::new(),
+            restricted: HashSet::new(),
             active: HashMap::new(),
             out: Vec::new(),
             overflow: 0,
@@ -264,49 +285,6 @@ impl Detector {
         }
     }
 
-    fn call_start(&mut self, c: CallStart) {
-        let id = self.next_call;
-        self.next_call += 1;
-        let rec = CallRecord {
-            id,
-            call_id: c.call_id,
-            caller: c.caller,
-            callee: c.callee,
-            source: c.source,
-            transport: c.transport,
-            user_agent: c.user_agent,
-            fingerprint: c.fingerprint,
-            sdp: c.sdp,
-            invite_at: c.at,
-            ringing_at: None,
-            answered_at: None,
-            final_at: c.blocked.then_some(c.at),
-            ended_at: None,
-            status: c.blocked.then_some(403),
-            blocked: c.blocked,
-        };
-        if c.blocked {
-            // final at once; other calls are written at their final response, at the
-            // BYE, or as they are when forgotten or at shutdown (`flush_in_progress`)
-            self.out.push(Output::Call(rec));
-            return;
-        }
-        self.imitation(
-            &rec.caller,
-            &rec.user_agent,
-            rec.fingerprint,
-            c.at,
-            Evidence::Call(id),
-        );
-        self.strangers(&rec, c.at);
-        if self.live.len() < self.cfg.max_subjects {
-            self.live.insert(c.key, rec);
-        } else {
-            self.overflow += 1;
-            self.out.push(Output::Call(rec)); // not followed: written as it is
-        }
-    }
-
     fn account(&mut self, name: &str, at: Millis) -> Option<&mut AccountState> {
         if !self.accounts.contains_key(name) {
             if self.accounts.len() >= self.cfg.max_subjects {
@@ -329,166 +307,6 @@ impl Detector {
         let s = self.networks.entry(n).or_default();
         s.last = s.last.max(at);
         Some(s)
-    }
-
-    fn strangers(&mut self, rec: &CallRecord, at: Millis) {
-        let cfg = self.cfg.new_accounts;
-        let p = pair(&rec.caller, &rec.callee);
-        let known = self.pairs.contains(&p);
-        if self.pairs.len() < self.cfg.max_subjects.saturating_mul(4) {
-            self.pairs.insert(p);
-        }
-        if !cfg.enabled || known || !self.is_new(&rec.caller, at) {
-            return;
-        }
-        let callee = h(&rec.callee);
-        let Some(a) = self.account(&rec.caller, at) else {
-            return;
-        };
-        a.strangers.push_back((at, callee, rec.id));
-        trim(&mut a.strangers, |s| s.0, at - secs(cfg.window_s));
-        let distinct: HashSet<u64> = a.strangers.iter().map(|s| s.1).collect();
-        if distinct.len() < cfg.min_strangers {
-            return;
-        }
-        let first = a.strangers.front().map_or(at, |s| s.0);
-        let score = (distinct.len() as f64 / (2 * cfg.min_strangers.max(1)) as f64).min(1.0);
-        let (caller, newest) = (rec.caller.clone(), rec.id);
-        let summary = format!(
-            "account created recently called {} users it never had a call with, within {} s",
-            distinct.len(),
-            cfg.window_s
-        );
-        self.raise(
-            FindingKind::Strangers,
-            Subject::Account(rec.caller.clone()),
-            (first, at),
-            score,
-            move |d, update| {
-                let evidence = match d.accounts.get(&caller) {
-                    Some(a) if !update => a.strangers.iter().map(|s| Evidence::Call(s.2)).collect(),
-                    _ => vec![Evidence::Call(newest)],
-                };
-                (vec![caller], evidence)
-            },
-            summary,
-            cfg.strangers_response,
-        );
-    }
-
-    fn call_status(&mut self, key: u64, at: Millis, status: u16) {
-        let Some(rec) = self.live.get_mut(&key) else {
-            return;
-        };
-        if (180..=189).contains(&status) {
-            rec.ringing_at.get_or_insert(at);
-            return;
-        }
-        if status < 200 {
-            return;
-        }
-        let Some(mut rec) = self.live.remove(&key) else {
-            return;
-        };
-        rec.status = Some(status);
-        if (200..300).contains(&status) {
-            rec.answered_at = Some(at);
-        } else {
-            rec.final_at = Some(at);
-        }
-        self.sweep(&rec, at);
-        // An answered call is written once, at its BYE (or when forgotten, or at
-        // shutdown); any other at its final response.
-        if rec.answered_at.is_some() && self.answered.len() < self.cfg.max_subjects {
-            self.answered.insert(rec.call_id.clone(), rec);
-        } else {
-            self.out.push(Output::Call(rec));
-        }
-    }
-
-    fn call_end(&mut self, call_id: &str, at: Millis) {
-        let Some(mut rec) = self.answered.remove(call_id) else {
-            return;
-        };
-        rec.ended_at = Some(at);
-        let talk = rec.talk_ms();
-        if let Some(a) = self.accounts.get_mut(&rec.caller) {
-            if let Some(s) = a.calls.iter_mut().rev().find(|s| s.id == rec.id) {
-                s.talk_ms = talk;
-            }
-        }
-        self.out.push(Output::Call(rec));
-    }
-
-    fn sweep(&mut self, rec: &CallRecord, at: Millis) {
-        let cfg = self.cfg.sweep;
-        if !cfg.enabled {
-            return;
-        }
-        let answered = rec.answered_at.is_some();
-        let short = rec.status == Some(487) && rec.ring_ms().is_none_or(|r| r <= cfg.short_ring_ms);
-        let Some(a) = self.account(&rec.caller, at) else {
-            return;
-        };
-        a.calls.push_back(Summary {
-            at,
-            id: rec.id,
-            callee: h(&rec.callee),
-            answered,
-            short,
-            talk_ms: None,
-        });
-        trim(&mut a.calls, |s| s.at, at - secs(cfg.window_s));
-        let n = a.calls.len();
-        let distinct: HashSet<u64> = a.calls.iter().map(|s| s.callee).collect();
-        if distinct.len() < cfg.min_callees || n == 0 {
-            return;
-        }
-        let ans = a.calls.iter().filter(|s| s.answered).count();
-        let shorts = a.calls.iter().filter(|s| s.short).count();
-        let asr = ans as f64 / n as f64;
-        let short_ratio = shorts as f64 / n as f64;
-        let talks: Vec<Millis> = a.calls.iter().filter_map(|s| s.talk_ms).collect();
-        let acd_s = if talks.is_empty() {
-            0.0
-        } else {
-            talks.iter().sum::<Millis>() as f64 / talks.len() as f64 / 1000.0
-        };
-        // Answer ratio and talk time are the counter-evidence: a call centre or a busy
-        // user is answered, and talks. Long conversations on a fair share of the calls
-        // (at least half the ratio allowed) clear an account too.
-        let talked =
-            ans > 0 && acd_s >= cfg.counter_talk_s as f64 && asr * 2.0 > cfg.max_answer_ratio;
-        if asr > cfg.max_answer_ratio || short_ratio < cfg.min_short_ratio || talked {
-            return;
-        }
-        let first = a.calls.front().map_or(at, |s| s.at);
-        let (caller, newest) = (rec.caller.clone(), rec.id);
-        let breadth = (distinct.len() as f64 / (2 * cfg.min_callees.max(1)) as f64).min(1.0);
-        let score = (breadth * (1.0 - asr) * short_ratio).clamp(0.0, 1.0);
-        let summary = format!(
-            "{} calls to {} distinct users in {} s: {:.0}% answered, {:.0}% cancelled before answer or after a short ring",
-            n,
-            distinct.len(),
-            cfg.window_s,
-            asr * 100.0,
-            short_ratio * 100.0
-        );
-        self.raise(
-            FindingKind::Sweep,
-            Subject::Account(rec.caller.clone()),
-            (first, at),
-            score,
-            move |d, update| {
-                let evidence = match d.accounts.get(&caller) {
-                    Some(a) if !update => a.calls.iter().map(|s| Evidence::Call(s.id)).collect(),
-                    _ => vec![Evidence::Call(newest)],
-                };
-                (vec![caller], evidence)
-            },
-            summary,
-            cfg.response,
-        );
     }
 
     /// Records a finding, or adds to the current one about the same subject (`build`
@@ -574,6 +392,7 @@ impl Detector {
     }
 }
 
+mod calls;
 mod devices;
 mod scan;
 

@@ -75,6 +75,7 @@ impl Sim {
             fingerprint: 7,
             sdp: 0,
             blocked: false,
+            message: false,
         }));
         self.d.observe(Observation::CallStatus {
             key,
@@ -99,6 +100,25 @@ impl Sim {
                 status: 487,
             }),
         }
+        self.collect();
+    }
+    /// One MESSAGE.
+    fn text(&mut self, at: Millis, caller: &str, callee: &str, src: &str) {
+        self.key += 1;
+        self.d.observe(Observation::CallStart(CallStart {
+            key: self.key,
+            at,
+            call_id: format!("m{}", self.key),
+            caller: caller.into(),
+            callee: callee.into(),
+            source: addr(src),
+            transport: "udp",
+            user_agent: String::new(),
+            fingerprint: 7,
+            sdp: 0,
+            blocked: false,
+            message: true,
+        }));
         self.collect();
     }
     fn kinds(&self) -> Vec<(FindingKind, Subject)> {
@@ -200,6 +220,7 @@ fn a_new_account_calling_strangers_is_rate_limited_and_old_contacts_do_not_count
         );
     }
     assert!(s.findings.is_empty(), "{:?}", s.kinds());
+    // strangers who are answered and talk: not a campaign (a new user's first day)
     for i in 0..10 {
         s.call(
             T0 + 100_000 + i * 1000,
@@ -210,12 +231,25 @@ fn a_new_account_calling_strangers_is_rate_limited_and_old_contacts_do_not_count
             3000,
         );
     }
+    assert!(s.findings.is_empty(), "{:?}", s.kinds());
+    // strangers rung briefly and cancelled: behaviour
+    for i in 0..10 {
+        s.call(
+            T0 + 200_000 + i * 1000,
+            "new1",
+            &format!("old{}", 200 + i),
+            "203.0.113.5:5060",
+            None,
+            500,
+        );
+    }
     let f = s
         .findings
         .iter()
         .find(|f| f.kind == FindingKind::Strangers)
         .expect("found");
-    assert_eq!(f.subject, Subject::Account("new0".into()));
+    assert_eq!(f.subject, Subject::Account("new1".into()));
+    assert_eq!(f.records.len(), 10, "it rests on the ten calls");
     assert_eq!(s.restrictions[0].per_minute, Some(2));
     // an old account doing the same is not flagged
     let mut s = Sim::new();
@@ -496,4 +530,229 @@ fn a_finding_is_updated_not_repeated_and_a_lapsed_block_is_renewed() {
     }
     assert_eq!(s.findings.len(), 1);
     assert_eq!(s.restrictions.len(), 2);
+}
+
+#[test]
+fn on_day_one_a_call_centre_is_never_restricted_and_a_sweep_still_is() {
+    // Every account new, every phone behind one address, one client.
+    let mut s = Sim::new();
+    for i in 0..100 {
+        reg(
+            &mut s.d,
+            T0 + i,
+            &format!("new{i}"),
+            "198.51.100.1:5060",
+            "SimPhone/1.0",
+            5,
+        );
+    }
+    s.collect();
+    // farms are context: alerts, never restrictions
+    assert!(s.findings.iter().all(|f| f.action == ActionKind::Alert));
+    assert!(s.restrictions.is_empty());
+    // the call centre: 150 strangers, 70 % answered, short talks
+    for i in 0..150 {
+        let answer = (i % 10 < 7).then_some(20);
+        s.call(
+            T0 + 10_000 + i * 500,
+            "new1",
+            &format!("cust{i}"),
+            "198.51.100.1:5060",
+            answer,
+            300,
+        );
+    }
+    assert!(
+        !s.findings
+            .iter()
+            .any(|f| f.kind != FindingKind::Farm && f.accounts.contains(&"new1".to_string())),
+        "{:?}",
+        s.kinds()
+    );
+    assert!(s.restrictions.is_empty());
+    // a new account in the same office ringing and cancelling on strangers
+    for i in 0..12 {
+        s.call(
+            T0 + 200_000 + i * 500,
+            "new2",
+            &format!("t{i}"),
+            "198.51.100.1:5060",
+            None,
+            200,
+        );
+    }
+    let f = s
+        .findings
+        .iter()
+        .find(|f| f.kind == FindingKind::Strangers)
+        .expect("found");
+    assert_eq!(f.accounts, vec!["new2".to_string()]);
+    assert_eq!(s.restrictions.len(), 1);
+    assert_eq!(s.restrictions[0].subject, Subject::Account("new2".into()));
+}
+
+#[test]
+fn callees_who_call_back_are_counter_evidence() {
+    let mut s = Sim::new();
+    for i in 0..30 {
+        s.call(
+            T0 + i * 1000,
+            "old1",
+            &format!("old{}", 100 + i),
+            "203.0.113.6:5060",
+            None,
+            500,
+        );
+        // a third of them call back at once
+        if i % 3 == 0 {
+            s.call(
+                T0 + i * 1000 + 500,
+                &format!("old{}", 100 + i),
+                "old1",
+                "203.0.113.7:5060",
+                Some(1000),
+                500,
+            );
+        }
+    }
+    assert!(
+        !s.findings.iter().any(|f| f.kind == FindingKind::Sweep),
+        "{:?}",
+        s.kinds()
+    );
+    // without the call-backs: a sweep
+    let mut s = Sim::new();
+    for i in 0..30 {
+        s.call(
+            T0 + i * 1000,
+            "old1",
+            &format!("old{}", 100 + i),
+            "203.0.113.6:5060",
+            None,
+            500,
+        );
+    }
+    assert!(s.findings.iter().any(|f| f.kind == FindingKind::Sweep));
+}
+
+#[test]
+fn a_text_sweep_is_found_like_a_call_sweep() {
+    let mut s = Sim::new();
+    for i in 0..12 {
+        s.text(
+            T0 + i * 1000,
+            "new3",
+            &format!("old{}", 300 + i),
+            "203.0.113.8:5060",
+        );
+    }
+    let f = s
+        .findings
+        .iter()
+        .find(|f| f.kind == FindingKind::Strangers)
+        .expect("found");
+    assert!(f.summary.contains("texts"), "{}", f.summary);
+    assert_eq!(s.restrictions.len(), 1);
+    assert!(s.calls.values().all(|c| c.outcome() == "message"));
+    // texts that get replies are a conversation
+    let mut s = Sim::new();
+    for i in 0..12 {
+        let peer = format!("old{}", 300 + i);
+        s.text(T0 + i * 1000, "new3", &peer, "203.0.113.8:5060");
+        s.text(T0 + i * 1000 + 10, &peer, "new3", "203.0.113.9:5060");
+    }
+    assert!(s.findings.is_empty(), "{:?}", s.kinds());
+}
+
+#[test]
+fn imitation_fires_on_new_accounts_and_profiles_are_learned_from_standing_not_age() {
+    let mut s = Sim::new();
+    // day one: ten new accounts of one phone model; they earn standing by talking
+    for i in 0..10 {
+        reg(
+            &mut s.d,
+            T0,
+            &format!("new{i}"),
+            "198.51.100.1:5060",
+            "Acme/2.0",
+            10,
+        );
+    }
+    // the campaign's five new accounts claim the same model, write otherwise, and
+    // register first: they must not teach the profile their own fingerprint
+    for i in 50..55 {
+        reg(
+            &mut s.d,
+            T0,
+            &format!("new{i}"),
+            "203.0.113.1:5060",
+            "Acme/2.0",
+            66,
+        );
+    }
+    s.collect();
+    assert!(!s.findings.iter().any(|f| f.kind == FindingKind::Imitation));
+    for i in 0..5 {
+        s.call(
+            T0 + 1000 + i,
+            &format!("new{i}"),
+            &format!("new{}", i + 5),
+            "198.51.100.1:5060",
+            Some(5000),
+            300,
+        );
+    }
+    // the attackers register again (or call): now compared, and found
+    for i in 50..55 {
+        reg(
+            &mut s.d,
+            T0 + 4_000_000,
+            &format!("new{i}"),
+            "203.0.113.1:5060",
+            "Acme/2.0",
+            66,
+        );
+    }
+    s.d.tick(T0 + 4_000_000);
+    s.collect();
+    let f: Vec<&Finding> = s
+        .findings
+        .iter()
+        .filter(|f| f.kind == FindingKind::Imitation)
+        .collect();
+    assert_eq!(f.len(), 1, "{:?}", s.kinds());
+    assert_eq!(f[0].subject, Subject::Device(66));
+    assert_eq!(f[0].accounts.len(), 5);
+    // the genuine phones are not imitations
+    reg(
+        &mut s.d,
+        T0 + 4_000_001,
+        "new9",
+        "198.51.100.1:5060",
+        "Acme/2.0",
+        10,
+    );
+    s.collect();
+    assert_eq!(
+        s.findings
+            .iter()
+            .filter(|f| f.kind == FindingKind::Imitation)
+            .count(),
+        1
+    );
+}
+
+#[test]
+fn a_farm_is_an_alert_whatever_the_configuration() {
+    let mut cfg = Config::default();
+    cfg.new_accounts.farm_response.action = ActionKind::Block;
+    let mut d = Detector::new(cfg, (1, 1, 1));
+    for i in 0..10 {
+        reg(&mut d, T0 + i, &format!("n{i}"), "198.51.100.1:5060", "", 3);
+    }
+    let out: Vec<Output> = d.drain().collect();
+    assert!(out
+        .iter()
+        .any(|o| matches!(o, Output::Finding(f) if f.kind == FindingKind::Farm)));
+    assert!(!out.iter().any(|o| matches!(o, Output::Restrict(_))));
 }

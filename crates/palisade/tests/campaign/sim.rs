@@ -53,14 +53,55 @@ fn to_line(m: &Message<'_>) -> String {
     s
 }
 
-/// How a user agent writes its messages: its User-Agent (the claim) only; the layout
-/// of every message is this module's (so every simulated client has one fingerprint).
+/// How a user agent writes its messages: its User-Agent (the claim), and the layout of
+/// this module (so every simulated client has one fingerprint), or with `compact` the
+/// compact header names and Call-ID and CSeq right after the Via (another client's
+/// habits: the reverse-engineered client of a campaign).
 pub struct Ua {
     pub sock: UdpSocket,
     pub user: String,
     pub server: SocketAddr,
     pub ua: String,
+    pub compact: bool,
     domain: String,
+}
+
+/// A request written with compact header names, Call-ID and CSeq moved up after Via.
+fn compacted(text: &str) -> String {
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((text, ""));
+    let mut lines: Vec<String> = head.split("\r\n").map(str::to_string).collect();
+    for l in lines.iter_mut().skip(1) {
+        for (long, short) in [
+            ("Via: ", "v: "),
+            ("From: ", "f: "),
+            ("To: ", "t: "),
+            ("Call-ID: ", "i: "),
+            ("Contact: ", "m: "),
+            ("Content-Type: ", "c: "),
+            ("Content-Length: ", "l: "),
+        ] {
+            if let Some(rest) = l.strip_prefix(long) {
+                *l = format!("{short}{rest}");
+            }
+        }
+    }
+    let mut out: Vec<String> = Vec::new();
+    let moved: Vec<String> = lines
+        .iter()
+        .filter(|l| l.starts_with("i: ") || l.starts_with("CSeq: "))
+        .cloned()
+        .collect();
+    for l in lines {
+        if l.starts_with("i: ") || l.starts_with("CSeq: ") {
+            continue;
+        }
+        let via = l.starts_with("v: ");
+        out.push(l);
+        if via {
+            out.extend(moved.iter().cloned());
+        }
+    }
+    format!("{}\r\n\r\n{body}", out.join("\r\n"))
 }
 
 /// What happened to a call.
@@ -83,6 +124,7 @@ impl Ua {
             user: user.into(),
             server,
             ua: ua.into(),
+            compact: false,
             domain: server.to_string(),
         }
     }
@@ -92,6 +134,11 @@ impl Ua {
     }
 
     fn send(&self, text: &str) {
+        let text = if self.compact {
+            compacted(text)
+        } else {
+            text.to_string()
+        };
         let _ = self.sock.send_to(text.as_bytes(), self.server);
     }
 

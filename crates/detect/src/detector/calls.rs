@@ -1,0 +1,364 @@
+//! The detectors that look at calls and messages: ring-and-cancel sweeps (any account)
+//! and new accounts calling strangers; and standing, the behaviour that vouches for an
+//! account (it lets the account teach the imitation detector its client's habits).
+//!
+//! # Scoring: behaviour decides, context only weighs
+//!
+//! Both detectors look at one account's attempts (calls and MESSAGEs) in the sweep
+//! window and restrict it only on behaviour:
+//!
+//! - **breadth**: at least `sweep.min_callees` distinct callees (any account), or at
+//!   least `new_accounts.min_strangers` distinct callees it never had a call with
+//!   (an account created or first seen less than `new_for_s` ago: newness lowers the
+//!   breadth needed, it never suffices);
+//! - **no answer**: at most `sweep.max_answer_ratio` of the finished attempts answered;
+//! - **a sweep's pattern**: at least `sweep.min_short_ratio` of them cancelled before
+//!   answer or after a short ring (or, for a text, sent with no reply) — or, standing in
+//!   for that pattern, behaviour that is suspect by itself: a current imitation finding
+//!   on the account, or a shield / protected-user refusal of it in the window;
+//! - **no counter-evidence**: fewer than `sweep.max_callback_ratio` of the callees called
+//!   or wrote back (reciprocity), and the answered calls do not talk for
+//!   `counter_talk_s` on average while the answer ratio is borderline.
+//!
+//! The score is `breadth × (1 − answer ratio) × pattern × (1 − callback ratio)`, where
+//! breadth is the callees over twice the threshold (capped at 1). A caller with a high
+//! fan-out that is answered (a call centre) fails "no answer" and is never restricted,
+//! whatever its age, network or client. Farms (many new accounts from one network or
+//! device) rest on context alone: always an alert that names no targets.
+//!
+//! Standing: an account is in good standing once it is established (older than
+//! `new_for_s`), or once it has had a call answered — as caller or callee — while no
+//! restricting finding names it. Only accounts in standing teach a family's profile.
+
+use super::*;
+
+/// The counts of one account's attempts in the window (all, or to strangers only).
+#[derive(Default)]
+struct Tally {
+    done: usize,
+    distinct: usize,
+    answered: usize,
+    short: usize,
+    called_back: usize,
+    talk_sum_ms: Millis,
+    talks: usize,
+}
+
+impl Tally {
+    fn of(calls: &VecDeque<Summary>, strangers_only: bool) -> Tally {
+        let mut t = Tally::default();
+        let mut callees = HashSet::new();
+        let mut back = HashSet::new();
+        for s in calls
+            .iter()
+            .filter(|s| s.done && (s.stranger || !strangers_only))
+        {
+            t.done += 1;
+            callees.insert(s.callee);
+            if s.called_back {
+                back.insert(s.callee);
+            }
+            t.answered += usize::from(s.answered);
+            t.short += usize::from(s.short);
+            if let Some(ms) = s.talk_ms {
+                t.talk_sum_ms += ms;
+                t.talks += 1;
+            }
+        }
+        t.distinct = callees.len();
+        t.called_back = back.len();
+        t
+    }
+}
+
+impl Detector {
+    pub(super) fn call_start(&mut self, c: CallStart) {
+        let id = self.next_call;
+        self.next_call += 1;
+        let rec = CallRecord {
+            id,
+            call_id: c.call_id,
+            caller: c.caller,
+            callee: c.callee,
+            source: c.source,
+            transport: c.transport,
+            user_agent: c.user_agent,
+            fingerprint: c.fingerprint,
+            sdp: c.sdp,
+            invite_at: c.at,
+            ringing_at: None,
+            answered_at: None,
+            final_at: c.blocked.then_some(c.at),
+            ended_at: None,
+            status: c.blocked.then_some(403),
+            blocked: c.blocked,
+            message: c.message,
+        };
+        if c.blocked {
+            // final at once; other calls are written at their final response, at the
+            // BYE, or as they are when forgotten or at shutdown (`flush_in_progress`)
+            self.out.push(Output::Call(rec));
+            return;
+        }
+        if !c.message {
+            // (a MESSAGE is not fingerprinted: profiles are of REGISTERs and INVITEs)
+            self.imitation(
+                &rec.caller,
+                &rec.user_agent,
+                (rec.fingerprint, rec.sdp),
+                c.at,
+                Evidence::Call(id),
+            );
+        }
+        self.track_start(&rec, c.at);
+        if c.message {
+            // A text is done once sent on: written now, assessed now.
+            self.finish(&rec, c.at, false, true);
+            self.out.push(Output::Call(rec));
+            return;
+        }
+        if self.live.len() < self.cfg.max_subjects {
+            self.live.insert(c.key, rec);
+        } else {
+            self.overflow += 1;
+            self.out.push(Output::Call(rec)); // not followed: written as it is
+        }
+    }
+
+    /// The attempt joins its caller's window; a call back to anyone who called this
+    /// caller is their counter-evidence.
+    fn track_start(&mut self, rec: &CallRecord, at: Millis) {
+        let p = pair(&rec.caller, &rec.callee);
+        let known = self.pairs.contains(&p);
+        if !known && self.pairs.len() < self.cfg.max_subjects.saturating_mul(4) {
+            self.pairs.insert(p);
+        }
+        // Reciprocity: the callee had called this caller (within its window).
+        if let Some(b) = self.accounts.get_mut(&rec.callee) {
+            let me = h(&rec.caller);
+            for s in b.calls.iter_mut().filter(|s| s.callee == me) {
+                s.called_back = true;
+            }
+        }
+        if !(self.cfg.sweep.enabled || self.cfg.new_accounts.enabled) {
+            return;
+        }
+        let window = secs(self.cfg.sweep.window_s.max(self.cfg.new_accounts.window_s));
+        let callee = h(&rec.callee);
+        let Some(a) = self.account(&rec.caller, at) else {
+            return;
+        };
+        a.calls.push_back(Summary {
+            at,
+            id: rec.id,
+            callee,
+            stranger: !known,
+            done: false,
+            answered: false,
+            short: false,
+            talk_ms: None,
+            called_back: false,
+        });
+        trim(&mut a.calls, |s| s.at, at - window);
+    }
+
+    pub(super) fn call_status(&mut self, key: u64, at: Millis, status: u16) {
+        let Some(rec) = self.live.get_mut(&key) else {
+            return;
+        };
+        if (180..=189).contains(&status) {
+            rec.ringing_at.get_or_insert(at);
+            return;
+        }
+        if status < 200 {
+            return;
+        }
+        let Some(mut rec) = self.live.remove(&key) else {
+            return;
+        };
+        rec.status = Some(status);
+        let answered = (200..300).contains(&status);
+        if answered {
+            rec.answered_at = Some(at);
+        } else {
+            rec.final_at = Some(at);
+        }
+        let short = rec.status == Some(487)
+            && rec
+                .ring_ms()
+                .is_none_or(|r| r <= self.cfg.sweep.short_ring_ms);
+        self.finish(&rec, at, answered, short);
+        // An answered call is written once, at its BYE (or when forgotten, or at
+        // shutdown); any other at its final response.
+        if answered && self.answered.len() < self.cfg.max_subjects {
+            self.answered.insert(rec.call_id.clone(), rec);
+        } else {
+            self.out.push(Output::Call(rec));
+        }
+    }
+
+    pub(super) fn call_end(&mut self, call_id: &str, at: Millis) {
+        let Some(mut rec) = self.answered.remove(call_id) else {
+            return;
+        };
+        rec.ended_at = Some(at);
+        let talk = rec.talk_ms();
+        if let Some(a) = self.accounts.get_mut(&rec.caller) {
+            if let Some(s) = a.calls.iter_mut().rev().find(|s| s.id == rec.id) {
+                s.talk_ms = talk;
+            }
+        }
+        self.out.push(Output::Call(rec));
+    }
+
+    /// An attempt has its outcome: standing, then both detectors.
+    fn finish(&mut self, rec: &CallRecord, at: Millis, answered: bool, short: bool) {
+        if answered {
+            self.earn_standing(&rec.caller.clone());
+            self.earn_standing(&rec.callee.clone());
+        }
+        let Some(a) = self.accounts.get_mut(&rec.caller) else {
+            return;
+        };
+        if let Some(s) = a.calls.iter_mut().rev().find(|s| s.id == rec.id) {
+            s.done = true;
+            s.answered = answered;
+            s.short = short;
+        }
+        if self.cfg.sweep.enabled {
+            self.assess(rec, at, false);
+        }
+        if self.cfg.new_accounts.enabled && self.is_new(&rec.caller, at) {
+            self.assess(rec, at, true);
+        }
+    }
+
+    /// The behavioural test (see the module documentation) over the caller's window:
+    /// all its attempts (`sweep`), or those to strangers (`strangers`).
+    fn assess(&mut self, rec: &CallRecord, at: Millis, strangers: bool) {
+        let cfg = self.cfg.sweep;
+        let (window_s, min) = if strangers {
+            let n = self.cfg.new_accounts;
+            (n.window_s, n.min_strangers)
+        } else {
+            (cfg.window_s, cfg.min_callees)
+        };
+        let since = at - secs(window_s);
+        let Some(a) = self.accounts.get(&rec.caller) else {
+            return;
+        };
+        let t = Tally::of(&a.calls, strangers);
+        if t.distinct < min.max(1) || t.done == 0 {
+            return;
+        }
+        let asr = t.answered as f64 / t.done as f64;
+        let short_ratio = t.short as f64 / t.done as f64;
+        let suspect =
+            self.imitators.contains(&rec.caller) || a.refusals.back().is_some_and(|r| r.0 >= since);
+        let pattern = if suspect { 1.0 } else { short_ratio };
+        let callback = t.called_back as f64 / t.distinct as f64;
+        let acd_s = if t.talks == 0 {
+            0.0
+        } else {
+            t.talk_sum_ms as f64 / t.talks as f64 / 1000.0
+        };
+        // Long conversations on a fair share of the calls (at least half the ratio
+        // allowed) clear an account too.
+        let talked = t.answered > 0
+            && acd_s >= cfg.counter_talk_s as f64
+            && asr * 2.0 > cfg.max_answer_ratio;
+        if asr > cfg.max_answer_ratio
+            || pattern < cfg.min_short_ratio
+            || callback >= cfg.max_callback_ratio
+            || talked
+        {
+            return;
+        }
+        let first = a
+            .calls
+            .iter()
+            .find(|s| s.done && (s.stranger || !strangers))
+            .map_or(at, |s| s.at);
+        let breadth = (t.distinct as f64 / (2 * min.max(1)) as f64).min(1.0);
+        let score = (breadth * (1.0 - asr) * pattern * (1.0 - callback)).clamp(0.0, 1.0);
+        let what = if rec.message { "texts" } else { "calls" };
+        let why = if suspect && short_ratio < cfg.min_short_ratio {
+            "; the account imitates a client or had offers refused"
+        } else {
+            ""
+        };
+        let (kind, resp, summary) = if strangers {
+            (
+                FindingKind::Strangers,
+                self.cfg.new_accounts.strangers_response,
+                format!(
+                    "account created recently: {} {what} to {} users it never had a call with, within {} s: {:.0}% answered, {:.0}% cancelled or unanswered, {:.0}% called back{why}",
+                    t.done, t.distinct, window_s, asr * 100.0, short_ratio * 100.0, callback * 100.0
+                ),
+            )
+        } else {
+            (
+                FindingKind::Sweep,
+                cfg.response,
+                format!(
+                    "{} {what} to {} distinct users in {} s: {:.0}% answered, {:.0}% cancelled before answer or after a short ring, {:.0}% called back{why}",
+                    t.done, t.distinct, window_s, asr * 100.0, short_ratio * 100.0, callback * 100.0
+                ),
+            )
+        };
+        let (caller, newest) = (rec.caller.clone(), rec.id);
+        if resp.action != ActionKind::Alert {
+            self.lose_standing(&caller);
+        }
+        self.raise(
+            kind,
+            Subject::Account(caller.clone()),
+            (first, at),
+            score,
+            move |d, update| {
+                // The attempts it rests on: those of the window that count.
+                let evidence = match d.accounts.get(&caller) {
+                    Some(a) if !update => a
+                        .calls
+                        .iter()
+                        .filter(|s| s.done && (s.stranger || !strangers))
+                        .map(|s| Evidence::Call(s.id))
+                        .collect(),
+                    _ => vec![Evidence::Call(newest)],
+                };
+                (vec![caller], evidence)
+            },
+            summary,
+            resp,
+        );
+    }
+
+    /// `account` behaved in a way that vouches for it: what it was seen to write joins
+    /// the profiles of the families it claimed.
+    pub(super) fn earn_standing(&mut self, account: &str) {
+        if self.restricted.contains(account) || self.standing.contains(account) {
+            return;
+        }
+        if self.standing.len() < self.cfg.max_subjects {
+            self.standing.insert(account.to_string());
+        }
+        for (family, fp, sdp) in self.unvetted.remove(account).unwrap_or_default() {
+            self.learn(&family, account, fp, sdp);
+        }
+    }
+
+    /// A restricting finding names `account`: it teaches nothing from now on, and what
+    /// it taught is forgotten.
+    fn lose_standing(&mut self, account: &str) {
+        self.standing.remove(account);
+        self.unvetted.remove(account);
+        if self.restricted.len() < self.cfg.max_subjects {
+            self.restricted.insert(account.to_string());
+        }
+        for p in self.profiles.values_mut() {
+            for s in p.learned.values_mut().chain(p.sdp.values_mut()) {
+                s.remove(account);
+            }
+        }
+    }
+}
