@@ -1667,6 +1667,70 @@ fn texts_are_observed_like_calls() {
 }
 
 #[test]
+fn a_network_restriction_holds_back_unauthenticated_traffic_not_phones_that_prove_their_account() {
+    let mut h = observing();
+    let office = Peer {
+        addr: SocketAddr::from(([203, 0, 113, 7], 5060)),
+        ..peer(BOB)
+    };
+    let reg = |extra: &str, cseq: u32| {
+        format!("REGISTER sip:example.com SIP/2.0\nVia: SIP/2.0/UDP 203.0.113.7:5060;branch=z9hG4bKoff{cseq}\nMax-Forwards: 70\nFrom: <sip:bob@example.com>;tag=o\nTo: <sip:bob@example.com>\nCall-ID: office-bob\nCSeq: {cseq} REGISTER\nContact: <sip:bob@203.0.113.7:5060>\n{extra}{PHONE}Content-Length: 0\n\n")
+    };
+    let creds = |nonce: &str, password: &str| {
+        let resp = digest(
+            Algorithm::Md5,
+            password,
+            nonce,
+            "REGISTER",
+            "sip:example.com",
+            "00000001",
+        );
+        format!("Authorization: Digest username=\"bob\", realm=\"example.com\", nonce=\"{nonce}\", uri=\"sip:example.com\", response=\"{resp}\", algorithm=MD5, qop=auth, nc=00000001, cnonce=\"cn\"\n")
+    };
+    // the phone registers (it keeps the nonce, as phones do)
+    h.send(office, &reg("", 1));
+    let nonce = nonce_of(&h.take().pop().unwrap().1, "MD5");
+    h.send(office, &reg(&creds(&nonce, "bob"), 2));
+    assert_eq!(status(&h.take().pop().unwrap().1), 200);
+    // its network is blocked (a scanner beside it), and long enough passes that its
+    // address is no longer proven and its nonce is stale
+    h.ep.restrict(palisade_detect::Restriction {
+        subject: palisade_detect::Subject::Network(palisade_detect::Network::of(office.addr.ip())),
+        until: 1_800_000_000_000 + 7_200_000,
+        per_minute: None,
+        finding: 4,
+    });
+    h.advance(Duration::from_secs(700));
+    h.take();
+    // unauthenticated: refused, no challenge
+    h.send(office, &reg("", 3));
+    assert_eq!(status(&h.take().pop().unwrap().1), 403);
+    // a wrong password: refused, no challenge
+    h.send(office, &reg(&creds(&nonce, "guess"), 4));
+    assert_eq!(status(&h.take().pop().unwrap().1), 403);
+    // the right password on the stale nonce: a stale challenge, then served
+    h.send(office, &reg(&creds(&nonce, "bob"), 5));
+    let ch = h.take().pop().unwrap().1;
+    assert_eq!(status(&ch), 401);
+    let fresh = nonce_of(&ch, "MD5");
+    h.send(office, &reg(&creds(&fresh, "bob"), 6));
+    assert_eq!(
+        status(&h.take().pop().unwrap().1),
+        200,
+        "the phone keeps its service"
+    );
+    // credentials that are not checked (a foreign caller) do not open the network
+    let other = Peer {
+        addr: SocketAddr::from(([203, 0, 113, 9], 5060)),
+        ..peer(BOB)
+    };
+    h.send(other, &format!("OPTIONS sip:bob@example.com SIP/2.0\nVia: SIP/2.0/UDP 203.0.113.9:5060;branch=z9hG4bKfo1\nMax-Forwards: 70\nFrom: <sip:eve@elsewhere.example>;tag=e\nTo: <sip:bob@example.com>\nCall-ID: foreign\nCSeq: 1 OPTIONS\nProxy-Authorization: Digest username=\"eve\", realm=\"example.com\", nonce=\"x\", uri=\"sip:bob@example.com\", response=\"0\"\n{PHONE}Content-Length: 0\n\n"));
+    let out = h.take();
+    assert!(out.iter().all(|o| o.0 == other), "nothing is forwarded");
+    assert_eq!(status(&out.last().unwrap().1), 403);
+}
+
+#[test]
 fn probing_is_observed() {
     use palisade_detect::{Observation as O, ProbeKind};
     let mut h = observing();

@@ -74,7 +74,7 @@ impl Endpoint {
                 ),
                 None => {}
             }
-            return Err(self.challenge(now, &ch, false));
+            return Err(self.challenge_unless_restricted(now, &ch));
         };
         let g = |n: &str| c.get(n).unwrap_or(Cow::Borrowed(""));
         let (username, realm, nonce, uri, response, algorithm, qop, nc, cnonce) = (
@@ -105,7 +105,7 @@ impl Endpoint {
             &algorithm
         });
         if used.is_some_and(|a| !self.cfg.algorithms.contains(&a)) {
-            return Err(self.challenge(now, &ch, false));
+            return Err(self.challenge_unless_restricted(now, &ch));
         }
         let cred = self.dir.users.get(username.as_ref());
         let verdict = self.auth.verify(now, method, &d, cred, &self.cfg.domain);
@@ -160,6 +160,15 @@ impl Endpoint {
                 Err(Decision::Reply(403, "Forbidden", vec![]))
             }
         }
+    }
+
+    /// A fresh challenge, unless the request's source network is restricted (then only
+    /// a correct password earns a `stale` challenge; see `Handling::network_restricted`).
+    fn challenge_unless_restricted(&mut self, now: Instant, ch: &Challenge<'_>) -> Decision {
+        if self.handling.network_restricted {
+            return Decision::Reply(403, "Forbidden: blocked by campaign detection", vec![]);
+        }
+        self.challenge(now, ch, false)
     }
 
     pub(super) fn challenge(&mut self, now: Instant, ch: &Challenge<'_>, stale: bool) -> Decision {

@@ -98,6 +98,10 @@ struct Handling {
     fingerprint: u64,
     /// A restriction refused it (the finding's number).
     blocked: Option<u64>,
+    /// Its source network is restricted, but it carries credentials: only credentials
+    /// that verify get it served (authenticated traffic is budgeted per account); no
+    /// fresh challenge is given to it, except `stale` to a correct password.
+    network_restricted: bool,
 }
 
 /// Proof, returned by [`Endpoint::check_auth`], that a request carried valid digest
@@ -315,6 +319,7 @@ impl Endpoint {
             transport: from.transport.param(),
             fingerprint: 0,
             blocked: None,
+            network_restricted: false,
         };
         self.handle_message(now, from, bytes);
         self.handling = Handling::default();
@@ -446,10 +451,16 @@ impl Endpoint {
                 if let Some(Decision::Reply(status, reason, extra)) =
                     self.network_refusal(now, from.addr.ip())
                 {
-                    debug!(method = %method, peer = %from.addr, status, "refused: the source network is restricted");
-                    let bytes = self.build_response(&msg, status, reason, extra);
-                    self.send_answer(from, bytes);
-                    return;
+                    // A network restriction is a per-address budget: it holds back
+                    // unauthenticated traffic, not a phone that proves its account.
+                    if credentials() {
+                        self.handling.network_restricted = true;
+                    } else {
+                        debug!(method = %method, peer = %from.addr, status, "refused: the source network is restricted");
+                        let bytes = self.build_response(&msg, status, reason, extra);
+                        self.send_answer(from, bytes);
+                        return;
+                    }
                 }
             }
         }
@@ -538,6 +549,14 @@ impl Endpoint {
     /// its answer here, before any branch exists.
     fn decide(&mut self, now: Instant, from: Peer, msg: &mut Message<'_>, raw: &[u8]) -> Decision {
         let d = self.route(now, from, msg, raw);
+        if self.handling.network_restricted
+            && self.handling.authenticated.is_none()
+            && !matches!(d, Decision::Reply(401 | 403 | 407, ..))
+        {
+            // from a restricted network, only what authenticated is served (a 401/407
+            // here is the `stale` challenge to a correct password)
+            return Decision::Reply(403, "Forbidden: blocked by campaign detection", vec![]);
+        }
         if !matches!(d, Decision::Forward(..)) {
             return d;
         }

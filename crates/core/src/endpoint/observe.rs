@@ -255,7 +255,11 @@ impl Endpoint {
     /// The request's source network is restricted: every request from it is refused,
     /// except from an address that answered a digest challenge correctly in the last
     /// ten minutes (an office on the same /24 as a scanner keeps its service; a scanner
-    /// cannot prove an address without a password).
+    /// cannot prove an address without a password). A request that carries credentials
+    /// is not refused here: it is authenticated, served only if they verify (a correct
+    /// password on a stale nonce gets its `stale` challenge), refused with 403 and no
+    /// fresh challenge otherwise — a network restriction is a budget for
+    /// unauthenticated traffic; authenticated traffic is restricted per account.
     pub(super) fn network_refusal(&mut self, now: Instant, ip: IpAddr) -> Option<Decision> {
         if self.restrictions.is_empty() || self.budget.is_proven(now, ip) {
             return None;
