@@ -333,8 +333,9 @@ fn campaign(day_one: bool) {
         answered >= 90,
         "most legitimate calls answered ({answered})"
     );
+    // (aged: 6 accounts × 50 calls; day one: 15 × 20, flagged after 10 strangers)
     assert!(
-        refused_after_detection >= 100,
+        refused_after_detection >= if day_one { 60 } else { 150 },
         "the campaign was stopped while it ran: {refused_after_detection} of 300 calls refused"
     );
 
