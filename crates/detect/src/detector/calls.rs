@@ -45,12 +45,15 @@ struct Tally {
 }
 
 impl Tally {
-    fn of(calls: &VecDeque<Summary>, strangers_only: bool) -> Tally {
+    /// Over the attempts since `since` (newest first: the window is the deque's tail).
+    fn of(calls: &VecDeque<Summary>, strangers_only: bool, since: Millis) -> Tally {
         let mut t = Tally::default();
         let mut callees = HashSet::new();
         let mut back = HashSet::new();
         for s in calls
             .iter()
+            .rev()
+            .take_while(|s| s.at >= since)
             .filter(|s| s.done && (s.stranger || !strangers_only))
         {
             t.done += 1;
@@ -247,7 +250,7 @@ impl Detector {
         let Some(a) = self.accounts.get(&rec.caller) else {
             return;
         };
-        let t = Tally::of(&a.calls, strangers);
+        let t = Tally::of(&a.calls, strangers, since);
         if t.distinct < min.max(1) || t.done == 0 {
             return;
         }
@@ -277,7 +280,7 @@ impl Detector {
         let first = a
             .calls
             .iter()
-            .find(|s| s.done && (s.stranger || !strangers))
+            .find(|s| s.at >= since && s.done && (s.stranger || !strangers))
             .map_or(at, |s| s.at);
         let breadth = (t.distinct as f64 / (2 * min.max(1)) as f64).min(1.0);
         let score = (breadth * (1.0 - asr) * pattern * (1.0 - callback)).clamp(0.0, 1.0);
@@ -321,7 +324,7 @@ impl Detector {
                     Some(a) if !update => a
                         .calls
                         .iter()
-                        .filter(|s| s.done && (s.stranger || !strangers))
+                        .filter(|s| s.at >= since && s.done && (s.stranger || !strangers))
                         .map(|s| Evidence::Call(s.id))
                         .collect(),
                     _ => vec![Evidence::Call(newest)],

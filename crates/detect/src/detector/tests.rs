@@ -756,3 +756,20 @@ fn a_farm_is_an_alert_whatever_the_configuration() {
         .any(|o| matches!(o, Output::Finding(f) if f.kind == FindingKind::Farm)));
     assert!(!out.iter().any(|o| matches!(o, Output::Restrict(_))));
 }
+
+#[test]
+fn a_sweep_is_judged_within_its_own_window() {
+    // 25 short rings, one every 100 s: never 20 within the sweep's 600 s
+    let mut s = Sim::new();
+    for i in 0..25 {
+        s.call(
+            T0 + i * 100_000,
+            "old1",
+            &format!("old{}", 100 + i),
+            "203.0.113.6:5060",
+            None,
+            500,
+        );
+    }
+    assert!(s.findings.is_empty(), "{:?}", s.kinds());
+}
