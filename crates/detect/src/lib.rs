@@ -8,15 +8,18 @@
 //! response is not `alert`, a [`Restriction`] that the core applies to later requests.
 //!
 //! Detectors (see [`Config`] for every threshold and window):
-//! - **ring-and-cancel sweep** (`sweep`): an account whose calls reach many distinct
-//!   callees, mostly cancelled before answer or after a short ring; the answer ratio is
-//!   the counter-evidence (a call centre is answered most of the time);
-//! - **new account calling strangers** (`strangers`): an account created recently that
-//!   calls many users it has never called nor been called by;
+//! - **ring-and-cancel sweep** (`sweep`): an account whose calls (and texts) reach many
+//!   distinct callees, mostly cancelled before answer or after a short ring, with no
+//!   counter-evidence (answers, talk, callees calling back): a call centre is answered
+//!   most of the time and is never restricted;
+//! - **new account calling strangers** (`strangers`): the same behavioural test over the
+//!   calls of an account created recently to users it never had a call with; newness
+//!   only lowers the breadth needed (see `detector/calls.rs` for the scoring);
 //! - **account farm** (`farm`): many new accounts first seen from one network (/24, /64)
-//!   or one device fingerprint in a short time;
+//!   or one device fingerprint in a short time — context, so always an alert;
 //! - **imitation** (`imitation`): a client that claims a User-Agent family whose known
-//!   wire fingerprints ([`fingerprint`]) do not include its own;
+//!   wire fingerprints ([`fingerprint`]) and offer habits do not include its own, whatever
+//!   its account's age (profiles are shipped, or learned from accounts in good standing);
 //! - **scanners** (`scanner`, `enumeration`, `password-guessing`, `flood`): known scanner
 //!   signatures, many user names probed, authentication failures, answer-budget floods,
 //!   per source network;

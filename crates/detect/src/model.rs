@@ -554,8 +554,8 @@ pub struct NewAccountConfig {
     /// call with before, in either direction (and whose calls look like a sweep: the
     /// behavioural test of [`SweepConfig`] applies to them).
     pub min_strangers: usize,
-    /// Response to a farm: always `alert` (a farm is context, not behaviour; another
-    /// action here is refused when the configuration is read).
+    /// Response to a farm: always taken as `alert` (a farm is context, not behaviour:
+    /// another action here is ignored; only the duration is used).
     pub farm_response: Response,
     /// Response to a new account calling strangers.
     pub strangers_response: Response,
