@@ -26,6 +26,9 @@ pub fn signer(
     origin: &str,
     create: bool,
 ) -> anyhow::Result<NoteSigner> {
+    if key.is_none() && !create {
+        crate::datadir::present(data_dir)?;
+    }
     let path = key.map_or_else(|| key_path(data_dir), Path::to_path_buf);
     let s = seed(&path, create && key.is_none()).map_err(|e| {
         if e.downcast_ref::<std::io::Error>()
@@ -236,6 +239,14 @@ pub fn verify(
     opts: &VerifyOpts,
 ) -> anyhow::Result<()> {
     let (last, required) = (opts.last.as_deref(), opts.required);
+    match &opts.dir {
+        Some(d) if !d.exists() => bail!(
+            "{}: no such file or directory (the log to verify: a copy, an export or a data directory)",
+            d.display()
+        ),
+        Some(_) => {}
+        None => crate::datadir::present(data_dir)?,
+    }
     let key = verifier(data_dir, cfg, opts.key.as_deref())?;
     let wkeys = opts
         .witnesses

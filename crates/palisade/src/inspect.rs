@@ -1,7 +1,7 @@
 //! `palisade inspect`: one message in, one verdict out: the message layer (parser,
 //! sanity checks) and then the shield, exactly as the proxy applies them.
 use palisade_shield::{Dropped, Policy, Residual};
-use palisade_sip::{parse_datagram, sanity, Limits, Message, StartLine};
+use palisade_sip::{parse_datagram, sanity, ErrorKind, Limits, Message, StartLine};
 use serde_json::{json, Value};
 
 pub enum Outcome {
@@ -44,8 +44,11 @@ pub fn inspect(file: &str, bytes: &[u8], limits: &Limits, policy: Option<&Policy
     let outcome = match parse_datagram(bytes, limits) {
         Err(e) => Outcome::Reject {
             status: (!e.is_response).then(|| e.status()),
-            reason: e.kind.to_string(),
-            offset: Some(e.offset),
+            reason: match bare_lf(bytes, &e.kind) {
+                Some(_) => "bare LF line end: SIP needs CRLF line endings (\\r\\n), so no empty line ends the header section; convert the file (unix2dos, or sed 's/$/\\r/')".to_string(),
+                None => e.kind.to_string(),
+            },
+            offset: Some(bare_lf(bytes, &e.kind).unwrap_or(e.offset)),
             header: e.header.clone(),
             action: if e.is_response { "drop" } else { "answer" },
             sha256: None,
@@ -92,6 +95,15 @@ pub fn inspect(file: &str, bytes: &[u8], limits: &Limits, policy: Option<&Policy
         file: file.to_string(),
         outcome,
     }
+}
+
+/// Where the first bare LF line end is, when a header section did not end for want of
+/// CRLF line ends (a file saved with LF, the usual way to write one by hand).
+fn bare_lf(bytes: &[u8], kind: &ErrorKind) -> Option<usize> {
+    if *kind != ErrorKind::NoHeaderEnd {
+        return None;
+    }
+    (0..bytes.len()).find(|&i| bytes[i] == b'\n' && (i == 0 || bytes[i - 1] != b'\r'))
 }
 
 fn accepted(m: &Message<'_>, dropped: Vec<Dropped>, residual: Option<Residual>) -> Outcome {

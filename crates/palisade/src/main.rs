@@ -15,10 +15,12 @@ use clap::{Parser, Subcommand};
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod config;
+mod datadir;
 mod evidence;
 mod inspect;
 mod report;
 mod serve;
+mod term;
 mod users;
 mod witness;
 
@@ -54,15 +56,27 @@ impl DbArgs {
             self.domain.clone().unwrap_or(cfg.server.domain),
         ))
     }
+
+    /// [`DbArgs::resolve`] for a command that reads: the database must be there.
+    fn existing(&self) -> anyhow::Result<(PathBuf, String)> {
+        let (d, dom) = self.resolve()?;
+        datadir::existing(&d)?;
+        Ok((d, dom))
+    }
 }
 
 #[derive(Subcommand)]
 enum UserCmd {
-    /// Add an account (only HA1 digests of the password are stored).
+    /// Add an account (only HA1 digests of the password are stored). The password: asked
+    /// on the terminal (twice, without echo) unless given; or one line of standard input.
     Add {
         name: String,
+        /// The password on the command line (visible to other users in `ps`).
+        #[arg(long, conflicts_with = "password_stdin")]
+        password: Option<String>,
+        /// Read the password from the first line of standard input.
         #[arg(long)]
-        password: String,
+        password_stdin: bool,
         #[command(flatten)]
         db: DbArgs,
     },
@@ -242,6 +256,16 @@ enum EvidenceCmd {
 }
 
 #[derive(Subcommand)]
+enum ConfigCmd {
+    /// Parse and check a configuration file as `palisade serve` does before it starts
+    /// (keys, values, relations between keys, listeners, TLS and key files): prints `ok`
+    /// or the error (exit status 1).
+    Check { file: PathBuf },
+    /// Print the default configuration: every key with its default value, commented.
+    Defaults,
+}
+
+#[derive(Subcommand)]
 enum Command {
     /// Run the registrar and proxy.
     Serve {
@@ -297,6 +321,9 @@ enum Command {
     /// The signed evidence log.
     #[command(subcommand)]
     Evidence(EvidenceCmd),
+    /// Check a configuration file, or print the defaults.
+    #[command(subcommand)]
+    Config(ConfigCmd),
     /// Show what the server would do with each message: accepted (with its canonical
     /// form) or rejected (with the status code, reason and byte offset).
     ///
@@ -331,12 +358,18 @@ pub(crate) fn now_ms() -> i64 {
 }
 
 fn fail(e: anyhow::Error) -> ExitCode {
-    eprintln!("palisade: {e:#}");
+    eprintln!("palisade: {}", datadir::error_text(&e));
     ExitCode::from(1)
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if !matches!(
+        cli.command,
+        Command::Serve { .. } | Command::Evidence(EvidenceCmd::Witness { .. })
+    ) {
+        term::die_quietly_on_closed_pipe();
+    }
     match cli.command {
         Command::Serve {
             config: path,
@@ -401,10 +434,20 @@ fn main() -> ExitCode {
         }
         Command::User(cmd) => {
             let r = match cmd {
-                UserCmd::Add { name, password, db } => db
-                    .resolve()
-                    .and_then(|(d, dom)| users::add(&d, &name, &password, &dom)),
-                UserCmd::Remove { name, db } => db.resolve().and_then(|(d, dom)| {
+                UserCmd::Add {
+                    name,
+                    password,
+                    password_stdin,
+                    db,
+                } => db.resolve().and_then(|(d, dom)| {
+                    let password = match password {
+                        Some(p) => p,
+                        None if password_stdin => term::read_line_stdin("password")?,
+                        None => term::new_password(&format!("{name}@{dom}"))?,
+                    };
+                    users::add(&d, &name, &password, &dom)
+                }),
+                UserCmd::Remove { name, db } => db.existing().and_then(|(d, dom)| {
                     if users::remove(&d, &name, &dom)? {
                         Ok(())
                     } else {
@@ -412,13 +455,13 @@ fn main() -> ExitCode {
                     }
                 }),
                 UserCmd::List { json, db } => db
-                    .resolve()
+                    .existing()
                     .and_then(|(d, _)| users::list(&d, db.domain.as_deref(), json)),
                 UserCmd::Import { file, db } => db
                     .resolve()
                     .and_then(|(d, dom)| users::import(&d, &file, &dom).map(|_| ())),
                 UserCmd::Protect { name, off, db } => db
-                    .resolve()
+                    .existing()
                     .and_then(|(d, dom)| users::protect(&d, &name, &dom, !off)),
                 UserCmd::Allow {
                     name,
@@ -426,13 +469,13 @@ fn main() -> ExitCode {
                     remove,
                     db,
                 } => db
-                    .resolve()
+                    .existing()
                     .and_then(|(d, dom)| users::allow(&d, &name, &caller, &dom, !remove)),
             };
             r.map(|_| ExitCode::SUCCESS).unwrap_or_else(fail)
         }
         Command::Registrations { json, db } => db
-            .resolve()
+            .existing()
             .and_then(|(d, _)| users::registrations(&d, json))
             .map(|_| ExitCode::SUCCESS)
             .unwrap_or_else(fail),
@@ -442,7 +485,7 @@ fn main() -> ExitCode {
             user,
             db,
         } => db
-            .resolve()
+            .existing()
             .and_then(|(d, _)| report::calls(&d, since.as_deref(), user.as_deref(), json))
             .map(|_| ExitCode::SUCCESS)
             .unwrap_or_else(fail),
@@ -454,7 +497,7 @@ fn main() -> ExitCode {
             };
             report::Format::of(a.json, a.csv)
                 .and_then(|f| {
-                    let (d, _) = a.db.resolve()?;
+                    let (d, _) = a.db.existing()?;
                     match which {
                         0 => report::findings(&d, a.since.as_deref(), f),
                         1 => report::targets(&d, a.since.as_deref(), f),
@@ -471,7 +514,7 @@ fn main() -> ExitCode {
             db,
         }) => {
             let r = config::load(db.config.as_ref()).and_then(|cfg| {
-                let (d, _) = db.resolve()?;
+                let (d, _) = db.existing()?;
                 let hook = webhook.or(cfg.notify.webhook.clone());
                 report::notify(
                     &d,
@@ -544,6 +587,13 @@ fn main() -> ExitCode {
                 }
             };
             r.map(|_| ExitCode::SUCCESS).unwrap_or_else(fail)
+        }
+        Command::Config(ConfigCmd::Check { file }) => config::check_file(&file)
+            .map(|_| ExitCode::SUCCESS)
+            .unwrap_or_else(fail),
+        Command::Config(ConfigCmd::Defaults) => {
+            print!("{}", config::defaults_toml());
+            ExitCode::SUCCESS
         }
         Command::Inspect {
             files,

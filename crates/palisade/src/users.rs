@@ -4,7 +4,9 @@ use std::path::Path;
 
 use anyhow::{bail, Context};
 use palisade_core::Credential;
-use palisade_store::{SqliteStore, Storage, UserRow};
+use palisade_store::{Storage, UserRow};
+
+use crate::datadir::{open, open_existing};
 
 /// A SIP user part we accept for an account: unreserved characters and the few
 /// user-unreserved ones that cannot confuse a URI.
@@ -21,6 +23,9 @@ pub fn row(name: &str, password: &str, domain: &str) -> anyhow::Result<UserRow> 
     }
     if password.is_empty() {
         bail!("empty password for {name}");
+    }
+    if domain.is_empty() {
+        bail!("no domain for {name} (give --domain or server.domain)");
     }
     if !valid_name(domain)
         && !domain
@@ -41,14 +46,14 @@ pub fn row(name: &str, password: &str, domain: &str) -> anyhow::Result<UserRow> 
 
 pub fn add(dir: &Path, name: &str, password: &str, domain: &str) -> anyhow::Result<()> {
     let r = row(name, password, domain)?;
-    let mut s = SqliteStore::open(dir)?;
+    let mut s = open(dir)?;
     s.add_user(&r)?;
     println!("added {name}@{domain}");
     Ok(())
 }
 
 pub fn remove(dir: &Path, name: &str, domain: &str) -> anyhow::Result<bool> {
-    let mut s = SqliteStore::open(dir)?;
+    let mut s = open_existing(dir)?;
     let removed = s.remove_user(name, domain)?;
     if removed {
         println!("removed {name}@{domain}");
@@ -59,7 +64,7 @@ pub fn remove(dir: &Path, name: &str, domain: &str) -> anyhow::Result<bool> {
 }
 
 pub fn list(dir: &Path, domain: Option<&str>, json: bool) -> anyhow::Result<()> {
-    let s = SqliteStore::open(dir)?;
+    let s = open_existing(dir)?;
     let prot = s.protections(domain)?;
     for u in s.list_users(domain)? {
         let p = prot
@@ -92,7 +97,7 @@ pub fn list(dir: &Path, domain: Option<&str>, json: bool) -> anyhow::Result<()> 
 
 /// `palisade user protect NAME [--off]`.
 pub fn protect(dir: &Path, name: &str, domain: &str, on: bool) -> anyhow::Result<()> {
-    let mut s = SqliteStore::open(dir)?;
+    let mut s = open_existing(dir)?;
     if !s.set_protected(name, domain, on)? {
         bail!("no user {name}@{domain}");
     }
@@ -112,7 +117,14 @@ pub fn allow(dir: &Path, name: &str, caller: &str, domain: &str, add: bool) -> a
             "invalid caller {caller:?}: a local account name (letters, digits and -_.!~*'()&=+$)"
         );
     }
-    let mut s = SqliteStore::open(dir)?;
+    let mut s = open_existing(dir)?;
+    // An allow-list names local accounts: a name that is none would never match a caller
+    // (a typo, or an account not created yet).
+    if add && !s.list_users(Some(domain))?.iter().any(|u| u.name == caller) {
+        bail!(
+            "no user {caller}@{domain}: an allow-list holds local accounts (see palisade user list; add it with palisade user add {caller})"
+        );
+    }
     if !s.set_allowed(name, domain, caller, add)? {
         if add {
             bail!("no user {name}@{domain}");
@@ -168,11 +180,18 @@ pub fn import(dir: &Path, file: &Path, default_domain: &str) -> anyhow::Result<u
                 f.len()
             );
         }
-        let domain = if with_domain {
-            f[2].trim()
-        } else {
-            default_domain
+        // An empty domain column means the default one (--domain, or server.domain).
+        let domain = match f.get(2).map(|d| d.trim()) {
+            Some(d) if with_domain && !d.is_empty() => d,
+            _ => default_domain,
         };
+        if domain.is_empty() {
+            bail!(
+                "{}: line {n}: no domain for {}: the domain column is empty and no --domain or server.domain gives one; nothing imported",
+                file.display(),
+                f[0].trim()
+            );
+        }
         // An account carried over from another system keeps its age (the campaign
         // detectors treat young accounts differently).
         let created = if with_created {
@@ -200,21 +219,25 @@ pub fn import(dir: &Path, file: &Path, default_domain: &str) -> anyhow::Result<u
         }
         rows.push(r);
     }
-    let mut s = SqliteStore::open(dir)?;
+    let mut s = open(dir)?;
     let n = s
         .import_users(&rows)
         .map_err(|e| anyhow::anyhow!("{e}; nothing imported"))?;
-    println!("imported {n} users");
+    println!("imported {n} {}", if n == 1 { "user" } else { "users" });
     Ok(n)
 }
 
 pub fn registrations(dir: &Path, json: bool) -> anyhow::Result<()> {
-    let s = SqliteStore::open(dir)?;
+    let s = open_existing(dir)?;
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0);
-    for b in s.load_bindings(now)? {
+    let bindings = s.load_bindings(now)?;
+    if bindings.is_empty() && !json {
+        println!("no live registrations");
+    }
+    for b in bindings {
         let left = b.expires - now;
         if json {
             println!(

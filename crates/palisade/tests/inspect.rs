@@ -271,3 +271,49 @@ fn policy_comes_from_the_config_file() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("shield.unknown_attributes"));
     let _ = std::fs::remove_file(&cfg);
 }
+
+/// A message written by hand in an editor has LF line ends: the verdict says that SIP
+/// needs CRLF, not only that the header section never ends.
+#[test]
+fn bare_lf_line_ends_are_named() {
+    let lf = "OPTIONS sip:bob@example.com SIP/2.0\nVia: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bK1\nMax-Forwards: 70\nFrom: <sip:a@example.com>;tag=1\nTo: <sip:bob@example.com>\nCall-ID: lf\nCSeq: 1 OPTIONS\nContent-Length: 0\n\n";
+    let mut child = bin()
+        .args(["inspect", "--json", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(lf.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let v = json_lines(&out.stdout);
+    let reason = v[0]["reason"].as_str().unwrap();
+    assert!(reason.contains("SIP needs CRLF"), "{reason}");
+    assert_eq!(v[0]["offset"], 35, "the first bare LF");
+    // the same message with CRLF is accepted
+    let crlf = lf.replace('\n', "\r\n");
+    let mut child = bin()
+        .args(["inspect", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(crlf.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}

@@ -105,3 +105,116 @@ fn the_corpus_extraction_script_recovers_every_message() {
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("selftest: ok"));
 }
+
+/// The `[name]` keywords of a SIPp scenario that are not SIPp's own: each needs a
+/// `-key name value` on the command line (SIPp leaves an unknown one unreplaced).
+fn scenario_keys(xml: &str) -> std::collections::BTreeSet<String> {
+    const BUILTIN: &[&str] = &[
+        "authentication",
+        "branch",
+        "call_id",
+        "call_number",
+        "cseq",
+        "len",
+        "local_ip",
+        "local_ip_type",
+        "local_port",
+        "media_ip",
+        "media_ip_type",
+        "media_port",
+        "next_url",
+        "peer_tag_param",
+        "pid",
+        "remote_ip",
+        "remote_port",
+        "routes",
+        "service",
+        "transport",
+    ];
+    // comments describe the scenario; only what it sends counts
+    let mut text = String::new();
+    let mut rest = xml;
+    while let Some(i) = rest.find("<!--") {
+        text.push_str(&rest[..i]);
+        rest = rest[i..].find("-->").map_or("", |j| &rest[i + j + 3..]);
+    }
+    text.push_str(rest);
+    let mut keys = std::collections::BTreeSet::new();
+    for part in text.split('[').skip(1) {
+        let Some(word) = part.split(']').next() else {
+            continue;
+        };
+        let plain = !word.is_empty()
+            && word
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b == b'_' || b.is_ascii_digit());
+        if plain
+            && !BUILTIN.contains(&word)
+            && !word.starts_with("field")
+            && !word.starts_with("last_")
+            && !word.bytes().all(|b| b.is_ascii_digit())
+        {
+            keys.insert(word.to_string());
+        }
+    }
+    keys
+}
+
+/// What a new user reads in the README works as written: the SIPp lines give every
+/// `-key` their scenario uses, the binary is reachable, the configuration commands exist.
+#[test]
+fn the_readme_commands_are_complete() {
+    let root = root();
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    // logical lines (backslash continuations joined)
+    let joined = readme.replace("\\\n", " ");
+    let mut checked = Vec::new();
+    for line in joined.lines() {
+        let t = line.trim();
+        if !t.starts_with("sipp ") {
+            continue;
+        }
+        let Some(sf) = t.split_whitespace().skip_while(|w| *w != "-sf").nth(1) else {
+            continue;
+        };
+        let xml = std::fs::read_to_string(root.join(sf))
+            .unwrap_or_else(|e| panic!("README names scenario {sf}: {e}"));
+        let words: Vec<&str> = t.split_whitespace().collect();
+        let given: Vec<&str> = words
+            .windows(2)
+            .filter(|w| w[0] == "-key")
+            .map(|w| w[1])
+            .collect();
+        for k in scenario_keys(&xml) {
+            assert!(
+                given.contains(&k.as_str()),
+                "README: `{t}` lacks -key {k} (used by {sf})"
+            );
+        }
+        checked.push(sf.to_string());
+    }
+    for s in ["register.xml", "uac.xml", "uas.xml"] {
+        assert!(
+            checked.iter().any(|c| c.ends_with(s)),
+            "a SIPp line with {s}: {checked:?}"
+        );
+    }
+    assert_eq!(
+        scenario_keys(
+            &std::fs::read_to_string(root.join("bench/harness/scenarios/register.xml")).unwrap()
+        )
+        .into_iter()
+        .collect::<Vec<_>>(),
+        ["contact_host", "contact_port", "domain", "expires"]
+    );
+    for needle in [
+        "cargo install --path crates/palisade",
+        "target/release/palisade",
+        "palisade config check",
+        "palisade config defaults",
+        "--password-stdin",
+        "audio_source    aufile,",
+    ] {
+        assert!(readme.contains(needle), "README: {needle}");
+    }
+}

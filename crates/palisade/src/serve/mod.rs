@@ -553,6 +553,7 @@ impl Shell {
 
 pub async fn run(cfg: FileConfig, listens: Vec<Listen>) -> anyhow::Result<()> {
     let mut core_cfg = cfg.core(&listens)?;
+    crate::datadir::prepare(&cfg.server.data_dir)?;
     core_cfg.route_key = Some(route_key(&cfg.server.data_dir)?);
     if cfg.server.advertise.is_none() && listens.iter().any(|l| l.addr.ip().is_unspecified()) {
         warn!("listening on an unspecified address without server.advertise / --advertise: Via and Record-Route will say 127.0.0.1, which only local clients can reach");
@@ -560,8 +561,7 @@ pub async fn run(cfg: FileConfig, listens: Vec<Listen>) -> anyhow::Result<()> {
     let domain = core_cfg.domain.clone();
     let limits = core_cfg.limits.clone();
     let data_dir = cfg.server.data_dir.clone();
-    let store = SqliteStore::open(&data_dir)
-        .with_context(|| format!("opening the database in {}", data_dir.display()))?;
+    let store = crate::datadir::open(&data_dir)?;
     let now = Instant::now();
     // A contained panic is logged by the shell with its context; the default hook's
     // stderr report is kept for the first ten and then for every power of two, so that
@@ -590,8 +590,7 @@ pub async fn run(cfg: FileConfig, listens: Vec<Listen>) -> anyhow::Result<()> {
         }
     }
     let detector = if cfg.detect.enabled {
-        let records = SqliteStore::open_records(&data_dir)
-            .with_context(|| format!("opening the records in {}", data_dir.display()))?;
+        let records = crate::datadir::open_records(&data_dir)?;
         let (d, restrictions) = prepare(&cfg.detect, &store, &records)?;
         let n = restrictions.len();
         for r in &restrictions {

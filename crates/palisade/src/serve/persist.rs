@@ -52,6 +52,7 @@ pub(super) fn users_of(
     domain: &str,
     cfg: &ConfigProtected,
 ) -> anyhow::Result<Vec<User>> {
+    warn_unserved(store, domain);
     let prot = store.protections(Some(domain))?;
     Ok(store
         .list_users(Some(domain))?
@@ -77,6 +78,44 @@ pub(super) fn users_of(
             }
         })
         .collect())
+}
+
+/// Most accounts one warning line names.
+const UNSERVED_NAMED: usize = 20;
+
+/// Accounts of the database the server does not serve (their domain is not
+/// `server.domain`, or they have none): one warning line that names them (at most
+/// [`UNSERVED_NAMED`]) and says why, at start and at each reload, so that `users=5` after
+/// an import of 8 does not go unexplained.
+fn warn_unserved(store: &SqliteStore, domain: &str) {
+    let Ok(all) = store.list_users(None) else {
+        return;
+    };
+    let skipped: Vec<_> = all.iter().filter(|u| u.domain != domain).collect();
+    if skipped.is_empty() {
+        return;
+    }
+    let without = skipped.iter().filter(|u| u.domain.is_empty()).count();
+    let mut names: Vec<String> = skipped
+        .iter()
+        .take(UNSERVED_NAMED)
+        .map(|u| format!("{}@{}", u.name, u.domain))
+        .collect();
+    if skipped.len() > UNSERVED_NAMED {
+        names.push(format!("and {} more", skipped.len() - UNSERVED_NAMED));
+    }
+    warn!(
+        accounts = skipped.len(),
+        without_domain = without,
+        served = domain,
+        "accounts not served, their domain is not server.domain{}: {}",
+        if without > 0 {
+            " (those ending in @ have none: remove them and add them again with --domain)"
+        } else {
+            ""
+        },
+        names.join(", ")
+    );
 }
 
 /// What the core thread hands to the storage thread.
