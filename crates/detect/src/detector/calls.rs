@@ -48,8 +48,8 @@ impl Tally {
     /// Over the attempts since `since` (newest first: the window is the deque's tail).
     fn of(calls: &VecDeque<Summary>, strangers_only: bool, since: Millis) -> Tally {
         let mut t = Tally::default();
-        let mut callees = HashSet::new();
-        let mut back = HashSet::new();
+        let mut callees = HashSet::default();
+        let mut back = HashSet::default();
         for s in calls
             .iter()
             .rev()
@@ -217,8 +217,8 @@ impl Detector {
     /// An attempt has its outcome: standing, then both detectors.
     fn finish(&mut self, rec: &CallRecord, at: Millis, answered: bool, short: bool) {
         if answered {
-            self.earn_standing(&rec.caller.clone());
-            self.earn_standing(&rec.callee.clone());
+            self.earn_standing(&rec.caller);
+            self.earn_standing(&rec.callee);
         }
         let Some(a) = self.accounts.get_mut(&rec.caller) else {
             return;
@@ -228,10 +228,13 @@ impl Detector {
             s.answered = answered;
             s.short = short;
         }
-        if self.cfg.sweep.enabled {
+        // (too few attempts kept to reach either breadth: nothing to assess)
+        let kept = a.calls.len();
+        let (sweep, new) = (self.cfg.sweep, self.cfg.new_accounts);
+        if sweep.enabled && kept >= sweep.min_callees {
             self.assess(rec, at, false);
         }
-        if self.cfg.new_accounts.enabled && self.is_new(&rec.caller, at) {
+        if new.enabled && kept >= new.min_strangers && self.is_new(&rec.caller, at) {
             self.assess(rec, at, true);
         }
     }
@@ -339,14 +342,17 @@ impl Detector {
     /// `account` behaved in a way that vouches for it: what it was seen to write joins
     /// the profiles of the families it claimed.
     pub(super) fn earn_standing(&mut self, account: &str) {
-        if self.restricted.contains(account) || self.standing.contains(account) {
+        if self.standing.contains(account) || self.restricted.contains(account) {
             return;
         }
         if self.standing.len() < self.cfg.max_subjects {
             self.standing.insert(account.to_string());
         }
+        let who = h(account);
         for (family, fp, sdp) in self.unvetted.remove(account).unwrap_or_default() {
-            self.learn(&family, account, fp, sdp);
+            if let Some(p) = self.profile(&family) {
+                p.learn(who, fp, sdp);
+            }
         }
     }
 
@@ -358,9 +364,10 @@ impl Detector {
         if self.restricted.len() < self.cfg.max_subjects {
             self.restricted.insert(account.to_string());
         }
+        let who = h(account);
         for p in self.profiles.values_mut() {
             for s in p.learned.values_mut().chain(p.sdp.values_mut()) {
-                s.remove(account);
+                s.remove(&who);
             }
         }
     }

@@ -142,15 +142,11 @@ impl Detector {
         if family.is_empty() {
             return;
         }
-        if !self.is_new(account, at) {
+        if !self.standing.contains(account) && !self.is_new(account, at) {
             self.earn_standing(account);
         }
-        if !self.profiles.contains_key(&family) && self.profiles.len() >= 1024 {
-            return;
-        }
-        if self.standing.contains(account) {
-            self.learn(&family, account, fp, sdp);
-        } else if !self.restricted.contains(account) {
+        let standing = self.standing.contains(account);
+        if !standing && !self.restricted.contains(account) {
             // remembered until the account earns standing (or forever, for a campaign)
             let full = self.unvetted.len() >= self.cfg.max_subjects;
             if let Some(seen) = match self.unvetted.get_mut(account) {
@@ -158,21 +154,37 @@ impl Detector {
                 None if !full => Some(self.unvetted.entry(account.to_string()).or_default()),
                 None => None,
             } {
-                let item = (family.clone(), fp, sdp);
-                if seen.len() < 8 && !seen.contains(&item) {
-                    seen.push(item);
+                let there = seen
+                    .iter()
+                    .any(|(f, a, b)| *f == family && *a == fp && *b == sdp);
+                if seen.len() < 8 && !there {
+                    seen.push((family.clone(), fp, sdp));
                 }
             }
         }
-        let Some(p) = self.profiles.get(&family) else {
-            return;
+        let p = if standing {
+            match self.profile(&family) {
+                Some(p) => {
+                    p.learn(h(account), fp, sdp);
+                    p
+                }
+                None => return,
+            }
+        } else {
+            match self.profiles.get_mut(&family) {
+                Some(p) => p,
+                None => return,
+            }
         };
         let min = cfg.learn_min_accounts.max(1);
         let known = p.shipped.contains(&fp) || p.learned.get(&fp).is_some_and(|s| s.len() >= min);
-        let has_profile = !p.shipped.is_empty() || p.learned.values().any(|s| s.len() >= min);
         let sdp_known = sdp == 0
             || p.sdp.get(&sdp).is_some_and(|s| s.len() >= min)
             || !p.sdp.values().any(|s| s.len() >= min);
+        if known && sdp_known {
+            return; // (the common case, decided without looking at the whole profile)
+        }
+        let has_profile = !p.shipped.is_empty() || p.learned.values().any(|s| s.len() >= min);
         if (known || !has_profile) && sdp_known {
             return;
         }
@@ -201,26 +213,36 @@ impl Detector {
         );
     }
 
-    /// `account` (in good standing) taught `family` that its clients write `fp` (and
-    /// offers with habits `sdp`, unless 0).
-    pub(super) fn learn(&mut self, family: &str, account: &str, fp: u64, sdp: u64) {
-        if !self.profiles.contains_key(family) && self.profiles.len() >= 1024 {
-            return;
+    /// The profile of `family`, made when missing (at most 1024 families).
+    pub(super) fn profile(&mut self, family: &str) -> Option<&mut Profile> {
+        if !self.profiles.contains_key(family) {
+            if self.profiles.len() >= 1024 {
+                return None;
+            }
+            self.profiles.insert(family.to_string(), Profile::default());
         }
-        let p = self.profiles.entry(family.to_string()).or_default();
-        add_to(&mut p.learned, fp, account);
+        self.profiles.get_mut(family)
+    }
+}
+
+impl Profile {
+    /// An account in good standing (`who`, by `h`) taught the family that its clients
+    /// write `fp` (and offers with habits `sdp`, unless 0).
+    pub(super) fn learn(&mut self, who: u64, fp: u64, sdp: u64) {
+        add_to(&mut self.learned, fp, who);
         if sdp != 0 {
-            add_to(&mut p.sdp, sdp, account);
+            add_to(&mut self.sdp, sdp, who);
         }
     }
 }
 
-/// `account` joins the accounts that use `key` (both bounded).
-fn add_to(map: &mut HashMap<u64, HashSet<String>>, key: u64, account: &str) {
-    if map.contains_key(&key) || map.len() < PROFILE_CAP {
-        let s = map.entry(key).or_default();
+/// `who` joins the accounts that use `key` (both bounded).
+fn add_to(map: &mut HashMap<u64, HashSet<u64>>, key: u64, who: u64) {
+    if let Some(s) = map.get_mut(&key) {
         if s.len() < PROFILE_CAP {
-            s.insert(account.to_string());
+            s.insert(who);
         }
+    } else if map.len() < PROFILE_CAP {
+        map.insert(key, HashSet::from_iter([who]));
     }
 }

@@ -1,7 +1,13 @@
 //! The detectors: per-subject sliding windows over the observations, findings and the
 //! restrictions they lead to. See the crate documentation for what each one looks for.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::VecDeque;
+
+/// The detector's tables: aHash with per-process random keys (the keys are account and
+/// user names and numbers from the network; SipHash was a third of the detector's
+/// instructions per call, and every table is bounded by `max_subjects`).
+type HashMap<K, V> = std::collections::HashMap<K, V, ahash::RandomState>;
+type HashSet<K> = std::collections::HashSet<K, ahash::RandomState>;
 use std::hash::{Hash, Hasher};
 
 use crate::fingerprint::ua_family;
@@ -49,9 +55,10 @@ struct DeviceState {
 #[derive(Default)]
 struct Profile {
     shipped: HashSet<u64>,
-    learned: HashMap<u64, HashSet<String>>,
+    /// Fingerprint -> the accounts (by `h`) in good standing that used it.
+    learned: HashMap<u64, HashSet<u64>>,
     /// How the family's offers are written (SDP habits), learned like `learned`.
-    sdp: HashMap<u64, HashSet<String>>,
+    sdp: HashMap<u64, HashSet<u64>>,
 }
 
 /// Most entries in one subject's window (older ones are dropped first).
@@ -131,21 +138,21 @@ impl Detector {
             next_call: next_ids.0.max(1),
             next_reg: next_ids.1.max(1),
             next_finding: next_ids.2.max(1),
-            live: HashMap::new(),
-            answered: HashMap::new(),
-            accounts: HashMap::new(),
-            networks: HashMap::new(),
-            devices: HashMap::new(),
-            created: HashMap::new(),
-            first_seen: HashMap::new(),
-            reg_seen: HashMap::new(),
-            pairs: HashSet::new(),
-            profiles: HashMap::new(),
-            standing: HashSet::new(),
-            unvetted: HashMap::new(),
-            imitators: HashSet::new(),
-            restricted: HashSet::new(),
-            active: HashMap::new(),
+            live: HashMap::default(),
+            answered: HashMap::default(),
+            accounts: HashMap::default(),
+            networks: HashMap::default(),
+            devices: HashMap::default(),
+            created: HashMap::default(),
+            first_seen: HashMap::default(),
+            reg_seen: HashMap::default(),
+            pairs: HashSet::default(),
+            profiles: HashMap::default(),
+            standing: HashSet::default(),
+            unvetted: HashMap::default(),
+            imitators: HashSet::default(),
+            restricted: HashSet::default(),
+            active: HashMap::default(),
             out: Vec::new(),
             overflow: 0,
         }

@@ -33,7 +33,7 @@ impl Sim {
             key: 0,
             findings: vec![],
             restrictions: vec![],
-            calls: HashMap::new(),
+            calls: HashMap::default(),
         }
     }
     fn collect(&mut self) {
