@@ -61,22 +61,7 @@ impl Sim {
         answer: Option<Millis>,
         ring_ms: Millis,
     ) {
-        self.key += 1;
-        let key = self.key;
-        self.d.observe(Observation::CallStart(CallStart {
-            key,
-            at,
-            call_id: format!("c{key}"),
-            caller: caller.into(),
-            callee: callee.into(),
-            source: addr(src),
-            transport: "udp",
-            user_agent: String::new(),
-            fingerprint: 7,
-            sdp: 0,
-            blocked: false,
-            message: false,
-        }));
+        let key = self.start(at, caller, callee, src, false);
         self.d.observe(Observation::CallStatus {
             key,
             at: at + 100,
@@ -102,13 +87,14 @@ impl Sim {
         }
         self.collect();
     }
-    /// One MESSAGE.
-    fn text(&mut self, at: Millis, caller: &str, callee: &str, src: &str) {
+    /// A call's INVITE (or a MESSAGE) is seen; its key.
+    fn start(&mut self, at: Millis, caller: &str, callee: &str, src: &str, message: bool) -> u64 {
         self.key += 1;
+        let key = self.key;
         self.d.observe(Observation::CallStart(CallStart {
-            key: self.key,
+            key,
             at,
-            call_id: format!("m{}", self.key),
+            call_id: format!("c{key}"),
             caller: caller.into(),
             callee: callee.into(),
             source: addr(src),
@@ -117,8 +103,13 @@ impl Sim {
             fingerprint: 7,
             sdp: 0,
             blocked: false,
-            message: true,
+            message,
         }));
+        key
+    }
+    /// One MESSAGE.
+    fn text(&mut self, at: Millis, caller: &str, callee: &str, src: &str) {
+        self.start(at, caller, callee, src, true);
         self.collect();
     }
     fn kinds(&self) -> Vec<(FindingKind, Subject)> {
