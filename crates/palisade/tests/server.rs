@@ -400,37 +400,56 @@ fn udp_retransmissions_both_ways_and_expired_registration() {
 
 #[test]
 fn bindings_survive_a_restart() {
+    // (`tests/restart.rs` does this under a registration load, and with kill -9.)
     let dir = tempdir("restart");
     add_users(&dir, &["bob"]);
     let port = ports();
     let bob = Client::new();
-    {
-        let s = Server::start_in(dir.clone(), port, &[]);
+    let first_log = {
+        let mut s = Server::start_in(dir.clone(), port, &[]);
         assert_eq!(
             register_udp(&s, &bob, "bob", "secret", 600).status(),
             Some(200)
         );
-        // Fixed waits kept here on purpose: with a wait on the binding being visible
-        // through the CLI instead, one CI run restarted with no binding (see the note
-        // of 2026-11-30); until that is understood this test keeps its old timing.
-        std::thread::sleep(Duration::from_millis(600)); // written behind
         let pid = s.child.id().to_string();
         let _ = std::process::Command::new("kill")
             .args(["-TERM", &pid])
             .status();
-        std::thread::sleep(Duration::from_millis(500));
-    }
+        // the server writes what it acknowledged before it exits: no wait for the
+        // write-behind, no kill -9 after a fixed time
+        assert!(
+            wait_until(Duration::from_secs(10), || s
+                .child
+                .try_wait()
+                .is_ok_and(|st| st.is_some())),
+            "the server stops on SIGTERM:\n{}",
+            s.log_text()
+        );
+        assert!(
+            wait_registered(&dir, "bob@127.0.0.1"),
+            "the binding is stored once the server stopped:\n{}",
+            s.log_text()
+        );
+        s.log_text()
+    };
     let s = Server::start_in(dir, port, &[]);
     let caller = Client::new();
     caller.send(
         s.port,
         &external_invite(&s, caller.port(), "bob", "after", "UDP"),
     );
-    let inv = bob.recv();
+    let inv = bob
+        .recv_timeout(Duration::from_secs(5))
+        .unwrap_or_else(|| {
+            panic!(
+                "the restored binding routes no call\n--- first run ---\n{first_log}\n--- after the restart ---\n{}",
+                s.log_text()
+            )
+        });
     assert_eq!(
-        inv.method().unwrap().as_str(),
-        "INVITE",
-        "the restored binding routes the call"
+        inv.method().map(|m| m.as_str().to_string()).as_deref(),
+        Some("INVITE"),
+        "the restored binding routes the call, not {inv:?}"
     );
 }
 

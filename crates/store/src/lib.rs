@@ -354,6 +354,16 @@ impl Storage for SqliteStore {
 }
 
 impl SqliteStore {
+    /// Every commit of this connection synced to disk before it returns (SQLite's
+    /// `synchronous=FULL`): for the server's binding writer, which commits one group per
+    /// window, so that a commit survives the machine losing power too (with `NORMAL`, a
+    /// WAL commit survives the process being killed, but the machine only from the next
+    /// checkpoint on).
+    pub fn sync_every_commit(&self) -> Result<(), StoreError> {
+        self.conn.execute_batch("PRAGMA synchronous=FULL;")?;
+        Ok(())
+    }
+
     fn user_exists(&self, name: &str, domain: &str) -> Result<bool, StoreError> {
         Ok(self
             .conn

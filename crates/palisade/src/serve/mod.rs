@@ -892,6 +892,11 @@ pub async fn run(cfg: FileConfig, listens: Vec<Listen>) -> anyhow::Result<()> {
     shell.suppressed_events(true);
     shell.traffic_summary(true);
     let evidence_tx = shell.evidence.take();
+    // Nothing reads the inbound queue any more: a thread handing something to the core
+    // (accounts reloaded, a restriction, a release) must not wait on it forever.
+    drop(inbound_rx);
+    // The storage thread writes every binding it was given (the core's queue is closed
+    // and drained) before it ends: nothing acknowledged is lost on SIGTERM.
     drop(shell);
     let _ = store_handle.join();
     if let Some(h) = detect_handle {

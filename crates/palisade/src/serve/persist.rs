@@ -126,8 +126,25 @@ pub(super) enum StoreMsg {
     Security(Box<palisade_shield::SecurityEvent>, i64),
 }
 
+/// The storage thread's group-commit window: after the first operation of a batch it
+/// waits this long for more, then writes them all in one transaction. A binding is
+/// committed at most this long (plus the commit) after its 200 OK went out, which is
+/// what a `kill -9` can lose (README, "Stopping"); SIGTERM loses nothing.
+pub(super) const GROUP_COMMIT: Duration = Duration::from_millis(50);
+
+/// Binding operations kept for another try when the database refuses a write (it is
+/// locked by another process past the busy timeout, the disk is full); beyond this many
+/// the oldest are dropped, with an error line.
+const MAX_UNWRITTEN: usize = 200_000;
+
+/// How long the last write at shutdown is retried.
+const FINAL_WRITE: Duration = Duration::from_secs(10);
+
 /// The storage thread: batches binding writes into one transaction, and polls for
-/// account changes (e.g. `palisade user add` while the server runs).
+/// account changes (e.g. `palisade user add` while the server runs). A write that fails
+/// is retried with the next batch (nothing acknowledged is dropped because the database
+/// was busy once), and at shutdown, once the core's queue is closed and drained, the
+/// rest is written before the thread ends: the server exits only after that.
 pub(super) fn store_thread(
     dir: PathBuf,
     domain: String,
@@ -136,11 +153,17 @@ pub(super) fn store_thread(
     inbound: mpsc::Sender<Inbound>,
 ) {
     use std::io::Write as _;
-    let mut store = match SqliteStore::open(&dir) {
-        Ok(s) => s,
+    let open = || {
+        SqliteStore::open(&dir).and_then(|s| {
+            s.sync_every_commit()?;
+            Ok(s)
+        })
+    };
+    let mut store = match open() {
+        Ok(s) => Some(s),
         Err(e) => {
-            error!(error = %e, "storage thread cannot open the database; bindings will not persist");
-            return;
+            error!(error = %e, "storage thread cannot open the database; retrying each second, bindings held meanwhile");
+            None
         }
     };
     let events_path = dir.join("security-events.jsonl");
@@ -155,31 +178,36 @@ pub(super) fn store_thread(
             None
         }
     };
-    let mut version = store.version().unwrap_or(0);
+    let mut version = store.as_ref().and_then(|s| s.version().ok()).unwrap_or(0);
     let mut last_check = Instant::now();
+    // Operations not written yet (a batch, or batches the database refused).
+    let mut unwritten: Vec<BindingOp> = Vec::new();
+    let mut written: u64 = 0;
+    let mut failing = false;
     loop {
         let mut batch = Vec::new();
-        match ops.recv_timeout(Duration::from_millis(200)) {
+        let closed = match ops.recv_timeout(Duration::from_millis(200)) {
             Ok(op) => {
                 batch.push(op);
                 // Group commit: let a burst accumulate, so that a busy registrar costs one
-                // wake-up and one transaction per 50 ms instead of one per REGISTER.
-                std::thread::sleep(Duration::from_millis(50));
+                // wake-up and one transaction per window instead of one per REGISTER.
+                std::thread::sleep(GROUP_COMMIT);
+                false
             }
-            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
-            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
-        }
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => false,
+            // The core is gone and its queue is empty: write what is left, then end.
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => true,
+        };
         while batch.len() < 20_000 {
             match ops.try_recv() {
                 Ok(op) => batch.push(op),
                 Err(_) => break,
             }
         }
-        let mut bindings = Vec::with_capacity(batch.len());
         let mut wrote_events = false;
         for m in batch {
             match m {
-                StoreMsg::Binding(b) => bindings.push(b),
+                StoreMsg::Binding(b) => unwritten.push(b),
                 StoreMsg::Security(ev, unix) => {
                     if let Some(f) = events.as_mut() {
                         if let Err(e) = writeln!(f, "{}", ev.to_json(unix)) {
@@ -192,7 +220,7 @@ pub(super) fn store_thread(
         }
         if wrote_events {
             // Group commit: one fsync per batch, so an event is on disk within about
-            // 50 ms of being raised (the batching window above) plus the write.
+            // one window of being raised plus the write.
             if let Some(Err(e)) = events
                 .as_mut()
                 .map(|f| f.flush().and_then(|()| f.get_ref().sync_data()))
@@ -200,19 +228,60 @@ pub(super) fn store_thread(
                 error!(error = %e, "flushing security events failed");
             }
         }
-        if !bindings.is_empty() {
-            if let Err(e) = store.apply_bindings(&bindings) {
-                error!(error = %e, ops = bindings.len(), "writing bindings failed");
+        if store.is_none() && (failing || last_check.elapsed() >= Duration::from_secs(1)) {
+            store = open().ok();
+        }
+        let deadline = Instant::now() + if closed { FINAL_WRITE } else { Duration::ZERO };
+        while !unwritten.is_empty() {
+            let result = match store.as_mut() {
+                Some(s) => s.apply_bindings(&unwritten).map_err(|e| e.to_string()),
+                None => Err("the database could not be opened".to_string()),
+            };
+            match result {
+                Ok(()) => {
+                    written += unwritten.len() as u64;
+                    if failing {
+                        info!(ops = unwritten.len(), "bindings written again");
+                    }
+                    failing = false;
+                    unwritten.clear();
+                }
+                Err(e) => {
+                    if !failing {
+                        error!(error = %e, ops = unwritten.len(), "writing bindings failed; kept and tried again");
+                    }
+                    failing = true;
+                    if unwritten.len() > MAX_UNWRITTEN {
+                        let n = unwritten.len() - MAX_UNWRITTEN;
+                        unwritten.drain(..n);
+                        error!(
+                            dropped = n,
+                            "bindings dropped: the database keeps refusing writes"
+                        );
+                    }
+                    if Instant::now() >= deadline {
+                        break;
+                    }
+                    std::thread::sleep(Duration::from_millis(100));
+                    if store.is_none() {
+                        store = open().ok();
+                    }
+                }
             }
+        }
+        if closed {
+            break;
         }
         if last_check.elapsed() >= Duration::from_secs(1) {
             last_check = Instant::now();
-            match store.version() {
+            let Some(s) = store.as_ref() else { continue };
+            match s.version() {
                 Ok(v) if v != version => {
                     version = v;
-                    match users_of(&store, &domain, &cfg_protected) {
+                    match users_of(s, &domain, &cfg_protected) {
                         Ok(u) => {
                             info!(users = u.len(), "accounts reloaded");
+                            // (fails only once the core is gone, at shutdown)
                             let _ = inbound.blocking_send(Inbound::Users(u));
                         }
                         Err(e) => error!(error = %e, "reloading accounts failed"),
@@ -223,23 +292,19 @@ pub(super) fn store_thread(
             }
         }
     }
-    // Channel closed: flush what is left.
-    let mut rest = Vec::new();
-    for m in ops.try_iter() {
-        match m {
-            StoreMsg::Binding(b) => rest.push(b),
-            StoreMsg::Security(ev, unix) => {
-                if let Some(f) = events.as_mut() {
-                    let _ = writeln!(f, "{}", ev.to_json(unix));
-                }
-            }
-        }
-    }
     if let Some(f) = events.as_mut() {
         let _ = f.flush().and_then(|()| f.get_ref().sync_data());
     }
-    if !rest.is_empty() {
-        let _ = store.apply_bindings(&rest);
+    if unwritten.is_empty() {
+        info!(
+            binding_ops = written,
+            "storage closed, every binding written"
+        );
+    } else {
+        error!(
+            lost = unwritten.len(),
+            written, "storage closed with bindings the database refused"
+        );
     }
 }
 

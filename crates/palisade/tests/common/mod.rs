@@ -133,7 +133,14 @@ impl Server {
         log_level: &str,
         env: &[(&str, &str)],
     ) -> Server {
-        let log = dir.join("server.log");
+        // Each start its own log: a restarted server's does not overwrite the first's.
+        let log = (1..)
+            .map(|n| match n {
+                1 => dir.join("server.log"),
+                n => dir.join(format!("server.{n}.log")),
+            })
+            .find(|p| !p.exists())
+            .unwrap();
         let child = Command::new(bin())
             .envs(env.iter().copied())
             .args([
