@@ -14,6 +14,7 @@ use clap::{Parser, Subcommand};
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+mod block;
 mod config;
 mod datadir;
 mod evidence;
@@ -266,6 +267,35 @@ enum ConfigCmd {
 }
 
 #[derive(Subcommand)]
+enum BlockCmd {
+    /// The blocks and rate limits in force: number, subject, action, until, who imposed
+    /// it, and why (the operator's reason, or the detectors' finding).
+    List {
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// Block a subject: its calls and messages are refused with 403 (a network: every
+    /// request from it). A running server applies it within 2 s; each block is an
+    /// evidence entry.
+    Add {
+        /// `account:NAME` (or a bare NAME), `network:ADDR/24` or `network:ADDR/64`,
+        /// `device:HEX` (a wire fingerprint, 16 hex digits).
+        #[arg(value_parser = block::parse_subject)]
+        subject: palisade_detect::Subject,
+        /// How long: a whole number and s, m, h, d or w (90s, 30m, 2h, 7d, 2w).
+        #[arg(long = "for", value_name = "DURATION", value_parser = block::parse_duration)]
+        duration: i64,
+        /// Why (recorded in the evidence log).
+        #[arg(long)]
+        reason: String,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+}
+
+#[derive(Subcommand)]
 enum Command {
     /// Run the registrar and proxy.
     Serve {
@@ -321,6 +351,16 @@ enum Command {
     /// The signed evidence log.
     #[command(subcommand)]
     Evidence(EvidenceCmd),
+    /// Blocks and rate limits: list them, add a block.
+    #[command(subcommand)]
+    Block(BlockCmd),
+    /// Lift a block or rate limit by its number (`palisade block list`); a running
+    /// server applies it within 2 s, and it is an evidence entry.
+    Unblock {
+        id: i64,
+        #[command(flatten)]
+        db: DbArgs,
+    },
     /// Check a configuration file, or print the defaults.
     #[command(subcommand)]
     Config(ConfigCmd),
@@ -526,6 +566,27 @@ fn main() -> ExitCode {
             });
             r.map(|_| ExitCode::SUCCESS).unwrap_or_else(fail)
         }
+        Command::Block(cmd) => {
+            let r = match cmd {
+                BlockCmd::List { json, db } => {
+                    db.resolve().and_then(|(d, _)| block::list(&d, json))
+                }
+                BlockCmd::Add {
+                    subject,
+                    duration,
+                    reason,
+                    db,
+                } => db
+                    .resolve()
+                    .and_then(|(d, _)| block::add(&d, &subject, duration, &reason)),
+            };
+            r.map(|_| ExitCode::SUCCESS).unwrap_or_else(fail)
+        }
+        Command::Unblock { id, db } => db
+            .resolve()
+            .and_then(|(d, _)| block::unblock(&d, id))
+            .map(|_| ExitCode::SUCCESS)
+            .unwrap_or_else(fail),
         Command::Evidence(cmd) => {
             let with = |db: &DbArgs| -> anyhow::Result<(PathBuf, config::FileConfig)> {
                 let mut cfg = config::load(db.config.as_ref())?;

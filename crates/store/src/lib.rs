@@ -9,7 +9,9 @@ use std::path::Path;
 
 use rusqlite::{params, Connection, OptionalExtension};
 
+mod blocks;
 mod records;
+pub use blocks::{Block, BlockChange, Lifted, BY_DETECTOR, BY_OPERATOR};
 pub use records::{Notification, Target};
 
 #[derive(Debug, thiserror::Error)]
@@ -141,6 +143,7 @@ impl SqliteStore {
     pub fn open_records(dir: &Path) -> Result<Self, StoreError> {
         let conn = connect(dir, "records.db")?;
         records::schema(&conn)?;
+        blocks::schema(&conn)?;
         Ok(SqliteStore { conn })
     }
 }

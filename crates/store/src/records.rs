@@ -37,10 +37,6 @@ pub(crate) fn schema(conn: &Connection) -> Result<(), StoreError> {
             detected_at INTEGER NOT NULL, updated_at INTEGER NOT NULL,
             action TEXT NOT NULL, accounts TEXT NOT NULL, records TEXT NOT NULL,
             summary TEXT NOT NULL);
-         CREATE TABLE IF NOT EXISTS restrictions (
-            subject_kind TEXT NOT NULL, subject TEXT NOT NULL, until INTEGER NOT NULL,
-            per_minute INTEGER, finding INTEGER NOT NULL,
-            PRIMARY KEY (subject_kind, subject));
          CREATE TABLE IF NOT EXISTS notifications (
             user TEXT NOT NULL, channel TEXT NOT NULL, state TEXT NOT NULL,
             created INTEGER NOT NULL, done_at INTEGER, detail TEXT NOT NULL,
@@ -215,9 +211,6 @@ impl SqliteStore {
             let mut fin = tx.prepare_cached(&format!(
                 "INSERT OR REPLACE INTO findings ({FINDING_COLUMNS}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12)"
             ))?;
-            let mut res = tx.prepare_cached(
-                "INSERT OR REPLACE INTO restrictions (subject_kind, subject, until, per_minute, finding) VALUES (?1,?2,?3,?4,?5)",
-            )?;
             for o in outs {
                 match o {
                     Output::Call(c) => {
@@ -271,13 +264,8 @@ impl SqliteStore {
                         ])?;
                     }
                     Output::Restrict(r) => {
-                        res.execute(params![
-                            r.subject.kind(),
-                            r.subject.value(),
-                            r.until,
-                            r.per_minute,
-                            r.finding as i64,
-                        ])?;
+                        // numbered, and never over an operator's block in force
+                        crate::blocks::save_detected(&tx, r, crate::blocks::now_ms())?;
                     }
                 }
             }

@@ -5,7 +5,9 @@
 //! (loaded from the store at start).
 
 use super::*;
-use palisade_detect::{Config as DetectConfig, Detector, Observation, Output, Restriction};
+use palisade_detect::{
+    Config as DetectConfig, Detector, Observation, Output, Restriction, Subject,
+};
 
 /// How often the detection thread writes what it assembled.
 const WRITE_EVERY: Duration = Duration::from_millis(200);
@@ -173,6 +175,151 @@ pub(super) fn prepare(
     Ok((d, restrictions))
 }
 
+/// How often the detection thread looks for the operator's changes (a cheap check of
+/// the records database's version; the queue is read only when it changed): with the
+/// evidence commit after it, a change reaches the core well within 2 s.
+const CHANGES_EVERY: Duration = Duration::from_millis(250);
+
+/// A restriction in force, as the detection thread follows it.
+struct Active {
+    r: Restriction,
+    /// Its number in the store (not known yet for a detector's restriction of this run).
+    block: Option<i64>,
+    /// Imposed by the operator (`palisade block add`).
+    operator: bool,
+}
+
+impl Active {
+    fn of(b: &palisade_store::Block) -> Active {
+        Active {
+            r: b.restriction(),
+            block: Some(b.id),
+            operator: b.by == palisade_store::BY_OPERATOR,
+        }
+    }
+
+    fn detected(r: Restriction) -> Active {
+        Active {
+            r,
+            block: None,
+            operator: false,
+        }
+    }
+
+    fn by(&self) -> &'static str {
+        if self.operator {
+            palisade_store::BY_OPERATOR
+        } else {
+            palisade_store::BY_DETECTOR
+        }
+    }
+
+    /// The kind of the entry that records its end.
+    fn lifted_kind(&self) -> &'static str {
+        if self.r.per_minute.is_some() {
+            "rate-limit-lifted"
+        } else {
+            "unblock"
+        }
+    }
+
+    /// The fields that name it in an entry.
+    fn fields(&self) -> Vec<(&'static str, serde_json::Value)> {
+        let r = &self.r;
+        let mut f = vec![
+            (
+                "subject",
+                serde_json::json!({ r.subject.kind(): r.subject.value() }),
+            ),
+            (
+                "until",
+                serde_json::json!(palisade_detect::rfc3339(r.until)),
+            ),
+            ("by", serde_json::json!(self.by())),
+        ];
+        if r.finding != 0 {
+            f.push(("finding", serde_json::json!(format!("F{}", r.finding))));
+        }
+        if let Some(id) = self.block {
+            f.push(("block", serde_json::json!(id)));
+        }
+        f
+    }
+}
+
+/// Applies the operator's queued changes, oldest first: each becomes an evidence entry
+/// (`block` with `by: operator` and the reason; `unblock` or `rate-limit-lifted` with
+/// reason `operator`), and reaches the core once that entry is durable. At start they
+/// are changes made while no server ran: the core has the store's restrictions already,
+/// and they are recorded now (`requested`: when the command ran).
+fn operator_changes(
+    store: &mut SqliteStore,
+    active: &mut HashMap<Subject, Active>,
+    evidence: Option<&EvidenceTx>,
+    inbound: &mpsc::Sender<Inbound>,
+) {
+    let changes = match store.pending_block_changes() {
+        Ok(c) => c,
+        Err(e) => {
+            warn!(error = %e, "reading the operator's block changes failed");
+            return;
+        }
+    };
+    for c in changes {
+        let b = &c.block;
+        let requested = (
+            "requested",
+            serde_json::json!(palisade_detect::rfc3339(c.at)),
+        );
+        let (entry, then) = if c.action == "block" {
+            let a = Active::of(b);
+            let mut fields = a.fields();
+            fields.push(("per_minute", serde_json::json!(b.per_minute)));
+            fields.push(("reason", serde_json::json!(b.reason)));
+            fields.push(requested);
+            info!(target: "palisade::security", block = b.id, subject = %b.subject.value(), until = %palisade_detect::rfc3339(b.until), reason = %b.reason, "blocked by the operator");
+            active.insert(b.subject.clone(), a);
+            (
+                crate::evidence::entry(
+                    if b.per_minute.is_some() {
+                        "rate-limit"
+                    } else {
+                        "block"
+                    },
+                    now_ms(),
+                    fields,
+                ),
+                Inbound::Restrict(b.restriction()),
+            )
+        } else {
+            let a = Active::of(b);
+            let mut fields = a.fields();
+            // who lifted it (its `by` says who imposed it)
+            fields.retain(|(k, _)| *k != "by");
+            fields.push(("imposed_by", serde_json::json!(a.by())));
+            fields.push(("by", serde_json::json!(palisade_store::BY_OPERATOR)));
+            fields.push(("reason", serde_json::json!("operator")));
+            fields.push(requested);
+            info!(target: "palisade::security", block = b.id, subject = %b.subject.value(), "lifted by the operator");
+            active.remove(&b.subject);
+            (
+                crate::evidence::entry(a.lifted_kind(), now_ms(), fields),
+                Inbound::Lift(b.subject.clone()),
+            )
+        };
+        let now_or_later = match evidence {
+            Some(ev) => ev.send(entry, Some(then)).err().flatten(),
+            None => Some(then),
+        };
+        if let Some(then) = now_or_later {
+            let _ = inbound.blocking_send(then);
+        }
+        if let Err(e) = store.block_change_recorded(c.seq, now_ms()) {
+            warn!(error = %e, seq = c.seq, "marking an operator's block change recorded failed");
+        }
+    }
+}
+
 pub(super) fn detect_thread(
     dir: PathBuf,
     mut d: Detector,
@@ -216,11 +363,22 @@ pub(super) fn detect_thread(
     let mut hooks_pending: std::collections::HashSet<String> = std::collections::HashSet::new();
     let mut outs: Vec<Output> = Vec::new();
     let mut last_write = Instant::now();
-    // Restrictions in force (by subject and kind), to record when each one lapses.
-    let mut active: HashMap<(palisade_detect::Subject, bool), Restriction> = restrictions
-        .into_iter()
-        .map(|r| ((r.subject.clone(), r.per_minute.is_some()), r))
-        .collect();
+    // Restrictions in force, one per subject as the core holds them (with their number
+    // and who imposed them), to record when each one lapses.
+    let mut active: HashMap<Subject, Active> = match store.blocks(now_ms()) {
+        Ok(blocks) => blocks
+            .iter()
+            .map(|b| (b.subject.clone(), Active::of(b)))
+            .collect(),
+        Err(_) => restrictions
+            .into_iter()
+            .map(|r| (r.subject.clone(), Active::detected(r)))
+            .collect(),
+    };
+    // The operator's changes (`palisade block add`, `palisade unblock`): looked for at
+    // start and whenever another process committed to the records database.
+    let mut records_version: Option<i64> = None;
+    let mut last_changes: Option<Instant> = None;
     loop {
         let first = match rx.recv_timeout(Duration::from_millis(250)) {
             Ok(m) => Some(m),
@@ -297,30 +455,25 @@ pub(super) fn detect_thread(
             last_tick = Instant::now();
             // The core lifts a restriction at its `until` (given in its entry); the
             // lifting is recorded here.
-            active.retain(|_, r| {
+            active.retain(|_, a| {
+                let r = &a.r;
                 if r.until > now {
                     return true;
                 }
-                info!(target: "palisade::security", subject = %r.subject.value(), finding = r.finding, "restriction lapsed");
-                record(crate::evidence::entry(
-                    if r.per_minute.is_some() {
-                        "rate-limit-lifted"
-                    } else {
-                        "unblock"
-                    },
-                    now,
-                    vec![
-                        ("finding", serde_json::json!(format!("F{}", r.finding))),
-                        (
-                            "subject",
-                            serde_json::json!({ r.subject.kind(): r.subject.value() }),
-                        ),
-                        ("until", serde_json::json!(palisade_detect::rfc3339(r.until))),
-                        ("reason", serde_json::json!("expired")),
-                    ],
-                ));
+                info!(target: "palisade::security", subject = %r.subject.value(), finding = r.finding, by = a.by(), "restriction lapsed");
+                let mut fields = a.fields();
+                fields.push(("reason", serde_json::json!("expired")));
+                record(crate::evidence::entry(a.lifted_kind(), now, fields));
                 false
             });
+        }
+        if last_changes.is_none_or(|t| t.elapsed() >= CHANGES_EVERY) {
+            last_changes = Some(Instant::now());
+            let v = store.version().ok();
+            if v.is_none() || v != records_version {
+                records_version = v;
+                operator_changes(&mut store, &mut active, evidence.as_ref(), &inbound);
+            }
         }
         // Findings are logged and restrictions reach the core at once; records are
         // written in groups: one transaction per 200 ms (or per 5,000 records), not one
@@ -351,8 +504,16 @@ pub(super) fn detect_thread(
                 }
                 Output::Call(c) if records_all => record(call_entry(c)),
                 Output::Registration(r) if records_all => record(registration_entry(r)),
+                Output::Restrict(r)
+                    if active
+                        .get(&r.subject)
+                        .is_some_and(|a| a.operator && a.r.until > now_ms()) =>
+                {
+                    // The operator's block on this subject stands (the store keeps it too).
+                    debug!(subject = %r.subject.value(), finding = r.finding, "a detector's restriction on a subject the operator blocked: not applied");
+                }
                 Output::Restrict(r) => {
-                    active.insert((r.subject.clone(), r.per_minute.is_some()), r.clone());
+                    active.insert(r.subject.clone(), Active::detected(r.clone()));
                     // applied by the core once its entry is durable
                     let entry = crate::evidence::entry(
                         if r.per_minute.is_some() {

@@ -66,6 +66,8 @@ enum Inbound {
     Users(Vec<User>),
     /// A restriction from the detection thread.
     Restrict(palisade_detect::Restriction),
+    /// A restriction the operator lifted (`palisade unblock`), from the detection thread.
+    Lift(palisade_detect::Subject),
     /// A queued notification to deliver (from the detection thread).
     Notify {
         user: String,
@@ -530,6 +532,7 @@ impl Shell {
             Inbound::Closed { conn } => self.close_conn(conn),
             Inbound::Users(u) => self.endpoint.set_users(u),
             Inbound::Restrict(r) => self.endpoint.restrict(r),
+            Inbound::Lift(s) => self.endpoint.lift(&s),
             Inbound::Release(t) => self.released.extend(t),
             Inbound::Webhook(h) => {
                 let sent = match &self.webhooks {
