@@ -362,11 +362,7 @@ fn campaign(day_one: bool) {
     let flagged: BTreeSet<String> = restricting.iter().flat_map(|f| accounts_of(f)).collect();
     let named: BTreeSet<String> = findings
         .iter()
-        .filter(|f| {
-            day_one
-                .then_some(f["kind"] != "account-farm")
-                .unwrap_or(true)
-        })
+        .filter(|f| !day_one || f["kind"] != "account-farm")
         .flat_map(accounts_of)
         .collect();
     for f in findings.iter().filter(|f| f["kind"] == "account-farm") {
