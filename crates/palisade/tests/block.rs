@@ -74,17 +74,7 @@ fn call(s: &Server, caller: &str, callee: &str) -> u16 {
         })
         .expect("a challenge with a nonce");
     let uri = format!("sip:{callee}@127.0.0.1:{}", s.port);
-    let alg = Algorithm::Md5;
-    let ha1 = alg.ha1(caller, "127.0.0.1", "secret");
-    let ha2 = alg.hash_hex(&[b"INVITE:", uri.as_bytes()]);
-    let r = alg.hash_hex(&[
-        ha1.as_bytes(),
-        b":",
-        nonce.as_bytes(),
-        b":00000001:cn:auth:",
-        ha2.as_bytes(),
-    ]);
-    let auth = format!("Digest username=\"{caller}\", realm=\"127.0.0.1\", nonce=\"{nonce}\", uri=\"{uri}\", response=\"{r}\", algorithm=MD5, qop=auth, nc=00000001, cnonce=\"cn\"");
+    let auth = digest(Algorithm::Md5, caller, "secret", &nonce, "INVITE", &uri);
     c.send(
         s.port,
         &invite(s, &c, caller, callee, &call_id, 2, Some((header, &auth))),

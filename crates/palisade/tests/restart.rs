@@ -85,17 +85,7 @@ fn register_one(c: &Client, port: u16, user: &str) -> Option<bool> {
         _ => None,
     })?;
     let uri = format!("sip:127.0.0.1:{port}");
-    let alg = Algorithm::Md5;
-    let ha1 = alg.ha1(user, "127.0.0.1", "secret");
-    let ha2 = alg.hash_hex(&[b"REGISTER:", uri.as_bytes()]);
-    let r = alg.hash_hex(&[
-        ha1.as_bytes(),
-        b":",
-        nonce.as_bytes(),
-        b":00000001:cn:auth:",
-        ha2.as_bytes(),
-    ]);
-    let auth = format!("Digest username=\"{user}\", realm=\"127.0.0.1\", nonce=\"{nonce}\", uri=\"{uri}\", response=\"{r}\", algorithm=MD5, qop=auth, nc=00000001, cnonce=\"cn\"");
+    let auth = digest(Algorithm::Md5, user, "secret", &nonce, "REGISTER", &uri);
     c.send(port, &register(port, c.port(), user, 2, Some(&auth)));
     Some(answer(c, user, 2)?.status() == Some(200))
 }

@@ -22,19 +22,6 @@ fn challenge_nonce(m: &Message<'_>, alg: &str) -> String {
         .unwrap_or_else(|| panic!("no {alg} challenge in {m:?}"))
 }
 
-fn digest(alg: Algorithm, user: &str, pw: &str, nonce: &str, method: &str, uri: &str) -> String {
-    let ha1 = alg.ha1(user, "127.0.0.1", pw);
-    let ha2 = alg.hash_hex(&[method.as_bytes(), b":", uri.as_bytes()]);
-    let r = alg.hash_hex(&[
-        ha1.as_bytes(),
-        b":",
-        nonce.as_bytes(),
-        b":00000001:cn:auth:",
-        ha2.as_bytes(),
-    ]);
-    format!("Digest username=\"{user}\", realm=\"127.0.0.1\", nonce=\"{nonce}\", uri=\"{uri}\", response=\"{r}\", algorithm={}, qop=auth, nc=00000001, cnonce=\"cn\"", alg.name())
-}
-
 fn register_text(
     s: &Server,
     c_port: u16,

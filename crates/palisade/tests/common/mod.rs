@@ -465,3 +465,24 @@ pub fn wait_registered(dir: &Path, aor: &str) -> bool {
         String::from_utf8_lossy(&cli(dir, &["registrations", "--json"]).stdout).contains(&needle)
     })
 }
+
+/// A digest Authorization value (realm 127.0.0.1, qop=auth, nc 1, cnonce `cn`).
+pub fn digest(
+    alg: palisade_core::Algorithm,
+    user: &str,
+    pw: &str,
+    nonce: &str,
+    method: &str,
+    uri: &str,
+) -> String {
+    let ha1 = alg.ha1(user, "127.0.0.1", pw);
+    let ha2 = alg.hash_hex(&[method.as_bytes(), b":", uri.as_bytes()]);
+    let r = alg.hash_hex(&[
+        ha1.as_bytes(),
+        b":",
+        nonce.as_bytes(),
+        b":00000001:cn:auth:",
+        ha2.as_bytes(),
+    ]);
+    format!("Digest username=\"{user}\", realm=\"127.0.0.1\", nonce=\"{nonce}\", uri=\"{uri}\", response=\"{r}\", algorithm={}, qop=auth, nc=00000001, cnonce=\"cn\"", alg.name())
+}
