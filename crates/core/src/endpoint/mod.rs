@@ -477,7 +477,7 @@ impl Endpoint {
                 self.handling.authenticated = Some(Authenticated::Before);
             }
             let decision = self.decide(now, from, &mut msg, raw);
-            if initial && pre.is_none() && method == Method::Message {
+            if initial && pre.is_none() && matches!(method, Method::Message) {
                 // texts are records too (campaigns by MESSAGE): when sent on, or
                 // refused by a restriction
                 match &decision {

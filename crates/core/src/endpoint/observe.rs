@@ -316,7 +316,7 @@ impl Endpoint {
             fingerprint: self.handling.fingerprint,
             sdp: palisade_detect::sdp_habits(body),
             blocked,
-            message: msg.method() == Some(&Method::Message),
+            message: matches!(msg.method(), Some(Method::Message)),
         }));
         if blocked {
             return false;
