@@ -7,7 +7,8 @@ fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-/// Every file under `dir` (recursively), skipping build output and VCS data.
+/// Every file under `dir` (recursively), skipping build output, VCS data and what the
+/// fuzzers generate (`fuzz/corpus`, `fuzz/artifacts`: ignored by git, not read by tests).
 fn files(dir: &Path, out: &mut Vec<PathBuf>) {
     let Ok(rd) = std::fs::read_dir(dir) else {
         return;
@@ -17,7 +18,9 @@ fn files(dir: &Path, out: &mut Vec<PathBuf>) {
         let name = e.file_name();
         let name = name.to_string_lossy();
         if p.is_dir() {
-            if !matches!(name.as_ref(), "target" | ".git" | "artifacts") {
+            if !matches!(name.as_ref(), "target" | ".git" | "artifacts")
+                && !p.ends_with("fuzz/corpus")
+            {
                 files(&p, out);
             }
         } else {
