@@ -99,7 +99,9 @@ fn random_secret() -> anyhow::Result<[u8; 32]> {
 
 struct Shell {
     endpoint: Endpoint,
-    udp: Vec<Arc<UdpSocket>>,
+    /// The UDP sockets with the local address each was bound to (read once at bind time:
+    /// no `getsockname` per send).
+    udp: Vec<(Arc<UdpSocket>, SocketAddr)>,
     conns: HashMap<u64, Conn>,
     by_addr: HashMap<(Transport, SocketAddr), u64>,
     next_conn: Arc<AtomicUsize>,
@@ -296,12 +298,9 @@ impl Shell {
                     let sock = self
                         .udp
                         .iter()
-                        .find(|s| {
-                            s.local_addr()
-                                .map(|a| a.is_ipv4() == t.to.addr.is_ipv4())
-                                .unwrap_or(false)
-                        })
-                        .or(self.udp.first());
+                        .find(|(_, a)| a.is_ipv4() == t.to.addr.is_ipv4())
+                        .or(self.udp.first())
+                        .map(|(s, _)| s);
                     if let Some(sock) = sock {
                         match sock.try_send_to(&t.bytes, t.to.addr) {
                             Ok(_) => {}
@@ -819,7 +818,10 @@ pub async fn run(cfg: FileConfig, listens: Vec<Listen>) -> anyhow::Result<()> {
     let primary = udp.first().cloned();
     let mut shell = Shell {
         endpoint,
-        udp,
+        udp: udp
+            .iter()
+            .filter_map(|s| Some((s.clone(), s.local_addr().ok()?)))
+            .collect(),
         conns: HashMap::new(),
         by_addr: HashMap::new(),
         next_conn,
