@@ -181,6 +181,8 @@ pub(crate) enum Verdict {
 
 pub(crate) struct Authenticator {
     secret: [u8; 32],
+    /// The nonces' MAC keys (derived from `secret`).
+    mac_key: crate::mac::Mac,
     epoch: Instant,
     counter: u64,
     ttl: Duration,
@@ -190,8 +192,14 @@ pub(crate) struct Authenticator {
 
 impl Authenticator {
     pub(crate) fn new(secret: [u8; 32], epoch: Instant, ttl: Duration) -> Self {
+        let derived: [u8; 32] = Sha256::new()
+            .chain_update(b"palisade nonce mac\0")
+            .chain_update(secret)
+            .finalize()
+            .into();
         Authenticator {
             secret,
+            mac_key: crate::mac::Mac::new(&derived),
             epoch,
             counter: 0,
             ttl,
@@ -199,22 +207,23 @@ impl Authenticator {
         }
     }
 
+    /// The nonce's MAC: 12 bytes of a SipHash-2-4 tag (see `crate::mac`) over the
+    /// issue time and the counter, as 24 hex digits.
     fn mac(&self, ts: u64, ctr: u64) -> String {
-        let mut h = Sha256::new();
-        h.update(self.secret);
-        h.update(ts.to_be_bytes());
-        h.update(ctr.to_be_bytes());
-        hex(h.finalize().get(..12).unwrap_or_default())
+        let mut m = [0u8; 16];
+        m[..8].copy_from_slice(&ts.to_be_bytes());
+        m[8..].copy_from_slice(&ctr.to_be_bytes());
+        hex(self.mac_key.tag(&m).get(..12).unwrap_or_default())
     }
 
     pub(crate) fn nonce(&mut self, now: Instant) -> String {
         self.counter += 1;
         let ts = now.saturating_duration_since(self.epoch).as_secs();
-        format!(
-            "{ts:016x}{:016x}{}",
-            self.counter,
-            self.mac(ts, self.counter)
-        )
+        let mut n = String::with_capacity(56);
+        palisade_sip::push_hex(&mut n, &ts.to_be_bytes());
+        palisade_sip::push_hex(&mut n, &self.counter.to_be_bytes());
+        n.push_str(&self.mac(ts, self.counter));
+        n
     }
 
     /// Checks a digest response against the credential (`None`: unknown user, checked

@@ -30,6 +30,7 @@
 mod algorithms;
 mod auth;
 mod endpoint;
+mod mac;
 mod ratelimit;
 mod types;
 

@@ -140,7 +140,8 @@ pub struct Endpoint {
     /// Which digest algorithm each device gets first.
     algos: crate::algorithms::Memory,
     /// Key of the dialog tokens in our Record-Route (`pal=`).
-    route_key: [u8; 32],
+    /// The dialog tokens' MAC keys (derived from the route key).
+    dialog_mac: crate::mac::Mac,
     /// Restrictions from the campaign detectors.
     restrictions: Restrictions,
     /// Notifications in flight.
@@ -196,7 +197,9 @@ impl Endpoint {
             handling: Handling::default(),
             next_sweep: now + SWEEP_EVERY,
             algos: crate::algorithms::Memory::default(),
-            route_key,
+            dialog_mac: crate::mac::Mac::new(&palisade_shield::sha256(
+                &[&b"palisade dialog token\0"[..], &route_key[..]].concat(),
+            )),
             restrictions: Restrictions::default(),
             notifying: Notifying::default(),
             stats: Stats::default(),

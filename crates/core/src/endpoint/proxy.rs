@@ -265,17 +265,14 @@ impl Endpoint {
         }))
     }
 
-    /// The dialog token our Record-Route carries (`pal=`): 16 hex digits of SHA-256
-    /// over the route key and the Call-ID. An in-dialog request counts as routed through
-    /// this proxy only when a Route naming us carries the token of its Call-ID, so that
-    /// nobody can relay a made-up "dialog" request through Palisade by writing our
-    /// address in a Route header.
+    /// The dialog token our Record-Route carries (`pal=`): 16 hex digits of a MAC
+    /// (SipHash-2-4, `crate::mac`) of the Call-ID under a key derived from the route
+    /// key. An in-dialog request counts as routed through this proxy only when a Route
+    /// naming us carries the token of its Call-ID, so that nobody can relay a made-up
+    /// "dialog" request through Palisade by writing our address in a Route header.
     pub(super) fn dialog_token(&self, call_id: &str) -> String {
-        use sha2::Digest as _;
-        let mut h = sha2::Sha256::new();
-        h.update(self.route_key);
-        h.update(call_id.as_bytes());
-        crate::auth::hex(h.finalize().get(..8).unwrap_or_default())
+        let tag = self.dialog_mac.tag(call_id.as_bytes());
+        crate::auth::hex(tag.get(..8).unwrap_or_default())
     }
 
     pub(super) fn record_route(
