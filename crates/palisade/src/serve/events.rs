@@ -167,16 +167,12 @@ impl Shell {
         // summary line and always written to the event file.
         let routine = matches!(e.kind, palisade_shield::EventKind::Dropped(_));
         if routine && !tracing::enabled!(target: "palisade::security", tracing::Level::DEBUG) {
-            let _ = self
-                .store_tx
-                .send(StoreMsg::Security(Box::new(e), unix_now()));
+            self.store.send(StoreMsg::Security(Box::new(e), unix_now()));
             return;
         }
         if e.kind == palisade_shield::EventKind::Panic {
             // already logged at error by `handle`
-            let _ = self
-                .store_tx
-                .send(StoreMsg::Security(Box::new(e), unix_now()));
+            self.store.send(StoreMsg::Security(Box::new(e), unix_now()));
             return;
         }
         macro_rules! security_line {
@@ -206,9 +202,7 @@ impl Shell {
         } else if self.warn_budget.allow() {
             security_line!(warn);
         }
-        let _ = self
-            .store_tx
-            .send(StoreMsg::Security(Box::new(e), unix_now()));
+        self.store.send(StoreMsg::Security(Box::new(e), unix_now()));
     }
 }
 

@@ -22,6 +22,7 @@ mod admin;
 mod detect;
 mod events;
 mod evidence;
+mod handoff;
 mod persist;
 mod stream;
 mod udp;
@@ -106,7 +107,8 @@ struct Shell {
     by_addr: HashMap<(Transport, SocketAddr), u64>,
     next_conn: Arc<AtomicUsize>,
     inbound_tx: mpsc::Sender<Inbound>,
-    store_tx: std::sync::mpsc::SyncSender<StoreMsg>,
+    /// To the storage thread, never waiting (see `handoff`).
+    store: handoff::StoreHandoff,
     idle: Duration,
     message_timeout: Duration,
     limits: Limits,
@@ -211,9 +213,7 @@ impl Shell {
                 sha256: [0; 32],
             };
             // (not an evidence entry: the evidence log has every one of these events)
-            let _ = self
-                .store_tx
-                .send(StoreMsg::Security(Box::new(e), unix_now()));
+            self.store.send(StoreMsg::Security(Box::new(e), unix_now()));
         }
     }
 
@@ -251,6 +251,8 @@ impl Shell {
             connections = self.conns.len(),
             server_transactions = servers,
             client_transactions = clients,
+            store_held = self.store.held(),
+            store_shed = self.store.shed,
             "traffic totals"
         );
         self.traffic = (Instant::now(), digest);
@@ -348,6 +350,7 @@ impl Shell {
     fn process_events(&mut self) {
         self.process_events_only();
         self.send_entries(None);
+        self.store.flush();
     }
 
     fn process_events_only(&mut self) {
@@ -371,7 +374,7 @@ impl Shell {
                     continue;
                 }
             };
-            let _ = self.store_tx.send(StoreMsg::Binding(op));
+            self.store.send(StoreMsg::Binding(op));
         }
         self.send_observed(false);
     }
@@ -826,7 +829,7 @@ pub async fn run(cfg: FileConfig, listens: Vec<Listen>) -> anyhow::Result<()> {
         by_addr: HashMap::new(),
         next_conn,
         inbound_tx,
-        store_tx,
+        store: handoff::StoreHandoff::new(store_tx),
         idle,
         message_timeout,
         limits,
@@ -902,6 +905,13 @@ pub async fn run(cfg: FileConfig, listens: Vec<Listen>) -> anyhow::Result<()> {
     drop(inbound_rx);
     // The storage thread writes every binding it was given (the core's queue is closed
     // and drained) before it ends: nothing acknowledged is lost on SIGTERM.
+    shell.store.finish();
+    if shell.store.shed > 0 {
+        warn!(
+            shed = shell.store.shed,
+            "messages for the storage thread were shed while it was behind"
+        );
+    }
     drop(shell);
     let _ = store_handle.join();
     if let Some(h) = detect_handle {

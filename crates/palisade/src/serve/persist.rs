@@ -180,6 +180,10 @@ pub(super) fn store_thread(
     };
     let mut version = store.as_ref().and_then(|s| s.version().ok()).unwrap_or(0);
     let mut last_check = Instant::now();
+    // Accounts reloaded but not yet taken by the core: this thread never waits on the
+    // core's queue (the core hands bindings to this one; waiting both ways could
+    // deadlock), it offers them again on its next pass.
+    let mut users_pending: Option<Inbound> = None;
     // Operations not written yet (a batch, or batches the database refused).
     let mut unwritten: Vec<BindingOp> = Vec::new();
     let mut written: u64 = 0;
@@ -272,6 +276,11 @@ pub(super) fn store_thread(
         if closed {
             break;
         }
+        if let Some(u) = users_pending.take() {
+            if let Err(mpsc::error::TrySendError::Full(u)) = inbound.try_send(u) {
+                users_pending = Some(u);
+            }
+        }
         if last_check.elapsed() >= Duration::from_secs(1) {
             last_check = Instant::now();
             let Some(s) = store.as_ref() else { continue };
@@ -281,8 +290,12 @@ pub(super) fn store_thread(
                     match users_of(s, &domain, &cfg_protected) {
                         Ok(u) => {
                             info!(users = u.len(), "accounts reloaded");
-                            // (fails only once the core is gone, at shutdown)
-                            let _ = inbound.blocking_send(Inbound::Users(u));
+                            // (a newer reload replaces one the core has not taken yet;
+                            // fails for good only once the core is gone, at shutdown)
+                            users_pending = match inbound.try_send(Inbound::Users(u)) {
+                                Err(mpsc::error::TrySendError::Full(u)) => Some(u),
+                                _ => None,
+                            };
                         }
                         Err(e) => error!(error = %e, "reloading accounts failed"),
                     }
