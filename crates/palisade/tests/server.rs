@@ -635,3 +635,31 @@ fn tls_call() {
     send(&mut bob, &answer(&bye, 200));
     assert_eq!(recv(&mut caller, &mut cbuf).status(), Some(200));
 }
+
+/// With two UDP listeners (two addresses), an answer leaves from the socket its request
+/// arrived on: a phone behind NAT only lets in what comes from the address it wrote to.
+#[test]
+fn an_answer_leaves_from_the_socket_the_request_arrived_on() {
+    let port = ports();
+    let dir = tempdir("two-sockets");
+    add_users(&dir, &["alice"]);
+    let second = format!("udp:127.0.0.2:{port}");
+    let s = Server::start_in(dir, port, &["--listen", &second]);
+    let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+    let me = sock.local_addr().unwrap();
+    for (i, to) in ["127.0.0.2", "127.0.0.1", "127.0.0.2"].iter().enumerate() {
+        let req = format!("OPTIONS sip:{to}:{port} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bKtwo{i}\r\nMax-Forwards: 70\r\nFrom: <sip:x@127.0.0.1>;tag=t{i}\r\nTo: <sip:{to}>\r\nCall-ID: two-sockets-{i}\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n");
+        sock.send_to(req.as_bytes(), format!("{to}:{port}"))
+            .unwrap();
+        let mut buf = [0u8; 4096];
+        let (_, from) = sock.recv_from(&mut buf).expect("an answer");
+        assert_eq!(
+            from.to_string(),
+            format!("{to}:{port}"),
+            "request {i} went to {to}: {}",
+            String::from_utf8_lossy(&buf)
+        );
+    }
+    drop(s);
+}

@@ -41,6 +41,8 @@ const CONN_QUEUE: usize = 256;
 /// Operations waiting for the storage thread; when it falls this far behind, the core
 /// waits for it rather than dropping a binding or a security event.
 const STORE_QUEUE: usize = 65_536;
+/// Remote addresses remembered with the UDP socket they wrote to (several sockets only).
+const UDP_FROM_MAX: usize = 65_536;
 
 /// Observations are handed to the detection thread this many at a time, or once the
 /// oldest has waited `OBSERVE_WAIT` (detection runs that much later; the core's own
@@ -54,6 +56,12 @@ enum Inbound {
     Message {
         peer: Peer,
         bytes: Vec<u8>,
+    },
+    /// A datagram on the UDP socket of that index (beyond the first, read by tasks).
+    Datagram {
+        peer: Peer,
+        bytes: Vec<u8>,
+        socket: usize,
     },
     Opened {
         conn: u64,
@@ -103,6 +111,9 @@ struct Shell {
     /// The UDP sockets with the local address each was bound to (read once at bind time:
     /// no `getsockname` per send).
     udp: Vec<(Arc<UdpSocket>, SocketAddr)>,
+    /// With several UDP sockets: which one each remote address last wrote to, so that
+    /// answers and requests to it leave from that one (its NAT pinhole, its route).
+    udp_from: HashMap<SocketAddr, usize>,
     conns: HashMap<u64, Conn>,
     by_addr: HashMap<(Transport, SocketAddr), u64>,
     next_conn: Arc<AtomicUsize>,
@@ -297,10 +308,16 @@ impl Shell {
         {
             match t.to.transport {
                 Transport::Udp => {
-                    let sock = self
-                        .udp
-                        .iter()
-                        .find(|(_, a)| a.is_ipv4() == t.to.addr.is_ipv4())
+                    let known = match self.udp.len() {
+                        0 | 1 => None,
+                        _ => self.udp_from.get(&t.to.addr).and_then(|&i| self.udp.get(i)),
+                    };
+                    let sock = known
+                        .or_else(|| {
+                            self.udp
+                                .iter()
+                                .find(|(_, a)| a.is_ipv4() == t.to.addr.is_ipv4())
+                        })
                         .or(self.udp.first())
                         .map(|(s, _)| s);
                     if let Some(sock) = sock {
@@ -435,6 +452,19 @@ impl Shell {
         self.send_entries(Some(held));
     }
 
+    /// With several UDP sockets, remembers which one `addr` wrote to (bounded: the
+    /// table starts afresh when full; an address then gets the first socket of its
+    /// family until it writes again).
+    fn arrived_on(&mut self, addr: SocketAddr, socket: usize) {
+        if self.udp.len() < 2 {
+            return;
+        }
+        if self.udp_from.len() >= UDP_FROM_MAX && !self.udp_from.contains_key(&addr) {
+            self.udp_from.clear();
+        }
+        self.udp_from.insert(addr, socket);
+    }
+
     /// Hands a message to the detection thread without ever waiting for it: when its
     /// queue is full the message is counted and dropped (the core must not
     /// slow down because the detectors are behind).
@@ -514,6 +544,14 @@ impl Shell {
     fn on_inbound(&mut self, m: Inbound) {
         match m {
             Inbound::Message { peer, bytes } => self.handle(Instant::now(), peer, &bytes),
+            Inbound::Datagram {
+                peer,
+                bytes,
+                socket,
+            } => {
+                self.arrived_on(peer.addr, socket);
+                self.handle(Instant::now(), peer, &bytes)
+            }
             Inbound::Opened {
                 conn,
                 peer,
@@ -772,19 +810,20 @@ pub async fn run(cfg: FileConfig, listens: Vec<Listen>) -> anyhow::Result<()> {
         }
     }
     // Extra UDP sockets beyond the first are read by tasks; the first is read inline.
-    for s in udp.iter().skip(1) {
+    for (socket, s) in udp.iter().enumerate().skip(1) {
         let (s, itx) = (s.clone(), inbound_tx.clone());
         tokio::spawn(async move {
             let mut buf = vec![0u8; 65_536];
             while let Ok((n, addr)) = s.recv_from(&mut buf).await {
                 let _ = itx
-                    .send(Inbound::Message {
+                    .send(Inbound::Datagram {
                         peer: Peer {
                             transport: Transport::Udp,
                             addr,
                             conn: None,
                         },
                         bytes: buf.get(..n).unwrap_or_default().to_vec(),
+                        socket,
                     })
                     .await;
             }
@@ -823,8 +862,14 @@ pub async fn run(cfg: FileConfig, listens: Vec<Listen>) -> anyhow::Result<()> {
         endpoint,
         udp: udp
             .iter()
-            .filter_map(|s| Some((s.clone(), s.local_addr().ok()?)))
+            .map(|s| {
+                let local = s
+                    .local_addr()
+                    .unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0)));
+                (s.clone(), local)
+            })
             .collect(),
+        udp_from: HashMap::new(),
         conns: HashMap::new(),
         by_addr: HashMap::new(),
         next_conn,
@@ -869,12 +914,16 @@ pub async fn run(cfg: FileConfig, listens: Vec<Listen>) -> anyhow::Result<()> {
             r = async { match &primary { Some(s) => s.recv_from(&mut buf).await, None => std::future::pending().await } } => {
                 if let Ok((n, addr)) = r {
                     let now = Instant::now();
+                    shell.arrived_on(addr, 0);
                     shell.handle(now, Peer { transport: Transport::Udp, addr, conn: None }, buf.get(..n).unwrap_or_default());
                     // Drain what is already queued before flushing: fewer wake-ups under load.
                     if let Some(s) = &primary {
                         for _ in 0..32 {
                             match s.try_recv_from(&mut buf) {
-                                Ok((n, addr)) => shell.handle(now, Peer { transport: Transport::Udp, addr, conn: None }, buf.get(..n).unwrap_or_default()),
+                                Ok((n, addr)) => {
+                                    shell.arrived_on(addr, 0);
+                                    shell.handle(now, Peer { transport: Transport::Udp, addr, conn: None }, buf.get(..n).unwrap_or_default())
+                                }
                                 Err(_) => break,
                             }
                         }
