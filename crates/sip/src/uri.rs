@@ -6,7 +6,7 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 
 use crate::error::{ErrorKind, ParseError};
 use crate::limits::Limits;
-use crate::scan::{escapes_valid, is_reserved, is_unreserved};
+use crate::scan::{byte_class, escapes_valid, in_class, is_reserved, is_unreserved};
 
 /// A `name[=value]` parameter. Values are kept as written (escapes and quotes included) so
 /// that the canonical form carries exactly what was understood; accessors on the owning
@@ -304,7 +304,35 @@ pub(crate) fn write_params(params: &[Param<'_>], out: &mut String) {
     }
 }
 
-const fn is_user_char(b: u8) -> bool {
+// The URI parts' classes as tables (see `scan::byte_class!`), from their definitions.
+static USER: [bool; 256] = byte_class!(user_char);
+static PASSWORD: [bool; 256] = byte_class!(password_char);
+static PARAM: [bool; 256] = byte_class!(param_char);
+static HNV: [bool; 256] = byte_class!(hnv_char);
+static URIC: [bool; 256] = byte_class!(uric_char);
+
+fn is_user_char(b: u8) -> bool {
+    in_class(&USER, b)
+}
+
+fn is_password_char(b: u8) -> bool {
+    in_class(&PASSWORD, b)
+}
+
+fn is_param_char(b: u8) -> bool {
+    in_class(&PARAM, b)
+}
+
+fn is_hnv_char(b: u8) -> bool {
+    in_class(&HNV, b)
+}
+
+/// Any URI character: reserved, unreserved or an escape's `%`.
+const fn uric_char(b: u8) -> bool {
+    is_reserved(b) || is_unreserved(b) || b == b'%'
+}
+
+const fn user_char(b: u8) -> bool {
     is_unreserved(b)
         || matches!(
             b,
@@ -312,15 +340,15 @@ const fn is_user_char(b: u8) -> bool {
         )
 }
 
-const fn is_password_char(b: u8) -> bool {
+const fn password_char(b: u8) -> bool {
     is_unreserved(b) || matches!(b, b'&' | b'=' | b'+' | b'$' | b',' | b'%')
 }
 
-const fn is_param_char(b: u8) -> bool {
+const fn param_char(b: u8) -> bool {
     is_unreserved(b) || matches!(b, b'[' | b']' | b'/' | b':' | b'&' | b'+' | b'$' | b'%')
 }
 
-const fn is_hnv_char(b: u8) -> bool {
+const fn hnv_char(b: u8) -> bool {
     is_unreserved(b) || matches!(b, b'[' | b']' | b'/' | b'?' | b':' | b'+' | b'$' | b'%')
 }
 
@@ -365,10 +393,7 @@ pub(crate) fn parse_uri<'a>(
         if rest.is_empty() {
             return Err(err(ErrorKind::BadUri("empty URI after the scheme"), rbase));
         }
-        if let Some(i) = rest
-            .bytes()
-            .position(|b| !(is_reserved(b) || is_unreserved(b) || b == b'%'))
-        {
+        if let Some(i) = rest.bytes().position(|b| !in_class(&URIC, b)) {
             return Err(err(
                 ErrorKind::BadUri("character not allowed in a URI"),
                 rbase + i,
@@ -664,4 +689,22 @@ fn parse_tel<'a>(s: &'a str, base: usize, limits: &Limits) -> Result<TelUri<'a>,
         number: Cow::Borrowed(number),
         params,
     })
+}
+
+#[cfg(test)]
+mod class_tables {
+    use super::*;
+
+    #[test]
+    fn the_tables_are_the_definitions() {
+        for b in 0..=255u8 {
+            assert_eq!(is_user_char(b), user_char(b), "{b}");
+            assert_eq!(is_password_char(b), password_char(b), "{b}");
+            assert_eq!(is_param_char(b), param_char(b), "{b}");
+            assert_eq!(is_hnv_char(b), hnv_char(b), "{b}");
+            assert_eq!(in_class(&URIC, b), uric_char(b), "{b}");
+        }
+        assert!(is_user_char(b';') && !is_user_char(b'@') && !is_password_char(b';'));
+        assert!(is_param_char(b':') && !is_param_char(b';') && is_hnv_char(b'?'));
+    }
 }
