@@ -6,13 +6,13 @@ use std::borrow::Cow;
 use crate::error::{ErrorKind, ParseError};
 use crate::header::*;
 use crate::limits::Limits;
-use crate::scan::{check_text, is_token, is_word, normalize_ws, Cursor};
+use crate::scan::{check_text, find_byte, is_token, is_word, normalize_ws, Cursor};
 use crate::uri::{parse_any_host, parse_uri, Host, Param};
 
 /// qvalue = ( "0" [ "." 0*3DIGIT ] ) / ( "1" [ "." 0*3("0") ] ), in thousandths.
 pub(crate) fn qvalue_millis(v: &str) -> Option<u16> {
     let b = v.as_bytes();
-    let (int, frac) = match v.find('.') {
+    let (int, frac) = match find_byte(v, b'.') {
         Some(i) => (
             b.get(..i).unwrap_or_default(),
             b.get(i + 1..).unwrap_or_default(),
@@ -170,7 +170,7 @@ fn parse_name_addr<'a>(
     if angle {
         c.eat(b'<');
         let start = c.pos;
-        let Some(len) = c.rest().find('>') else {
+        let Some(len) = find_byte(c.rest(), b'>') else {
             return Err(c.bad("missing '>'"));
         };
         let text = c.rest().get(..len).unwrap_or("");
@@ -354,7 +354,7 @@ pub(crate) fn parse_value<'a>(
             }
             let hstart = c.pos;
             let host_text = if c.peek() == Some(b'[') {
-                let Some(len) = c.rest().find(']') else {
+                let Some(len) = find_byte(c.rest(), b']') else {
                     return Err(c.bad("unterminated IPv6 reference"));
                 };
                 c.pos += len + 1;

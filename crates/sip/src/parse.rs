@@ -5,7 +5,7 @@ use crate::error::{ErrorKind, ParseError};
 use crate::header::{lookup, parse_value, Header, Kind, Method};
 use crate::limits::Limits;
 use crate::message::{Message, StartLine};
-use crate::scan::{check_text, is_token, normalize_ws};
+use crate::scan::{check_text, find_byte, is_token, normalize_ws};
 use crate::uri::{parse_uri, Uri};
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -351,7 +351,7 @@ fn parse_head<'a>(head: &'a str, base: usize, limits: &Limits) -> Result<Head<'a
                 line_base,
             ));
         }
-        let Some(colon) = line.find(':') else {
+        let Some(colon) = find_byte(line, b':') else {
             return Err(ParseError::new(ErrorKind::MissingColon, line_base));
         };
         let raw_name = line
@@ -477,7 +477,7 @@ fn parse_start_line<'a>(
     limits: &Limits,
 ) -> Result<StartLine<'a>, ParseError> {
     let err = |k: ErrorKind, at: usize| ParseError::new(k, base + at);
-    let Some(sp1) = line.find(' ') else {
+    let Some(sp1) = find_byte(line, b' ') else {
         return Err(err(
             ErrorKind::BadStartLine("expected three parts separated by single spaces"),
             0,
@@ -522,7 +522,7 @@ fn parse_start_line<'a>(
         return Err(err(ErrorKind::BadMethod("method must be a token"), 0));
     }
     let rest = line.get(sp1 + 1..).unwrap_or_default();
-    let Some(sp2) = rest.find(' ') else {
+    let Some(sp2) = find_byte(rest, b' ') else {
         return Err(err(
             ErrorKind::BadStartLine("expected three parts separated by single spaces"),
             sp1,

@@ -61,6 +61,14 @@ pub(crate) fn in_class(table: &[bool; 256], b: u8) -> bool {
 static TOKEN: [bool; 256] = byte_class!(token_char);
 static WORD: [bool; 256] = byte_class!(word_char);
 
+/// The first `b` (an ASCII byte) in `s`: what `s.find(char)` gives, through memchr
+/// rather than the generic char searcher (a UTF-8 continuation byte is never ASCII).
+#[inline]
+pub(crate) fn find_byte(s: &str, b: u8) -> Option<usize> {
+    debug_assert!(b.is_ascii());
+    memchr::memchr(b, s.as_bytes())
+}
+
 /// `token` characters (RFC 3261 section 25.1).
 #[inline]
 pub(crate) fn is_token(b: u8) -> bool {

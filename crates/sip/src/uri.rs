@@ -6,7 +6,7 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 
 use crate::error::{ErrorKind, ParseError};
 use crate::limits::Limits;
-use crate::scan::{byte_class, escapes_valid, in_class, is_reserved, is_unreserved};
+use crate::scan::{byte_class, escapes_valid, find_byte, in_class, is_reserved, is_unreserved};
 
 /// A `name[=value]` parameter. Values are kept as written (escapes and quotes included) so
 /// that the canonical form carries exactly what was understood; accessors on the owning
@@ -369,7 +369,7 @@ pub(crate) fn parse_uri<'a>(
             0,
         ));
     }
-    let Some(colon) = s.find(':') else {
+    let Some(colon) = find_byte(s, b':') else {
         return Err(err(ErrorKind::BadUri("no scheme"), 0));
     };
     let scheme = s.get(..colon).unwrap_or_default();
@@ -422,7 +422,7 @@ fn parse_sip<'a>(
     // '@' is in no character class after the userinfo, so the first one ends it.
     if let Some(at) = memchr::memchr(b'@', s.as_bytes()) {
         let userinfo = s.get(..at).unwrap_or_default();
-        let (u, pw) = match userinfo.find(':') {
+        let (u, pw) = match find_byte(userinfo, b':') {
             Some(c) => (
                 userinfo.get(..c).unwrap_or_default(),
                 Some(userinfo.get(c + 1..).unwrap_or_default()),
@@ -457,7 +457,7 @@ fn parse_sip<'a>(
     // host
     let host;
     if b.get(pos) == Some(&b'[') {
-        let Some(close) = s.get(pos..).unwrap_or_default().find(']') else {
+        let Some(close) = find_byte(s.get(pos..).unwrap_or_default(), b']') else {
             return Err(err("unterminated IPv6 reference", pos));
         };
         let inner = s.get(pos + 1..pos + close).unwrap_or_default();
