@@ -240,7 +240,7 @@ impl Endpoint {
     }
 
     pub(super) fn loop_hash(&self, m: &Message<'_>) -> u32 {
-        let mut h = DefaultHasher::new();
+        let mut h = super::transaction::keyed(self.salt);
         m.request_uri().hash(&mut h);
         m.call_id().hash(&mut h);
         m.from().and_then(|f| f.tag()).hash(&mut h);

@@ -167,9 +167,23 @@ pub(super) struct ClientTxn {
     pub(super) slots: Slots,
 }
 
+/// A fast hasher (aHash) keyed by `salt` (per boot), for transaction keys, branches
+/// and loop detection: values that only this process compares, never stored or sent as
+/// proof (the nonces and dialog tokens have a MAC, `crate::mac`). Its keys come from
+/// the salt, so an attacker who does not know it cannot aim collisions at our tables.
+pub(super) fn keyed(salt: u64) -> impl Hasher {
+    use std::hash::BuildHasher as _;
+    ahash::RandomState::with_seeds(
+        salt,
+        salt ^ 0x9e37_79b9_7f4a_7c15,
+        salt.rotate_left(32) ^ 0x6a09_e667_f3bc_c908,
+        !salt,
+    )
+    .build_hasher()
+}
+
 pub(super) fn hash64(parts: &[&[u8]], salt: u64) -> u64 {
-    let mut h = DefaultHasher::new();
-    salt.hash(&mut h);
+    let mut h = keyed(salt);
     for p in parts {
         p.hash(&mut h);
     }
@@ -184,8 +198,7 @@ pub(super) fn server_key(m: &Message<'_>, as_invite: bool, salt: u64) -> TxnKey 
     } else {
         m.method().map(|m| m.as_str()).unwrap_or("")
     };
-    let mut h = DefaultHasher::new();
-    salt.hash(&mut h);
+    let mut h = keyed(salt);
     let via = m.top_via();
     let branch = via.and_then(|v| v.branch()).unwrap_or("");
     if let Some(v) = via {
