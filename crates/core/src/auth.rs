@@ -192,14 +192,9 @@ pub(crate) struct Authenticator {
 
 impl Authenticator {
     pub(crate) fn new(secret: [u8; 32], epoch: Instant, ttl: Duration) -> Self {
-        let derived: [u8; 32] = Sha256::new()
-            .chain_update(b"palisade nonce mac\0")
-            .chain_update(secret)
-            .finalize()
-            .into();
         Authenticator {
             secret,
-            mac_key: crate::mac::Mac::new(&derived),
+            mac_key: crate::mac::Mac::derived(b"palisade nonce mac", &secret),
             epoch,
             counter: 0,
             ttl,
@@ -210,9 +205,7 @@ impl Authenticator {
     /// The nonce's MAC: 12 bytes of a SipHash-2-4 tag (see `crate::mac`) over the
     /// issue time and the counter, as 24 hex digits.
     fn mac(&self, ts: u64, ctr: u64) -> String {
-        let mut m = [0u8; 16];
-        m[..8].copy_from_slice(&ts.to_be_bytes());
-        m[8..].copy_from_slice(&ctr.to_be_bytes());
+        let m = (u128::from(ts) << 64 | u128::from(ctr)).to_be_bytes();
         hex(self.mac_key.tag(&m).get(..12).unwrap_or_default())
     }
 

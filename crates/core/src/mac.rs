@@ -77,6 +77,19 @@ impl Mac {
         }
     }
 
+    /// Keys for one use (`label`) of a longer-lived key: SHA-256 of the label, a zero
+    /// byte and the key (so that the nonces' and the dialog tokens' MACs are independent).
+    pub(crate) fn derived(label: &[u8], key: &[u8; 32]) -> Mac {
+        use sha2::{Digest as _, Sha256};
+        let k: [u8; 32] = Sha256::new()
+            .chain_update(label)
+            .chain_update([0u8])
+            .chain_update(key)
+            .finalize()
+            .into();
+        Mac::new(&k)
+    }
+
     /// The 16-byte tag of `msg`.
     pub(crate) fn tag(&self, msg: &[u8]) -> [u8; 16] {
         let mut out = [0u8; 16];

@@ -197,9 +197,7 @@ impl Endpoint {
             handling: Handling::default(),
             next_sweep: now + SWEEP_EVERY,
             algos: crate::algorithms::Memory::default(),
-            dialog_mac: crate::mac::Mac::new(&palisade_shield::sha256(
-                &[&b"palisade dialog token\0"[..], &route_key[..]].concat(),
-            )),
+            dialog_mac: crate::mac::Mac::derived(b"palisade dialog token", &route_key),
             restrictions: Restrictions::default(),
             notifying: Notifying::default(),
             stats: Stats::default(),

@@ -313,8 +313,8 @@ impl Detector {
             )
         };
         let (caller, newest) = (rec.caller.clone(), rec.id);
-        if resp.action != ActionKind::Alert {
-            self.lose_standing(&caller);
+        if resp.action != ActionKind::Alert && !self.restricted.contains(&caller) {
+            self.lose_standing(&caller); // once: updates of the finding change nothing here
         }
         self.raise(
             kind,
