@@ -32,8 +32,10 @@ mod auth;
 mod endpoint;
 mod mac;
 mod ratelimit;
+mod shard;
 mod types;
 
 pub use auth::{Algorithm, Credential};
 pub use endpoint::{salvaged_answer_parses, Endpoint, Stats};
+pub use shard::{call_id_of, Shards};
 pub use types::*;

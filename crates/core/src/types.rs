@@ -227,6 +227,10 @@ pub struct CoreConfig {
     /// directory so that dialogs outlive a restart. `None`: derived from the per-boot
     /// secret.
     pub route_key: Option<[u8; 32]>,
+    /// This core's shard and the number of shards (`server.workers`): `(0, 1)` for a
+    /// single core. Messages reach it by the hash of their Call-ID (see
+    /// [`crate::Shards`]); the Call-IDs it originates are chosen to hash to it.
+    pub shard: (usize, usize),
 }
 
 impl Default for CoreConfig {
@@ -260,6 +264,7 @@ impl Default for CoreConfig {
             preallocate: true,
             md5_only_user_agents: vec!["baresip v1.".into(), "baresip v0.".into(), "sipp".into()],
             route_key: None,
+            shard: (0, 1),
         }
     }
 }

@@ -1832,3 +1832,109 @@ fn a_notification_is_a_message_to_every_device_and_reports_its_outcome() {
         "{ev:?}"
     );
 }
+
+/// Two shards of one server (as `server.workers = 2` runs them): messages reach the
+/// shard that owns their Call-ID, bindings saved on one are applied to the other, and
+/// only the shard that saved a binding reports its expiry.
+#[test]
+fn shards_share_the_location_and_messages_reach_their_owner() {
+    let now = Instant::now();
+    let shard = |i: usize| {
+        let cfg = CoreConfig {
+            domain: "example.com".into(),
+            local: vec![(Transport::Udp, "10.0.0.1:5060".parse().unwrap())],
+            authenticate_register: false,
+            authenticate_requests: false,
+            shard: (i, 2),
+            ..CoreConfig::default()
+        };
+        let mut ep = Endpoint::new(cfg, [9; 32], now);
+        ep.set_users(["alice", "bob"].iter().map(|n| user(n, 0, None)).collect());
+        ep
+    };
+    let mut eps = [shard(0), shard(1)];
+    let shards = Shards::new(&[9; 32], 2);
+    // a REGISTER for bob whose Call-ID belongs to shard `reg`, and a call from alice
+    // whose Call-ID belongs to the other one
+    let owned_by = |want: usize, prefix: &str| {
+        (0..1000)
+            .map(|i| format!("{prefix}-{i}"))
+            .find(|c| shards.of_call_id(c.as_bytes()) == want)
+            .unwrap()
+    };
+    let reg = 1;
+    let reg_cid = owned_by(reg, "reg");
+    let call_cid = owned_by(1 - reg, "call");
+    let register = format!("REGISTER sip:example.com SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.10:{BOB};branch=z9hG4bKr1;rport\r\nMax-Forwards: 70\r\nFrom: <sip:bob@example.com>;tag=r\r\nTo: <sip:bob@example.com>\r\nCall-ID: {reg_cid}\r\nCSeq: 1 REGISTER\r\nContact: <sip:bob@192.0.2.10:{BOB}>\r\nExpires: 60\r\nContent-Length: 0\r\n\r\n");
+    assert_eq!(shards.of_message(register.as_bytes()), reg);
+    eps[reg].handle_datagram(now, peer(BOB), register.as_bytes());
+    let saved: Vec<Binding> = std::iter::from_fn(|| eps[reg].poll_event())
+        .filter_map(|e| match e {
+            Event::BindingSaved(b) => Some(b),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(saved.len(), 1);
+    let inv = invite_with("s1", "bob", "", SDP)
+        .replace("call-s1", &call_cid)
+        .replace('\n', "\r\n");
+    assert_eq!(shards.of_message(inv.as_bytes()), 1 - reg);
+    for b in saved {
+        eps[1 - reg].apply_binding(b.clone());
+        eps[1 - reg].apply_binding(b); // applying twice keeps one copy
+    }
+    assert_eq!(eps[1 - reg].bindings().count(), 1);
+    eps[1 - reg].handle_datagram(now, peer(ALICE), inv.as_bytes());
+    let out: Vec<Transmit> = std::iter::from_fn(|| eps[1 - reg].poll_transmit()).collect();
+    assert!(
+        out.iter()
+            .any(|t| t.to == peer(BOB) && t.bytes.starts_with(b"INVITE ")),
+        "the call is forwarded to bob's contact by the shard that owns its Call-ID"
+    );
+    // the replica expires silently; the owner reports the expiry once
+    let later = now + Duration::from_secs(61);
+    for ep in eps.iter_mut() {
+        while ep.poll_event().is_some() {}
+        ep.handle_timeout(later);
+    }
+    let removed = |ep: &mut Endpoint| {
+        std::iter::from_fn(|| ep.poll_event())
+            .filter(|e| matches!(e, Event::BindingRemoved { .. }))
+            .count()
+    };
+    assert_eq!(removed(&mut eps[reg]), 1);
+    assert_eq!(removed(&mut eps[1 - reg]), 0);
+    assert_eq!(eps[1 - reg].bindings().count(), 0);
+    // a binding removed on one shard is removed on the other
+    eps[0].apply_binding(Binding {
+        aor: "bob@example.com".into(),
+        contact: "sip:bob@192.0.2.10:5062".into(),
+        expires_at: later + Duration::from_secs(60),
+        q: 1000,
+        call_id: "x".into(),
+        cseq: 1,
+        path: vec![],
+        source: peer(BOB),
+        user_agent: String::new(),
+    });
+    eps[0].apply_binding_removed("bob@example.com", "sip:bob@192.0.2.10:5062");
+    assert_eq!(eps[0].bindings().count(), 0);
+    // a notification's Call-ID hashes to the shard that sent it, so its answers
+    // come back to it
+    for (i, ep) in eps.iter_mut().enumerate() {
+        ep.restore_binding(Binding {
+            aor: "bob@example.com".into(),
+            contact: "sip:bob@192.0.2.10:5062".into(),
+            expires_at: later + Duration::from_secs(600),
+            q: 1000,
+            call_id: "y".into(),
+            cseq: 1,
+            path: vec![],
+            source: peer(BOB),
+            user_agent: String::new(),
+        });
+        assert!(ep.notify(later, "bob", "security", "hi"));
+        let t = ep.poll_transmit().unwrap();
+        assert_eq!(shards.of_message(&t.bytes), i);
+    }
+}

@@ -146,6 +146,8 @@ pub struct Endpoint {
     restrictions: Restrictions,
     /// Notifications in flight.
     notifying: Notifying,
+    /// Which shard owns a Call-ID (this core is `cfg.shard.0` of them).
+    shards: crate::Shards,
     /// Counters for logs and metrics.
     pub stats: Stats,
 }
@@ -167,6 +169,7 @@ impl Endpoint {
         let mut cfg = cfg;
         cfg.shield.rewrite_key =
             palisade_shield::sha256(&[&b"palisade shield rewrite\0"[..], &route_key[..]].concat());
+        let shards = crate::Shards::new(&secret, cfg.shard.1);
         let prealloc = cfg.preallocate;
         let cap = |n: usize| if prealloc { n } else { 0 };
         Endpoint {
@@ -191,6 +194,7 @@ impl Endpoint {
             out: VecDeque::new(),
             events: VecDeque::new(),
             salt,
+            shards,
             aliases: HashMap::new(),
             unix_base: None,
             budget: AnswerBudget::new(cfg_rate, cfg_burst),
@@ -237,6 +241,27 @@ impl Endpoint {
     /// A binding whose contact does not parse under the configured limits (a database
     /// edited by hand, or limits lowered since) is not restored.
     pub fn restore_binding(&mut self, b: Binding) {
+        self.put_binding(b, false);
+    }
+
+    /// A binding another shard saved (or restored at start-up): this core uses it to
+    /// route requests, replacing its copy of the same contact, but reports nothing about
+    /// it (the shard that saved it reports its changes and its expiry to the shell).
+    pub fn apply_binding(&mut self, b: Binding) {
+        self.put_binding(b, true);
+    }
+
+    /// A binding another shard removed (REGISTER with expires 0, or a replacement).
+    pub fn apply_binding_removed(&mut self, aor: &str, contact: &str) {
+        if let Some(list) = self.dir.location.get_mut(aor) {
+            list.retain(|l| l.binding.contact != contact);
+            if list.is_empty() {
+                self.dir.location.remove(aor);
+            }
+        }
+    }
+
+    fn put_binding(&mut self, b: Binding, replica: bool) {
         let uri = match parse_uri(&b.contact, &self.cfg.limits) {
             Ok(u) => u.into_owned(),
             Err(e) => {
@@ -246,12 +271,25 @@ impl Endpoint {
         };
         let at = b.expires_at;
         let aor = b.aor.clone();
-        self.dir
-            .location
-            .entry(aor.clone())
-            .or_default()
-            .push(Located { binding: b, uri });
+        let list = self.dir.location.entry(aor.clone()).or_default();
+        let l = Located {
+            binding: b,
+            uri,
+            replica,
+        };
+        match list
+            .iter_mut()
+            .find(|x| x.binding.contact == l.binding.contact)
+        {
+            Some(slot) => *slot = l,
+            None => list.push(l),
+        }
         self.tx.arm(at, TimerWhat::BindingExpiry(aor));
+    }
+
+    /// The shards, as this core routes them (see [`crate::Shards`]).
+    pub fn shards(&self) -> &crate::Shards {
+        &self.shards
     }
 
     /// Every current binding.

@@ -51,8 +51,17 @@ impl Endpoint {
             }
             let domain = &self.cfg.domain;
             let body = text.as_bytes();
+            // The answers come back to the shard that owns the Call-ID: one that hashes
+            // to this core (one try in `count` succeeds; bounded all the same).
+            let mut call_id = format!("{tag:016x}{lh:08x}@{domain}");
+            for k in 0..1024u32 {
+                if self.shards.of_call_id(call_id.as_bytes()) == self.cfg.shard.0 {
+                    break;
+                }
+                call_id = format!("{tag:016x}{lh:08x}.{k}@{domain}");
+            }
             let msg = format!(
-                "MESSAGE {ruri} SIP/2.0\r\n{via_line}{routes}Max-Forwards: 70\r\nFrom: <sip:{from_user}@{domain}>;tag={tag:016x}\r\nTo: <sip:{aor}>\r\nCall-ID: {tag:016x}{lh:08x}@{domain}\r\nCSeq: 1 MESSAGE\r\nContent-Type: text/plain;charset=UTF-8\r\nContent-Length: {}\r\n\r\n",
+                "MESSAGE {ruri} SIP/2.0\r\n{via_line}{routes}Max-Forwards: 70\r\nFrom: <sip:{from_user}@{domain}>;tag={tag:016x}\r\nTo: <sip:{aor}>\r\nCall-ID: {call_id}\r\nCSeq: 1 MESSAGE\r\nContent-Type: text/plain;charset=UTF-8\r\nContent-Length: {}\r\n\r\n",
                 body.len()
             );
             let mut bytes = msg.into_bytes();

@@ -23,6 +23,9 @@ pub(super) struct Directory {
 pub(super) struct Located {
     pub(super) binding: Binding,
     pub(super) uri: Uri<'static>,
+    /// Saved by another shard (see [`Endpoint::apply_binding`]): its changes and expiry
+    /// are that shard's to report.
+    pub(super) replica: bool,
 }
 
 impl std::ops::Deref for Located {
@@ -173,7 +176,11 @@ impl Endpoint {
             };
             earliest = Some(earliest.map_or(b.expires_at, |e: Instant| e.min(b.expires_at)));
             self.events.push_back(Event::BindingSaved(b.clone()));
-            let l = Located { binding: b, uri };
+            let l = Located {
+                binding: b,
+                uri,
+                replica: false,
+            };
             match existing.and_then(|i| list.get_mut(i)) {
                 Some(slot) => *slot = l,
                 None => list.push(l),
@@ -229,7 +236,9 @@ impl Endpoint {
         let mut gone = Vec::new();
         list.retain(|b| {
             if b.expires_at <= now {
-                gone.push(b.contact.clone());
+                if !b.replica {
+                    gone.push(b.contact.clone());
+                }
                 false
             } else {
                 true
