@@ -147,6 +147,9 @@ pub struct ServerSection {
     /// Kernel receive/send buffer of each UDP socket, in bytes. Default 4 MiB (capped
     /// by net.core.rmem_max / wmem_max).
     pub udp_buffer: usize,
+    /// Worker threads, each owning one shard of the core and one socket of the first UDP
+    /// listening address (`SO_REUSEPORT`). Default 0: as many as the machine has cores.
+    pub workers: usize,
     /// Error answers per second to one unauthenticated UDP source address. Default 50.
     pub answer_rate: u32,
     /// Burst of error answers allowed above `answer_rate`. Default 200.
@@ -174,6 +177,7 @@ impl Default for ServerSection {
             data_dir: PathBuf::from("palisade-data"),
             log_level: "info".into(),
             udp_buffer: 4 << 20,
+            workers: 0,
             answer_rate: c.answer_rate,
             answer_burst: c.answer_burst,
             max_transactions: c.max_transactions,

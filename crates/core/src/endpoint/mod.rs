@@ -171,7 +171,9 @@ impl Endpoint {
             palisade_shield::sha256(&[&b"palisade shield rewrite\0"[..], &route_key[..]].concat());
         let shards = crate::Shards::new(&secret, cfg.shard.1);
         let prealloc = cfg.preallocate;
-        let cap = |n: usize| if prealloc { n } else { 0 };
+        // each shard sees its share of the traffic: the tables are split among them
+        let share = cfg.shard.1.max(1);
+        let cap = |n: usize| if prealloc { n / share } else { 0 };
         Endpoint {
             cfg,
             auth,

@@ -256,7 +256,7 @@ fn operator_changes(
     store: &mut SqliteStore,
     active: &mut HashMap<Subject, Active>,
     evidence: Option<&EvidenceTx>,
-    inbound: &mpsc::Sender<Inbound>,
+    inbound: &Router,
 ) {
     let changes = match store.pending_block_changes() {
         Ok(c) => c,
@@ -324,7 +324,7 @@ pub(super) fn detect_thread(
     dir: PathBuf,
     mut d: Detector,
     rx: std::sync::mpsc::Receiver<DetectMsg>,
-    inbound: mpsc::Sender<Inbound>,
+    inbound: Router,
     evidence: Option<EvidenceTx>,
     records_all: bool,
     restrictions: Vec<Restriction>,

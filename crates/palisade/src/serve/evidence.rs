@@ -110,7 +110,7 @@ fn blob_bytes(dir: &Path) -> u64 {
 pub(super) fn start(
     cfg: &FileConfig,
     data_dir: &Path,
-    inbound: mpsc::Sender<Inbound>,
+    inbound: Router,
 ) -> anyhow::Result<(EvidenceTx, std::thread::JoinHandle<()>)> {
     let origin = crate::evidence::origin_of(data_dir, cfg)?;
     let signer = crate::evidence::signer(data_dir, cfg.evidence.key.as_deref(), &origin, true)?;
@@ -220,7 +220,7 @@ fn evidence_thread(
     blobs: PathBuf,
     rx: std::sync::mpsc::Receiver<Msg>,
     interval: Duration,
-    inbound: mpsc::Sender<Inbound>,
+    inbound: Router,
     witnesses: Option<std::sync::mpsc::Sender<(u64, String)>>,
     dropped: Arc<std::sync::atomic::AtomicU64>,
 ) {

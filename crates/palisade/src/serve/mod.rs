@@ -1,6 +1,10 @@
-//! `palisade serve`: the I/O shell around the sans-IO core. One thread runs the core and
-//! the UDP sockets (no lock on the per-packet path); TCP/TLS connections are tasks on the
-//! same runtime; a storage thread writes bindings behind and watches for account changes.
+//! `palisade serve`: the I/O shell around the sans-IO core. `server.workers` threads each
+//! own one shard of the core and one UDP socket (`SO_REUSEPORT` on the first UDP
+//! listening address), read with `recvmmsg` and answer with `sendmmsg`: no lock on the
+//! per-packet path. Each message is handled by the shard that owns its Call-ID; the
+//! worker that received it hands it over otherwise (see `router`). TCP/TLS connections,
+//! extra UDP sockets, the admin listener and the signals are tasks on the main thread's
+//! runtime; a storage thread writes bindings behind and watches for account changes.
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -24,17 +28,17 @@ mod events;
 mod evidence;
 mod handoff;
 mod persist;
+mod router;
 mod stream;
+mod sys;
 mod udp;
 mod witness;
+mod worker;
 
+use self::router::{Replica, Router};
 pub(crate) use self::stream::MESSAGE_TIMEOUT_S;
 use self::{detect::*, events::*, evidence::*, persist::*, stream::*, udp::*};
 
-/// Messages waiting for the core thread (from stream connections, extra UDP sockets and
-/// the storage thread). When it is full, the senders wait: a TCP reader stops reading
-/// its socket and the kernel's flow control pushes back on the peer.
-const INBOUND_QUEUE: usize = 4096;
 /// Messages waiting to be written to one stream connection. A peer that does not read
 /// fills it, and is then disconnected (counted as `slow_peers_closed`).
 const CONN_QUEUE: usize = 256;
@@ -43,6 +47,8 @@ const CONN_QUEUE: usize = 256;
 const STORE_QUEUE: usize = 65_536;
 /// Remote addresses remembered with the UDP socket they wrote to (several sockets only).
 const UDP_FROM_MAX: usize = 65_536;
+/// Most worker threads (`server.workers`), whatever the machine says.
+const MAX_WORKERS: usize = 64;
 
 /// Observations are handed to the detection thread this many at a time, or once the
 /// oldest has waited `OBSERVE_WAIT` (detection runs that much later; the core's own
@@ -87,6 +93,10 @@ enum Inbound {
     Release(Vec<palisade_core::Transmit>),
     /// A webhook notification whose entry is durable: for the webhook thread.
     Webhook(Hook),
+    /// A message for a stream connection this shard owns (from another shard).
+    Send(palisade_core::Transmit),
+    /// A location change another shard made.
+    Replica(Replica),
 }
 
 fn unix_now() -> i64 {
@@ -106,18 +116,34 @@ fn random_secret() -> anyhow::Result<[u8; 32]> {
     Ok(s)
 }
 
+/// A UDP socket a shard sends from: its own (the first listening address, one socket
+/// per worker, sent to in batches) or one shared by all shards (further addresses).
+enum UdpOut {
+    Own(Arc<std::net::UdpSocket>),
+    Shared(Arc<UdpSocket>),
+}
+
 struct Shell {
+    /// This shard's number (`0..workers`).
+    index: usize,
     endpoint: Endpoint,
     /// The UDP sockets with the local address each was bound to (read once at bind time:
     /// no `getsockname` per send).
-    udp: Vec<(Arc<UdpSocket>, SocketAddr)>,
+    udp: Vec<(UdpOut, SocketAddr)>,
+    /// Datagrams for this worker's own socket, sent together at the end of a pass.
+    pending: Vec<palisade_core::Transmit>,
+    /// Datagrams another shard owns that could not be handed to it (its queue was
+    /// full), and location changes not copied to a shard for the same reason.
+    handoff_dropped: u64,
+    /// The main thread's runtime (stream connections are its tasks).
+    rt: tokio::runtime::Handle,
     /// With several UDP sockets: which one each remote address last wrote to, so that
     /// answers and requests to it leave from that one (its NAT pinhole, its route).
     udp_from: HashMap<SocketAddr, usize>,
     conns: HashMap<u64, Conn>,
     by_addr: HashMap<(Transport, SocketAddr), u64>,
     next_conn: Arc<AtomicUsize>,
-    inbound_tx: mpsc::Sender<Inbound>,
+    router: Router,
     /// To the storage thread, never waiting (see `handoff`).
     store: handoff::StoreHandoff,
     idle: Duration,
@@ -292,49 +318,74 @@ impl Shell {
         self.summary = (Instant::now(), total);
     }
 
-    async fn flush(&mut self) {
+    fn flush(&mut self) {
         // Transmits whose evidence entries are durable now, then the core's own.
         for t in std::mem::take(&mut self.released) {
-            self.transmit(t).await;
+            self.transmit(t);
         }
         while let Some(t) = self.endpoint.poll_transmit() {
-            self.transmit(t).await;
+            self.transmit(t);
         }
         self.process_events();
+        self.send_pending();
+    }
+
+    /// Sends the datagrams gathered for this worker's own socket, in as few system
+    /// calls as `sendmmsg` allows.
+    fn send_pending(&mut self) {
+        if self.pending.is_empty() {
+            return;
+        }
+        if let Some((UdpOut::Own(sock), _)) = self.udp.first() {
+            use std::os::fd::AsRawFd as _;
+            let (refused, err) = sys::send_batch(sock.as_raw_fd(), &self.pending, |t| {
+                (t.to.addr, t.bytes.as_slice())
+            });
+            if refused > 0 && self.warn_budget.allow() {
+                warn!(refused, error = ?err, "UDP sends refused by the kernel");
+            }
+        }
+        self.pending.clear();
     }
 
     /// Sends one message (UDP socket, stream connection, or a new TCP connection).
-    async fn transmit(&mut self, t: palisade_core::Transmit) {
+    fn transmit(&mut self, t: palisade_core::Transmit) {
         {
             match t.to.transport {
                 Transport::Udp => {
                     let known = match self.udp.len() {
                         0 | 1 => None,
-                        _ => self.udp_from.get(&t.to.addr).and_then(|&i| self.udp.get(i)),
+                        _ => self.udp_from.get(&t.to.addr).copied(),
                     };
-                    let sock = known
-                        .or_else(|| {
-                            self.udp
-                                .iter()
-                                .find(|(_, a)| a.is_ipv4() == t.to.addr.is_ipv4())
-                        })
-                        .or(self.udp.first())
-                        .map(|(s, _)| s);
-                    if let Some(sock) = sock {
-                        match sock.try_send_to(&t.bytes, t.to.addr) {
-                            Ok(_) => {}
-                            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                                let _ = sock.send_to(&t.bytes, t.to.addr).await;
-                            }
-                            Err(e) => {
+                    let i = known.or_else(|| {
+                        self.udp
+                            .iter()
+                            .position(|(_, a)| a.is_ipv4() == t.to.addr.is_ipv4())
+                    });
+                    match self.udp.get(i.unwrap_or(0)) {
+                        Some((UdpOut::Own(_), _)) => self.pending.push(t),
+                        Some((UdpOut::Shared(sock), _)) => {
+                            if let Err(e) = sock.try_send_to(&t.bytes, t.to.addr) {
                                 if self.warn_budget.allow() {
                                     warn!(to = %t.to.addr, error = %e, "UDP send failed");
                                 }
                             }
                         }
+                        None => {}
                     }
                 }
                 Transport::Tcp | Transport::Tls => {
+                    let owner = match t.to.conn {
+                        Some(c) => self.router.owner_of_conn(c),
+                        None => self.router.owner_of_addr(&t.to.addr),
+                    };
+                    if owner != self.index {
+                        // the connection (or the right to open one) is another shard's
+                        if self.router.try_send_to(owner, Inbound::Send(t)).is_err() {
+                            self.handoff_dropped += 1;
+                        }
+                        return;
+                    }
                     let id =
                         t.to.conn
                             .filter(|c| self.conns.contains_key(c))
@@ -374,8 +425,20 @@ impl Shell {
         while let Some(ev) = self.endpoint.poll_event() {
             let now = Instant::now();
             let op = match ev {
-                Event::BindingSaved(b) => BindingOp::Save(to_row(&b, now)),
-                Event::BindingRemoved { aor, contact } => BindingOp::Remove { aor, contact },
+                Event::BindingSaved(b) => {
+                    let row = to_row(&b, now);
+                    self.router
+                        .replicate(self.index, &Replica::Saved(Box::new(b)));
+                    BindingOp::Save(row)
+                }
+                Event::BindingRemoved { aor, contact } => {
+                    let r = Replica::Removed { aor, contact };
+                    self.router.replicate(self.index, &r);
+                    let Replica::Removed { aor, contact } = r else {
+                        continue;
+                    };
+                    BindingOp::Remove { aor, contact }
+                }
                 Event::Observation(o) => {
                     if self.detect_tx.is_some() {
                         self.observed.push(o);
@@ -409,11 +472,6 @@ impl Shell {
             let batch = std::mem::take(&mut self.observed);
             self.send_detector(DetectMsg::Observe(batch));
         }
-    }
-
-    /// When the observations held must go at the latest.
-    fn observed_deadline(&self) -> Option<Instant> {
-        self.observed_since.map(|t| t + OBSERVE_WAIT)
     }
 
     /// Sends the evidence entries of the events just taken; `then` (the transmits of a
@@ -493,7 +551,7 @@ impl Shell {
     }
 
     fn connect(&mut self, peer: Peer, first: Vec<u8>) {
-        let conn = self.next_conn.fetch_add(1, Ordering::Relaxed) as u64;
+        let conn = self.router.conn_id(&self.next_conn, self.index);
         let (tx, rx) = mpsc::channel(CONN_QUEUE);
         let (kill, kill_rx) = oneshot::channel();
         let _ = tx.try_send(first);
@@ -507,10 +565,10 @@ impl Shell {
             },
         );
         self.by_addr.insert((peer.transport, peer.addr), conn);
-        let inbound = self.inbound_tx.clone();
+        let inbound = self.router.clone();
         let (idle, limits, message_timeout) =
             (self.idle, self.limits.clone(), self.message_timeout);
-        tokio::spawn(async move {
+        self.rt.spawn(async move {
             match tokio::time::timeout(Duration::from_secs(5), TcpStream::connect(peer.addr)).await
             {
                 Ok(Ok(s)) => {
@@ -570,6 +628,11 @@ impl Shell {
                 self.by_addr.insert((peer.transport, peer.addr), conn);
             }
             Inbound::Closed { conn } => self.close_conn(conn),
+            Inbound::Send(t) => self.transmit(t),
+            Inbound::Replica(Replica::Saved(b)) => self.endpoint.apply_binding(*b),
+            Inbound::Replica(Replica::Removed { aor, contact }) => {
+                self.endpoint.apply_binding_removed(&aor, &contact)
+            }
             Inbound::Users(u) => self.endpoint.set_users(u),
             Inbound::Restrict(r) => self.endpoint.restrict(r),
             Inbound::Lift(s) => self.endpoint.lift(&s),
@@ -619,25 +682,49 @@ pub async fn run(cfg: FileConfig, listens: Vec<Listen>) -> anyhow::Result<()> {
     }));
     let secret = random_secret()
         .context("refusing to start without a per-boot secret from the operating system")?;
-    let mut endpoint = Endpoint::new(core_cfg, secret, now);
+    let workers = match cfg.server.workers {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
+    }
+    .min(MAX_WORKERS);
+    let mut endpoints: Vec<Endpoint> = (0..workers)
+        .map(|i| {
+            let mut c = core_cfg.clone();
+            c.shard = (i, workers);
+            Endpoint::new(c, secret, now)
+        })
+        .collect();
     let cfg_protected = cfg.shield.protected.clone();
     let users = users_of(&store, &domain, &cfg_protected)?;
-    endpoint.set_unix_time(now, unix_now());
     let restored = store.load_bindings(unix_now())?;
-    info!(users = users.len(), bindings = restored.len(), data_dir = %data_dir.display(), domain, "state loaded");
+    info!(users = users.len(), bindings = restored.len(), workers, data_dir = %data_dir.display(), domain, "state loaded");
     let no_users = users.is_empty();
-    endpoint.set_users(users);
-    for r in restored {
-        if let Some(b) = from_row(r, now) {
-            endpoint.restore_binding(b);
+    let restored: Vec<Binding> = restored
+        .into_iter()
+        .filter_map(|r| from_row(r, now))
+        .collect();
+    for (i, endpoint) in endpoints.iter_mut().enumerate() {
+        endpoint.set_unix_time(now, unix_now());
+        endpoint.set_users(users.clone());
+        for b in &restored {
+            // shard 0 reports their expiry; the others hold copies
+            if i == 0 {
+                endpoint.restore_binding(b.clone());
+            } else {
+                endpoint.apply_binding(b.clone());
+            }
         }
     }
+    drop(users);
+    drop(restored);
     let detector = if cfg.detect.enabled {
         let records = crate::datadir::open_records(&data_dir)?;
         let (d, restrictions) = prepare(&cfg.detect, &store, &records)?;
         let n = restrictions.len();
         for r in &restrictions {
-            endpoint.restrict(r.clone());
+            for endpoint in endpoints.iter_mut() {
+                endpoint.restrict(r.clone());
+            }
         }
         info!(restrictions = n, "campaign detection on");
         Some((d, restrictions))
@@ -647,7 +734,12 @@ pub async fn run(cfg: FileConfig, listens: Vec<Listen>) -> anyhow::Result<()> {
     };
     drop(store);
 
-    let (inbound_tx, mut inbound_rx) = mpsc::channel::<Inbound>(INBOUND_QUEUE);
+    sys::install_wake_handler().context("installing the workers' wake-up signal handler")?;
+    let shards = endpoints
+        .first()
+        .map(|e| e.shards().clone())
+        .context("no worker")?;
+    let (inbound_tx, shard_ends) = Router::new(shards);
     let (store_tx, store_rx) = std::sync::mpsc::sync_channel::<StoreMsg>(STORE_QUEUE);
     let store_handle = {
         let (d, dom, itx) = (data_dir.clone(), domain.clone(), inbound_tx.clone());
@@ -707,15 +799,36 @@ pub async fn run(cfg: FileConfig, listens: Vec<Listen>) -> anyhow::Result<()> {
     let max_conns = cfg.tcp.max_connections;
     let next_conn = Arc::new(AtomicUsize::new(1));
     let live = Arc::new(AtomicUsize::new(0));
+    // The first UDP address: one socket per worker. Further UDP addresses: one socket
+    // each, read by a task on this thread and shared by the workers for sending.
+    let mut worker_udp: Vec<Arc<std::net::UdpSocket>> = Vec::new();
+    let mut udp_addrs: Vec<SocketAddr> = Vec::new();
     let mut udp = Vec::new();
     let mut tls = None;
     for l in &listens {
         match l.transport {
+            Transport::Udp if worker_udp.is_empty() => {
+                // A plain bind first: it fails if anyone holds the address (another
+                // server sharing it with SO_REUSEPORT included) and resolves port 0.
+                let probe = std::net::UdpSocket::bind(l.addr)
+                    .with_context(|| format!("binding udp:{}", l.addr))?;
+                let addr = probe.local_addr()?;
+                drop(probe);
+                for _ in 0..workers {
+                    let s = worker::bind_worker_udp(addr, cfg.server.udp_buffer)
+                        .with_context(|| format!("binding udp:{addr} (SO_REUSEPORT)"))?;
+                    worker_udp.push(Arc::new(s));
+                }
+                info!(transport = "udp", %addr, sockets = workers, "listening");
+                udp_addrs.push(addr);
+            }
             Transport::Udp => {
                 let s = bind_udp(l.addr, cfg.server.udp_buffer)
                     .with_context(|| format!("binding udp:{}", l.addr))?;
-                info!(transport = "udp", addr = %s.local_addr()?, "listening");
+                let addr = s.local_addr()?;
+                info!(transport = "udp", %addr, "listening");
                 udp.push(Arc::new(s));
+                udp_addrs.push(addr);
             }
             Transport::Tcp | Transport::Tls => {
                 let acceptor = if l.transport == Transport::Tls {
@@ -766,7 +879,7 @@ pub async fn run(cfg: FileConfig, listens: Vec<Listen>) -> anyhow::Result<()> {
                             continue;
                         }
                         let _ = sock.set_nodelay(true);
-                        let conn = nc.fetch_add(1, Ordering::Relaxed) as u64;
+                        let conn = itx.conn_id(&nc, itx.owner_of_addr(&addr));
                         let peer = Peer {
                             transport,
                             addr,
@@ -809,9 +922,10 @@ pub async fn run(cfg: FileConfig, listens: Vec<Listen>) -> anyhow::Result<()> {
             }
         }
     }
-    // Extra UDP sockets beyond the first are read by tasks; the first is read inline.
-    for (socket, s) in udp.iter().enumerate().skip(1) {
+    // Extra UDP sockets (beyond the first address) are read by tasks on this thread.
+    for (k, s) in udp.iter().enumerate() {
         let (s, itx) = (s.clone(), inbound_tx.clone());
+        let socket = k + 1;
         tokio::spawn(async move {
             let mut buf = vec![0u8; 65_536];
             while let Ok((n, addr)) = s.recv_from(&mut buf).await {
@@ -831,11 +945,7 @@ pub async fn run(cfg: FileConfig, listens: Vec<Listen>) -> anyhow::Result<()> {
     }
     // What a newcomer needs to point a phone here, on standard output as well as in the
     // log (which may go to a file).
-    let mut bound: Vec<String> = udp
-        .iter()
-        .filter_map(|s| s.local_addr().ok())
-        .map(|a| format!("udp:{a}"))
-        .collect();
+    let mut bound: Vec<String> = udp_addrs.iter().map(|a| format!("udp:{a}")).collect();
     bound.extend(
         listens
             .iter()
@@ -857,111 +967,127 @@ pub async fn run(cfg: FileConfig, listens: Vec<Listen>) -> anyhow::Result<()> {
         );
         warn!(data_dir = %data_dir.display(), "no accounts yet: add one with `palisade user add NAME --password PASSWORD`");
     }
-    let primary = udp.first().cloned();
-    let mut shell = Shell {
-        endpoint,
-        udp: udp
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let rt = tokio::runtime::Handle::current();
+    let mut threads = Vec::new();
+    let mut wakers = Vec::new();
+    for (index, (endpoint, (rx, waker))) in endpoints.into_iter().zip(shard_ends).enumerate() {
+        let own = worker_udp.get(index).cloned();
+        let mut socks: Vec<(UdpOut, SocketAddr)> = Vec::new();
+        if let (Some(s), Some(&a)) = (&own, udp_addrs.first()) {
+            socks.push((UdpOut::Own(s.clone()), a));
+        }
+        for (s, &a) in udp
             .iter()
-            .map(|s| {
-                let local = s
-                    .local_addr()
-                    .unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0)));
-                (s.clone(), local)
-            })
-            .collect(),
-        udp_from: HashMap::new(),
-        conns: HashMap::new(),
-        by_addr: HashMap::new(),
-        next_conn,
-        inbound_tx,
-        store: handoff::StoreHandoff::new(store_tx),
-        idle,
-        message_timeout,
-        limits,
-        summary: (Instant::now(), 0),
-        traffic: (Instant::now(), 0),
-        slow_peers_closed: 0,
-        warn_budget: LineBudget::new(),
-        event_budget: EventBudget {
-            sources: HashMap::new(),
-            reported: Instant::now(),
-        },
-        detect_tx,
-        detect_dropped: 0,
-        observed: Vec::new(),
-        observed_since: None,
-        notify_from: cfg.notify.from_user.clone(),
-        evidence: evidence_tx,
-        entries: Vec::new(),
-        refused_message: None,
-        webhooks: webhook_tx,
-        released: Vec::new(),
-    };
-    let mut buf = vec![0u8; 65_536];
-    let far = Duration::from_secs(3600);
+            .zip(udp_addrs.iter().skip(usize::from(own.is_some())))
+        {
+            socks.push((UdpOut::Shared(s.clone()), a));
+        }
+        let shell = Shell {
+            index,
+            endpoint,
+            udp: socks,
+            pending: Vec::with_capacity(sys::BATCH),
+            handoff_dropped: 0,
+            rt: rt.clone(),
+            udp_from: HashMap::new(),
+            conns: HashMap::new(),
+            by_addr: HashMap::new(),
+            next_conn: next_conn.clone(),
+            router: inbound_tx.clone(),
+            store: handoff::StoreHandoff::new(store_tx.clone()),
+            idle,
+            message_timeout,
+            limits: limits.clone(),
+            summary: (Instant::now(), 0),
+            traffic: (Instant::now(), 0),
+            slow_peers_closed: 0,
+            warn_budget: LineBudget::new(),
+            event_budget: EventBudget {
+                sources: HashMap::new(),
+                reported: Instant::now(),
+            },
+            detect_tx: detect_tx.clone(),
+            detect_dropped: 0,
+            observed: Vec::new(),
+            observed_since: None,
+            notify_from: cfg.notify.from_user.clone(),
+            evidence: evidence_tx.clone(),
+            entries: Vec::new(),
+            refused_message: None,
+            webhooks: webhook_tx.clone(),
+            released: Vec::new(),
+        };
+        wakers.push(waker.clone());
+        let w = worker::Worker {
+            shell,
+            rx,
+            waker,
+            socket: own,
+            stop: stop.clone(),
+        };
+        threads.push(
+            std::thread::Builder::new()
+                .name(format!("palisade-w{index}"))
+                .spawn(move || worker::run(w))?,
+        );
+    }
+    drop((store_tx, detect_tx, evidence_tx, webhook_tx, worker_udp));
+    // The workers hold the only receivers: this thread keeps a sender for the tasks
+    // it runs (stream connections, extra UDP sockets).
     let shutdown = tokio::signal::ctrl_c();
     tokio::pin!(shutdown);
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let mut watch = tokio::time::interval(Duration::from_millis(200));
     loop {
-        let deadline = shell
-            .endpoint
-            .poll_timeout()
-            .unwrap_or_else(|| Instant::now() + far);
-        let deadline = shell
-            .observed_deadline()
-            .map_or(deadline, |d| d.min(deadline));
         tokio::select! {
-            r = async { match &primary { Some(s) => s.recv_from(&mut buf).await, None => std::future::pending().await } } => {
-                if let Ok((n, addr)) = r {
-                    let now = Instant::now();
-                    shell.arrived_on(addr, 0);
-                    shell.handle(now, Peer { transport: Transport::Udp, addr, conn: None }, buf.get(..n).unwrap_or_default());
-                    // Drain what is already queued before flushing: fewer wake-ups under load.
-                    if let Some(s) = &primary {
-                        for _ in 0..32 {
-                            match s.try_recv_from(&mut buf) {
-                                Ok((n, addr)) => {
-                                    shell.arrived_on(addr, 0);
-                                    shell.handle(now, Peer { transport: Transport::Udp, addr, conn: None }, buf.get(..n).unwrap_or_default())
-                                }
-                                Err(_) => break,
-                            }
-                        }
-                    }
-                }
-            }
-            m = inbound_rx.recv() => {
-                if let Some(m) = m { shell.on_inbound(m); }
-            }
-            _ = tokio::time::sleep_until(tokio::time::Instant::from_std(deadline)) => {}
             _ = &mut shutdown => { info!("shutting down (SIGINT)"); break; }
             _ = term.recv() => { info!("shutting down (SIGTERM)"); break; }
+            _ = watch.tick() => {
+                if threads.iter().any(|t| t.is_finished()) {
+                    error!("a worker thread ended; shutting down");
+                    break;
+                }
+            }
         }
-        shell.timeout(Instant::now());
-        shell.flush().await;
-        shell.shield_summary(false);
-        shell.suppressed_events(false);
-        shell.traffic_summary(false);
     }
-    shell.flush().await;
-    shell.send_observed(true);
-    shell.shield_summary(true);
-    shell.suppressed_events(true);
-    shell.traffic_summary(true);
-    let evidence_tx = shell.evidence.take();
-    // Nothing reads the inbound queue any more: a thread handing something to the core
-    // (accounts reloaded, a restriction, a release) must not wait on it forever.
-    drop(inbound_rx);
-    // The storage thread writes every binding it was given (the core's queue is closed
-    // and drained) before it ends: nothing acknowledged is lost on SIGTERM.
-    shell.store.finish();
-    if shell.store.shed > 0 {
-        warn!(
-            shed = shell.store.shed,
-            "messages for the storage thread were shed while it was behind"
-        );
+    stop.store(true, Ordering::Relaxed);
+    for w in &wakers {
+        w.wake();
     }
-    drop(shell);
+    let mut shells = Vec::new();
+    for t in threads {
+        match t.join() {
+            Ok(s) => shells.push(s),
+            Err(_) => error!("a worker thread panicked outside the core's containment"),
+        }
+    }
+    let mut evidence_tx = None;
+    for shell in shells.iter_mut() {
+        shell.send_observed(true);
+        shell.shield_summary(true);
+        shell.suppressed_events(true);
+        shell.traffic_summary(true);
+        if let Some(e) = shell.evidence.take() {
+            evidence_tx = Some(e);
+        }
+    }
+    // Nothing reads the shards' queues any more: a thread handing something to a core
+    // (accounts reloaded, a restriction, a release) gets an error instead of waiting.
+    drop(inbound_tx);
+    // The storage thread writes every binding it was given (the workers' queues are
+    // closed and drained) before it ends: nothing acknowledged is lost on SIGTERM.
+    for shell in shells.iter_mut() {
+        shell.store.finish();
+        if shell.store.shed > 0 {
+            warn!(
+                shard = shell.index,
+                shed = shell.store.shed,
+                "messages for the storage thread were shed while it was behind"
+            );
+        }
+    }
+    drop(shells);
     let _ = store_handle.join();
     if let Some(h) = detect_handle {
         let _ = h.join();

@@ -150,7 +150,7 @@ pub(super) fn store_thread(
     domain: String,
     cfg_protected: ConfigProtected,
     ops: std::sync::mpsc::Receiver<StoreMsg>,
-    inbound: mpsc::Sender<Inbound>,
+    inbound: Router,
 ) {
     use std::io::Write as _;
     let open = || {

@@ -36,7 +36,7 @@ pub(super) fn load_tls(cert: &Path, key: &Path) -> anyhow::Result<tokio_rustls::
 pub(super) struct ConnTask {
     pub(super) conn: u64,
     pub(super) peer: Peer,
-    pub(super) inbound: mpsc::Sender<Inbound>,
+    pub(super) inbound: Router,
     pub(super) rx: mpsc::Receiver<Vec<u8>>,
     pub(super) tx: mpsc::Sender<Vec<u8>>,
     pub(super) idle: Duration,

@@ -1,0 +1,344 @@
+//! Batched datagram I/O and worker wake-ups, over Linux system calls that std and tokio
+//! do not offer: `recvmmsg(2)` (every datagram queued on a socket, up to [`BATCH`], in
+//! one call), `sendmmsg(2)` (a pass's answers in one call) and `tgkill(2)` (interrupt
+//! one worker's blocking receive when another thread handed it work).
+//!
+//! This is the only place in the server that calls these functions; every `unsafe`
+//! block says what it relies on. The buffers handed to the kernel are owned by
+//! [`RecvBatch`] or borrowed for the duration of the call, and the lengths given are
+//! theirs.
+
+use std::io;
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
+use std::os::fd::RawFd;
+use std::sync::OnceLock;
+
+/// Most datagrams taken from a socket, or sent, in one system call.
+pub(super) const BATCH: usize = 32;
+/// Room for one datagram: the largest UDP payload fits.
+pub(super) const DATAGRAM_MAX: usize = 65_536;
+
+/// The signal that interrupts a worker's blocking receive (its handler does nothing; the
+/// receive returns `EINTR` and the worker looks at its queue).
+const WAKE_SIGNAL: libc::c_int = libc::SIGUSR2;
+
+/// Buffers for one `recvmmsg` call: [`BATCH`] datagrams and their source addresses.
+pub(super) struct RecvBatch {
+    bufs: Vec<u8>,
+    addrs: Vec<libc::sockaddr_storage>,
+    lens: [usize; BATCH],
+    from: [Option<SocketAddr>; BATCH],
+    n: usize,
+}
+
+impl RecvBatch {
+    pub(super) fn new() -> Self {
+        RecvBatch {
+            bufs: vec![0u8; BATCH * DATAGRAM_MAX],
+            // SAFETY: all zeros is a valid sockaddr_storage (a plain C struct).
+            addrs: vec![unsafe { std::mem::zeroed() }; BATCH],
+            lens: [0; BATCH],
+            from: [None; BATCH],
+            n: 0,
+        }
+    }
+
+    /// Waits (up to the socket's receive timeout) for at least one datagram and takes
+    /// every one queued, up to [`BATCH`]. `Ok(0)` never happens: a timeout or a wake-up
+    /// is an error of kind `WouldBlock` or `Interrupted`.
+    pub(super) fn recv(&mut self, fd: RawFd) -> io::Result<usize> {
+        self.n = 0;
+        let mut iovs: [libc::iovec; BATCH] = [libc::iovec {
+            iov_base: std::ptr::null_mut(),
+            iov_len: 0,
+        }; BATCH];
+        // SAFETY: all zeros is a valid mmsghdr (null pointers, zero lengths); every
+        // field the kernel reads is set below.
+        let mut hdrs: [libc::mmsghdr; BATCH] = unsafe { std::mem::zeroed() };
+        let base = self.bufs.as_mut_ptr();
+        for (i, (iov, (hdr, addr))) in iovs
+            .iter_mut()
+            .zip(hdrs.iter_mut().zip(self.addrs.iter_mut()))
+            .enumerate()
+        {
+            // SAFETY: i < BATCH, so the slot [i*MAX, (i+1)*MAX) lies inside `bufs`
+            // (BATCH*MAX bytes long).
+            iov.iov_base = unsafe { base.add(i * DATAGRAM_MAX) }.cast();
+            iov.iov_len = DATAGRAM_MAX;
+            hdr.msg_hdr.msg_name = (addr as *mut libc::sockaddr_storage).cast();
+            hdr.msg_hdr.msg_namelen = std::mem::size_of::<libc::sockaddr_storage>() as u32;
+            hdr.msg_hdr.msg_iov = iov;
+            hdr.msg_hdr.msg_iovlen = 1;
+        }
+        // SAFETY: `hdrs` holds BATCH valid headers whose buffers (`bufs`, `addrs`,
+        // `iovs`) outlive the call; the kernel writes at most the lengths given.
+        let r = unsafe {
+            libc::recvmmsg(
+                fd,
+                hdrs.as_mut_ptr(),
+                BATCH as libc::c_uint,
+                libc::MSG_WAITFORONE,
+                std::ptr::null_mut(),
+            )
+        };
+        if r < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let n = (r as usize).min(BATCH);
+        for (i, hdr) in hdrs.iter().take(n).enumerate() {
+            let truncated = hdr.msg_hdr.msg_flags & libc::MSG_TRUNC != 0;
+            if let (Some(len), Some(from)) = (self.lens.get_mut(i), self.from.get_mut(i)) {
+                *len = (hdr.msg_len as usize).min(DATAGRAM_MAX);
+                *from = if truncated {
+                    None
+                } else {
+                    self.addrs.get(i).and_then(from_storage)
+                };
+            }
+        }
+        self.n = n;
+        Ok(n)
+    }
+
+    /// The datagrams of the last [`RecvBatch::recv`]: source and bytes (datagrams too
+    /// large for a slot, or from an address family we do not serve, are left out).
+    pub(super) fn datagrams(&self) -> impl Iterator<Item = (SocketAddr, &[u8])> {
+        (0..self.n).filter_map(|i| {
+            let from = (*self.from.get(i)?)?;
+            let len = *self.lens.get(i)?;
+            let start = i * DATAGRAM_MAX;
+            Some((from, self.bufs.get(start..start + len)?))
+        })
+    }
+}
+
+fn from_storage(s: &libc::sockaddr_storage) -> Option<SocketAddr> {
+    match libc::c_int::from(s.ss_family) {
+        libc::AF_INET => {
+            // SAFETY: the family says the storage holds a sockaddr_in, which is smaller
+            // than sockaddr_storage and has no stricter alignment.
+            let a = unsafe { &*(s as *const libc::sockaddr_storage).cast::<libc::sockaddr_in>() };
+            Some(SocketAddr::V4(SocketAddrV4::new(
+                Ipv4Addr::from(u32::from_be(a.sin_addr.s_addr)),
+                u16::from_be(a.sin_port),
+            )))
+        }
+        libc::AF_INET6 => {
+            // SAFETY: as above, for sockaddr_in6.
+            let a = unsafe { &*(s as *const libc::sockaddr_storage).cast::<libc::sockaddr_in6>() };
+            Some(SocketAddr::V6(SocketAddrV6::new(
+                Ipv6Addr::from(a.sin6_addr.s6_addr),
+                u16::from_be(a.sin6_port),
+                a.sin6_flowinfo,
+                a.sin6_scope_id,
+            )))
+        }
+        _ => None,
+    }
+}
+
+fn to_storage(addr: &SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
+    // SAFETY: all zeros is a valid sockaddr_storage.
+    let mut s: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    match addr {
+        SocketAddr::V4(a) => {
+            // SAFETY: sockaddr_in fits in sockaddr_storage, same or weaker alignment.
+            let v4 = unsafe {
+                &mut *(&mut s as *mut libc::sockaddr_storage).cast::<libc::sockaddr_in>()
+            };
+            v4.sin_family = libc::AF_INET as libc::sa_family_t;
+            v4.sin_port = a.port().to_be();
+            v4.sin_addr.s_addr = u32::from(*a.ip()).to_be();
+            (
+                s,
+                std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
+            )
+        }
+        SocketAddr::V6(a) => {
+            // SAFETY: as above, for sockaddr_in6.
+            let v6 = unsafe {
+                &mut *(&mut s as *mut libc::sockaddr_storage).cast::<libc::sockaddr_in6>()
+            };
+            v6.sin6_family = libc::AF_INET6 as libc::sa_family_t;
+            v6.sin6_port = a.port().to_be();
+            v6.sin6_addr.s6_addr = a.ip().octets();
+            v6.sin6_flowinfo = a.flowinfo();
+            v6.sin6_scope_id = a.scope_id();
+            (
+                s,
+                std::mem::size_of::<libc::sockaddr_in6>() as libc::socklen_t,
+            )
+        }
+    }
+}
+
+/// Sends every `(destination, bytes)` on `fd`, up to [`BATCH`] per system call. A
+/// datagram the kernel refuses (an unreachable destination, a full buffer) is skipped
+/// and counted; the others still go. Returns how many were refused, with the last
+/// error.
+pub(super) fn send_batch<T>(
+    fd: RawFd,
+    items: &[T],
+    what: impl Fn(&T) -> (SocketAddr, &[u8]),
+) -> (usize, Option<io::Error>) {
+    let mut refused = 0;
+    let mut last_err = None;
+    let mut rest = items;
+    let mut interrupted = 0;
+    while !rest.is_empty() {
+        let chunk = rest.get(..rest.len().min(BATCH)).unwrap_or_default();
+        let mut names: [(libc::sockaddr_storage, libc::socklen_t); BATCH] =
+            // SAFETY: all zeros is valid for both members.
+            unsafe { std::mem::zeroed() };
+        let mut iovs: [libc::iovec; BATCH] = [libc::iovec {
+            iov_base: std::ptr::null_mut(),
+            iov_len: 0,
+        }; BATCH];
+        // SAFETY: all zeros is a valid mmsghdr.
+        let mut hdrs: [libc::mmsghdr; BATCH] = unsafe { std::mem::zeroed() };
+        for ((name, iov), (hdr, item)) in names
+            .iter_mut()
+            .zip(iovs.iter_mut())
+            .zip(hdrs.iter_mut().zip(chunk.iter()))
+        {
+            let (to, bytes) = what(item);
+            *name = to_storage(&to);
+            // the kernel only reads from it (sendmmsg)
+            iov.iov_base = bytes.as_ptr() as *mut libc::c_void;
+            iov.iov_len = bytes.len();
+            hdr.msg_hdr.msg_name = (&mut name.0 as *mut libc::sockaddr_storage).cast();
+            hdr.msg_hdr.msg_namelen = name.1;
+            hdr.msg_hdr.msg_iov = iov;
+            hdr.msg_hdr.msg_iovlen = 1;
+        }
+        // SAFETY: the first chunk.len() headers are valid and point at `names`, `iovs`
+        // and the borrowed `items`, all alive for the call.
+        let r = unsafe { libc::sendmmsg(fd, hdrs.as_mut_ptr(), chunk.len() as libc::c_uint, 0) };
+        if r > 0 {
+            rest = rest.get(r as usize..).unwrap_or_default();
+            continue;
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() == io::ErrorKind::Interrupted && interrupted < 8 {
+            interrupted += 1;
+            continue;
+        }
+        // the first datagram of the chunk was refused: skip it, go on with the rest
+        refused += 1;
+        last_err = Some(e);
+        rest = rest.get(1..).unwrap_or_default();
+    }
+    (refused, last_err)
+}
+
+static PID: OnceLock<libc::pid_t> = OnceLock::new();
+
+extern "C" fn on_wake(_: libc::c_int) {}
+
+/// Installs the wake-up signal's handler (once, before any worker starts): it does
+/// nothing, and without `SA_RESTART` a blocked receive returns `EINTR`.
+pub(super) fn install_wake_handler() -> io::Result<()> {
+    PID.get_or_init(|| std::process::id() as libc::pid_t);
+    // SAFETY: a zeroed sigaction with an empty mask and a handler that touches no
+    // state (async-signal-safe by doing nothing).
+    unsafe {
+        let mut sa: libc::sigaction = std::mem::zeroed();
+        sa.sa_sigaction = on_wake as extern "C" fn(libc::c_int) as libc::sighandler_t;
+        libc::sigemptyset(&mut sa.sa_mask);
+        sa.sa_flags = 0;
+        if libc::sigaction(WAKE_SIGNAL, &sa, std::ptr::null_mut()) != 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+/// The calling thread's kernel id (for [`wake_thread`]).
+pub(super) fn thread_id() -> libc::pid_t {
+    // SAFETY: gettid has no preconditions.
+    unsafe { libc::gettid() }
+}
+
+/// Interrupts the blocking receive of the thread `tid` of this process.
+pub(super) fn wake_thread(tid: libc::pid_t) {
+    let Some(&pid) = PID.get() else { return };
+    // SAFETY: tgkill with this process's id only reaches our own threads; the signal's
+    // handler is installed before any worker's id is published.
+    unsafe {
+        libc::syscall(libc::SYS_tgkill, pid, tid, WAKE_SIGNAL);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::AsRawFd;
+
+    #[test]
+    fn a_batch_goes_out_in_one_call_and_comes_in_in_one_call() {
+        let rx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let tx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        rx.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+            .unwrap();
+        let to = rx.local_addr().unwrap();
+        let msgs: Vec<Vec<u8>> = (0..40)
+            .map(|i| format!("datagram {i}").into_bytes())
+            .collect();
+        let items: Vec<(SocketAddr, &[u8])> = msgs.iter().map(|m| (to, m.as_slice())).collect();
+        let (refused, _) = send_batch(tx.as_raw_fd(), &items, |&(a, b)| (a, b));
+        assert_eq!(refused, 0);
+        let mut batch = RecvBatch::new();
+        let mut got = Vec::new();
+        while got.len() < 40 {
+            let n = batch.recv(rx.as_raw_fd()).unwrap();
+            assert!((1..=BATCH).contains(&n));
+            for (from, bytes) in batch.datagrams() {
+                assert_eq!(from, tx.local_addr().unwrap());
+                got.push(bytes.to_vec());
+            }
+        }
+        assert_eq!(got, msgs, "every datagram, in order, with its source");
+    }
+
+    #[test]
+    fn addresses_convert_both_ways() {
+        for a in ["192.0.2.7:5060", "[2001:db8::1]:5061", "[fe80::1%3]:5062"] {
+            let addr: SocketAddr = a.parse().unwrap();
+            let (s, _) = to_storage(&addr);
+            assert_eq!(from_storage(&s), Some(addr));
+        }
+    }
+
+    #[test]
+    fn a_blocked_receive_is_interrupted_by_a_wake_up() {
+        install_wake_handler().unwrap();
+        let rx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        rx.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+            .unwrap();
+        let (tid_tx, tid_rx) = std::sync::mpsc::channel();
+        let t = std::thread::spawn(move || {
+            tid_tx.send(thread_id()).unwrap();
+            let mut batch = RecvBatch::new();
+            let started = std::time::Instant::now();
+            let e = batch.recv(rx.as_raw_fd()).unwrap_err();
+            (e.kind(), started.elapsed())
+        });
+        let tid = tid_rx.recv().unwrap();
+        // the thread may not be blocked yet: wake it until it returns
+        let mut woke = None;
+        for _ in 0..200 {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+            wake_thread(tid);
+            if t.is_finished() {
+                woke = Some(t.join().unwrap());
+                break;
+            }
+        }
+        let (kind, waited) = woke.expect("the receive returned");
+        assert_eq!(kind, io::ErrorKind::Interrupted);
+        assert!(
+            waited < std::time::Duration::from_secs(10),
+            "not the timeout"
+        );
+    }
+}
