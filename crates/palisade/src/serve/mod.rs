@@ -381,9 +381,7 @@ impl Shell {
                     };
                     if owner != self.index {
                         // the connection (or the right to open one) is another shard's
-                        if self.router.try_send_to(owner, Inbound::Send(t)).is_err() {
-                            self.handoff_dropped += 1;
-                        }
+                        self.hand_over(owner, Inbound::Send(t));
                         return;
                     }
                     let id =
@@ -739,7 +737,7 @@ pub async fn run(cfg: FileConfig, listens: Vec<Listen>) -> anyhow::Result<()> {
         .first()
         .map(|e| e.shards().clone())
         .context("no worker")?;
-    let (inbound_tx, shard_ends) = Router::new(shards);
+    let (mut inbound_tx, shard_ends) = Router::new(shards);
     let (store_tx, store_rx) = std::sync::mpsc::sync_channel::<StoreMsg>(STORE_QUEUE);
     let store_handle = {
         let (d, dom, itx) = (data_dir.clone(), domain.clone(), inbound_tx.clone());
@@ -821,6 +819,7 @@ pub async fn run(cfg: FileConfig, listens: Vec<Listen>) -> anyhow::Result<()> {
                 }
                 info!(transport = "udp", %addr, sockets = workers, "listening");
                 udp_addrs.push(addr);
+                steer_on(&mut inbound_tx, &worker_udp, addr);
             }
             Transport::Udp => {
                 let s = bind_udp(l.addr, cfg.server.udp_buffer)
@@ -970,7 +969,6 @@ pub async fn run(cfg: FileConfig, listens: Vec<Listen>) -> anyhow::Result<()> {
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let rt = tokio::runtime::Handle::current();
     let mut threads = Vec::new();
-    let mut wakers = Vec::new();
     for (index, (endpoint, (rx, waker))) in endpoints.into_iter().zip(shard_ends).enumerate() {
         let own = worker_udp.get(index).cloned();
         let mut socks: Vec<(UdpOut, SocketAddr)> = Vec::new();
@@ -1018,7 +1016,6 @@ pub async fn run(cfg: FileConfig, listens: Vec<Listen>) -> anyhow::Result<()> {
             webhooks: webhook_tx.clone(),
             released: Vec::new(),
         };
-        wakers.push(waker.clone());
         let w = worker::Worker {
             shell,
             rx,
@@ -1052,9 +1049,7 @@ pub async fn run(cfg: FileConfig, listens: Vec<Listen>) -> anyhow::Result<()> {
         }
     }
     stop.store(true, Ordering::Relaxed);
-    for w in &wakers {
-        w.wake();
-    }
+    inbound_tx.wake_all();
     let mut shells = Vec::new();
     for t in threads {
         match t.join() {
@@ -1102,6 +1097,39 @@ pub async fn run(cfg: FileConfig, listens: Vec<Listen>) -> anyhow::Result<()> {
         let _ = h.join();
     }
     Ok(())
+}
+
+/// Turns on the steering of internal datagrams among the workers' sockets (see
+/// `router::Steer`); without it (a kernel that refuses the program) hand-overs go
+/// through the queues and wake-ups are signals.
+fn steer_on(router: &mut Router, socks: &[Arc<std::net::UdpSocket>], local: SocketAddr) {
+    use std::os::fd::AsRawFd as _;
+    let (Some(first), true) = (socks.first(), socks.len() > 1) else {
+        return;
+    };
+    if let Err(e) = sys::attach_steering(first.as_raw_fd()) {
+        warn!(error = %e, "the kernel refused the workers' steering program; hand-overs go through queues");
+        return;
+    }
+    let to = match local.ip() {
+        std::net::IpAddr::V4(a) if a.is_unspecified() => {
+            SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, local.port()))
+        }
+        std::net::IpAddr::V6(a) if a.is_unspecified() => {
+            SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, local.port()))
+        }
+        _ => local,
+    };
+    let mut token = [0u8; 8];
+    if getrandom::getrandom(&mut token).is_err() {
+        return;
+    }
+    router.set_steer(router::Steer {
+        to,
+        local,
+        token,
+        socket: first.clone(),
+    });
 }
 
 /// Debug builds only: panics while handling a message that contains the text of the

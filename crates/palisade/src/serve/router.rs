@@ -47,15 +47,113 @@ impl Waker {
         self.sleeping.store(false, Ordering::SeqCst);
     }
 
-    /// Interrupts the worker's receive if it sleeps there (one signal per sleep). A
-    /// signal that lands between the worker's last look at its queue and the receive is
-    /// lost; the worker then sees the message at its receive timeout (`WAKE_TICK`).
-    pub(super) fn wake(&self) {
-        if self.sleeping.swap(false, Ordering::SeqCst) {
-            let tid = self.tid.load(Ordering::Acquire);
-            if tid > 0 {
-                sys::wake_thread(tid);
+    fn is_sleeping(&self) -> bool {
+        self.sleeping.load(Ordering::SeqCst)
+    }
+
+    /// True once per sleep: the caller wakes the worker.
+    fn take_sleep(&self) -> bool {
+        self.sleeping.swap(false, Ordering::SeqCst)
+    }
+
+    /// Interrupts the worker's receive with a signal. One that lands between the
+    /// worker's last look at its queue and the receive is lost; the worker then sees the
+    /// message at its receive timeout (`WAKE_TICK`). Used only when the datagram
+    /// wake-up (see [`Steer`]) is not available.
+    fn signal(&self) {
+        let tid = self.tid.load(Ordering::Acquire);
+        if tid > 0 {
+            sys::wake_thread(tid);
+        }
+    }
+}
+
+/// The workers' sockets steer datagrams among themselves (see
+/// [`sys::attach_steering`]): a datagram another worker owns is forwarded to it through
+/// the kernel, in the sending worker's `sendmmsg` batch, and arrives in the owner's
+/// `recvmmsg` batch like any other; a worker asleep in its receive is woken by a small
+/// datagram rather than a signal (no lost wake-up: it waits in the socket).
+///
+/// An internal datagram starts with a NUL byte, the kind (`F`orward, `W`ake), the
+/// target worker and an address family, then a per-boot token; a forward carries the
+/// original sender's port and address and then the original datagram from byte
+/// [`FORWARD_HEADER`]. It is believed only with the token and from our own listening
+/// address (which Linux does not accept as the source of a packet from the network).
+pub(super) struct Steer {
+    /// Where the workers' sockets listen (loopback for an unspecified address).
+    pub(super) to: SocketAddr,
+    /// Their address as bound.
+    pub(super) local: SocketAddr,
+    pub(super) token: [u8; 8],
+    /// A socket of the group, for the wake-ups other threads send.
+    pub(super) socket: Arc<std::net::UdpSocket>,
+}
+
+/// Bytes before the original datagram in a forward.
+pub(super) const FORWARD_HEADER: usize = 32;
+/// The largest datagram that can be forwarded (the rest go through the queue).
+pub(super) const FORWARD_MAX: usize = 65_507 - FORWARD_HEADER;
+
+/// An internal datagram, read.
+pub(super) enum Internal<'a> {
+    Wake,
+    Forward(SocketAddr, &'a [u8]),
+}
+
+impl Steer {
+    fn header(&self, kind: u8, target: usize, out: &mut Vec<u8>) {
+        out.extend_from_slice(&[0, kind, target as u8, 0]);
+        out.extend_from_slice(&self.token);
+    }
+
+    /// A forward of `bytes` from `from` to worker `target`.
+    pub(super) fn forward(&self, target: usize, from: SocketAddr, bytes: &[u8]) -> Vec<u8> {
+        let mut v = Vec::with_capacity(FORWARD_HEADER + bytes.len());
+        self.header(b'F', target, &mut v);
+        if let Some(f) = v.get_mut(3) {
+            *f = if from.is_ipv4() { 4 } else { 6 };
+        }
+        v.extend_from_slice(&from.port().to_be_bytes());
+        let mut ip = [0u8; 16];
+        match from {
+            SocketAddr::V4(a) => {
+                if let Some(d) = ip.get_mut(..4) {
+                    d.copy_from_slice(&a.ip().octets());
+                }
             }
+            SocketAddr::V6(a) => ip = a.ip().octets(),
+        }
+        v.extend_from_slice(&ip);
+        v.resize(FORWARD_HEADER, 0);
+        v.extend_from_slice(bytes);
+        v
+    }
+
+    /// Reads an internal datagram that arrived from `from`; `None` for anything else
+    /// (it is then handled as an ordinary, malformed, datagram).
+    pub(super) fn read<'a>(&self, from: SocketAddr, bytes: &'a [u8]) -> Option<Internal<'a>> {
+        let ours = from.port() == self.local.port()
+            && (from.ip() == self.local.ip()
+                || (self.local.ip().is_unspecified() && from.ip().is_loopback()));
+        if !ours || bytes.first() != Some(&0) || bytes.get(4..12)? != self.token {
+            return None;
+        }
+        match bytes.get(1)? {
+            b'W' => Some(Internal::Wake),
+            b'F' => {
+                let port = u16::from_be_bytes([*bytes.get(12)?, *bytes.get(13)?]);
+                let ip: [u8; 16] = bytes.get(14..30)?.try_into().ok()?;
+                let addr = match bytes.get(3)? {
+                    4 => {
+                        let v4: [u8; 4] = ip.get(..4)?.try_into().ok()?;
+                        SocketAddr::from((v4, port))
+                    }
+                    6 => SocketAddr::from((ip, port)),
+                    _ => return None,
+                };
+                Some(Internal::Forward(addr, bytes.get(FORWARD_HEADER..)?))
+            }
+            _ => None,
         }
     }
 }
@@ -82,6 +180,7 @@ pub(super) type ShardEnd = (Receiver<Inbound>, Arc<Waker>);
 pub(super) struct Router {
     shards: Shards,
     queues: Arc<Vec<(SyncSender<Inbound>, Arc<Waker>)>>,
+    steer: Option<Arc<Steer>>,
 }
 
 impl Router {
@@ -100,6 +199,7 @@ impl Router {
             Router {
                 shards,
                 queues: Arc::new(queues),
+                steer: None,
             },
             ends,
         )
@@ -107,6 +207,76 @@ impl Router {
 
     pub(super) fn shards(&self) -> &Shards {
         &self.shards
+    }
+
+    /// Turns on the workers' datagram steering (before any clone is handed out).
+    pub(super) fn set_steer(&mut self, steer: Steer) {
+        self.steer = Some(Arc::new(steer));
+    }
+
+    pub(super) fn steer(&self) -> Option<&Steer> {
+        self.steer.as_deref()
+    }
+
+    /// Whether worker `i` sleeps in its receive now.
+    pub(super) fn is_sleeping(&self, i: usize) -> bool {
+        self.queues.get(i).is_some_and(|(_, w)| w.is_sleeping())
+    }
+
+    /// Puts `m` on worker `i`'s queue without waking it; `Ok(Some(wake))` when it sleeps
+    /// and must be woken with the datagram `wake` (sent in the caller's batch to the
+    /// steering address); `Ok(None)` when it is awake (or was woken with a signal).
+    pub(super) fn push_to(
+        &self,
+        i: usize,
+        m: Inbound,
+    ) -> Result<Option<Vec<u8>>, TokioTrySendError<Inbound>> {
+        let Some((tx, waker)) = self.queue(i) else {
+            return Err(TokioTrySendError::Closed(m));
+        };
+        match tx.try_send(m) {
+            Ok(()) => {}
+            Err(TrySendError::Full(m)) => return Err(TokioTrySendError::Full(m)),
+            Err(TrySendError::Disconnected(m)) => return Err(TokioTrySendError::Closed(m)),
+        }
+        if !waker.take_sleep() {
+            return Ok(None);
+        }
+        match &self.steer {
+            Some(st) => {
+                let mut w = Vec::with_capacity(12);
+                st.header(b'W', i, &mut w);
+                Ok(Some(w))
+            }
+            None => {
+                waker.signal();
+                Ok(None)
+            }
+        }
+    }
+
+    /// Wakes every worker that sleeps in its receive (shutdown).
+    pub(super) fn wake_all(&self) {
+        for (i, (_, w)) in self.queues.iter().enumerate() {
+            self.wake(i, w);
+        }
+    }
+
+    /// Wakes worker `i` if it sleeps in its receive.
+    fn wake(&self, i: usize, waker: &Waker) {
+        if !waker.take_sleep() {
+            return;
+        }
+        match &self.steer {
+            Some(st) => {
+                let mut w = Vec::with_capacity(12);
+                st.header(b'W', i, &mut w);
+                if st.socket.send_to(&w, st.to).is_err() {
+                    waker.signal();
+                }
+            }
+            None => waker.signal(),
+        }
     }
 
     /// The shard that opens and owns stream connections to `addr`.
@@ -204,11 +374,11 @@ impl Router {
         };
         match tx.try_send(m) {
             Ok(()) => {
-                waker.wake();
+                self.wake(i, waker);
                 Ok(())
             }
             Err(TrySendError::Full(m)) => {
-                waker.wake();
+                self.wake(i, waker);
                 Err(TokioTrySendError::Full(m))
             }
             Err(TrySendError::Disconnected(m)) => Err(TokioTrySendError::Closed(m)),
@@ -228,10 +398,13 @@ impl Router {
                     contact: contact.clone(),
                 }),
             };
-            // Blocking here could deadlock two workers that feed each other; a full
-            // queue means that shard is far behind: its copy of this change is lost
-            // until the binding is refreshed (counted by the caller's log line).
-            let _ = self.try_send_to(i, m);
+            // Not urgent: the worker takes it at its next pass (at the latest after
+            // WAKE_TICK), without a wake-up of its own. Blocking here could deadlock
+            // two workers that feed each other; a full queue means that shard is far
+            // behind: its copy of this change is lost until the binding is refreshed.
+            if let Some((tx, _)) = self.queues.get(i) {
+                let _ = tx.try_send(m);
+            }
         }
     }
 

@@ -342,3 +342,93 @@ mod tests {
         );
     }
 }
+
+/// `SO_ATTACH_REUSEPORT_CBPF` (Linux 4.5).
+const SO_ATTACH_REUSEPORT_CBPF: libc::c_int = 51;
+
+/// Steers datagrams inside the `SO_REUSEPORT` group of the workers' sockets: a datagram
+/// whose payload starts with a NUL byte (no SIP message does) goes to the socket whose
+/// index is its third byte (the workers' own hand-overs and wake-ups, see
+/// `worker::Internal`); every other datagram (a result out of range) gets the kernel's
+/// usual choice by the hash of its addresses. The program is classic BPF, which needs
+/// no privilege. Attached to one socket, it applies to the whole group.
+pub(super) fn attach_steering(fd: RawFd) -> io::Result<()> {
+    let op = |code: u32, jt: u8, jf: u8, k: u32| libc::sock_filter {
+        code: code as u16,
+        jt,
+        jf,
+        k,
+    };
+    let mut prog = [
+        // A = payload[0]
+        op(libc::BPF_LD | libc::BPF_B | libc::BPF_ABS, 0, 0, 0),
+        // NUL? go on : fall back to the hash
+        op(libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K, 0, 2, 0),
+        // A = payload[2]: the socket's index
+        op(libc::BPF_LD | libc::BPF_B | libc::BPF_ABS, 0, 0, 2),
+        op(libc::BPF_RET | libc::BPF_A, 0, 0, 0),
+        op(libc::BPF_RET | libc::BPF_K, 0, 0, u32::MAX),
+    ];
+    let fprog = libc::sock_fprog {
+        len: prog.len() as libc::c_ushort,
+        filter: prog.as_mut_ptr(),
+    };
+    // SAFETY: `fprog` points at `prog`, alive for the call; the kernel copies it.
+    let r = unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            SO_ATTACH_REUSEPORT_CBPF,
+            (&fprog as *const libc::sock_fprog).cast(),
+            std::mem::size_of::<libc::sock_fprog>() as libc::socklen_t,
+        )
+    };
+    if r != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod steering_tests {
+    use super::*;
+    use std::os::fd::AsRawFd;
+
+    #[test]
+    fn a_nul_datagram_reaches_the_socket_it_names_and_others_are_spread_by_hash() {
+        let bind = |addr: SocketAddr| {
+            let s = socket2::Socket::new(
+                socket2::Domain::IPV4,
+                socket2::Type::DGRAM,
+                Some(socket2::Protocol::UDP),
+            )
+            .unwrap();
+            s.set_reuse_port(true).unwrap();
+            s.set_read_timeout(Some(std::time::Duration::from_millis(300)))
+                .unwrap();
+            s.bind(&addr.into()).unwrap();
+            std::net::UdpSocket::from(s)
+        };
+        let probe = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let addr = probe.local_addr().unwrap();
+        drop(probe);
+        let socks: Vec<_> = (0..3).map(|_| bind(addr)).collect();
+        attach_steering(socks[0].as_raw_fd()).unwrap();
+        let tx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        for target in [2u8, 0, 1, 2] {
+            tx.send_to(&[0, b'W', target, 0, 1, 2, 3], addr).unwrap();
+            let mut buf = [0u8; 64];
+            let (n, _) = socks[target as usize]
+                .recv_from(&mut buf)
+                .expect("the named socket got it");
+            assert_eq!(buf[..n][2], target);
+        }
+        // an ordinary datagram is delivered to some socket of the group
+        tx.send_to(b"OPTIONS sip:x SIP/2.0\r\n\r\n", addr).unwrap();
+        let got = socks.iter().filter(|s| {
+            let mut buf = [0u8; 64];
+            s.recv_from(&mut buf).is_ok()
+        });
+        assert_eq!(got.count(), 1);
+    }
+}

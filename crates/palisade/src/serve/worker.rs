@@ -14,7 +14,7 @@ use std::os::fd::AsRawFd as _;
 use std::sync::atomic::AtomicBool;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
 
-use super::router::{Waker, WAKE_TICK};
+use super::router::{self, Waker, WAKE_TICK};
 use super::*;
 
 /// Most queued messages taken in one pass (the socket is read between passes).
@@ -97,6 +97,15 @@ pub(super) fn run(w: Worker) -> Shell {
                 waker.awake();
                 match r {
                     Ok(_) => {
+                        // What was queued before these datagrams arrived is applied
+                        // first (a binding another shard saved before it answered the
+                        // REGISTER must be here before a call to that phone).
+                        for _ in 0..QUEUE_PASS {
+                            match rx.try_recv() {
+                                Ok(m) => shell.on_inbound(m),
+                                Err(_) => break,
+                            }
+                        }
                         let now = Instant::now();
                         for (from, bytes) in batch.datagrams() {
                             shell.on_datagram(now, from, bytes, 0);
@@ -143,13 +152,37 @@ pub(super) fn run(w: Worker) -> Shell {
 
 impl Shell {
     /// A datagram this worker's socket (`socket`: the listening address's index)
-    /// received: handled here if this shard owns its Call-ID, handed over otherwise.
+    /// received: handled here if this shard owns its Call-ID, forwarded to the owner
+    /// otherwise (see [`router::Steer`]).
     pub(super) fn on_datagram(
         &mut self,
         now: Instant,
         from: SocketAddr,
         bytes: &[u8],
         socket: usize,
+    ) {
+        if socket == 0 && bytes.first() == Some(&0) {
+            if let Some(st) = self.router.steer() {
+                match st.read(from, bytes) {
+                    Some(router::Internal::Wake) => return,
+                    Some(router::Internal::Forward(from, bytes)) => {
+                        // forwarded to us: ours, or (a shard count that changed) queued
+                        return self.take_datagram(now, from, bytes, socket, false);
+                    }
+                    None => {}
+                }
+            }
+        }
+        self.take_datagram(now, from, bytes, socket, true)
+    }
+
+    fn take_datagram(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        bytes: &[u8],
+        socket: usize,
+        may_forward: bool,
     ) {
         let owner = self.router.shards().of_message(bytes);
         let peer = Peer {
@@ -162,20 +195,51 @@ impl Shell {
             self.handle(now, peer, bytes);
             return;
         }
+        // A worker asleep in its receive gets the datagram itself through the kernel
+        // (that wakes it); an awake one takes it from its queue at its next pass.
+        if let (true, 0, Some(st)) = (may_forward, socket, self.router.steer()) {
+            if bytes.len() <= router::FORWARD_MAX && self.router.is_sleeping(owner) {
+                let bytes = st.forward(owner, from, bytes);
+                self.push_internal(bytes);
+                return;
+            }
+        }
         let m = Inbound::Datagram {
             peer,
             bytes: bytes.to_vec(),
             socket,
         };
-        if self.router.try_send_to(owner, m).is_err() {
-            self.handoff_dropped += 1;
-            if self.handoff_dropped.is_power_of_two() && self.warn_budget.allow() {
-                warn!(
-                    shard = owner,
-                    dropped = self.handoff_dropped,
-                    "another worker is behind; datagrams for it dropped"
-                );
+        self.hand_over(owner, m);
+    }
+
+    /// Puts `m` on shard `owner`'s queue, waking it (in this pass's batch) if it sleeps.
+    pub(super) fn hand_over(&mut self, owner: usize, m: Inbound) {
+        match self.router.push_to(owner, m) {
+            Ok(Some(wake)) => self.push_internal(wake),
+            Ok(None) => {}
+            Err(_) => {
+                self.handoff_dropped += 1;
+                if self.handoff_dropped.is_power_of_two() && self.warn_budget.allow() {
+                    warn!(
+                        shard = owner,
+                        dropped = self.handoff_dropped,
+                        "another worker is behind; messages for it dropped"
+                    );
+                }
             }
         }
+    }
+
+    /// An internal datagram for the steering address, sent with this pass's batch.
+    fn push_internal(&mut self, bytes: Vec<u8>) {
+        let Some(st) = self.router.steer() else {
+            return;
+        };
+        let to = Peer {
+            transport: Transport::Udp,
+            addr: st.to,
+            conn: None,
+        };
+        self.pending.push(palisade_core::Transmit { to, bytes });
     }
 }
