@@ -663,3 +663,173 @@ fn an_answer_leaves_from_the_socket_the_request_arrived_on() {
     }
     drop(s);
 }
+
+/// Four workers (`server.workers = 4`, more than this machine's cores): SIPp registers 16
+/// callees and places 48 authenticated calls to them, each with its own Call-ID, so the
+/// messages of most calls arrive at a worker that does not own them and are handed over
+/// (registrations saved on one shard, calls routed by another, responses from the
+/// callee's socket forwarded to the caller's shard). Every call completes, and the
+/// server says how many workers it runs.
+#[test]
+fn four_workers_share_registrations_and_calls() {
+    let callees: Vec<String> = (1..=16).map(|i| format!("callee{i}")).collect();
+    let callers: Vec<String> = (1..=48).map(|i| format!("caller{i}")).collect();
+    let names: Vec<&str> = callees
+        .iter()
+        .chain(callers.iter())
+        .map(String::as_str)
+        .collect();
+    let dir = tempdir("workers");
+    add_users(&dir, &names);
+    let cfg = dir.join("palisade.toml");
+    std::fs::write(&cfg, "[server]\nworkers = 4\n").unwrap();
+    let port = ports();
+    let s = Server::start_in(dir, port, &["--config", cfg.to_str().unwrap()]);
+    assert!(
+        s.log_text().contains("workers=4"),
+        "the server reports its workers:\n{}",
+        s.log_text()
+    );
+    let uas_port = s.port + 1;
+    let regs: Vec<String> = callees
+        .iter()
+        .map(|c| format!("{c};[authentication username={c} password=secret]"))
+        .collect();
+    let inf = csv(&s, "callees.csv", &regs);
+    let (ok, trace) = sipp(
+        &s,
+        "reg",
+        &[
+            "-sf",
+            scenario("register.xml").to_str().unwrap(),
+            "-inf",
+            inf.to_str().unwrap(),
+            "-key",
+            "domain",
+            &s.domain(),
+            "-key",
+            "contact_host",
+            "127.0.0.1",
+            "-key",
+            "contact_port",
+            &uas_port.to_string(),
+            "-key",
+            "expires",
+            "3600",
+            "-m",
+            "16",
+            "-r",
+            "50",
+            "-p",
+            &(s.port + 2).to_string(),
+        ],
+    );
+    assert!(ok, "registrations failed:\n{trace}");
+    let uas = sipp_bg(
+        &s,
+        "uas",
+        &[
+            "-sf",
+            scenario("uas.xml").to_str().unwrap(),
+            "-p",
+            &uas_port.to_string(),
+            "-m",
+            "48",
+        ],
+    );
+    let calls: Vec<String> = callers
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            format!(
+                "{c};callee{};[authentication username={c} password=secret]",
+                i % 16 + 1
+            )
+        })
+        .collect();
+    let inf = csv(&s, "calls.csv", &calls);
+    let (ok, trace) = sipp(
+        &s,
+        "uac",
+        &[
+            "-sf",
+            scenario("uac.xml").to_str().unwrap(),
+            "-inf",
+            inf.to_str().unwrap(),
+            "-key",
+            "domain",
+            &s.domain(),
+            "-m",
+            "48",
+            "-r",
+            "40",
+            "-l",
+            "20",
+            "-d",
+            "100",
+            "-p",
+            &(s.port + 3).to_string(),
+        ],
+    );
+    assert!(ok, "calls failed:\n{trace}\n{}", s.log_text());
+    assert_eq!(
+        trace
+            .matches("SIP/2.0 407 Proxy Authentication Required")
+            .count(),
+        48,
+        "every call was challenged and answered"
+    );
+    let (uas_ok, uas_trace) = uas.finish();
+    assert!(uas_ok, "UAS failed:\n{uas_trace}");
+    assert_eq!(
+        uas_trace.matches("\nBYE sip:").count() + usize::from(uas_trace.starts_with("BYE sip:")),
+        48,
+        "every call reached its callee and was hung up through the proxy"
+    );
+    // Declined calls need the transaction's owner: the proxy ACKs the callee's 486 itself
+    // (hop by hop) and relays it to the caller, whose ACK ends its server transaction. A
+    // 486 handled by a shard without the client transaction would be relayed without
+    // that ACK, and the callee's scenario would fail waiting for it.
+    let busy = sipp_bg(
+        &s,
+        "busy",
+        &[
+            "-sf",
+            scenario("uas_busy.xml").to_str().unwrap(),
+            "-p",
+            &uas_port.to_string(),
+            "-m",
+            "24",
+        ],
+    );
+    let expect = std::fs::read_to_string(scenario("uac_expect.xml"))
+        .unwrap()
+        .replace("EXPECTED_STATUS", "486");
+    let expect_file = s.dir.join("uac_expect_486.xml");
+    std::fs::write(&expect_file, expect).unwrap();
+    let (ok, trace) = sipp(
+        &s,
+        "declined",
+        &[
+            "-sf",
+            expect_file.to_str().unwrap(),
+            "-inf",
+            inf.to_str().unwrap(),
+            "-key",
+            "domain",
+            &s.domain(),
+            "-m",
+            "24",
+            "-r",
+            "40",
+            "-p",
+            &(s.port + 4).to_string(),
+        ],
+    );
+    assert!(ok, "declined calls failed:\n{trace}\n{}", s.log_text());
+    let (busy_ok, busy_trace) = busy.finish();
+    assert!(
+        busy_ok,
+        "the callee did not get the proxy's ACK for every 486:\n{busy_trace}"
+    );
+}
