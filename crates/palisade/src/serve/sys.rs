@@ -137,41 +137,6 @@ fn from_storage(s: &libc::sockaddr_storage) -> Option<SocketAddr> {
     }
 }
 
-fn to_storage(addr: &SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
-    // SAFETY: all zeros is a valid sockaddr_storage.
-    let mut s: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
-    match addr {
-        SocketAddr::V4(a) => {
-            // SAFETY: sockaddr_in fits in sockaddr_storage, same or weaker alignment.
-            let v4 = unsafe {
-                &mut *(&mut s as *mut libc::sockaddr_storage).cast::<libc::sockaddr_in>()
-            };
-            v4.sin_family = libc::AF_INET as libc::sa_family_t;
-            v4.sin_port = a.port().to_be();
-            v4.sin_addr.s_addr = u32::from(*a.ip()).to_be();
-            (
-                s,
-                std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
-            )
-        }
-        SocketAddr::V6(a) => {
-            // SAFETY: as above, for sockaddr_in6.
-            let v6 = unsafe {
-                &mut *(&mut s as *mut libc::sockaddr_storage).cast::<libc::sockaddr_in6>()
-            };
-            v6.sin6_family = libc::AF_INET6 as libc::sa_family_t;
-            v6.sin6_port = a.port().to_be();
-            v6.sin6_addr.s6_addr = a.ip().octets();
-            v6.sin6_flowinfo = a.flowinfo();
-            v6.sin6_scope_id = a.scope_id();
-            (
-                s,
-                std::mem::size_of::<libc::sockaddr_in6>() as libc::socklen_t,
-            )
-        }
-    }
-}
-
 /// Sends every `(destination, bytes)` on `fd`, up to [`BATCH`] per system call. A
 /// datagram the kernel refuses (an unreachable destination, a full buffer) is skipped
 /// and counted; the others still go. Returns how many were refused, with the last
@@ -181,39 +146,58 @@ pub(super) fn send_batch<T>(
     items: &[T],
     what: impl Fn(&T) -> (SocketAddr, &[u8]),
 ) -> (usize, Option<io::Error>) {
+    use std::mem::MaybeUninit;
     let mut refused = 0;
     let mut last_err = None;
     let mut rest = items;
     let mut interrupted = 0;
     while !rest.is_empty() {
         let chunk = rest.get(..rest.len().min(BATCH)).unwrap_or_default();
-        let mut names: [(libc::sockaddr_storage, libc::socklen_t); BATCH] =
-            // SAFETY: all zeros is valid for both members.
-            unsafe { std::mem::zeroed() };
-        let mut iovs: [libc::iovec; BATCH] = [libc::iovec {
-            iov_base: std::ptr::null_mut(),
-            iov_len: 0,
-        }; BATCH];
-        // SAFETY: all zeros is a valid mmsghdr.
-        let mut hdrs: [libc::mmsghdr; BATCH] = unsafe { std::mem::zeroed() };
-        for ((name, iov), (hdr, item)) in names
-            .iter_mut()
-            .zip(iovs.iter_mut())
-            .zip(hdrs.iter_mut().zip(chunk.iter()))
-        {
-            let (to, bytes) = what(item);
-            *name = to_storage(&to);
-            // the kernel only reads from it (sendmmsg)
-            iov.iov_base = bytes.as_ptr() as *mut libc::c_void;
-            iov.iov_len = bytes.len();
-            hdr.msg_hdr.msg_name = (&mut name.0 as *mut libc::sockaddr_storage).cast();
-            hdr.msg_hdr.msg_namelen = name.1;
-            hdr.msg_hdr.msg_iov = iov;
-            hdr.msg_hdr.msg_iovlen = 1;
+        // Only the entries used are written (a pass usually sends a few datagrams;
+        // zeroing whole arrays of sockaddr_storage cost more than the call).
+        let mut names: [MaybeUninit<(libc::sockaddr_in6, libc::socklen_t)>; BATCH] =
+            [const { MaybeUninit::uninit() }; BATCH];
+        let mut iovs: [MaybeUninit<libc::iovec>; BATCH] = [const { MaybeUninit::uninit() }; BATCH];
+        let mut hdrs: [MaybeUninit<libc::mmsghdr>; BATCH] =
+            [const { MaybeUninit::uninit() }; BATCH];
+        for (name, item) in names.iter_mut().zip(chunk.iter()) {
+            name.write(to_raw(&what(item).0));
         }
-        // SAFETY: the first chunk.len() headers are valid and point at `names`, `iovs`
-        // and the borrowed `items`, all alive for the call.
-        let r = unsafe { libc::sendmmsg(fd, hdrs.as_mut_ptr(), chunk.len() as libc::c_uint, 0) };
+        for (iov, item) in iovs.iter_mut().zip(chunk.iter()) {
+            let bytes = what(item).1;
+            iov.write(libc::iovec {
+                // the kernel only reads from it (sendmmsg)
+                iov_base: bytes.as_ptr() as *mut libc::c_void,
+                iov_len: bytes.len(),
+            });
+        }
+        for ((hdr, name), iov) in hdrs
+            .iter_mut()
+            .zip(names.iter_mut())
+            .zip(iovs.iter_mut())
+            .take(chunk.len())
+        {
+            // SAFETY: all zeros is a valid mmsghdr; the name and iovec were written
+            // above for every entry of the chunk.
+            let mut h: libc::mmsghdr = unsafe { std::mem::zeroed() };
+            let (addr, len) = unsafe { name.assume_init_mut() };
+            h.msg_hdr.msg_name = (addr as *mut libc::sockaddr_in6).cast();
+            h.msg_hdr.msg_namelen = *len;
+            h.msg_hdr.msg_iov = iov.as_mut_ptr();
+            h.msg_hdr.msg_iovlen = 1;
+            hdr.write(h);
+        }
+        // SAFETY: the first chunk.len() headers are initialised and point at `names`,
+        // `iovs` and the borrowed `items`, all alive for the call; MaybeUninit<T> has
+        // T's layout.
+        let r = unsafe {
+            libc::sendmmsg(
+                fd,
+                hdrs.as_mut_ptr().cast::<libc::mmsghdr>(),
+                chunk.len() as libc::c_uint,
+                0,
+            )
+        };
         if r > 0 {
             rest = rest.get(r as usize..).unwrap_or_default();
             continue;
@@ -229,6 +213,39 @@ pub(super) fn send_batch<T>(
         rest = rest.get(1..).unwrap_or_default();
     }
     (refused, last_err)
+}
+
+/// A socket address in the form the kernel reads (a sockaddr_in fits in the room of a
+/// sockaddr_in6).
+fn to_raw(addr: &SocketAddr) -> (libc::sockaddr_in6, libc::socklen_t) {
+    // SAFETY: all zeros is a valid sockaddr_in6.
+    let mut raw: libc::sockaddr_in6 = unsafe { std::mem::zeroed() };
+    match addr {
+        SocketAddr::V4(a) => {
+            // SAFETY: sockaddr_in (16 bytes) fits in sockaddr_in6 (28 bytes), same
+            // alignment (4).
+            let v4 =
+                unsafe { &mut *(&mut raw as *mut libc::sockaddr_in6).cast::<libc::sockaddr_in>() };
+            v4.sin_family = libc::AF_INET as libc::sa_family_t;
+            v4.sin_port = a.port().to_be();
+            v4.sin_addr.s_addr = u32::from(*a.ip()).to_be();
+            (
+                raw,
+                std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
+            )
+        }
+        SocketAddr::V6(a) => {
+            raw.sin6_family = libc::AF_INET6 as libc::sa_family_t;
+            raw.sin6_port = a.port().to_be();
+            raw.sin6_addr.s6_addr = a.ip().octets();
+            raw.sin6_flowinfo = a.flowinfo();
+            raw.sin6_scope_id = a.scope_id();
+            (
+                raw,
+                std::mem::size_of::<libc::sockaddr_in6>() as libc::socklen_t,
+            )
+        }
+    }
 }
 
 static PID: OnceLock<libc::pid_t> = OnceLock::new();
@@ -304,7 +321,16 @@ mod tests {
     fn addresses_convert_both_ways() {
         for a in ["192.0.2.7:5060", "[2001:db8::1]:5061", "[fe80::1%3]:5062"] {
             let addr: SocketAddr = a.parse().unwrap();
-            let (s, _) = to_storage(&addr);
+            let (raw, len) = to_raw(&addr);
+            let mut s: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+            // SAFETY (test): copies `len` bytes of a sockaddr into a larger storage.
+            unsafe {
+                std::ptr::copy_nonoverlapping(
+                    (&raw as *const libc::sockaddr_in6).cast::<u8>(),
+                    (&mut s as *mut libc::sockaddr_storage).cast::<u8>(),
+                    len as usize,
+                );
+            }
             assert_eq!(from_storage(&s), Some(addr));
         }
     }
