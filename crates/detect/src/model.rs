@@ -282,7 +282,7 @@ impl FindingKind {
 }
 
 /// What a finding points to.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Evidence {
     /// A call record (its id).
     Call(u64),

@@ -236,11 +236,11 @@ impl Storage for SqliteStore {
     fn apply_bindings(&mut self, ops: &[BindingOp]) -> Result<(), StoreError> {
         let tx = self.conn.transaction()?;
         {
-            let mut save = tx.prepare(
+            let mut save = tx.prepare_cached(
                 "INSERT OR REPLACE INTO bindings (aor, contact, expires, q, call_id, cseq, path, transport, source, user_agent)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
             )?;
-            let mut del = tx.prepare("DELETE FROM bindings WHERE aor=?1 AND contact=?2")?;
+            let mut del = tx.prepare_cached("DELETE FROM bindings WHERE aor=?1 AND contact=?2")?;
             for op in ops {
                 match op {
                     BindingOp::Save(b) => {

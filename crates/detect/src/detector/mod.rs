@@ -123,7 +123,7 @@ pub struct Detector {
     imitators: HashSet<String>,
     /// Accounts under a current restricting finding (they teach nothing).
     restricted: HashSet<String>,
-    active: HashMap<(FindingKind, Subject), (Finding, bool)>,
+    active: HashMap<(FindingKind, Subject), Active>,
     out: Vec<Output>,
     /// Observations not fully tracked because a table was at `max_subjects`.
     pub overflow: u64,
@@ -185,7 +185,8 @@ impl Detector {
 
     /// Restores from the store: a current finding (updated instead of raised again).
     pub fn restore_finding(&mut self, f: Finding) {
-        self.active.insert((f.kind, f.subject.clone()), (f, false));
+        self.active
+            .insert((f.kind, f.subject.clone()), Active::new(f, false));
     }
 
     /// A fingerprint shipped in the profiles file for a User-Agent family.
@@ -284,10 +285,10 @@ impl Detector {
         self.reg_seen
             .retain(|_, (last, _)| *last >= now - 86_400_000);
         self.active
-            .retain(|_, (f, _)| f.updated_at >= now - FINDING_TTL);
-        for (f, dirty) in self.active.values_mut() {
-            if std::mem::take(dirty) {
-                out.push(Output::Finding(f.clone()));
+            .retain(|_, a| a.f.updated_at >= now - FINDING_TTL);
+        for a in self.active.values_mut() {
+            if std::mem::take(&mut a.dirty) {
+                out.push(Output::Finding(a.f.clone()));
             }
         }
     }
@@ -344,19 +345,25 @@ impl Detector {
         // account and record, last in the lists `build` makes); a new finding all of it.
         let exists = self.active.contains_key(&key);
         let (accounts, evidence) = build(self, exists);
-        if let Some((f, dirty)) = self.active.get_mut(&key) {
+        if let Some(Active {
+            f,
+            dirty,
+            accounts: seen_accounts,
+            records: seen_records,
+        }) = self.active.get_mut(&key)
+        {
             f.score = f.score.max(score);
             f.updated_at = at;
             f.summary = summary;
-            // (full lists are not searched: an update of a long-running finding costs
-            // nothing per observation once it holds MAX_EVIDENCE of each)
+            // (what the finding lists is looked up by hash, not searched: an update
+            // costs the same with one account as with MAX_EVIDENCE)
             for a in accounts {
-                if f.accounts.len() < MAX_EVIDENCE && !f.accounts.contains(&a) {
+                if f.accounts.len() < MAX_EVIDENCE && seen_accounts.insert(h(&a)) {
                     f.accounts.push(a);
                 }
             }
             for e in evidence {
-                if f.records.len() < MAX_EVIDENCE && !f.records.contains(&e) {
+                if f.records.len() < MAX_EVIDENCE && seen_records.insert(h(&e)) {
                     f.records.push(e);
                 }
             }
@@ -395,7 +402,30 @@ impl Detector {
         if resp.action != ActionKind::Alert {
             self.out.push(Output::Restrict(restrict(id)));
         }
-        self.active.insert(key, (f, false));
+        self.active.insert(key, Active::new(f, false));
+    }
+}
+
+/// A current finding, with the hashes of the accounts and records it lists (so that an
+/// update does not search the lists).
+struct Active {
+    f: Finding,
+    /// Changed since it was last written out.
+    dirty: bool,
+    accounts: HashSet<u64>,
+    records: HashSet<u64>,
+}
+
+impl Active {
+    fn new(f: Finding, dirty: bool) -> Self {
+        let accounts = f.accounts.iter().map(h).collect();
+        let records = f.records.iter().map(h).collect();
+        Active {
+            f,
+            dirty,
+            accounts,
+            records,
+        }
     }
 }
 
