@@ -196,14 +196,14 @@ pub fn fingerprint(raw: &[u8]) -> u64 {
     let mut seen = 0usize;
     let mut first_of = [false; CORE.len()];
     // Skip the request line.
-    let mut rest = match raw.iter().position(|&b| b == b'\n') {
+    let mut rest = match memchr::memchr(b'\n', raw) {
         Some(nl) => raw.get(nl + 1..).unwrap_or_default(),
         None => return h.0,
     };
     let mut lines = 0;
     while !rest.is_empty() && lines < 128 {
         lines += 1;
-        let nl = rest.iter().position(|&b| b == b'\n').unwrap_or(rest.len());
+        let nl = memchr::memchr(b'\n', rest).unwrap_or(rest.len());
         let line = rest.get(..nl).unwrap_or_default();
         rest = rest.get(nl + 1..).unwrap_or_default();
         let line = line.strip_suffix(b"\r").unwrap_or(line);
@@ -214,7 +214,7 @@ pub fn fingerprint(raw: &[u8]) -> u64 {
             h.byte(b'+'); // folding is a habit too
             continue;
         }
-        let Some(colon) = line.iter().position(|&b| b == b':') else {
+        let Some(colon) = memchr::memchr(b':', line) else {
             continue;
         };
         let raw_name = line.get(..colon).unwrap_or_default();
