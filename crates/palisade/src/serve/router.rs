@@ -459,3 +459,63 @@ impl Inbound {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn steer(local: &str) -> Steer {
+        let socket = Arc::new(std::net::UdpSocket::bind("127.0.0.1:0").unwrap());
+        let local: SocketAddr = local.parse().unwrap();
+        Steer {
+            to: local,
+            local,
+            token: *b"8bytes!!",
+            socket,
+        }
+    }
+
+    #[test]
+    fn a_forward_reads_back_only_from_us_and_with_the_token() {
+        let st = steer("127.0.0.1:5060");
+        let us: SocketAddr = "127.0.0.1:5060".parse().unwrap();
+        for from in ["192.0.2.9:5070", "[2001:db8::7]:5071"] {
+            let from: SocketAddr = from.parse().unwrap();
+            let fwd = st.forward(3, from, b"INVITE sip:x SIP/2.0\r\n\r\n");
+            assert_eq!(fwd.get(2), Some(&3), "the steering byte names the target");
+            match st.read(us, &fwd) {
+                Some(Internal::Forward(a, bytes)) => {
+                    assert_eq!(a, from);
+                    assert_eq!(bytes, b"INVITE sip:x SIP/2.0\r\n\r\n");
+                }
+                _ => panic!("a forward from us reads back"),
+            }
+            // from anyone else, or with another token, it is an ordinary datagram
+            assert!(st.read("192.0.2.1:5060".parse().unwrap(), &fwd).is_none());
+            assert!(st.read("127.0.0.1:5061".parse().unwrap(), &fwd).is_none());
+            let mut forged = fwd.clone();
+            if let Some(b) = forged.get_mut(5) {
+                *b ^= 1;
+            }
+            assert!(st.read(us, &forged).is_none());
+            // truncated headers are not read past their end
+            for n in 0..super::FORWARD_HEADER {
+                assert!(
+                    !matches!(
+                        st.read(us, fwd.get(..n).unwrap()),
+                        Some(Internal::Forward(..))
+                    ),
+                    "{n}"
+                );
+            }
+        }
+        let mut wake = Vec::new();
+        st.header(b'W', 1, &mut wake);
+        assert!(matches!(st.read(us, &wake), Some(Internal::Wake)));
+        // an unspecified listening address: forwards come from loopback
+        let any = steer("0.0.0.0:5060");
+        let fwd = any.forward(0, "192.0.2.9:1".parse().unwrap(), b"x");
+        assert!(any.read("127.0.0.1:5060".parse().unwrap(), &fwd).is_some());
+        assert!(any.read("192.0.2.1:5060".parse().unwrap(), &fwd).is_none());
+    }
+}
