@@ -67,6 +67,9 @@ const WINDOW_CAP: usize = 4096;
 const PROFILE_CAP: usize = 64;
 /// How long a finding stays current (updated rather than raised again).
 const FINDING_TTL: Millis = 86_400_000;
+/// How often a finding that keeps growing is written out again (its first version is
+/// written when it is raised, and the last at shutdown).
+const FINDING_WRITE_EVERY: Millis = 5_000;
 /// Calls without a final answer, and answered calls without a BYE, are forgotten after
 /// this long (their record stays as last written).
 const CALL_TTL: Millis = 6 * 3_600_000;
@@ -124,6 +127,8 @@ pub struct Detector {
     /// Accounts under a current restricting finding (they teach nothing).
     restricted: HashSet<String>,
     active: HashMap<(FindingKind, Subject), Active>,
+    /// When updated findings were last written out (see [`FINDING_WRITE_EVERY`]).
+    findings_written: Millis,
     out: Vec<Output>,
     /// Observations not fully tracked because a table was at `max_subjects`.
     pub overflow: u64,
@@ -153,6 +158,7 @@ impl Detector {
             imitators: HashSet::default(),
             restricted: HashSet::default(),
             active: HashMap::default(),
+            findings_written: Millis::MIN,
             out: Vec::new(),
             overflow: 0,
         }
@@ -246,9 +252,18 @@ impl Detector {
     /// Outputs the calls still in progress, and the answered calls not yet ended, as
     /// they are (at shutdown).
     pub fn flush_in_progress(&mut self) {
+        self.write_dirty_findings();
         let out = &mut self.out;
         out.extend(self.live.values().cloned().map(Output::Call));
         out.extend(self.answered.values().cloned().map(Output::Call));
+    }
+
+    fn write_dirty_findings(&mut self) {
+        for a in self.active.values_mut() {
+            if std::mem::take(&mut a.dirty) {
+                self.out.push(Output::Finding(a.f.clone()));
+            }
+        }
     }
 
     /// Time passes: evicts what is idle, writes updated findings.
@@ -286,10 +301,11 @@ impl Detector {
             .retain(|_, (last, _)| *last >= now - 86_400_000);
         self.active
             .retain(|_, a| a.f.updated_at >= now - FINDING_TTL);
-        for a in self.active.values_mut() {
-            if std::mem::take(&mut a.dirty) {
-                out.push(Output::Finding(a.f.clone()));
-            }
+        // A growing finding (a farm of a thousand accounts) is rewritten whole: at most
+        // every FINDING_WRITE_EVERY, not at every tick.
+        if now.saturating_sub(self.findings_written) >= FINDING_WRITE_EVERY {
+            self.findings_written = now;
+            self.write_dirty_findings();
         }
     }
 
