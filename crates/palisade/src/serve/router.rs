@@ -47,10 +47,6 @@ impl Waker {
         self.sleeping.store(false, Ordering::SeqCst);
     }
 
-    fn is_sleeping(&self) -> bool {
-        self.sleeping.load(Ordering::SeqCst)
-    }
-
     /// True once per sleep: the caller wakes the worker.
     fn take_sleep(&self) -> bool {
         self.sleeping.swap(false, Ordering::SeqCst)
@@ -69,16 +65,16 @@ impl Waker {
 }
 
 /// The workers' sockets steer datagrams among themselves (see
-/// [`sys::attach_steering`]): a datagram another worker owns is forwarded to it through
-/// the kernel, in the sending worker's `sendmmsg` batch, and arrives in the owner's
-/// `recvmmsg` batch like any other; a worker asleep in its receive is woken by a small
-/// datagram rather than a signal (no lost wake-up: it waits in the socket).
+/// [`sys::attach_steering`]): a worker asleep in its receive is woken by a small datagram
+/// steered to its socket, sent in the waker's `sendmmsg` batch (or at once by a thread
+/// that has none), rather than by a signal: a datagram waits in the socket, so no wake-up
+/// is lost. What is handed over always goes through the owner's queue, one channel per
+/// sender, so it keeps its order.
 ///
-/// An internal datagram starts with a NUL byte, the kind (`F`orward, `W`ake), the
-/// target worker and an address family, then a per-boot token; a forward carries the
-/// original sender's port and address and then the original datagram from byte
-/// [`FORWARD_HEADER`]. It is believed only with the token and from our own listening
-/// address (which Linux does not accept as the source of a packet from the network).
+/// A wake-up datagram is a NUL byte, `W`, the target worker, a zero, and a per-boot
+/// token. It is believed only with the token and from our own listening address (which
+/// Linux does not accept as the source of a packet from the network); anything else that
+/// starts with NUL is an ordinary (malformed) datagram.
 pub(super) struct Steer {
     /// Where the workers' sockets listen (loopback for an unspecified address).
     pub(super) to: SocketAddr,
@@ -89,72 +85,26 @@ pub(super) struct Steer {
     pub(super) socket: Arc<std::net::UdpSocket>,
 }
 
-/// Bytes before the original datagram in a forward.
-pub(super) const FORWARD_HEADER: usize = 32;
-/// The largest datagram that can be forwarded (the rest go through the queue).
-pub(super) const FORWARD_MAX: usize = 65_507 - FORWARD_HEADER;
-
-/// An internal datagram, read.
-pub(super) enum Internal<'a> {
-    Wake,
-    Forward(SocketAddr, &'a [u8]),
-}
+/// Bytes of a wake-up datagram.
+const WAKE_LEN: usize = 12;
 
 impl Steer {
-    fn header(&self, kind: u8, target: usize, out: &mut Vec<u8>) {
-        out.extend_from_slice(&[0, kind, target as u8, 0]);
-        out.extend_from_slice(&self.token);
+    /// The wake-up datagram for worker `target`.
+    fn wake(&self, target: usize) -> Vec<u8> {
+        let mut w = Vec::with_capacity(WAKE_LEN);
+        w.extend_from_slice(&[0, b'W', target as u8, 0]);
+        w.extend_from_slice(&self.token);
+        w
     }
 
-    /// A forward of `bytes` from `from` to worker `target`.
-    pub(super) fn forward(&self, target: usize, from: SocketAddr, bytes: &[u8]) -> Vec<u8> {
-        let mut v = Vec::with_capacity(FORWARD_HEADER + bytes.len());
-        self.header(b'F', target, &mut v);
-        if let Some(f) = v.get_mut(3) {
-            *f = if from.is_ipv4() { 4 } else { 6 };
-        }
-        v.extend_from_slice(&from.port().to_be_bytes());
-        let mut ip = [0u8; 16];
-        match from {
-            SocketAddr::V4(a) => {
-                if let Some(d) = ip.get_mut(..4) {
-                    d.copy_from_slice(&a.ip().octets());
-                }
-            }
-            SocketAddr::V6(a) => ip = a.ip().octets(),
-        }
-        v.extend_from_slice(&ip);
-        v.resize(FORWARD_HEADER, 0);
-        v.extend_from_slice(bytes);
-        v
-    }
-
-    /// Reads an internal datagram that arrived from `from`; `None` for anything else
-    /// (it is then handled as an ordinary, malformed, datagram).
-    pub(super) fn read<'a>(&self, from: SocketAddr, bytes: &'a [u8]) -> Option<Internal<'a>> {
+    /// Whether a datagram that arrived from `from` is one of our wake-ups.
+    pub(super) fn is_wake(&self, from: SocketAddr, bytes: &[u8]) -> bool {
         let ours = from.port() == self.local.port()
             && (from.ip() == self.local.ip()
                 || (self.local.ip().is_unspecified() && from.ip().is_loopback()));
-        if !ours || bytes.first() != Some(&0) || bytes.get(4..12)? != self.token {
-            return None;
-        }
-        match bytes.get(1)? {
-            b'W' => Some(Internal::Wake),
-            b'F' => {
-                let port = u16::from_be_bytes([*bytes.get(12)?, *bytes.get(13)?]);
-                let ip: [u8; 16] = bytes.get(14..30)?.try_into().ok()?;
-                let addr = match bytes.get(3)? {
-                    4 => {
-                        let v4: [u8; 4] = ip.get(..4)?.try_into().ok()?;
-                        SocketAddr::from((v4, port))
-                    }
-                    6 => SocketAddr::from((ip, port)),
-                    _ => return None,
-                };
-                Some(Internal::Forward(addr, bytes.get(FORWARD_HEADER..)?))
-            }
-            _ => None,
-        }
+        ours && bytes.len() == WAKE_LEN
+            && bytes.get(..2) == Some(&[0, b'W'][..])
+            && bytes.get(4..12) == Some(&self.token[..])
     }
 }
 
@@ -218,11 +168,6 @@ impl Router {
         self.steer.as_deref()
     }
 
-    /// Whether worker `i` sleeps in its receive now.
-    pub(super) fn is_sleeping(&self, i: usize) -> bool {
-        self.queues.get(i).is_some_and(|(_, w)| w.is_sleeping())
-    }
-
     /// Puts `m` on worker `i`'s queue without waking it; `Ok(Some(wake))` when it sleeps
     /// and must be woken with the datagram `wake` (sent in the caller's batch to the
     /// steering address); `Ok(None)` when it is awake (or was woken with a signal).
@@ -243,11 +188,7 @@ impl Router {
             return Ok(None);
         }
         match &self.steer {
-            Some(st) => {
-                let mut w = Vec::with_capacity(12);
-                st.header(b'W', i, &mut w);
-                Ok(Some(w))
-            }
+            Some(st) => Ok(Some(st.wake(i))),
             None => {
                 waker.signal();
                 Ok(None)
@@ -269,9 +210,7 @@ impl Router {
         }
         match &self.steer {
             Some(st) => {
-                let mut w = Vec::with_capacity(12);
-                st.header(b'W', i, &mut w);
-                if st.socket.send_to(&w, st.to).is_err() {
+                if st.socket.send_to(&st.wake(i), st.to).is_err() {
                     waker.signal();
                 }
             }
@@ -476,46 +415,28 @@ mod tests {
     }
 
     #[test]
-    fn a_forward_reads_back_only_from_us_and_with_the_token() {
+    fn a_wake_up_is_believed_only_from_us_and_with_the_token() {
         let st = steer("127.0.0.1:5060");
         let us: SocketAddr = "127.0.0.1:5060".parse().unwrap();
-        for from in ["192.0.2.9:5070", "[2001:db8::7]:5071"] {
-            let from: SocketAddr = from.parse().unwrap();
-            let fwd = st.forward(3, from, b"INVITE sip:x SIP/2.0\r\n\r\n");
-            assert_eq!(fwd.get(2), Some(&3), "the steering byte names the target");
-            match st.read(us, &fwd) {
-                Some(Internal::Forward(a, bytes)) => {
-                    assert_eq!(a, from);
-                    assert_eq!(bytes, b"INVITE sip:x SIP/2.0\r\n\r\n");
-                }
-                _ => panic!("a forward from us reads back"),
-            }
-            // from anyone else, or with another token, it is an ordinary datagram
-            assert!(st.read("192.0.2.1:5060".parse().unwrap(), &fwd).is_none());
-            assert!(st.read("127.0.0.1:5061".parse().unwrap(), &fwd).is_none());
-            let mut forged = fwd.clone();
-            if let Some(b) = forged.get_mut(5) {
-                *b ^= 1;
-            }
-            assert!(st.read(us, &forged).is_none());
-            // truncated headers are not read past their end
-            for n in 0..super::FORWARD_HEADER {
-                assert!(
-                    !matches!(
-                        st.read(us, fwd.get(..n).unwrap()),
-                        Some(Internal::Forward(..))
-                    ),
-                    "{n}"
-                );
-            }
+        let w = st.wake(3);
+        assert_eq!(w.get(2), Some(&3), "the steering byte names the target");
+        assert!(st.is_wake(us, &w));
+        // from anyone else, or with another token, or cut short, it is an ordinary
+        // datagram
+        assert!(!st.is_wake("192.0.2.1:5060".parse().unwrap(), &w));
+        assert!(!st.is_wake("127.0.0.1:5061".parse().unwrap(), &w));
+        let mut forged = w.clone();
+        if let Some(b) = forged.get_mut(5) {
+            *b ^= 1;
         }
-        let mut wake = Vec::new();
-        st.header(b'W', 1, &mut wake);
-        assert!(matches!(st.read(us, &wake), Some(Internal::Wake)));
-        // an unspecified listening address: forwards come from loopback
+        assert!(!st.is_wake(us, &forged));
+        for n in 0..w.len() {
+            assert!(!st.is_wake(us, w.get(..n).unwrap()), "{n}");
+        }
+        // an unspecified listening address: wake-ups come from loopback
         let any = steer("0.0.0.0:5060");
-        let fwd = any.forward(0, "192.0.2.9:1".parse().unwrap(), b"x");
-        assert!(any.read("127.0.0.1:5060".parse().unwrap(), &fwd).is_some());
-        assert!(any.read("192.0.2.1:5060".parse().unwrap(), &fwd).is_none());
+        let w = any.wake(0);
+        assert!(any.is_wake("127.0.0.1:5060".parse().unwrap(), &w));
+        assert!(!any.is_wake("192.0.2.1:5060".parse().unwrap(), &w));
     }
 }

@@ -14,7 +14,7 @@ use std::os::fd::AsRawFd as _;
 use std::sync::atomic::AtomicBool;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
 
-use super::router::{self, Waker, WAKE_TICK};
+use super::router::{Waker, WAKE_TICK};
 use super::*;
 
 /// Most queued messages taken in one pass (the socket is read between passes).
@@ -152,8 +152,8 @@ pub(super) fn run(w: Worker) -> Shell {
 
 impl Shell {
     /// A datagram this worker's socket (`socket`: the listening address's index)
-    /// received: handled here if this shard owns its Call-ID, forwarded to the owner
-    /// otherwise (see [`router::Steer`]).
+    /// received: handled here if this shard owns its Call-ID, handed to the owner's
+    /// queue otherwise; a wake-up datagram (see [`super::router::Steer`]) is only that.
     pub(super) fn on_datagram(
         &mut self,
         now: Instant,
@@ -163,27 +163,15 @@ impl Shell {
     ) {
         if socket == 0 && bytes.first() == Some(&0) {
             if let Some(st) = self.router.steer() {
-                match st.read(from, bytes) {
-                    Some(router::Internal::Wake) => return,
-                    Some(router::Internal::Forward(from, bytes)) => {
-                        // forwarded to us: ours, or (a shard count that changed) queued
-                        return self.take_datagram(now, from, bytes, socket, false);
-                    }
-                    None => {}
+                if st.is_wake(from, bytes) {
+                    return;
                 }
             }
         }
-        self.take_datagram(now, from, bytes, socket, true)
+        self.take_datagram(now, from, bytes, socket)
     }
 
-    fn take_datagram(
-        &mut self,
-        now: Instant,
-        from: SocketAddr,
-        bytes: &[u8],
-        socket: usize,
-        may_forward: bool,
-    ) {
+    fn take_datagram(&mut self, now: Instant, from: SocketAddr, bytes: &[u8], socket: usize) {
         let owner = self.router.shards().of_message(bytes);
         let peer = Peer {
             transport: Transport::Udp,
@@ -195,15 +183,9 @@ impl Shell {
             self.handle(now, peer, bytes);
             return;
         }
-        // A worker asleep in its receive gets the datagram itself through the kernel
-        // (that wakes it); an awake one takes it from its queue at its next pass.
-        if let (true, 0, Some(st)) = (may_forward, socket, self.router.steer()) {
-            if bytes.len() <= router::FORWARD_MAX && self.router.is_sleeping(owner) {
-                let bytes = st.forward(owner, from, bytes);
-                self.push_internal(bytes);
-                return;
-            }
-        }
+        // One channel from this worker to the owner (its queue), so that what it hands
+        // over keeps its order (a 180 before the 200 that follows it); a sleeping owner
+        // is woken by a datagram in this pass's batch.
         let m = Inbound::Datagram {
             peer,
             bytes: bytes.to_vec(),
