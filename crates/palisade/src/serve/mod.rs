@@ -267,13 +267,15 @@ impl Shell {
             + st.answers_too_large
             + st.overloaded
             + st.panics
-            + self.slow_peers_closed;
+            + self.slow_peers_closed
+            + self.handoff_dropped;
         if digest == self.traffic.1
             || (!force && self.traffic.0.elapsed() < Duration::from_secs(60))
         {
             return;
         }
         info!(
+            shard = self.index,
             requests = st.requests,
             responses = st.responses,
             malformed = st.malformed,
@@ -290,6 +292,7 @@ impl Shell {
             client_transactions = clients,
             store_held = self.store.held(),
             store_shed = self.store.shed,
+            handoff_dropped = self.handoff_dropped,
             "traffic totals"
         );
         self.traffic = (Instant::now(), digest);
@@ -309,6 +312,7 @@ impl Shell {
         }
         info!(
             target: "palisade::security",
+            shard = self.index,
             refused = st.shield_refused,
             answers_refused = st.shield_answers_refused,
             dropped = st.shield_dropped,
