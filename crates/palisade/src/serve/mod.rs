@@ -428,17 +428,15 @@ impl Shell {
             let now = Instant::now();
             let op = match ev {
                 Event::BindingSaved(b) => {
-                    let row = to_row(&b, now);
                     self.router
-                        .replicate(self.index, &Replica::Saved(Box::new(b)));
-                    BindingOp::Save(row)
+                        .replicate(self.index, || Replica::Saved(Box::new(b.clone())));
+                    BindingOp::Save(to_row(&b, now))
                 }
                 Event::BindingRemoved { aor, contact } => {
-                    let r = Replica::Removed { aor, contact };
-                    self.router.replicate(self.index, &r);
-                    let Replica::Removed { aor, contact } = r else {
-                        continue;
-                    };
+                    self.router.replicate(self.index, || Replica::Removed {
+                        aor: aor.clone(),
+                        contact: contact.clone(),
+                    });
                     BindingOp::Remove { aor, contact }
                 }
                 Event::Observation(o) => {
@@ -741,7 +739,7 @@ pub async fn run(cfg: FileConfig, listens: Vec<Listen>) -> anyhow::Result<()> {
         .first()
         .map(|e| e.shards().clone())
         .context("no worker")?;
-    let (mut inbound_tx, shard_ends) = Router::new(shards);
+    let (inbound_tx, shard_ends) = Router::new(shards);
     let (store_tx, store_rx) = std::sync::mpsc::sync_channel::<StoreMsg>(STORE_QUEUE);
     let store_handle = {
         let (d, dom, itx) = (data_dir.clone(), domain.clone(), inbound_tx.clone());
@@ -817,13 +815,13 @@ pub async fn run(cfg: FileConfig, listens: Vec<Listen>) -> anyhow::Result<()> {
                 let addr = probe.local_addr()?;
                 drop(probe);
                 for _ in 0..workers {
-                    let s = worker::bind_worker_udp(addr, cfg.server.udp_buffer)
+                    let s = bind_worker_udp(addr, cfg.server.udp_buffer)
                         .with_context(|| format!("binding udp:{addr} (SO_REUSEPORT)"))?;
                     worker_udp.push(Arc::new(s));
                 }
                 info!(transport = "udp", %addr, sockets = workers, "listening");
                 udp_addrs.push(addr);
-                steer_on(&mut inbound_tx, &worker_udp, addr);
+                steer_on(&inbound_tx, &worker_udp, addr);
             }
             Transport::Udp => {
                 let s = bind_udp(l.addr, cfg.server.udp_buffer)
@@ -1106,7 +1104,7 @@ pub async fn run(cfg: FileConfig, listens: Vec<Listen>) -> anyhow::Result<()> {
 /// Turns on the steering of internal datagrams among the workers' sockets (see
 /// `router::Steer`); without it (a kernel that refuses the program) hand-overs go
 /// through the queues and wake-ups are signals.
-fn steer_on(router: &mut Router, socks: &[Arc<std::net::UdpSocket>], local: SocketAddr) {
+fn steer_on(router: &Router, socks: &[Arc<std::net::UdpSocket>], local: SocketAddr) {
     use std::os::fd::AsRawFd as _;
     let (Some(first), true) = (socks.first(), socks.len() > 1) else {
         return;

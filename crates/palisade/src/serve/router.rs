@@ -15,7 +15,7 @@
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use palisade_core::{Binding, Shards};
@@ -130,7 +130,9 @@ pub(super) type ShardEnd = (Receiver<Inbound>, Arc<Waker>);
 pub(super) struct Router {
     shards: Shards,
     queues: Arc<Vec<(SyncSender<Inbound>, Arc<Waker>)>>,
-    steer: Option<Arc<Steer>>,
+    /// Set once the workers' sockets are bound; shared by every clone (the threads
+    /// started before the sockets were bound wake workers the same way).
+    steer: Arc<OnceLock<Steer>>,
 }
 
 impl Router {
@@ -149,7 +151,7 @@ impl Router {
             Router {
                 shards,
                 queues: Arc::new(queues),
-                steer: None,
+                steer: Arc::new(OnceLock::new()),
             },
             ends,
         )
@@ -159,13 +161,13 @@ impl Router {
         &self.shards
     }
 
-    /// Turns on the workers' datagram steering (before any clone is handed out).
-    pub(super) fn set_steer(&mut self, steer: Steer) {
-        self.steer = Some(Arc::new(steer));
+    /// Turns on the workers' datagram steering, for this router and all its clones.
+    pub(super) fn set_steer(&self, steer: Steer) {
+        let _ = self.steer.set(steer);
     }
 
     pub(super) fn steer(&self) -> Option<&Steer> {
-        self.steer.as_deref()
+        self.steer.get()
     }
 
     /// Puts `m` on worker `i`'s queue without waking it; `Ok(Some(wake))` when it sleeps
@@ -179,15 +181,11 @@ impl Router {
         let Some((tx, waker)) = self.queue(i) else {
             return Err(TokioTrySendError::Closed(m));
         };
-        match tx.try_send(m) {
-            Ok(()) => {}
-            Err(TrySendError::Full(m)) => return Err(TokioTrySendError::Full(m)),
-            Err(TrySendError::Disconnected(m)) => return Err(TokioTrySendError::Closed(m)),
-        }
+        enqueue(tx, m)?;
         if !waker.take_sleep() {
             return Ok(None);
         }
-        match &self.steer {
+        match self.steer() {
             Some(st) => Ok(Some(st.wake(i))),
             None => {
                 waker.signal();
@@ -208,7 +206,7 @@ impl Router {
         if !waker.take_sleep() {
             return;
         }
-        match &self.steer {
+        match self.steer() {
             Some(st) => {
                 if st.socket.send_to(&st.wake(i), st.to).is_err() {
                     waker.signal();
@@ -311,32 +309,21 @@ impl Router {
         let Some((tx, waker)) = self.queue(i) else {
             return Err(TokioTrySendError::Closed(m));
         };
-        match tx.try_send(m) {
-            Ok(()) => {
-                self.wake(i, waker);
-                Ok(())
-            }
-            Err(TrySendError::Full(m)) => {
-                self.wake(i, waker);
-                Err(TokioTrySendError::Full(m))
-            }
-            Err(TrySendError::Disconnected(m)) => Err(TokioTrySendError::Closed(m)),
+        let r = enqueue(tx, m);
+        // (also when full: the worker is then surely behind, never asleep for long)
+        if !matches!(r, Err(TokioTrySendError::Closed(_))) {
+            self.wake(i, waker);
         }
+        r
     }
 
-    /// Every shard but `except` gets a copy of a location change.
-    pub(super) fn replicate(&self, except: usize, r: &Replica) {
+    /// Every shard but `except` gets a copy (made by `copy`) of a location change.
+    pub(super) fn replicate(&self, except: usize, copy: impl Fn() -> Replica) {
         for i in 0..self.queues.len() {
             if i == except {
                 continue;
             }
-            let m = match r {
-                Replica::Saved(b) => Inbound::Replica(Replica::Saved(b.clone())),
-                Replica::Removed { aor, contact } => Inbound::Replica(Replica::Removed {
-                    aor: aor.clone(),
-                    contact: contact.clone(),
-                }),
-            };
+            let m = Inbound::Replica(copy());
             // Not urgent: the worker takes it at its next pass (at the latest after
             // WAKE_TICK), without a wake-up of its own. Blocking here could deadlock
             // two workers that feed each other; a full queue means that shard is far
@@ -379,6 +366,14 @@ impl Router {
             }
         }
     }
+}
+
+/// A non-blocking send, its errors in the form the callers use.
+fn enqueue(tx: &SyncSender<Inbound>, m: Inbound) -> Result<(), TokioTrySendError<Inbound>> {
+    tx.try_send(m).map_err(|e| match e {
+        TrySendError::Full(m) => TokioTrySendError::Full(m),
+        TrySendError::Disconnected(m) => TokioTrySendError::Closed(m),
+    })
 }
 
 enum Target {

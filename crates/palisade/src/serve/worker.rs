@@ -29,24 +29,16 @@ pub(super) struct Worker {
     pub(super) stop: Arc<AtomicBool>,
 }
 
-/// A blocking UDP socket for one worker: `SO_REUSEPORT` (every worker binds the same
-/// address), large kernel buffers, and a receive timeout of [`WAKE_TICK`].
-pub(super) fn bind_worker_udp(
-    addr: SocketAddr,
-    buffer: usize,
-) -> std::io::Result<std::net::UdpSocket> {
-    let domain = if addr.is_ipv4() {
-        socket2::Domain::IPV4
-    } else {
-        socket2::Domain::IPV6
-    };
-    let s = socket2::Socket::new(domain, socket2::Type::DGRAM, Some(socket2::Protocol::UDP))?;
-    let _ = s.set_recv_buffer_size(buffer);
-    let _ = s.set_send_buffer_size(buffer);
-    s.set_reuse_port(true)?;
-    s.set_read_timeout(Some(WAKE_TICK))?;
-    s.bind(&addr.into())?;
-    Ok(s.into())
+/// Takes up to [`QUEUE_PASS`] queued messages; `true` when the queue is closed.
+fn take_queue(rx: &Receiver<Inbound>, shell: &mut Shell) -> bool {
+    for _ in 0..QUEUE_PASS {
+        match rx.try_recv() {
+            Ok(m) => shell.on_inbound(m),
+            Err(TryRecvError::Empty) => return false,
+            Err(TryRecvError::Disconnected) => return true,
+        }
+    }
+    false
 }
 
 /// Runs the worker until `stop`; gives its shell back for the final flush.
@@ -63,12 +55,8 @@ pub(super) fn run(w: Worker) -> Shell {
     let mut recv_errors: u64 = 0;
     'run: while !stop.load(Ordering::Relaxed) {
         // 1. what other threads handed over
-        for _ in 0..QUEUE_PASS {
-            match rx.try_recv() {
-                Ok(m) => shell.on_inbound(m),
-                Err(TryRecvError::Empty) => break,
-                Err(TryRecvError::Disconnected) => break 'run,
-            }
+        if take_queue(&rx, &mut shell) {
+            break 'run;
         }
         // 2. timers, 3. sends
         let now = Instant::now();
@@ -100,12 +88,7 @@ pub(super) fn run(w: Worker) -> Shell {
                         // What was queued before these datagrams arrived is applied
                         // first (a binding another shard saved before it answered the
                         // REGISTER must be here before a call to that phone).
-                        for _ in 0..QUEUE_PASS {
-                            match rx.try_recv() {
-                                Ok(m) => shell.on_inbound(m),
-                                Err(_) => break,
-                            }
-                        }
+                        let _ = take_queue(&rx, &mut shell);
                         let now = Instant::now();
                         for (from, bytes) in batch.datagrams() {
                             shell.on_datagram(now, from, bytes, 0);
