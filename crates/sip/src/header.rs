@@ -390,8 +390,26 @@ pub(crate) enum Kind {
     Other,
 }
 
-/// (canonical name, compact form, kind). Looked up case-insensitively.
-const TYPED: &[(&str, &str, Kind)] = &[
+/// Declares the table of known header names (canonical spelling, compact form, kind) and
+/// an exact-spelling matcher over the same list: most messages spell every name
+/// canonically, and a `match` on string literals costs a length switch and one compare,
+/// where the case-insensitive scan of the table costs one compare per entry.
+macro_rules! header_names {
+    ($table:ident, $exact:ident, $( ($full:literal, $compact:literal, $kind:expr) ),* $(,)?) => {
+        const $table: &[(&str, &str, Kind)] = &[ $( ($full, $compact, $kind) ),* ];
+        fn $exact(name: &str) -> Option<(Kind, &'static str)> {
+            match name {
+                $( $full => Some(($kind, $full)), )*
+                _ => None,
+            }
+        }
+    };
+}
+
+// (canonical name, compact form, kind). Looked up case-insensitively.
+header_names!(
+    TYPED,
+    exact_typed,
     ("Via", "v", Kind::Via),
     ("From", "f", Kind::From),
     ("To", "t", Kind::To),
@@ -419,75 +437,60 @@ const TYPED: &[(&str, &str, Kind)] = &[
     ("Server", "", Kind::Server),
     ("Warning", "", Kind::Warning),
     ("Date", "", Kind::Date),
-];
+);
 
-/// Untyped headers whose canonical spelling is known (with compact forms where defined).
-const KNOWN_OTHER: &[(&str, &str)] = &[
-    ("Accept", ""),
-    ("Accept-Contact", "a"),
-    ("Accept-Encoding", ""),
-    ("Accept-Language", ""),
-    ("Alert-Info", ""),
-    ("Allow-Events", "u"),
-    ("Authentication-Info", ""),
-    ("Call-Info", ""),
-    ("Content-Disposition", ""),
-    ("Content-Language", ""),
-    ("Error-Info", ""),
-    ("Event", "o"),
-    ("Identity", "y"),
-    ("Identity-Info", "n"),
-    ("In-Reply-To", ""),
-    ("MIME-Version", ""),
-    ("Min-SE", ""),
-    ("Organization", ""),
-    ("P-Asserted-Identity", ""),
-    ("P-Preferred-Identity", ""),
-    ("Priority", ""),
-    ("Privacy", ""),
-    ("RAck", ""),
-    ("Reason", ""),
-    ("Refer-To", "r"),
-    ("Referred-By", "b"),
-    ("Reject-Contact", "j"),
-    ("Replaces", ""),
-    ("Reply-To", ""),
-    ("Request-Disposition", "d"),
-    ("Retry-After", ""),
-    ("RSeq", ""),
-    ("Session-Expires", "x"),
-    ("Subject", "s"),
-    ("Subscription-State", ""),
-    ("Timestamp", ""),
-    ("Unsupported", ""),
-];
+// Untyped headers whose canonical spelling is known (with compact forms where defined).
+header_names!(
+    KNOWN_OTHER,
+    exact_other,
+    ("Accept", "", Kind::Other),
+    ("Accept-Contact", "a", Kind::Other),
+    ("Accept-Encoding", "", Kind::Other),
+    ("Accept-Language", "", Kind::Other),
+    ("Alert-Info", "", Kind::Other),
+    ("Allow-Events", "u", Kind::Other),
+    ("Authentication-Info", "", Kind::Other),
+    ("Call-Info", "", Kind::Other),
+    ("Content-Disposition", "", Kind::Other),
+    ("Content-Language", "", Kind::Other),
+    ("Error-Info", "", Kind::Other),
+    ("Event", "o", Kind::Other),
+    ("Identity", "y", Kind::Other),
+    ("Identity-Info", "n", Kind::Other),
+    ("In-Reply-To", "", Kind::Other),
+    ("MIME-Version", "", Kind::Other),
+    ("Min-SE", "", Kind::Other),
+    ("Organization", "", Kind::Other),
+    ("P-Asserted-Identity", "", Kind::Other),
+    ("P-Preferred-Identity", "", Kind::Other),
+    ("Priority", "", Kind::Other),
+    ("Privacy", "", Kind::Other),
+    ("RAck", "", Kind::Other),
+    ("Reason", "", Kind::Other),
+    ("Refer-To", "r", Kind::Other),
+    ("Referred-By", "b", Kind::Other),
+    ("Reject-Contact", "j", Kind::Other),
+    ("Replaces", "", Kind::Other),
+    ("Reply-To", "", Kind::Other),
+    ("Request-Disposition", "d", Kind::Other),
+    ("Retry-After", "", Kind::Other),
+    ("RSeq", "", Kind::Other),
+    ("Session-Expires", "x", Kind::Other),
+    ("Subject", "s", Kind::Other),
+    ("Subscription-State", "", Kind::Other),
+    ("Timestamp", "", Kind::Other),
+    ("Unsupported", "", Kind::Other),
+);
 
 pub(crate) fn lookup(name: &str) -> (Kind, Option<&'static str>) {
-    // Fast path for the headers on every message, spelled canonically.
-    match name {
-        "Via" => return (Kind::Via, Some("Via")),
-        "From" => return (Kind::From, Some("From")),
-        "To" => return (Kind::To, Some("To")),
-        "Call-ID" => return (Kind::CallId, Some("Call-ID")),
-        "CSeq" => return (Kind::CSeq, Some("CSeq")),
-        "Max-Forwards" => return (Kind::MaxForwards, Some("Max-Forwards")),
-        "Contact" => return (Kind::Contact, Some("Contact")),
-        "Content-Length" => return (Kind::ContentLength, Some("Content-Length")),
-        "Content-Type" => return (Kind::ContentType, Some("Content-Type")),
-        _ => {}
+    if let Some((kind, full)) = exact_typed(name).or_else(|| exact_other(name)) {
+        return (kind, Some(full));
     }
-    for &(full, compact, kind) in TYPED {
+    for &(full, compact, kind) in TYPED.iter().chain(KNOWN_OTHER) {
         if name.eq_ignore_ascii_case(full)
             || (!compact.is_empty() && name.eq_ignore_ascii_case(compact))
         {
             return (kind, Some(full));
-        }
-    }
-    for &(full, compact) in KNOWN_OTHER {
-        if name.eq_ignore_ascii_case(full)
-            || (!compact.is_empty() && name.eq_ignore_ascii_case(compact))
-        {
-            return (Kind::Other, Some(full));
         }
     }
     (Kind::Other, None)

@@ -62,7 +62,7 @@ pub fn frame_stream<'a>(buf: &'a [u8], limits: &Limits) -> Result<Frame<'a>, Par
     let window = buf
         .get(..buf.len().min(limits.max_message_size))
         .unwrap_or_default();
-    let Some(end) = memchr::memmem::find(window, b"\r\n\r\n") else {
+    let Some(end) = head_end(window) else {
         if buf.len() >= limits.max_message_size {
             return Err(ParseError::new(
                 ErrorKind::Limit {
@@ -109,6 +109,14 @@ pub fn frame_stream<'a>(buf: &'a [u8], limits: &Limits) -> Result<Frame<'a>, Par
         consumed: total,
         rest: buf.get(total..).unwrap_or_default(),
     })
+}
+
+/// Where the empty line ending the head starts. The searcher is built once: building it
+/// costs more than searching a typical head.
+fn head_end(buf: &[u8]) -> Option<usize> {
+    static FINDER: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+        std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b"\r\n\r\n"));
+    FINDER.find(buf)
 }
 
 fn leading_crlfs(buf: &[u8]) -> usize {
@@ -182,9 +190,7 @@ fn parse_message<'a>(
     if start == buf.len() {
         return Err(ParseError::new(ErrorKind::Empty, 0));
     }
-    let Some(end) =
-        memchr::memmem::find(buf.get(start..).unwrap_or_default(), b"\r\n\r\n").map(|e| e + start)
-    else {
+    let Some(end) = head_end(buf.get(start..).unwrap_or_default()).map(|e| e + start) else {
         return Err(mark(ParseError::new(ErrorKind::NoHeaderEnd, buf.len())));
     };
     let head_bytes = buf.get(start..end + 2).unwrap_or_default();

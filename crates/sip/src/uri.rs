@@ -591,7 +591,7 @@ pub(crate) fn parse_host(h: &str) -> Option<Host<'_>> {
         return None;
     }
     if h.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
-        return h.parse::<Ipv4Addr>().ok().map(Host::V4);
+        return dotted_quad(h.as_bytes()).map(Host::V4);
     }
     let trimmed = h.strip_suffix('.').unwrap_or(h);
     let mut labels = trimmed.split('.').peekable();
@@ -612,6 +612,43 @@ pub(crate) fn parse_host(h: &str) -> Option<Host<'_>> {
         }
     }
     Some(Host::Domain(Cow::Borrowed(h)))
+}
+
+/// A dotted-quad IPv4 address, with the rules of `Ipv4Addr::from_str` (four decimal
+/// octets of at most 255, no leading zero, nothing else) in one pass over the bytes.
+fn dotted_quad(b: &[u8]) -> Option<Ipv4Addr> {
+    let mut octets = [0u8; 4];
+    let mut slots = octets.iter_mut();
+    let mut value: u16 = 0;
+    let mut digits = 0u8;
+    for &c in b {
+        if c == b'.' {
+            if digits == 0 {
+                return None;
+            }
+            *slots.next()? = u8::try_from(value).ok()?;
+            value = 0;
+            digits = 0;
+        } else {
+            let d = c.wrapping_sub(b'0');
+            if d > 9 || (digits > 0 && value == 0) {
+                return None;
+            }
+            value = value * 10 + u16::from(d);
+            digits += 1;
+            if value > 255 {
+                return None;
+            }
+        }
+    }
+    if digits == 0 {
+        return None;
+    }
+    *slots.next()? = u8::try_from(value).ok()?;
+    if slots.next().is_some() {
+        return None;
+    }
+    Some(Ipv4Addr::from(octets))
 }
 
 /// Like [`parse_host`] but also accepts an IPv6 reference `[...]` (for Via sent-by and
@@ -706,5 +743,58 @@ mod class_tables {
         }
         assert!(is_user_char(b';') && !is_user_char(b'@') && !is_password_char(b';'));
         assert!(is_param_char(b':') && !is_param_char(b';') && is_hnv_char(b'?'));
+    }
+}
+
+#[cfg(test)]
+mod dotted_quad_tests {
+    use super::dotted_quad;
+
+    #[test]
+    fn agrees_with_the_standard_library() {
+        let mut cases: Vec<String> = [
+            "",
+            ".",
+            "1",
+            "1.2.3",
+            "1.2.3.4",
+            "1.2.3.4.",
+            ".1.2.3.4",
+            "1..2.3",
+            "0.0.0.0",
+            "255.255.255.255",
+            "256.1.1.1",
+            "01.2.3.4",
+            "1.2.3.04",
+            "0.10.100.200",
+            "1.2.3.4.5",
+            "999.1.1.1",
+            "1.2.3.4444",
+            "00.0.0.0",
+            "127.0.0.1",
+            "1.2.3.",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        // every short string over the alphabet the caller lets through
+        let alphabet = ["0", "1", "2", "5", "9", "."];
+        let mut frontier = vec![String::new()];
+        for _ in 0..6 {
+            let mut next = Vec::new();
+            for s in &frontier {
+                for a in alphabet {
+                    next.push(format!("{s}{a}"));
+                }
+            }
+            cases.extend(next.iter().cloned());
+            frontier = next;
+        }
+        for o in [0, 1, 9, 10, 99, 100, 199, 200, 249, 250, 255, 256, 300] {
+            cases.push(format!("{o}.{o}.{o}.{o}"));
+        }
+        for c in &cases {
+            assert_eq!(dotted_quad(c.as_bytes()), c.parse().ok(), "{c:?}");
+        }
     }
 }

@@ -215,7 +215,7 @@ pub struct Notification {
 impl SqliteStore {
     /// Writes what the detector produced, in one transaction.
     pub fn apply_outputs(&mut self, outs: &[Output]) -> Result<(), StoreError> {
-        let tx = self.conn.transaction()?;
+        let tx = crate::CachedTx::begin(&self.conn)?;
         {
             let mut call = tx.prepare_cached(&format!(
                 // written once per call (ids are never reused): OR IGNORE, not OR REPLACE,

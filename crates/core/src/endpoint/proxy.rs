@@ -251,7 +251,15 @@ impl Endpoint {
     pub(super) fn new_branch(&mut self, lh: u32) -> String {
         self.tx.seq += 1;
         let u = hash64(&[&self.tx.seq.to_be_bytes()], self.salt) as u32;
-        format!("{OUR_BRANCH}{lh:08x}.{u:08x}{:x}", self.tx.seq)
+        // the same text as `format!("{OUR_BRANCH}{lh:08x}.{u:08x}{:x}", seq)`, without
+        // the formatter (one branch per forwarded request)
+        let mut b = String::with_capacity(OUR_BRANCH.len() + 34);
+        b.push_str(OUR_BRANCH);
+        palisade_sip::push_hex(&mut b, &lh.to_be_bytes());
+        b.push('.');
+        palisade_sip::push_hex(&mut b, &u.to_be_bytes());
+        push_hex_trimmed(&mut b, self.tx.seq);
+        b
     }
 
     pub(super) fn our_via(&self, transport: Transport, branch: String) -> Option<Header<'static>> {
@@ -556,5 +564,40 @@ impl Endpoint {
         };
         msg.headers.insert(0, via);
         self.send(dest, msg.to_bytes());
+    }
+}
+
+/// Appends `v` as lower-case hex without leading zeros (`format!("{v:x}")`).
+fn push_hex_trimmed(out: &mut String, v: u64) {
+    let start = out.len();
+    palisade_sip::push_hex(out, &v.to_be_bytes());
+    let written = out.get(start..).unwrap_or_default();
+    // sixteen digits written; at least the last one stays
+    let zeros = (written.len() - written.trim_start_matches('0').len()).min(15);
+    out.replace_range(start..start + zeros, "");
+}
+
+#[cfg(test)]
+mod hex_text {
+    #[test]
+    fn trimmed_hex_is_the_formatter_s() {
+        for v in [
+            0u64,
+            1,
+            9,
+            10,
+            15,
+            16,
+            255,
+            256,
+            0xabc,
+            1 << 32,
+            u64::MAX,
+            0x0f00_0000_0000_0001,
+        ] {
+            let mut s = String::from("x");
+            super::push_hex_trimmed(&mut s, v);
+            assert_eq!(s, format!("x{v:x}"));
+        }
     }
 }

@@ -41,7 +41,11 @@ impl Endpoint {
         let user = s.user.as_deref()?;
         let decoded = palisade_sip::percent_decode(user);
         let user = String::from_utf8_lossy(&decoded).into_owned();
-        Some((format!("{user}@{}", self.cfg.domain), user))
+        let mut aor = String::with_capacity(user.len() + 1 + self.cfg.domain.len());
+        aor.push_str(&user);
+        aor.push('@');
+        aor.push_str(&self.cfg.domain);
+        Some((aor, user))
     }
 
     pub(super) fn register(&mut self, now: Instant, from: Peer, msg: &Message<'_>) -> Decision {

@@ -224,36 +224,41 @@ impl Endpoint {
         reason: &str,
         extra: Vec<Header<'_>>,
     ) -> Vec<u8> {
-        let mut headers: Vec<Header<'_>> = Vec::with_capacity(8 + extra.len());
-        let tag = self.to_tag(req);
+        // Written straight into the datagram: the copied headers are re-emitted in
+        // canonical form from the parsed request, never cloned into a second message.
+        let mut out = String::with_capacity(512);
+        out.push_str("SIP/2.0 ");
+        palisade_sip::push_num(&mut out, u64::from(status));
+        out.push(' ');
+        out.push_str(reason);
+        out.push_str("\r\n");
         for h in &req.headers {
             match h {
                 Header::Via(_) | Header::From(_) | Header::CallId(_) | Header::CSeq(_) => {
-                    headers.push(h.clone())
+                    h.write(&mut out)
                 }
                 Header::To(t) => {
-                    let mut t = t.clone();
+                    h.write(&mut out);
                     if status > 100 && t.tag().is_none() {
-                        t.params
-                            .push(Param::new("tag", Some(Cow::Owned(tag.clone()))));
+                        // the line ends in CRLF: the tag goes before it, after the
+                        // header's parameters
+                        out.truncate(out.len().saturating_sub(2));
+                        out.push_str(";tag=");
+                        out.push_str(&self.to_tag(req));
+                        out.push_str("\r\n");
                     }
-                    headers.push(Header::To(t));
                 }
-                Header::RecordRoute(_) if (101..300).contains(&status) => headers.push(h.clone()),
+                Header::RecordRoute(_) if (101..300).contains(&status) => h.write(&mut out),
                 _ => {}
             }
         }
-        headers.extend(extra);
-        headers.push(Header::Server(Cow::Borrowed(SERVER_NAME)));
-        let m = Message {
-            start: StartLine::Response {
-                code: status,
-                reason: Cow::Borrowed(reason),
-            },
-            headers,
-            body: Cow::Borrowed(&[]),
-        };
-        m.to_bytes()
+        for h in &extra {
+            h.write(&mut out);
+        }
+        out.push_str("Server: ");
+        out.push_str(SERVER_NAME);
+        out.push_str("\r\nContent-Length: 0\r\n\r\n");
+        out.into_bytes()
     }
 
     /// Sends a locally generated response on a server transaction.

@@ -11,7 +11,7 @@ pub(super) fn fix_top_via(m: &mut Message<'_>, from: Peer) {
         let differs = v.host.ip() != Some(ip);
         if differs && v.param("received").is_none() {
             v.params
-                .push(Param::new("received", Some(Cow::Owned(ip.to_string()))));
+                .push(Param::new("received", Some(Cow::Owned(ip_text(ip)))));
         }
         if let Some(p) = v
             .params
@@ -19,13 +19,27 @@ pub(super) fn fix_top_via(m: &mut Message<'_>, from: Peer) {
             .find(|p| p.name.eq_ignore_ascii_case("rport"))
         {
             if p.value.is_none() {
-                p.value = Some(Cow::Owned(from.addr.port().to_string()));
+                let mut port = String::with_capacity(5);
+                palisade_sip::push_num(&mut port, u64::from(from.addr.port()));
+                p.value = Some(Cow::Owned(port));
                 if v.param("received").is_none() {
                     v.params
-                        .push(Param::new("received", Some(Cow::Owned(ip.to_string()))));
+                        .push(Param::new("received", Some(Cow::Owned(ip_text(ip)))));
                 }
             }
         }
+    }
+}
+
+/// An address as text, without `core::fmt` for the common IPv4 case.
+fn ip_text(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V4(a) => {
+            let mut out = String::with_capacity(15);
+            Host::V4(a).write(&mut out);
+            out
+        }
+        IpAddr::V6(a) => a.to_string(),
     }
 }
 
