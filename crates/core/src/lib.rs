@@ -36,6 +36,6 @@ mod shard;
 mod types;
 
 pub use auth::{Algorithm, Credential};
-pub use endpoint::{salvaged_answer_parses, Endpoint, Stats};
+pub use endpoint::{method_slot, salvaged_answer_parses, Endpoint, Stats, METHOD_LABELS};
 pub use shard::{call_id_of, Shards};
 pub use types::*;

@@ -258,6 +258,28 @@ fn register_then_call_through_the_proxy() {
     assert_eq!(out.len(), 1);
     assert_eq!(out[0].0, peer(BOB));
     assert_eq!(status(&out[0].1), 200);
+
+    // The metrics' counters: requests by method as received, responses by class as
+    // sent upstream (made here or relayed).
+    let slot = |m: &str| {
+        palisade_core::METHOD_LABELS
+            .iter()
+            .position(|l| *l == m)
+            .unwrap()
+    };
+    let by_method = h.ep.stats.requests_by_method;
+    for (m, n) in [
+        ("REGISTER", 1),
+        ("INVITE", 1),
+        ("ACK", 1),
+        ("BYE", 1),
+        ("CANCEL", 0),
+    ] {
+        assert_eq!(by_method[slot(m)], n, "{m}");
+    }
+    assert_eq!(by_method.iter().sum::<u64>(), 4);
+    // 100 Trying and 180 (1xx); the REGISTER's 200, the INVITE's 200, the BYE's 200
+    assert_eq!(h.ep.stats.responses_by_class, [2, 3, 0, 0, 0, 0]);
 }
 
 #[test]
@@ -787,6 +809,17 @@ fn hidden_content_never_reaches_the_callee() {
         && e.callee == "bob@example.com"
         && e.source == "udp:192.0.2.10:5061"));
     assert_eq!(h.ep.stats.shield_dropped, 4);
+    let by_kind = |k: &str| {
+        let i = palisade_shield::EventKind::LABELS
+            .iter()
+            .position(|l| *l == k)
+            .unwrap();
+        h.ep.stats.security_by_kind[i]
+    };
+    assert_eq!(by_kind("header-dropped"), 2);
+    assert_eq!(by_kind("sdp-attribute-dropped"), 1);
+    assert_eq!(by_kind("sdp-line-dropped"), 1);
+    assert_eq!(by_kind("offer-refused"), 0);
 }
 
 #[test]

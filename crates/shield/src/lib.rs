@@ -163,6 +163,34 @@ pub enum EventKind {
 }
 
 impl EventKind {
+    /// Every kind's label, in the order of [`EventKind::slot`] (a metric's label set).
+    pub const LABELS: [&'static str; 9] = [
+        "offer-refused",
+        "answer-refused",
+        "ack-refused",
+        "header-dropped",
+        "sdp-attribute-dropped",
+        "sdp-line-dropped",
+        "protected-user-refused",
+        "panic-contained",
+        "events-suppressed",
+    ];
+
+    /// This kind's index in [`EventKind::LABELS`].
+    pub fn slot(self) -> usize {
+        match self {
+            EventKind::OfferRefused => 0,
+            EventKind::AnswerRefused => 1,
+            EventKind::AckRefused => 2,
+            EventKind::Dropped(DropKind::Header) => 3,
+            EventKind::Dropped(DropKind::Attribute) => 4,
+            EventKind::Dropped(DropKind::SdpLine) => 5,
+            EventKind::ProtectedRefused => 6,
+            EventKind::Panic => 7,
+            EventKind::EventsSuppressed => 8,
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             EventKind::OfferRefused => "offer-refused",
@@ -354,5 +382,29 @@ pub fn aor(na: Option<&palisade_sip::NameAddr<'_>>) -> String {
         Some(palisade_sip::Uri::Tel(t)) => format!("tel:{}", t.number),
         Some(_) => "other-uri".into(),
         None => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod event_labels {
+    use super::{DropKind, EventKind};
+
+    #[test]
+    fn every_kind_has_its_own_slot_and_its_label_there() {
+        let all = [
+            EventKind::OfferRefused,
+            EventKind::AnswerRefused,
+            EventKind::AckRefused,
+            EventKind::Dropped(DropKind::Header),
+            EventKind::Dropped(DropKind::Attribute),
+            EventKind::Dropped(DropKind::SdpLine),
+            EventKind::ProtectedRefused,
+            EventKind::Panic,
+            EventKind::EventsSuppressed,
+        ];
+        assert_eq!(all.len(), EventKind::LABELS.len());
+        for k in all {
+            assert_eq!(EventKind::LABELS.get(k.slot()), Some(&k.as_str()));
+        }
     }
 }

@@ -67,6 +67,7 @@ impl Endpoint {
             Some(_) => {}
             None => {
                 let b = self.build_response(&msg, 500, "Server Internal Error", vec![]);
+                self.stats.response_sent(500);
                 self.send(from, b);
             }
         }
@@ -109,6 +110,9 @@ impl Endpoint {
             .or_else(|| msg.cseq().map(|c| &c.method))
             .map(|m| m.as_str().to_string())
             .unwrap_or_default();
+        if let Some(n) = self.stats.security_by_kind.get_mut(kind.slot()) {
+            *n += 1;
+        }
         let ev = SecurityEvent {
             kind,
             method,

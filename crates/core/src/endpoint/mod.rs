@@ -71,6 +71,63 @@ pub struct Stats {
     pub overloaded: u64,
     /// Messages whose handling panicked (contained by the shell).
     pub panics: u64,
+    /// Requests received, by method ([`METHOD_LABELS`]).
+    pub requests_by_method: [u64; METHOD_LABELS.len()],
+    /// Responses sent (made here or relayed), by class: 1xx at 0 ... 6xx at 5.
+    pub responses_by_class: [u64; 6],
+    /// Shield decisions recorded, by kind ([`palisade_shield::EventKind::LABELS`]).
+    pub security_by_kind: [u64; palisade_shield::EventKind::LABELS.len()],
+}
+
+/// The method label of a metric: the methods Palisade knows, and `other` for the rest
+/// (a bounded label set whatever arrives).
+pub const METHOD_LABELS: [&str; 15] = [
+    "INVITE",
+    "ACK",
+    "BYE",
+    "CANCEL",
+    "REGISTER",
+    "OPTIONS",
+    "INFO",
+    "PRACK",
+    "SUBSCRIBE",
+    "NOTIFY",
+    "UPDATE",
+    "MESSAGE",
+    "REFER",
+    "PUBLISH",
+    "other",
+];
+
+/// The slot of a method in [`Stats::requests_by_method`].
+pub fn method_slot(m: &Method<'_>) -> usize {
+    match m {
+        Method::Invite => 0,
+        Method::Ack => 1,
+        Method::Bye => 2,
+        Method::Cancel => 3,
+        Method::Register => 4,
+        Method::Options => 5,
+        Method::Info => 6,
+        Method::Prack => 7,
+        Method::Subscribe => 8,
+        Method::Notify => 9,
+        Method::Update => 10,
+        Method::Message => 11,
+        Method::Refer => 12,
+        Method::Publish => 13,
+        Method::Extension(_) => 14,
+    }
+}
+
+impl Stats {
+    /// Counts a response sent upstream.
+    pub(crate) fn response_sent(&mut self, status: u16) {
+        let class = usize::from(status / 100).clamp(1, 6) - 1;
+        if let Some(n) = self.responses_by_class.get_mut(class) {
+            *n += 1;
+        }
+    }
 }
 
 enum Decision {
@@ -405,6 +462,12 @@ impl Endpoint {
 
     fn on_request(&mut self, now: Instant, from: Peer, mut msg: Message<'_>, raw: &[u8]) {
         self.stats.requests += 1;
+        if let Some(n) = msg
+            .method()
+            .and_then(|m| self.stats.requests_by_method.get_mut(method_slot(m)))
+        {
+            *n += 1;
+        }
         if let (Some(conn), Some(v)) = (from.conn, msg.top_via()) {
             if v.host.ip() == Some(from.addr.ip()) {
                 let port = v.port.unwrap_or(from.transport.default_port());

@@ -338,7 +338,10 @@ impl Endpoint {
         }
         match made {
             Made::Here => self.send_answer(to, bytes),
-            Made::Relayed => self.send(to, bytes),
+            Made::Relayed => {
+                self.stats.response_sent(status);
+                self.send(to, bytes)
+            }
         }
     }
 

@@ -84,19 +84,22 @@ impl Endpoint {
     /// the source's budget and must not be larger than the request (a digest challenge:
     /// not larger than the request plus `challenge_allowance`); see [`crate::ratelimit`].
     pub(super) fn send_answer(&mut self, to: Peer, bytes: Vec<u8>) {
-        let Some((now, len)) = self.handling.datagram else {
-            self.send(to, bytes);
-            return;
-        };
-        if to.transport != Transport::Udp || self.handling.authenticated.is_some() {
-            self.send(to, bytes);
-            return;
-        }
+        // `SIP/2.0 NNN`: this server wrote the status line
         let status = bytes
             .get(8..11)
             .and_then(|d| std::str::from_utf8(d).ok())
             .and_then(|d| d.parse::<u16>().ok())
             .unwrap_or(0);
+        let Some((now, len)) = self.handling.datagram else {
+            self.stats.response_sent(status);
+            self.send(to, bytes);
+            return;
+        };
+        if to.transport != Transport::Udp || self.handling.authenticated.is_some() {
+            self.stats.response_sent(status);
+            self.send(to, bytes);
+            return;
+        }
         if status >= 300 && !self.budget.allow(now, to.addr.ip()) {
             self.stats.answers_rate_limited += 1;
             debug!(peer = %to.addr, status, "answer not sent: the source's answer budget is spent");
@@ -106,6 +109,7 @@ impl Endpoint {
             return;
         }
         if status < 300 {
+            self.stats.response_sent(status);
             self.send(to, bytes);
             return;
         }
@@ -122,6 +126,7 @@ impl Endpoint {
             debug!(peer = %to.addr, status, request = len, answer = bytes.len(), "answer not sent: larger than the request (no amplification)");
             return;
         }
+        self.stats.response_sent(status);
         self.send(to, bytes);
     }
 
