@@ -106,20 +106,10 @@ impl Host<'_> {
     }
 }
 
-/// Appends a decimal number without going through `core::fmt`.
+/// Appends a decimal number without going through `core::fmt` (a digit-pair table
+/// instead of one division per digit: numbers are written into every message).
 pub fn push_num(out: &mut String, n: u64) {
-    // Most significant digit first: no buffer, no indexing, no allocation.
-    let mut div = 1u64;
-    while n / div >= 10 {
-        div *= 10;
-    }
-    loop {
-        out.push(char::from(b'0' + ((n / div) % 10) as u8));
-        if div == 1 {
-            break;
-        }
-        div /= 10;
-    }
+    out.push_str(itoa::Buffer::new().format(n));
 }
 
 /// Appends bytes as lower-case hex (the one hex writer of the project: digests in
