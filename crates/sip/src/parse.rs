@@ -259,31 +259,45 @@ fn parse_message<'a>(
     ))
 }
 
-/// One pass over the head: CR and LF only as CRLF, control characters only right after a
-/// backslash (a quoted-pair; the grammar check happens later), and whether any line is
-/// folded.
-/// Whether any of the eight bytes of `x` is a control character (below 0x20, or DEL):
-/// the classic "has a byte less than n" word trick (no false negatives; a false
-/// positive only sends the bytes to the byte-by-byte path).
+/// The bytes of `x` that are control characters (below 0x20, or DEL), flagged by their
+/// high bit: the classic "has a byte less than n" and "has a zero byte" word tricks. No
+/// false negatives; a false positive can only sit above a true match (a borrow moves
+/// upward), so the lowest flagged byte is always a real control character.
 #[inline]
-fn has_control(x: u64) -> bool {
+fn control_mask(x: u64) -> u64 {
     const LO: u64 = 0x0101_0101_0101_0101;
     const HI: u64 = 0x8080_8080_8080_8080;
     let below_space = x.wrapping_sub(LO * 0x20) & !x & HI;
     let y = x ^ (LO * 0x7f);
     let del = y.wrapping_sub(LO) & !y & HI;
-    below_space | del != 0
+    below_space | del
 }
 
+#[cfg(test)]
+fn has_control(x: u64) -> bool {
+    control_mask(x) != 0
+}
+
+/// One pass over the head: CR and LF only as CRLF, control characters only right after a
+/// backslash (a quoted-pair; the grammar check happens later), and whether any line is
+/// folded.
 fn prescan(head: &[u8], base: usize) -> Result<bool, ParseError> {
     let mut folded = false;
     let mut i = 0;
     while let Some(&b) = head.get(i) {
         // Eight bytes at a time while none of them is a control character (most of a
-        // header line); the rules below apply byte by byte to the rest.
+        // header line); the rules below apply byte by byte to the rest. The lowest
+        // flagged byte of the mask is always a real control character (a false positive
+        // can only sit above a true one), so the scan jumps straight to it.
         if let Some(w) = head.get(i..i + 8).and_then(|w| <[u8; 8]>::try_from(w).ok()) {
-            if !has_control(u64::from_le_bytes(w)) {
+            let mask = control_mask(u64::from_le_bytes(w));
+            if mask == 0 {
                 i += 8;
+                continue;
+            }
+            let skip = (mask.trailing_zeros() / 8) as usize;
+            if skip > 0 {
+                i += skip;
                 continue;
             }
         }
@@ -587,6 +601,23 @@ fn parse_start_line<'a>(
 #[cfg(test)]
 mod prescan_words {
     use super::*;
+
+    #[test]
+    fn the_lowest_flagged_byte_is_the_first_control_character() {
+        let alphabet = [b'a', 0x00, 0x1f, 0x7f, 0xff];
+        let mut w = [0u8; 8];
+        for n in 0..alphabet.len().pow(8) {
+            let mut k = n;
+            for lane in w.iter_mut() {
+                *lane = alphabet[k % alphabet.len()];
+                k /= alphabet.len();
+            }
+            let first = w.iter().position(|&c| c < 0x20 || c == 0x7f);
+            let mask = control_mask(u64::from_le_bytes(w));
+            let flagged = (mask != 0).then(|| (mask.trailing_zeros() / 8) as usize);
+            assert_eq!(flagged, first, "{w:?}");
+        }
+    }
 
     #[test]
     fn a_word_has_a_control_character_exactly_when_a_byte_does() {
