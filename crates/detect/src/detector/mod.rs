@@ -249,6 +249,16 @@ impl Detector {
         }
     }
 
+    /// The calls in progress: attempts without a final response yet, then answered
+    /// calls not yet ended (observed calls only: an authenticated caller to a local
+    /// user).
+    pub fn calls_in_progress(&self) -> impl Iterator<Item = &CallRecord> {
+        self.live
+            .values()
+            .filter(|c| c.status.is_none() && !c.message)
+            .chain(self.answered.values())
+    }
+
     /// Outputs the calls still in progress, and the answered calls not yet ended, as
     /// they are (at shutdown).
     pub fn flush_in_progress(&mut self) {

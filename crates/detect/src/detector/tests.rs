@@ -764,3 +764,43 @@ fn a_sweep_is_judged_within_its_own_window() {
     }
     assert!(s.findings.is_empty(), "{:?}", s.kinds());
 }
+
+#[test]
+fn calls_in_progress_are_listed_until_their_end() {
+    let mut s = Sim::new();
+    let ids = |s: &Sim| {
+        let mut v: Vec<String> = s.d.calls_in_progress().map(|c| c.call_id.clone()).collect();
+        v.sort();
+        v
+    };
+    let a = s.start(1_000, "alice", "bob", "192.0.2.1:5060", false);
+    let b = s.start(1_100, "carol", "dave", "192.0.2.2:5060", false);
+    s.start(1_150, "erin", "bob", "192.0.2.3:5060", true); // a MESSAGE is not a call
+    assert_eq!(ids(&s), ["c1", "c2"]);
+    s.d.observe(Observation::CallStatus {
+        key: a,
+        at: 1_200,
+        status: 180,
+    });
+    s.d.observe(Observation::CallStatus {
+        key: a,
+        at: 1_300,
+        status: 200,
+    });
+    s.d.observe(Observation::CallStatus {
+        key: b,
+        at: 1_300,
+        status: 486,
+    });
+    assert_eq!(ids(&s), ["c1"], "answered stays, rejected goes");
+    let rec = s.d.calls_in_progress().next().unwrap();
+    assert_eq!(
+        (rec.ringing_at, rec.answered_at),
+        (Some(1_200), Some(1_300))
+    );
+    s.d.observe(Observation::CallEnd {
+        call_id: "c1".into(),
+        at: 5_000,
+    });
+    assert!(ids(&s).is_empty());
+}
