@@ -15,7 +15,8 @@ use palisade_detect::{rfc3339, Network, Subject};
 use palisade_store::{Block, Lifted, SqliteStore, Storage};
 use serde_json::{json, Value};
 
-use crate::now_ms;
+use crate::clock::now_ms;
+use crate::datadir;
 
 /// The longest `--for`: ten years.
 const MAX_FOR_MS: i64 = 3650 * 86_400_000;
@@ -153,8 +154,8 @@ fn block_json(b: &Block, kinds: &std::collections::HashMap<u64, String>) -> Valu
 }
 
 fn records(dir: &Path) -> anyhow::Result<SqliteStore> {
-    crate::datadir::existing(dir)?;
-    SqliteStore::open_records(dir).map_err(|e| crate::datadir::explain(e, &dir.join("records.db")))
+    datadir::existing(dir)?;
+    SqliteStore::open_records(dir).map_err(|e| datadir::explain(e, &dir.join("records.db")))
 }
 
 /// `palisade block list [--json]`: the restrictions in force.
@@ -223,9 +224,9 @@ pub fn add(dir: &Path, subject: &Subject, for_ms: i64, reason: &str) -> anyhow::
         bail!("--reason: one line of at most {MAX_REASON} characters");
     }
     if let Subject::Account(name) = subject {
-        crate::datadir::existing(dir)?;
-        let accounts = SqliteStore::open(dir)
-            .map_err(|e| crate::datadir::explain(e, &dir.join(crate::datadir::DB_FILE)))?;
+        datadir::existing(dir)?;
+        let accounts =
+            SqliteStore::open(dir).map_err(|e| datadir::explain(e, &dir.join(datadir::DB_FILE)))?;
         if !accounts.list_users(None)?.iter().any(|u| &u.name == name) {
             bail!(
                 "no account {name:?} in {} (`palisade user list` shows them); nothing blocked",

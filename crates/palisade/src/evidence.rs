@@ -9,6 +9,8 @@ use palisade_evidence::tiles::{bundle_path, parse_bundle, TILE_WIDTH};
 use palisade_evidence::{check_proof, make_proof, Checkpoint, NoteSigner, NoteVerifier};
 use serde_json::{json, Map, Value};
 
+use crate::{clock, datadir};
+
 /// Where the log lives under a data directory.
 pub fn log_dir(data_dir: &Path) -> PathBuf {
     data_dir.join("evidence")
@@ -27,7 +29,7 @@ pub fn signer(
     create: bool,
 ) -> anyhow::Result<NoteSigner> {
     if key.is_none() && !create {
-        crate::datadir::present(data_dir)?;
+        datadir::present(data_dir)?;
     }
     let path = key.map_or_else(|| key_path(data_dir), Path::to_path_buf);
     let s = seed(&path, create && key.is_none()).map_err(|e| {
@@ -92,29 +94,53 @@ pub fn seed(path: &Path, create: bool) -> anyhow::Result<[u8; 32]> {
     }
 }
 
-/// The log's origin (and key name). Fixed when the log is created (kept in
-/// `<data_dir>/evidence/origin`): `evidence.origin`, or `<domain>/palisade-evidence`. A
-/// later configuration that names another origin is refused (it would fork the log).
-pub fn origin_of(data_dir: &Path, cfg: &crate::config::FileConfig) -> anyhow::Result<String> {
-    let file = log_dir(data_dir).join("origin");
-    match std::fs::read_to_string(&file) {
-        Ok(o) => {
-            let o = o.trim().to_string();
-            if let Some(want) = &cfg.evidence.origin {
-                if *want != o {
-                    bail!(
-                        "evidence.origin {want:?}: this log's origin is {o:?} ({})",
-                        file.display()
-                    );
+/// What the evidence commands and the server need of the configuration to find a log
+/// and its key: `server.data_dir`, `server.domain`, `evidence.origin`, `evidence.key`.
+pub struct LogSettings {
+    pub data_dir: PathBuf,
+    /// The SIP domain, which names the log when no origin is configured.
+    pub domain: String,
+    /// `evidence.origin`.
+    pub origin: Option<String>,
+    /// `evidence.key`: a seed file instead of `<data_dir>/evidence.key`.
+    pub key: Option<PathBuf>,
+}
+
+impl LogSettings {
+    /// The log's origin (and key name). Fixed when the log is created (kept in
+    /// `<data_dir>/evidence/origin`): `evidence.origin`, or `<domain>/palisade-evidence`.
+    /// A later configuration that names another origin is refused (it would fork the
+    /// log).
+    pub fn origin(&self) -> anyhow::Result<String> {
+        let file = log_dir(&self.data_dir).join("origin");
+        match std::fs::read_to_string(&file) {
+            Ok(o) => {
+                let o = o.trim().to_string();
+                if let Some(want) = &self.origin {
+                    if *want != o {
+                        bail!(
+                            "evidence.origin {want:?}: this log's origin is {o:?} ({})",
+                            file.display()
+                        );
+                    }
                 }
+                Ok(o)
             }
-            Ok(o)
+            Err(_) => Ok(self
+                .origin
+                .clone()
+                .unwrap_or_else(|| format!("{}/palisade-evidence", self.domain))),
         }
-        Err(_) => Ok(cfg
-            .evidence
-            .origin
-            .clone()
-            .unwrap_or_else(|| format!("{}/palisade-evidence", cfg.server.domain))),
+    }
+
+    /// The log's signer (see [`signer`]), under its origin.
+    pub fn signer(&self, create: bool) -> anyhow::Result<NoteSigner> {
+        signer(&self.data_dir, self.key.as_deref(), &self.origin()?, create)
+    }
+
+    /// Where the log lives.
+    pub fn log_dir(&self) -> PathBuf {
+        log_dir(&self.data_dir)
     }
 }
 
@@ -176,31 +202,15 @@ fn published(dir: &Path, key: &NoteVerifier) -> anyhow::Result<(Checkpoint, Stri
 }
 
 /// `palisade evidence key`.
-pub fn key(data_dir: &Path, cfg: &crate::config::FileConfig) -> anyhow::Result<()> {
-    let s = signer(
-        data_dir,
-        cfg.evidence.key.as_deref(),
-        &origin_of(data_dir, cfg)?,
-        false,
-    )?;
-    println!("{}", s.verifier_key());
+pub fn key(log: &LogSettings) -> anyhow::Result<()> {
+    println!("{}", log.signer(false)?.verifier_key());
     Ok(())
 }
 
-fn verifier(
-    data_dir: &Path,
-    cfg: &crate::config::FileConfig,
-    vkey: Option<&str>,
-) -> anyhow::Result<NoteVerifier> {
+fn verifier(log: &LogSettings, vkey: Option<&str>) -> anyhow::Result<NoteVerifier> {
     let text = match vkey {
         Some(k) => k.to_string(),
-        None => signer(
-            data_dir,
-            cfg.evidence.key.as_deref(),
-            &origin_of(data_dir, cfg)?,
-            false,
-        )?
-        .verifier_key(),
+        None => log.signer(false)?.verifier_key(),
     };
     NoteVerifier::parse(&text).map_err(|e| anyhow::anyhow!("{e}"))
 }
@@ -233,11 +243,8 @@ pub struct VerifyOpts {
 
 /// `palisade evidence verify`. `last`: a file holding the last checkpoint this verifier
 /// accepted; the log must extend it, and it is replaced by the new one on success.
-pub fn verify(
-    data_dir: &Path,
-    cfg: &crate::config::FileConfig,
-    opts: &VerifyOpts,
-) -> anyhow::Result<()> {
+pub fn verify(log: &LogSettings, opts: &VerifyOpts) -> anyhow::Result<()> {
+    let data_dir = log.data_dir.as_path();
     let (last, required) = (opts.last.as_deref(), opts.required);
     match &opts.dir {
         Some(d) if !d.exists() => bail!(
@@ -245,9 +252,9 @@ pub fn verify(
             d.display()
         ),
         Some(_) => {}
-        None => crate::datadir::present(data_dir)?,
+        None => datadir::present(data_dir)?,
     }
-    let key = verifier(data_dir, cfg, opts.key.as_deref())?;
+    let key = verifier(log, opts.key.as_deref())?;
     let wkeys = opts
         .witnesses
         .iter()
@@ -329,9 +336,9 @@ pub fn verify(
 }
 
 /// `palisade evidence entries [--json]`: the published entries with their indexes.
-pub fn list(data_dir: &Path, cfg: &crate::config::FileConfig) -> anyhow::Result<()> {
-    let key = verifier(data_dir, cfg, None)?;
-    let dir = log_dir(data_dir);
+pub fn list(log: &LogSettings) -> anyhow::Result<()> {
+    let key = verifier(log, None)?;
+    let dir = log.log_dir();
     let (cp, _) = published(&dir, &key)?;
     for (i, e) in entries(&dir, cp.size)?.iter().enumerate() {
         println!("{i} {}", String::from_utf8_lossy(e));
@@ -341,14 +348,13 @@ pub fn list(data_dir: &Path, cfg: &crate::config::FileConfig) -> anyhow::Result<
 
 /// `palisade evidence proof --index N | --finding ID [--out FILE]`.
 pub fn proof(
-    data_dir: &Path,
-    cfg: &crate::config::FileConfig,
+    log: &LogSettings,
     index: Option<u64>,
     finding: Option<&str>,
     out: Option<&Path>,
 ) -> anyhow::Result<()> {
-    let key = verifier(data_dir, cfg, None)?;
-    let dir = log_dir(data_dir);
+    let key = verifier(log, None)?;
+    let dir = log.log_dir();
     let (cp, note) = published(&dir, &key)?;
     let index = match (index, finding) {
         (Some(i), None) => i,
@@ -415,16 +421,11 @@ pub fn check(file: &Path, entry_arg: &str, vkey: &str) -> anyhow::Result<()> {
 /// root of DIR, blobs beside it) and a README saying how to verify it. With `since`,
 /// every hash tile and the checkpoint, but only the entry bundles from the one holding
 /// the first entry at or after T, and the blobs those entries name.
-pub fn export(
-    data_dir: &Path,
-    cfg: &crate::config::FileConfig,
-    to: &Path,
-    since: Option<&str>,
-) -> anyhow::Result<()> {
-    let key = verifier(data_dir, cfg, None)?;
-    let from = log_dir(data_dir);
+pub fn export(log: &LogSettings, to: &Path, since: Option<&str>) -> anyhow::Result<()> {
+    let key = verifier(log, None)?;
+    let from = log.log_dir();
     let (cp, note) = published(&from, &key)?;
-    let since_ms = crate::report::since(since)?;
+    let since_ms = clock::since(since)?;
     let all = entries(&from, cp.size)?;
     // the first entry at or after T (entries are in time order)
     let first = if since.is_some() {
@@ -491,7 +492,7 @@ pub fn export(
              its SHA-256 (the message_sha256 of the entry that refused it).\n",
             origin = cp.origin,
             size = cp.size,
-            vkey = key_text(&key, data_dir, cfg)?,
+            vkey = log.signer(false)?.verifier_key(),
             dir = to.display(),
             flag = if exported_from > 0 { " --partial" } else { "" },
         ),
@@ -502,18 +503,4 @@ pub fn export(
         to.display()
     );
     Ok(())
-}
-
-fn key_text(
-    _k: &NoteVerifier,
-    data_dir: &Path,
-    cfg: &crate::config::FileConfig,
-) -> anyhow::Result<String> {
-    Ok(signer(
-        data_dir,
-        cfg.evidence.key.as_deref(),
-        &origin_of(data_dir, cfg)?,
-        false,
-    )?
-    .verifier_key())
 }

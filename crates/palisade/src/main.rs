@@ -14,11 +14,15 @@ use clap::{Parser, Subcommand};
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+mod account;
 mod block;
+mod clock;
 mod config;
 mod datadir;
 mod evidence;
+mod http;
 mod inspect;
+mod messages;
 mod report;
 mod serve;
 mod term;
@@ -389,14 +393,6 @@ enum Command {
     },
 }
 
-/// Unix time in milliseconds (0 if the clock is before 1970).
-pub(crate) fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
-
 fn fail(e: anyhow::Error) -> ExitCode {
     eprintln!("palisade: {}", datadir::error_text(&e));
     ExitCode::from(1)
@@ -588,15 +584,19 @@ fn main() -> ExitCode {
             .map(|_| ExitCode::SUCCESS)
             .unwrap_or_else(fail),
         Command::Evidence(cmd) => {
-            let with = |db: &DbArgs| -> anyhow::Result<(PathBuf, config::FileConfig)> {
-                let mut cfg = config::load(db.config.as_ref())?;
-                let (d, dom) = db.resolve()?;
-                cfg.server.domain = dom;
-                Ok((d, cfg))
+            let with = |db: &DbArgs| -> anyhow::Result<evidence::LogSettings> {
+                let cfg = config::load(db.config.as_ref())?;
+                let (data_dir, domain) = db.resolve()?;
+                Ok(evidence::LogSettings {
+                    data_dir,
+                    domain,
+                    origin: cfg.evidence.origin,
+                    key: cfg.evidence.key,
+                })
             };
             let r = match cmd {
-                EvidenceCmd::Key { db } => with(&db).and_then(|(d, c)| evidence::key(&d, &c)),
-                EvidenceCmd::Entries { db } => with(&db).and_then(|(d, c)| evidence::list(&d, &c)),
+                EvidenceCmd::Key { db } => with(&db).and_then(|l| evidence::key(&l)),
+                EvidenceCmd::Entries { db } => with(&db).and_then(|l| evidence::list(&l)),
                 EvidenceCmd::Verify {
                     dir,
                     key,
@@ -605,7 +605,7 @@ fn main() -> ExitCode {
                     witnesses,
                     partial,
                     db,
-                } => with(&db).and_then(|(d, c)| {
+                } => with(&db).and_then(|l| {
                     let required = witnesses.unwrap_or(witness.len());
                     let opts = evidence::VerifyOpts {
                         dir,
@@ -615,7 +615,7 @@ fn main() -> ExitCode {
                         required,
                         partial,
                     };
-                    evidence::verify(&d, &c, &opts)
+                    evidence::verify(&l, &opts)
                 }),
                 EvidenceCmd::Witness {
                     key,
@@ -637,19 +637,18 @@ fn main() -> ExitCode {
                     finding,
                     out,
                     db,
-                } => with(&db).and_then(|(d, c)| {
-                    evidence::proof(&d, &c, index, finding.as_deref(), out.as_deref())
-                }),
+                } => with(&db)
+                    .and_then(|l| evidence::proof(&l, index, finding.as_deref(), out.as_deref())),
                 EvidenceCmd::CheckProof { file, entry, key } => {
                     evidence::check(&file, &entry, &key)
                 }
                 EvidenceCmd::Export { dir, since, db } => {
-                    with(&db).and_then(|(d, c)| evidence::export(&d, &c, &dir, since.as_deref()))
+                    with(&db).and_then(|l| evidence::export(&l, &dir, since.as_deref()))
                 }
             };
             r.map(|_| ExitCode::SUCCESS).unwrap_or_else(fail)
         }
-        Command::Config(ConfigCmd::Check { file }) => config::check_file(&file)
+        Command::Config(ConfigCmd::Check { file }) => config::checks::check_file(&file)
             .map(|_| ExitCode::SUCCESS)
             .unwrap_or_else(fail),
         Command::Config(ConfigCmd::Defaults) => {

@@ -2,15 +2,15 @@
 //! read what the detectors stored (while the server runs or after it stopped) and tell
 //! the targeted users.
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::path::Path;
 use std::time::Duration;
 
-use anyhow::{bail, Context};
-use palisade_detect::{parse_time, rfc3339, CallRecord, Evidence, Finding};
+use anyhow::bail;
+use palisade_detect::{rfc3339, CallRecord, Evidence, Finding};
 use palisade_store::{SqliteStore, Target};
 use serde_json::{json, Value};
+
+use crate::clock::{now_ms, since};
 
 /// Output format of a report.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -28,18 +28,6 @@ impl Format {
             (false, true) => Ok(Format::Csv),
             _ => Ok(Format::Text),
         }
-    }
-}
-
-use crate::now_ms;
-
-/// `--since`: RFC 3339, a date, Unix seconds or an age (`15m`, `2h`, `7d`); none: all.
-pub fn since(s: Option<&str>) -> anyhow::Result<i64> {
-    match s {
-        None => Ok(i64::MIN),
-        Some(s) => parse_time(s, now_ms()).with_context(|| {
-            format!("--since {s:?}: use RFC 3339 (2026-11-30T16:00:00Z), a date, Unix seconds or an age (15m, 2h, 7d)")
-        }),
     }
 }
 
@@ -285,92 +273,6 @@ pub fn targets(dir: &Path, since_t: Option<&str>, fmt: Format) -> anyhow::Result
         }
     }
     Ok(())
-}
-
-/// POSTs `body` (JSON) to an `http://HOST:PORT/PATH` URL; the answer's status.
-/// Plain HTTP only (a webhook on the operator's own network or loopback); 5 s timeouts.
-pub fn post_json(url: &str, body: &str) -> anyhow::Result<u16> {
-    http_post(url, "application/json", body).map(|(code, _)| code)
-}
-
-/// An HTTP answer that has its head and as many body bytes as its Content-Length says.
-fn complete(answer: &[u8]) -> bool {
-    let Some(end) = answer.windows(4).position(|w| w == b"\r\n\r\n") else {
-        return false;
-    };
-    content_length(&String::from_utf8_lossy(&answer[..end]))
-        .is_some_and(|len| answer.len() >= end + 4 + len)
-}
-
-/// The Content-Length of an HTTP head (request or answer), if it has a valid one.
-pub fn content_length(head: &str) -> Option<usize> {
-    head.lines().find_map(|l| {
-        let (k, v) = l.split_once(':')?;
-        k.trim()
-            .eq_ignore_ascii_case("content-length")
-            .then(|| v.trim().parse::<usize>().ok())?
-    })
-}
-
-/// POSTs `body` to an `http://HOST:PORT/PATH` URL (plain HTTP, 5 s timeouts, one
-/// request per connection): the status and the body of the answer (at most 64 KiB).
-pub fn http_post(url: &str, content_type: &str, body: &str) -> anyhow::Result<(u16, String)> {
-    let Some(rest) = url.strip_prefix("http://") else {
-        bail!("{url:?}: only http:// URLs are supported");
-    };
-    let (hostport, path) = match rest.find('/') {
-        Some(i) => (&rest[..i], &rest[i..]),
-        None => (rest, "/"),
-    };
-    let hostport = if hostport.contains(':') {
-        hostport.to_string()
-    } else {
-        format!("{hostport}:80")
-    };
-    use std::net::ToSocketAddrs;
-    let addr = hostport
-        .to_socket_addrs()
-        .with_context(|| format!("host {hostport}"))?
-        .next()
-        .with_context(|| format!("host {hostport}: no address"))?;
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5))
-        .with_context(|| format!("connecting to {url}"))?;
-    s.set_read_timeout(Some(Duration::from_secs(5)))?;
-    s.set_write_timeout(Some(Duration::from_secs(5)))?;
-    let host = hostport
-        .rsplit_once(':')
-        .map_or(hostport.as_str(), |(h, _)| h);
-    write!(
-        s,
-        "POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\nUser-Agent: palisade\r\n\r\n{body}",
-        body.len()
-    )?;
-    let mut answer = Vec::new();
-    let mut buf = [0u8; 4096];
-    while answer.len() < 65_536 + 4096 {
-        match s.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => {
-                answer.extend_from_slice(&buf[..n]);
-                if complete(&answer) {
-                    break;
-                }
-            }
-            // the status line is enough when the peer keeps the connection open
-            Err(_) if answer.windows(4).any(|w| w == b"\r\n\r\n") => break,
-            Err(e) => return Err(e.into()),
-        }
-    }
-    let text = String::from_utf8_lossy(&answer);
-    let code = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse::<u16>().ok())
-        .with_context(|| format!("{url}: not an HTTP answer"))?;
-    let body = text
-        .split_once("\r\n\r\n")
-        .map_or(String::new(), |(_, b)| b.to_string());
-    Ok((code, body))
 }
 
 /// `palisade notify targets`: each target is told once per channel (a SIP MESSAGE, a

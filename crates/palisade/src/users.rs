@@ -6,16 +6,9 @@ use anyhow::{bail, Context};
 use palisade_core::Credential;
 use palisade_store::{Storage, UserRow};
 
+use crate::account::valid_name;
+use crate::clock::now_ms;
 use crate::datadir::{open, open_existing};
-
-/// A SIP user part we accept for an account: unreserved characters and the few
-/// user-unreserved ones that cannot confuse a URI.
-pub fn valid_name(n: &str) -> bool {
-    !n.is_empty()
-        && n.len() <= 64
-        && n.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_.!~*'()&=+$".contains(&b))
-}
 
 pub fn row(name: &str, password: &str, domain: &str) -> anyhow::Result<UserRow> {
     if !valid_name(name) {
@@ -163,7 +156,7 @@ pub fn import(dir: &Path, file: &Path, default_domain: &str) -> anyhow::Result<u
             file.display()
         ),
     };
-    let now_ms = crate::now_ms();
+    let now_ms = now_ms();
     let mut rows = Vec::new();
     let mut seen = std::collections::HashSet::new();
     for (i, line) in lines {

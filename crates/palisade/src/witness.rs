@@ -7,10 +7,12 @@
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use anyhow::Context;
 use palisade_evidence::{Cosigner, NoteVerifier, Witness};
+
+use crate::{clock, evidence, http};
 
 /// Largest request body taken (a checkpoint with a few signatures and 63 proof lines is
 /// far below it).
@@ -26,7 +28,7 @@ pub fn run(
     listen: &str,
     print_key: bool,
 ) -> anyhow::Result<()> {
-    let seed = crate::evidence::seed(key, true)?;
+    let seed = evidence::seed(key, true)?;
     let cosigner = Cosigner::new(name, &seed).map_err(|e| anyhow::anyhow!("--name: {e}"))?;
     if print_key {
         println!("{}", cosigner.verifier_key());
@@ -53,9 +55,7 @@ pub fn run(
         let _ = s.set_write_timeout(Some(Duration::from_secs(5)));
         let (status, ctype, body) = match read_request(&mut s) {
             Ok(body) => {
-                let now = SystemTime::now()
-                    .duration_since(UNIX_EPOCH)
-                    .map_or(0, |d| d.as_secs());
+                let now = u64::try_from(clock::unix_now()).unwrap_or(0);
                 match witness.add_checkpoint(&body, now) {
                     Ok(line) => {
                         let cp = body.split_once("\n\n").map_or("", |(_, n)| n);
@@ -121,7 +121,7 @@ fn read_request(s: &mut TcpStream) -> Result<String, (u16, &'static str)> {
     if method != "POST" {
         return Err((405, "add-checkpoint is a POST"));
     }
-    let len = crate::report::content_length(&head).ok_or((400, "a Content-Length is required"))?;
+    let len = http::content_length(&head).ok_or((400, "a Content-Length is required"))?;
     if len > MAX_BODY {
         return Err((413, "body too large"));
     }

@@ -5,8 +5,19 @@
 //! grammar get 404. A few dozen lines over tokio instead of a web framework: the
 //! listener serves static files and nothing else yet.
 
-use super::*;
-use tokio::io::AsyncBufReadExt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tracing::{info, warn};
+
+use crate::config::DEFAULT_ADMIN;
+use crate::evidence::log_dir;
 
 /// Whether `path` (after `/evidence/`) is a checkpoint or a tile of the layout.
 fn servable(path: &str) -> bool {
@@ -122,14 +133,14 @@ pub(super) async fn start(listen: &str, data_dir: &Path) -> anyhow::Result<Optio
     }
     let l = match TcpListener::bind(listen).await {
         Ok(l) => l,
-        Err(e) if listen == crate::config::DEFAULT_ADMIN => {
+        Err(e) if listen == DEFAULT_ADMIN => {
             warn!(addr = listen, error = %e, "admin listener not started: its default address is taken (set admin.listen)");
             return Ok(None);
         }
         Err(e) => return Err(e).with_context(|| format!("binding admin.listen {listen}")),
     };
     let addr = l.local_addr()?;
-    let root = crate::evidence::log_dir(data_dir);
+    let root = log_dir(data_dir);
     info!(addr = %addr, "admin listener: the evidence log at /evidence/");
     tokio::spawn(async move {
         let live = Arc::new(AtomicUsize::new(0));

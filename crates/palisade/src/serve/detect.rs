@@ -4,10 +4,22 @@
 //! restrictions back to the core. Restrictions and current findings survive a restart
 //! (loaded from the store at start).
 
-use super::*;
-use palisade_detect::{
-    Config as DetectConfig, Detector, Observation, Output, Restriction, Subject,
-};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use palisade_detect::{Config as DetectConfig, Detector, Output, Restriction, Subject};
+use palisade_store::{SqliteStore, Storage};
+use tracing::{debug, error, info, warn};
+
+use super::evidence::EvidenceTx;
+use super::router::Router;
+use crate::clock::now_ms;
+use crate::evidence::entry;
+use crate::http;
+use crate::messages::{DetectMsg, Hook, Inbound};
 
 /// How often the detection thread writes what it assembled.
 const WRITE_EVERY: Duration = Duration::from_millis(200);
@@ -24,32 +36,11 @@ const SHIPPED_PROFILES: &str = include_str!("../../../../dist/profiles.toml");
 /// device that registers meanwhile gets it within this time).
 const NOTIFY_RETRY: Duration = Duration::from_secs(5);
 
-pub(super) enum DetectMsg {
-    /// What one pass of the core loop observed: one message (and one wake-up of this
-    /// thread) per batch, not per observation.
-    Observe(Vec<Observation>),
-    /// Notification delivery results from the core: (user, delivered to a device).
-    Notified(String, bool),
-    /// A webhook POST's result (from the webhook thread): user, HTTP status or error.
-    Hooked(String, Result<u16, String>),
-}
-
-/// A webhook notification to POST (the webhook thread does it, once its entry is
-/// durable).
-pub(super) struct Hook {
-    pub(super) user: String,
-    pub(super) url: String,
-    pub(super) body: String,
-}
-
 /// Posts webhook notifications one at a time (plain HTTP, 5 s timeouts) and reports
 /// each result to the detection thread.
-pub(super) fn webhook_thread(
-    rx: std::sync::mpsc::Receiver<Hook>,
-    results: std::sync::mpsc::SyncSender<DetectMsg>,
-) {
+pub(super) fn webhook_thread(rx: Receiver<Hook>, results: SyncSender<DetectMsg>) {
     while let Ok(h) = rx.recv() {
-        let r = crate::report::post_json(&h.url, &h.body).map_err(|e| format!("{e:#}"));
+        let r = http::post_json(&h.url, &h.body).map_err(|e| format!("{e:#}"));
         if results.send(DetectMsg::Hooked(h.user, r)).is_err() {
             return;
         }
@@ -59,7 +50,7 @@ pub(super) fn webhook_thread(
 /// With `evidence.records = "all"`: a call record as an entry.
 fn call_entry(c: &palisade_detect::CallRecord) -> Vec<u8> {
     let t = |m: Option<i64>| serde_json::json!(m.map(palisade_detect::rfc3339));
-    crate::evidence::entry(
+    entry(
         "call",
         c.invite_at,
         vec![
@@ -86,7 +77,7 @@ fn call_entry(c: &palisade_detect::CallRecord) -> Vec<u8> {
 
 /// With `evidence.records = "all"`: a registration record as an entry.
 fn registration_entry(r: &palisade_detect::RegistrationRecord) -> Vec<u8> {
-    crate::evidence::entry(
+    entry(
         "registration",
         r.at,
         vec![
@@ -105,7 +96,7 @@ fn registration_entry(r: &palisade_detect::RegistrationRecord) -> Vec<u8> {
 
 /// The entry of a notification about to be sent (the sending waits for it).
 fn notification_entry(kind: &str, user: &str, channel: &str, content: &str) -> Vec<u8> {
-    crate::evidence::entry(
+    entry(
         kind,
         now_ms(),
         vec![
@@ -119,11 +110,9 @@ fn notification_entry(kind: &str, user: &str, channel: &str, content: &str) -> V
     )
 }
 
-use crate::now_ms;
-
 /// Parses a profiles file: `family = ["16 hex digits", ...]` lines (TOML).
 pub(super) fn parse_profiles(text: &str) -> anyhow::Result<Vec<(String, u64)>> {
-    let t: std::collections::BTreeMap<String, Vec<String>> =
+    let t: BTreeMap<String, Vec<String>> =
         toml::from_str(text).context("profiles: expected `family = [\"hex\", ...]` lines")?;
     let mut out = Vec::new();
     for (family, fps) in t {
@@ -280,7 +269,7 @@ fn operator_changes(
             info!(target: "palisade::security", block = b.id, subject = %b.subject.value(), until = %palisade_detect::rfc3339(b.until), reason = %b.reason, "blocked by the operator");
             active.insert(b.subject.clone(), a);
             (
-                crate::evidence::entry(
+                entry(
                     if b.per_minute.is_some() {
                         "rate-limit"
                     } else {
@@ -303,7 +292,7 @@ fn operator_changes(
             info!(target: "palisade::security", block = b.id, subject = %b.subject.value(), "lifted by the operator");
             active.remove(&b.subject);
             (
-                crate::evidence::entry(a.lifted_kind(), now_ms(), fields),
+                entry(a.lifted_kind(), now_ms(), fields),
                 Inbound::Lift(b.subject.clone()),
             )
         };
@@ -323,7 +312,7 @@ fn operator_changes(
 pub(super) fn detect_thread(
     dir: PathBuf,
     mut d: Detector,
-    rx: std::sync::mpsc::Receiver<DetectMsg>,
+    rx: Receiver<DetectMsg>,
     inbound: Router,
     evidence: Option<EvidenceTx>,
     records_all: bool,
@@ -358,9 +347,9 @@ pub(super) fn detect_thread(
     let mut pending: HashMap<String, Option<Instant>> = HashMap::new();
     // SIP notifications whose `notification` entry was sent in this run (retries of the
     // same notification do not repeat it).
-    let mut announced: std::collections::HashSet<String> = std::collections::HashSet::new();
+    let mut announced: HashSet<String> = HashSet::new();
     // Webhook notifications handed on and not answered yet.
-    let mut hooks_pending: std::collections::HashSet<String> = std::collections::HashSet::new();
+    let mut hooks_pending: HashSet<String> = HashSet::new();
     let mut outs: Vec<Output> = Vec::new();
     let mut last_write = Instant::now();
     // Restrictions in force, one per subject as the core holds them (with their number
@@ -382,8 +371,8 @@ pub(super) fn detect_thread(
     loop {
         let first = match rx.recv_timeout(Duration::from_millis(250)) {
             Ok(m) => Some(m),
-            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => None,
-            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+            Err(RecvTimeoutError::Timeout) => None,
+            Err(RecvTimeoutError::Disconnected) => break,
         };
         let mut n = 0;
         let mut next = first;
@@ -463,7 +452,7 @@ pub(super) fn detect_thread(
                 info!(target: "palisade::security", subject = %r.subject.value(), finding = r.finding, by = a.by(), "restriction lapsed");
                 let mut fields = a.fields();
                 fields.push(("reason", serde_json::json!("expired")));
-                record(crate::evidence::entry(a.lifted_kind(), now, fields));
+                record(entry(a.lifted_kind(), now, fields));
                 false
             });
         }
@@ -482,7 +471,7 @@ pub(super) fn detect_thread(
             match &o {
                 Output::Finding(f) if f.detected_at == f.updated_at => {
                     warn!(target: "palisade::security", id = f.id, kind = f.kind.as_str(), subject = %f.subject.value(), score = f.score, action = f.action.as_str(), summary = %f.summary, "campaign finding");
-                    record(crate::evidence::entry(
+                    record(entry(
                         "finding",
                         f.detected_at,
                         vec![
@@ -515,7 +504,7 @@ pub(super) fn detect_thread(
                 Output::Restrict(r) => {
                     active.insert(r.subject.clone(), Active::detected(r.clone()));
                     // applied by the core once its entry is durable
-                    let entry = crate::evidence::entry(
+                    let entry = entry(
                         if r.per_minute.is_some() {
                             "rate-limit"
                         } else {

@@ -3,38 +3,33 @@
 //! `evidence.checkpoint_interval_ms`. The core never waits for it: senders use
 //! `try_send`, and a full queue is counted and logged.
 
-use super::*;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, Sender, SyncSender, TrySendError};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
 use palisade_evidence::Log;
+use tracing::{debug, error, info};
+
+use super::router::Router;
+use super::witness;
+use crate::config::WitnessEntry;
+use crate::evidence::{entry, keep_origin, signer, LogSettings};
+use crate::messages::{EvidenceItem, EvidenceMsg, Inbound};
 
 /// Entries waiting for the evidence thread.
 pub(super) const EVIDENCE_QUEUE: usize = 65_536;
 
-/// An entry, the content it is about when that is to be kept (a refused message, for
-/// the blob store), and what may happen only once both are durable (an answer to send,
-/// a restriction to apply, a notification to deliver): the evidence thread hands that
-/// back to the core thread after its commit.
-pub(super) struct Item {
-    entry: Vec<u8>,
-    blob: Option<Vec<u8>>,
-    then: Option<Inbound>,
-    queued: Instant,
-}
-
-/// What the evidence thread is given.
-pub(super) enum Msg {
-    /// An entry to append.
-    Entry(Item),
-    /// A witness's cosignature lines for the checkpoint of this size.
-    Cosigned(u64, String),
-}
-
 /// A sender of entries that never blocks; counts what a full queue refused.
 #[derive(Clone)]
 pub(super) struct EvidenceTx {
-    tx: std::sync::mpsc::SyncSender<Msg>,
-    dropped: Arc<std::sync::atomic::AtomicU64>,
+    tx: SyncSender<EvidenceMsg>,
+    dropped: Arc<AtomicU64>,
     /// Bytes the blob store may still take (`evidence.blob_store_mb`).
-    blob_room: Arc<std::sync::atomic::AtomicI64>,
+    blob_room: Arc<AtomicI64>,
 }
 
 impl EvidenceTx {
@@ -58,17 +53,16 @@ impl EvidenceTx {
         blob: Option<Vec<u8>>,
         then: Option<Inbound>,
     ) -> Result<(), Option<Inbound>> {
-        let item = Item {
+        let item = EvidenceItem {
             entry,
             blob,
             then,
             queued: Instant::now(),
         };
-        match self.tx.try_send(Msg::Entry(item)) {
+        match self.tx.try_send(EvidenceMsg::Entry(item)) {
             Ok(()) => Ok(()),
-            Err(std::sync::mpsc::TrySendError::Full(m))
-            | Err(std::sync::mpsc::TrySendError::Disconnected(m)) => {
-                let Msg::Entry(item) = m else {
+            Err(TrySendError::Full(m)) | Err(TrySendError::Disconnected(m)) => {
+                let EvidenceMsg::Entry(item) = m else {
                     return Err(None);
                 };
                 let n = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
@@ -108,30 +102,27 @@ fn blob_bytes(dir: &Path) -> u64 {
 
 /// Opens the log and starts its thread.
 pub(super) fn start(
-    cfg: &FileConfig,
-    data_dir: &Path,
+    settings: &LogSettings,
+    blob_store_mb: u64,
+    interval: Duration,
+    witnesses: &[WitnessEntry],
     inbound: Router,
-) -> anyhow::Result<(EvidenceTx, std::thread::JoinHandle<()>)> {
-    let origin = crate::evidence::origin_of(data_dir, cfg)?;
-    let signer = crate::evidence::signer(data_dir, cfg.evidence.key.as_deref(), &origin, true)?;
-    crate::evidence::keep_origin(data_dir, &origin)?;
-    let dir = crate::evidence::log_dir(data_dir);
+) -> anyhow::Result<(EvidenceTx, JoinHandle<()>)> {
+    let origin = settings.origin()?;
+    let signer = signer(&settings.data_dir, settings.key.as_deref(), &origin, true)?;
+    keep_origin(&settings.data_dir, &origin)?;
+    let dir = settings.log_dir();
     let log = Log::open(&dir, signer)
         .with_context(|| format!("opening the evidence log in {}", dir.display()))?;
     let blobs = dir.join("blobs");
     // what a crash left half-written (never named by a durable entry)
     let _ = std::fs::remove_dir_all(staging(&blobs));
     let used = blob_bytes(&blobs);
-    let room = cfg
-        .evidence
-        .blob_store_mb
-        .saturating_mul(1 << 20)
-        .saturating_sub(used);
+    let room = blob_store_mb.saturating_mul(1 << 20).saturating_sub(used);
     info!(size = log.size(), published = log.published(), origin, key = %log.verifier_key(), blob_bytes = used, "evidence log open");
-    let (tx, rx) = std::sync::mpsc::sync_channel::<Msg>(EVIDENCE_QUEUE);
-    let interval = Duration::from_millis(cfg.evidence.checkpoint_interval_ms.max(10));
-    let witnesses = super::witness::start(&cfg.evidence.witnesses, &dir, tx.clone())?;
-    let dropped = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let (tx, rx) = sync_channel::<EvidenceMsg>(EVIDENCE_QUEUE);
+    let witnesses = witness::start(witnesses, &dir, tx.clone())?;
+    let dropped = Arc::new(AtomicU64::new(0));
     let counted = dropped.clone();
     let handle = std::thread::Builder::new()
         .name("palisade-evidence".into())
@@ -140,9 +131,7 @@ pub(super) fn start(
         EvidenceTx {
             tx,
             dropped,
-            blob_room: Arc::new(std::sync::atomic::AtomicI64::new(
-                i64::try_from(room).unwrap_or(i64::MAX),
-            )),
+            blob_room: Arc::new(AtomicI64::new(i64::try_from(room).unwrap_or(i64::MAX))),
         },
         handle,
     ))
@@ -218,11 +207,11 @@ fn staging(blobs: &Path) -> PathBuf {
 fn evidence_thread(
     mut log: Log,
     blobs: PathBuf,
-    rx: std::sync::mpsc::Receiver<Msg>,
+    rx: Receiver<EvidenceMsg>,
     interval: Duration,
     inbound: Router,
-    witnesses: Option<std::sync::mpsc::Sender<(u64, String)>>,
-    dropped: Arc<std::sync::atomic::AtomicU64>,
+    witnesses: Option<Sender<(u64, String)>>,
+    dropped: Arc<AtomicU64>,
 ) {
     let mut last_checkpoint = Instant::now();
     let mut failing = false;
@@ -235,7 +224,7 @@ fn evidence_thread(
     macro_rules! take {
         ($msg:expr) => {{
             match $msg {
-                Msg::Entry(item) => {
+                EvidenceMsg::Entry(item) => {
                     if let Some(b) = &item.blob {
                         unsynced.extend(write_blob(&blobs, b));
                     }
@@ -243,7 +232,7 @@ fn evidence_thread(
                     effects.extend(item.then);
                     batch.push(item.queued);
                 }
-                Msg::Cosigned(size, lines) => match log.add_cosignatures(size, &lines) {
+                EvidenceMsg::Cosigned(size, lines) => match log.add_cosignatures(size, &lines) {
                     Ok(true) => debug!(size, "checkpoint cosigned"),
                     Ok(false) => {}
                     Err(e) => {
@@ -266,8 +255,8 @@ fn evidence_thread(
                     take!(item);
                 }
             }
-            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
-            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => open = false,
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => open = false,
         }
         // the blobs first, then the entries that name them
         let mut synced = true;
@@ -361,7 +350,7 @@ pub(super) fn security_entry(
         ));
         fields.push(("message_kept", serde_json::json!(kept)));
     }
-    crate::evidence::entry(
+    entry(
         e.kind.as_str(),
         unix_ms,
         [

@@ -9,7 +9,7 @@ use std::sync::mpsc::{SyncSender, TrySendError};
 
 use tracing::warn;
 
-use super::persist::StoreMsg;
+use crate::messages::StoreMsg;
 
 /// Most messages held back while the storage thread is behind (beyond its own queue).
 pub(super) const STORE_BACKLOG: usize = 262_144;

@@ -1,8 +1,21 @@
 //! Persistence: the storage thread (bindings written behind in batches, one fsync per
 //! batch; security events appended to `security-events.jsonl`; account changes polled),
-//! the conversions between bindings and rows, and the persisted route key.
+//! and the conversions between bindings and rows.
 
-use super::*;
+use std::collections::BTreeMap;
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::time::{Duration, Instant};
+
+use palisade_core::{Binding, Credential, Peer, Transport, User};
+use palisade_store::{BindingOp, BindingRow, SqliteStore, Storage};
+use tokio::sync::mpsc::error::TrySendError;
+use tracing::{error, info, warn};
+
+use super::router::Router;
+use crate::clock::unix_now;
+use crate::messages::{Inbound, StoreMsg};
 
 pub(super) fn to_row(b: &Binding, now: Instant) -> BindingRow {
     let left = b.expires_at.saturating_duration_since(now).as_secs() as i64;
@@ -45,7 +58,7 @@ pub(super) fn from_row(r: BindingRow, now: Instant) -> Option<Binding> {
 }
 
 /// Protected users from the configuration file, merged with the database's.
-pub(super) type ConfigProtected = std::collections::BTreeMap<String, Vec<String>>;
+pub(super) type ConfigProtected = BTreeMap<String, Vec<String>>;
 
 pub(super) fn users_of(
     store: &SqliteStore,
@@ -118,14 +131,6 @@ fn warn_unserved(store: &SqliteStore, domain: &str) {
     );
 }
 
-/// What the core thread hands to the storage thread.
-pub(super) enum StoreMsg {
-    Binding(BindingOp),
-    /// One security event (with its Unix time) for `<data_dir>/security-events.jsonl`;
-    /// formatted on the storage thread, off the packet path.
-    Security(Box<palisade_shield::SecurityEvent>, i64),
-}
-
 /// The storage thread's group-commit window: after the first operation of a batch it
 /// waits this long for more, then writes them all in one transaction. A binding is
 /// committed at most this long (plus the commit) after its 200 OK went out, which is
@@ -149,10 +154,9 @@ pub(super) fn store_thread(
     dir: PathBuf,
     domain: String,
     cfg_protected: ConfigProtected,
-    ops: std::sync::mpsc::Receiver<StoreMsg>,
+    ops: Receiver<StoreMsg>,
     inbound: Router,
 ) {
-    use std::io::Write as _;
     let open = || {
         SqliteStore::open(&dir).and_then(|s| {
             s.sync_every_commit()?;
@@ -198,9 +202,9 @@ pub(super) fn store_thread(
                 std::thread::sleep(GROUP_COMMIT);
                 false
             }
-            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => false,
+            Err(RecvTimeoutError::Timeout) => false,
             // The core is gone and its queue is empty: write what is left, then end.
-            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => true,
+            Err(RecvTimeoutError::Disconnected) => true,
         };
         while batch.len() < 20_000 {
             match ops.try_recv() {
@@ -277,7 +281,7 @@ pub(super) fn store_thread(
             break;
         }
         if let Some(u) = users_pending.take() {
-            if let Err(mpsc::error::TrySendError::Full(u)) = inbound.try_send(u) {
+            if let Err(TrySendError::Full(u)) = inbound.try_send(u) {
                 users_pending = Some(u);
             }
         }
@@ -293,7 +297,7 @@ pub(super) fn store_thread(
                             // (a newer reload replaces one the core has not taken yet;
                             // fails for good only once the core is gone, at shutdown)
                             users_pending = match inbound.try_send(Inbound::Users(u)) {
-                                Err(mpsc::error::TrySendError::Full(u)) => Some(u),
+                                Err(TrySendError::Full(u)) => Some(u),
                                 _ => None,
                             };
                         }
@@ -318,39 +322,5 @@ pub(super) fn store_thread(
             lost = unwritten.len(),
             written, "storage closed with bindings the database refused"
         );
-    }
-}
-
-/// The key of the dialog tokens in our Record-Route, kept in `<data_dir>/route.key` so
-/// that calls set up before a restart can still be ended through this server. Created
-/// (mode 0600) from the operating system's random source the first time.
-pub(super) fn route_key(dir: &Path) -> anyhow::Result<[u8; 32]> {
-    let path = dir.join("route.key");
-    match std::fs::read(&path) {
-        Ok(b) => b.try_into().map_err(|_| {
-            anyhow::anyhow!(
-                "{} is not 32 bytes; remove it to make a new one",
-                path.display()
-            )
-        }),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let key = random_secret()?;
-            std::fs::create_dir_all(dir)?;
-            let mut opts = std::fs::OpenOptions::new();
-            opts.write(true).create_new(true);
-            #[cfg(unix)]
-            {
-                use std::os::unix::fs::OpenOptionsExt;
-                opts.mode(0o600);
-            }
-            use std::io::Write as _;
-            let mut f = opts
-                .open(&path)
-                .with_context(|| format!("creating {}", path.display()))?;
-            f.write_all(&key)?;
-            f.sync_all()?;
-            Ok(key)
-        }
-        Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
     }
 }

@@ -18,10 +18,11 @@ use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use palisade_core::{Binding, Shards};
+use palisade_core::Shards;
 use tokio::sync::mpsc::error::TrySendError as TokioTrySendError;
 
-use super::{sys, Inbound};
+use super::sys;
+use crate::messages::{Inbound, Replica};
 
 /// One worker's wake-up: its kernel thread id, and whether it is (about to be) blocked
 /// in its socket's receive, where only a signal reaches it.
@@ -116,12 +117,6 @@ pub(super) const WAKE_TICK: Duration = Duration::from_millis(10);
 /// flow control pushes back on their peer) and datagrams handed over by another worker
 /// are dropped and counted (UDP senders retransmit).
 pub(super) const SHARD_QUEUE: usize = 8192;
-
-/// A change of the location one shard made, for the others.
-pub(super) enum Replica {
-    Saved(Box<Binding>),
-    Removed { aor: String, contact: String },
-}
 
 /// A shard's end of its queue, and its wake-up.
 pub(super) type ShardEnd = (Receiver<Inbound>, Arc<Waker>);
@@ -379,19 +374,6 @@ fn enqueue(tx: &SyncSender<Inbound>, m: Inbound) -> Result<(), TokioTrySendError
 enum Target {
     One(usize),
     All,
-}
-
-impl Inbound {
-    /// A copy of a message that goes to every shard.
-    fn copy_for_broadcast(&self) -> Option<Inbound> {
-        Some(match self {
-            Inbound::Closed { conn } => Inbound::Closed { conn: *conn },
-            Inbound::Users(u) => Inbound::Users(u.clone()),
-            Inbound::Restrict(r) => Inbound::Restrict(r.clone()),
-            Inbound::Lift(s) => Inbound::Lift(s.clone()),
-            _ => return None,
-        })
-    }
 }
 
 #[cfg(test)]

@@ -2,7 +2,24 @@
 //! byte stream (bounded per message and in time), and writes what the core sends, with a
 //! bounded queue per connection.
 
-use super::*;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use palisade_core::{Peer, Transport};
+use palisade_sip::{frame_stream, Frame, Limits};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::{mpsc, oneshot};
+use tracing::debug;
+
+use super::router::Router;
+use crate::messages::Inbound;
+
+/// Messages waiting to be written to one stream connection. A peer that does not read
+/// fills it, and is then disconnected (counted as `slow_peers_closed`).
+pub(super) const CONN_QUEUE: usize = 256;
 
 pub(super) struct Conn {
     pub(super) tx: mpsc::Sender<Vec<u8>>,
@@ -161,6 +178,3 @@ where
     drop(tx);
     writer.abort();
 }
-
-/// Seconds a TCP/TLS peer has to complete a message it started (`tcp.message_timeout`).
-pub const MESSAGE_TIMEOUT_S: u64 = 10;

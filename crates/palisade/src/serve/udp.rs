@@ -1,6 +1,10 @@
 //! UDP sockets.
 
-use super::*;
+use std::net::SocketAddr;
+
+use tokio::net::UdpSocket;
+
+use super::router::WAKE_TICK;
 
 /// A UDP socket for `addr` with large kernel buffers: a burst that arrives while the
 /// core is busy waits in the buffer instead of being dropped (the kernel caps the size
@@ -26,14 +30,14 @@ pub(super) fn bind_udp(addr: SocketAddr, buffer: usize) -> std::io::Result<UdpSo
 }
 
 /// A blocking socket for one worker: `SO_REUSEPORT` (every worker binds the same
-/// address) and a receive timeout of [`router::WAKE_TICK`](super::router::WAKE_TICK).
+/// address) and a receive timeout of [`WAKE_TICK`].
 pub(super) fn bind_worker_udp(
     addr: SocketAddr,
     buffer: usize,
 ) -> std::io::Result<std::net::UdpSocket> {
     let s = udp_socket(addr, buffer)?;
     s.set_reuse_port(true)?;
-    s.set_read_timeout(Some(super::router::WAKE_TICK))?;
+    s.set_read_timeout(Some(WAKE_TICK))?;
     s.bind(&addr.into())?;
     Ok(s.into())
 }

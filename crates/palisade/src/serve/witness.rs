@@ -3,8 +3,15 @@
 //! cosigned) and hands the cosignatures that verify back to the evidence thread, which
 //! adds them to the published checkpoint.
 
-use super::*;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{channel, Receiver, Sender, SyncSender};
+
 use palisade_evidence::CosignatureVerifier;
+use tracing::{info, warn};
+
+use crate::config::WitnessEntry;
+use crate::http;
+use crate::messages::EvidenceMsg;
 
 struct Target {
     url: String,
@@ -17,10 +24,10 @@ struct Target {
 /// Starts the submitter when witnesses are configured: the sender of (size, note) of
 /// each published checkpoint.
 pub(super) fn start(
-    witnesses: &[crate::config::WitnessEntry],
+    witnesses: &[WitnessEntry],
     log_dir: &Path,
-    back: std::sync::mpsc::SyncSender<evidence::Msg>,
-) -> anyhow::Result<Option<std::sync::mpsc::Sender<(u64, String)>>> {
+    back: SyncSender<EvidenceMsg>,
+) -> anyhow::Result<Option<Sender<(u64, String)>>> {
     if witnesses.is_empty() {
         return Ok(None);
     }
@@ -35,7 +42,7 @@ pub(super) fn start(
             failing: false,
         });
     }
-    let (tx, rx) = std::sync::mpsc::channel::<(u64, String)>();
+    let (tx, rx) = channel::<(u64, String)>();
     let dir = log_dir.to_path_buf();
     std::thread::Builder::new()
         .name("palisade-witness".into())
@@ -46,8 +53,8 @@ pub(super) fn start(
 fn submitter(
     dir: PathBuf,
     mut targets: Vec<Target>,
-    rx: std::sync::mpsc::Receiver<(u64, String)>,
-    back: std::sync::mpsc::SyncSender<evidence::Msg>,
+    rx: Receiver<(u64, String)>,
+    back: SyncSender<EvidenceMsg>,
 ) {
     while let Ok(mut latest) = rx.recv() {
         // only the newest checkpoint matters
@@ -73,7 +80,7 @@ fn submitter(
                 }
             }
         }
-        if !lines.is_empty() && back.send(evidence::Msg::Cosigned(size, lines)).is_err() {
+        if !lines.is_empty() && back.send(EvidenceMsg::Cosigned(size, lines)).is_err() {
             return;
         }
     }
@@ -97,7 +104,7 @@ fn submit(dir: &Path, t: &mut Target, size: u64, note: &str) -> anyhow::Result<S
             Vec::new()
         };
         let body = palisade_evidence::witness::add_checkpoint_request(t.old, &proof, note);
-        let (code, answer) = crate::report::http_post(&t.url, "text/plain", &body)?;
+        let (code, answer) = http::post(&t.url, "text/plain", &body)?;
         match code {
             200 => {
                 t.old = size;

@@ -11,11 +11,17 @@
 //! interrupt it with a signal when they hand the worker something (see [`Waker`]).
 
 use std::os::fd::AsRawFd as _;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tracing::warn;
 
 use super::router::{Waker, WAKE_TICK};
-use super::*;
+use super::shell::Shell;
+use super::sys;
+use crate::messages::Inbound;
 
 /// Most queued messages taken in one pass (the socket is read between passes).
 const QUEUE_PASS: usize = 1024;
@@ -131,80 +137,4 @@ pub(super) fn run(w: Worker) -> Shell {
     }
     shell.flush();
     shell
-}
-
-impl Shell {
-    /// A datagram this worker's socket (`socket`: the listening address's index)
-    /// received: handled here if this shard owns its Call-ID, handed to the owner's
-    /// queue otherwise; a wake-up datagram (see [`super::router::Steer`]) is only that.
-    pub(super) fn on_datagram(
-        &mut self,
-        now: Instant,
-        from: SocketAddr,
-        bytes: &[u8],
-        socket: usize,
-    ) {
-        if socket == 0 && bytes.first() == Some(&0) {
-            if let Some(st) = self.router.steer() {
-                if st.is_wake(from, bytes) {
-                    return;
-                }
-            }
-        }
-        self.take_datagram(now, from, bytes, socket)
-    }
-
-    fn take_datagram(&mut self, now: Instant, from: SocketAddr, bytes: &[u8], socket: usize) {
-        let owner = self.router.shards().of_message(bytes);
-        let peer = Peer {
-            transport: Transport::Udp,
-            addr: from,
-            conn: None,
-        };
-        if owner == self.index {
-            self.arrived_on(from, socket);
-            self.handle(now, peer, bytes);
-            return;
-        }
-        // One channel from this worker to the owner (its queue), so that what it hands
-        // over keeps its order (a 180 before the 200 that follows it); a sleeping owner
-        // is woken by a datagram in this pass's batch.
-        let m = Inbound::Datagram {
-            peer,
-            bytes: bytes.to_vec(),
-            socket,
-        };
-        self.hand_over(owner, m);
-    }
-
-    /// Puts `m` on shard `owner`'s queue, waking it (in this pass's batch) if it sleeps.
-    pub(super) fn hand_over(&mut self, owner: usize, m: Inbound) {
-        match self.router.push_to(owner, m) {
-            Ok(Some(wake)) => self.push_internal(wake),
-            Ok(None) => {}
-            Err(_) => {
-                self.handoff_dropped += 1;
-                if self.handoff_dropped.is_power_of_two() && self.warn_budget.allow() {
-                    warn!(
-                        shard = owner,
-                        dropped = self.handoff_dropped,
-                        "another worker is behind; messages for it dropped"
-                    );
-                }
-            }
-        }
-    }
-
-    /// An internal datagram for the steering address, sent with this pass's batch.
-    fn push_internal(&mut self, bytes: Vec<u8>) {
-        let Some(st) = self.router.steer() else {
-            return;
-        };
-        let to = Peer {
-            transport: Transport::Udp,
-            addr: st.to,
-            conn: None,
-        };
-        self.pending.push(palisade_core::Transmit { to, bytes });
-    }
 }

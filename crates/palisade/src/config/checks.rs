@@ -1,0 +1,182 @@
+//! Checks across keys, and `palisade config check`: everything `palisade serve` checks of
+//! its configuration before it binds a socket.
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::{bail, Context};
+use palisade_core::Transport;
+
+use super::{load, FileConfig, RegistrarSection};
+use crate::{account, datadir};
+
+impl FileConfig {
+    /// Relations between keys (and values that make no sense alone), each error naming
+    /// the keys: a file that sets `registrar.min_expires` above `registrar.max_expires`
+    /// is refused, not quietly bent into shape.
+    pub fn relations(&self) -> anyhow::Result<()> {
+        let r = &self.registrar;
+        if r.max_expires == 0 {
+            bail!("registrar.max_expires = 0: every binding would expire at once; it must be at least 1 (default {})", RegistrarSection::default().max_expires);
+        }
+        if r.min_expires > r.max_expires {
+            bail!(
+                "registrar.min_expires ({}) is above registrar.max_expires ({}): no registration could satisfy both",
+                r.min_expires,
+                r.max_expires
+            );
+        }
+        if r.default_expires < r.min_expires || r.default_expires > r.max_expires {
+            bail!(
+                "registrar.default_expires ({}) must lie between registrar.min_expires ({}) and registrar.max_expires ({})",
+                r.default_expires,
+                r.min_expires,
+                r.max_expires
+            );
+        }
+        let t = &self.tcp;
+        if t.message_timeout > t.idle_timeout {
+            bail!(
+                "tcp.message_timeout ({} s) is above tcp.idle_timeout ({} s): an idle connection would be closed before a slow message could time out",
+                t.message_timeout,
+                t.idle_timeout
+            );
+        }
+        for (key, v) in [
+            ("registrar.max_contacts", self.registrar.max_contacts as u64),
+            ("auth.nonce_ttl", self.auth.nonce_ttl),
+            ("server.answer_rate", u64::from(self.server.answer_rate)),
+            ("server.answer_burst", u64::from(self.server.answer_burst)),
+            (
+                "server.max_transactions",
+                self.server.max_transactions as u64,
+            ),
+            ("tcp.idle_timeout", t.idle_timeout),
+            ("tcp.message_timeout", t.message_timeout),
+            ("tcp.max_connections", t.max_connections as u64),
+        ] {
+            if v == 0 {
+                bail!("{key} must be at least 1");
+            }
+        }
+        if self.evidence.checkpoint_interval_ms < 10 {
+            bail!(
+                "evidence.checkpoint_interval_ms ({}) must be at least 10",
+                self.evidence.checkpoint_interval_ms
+            );
+        }
+        if self.server.domain.trim().is_empty() {
+            bail!("server.domain must not be empty (the SIP domain served, also the digest realm)");
+        }
+        if let (Some(_), None) | (None, Some(_)) = (&self.tls.cert, &self.tls.key) {
+            bail!("tls.cert and tls.key go together: give both or neither");
+        }
+        if !account::valid_name(&self.notify.from_user) {
+            bail!(
+                "notify.from_user {:?} is not a valid user name",
+                self.notify.from_user
+            );
+        }
+        for (key, url) in std::iter::once(("notify.webhook", self.notify.webhook.as_deref())).chain(
+            self.evidence
+                .witnesses
+                .iter()
+                .map(|w| ("evidence.witnesses.url", Some(w.url.as_str()))),
+        ) {
+            if let Some(u) = url {
+                if !u.starts_with("http://") {
+                    bail!("{key} {u:?}: only http:// URLs are supported");
+                }
+            }
+        }
+        if !self.admin.listen.is_empty() && self.admin.listen.parse::<SocketAddr>().is_err() {
+            bail!(
+                "admin.listen {:?} is not IP:PORT (\"\" for no listener)",
+                self.admin.listen
+            );
+        }
+        Ok(())
+    }
+
+    /// Everything `palisade serve` checks of its configuration before it binds a socket:
+    /// `palisade config check`. Returns one line about what the file configures.
+    pub fn check(&self) -> anyhow::Result<String> {
+        let listens = self.listens()?;
+        let core = self.core(&listens)?;
+        if self.server.log_level.parse::<tracing::Level>().is_err() {
+            bail!(
+                "server.log_level {:?}: use error, warn, info, debug or trace",
+                self.server.log_level
+            );
+        }
+        datadir::usable(&self.server.data_dir)?;
+        if listens.iter().any(|l| l.transport == Transport::Tls) {
+            let (Some(cert), Some(key)) = (&self.tls.cert, &self.tls.key) else {
+                bail!("a tls: listener needs tls.cert and tls.key");
+            };
+            for (k, p) in [("tls.cert", cert), ("tls.key", key)] {
+                std::fs::metadata(p).with_context(|| format!("{k} {}", p.display()))?;
+            }
+        }
+        if let Some(k) = &self.evidence.key {
+            std::fs::metadata(k).with_context(|| format!("evidence.key {}", k.display()))?;
+        }
+        Ok(format!(
+            "domain {}, listening on {}, data in {}, digest {}",
+            core.domain,
+            self.server.listen.join(" "),
+            self.server.data_dir.display(),
+            self.auth.algorithms.join(", ")
+        ))
+    }
+}
+
+/// `palisade config check FILE`.
+pub fn check_file(path: &PathBuf) -> anyhow::Result<()> {
+    let cfg = load(Some(path))?;
+    let summary = cfg
+        .check()
+        .with_context(|| format!("config {}", path.display()))?;
+    println!("ok: {}: {summary}", path.display());
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relations_between_keys_are_checked() {
+        for (text, keys) in [
+            (
+                "[registrar]\nmin_expires = 9000\n",
+                &["registrar.min_expires", "registrar.max_expires"][..],
+            ),
+            ("[registrar]\nmax_expires = 0\n", &["registrar.max_expires"]),
+            (
+                "[registrar]\ndefault_expires = 30\n",
+                &["registrar.default_expires", "registrar.min_expires"],
+            ),
+            (
+                "[tcp]\nmessage_timeout = 600\n",
+                &["tcp.message_timeout", "tcp.idle_timeout"],
+            ),
+            (
+                "[registrar]\nmax_contacts = 0\n",
+                &["registrar.max_contacts"],
+            ),
+            ("[tls]\ncert = \"c.pem\"\n", &["tls.cert", "tls.key"]),
+            ("[server]\ndomain = \"\"\n", &["server.domain"]),
+            ("[admin]\nlisten = \"nowhere\"\n", &["admin.listen"]),
+        ] {
+            let file: FileConfig = toml::from_str(text).unwrap();
+            let e = file.core(&[]).unwrap_err().to_string();
+            for k in keys {
+                assert!(e.contains(k), "{text}: {e}");
+            }
+        }
+        let ok: FileConfig =
+            toml::from_str("[registrar]\nmin_expires = 1\nmax_expires = 1\ndefault_expires = 1\n")
+                .unwrap();
+        ok.core(&[]).unwrap();
+    }
+}

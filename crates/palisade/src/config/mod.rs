@@ -1,0 +1,496 @@
+//! Configuration: a TOML file with documented defaults, overridden by command-line flags.
+//! Every key is optional; `palisade serve` with nothing at all runs on the defaults.
+//!
+//! The model and its defaults are here; what the server makes of it is in
+//! `core_config` (the core's configuration, the shield's policy) and `checks` (relations
+//! between keys, `palisade config check`).
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+
+use anyhow::Context;
+use palisade_core::{CoreConfig, DigestUriCheck, Transport};
+use serde::Deserialize;
+
+pub(crate) mod checks;
+mod core_config;
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct FileConfig {
+    pub server: ServerSection,
+    pub auth: AuthSection,
+    pub registrar: RegistrarSection,
+    pub tcp: TcpSection,
+    pub tls: TlsSection,
+    pub limits: LimitsSection,
+    pub sdp: SdpSection,
+    pub shield: ShieldSection,
+    /// Campaign detection: thresholds, windows and responses per detector (see
+    /// `palisade_detect::Config`); on by default.
+    pub detect: palisade_detect::Config,
+    pub notify: NotifySection,
+    pub evidence: EvidenceSection,
+    pub admin: AdminSection,
+}
+
+/// The admin HTTP listener: read-only, serves the evidence log at `/evidence/...`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminSection {
+    /// `HOST:PORT`; empty: no listener. The default address is tried and, when taken, a
+    /// warning is logged and the server runs without it; an address set here must bind.
+    pub listen: String,
+}
+
+/// Where the admin listener binds unless configured.
+pub const DEFAULT_ADMIN: &str = "127.0.0.1:5089";
+
+impl Default for AdminSection {
+    fn default() -> Self {
+        AdminSection {
+            listen: DEFAULT_ADMIN.into(),
+        }
+    }
+}
+
+/// The signed evidence log (`crates/evidence`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EvidenceSection {
+    /// Record security decisions in the log (on by default).
+    pub enabled: bool,
+    /// The log's origin line and key name (default `<domain>/palisade-evidence`).
+    pub origin: Option<String>,
+    /// A file holding the Ed25519 seed (64 hex digits) instead of
+    /// `<data_dir>/evidence.key` (created at first start, mode 0600).
+    pub key: Option<PathBuf>,
+    /// A signed checkpoint covers every entry at most this long after it was committed.
+    pub checkpoint_interval_ms: u64,
+    /// The blob store beside the log (refused messages, named by their SHA-256) holds
+    /// at most this many MiB; once full, new entries say their content was not kept.
+    pub blob_store_mb: u64,
+    /// `decisions` (security decisions only) or `all` (every call and registration
+    /// record too).
+    pub records: EvidenceRecords,
+    /// Witnesses asked to cosign each new checkpoint (C2SP tlog-witness).
+    pub witnesses: Vec<WitnessEntry>,
+}
+
+/// A witness the server submits its checkpoints to.
+#[derive(Debug, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct WitnessEntry {
+    /// Its submission prefix: `http://HOST:PORT` (add-checkpoint is POSTed under it).
+    pub url: String,
+    /// Its cosignature verifier key (`NAME+KEYID+BASE64(0x04 || KEY)`).
+    pub key: String,
+}
+
+/// What the evidence log takes in besides security decisions.
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum EvidenceRecords {
+    /// Security decisions only.
+    #[default]
+    Decisions,
+    /// Every call and registration record as well.
+    All,
+}
+
+impl Default for EvidenceSection {
+    fn default() -> Self {
+        EvidenceSection {
+            enabled: true,
+            origin: None,
+            key: None,
+            checkpoint_interval_ms: 1000,
+            blob_store_mb: 256,
+            records: EvidenceRecords::Decisions,
+            witnesses: Vec::new(),
+        }
+    }
+}
+
+/// `palisade notify targets`: what a targeted user is told.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NotifySection {
+    /// The text of the SIP MESSAGE (and the webhook's `text`).
+    pub text: String,
+    /// The user part of the MESSAGE's From (`sip:USER@domain`).
+    pub from_user: String,
+    /// A webhook URL (`http://HOST:PORT/PATH`) used when `--webhook` is not given.
+    pub webhook: Option<String>,
+}
+
+impl Default for NotifySection {
+    fn default() -> Self {
+        NotifySection {
+            text: "Security notice from your SIP service: an account that took part in an attack campaign tried to call you. If your phone rang from an unknown caller, tell your operator.".into(),
+            from_user: "security".into(),
+            webhook: None,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerSection {
+    /// `udp:HOST:PORT`, `tcp:HOST:PORT`, `tls:HOST:PORT`. Default: UDP and TCP on 0.0.0.0:5060.
+    pub listen: Vec<String>,
+    /// The SIP domain served (also the digest realm). Default `localhost`.
+    pub domain: String,
+    /// Other names of this server (host names, IP addresses).
+    pub aliases: Vec<String>,
+    /// The address put in Via and Record-Route when listening on 0.0.0.0. Default: the
+    /// listening address, or 127.0.0.1 for an unspecified one.
+    pub advertise: Option<IpAddr>,
+    /// Where the SQLite database lives. Default `./palisade-data`.
+    pub data_dir: PathBuf,
+    /// error, warn, info, debug, trace. Default `info`.
+    pub log_level: String,
+    /// Kernel receive/send buffer of each UDP socket, in bytes. Default 4 MiB (capped
+    /// by net.core.rmem_max / wmem_max).
+    pub udp_buffer: usize,
+    /// Worker threads, each owning one shard of the core and one socket of the first UDP
+    /// listening address (`SO_REUSEPORT`). Default 0: as many as the machine has cores.
+    pub workers: usize,
+    /// Error answers per second to one unauthenticated UDP source address. Default 50.
+    pub answer_rate: u32,
+    /// Burst of error answers allowed above `answer_rate`. Default 200.
+    pub answer_burst: u32,
+    /// Most server transactions at once; past it requests get 503. Default 100000.
+    pub max_transactions: usize,
+    /// Bytes a 401/407 challenge to an unauthenticated UDP sender may exceed its request
+    /// by (0: never larger). Default 256.
+    pub challenge_allowance: usize,
+    /// Bytes any other error answer to an unauthenticated UDP sender may exceed its
+    /// request by. Default 0: never larger.
+    pub answer_allowance: usize,
+}
+
+// The defaults of what the core does come from `CoreConfig::default()` (one place);
+// this file adds only what the shell alone decides (listeners, data dir, sockets, TCP).
+impl Default for ServerSection {
+    fn default() -> Self {
+        let c = CoreConfig::default();
+        ServerSection {
+            listen: vec!["udp:0.0.0.0:5060".into(), "tcp:0.0.0.0:5060".into()],
+            domain: c.domain,
+            aliases: vec![],
+            advertise: None,
+            data_dir: PathBuf::from("palisade-data"),
+            log_level: "info".into(),
+            udp_buffer: 4 << 20,
+            workers: 0,
+            answer_rate: c.answer_rate,
+            answer_burst: c.answer_burst,
+            max_transactions: c.max_transactions,
+            challenge_allowance: c.challenge_allowance,
+            answer_allowance: c.answer_allowance,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthSection {
+    /// Offered digest algorithms, in challenge order. Default `["sha-256", "md5"]`.
+    pub algorithms: Vec<String>,
+    /// `request-uri`, `request-uri-or-server` (default; what SIPp 3.6 needs) or `off`.
+    pub digest_uri: String,
+    /// Seconds a nonce stays valid. Default 300.
+    pub nonce_ttl: u64,
+    /// Challenge REGISTER. Default true.
+    pub register: bool,
+    /// Challenge out-of-dialog requests from local users. Default true.
+    pub requests: bool,
+    /// User-Agents (substrings, case ignored) offered MD5 only from the start: clients
+    /// known to take the first challenge and not to know SHA-256. Other devices that
+    /// walk away from a SHA-256-first challenge learn MD5 only by themselves. Default
+    /// `["baresip v1.", "baresip v0.", "sipp"]`.
+    pub md5_only_user_agents: Vec<String>,
+}
+
+impl Default for AuthSection {
+    fn default() -> Self {
+        let c = CoreConfig::default();
+        AuthSection {
+            algorithms: c
+                .algorithms
+                .iter()
+                .map(|a| a.name().to_ascii_lowercase())
+                .collect(),
+            digest_uri: match c.digest_uri {
+                DigestUriCheck::RequestUri => "request-uri",
+                DigestUriCheck::RequestUriOrServer => "request-uri-or-server",
+                DigestUriCheck::Off => "off",
+            }
+            .into(),
+            nonce_ttl: c.nonce_ttl.as_secs(),
+            register: c.authenticate_register,
+            requests: c.authenticate_requests,
+            md5_only_user_agents: c.md5_only_user_agents,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RegistrarSection {
+    pub min_expires: u32,
+    pub max_expires: u32,
+    pub default_expires: u32,
+    pub max_contacts: usize,
+}
+
+impl Default for RegistrarSection {
+    fn default() -> Self {
+        let c = CoreConfig::default();
+        RegistrarSection {
+            min_expires: c.min_expires,
+            max_expires: c.max_expires,
+            default_expires: c.default_expires,
+            max_contacts: c.max_contacts,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TcpSection {
+    /// Seconds without traffic before a TCP/TLS connection is closed. Default 300.
+    pub idle_timeout: u64,
+    /// Most simultaneous TCP/TLS connections. Default 4096.
+    pub max_connections: usize,
+    /// Seconds a peer has to complete a message it has started. Default 10.
+    pub message_timeout: u64,
+}
+
+/// Seconds a TCP/TLS peer has to complete a message it started (`tcp.message_timeout`).
+pub const MESSAGE_TIMEOUT_S: u64 = 10;
+
+impl Default for TcpSection {
+    fn default() -> Self {
+        TcpSection {
+            idle_timeout: 300,
+            max_connections: 4096,
+            message_timeout: MESSAGE_TIMEOUT_S,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsSection {
+    /// PEM certificate chain and private key, required for a `tls:` listener.
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsSection {
+    pub max_message_size: Option<usize>,
+    pub max_headers: Option<usize>,
+    pub max_header_line: Option<usize>,
+    pub max_via: Option<usize>,
+    pub max_uri_length: Option<usize>,
+    pub max_params: Option<usize>,
+    pub max_body_size: Option<usize>,
+}
+
+/// Bounds of the SDP parser; defaults in `palisade_sdp::Limits`.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct SdpSection {
+    pub max_body_size: Option<usize>,
+    pub max_lines: Option<usize>,
+    pub max_line_length: Option<usize>,
+    pub max_media: Option<usize>,
+    pub max_formats: Option<usize>,
+    pub max_attributes: Option<usize>,
+    pub max_candidates: Option<usize>,
+}
+
+/// The exploit shield (defaults in `palisade_shield::Policy`). List keys replace the
+/// default list; `extra_*` keys add to it.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ShieldSection {
+    pub enabled: bool,
+    /// `drop` (default) or `refuse`.
+    pub unknown_attributes: String,
+    /// `drop` (default) or `refuse`: an rtpmap outside the codec registry.
+    pub unknown_codecs: String,
+    pub sdp_attributes: Option<Vec<String>>,
+    pub extra_sdp_attributes: Vec<String>,
+    pub headers: Option<Vec<String>>,
+    pub extra_headers: Vec<String>,
+    pub body_types: Option<Vec<String>>,
+    pub multipart_types: Option<Vec<String>>,
+    pub max_attribute_length: Option<usize>,
+    pub max_sdp_text: Option<usize>,
+    pub max_header_length: Option<usize>,
+    pub max_message_size: Option<usize>,
+    pub max_text_body: Option<usize>,
+    pub max_parts: Option<usize>,
+    /// Largest sender-chosen content of a forwarded offer, in bytes (default 384).
+    pub max_residual_bytes: Option<u64>,
+    /// `[shield.text]`: drop, keep or rewrite each free-text field.
+    pub text: TextSection,
+    /// Final response to callers a protected user does not accept: 480 (default), 403,
+    /// 404, 486 or 603.
+    pub protected_status: u16,
+    /// Callers whose account is at least this many days old may also reach protected
+    /// users; 0 (default) means only the allow-list counts.
+    pub protected_min_account_age_days: u32,
+    /// Protected users from configuration: `alice = ["bob", "carol"]`, merged with
+    /// `palisade user protect` / `allow`.
+    pub protected: std::collections::BTreeMap<String, Vec<String>>,
+}
+
+/// `[shield.text]`: each key is `drop`, `keep` or `rewrite` (defaults in
+/// `palisade_shield::TextPolicy`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TextSection {
+    pub display_name: Option<String>,
+    pub user_agent: Option<String>,
+    pub server: Option<String>,
+    pub subject: Option<String>,
+    pub organization: Option<String>,
+    pub call_info: Option<String>,
+    pub max_length: Option<usize>,
+}
+
+impl Default for ShieldSection {
+    fn default() -> Self {
+        ShieldSection {
+            enabled: true,
+            unknown_attributes: "drop".into(),
+            unknown_codecs: "drop".into(),
+            sdp_attributes: None,
+            extra_sdp_attributes: vec![],
+            headers: None,
+            extra_headers: vec![],
+            body_types: None,
+            multipart_types: None,
+            max_attribute_length: None,
+            max_sdp_text: None,
+            max_header_length: None,
+            max_message_size: None,
+            max_text_body: None,
+            max_parts: None,
+            max_residual_bytes: None,
+            text: TextSection::default(),
+            protected_status: 480,
+            protected_min_account_age_days: 0,
+            protected: Default::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Listen {
+    pub transport: Transport,
+    pub addr: SocketAddr,
+}
+
+pub fn parse_listen(s: &str) -> anyhow::Result<Listen> {
+    let (t, a) = s.split_once(':').with_context(|| {
+        format!("listen {s:?}: expected udp:HOST:PORT, tcp:HOST:PORT or tls:HOST:PORT")
+    })?;
+    let transport =
+        Transport::parse(t).with_context(|| format!("listen {s:?}: unknown transport {t:?}"))?;
+    let addr: SocketAddr = a
+        .parse()
+        .with_context(|| format!("listen {s:?}: {a:?} is not IP:PORT (use [v6]:port for IPv6)"))?;
+    Ok(Listen { transport, addr })
+}
+
+pub fn load(path: Option<&PathBuf>) -> anyhow::Result<FileConfig> {
+    match path {
+        None => Ok(FileConfig::default()),
+        Some(p) => {
+            let text = std::fs::read_to_string(p)
+                .with_context(|| format!("reading config {}", p.display()))?;
+            toml::from_str(&text).with_context(|| format!("config {}", p.display()))
+        }
+    }
+}
+
+impl FileConfig {
+    pub fn listens(&self) -> anyhow::Result<Vec<Listen>> {
+        self.server.listen.iter().map(|s| parse_listen(s)).collect()
+    }
+}
+
+/// `palisade config defaults`: the configuration block of the README, which shows every
+/// key with its default (a unit test holds the two together).
+pub fn defaults_toml() -> &'static str {
+    const README: &str = include_str!("../../../../README.md");
+    const OPEN: &str = "```toml\n[server]";
+    let start = README.find(OPEN).map_or(0, |i| i + "```toml\n".len());
+    let end = README[start..]
+        .find("\n```")
+        .map_or(README.len(), |e| start + e + 1);
+    &README[start..end]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The README's `[detect]` block is what the server does with no configuration.
+    #[test]
+    fn the_readme_shows_the_detection_defaults() {
+        let readme = include_str!("../../../../README.md");
+        let start = readme
+            .find("[detect]   ")
+            .expect("a [detect] block in the README");
+        let end = start
+            + readme[start..]
+                .find("[notify]")
+                .expect("followed by [notify]");
+        let file: FileConfig = toml::from_str(&readme[start..end]).unwrap();
+        assert_eq!(file.detect, palisade_detect::Config::default());
+        assert_eq!(
+            format!("{:?}", file.evidence),
+            format!("{:?}", EvidenceSection::default()),
+            "the README's [evidence] block"
+        );
+    }
+
+    /// `palisade config defaults` prints what the server does with no file at all.
+    #[test]
+    fn the_printed_defaults_are_the_defaults() {
+        let text = defaults_toml();
+        assert!(text.starts_with("[server]"), "{text}");
+        assert!(text.contains("[notify]"));
+        let file: FileConfig = toml::from_str(text).unwrap();
+        let d = FileConfig::default();
+        // what the server does with each (keys left out of a file are `None`, shown
+        // with their default value in the block)
+        assert_eq!(
+            format!("{:?}", file.core(&[]).unwrap()),
+            format!("{:?}", d.core(&[]).unwrap()),
+            "the README's configuration block and the defaults differ"
+        );
+        for (a, b) in [
+            (format!("{:?}", file.server), format!("{:?}", d.server)),
+            (format!("{:?}", file.tcp), format!("{:?}", d.tcp)),
+            (format!("{:?}", file.tls), format!("{:?}", d.tls)),
+            (format!("{:?}", file.notify), format!("{:?}", d.notify)),
+            (format!("{:?}", file.evidence), format!("{:?}", d.evidence)),
+            (format!("{:?}", file.admin), format!("{:?}", d.admin)),
+        ] {
+            assert_eq!(
+                a, b,
+                "the README's configuration block and the defaults differ"
+            );
+        }
+        assert_eq!(file.detect, d.detect);
+        file.check().unwrap();
+    }
+}
