@@ -76,14 +76,14 @@ impl Algorithm {
                 for p in parts {
                     h.update(p);
                 }
-                hex(&h.finalize())
+                hex::encode(h.finalize())
             }
             Algorithm::Sha256 => {
                 let mut h = Sha256::new();
                 for p in parts {
                     h.update(p);
                 }
-                hex(&h.finalize())
+                hex::encode(h.finalize())
             }
         }
     }
@@ -98,12 +98,6 @@ impl Algorithm {
             password.as_bytes(),
         ])
     }
-}
-
-pub(crate) fn hex(b: &[u8]) -> String {
-    let mut s = String::with_capacity(b.len() * 2);
-    palisade_sip::push_hex(&mut s, b);
-    s
 }
 
 fn unhex8(s: &str) -> Option<u64> {
@@ -206,7 +200,7 @@ impl Authenticator {
     /// issue time and the counter, as 24 hex digits.
     fn mac(&self, ts: u64, ctr: u64) -> String {
         let m = (u128::from(ts) << 64 | u128::from(ctr)).to_be_bytes();
-        hex(self.mac_key.tag(&m).get(..12).unwrap_or_default())
+        hex::encode(self.mac_key.tag(&m).get(..12).unwrap_or_default())
     }
 
     pub(crate) fn nonce(&mut self, now: Instant) -> String {

@@ -311,7 +311,7 @@ mod tests {
     use super::*;
 
     fn hex(h: &Hash) -> String {
-        crate::hex(h)
+        hex::encode(h)
     }
 
     /// RFC 6962's reference tree: the eight leaves of the certificate-transparency test

@@ -65,7 +65,7 @@ pub(crate) fn key_text(name: &str, alg: u8, public: &[u8; 32]) -> String {
     raw.extend_from_slice(public);
     format!(
         "{name}+{}+{}",
-        crate::hex(&key_id_for(name, alg, public)),
+        hex::encode(key_id_for(name, alg, public)),
         B64.encode(raw)
     )
 }
@@ -98,7 +98,7 @@ pub(crate) fn parse_key(
         .map_err(|_| NoteError::Key("an Ed25519 key is 32 bytes".into()))?;
     let key = VerifyingKey::from_bytes(&public).map_err(|e| NoteError::Key(e.to_string()))?;
     let id = key_id_for(name, alg, &public);
-    if crate::hex(&id) != hex.to_ascii_lowercase() {
+    if hex::encode(id) != hex.to_ascii_lowercase() {
         return Err(NoteError::Key("key ID does not match the key".into()));
     }
     Ok((name.to_string(), id, key))

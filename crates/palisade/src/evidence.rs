@@ -73,7 +73,7 @@ pub fn seed(path: &Path, create: bool) -> anyhow::Result<[u8; 32]> {
             if let Some(d) = path.parent() {
                 std::fs::create_dir_all(d)?;
             }
-            let hex = palisade_shield::hex(&s);
+            let hex = hex::encode(s);
             let tmp = path.with_extension("tmp");
             {
                 use std::io::Write as _;

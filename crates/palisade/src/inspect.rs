@@ -151,7 +151,7 @@ impl Report {
                 "dropped": dropped.iter().map(|d| json!({
                     "what": d.what.as_str(),
                     "name": d.name,
-                    "sha256": palisade_shield::hex(&d.sha256),
+                    "sha256": hex::encode(d.sha256),
                 })).collect::<Vec<_>>(),
                 "residual_bytes": residual.as_ref().map(Residual::bytes),
                 "residual": residual.as_ref().map(|r| r.fields()
@@ -173,7 +173,7 @@ impl Report {
                 "reason": reason,
                 "offset": offset,
                 "header": header,
-                "sha256": sha256.as_ref().map(palisade_shield::hex),
+                "sha256": sha256.as_ref().map(hex::encode),
             }),
         }
     }

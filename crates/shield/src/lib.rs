@@ -267,17 +267,10 @@ impl SecurityEvent {
             None => out.push_str("null"),
         }
         out.push_str(",\"sha256\":\"");
-        out.push_str(&hex(&self.sha256));
+        palisade_sip::push_hex(&mut out, &self.sha256);
         out.push_str("\"}");
         out
     }
-}
-
-/// Lower-case hex of a digest.
-pub fn hex(d: &[u8; 32]) -> String {
-    let mut s = String::with_capacity(64);
-    palisade_sip::push_hex(&mut s, d);
-    s
 }
 
 /// SHA-256, the digest every event carries.

@@ -238,8 +238,8 @@ impl Rewriter {
         }
         let id = self.digest(kind, value.as_bytes());
         out.clear();
-        hex8(id, out);
-        hex8(self.mac(id), out);
+        palisade_sip::push_hex(out, &id.to_be_bytes());
+        palisade_sip::push_hex(out, &self.mac(id).to_be_bytes());
     }
 
     /// Rewrites `s`.
@@ -375,10 +375,6 @@ impl SipHasher24 {
         let [v0, v1, v2, v3] = self.v;
         v0 ^ v1 ^ v2 ^ v3
     }
-}
-
-fn hex8(v: u32, out: &mut String) {
-    palisade_sip::push_hex(out, &v.to_be_bytes());
 }
 
 /// Rewrites the identifiers that only name things inside the description.

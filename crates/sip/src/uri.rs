@@ -112,14 +112,16 @@ pub fn push_num(out: &mut String, n: u64) {
     out.push_str(itoa::Buffer::new().format(n));
 }
 
-/// Appends bytes as lower-case hex (the one hex writer of the project: digests in
-/// events, dialog tokens, nonces, identifier rewrites).
+/// Appends bytes as lower-case hex without allocating (digests in events, dialog
+/// tokens, nonces, identifier rewrites). The digits come from the `hex` crate, the one
+/// hex encoder of the workspace; this only spares the hot path a `String` per call.
 pub fn push_hex(out: &mut String, bytes: &[u8]) {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    for b in bytes {
-        // a nibble is below 16, so both lookups always succeed
-        for n in [b >> 4, b & 15] {
-            out.push(DIGITS.get(usize::from(n)).map_or('0', |&c| char::from(c)));
+    let mut buf = [0u8; 64];
+    for chunk in bytes.chunks(buf.len() / 2) {
+        let digits = buf.get_mut(..chunk.len() * 2).unwrap_or_default();
+        // (neither fails: the slice is twice the chunk, and hex digits are ASCII)
+        if hex::encode_to_slice(chunk, &mut *digits).is_ok() {
+            out.push_str(std::str::from_utf8(digits).unwrap_or_default());
         }
     }
 }

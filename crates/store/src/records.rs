@@ -52,8 +52,9 @@ pub(crate) fn schema(conn: &Connection) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// A fingerprint as 16 hex digits (big-endian: `format!("{v:016x}")`).
 fn hex(v: u64) -> String {
-    format!("{v:016x}")
+    hex::encode(v.to_be_bytes())
 }
 
 fn unhex(s: &str) -> u64 {

@@ -280,7 +280,7 @@ impl Endpoint {
     /// "dialog" request through Palisade by writing our address in a Route header.
     pub(super) fn dialog_token(&self, call_id: &str) -> String {
         let tag = self.dialog_mac.tag(call_id.as_bytes());
-        crate::auth::hex(tag.get(..8).unwrap_or_default())
+        hex::encode(tag.get(..8).unwrap_or_default())
     }
 
     pub(super) fn record_route(

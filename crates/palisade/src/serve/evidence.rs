@@ -363,7 +363,7 @@ pub(super) fn security_entry(
                 ("call_id", serde_json::json!(e.call_id)),
                 ("reason", serde_json::json!(e.reason)),
                 ("status", serde_json::json!(e.status)),
-                ("sha256", serde_json::json!(palisade_shield::hex(&e.sha256))),
+                ("sha256", serde_json::json!(hex::encode(e.sha256))),
             ],
         ]
         .concat(),

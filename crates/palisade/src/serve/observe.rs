@@ -307,7 +307,7 @@ impl Shell {
             call_id = %e.call_id,
             status = e.status.unwrap_or(0),
             reason = %e.reason,
-            sha256 = %palisade_shield::hex(&e.sha256),
+            sha256 = %hex::encode(e.sha256),
             refused = st.shield_refused,
             answers_refused = st.shield_answers_refused,
             dropped = st.shield_dropped,

@@ -124,7 +124,7 @@ impl Shell {
             let recorded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 ep.record_panic(now, peer, bytes)
             }));
-            let sha256 = palisade_shield::hex(&palisade_shield::sha256(bytes));
+            let sha256 = hex::encode(palisade_shield::sha256(bytes));
             if self.warn_budget.allow() {
                 error!(target: "palisade::security", peer = %peer.addr, sha256, recorded = recorded.is_ok(), panics = self.endpoint.stats.panics, "a message's handling panicked; contained, message dropped");
             }
