@@ -11,6 +11,14 @@
 //! ```
 //!
 //! Compare the totals (`callgrind_annotate`), minus a run with N = 0 for the setup.
+// A example, not library code: it may stop on a failed setup by panicking, and
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::string_slice
+)]
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 

@@ -12,6 +12,14 @@
 //! BYE from the caller, 200 to the BYE; digest authentication off (the shield does not
 //! touch it). The Endpoint's own work per call is what is measured: parsing, the shield,
 //! transactions, forwarding and writing; sockets are not involved.
+// A example, not library code: it may stop on a failed setup by panicking, and
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::string_slice
+)]
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 

@@ -420,7 +420,7 @@ mod tests {
             Verdict::Fail(_)
         ));
         // a forged nonce
-        let forged = format!("{}{}", &n[..32], "0".repeat(24));
+        let forged = format!("{}{}", n.get(..32).unwrap(), "0".repeat(24));
         let d = DigestResponse {
             nonce: &forged,
             ..d

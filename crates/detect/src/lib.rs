@@ -29,18 +29,6 @@
 //! Subjects are an account, a device fingerprint or a source network, never a single IP
 //! address. All state is bounded ([`Config::max_subjects`]) and driven by the times in
 //! the observations (Unix milliseconds): no clock, no I/O, deterministic in tests.
-#![forbid(unsafe_code)]
-#![warn(missing_docs, unreachable_pub)]
-#![cfg_attr(
-    not(test),
-    deny(
-        clippy::string_slice,
-        clippy::indexing_slicing,
-        clippy::unwrap_used,
-        clippy::expect_used,
-        clippy::panic
-    )
-)]
 
 mod detector;
 pub mod fingerprint;

@@ -6,6 +6,14 @@
 //! (defaults 200000, 200, a temporary directory). Prints appends/s and the p50/p99
 //! time from a batch's first append to its commit (to durable) and to the checkpoint
 //! covering it (to signed).
+// A example, not library code: it may stop on a failed setup by panicking, and
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::string_slice
+)]
 use std::time::{Duration, Instant};
 
 use palisade_evidence::{Log, NoteSigner};

@@ -27,7 +27,7 @@ const SUBJECT_HELP: &str = "write account:NAME (or a bare NAME), network:ADDR/24
 
 /// A subject as the operator writes it: `account:NAME`, `network:ADDR/PREFIX`,
 /// `device:HEX`, or a bare account name (without `:` or `/`).
-pub fn parse_subject(s: &str) -> Result<Subject, String> {
+pub(crate) fn parse_subject(s: &str) -> Result<Subject, String> {
     let s = s.trim();
     let (kind, value) = match s.split_once(':') {
         Some((k @ ("account" | "network" | "device"), v)) => (k, v),
@@ -87,7 +87,7 @@ pub fn parse_subject(s: &str) -> Result<Subject, String> {
 
 /// A duration as the operator writes it: a positive whole number and a unit, `s`, `m`,
 /// `h`, `d` or `w` (`90s`, `30m`, `2h`, `7d`, `2w`); milliseconds.
-pub fn parse_duration(s: &str) -> Result<i64, String> {
+pub(crate) fn parse_duration(s: &str) -> Result<i64, String> {
     let s = s.trim();
     let bad = || {
         format!("{s:?}: write a whole number and a unit: s, m, h, d or w (90s, 30m, 2h, 7d, 2w)")
@@ -116,7 +116,7 @@ pub fn parse_duration(s: &str) -> Result<i64, String> {
 }
 
 /// How the operator writes a subject (the inverse of [`parse_subject`]).
-pub fn subject_text(s: &Subject) -> String {
+pub(crate) fn subject_text(s: &Subject) -> String {
     format!("{}:{}", s.kind(), s.value())
 }
 
@@ -159,7 +159,7 @@ fn records(dir: &Path) -> anyhow::Result<SqliteStore> {
 }
 
 /// `palisade block list [--json]`: the restrictions in force.
-pub fn list(dir: &Path, json: bool) -> anyhow::Result<()> {
+pub(crate) fn list(dir: &Path, json: bool) -> anyhow::Result<()> {
     let s = records(dir)?;
     let blocks = s.blocks(now_ms())?;
     let kinds: std::collections::HashMap<u64, String> = s
@@ -215,7 +215,7 @@ pub fn list(dir: &Path, json: bool) -> anyhow::Result<()> {
 }
 
 /// `palisade block add SUBJECT --for DURATION --reason TEXT`.
-pub fn add(dir: &Path, subject: &Subject, for_ms: i64, reason: &str) -> anyhow::Result<()> {
+pub(crate) fn add(dir: &Path, subject: &Subject, for_ms: i64, reason: &str) -> anyhow::Result<()> {
     let reason = reason.trim();
     if reason.is_empty() {
         bail!("--reason: say why (it goes into the evidence log)");
@@ -263,7 +263,7 @@ pub fn add(dir: &Path, subject: &Subject, for_ms: i64, reason: &str) -> anyhow::
 }
 
 /// `palisade unblock ID`.
-pub fn unblock(dir: &Path, id: i64) -> anyhow::Result<()> {
+pub(crate) fn unblock(dir: &Path, id: i64) -> anyhow::Result<()> {
     let mut s = records(dir)?;
     match s.lift_block(id, now_ms())? {
         Lifted::Lifted(b) => {

@@ -8,7 +8,7 @@ use anyhow::anyhow;
 use palisade_store::{SqliteStore, StoreError};
 
 /// The accounts and bindings database under a data directory.
-pub const DB_FILE: &str = "palisade.db";
+pub(crate) const DB_FILE: &str = "palisade.db";
 
 /// `path`, and for a relative one the directory it is relative to.
 fn shown(path: &Path) -> String {
@@ -23,7 +23,7 @@ fn shown(path: &Path) -> String {
 
 /// Refuses a data directory that cannot be one: a path with a regular file where a
 /// directory must be (named, with the fix).
-pub fn usable(dir: &Path) -> anyhow::Result<()> {
+pub(crate) fn usable(dir: &Path) -> anyhow::Result<()> {
     let mut at = PathBuf::new();
     for c in dir.components() {
         at.push(c);
@@ -43,7 +43,7 @@ pub fn usable(dir: &Path) -> anyhow::Result<()> {
 }
 
 /// The data directory, created when missing (the server, `user add`, `user import`).
-pub fn prepare(dir: &Path) -> anyhow::Result<()> {
+pub(crate) fn prepare(dir: &Path) -> anyhow::Result<()> {
     usable(dir)?;
     std::fs::create_dir_all(dir)
         .map_err(|e| anyhow!("cannot create data directory {}: {e}", shown(dir)))
@@ -51,7 +51,7 @@ pub fn prepare(dir: &Path) -> anyhow::Result<()> {
 
 /// For commands that only read (or change what must already be there): the database must
 /// exist.
-pub fn existing(dir: &Path) -> anyhow::Result<()> {
+pub(crate) fn existing(dir: &Path) -> anyhow::Result<()> {
     usable(dir)?;
     let db = dir.join(DB_FILE);
     if db.is_file() {
@@ -65,7 +65,7 @@ pub fn existing(dir: &Path) -> anyhow::Result<()> {
 
 /// For commands that read files of a data directory other than the database (the
 /// evidence log): the directory must exist.
-pub fn present(dir: &Path) -> anyhow::Result<()> {
+pub(crate) fn present(dir: &Path) -> anyhow::Result<()> {
     usable(dir)?;
     if dir.is_dir() {
         return Ok(());
@@ -77,7 +77,7 @@ pub fn present(dir: &Path) -> anyhow::Result<()> {
 }
 
 /// One cause, once, with the file and what to do.
-pub fn explain(e: StoreError, file: &Path) -> anyhow::Error {
+pub(crate) fn explain(e: StoreError, file: &Path) -> anyhow::Error {
     match e {
         StoreError::Db(db) => {
             // SQLITE_CORRUPT (11) and SQLITE_NOTADB (26): the file is not a usable database
@@ -101,19 +101,19 @@ pub fn explain(e: StoreError, file: &Path) -> anyhow::Error {
 }
 
 /// Opens (creating when missing) the database of `dir`.
-pub fn open(dir: &Path) -> anyhow::Result<SqliteStore> {
+pub(crate) fn open(dir: &Path) -> anyhow::Result<SqliteStore> {
     prepare(dir)?;
     SqliteStore::open(dir).map_err(|e| explain(e, &dir.join(DB_FILE)))
 }
 
 /// Opens the database of `dir`, which must exist.
-pub fn open_existing(dir: &Path) -> anyhow::Result<SqliteStore> {
+pub(crate) fn open_existing(dir: &Path) -> anyhow::Result<SqliteStore> {
     existing(dir)?;
     SqliteStore::open(dir).map_err(|e| explain(e, &dir.join(DB_FILE)))
 }
 
 /// Opens (creating when missing) the records database of `dir`.
-pub fn open_records(dir: &Path) -> anyhow::Result<SqliteStore> {
+pub(crate) fn open_records(dir: &Path) -> anyhow::Result<SqliteStore> {
     prepare(dir)?;
     SqliteStore::open_records(dir).map_err(|e| explain(e, &dir.join("records.db")))
 }
@@ -121,7 +121,7 @@ pub fn open_records(dir: &Path) -> anyhow::Result<SqliteStore> {
 /// The text of an error for the operator: each cause once (`StoreError`'s text already
 /// carries the SQLite error under it, which would otherwise be printed two or three
 /// times).
-pub fn error_text(e: &anyhow::Error) -> String {
+pub(crate) fn error_text(e: &anyhow::Error) -> String {
     let mut parts: Vec<String> = Vec::new();
     for cause in e.chain() {
         let s = cause.to_string();

@@ -12,7 +12,7 @@ use serde_json::{json, Map, Value};
 use crate::{clock, datadir};
 
 /// Where the log lives under a data directory.
-pub fn log_dir(data_dir: &Path) -> PathBuf {
+pub(crate) fn log_dir(data_dir: &Path) -> PathBuf {
     data_dir.join("evidence")
 }
 
@@ -22,7 +22,7 @@ fn key_path(data_dir: &Path) -> PathBuf {
 
 /// The signer of the log: its Ed25519 seed from `key` (config) or
 /// `<data_dir>/evidence.key`, created on first use (mode 0600) when `create`.
-pub fn signer(
+pub(crate) fn signer(
     data_dir: &Path,
     key: Option<&Path>,
     origin: &str,
@@ -50,7 +50,7 @@ pub fn signer(
 /// An Ed25519 seed kept as 64 hex digits in `path`; when it is missing and `create`, a
 /// new one from the operating system's random source (file mode 0600, written to a
 /// temporary file and renamed).
-pub fn seed(path: &Path, create: bool) -> anyhow::Result<[u8; 32]> {
+pub(crate) fn seed(path: &Path, create: bool) -> anyhow::Result<[u8; 32]> {
     match std::fs::read_to_string(path) {
         Ok(text) => {
             let t = text.trim();
@@ -96,14 +96,14 @@ pub fn seed(path: &Path, create: bool) -> anyhow::Result<[u8; 32]> {
 
 /// What the evidence commands and the server need of the configuration to find a log
 /// and its key: `server.data_dir`, `server.domain`, `evidence.origin`, `evidence.key`.
-pub struct LogSettings {
-    pub data_dir: PathBuf,
+pub(crate) struct LogSettings {
+    pub(crate) data_dir: PathBuf,
     /// The SIP domain, which names the log when no origin is configured.
-    pub domain: String,
+    pub(crate) domain: String,
     /// `evidence.origin`.
-    pub origin: Option<String>,
+    pub(crate) origin: Option<String>,
     /// `evidence.key`: a seed file instead of `<data_dir>/evidence.key`.
-    pub key: Option<PathBuf>,
+    pub(crate) key: Option<PathBuf>,
 }
 
 impl LogSettings {
@@ -111,7 +111,7 @@ impl LogSettings {
     /// `<data_dir>/evidence/origin`): `evidence.origin`, or `<domain>/palisade-evidence`.
     /// A later configuration that names another origin is refused (it would fork the
     /// log).
-    pub fn origin(&self) -> anyhow::Result<String> {
+    pub(crate) fn origin(&self) -> anyhow::Result<String> {
         let file = log_dir(&self.data_dir).join("origin");
         match std::fs::read_to_string(&file) {
             Ok(o) => {
@@ -134,18 +134,18 @@ impl LogSettings {
     }
 
     /// The log's signer (see [`signer`]), under its origin.
-    pub fn signer(&self, create: bool) -> anyhow::Result<NoteSigner> {
+    pub(crate) fn signer(&self, create: bool) -> anyhow::Result<NoteSigner> {
         signer(&self.data_dir, self.key.as_deref(), &self.origin()?, create)
     }
 
     /// Where the log lives.
-    pub fn log_dir(&self) -> PathBuf {
+    pub(crate) fn log_dir(&self) -> PathBuf {
         log_dir(&self.data_dir)
     }
 }
 
 /// Records the origin of a new log.
-pub fn keep_origin(data_dir: &Path, origin: &str) -> anyhow::Result<()> {
+pub(crate) fn keep_origin(data_dir: &Path, origin: &str) -> anyhow::Result<()> {
     let dir = log_dir(data_dir);
     let file = dir.join("origin");
     if !file.exists() {
@@ -158,7 +158,7 @@ pub fn keep_origin(data_dir: &Path, origin: &str) -> anyhow::Result<()> {
 /// A canonical JSON entry (sorted keys, no insignificant whitespace): `kind`, `time`
 /// (RFC 3339), and the given fields; strings are bounded so that an entry always fits
 /// the log's 65,535 bytes.
-pub fn entry(kind: &str, time_ms: i64, fields: Vec<(&str, Value)>) -> Vec<u8> {
+pub(crate) fn entry(kind: &str, time_ms: i64, fields: Vec<(&str, Value)>) -> Vec<u8> {
     let mut m = Map::new();
     m.insert("kind".into(), json!(kind));
     m.insert("time".into(), json!(palisade_detect::rfc3339(time_ms)));
@@ -202,7 +202,7 @@ fn published(dir: &Path, key: &NoteVerifier) -> anyhow::Result<(Checkpoint, Stri
 }
 
 /// `palisade evidence key`.
-pub fn key(log: &LogSettings) -> anyhow::Result<()> {
+pub(crate) fn key(log: &LogSettings) -> anyhow::Result<()> {
     println!("{}", log.signer(false)?.verifier_key());
     Ok(())
 }
@@ -226,24 +226,24 @@ fn resolve_dir(dir: &Path) -> PathBuf {
 }
 
 /// What `palisade evidence verify` is asked.
-pub struct VerifyOpts {
+pub(crate) struct VerifyOpts {
     /// The log's directory (default: the data directory's).
-    pub dir: Option<PathBuf>,
+    pub(crate) dir: Option<PathBuf>,
     /// The verifier key (default: the data directory's key).
-    pub key: Option<String>,
+    pub(crate) key: Option<String>,
     /// A file with the last checkpoint this verifier accepted.
-    pub last: Option<PathBuf>,
+    pub(crate) last: Option<PathBuf>,
     /// Witnesses' cosignature keys.
-    pub witnesses: Vec<String>,
+    pub(crate) witnesses: Vec<String>,
     /// How many of them must have cosigned.
-    pub required: usize,
+    pub(crate) required: usize,
     /// Leading entry bundles may be missing (an export `--since`).
-    pub partial: bool,
+    pub(crate) partial: bool,
 }
 
 /// `palisade evidence verify`. `last`: a file holding the last checkpoint this verifier
 /// accepted; the log must extend it, and it is replaced by the new one on success.
-pub fn verify(log: &LogSettings, opts: &VerifyOpts) -> anyhow::Result<()> {
+pub(crate) fn verify(log: &LogSettings, opts: &VerifyOpts) -> anyhow::Result<()> {
     let data_dir = log.data_dir.as_path();
     let (last, required) = (opts.last.as_deref(), opts.required);
     match &opts.dir {
@@ -336,7 +336,7 @@ pub fn verify(log: &LogSettings, opts: &VerifyOpts) -> anyhow::Result<()> {
 }
 
 /// `palisade evidence entries [--json]`: the published entries with their indexes.
-pub fn list(log: &LogSettings) -> anyhow::Result<()> {
+pub(crate) fn list(log: &LogSettings) -> anyhow::Result<()> {
     let key = verifier(log, None)?;
     let dir = log.log_dir();
     let (cp, _) = published(&dir, &key)?;
@@ -347,7 +347,7 @@ pub fn list(log: &LogSettings) -> anyhow::Result<()> {
 }
 
 /// `palisade evidence proof --index N | --finding ID [--out FILE]`.
-pub fn proof(
+pub(crate) fn proof(
     log: &LogSettings,
     index: Option<u64>,
     finding: Option<&str>,
@@ -393,7 +393,7 @@ pub fn proof(
 
 /// `palisade evidence check-proof FILE --entry ENTRY --key VKEY`: ENTRY is a file
 /// holding the entry's bytes, `-` for standard input, or the entry itself.
-pub fn check(file: &Path, entry_arg: &str, vkey: &str) -> anyhow::Result<()> {
+pub(crate) fn check(file: &Path, entry_arg: &str, vkey: &str) -> anyhow::Result<()> {
     let key = NoteVerifier::parse(vkey).map_err(|e| anyhow::anyhow!("{e}"))?;
     let text = std::fs::read_to_string(file).with_context(|| file.display().to_string())?;
     let entry = if entry_arg == "-" {
@@ -421,7 +421,7 @@ pub fn check(file: &Path, entry_arg: &str, vkey: &str) -> anyhow::Result<()> {
 /// root of DIR, blobs beside it) and a README saying how to verify it. With `since`,
 /// every hash tile and the checkpoint, but only the entry bundles from the one holding
 /// the first entry at or after T, and the blobs those entries name.
-pub fn export(log: &LogSettings, to: &Path, since: Option<&str>) -> anyhow::Result<()> {
+pub(crate) fn export(log: &LogSettings, to: &Path, since: Option<&str>) -> anyhow::Result<()> {
     let key = verifier(log, None)?;
     let from = log.log_dir();
     let (cp, note) = published(&from, &key)?;
@@ -433,7 +433,7 @@ pub fn export(log: &LogSettings, to: &Path, since: Option<&str>) -> anyhow::Resu
             .position(|e| {
                 serde_json::from_slice::<Value>(e)
                     .ok()
-                    .and_then(|v| v["time"].as_str().map(str::to_string))
+                    .and_then(|v| v.get("time").and_then(Value::as_str).map(str::to_string))
                     .and_then(|t| palisade_detect::parse_time(&t, 0))
                     .is_some_and(|t| t >= since_ms)
             })

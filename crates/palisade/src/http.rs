@@ -18,8 +18,10 @@ fn complete(answer: &[u8]) -> bool {
     let Some(end) = answer.windows(4).position(|w| w == b"\r\n\r\n") else {
         return false;
     };
-    content_length(&String::from_utf8_lossy(&answer[..end]))
-        .is_some_and(|len| answer.len() >= end + 4 + len)
+    content_length(&String::from_utf8_lossy(
+        answer.get(..end).unwrap_or_default(),
+    ))
+    .is_some_and(|len| answer.len() >= end + 4 + len)
 }
 
 /// The Content-Length of an HTTP head (request or answer), if it has a valid one.
@@ -38,8 +40,8 @@ pub(crate) fn post(url: &str, content_type: &str, body: &str) -> anyhow::Result<
     let Some(rest) = url.strip_prefix("http://") else {
         bail!("{url:?}: only http:// URLs are supported");
     };
-    let (hostport, path) = match rest.find('/') {
-        Some(i) => (&rest[..i], &rest[i..]),
+    let (hostport, path) = match rest.find('/').and_then(|i| rest.split_at_checked(i)) {
+        Some(parts) => parts,
         None => (rest, "/"),
     };
     let hostport = if hostport.contains(':') {
@@ -70,7 +72,7 @@ pub(crate) fn post(url: &str, content_type: &str, body: &str) -> anyhow::Result<
         match s.read(&mut buf) {
             Ok(0) => break,
             Ok(n) => {
-                answer.extend_from_slice(&buf[..n]);
+                answer.extend_from_slice(buf.get(..n).unwrap_or_default());
                 if complete(&answer) {
                     break;
                 }

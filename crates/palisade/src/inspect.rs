@@ -4,7 +4,7 @@ use palisade_shield::{Dropped, Policy, Residual};
 use palisade_sip::{parse_datagram, sanity, ErrorKind, Limits, Message, StartLine};
 use serde_json::{json, Value};
 
-pub enum Outcome {
+pub(crate) enum Outcome {
     Accept {
         kind: &'static str,
         method: Option<String>,
@@ -34,13 +34,18 @@ pub enum Outcome {
     },
 }
 
-pub struct Report {
-    pub file: String,
-    pub outcome: Outcome,
+pub(crate) struct Report {
+    pub(crate) file: String,
+    pub(crate) outcome: Outcome,
 }
 
 /// `policy: None` shows the message layer alone (`--message-only`).
-pub fn inspect(file: &str, bytes: &[u8], limits: &Limits, policy: Option<&Policy>) -> Report {
+pub(crate) fn inspect(
+    file: &str,
+    bytes: &[u8],
+    limits: &Limits,
+    policy: Option<&Policy>,
+) -> Report {
     let outcome = match parse_datagram(bytes, limits) {
         Err(e) => Outcome::Reject {
             status: (!e.is_response).then(|| e.status()),
@@ -103,7 +108,8 @@ fn bare_lf(bytes: &[u8], kind: &ErrorKind) -> Option<usize> {
     if *kind != ErrorKind::NoHeaderEnd {
         return None;
     }
-    (0..bytes.len()).find(|&i| bytes[i] == b'\n' && (i == 0 || bytes[i - 1] != b'\r'))
+    (0..bytes.len())
+        .find(|&i| bytes.get(i) == Some(&b'\n') && (i == 0 || bytes.get(i - 1) != Some(&b'\r')))
 }
 
 fn accepted(m: &Message<'_>, dropped: Vec<Dropped>, residual: Option<Residual>) -> Outcome {
@@ -123,11 +129,11 @@ fn accepted(m: &Message<'_>, dropped: Vec<Dropped>, residual: Option<Residual>) 
 }
 
 impl Report {
-    pub fn accepted(&self) -> bool {
+    pub(crate) fn accepted(&self) -> bool {
         matches!(self.outcome, Outcome::Accept { .. })
     }
 
-    pub fn to_json(&self) -> Value {
+    pub(crate) fn to_json(&self) -> Value {
         match &self.outcome {
             Outcome::Accept {
                 kind,
@@ -178,7 +184,7 @@ impl Report {
         }
     }
 
-    pub fn to_text(&self) -> String {
+    pub(crate) fn to_text(&self) -> String {
         match &self.outcome {
             Outcome::Accept {
                 kind,

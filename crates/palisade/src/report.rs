@@ -14,14 +14,14 @@ use crate::clock::{now_ms, since};
 
 /// Output format of a report.
 #[derive(Clone, Copy, PartialEq, Eq)]
-pub enum Format {
+pub(crate) enum Format {
     Text,
     Json,
     Csv,
 }
 
 impl Format {
-    pub fn of(json: bool, csv: bool) -> anyhow::Result<Format> {
+    pub(crate) fn of(json: bool, csv: bool) -> anyhow::Result<Format> {
         match (json, csv) {
             (true, true) => bail!("--json and --csv exclude each other"),
             (true, false) => Ok(Format::Json),
@@ -49,7 +49,7 @@ fn call_json(c: &CallRecord) -> Value {
 }
 
 /// `palisade calls`.
-pub fn calls(
+pub(crate) fn calls(
     dir: &Path,
     since_t: Option<&str>,
     user: Option<&str>,
@@ -114,7 +114,7 @@ fn csv_field(s: &str) -> String {
 }
 
 /// `palisade report findings`.
-pub fn findings(dir: &Path, since_t: Option<&str>, fmt: Format) -> anyhow::Result<()> {
+pub(crate) fn findings(dir: &Path, since_t: Option<&str>, fmt: Format) -> anyhow::Result<()> {
     let s = SqliteStore::open_records(dir)?;
     let list = s.findings(since(since_t)?)?;
     match fmt {
@@ -174,7 +174,7 @@ fn target_json(t: &Target) -> Value {
 
 /// `palisade report devices`: each (account, User-Agent, wire fingerprint) seen
 /// registering, with when and from where; what a profiles file is made from.
-pub fn devices(dir: &Path, since_t: Option<&str>, fmt: Format) -> anyhow::Result<()> {
+pub(crate) fn devices(dir: &Path, since_t: Option<&str>, fmt: Format) -> anyhow::Result<()> {
     let s = SqliteStore::open_records(dir)?;
     // (account, User-Agent, fingerprint) -> (first seen, last seen, records, source)
     type Seen = (i64, i64, u64, String);
@@ -228,7 +228,7 @@ pub fn devices(dir: &Path, since_t: Option<&str>, fmt: Format) -> anyhow::Result
 }
 
 /// `palisade report targets`.
-pub fn targets(dir: &Path, since_t: Option<&str>, fmt: Format) -> anyhow::Result<()> {
+pub(crate) fn targets(dir: &Path, since_t: Option<&str>, fmt: Format) -> anyhow::Result<()> {
     let s = SqliteStore::open_records(dir)?;
     let list = s.targets(since(since_t)?)?;
     match fmt {
@@ -278,7 +278,7 @@ pub fn targets(dir: &Path, since_t: Option<&str>, fmt: Format) -> anyhow::Result
 /// `palisade notify targets`: each target is told once per channel (a SIP MESSAGE, a
 /// webhook POST), both sent by the running server once the notification's evidence
 /// entry is durable; `wait` for them. Prints a JSON summary.
-pub fn notify(
+pub(crate) fn notify(
     dir: &Path,
     since_t: Option<&str>,
     webhook: Option<&str>,

@@ -1,5 +1,8 @@
 //! What the command line needs from the terminal and the process: quiet death on a closed
 //! pipe (`palisade user list | head -1`), and a password read without echo.
+// One of the two modules of the workspace that may use `unsafe` (the other is
+// `serve/sys.rs`; crates/palisade/tests/repo.rs keeps the list).
+#![allow(unsafe_code)]
 use std::io::{BufRead, Write};
 
 use anyhow::{bail, Context};
@@ -9,7 +12,7 @@ use anyhow::{bail, Context};
 /// `ls` or `cat`, instead of `println!` panicking on EPIPE (exit 101 and a backtrace).
 /// For the one-shot commands only: a server keeps ignoring it (its sockets report EPIPE
 /// as an error of one connection).
-pub fn die_quietly_on_closed_pipe() {
+pub(crate) fn die_quietly_on_closed_pipe() {
     // SAFETY: `signal` with SIG_DFL installs no handler of ours; it is called once, at
     // the start of `main`, before any other thread exists.
     unsafe {
@@ -18,14 +21,14 @@ pub fn die_quietly_on_closed_pipe() {
 }
 
 /// Whether standard input is a terminal.
-pub fn stdin_is_tty() -> bool {
+pub(crate) fn stdin_is_tty() -> bool {
     // SAFETY: isatty only inspects the descriptor.
     unsafe { libc::isatty(libc::STDIN_FILENO) == 1 }
 }
 
 /// One line of standard input without its line end (`--password-stdin`, or a password
 /// piped in).
-pub fn read_line_stdin(what: &str) -> anyhow::Result<String> {
+pub(crate) fn read_line_stdin(what: &str) -> anyhow::Result<String> {
     let mut line = String::new();
     std::io::stdin()
         .lock()
@@ -73,7 +76,7 @@ impl Drop for NoEcho {
 
 /// A new password for `who`: asked twice on a terminal (without echo), or one line of
 /// standard input when it is not a terminal.
-pub fn new_password(who: &str) -> anyhow::Result<String> {
+pub(crate) fn new_password(who: &str) -> anyhow::Result<String> {
     if !stdin_is_tty() {
         return read_line_stdin("password");
     }

@@ -10,7 +10,7 @@ use crate::account::valid_name;
 use crate::clock::now_ms;
 use crate::datadir::{open, open_existing};
 
-pub fn row(name: &str, password: &str, domain: &str) -> anyhow::Result<UserRow> {
+pub(crate) fn row(name: &str, password: &str, domain: &str) -> anyhow::Result<UserRow> {
     if !valid_name(name) {
         bail!("invalid user name {name:?}: letters, digits and -_.!~*'()&=+$ only, at most 64");
     }
@@ -37,7 +37,7 @@ pub fn row(name: &str, password: &str, domain: &str) -> anyhow::Result<UserRow> 
     })
 }
 
-pub fn add(dir: &Path, name: &str, password: &str, domain: &str) -> anyhow::Result<()> {
+pub(crate) fn add(dir: &Path, name: &str, password: &str, domain: &str) -> anyhow::Result<()> {
     let r = row(name, password, domain)?;
     let mut s = open(dir)?;
     s.add_user(&r)?;
@@ -45,7 +45,7 @@ pub fn add(dir: &Path, name: &str, password: &str, domain: &str) -> anyhow::Resu
     Ok(())
 }
 
-pub fn remove(dir: &Path, name: &str, domain: &str) -> anyhow::Result<bool> {
+pub(crate) fn remove(dir: &Path, name: &str, domain: &str) -> anyhow::Result<bool> {
     let mut s = open_existing(dir)?;
     let removed = s.remove_user(name, domain)?;
     if removed {
@@ -56,7 +56,7 @@ pub fn remove(dir: &Path, name: &str, domain: &str) -> anyhow::Result<bool> {
     Ok(removed)
 }
 
-pub fn list(dir: &Path, domain: Option<&str>, json: bool) -> anyhow::Result<()> {
+pub(crate) fn list(dir: &Path, domain: Option<&str>, json: bool) -> anyhow::Result<()> {
     let s = open_existing(dir)?;
     let prot = s.protections(domain)?;
     for u in s.list_users(domain)? {
@@ -89,7 +89,7 @@ pub fn list(dir: &Path, domain: Option<&str>, json: bool) -> anyhow::Result<()> 
 }
 
 /// `palisade user protect NAME [--off]`.
-pub fn protect(dir: &Path, name: &str, domain: &str, on: bool) -> anyhow::Result<()> {
+pub(crate) fn protect(dir: &Path, name: &str, domain: &str, on: bool) -> anyhow::Result<()> {
     let mut s = open_existing(dir)?;
     if !s.set_protected(name, domain, on)? {
         bail!("no user {name}@{domain}");
@@ -103,7 +103,13 @@ pub fn protect(dir: &Path, name: &str, domain: &str, on: bool) -> anyhow::Result
 }
 
 /// `palisade user allow NAME CALLER [--remove]`: CALLER is a local account name.
-pub fn allow(dir: &Path, name: &str, caller: &str, domain: &str, add: bool) -> anyhow::Result<()> {
+pub(crate) fn allow(
+    dir: &Path,
+    name: &str,
+    caller: &str,
+    domain: &str,
+    add: bool,
+) -> anyhow::Result<()> {
     let caller = caller.strip_suffix(&format!("@{domain}")).unwrap_or(caller);
     if !valid_name(caller) {
         bail!(
@@ -138,7 +144,7 @@ pub fn allow(dir: &Path, name: &str, caller: &str, domain: &str, add: bool) -> a
 
 /// CSV import: header `name,password[,domain]`, one account per line. Every line is
 /// checked before anything is written, and the write is one transaction.
-pub fn import(dir: &Path, file: &Path, default_domain: &str) -> anyhow::Result<usize> {
+pub(crate) fn import(dir: &Path, file: &Path, default_domain: &str) -> anyhow::Result<usize> {
     let text =
         std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
     let mut lines = text.lines().enumerate();
@@ -173,6 +179,9 @@ pub fn import(dir: &Path, file: &Path, default_domain: &str) -> anyhow::Result<u
                 f.len()
             );
         }
+        // (the count was checked: these are there)
+        let name = f.first().copied().unwrap_or_default();
+        let password = f.get(1).copied().unwrap_or_default();
         // An empty domain column means the default one (--domain, or server.domain).
         let domain = match f.get(2).map(|d| d.trim()) {
             Some(d) if with_domain && !d.is_empty() => d,
@@ -182,13 +191,13 @@ pub fn import(dir: &Path, file: &Path, default_domain: &str) -> anyhow::Result<u
             bail!(
                 "{}: line {n}: no domain for {}: the domain column is empty and no --domain or server.domain gives one; nothing imported",
                 file.display(),
-                f[0].trim()
+                name.trim()
             );
         }
         // An account carried over from another system keeps its age (the campaign
         // detectors treat young accounts differently).
         let created = if with_created {
-            let t = f[expect - 1].trim();
+            let t = f.get(expect - 1).copied().unwrap_or_default().trim();
             match palisade_detect::parse_time(t, now_ms) {
                 Some(ms) if ms > 0 => ms / 1000,
                 _ => bail!(
@@ -199,7 +208,7 @@ pub fn import(dir: &Path, file: &Path, default_domain: &str) -> anyhow::Result<u
         } else {
             0
         };
-        let mut r = row(f[0].trim(), f[1], domain)
+        let mut r = row(name.trim(), password, domain)
             .map_err(|e| anyhow::anyhow!("{}: line {n}: {e}; nothing imported", file.display()))?;
         r.created = created;
         if !seen.insert((r.name.clone(), r.domain.clone())) {
@@ -220,7 +229,7 @@ pub fn import(dir: &Path, file: &Path, default_domain: &str) -> anyhow::Result<u
     Ok(n)
 }
 
-pub fn registrations(dir: &Path, json: bool) -> anyhow::Result<()> {
+pub(crate) fn registrations(dir: &Path, json: bool) -> anyhow::Result<()> {
     let s = open_existing(dir)?;
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

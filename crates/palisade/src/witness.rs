@@ -20,7 +20,7 @@ const MAX_BODY: usize = 64 * 1024;
 
 /// Runs the witness (until killed); with `print_key`, prints its verifier key and
 /// returns.
-pub fn run(
+pub(crate) fn run(
     key: &Path,
     name: &str,
     log_keys: &[String],

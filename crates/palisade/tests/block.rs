@@ -2,6 +2,15 @@
 //! added while the server runs refuses the account's calls within 2 s and is an evidence
 //! entry; lifted, the account calls again within 2 s; bad input changes nothing; a block
 //! added while no server runs is applied and recorded by the next one to start.
+// Helpers outside `#[test]` functions assert by panicking too (clippy.toml exempts only
+// test functions and `#[cfg(test)]` modules from the workspace's panic-free lints).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::string_slice
+)]
 mod common;
 
 use std::process::{Command, Output};

@@ -5,6 +5,15 @@
 //! `palisade evidence verify` and refused by Go; proofs check; the log continues across
 //! a restart; a refusal is answered only once its entry is durable (kill -9 right after
 //! the answer loses nothing).
+// Helpers outside `#[test]` functions assert by panicking too (clippy.toml exempts only
+// test functions and `#[cfg(test)]` modules from the workspace's panic-free lints).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::string_slice
+)]
 mod common;
 #[path = "campaign/sim.rs"]
 #[allow(dead_code)]

@@ -8,6 +8,15 @@
 //! as real clients would (the campaign detectors block a network that guesses
 //! passwords: the flood's forged credentials are found as password guessing, asserted
 //! below).
+// Helpers outside `#[test]` functions assert by panicking too (clippy.toml exempts only
+// test functions and `#[cfg(test)]` modules from the workspace's panic-free lints).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::string_slice
+)]
 mod common;
 
 use std::io::Write;

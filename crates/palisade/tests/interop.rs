@@ -3,6 +3,15 @@
 //! audio both ways, hang-up from either end), a protected callee, and SIPp caller and
 //! callee. Accounts are `alice`, `bob` and `carol` with password `secret` on the domain
 //! `localhost`, as the README's "Connect a phone" section tells a newcomer.
+// Helpers outside `#[test]` functions assert by panicking too (clippy.toml exempts only
+// test functions and `#[cfg(test)]` modules from the workspace's panic-free lints).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::string_slice
+)]
 mod common;
 
 use std::path::{Path, PathBuf};

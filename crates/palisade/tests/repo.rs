@@ -1,5 +1,14 @@
 //! The repository carries everything its tests, benchmarks and fuzzers read: a fresh clone
 //! alone passes `./test.sh` (nothing from `../shared` is required).
+// Helpers outside `#[test]` functions assert by panicking too (clippy.toml exempts only
+// test functions and `#[cfg(test)]` modules from the workspace's panic-free lints).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::string_slice
+)]
 use std::path::{Path, PathBuf};
 use std::process::Command;
 

@@ -2,6 +2,15 @@
 //! accounts registering over UDP from a few threads) is stopped in the middle, by SIGTERM
 //! (nothing acknowledged may be lost) or by `kill -9` (at most the bindings acknowledged
 //! within the storage thread's last group-commit window), and restarted.
+// Helpers outside `#[test]` functions assert by panicking too (clippy.toml exempts only
+// test functions and `#[cfg(test)]` modules from the workspace's panic-free lints).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::string_slice
+)]
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};

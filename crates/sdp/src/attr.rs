@@ -3,15 +3,21 @@
 
 use std::borrow::Cow;
 
+/// The media direction attribute (RFC 8866 section 6.7).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Direction {
+    /// `a=sendrecv`
     SendRecv,
+    /// `a=sendonly`
     SendOnly,
+    /// `a=recvonly`
     RecvOnly,
+    /// `a=inactive`
     Inactive,
 }
 
 impl Direction {
+    /// The attribute's name.
     pub fn as_str(self) -> &'static str {
         match self {
             Direction::SendRecv => "sendrecv",
@@ -25,93 +31,161 @@ impl Direction {
 /// RFC 8839 candidate.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Candidate<'a> {
+    /// Identifies candidates of the same type, base and server.
     pub foundation: Cow<'a, str>,
+    /// The component (1 for RTP, 2 for RTCP).
     pub component: u16,
+    /// `UDP` or `TCP`.
     pub transport: Cow<'a, str>,
+    /// The candidate's priority.
     pub priority: u32,
+    /// Its address (IP or an mDNS `.local` name).
     pub address: Cow<'a, str>,
+    /// Its port.
     pub port: u16,
+    /// `host`, `srflx`, `prflx` or `relay`.
     pub typ: Cow<'a, str>,
+    /// The related address (`raddr`) of a reflexive or relayed candidate.
     pub raddr: Option<Cow<'a, str>>,
+    /// The related port (`rport`).
     pub rport: Option<u16>,
     /// Extension attributes (`tcptype`, `generation`, `ufrag`, `network-id`, ...), in order.
     pub extensions: Vec<(Cow<'a, str>, Cow<'a, str>)>,
 }
 
+/// An `a=` line, typed when the attribute is one this crate knows.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Attribute<'a> {
+    /// `a=rtpmap:<pt> <encoding>/<clock>[/<channels>]` (RFC 8866 section 6.6).
     Rtpmap {
+        /// The payload type.
         pt: u8,
+        /// The encoding name.
         encoding: Cow<'a, str>,
+        /// The clock rate in Hz.
         clock: u32,
+        /// Audio channels, when given.
         channels: Option<u8>,
     },
     /// Parameters as `name[=value]` pairs; checked per codec by the parser.
     Fmtp {
+        /// The payload type it applies to.
         pt: Cow<'a, str>,
+        /// The parameters, in order.
         params: Vec<(Cow<'a, str>, Option<Cow<'a, str>>)>,
     },
+    /// `a=ptime`: packet time in milliseconds.
     Ptime(Cow<'a, str>),
+    /// `a=maxptime`: the longest packet time in milliseconds.
     MaxPtime(Cow<'a, str>),
+    /// `a=sendrecv`, `a=sendonly`, `a=recvonly`, `a=inactive`.
     Direction(Direction),
+    /// `a=rtcp` (RFC 3605): the RTCP port, and address when given.
     Rtcp {
+        /// The RTCP port.
         port: u16,
+        /// The RTCP address (`IN IP4 <addr>`), when given.
         address: Option<Cow<'a, str>>,
     },
+    /// `a=rtcp-mux` (RFC 5761).
     RtcpMux,
+    /// `a=rtcp-rsize` (RFC 5506).
     RtcpRsize,
+    /// `a=rtcp-fb` (RFC 4585): feedback for a payload type (or `*`).
     RtcpFb {
+        /// The payload type, or `*`.
         pt: Cow<'a, str>,
+        /// The feedback type and its parameters.
         value: Cow<'a, str>,
     },
+    /// `a=ice-ufrag` (RFC 8839).
     IceUfrag(Cow<'a, str>),
+    /// `a=ice-pwd` (RFC 8839).
     IcePwd(Cow<'a, str>),
+    /// `a=ice-options` (RFC 8839).
     IceOptions(Vec<Cow<'a, str>>),
+    /// `a=ice-lite` (RFC 8839).
     IceLite,
+    /// `a=candidate` (RFC 8839).
     Candidate(Candidate<'a>),
+    /// `a=end-of-candidates` (RFC 8840).
     EndOfCandidates,
+    /// `a=fingerprint` (RFC 8122): a certificate's hash for DTLS.
     Fingerprint {
+        /// The hash function (`sha-256`, ...).
         hash: Cow<'a, str>,
+        /// The hash, colon-separated hex.
         value: Cow<'a, str>,
     },
+    /// `a=setup` (RFC 4145): `active`, `passive`, `actpass` or `holdconn`.
     Setup(Cow<'a, str>),
+    /// `a=mid` (RFC 5888): the media stream's identification.
     Mid(Cow<'a, str>),
+    /// `a=group` (RFC 5888), e.g. `BUNDLE`.
     Group {
+        /// The grouping semantics.
         semantics: Cow<'a, str>,
+        /// The `mid`s grouped.
         ids: Vec<Cow<'a, str>>,
     },
+    /// `a=msid` (RFC 8830).
     Msid {
+        /// The media stream id.
         id: Cow<'a, str>,
+        /// The track id, when given.
         appdata: Option<Cow<'a, str>>,
     },
+    /// `a=msid-semantic` (the WebRTC session-level form).
     MsidSemantic(Cow<'a, str>),
+    /// `a=ssrc` (RFC 5576): a source attribute.
     Ssrc {
+        /// The SSRC.
         id: u32,
+        /// The source attribute's name (`cname`, `msid`, ...).
         name: Cow<'a, str>,
+        /// Its value, when given.
         value: Option<Cow<'a, str>>,
     },
+    /// `a=ssrc-group` (RFC 5576).
     SsrcGroup {
+        /// The grouping semantics (`FID`, `SIM`, ...).
         semantics: Cow<'a, str>,
+        /// The SSRCs grouped.
         ssrcs: Vec<u32>,
     },
+    /// `a=extmap` (RFC 8285): an RTP header extension.
     Extmap {
+        /// The extension's local identifier.
         id: u16,
+        /// Its direction, when given.
         direction: Option<Cow<'a, str>>,
+        /// The extension's URI.
         uri: Cow<'a, str>,
+        /// Extension attributes, when given.
         extra: Option<Cow<'a, str>>,
     },
+    /// `a=crypto` (RFC 4568): SDES keying.
     Crypto {
+        /// The tag that names this line.
         tag: u32,
+        /// The crypto suite.
         suite: Cow<'a, str>,
+        /// The key parameters (`inline:...`).
         key_params: Cow<'a, str>,
+        /// Session parameters, in order.
         session_params: Vec<Cow<'a, str>>,
     },
+    /// `a=label` (RFC 4574).
     Label(Cow<'a, str>),
+    /// `a=framerate` (RFC 8866 section 6.17).
     Framerate(Cow<'a, str>),
+    /// `a=content` (RFC 4796).
     Content(Vec<Cow<'a, str>>),
     /// Any other attribute: name and value as received (whitespace-normalised).
     Other {
+        /// The attribute's name.
         name: Cow<'a, str>,
+        /// Its value, when it has one.
         value: Option<Cow<'a, str>>,
     },
 }

@@ -3,22 +3,31 @@ use std::borrow::Cow;
 
 use crate::attr::{num, Attribute};
 
+/// The `o=` line (RFC 8866 section 5.2).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Origin<'a> {
+    /// The originator's user name (`-` when none).
     pub username: Cow<'a, str>,
+    /// The session id.
     pub session_id: u64,
+    /// The session version (increased by each new offer).
     pub session_version: u64,
     /// `IN`
     pub nettype: Cow<'a, str>,
     /// `IP4` or `IP6`
     pub addrtype: Cow<'a, str>,
+    /// The originator's address.
     pub address: Cow<'a, str>,
 }
 
+/// A `c=` line (RFC 8866 section 5.7).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Connection<'a> {
+    /// `IN`
     pub nettype: Cow<'a, str>,
+    /// `IP4` or `IP6`
     pub addrtype: Cow<'a, str>,
+    /// The connection address.
     pub address: Cow<'a, str>,
     /// Multicast IPv4 TTL (`/ttl`).
     pub ttl: Option<u8>,
@@ -26,48 +35,79 @@ pub struct Connection<'a> {
     pub count: Option<u32>,
 }
 
+/// A `b=` line (RFC 8866 section 5.8).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Bandwidth<'a> {
+    /// `AS`, `CT`, `TIAS`, ...
     pub bwtype: Cow<'a, str>,
+    /// The bandwidth (kbit/s, or bit/s for `TIAS`).
     pub value: u64,
 }
 
+/// A `t=` line and its `r=` lines (RFC 8866 sections 5.9, 5.10).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Timing<'a> {
+    /// Start time (NTP seconds; 0: unbounded).
     pub start: u64,
+    /// Stop time (NTP seconds; 0: unbounded).
     pub stop: u64,
     /// `r=` lines, whitespace-normalised.
     pub repeats: Vec<Cow<'a, str>>,
 }
 
+/// A media description: the `m=` line and the lines under it (RFC 8866 section 5.14).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Media<'a> {
+    /// `audio`, `video`, `application`, ...
     pub media: Cow<'a, str>,
+    /// The transport port.
     pub port: u16,
+    /// The number of ports (`/count`), when given.
     pub port_count: Option<u16>,
+    /// The transport protocol (`RTP/AVP`, `UDP/TLS/RTP/SAVPF`, ...).
     pub proto: Cow<'a, str>,
+    /// The media formats (payload types for RTP).
     pub formats: Vec<Cow<'a, str>>,
+    /// `i=`
     pub info: Option<Cow<'a, str>>,
+    /// `c=` lines of this medium.
     pub connections: Vec<Connection<'a>>,
+    /// `b=` lines of this medium.
     pub bandwidths: Vec<Bandwidth<'a>>,
+    /// `k=`
     pub key: Option<Cow<'a, str>>,
+    /// `a=` lines of this medium, in order.
     pub attributes: Vec<Attribute<'a>>,
 }
 
+/// A session description (RFC 8866 section 5).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Session<'a> {
+    /// `o=`
     pub origin: Origin<'a>,
+    /// `s=`
     pub name: Cow<'a, str>,
+    /// `i=`
     pub info: Option<Cow<'a, str>>,
+    /// `u=`
     pub uri: Option<Cow<'a, str>>,
+    /// `e=` lines.
     pub emails: Vec<Cow<'a, str>>,
+    /// `p=` lines.
     pub phones: Vec<Cow<'a, str>>,
+    /// The session-level `c=`.
     pub connection: Option<Connection<'a>>,
+    /// Session-level `b=` lines.
     pub bandwidths: Vec<Bandwidth<'a>>,
+    /// `t=` lines, each with its `r=` lines.
     pub times: Vec<Timing<'a>>,
+    /// `z=`
     pub zone: Option<Cow<'a, str>>,
+    /// The session-level `k=`.
     pub key: Option<Cow<'a, str>>,
+    /// Session-level `a=` lines, in order.
     pub attributes: Vec<Attribute<'a>>,
+    /// The media descriptions, in order.
     pub media: Vec<Media<'a>>,
 }
 
@@ -202,6 +242,7 @@ impl Session<'_> {
 }
 
 impl Attribute<'_> {
+    /// The attribute's name as written after `a=`.
     pub fn name(&self) -> &str {
         match self {
             Attribute::Rtpmap { .. } => "rtpmap",

@@ -41,7 +41,9 @@ impl Default for Limits {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("SDP line {line}: {reason}")]
 pub struct SdpError {
+    /// The 1-based line of the description.
     pub line: usize,
+    /// What was wrong (a limit's key or the rule that failed).
     pub reason: String,
 }
 

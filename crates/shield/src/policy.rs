@@ -24,6 +24,7 @@ pub enum TextAction {
 }
 
 impl TextAction {
+    /// `drop`, `keep` or `rewrite`.
     pub fn parse(s: &str) -> Option<TextAction> {
         Some(match s {
             "drop" => TextAction::Drop,
@@ -70,6 +71,7 @@ impl Default for TextPolicy {
     }
 }
 
+/// The shield's configuration: what may pass, and every bound (see each field).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Policy {
     /// `shield.enabled` (default true). Off, messages are forwarded as the core always

@@ -32,7 +32,7 @@ const WIDE: u64 = 17_000;
 /// The fields the figure is broken into (`inspect --json` and the README use these
 /// names).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Field {
+pub(crate) enum Field {
     CallId,
     Tags,
     Via,
@@ -59,6 +59,7 @@ pub enum Field {
     TextBody,
 }
 
+/// The names of the [`Field`]s, in their order (`inspect --json`, the README).
 pub const FIELD_NAMES: [&str; 24] = [
     "call-id",
     "tags",

@@ -2,6 +2,15 @@
 //! content it forwards stays within `shield.max_residual_bytes`, and the count is not a
 //! figure that ignores what was chosen: every free value the generator put into an
 //! accepted offer is at least counted.
+// Helpers outside `#[test]` functions assert by panicking too (clippy.toml exempts only
+// test functions and `#[cfg(test)]` modules from the workspace's panic-free lints).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::string_slice
+)]
 use palisade_shield::{apply_measured, Policy};
 use palisade_sip::{parse_datagram, Limits};
 use proptest::prelude::*;

@@ -1,5 +1,14 @@
 //! The shield on single messages: what is refused (and with which status), what is
 //! dropped (and reported), and that real offers pass with their meaning intact.
+// Helpers outside `#[test]` functions assert by panicking too (clippy.toml exempts only
+// test functions and `#[cfg(test)]` modules from the workspace's panic-free lints).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::string_slice
+)]
 use palisade_shield::{apply, DropKind, Policy, UnknownAttribute};
 use palisade_sip::{parse_datagram, Limits, Message};
 

@@ -1,5 +1,15 @@
 //! Parse, and parse + canonical write, of four messages; `rsip` parses (and re-serialises)
 //! the same bytes in the same run as the comparator.
+// A benchmark, not library code: it may stop on a failed setup by panicking, and
+// criterion's macros make undocumented functions.
+#![allow(
+    missing_docs,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::string_slice
+)]
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};

@@ -1,5 +1,14 @@
 //! Each kind of bad input is refused with its own reason, the right status, the header
 //! concerned and a byte offset; and the typed accessors read what they should.
+// Helpers outside `#[test]` functions assert by panicking too (clippy.toml exempts only
+// test functions and `#[cfg(test)]` modules from the workspace's panic-free lints).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::string_slice
+)]
 use palisade_sip::*;
 
 const BASE: &[&str] = &[

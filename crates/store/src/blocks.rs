@@ -12,8 +12,9 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use crate::{SqliteStore, StoreError};
 
-/// Who imposed a restriction.
+/// Who imposed a restriction (`Block::by`): the detectors.
 pub const BY_DETECTOR: &str = "detector";
+/// Imposed by `palisade block add`.
 pub const BY_OPERATOR: &str = "operator";
 
 /// A restriction with its number.
@@ -21,6 +22,7 @@ pub const BY_OPERATOR: &str = "operator";
 pub struct Block {
     /// The number the operator names it by (`palisade unblock ID`); never reused.
     pub id: i64,
+    /// What it applies to.
     pub subject: Subject,
     /// Until when (Unix ms).
     pub until: i64,

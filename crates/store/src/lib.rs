@@ -14,24 +14,35 @@ mod records;
 pub use blocks::{Block, BlockChange, Lifted, BY_DETECTOR, BY_OPERATOR};
 pub use records::{Notification, Target};
 
+/// Why a storage operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    /// The database refused or failed.
     #[error("database error: {0}")]
     Db(#[from] rusqlite::Error),
+    /// The data directory could not be created.
     #[error("cannot create data directory {path}: {source}")]
     Dir {
+        /// The directory.
         path: String,
+        /// Why.
         source: std::io::Error,
     },
+    /// An account of that name and domain exists already.
     #[error("user {0} already exists")]
     UserExists(String),
 }
 
+/// An account: its name, domain and HA1 digests (never a password).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserRow {
+    /// The user part.
     pub name: String,
+    /// The SIP domain (the digest realm).
     pub domain: String,
+    /// MD5(name:realm:password), hex.
     pub ha1_md5: String,
+    /// SHA-256(name:realm:password), hex.
     pub ha1_sha256: String,
     /// Unix seconds; set by the store when the row is added (0), or kept from another
     /// system on import (so that account ages stay true for the detectors).
@@ -41,42 +52,67 @@ pub struct UserRow {
 /// A protected user's setting: only callers on `allow` reach the user's devices.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Protection {
+    /// The protected user.
     pub name: String,
+    /// Its domain.
     pub domain: String,
+    /// The local accounts that may call it.
     pub allow: Vec<String>,
 }
 
+/// A registrar binding as stored (see `palisade_core::Binding`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BindingRow {
+    /// The address of record.
     pub aor: String,
+    /// The Contact URI.
     pub contact: String,
     /// Unix seconds.
     pub expires: i64,
+    /// The Contact's q value, in thousandths.
     pub q: u16,
+    /// Call-ID of the REGISTER that made it.
     pub call_id: String,
+    /// CSeq of that REGISTER.
     pub cseq: u32,
     /// Path URIs, newline-separated.
     pub path: String,
+    /// The transport it arrived on (`udp`, `tcp`, `tls`).
     pub transport: String,
+    /// The address it arrived from (`ip:port`).
     pub source: String,
+    /// The registering device's User-Agent.
     pub user_agent: String,
 }
 
+/// A change of the location, as the storage thread writes it.
 pub enum BindingOp {
+    /// Adds or refreshes a binding.
     Save(BindingRow),
-    Remove { aor: String, contact: String },
+    /// Removes the binding of this contact.
+    Remove {
+        /// The address of record.
+        aor: String,
+        /// The Contact URI.
+        contact: String,
+    },
 }
 
 /// Storage operations the server and the CLI need.
 pub trait Storage {
+    /// Adds an account ([`StoreError::UserExists`] when it exists).
     fn add_user(&mut self, u: &UserRow) -> Result<(), StoreError>;
+    /// Removes an account; `false` when there was none.
     fn remove_user(&mut self, name: &str, domain: &str) -> Result<bool, StoreError>;
+    /// The accounts of a domain (or all), by name.
     fn list_users(&self, domain: Option<&str>) -> Result<Vec<UserRow>, StoreError>;
     /// All or nothing: either every row is added or none is.
     fn import_users(&mut self, rows: &[UserRow]) -> Result<usize, StoreError>;
     /// Changes whenever another connection commits (cheap to poll).
     fn version(&self) -> Result<i64, StoreError>;
+    /// Writes a batch of binding changes in one transaction.
     fn apply_bindings(&mut self, ops: &[BindingOp]) -> Result<(), StoreError>;
+    /// The bindings not expired at `now_unix`.
     fn load_bindings(&self, now_unix: i64) -> Result<Vec<BindingRow>, StoreError>;
     /// Turns protection on or off; `false` when the user does not exist.
     fn set_protected(&mut self, name: &str, domain: &str, on: bool) -> Result<bool, StoreError>;
@@ -106,6 +142,8 @@ fn connect(dir: &Path, file: &str) -> Result<Connection, StoreError> {
     Ok(conn)
 }
 
+/// The embedded store: one SQLite database for accounts and bindings, another
+/// (`records.db`) for what the detectors keep.
 pub struct SqliteStore {
     conn: Connection,
 }

@@ -13,7 +13,7 @@ impl FileConfig {
     /// Relations between keys (and values that make no sense alone), each error naming
     /// the keys: a file that sets `registrar.min_expires` above `registrar.max_expires`
     /// is refused, not quietly bent into shape.
-    pub fn relations(&self) -> anyhow::Result<()> {
+    pub(crate) fn relations(&self) -> anyhow::Result<()> {
         let r = &self.registrar;
         if r.max_expires == 0 {
             bail!("registrar.max_expires = 0: every binding would expire at once; it must be at least 1 (default {})", RegistrarSection::default().max_expires);
@@ -99,7 +99,7 @@ impl FileConfig {
 
     /// Everything `palisade serve` checks of its configuration before it binds a socket:
     /// `palisade config check`. Returns one line about what the file configures.
-    pub fn check(&self) -> anyhow::Result<String> {
+    pub(crate) fn check(&self) -> anyhow::Result<String> {
         let listens = self.listens()?;
         let core = self.core(&listens)?;
         if self.server.log_level.parse::<tracing::Level>().is_err() {
@@ -131,7 +131,7 @@ impl FileConfig {
 }
 
 /// `palisade config check FILE`.
-pub fn check_file(path: &PathBuf) -> anyhow::Result<()> {
+pub(crate) fn check_file(path: &PathBuf) -> anyhow::Result<()> {
     let cfg = load(Some(path))?;
     let summary = cfg
         .check()

@@ -12,7 +12,7 @@ use crate::account;
 
 impl FileConfig {
     /// The shield policy this configuration describes (also used by `inspect`).
-    pub fn policy(&self) -> anyhow::Result<palisade_shield::Policy> {
+    pub(crate) fn policy(&self) -> anyhow::Result<palisade_shield::Policy> {
         let mut p = palisade_shield::Policy::default();
         let sh = &self.shield;
         p.enabled = sh.enabled;
@@ -156,7 +156,7 @@ impl FileConfig {
 }
 
 impl FileConfig {
-    pub fn core(&self, listens: &[Listen]) -> anyhow::Result<CoreConfig> {
+    pub(crate) fn core(&self, listens: &[Listen]) -> anyhow::Result<CoreConfig> {
         self.relations()?;
         let mut c = CoreConfig {
             domain: self.server.domain.clone(),

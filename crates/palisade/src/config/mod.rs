@@ -16,34 +16,34 @@ mod core_config;
 
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields, default)]
-pub struct FileConfig {
-    pub server: ServerSection,
-    pub auth: AuthSection,
-    pub registrar: RegistrarSection,
-    pub tcp: TcpSection,
-    pub tls: TlsSection,
-    pub limits: LimitsSection,
-    pub sdp: SdpSection,
-    pub shield: ShieldSection,
+pub(crate) struct FileConfig {
+    pub(crate) server: ServerSection,
+    pub(crate) auth: AuthSection,
+    pub(crate) registrar: RegistrarSection,
+    pub(crate) tcp: TcpSection,
+    pub(crate) tls: TlsSection,
+    pub(crate) limits: LimitsSection,
+    pub(crate) sdp: SdpSection,
+    pub(crate) shield: ShieldSection,
     /// Campaign detection: thresholds, windows and responses per detector (see
     /// `palisade_detect::Config`); on by default.
-    pub detect: palisade_detect::Config,
-    pub notify: NotifySection,
-    pub evidence: EvidenceSection,
-    pub admin: AdminSection,
+    pub(crate) detect: palisade_detect::Config,
+    pub(crate) notify: NotifySection,
+    pub(crate) evidence: EvidenceSection,
+    pub(crate) admin: AdminSection,
 }
 
 /// The admin HTTP listener: read-only, serves the evidence log at `/evidence/...`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct AdminSection {
+pub(crate) struct AdminSection {
     /// `HOST:PORT`; empty: no listener. The default address is tried and, when taken, a
     /// warning is logged and the server runs without it; an address set here must bind.
-    pub listen: String,
+    pub(crate) listen: String,
 }
 
 /// Where the admin listener binds unless configured.
-pub const DEFAULT_ADMIN: &str = "127.0.0.1:5089";
+pub(crate) const DEFAULT_ADMIN: &str = "127.0.0.1:5089";
 
 impl Default for AdminSection {
     fn default() -> Self {
@@ -56,40 +56,40 @@ impl Default for AdminSection {
 /// The signed evidence log (`crates/evidence`).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct EvidenceSection {
+pub(crate) struct EvidenceSection {
     /// Record security decisions in the log (on by default).
-    pub enabled: bool,
+    pub(crate) enabled: bool,
     /// The log's origin line and key name (default `<domain>/palisade-evidence`).
-    pub origin: Option<String>,
+    pub(crate) origin: Option<String>,
     /// A file holding the Ed25519 seed (64 hex digits) instead of
     /// `<data_dir>/evidence.key` (created at first start, mode 0600).
-    pub key: Option<PathBuf>,
+    pub(crate) key: Option<PathBuf>,
     /// A signed checkpoint covers every entry at most this long after it was committed.
-    pub checkpoint_interval_ms: u64,
+    pub(crate) checkpoint_interval_ms: u64,
     /// The blob store beside the log (refused messages, named by their SHA-256) holds
     /// at most this many MiB; once full, new entries say their content was not kept.
-    pub blob_store_mb: u64,
+    pub(crate) blob_store_mb: u64,
     /// `decisions` (security decisions only) or `all` (every call and registration
     /// record too).
-    pub records: EvidenceRecords,
+    pub(crate) records: EvidenceRecords,
     /// Witnesses asked to cosign each new checkpoint (C2SP tlog-witness).
-    pub witnesses: Vec<WitnessEntry>,
+    pub(crate) witnesses: Vec<WitnessEntry>,
 }
 
 /// A witness the server submits its checkpoints to.
 #[derive(Debug, Deserialize, Clone)]
 #[serde(deny_unknown_fields)]
-pub struct WitnessEntry {
+pub(crate) struct WitnessEntry {
     /// Its submission prefix: `http://HOST:PORT` (add-checkpoint is POSTed under it).
-    pub url: String,
+    pub(crate) url: String,
     /// Its cosignature verifier key (`NAME+KEYID+BASE64(0x04 || KEY)`).
-    pub key: String,
+    pub(crate) key: String,
 }
 
 /// What the evidence log takes in besides security decisions.
 #[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq, Default)]
 #[serde(rename_all = "kebab-case")]
-pub enum EvidenceRecords {
+pub(crate) enum EvidenceRecords {
     /// Security decisions only.
     #[default]
     Decisions,
@@ -114,13 +114,13 @@ impl Default for EvidenceSection {
 /// `palisade notify targets`: what a targeted user is told.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct NotifySection {
+pub(crate) struct NotifySection {
     /// The text of the SIP MESSAGE (and the webhook's `text`).
-    pub text: String,
+    pub(crate) text: String,
     /// The user part of the MESSAGE's From (`sip:USER@domain`).
-    pub from_user: String,
+    pub(crate) from_user: String,
     /// A webhook URL (`http://HOST:PORT/PATH`) used when `--webhook` is not given.
-    pub webhook: Option<String>,
+    pub(crate) webhook: Option<String>,
 }
 
 impl Default for NotifySection {
@@ -135,38 +135,38 @@ impl Default for NotifySection {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct ServerSection {
+pub(crate) struct ServerSection {
     /// `udp:HOST:PORT`, `tcp:HOST:PORT`, `tls:HOST:PORT`. Default: UDP and TCP on 0.0.0.0:5060.
-    pub listen: Vec<String>,
+    pub(crate) listen: Vec<String>,
     /// The SIP domain served (also the digest realm). Default `localhost`.
-    pub domain: String,
+    pub(crate) domain: String,
     /// Other names of this server (host names, IP addresses).
-    pub aliases: Vec<String>,
+    pub(crate) aliases: Vec<String>,
     /// The address put in Via and Record-Route when listening on 0.0.0.0. Default: the
     /// listening address, or 127.0.0.1 for an unspecified one.
-    pub advertise: Option<IpAddr>,
+    pub(crate) advertise: Option<IpAddr>,
     /// Where the SQLite database lives. Default `./palisade-data`.
-    pub data_dir: PathBuf,
+    pub(crate) data_dir: PathBuf,
     /// error, warn, info, debug, trace. Default `info`.
-    pub log_level: String,
+    pub(crate) log_level: String,
     /// Kernel receive/send buffer of each UDP socket, in bytes. Default 4 MiB (capped
     /// by net.core.rmem_max / wmem_max).
-    pub udp_buffer: usize,
+    pub(crate) udp_buffer: usize,
     /// Worker threads, each owning one shard of the core and one socket of the first UDP
     /// listening address (`SO_REUSEPORT`). Default 0: as many as the machine has cores.
-    pub workers: usize,
+    pub(crate) workers: usize,
     /// Error answers per second to one unauthenticated UDP source address. Default 50.
-    pub answer_rate: u32,
+    pub(crate) answer_rate: u32,
     /// Burst of error answers allowed above `answer_rate`. Default 200.
-    pub answer_burst: u32,
+    pub(crate) answer_burst: u32,
     /// Most server transactions at once; past it requests get 503. Default 100000.
-    pub max_transactions: usize,
+    pub(crate) max_transactions: usize,
     /// Bytes a 401/407 challenge to an unauthenticated UDP sender may exceed its request
     /// by (0: never larger). Default 256.
-    pub challenge_allowance: usize,
+    pub(crate) challenge_allowance: usize,
     /// Bytes any other error answer to an unauthenticated UDP sender may exceed its
     /// request by. Default 0: never larger.
-    pub answer_allowance: usize,
+    pub(crate) answer_allowance: usize,
 }
 
 // The defaults of what the core does come from `CoreConfig::default()` (one place);
@@ -194,22 +194,22 @@ impl Default for ServerSection {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct AuthSection {
+pub(crate) struct AuthSection {
     /// Offered digest algorithms, in challenge order. Default `["sha-256", "md5"]`.
-    pub algorithms: Vec<String>,
+    pub(crate) algorithms: Vec<String>,
     /// `request-uri`, `request-uri-or-server` (default; what SIPp 3.6 needs) or `off`.
-    pub digest_uri: String,
+    pub(crate) digest_uri: String,
     /// Seconds a nonce stays valid. Default 300.
-    pub nonce_ttl: u64,
+    pub(crate) nonce_ttl: u64,
     /// Challenge REGISTER. Default true.
-    pub register: bool,
+    pub(crate) register: bool,
     /// Challenge out-of-dialog requests from local users. Default true.
-    pub requests: bool,
+    pub(crate) requests: bool,
     /// User-Agents (substrings, case ignored) offered MD5 only from the start: clients
     /// known to take the first challenge and not to know SHA-256. Other devices that
     /// walk away from a SHA-256-first challenge learn MD5 only by themselves. Default
     /// `["baresip v1.", "baresip v0.", "sipp"]`.
-    pub md5_only_user_agents: Vec<String>,
+    pub(crate) md5_only_user_agents: Vec<String>,
 }
 
 impl Default for AuthSection {
@@ -237,11 +237,11 @@ impl Default for AuthSection {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct RegistrarSection {
-    pub min_expires: u32,
-    pub max_expires: u32,
-    pub default_expires: u32,
-    pub max_contacts: usize,
+pub(crate) struct RegistrarSection {
+    pub(crate) min_expires: u32,
+    pub(crate) max_expires: u32,
+    pub(crate) default_expires: u32,
+    pub(crate) max_contacts: usize,
 }
 
 impl Default for RegistrarSection {
@@ -258,17 +258,17 @@ impl Default for RegistrarSection {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct TcpSection {
+pub(crate) struct TcpSection {
     /// Seconds without traffic before a TCP/TLS connection is closed. Default 300.
-    pub idle_timeout: u64,
+    pub(crate) idle_timeout: u64,
     /// Most simultaneous TCP/TLS connections. Default 4096.
-    pub max_connections: usize,
+    pub(crate) max_connections: usize,
     /// Seconds a peer has to complete a message it has started. Default 10.
-    pub message_timeout: u64,
+    pub(crate) message_timeout: u64,
 }
 
 /// Seconds a TCP/TLS peer has to complete a message it started (`tcp.message_timeout`).
-pub const MESSAGE_TIMEOUT_S: u64 = 10;
+pub(crate) const MESSAGE_TIMEOUT_S: u64 = 10;
 
 impl Default for TcpSection {
     fn default() -> Self {
@@ -282,86 +282,86 @@ impl Default for TcpSection {
 
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields, default)]
-pub struct TlsSection {
+pub(crate) struct TlsSection {
     /// PEM certificate chain and private key, required for a `tls:` listener.
-    pub cert: Option<PathBuf>,
-    pub key: Option<PathBuf>,
+    pub(crate) cert: Option<PathBuf>,
+    pub(crate) key: Option<PathBuf>,
 }
 
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields, default)]
-pub struct LimitsSection {
-    pub max_message_size: Option<usize>,
-    pub max_headers: Option<usize>,
-    pub max_header_line: Option<usize>,
-    pub max_via: Option<usize>,
-    pub max_uri_length: Option<usize>,
-    pub max_params: Option<usize>,
-    pub max_body_size: Option<usize>,
+pub(crate) struct LimitsSection {
+    pub(crate) max_message_size: Option<usize>,
+    pub(crate) max_headers: Option<usize>,
+    pub(crate) max_header_line: Option<usize>,
+    pub(crate) max_via: Option<usize>,
+    pub(crate) max_uri_length: Option<usize>,
+    pub(crate) max_params: Option<usize>,
+    pub(crate) max_body_size: Option<usize>,
 }
 
 /// Bounds of the SDP parser; defaults in `palisade_sdp::Limits`.
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields, default)]
-pub struct SdpSection {
-    pub max_body_size: Option<usize>,
-    pub max_lines: Option<usize>,
-    pub max_line_length: Option<usize>,
-    pub max_media: Option<usize>,
-    pub max_formats: Option<usize>,
-    pub max_attributes: Option<usize>,
-    pub max_candidates: Option<usize>,
+pub(crate) struct SdpSection {
+    pub(crate) max_body_size: Option<usize>,
+    pub(crate) max_lines: Option<usize>,
+    pub(crate) max_line_length: Option<usize>,
+    pub(crate) max_media: Option<usize>,
+    pub(crate) max_formats: Option<usize>,
+    pub(crate) max_attributes: Option<usize>,
+    pub(crate) max_candidates: Option<usize>,
 }
 
 /// The exploit shield (defaults in `palisade_shield::Policy`). List keys replace the
 /// default list; `extra_*` keys add to it.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct ShieldSection {
-    pub enabled: bool,
+pub(crate) struct ShieldSection {
+    pub(crate) enabled: bool,
     /// `drop` (default) or `refuse`.
-    pub unknown_attributes: String,
+    pub(crate) unknown_attributes: String,
     /// `drop` (default) or `refuse`: an rtpmap outside the codec registry.
-    pub unknown_codecs: String,
-    pub sdp_attributes: Option<Vec<String>>,
-    pub extra_sdp_attributes: Vec<String>,
-    pub headers: Option<Vec<String>>,
-    pub extra_headers: Vec<String>,
-    pub body_types: Option<Vec<String>>,
-    pub multipart_types: Option<Vec<String>>,
-    pub max_attribute_length: Option<usize>,
-    pub max_sdp_text: Option<usize>,
-    pub max_header_length: Option<usize>,
-    pub max_message_size: Option<usize>,
-    pub max_text_body: Option<usize>,
-    pub max_parts: Option<usize>,
+    pub(crate) unknown_codecs: String,
+    pub(crate) sdp_attributes: Option<Vec<String>>,
+    pub(crate) extra_sdp_attributes: Vec<String>,
+    pub(crate) headers: Option<Vec<String>>,
+    pub(crate) extra_headers: Vec<String>,
+    pub(crate) body_types: Option<Vec<String>>,
+    pub(crate) multipart_types: Option<Vec<String>>,
+    pub(crate) max_attribute_length: Option<usize>,
+    pub(crate) max_sdp_text: Option<usize>,
+    pub(crate) max_header_length: Option<usize>,
+    pub(crate) max_message_size: Option<usize>,
+    pub(crate) max_text_body: Option<usize>,
+    pub(crate) max_parts: Option<usize>,
     /// Largest sender-chosen content of a forwarded offer, in bytes (default 384).
-    pub max_residual_bytes: Option<u64>,
+    pub(crate) max_residual_bytes: Option<u64>,
     /// `[shield.text]`: drop, keep or rewrite each free-text field.
-    pub text: TextSection,
+    pub(crate) text: TextSection,
     /// Final response to callers a protected user does not accept: 480 (default), 403,
     /// 404, 486 or 603.
-    pub protected_status: u16,
+    pub(crate) protected_status: u16,
     /// Callers whose account is at least this many days old may also reach protected
     /// users; 0 (default) means only the allow-list counts.
-    pub protected_min_account_age_days: u32,
+    pub(crate) protected_min_account_age_days: u32,
     /// Protected users from configuration: `alice = ["bob", "carol"]`, merged with
     /// `palisade user protect` / `allow`.
-    pub protected: std::collections::BTreeMap<String, Vec<String>>,
+    pub(crate) protected: std::collections::BTreeMap<String, Vec<String>>,
 }
 
 /// `[shield.text]`: each key is `drop`, `keep` or `rewrite` (defaults in
 /// `palisade_shield::TextPolicy`).
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct TextSection {
-    pub display_name: Option<String>,
-    pub user_agent: Option<String>,
-    pub server: Option<String>,
-    pub subject: Option<String>,
-    pub organization: Option<String>,
-    pub call_info: Option<String>,
-    pub max_length: Option<usize>,
+pub(crate) struct TextSection {
+    pub(crate) display_name: Option<String>,
+    pub(crate) user_agent: Option<String>,
+    pub(crate) server: Option<String>,
+    pub(crate) subject: Option<String>,
+    pub(crate) organization: Option<String>,
+    pub(crate) call_info: Option<String>,
+    pub(crate) max_length: Option<usize>,
 }
 
 impl Default for ShieldSection {
@@ -392,12 +392,12 @@ impl Default for ShieldSection {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Listen {
-    pub transport: Transport,
-    pub addr: SocketAddr,
+pub(crate) struct Listen {
+    pub(crate) transport: Transport,
+    pub(crate) addr: SocketAddr,
 }
 
-pub fn parse_listen(s: &str) -> anyhow::Result<Listen> {
+pub(crate) fn parse_listen(s: &str) -> anyhow::Result<Listen> {
     let (t, a) = s.split_once(':').with_context(|| {
         format!("listen {s:?}: expected udp:HOST:PORT, tcp:HOST:PORT or tls:HOST:PORT")
     })?;
@@ -409,7 +409,7 @@ pub fn parse_listen(s: &str) -> anyhow::Result<Listen> {
     Ok(Listen { transport, addr })
 }
 
-pub fn load(path: Option<&PathBuf>) -> anyhow::Result<FileConfig> {
+pub(crate) fn load(path: Option<&PathBuf>) -> anyhow::Result<FileConfig> {
     match path {
         None => Ok(FileConfig::default()),
         Some(p) => {
@@ -421,21 +421,20 @@ pub fn load(path: Option<&PathBuf>) -> anyhow::Result<FileConfig> {
 }
 
 impl FileConfig {
-    pub fn listens(&self) -> anyhow::Result<Vec<Listen>> {
+    pub(crate) fn listens(&self) -> anyhow::Result<Vec<Listen>> {
         self.server.listen.iter().map(|s| parse_listen(s)).collect()
     }
 }
 
 /// `palisade config defaults`: the configuration block of the README, which shows every
 /// key with its default (a unit test holds the two together).
-pub fn defaults_toml() -> &'static str {
+pub(crate) fn defaults_toml() -> &'static str {
     const README: &str = include_str!("../../../../README.md");
     const OPEN: &str = "```toml\n[server]";
     let start = README.find(OPEN).map_or(0, |i| i + "```toml\n".len());
-    let end = README[start..]
-        .find("\n```")
-        .map_or(README.len(), |e| start + e + 1);
-    &README[start..end]
+    let rest = README.get(start..).unwrap_or_default();
+    let end = rest.find("\n```").map_or(rest.len(), |e| e + 1);
+    rest.get(..end).unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -450,10 +449,11 @@ mod tests {
             .find("[detect]   ")
             .expect("a [detect] block in the README");
         let end = start
-            + readme[start..]
-                .find("[notify]")
+            + readme
+                .get(start..)
+                .and_then(|r| r.find("[notify]"))
                 .expect("followed by [notify]");
-        let file: FileConfig = toml::from_str(&readme[start..end]).unwrap();
+        let file: FileConfig = toml::from_str(readme.get(start..end).unwrap()).unwrap();
         assert_eq!(file.detect, palisade_detect::Config::default());
         assert_eq!(
             format!("{:?}", file.evidence),

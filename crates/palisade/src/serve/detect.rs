@@ -615,7 +615,10 @@ pub(super) fn detect_thread(
                         continue;
                     }
                     let v: serde_json::Value = serde_json::from_str(&detail).unwrap_or_default();
-                    let (Some(url), Some(body)) = (v["url"].as_str(), v["body"].as_str()) else {
+                    let (Some(url), Some(body)) = (
+                        v.get("url").and_then(serde_json::Value::as_str),
+                        v.get("body").and_then(serde_json::Value::as_str),
+                    ) else {
                         let _ = store.set_notification(
                             &user,
                             "webhook",

@@ -443,6 +443,7 @@ impl Shell {
 /// can prove on the real binary that a panic is contained. Release builds have no such
 /// trigger.
 #[cfg(debug_assertions)]
+#[allow(clippy::panic)] // its one job
 fn test_panic_trigger(bytes: &[u8]) {
     use std::sync::OnceLock;
     static MARK: OnceLock<Option<Vec<u8>>> = OnceLock::new();

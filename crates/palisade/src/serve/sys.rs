@@ -7,6 +7,9 @@
 //! block says what it relies on. The buffers handed to the kernel are owned by
 //! [`RecvBatch`] or borrowed for the duration of the call, and the lengths given are
 //! theirs.
+// One of the two modules of the workspace that may use `unsafe` (the other is
+// `term.rs`; crates/palisade/tests/repo.rs keeps the list).
+#![allow(unsafe_code)]
 
 use std::io;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
@@ -180,6 +183,7 @@ pub(super) fn send_batch<T>(
             // SAFETY: all zeros is a valid mmsghdr; the name and iovec were written
             // above for every entry of the chunk.
             let mut h: libc::mmsghdr = unsafe { std::mem::zeroed() };
+            // SAFETY: `names` entries of the chunk were written by the loop above.
             let (addr, len) = unsafe { name.assume_init_mut() };
             h.msg_hdr.msg_name = (addr as *mut libc::sockaddr_in6).cast();
             h.msg_hdr.msg_namelen = *len;
@@ -322,8 +326,9 @@ mod tests {
         for a in ["192.0.2.7:5060", "[2001:db8::1]:5061", "[fe80::1%3]:5062"] {
             let addr: SocketAddr = a.parse().unwrap();
             let (raw, len) = to_raw(&addr);
+            // SAFETY: all zeros is a valid sockaddr_storage (a plain C struct).
             let mut s: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
-            // SAFETY (test): copies `len` bytes of a sockaddr into a larger storage.
+            // SAFETY: copies `len` bytes of a sockaddr into a larger storage.
             unsafe {
                 std::ptr::copy_nonoverlapping(
                     (&raw as *const libc::sockaddr_in6).cast::<u8>(),

@@ -3,6 +3,15 @@
 //! targets, beside legitimate traffic (users calling each other, a call centre, an
 //! office of phones behind one address re-registering at once); the reports, the
 //! blocks, the notifications (SIP MESSAGE and webhook, once); SIPVicious sweeps.
+// Helpers outside `#[test]` functions assert by panicking too (clippy.toml exempts only
+// test functions and `#[cfg(test)]` modules from the workspace's panic-free lints).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::string_slice
+)]
 #[path = "../common/mod.rs"]
 mod common;
 mod sim;

@@ -57,12 +57,12 @@ fn to_line(m: &Message<'_>) -> String {
 /// this module (so every simulated client has one fingerprint), or with `compact` the
 /// compact header names and Call-ID and CSeq right after the Via (another client's
 /// habits: the reverse-engineered client of a campaign).
-pub struct Ua {
-    pub sock: UdpSocket,
-    pub user: String,
-    pub server: SocketAddr,
-    pub ua: String,
-    pub compact: bool,
+pub(crate) struct Ua {
+    pub(crate) sock: UdpSocket,
+    pub(crate) user: String,
+    pub(crate) server: SocketAddr,
+    pub(crate) ua: String,
+    pub(crate) compact: bool,
     domain: String,
 }
 
@@ -106,7 +106,7 @@ fn compacted(text: &str) -> String {
 
 /// What happened to a call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
+pub(crate) enum Outcome {
     Answered,
     Cancelled,
     /// A final status other than 2xx/487 (403 blocked, 503 rate limited, 480, ...).
@@ -117,7 +117,7 @@ pub enum Outcome {
 
 impl Ua {
     /// A user agent bound to `bind` (an address in 127.0.0.0/8, port 0).
-    pub fn new(bind: &str, user: &str, server: SocketAddr, ua: &str) -> Ua {
+    pub(crate) fn new(bind: &str, user: &str, server: SocketAddr, ua: &str) -> Ua {
         let sock = UdpSocket::bind(format!("{bind}:0")).unwrap();
         Ua {
             sock,
@@ -181,7 +181,7 @@ impl Ua {
 
     /// Registers `aor_user` (this UA's account when it is `self.user`) with contact
     /// `contact` for `expires` s; the final status.
-    pub fn register_as(&self, aor_user: &str, contact: SocketAddr, expires: u32) -> u16 {
+    pub(crate) fn register_as(&self, aor_user: &str, contact: SocketAddr, expires: u32) -> u16 {
         let ruri = format!("sip:{}", self.domain);
         let call_id = token();
         let tag = token();
@@ -211,7 +211,7 @@ impl Ua {
 
     /// Calls `callee`: rings, then hangs up after `cancel_after` unless answered
     /// before; an answered call talks for `talk` and ends with a BYE.
-    pub fn call(&self, callee: &str, cancel_after: Duration, talk: Duration) -> Outcome {
+    pub(crate) fn call(&self, callee: &str, cancel_after: Duration, talk: Duration) -> Outcome {
         let ruri = format!("sip:{callee}@{}", self.domain);
         let call_id = format!("{}-sim@{}", token(), self.me().ip());
         let tag = token();
@@ -313,7 +313,7 @@ impl Ua {
 
 /// How a bank's user answers an INVITE.
 #[derive(Clone, Copy, Debug)]
-pub enum Answer {
+pub(crate) enum Answer {
     /// Rings and answers after this long.
     After(Duration),
     /// Rings until the caller gives up.
@@ -322,10 +322,10 @@ pub enum Answer {
 
 /// Many registered users on one socket: answers INVITEs by policy, CANCEL, BYE,
 /// MESSAGE (recorded).
-pub struct Bank {
-    pub addr: SocketAddr,
-    pub messages: Arc<Mutex<Vec<(String, String)>>>,
-    pub invites: Arc<Mutex<HashMap<String, u32>>>,
+pub(crate) struct Bank {
+    pub(crate) addr: SocketAddr,
+    pub(crate) messages: Arc<Mutex<Vec<(String, String)>>>,
+    pub(crate) invites: Arc<Mutex<HashMap<String, u32>>>,
     stop: Arc<AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -378,7 +378,7 @@ fn response(
 
 impl Bank {
     /// A bank on `bind` whose users answer by `policy(user)`.
-    pub fn start(bind: &str, policy: impl Fn(&str) -> Answer + Send + 'static) -> Bank {
+    pub(crate) fn start(bind: &str, policy: impl Fn(&str) -> Answer + Send + 'static) -> Bank {
         let sock = UdpSocket::bind(format!("{bind}:0")).unwrap();
         sock.set_read_timeout(Some(Duration::from_millis(10)))
             .unwrap();

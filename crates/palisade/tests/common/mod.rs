@@ -1,6 +1,15 @@
 //! Shared harness for tests against the real binary: a server on its own ports and data
 //! directory, SIPp runs under `timeout`, and a small UDP SIP client.
-#![allow(dead_code)]
+// Helpers outside `#[test]` functions assert by panicking too (clippy.toml exempts only
+// test functions and `#[cfg(test)]` modules from the workspace's panic-free lints).
+#![allow(
+    dead_code,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::string_slice
+)]
 use std::net::{SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -15,7 +24,7 @@ static NEXT_PORT: AtomicU16 = AtomicU16::new(0);
 /// the pid, unlikely to meet another process's; a block where any port is taken for
 /// UDP or TCP — including by a connection of an earlier test in TIME_WAIT, which a
 /// client binding that port without SO_REUSEADDR (SIPp) would trip on — is skipped.
-pub fn ports() -> u16 {
+pub(crate) fn ports() -> u16 {
     let base = 20_000 + (std::process::id() % 200) as u16 * 150;
     loop {
         let b = base + NEXT_PORT.fetch_add(10, Ordering::Relaxed);
@@ -34,15 +43,15 @@ fn port_is_free(p: u16) -> bool {
     tcp && std::net::UdpSocket::bind(addr).is_ok()
 }
 
-pub fn bin() -> PathBuf {
+pub(crate) fn bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_palisade"))
 }
 
-pub fn root() -> PathBuf {
+pub(crate) fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-pub fn scenario(name: &str) -> PathBuf {
+pub(crate) fn scenario(name: &str) -> PathBuf {
     let own = root().join("tests/sipp").join(name);
     if own.exists() {
         own
@@ -51,11 +60,11 @@ pub fn scenario(name: &str) -> PathBuf {
     }
 }
 
-pub struct Server {
-    pub child: Child,
-    pub dir: PathBuf,
-    pub port: u16,
-    pub log: PathBuf,
+pub(crate) struct Server {
+    pub(crate) child: Child,
+    pub(crate) dir: PathBuf,
+    pub(crate) port: u16,
+    pub(crate) log: PathBuf,
 }
 
 impl Drop for Server {
@@ -68,7 +77,7 @@ impl Drop for Server {
 /// A fresh directory for one test. Its own counter: tests run in parallel, and two of
 /// them may share a tag (a shared counter read with `load` once gave two tests the same
 /// directory, each removing the other's files).
-pub fn tempdir(tag: &str) -> PathBuf {
+pub(crate) fn tempdir(tag: &str) -> PathBuf {
     static NEXT_DIR: AtomicU16 = AtomicU16::new(0);
     let d = std::env::temp_dir().join(format!(
         "palisade-it-{}-{tag}-{}",
@@ -80,7 +89,7 @@ pub fn tempdir(tag: &str) -> PathBuf {
     d
 }
 
-pub fn cli(dir: &Path, args: &[&str]) -> Output {
+pub(crate) fn cli(dir: &Path, args: &[&str]) -> Output {
     let out = Command::new(bin())
         .args(args)
         .arg("--data-dir")
@@ -90,7 +99,7 @@ pub fn cli(dir: &Path, args: &[&str]) -> Output {
     out
 }
 
-pub fn add_users(dir: &Path, users: &[&str]) {
+pub(crate) fn add_users(dir: &Path, users: &[&str]) {
     for u in users {
         let out = cli(
             dir,
@@ -114,19 +123,19 @@ pub fn add_users(dir: &Path, users: &[&str]) {
 
 impl Server {
     /// Starts `palisade serve` on UDP and TCP `port` (plus whatever `extra` adds).
-    pub fn start(tag: &str, users: &[&str], extra: &[&str]) -> Server {
+    pub(crate) fn start(tag: &str, users: &[&str], extra: &[&str]) -> Server {
         let port = ports();
         let dir = tempdir(tag);
         add_users(&dir, users);
         Self::start_in(dir, port, extra)
     }
 
-    pub fn start_in(dir: PathBuf, port: u16, extra: &[&str]) -> Server {
+    pub(crate) fn start_in(dir: PathBuf, port: u16, extra: &[&str]) -> Server {
         Self::start_with(dir, port, extra, "debug", &[])
     }
 
     /// Like [`Server::start_in`], with a log level and environment variables.
-    pub fn start_with(
+    pub(crate) fn start_with(
         dir: PathBuf,
         port: u16,
         extra: &[&str],
@@ -193,18 +202,18 @@ impl Server {
         );
     }
 
-    pub fn log_text(&self) -> String {
+    pub(crate) fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
-    pub fn domain(&self) -> String {
+    pub(crate) fn domain(&self) -> String {
         format!("127.0.0.1:{}", self.port)
     }
 }
 
 /// Runs SIPp against the server and returns its exit status and output; the message
 /// trace is in `dir/<name>_msg.log`.
-pub fn sipp(server: &Server, name: &str, args: &[&str]) -> (bool, String) {
+pub(crate) fn sipp(server: &Server, name: &str, args: &[&str]) -> (bool, String) {
     let msg = server.dir.join(format!("{name}_msg.log"));
     let err = server.dir.join(format!("{name}_err.log"));
     let out = Command::new("timeout")
@@ -230,12 +239,12 @@ pub fn sipp(server: &Server, name: &str, args: &[&str]) -> (bool, String) {
 }
 
 /// A SIPp process in the background (a UAS); waited for with `finish`.
-pub struct Bg {
+pub(crate) struct Bg {
     child: Child,
-    pub trace: PathBuf,
+    pub(crate) trace: PathBuf,
 }
 
-pub fn sipp_bg(server: &Server, name: &str, args: &[&str]) -> Bg {
+pub(crate) fn sipp_bg(server: &Server, name: &str, args: &[&str]) -> Bg {
     let trace = server.dir.join(format!("{name}_msg.log"));
     let child = Command::new("timeout")
         .args(["-k", "5", "40", "sipp"])
@@ -252,14 +261,14 @@ pub fn sipp_bg(server: &Server, name: &str, args: &[&str]) -> Bg {
 }
 
 impl Bg {
-    pub fn finish(mut self) -> (bool, String) {
+    pub(crate) fn finish(mut self) -> (bool, String) {
         let ok = self.child.wait().map(|s| s.success()).unwrap_or(false);
         (ok, std::fs::read_to_string(&self.trace).unwrap_or_default())
     }
 }
 
 /// Writes a SIPp injection file.
-pub fn csv(server: &Server, name: &str, lines: &[String]) -> PathBuf {
+pub(crate) fn csv(server: &Server, name: &str, lines: &[String]) -> PathBuf {
     let p = server.dir.join(name);
     let mut s = String::from("SEQUENTIAL\n");
     for l in lines {
@@ -271,8 +280,8 @@ pub fn csv(server: &Server, name: &str, lines: &[String]) -> PathBuf {
 }
 
 /// A UDP SIP client on its own port.
-pub struct Client {
-    pub sock: UdpSocket,
+pub(crate) struct Client {
+    pub(crate) sock: UdpSocket,
 }
 
 impl Default for Client {
@@ -282,20 +291,20 @@ impl Default for Client {
 }
 
 impl Client {
-    pub fn new() -> Client {
+    pub(crate) fn new() -> Client {
         let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
         Client { sock }
     }
-    pub fn port(&self) -> u16 {
+    pub(crate) fn port(&self) -> u16 {
         self.sock.local_addr().unwrap().port()
     }
-    pub fn send(&self, port: u16, text: &str) {
+    pub(crate) fn send(&self, port: u16, text: &str) {
         let b = text.replace("\r\n", "\n").replace('\n', "\r\n");
         self.sock
             .send_to(b.as_bytes(), SocketAddr::from(([127, 0, 0, 1], port)))
             .unwrap();
     }
-    pub fn recv_timeout(&self, t: Duration) -> Option<Message<'static>> {
+    pub(crate) fn recv_timeout(&self, t: Duration) -> Option<Message<'static>> {
         self.sock.set_read_timeout(Some(t)).unwrap();
         let mut buf = vec![0u8; 65536];
         let (n, _) = self.sock.recv_from(&mut buf).ok()?;
@@ -305,12 +314,12 @@ impl Client {
                 .into_owned(),
         )
     }
-    pub fn recv(&self) -> Message<'static> {
+    pub(crate) fn recv(&self) -> Message<'static> {
         self.recv_timeout(Duration::from_secs(5))
             .expect("a message within 5 s")
     }
     /// The next message that is not a 100 Trying.
-    pub fn recv_final(&self) -> Message<'static> {
+    pub(crate) fn recv_final(&self) -> Message<'static> {
         loop {
             let m = self.recv();
             if m.status() != Some(100) {
@@ -353,7 +362,7 @@ fn sipp_once(
 }
 
 /// Registers `user` (password `secret`) with SIPp, Contact at `contact_port`.
-pub fn sipp_register(
+pub(crate) fn sipp_register(
     server: &Server,
     name: &str,
     user: &str,
@@ -379,7 +388,7 @@ pub fn sipp_register(
 }
 
 /// One call from `caller` to `callee` (password `secret`) with a SIPp UAC scenario.
-pub fn sipp_call(
+pub(crate) fn sipp_call(
     server: &Server,
     name: &str,
     caller: &str,
@@ -400,7 +409,13 @@ pub fn sipp_call(
 }
 
 /// A SIPp UAS answering one call on `port`.
-pub fn sipp_uas(server: &Server, name: &str, scenario_file: &str, port: u16, extra: &[&str]) -> Bg {
+pub(crate) fn sipp_uas(
+    server: &Server,
+    name: &str,
+    scenario_file: &str,
+    port: u16,
+    extra: &[&str],
+) -> Bg {
     let sf = scenario(scenario_file);
     let port = port.to_string();
     let mut args = vec!["-sf", sf.to_str().unwrap_or(""), "-p", &port, "-m", "1"];
@@ -410,17 +425,17 @@ pub fn sipp_uas(server: &Server, name: &str, scenario_file: &str, port: u16, ext
 
 /// One case of the hostile-offer corpus (tests/offers/cases.toml).
 #[derive(serde::Deserialize)]
-pub struct Case {
-    pub name: String,
-    pub tries: String,
-    pub verdict: String,
-    pub status: Option<u16>,
-    pub hidden: Vec<String>,
-    pub keep: Vec<String>,
-    pub sipp: bool,
+pub(crate) struct Case {
+    pub(crate) name: String,
+    pub(crate) tries: String,
+    pub(crate) verdict: String,
+    pub(crate) status: Option<u16>,
+    pub(crate) hidden: Vec<String>,
+    pub(crate) keep: Vec<String>,
+    pub(crate) sipp: bool,
     /// Whether removing the hidden content is reported (a rewrite is not).
     #[serde(default = "yes")]
-    pub reported: bool,
+    pub(crate) reported: bool,
 }
 
 fn yes() -> bool {
@@ -432,11 +447,11 @@ struct Cases {
     case: Vec<Case>,
 }
 
-pub fn offers_dir() -> PathBuf {
+pub(crate) fn offers_dir() -> PathBuf {
     root().join("tests/offers")
 }
 
-pub fn offer_cases() -> Vec<Case> {
+pub(crate) fn offer_cases() -> Vec<Case> {
     let text = std::fs::read_to_string(offers_dir().join("cases.toml")).unwrap();
     toml::from_str::<Cases>(&text).unwrap().case
 }
@@ -444,7 +459,7 @@ pub fn offer_cases() -> Vec<Case> {
 /// Polls `cond` every 50 ms until it holds or `within` has passed; whether it held.
 /// Tests wait on what they need (a binding stored, a process gone) instead of sleeping
 /// a fixed time that is either too long or, on a loaded machine, too short.
-pub fn wait_until(within: Duration, mut cond: impl FnMut() -> bool) -> bool {
+pub(crate) fn wait_until(within: Duration, mut cond: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + within;
     loop {
         if cond() {
@@ -459,7 +474,7 @@ pub fn wait_until(within: Duration, mut cond: impl FnMut() -> bool) -> bool {
 
 /// Waits (up to 10 s) until the server's database holds a binding of `aor`, as
 /// `palisade registrations --json` shows it (bindings are written behind).
-pub fn wait_registered(dir: &Path, aor: &str) -> bool {
+pub(crate) fn wait_registered(dir: &Path, aor: &str) -> bool {
     let needle = format!("\"aor\":\"{aor}\"");
     wait_until(Duration::from_secs(10), || {
         String::from_utf8_lossy(&cli(dir, &["registrations", "--json"]).stdout).contains(&needle)
@@ -467,7 +482,7 @@ pub fn wait_registered(dir: &Path, aor: &str) -> bool {
 }
 
 /// A digest Authorization value (realm 127.0.0.1, qop=auth, nc 1, cnonce `cn`).
-pub fn digest(
+pub(crate) fn digest(
     alg: palisade_core::Algorithm,
     user: &str,
     pw: &str,
