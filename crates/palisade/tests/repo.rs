@@ -230,3 +230,94 @@ fn the_readme_commands_are_complete() {
         assert!(readme.contains(needle), "README: {needle}");
     }
 }
+
+/// The Rust sources of the workspace (crates and fuzz targets), with their text.
+fn rust_sources() -> Vec<(PathBuf, String)> {
+    let root = root();
+    let mut all = Vec::new();
+    for d in ["crates", "fuzz"] {
+        files(&root.join(d), &mut all);
+    }
+    all.into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "rs"))
+        .filter_map(|p| std::fs::read_to_string(&p).ok().map(|t| (p, t)))
+        .collect()
+}
+
+/// A file over ~800 lines is a sign that a layer hides inside another (DESIGN): split
+/// it by responsibility.
+#[test]
+fn no_source_file_is_over_800_lines() {
+    let long: Vec<String> = rust_sources()
+        .iter()
+        .filter(|(_, t)| t.lines().count() > 800)
+        .map(|(p, t)| format!("{}: {} lines", p.display(), t.lines().count()))
+        .collect();
+    assert!(long.is_empty(), "{long:#?}");
+}
+
+/// The lints live in one place: every crate takes `[workspace.lints]`, no crate repeats
+/// a header of its own, and `unsafe` (denied there) is allowed only by the binary's two
+/// modules over system calls.
+#[test]
+fn one_lint_table_and_unsafe_in_two_modules_only() {
+    let root = root();
+    let workspace = std::fs::read_to_string(root.join("Cargo.toml")).unwrap();
+    assert!(workspace.contains("[workspace.lints.rust]\nunsafe_code = \"deny\""));
+    for c in std::fs::read_dir(root.join("crates")).unwrap().flatten() {
+        let manifest = std::fs::read_to_string(c.path().join("Cargo.toml")).unwrap();
+        assert!(
+            manifest.contains("[lints]\nworkspace = true"),
+            "{}: [lints] workspace = true",
+            c.path().display()
+        );
+    }
+    let mut unsafe_allowed = Vec::new();
+    for (p, text) in rust_sources() {
+        if p.ends_with(file!()) {
+            continue;
+        }
+        for line in text.lines().map(str::trim) {
+            if line.starts_with("//") {
+                continue;
+            }
+            if line.contains("allow(unsafe_code)") {
+                unsafe_allowed.push(p.strip_prefix(&root).unwrap().display().to_string());
+            }
+            assert!(
+                !line.contains("forbid(unsafe_code)") && !line.starts_with("#![cfg_attr("),
+                "{}: a lint header of its own: {line}",
+                p.display()
+            );
+        }
+    }
+    unsafe_allowed.sort();
+    assert_eq!(
+        unsafe_allowed,
+        [
+            "crates/palisade/src/serve/sys.rs",
+            "crates/palisade/src/term.rs"
+        ]
+    );
+}
+
+/// The binary's modules name what they import: a glob (`use super::*`) only in a test
+/// module, after its `#[cfg(test)]`.
+#[test]
+fn the_binary_imports_by_name() {
+    let mut globs = Vec::new();
+    for (p, text) in rust_sources() {
+        if !p.to_string_lossy().contains("crates/palisade/src/") {
+            continue;
+        }
+        let mut in_tests = false;
+        for line in text.lines() {
+            in_tests |= line.trim() == "#[cfg(test)]";
+            let t = line.trim();
+            if t.starts_with("use ") && t.ends_with("::*;") && !in_tests {
+                globs.push(format!("{}: {t}", p.display()));
+            }
+        }
+    }
+    assert!(globs.is_empty(), "{globs:#?}");
+}
