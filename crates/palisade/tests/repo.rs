@@ -321,3 +321,149 @@ fn the_binary_imports_by_name() {
     }
     assert!(globs.is_empty(), "{globs:#?}");
 }
+
+/// The modules of the binary and the modules each one names (`crate::`, `super::`,
+/// `self::` paths, and declared children used by name), test modules left out.
+fn binary_module_graph() -> std::collections::BTreeMap<String, std::collections::BTreeSet<String>> {
+    let src = root().join("crates/palisade/src");
+    let mut paths = Vec::new();
+    files(&src, &mut paths);
+    let mut text = std::collections::BTreeMap::new();
+    for p in paths {
+        let rel = p.strip_prefix(&src).unwrap().with_extension("");
+        let mut segs: Vec<String> = rel.iter().map(|s| s.to_string_lossy().into()).collect();
+        if matches!(segs.last().map(String::as_str), Some("mod" | "main")) {
+            segs.pop();
+        }
+        let code = std::fs::read_to_string(&p).unwrap();
+        let code = code.split("#[cfg(test)]").next().unwrap_or_default();
+        let code: Vec<&str> = code
+            .lines()
+            .filter(|l| !l.trim_start().starts_with("//"))
+            .collect();
+        text.insert(segs.join("::"), code.join("\n"));
+    }
+    let ident = |s: &str| -> String {
+        s.chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .collect()
+    };
+    let mut graph = std::collections::BTreeMap::new();
+    for (m, code) in &text {
+        let own: Vec<&str> = m.split("::").filter(|s| !s.is_empty()).collect();
+        let mut to = std::collections::BTreeSet::new();
+        let mut resolve = |base: Vec<&str>, path: Vec<String>| {
+            let mut target = base.join("::");
+            for k in (1..=path.len()).rev() {
+                let mut c: Vec<&str> = base.clone();
+                c.extend(path.iter().take(k).map(String::as_str));
+                if text.contains_key(&c.join("::")) {
+                    target = c.join("::");
+                    break;
+                }
+            }
+            if target != *m {
+                to.insert(target);
+            }
+        };
+        for (kw, base) in [
+            ("crate::", Vec::new()),
+            (
+                "super::",
+                own.iter()
+                    .take(own.len().saturating_sub(1))
+                    .copied()
+                    .collect(),
+            ),
+            ("self::", own.clone()),
+        ] {
+            for (at, _) in code.match_indices(kw) {
+                let rest = code.get(at + kw.len()..).unwrap_or_default();
+                let items: Vec<&str> = match rest.strip_prefix('{') {
+                    Some(group) => group
+                        .split('}')
+                        .next()
+                        .unwrap_or_default()
+                        .split(',')
+                        .collect(),
+                    None => vec![rest],
+                };
+                for item in items {
+                    let path: Vec<String> = item
+                        .trim()
+                        .split("::")
+                        .map(ident)
+                        .take_while(|s| !s.is_empty())
+                        .collect();
+                    resolve(base.clone(), path);
+                }
+            }
+        }
+        // children declared here and named without a prefix (`worker::run(..)`)
+        for line in code.lines() {
+            let t = line.trim();
+            let t = t.strip_prefix("pub(crate) ").unwrap_or(t);
+            if let Some(child) = t.strip_prefix("mod ").and_then(|c| c.strip_suffix(';')) {
+                let used = code.lines().any(|l| {
+                    let l = l.trim();
+                    !l.starts_with("mod ")
+                        && !l.starts_with("pub(crate) mod ")
+                        && l.match_indices(&format!("{child}::")).any(|(i, _)| {
+                            i == 0
+                                || !l[..i].ends_with(|c: char| {
+                                    c.is_ascii_alphanumeric() || c == '_' || c == ':'
+                                })
+                        })
+                });
+                if used {
+                    let mut c = own.clone();
+                    c.push(child);
+                    resolve(Vec::new(), c.iter().map(|s| s.to_string()).collect());
+                }
+            }
+        }
+        graph.insert(m.clone(), to);
+    }
+    graph
+}
+
+/// The binary's modules import one way: no module is reached again from a module it
+/// imports (leaves such as `clock`, `http`, `messages` import none of the server's).
+#[test]
+fn the_binarys_modules_form_no_circle() {
+    let graph = binary_module_graph();
+    fn visit(
+        m: &str,
+        graph: &std::collections::BTreeMap<String, std::collections::BTreeSet<String>>,
+        path: &mut Vec<String>,
+        done: &mut std::collections::BTreeSet<String>,
+        circles: &mut Vec<String>,
+    ) {
+        if let Some(i) = path.iter().position(|p| p == m) {
+            circles.push(format!("{} -> {m}", path[i..].join(" -> ")));
+            return;
+        }
+        if !done.insert(m.to_string()) {
+            return;
+        }
+        path.push(m.to_string());
+        for n in graph.get(m).into_iter().flatten() {
+            visit(n, graph, path, done, circles);
+        }
+        path.pop();
+    }
+    let mut circles = Vec::new();
+    let mut done = std::collections::BTreeSet::new();
+    for m in graph.keys() {
+        visit(m, &graph, &mut Vec::new(), &mut done, &mut circles);
+    }
+    assert!(circles.is_empty(), "{circles:#?}");
+    for leaf in ["clock", "http", "account", "messages", "datadir"] {
+        assert_eq!(
+            graph.get(leaf),
+            Some(&Default::default()),
+            "{leaf} is a leaf"
+        );
+    }
+    assert!(graph["serve"].contains("serve::shell"), "{graph:#?}");
+}

@@ -20,10 +20,10 @@ use tracing::{error, warn};
 
 use super::budget::{EventBudget, LineBudget};
 use super::evidence::EvidenceTx;
+use super::handoff::StoreHandoff;
 use super::router::Router;
 use super::stream::{run_conn, Conn, ConnTask, CONN_QUEUE};
 use super::sys;
-use super::StoreHandoff;
 use crate::messages::{DetectMsg, Hook, Inbound, Replica};
 
 /// Remote addresses remembered with the UDP socket they wrote to (several sockets only).
@@ -36,6 +36,7 @@ pub(super) enum UdpOut {
     Shared(Arc<UdpSocket>),
 }
 
+/// One shard of the server: its core and everything the shell keeps around it.
 pub(super) struct Shell {
     /// This shard's number (`0..workers`).
     pub(super) index: usize,
