@@ -18,6 +18,7 @@ mod block;
 mod config;
 mod datadir;
 mod evidence;
+mod hep;
 mod inspect;
 mod report;
 mod serve;
