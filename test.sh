@@ -3,7 +3,8 @@
 # Installs what the tests need (SIPp from the sip-tester package, openssl for the TLS
 # test certificate, baresip and Linphone for the interoperability tests, SIPVicious for the
 # scanner-detection test, Go and its golang.org/x/mod for the evidence-log verifier nobody
-# here wrote, python3 for the corpus extraction check), then runs every test of the
+# here wrote, python3 for the corpus extraction check, sngrep and tshark as the HEP capture
+# readers nobody here wrote), then runs every test of the
 # workspace. Everything the tests read is in the repository (tests/corpus, bench/harness).
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -17,6 +18,8 @@ command -v linphone-daemon >/dev/null 2>&1 || need+=(linphone-cli)
 command -v svmap >/dev/null 2>&1 || need+=(sipvicious)
 command -v go >/dev/null 2>&1 || need+=(golang-go)
 [ -d /usr/share/gocode/src/golang.org/x/mod/sumdb ] || need+=(golang-golang-x-mod-dev)
+command -v tshark >/dev/null 2>&1 || need+=(tshark)
+command -v sngrep >/dev/null 2>&1 || need+=(sngrep)
 if [ ${#need[@]} -gt 0 ]; then
   SUDO=""
   [ "$(id -u)" -ne 0 ] && SUDO="sudo"

@@ -20,6 +20,7 @@ mod clock;
 mod config;
 mod datadir;
 mod evidence;
+mod hep;
 mod http;
 mod inspect;
 mod messages;
