@@ -417,28 +417,33 @@ fn main() -> ExitCode {
             advertise,
             log_level,
         } => {
+            // The command line's settings win over the file's, at start and at every
+            // reload (SIGHUP, POST /api/reload).
+            let flags = move |cfg: &mut config::FileConfig| {
+                if !listen.is_empty() {
+                    cfg.server.listen = listen.clone();
+                }
+                if let Some(d) = &domain {
+                    cfg.server.domain = d.clone();
+                }
+                if let Some(d) = &data_dir {
+                    cfg.server.data_dir = d.clone();
+                }
+                if let Some(a) = &auth_algorithms {
+                    cfg.auth.algorithms = a.split(',').map(|s| s.trim().to_string()).collect();
+                }
+                if advertise.is_some() {
+                    cfg.server.advertise = advertise;
+                }
+                if let Some(l) = &log_level {
+                    cfg.server.log_level = l.clone();
+                }
+            };
             let mut cfg = match config::load(path.as_ref()) {
                 Ok(c) => c,
                 Err(e) => return fail(e),
             };
-            if !listen.is_empty() {
-                cfg.server.listen = listen;
-            }
-            if let Some(d) = domain {
-                cfg.server.domain = d;
-            }
-            if let Some(d) = data_dir {
-                cfg.server.data_dir = d;
-            }
-            if let Some(a) = auth_algorithms {
-                cfg.auth.algorithms = a.split(',').map(|s| s.trim().to_string()).collect();
-            }
-            if advertise.is_some() {
-                cfg.server.advertise = advertise;
-            }
-            if let Some(l) = log_level {
-                cfg.server.log_level = l;
-            }
+            flags(&mut cfg);
             let level = match cfg.server.log_level.parse::<tracing::Level>() {
                 Ok(l) => l,
                 Err(_) => {
@@ -448,11 +453,19 @@ fn main() -> ExitCode {
                     ))
                 }
             };
-            tracing_subscriber::fmt()
+            let logs = tracing_subscriber::fmt()
                 .with_max_level(level)
                 .with_writer(std::io::stderr)
-                .with_ansi(false)
-                .init();
+                .with_ansi(false);
+            match cfg.server.log_format.as_str() {
+                "text" => logs.init(),
+                "json" => logs.json().flatten_event(true).init(),
+                other => {
+                    return fail(anyhow::anyhow!(
+                        "server.log_format {other:?}: use text or json"
+                    ))
+                }
+            }
             let listens = match cfg.listens() {
                 Ok(l) => l,
                 Err(e) => return fail(e),
@@ -464,7 +477,11 @@ fn main() -> ExitCode {
                 Ok(rt) => rt,
                 Err(e) => return fail(e.into()),
             };
-            match rt.block_on(serve::run(cfg, listens)) {
+            let source = serve::ConfigSource {
+                path,
+                flags: Box::new(flags),
+            };
+            match rt.block_on(serve::run(cfg, listens, source)) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => fail(e),
             }

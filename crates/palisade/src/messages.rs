@@ -53,6 +53,8 @@ pub(crate) enum Inbound {
     Send(Transmit),
     /// A location change another shard made.
     Replica(Replica),
+    /// A reloaded configuration's shield policy and parser limits (every shard).
+    Policy(Box<(palisade_shield::Policy, palisade_sip::Limits)>),
 }
 
 impl Inbound {
@@ -63,6 +65,7 @@ impl Inbound {
             Inbound::Users(u) => Inbound::Users(u.clone()),
             Inbound::Restrict(r) => Inbound::Restrict(r.clone()),
             Inbound::Lift(s) => Inbound::Lift(s.clone()),
+            Inbound::Policy(p) => Inbound::Policy(p.clone()),
             _ => return None,
         })
     }
@@ -91,6 +94,8 @@ pub(crate) enum DetectMsg {
     Notified(String, bool),
     /// A webhook POST's result (from the webhook thread): user, HTTP status or error.
     Hooked(String, Result<u16, String>),
+    /// A reloaded configuration's detection settings.
+    Config(Box<palisade_detect::Config>),
 }
 
 /// A webhook notification to POST (the webhook thread does it, once its entry is
@@ -118,4 +123,7 @@ pub(crate) enum EvidenceMsg {
     Entry(EvidenceItem),
     /// A witness's cosignature lines for the checkpoint of this size.
     Cosigned(u64, String),
+    /// The server stops: commit, publish a last checkpoint and end (other holders of a
+    /// sender, such as the admin listener's state, may outlive the workers).
+    Close,
 }

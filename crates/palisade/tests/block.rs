@@ -371,3 +371,84 @@ fn operator_blocks_reach_the_running_server_and_the_evidence_log() {
         "alice's lifted block stays lifted"
     );
 }
+
+#[test]
+fn blocks_added_and_lifted_through_the_admin_api_reach_the_running_server() {
+    let (s, admin) = start_with_admin("block-api", &["alice", "bob"], "");
+    let dir = s.dir.clone();
+    let token = admin_token(&s);
+    assert_eq!(call(&s, "alice", "bob"), 480);
+    let body = r#"{"subject":"account:alice","for":"10m","reason":"API test"}"#;
+    // Without the token, or with a wrong one: refused, nothing changes, and the refused
+    // mutation is an evidence entry.
+    for t in [None, Some("not-the-token-at-all")] {
+        let (st, _) = http(&admin, "POST", "/api/blocks", t, Some(body));
+        assert_eq!(st, 401);
+    }
+    let (st, _) = http(&admin, "GET", "/api/blocks", None, None);
+    assert_eq!(st, 401, "reads need the token too");
+    assert!(blocks(&dir).is_empty());
+    assert!(
+        wait_until(Duration::from_secs(5), || entries(&dir, &["admin-refused"])
+            .len()
+            == 2),
+        "two refused mutations recorded: {:?}",
+        entries(&dir, &["admin-refused"])
+    );
+    // Bad input: a precise 400, nothing added.
+    for (bad, what) in [
+        (
+            r#"{"subject":"nobody:x","for":"10m","reason":"r"}"#,
+            "subject",
+        ),
+        (
+            r#"{"subject":"account:alice","for":"10 parsecs","reason":"r"}"#,
+            "for",
+        ),
+        (
+            r#"{"subject":"account:alice","for":"10m","reason":""}"#,
+            "reason",
+        ),
+        (r#"{"subject":"account:alice"}"#, "body"),
+    ] {
+        let (st, text) = http(&admin, "POST", "/api/blocks", Some(&token), Some(bad));
+        assert_eq!(st, 400, "{bad}: {text}");
+        assert!(text.contains(what), "{bad}: {text}");
+    }
+    assert!(blocks(&dir).is_empty());
+
+    let (st, text) = http(&admin, "POST", "/api/blocks", Some(&token), Some(body));
+    assert_eq!(st, 201, "{text}");
+    let b: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(b["subject"], "account:alice");
+    let id = b["id"].as_i64().unwrap();
+    let took = until_refused(&s, "alice", true, Duration::from_secs(2));
+    eprintln!("API block {id} applied within {took:?}");
+    assert_eq!(call(&s, "bob", "alice"), 480, "only alice is blocked");
+    let (st, text) = http(&admin, "GET", "/api/blocks", Some(&token), None);
+    assert_eq!(st, 200);
+    let listed: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(listed[0]["id"], id, "{text}");
+
+    let (st, text) = http(
+        &admin,
+        "DELETE",
+        &format!("/api/blocks/{id}"),
+        Some(&token),
+        None,
+    );
+    assert_eq!(st, 200, "{text}");
+    let took = until_refused(&s, "alice", false, Duration::from_secs(2));
+    eprintln!("API block {id} lifted within {took:?}");
+    let (st, _) = http(
+        &admin,
+        "DELETE",
+        &format!("/api/blocks/{id}"),
+        Some(&token),
+        None,
+    );
+    assert_eq!(st, 404, "a lifted block is not lifted twice");
+    assert!(wait_until(Duration::from_secs(5), || {
+        entries(&dir, &["block"]).len() == 1 && entries(&dir, &["unblock"]).len() == 1
+    }));
+}

@@ -272,6 +272,15 @@ impl Endpoint {
         &self.cfg
     }
 
+    /// Replaces the shield's policy and the parser's limits (a configuration reload);
+    /// the identifier rewrite key stays (dialogs in progress keep their mapping).
+    pub fn set_policy(&mut self, shield: palisade_shield::Policy, limits: Limits) {
+        let key = self.cfg.shield.rewrite_key;
+        self.cfg.shield = shield;
+        self.cfg.shield.rewrite_key = key;
+        self.cfg.limits = limits;
+    }
+
     /// Replaces the set of provisioned accounts.
     pub fn set_users(&mut self, users: Vec<User>) {
         self.dir.protected.clear();

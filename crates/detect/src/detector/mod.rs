@@ -164,6 +164,12 @@ impl Detector {
         }
     }
 
+    /// Replaces the thresholds, windows and responses (a configuration reload); what
+    /// the detectors remember is kept.
+    pub fn set_config(&mut self, cfg: Config) {
+        self.cfg = cfg;
+    }
+
     /// The configuration.
     pub fn config(&self) -> &Config {
         &self.cfg

@@ -108,6 +108,15 @@ impl FileConfig {
                 self.server.log_level
             );
         }
+        if !matches!(self.server.log_format.as_str(), "text" | "json") {
+            bail!(
+                "server.log_format {:?}: use text or json",
+                self.server.log_format
+            );
+        }
+        if let Some(c) = &self.hep.collector {
+            crate::hep::parse_collector(c)?;
+        }
         datadir::usable(&self.server.data_dir)?;
         if listens.iter().any(|l| l.transport == Transport::Tls) {
             let (Some(cert), Some(key)) = (&self.tls.cert, &self.tls.key) else {

@@ -31,15 +31,21 @@ pub(crate) struct FileConfig {
     pub(crate) notify: NotifySection,
     pub(crate) evidence: EvidenceSection,
     pub(crate) admin: AdminSection,
+    /// HEP v3 capture of every SIP message in and out (off unless `collector` is set).
+    pub(crate) hep: crate::hep::HepConfig,
 }
 
-/// The admin HTTP listener: read-only, serves the evidence log at `/evidence/...`.
+/// The admin HTTP listener: the dashboard, `/metrics`, the JSON API (bearer token) and
+/// the evidence log's tiles.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub(crate) struct AdminSection {
     /// `HOST:PORT`; empty: no listener. The default address is tried and, when taken, a
     /// warning is logged and the server runs without it; an address set here must bind.
     pub(crate) listen: String,
+    /// The file holding the API's bearer token; default `<data_dir>/admin.token`,
+    /// created with a random token (mode 0600) when missing.
+    pub(crate) token_file: Option<PathBuf>,
 }
 
 /// Where the admin listener binds unless configured.
@@ -49,6 +55,7 @@ impl Default for AdminSection {
     fn default() -> Self {
         AdminSection {
             listen: DEFAULT_ADMIN.into(),
+            token_file: None,
         }
     }
 }
@@ -149,6 +156,8 @@ pub(crate) struct ServerSection {
     pub(crate) data_dir: PathBuf,
     /// error, warn, info, debug, trace. Default `info`.
     pub(crate) log_level: String,
+    /// `text` (default) or `json` (one JSON object per line, for log shippers).
+    pub(crate) log_format: String,
     /// Kernel receive/send buffer of each UDP socket, in bytes. Default 4 MiB (capped
     /// by net.core.rmem_max / wmem_max).
     pub(crate) udp_buffer: usize,
@@ -181,6 +190,7 @@ impl Default for ServerSection {
             advertise: None,
             data_dir: PathBuf::from("palisade-data"),
             log_level: "info".into(),
+            log_format: "text".into(),
             udp_buffer: 4 << 20,
             workers: 0,
             answer_rate: c.answer_rate,

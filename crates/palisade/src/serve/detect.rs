@@ -6,16 +6,21 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
+use std::sync::atomic::Ordering;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use palisade_detect::{Config as DetectConfig, Detector, Output, Restriction, Subject};
+use palisade_detect::{
+    Config as DetectConfig, Detector, FindingKind, Output, Restriction, Subject,
+};
 use palisade_store::{SqliteStore, Storage};
 use tracing::{debug, error, info, warn};
 
 use super::evidence::EvidenceTx;
 use super::router::Router;
+use super::telemetry::{CallView, Telemetry};
 use crate::clock::now_ms;
 use crate::evidence::entry;
 use crate::http;
@@ -309,6 +314,39 @@ fn operator_changes(
     }
 }
 
+/// How long the detection thread naps between takes while observations keep coming.
+const BUSY_NAP: Duration = Duration::from_millis(20);
+
+/// The calls in progress and the counts the admin listener shows.
+fn publish(t: &Telemetry, d: &Detector, blocks: usize) {
+    let calls: Vec<CallView> = d
+        .calls_in_progress()
+        .take(1000)
+        .map(|c| CallView {
+            call_id: c.call_id.clone(),
+            caller: c.caller.clone(),
+            callee: c.callee.clone(),
+            state: if c.answered_at.is_some() {
+                "answered"
+            } else if c.ringing_at.is_some() {
+                "ringing"
+            } else {
+                "trying"
+            },
+            since: c.invite_at,
+            source: c.source.to_string(),
+            user_agent: c.user_agent.clone(),
+        })
+        .collect();
+    t.calls_active
+        .store(d.calls_in_progress().count() as u64, Ordering::Relaxed);
+    t.blocks_active.store(blocks as u64, Ordering::Relaxed);
+    if let Ok(mut c) = t.calls.lock() {
+        *c = calls;
+    }
+}
+
+#[allow(clippy::too_many_arguments)] // the thread's whole context, given once at its start
 pub(super) fn detect_thread(
     dir: PathBuf,
     mut d: Detector,
@@ -317,6 +355,7 @@ pub(super) fn detect_thread(
     evidence: Option<EvidenceTx>,
     records_all: bool,
     restrictions: Vec<Restriction>,
+    telemetry: Arc<Telemetry>,
 ) {
     let record = |e: Vec<u8>| {
         if let Some(ev) = &evidence {
@@ -368,12 +407,27 @@ pub(super) fn detect_thread(
     // start and whenever another process committed to the records database.
     let mut records_version: Option<i64> = None;
     let mut last_changes: Option<Instant> = None;
+    let mut busy = false;
+    let mut last_published = Instant::now();
     loop {
-        let first = match rx.recv_timeout(Duration::from_millis(250)) {
-            Ok(m) => Some(m),
-            Err(RecvTimeoutError::Timeout) => None,
-            Err(RecvTimeoutError::Disconnected) => break,
+        // While observations keep coming, the thread sleeps a short while and takes what
+        // arrived: a sender never finds it blocked in `recv`, so handing it a batch costs
+        // the workers no futex wake-up (nor this thread a wait). Idle, it blocks.
+        let first = if busy {
+            std::thread::sleep(BUSY_NAP);
+            match rx.try_recv() {
+                Ok(m) => Some(m),
+                Err(std::sync::mpsc::TryRecvError::Empty) => None,
+                Err(std::sync::mpsc::TryRecvError::Disconnected) => break,
+            }
+        } else {
+            match rx.recv_timeout(Duration::from_millis(250)) {
+                Ok(m) => Some(m),
+                Err(RecvTimeoutError::Timeout) => None,
+                Err(RecvTimeoutError::Disconnected) => break,
+            }
         };
+        busy = first.is_some();
         let mut n = 0;
         let mut next = first;
         while let Some(m) = next {
@@ -406,6 +460,10 @@ pub(super) fn detect_thread(
                             &text,
                         ));
                     }
+                }
+                DetectMsg::Config(c) => {
+                    d.set_config(*c);
+                    info!("detection settings reloaded");
                 }
                 DetectMsg::Hooked(user, result) => {
                     hooks_pending.remove(&user);
@@ -468,6 +526,17 @@ pub(super) fn detect_thread(
         // written in groups: one transaction per 200 ms (or per 5,000 records), not one
         // per wake-up (at thousands of calls a second, per-transaction costs dominate).
         for o in d.drain() {
+            if let Output::Finding(f) = &o {
+                if f.detected_at == f.updated_at {
+                    if let Some(c) = FindingKind::ALL
+                        .iter()
+                        .position(|k| *k == f.kind)
+                        .and_then(|i| telemetry.findings.get(i))
+                    {
+                        c.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
             match &o {
                 Output::Finding(f) if f.detected_at == f.updated_at => {
                     warn!(target: "palisade::security", id = f.id, kind = f.kind.as_str(), subject = %f.subject.value(), score = f.score, action = f.action.as_str(), summary = %f.summary, "campaign finding");
@@ -536,6 +605,10 @@ pub(super) fn detect_thread(
                 _ => {}
             }
             outs.push(o);
+        }
+        if last_published.elapsed() >= Duration::from_secs(1) {
+            last_published = Instant::now();
+            publish(&telemetry, &d, active.len());
         }
         if !outs.is_empty() && (outs.len() >= 5_000 || last_write.elapsed() >= WRITE_EVERY) {
             last_write = Instant::now();

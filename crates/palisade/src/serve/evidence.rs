@@ -15,6 +15,7 @@ use palisade_evidence::Log;
 use tracing::{debug, error, info};
 
 use super::router::Router;
+use super::telemetry::Telemetry;
 use super::witness;
 use crate::config::WitnessEntry;
 use crate::evidence::{entry, keep_origin, signer, LogSettings};
@@ -33,6 +34,11 @@ pub(super) struct EvidenceTx {
 }
 
 impl EvidenceTx {
+    /// Asks the thread to end after what is queued (waits for room: at shutdown only).
+    pub(super) fn close(&self) {
+        let _ = self.tx.send(EvidenceMsg::Close);
+    }
+
     /// Queues `entry`; `then` comes back through the inbound queue once the entry is
     /// durable. When the queue is full the entry is counted and dropped and `then` is
     /// returned, to be done at once (the server does not stop answering because its
@@ -107,6 +113,7 @@ pub(super) fn start(
     interval: Duration,
     witnesses: &[WitnessEntry],
     inbound: Router,
+    telemetry: Arc<Telemetry>,
 ) -> anyhow::Result<(EvidenceTx, JoinHandle<()>)> {
     let origin = settings.origin()?;
     let signer = signer(&settings.data_dir, settings.key.as_deref(), &origin, true)?;
@@ -126,7 +133,11 @@ pub(super) fn start(
     let counted = dropped.clone();
     let handle = std::thread::Builder::new()
         .name("palisade-evidence".into())
-        .spawn(move || evidence_thread(log, blobs, rx, interval, inbound, witnesses, counted))?;
+        .spawn(move || {
+            evidence_thread(
+                log, blobs, rx, interval, inbound, witnesses, counted, telemetry,
+            )
+        })?;
     Ok((
         EvidenceTx {
             tx,
@@ -204,6 +215,7 @@ fn staging(blobs: &Path) -> PathBuf {
     blobs.with_extension("tmp")
 }
 
+#[allow(clippy::too_many_arguments)] // the thread's whole context, given once at its start
 fn evidence_thread(
     mut log: Log,
     blobs: PathBuf,
@@ -212,7 +224,11 @@ fn evidence_thread(
     inbound: Router,
     witnesses: Option<Sender<(u64, String)>>,
     dropped: Arc<AtomicU64>,
+    telemetry: Arc<Telemetry>,
 ) {
+    telemetry
+        .evidence_entries
+        .store(log.size(), Ordering::Relaxed);
     let mut last_checkpoint = Instant::now();
     let mut failing = false;
     let mut effects = Vec::new();
@@ -232,6 +248,7 @@ fn evidence_thread(
                     effects.extend(item.then);
                     batch.push(item.queued);
                 }
+                EvidenceMsg::Close => {}
                 EvidenceMsg::Cosigned(size, lines) => match log.add_cosignatures(size, &lines) {
                     Ok(true) => debug!(size, "checkpoint cosigned"),
                     Ok(false) => {}
@@ -249,14 +266,19 @@ fn evidence_thread(
         let mut open = true;
         match rx.recv_timeout(wait) {
             Ok(item) => {
+                open &= !matches!(item, EvidenceMsg::Close);
                 take!(item);
                 // whatever else is already queued joins the same commit
                 while let Ok(item) = rx.try_recv() {
+                    open &= !matches!(item, EvidenceMsg::Close);
                     take!(item);
                 }
             }
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => open = false,
+        }
+        if let Some(d) = telemetry.dropped.get(Telemetry::queue("evidence")) {
+            d.store(dropped.load(Ordering::Relaxed), Ordering::Relaxed);
         }
         // the blobs first, then the entries that name them
         let mut synced = true;
@@ -294,6 +316,10 @@ fn evidence_thread(
             match log.checkpoint() {
                 Ok(Some(cp)) => {
                     debug!(size = cp.size, "evidence checkpoint published");
+                    telemetry.evidence_entries.store(cp.size, Ordering::Relaxed);
+                    telemetry
+                        .checkpoint_ms
+                        .store(crate::clock::now_ms(), Ordering::Relaxed);
                     if let Some(w) = &witnesses {
                         let _ = w.send((cp.size, log.note().to_string()));
                     }

@@ -24,9 +24,11 @@ use self::detect::{detect_thread, prepare, webhook_thread, DETECT_QUEUE};
 use self::handoff::StoreHandoff;
 use self::keys::{random_secret, route_key};
 use self::persist::{from_row, store_thread, users_of};
+pub(crate) use self::reload::ConfigSource;
 use self::router::{Router, Steer};
 use self::shell::{Shell, UdpOut};
 use self::stream::{load_tls, run_conn, ConnTask, CONN_QUEUE};
+use self::telemetry::Telemetry;
 use self::udp::{bind_udp, bind_worker_udp};
 use crate::clock::unix_now;
 use crate::config::{EvidenceRecords, FileConfig, Listen};
@@ -41,10 +43,12 @@ mod handoff;
 mod keys;
 mod observe;
 mod persist;
+mod reload;
 mod router;
 mod shell;
 mod stream;
 mod sys;
+mod telemetry;
 mod udp;
 mod witness;
 mod worker;
@@ -55,7 +59,11 @@ const STORE_QUEUE: usize = 65_536;
 /// Most worker threads (`server.workers`), whatever the machine says.
 const MAX_WORKERS: usize = 64;
 
-pub(crate) async fn run(cfg: FileConfig, listens: Vec<Listen>) -> anyhow::Result<()> {
+pub(crate) async fn run(
+    mut cfg: FileConfig,
+    listens: Vec<Listen>,
+    source: ConfigSource,
+) -> anyhow::Result<()> {
     let mut core_cfg = cfg.core(&listens)?;
     datadir::prepare(&cfg.server.data_dir)?;
     core_cfg.route_key = Some(route_key(&cfg.server.data_dir)?);
@@ -85,6 +93,11 @@ pub(crate) async fn run(cfg: FileConfig, listens: Vec<Listen>) -> anyhow::Result
         n => n,
     }
     .min(MAX_WORKERS);
+    let telemetry = Arc::new(Telemetry::new(&domain, workers, cfg.evidence.enabled));
+    let hep = crate::hep::HepSender::from_config(&cfg.hep)?.map(Arc::new);
+    if let Some(h) = &hep {
+        info!(collector = %h.collector(), "HEP capture on");
+    }
     let mut endpoints: Vec<Endpoint> = (0..workers)
         .map(|i| {
             let mut c = core_cfg.clone();
@@ -159,6 +172,7 @@ pub(crate) async fn run(cfg: FileConfig, listens: Vec<Listen>) -> anyhow::Result
             Duration::from_millis(cfg.evidence.checkpoint_interval_ms.max(10)),
             &cfg.evidence.witnesses,
             inbound_tx.clone(),
+            telemetry.clone(),
         )?;
         let _ = tx.send(
             crate::evidence::entry(
@@ -175,8 +189,26 @@ pub(crate) async fn run(cfg: FileConfig, listens: Vec<Listen>) -> anyhow::Result
     } else {
         (None, None)
     };
-    if cfg.evidence.enabled {
-        admin::start(&cfg.admin.listen, &data_dir).await?;
+    let (reload_tx, mut reload_rx) = mpsc::channel::<admin::ReloadRequest>(4);
+    if !cfg.admin.listen.is_empty() {
+        let token_file = cfg
+            .admin
+            .token_file
+            .clone()
+            .unwrap_or_else(|| data_dir.join("admin.token"));
+        admin::start(
+            &cfg.admin.listen,
+            admin::AdminSetup {
+                telemetry: telemetry.clone(),
+                token: admin::token(&token_file)?,
+                data_dir: data_dir.clone(),
+                evidence: evidence_tx.clone(),
+                reload: reload_tx,
+            },
+        )
+        .await?;
+    } else {
+        drop(reload_tx);
     }
     let mut detect_handle = None;
     let detect_tx = match detector {
@@ -184,10 +216,11 @@ pub(crate) async fn run(cfg: FileConfig, listens: Vec<Listen>) -> anyhow::Result
             let (tx, rx) = sync_channel::<DetectMsg>(DETECT_QUEUE);
             let (dir, itx, etx) = (data_dir.clone(), inbound_tx.clone(), evidence_tx.clone());
             let all = cfg.evidence.records == EvidenceRecords::All;
+            let t = telemetry.clone();
             detect_handle = Some(
                 std::thread::Builder::new()
                     .name("palisade-detect".into())
-                    .spawn(move || detect_thread(dir, d, rx, itx, etx, all, active))?,
+                    .spawn(move || detect_thread(dir, d, rx, itx, etx, all, active, t))?,
             );
             Some(tx)
         }
@@ -427,6 +460,9 @@ pub(crate) async fn run(cfg: FileConfig, listens: Vec<Listen>) -> anyhow::Result
             refused_message: None,
             webhooks: webhook_tx.clone(),
             released: Vec::new(),
+            telemetry: telemetry.clone(),
+            published: (Instant::now(), Instant::now()),
+            hep: hep.clone(),
         };
         let w = worker::Worker {
             shell,
@@ -441,17 +477,46 @@ pub(crate) async fn run(cfg: FileConfig, listens: Vec<Listen>) -> anyhow::Result
                 .spawn(move || worker::run(w))?,
         );
     }
+    // kept for reloads (the detection settings); dropped before the threads are joined
+    let detect_reload = detect_tx.clone();
+    let evidence_reload = evidence_tx.clone();
     drop((store_tx, detect_tx, evidence_tx, webhook_tx, worker_udp));
     // The workers hold the only receivers: this thread keeps a sender for the tasks
     // it runs (stream connections, extra UDP sockets).
     let shutdown = tokio::signal::ctrl_c();
     tokio::pin!(shutdown);
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
     let mut watch = tokio::time::interval(Duration::from_millis(200));
+    let mut do_reload = |how: &str| {
+        let r = reload::reload(&source, &mut cfg, &inbound_tx, detect_reload.as_ref());
+        let fields = match &r {
+            Ok(v) => {
+                info!(how, result = %v, "configuration reloaded");
+                vec![("how", serde_json::json!(how)), ("result", v.clone())]
+            }
+            Err(e) => {
+                warn!(how, error = %e, "configuration reload refused; the running configuration stays");
+                vec![
+                    ("how", serde_json::json!(how)),
+                    ("refused", serde_json::json!(e)),
+                ]
+            }
+        };
+        if let Some(ev) = &evidence_reload {
+            let _ = ev.send(
+                crate::evidence::entry("config-reload", unix_now().saturating_mul(1000), fields),
+                None,
+            );
+        }
+        r
+    };
     loop {
         tokio::select! {
             _ = &mut shutdown => { info!("shutting down (SIGINT)"); break; }
             _ = term.recv() => { info!("shutting down (SIGTERM)"); break; }
+            _ = hup.recv() => { let _ = do_reload("SIGHUP"); }
+            Some(reply) = reload_rx.recv() => { let _ = reply.send(do_reload("api")); }
             _ = watch.tick() => {
                 if threads.iter().any(|t| t.is_finished()) {
                     error!("a worker thread ended; shutting down");
@@ -460,6 +525,8 @@ pub(crate) async fn run(cfg: FileConfig, listens: Vec<Listen>) -> anyhow::Result
             }
         }
     }
+    drop(detect_reload);
+    drop(evidence_reload);
     stop.store(true, Ordering::Relaxed);
     inbound_tx.wake_all();
     let mut shells = Vec::new();
@@ -505,6 +572,7 @@ pub(crate) async fn run(cfg: FileConfig, listens: Vec<Listen>) -> anyhow::Result
             crate::evidence::entry("server-stop", unix_now().saturating_mul(1000), vec![]),
             None,
         );
+        tx.close();
         drop(tx);
         let _ = h.join();
     }

@@ -3,6 +3,7 @@
 //! batches, security events to the log, `security-events.jsonl` and the evidence log (the
 //! answer to a refused message waits until its entries are durable); and at most once a
 //! minute, the totals lines.
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use palisade_core::Event;
@@ -13,6 +14,7 @@ use super::budget::EVENT_RATE;
 use super::evidence::security_entry;
 use super::persist::to_row;
 use super::shell::Shell;
+use super::telemetry::{Telemetry, PUBLISH_EVERY};
 use crate::clock::unix_now;
 use crate::messages::{DetectMsg, Inbound, Replica, StoreMsg};
 
@@ -46,6 +48,59 @@ impl Shell {
             };
             // (not an evidence entry: the evidence log has every one of these events)
             self.store.send(StoreMsg::Security(Box::new(e), unix_now()));
+        }
+    }
+
+    /// Copies the core's counters out for the admin listener, at most every
+    /// `PUBLISH_EVERY` (relaxed stores into this shard's own counters).
+    pub(super) fn publish(&mut self, now: Instant, queued: usize) {
+        if now.saturating_duration_since(self.published.0) < PUBLISH_EVERY {
+            return;
+        }
+        self.published.0 = now;
+        let Some(c) = self.telemetry.shards.get(self.index) else {
+            return;
+        };
+        let st = &self.endpoint.stats;
+        let copy = |to: &[AtomicU64], from: &[u64]| {
+            for (t, f) in to.iter().zip(from) {
+                t.store(*f, Ordering::Relaxed);
+            }
+        };
+        copy(&c.requests, &st.requests_by_method);
+        copy(&c.responses, &st.responses_by_class);
+        copy(&c.shield, &st.security_by_kind);
+        let (servers, clients) = self.endpoint.transaction_count();
+        c.transactions
+            .store((servers + clients) as u64, Ordering::Relaxed);
+        c.queued.store(queued as u64, Ordering::Relaxed);
+        c.store_held
+            .store(self.store.held() as u64, Ordering::Relaxed);
+        let dropped = [
+            ("shard", self.handoff_dropped),
+            ("store", self.store.shed),
+            ("detect", self.detect_dropped),
+        ];
+        for (q, n) in dropped {
+            if let Some(d) = c.dropped.get(Telemetry::queue(q)) {
+                d.store(n, Ordering::Relaxed);
+            }
+        }
+        if let (Some(h), Some(d)) = (&self.hep, c.dropped.get(Telemetry::queue("hep"))) {
+            // one sender for all shards: shard 0 reports it
+            if self.index == 0 {
+                d.store(h.dropped(), Ordering::Relaxed);
+            }
+        }
+        // Every shard holds every binding: shard 0 counts them, once a second (a walk
+        // over the location table).
+        if self.index == 0
+            && now.saturating_duration_since(self.published.1) >= Duration::from_secs(1)
+        {
+            self.published.1 = now;
+            self.telemetry
+                .registrations
+                .store(self.endpoint.bindings().count() as u64, Ordering::Relaxed);
         }
     }
 

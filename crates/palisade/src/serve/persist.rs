@@ -192,26 +192,41 @@ pub(super) fn store_thread(
     let mut unwritten: Vec<BindingOp> = Vec::new();
     let mut written: u64 = 0;
     let mut failing = false;
+    // The last window brought something: the next one starts with a nap, not a blocking
+    // receive (a sender that finds this thread asleep in `recv` pays a futex wake-up).
+    let mut busy = false;
     loop {
         let mut batch = Vec::new();
-        let closed = match ops.recv_timeout(Duration::from_millis(200)) {
-            Ok(op) => {
-                batch.push(op);
-                // Group commit: let a burst accumulate, so that a busy registrar costs one
-                // wake-up and one transaction per window instead of one per REGISTER.
-                std::thread::sleep(GROUP_COMMIT);
-                false
+        let closed = if busy {
+            std::thread::sleep(GROUP_COMMIT);
+            false
+        } else {
+            match ops.recv_timeout(Duration::from_millis(200)) {
+                Ok(op) => {
+                    batch.push(op);
+                    // Group commit: let a burst accumulate, so that a busy registrar costs
+                    // one wake-up and one transaction per window instead of one per
+                    // REGISTER.
+                    std::thread::sleep(GROUP_COMMIT);
+                    false
+                }
+                Err(RecvTimeoutError::Timeout) => false,
+                // The core is gone and its queue is empty: write what is left, then end.
+                Err(RecvTimeoutError::Disconnected) => true,
             }
-            Err(RecvTimeoutError::Timeout) => false,
-            // The core is gone and its queue is empty: write what is left, then end.
-            Err(RecvTimeoutError::Disconnected) => true,
         };
+        let mut closed = closed;
         while batch.len() < 20_000 {
             match ops.try_recv() {
                 Ok(op) => batch.push(op),
-                Err(_) => break,
+                Err(std::sync::mpsc::TryRecvError::Empty) => break,
+                Err(std::sync::mpsc::TryRecvError::Disconnected) => {
+                    closed = true;
+                    break;
+                }
             }
         }
+        busy = !batch.is_empty();
         let mut wrote_events = false;
         for m in batch {
             match m {

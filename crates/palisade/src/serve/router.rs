@@ -13,7 +13,7 @@
 //! - Notifications, released answers, webhooks: shard 0.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -30,6 +30,9 @@ use crate::messages::{Inbound, Replica};
 pub(super) struct Waker {
     tid: AtomicI32,
     sleeping: AtomicBool,
+    /// Messages on the queue: added by the senders (one relaxed add each), taken off by
+    /// the worker once per pass (the `palisade_queue_depth{queue="shard"}` gauge).
+    queued: AtomicUsize,
 }
 
 impl Waker {
@@ -46,6 +49,18 @@ impl Waker {
     /// The worker is awake.
     pub(super) fn awake(&self) {
         self.sleeping.store(false, Ordering::SeqCst);
+    }
+
+    /// The worker took `n` messages off its queue.
+    pub(super) fn taken(&self, n: usize) {
+        if n > 0 {
+            self.queued.fetch_sub(n, Ordering::Relaxed);
+        }
+    }
+
+    /// Messages on the queue now.
+    pub(super) fn queued(&self) -> usize {
+        self.queued.load(Ordering::Relaxed)
     }
 
     /// True once per sleep: the caller wakes the worker.
@@ -176,7 +191,7 @@ impl Router {
         let Some((tx, waker)) = self.queue(i) else {
             return Err(TokioTrySendError::Closed(m));
         };
-        enqueue(tx, m)?;
+        enqueue(tx, waker, m)?;
         if !waker.take_sleep() {
             return Ok(None);
         }
@@ -258,7 +273,8 @@ impl Router {
             Inbound::Closed { .. }
             | Inbound::Users(_)
             | Inbound::Restrict(_)
-            | Inbound::Lift(_) => Target::All,
+            | Inbound::Lift(_)
+            | Inbound::Policy(_) => Target::All,
             Inbound::Replica { .. }
             | Inbound::Notify { .. }
             | Inbound::Release(_)
@@ -304,7 +320,7 @@ impl Router {
         let Some((tx, waker)) = self.queue(i) else {
             return Err(TokioTrySendError::Closed(m));
         };
-        let r = enqueue(tx, m);
+        let r = enqueue(tx, waker, m);
         // (also when full: the worker is then surely behind, never asleep for long)
         if !matches!(r, Err(TokioTrySendError::Closed(_))) {
             self.wake(i, waker);
@@ -323,8 +339,8 @@ impl Router {
             // WAKE_TICK), without a wake-up of its own. Blocking here could deadlock
             // two workers that feed each other; a full queue means that shard is far
             // behind: its copy of this change is lost until the binding is refreshed.
-            if let Some((tx, _)) = self.queues.get(i) {
-                let _ = tx.try_send(m);
+            if let Some((tx, waker)) = self.queues.get(i) {
+                let _ = enqueue(tx, waker, m);
             }
         }
     }
@@ -364,10 +380,19 @@ impl Router {
 }
 
 /// A non-blocking send, its errors in the form the callers use.
-fn enqueue(tx: &SyncSender<Inbound>, m: Inbound) -> Result<(), TokioTrySendError<Inbound>> {
-    tx.try_send(m).map_err(|e| match e {
-        TrySendError::Full(m) => TokioTrySendError::Full(m),
-        TrySendError::Disconnected(m) => TokioTrySendError::Closed(m),
+fn enqueue(
+    tx: &SyncSender<Inbound>,
+    waker: &Waker,
+    m: Inbound,
+) -> Result<(), TokioTrySendError<Inbound>> {
+    // counted before the send, so that the worker's count never goes below zero
+    waker.queued.fetch_add(1, Ordering::Relaxed);
+    tx.try_send(m).map_err(|e| {
+        waker.queued.fetch_sub(1, Ordering::Relaxed);
+        match e {
+            TrySendError::Full(m) => TokioTrySendError::Full(m),
+            TrySendError::Disconnected(m) => TokioTrySendError::Closed(m),
+        }
     })
 }
 

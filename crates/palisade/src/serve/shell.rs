@@ -24,6 +24,8 @@ use super::handoff::StoreHandoff;
 use super::router::Router;
 use super::stream::{run_conn, Conn, ConnTask, CONN_QUEUE};
 use super::sys;
+use super::telemetry::Telemetry;
+use crate::hep::HepSender;
 use crate::messages::{DetectMsg, Hook, Inbound, Replica};
 
 /// Remote addresses remembered with the UDP socket they wrote to (several sockets only).
@@ -94,6 +96,12 @@ pub(super) struct Shell {
     pub(super) webhooks: Option<Sender<Hook>>,
     /// Transmits released by the evidence thread (their entries are durable).
     pub(super) released: Vec<Transmit>,
+    /// Where this shard's counters are published for the admin listener.
+    pub(super) telemetry: Arc<Telemetry>,
+    /// When they were last published (and, for shard 0, when the bindings were counted).
+    pub(super) published: (Instant, Instant),
+    /// HEP capture of every message in and out (`[hep] collector`).
+    pub(super) hep: Option<Arc<HepSender>>,
 }
 
 impl Shell {
@@ -102,6 +110,15 @@ impl Shell {
     /// security event with its SHA-256, and the server goes on serving everyone else.
     /// This is defence in depth; the core's crates deny the constructs that panic.
     fn handle(&mut self, now: Instant, peer: Peer, bytes: &[u8]) {
+        if let Some(h) = &self.hep {
+            h.capture(
+                peer.addr,
+                self.local_addr(peer.addr),
+                peer.transport.into(),
+                std::time::SystemTime::now(),
+                bytes,
+            );
+        }
         let refusals = |st: &palisade_core::Stats| {
             st.shield_refused + st.shield_answers_refused + st.protected_refused + st.panics
         };
@@ -172,10 +189,35 @@ impl Shell {
     }
 
     /// Sends one message (UDP socket, stream connection, or a new TCP connection).
+    /// This server's address toward `peer` as a capture names it: the first listening
+    /// UDP address of its family (stream connections' own local addresses are not
+    /// kept).
+    fn local_addr(&self, peer: SocketAddr) -> SocketAddr {
+        self.udp
+            .iter()
+            .map(|(_, a)| *a)
+            .find(|a| a.is_ipv4() == peer.is_ipv4())
+            .or_else(|| self.udp.first().map(|(_, a)| *a))
+            .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)))
+    }
+
+    fn capture_out(&self, t: &Transmit) {
+        if let Some(h) = &self.hep {
+            h.capture(
+                self.local_addr(t.to.addr),
+                t.to.addr,
+                t.to.transport.into(),
+                std::time::SystemTime::now(),
+                &t.bytes,
+            );
+        }
+    }
+
     fn transmit(&mut self, t: Transmit) {
         {
             match t.to.transport {
                 Transport::Udp => {
+                    self.capture_out(&t);
                     let known = match self.udp.len() {
                         0 | 1 => None,
                         _ => self.udp_from.get(&t.to.addr).copied(),
@@ -207,6 +249,7 @@ impl Shell {
                         self.hand_over(owner, Inbound::Send(t));
                         return;
                     }
+                    self.capture_out(&t);
                     let id =
                         t.to.conn
                             .filter(|c| self.conns.contains_key(c))
@@ -344,6 +387,11 @@ impl Shell {
             Inbound::Users(u) => self.endpoint.set_users(u),
             Inbound::Restrict(r) => self.endpoint.restrict(r),
             Inbound::Lift(s) => self.endpoint.lift(&s),
+            Inbound::Policy(p) => {
+                let (shield, limits) = *p;
+                self.limits = limits.clone();
+                self.endpoint.set_policy(shield, limits);
+            }
             Inbound::Release(t) => self.released.extend(t),
             Inbound::Webhook(h) => {
                 let sent = match &self.webhooks {

@@ -16,6 +16,19 @@ use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::os::fd::RawFd;
 use std::sync::OnceLock;
 
+/// The kernel's clock ticks per second and page size (`sysconf`), for the process
+/// metrics read from `/proc/self/stat`; the usual values when the call fails.
+pub(super) fn clock_ticks_and_page_size() -> (f64, u64) {
+    // SAFETY: sysconf only reads a configuration value; it takes no pointer.
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    // SAFETY: as above.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    (
+        if ticks > 0 { ticks as f64 } else { 100.0 },
+        u64::try_from(page).ok().filter(|p| *p > 0).unwrap_or(4096),
+    )
+}
+
 /// Most datagrams taken from a socket, or sent, in one system call.
 pub(super) const BATCH: usize = 32;
 /// Room for one datagram: the largest UDP payload fits.

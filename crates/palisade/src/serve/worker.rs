@@ -36,15 +36,24 @@ pub(super) struct Worker {
 }
 
 /// Takes up to [`QUEUE_PASS`] queued messages; `true` when the queue is closed.
-fn take_queue(rx: &Receiver<Inbound>, shell: &mut Shell) -> bool {
+fn take_queue(rx: &Receiver<Inbound>, waker: &Waker, shell: &mut Shell) -> bool {
+    let mut taken = 0;
+    let mut closed = false;
     for _ in 0..QUEUE_PASS {
         match rx.try_recv() {
-            Ok(m) => shell.on_inbound(m),
-            Err(TryRecvError::Empty) => return false,
-            Err(TryRecvError::Disconnected) => return true,
+            Ok(m) => {
+                taken += 1;
+                shell.on_inbound(m);
+            }
+            Err(TryRecvError::Empty) => break,
+            Err(TryRecvError::Disconnected) => {
+                closed = true;
+                break;
+            }
         }
     }
-    false
+    waker.taken(taken);
+    closed
 }
 
 /// Runs the worker until `stop`; gives its shell back for the final flush.
@@ -61,7 +70,7 @@ pub(super) fn run(w: Worker) -> Shell {
     let mut recv_errors: u64 = 0;
     'run: while !stop.load(Ordering::Relaxed) {
         // 1. what other threads handed over
-        if take_queue(&rx, &mut shell) {
+        if take_queue(&rx, &waker, &mut shell) {
             break 'run;
         }
         // 2. timers, 3. sends
@@ -74,6 +83,7 @@ pub(super) fn run(w: Worker) -> Shell {
         shell.shield_summary(false);
         shell.suppressed_events(false);
         shell.traffic_summary(false);
+        shell.publish(now, waker.queued());
         // 4. wait for datagrams (or the queue, without a socket)
         match (&socket, &mut batch) {
             (Some(sock), Some(batch)) => {
@@ -81,6 +91,7 @@ pub(super) fn run(w: Worker) -> Shell {
                 match rx.try_recv() {
                     Ok(m) => {
                         waker.awake();
+                        waker.taken(1);
                         shell.on_inbound(m);
                         continue;
                     }
@@ -94,7 +105,7 @@ pub(super) fn run(w: Worker) -> Shell {
                         // What was queued before these datagrams arrived is applied
                         // first (a binding another shard saved before it answered the
                         // REGISTER must be here before a call to that phone).
-                        let _ = take_queue(&rx, &mut shell);
+                        let _ = take_queue(&rx, &waker, &mut shell);
                         let now = Instant::now();
                         for (from, bytes) in batch.datagrams() {
                             shell.on_datagram(now, from, bytes, 0);
@@ -124,7 +135,10 @@ pub(super) fn run(w: Worker) -> Shell {
                     .map_or(WAKE_TICK, |t| t.saturating_duration_since(now))
                     .min(WAKE_TICK);
                 match rx.recv_timeout(wait) {
-                    Ok(m) => shell.on_inbound(m),
+                    Ok(m) => {
+                        waker.taken(1);
+                        shell.on_inbound(m);
+                    }
                     Err(RecvTimeoutError::Timeout) => {}
                     Err(RecvTimeoutError::Disconnected) => break 'run,
                 }

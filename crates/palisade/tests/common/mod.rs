@@ -501,3 +501,89 @@ pub(crate) fn digest(
     ]);
     format!("Digest username=\"{user}\", realm=\"127.0.0.1\", nonce=\"{nonce}\", uri=\"{uri}\", response=\"{r}\", algorithm={}, qop=auth, nc=00000001, cnonce=\"cn\"", alg.name())
 }
+
+/// One HTTP/1.1 request to the admin listener at `addr` (`Connection: close`): the
+/// status and the body. `token`: sent as a bearer token.
+pub(crate) fn http(
+    addr: &str,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<&str>,
+) -> (u16, String) {
+    use std::io::{Read, Write};
+    // (0, why) when nothing listens: callers that wait for a listener poll with this
+    let mut s = match std::net::TcpStream::connect(addr) {
+        Ok(s) => s,
+        Err(e) => return (0, e.to_string()),
+    };
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    if let Some(t) = token {
+        req.push_str(&format!("Authorization: Bearer {t}\r\n"));
+    }
+    let body = body.unwrap_or("");
+    if !body.is_empty() || method == "POST" {
+        req.push_str(&format!(
+            "Content-Type: application/json\r\nContent-Length: {}\r\n",
+            body.len()
+        ));
+    }
+    req.push_str("\r\n");
+    req.push_str(body);
+    s.write_all(req.as_bytes()).unwrap();
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    let text = String::from_utf8_lossy(&out).into_owned();
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    // chunked answers (axum streams some bodies): joined back
+    let body = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        let mut rest = body;
+        let mut joined = String::new();
+        while let Some((len, after)) = rest.split_once("\r\n") {
+            let n = usize::from_str_radix(len.trim(), 16).unwrap_or(0);
+            if n == 0 || after.len() < n {
+                break;
+            }
+            joined.push_str(&after[..n]);
+            rest = after[n..].trim_start_matches("\r\n");
+        }
+        joined
+    } else {
+        body.to_string()
+    };
+    (status, body)
+}
+
+/// A server with the admin listener on a port of its own (`[admin] listen`), plus the
+/// extra configuration `more`; the server and the admin address.
+pub(crate) fn start_with_admin(tag: &str, users: &[&str], more: &str) -> (Server, String) {
+    let port = ports();
+    let admin_port = ports();
+    let dir = tempdir(tag);
+    add_users(&dir, users);
+    let cfg = dir.join("admin.toml");
+    std::fs::write(
+        &cfg,
+        format!("[admin]\nlisten = \"127.0.0.1:{admin_port}\"\n{more}"),
+    )
+    .unwrap();
+    let s = Server::start_in(dir, port, &["--config", cfg.to_str().unwrap()]);
+    (s, format!("127.0.0.1:{admin_port}"))
+}
+
+/// The admin token the server created in its data directory.
+pub(crate) fn admin_token(s: &Server) -> String {
+    std::fs::read_to_string(s.dir.join("admin.token"))
+        .unwrap()
+        .trim()
+        .to_string()
+}
