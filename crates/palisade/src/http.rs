@@ -1,95 +1,127 @@
-//! The one HTTP client of the server: a plain-HTTP POST with short timeouts (webhook
-//! notifications and witness submissions go to the operator's own network or loopback),
-//! and the Content-Length of an HTTP head (also read by the witness's listener).
-use std::io::{Read, Write};
-use std::net::{TcpStream, ToSocketAddrs};
+//! The one HTTP client of the server (ureq over rustls with ring): a POST to an
+//! `http://` or `https://` URL with a 5 s bound on the whole exchange and at most
+//! 64 KiB of answer read, for webhook notifications and witness submissions.
+//!
+//! Which servers an `https://` URL may reach: by default those whose certificate chains
+//! to a CA of the Mozilla root programme, as compiled into the binary (webpki-roots),
+//! so that a server verifies the same way on every host, a minimal container without
+//! `/etc/ssl` included, and no file of the host can widen what it trusts. An endpoint
+//! on the operator's own network, under a private CA, is reached by naming that CA's
+//! PEM file (`notify.ca_file`, a witness's `ca_file`): the CAs of that file are then
+//! the only ones trusted, as with curl's `--cacert`.
+//!
+//! No proxy from the environment and no redirects: the endpoints are the operator's,
+//! and a webhook that answers 3xx has not taken the notification.
+use std::io::Read;
+use std::path::Path;
+use std::sync::OnceLock;
 use std::time::Duration;
 
-use anyhow::{bail, Context};
+use anyhow::Context;
+use ureq::tls::{parse_pem, PemItem, RootCerts, TlsConfig};
 
-/// POSTs `body` (JSON) to an `http://HOST:PORT/PATH` URL; the answer's status.
-/// Plain HTTP only (a webhook on the operator's own network or loopback); 5 s timeouts.
-pub(crate) fn post_json(url: &str, body: &str) -> anyhow::Result<u16> {
-    post(url, "application/json", body).map(|(code, _)| code)
+/// The bound on one POST: connecting, sending and reading the answer.
+const TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The most of an answer's body read (a cosignature line or a webhook's reply is far
+/// below it); the rest is ignored.
+const MAX_ANSWER: u64 = 64 * 1024;
+
+/// An HTTP client with its trusted roots (cheap to clone: the connection pool and the
+/// TLS configuration are shared).
+#[derive(Clone)]
+pub(crate) struct Client {
+    agent: ureq::Agent,
 }
 
-/// An HTTP answer that has its head and as many body bytes as its Content-Length says.
-fn complete(answer: &[u8]) -> bool {
-    let Some(end) = answer.windows(4).position(|w| w == b"\r\n\r\n") else {
-        return false;
-    };
-    content_length(&String::from_utf8_lossy(
-        answer.get(..end).unwrap_or_default(),
-    ))
-    .is_some_and(|len| answer.len() >= end + 4 + len)
-}
-
-/// The Content-Length of an HTTP head (request or answer), if it has a valid one.
-pub(crate) fn content_length(head: &str) -> Option<usize> {
-    head.lines().find_map(|l| {
-        let (k, v) = l.split_once(':')?;
-        k.trim()
-            .eq_ignore_ascii_case("content-length")
-            .then(|| v.trim().parse::<usize>().ok())?
-    })
-}
-
-/// POSTs `body` to an `http://HOST:PORT/PATH` URL (plain HTTP, 5 s timeouts, one
-/// request per connection): the status and the body of the answer (at most 64 KiB).
-pub(crate) fn post(url: &str, content_type: &str, body: &str) -> anyhow::Result<(u16, String)> {
-    let Some(rest) = url.strip_prefix("http://") else {
-        bail!("{url:?}: only http:// URLs are supported");
-    };
-    let (hostport, path) = match rest.find('/').and_then(|i| rest.split_at_checked(i)) {
-        Some(parts) => parts,
-        None => (rest, "/"),
-    };
-    let hostport = if hostport.contains(':') {
-        hostport.to_string()
-    } else {
-        format!("{hostport}:80")
-    };
-    let addr = hostport
-        .to_socket_addrs()
-        .with_context(|| format!("host {hostport}"))?
-        .next()
-        .with_context(|| format!("host {hostport}: no address"))?;
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5))
-        .with_context(|| format!("connecting to {url}"))?;
-    s.set_read_timeout(Some(Duration::from_secs(5)))?;
-    s.set_write_timeout(Some(Duration::from_secs(5)))?;
-    let host = hostport
-        .rsplit_once(':')
-        .map_or(hostport.as_str(), |(h, _)| h);
-    write!(
-        s,
-        "POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\nUser-Agent: palisade\r\n\r\n{body}",
-        body.len()
-    )?;
-    let mut answer = Vec::new();
-    let mut buf = [0u8; 4096];
-    while answer.len() < 65_536 + 4096 {
-        match s.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => {
-                answer.extend_from_slice(buf.get(..n).unwrap_or_default());
-                if complete(&answer) {
-                    break;
+impl Client {
+    /// A client that trusts the CAs of `ca_file` (PEM) for `https://`, or the Mozilla
+    /// roots without it.
+    pub(crate) fn new(ca_file: Option<&Path>) -> anyhow::Result<Client> {
+        let roots = match ca_file {
+            None => RootCerts::WebPki,
+            Some(path) => {
+                let pem = std::fs::read(path).with_context(|| path.display().to_string())?;
+                let mut certs = Vec::new();
+                for item in parse_pem(&pem) {
+                    if let PemItem::Certificate(c) =
+                        item.with_context(|| format!("{}: not PEM", path.display()))?
+                    {
+                        certs.push(c);
+                    }
                 }
+                if certs.is_empty() {
+                    anyhow::bail!("{}: no PEM certificate in it", path.display());
+                }
+                RootCerts::from(certs)
             }
-            // the status line is enough when the peer keeps the connection open
-            Err(_) if answer.windows(4).any(|w| w == b"\r\n\r\n") => break,
-            Err(e) => return Err(e.into()),
-        }
+        };
+        let config = ureq::Agent::config_builder()
+            .timeout_global(Some(TIMEOUT))
+            .http_status_as_error(false)
+            .max_redirects(0)
+            .proxy(None)
+            .user_agent("palisade")
+            .tls_config(TlsConfig::builder().root_certs(roots).build())
+            .build();
+        Ok(Client {
+            agent: ureq::Agent::new_with_config(config),
+        })
     }
-    let text = String::from_utf8_lossy(&answer);
-    let code = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse::<u16>().ok())
-        .with_context(|| format!("{url}: not an HTTP answer"))?;
-    let body = text
-        .split_once("\r\n\r\n")
-        .map_or(String::new(), |(_, b)| b.to_string());
-    Ok((code, body))
+
+    /// POSTs `body` to `url`: the status and the body of the answer (at most 64 KiB,
+    /// lossy UTF-8). An answer whose body breaks off (a peer that keeps the connection
+    /// open past its head, say) still counts, with what arrived of it.
+    pub(crate) fn post(
+        &self,
+        url: &str,
+        content_type: &str,
+        body: &str,
+    ) -> anyhow::Result<(u16, String)> {
+        let answer = self
+            .agent
+            .post(url)
+            .content_type(content_type)
+            .send(body)
+            .with_context(|| format!("POST {url}"))?;
+        let code = answer.status().as_u16();
+        let mut bytes = Vec::new();
+        // read_to_end keeps what it read before an error
+        let _ = answer
+            .into_body()
+            .into_reader()
+            .take(MAX_ANSWER)
+            .read_to_end(&mut bytes);
+        Ok((code, String::from_utf8_lossy(&bytes).into_owned()))
+    }
 }
+
+/// The client of webhook notifications: set once at start from `notify.ca_file`.
+static WEBHOOKS: OnceLock<Client> = OnceLock::new();
+
+/// Sets the roots webhook notifications trust (`notify.ca_file`); before the first
+/// webhook is posted, once.
+pub(crate) fn set_webhook_roots(ca_file: Option<&Path>) -> anyhow::Result<()> {
+    let client = Client::new(ca_file).context("notify.ca_file")?;
+    WEBHOOKS
+        .set(client)
+        .map_err(|_| anyhow::anyhow!("the webhook client was already set"))
+}
+
+/// POSTs `body` (JSON) to a webhook `url` (`http://` or `https://`); the answer's
+/// status.
+pub(crate) fn post_json(url: &str, body: &str) -> anyhow::Result<u16> {
+    let client = match WEBHOOKS.get() {
+        Some(c) => c,
+        None => {
+            let c = Client::new(None)?;
+            WEBHOOKS.get_or_init(|| c)
+        }
+    };
+    client
+        .post(url, "application/json", body)
+        .map(|(code, _)| code)
+}
+
+#[cfg(test)]
+mod tests;

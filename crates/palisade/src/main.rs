@@ -160,7 +160,7 @@ enum NotifyCmd {
     Targets {
         #[arg(long)]
         since: Option<String>,
-        /// `http://HOST:PORT/PATH` (default: notify.webhook of the config).
+        /// `http://` or `https://` URL (default: notify.webhook of the config).
         #[arg(long)]
         webhook: Option<String>,
         /// Wait up to this many seconds for the server to deliver the SIP messages.
@@ -470,6 +470,9 @@ fn main() -> ExitCode {
                 Ok(l) => l,
                 Err(e) => return fail(e),
             };
+            if let Err(e) = http::set_webhook_roots(cfg.notify.ca_file.as_deref()) {
+                return fail(e);
+            }
             let rt = match tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()

@@ -83,8 +83,8 @@ impl FileConfig {
                 .map(|w| ("evidence.witnesses.url", Some(w.url.as_str()))),
         ) {
             if let Some(u) = url {
-                if !u.starts_with("http://") {
-                    bail!("{key} {u:?}: only http:// URLs are supported");
+                if !u.starts_with("http://") && !u.starts_with("https://") {
+                    bail!("{key} {u:?}: only http:// and https:// URLs are supported");
                 }
             }
         }
@@ -128,6 +128,16 @@ impl FileConfig {
         }
         if let Some(k) = &self.evidence.key {
             std::fs::metadata(k).with_context(|| format!("evidence.key {}", k.display()))?;
+        }
+        for (key, ca) in std::iter::once(("notify.ca_file", &self.notify.ca_file)).chain(
+            self.evidence
+                .witnesses
+                .iter()
+                .map(|w| ("evidence.witnesses.ca_file", &w.ca_file)),
+        ) {
+            if let Some(p) = ca {
+                std::fs::metadata(p).with_context(|| format!("{key} {}", p.display()))?;
+            }
         }
         Ok(format!(
             "domain {}, listening on {}, data in {}, digest {}",

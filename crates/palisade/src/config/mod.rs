@@ -87,10 +87,15 @@ pub(crate) struct EvidenceSection {
 #[derive(Debug, Deserialize, Clone)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct WitnessEntry {
-    /// Its submission prefix: `http://HOST:PORT` (add-checkpoint is POSTed under it).
+    /// Its submission prefix: `http://HOST:PORT` or `https://HOST[:PORT][/PATH]`
+    /// (add-checkpoint is POSTed under it).
     pub(crate) url: String,
     /// Its cosignature verifier key (`NAME+KEYID+BASE64(0x04 || KEY)`).
     pub(crate) key: String,
+    /// For an `https://` witness under a private CA: a PEM file of the CAs trusted for
+    /// it (then only those). Default: the Mozilla roots built into the binary.
+    #[serde(default)]
+    pub(crate) ca_file: Option<PathBuf>,
 }
 
 /// What the evidence log takes in besides security decisions.
@@ -126,8 +131,11 @@ pub(crate) struct NotifySection {
     pub(crate) text: String,
     /// The user part of the MESSAGE's From (`sip:USER@domain`).
     pub(crate) from_user: String,
-    /// A webhook URL (`http://HOST:PORT/PATH`) used when `--webhook` is not given.
+    /// A webhook URL (`http://` or `https://`) used when `--webhook` is not given.
     pub(crate) webhook: Option<String>,
+    /// For `https://` webhooks under a private CA: a PEM file of the CAs trusted for
+    /// them (then only those). Default: the Mozilla roots built into the binary.
+    pub(crate) ca_file: Option<PathBuf>,
 }
 
 impl Default for NotifySection {
@@ -136,6 +144,7 @@ impl Default for NotifySection {
             text: "Security notice from your SIP service: an account that took part in an attack campaign tried to call you. If your phone rang from an unknown caller, tell your operator.".into(),
             from_user: "security".into(),
             webhook: None,
+            ca_file: None,
         }
     }
 }

@@ -41,7 +41,7 @@ const SHIPPED_PROFILES: &str = include_str!("../../../../dist/profiles.toml");
 /// device that registers meanwhile gets it within this time).
 const NOTIFY_RETRY: Duration = Duration::from_secs(5);
 
-/// Posts webhook notifications one at a time (plain HTTP, 5 s timeouts) and reports
+/// Posts webhook notifications one at a time (http or https, 5 s timeouts) and reports
 /// each result to the detection thread.
 pub(super) fn webhook_thread(rx: Receiver<Hook>, results: SyncSender<DetectMsg>) {
     while let Ok(h) = rx.recv() {

@@ -6,6 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{channel, Receiver, Sender, SyncSender};
 
+use anyhow::Context;
 use palisade_evidence::CosignatureVerifier;
 use tracing::{info, warn};
 
@@ -15,6 +16,8 @@ use crate::messages::EvidenceMsg;
 
 struct Target {
     url: String,
+    /// With the roots this witness is trusted under (its `ca_file`, or the default).
+    client: http::Client,
     key: CosignatureVerifier,
     /// The size this witness last cosigned, as far as we know (0: ask).
     old: u64,
@@ -35,8 +38,11 @@ pub(super) fn start(
     for w in witnesses {
         let key = CosignatureVerifier::parse(&w.key)
             .map_err(|e| anyhow::anyhow!("evidence.witnesses {}: {e}", w.url))?;
+        let client = http::Client::new(w.ca_file.as_deref())
+            .with_context(|| format!("evidence.witnesses {}: ca_file", w.url))?;
         targets.push(Target {
             url: format!("{}/add-checkpoint", w.url.trim_end_matches('/')),
+            client,
             key,
             old: 0,
             failing: false,
@@ -104,7 +110,7 @@ fn submit(dir: &Path, t: &mut Target, size: u64, note: &str) -> anyhow::Result<S
             Vec::new()
         };
         let body = palisade_evidence::witness::add_checkpoint_request(t.old, &proof, note);
-        let (code, answer) = http::post(&t.url, "text/plain", &body)?;
+        let (code, answer) = t.client.post(&t.url, "text/plain", &body)?;
         match code {
             200 => {
                 t.old = size;

@@ -97,10 +97,14 @@ fn webhook() -> (String, Arc<Mutex<Vec<Value>>>) {
                 buf.extend_from_slice(&chunk[..n]);
                 let text = String::from_utf8_lossy(&buf).into_owned();
                 if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                    // field names are case-insensitive (RFC 9110, 5.1)
                     let len: usize = head
                         .lines()
-                        .find_map(|l| l.strip_prefix("Content-Length: "))
-                        .and_then(|v| v.trim().parse().ok())
+                        .find_map(|l| {
+                            let (k, v) = l.split_once(':')?;
+                            k.eq_ignore_ascii_case("content-length")
+                                .then(|| v.trim().parse().ok())?
+                        })
                         .unwrap_or(0);
                     if body.len() >= len {
                         if let Ok(v) = serde_json::from_str::<Value>(&body[..len]) {
