@@ -5,7 +5,8 @@
 # scanner-detection test, Go and its golang.org/x/mod for the evidence-log verifier nobody
 # here wrote, python3 for the corpus extraction check, sngrep and tshark as the HEP capture
 # readers nobody here wrote, Prometheus and promtool for the metrics, Chromium and
-# playwright-core from npm for the dashboard), then runs every test of the workspace.
+# playwright-core from npm for the dashboard, PostgreSQL for the store's shared suite),
+# starts a private PostgreSQL server, then runs every test of the workspace.
 # Everything the tests read is in the repository (tests/corpus, bench/harness).
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -24,6 +25,9 @@ command -v sngrep >/dev/null 2>&1 || need+=(sngrep)
 command -v promtool >/dev/null 2>&1 || need+=(prometheus)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 command -v npm >/dev/null 2>&1 || need+=(nodejs npm)
+# Debian keeps PostgreSQL's programs out of PATH, under /usr/lib/postgresql/VERSION/bin
+pg_bin() { ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1; }
+[ -n "$(pg_bin)" ] && [ -x "$(pg_bin)/initdb" ] || need+=(postgresql)
 if [ ${#need[@]} -gt 0 ]; then
   SUDO=""
   [ "$(id -u)" -ne 0 ] && SUDO="sudo"
@@ -35,5 +39,35 @@ fi
 if [ ! -d crates/palisade/tests/dashboard/node_modules/playwright-core ]; then
   (cd crates/palisade/tests/dashboard && npm ci --no-audit --no-fund --loglevel=error)
 fi
+
+# A private PostgreSQL server for the store's suite (crates/store/tests/storage_suite.rs):
+# its own data and socket directory under a fresh temporary one, on 127.0.0.1 and a free
+# port, trust authentication, no fsync (nothing here outlives the run); stopped and
+# removed when this script exits, however it exits. Run as root, it runs as the
+# `postgres` user (the server refuses root).
+pg_dir="$(mktemp -d "${TMPDIR:-/tmp}/palisade-pg.XXXXXX")"
+as_pg() {
+  if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+pg_stop() {
+  if [ -f "$pg_dir/data/postmaster.pid" ]; then
+    as_pg "$(pg_bin)/pg_ctl" -D "$pg_dir/data" -m fast -w stop >/dev/null 2>&1 || true
+  fi
+  rm -rf "$pg_dir"
+}
+trap pg_stop EXIT
+trap 'exit 130' INT TERM
+[ "$(id -u)" -eq 0 ] && chown postgres: "$pg_dir"
+pg_port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+as_pg "$(pg_bin)/initdb" -D "$pg_dir/data" -U postgres -A trust -E UTF8 --no-sync >/dev/null
+if ! as_pg "$(pg_bin)/pg_ctl" -D "$pg_dir/data" -l "$pg_dir/server.log" -w -t 60 \
+    -o "-c listen_addresses=127.0.0.1 -c port=$pg_port -c unix_socket_directories=$pg_dir -c fsync=off -c synchronous_commit=off -c full_page_writes=off" \
+    start >/dev/null; then
+  cat "$pg_dir/server.log" >&2
+  exit 1
+fi
+as_pg "$(pg_bin)/createdb" -h 127.0.0.1 -p "$pg_port" -U postgres palisade_test
+export PALISADE_TEST_PG_URL="postgres://postgres@127.0.0.1:$pg_port/palisade_test"
+echo "PostgreSQL $("$(pg_bin)/postgres" --version | awk '{print $3}') for the tests: $PALISADE_TEST_PG_URL"
 
 cargo test --workspace --locked "$@"

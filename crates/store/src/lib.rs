@@ -1,17 +1,27 @@
 //! # palisade-store: what Palisade keeps across restarts
 //!
 //! Accounts (HA1 values only, never passwords) and registrar bindings, behind the
-//! [`Storage`] trait so that PostgreSQL can be added for a scaled-out deployment. The
-//! embedded default is SQLite ([`SqliteStore`]): one file under the data directory, no
-//! server to install. The server's hot path never waits on it: bindings are written
-//! behind, in batches, from events of the sans-IO core.
+//! [`Storage`] trait. The embedded default is SQLite ([`SqliteStore`]): one file under
+//! the data directory, no server to install. A cluster shares one PostgreSQL database
+//! ([`PgStore`], `[store] url`); [`open_storage`] picks one from the [`StoreConfig`]. Both
+//! pass one suite of tests (`tests/storage_suite.rs`). The server's hot path never waits
+//! on either: bindings are written behind, in batches, from events of the sans-IO core.
+//!
+//! Records, findings, blocks and notifications are SQLite's alone so far (inherent
+//! methods of [`SqliteStore`] on `records.db`).
 use std::path::Path;
 
 use rusqlite::{params, Connection, OptionalExtension};
 
 mod blocks;
+mod config;
+mod pg;
 mod records;
 pub use blocks::{Block, BlockChange, Lifted, BY_DETECTOR, BY_OPERATOR};
+pub use config::{
+    open_storage, redact_url, StoreConfig, DEFAULT_CHECKOUT_TIMEOUT_MS, DEFAULT_MAX_CONNECTIONS,
+};
+pub use pg::{PgStore, PoolStatus, CONNECT_TIMEOUT};
 pub use records::{Notification, Target};
 
 /// Why a storage operation failed.
@@ -31,6 +41,42 @@ pub enum StoreError {
     /// An account of that name and domain exists already.
     #[error("user {0} already exists")]
     UserExists(String),
+    /// PostgreSQL refused or failed, or could not be reached.
+    #[error("PostgreSQL: {0}")]
+    Postgres(#[from] postgres::Error),
+    /// Every connection of the pool stayed busy for the whole checkout timeout.
+    #[error("no PostgreSQL connection came free in {waited_ms} ms: all {max} ([store] max_connections) are busy")]
+    PoolTimeout {
+        /// The pool's bound.
+        max: usize,
+        /// How long the checkout waited.
+        waited_ms: u64,
+    },
+    /// `[store] url` is not a PostgreSQL URL (the text never repeats the URL, which may
+    /// hold a password).
+    #[error("[store] url: {0}")]
+    Url(String),
+    /// A setting is out of range.
+    #[error("{0}")]
+    Config(String),
+    /// A schema migration failed (and was rolled back).
+    #[error("PostgreSQL schema migration {version} ({name}) failed: {source}")]
+    Migration {
+        /// Its number.
+        version: i32,
+        /// What it does.
+        name: &'static str,
+        /// Why it failed.
+        source: postgres::Error,
+    },
+    /// A stored number does not fit its field (the row was written by something else).
+    #[error("{column} holds {value}, out of range")]
+    Value {
+        /// `table.column`.
+        column: &'static str,
+        /// The value.
+        value: i64,
+    },
 }
 
 /// An account: its name, domain and HA1 digests (never a password).
@@ -108,7 +154,11 @@ pub trait Storage {
     fn list_users(&self, domain: Option<&str>) -> Result<Vec<UserRow>, StoreError>;
     /// All or nothing: either every row is added or none is.
     fn import_users(&mut self, rows: &[UserRow]) -> Result<usize, StoreError>;
-    /// Changes whenever another connection commits (cheap to poll).
+    /// A number that changes whenever another connection commits a change of the
+    /// accounts or their protections (cheap to poll; compare, never order). SQLite's
+    /// moves on every commit of another connection to the file (bindings included), and
+    /// not on this connection's own; PostgreSQL's only with accounts, protections and
+    /// allow-lists, on every connection's commits (see [`PgStore`]).
     fn version(&self) -> Result<i64, StoreError>;
     /// Writes a batch of binding changes in one transaction.
     fn apply_bindings(&mut self, ops: &[BindingOp]) -> Result<(), StoreError>;
