@@ -62,6 +62,10 @@ impl Client {
             .max_redirects(0)
             .proxy(None)
             .user_agent("palisade")
+            // one request per connection, as before: a pooled connection the peer
+            // closed in between fails the next POST (seen once in 300 webhooks)
+            .max_idle_connections(0)
+            .max_idle_connections_per_host(0)
             .tls_config(TlsConfig::builder().root_certs(roots).build())
             .build();
         Ok(Client {

@@ -27,7 +27,7 @@ use crate::http;
 use crate::messages::{DetectMsg, Hook, Inbound};
 
 /// How often the detection thread writes what it assembled.
-const WRITE_EVERY: Duration = Duration::from_millis(200);
+const WRITE_EVERY: Duration = Duration::from_millis(1000);
 
 /// Observations waiting for the detection thread.
 pub(super) const DETECT_QUEUE: usize = 65_536;
@@ -315,7 +315,7 @@ fn operator_changes(
 }
 
 /// How long the detection thread naps between takes while observations keep coming.
-const BUSY_NAP: Duration = Duration::from_millis(20);
+const BUSY_NAP: Duration = Duration::from_millis(100);
 
 /// The calls in progress and the counts the admin listener shows.
 fn publish(t: &Telemetry, d: &Detector, blocks: usize) {
@@ -523,7 +523,7 @@ pub(super) fn detect_thread(
             }
         }
         // Findings are logged and restrictions reach the core at once; records are
-        // written in groups: one transaction per 200 ms (or per 5,000 records), not one
+        // written in groups: one transaction per second (or per 5,000 records), not one
         // per wake-up (at thousands of calls a second, per-transaction costs dominate).
         for o in d.drain() {
             if let Output::Finding(f) = &o {
