@@ -22,8 +22,10 @@ use crate::{BindingOp, BindingRow, Protection, Storage, StoreError, UserRow};
 
 mod migrations;
 mod pool;
+mod records;
 
 pub use pool::PoolStatus;
+pub use records::RECORD_RANGE;
 
 /// How long opening a connection may take when the URL does not say (`connect_timeout`).
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -392,6 +394,10 @@ impl Storage for PgStore {
                 Ok(c.client.execute(&st, &[&name, &domain, &caller])? > 0)
             }
         })
+    }
+
+    fn account_ages(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        self.pg_account_ages()
     }
 
     fn protections(&self, domain: Option<&str>) -> Result<Vec<Protection>, StoreError> {
