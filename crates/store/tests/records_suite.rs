@@ -567,3 +567,40 @@ fn pg_record_numbers_are_unique_across_nodes() {
     assert_eq!(one.blocks(0).unwrap().len(), 20);
     assert_eq!(two.pending_block_changes().unwrap().len(), 20);
 }
+
+#[test]
+fn pg_operators_on_two_nodes_block_one_subject_at_once() {
+    let Some(b) = Pg::new("block_race") else {
+        return;
+    };
+    let nodes = [b.node(), b.node(), b.node()];
+    let subject = Subject::Account("mallory".into());
+    let t = now_ms();
+    let added: Vec<(i64, bool)> = std::thread::scope(|s| {
+        let hs: Vec<_> = nodes
+            .iter()
+            .cloned()
+            .map(|mut n| {
+                let subject = subject.clone();
+                s.spawn(move || {
+                    (0..10)
+                        .map(|_| {
+                            let (b, old) = n.add_block(&subject, t + 60_000, "race", t).unwrap();
+                            (b.id, old.is_some())
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        hs.into_iter().flat_map(|h| h.join().unwrap()).collect()
+    });
+    // every block was made (and queued) under a number of its own, each but the first
+    // replacing one in force; one is left
+    let ids: Vec<i64> = sorted(added.iter().map(|a| a.0).collect());
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "{ids:?}");
+    assert_eq!(added.iter().filter(|a| !a.1).count(), 1);
+    let left = nodes[0].blocks(t).unwrap();
+    assert_eq!(left.len(), 1);
+    assert!(ids.contains(&left[0].id));
+    assert_eq!(nodes[1].pending_block_changes().unwrap().len(), 30);
+}

@@ -3,11 +3,12 @@
 //!
 //! Numbers: the detector's (records, findings) come from ranges of `record_id_ranges`
 //! ([`RECORD_RANGE`] each, see [`Records::next_ids`] here); restrictions and block
-//! changes take identity columns. Concurrent writers on one subject: an operator's block
-//! and a detector's restriction written at the same moment meet on the
-//! `(subject_kind, subject)` key; the second waits for the first's row lock, and a
-//! second insert of a subject that had no row fails with a unique violation (reported,
-//! nothing half-applied) rather than taking a lock on the table.
+//! changes take identity columns. Concurrent writers on one subject meet on the
+//! `(subject_kind, subject)` key and its row lock, never on a lock of the table: a
+//! detector's restriction gives way to a row written meanwhile (`ON CONFLICT DO
+//! NOTHING`, as `INSERT OR IGNORE` on SQLite); an operator's block locks the subject's
+//! row and renumbers it in place, or inserts one and looks again if another writer was
+//! first (SQLite takes the file's write lock for the same effect).
 
 use std::cell::RefCell;
 
@@ -25,6 +26,11 @@ use crate::{Block, BlockChange, Lifted, Notification, Records, StoreError, Targe
 /// 10,000 calls a second without a restart, a range lasts three years; the sequence
 /// holds over nine million ranges.
 pub const RECORD_RANGE: u64 = 1_000_000_000_000;
+
+/// How many times an operator's block looks again for the subject's row when other
+/// writers insert one between its look and its insert, then remove it before it looks
+/// again.
+const ADD_BLOCK_ATTEMPTS: u32 = 5;
 
 const INSERT_CALL: &str = "INSERT INTO calls (id, call_id, caller, callee, source, transport, user_agent, fingerprint, sdp, invite_at, ringing_at, answered_at, final_at, ended_at, status, blocked, kind, outcome)
      VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18)
@@ -497,23 +503,43 @@ impl Records for PgStore {
         self.with(|c| {
             let mut tx = c.client.transaction()?;
             let (kind, value) = (subject.kind(), subject.value());
-            let old = select_block(
-                &mut tx,
-                "subject_kind = $1 AND subject = $2",
-                &[&kind, &value],
-            )?
-            .filter(|b| b.until > now);
-            tx.execute(
-                "DELETE FROM restrictions WHERE subject_kind = $1 AND subject = $2",
-                &[&kind, &value],
-            )?;
-            let id: i64 = tx
-                .query_one(
+            // The subject's row, if any, is locked first and renumbered in place: no
+            // other writer can slip a row in between. Only when there was none may
+            // another writer insert one meanwhile: the insert then gives way (ON
+            // CONFLICT) and we look again, now seeing it committed.
+            let mut attempts = 0;
+            let (id, old) = loop {
+                attempts += 1;
+                if let Some(old) = select_block(
+                    &mut tx,
+                    "subject_kind = $1 AND subject = $2",
+                    &[&kind, &value],
+                )? {
+                    let id: i64 = tx
+                        .query_one(
+                            "UPDATE restrictions SET id = nextval(pg_get_serial_sequence('restrictions', 'id')),
+                               until = $2, per_minute = NULL, finding = 0, \"by\" = 'operator',
+                               reason = $3, created = $4
+                             WHERE id = $1 RETURNING id",
+                            &[&old.id, &until, &reason, &now],
+                        )?
+                        .try_get(0)?;
+                    break (id, Some(old).filter(|b| b.until > now));
+                }
+                let row = tx.query_opt(
                     "INSERT INTO restrictions (subject_kind, subject, until, per_minute, finding, \"by\", reason, created)
-                     VALUES ($1, $2, $3, NULL, 0, 'operator', $4, $5) RETURNING id",
+                     VALUES ($1, $2, $3, NULL, 0, 'operator', $4, $5)
+                     ON CONFLICT (subject_kind, subject) DO NOTHING RETURNING id",
                     &[&kind, &value, &until, &reason, &now],
-                )?
-                .try_get(0)?;
+                )?;
+                match row {
+                    Some(r) => break (r.try_get::<_, i64>(0)?, None),
+                    None if attempts < ADD_BLOCK_ATTEMPTS => continue,
+                    None => return Err(StoreError::Config(format!(
+                        "block of {kind} {value}: other writers kept adding and removing its restriction; try again"
+                    ))),
+                }
+            };
             let block = Block {
                 id,
                 subject: subject.clone(),
