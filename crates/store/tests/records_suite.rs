@@ -286,16 +286,26 @@ fn outputs_are_written_and_read_back(b: &dyn Backend) {
     grown.records.push(Evidence::Call(c2.id));
     grown.updated_at = t + 30;
     grown.score = 0.9;
-    s.apply_outputs(&[Output::Call(again), Output::Finding(grown.clone())])
-        .unwrap();
+    // (and the first of two with one number in a batch stays)
+    let c4 = call(c3.id + 1, "dave", "erin", t + 40);
+    let mut c4_again = c4.clone();
+    c4_again.callee = "frank".into();
+    s.apply_outputs(&[
+        Output::Call(again),
+        Output::Finding(grown.clone()),
+        Output::Call(c4.clone()),
+        Output::Call(c4_again),
+    ])
+    .unwrap();
     assert_eq!(s.calls(0, None).unwrap()[0], c1);
+    assert_eq!(s.calls(t + 40, None).unwrap(), std::slice::from_ref(&c4));
     assert_eq!(s.findings(0).unwrap(), [grown.clone()]);
     assert_eq!(s.findings(t + 30).unwrap(), [grown]);
     assert!(s.findings(t + 31).unwrap().is_empty());
 
     // the next numbers are past those written
     let (c, r, f) = s.next_ids().unwrap();
-    assert!(c > c3.id && r > regs[2].id && f > f0, "{c} {r} {f}");
+    assert!(c > c4.id && r > regs[2].id && f > f0, "{c} {r} {f}");
 }
 
 fn account_ages_are_the_accounts_creation_times(b: &dyn Backend) {

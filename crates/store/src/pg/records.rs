@@ -32,11 +32,16 @@ pub const RECORD_RANGE: u64 = 1_000_000_000_000;
 /// again.
 const ADD_BLOCK_ATTEMPTS: u32 = 5;
 
-const INSERT_CALL: &str = "INSERT INTO calls (id, call_id, caller, callee, source, transport, user_agent, fingerprint, sdp, invite_at, ringing_at, answered_at, final_at, ended_at, status, blocked, kind, outcome)
-     VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18)
+// Records arrive by the thousand a second: one statement per kind and batch, its
+// columns as arrays (a row a round trip cost ~0.2 ms). The first of two rows with one id
+// stays, as with SQLite's INSERT OR IGNORE.
+const INSERT_CALLS: &str = "INSERT INTO calls (id, call_id, caller, callee, source, transport, user_agent, fingerprint, sdp, invite_at, ringing_at, answered_at, final_at, ended_at, status, blocked, kind, outcome)
+     SELECT * FROM UNNEST($1::BIGINT[], $2::TEXT[], $3::TEXT[], $4::TEXT[], $5::TEXT[], $6::TEXT[], $7::TEXT[], $8::TEXT[], $9::TEXT[],
+       $10::BIGINT[], $11::BIGINT[], $12::BIGINT[], $13::BIGINT[], $14::BIGINT[], $15::INTEGER[], $16::BOOLEAN[], $17::TEXT[], $18::TEXT[])
      ON CONFLICT (id) DO NOTHING";
-const INSERT_REGISTRATION: &str = "INSERT INTO registrations (id, at, account, source, transport, user_agent, fingerprint, first_seen)
-     VALUES ($1,$2,$3,$4,$5,$6,$7,$8) ON CONFLICT (id) DO NOTHING";
+const INSERT_REGISTRATIONS: &str = "INSERT INTO registrations (id, at, account, source, transport, user_agent, fingerprint, first_seen)
+     SELECT * FROM UNNEST($1::BIGINT[], $2::BIGINT[], $3::TEXT[], $4::TEXT[], $5::TEXT[], $6::TEXT[], $7::TEXT[], $8::BIGINT[])
+     ON CONFLICT (id) DO NOTHING";
 const SAVE_FINDING: &str = "INSERT INTO findings (id, kind, subject_kind, subject, score, first_seen, detected_at, updated_at, action, accounts, records, summary)
      VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12)
      ON CONFLICT (id) DO UPDATE SET kind = EXCLUDED.kind, subject_kind = EXCLUDED.subject_kind,
@@ -245,55 +250,19 @@ impl PgStore {
 }
 
 fn apply(c: &mut PgConn, outs: &[Output], now: i64) -> Result<(), StoreError> {
-    let call = c.prepare(INSERT_CALL)?;
-    let reg = c.prepare(INSERT_REGISTRATION)?;
+    let call = c.prepare(INSERT_CALLS)?;
+    let reg = c.prepare(INSERT_REGISTRATIONS)?;
     let fin = c.prepare(SAVE_FINDING)?;
     let extend = c.prepare(EXTEND_RESTRICTION)?;
     let drop = c.prepare(DROP_RESTRICTION)?;
     let insert = c.prepare(INSERT_RESTRICTION)?;
     let mut tx = c.client.transaction()?;
+    let mut calls: Vec<&CallRecord> = Vec::new();
+    let mut regs: Vec<&RegistrationRecord> = Vec::new();
     for o in outs {
         match o {
-            Output::Call(r) => {
-                tx.execute(
-                    &call,
-                    &[
-                        &id(r.id),
-                        &r.call_id,
-                        &r.caller,
-                        &r.callee,
-                        &r.source.to_string(),
-                        &r.transport,
-                        &r.user_agent,
-                        &hex(r.fingerprint),
-                        &hex(r.sdp),
-                        &r.invite_at,
-                        &r.ringing_at,
-                        &r.answered_at,
-                        &r.final_at,
-                        &r.ended_at,
-                        &r.status.map(i32::from),
-                        &r.blocked,
-                        &if r.message { "message" } else { "call" },
-                        &r.outcome(),
-                    ],
-                )?;
-            }
-            Output::Registration(r) => {
-                tx.execute(
-                    &reg,
-                    &[
-                        &id(r.id),
-                        &r.at,
-                        &r.account,
-                        &r.source.to_string(),
-                        &r.transport,
-                        &r.user_agent,
-                        &hex(r.fingerprint),
-                        &r.first_seen,
-                    ],
-                )?;
-            }
+            Output::Call(r) => calls.push(r),
+            Output::Registration(r) => regs.push(r),
             Output::Finding(f) => {
                 tx.execute(
                     &fin,
@@ -326,6 +295,53 @@ fn apply(c: &mut PgConn, outs: &[Output], now: i64) -> Result<(), StoreError> {
                 tx.execute(&insert, &[&kind, &value, &r.until, &pm, &finding, &now])?;
             }
         }
+    }
+    if !calls.is_empty() {
+        let col = |f: fn(&CallRecord) -> String| calls.iter().map(|r| f(r)).collect::<Vec<_>>();
+        let at = |f: fn(&CallRecord) -> Option<i64>| calls.iter().map(|r| f(r)).collect::<Vec<_>>();
+        tx.execute(
+            &call,
+            &[
+                &calls.iter().map(|r| id(r.id)).collect::<Vec<_>>(),
+                &col(|r| r.call_id.clone()),
+                &col(|r| r.caller.clone()),
+                &col(|r| r.callee.clone()),
+                &col(|r| r.source.to_string()),
+                &col(|r| r.transport.to_string()),
+                &col(|r| r.user_agent.clone()),
+                &col(|r| hex(r.fingerprint)),
+                &col(|r| hex(r.sdp)),
+                &calls.iter().map(|r| r.invite_at).collect::<Vec<_>>(),
+                &at(|r| r.ringing_at),
+                &at(|r| r.answered_at),
+                &at(|r| r.final_at),
+                &at(|r| r.ended_at),
+                &calls
+                    .iter()
+                    .map(|r| r.status.map(i32::from))
+                    .collect::<Vec<_>>(),
+                &calls.iter().map(|r| r.blocked).collect::<Vec<_>>(),
+                &col(|r| if r.message { "message" } else { "call" }.to_string()),
+                &col(|r| r.outcome().to_string()),
+            ],
+        )?;
+    }
+    if !regs.is_empty() {
+        let col =
+            |f: fn(&RegistrationRecord) -> String| regs.iter().map(|r| f(r)).collect::<Vec<_>>();
+        tx.execute(
+            &reg,
+            &[
+                &regs.iter().map(|r| id(r.id)).collect::<Vec<_>>(),
+                &regs.iter().map(|r| r.at).collect::<Vec<_>>(),
+                &col(|r| r.account.clone()),
+                &col(|r| r.source.to_string()),
+                &col(|r| r.transport.to_string()),
+                &col(|r| r.user_agent.clone()),
+                &col(|r| hex(r.fingerprint)),
+                &regs.iter().map(|r| r.first_seen).collect::<Vec<_>>(),
+            ],
+        )?;
     }
     tx.commit()?;
     Ok(())
