@@ -21,7 +21,8 @@ mod pg;
 mod records;
 pub use blocks::{Block, BlockChange, Lifted, BY_DETECTOR, BY_OPERATOR};
 pub use config::{
-    open_storage, redact_url, StoreConfig, DEFAULT_CHECKOUT_TIMEOUT_MS, DEFAULT_MAX_CONNECTIONS,
+    open_records, open_storage, redact_url, StoreConfig, DEFAULT_CHECKOUT_TIMEOUT_MS,
+    DEFAULT_MAX_CONNECTIONS,
 };
 pub use pg::{PgStore, PoolStatus, CONNECT_TIMEOUT, RECORD_RANGE};
 pub use records::{Notification, Target};

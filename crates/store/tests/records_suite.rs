@@ -21,7 +21,8 @@ use palisade_detect::{
     Restriction, Subject,
 };
 use palisade_store::{
-    Lifted, PgStore, Records, SqliteStore, Storage, UserRow, BY_DETECTOR, BY_OPERATOR, RECORD_RANGE,
+    open_records, Lifted, PgStore, Records, SqliteStore, Storage, StoreConfig, UserRow,
+    BY_DETECTOR, BY_OPERATOR, RECORD_RANGE,
 };
 
 /// Where one case's records live; every [`Backend::records`] is another handle on them.
@@ -58,7 +59,7 @@ impl Sqlite {
 
 impl Backend for Sqlite {
     fn records(&self) -> Box<dyn Records + Send> {
-        Box::new(SqliteStore::open_records(&self.dir).unwrap())
+        open_records(&StoreConfig::default(), &self.dir).unwrap()
     }
     fn accounts(&self) -> Box<dyn Storage + Send> {
         Box::new(SqliteStore::open(&self.dir).unwrap())
@@ -105,7 +106,12 @@ impl Pg {
 
 impl Backend for Pg {
     fn records(&self) -> Box<dyn Records + Send> {
-        Box::new(self.node())
+        let cfg = StoreConfig {
+            url: Some(self.url.clone()),
+            max_connections: 2,
+            ..StoreConfig::default()
+        };
+        open_records(&cfg, std::path::Path::new("/nonexistent")).unwrap()
     }
     fn accounts(&self) -> Box<dyn Storage + Send> {
         Box::new(self.node())
