@@ -620,3 +620,47 @@ fn pg_operators_on_two_nodes_block_one_subject_at_once() {
     assert!(ids.contains(&left[0].id));
     assert_eq!(nodes[1].pending_block_changes().unwrap().len(), 30);
 }
+
+#[test]
+fn pg_tables_mirror_sqlite_column_for_column() {
+    let Some(b) = Pg::new("mirror") else {
+        return;
+    };
+    let node = b.node();
+    let lite = Sqlite::new("mirror");
+    drop(lite.records());
+    let conn = rusqlite::Connection::open(lite.dir.join("records.db")).unwrap();
+    for table in [
+        "calls",
+        "registrations",
+        "findings",
+        "notifications",
+        "restrictions",
+        "block_changes",
+    ] {
+        let mut st = conn
+            .prepare("SELECT name FROM pragma_table_info(?1)")
+            .unwrap();
+        let sqlite: Vec<String> = sorted(
+            st.query_map([table], |r| r.get(0))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap(),
+        );
+        let pg: Vec<String> = sorted(
+            node.with_connection(|c| {
+                Ok(c.query(
+                    "SELECT column_name::TEXT FROM information_schema.columns
+                     WHERE table_schema = current_schema() AND table_name = $1",
+                    &[&table],
+                )?
+                .iter()
+                .map(|r| r.get(0))
+                .collect())
+            })
+            .unwrap(),
+        );
+        assert!(!sqlite.is_empty());
+        assert_eq!(pg, sqlite, "{table}");
+    }
+}
