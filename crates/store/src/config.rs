@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::{PgStore, SqliteStore, Storage, StoreError};
+use crate::{PgStore, Records, SqliteStore, Storage, StoreError};
 
 /// Connections a node opens to PostgreSQL at most, by default (`[store] max_connections`).
 pub const DEFAULT_MAX_CONNECTIONS: u32 = 8;
@@ -93,6 +93,25 @@ pub fn open_storage(
 ) -> Result<Box<dyn Storage + Send>, StoreError> {
     match &cfg.url {
         None => Ok(Box::new(SqliteStore::open(data_dir)?)),
+        Some(url) => Ok(Box::new(PgStore::open(
+            url,
+            cfg.max_connections,
+            cfg.checkout_timeout(),
+        )?)),
+    }
+}
+
+/// Opens the records (calls, registrations, findings, blocks, notifications) `cfg`
+/// names: PostgreSQL's database when it has a URL, otherwise SQLite's `records.db`
+/// under `data_dir`. Each call opens a pool of its own on PostgreSQL: a process opens
+/// it once and clones the handle (or keeps the [`PgStore`] it opened for [`Storage`],
+/// which implements both).
+pub fn open_records(
+    cfg: &StoreConfig,
+    data_dir: &Path,
+) -> Result<Box<dyn Records + Send>, StoreError> {
+    match &cfg.url {
+        None => Ok(Box::new(SqliteStore::open_records(data_dir)?)),
         Some(url) => Ok(Box::new(PgStore::open(
             url,
             cfg.max_connections,

@@ -7,10 +7,12 @@
 //! pass one suite of tests (`tests/storage_suite.rs`). The server's hot path never waits
 //! on either: bindings are written behind, in batches, from events of the sans-IO core.
 //!
-//! Records, findings, blocks and notifications are SQLite's alone so far (inherent
-//! methods of [`SqliteStore`] on `records.db`).
+//! Records, findings, blocks and notifications are behind the [`Records`] trait, on
+//! SQLite (`records.db`, a file of its own) or in the same PostgreSQL database
+//! (`tests/records_suite.rs`).
 use std::path::Path;
 
+use palisade_detect::{CallRecord, Finding, Output, RegistrationRecord, Restriction, Subject};
 use rusqlite::{params, Connection, OptionalExtension};
 
 mod blocks;
@@ -19,9 +21,10 @@ mod pg;
 mod records;
 pub use blocks::{Block, BlockChange, Lifted, BY_DETECTOR, BY_OPERATOR};
 pub use config::{
-    open_storage, redact_url, StoreConfig, DEFAULT_CHECKOUT_TIMEOUT_MS, DEFAULT_MAX_CONNECTIONS,
+    open_records, open_storage, redact_url, StoreConfig, DEFAULT_CHECKOUT_TIMEOUT_MS,
+    DEFAULT_MAX_CONNECTIONS,
 };
-pub use pg::{PgStore, PoolStatus, CONNECT_TIMEOUT};
+pub use pg::{PgStore, PoolStatus, CONNECT_TIMEOUT, RECORD_RANGE};
 pub use records::{Notification, Target};
 
 /// Why a storage operation failed.
@@ -177,6 +180,73 @@ pub trait Storage {
     ) -> Result<bool, StoreError>;
     /// Protected users of a domain (or all), with their allow-lists.
     fn protections(&self, domain: Option<&str>) -> Result<Vec<Protection>, StoreError>;
+    /// Every account's name and creation time (Unix seconds), all domains (the
+    /// detectors' account ages).
+    fn account_ages(&self) -> Result<Vec<(String, i64)>, StoreError>;
+}
+
+/// What the campaign detectors keep and the reports read: call and registration
+/// records, findings, restrictions (blocks) with the queue of the operator's changes,
+/// and notifications. SQLite keeps them in `records.db` ([`SqliteStore::open_records`]),
+/// PostgreSQL in the cluster's database ([`PgStore`]); `tests/records_suite.rs` holds
+/// both to the same semantics.
+pub trait Records {
+    /// Writes what the detector produced, in one transaction: records are written once
+    /// (an id already stored is left alone), a finding replaces its earlier state, a
+    /// restriction never replaces an operator's block still in force.
+    fn apply_outputs(&mut self, outs: &[Output]) -> Result<(), StoreError>;
+    /// The first (call, registration, finding) numbers the detector may use; it numbers
+    /// on from them by itself. SQLite: the first free ones. PostgreSQL: the start of a
+    /// range reserved for this caller alone (see [`PgStore`]).
+    fn next_ids(&self) -> Result<(u64, u64, u64), StoreError>;
+    /// Call records since `since` (Unix ms), optionally of one user (as caller or
+    /// callee), oldest first.
+    fn calls(&self, since: i64, user: Option<&str>) -> Result<Vec<CallRecord>, StoreError>;
+    /// Registration records since `since`, oldest first.
+    fn registrations_since(&self, since: i64) -> Result<Vec<RegistrationRecord>, StoreError>;
+    /// Each account's first registration on record.
+    fn first_registrations(&self) -> Result<Vec<(String, i64)>, StoreError>;
+    /// Distinct (caller, callee) pairs with a call since `since`.
+    fn call_pairs(&self, since: i64) -> Result<Vec<(String, String)>, StoreError>;
+    /// Findings updated since `since`, oldest detection first.
+    fn findings(&self, since: i64) -> Result<Vec<Finding>, StoreError>;
+    /// Restrictions still in force at `now` (Unix ms).
+    fn restrictions(&self, now: i64) -> Result<Vec<Restriction>, StoreError>;
+    /// The users a campaign rang or tried to ring since `since` (Unix ms).
+    fn targets(&self, since: i64) -> Result<Vec<Target>, StoreError>;
+    /// Deletes call and registration records older than `before` (Unix ms); how many.
+    fn purge_records(&mut self, before: i64) -> Result<usize, StoreError>;
+    /// The notification of `user` on `channel`, if any was made.
+    fn notification(&self, user: &str, channel: &str) -> Result<Option<Notification>, StoreError>;
+    /// Records a notification's state (`queued`, `sent`, `failed`) at `now` (Unix ms).
+    fn set_notification(
+        &mut self,
+        user: &str,
+        channel: &str,
+        state: &str,
+        detail: &str,
+        now: i64,
+    ) -> Result<(), StoreError>;
+    /// Notifications of `channel` waiting for delivery: (user, detail), oldest first.
+    fn queued(&self, channel: &str) -> Result<Vec<(String, String)>, StoreError>;
+    /// Restrictions in force at `now` (Unix ms), by number.
+    fn blocks(&self, now: i64) -> Result<Vec<Block>, StoreError>;
+    /// The operator blocks `subject` until `until` for `reason`: the subject's
+    /// restriction is replaced and the change queued; returns the new block and the one
+    /// it replaced, if that was in force.
+    fn add_block(
+        &mut self,
+        subject: &Subject,
+        until: i64,
+        reason: &str,
+        now: i64,
+    ) -> Result<(Block, Option<Block>), StoreError>;
+    /// The operator lifts restriction `id`; queued for the server if it was in force.
+    fn lift_block(&mut self, id: i64, now: i64) -> Result<Lifted, StoreError>;
+    /// The operator's changes the server has not recorded yet, oldest first.
+    fn pending_block_changes(&self) -> Result<Vec<BlockChange>, StoreError>;
+    /// Marks a change recorded by the server (at `at`, Unix ms).
+    fn block_change_recorded(&mut self, seq: i64, at: i64) -> Result<(), StoreError>;
 }
 
 /// Opens `DIR/FILE` (creating the directory): WAL journal, normal sync, a 5 s busy
@@ -456,6 +526,10 @@ impl Storage for SqliteStore {
                 params![name, domain, caller],
             )? > 0)
         }
+    }
+
+    fn account_ages(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        SqliteStore::account_ages(self)
     }
 
     fn protections(&self, domain: Option<&str>) -> Result<Vec<Protection>, StoreError> {

@@ -53,15 +53,15 @@ pub(crate) fn schema(conn: &Connection) -> Result<(), StoreError> {
 }
 
 /// A fingerprint as 16 hex digits (big-endian: `format!("{v:016x}")`).
-fn hex(v: u64) -> String {
+pub(crate) fn hex(v: u64) -> String {
     hex::encode(v.to_be_bytes())
 }
 
-fn unhex(s: &str) -> u64 {
+pub(crate) fn unhex(s: &str) -> u64 {
     u64::from_str_radix(s, 16).unwrap_or(0)
 }
 
-fn static_transport(s: &str) -> &'static str {
+pub(crate) fn static_transport(s: &str) -> &'static str {
     match s {
         "tcp" => "tcp",
         "tls" => "tls",
@@ -69,7 +69,7 @@ fn static_transport(s: &str) -> &'static str {
     }
 }
 
-fn addr(s: &str) -> SocketAddr {
+pub(crate) fn addr(s: &str) -> SocketAddr {
     s.parse()
         .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)))
 }
@@ -77,7 +77,7 @@ fn addr(s: &str) -> SocketAddr {
 /// `[{"call":1},{"registration":2},{"event":"..."}]`, written directly (a finding with a
 /// thousand records is rewritten every second while it grows; building a JSON value
 /// tree for it cost more than the rest of its row).
-fn evidence_json(e: &[Evidence]) -> String {
+pub(crate) fn evidence_json(e: &[Evidence]) -> String {
     use std::fmt::Write as _;
     let mut s = String::with_capacity(2 + e.len() * 24);
     s.push('[');
@@ -103,7 +103,7 @@ fn evidence_json(e: &[Evidence]) -> String {
     s
 }
 
-fn evidence_of(s: &str) -> Vec<Evidence> {
+pub(crate) fn evidence_of(s: &str) -> Vec<Evidence> {
     let Ok(serde_json::Value::Array(v)) = serde_json::from_str::<serde_json::Value>(s) else {
         return Vec::new();
     };
@@ -211,6 +211,78 @@ pub struct Notification {
     pub state: String,
     /// What was sent, or why it failed.
     pub detail: String,
+}
+
+/// [`Records::targets`](crate::Records::targets) over any backend: `one(id, since)` is
+/// call `id` if it began at or after `since`; `after(account, from, refusals, detected)`
+/// the account's calls from `from` that a restriction refused (or, with `refusals`, that
+/// the shield rejected until `detected`), oldest first.
+pub(crate) fn targets_of(
+    findings: Vec<Finding>,
+    since: i64,
+    mut one: impl FnMut(u64, i64) -> Result<Vec<CallRecord>, StoreError>,
+    mut after: impl FnMut(&str, i64, bool, i64) -> Result<Vec<CallRecord>, StoreError>,
+) -> Result<Vec<Target>, StoreError> {
+    let mut by_call: BTreeMap<u64, BTreeSet<u64>> = BTreeMap::new();
+    let mut refused: Vec<(String, i64, i64, u64, bool)> = Vec::new();
+    for f in findings {
+        if f.action == ActionKind::Alert
+            || !matches!(
+                f.kind,
+                FindingKind::Sweep | FindingKind::Strangers | FindingKind::Refusals
+            )
+        {
+            continue;
+        }
+        for e in &f.records {
+            if let Evidence::Call(id) = e {
+                by_call.entry(*id).or_default().insert(f.id);
+            }
+        }
+        if let Subject::Account(a) = &f.subject {
+            let refusals = f.kind == FindingKind::Refusals;
+            refused.push((a.clone(), f.first_seen, f.detected_at, f.id, refusals));
+        }
+    }
+    let mut out: BTreeMap<String, Target> = BTreeMap::new();
+    let mut add = |c: CallRecord, ids: &BTreeSet<u64>| {
+        let t = out.entry(c.callee.clone()).or_insert_with(|| Target {
+            user: c.callee.clone(),
+            first_call: c.invite_at,
+            last_call: c.invite_at,
+            calls: 0,
+            rang: false,
+            callers: Vec::new(),
+            findings: Vec::new(),
+        });
+        t.first_call = t.first_call.min(c.invite_at);
+        t.last_call = t.last_call.max(c.invite_at);
+        t.calls += 1;
+        t.rang |= c.ringing_at.is_some() || c.answered_at.is_some() || c.message;
+        if !t.callers.contains(&c.caller) {
+            t.callers.push(c.caller.clone());
+        }
+        for id in ids {
+            if !t.findings.contains(id) {
+                t.findings.push(*id);
+            }
+        }
+    };
+    for (id, ids) in &by_call {
+        for c in one(*id, since)? {
+            add(c, ids);
+        }
+    }
+    for (account, first, detected, id, refusals) in refused {
+        let ids = BTreeSet::from([id]);
+        let from = if refusals { first } else { detected };
+        for c in after(&account, from.max(since), refusals, detected)? {
+            if !by_call.contains_key(&c.id) {
+                add(c, &ids);
+            }
+        }
+    }
+    Ok(out.into_values().collect())
 }
 
 impl SqliteStore {
@@ -414,59 +486,9 @@ impl SqliteStore {
     /// Context alone (a farm, an imitation alert) names no targets, and an account's
     /// other callees are not targets because of it.
     pub fn targets(&self, since: i64) -> Result<Vec<Target>, StoreError> {
-        let mut by_call: BTreeMap<u64, BTreeSet<u64>> = BTreeMap::new();
-        let mut refused: Vec<(String, i64, i64, u64, bool)> = Vec::new();
-        for f in self.findings(0)? {
-            if f.action == ActionKind::Alert
-                || !matches!(
-                    f.kind,
-                    FindingKind::Sweep | FindingKind::Strangers | FindingKind::Refusals
-                )
-            {
-                continue;
-            }
-            for e in &f.records {
-                if let Evidence::Call(id) = e {
-                    by_call.entry(*id).or_default().insert(f.id);
-                }
-            }
-            if let Subject::Account(a) = &f.subject {
-                let refusals = f.kind == FindingKind::Refusals;
-                refused.push((a.clone(), f.first_seen, f.detected_at, f.id, refusals));
-            }
-        }
-        let mut out: BTreeMap<String, Target> = BTreeMap::new();
-        let mut add = |c: CallRecord, ids: &BTreeSet<u64>| {
-            let t = out.entry(c.callee.clone()).or_insert_with(|| Target {
-                user: c.callee.clone(),
-                first_call: c.invite_at,
-                last_call: c.invite_at,
-                calls: 0,
-                rang: false,
-                callers: Vec::new(),
-                findings: Vec::new(),
-            });
-            t.first_call = t.first_call.min(c.invite_at);
-            t.last_call = t.last_call.max(c.invite_at);
-            t.calls += 1;
-            t.rang |= c.ringing_at.is_some() || c.answered_at.is_some() || c.message;
-            if !t.callers.contains(&c.caller) {
-                t.callers.push(c.caller.clone());
-            }
-            for id in ids {
-                if !t.findings.contains(id) {
-                    t.findings.push(*id);
-                }
-            }
-        };
         let mut one = self.conn.prepare(&format!(
             "SELECT {CALL_COLUMNS} FROM calls WHERE id = ?1 AND invite_at >= ?2"
         ))?;
-        for (id, ids) in &by_call {
-            for c in one.query_map(params![*id as i64, since], call_of)? {
-                add(c?, ids);
-            }
-        }
         // Refused toward them: the account's calls a restriction refused once it was
         // detected; for repeated refusals, its calls the shield refused meanwhile.
         let mut after = self.conn.prepare(&format!(
@@ -474,20 +496,20 @@ impl SqliteStore {
                AND (blocked = 1 OR (?3 AND outcome = 'rejected' AND invite_at <= ?4))
              ORDER BY invite_at"
         ))?;
-        for (account, first, detected, id, refusals) in refused {
-            let ids = BTreeSet::from([id]);
-            let from = if refusals { first } else { detected };
-            for c in after.query_map(
-                params![account, from.max(since), refusals, detected],
-                call_of,
-            )? {
-                let c = c?;
-                if !by_call.contains_key(&c.id) {
-                    add(c, &ids);
-                }
-            }
-        }
-        Ok(out.into_values().collect())
+        targets_of(
+            self.findings(0)?,
+            since,
+            |id, since| {
+                Ok(one
+                    .query_map(params![id as i64, since], call_of)?
+                    .collect::<Result<_, _>>()?)
+            },
+            |account, from, refusals, detected| {
+                Ok(after
+                    .query_map(params![account, from, refusals, detected], call_of)?
+                    .collect::<Result<_, _>>()?)
+            },
+        )
     }
 
     /// Deletes call and registration records older than `before` (Unix ms).
@@ -550,6 +572,79 @@ impl SqliteStore {
         )?;
         let rows = st.query_map([channel], |r| Ok((r.get(0)?, r.get(1)?)))?;
         Ok(rows.collect::<Result<_, _>>()?)
+    }
+}
+
+// The trait over the inherent methods (which the binary still calls by name; inherent
+// methods win over the trait's in method resolution, so each line below calls the
+// inherent one).
+impl crate::Records for SqliteStore {
+    fn apply_outputs(&mut self, outs: &[Output]) -> Result<(), StoreError> {
+        SqliteStore::apply_outputs(self, outs)
+    }
+    fn next_ids(&self) -> Result<(u64, u64, u64), StoreError> {
+        SqliteStore::next_ids(self)
+    }
+    fn calls(&self, since: i64, user: Option<&str>) -> Result<Vec<CallRecord>, StoreError> {
+        SqliteStore::calls(self, since, user)
+    }
+    fn registrations_since(&self, since: i64) -> Result<Vec<RegistrationRecord>, StoreError> {
+        SqliteStore::registrations_since(self, since)
+    }
+    fn first_registrations(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        SqliteStore::first_registrations(self)
+    }
+    fn call_pairs(&self, since: i64) -> Result<Vec<(String, String)>, StoreError> {
+        SqliteStore::call_pairs(self, since)
+    }
+    fn findings(&self, since: i64) -> Result<Vec<Finding>, StoreError> {
+        SqliteStore::findings(self, since)
+    }
+    fn restrictions(&self, now: i64) -> Result<Vec<Restriction>, StoreError> {
+        SqliteStore::restrictions(self, now)
+    }
+    fn targets(&self, since: i64) -> Result<Vec<Target>, StoreError> {
+        SqliteStore::targets(self, since)
+    }
+    fn purge_records(&mut self, before: i64) -> Result<usize, StoreError> {
+        SqliteStore::purge_records(self, before)
+    }
+    fn notification(&self, user: &str, channel: &str) -> Result<Option<Notification>, StoreError> {
+        SqliteStore::notification(self, user, channel)
+    }
+    fn set_notification(
+        &mut self,
+        user: &str,
+        channel: &str,
+        state: &str,
+        detail: &str,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        SqliteStore::set_notification(self, user, channel, state, detail, now)
+    }
+    fn queued(&self, channel: &str) -> Result<Vec<(String, String)>, StoreError> {
+        SqliteStore::queued(self, channel)
+    }
+    fn blocks(&self, now: i64) -> Result<Vec<crate::Block>, StoreError> {
+        SqliteStore::blocks(self, now)
+    }
+    fn add_block(
+        &mut self,
+        subject: &Subject,
+        until: i64,
+        reason: &str,
+        now: i64,
+    ) -> Result<(crate::Block, Option<crate::Block>), StoreError> {
+        SqliteStore::add_block(self, subject, until, reason, now)
+    }
+    fn lift_block(&mut self, id: i64, now: i64) -> Result<crate::Lifted, StoreError> {
+        SqliteStore::lift_block(self, id, now)
+    }
+    fn pending_block_changes(&self) -> Result<Vec<crate::BlockChange>, StoreError> {
+        SqliteStore::pending_block_changes(self)
+    }
+    fn block_change_recorded(&mut self, seq: i64, at: i64) -> Result<(), StoreError> {
+        SqliteStore::block_change_recorded(self, seq, at)
     }
 }
 

@@ -8,9 +8,10 @@
 //! Its schema is made and upgraded by numbered migrations ([`migrations`]) when a store
 //! is opened.
 //!
-//! Semantics follow [`SqliteStore`](crate::SqliteStore) call for call (the shared suite in
-//! `tests/storage_suite.rs` holds both to it), with one difference in
-//! [`Storage::version`]: see [`PgStore`].
+//! Semantics follow [`SqliteStore`](crate::SqliteStore) call for call (the shared suites in
+//! `tests/storage_suite.rs` and `tests/records_suite.rs` hold both to it), with two
+//! differences: [`Storage::version`] and [`Records::next_ids`](crate::Records::next_ids)
+//! (see [`PgStore`]).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -22,8 +23,10 @@ use crate::{BindingOp, BindingRow, Protection, Storage, StoreError, UserRow};
 
 mod migrations;
 mod pool;
+mod records;
 
 pub use pool::PoolStatus;
+pub use records::RECORD_RANGE;
 
 /// How long opening a connection may take when the URL does not say (`connect_timeout`).
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -77,7 +80,16 @@ impl pool::Manage for Manager {
     }
 }
 
-/// Accounts, bindings and protections in a PostgreSQL database that several nodes share.
+/// Accounts, bindings and protections ([`Storage`]), and records, findings, blocks and
+/// notifications ([`Records`](crate::Records)), in a PostgreSQL database that several
+/// nodes share.
+///
+/// Numbers stay unique across nodes without `MAX(id) + 1`: restrictions and the queue of
+/// block changes take identity columns; the detector, which numbers its records and
+/// findings itself, starts from [`Records::next_ids`](crate::Records::next_ids), which
+/// here reserves a range of [`RECORD_RANGE`](crate::RECORD_RANGE) numbers of its own
+/// (one `nextval` of a sequence that steps by that much), so that two detectors, or a
+/// detector and the one that took over from it, never write the same number.
 ///
 /// Cloning gives another handle on the same pool.
 ///
@@ -392,6 +404,10 @@ impl Storage for PgStore {
                 Ok(c.client.execute(&st, &[&name, &domain, &caller])? > 0)
             }
         })
+    }
+
+    fn account_ages(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        self.pg_account_ages()
     }
 
     fn protections(&self, domain: Option<&str>) -> Result<Vec<Protection>, StoreError> {
