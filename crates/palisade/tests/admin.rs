@@ -179,7 +179,15 @@ fn a_real_prometheus_scrapes_the_server() {
         ),
     )
     .unwrap();
-    let mut prom = Command::new("prometheus")
+    /// Stops Prometheus however the test ends (a failed assertion included).
+    struct Stop(std::process::Child);
+    impl Drop for Stop {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let prom = Command::new("prometheus")
         .arg(format!(
             "--config.file={}",
             dir.join("prometheus.yml").display()
@@ -193,6 +201,7 @@ fn a_real_prometheus_scrapes_the_server() {
         .stderr(std::fs::File::create(dir.join("prometheus.log")).unwrap())
         .spawn()
         .expect("prometheus (Debian package prometheus; ./test.sh installs it)");
+    let prom = Stop(prom);
     let query = |q: &str| -> Option<f64> {
         let path = format!(
             "/api/v1/query?query={}",
@@ -223,8 +232,7 @@ fn a_real_prometheus_scrapes_the_server() {
         query("palisade_sip_requests_total{method=\"REGISTER\"}") >= Some(2.0)
             && query("palisade_shield_refusals_total{reason=\"offer-refused\"}") >= Some(3.0)
     });
-    let _ = prom.kill();
-    let _ = prom.wait();
+    drop(prom);
     assert!(
         moved,
         "the query API did not show the counters moving:\n{}\n{}",
