@@ -344,6 +344,15 @@ impl ActionKind {
             ActionKind::Block => "block",
         }
     }
+
+    /// The inverse of `as_str`; anything else is an alert (the mildest response).
+    pub fn parse_or_alert(s: &str) -> ActionKind {
+        match s {
+            "block" => ActionKind::Block,
+            "rate-limit" => ActionKind::Limit,
+            _ => ActionKind::Alert,
+        }
+    }
 }
 
 /// A restriction the core applies.

@@ -168,11 +168,7 @@ fn finding_of(r: &Row<'_>) -> rusqlite::Result<Option<Finding>> {
         first_seen: r.get(5)?,
         detected_at: r.get(6)?,
         updated_at: r.get(7)?,
-        action: match action.as_str() {
-            "block" => ActionKind::Block,
-            "rate-limit" => ActionKind::Limit,
-            _ => ActionKind::Alert,
-        },
+        action: ActionKind::parse_or_alert(&action),
         accounts: serde_json::from_str(&accounts).unwrap_or_default(),
         records: evidence_of(&records),
         summary: r.get(11)?,

@@ -114,46 +114,35 @@ impl Telemetry {
         QUEUES.iter().position(|q| *q == name).unwrap_or(0)
     }
 
+    /// One counter array of every shard, summed slot by slot and named by `labels`.
+    fn summed<const N: usize>(
+        &self,
+        labels: &[&'static str],
+        of: impl Fn(&ShardCounters) -> &[AtomicU64; N],
+    ) -> Vec<(&'static str, u64)> {
+        labels
+            .iter()
+            .enumerate()
+            .map(|(i, l)| {
+                let n = sum(self.shards.iter().filter_map(|s| of(s).get(i)).map(get));
+                (*l, n)
+            })
+            .collect()
+    }
+
     /// Requests by method label, summed over the shards.
     pub(crate) fn requests(&self) -> Vec<(&'static str, u64)> {
-        METHOD_LABELS
-            .iter()
-            .enumerate()
-            .map(|(i, m)| {
-                let n = sum(self
-                    .shards
-                    .iter()
-                    .filter_map(|s| s.requests.get(i))
-                    .map(get));
-                (*m, n)
-            })
-            .collect()
+        self.summed(&METHOD_LABELS, |s| &s.requests)
     }
 
+    /// Responses sent by status class, summed over the shards.
     pub(crate) fn responses(&self) -> Vec<(&'static str, u64)> {
-        CLASSES
-            .iter()
-            .enumerate()
-            .map(|(i, c)| {
-                let n = sum(self
-                    .shards
-                    .iter()
-                    .filter_map(|s| s.responses.get(i))
-                    .map(get));
-                (*c, n)
-            })
-            .collect()
+        self.summed(&CLASSES, |s| &s.responses)
     }
 
+    /// Shield decisions by kind, summed over the shards.
     pub(crate) fn shield(&self) -> Vec<(&'static str, u64)> {
-        EventKind::LABELS
-            .iter()
-            .enumerate()
-            .map(|(i, k)| {
-                let n = sum(self.shards.iter().filter_map(|s| s.shield.get(i)).map(get));
-                (*k, n)
-            })
-            .collect()
+        self.summed(&EventKind::LABELS, |s| &s.shield)
     }
 
     pub(crate) fn findings(&self) -> Vec<(&'static str, u64)> {

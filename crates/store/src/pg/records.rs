@@ -157,11 +157,7 @@ fn finding_of(r: &Row) -> Result<Option<Finding>, StoreError> {
         first_seen: r.try_get(5)?,
         detected_at: r.try_get(6)?,
         updated_at: r.try_get(7)?,
-        action: match action.as_str() {
-            "block" => ActionKind::Block,
-            "rate-limit" => ActionKind::Limit,
-            _ => ActionKind::Alert,
-        },
+        action: ActionKind::parse_or_alert(&action),
         accounts: serde_json::from_str(&accounts).unwrap_or_default(),
         records: evidence_of(&records),
         summary: r.try_get(11)?,
