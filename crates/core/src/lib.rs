@@ -15,12 +15,14 @@
 mod algorithms;
 mod auth;
 mod endpoint;
+mod flow;
 mod mac;
 mod ratelimit;
 mod shard;
 mod types;
 
 pub use auth::{Algorithm, Credential};
+pub use flow::FlowKey;
 pub use endpoint::{method_slot, salvaged_answer_parses, Endpoint, Stats, METHOD_LABELS};
 pub use shard::{call_id_of, Shards};
 pub use types::*;

@@ -199,6 +199,8 @@ pub struct Endpoint {
     /// Key of the dialog tokens in our Record-Route (`pal=`).
     /// The dialog tokens' MAC keys (derived from the route key).
     dialog_mac: crate::mac::Mac,
+    /// This node's flow tokens (cluster routing through the node that holds a flow).
+    flows: crate::FlowKey,
     /// Restrictions from the campaign detectors.
     restrictions: Restrictions,
     /// Notifications in flight.
@@ -261,6 +263,7 @@ impl Endpoint {
             next_sweep: now + SWEEP_EVERY,
             algos: crate::algorithms::Memory::default(),
             dialog_mac: crate::mac::Mac::derived(b"palisade dialog token", &route_key),
+            flows: crate::FlowKey::new(&route_key),
             restrictions: Restrictions::default(),
             notifying: Notifying::default(),
             stats: Stats::default(),

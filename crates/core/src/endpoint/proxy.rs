@@ -38,7 +38,7 @@ impl Endpoint {
                 return Decision::Reply(482, "Loop Detected", vec![]);
             }
         }
-        let popped = self.pop_own_routes(msg);
+        let (popped, flow) = self.pop_own_routes(msg);
         let ruri = msg.request_uri().cloned();
         let Some(ruri) = ruri else {
             return Decision::Reply(400, "Bad Request", vec![]);
@@ -99,6 +99,21 @@ impl Endpoint {
                 return self.register(now, from, msg);
             }
             return Decision::Reply(403, "Forbidden: not a domain of this registrar", vec![]);
+        }
+        if let Some(dest) = flow {
+            // Another node of the cluster routes a request toward a binding this node
+            // holds (its Route carried our flow token, which only this node can make):
+            // that node authenticated the caller and applied the callee's protection;
+            // this one sends the request on the flow the phone registered from.
+            let initial = msg.to().and_then(|t| t.tag()).is_none();
+            return Decision::Forward(
+                vec![Target {
+                    ruri: None,
+                    dest,
+                    path: vec![],
+                }],
+                initial,
+            );
         }
         let in_dialog = msg.to().and_then(|t| t.tag()).is_some();
         if in_dialog {
@@ -457,10 +472,15 @@ impl Endpoint {
     /// Removes the Route entries at the top that name this server and returns how many
     /// of them carried this dialog's token (see [`Endpoint::dialog_token`]): only those
     /// show that the request follows a Record-Route this server inserted.
-    pub(super) fn pop_own_routes(&self, msg: &mut Message<'_>) -> usize {
+    /// Removes the Route entries that name this proxy from the top of the route set.
+    /// Returns how many of them carried this proxy's dialog token for the Call-ID, and
+    /// the flow of a valid `flow=` token among them (a request another cluster node
+    /// sends toward a binding this node holds).
+    pub(super) fn pop_own_routes(&self, msg: &mut Message<'_>) -> (usize, Option<Peer>) {
         // Computed only when a Route names us (most requests carry none).
         let mut token: Option<String> = None;
         let mut popped = 0;
+        let mut flow = None;
         while let Some(idx) = msg
             .headers
             .iter()
@@ -479,18 +499,26 @@ impl Endpoint {
                             });
                             crate::auth::ct_eq(v.as_bytes(), t.as_bytes())
                         });
+                    if let Some(t) = r
+                        .uri
+                        .as_sip()
+                        .and_then(|s| s.param("flow"))
+                        .and_then(|p| p.value.as_deref())
+                    {
+                        flow = flow.or_else(|| self.flows.peer(t));
+                    }
                     msg.headers.remove(idx);
                     popped += usize::from(signed);
                 }
                 _ => break,
             }
         }
-        popped
+        (popped, flow)
     }
 
     /// ACK for a 2xx and other requests relayed without a transaction.
     pub(super) fn forward_stateless(&mut self, from: Peer, mut msg: Message<'_>, raw: &[u8]) {
-        let popped = self.pop_own_routes(&mut msg);
+        let (popped, _) = self.pop_own_routes(&mut msg);
         let next = msg
             .routes()
             .next()

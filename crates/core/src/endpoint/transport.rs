@@ -161,6 +161,11 @@ impl Endpoint {
     /// another port), otherwise the REGISTER's source, i.e. its NAT mapping or its
     /// TCP/TLS connection (RFC 3581 reasoning).
     pub(super) fn binding_dest(&self, b: &Located) -> Peer {
+        if !b.path.is_empty() {
+            // RFC 3327: the request goes through the Path, whose first hop is where the
+            // REGISTER came from (an edge proxy, or the cluster node holding the flow).
+            return b.source;
+        }
         match self.resolve(&b.uri) {
             Some(p)
                 if p.addr.ip() == b.source.addr.ip()

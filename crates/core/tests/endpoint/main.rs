@@ -207,6 +207,7 @@ fn auth_register(
 
 mod auth;
 mod calls;
+mod cluster;
 mod observe;
 mod robustness;
 mod shield;
