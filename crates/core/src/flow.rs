@@ -125,6 +125,7 @@ impl FlowKey {
 }
 
 #[cfg(test)]
+#[allow(clippy::string_slice)] // hex tokens are ASCII
 mod tests {
     use super::*;
 

@@ -22,7 +22,7 @@ mod shard;
 mod types;
 
 pub use auth::{Algorithm, Credential};
-pub use flow::FlowKey;
 pub use endpoint::{method_slot, salvaged_answer_parses, Endpoint, Stats, METHOD_LABELS};
+pub use flow::FlowKey;
 pub use shard::{call_id_of, Shards};
 pub use types::*;

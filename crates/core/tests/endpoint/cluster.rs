@@ -70,7 +70,11 @@ fn a_call_entering_at_another_node_reaches_the_phone_through_the_holding_node() 
         .iter()
         .find(|(_, m, _)| m.method().is_some())
         .expect("node B forwards the INVITE");
-    assert_eq!(*to, node_peer(ip_a), "to the node holding the flow, not the phone");
+    assert_eq!(
+        *to,
+        node_peer(ip_a),
+        "to the node holding the flow, not the phone"
+    );
     let text = String::from_utf8_lossy(bytes);
     assert!(
         text.contains(&format!("Route: <sip:10.0.0.1:5060;lr;flow={token}>")),
@@ -90,7 +94,10 @@ fn a_call_entering_at_another_node_reaches_the_phone_through_the_holding_node() 
         .expect("node A forwards the INVITE");
     assert_eq!(*to, peer(BOB));
     let text = String::from_utf8_lossy(bytes);
-    assert!(!text.contains("flow="), "the flow route is consumed: {text}");
+    assert!(
+        !text.contains("flow="),
+        "the flow route is consumed: {text}"
+    );
     let rrs: Vec<String> = m.record_routes().map(|r| r.uri.to_string()).collect();
     assert_eq!(rrs.len(), 2, "{rrs:?}");
     assert!(rrs[0].starts_with("sip:10.0.0.1:5060;lr;pal="), "{rrs:?}");
@@ -137,7 +144,8 @@ fn a_forged_or_foreign_flow_token_relays_nothing() {
         a.send(node_peer(ip_b), &req);
         let out = a.take();
         assert!(
-            out.iter().all(|(to, m, _)| m.method().is_none() && *to != target),
+            out.iter()
+                .all(|(to, m, _)| m.method().is_none() && *to != target),
             "nothing goes to the forged flow"
         );
         assert!(out.iter().any(|(_, m, _)| status(m) == 403), "refused");
