@@ -17,6 +17,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 mod account;
 mod block;
 mod clock;
+mod cluster;
 mod config;
 mod datadir;
 mod evidence;
@@ -262,6 +263,21 @@ enum EvidenceCmd {
 }
 
 #[derive(Subcommand)]
+enum ClusterCmd {
+    /// Every node with its state (alive while its heartbeat is younger than
+    /// [cluster] dead_after_ms), heartbeat age, uptime, SIP address, the bindings held
+    /// through it and its load.
+    Status {
+        /// JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// Configuration file naming the cluster's database ([store] url).
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
 enum ConfigCmd {
     /// Parse and check a configuration file as `palisade serve` does before it starts
     /// (keys, values, relations between keys, listeners, TLS and key files): prints `ok`
@@ -366,6 +382,9 @@ enum Command {
         #[command(flatten)]
         db: DbArgs,
     },
+    /// The nodes of a cluster ([cluster] node, [store] url): state, heartbeat, load.
+    #[command(subcommand)]
+    Cluster(ClusterCmd),
     /// Check a configuration file, or print the defaults.
     #[command(subcommand)]
     Config(ConfigCmd),
@@ -668,6 +687,11 @@ fn main() -> ExitCode {
                 }
             };
             r.map(|_| ExitCode::SUCCESS).unwrap_or_else(fail)
+        }
+        Command::Cluster(ClusterCmd::Status { json, config }) => {
+            cluster::status(config.as_ref(), json)
+                .map(|_| ExitCode::SUCCESS)
+                .unwrap_or_else(fail)
         }
         Command::Config(ConfigCmd::Check { file }) => config::checks::check_file(&file)
             .map(|_| ExitCode::SUCCESS)

@@ -24,7 +24,9 @@ pub use config::{
     open_records, open_storage, redact_url, StoreConfig, DEFAULT_CHECKOUT_TIMEOUT_MS,
     DEFAULT_MAX_CONNECTIONS,
 };
-pub use pg::{PgStore, PoolStatus, CONNECT_TIMEOUT, RECORD_RANGE};
+pub use pg::{
+    ClusterChange, Listener, NodeRow, PgStore, PoolStatus, CONNECT_TIMEOUT, RECORD_RANGE,
+};
 pub use records::{Notification, Target};
 
 /// Why a storage operation failed.
@@ -132,6 +134,12 @@ pub struct BindingRow {
     pub source: String,
     /// The registering device's User-Agent.
     pub user_agent: String,
+    /// The cluster node the REGISTER came through, which holds its flow (`""` on a
+    /// server that is not part of a cluster).
+    pub node: String,
+    /// That node's token for the flow (see `palisade_core::FlowKey`; `""` outside a
+    /// cluster): other nodes route requests for this binding through the node with it.
+    pub flow: String,
 }
 
 /// A change of the location, as the storage thread writes it.
@@ -144,6 +152,9 @@ pub enum BindingOp {
         aor: String,
         /// The Contact URI.
         contact: String,
+        /// The node removing it: a binding another node saved since (the phone
+        /// registered again elsewhere) is left alone.
+        node: String,
     },
 }
 
@@ -321,7 +332,8 @@ impl SqliteStore {
                 aor TEXT NOT NULL, contact TEXT NOT NULL, expires INTEGER NOT NULL,
                 q INTEGER NOT NULL, call_id TEXT NOT NULL, cseq INTEGER NOT NULL,
                 path TEXT NOT NULL, transport TEXT NOT NULL, source TEXT NOT NULL,
-                user_agent TEXT NOT NULL,
+                user_agent TEXT NOT NULL, node TEXT NOT NULL DEFAULT '',
+                flow TEXT NOT NULL DEFAULT '',
                 PRIMARY KEY (aor, contact));
              CREATE TABLE IF NOT EXISTS protected (
                 name TEXT NOT NULL, domain TEXT NOT NULL,
@@ -330,6 +342,18 @@ impl SqliteStore {
                 name TEXT NOT NULL, domain TEXT NOT NULL, caller TEXT NOT NULL,
                 PRIMARY KEY (name, domain, caller));",
         )?;
+        // files made before bindings named their node
+        let has_node: bool = conn.query_row(
+            "SELECT COUNT(*) > 0 FROM pragma_table_info('bindings') WHERE name = 'node'",
+            [],
+            |r| r.get(0),
+        )?;
+        if !has_node {
+            conn.execute_batch(
+                "ALTER TABLE bindings ADD COLUMN node TEXT NOT NULL DEFAULT '';
+                 ALTER TABLE bindings ADD COLUMN flow TEXT NOT NULL DEFAULT '';",
+            )?;
+        }
         Ok(SqliteStore { conn })
     }
 
@@ -434,10 +458,11 @@ impl Storage for SqliteStore {
         let tx = CachedTx::begin(&self.conn)?;
         {
             let mut save = tx.prepare_cached(
-                "INSERT OR REPLACE INTO bindings (aor, contact, expires, q, call_id, cseq, path, transport, source, user_agent)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                "INSERT OR REPLACE INTO bindings (aor, contact, expires, q, call_id, cseq, path, transport, source, user_agent, node, flow)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
             )?;
-            let mut del = tx.prepare_cached("DELETE FROM bindings WHERE aor=?1 AND contact=?2")?;
+            let mut del =
+                tx.prepare_cached("DELETE FROM bindings WHERE aor=?1 AND contact=?2 AND node=?3")?;
             for op in ops {
                 match op {
                     BindingOp::Save(b) => {
@@ -451,11 +476,13 @@ impl Storage for SqliteStore {
                             b.path,
                             b.transport,
                             b.source,
-                            b.user_agent
+                            b.user_agent,
+                            b.node,
+                            b.flow
                         ])?;
                     }
-                    BindingOp::Remove { aor, contact } => {
-                        del.execute(params![aor, contact])?;
+                    BindingOp::Remove { aor, contact, node } => {
+                        del.execute(params![aor, contact, node])?;
                     }
                 }
             }
@@ -466,7 +493,7 @@ impl Storage for SqliteStore {
 
     fn load_bindings(&self, now_unix: i64) -> Result<Vec<BindingRow>, StoreError> {
         let mut st = self.conn.prepare(
-            "SELECT aor, contact, expires, q, call_id, cseq, path, transport, source, user_agent
+            "SELECT aor, contact, expires, q, call_id, cseq, path, transport, source, user_agent, node, flow
              FROM bindings WHERE expires > ?1 ORDER BY aor, contact",
         )?;
         let rows = st.query_map(params![now_unix], |r| {
@@ -481,6 +508,8 @@ impl Storage for SqliteStore {
                 transport: r.get(7)?,
                 source: r.get(8)?,
                 user_agent: r.get(9)?,
+                node: r.get(10)?,
+                flow: r.get(11)?,
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)

@@ -358,6 +358,12 @@ impl Endpoint {
         self.tx.arm(at, TimerWhat::BindingExpiry(aor));
     }
 
+    /// This node's token for a flow (see [`crate::FlowKey`]): what other nodes of a
+    /// cluster put in their Route to have a request sent on that flow.
+    pub fn flow_token(&self, p: &Peer) -> String {
+        self.flows.token(p)
+    }
+
     /// The shards, as this core routes them (see [`crate::Shards`]).
     pub fn shards(&self) -> &crate::Shards {
         &self.shards

@@ -33,6 +33,32 @@ pub(crate) struct FileConfig {
     pub(crate) admin: AdminSection,
     /// HEP v3 capture of every SIP message in and out (off unless `collector` is set).
     pub(crate) hep: crate::hep::HepConfig,
+    /// Where accounts, bindings, records and blocks are kept: SQLite under
+    /// `server.data_dir` (the default), or the PostgreSQL database of `url`.
+    pub(crate) store: palisade_store::StoreConfig,
+    /// Membership of a cluster of nodes sharing one PostgreSQL database.
+    pub(crate) cluster: ClusterSection,
+}
+
+/// `[cluster]`: this server as one node of several that share a PostgreSQL database
+/// (`[store] url`): one location, accounts, blocks and records for all of them.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct ClusterSection {
+    /// This node's name, unique in the cluster; empty: not part of a cluster.
+    pub(crate) node: String,
+    /// A node whose heartbeat is older than this (milliseconds) is taken for dead: the
+    /// others stop routing through it until it beats again.
+    pub(crate) dead_after_ms: u64,
+}
+
+impl Default for ClusterSection {
+    fn default() -> Self {
+        ClusterSection {
+            node: String::new(),
+            dead_after_ms: 5_000,
+        }
+    }
 }
 
 /// The admin HTTP listener: the dashboard, `/metrics`, the JSON API (bearer token) and

@@ -37,6 +37,7 @@ use crate::messages::{DetectMsg, Hook, Inbound, StoreMsg};
 
 mod admin;
 mod budget;
+mod cluster;
 mod detect;
 mod evidence;
 mod handoff;
@@ -110,8 +111,10 @@ pub(crate) async fn run(
     let restored = store.load_bindings(unix_now())?;
     info!(users = users.len(), bindings = restored.len(), workers, data_dir = %data_dir.display(), domain, "state loaded");
     let no_users = users.is_empty();
+    // (in a cluster, this node's own; the cluster thread adds the others' as copies)
     let restored: Vec<Binding> = restored
         .into_iter()
+        .filter(|r| r.node.is_empty() || r.node == cfg.cluster.node)
         .filter_map(|r| from_row(r, now))
         .collect();
     for (i, endpoint) in endpoints.iter_mut().enumerate() {
@@ -386,6 +389,28 @@ pub(crate) async fn run(
                     .await;
             }
         });
+    }
+    if !cfg.cluster.node.is_empty() {
+        let Some(url) = &cfg.store.url else {
+            anyhow::bail!(
+                "[cluster] node needs a PostgreSQL database the nodes share: set [store] url"
+            );
+        };
+        let store = palisade_store::PgStore::open(url, 2, cfg.store.checkout_timeout())
+            .map_err(|e| anyhow::anyhow!("cluster: {e}"))?;
+        let sip = udp_addrs.first().map(|a| match cfg.server.advertise {
+            Some(ip) => SocketAddr::new(ip, a.port()),
+            None if a.ip().is_unspecified() => SocketAddr::from(([127, 0, 0, 1], a.port())),
+            None => *a,
+        });
+        cluster::start(cluster::Setup {
+            store,
+            name: cfg.cluster.node.clone(),
+            sip,
+            dead_after: Duration::from_millis(cfg.cluster.dead_after_ms.max(1000)),
+            router: inbound_tx.clone(),
+            telemetry: telemetry.clone(),
+        })?;
     }
     // What a newcomer needs to point a phone here, on standard output as well as in the
     // log (which may go to a file).

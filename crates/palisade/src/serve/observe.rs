@@ -187,14 +187,22 @@ impl Shell {
                 Event::BindingSaved(b) => {
                     self.router
                         .replicate(self.index, || Replica::Saved(Box::new(b.clone())));
-                    BindingOp::Save(to_row(&b, now))
+                    let (node, flow) = match super::cluster::node() {
+                        Some(n) => (n, self.endpoint.flow_token(&b.source)),
+                        None => ("", String::new()),
+                    };
+                    BindingOp::Save(to_row(&b, now, node, flow))
                 }
                 Event::BindingRemoved { aor, contact } => {
                     self.router.replicate(self.index, || Replica::Removed {
                         aor: aor.clone(),
                         contact: contact.clone(),
                     });
-                    BindingOp::Remove { aor, contact }
+                    BindingOp::Remove {
+                        aor,
+                        contact,
+                        node: super::cluster::node().unwrap_or("").to_string(),
+                    }
                 }
                 Event::Observation(o) => {
                     if self.detect_tx.is_some() {

@@ -17,7 +17,9 @@ use super::router::Router;
 use crate::clock::unix_now;
 use crate::messages::{Inbound, StoreMsg};
 
-pub(super) fn to_row(b: &Binding, now: Instant) -> BindingRow {
+/// The row of a binding this node saved; `node` names this node in a cluster (with its
+/// token for the binding's flow), empty otherwise.
+pub(super) fn to_row(b: &Binding, now: Instant, node: &str, flow: String) -> BindingRow {
     let left = b.expires_at.saturating_duration_since(now).as_secs() as i64;
     BindingRow {
         aor: b.aor.clone(),
@@ -30,6 +32,8 @@ pub(super) fn to_row(b: &Binding, now: Instant) -> BindingRow {
         transport: b.source.transport.param().to_string(),
         source: b.source.addr.to_string(),
         user_agent: b.user_agent.clone(),
+        node: node.to_string(),
+        flow,
     }
 }
 

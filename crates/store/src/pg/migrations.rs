@@ -207,6 +207,62 @@ CREATE TABLE block_changes (
 CREATE INDEX block_changes_pending ON block_changes (recorded);
 "#,
     },
+    Migration {
+        version: 3,
+        name: "cluster: nodes, bindings with their node and flow, change notifications",
+        sql: r#"
+-- A binding names the node it came through and that node's token for the flow: the
+-- other nodes route requests for it through that node (see palisade_core::FlowKey).
+ALTER TABLE bindings ADD COLUMN node TEXT COLLATE "C" NOT NULL DEFAULT '',
+    ADD COLUMN flow TEXT NOT NULL DEFAULT '';
+CREATE INDEX bindings_node ON bindings (node);
+
+-- The nodes of the cluster, each refreshed by its own heartbeat. Times are the
+-- database's clock (milliseconds since the epoch), so that nodes' clocks do not matter.
+CREATE TABLE nodes (
+    name TEXT COLLATE "C" PRIMARY KEY,
+    sip TEXT NOT NULL,
+    started BIGINT NOT NULL,
+    heartbeat BIGINT NOT NULL,
+    pid BIGINT NOT NULL,
+    version TEXT NOT NULL,
+    load TEXT NOT NULL DEFAULT '{}');
+
+-- Changes other nodes act on at once, by LISTEN/NOTIFY; the channel names the schema,
+-- so that clusters sharing one database in different schemas do not hear each other.
+CREATE FUNCTION palisade_binding_changed() RETURNS trigger LANGUAGE plpgsql
+    SET search_path FROM CURRENT AS $$
+BEGIN
+    IF TG_OP = 'DELETE' THEN
+        PERFORM pg_notify('palisade_bindings_' || current_schema(),
+            json_build_array(OLD.aor, OLD.contact)::text);
+    ELSE
+        PERFORM pg_notify('palisade_bindings_' || current_schema(),
+            json_build_array(NEW.aor, NEW.contact)::text);
+    END IF;
+    RETURN NULL;
+END
+$$;
+CREATE TRIGGER bindings_changed AFTER INSERT OR UPDATE OR DELETE ON bindings
+    FOR EACH ROW EXECUTE FUNCTION palisade_binding_changed();
+
+CREATE FUNCTION palisade_settings_changed() RETURNS trigger LANGUAGE plpgsql
+    SET search_path FROM CURRENT AS $$
+BEGIN
+    PERFORM pg_notify('palisade_settings_' || current_schema(), TG_TABLE_NAME);
+    RETURN NULL;
+END
+$$;
+CREATE TRIGGER restrictions_notify AFTER INSERT OR UPDATE OR DELETE ON restrictions
+    FOR EACH STATEMENT EXECUTE FUNCTION palisade_settings_changed();
+CREATE TRIGGER users_notify AFTER INSERT OR UPDATE OR DELETE ON users
+    FOR EACH STATEMENT EXECUTE FUNCTION palisade_settings_changed();
+CREATE TRIGGER protected_notify AFTER INSERT OR UPDATE OR DELETE ON protected
+    FOR EACH STATEMENT EXECUTE FUNCTION palisade_settings_changed();
+CREATE TRIGGER allowed_callers_notify AFTER INSERT OR UPDATE OR DELETE ON allowed_callers
+    FOR EACH STATEMENT EXECUTE FUNCTION palisade_settings_changed();
+"#,
+    },
 ];
 
 /// The key of the advisory lock held while migrating: "palisade" in ASCII.

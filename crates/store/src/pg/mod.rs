@@ -21,9 +21,12 @@ use postgres::{Client, NoTls, Row, Statement};
 
 use crate::{BindingOp, BindingRow, Protection, Storage, StoreError, UserRow};
 
+mod cluster;
 mod migrations;
 mod pool;
 mod records;
+
+pub use cluster::{ClusterChange, Listener, NodeRow};
 
 pub use pool::PoolStatus;
 pub use records::RECORD_RANGE;
@@ -209,14 +212,17 @@ const REMOVE_USER: &str = "DELETE FROM users WHERE name = $1 AND domain = $2";
 const LIST_USERS: &str = "SELECT name, domain, ha1_md5, ha1_sha256, created FROM users
      WHERE $1::TEXT IS NULL OR domain = $1 ORDER BY domain, name";
 const VERSION: &str = "SELECT version FROM store_version";
-const SAVE_BINDING: &str = "INSERT INTO bindings (aor, contact, expires, q, call_id, cseq, path, transport, source, user_agent)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+const SAVE_BINDING: &str = "INSERT INTO bindings (aor, contact, expires, q, call_id, cseq, path, transport, source, user_agent, node, flow)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
      ON CONFLICT (aor, contact) DO UPDATE SET expires = EXCLUDED.expires, q = EXCLUDED.q,
        call_id = EXCLUDED.call_id, cseq = EXCLUDED.cseq, path = EXCLUDED.path,
-       transport = EXCLUDED.transport, source = EXCLUDED.source, user_agent = EXCLUDED.user_agent";
-const REMOVE_BINDING: &str = "DELETE FROM bindings WHERE aor = $1 AND contact = $2";
+       transport = EXCLUDED.transport, source = EXCLUDED.source, user_agent = EXCLUDED.user_agent,
+       node = EXCLUDED.node, flow = EXCLUDED.flow";
+const REMOVE_BINDING: &str = "DELETE FROM bindings WHERE aor = $1 AND contact = $2 AND node = $3";
+pub(crate) const BINDING_COLUMNS: &str =
+    "aor, contact, expires, q, call_id, cseq, path, transport, source, user_agent, node, flow";
 const LOAD_BINDINGS: &str =
-    "SELECT aor, contact, expires, q, call_id, cseq, path, transport, source, user_agent
+    "SELECT aor, contact, expires, q, call_id, cseq, path, transport, source, user_agent, node, flow
      FROM bindings WHERE expires > $1 ORDER BY aor, contact";
 // One round trip each; the user's row is share-locked so that it cannot go between the
 // check and the insert (the foreign key would refuse the insert then).
@@ -252,7 +258,7 @@ fn user_of(r: &Row) -> Result<UserRow, StoreError> {
     })
 }
 
-fn binding_of(r: &Row) -> Result<BindingRow, StoreError> {
+pub(crate) fn binding_of(r: &Row) -> Result<BindingRow, StoreError> {
     let q: i32 = r.try_get(3)?;
     let cseq: i64 = r.try_get(5)?;
     Ok(BindingRow {
@@ -272,6 +278,8 @@ fn binding_of(r: &Row) -> Result<BindingRow, StoreError> {
         transport: r.try_get(7)?,
         source: r.try_get(8)?,
         user_agent: r.try_get(9)?,
+        node: r.try_get(10)?,
+        flow: r.try_get(11)?,
     })
 }
 
@@ -355,11 +363,13 @@ impl Storage for PgStore {
                                 &b.transport,
                                 &b.source,
                                 &b.user_agent,
+                                &b.node,
+                                &b.flow,
                             ],
                         )?;
                     }
-                    BindingOp::Remove { aor, contact } => {
-                        tx.execute(&remove, &[aor, contact])?;
+                    BindingOp::Remove { aor, contact, node } => {
+                        tx.execute(&remove, &[aor, contact, node])?;
                     }
                 }
             }

@@ -87,6 +87,11 @@ impl<M: Manage> Pool<M> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// The manager (for a connection outside the pool).
+    pub(crate) fn manager(&self) -> &M {
+        &self.manager
+    }
+
     pub(crate) fn status(&self) -> PoolStatus {
         let s = self.lock();
         PoolStatus {
