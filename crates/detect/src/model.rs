@@ -9,7 +9,7 @@ use serde::Deserialize;
 pub type Millis = i64;
 
 /// What the core saw (made on the core's thread: plain values, no references).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Observation {
     /// An authenticated caller's initial INVITE to a local user was routed (forwarded,
     /// refused, or refused because a restriction blocks the caller).
@@ -48,8 +48,30 @@ pub enum Observation {
     },
 }
 
+/// `udp`, `tcp` or `tls` (an alias, so that serde does not take the field for a
+/// borrowed string).
+pub type TransportName = &'static str;
+
+/// Observations travel between the nodes of a cluster (to the one detector) as JSON: a
+/// transport name is one of the three the core writes, back as the same static string.
+mod transport_name {
+    use serde::{Deserialize as _, Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(t: &&'static str, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(t)
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<&'static str, D::Error> {
+        let t = String::deserialize(d)?;
+        ["udp", "tcp", "tls", "ws", "wss"]
+            .into_iter()
+            .find(|k| k.eq_ignore_ascii_case(&t))
+            .ok_or_else(|| serde::de::Error::custom(format!("unknown transport {t:?}")))
+    }
+}
+
 /// A call attempt as the core saw its INVITE.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct CallStart {
     /// The server transaction's key (what [`Observation::CallStatus`] refers to).
     pub key: u64,
@@ -64,7 +86,8 @@ pub struct CallStart {
     /// Where it came from.
     pub source: SocketAddr,
     /// `udp`, `tcp` or `tls`.
-    pub transport: &'static str,
+    #[serde(with = "transport_name")]
+    pub transport: TransportName,
     /// The User-Agent it claims (empty when none).
     pub user_agent: String,
     /// Its wire fingerprint ([`crate::fingerprint`]).
@@ -79,7 +102,7 @@ pub struct CallStart {
 }
 
 /// An authenticated registration.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Registration {
     /// When.
     pub at: Millis,
@@ -88,7 +111,8 @@ pub struct Registration {
     /// Where from.
     pub source: SocketAddr,
     /// `udp`, `tcp` or `tls`.
-    pub transport: &'static str,
+    #[serde(with = "transport_name")]
+    pub transport: TransportName,
     /// The User-Agent it claims.
     pub user_agent: String,
     /// Its wire fingerprint.
@@ -96,7 +120,7 @@ pub struct Registration {
 }
 
 /// What kind of probing a request looked like.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum ProbeKind {
     /// Credentials that did not verify.
     AuthFailed,
@@ -121,7 +145,7 @@ impl ProbeKind {
 }
 
 /// A request that looked like probing.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Probe {
     /// When.
     pub at: Millis,
@@ -710,5 +734,67 @@ impl Default for Config {
             refusals: RefusalConfig::default(),
             profiles: None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn observations_travel_as_json_and_come_back_the_same() {
+        let all = vec![
+            Observation::CallStart(CallStart {
+                key: u64::MAX,
+                at: 1_700_000_000_000,
+                call_id: "c@x".into(),
+                caller: "alice".into(),
+                callee: "bob".into(),
+                source: "192.0.2.1:5060".parse().unwrap(),
+                transport: "tls",
+                user_agent: "UA \"quoted\"".into(),
+                fingerprint: 7,
+                sdp: 9,
+                blocked: true,
+                message: false,
+            }),
+            Observation::CallStatus {
+                key: 3,
+                at: 4,
+                status: 486,
+            },
+            Observation::CallEnd {
+                call_id: "c@x".into(),
+                at: 5,
+            },
+            Observation::Registered(Registration {
+                at: 6,
+                account: "carol".into(),
+                source: "[2001:db8::1]:5061".parse().unwrap(),
+                transport: "udp",
+                user_agent: String::new(),
+                fingerprint: 0,
+            }),
+            Observation::Probe(Probe {
+                at: 7,
+                source: "198.51.100.1:1".parse().unwrap(),
+                kind: ProbeKind::Scanner,
+                user: "100".into(),
+                user_agent: "friendly-scanner".into(),
+            }),
+            Observation::Refused {
+                at: 8,
+                source: "198.51.100.2:2".parse().unwrap(),
+                account: String::new(),
+                kind: "offer-refused".into(),
+            },
+        ];
+        for o in all {
+            let text = serde_json::to_string(&o).unwrap();
+            let back: Observation = serde_json::from_str(&text).unwrap();
+            assert_eq!(back, o, "{text}");
+        }
+        let bad = r#"{"Registered":{"at":1,"account":"a","source":"192.0.2.1:1","transport":"carrier-pigeon","user_agent":"","fingerprint":0}}"#;
+        assert!(serde_json::from_str::<Observation>(bad).is_err());
     }
 }

@@ -25,7 +25,8 @@ pub use config::{
     DEFAULT_MAX_CONNECTIONS,
 };
 pub use pg::{
-    ClusterChange, Listener, NodeRow, PgStore, PoolStatus, CONNECT_TIMEOUT, RECORD_RANGE,
+    ClusterChange, Leadership, Listener, NodeRow, PgStore, PoolStatus, CONNECT_TIMEOUT,
+    RECORD_RANGE,
 };
 pub use records::{Notification, Target};
 
@@ -676,6 +677,8 @@ mod tests {
                 transport: "udp".into(),
                 source: "192.0.2.1:5060".into(),
                 user_agent: "x".into(),
+                node: String::new(),
+                flow: String::new(),
             };
             s.apply_bindings(&[BindingOp::Save(b.clone())]).unwrap();
             assert_eq!(s.load_bindings(1000).unwrap(), vec![b]);
@@ -690,6 +693,7 @@ mod tests {
         s.apply_bindings(&[BindingOp::Remove {
             aor: "alice@example.com".into(),
             contact: "sip:alice@192.0.2.1".into(),
+            node: String::new(),
         }])
         .unwrap();
         assert!(s.load_bindings(0).unwrap().is_empty());

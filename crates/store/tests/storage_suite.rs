@@ -14,12 +14,13 @@
     clippy::indexing_slicing
 )]
 
-use std::io::Write as _;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::time::Duration;
 
+mod common;
+
+use common::{unique, Pg};
 use palisade_store::{
     open_storage, BindingOp, BindingRow, PgStore, Storage, StoreConfig, StoreError, UserRow,
 };
@@ -29,20 +30,6 @@ use palisade_store::{
 /// PostgreSQL).
 trait Backend {
     fn open(&self) -> Box<dyn Storage + Send>;
-}
-
-fn unique(case: &str) -> String {
-    static N: AtomicUsize = AtomicUsize::new(0);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos();
-    let case: String = case.chars().take(24).collect();
-    format!(
-        "t_{case}_{}_{nanos}_{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::SeqCst)
-    )
 }
 
 struct Sqlite {
@@ -68,61 +55,9 @@ impl Drop for Sqlite {
     }
 }
 
-/// A schema of its own in the database of `PALISADE_TEST_PG_URL`, found through the
-/// connections' search path (`options=-c search_path=…` in the URL).
-struct Pg {
-    base: String,
-    schema: String,
-    url: String,
-}
-
-impl Pg {
-    /// `None` (and a note on stderr, once) when `PALISADE_TEST_PG_URL` is not set.
-    fn new(case: &str) -> Option<Self> {
-        let Ok(base) = std::env::var("PALISADE_TEST_PG_URL") else {
-            static NOTE: std::sync::Once = std::sync::Once::new();
-            // straight to stderr: the test harness captures print! and eprint!
-            NOTE.call_once(|| {
-                let _ = writeln!(
-                    std::io::stderr(),
-                    "note: PALISADE_TEST_PG_URL is not set: the PostgreSQL half of the storage suite is skipped (./test.sh starts a server and sets it)"
-                );
-            });
-            return None;
-        };
-        let schema = unique(case);
-        let mut c = postgres::Client::connect(&base, postgres::NoTls)
-            .unwrap_or_else(|e| panic!("PALISADE_TEST_PG_URL: {e}"));
-        c.batch_execute(&format!("CREATE SCHEMA {schema}")).unwrap();
-        let sep = if base.contains('?') { '&' } else { '?' };
-        let url = format!("{base}{sep}options=-c%20search_path%3D{schema}");
-        Some(Pg { base, schema, url })
-    }
-
-    fn config(&self, max_connections: u32) -> StoreConfig {
-        StoreConfig {
-            url: Some(self.url.clone()),
-            max_connections,
-            ..StoreConfig::default()
-        }
-    }
-
-    fn node(&self) -> PgStore {
-        PgStore::open(&self.url, 2, Duration::from_secs(30)).unwrap()
-    }
-}
-
 impl Backend for Pg {
     fn open(&self) -> Box<dyn Storage + Send> {
         open_storage(&self.config(2), std::path::Path::new("/nonexistent")).unwrap()
-    }
-}
-
-impl Drop for Pg {
-    fn drop(&mut self) {
-        if let Ok(mut c) = postgres::Client::connect(&self.base, postgres::NoTls) {
-            let _ = c.batch_execute(&format!("DROP SCHEMA {} CASCADE", self.schema));
-        }
     }
 }
 
@@ -148,6 +83,8 @@ fn binding(aor: &str, contact: &str, expires: i64) -> BindingRow {
         transport: "udp".into(),
         source: "192.0.2.1:5060".into(),
         user_agent: "ua".into(),
+        node: String::new(),
+        flow: String::new(),
     }
 }
 
@@ -273,16 +210,19 @@ fn bindings_are_saved_refreshed_removed_and_expire(b: &dyn Backend) {
         BindingOp::Remove {
             aor: a1.aor.clone(),
             contact: a1.contact.clone(),
+            node: String::new(),
         },
         BindingOp::Save(a2b.clone()),
         BindingOp::Remove {
             aor: a2.aor.clone(),
             contact: a2.contact.clone(),
+            node: String::new(),
         },
         BindingOp::Save(a2b.clone()),
         BindingOp::Remove {
             aor: "nobody@example.com".into(),
             contact: "sip:x".into(),
+            node: String::new(),
         },
     ])
     .unwrap();
@@ -423,6 +363,33 @@ fn reopening_keeps_everything(b: &dyn Backend) {
     }
 }
 
+/// A binding belongs to the node that saved it last: a phone that registers again
+/// through another node moves its row there (never a second row), and a removal by the
+/// node it left (its expiry there) leaves the row alone.
+fn bindings_belong_to_the_node_that_saved_them_last(b: &dyn Backend) {
+    let mut s = b.open();
+    let mut at_a = binding("bob@example.com", "sip:bob@192.0.2.9:5060", 5000);
+    (at_a.node, at_a.flow) = ("a".into(), "f1".into());
+    s.apply_bindings(&[BindingOp::Save(at_a.clone())]).unwrap();
+    let mut at_c = at_a.clone();
+    (at_c.node, at_c.flow, at_c.cseq) = ("c".into(), "f2".into(), 2);
+    s.apply_bindings(&[BindingOp::Save(at_c.clone())]).unwrap();
+    assert_eq!(s.load_bindings(0).unwrap(), vec![at_c.clone()]);
+    let remove = |node: &str| BindingOp::Remove {
+        aor: at_a.aor.clone(),
+        contact: at_a.contact.clone(),
+        node: node.into(),
+    };
+    s.apply_bindings(&[remove("a")]).unwrap();
+    assert_eq!(
+        s.load_bindings(0).unwrap(),
+        vec![at_c],
+        "a no longer holds it"
+    );
+    s.apply_bindings(&[remove("c")]).unwrap();
+    assert!(s.load_bindings(0).unwrap().is_empty());
+}
+
 macro_rules! suite {
     ($($case:ident),* $(,)?) => {
         mod on_sqlite {
@@ -446,6 +413,7 @@ suite!(
     users_are_added_listed_and_removed,
     import_is_all_or_nothing,
     bindings_are_saved_refreshed_removed_and_expire,
+    bindings_belong_to_the_node_that_saved_them_last,
     protections_and_allow_lists,
     version_moves_when_another_handle_commits,
     two_handles_see_each_others_writes,

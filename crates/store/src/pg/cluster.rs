@@ -143,6 +143,75 @@ impl PgStore {
     }
 }
 
+impl PgStore {
+    /// Queues observations (JSON) of this node for the detector's node.
+    pub fn ship_observations(&self, node: &str, bodies: &[String]) -> Result<(), StoreError> {
+        if bodies.is_empty() {
+            return Ok(());
+        }
+        self.with(|c| {
+            c.client.execute(
+                "INSERT INTO observations (node, body) SELECT $1, b FROM unnest($2::TEXT[]) AS b",
+                &[&node, &bodies],
+            )?;
+            Ok(())
+        })
+    }
+
+    /// Takes (and deletes) at most `limit` queued observations, oldest first: (node,
+    /// JSON). Several takers never get the same one.
+    pub fn take_observations(&self, limit: i64) -> Result<Vec<(String, String)>, StoreError> {
+        self.with(|c| {
+            let rows = c.client.query(
+                "DELETE FROM observations WHERE id IN
+                   (SELECT id FROM observations ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED)
+                 RETURNING id, node, body",
+                &[&limit],
+            )?;
+            let mut out: Vec<(i64, String, String)> = Vec::with_capacity(rows.len());
+            for r in rows {
+                out.push((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?));
+            }
+            out.sort_by_key(|o| o.0);
+            Ok(out.into_iter().map(|(_, n, b)| (n, b)).collect())
+        })
+    }
+
+    /// The detector's lock, when no other node holds it: a connection of its own that
+    /// holds it for as long as it lives (a node that dies, or loses its connection,
+    /// releases it, and another takes it over).
+    pub fn lead(&self) -> Result<Option<Leadership>, StoreError> {
+        let mut client = self.pool.manager().connect()?.client;
+        // one lock per schema: clusters that share a database in different schemas
+        // each have their detector
+        let got: bool = client
+            .query_one(
+                "SELECT pg_try_advisory_lock(hashtext('palisade detector'), hashtext(current_schema()))",
+                &[],
+            )?
+            .try_get(0)?;
+        Ok(got.then_some(Leadership { client }))
+    }
+}
+
+/// The detector's advisory lock, held by this connection.
+pub struct Leadership {
+    client: Client,
+}
+
+impl std::fmt::Debug for Leadership {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Leadership").finish_non_exhaustive()
+    }
+}
+
+impl Leadership {
+    /// Whether the lock is still held (its connection answers within `timeout`).
+    pub fn held(&mut self, timeout: Duration) -> bool {
+        !self.client.is_closed() && self.client.is_valid(timeout).is_ok()
+    }
+}
+
 /// A dedicated connection that has run `LISTEN` on the cluster's channels.
 pub struct Listener {
     client: Client,

@@ -263,6 +263,19 @@ CREATE TRIGGER allowed_callers_notify AFTER INSERT OR UPDATE OR DELETE ON allowe
     FOR EACH STATEMENT EXECUTE FUNCTION palisade_settings_changed();
 "#,
     },
+    Migration {
+        version: 4,
+        name: "cluster: observations on their way to the detector",
+        sql: r#"
+-- What the nodes that do not run the detector saw (JSON of palisade_detect::Observation),
+-- queued for the one that does (the holder of the detector's advisory lock), which
+-- takes them in order and deletes them in the same statement.
+CREATE TABLE observations (
+    id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    node TEXT COLLATE "C" NOT NULL,
+    body TEXT NOT NULL);
+"#,
+    },
 ];
 
 /// The key of the advisory lock held while migrating: "palisade" in ASCII.
