@@ -104,11 +104,15 @@ pub(crate) struct LogSettings {
     pub(crate) origin: Option<String>,
     /// `evidence.key`: a seed file instead of `<data_dir>/evidence.key`.
     pub(crate) key: Option<PathBuf>,
+    /// `[cluster] node` (empty outside a cluster): a new log's default origin names it,
+    /// so that each node's log is told apart.
+    pub(crate) node: String,
 }
 
 impl LogSettings {
     /// The log's origin (and key name). Fixed when the log is created (kept in
-    /// `<data_dir>/evidence/origin`): `evidence.origin`, or `<domain>/palisade-evidence`.
+    /// `<data_dir>/evidence/origin`): `evidence.origin`, or `<domain>/palisade-evidence`
+    /// (`<domain>/palisade-evidence/<node>` for a node of a cluster).
     /// A later configuration that names another origin is refused (it would fork the
     /// log).
     pub(crate) fn origin(&self) -> anyhow::Result<String> {
@@ -129,7 +133,10 @@ impl LogSettings {
             Err(_) => Ok(self
                 .origin
                 .clone()
-                .unwrap_or_else(|| format!("{}/palisade-evidence", self.domain))),
+                .unwrap_or_else(|| match self.node.as_str() {
+                    "" => format!("{}/palisade-evidence", self.domain),
+                    node => format!("{}/palisade-evidence/{node}", self.domain),
+                })),
         }
     }
 

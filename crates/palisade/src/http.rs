@@ -100,6 +100,30 @@ impl Client {
     }
 }
 
+impl Client {
+    /// GETs `url`: the status and at most `max` bytes of the body (an error when the
+    /// body is longer, or breaks off).
+    pub(crate) fn get(&self, url: &str, max: u64) -> anyhow::Result<(u16, Vec<u8>)> {
+        let answer = self
+            .agent
+            .get(url)
+            .call()
+            .with_context(|| format!("GET {url}"))?;
+        let code = answer.status().as_u16();
+        let mut bytes = Vec::new();
+        answer
+            .into_body()
+            .into_reader()
+            .take(max.saturating_add(1))
+            .read_to_end(&mut bytes)
+            .with_context(|| format!("GET {url}"))?;
+        if bytes.len() as u64 > max {
+            anyhow::bail!("GET {url}: the answer is longer than {max} bytes");
+        }
+        Ok((code, bytes))
+    }
+}
+
 /// The client of webhook notifications: set once at start from `notify.ca_file`.
 static WEBHOOKS: OnceLock<Client> = OnceLock::new();
 

@@ -257,6 +257,10 @@ enum EvidenceCmd {
         /// like 7d); the earlier ones as hashes (verify the copy with --partial).
         #[arg(long)]
         since: Option<String>,
+        /// Every node's log of the cluster ([store] url of --config), fetched from the
+        /// nodes' admin listeners into DIR/<node>/ and verified under their keys.
+        #[arg(long, conflicts_with = "since")]
+        cluster: bool,
         #[command(flatten)]
         db: DbArgs,
     },
@@ -632,6 +636,7 @@ fn main() -> ExitCode {
                     domain,
                     origin: cfg.evidence.origin,
                     key: cfg.evidence.key,
+                    node: cfg.cluster.node,
                 })
             };
             let r = match cmd {
@@ -682,7 +687,13 @@ fn main() -> ExitCode {
                 EvidenceCmd::CheckProof { file, entry, key } => {
                     evidence::check(&file, &entry, &key)
                 }
-                EvidenceCmd::Export { dir, since, db } => {
+                EvidenceCmd::Export {
+                    dir,
+                    cluster: true,
+                    db,
+                    ..
+                } => cluster::export_evidence(db.config.as_ref(), &dir),
+                EvidenceCmd::Export { dir, since, db, .. } => {
                     with(&db).and_then(|l| evidence::export(&l, &dir, since.as_deref()))
                 }
             };

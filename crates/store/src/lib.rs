@@ -25,7 +25,7 @@ pub use config::{
     DEFAULT_MAX_CONNECTIONS,
 };
 pub use pg::{
-    ClusterChange, Leadership, Listener, NodeRow, PgStore, PoolStatus, CONNECT_TIMEOUT,
+    ClusterChange, Leadership, Listener, NodeJoin, NodeRow, PgStore, PoolStatus, CONNECT_TIMEOUT,
     RECORD_RANGE,
 };
 pub use records::{Notification, Target};

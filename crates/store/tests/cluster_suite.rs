@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use common::Pg;
 use palisade_detect::Subject;
-use palisade_store::{BindingOp, BindingRow, ClusterChange, Records, Storage, UserRow};
+use palisade_store::{BindingOp, BindingRow, ClusterChange, NodeJoin, Records, Storage, UserRow};
 
 fn row(aor: &str, node: &str) -> BindingRow {
     BindingRow {
@@ -41,8 +41,22 @@ fn row(aor: &str, node: &str) -> BindingRow {
 fn pg_nodes_join_beat_and_show_what_they_hold() {
     let Some(pg) = Pg::new("nodes") else { return };
     let mut s = pg.node();
-    s.join("a", "127.0.0.1:5060", "1.0").unwrap();
-    s.join("b", "", "1.0").unwrap();
+    let a = NodeJoin {
+        name: "a",
+        sip: "127.0.0.1:5060",
+        admin: "127.0.0.1:5089",
+        evidence_key: "origin+1234+key",
+        version: "1.0",
+    };
+    s.join(&a).unwrap();
+    s.join(&NodeJoin {
+        name: "b",
+        sip: "",
+        admin: "",
+        evidence_key: "",
+        ..a
+    })
+    .unwrap();
     assert!(s.heartbeat("a", r#"{"registrations":3}"#).unwrap());
     assert!(
         !s.heartbeat("nobody", "{}").unwrap(),
@@ -59,6 +73,9 @@ fn pg_nodes_join_beat_and_show_what_they_hold() {
     assert_eq!(names, ["a", "b"]);
     assert_eq!((nodes[0].bindings, nodes[1].bindings), (2, 1));
     assert_eq!(nodes[0].sip, "127.0.0.1:5060");
+    assert_eq!(nodes[0].admin, "127.0.0.1:5089");
+    assert_eq!(nodes[0].evidence_key, "origin+1234+key");
+    assert_eq!(nodes[1].admin, "");
     assert_eq!(nodes[0].load, r#"{"registrations":3}"#);
     assert_eq!(nodes[0].pid, i64::from(std::process::id()));
     assert!((0..5_000).contains(&nodes[0].age_ms), "{:?}", nodes[0]);
@@ -66,7 +83,12 @@ fn pg_nodes_join_beat_and_show_what_they_hold() {
     let later = s.nodes(0).unwrap();
     assert!(later[1].age_ms >= 300, "b did not beat: {:?}", later[1]);
     // a restart under the same name is the same node
-    s.join("a", "127.0.0.1:5062", "1.1").unwrap();
+    s.join(&NodeJoin {
+        sip: "127.0.0.1:5062",
+        version: "1.1",
+        ..a
+    })
+    .unwrap();
     let nodes = s.nodes(0).unwrap();
     assert_eq!(nodes.len(), 2);
     assert_eq!(

@@ -33,6 +33,26 @@ impl FileConfig {
                 r.max_expires
             );
         }
+        let node = &self.cluster.node;
+        if !node.is_empty() {
+            let fine = node.len() <= 63
+                && node
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+                && !node.starts_with('.');
+            if !fine {
+                bail!("cluster.node {node:?}: a node name is 1 to 63 letters, digits, '-', '_' or '.', not starting with '.' (it names the node's directory in an evidence export)");
+            }
+            if self.store.url.is_none() {
+                bail!("cluster.node {node:?} needs [store] url: the nodes of a cluster share a PostgreSQL database");
+            }
+            if self.cluster.dead_after_ms < 1000 {
+                bail!(
+                    "cluster.dead_after_ms ({}) must be at least 1000: nodes beat once a second",
+                    self.cluster.dead_after_ms
+                );
+            }
+        }
         let t = &self.tcp;
         if t.message_timeout > t.idle_timeout {
             bail!(

@@ -16,7 +16,9 @@ use std::time::{Duration, Instant};
 
 use palisade_core::{Binding, Peer, Transport};
 use palisade_detect::{Restriction, Subject};
-use palisade_store::{BindingRow, ClusterChange, Listener, PgStore, Records as _, Storage as _};
+use palisade_store::{
+    BindingRow, ClusterChange, Listener, NodeJoin, PgStore, Records as _, Storage as _,
+};
 use tracing::{error, info, warn};
 
 use super::router::Router;
@@ -43,9 +45,25 @@ pub(super) struct Setup {
     pub(super) name: String,
     /// This node's SIP address for the others (UDP), if it has one.
     pub(super) sip: Option<SocketAddr>,
+    /// Its admin listener (where its evidence log is served), or empty.
+    pub(super) admin: String,
+    /// Its evidence log's verifier key, or empty.
+    pub(super) evidence_key: String,
     pub(super) dead_after: Duration,
     pub(super) router: Router,
     pub(super) telemetry: Arc<Telemetry>,
+}
+
+impl Setup {
+    fn joining<'a>(&'a self, sip: &'a str) -> NodeJoin<'a> {
+        NodeJoin {
+            name: &self.name,
+            sip,
+            admin: &self.admin,
+            evidence_key: &self.evidence_key,
+            version: env!("CARGO_PKG_VERSION"),
+        }
+    }
 }
 
 /// Joins the cluster (this node's row, with a fresh heartbeat) and starts the thread.
@@ -56,7 +74,7 @@ pub(super) fn start(s: Setup) -> anyhow::Result<()> {
     if sip.is_empty() {
         warn!(node = %s.name, "this node has no UDP listener: other nodes cannot route calls for its phones through it");
     }
-    s.store.join(&s.name, &sip, env!("CARGO_PKG_VERSION"))?;
+    s.store.join(&s.joining(&sip))?;
     info!(node = %s.name, %sip, "joined the cluster");
     std::thread::Builder::new()
         .name("palisade-cluster".into())
@@ -182,9 +200,7 @@ impl Node {
         if !self.s.store.heartbeat(&self.s.name, &load)? {
             // an operator removed this node's row: it comes back
             let sip = self.s.sip.map(|a| a.to_string()).unwrap_or_default();
-            self.s
-                .store
-                .join(&self.s.name, &sip, env!("CARGO_PKG_VERSION"))?;
+            self.s.store.join(&self.s.joining(&sip))?;
         }
         let rows = self.s.store.nodes(unix_now())?;
         self.recovered();

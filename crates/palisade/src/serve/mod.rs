@@ -162,12 +162,14 @@ pub(crate) async fn run(
             .spawn(move || store_thread(d, dom, cfg_protected, store_rx, itx))?
     };
 
+    let mut evidence_key = String::new();
     let (evidence_tx, evidence_handle) = if cfg.evidence.enabled {
         let log = crate::evidence::LogSettings {
             data_dir: data_dir.clone(),
             domain: cfg.server.domain.clone(),
             origin: cfg.evidence.origin.clone(),
             key: cfg.evidence.key.clone(),
+            node: cfg.cluster.node.clone(),
         };
         let (tx, h) = evidence::start(
             &log,
@@ -177,6 +179,7 @@ pub(crate) async fn run(
             inbound_tx.clone(),
             telemetry.clone(),
         )?;
+        evidence_key = log.signer(false)?.verifier_key();
         let _ = tx.send(
             crate::evidence::entry(
                 "server-start",
@@ -193,13 +196,14 @@ pub(crate) async fn run(
         (None, None)
     };
     let (reload_tx, mut reload_rx) = mpsc::channel::<admin::ReloadRequest>(4);
+    let mut admin_addr = None;
     if !cfg.admin.listen.is_empty() {
         let token_file = cfg
             .admin
             .token_file
             .clone()
             .unwrap_or_else(|| data_dir.join("admin.token"));
-        admin::start(
+        admin_addr = admin::start(
             &cfg.admin.listen,
             admin::AdminSetup {
                 telemetry: telemetry.clone(),
@@ -407,7 +411,9 @@ pub(crate) async fn run(
             store,
             name: cfg.cluster.node.clone(),
             sip,
-            dead_after: Duration::from_millis(cfg.cluster.dead_after_ms.max(1000)),
+            admin: admin_addr.map(|a| a.to_string()).unwrap_or_default(),
+            evidence_key,
+            dead_after: Duration::from_millis(cfg.cluster.dead_after_ms),
             router: inbound_tx.clone(),
             telemetry: telemetry.clone(),
         })?;

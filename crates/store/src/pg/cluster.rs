@@ -26,10 +26,29 @@ pub struct NodeRow {
     pub pid: i64,
     /// Its version.
     pub version: String,
+    /// Its admin listener (`HOST:PORT`, empty for none): its evidence log's tiles.
+    pub admin: String,
+    /// The verifier key of its evidence log (empty when evidence is off).
+    pub evidence_key: String,
     /// What it said about its load at the last heartbeat (a JSON object).
     pub load: String,
     /// Bindings held through it (not expired).
     pub bindings: i64,
+}
+
+/// What a node says of itself when it joins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NodeJoin<'a> {
+    /// `[cluster] node`.
+    pub name: &'a str,
+    /// Its SIP address for the other nodes (`HOST:PORT`, UDP; empty for none).
+    pub sip: &'a str,
+    /// Its admin listener (`HOST:PORT`; empty for none).
+    pub admin: &'a str,
+    /// Its evidence log's verifier key (empty when evidence is off).
+    pub evidence_key: &'a str,
+    /// Its version.
+    pub version: &'a str,
 }
 
 /// A change another node (or the CLI) made, as a notification announces it.
@@ -54,16 +73,27 @@ const NOW_MS: &str = "(extract(epoch FROM clock_timestamp()) * 1000)::BIGINT";
 impl PgStore {
     /// Records this node (or refreshes it, after a restart under the same name) with a
     /// fresh heartbeat.
-    pub fn join(&self, name: &str, sip: &str, version: &str) -> Result<(), StoreError> {
+    pub fn join(&self, node: &NodeJoin<'_>) -> Result<(), StoreError> {
         let pid = i64::from(std::process::id());
         let sql = format!(
-            "INSERT INTO nodes (name, sip, started, heartbeat, pid, version)
-             VALUES ($1, $2, {NOW_MS}, {NOW_MS}, $3, $4)
+            "INSERT INTO nodes (name, sip, started, heartbeat, pid, version, admin, evidence_key)
+             VALUES ($1, $2, {NOW_MS}, {NOW_MS}, $3, $4, $5, $6)
              ON CONFLICT (name) DO UPDATE SET sip = EXCLUDED.sip, started = EXCLUDED.started,
-               heartbeat = EXCLUDED.heartbeat, pid = EXCLUDED.pid, version = EXCLUDED.version"
+               heartbeat = EXCLUDED.heartbeat, pid = EXCLUDED.pid, version = EXCLUDED.version,
+               admin = EXCLUDED.admin, evidence_key = EXCLUDED.evidence_key"
         );
         self.with(|c| {
-            c.client.execute(&sql, &[&name, &sip, &pid, &version])?;
+            c.client.execute(
+                &sql,
+                &[
+                    &node.name,
+                    &node.sip,
+                    &pid,
+                    &node.version,
+                    &node.admin,
+                    &node.evidence_key,
+                ],
+            )?;
             Ok(())
         })
     }
@@ -79,6 +109,7 @@ impl PgStore {
     pub fn nodes(&self, now_unix: i64) -> Result<Vec<NodeRow>, StoreError> {
         let sql = format!(
             "SELECT n.name, n.sip, n.started, {NOW_MS} - n.heartbeat, n.pid, n.version, n.load,
+                    n.admin, n.evidence_key,
                     (SELECT COUNT(*) FROM bindings b WHERE b.node = n.name AND b.expires > $1)
              FROM nodes n ORDER BY n.name"
         );
@@ -93,7 +124,9 @@ impl PgStore {
                     pid: r.try_get(4)?,
                     version: r.try_get(5)?,
                     load: r.try_get(6)?,
-                    bindings: r.try_get(7)?,
+                    admin: r.try_get(7)?,
+                    evidence_key: r.try_get(8)?,
+                    bindings: r.try_get(9)?,
                 });
             }
             Ok(out)

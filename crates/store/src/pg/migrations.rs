@@ -226,6 +226,10 @@ CREATE TABLE nodes (
     heartbeat BIGINT NOT NULL,
     pid BIGINT NOT NULL,
     version TEXT NOT NULL,
+    -- its admin listener (HOST:PORT, empty for none), where its evidence log's tiles are
+    -- served, and the verifier key of that log (empty when evidence is off)
+    admin TEXT NOT NULL DEFAULT '',
+    evidence_key TEXT NOT NULL DEFAULT '',
     load TEXT NOT NULL DEFAULT '{}');
 
 -- Changes other nodes act on at once, by LISTEN/NOTIFY; the channel names the schema,

@@ -26,7 +26,7 @@ mod migrations;
 mod pool;
 mod records;
 
-pub use cluster::{ClusterChange, Leadership, Listener, NodeRow};
+pub use cluster::{ClusterChange, Leadership, Listener, NodeJoin, NodeRow};
 
 pub use pool::PoolStatus;
 pub use records::RECORD_RANGE;
