@@ -17,85 +17,12 @@ use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use common::*;
-use palisade_core::Algorithm;
-use palisade_sip::Header;
-
-const SDP: &str = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n";
-
-fn invite(
-    s: &Server,
-    c: &Client,
-    caller: &str,
-    callee: &str,
-    call_id: &str,
-    cseq: u32,
-    auth: Option<(&str, &str)>,
-) -> String {
-    format!(
-        "INVITE sip:{callee}@127.0.0.1:{p} SIP/2.0\nVia: SIP/2.0/UDP 127.0.0.1:{cp};branch=z9hG4bK{call_id}{cseq};rport\nMax-Forwards: 70\nFrom: <sip:{caller}@127.0.0.1:{p}>;tag=f{call_id}\nTo: <sip:{callee}@127.0.0.1:{p}>\nCall-ID: {call_id}\nCSeq: {cseq} INVITE\nContact: <sip:{caller}@127.0.0.1:{cp}>\n{}Content-Type: application/sdp\nContent-Length: {}\n\n{SDP}",
-        auth.map(|(h, v)| format!("{h}: {v}\n")).unwrap_or_default(),
-        SDP.len(),
-        p = s.port,
-        cp = c.port()
-    )
-}
-
-/// The next final answer to this call's INVITE with this CSeq (retransmitted answers to
-/// earlier attempts are skipped).
-fn final_answer(c: &Client, call_id: &str, cseq: u32) -> palisade_sip::Message<'static> {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while Instant::now() < deadline {
-        if let Some(m) = c.recv_timeout(Duration::from_millis(500)) {
-            if m.call_id() == Some(call_id)
-                && m.cseq().map(|c| c.seq) == Some(cseq)
-                && m.status().is_some_and(|s| s >= 200)
-            {
-                return m;
-            }
-        }
-    }
-    panic!("no final answer to {call_id}");
-}
-
-/// One authenticated call attempt from `caller` (password `secret`) to `callee`: the
-/// status of the final answer to the authenticated INVITE.
-fn call(s: &Server, caller: &str, callee: &str) -> u16 {
-    use std::sync::atomic::{AtomicU32, Ordering};
-    static N: AtomicU32 = AtomicU32::new(0);
-    let c = Client::new();
-    let call_id = format!("blk{}x{}", N.fetch_add(1, Ordering::Relaxed), c.port());
-    c.send(s.port, &invite(s, &c, caller, callee, &call_id, 1, None));
-    let ch = final_answer(&c, &call_id, 1);
-    let status = ch.status().unwrap_or(0);
-    let header = match status {
-        407 => "Proxy-Authorization",
-        401 => "Authorization",
-        other => return other,
-    };
-    let nonce = ch
-        .headers
-        .iter()
-        .find_map(|h| match h {
-            Header::WwwAuthenticate(c) | Header::ProxyAuthenticate(c) => {
-                c.get("nonce").map(|n| n.into_owned())
-            }
-            _ => None,
-        })
-        .expect("a challenge with a nonce");
-    let uri = format!("sip:{callee}@127.0.0.1:{}", s.port);
-    let auth = digest(Algorithm::Md5, caller, "secret", &nonce, "INVITE", &uri);
-    c.send(
-        s.port,
-        &invite(s, &c, caller, callee, &call_id, 2, Some((header, &auth))),
-    );
-    final_answer(&c, &call_id, 2).status().unwrap_or(0)
-}
 
 /// Calls until the answer is (`want`) or is not (`!want`) a 403; how long that took.
 fn until_refused(s: &Server, caller: &str, want: bool, within: Duration) -> Duration {
     let t = Instant::now();
     loop {
-        let st = call(s, caller, "bob");
+        let st = authed_call(s, caller, "bob");
         if (st == 403) == want {
             return t.elapsed();
         }
@@ -171,7 +98,7 @@ fn operator_blocks_reach_the_running_server_and_the_evidence_log() {
     let s = Server::start("block", &["alice", "bob", "carol"], &[]);
     let dir = s.dir.clone();
     // bob has no binding: an allowed call ends 480, a blocked one 403
-    assert_eq!(call(&s, "alice", "bob"), 480);
+    assert_eq!(authed_call(&s, "alice", "bob"), 480);
     let empty = run(&dir, &["block", "list"]);
     assert!(empty.status.success());
     assert!(text(&empty).contains("no blocks"), "{}", text(&empty));
@@ -192,7 +119,11 @@ fn operator_blocks_reach_the_running_server_and_the_evidence_log() {
     let id = added_id(&o);
     let took = until_refused(&s, "alice", true, Duration::from_secs(2));
     eprintln!("block {id} applied within {took:?}");
-    assert_eq!(call(&s, "carol", "bob"), 480, "only alice is blocked");
+    assert_eq!(
+        authed_call(&s, "carol", "bob"),
+        480,
+        "only alice is blocked"
+    );
     let list = blocks(&dir);
     assert_eq!(list.len(), 1, "{list:?}");
     let b = &list[0];
@@ -321,14 +252,14 @@ fn operator_blocks_reach_the_running_server_and_the_evidence_log() {
     std::thread::sleep(Duration::from_millis(600));
     assert_eq!(blocks(&dir), before_list, "bad input changed the blocks");
     assert_eq!(entries(&dir, &["block", "unblock"]).len(), before_entries);
-    assert_eq!(call(&s, "bob", "carol"), 480, "bob was not blocked");
+    assert_eq!(authed_call(&s, "bob", "carol"), 480, "bob was not blocked");
 
     // Lifted: alice calls again within 2 s; an `unblock` entry with reason operator.
     let o = run(&dir, &["unblock", &id.to_string()]);
     assert!(o.status.success(), "unblock: {}", text(&o));
     let took = until_refused(&s, "alice", false, Duration::from_secs(2));
     eprintln!("unblock {id} applied within {took:?}");
-    assert_eq!(call(&s, "alice", "bob"), 480);
+    assert_eq!(authed_call(&s, "alice", "bob"), 480);
     assert!(blocks(&dir).is_empty());
     assert!(
         wait_until(Duration::from_secs(3), || recorded("unblock", "operator")),
@@ -355,7 +286,7 @@ fn operator_blocks_reach_the_running_server_and_the_evidence_log() {
     let carol = added_id(&o);
     assert!(carol > id, "numbers are not reused");
     let s = Server::start_in(dir.clone(), ports(), &[]);
-    assert_eq!(call(&s, "carol", "bob"), 403, "applied at start");
+    assert_eq!(authed_call(&s, "carol", "bob"), 403, "applied at start");
     assert!(
         wait_until(Duration::from_secs(3), || entries(&dir, &["block"])
             .iter()
@@ -366,7 +297,7 @@ fn operator_blocks_reach_the_running_server_and_the_evidence_log() {
         entries(&dir, &["block"])
     );
     assert_eq!(
-        call(&s, "alice", "bob"),
+        authed_call(&s, "alice", "bob"),
         480,
         "alice's lifted block stays lifted"
     );
@@ -377,7 +308,7 @@ fn blocks_added_and_lifted_through_the_admin_api_reach_the_running_server() {
     let (s, admin) = start_with_admin("block-api", &["alice", "bob"], "");
     let dir = s.dir.clone();
     let token = admin_token(&s);
-    assert_eq!(call(&s, "alice", "bob"), 480);
+    assert_eq!(authed_call(&s, "alice", "bob"), 480);
     let body = r#"{"subject":"account:alice","for":"10m","reason":"API test"}"#;
     // Without the token, or with a wrong one: refused, nothing changes, and the refused
     // mutation is an evidence entry.
@@ -424,7 +355,11 @@ fn blocks_added_and_lifted_through_the_admin_api_reach_the_running_server() {
     let id = b["id"].as_i64().unwrap();
     let took = until_refused(&s, "alice", true, Duration::from_secs(2));
     eprintln!("API block {id} applied within {took:?}");
-    assert_eq!(call(&s, "bob", "alice"), 480, "only alice is blocked");
+    assert_eq!(
+        authed_call(&s, "bob", "alice"),
+        480,
+        "only alice is blocked"
+    );
     let (st, text) = http(&admin, "GET", "/api/blocks", Some(&token), None);
     assert_eq!(st, 200);
     let listed: serde_json::Value = serde_json::from_str(&text).unwrap();

@@ -33,6 +33,9 @@ pub(crate) struct FileConfig {
     pub(crate) admin: AdminSection,
     /// HEP v3 capture of every SIP message in and out (off unless `collector` is set).
     pub(crate) hep: crate::hep::HepConfig,
+    /// Where accounts, bindings, records and blocks are kept: SQLite under
+    /// `server.data_dir` (the default), or the PostgreSQL database of `url`.
+    pub(crate) store: palisade_store::StoreConfig,
 }
 
 /// The admin HTTP listener: the dashboard, `/metrics`, the JSON API (bearer token) and
@@ -161,7 +164,8 @@ pub(crate) struct ServerSection {
     /// The address put in Via and Record-Route when listening on 0.0.0.0. Default: the
     /// listening address, or 127.0.0.1 for an unspecified one.
     pub(crate) advertise: Option<IpAddr>,
-    /// Where the SQLite database lives. Default `./palisade-data`.
+    /// Where the SQLite database (unless `[store] url` names PostgreSQL), the evidence
+    /// log and the server's files live. Default `./palisade-data`.
     pub(crate) data_dir: PathBuf,
     /// error, warn, info, debug, trace. Default `info`.
     pub(crate) log_level: String,
@@ -486,7 +490,7 @@ mod tests {
     fn the_printed_defaults_are_the_defaults() {
         let text = defaults_toml();
         assert!(text.starts_with("[server]"), "{text}");
-        assert!(text.contains("[notify]"));
+        assert!(text.contains("[notify]") && text.contains("\n[store]"));
         let file: FileConfig = toml::from_str(text).unwrap();
         let d = FileConfig::default();
         // what the server does with each (keys left out of a file are `None`, shown
@@ -503,6 +507,7 @@ mod tests {
             (format!("{:?}", file.notify), format!("{:?}", d.notify)),
             (format!("{:?}", file.evidence), format!("{:?}", d.evidence)),
             (format!("{:?}", file.admin), format!("{:?}", d.admin)),
+            (format!("{:?}", file.store), format!("{:?}", d.store)),
         ] {
             assert_eq!(
                 a, b,

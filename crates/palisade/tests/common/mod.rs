@@ -587,3 +587,83 @@ pub(crate) fn admin_token(s: &Server) -> String {
         .trim()
         .to_string()
 }
+
+const CALL_SDP: &str = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n";
+
+fn call_invite(
+    s: &Server,
+    c: &Client,
+    caller: &str,
+    callee: &str,
+    call_id: &str,
+    cseq: u32,
+    auth: Option<(&str, &str)>,
+) -> String {
+    format!(
+        "INVITE sip:{callee}@127.0.0.1:{p} SIP/2.0\nVia: SIP/2.0/UDP 127.0.0.1:{cp};branch=z9hG4bK{call_id}{cseq};rport\nMax-Forwards: 70\nFrom: <sip:{caller}@127.0.0.1:{p}>;tag=f{call_id}\nTo: <sip:{callee}@127.0.0.1:{p}>\nCall-ID: {call_id}\nCSeq: {cseq} INVITE\nContact: <sip:{caller}@127.0.0.1:{cp}>\n{}Content-Type: application/sdp\nContent-Length: {}\n\n{CALL_SDP}",
+        auth.map(|(h, v)| format!("{h}: {v}\n")).unwrap_or_default(),
+        CALL_SDP.len(),
+        p = s.port,
+        cp = c.port()
+    )
+}
+
+/// The next final answer to this call's INVITE with this CSeq (retransmitted answers to
+/// earlier attempts are skipped).
+pub(crate) fn final_answer(c: &Client, call_id: &str, cseq: u32) -> Message<'static> {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        if let Some(m) = c.recv_timeout(Duration::from_millis(500)) {
+            if m.call_id() == Some(call_id)
+                && m.cseq().map(|c| c.seq) == Some(cseq)
+                && m.status().is_some_and(|s| s >= 200)
+            {
+                return m;
+            }
+        }
+    }
+    panic!("no final answer to {call_id}");
+}
+
+/// One authenticated call attempt from `caller` (password `secret`) to `callee`: the
+/// status of the final answer to the authenticated INVITE.
+pub(crate) fn authed_call(s: &Server, caller: &str, callee: &str) -> u16 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    let c = Client::new();
+    let call_id = format!("blk{}x{}", N.fetch_add(1, Ordering::Relaxed), c.port());
+    c.send(
+        s.port,
+        &call_invite(s, &c, caller, callee, &call_id, 1, None),
+    );
+    let ch = final_answer(&c, &call_id, 1);
+    let status = ch.status().unwrap_or(0);
+    let header = match status {
+        407 => "Proxy-Authorization",
+        401 => "Authorization",
+        other => return other,
+    };
+    let nonce = ch
+        .headers
+        .iter()
+        .find_map(|h| match h {
+            palisade_sip::Header::WwwAuthenticate(c)
+            | palisade_sip::Header::ProxyAuthenticate(c) => c.get("nonce").map(|n| n.into_owned()),
+            _ => None,
+        })
+        .expect("a challenge with a nonce");
+    let uri = format!("sip:{callee}@127.0.0.1:{}", s.port);
+    let auth = digest(
+        palisade_core::Algorithm::Md5,
+        caller,
+        "secret",
+        &nonce,
+        "INVITE",
+        &uri,
+    );
+    c.send(
+        s.port,
+        &call_invite(s, &c, caller, callee, &call_id, 2, Some((header, &auth))),
+    );
+    final_answer(&c, &call_id, 2).status().unwrap_or(0)
+}
