@@ -8,15 +8,13 @@
 //! one to start applies the store as it is and records the queued changes then (each
 //! entry carries `requested`, the time of the command).
 
-use std::path::Path;
-
 use anyhow::{bail, Context};
 use palisade_detect::{rfc3339, Network, Subject};
-use palisade_store::{Block, Lifted, SqliteStore, Storage};
+use palisade_store::{Block, Lifted};
 use serde_json::{json, Value};
 
 use crate::clock::now_ms;
-use crate::datadir;
+use crate::db::Db;
 
 /// The longest `--for`: ten years.
 const MAX_FOR_MS: i64 = 3650 * 86_400_000;
@@ -153,14 +151,9 @@ fn block_json(b: &Block, kinds: &std::collections::HashMap<u64, String>) -> Valu
     })
 }
 
-fn records(dir: &Path) -> anyhow::Result<SqliteStore> {
-    datadir::existing(dir)?;
-    SqliteStore::open_records(dir).map_err(|e| datadir::explain(e, &dir.join("records.db")))
-}
-
 /// `palisade block list [--json]`: the restrictions in force.
-pub(crate) fn list(dir: &Path, json: bool) -> anyhow::Result<()> {
-    let s = records(dir)?;
+pub(crate) fn list(db: &Db, json: bool) -> anyhow::Result<()> {
+    let s = db.records()?;
     let blocks = s.blocks(now_ms())?;
     let kinds: std::collections::HashMap<u64, String> = s
         .findings(i64::MIN)?
@@ -214,8 +207,9 @@ pub(crate) fn list(dir: &Path, json: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `palisade block add SUBJECT --for DURATION --reason TEXT`.
-pub(crate) fn add(dir: &Path, subject: &Subject, for_ms: i64, reason: &str) -> anyhow::Result<()> {
+/// `--reason` of `palisade block add`, trimmed: one line, not empty (checked before the
+/// store is opened).
+pub(crate) fn check_reason(reason: &str) -> anyhow::Result<&str> {
     let reason = reason.trim();
     if reason.is_empty() {
         bail!("--reason: say why (it goes into the evidence log)");
@@ -223,18 +217,26 @@ pub(crate) fn add(dir: &Path, subject: &Subject, for_ms: i64, reason: &str) -> a
     if reason.chars().count() > MAX_REASON || reason.chars().any(char::is_control) {
         bail!("--reason: one line of at most {MAX_REASON} characters");
     }
+    Ok(reason)
+}
+
+/// `palisade block add SUBJECT --for DURATION --reason TEXT` (the reason checked by
+/// [`check_reason`]).
+pub(crate) fn add(db: &Db, subject: &Subject, for_ms: i64, reason: &str) -> anyhow::Result<()> {
     if let Subject::Account(name) = subject {
-        datadir::existing(dir)?;
-        let accounts =
-            SqliteStore::open(dir).map_err(|e| datadir::explain(e, &dir.join(datadir::DB_FILE)))?;
-        if !accounts.list_users(None)?.iter().any(|u| &u.name == name) {
+        if !db
+            .storage()?
+            .list_users(None)?
+            .iter()
+            .any(|u| &u.name == name)
+        {
             bail!(
                 "no account {name:?} in {} (`palisade user list` shows them); nothing blocked",
-                dir.display()
+                db.shown()
             );
         }
     }
-    let mut s = records(dir)?;
+    let mut s = db.records()?;
     let now = now_ms();
     let (b, old) = s
         .add_block(subject, now + for_ms, reason, now)
@@ -263,8 +265,8 @@ pub(crate) fn add(dir: &Path, subject: &Subject, for_ms: i64, reason: &str) -> a
 }
 
 /// `palisade unblock ID`.
-pub(crate) fn unblock(dir: &Path, id: i64) -> anyhow::Result<()> {
-    let mut s = records(dir)?;
+pub(crate) fn unblock(db: &Db, id: i64) -> anyhow::Result<()> {
+    let mut s = db.records()?;
     match s.lift_block(id, now_ms())? {
         Lifted::Lifted(b) => {
             println!(

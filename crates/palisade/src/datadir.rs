@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::anyhow;
-use palisade_store::{SqliteStore, StoreError};
+use palisade_store::StoreError;
 
 /// The accounts and bindings database under a data directory.
 pub(crate) const DB_FILE: &str = "palisade.db";
@@ -98,24 +98,6 @@ pub(crate) fn explain(e: StoreError, file: &Path) -> anyhow::Error {
         }
         other => anyhow!("{other}"),
     }
-}
-
-/// Opens (creating when missing) the database of `dir`.
-pub(crate) fn open(dir: &Path) -> anyhow::Result<SqliteStore> {
-    prepare(dir)?;
-    SqliteStore::open(dir).map_err(|e| explain(e, &dir.join(DB_FILE)))
-}
-
-/// Opens the database of `dir`, which must exist.
-pub(crate) fn open_existing(dir: &Path) -> anyhow::Result<SqliteStore> {
-    existing(dir)?;
-    SqliteStore::open(dir).map_err(|e| explain(e, &dir.join(DB_FILE)))
-}
-
-/// Opens (creating when missing) the records database of `dir`.
-pub(crate) fn open_records(dir: &Path) -> anyhow::Result<SqliteStore> {
-    prepare(dir)?;
-    SqliteStore::open_records(dir).map_err(|e| explain(e, &dir.join("records.db")))
 }
 
 /// The text of an error for the operator: each cause once (`StoreError`'s text already

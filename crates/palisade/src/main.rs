@@ -20,6 +20,7 @@ mod clock;
 mod cluster;
 mod config;
 mod datadir;
+mod db;
 mod evidence;
 mod hep;
 mod http;
@@ -44,7 +45,8 @@ struct Cli {
 
 #[derive(clap::Args, Clone)]
 struct DbArgs {
-    /// Configuration file (TOML); its server.data_dir and server.domain are the defaults.
+    /// Configuration file (TOML); its [store], server.data_dir and server.domain are the
+    /// defaults.
     #[arg(long)]
     config: Option<PathBuf>,
     /// Directory of the database (default: server.data_dir, `palisade-data`).
@@ -56,19 +58,24 @@ struct DbArgs {
 }
 
 impl DbArgs {
-    fn resolve(&self) -> anyhow::Result<(PathBuf, String)> {
+    /// The store's settings, the data directory and the domain.
+    fn settings(&self) -> anyhow::Result<(palisade_store::StoreConfig, PathBuf, String)> {
         let cfg = config::load(self.config.as_ref())?;
         Ok((
+            cfg.store,
             self.data_dir.clone().unwrap_or(cfg.server.data_dir),
             self.domain.clone().unwrap_or(cfg.server.domain),
         ))
     }
 
-    /// [`DbArgs::resolve`] for a command that reads: the database must be there.
-    fn existing(&self) -> anyhow::Result<(PathBuf, String)> {
-        let (d, dom) = self.resolve()?;
-        datadir::existing(&d)?;
-        Ok((d, dom))
+    fn resolve(&self) -> anyhow::Result<(PathBuf, String)> {
+        self.settings().map(|(_, d, dom)| (d, dom))
+    }
+
+    /// The store for a command that reads: on SQLite the database must be there.
+    fn existing(&self) -> anyhow::Result<(db::Db, String)> {
+        let (store, d, dom) = self.settings()?;
+        Ok((db::Db::existing(&store, &d)?, dom))
     }
 }
 
@@ -519,13 +526,13 @@ fn main() -> ExitCode {
                     password,
                     password_stdin,
                     db,
-                } => db.resolve().and_then(|(d, dom)| {
+                } => db.settings().and_then(|(store, d, dom)| {
                     let password = match password {
                         Some(p) => p,
                         None if password_stdin => term::read_line_stdin("password")?,
                         None => term::new_password(&format!("{name}@{dom}"))?,
                     };
-                    users::add(&d, &name, &password, &dom)
+                    users::add(&db::Db::open(&store, &d)?, &name, &password, &dom)
                 }),
                 UserCmd::Remove { name, db } => db.existing().and_then(|(d, dom)| {
                     if users::remove(&d, &name, &dom)? {
@@ -538,8 +545,8 @@ fn main() -> ExitCode {
                     .existing()
                     .and_then(|(d, _)| users::list(&d, db.domain.as_deref(), json)),
                 UserCmd::Import { file, db } => db
-                    .resolve()
-                    .and_then(|(d, dom)| users::import(&d, &file, &dom).map(|_| ())),
+                    .settings()
+                    .and_then(|(store, d, dom)| users::import(&store, &d, &file, &dom).map(|_| ())),
                 UserCmd::Protect { name, off, db } => db
                     .existing()
                     .and_then(|(d, dom)| users::protect(&d, &name, &dom, !off)),
@@ -609,21 +616,22 @@ fn main() -> ExitCode {
         Command::Block(cmd) => {
             let r = match cmd {
                 BlockCmd::List { json, db } => {
-                    db.resolve().and_then(|(d, _)| block::list(&d, json))
+                    db.existing().and_then(|(d, _)| block::list(&d, json))
                 }
                 BlockCmd::Add {
                     subject,
                     duration,
                     reason,
                     db,
-                } => db
-                    .resolve()
-                    .and_then(|(d, _)| block::add(&d, &subject, duration, &reason)),
+                } => block::check_reason(&reason).and_then(|reason| {
+                    let (d, _) = db.existing()?;
+                    block::add(&d, &subject, duration, reason)
+                }),
             };
             r.map(|_| ExitCode::SUCCESS).unwrap_or_else(fail)
         }
         Command::Unblock { id, db } => db
-            .resolve()
+            .existing()
             .and_then(|(d, _)| block::unblock(&d, id))
             .map(|_| ExitCode::SUCCESS)
             .unwrap_or_else(fail),

@@ -2,15 +2,15 @@
 //! read what the detectors stored (while the server runs or after it stopped) and tell
 //! the targeted users.
 
-use std::path::Path;
 use std::time::Duration;
 
 use anyhow::bail;
 use palisade_detect::{rfc3339, CallRecord, Evidence, Finding};
-use palisade_store::{SqliteStore, Target};
+use palisade_store::Target;
 use serde_json::{json, Value};
 
 use crate::clock::{now_ms, since};
+use crate::db::Db;
 
 /// Output format of a report.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -50,12 +50,12 @@ fn call_json(c: &CallRecord) -> Value {
 
 /// `palisade calls`.
 pub(crate) fn calls(
-    dir: &Path,
+    db: &Db,
     since_t: Option<&str>,
     user: Option<&str>,
     json: bool,
 ) -> anyhow::Result<()> {
-    let s = SqliteStore::open_records(dir)?;
+    let s = db.records()?;
     let calls = s.calls(since(since_t)?, user)?;
     if json {
         let v: Vec<Value> = calls.iter().map(call_json).collect();
@@ -114,8 +114,8 @@ fn csv_field(s: &str) -> String {
 }
 
 /// `palisade report findings`.
-pub(crate) fn findings(dir: &Path, since_t: Option<&str>, fmt: Format) -> anyhow::Result<()> {
-    let s = SqliteStore::open_records(dir)?;
+pub(crate) fn findings(db: &Db, since_t: Option<&str>, fmt: Format) -> anyhow::Result<()> {
+    let s = db.records()?;
     let list = s.findings(since(since_t)?)?;
     match fmt {
         Format::Json => {
@@ -174,8 +174,8 @@ fn target_json(t: &Target) -> Value {
 
 /// `palisade report devices`: each (account, User-Agent, wire fingerprint) seen
 /// registering, with when and from where; what a profiles file is made from.
-pub(crate) fn devices(dir: &Path, since_t: Option<&str>, fmt: Format) -> anyhow::Result<()> {
-    let s = SqliteStore::open_records(dir)?;
+pub(crate) fn devices(db: &Db, since_t: Option<&str>, fmt: Format) -> anyhow::Result<()> {
+    let s = db.records()?;
     // (account, User-Agent, fingerprint) -> (first seen, last seen, records, source)
     type Seen = (i64, i64, u64, String);
     let mut by: std::collections::BTreeMap<(String, String, u64), Seen> = Default::default();
@@ -228,8 +228,8 @@ pub(crate) fn devices(dir: &Path, since_t: Option<&str>, fmt: Format) -> anyhow:
 }
 
 /// `palisade report targets`.
-pub(crate) fn targets(dir: &Path, since_t: Option<&str>, fmt: Format) -> anyhow::Result<()> {
-    let s = SqliteStore::open_records(dir)?;
+pub(crate) fn targets(db: &Db, since_t: Option<&str>, fmt: Format) -> anyhow::Result<()> {
+    let s = db.records()?;
     let list = s.targets(since(since_t)?)?;
     match fmt {
         Format::Json => {
@@ -279,13 +279,13 @@ pub(crate) fn targets(dir: &Path, since_t: Option<&str>, fmt: Format) -> anyhow:
 /// webhook POST), both sent by the running server once the notification's evidence
 /// entry is durable; `wait` for them. Prints a JSON summary.
 pub(crate) fn notify(
-    dir: &Path,
+    db: &Db,
     since_t: Option<&str>,
     webhook: Option<&str>,
     text: &str,
     wait: Duration,
 ) -> anyhow::Result<()> {
-    let mut s = SqliteStore::open_records(dir)?;
+    let mut s = db.records()?;
     let list = s.targets(since(since_t)?)?;
     let (mut queued, mut already) = (0u64, 0u64);
     let mut waiting = Vec::new();

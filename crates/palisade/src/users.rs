@@ -4,11 +4,11 @@ use std::path::Path;
 
 use anyhow::{bail, Context};
 use palisade_core::Credential;
-use palisade_store::{Storage, UserRow};
+use palisade_store::{StoreConfig, UserRow};
 
 use crate::account::valid_name;
 use crate::clock::now_ms;
-use crate::datadir::{open, open_existing};
+use crate::db::Db;
 
 pub(crate) fn row(name: &str, password: &str, domain: &str) -> anyhow::Result<UserRow> {
     if !valid_name(name) {
@@ -37,16 +37,16 @@ pub(crate) fn row(name: &str, password: &str, domain: &str) -> anyhow::Result<Us
     })
 }
 
-pub(crate) fn add(dir: &Path, name: &str, password: &str, domain: &str) -> anyhow::Result<()> {
+pub(crate) fn add(db: &Db, name: &str, password: &str, domain: &str) -> anyhow::Result<()> {
     let r = row(name, password, domain)?;
-    let mut s = open(dir)?;
+    let mut s = db.storage()?;
     s.add_user(&r)?;
     println!("added {name}@{domain}");
     Ok(())
 }
 
-pub(crate) fn remove(dir: &Path, name: &str, domain: &str) -> anyhow::Result<bool> {
-    let mut s = open_existing(dir)?;
+pub(crate) fn remove(db: &Db, name: &str, domain: &str) -> anyhow::Result<bool> {
+    let mut s = db.storage()?;
     let removed = s.remove_user(name, domain)?;
     if removed {
         println!("removed {name}@{domain}");
@@ -56,8 +56,8 @@ pub(crate) fn remove(dir: &Path, name: &str, domain: &str) -> anyhow::Result<boo
     Ok(removed)
 }
 
-pub(crate) fn list(dir: &Path, domain: Option<&str>, json: bool) -> anyhow::Result<()> {
-    let s = open_existing(dir)?;
+pub(crate) fn list(db: &Db, domain: Option<&str>, json: bool) -> anyhow::Result<()> {
+    let s = db.storage()?;
     let prot = s.protections(domain)?;
     for u in s.list_users(domain)? {
         let p = prot
@@ -89,8 +89,8 @@ pub(crate) fn list(dir: &Path, domain: Option<&str>, json: bool) -> anyhow::Resu
 }
 
 /// `palisade user protect NAME [--off]`.
-pub(crate) fn protect(dir: &Path, name: &str, domain: &str, on: bool) -> anyhow::Result<()> {
-    let mut s = open_existing(dir)?;
+pub(crate) fn protect(db: &Db, name: &str, domain: &str, on: bool) -> anyhow::Result<()> {
+    let mut s = db.storage()?;
     if !s.set_protected(name, domain, on)? {
         bail!("no user {name}@{domain}");
     }
@@ -104,7 +104,7 @@ pub(crate) fn protect(dir: &Path, name: &str, domain: &str, on: bool) -> anyhow:
 
 /// `palisade user allow NAME CALLER [--remove]`: CALLER is a local account name.
 pub(crate) fn allow(
-    dir: &Path,
+    db: &Db,
     name: &str,
     caller: &str,
     domain: &str,
@@ -116,7 +116,7 @@ pub(crate) fn allow(
             "invalid caller {caller:?}: a local account name (letters, digits and -_.!~*'()&=+$)"
         );
     }
-    let mut s = open_existing(dir)?;
+    let mut s = db.storage()?;
     // An allow-list names local accounts: a name that is none would never match a caller
     // (a typo, or an account not created yet).
     if add && !s.list_users(Some(domain))?.iter().any(|u| u.name == caller) {
@@ -143,8 +143,14 @@ pub(crate) fn allow(
 }
 
 /// CSV import: header `name,password[,domain]`, one account per line. Every line is
-/// checked before anything is written, and the write is one transaction.
-pub(crate) fn import(dir: &Path, file: &Path, default_domain: &str) -> anyhow::Result<usize> {
+/// checked before anything is written (and before the store is opened), and the write
+/// is one transaction.
+pub(crate) fn import(
+    store: &StoreConfig,
+    dir: &Path,
+    file: &Path,
+    default_domain: &str,
+) -> anyhow::Result<usize> {
     let text =
         std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
     let mut lines = text.lines().enumerate();
@@ -221,7 +227,7 @@ pub(crate) fn import(dir: &Path, file: &Path, default_domain: &str) -> anyhow::R
         }
         rows.push(r);
     }
-    let mut s = open(dir)?;
+    let mut s = Db::open(store, dir)?.storage()?;
     let n = s
         .import_users(&rows)
         .map_err(|e| anyhow::anyhow!("{e}; nothing imported"))?;
@@ -229,8 +235,8 @@ pub(crate) fn import(dir: &Path, file: &Path, default_domain: &str) -> anyhow::R
     Ok(n)
 }
 
-pub(crate) fn registrations(dir: &Path, json: bool) -> anyhow::Result<()> {
-    let s = open_existing(dir)?;
+pub(crate) fn registrations(db: &Db, json: bool) -> anyhow::Result<()> {
+    let s = db.storage()?;
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)

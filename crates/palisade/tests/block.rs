@@ -22,7 +22,7 @@ use common::*;
 fn until_refused(s: &Server, caller: &str, want: bool, within: Duration) -> Duration {
     let t = Instant::now();
     loop {
-        let st = call(s, caller, "bob");
+        let st = authed_call(s, caller, "bob");
         if (st == 403) == want {
             return t.elapsed();
         }
@@ -98,7 +98,7 @@ fn operator_blocks_reach_the_running_server_and_the_evidence_log() {
     let s = Server::start("block", &["alice", "bob", "carol"], &[]);
     let dir = s.dir.clone();
     // bob has no binding: an allowed call ends 480, a blocked one 403
-    assert_eq!(call(&s, "alice", "bob"), 480);
+    assert_eq!(authed_call(&s, "alice", "bob"), 480);
     let empty = run(&dir, &["block", "list"]);
     assert!(empty.status.success());
     assert!(text(&empty).contains("no blocks"), "{}", text(&empty));
@@ -119,7 +119,11 @@ fn operator_blocks_reach_the_running_server_and_the_evidence_log() {
     let id = added_id(&o);
     let took = until_refused(&s, "alice", true, Duration::from_secs(2));
     eprintln!("block {id} applied within {took:?}");
-    assert_eq!(call(&s, "carol", "bob"), 480, "only alice is blocked");
+    assert_eq!(
+        authed_call(&s, "carol", "bob"),
+        480,
+        "only alice is blocked"
+    );
     let list = blocks(&dir);
     assert_eq!(list.len(), 1, "{list:?}");
     let b = &list[0];
@@ -248,14 +252,14 @@ fn operator_blocks_reach_the_running_server_and_the_evidence_log() {
     std::thread::sleep(Duration::from_millis(600));
     assert_eq!(blocks(&dir), before_list, "bad input changed the blocks");
     assert_eq!(entries(&dir, &["block", "unblock"]).len(), before_entries);
-    assert_eq!(call(&s, "bob", "carol"), 480, "bob was not blocked");
+    assert_eq!(authed_call(&s, "bob", "carol"), 480, "bob was not blocked");
 
     // Lifted: alice calls again within 2 s; an `unblock` entry with reason operator.
     let o = run(&dir, &["unblock", &id.to_string()]);
     assert!(o.status.success(), "unblock: {}", text(&o));
     let took = until_refused(&s, "alice", false, Duration::from_secs(2));
     eprintln!("unblock {id} applied within {took:?}");
-    assert_eq!(call(&s, "alice", "bob"), 480);
+    assert_eq!(authed_call(&s, "alice", "bob"), 480);
     assert!(blocks(&dir).is_empty());
     assert!(
         wait_until(Duration::from_secs(3), || recorded("unblock", "operator")),
@@ -282,7 +286,7 @@ fn operator_blocks_reach_the_running_server_and_the_evidence_log() {
     let carol = added_id(&o);
     assert!(carol > id, "numbers are not reused");
     let s = Server::start_in(dir.clone(), ports(), &[]);
-    assert_eq!(call(&s, "carol", "bob"), 403, "applied at start");
+    assert_eq!(authed_call(&s, "carol", "bob"), 403, "applied at start");
     assert!(
         wait_until(Duration::from_secs(3), || entries(&dir, &["block"])
             .iter()
@@ -293,7 +297,7 @@ fn operator_blocks_reach_the_running_server_and_the_evidence_log() {
         entries(&dir, &["block"])
     );
     assert_eq!(
-        call(&s, "alice", "bob"),
+        authed_call(&s, "alice", "bob"),
         480,
         "alice's lifted block stays lifted"
     );
@@ -304,7 +308,7 @@ fn blocks_added_and_lifted_through_the_admin_api_reach_the_running_server() {
     let (s, admin) = start_with_admin("block-api", &["alice", "bob"], "");
     let dir = s.dir.clone();
     let token = admin_token(&s);
-    assert_eq!(call(&s, "alice", "bob"), 480);
+    assert_eq!(authed_call(&s, "alice", "bob"), 480);
     let body = r#"{"subject":"account:alice","for":"10m","reason":"API test"}"#;
     // Without the token, or with a wrong one: refused, nothing changes, and the refused
     // mutation is an evidence entry.
@@ -351,7 +355,11 @@ fn blocks_added_and_lifted_through_the_admin_api_reach_the_running_server() {
     let id = b["id"].as_i64().unwrap();
     let took = until_refused(&s, "alice", true, Duration::from_secs(2));
     eprintln!("API block {id} applied within {took:?}");
-    assert_eq!(call(&s, "bob", "alice"), 480, "only alice is blocked");
+    assert_eq!(
+        authed_call(&s, "bob", "alice"),
+        480,
+        "only alice is blocked"
+    );
     let (st, text) = http(&admin, "GET", "/api/blocks", Some(&token), None);
     assert_eq!(st, 200);
     let listed: serde_json::Value = serde_json::from_str(&text).unwrap();

@@ -273,7 +273,7 @@ fn a_block_made_at_one_node_is_enforced_at_the_others_within_a_second() {
     std::thread::sleep(Duration::from_millis(1500));
     for s in [&a, &b, &c] {
         // bob has no binding: an allowed call ends 480, a blocked one 403
-        assert_eq!(call(s, "alice", "bob"), 480, "{}", s.log_text());
+        assert_eq!(authed_call(s, "alice", "bob"), 480, "{}", s.log_text());
     }
     let o = palisade(
         &cfg_a,
@@ -295,7 +295,7 @@ fn a_block_made_at_one_node_is_enforced_at_the_others_within_a_second() {
     let blocked = Instant::now();
     for s in [&b, &c] {
         loop {
-            let st = call(s, "alice", "bob");
+            let st = authed_call(s, "alice", "bob");
             if st == 403 {
                 break;
             }
@@ -309,6 +309,6 @@ fn a_block_made_at_one_node_is_enforced_at_the_others_within_a_second() {
         }
         eprintln!("enforced at port {} after {:?}", s.port, blocked.elapsed());
     }
-    assert_eq!(call(&b, "carol", "bob"), 480, "only alice is blocked");
+    assert_eq!(authed_call(&b, "carol", "bob"), 480, "only alice is blocked");
     drop(a);
 }

@@ -79,6 +79,23 @@ impl std::fmt::Debug for StoreConfig {
 }
 
 impl StoreConfig {
+    /// What can be checked without connecting (`palisade config check`): a URL is a
+    /// PostgreSQL one the client reads, and at least one connection is allowed. The
+    /// errors never repeat the URL, which may hold a password.
+    pub fn check(&self) -> Result<(), StoreError> {
+        if self.max_connections == 0 {
+            return Err(StoreError::Config(
+                "[store] max_connections must be at least 1".into(),
+            ));
+        }
+        if let Some(url) = &self.url {
+            crate::pg::check_url(url)?;
+            url.parse::<postgres::Config>()
+                .map_err(|e| StoreError::Url(crate::causes(&e)))?;
+        }
+        Ok(())
+    }
+
     /// The checkout timeout as a duration.
     pub fn checkout_timeout(&self) -> Duration {
         Duration::from_millis(self.checkout_timeout_ms)
@@ -162,5 +179,33 @@ mod tests {
         let e = open_storage(&c, Path::new("/nonexistent")).err().unwrap();
         assert!(matches!(e, StoreError::Url(_)), "{e}");
         assert!(e.to_string().contains("sqlite://"), "{e}");
+        let e = c.check().unwrap_err().to_string();
+        assert!(e.contains("sqlite://") && e.contains("[store] url"), "{e}");
+    }
+
+    #[test]
+    fn a_configuration_is_checked_without_connecting() {
+        StoreConfig::default().check().unwrap();
+        let pg = |url: &str| StoreConfig {
+            url: Some(url.into()),
+            ..StoreConfig::default()
+        };
+        pg("postgres://pal:s3cret@127.0.0.1:1/palisade")
+            .check()
+            .unwrap();
+        for (c, says) in [
+            (pg("postgres://pal:s3cret@db:port/palisade"), "[store] url"),
+            (pg("db.example.org"), "not a URL"),
+            (
+                StoreConfig {
+                    max_connections: 0,
+                    ..StoreConfig::default()
+                },
+                "max_connections",
+            ),
+        ] {
+            let e = c.check().unwrap_err().to_string();
+            assert!(e.contains(says) && !e.contains("s3cret"), "{e}");
+        }
     }
 }

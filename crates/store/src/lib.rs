@@ -47,8 +47,10 @@ pub enum StoreError {
     /// An account of that name and domain exists already.
     #[error("user {0} already exists")]
     UserExists(String),
-    /// PostgreSQL refused or failed, or could not be reached.
-    #[error("PostgreSQL: {0}")]
+    /// PostgreSQL refused or failed, or could not be reached (the text carries the
+    /// server's message or the network's error, which the client's own text leaves to
+    /// its source).
+    #[error("PostgreSQL: {}", causes(.0))]
     Postgres(#[from] postgres::Error),
     /// Every connection of the pool stayed busy for the whole checkout timeout.
     #[error("no PostgreSQL connection came free in {waited_ms} ms: all {max} ([store] max_connections) are busy")]
@@ -66,7 +68,7 @@ pub enum StoreError {
     #[error("{0}")]
     Config(String),
     /// A schema migration failed (and was rolled back).
-    #[error("PostgreSQL schema migration {version} ({name}) failed: {source}")]
+    #[error("PostgreSQL schema migration {version} ({name}) failed: {}", causes(.source))]
     Migration {
         /// Its number.
         version: i32,
@@ -83,6 +85,23 @@ pub enum StoreError {
         /// The value.
         value: i64,
     },
+}
+
+/// An error's text followed by each of its causes' (once each): `postgres::Error` says
+/// only "db error" or "error connecting to server" and keeps the server's message or
+/// the socket's error in its source.
+pub(crate) fn causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut next = e.source();
+    while let Some(c) = next {
+        let t = c.to_string();
+        if !text.contains(&t) {
+            text.push_str(": ");
+            text.push_str(&t);
+        }
+        next = c.source();
+    }
+    text
 }
 
 /// An account: its name, domain and HA1 digests (never a password).
@@ -195,6 +214,14 @@ pub trait Storage {
     /// Every account's name and creation time (Unix seconds), all domains (the
     /// detectors' account ages).
     fn account_ages(&self) -> Result<Vec<(String, i64)>, StoreError>;
+    /// Makes every commit of this handle durable before it returns, for the server's
+    /// binding writer. SQLite: `synchronous=FULL` on this connection (with its default
+    /// `NORMAL`, a WAL commit survives the process being killed, but the machine losing
+    /// power only from the next checkpoint on). Nothing to do where commits are durable
+    /// already (PostgreSQL's own `synchronous_commit` decides there).
+    fn sync_every_commit(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
 }
 
 /// What the campaign detectors keep and the reports read: call and registration
@@ -259,6 +286,11 @@ pub trait Records {
     fn pending_block_changes(&self) -> Result<Vec<BlockChange>, StoreError>;
     /// Marks a change recorded by the server (at `at`, Unix ms).
     fn block_change_recorded(&mut self, seq: i64, at: i64) -> Result<(), StoreError>;
+    /// A number that moves when the operator may have queued a block change (cheap to
+    /// poll; compare, never order): the server reads [`Records::pending_block_changes`]
+    /// only when it moved. SQLite: `records.db`'s `data_version` (any commit of another
+    /// connection). PostgreSQL: the newest change's number, whoever queued it.
+    fn block_changes_version(&self) -> Result<i64, StoreError>;
 }
 
 /// Opens `DIR/FILE` (creating the directory): WAL journal, normal sync, a 5 s busy
@@ -562,6 +594,11 @@ impl Storage for SqliteStore {
         SqliteStore::account_ages(self)
     }
 
+    fn sync_every_commit(&self) -> Result<(), StoreError> {
+        self.conn.execute_batch("PRAGMA synchronous=FULL;")?;
+        Ok(())
+    }
+
     fn protections(&self, domain: Option<&str>) -> Result<Vec<Protection>, StoreError> {
         let mut st = self.conn.prepare(
             "SELECT name, domain FROM protected WHERE ?1 IS NULL OR domain=?1 ORDER BY domain, name",
@@ -588,16 +625,6 @@ impl Storage for SqliteStore {
 }
 
 impl SqliteStore {
-    /// Every commit of this connection synced to disk before it returns (SQLite's
-    /// `synchronous=FULL`): for the server's binding writer, which commits one group per
-    /// window, so that a commit survives the machine losing power too (with `NORMAL`, a
-    /// WAL commit survives the process being killed, but the machine only from the next
-    /// checkpoint on).
-    pub fn sync_every_commit(&self) -> Result<(), StoreError> {
-        self.conn.execute_batch("PRAGMA synchronous=FULL;")?;
-        Ok(())
-    }
-
     fn user_exists(&self, name: &str, domain: &str) -> Result<bool, StoreError> {
         Ok(self
             .conn

@@ -642,6 +642,11 @@ impl crate::Records for SqliteStore {
     fn block_change_recorded(&mut self, seq: i64, at: i64) -> Result<(), StoreError> {
         SqliteStore::block_change_recorded(self, seq, at)
     }
+    fn block_changes_version(&self) -> Result<i64, StoreError> {
+        Ok(self
+            .conn
+            .query_row("PRAGMA data_version", [], |r| r.get(0))?)
+    }
 }
 
 #[cfg(test)]

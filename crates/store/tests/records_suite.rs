@@ -355,9 +355,21 @@ fn blocks_are_numbered_lifted_and_queued(b: &dyn Backend) {
         .unwrap();
     assert_eq!(s.blocks(t).unwrap()[0].id, first[0].id);
     assert_eq!(s.blocks(t).unwrap()[0].until, t + 2 * min);
-    // the operator's block replaces it (from another handle)
+    // the operator's block replaces it (from another handle), and the version the
+    // server polls for such changes moves
+    let v = s.block_changes_version().unwrap();
+    assert_eq!(
+        s.block_changes_version().unwrap(),
+        v,
+        "stable while nothing changes"
+    );
     let mut o = b.records();
     let (blk, old) = o.add_block(&mallory, t + hour, "fraud desk", t).unwrap();
+    assert_ne!(
+        s.block_changes_version().unwrap(),
+        v,
+        "moved by the operator's block"
+    );
     assert_eq!(old.map(|o| o.id), Some(first[0].id));
     assert!(blk.id > first[0].id);
     assert_eq!(

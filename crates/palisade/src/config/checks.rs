@@ -108,6 +108,8 @@ impl FileConfig {
                 }
             }
         }
+        // (its text names the key; never the URL, which may hold a password)
+        self.store.check().map_err(|e| anyhow::anyhow!("{e}"))?;
         if !self.admin.listen.is_empty() && self.admin.listen.parse::<SocketAddr>().is_err() {
             bail!(
                 "admin.listen {:?} is not IP:PORT (\"\" for no listener)",
@@ -159,8 +161,12 @@ impl FileConfig {
                 std::fs::metadata(p).with_context(|| format!("{key} {}", p.display()))?;
             }
         }
+        let store = match &self.store.url {
+            Some(url) => format!(", store PostgreSQL at {}", palisade_store::redact_url(url)),
+            None => String::new(),
+        };
         Ok(format!(
-            "domain {}, listening on {}, data in {}, digest {}",
+            "domain {}, listening on {}, data in {}{store}, digest {}",
             core.domain,
             self.server.listen.join(" "),
             self.server.data_dir.display(),
@@ -206,6 +212,11 @@ mod tests {
             ("[tls]\ncert = \"c.pem\"\n", &["tls.cert", "tls.key"]),
             ("[server]\ndomain = \"\"\n", &["server.domain"]),
             ("[admin]\nlisten = \"nowhere\"\n", &["admin.listen"]),
+            (
+                "[store]\nurl = \"mysql://pal:s3cret@db/palisade\"\n",
+                &["[store] url", "mysql://", "postgres://"],
+            ),
+            ("[store]\nmax_connections = 0\n", &["max_connections"]),
         ] {
             let file: FileConfig = toml::from_str(text).unwrap();
             let e = file.core(&[]).unwrap_err().to_string();

@@ -187,7 +187,8 @@ pub(crate) struct ServerSection {
     /// The address put in Via and Record-Route when listening on 0.0.0.0. Default: the
     /// listening address, or 127.0.0.1 for an unspecified one.
     pub(crate) advertise: Option<IpAddr>,
-    /// Where the SQLite database lives. Default `./palisade-data`.
+    /// Where the SQLite database (unless `[store] url` names PostgreSQL), the evidence
+    /// log and the server's files live. Default `./palisade-data`.
     pub(crate) data_dir: PathBuf,
     /// error, warn, info, debug, trace. Default `info`.
     pub(crate) log_level: String,
@@ -512,7 +513,7 @@ mod tests {
     fn the_printed_defaults_are_the_defaults() {
         let text = defaults_toml();
         assert!(text.starts_with("[server]"), "{text}");
-        assert!(text.contains("[notify]"));
+        assert!(text.contains("[notify]") && text.contains("\n[store]"));
         let file: FileConfig = toml::from_str(text).unwrap();
         let d = FileConfig::default();
         // what the server does with each (keys left out of a file are `None`, shown
@@ -529,6 +530,7 @@ mod tests {
             (format!("{:?}", file.notify), format!("{:?}", d.notify)),
             (format!("{:?}", file.evidence), format!("{:?}", d.evidence)),
             (format!("{:?}", file.admin), format!("{:?}", d.admin)),
+            (format!("{:?}", file.store), format!("{:?}", d.store)),
         ] {
             assert_eq!(
                 a, b,

@@ -10,11 +10,12 @@
 //!   missing or wrong token gets 401; a refused mutation (POST, DELETE) is also an
 //!   evidence entry.
 //!
-//! Reads of the databases run on the runtime's blocking pool, never on a worker.
+//! The store is opened once, at start (on PostgreSQL: handles on the server's one pool);
+//! its reads and writes run on the runtime's blocking pool, never on a worker.
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use anyhow::Context;
 use axum::extract::{ConnectInfo, Path as UrlPath, Query, Request, State};
@@ -23,7 +24,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{Json, Router as Routes};
-use palisade_store::{Lifted, Storage};
+use palisade_store::{Lifted, Records, Storage};
 use prometheus_client::registry::Registry;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -36,6 +37,7 @@ use super::telemetry::{prometheus_text, render, Telemetry};
 use crate::block::{parse_duration, parse_subject, subject_text};
 use crate::clock::{now_ms, unix_now};
 use crate::datadir;
+use crate::db::Db;
 
 const DASHBOARD: &str = include_str!("../../assets/dashboard.html");
 const OPENAPI: &str = include_str!("../../assets/openapi.json");
@@ -50,7 +52,8 @@ pub(super) struct Admin {
     telemetry: Arc<Telemetry>,
     registry: Arc<Registry>,
     token: Arc<String>,
-    data_dir: PathBuf,
+    accounts: Arc<Mutex<Box<dyn Storage + Send>>>,
+    records: Arc<Mutex<Box<dyn Records + Send>>>,
     log_dir: PathBuf,
     evidence: Option<EvidenceTx>,
     reload: mpsc::Sender<ReloadRequest>,
@@ -169,6 +172,26 @@ async fn blocking<T: Send + 'static>(
     }
 }
 
+/// Runs `f` on the accounts and bindings, on the blocking pool (one request at a time:
+/// the handle is one SQLite connection, or a handle on the server's PostgreSQL pool).
+async fn with_accounts<T: Send + 'static>(
+    a: &Admin,
+    f: impl FnOnce(&mut dyn Storage) -> anyhow::Result<T> + Send + 'static,
+) -> Result<T, Response> {
+    let s = a.accounts.clone();
+    // (a poisoned lock: a request panicked while holding it; the handle is still usable)
+    blocking(move || f(&mut **s.lock().unwrap_or_else(|p| p.into_inner()))).await
+}
+
+/// Runs `f` on the records, findings and blocks, on the blocking pool.
+async fn with_records<T: Send + 'static>(
+    a: &Admin,
+    f: impl FnOnce(&mut dyn Records) -> anyhow::Result<T> + Send + 'static,
+) -> Result<T, Response> {
+    let s = a.records.clone();
+    blocking(move || f(&mut **s.lock().unwrap_or_else(|p| p.into_inner()))).await
+}
+
 fn pairs(v: &[(&str, u64)]) -> Value {
     Value::Object(v.iter().map(|(k, n)| (k.to_string(), json!(n))).collect())
 }
@@ -228,10 +251,9 @@ async fn metrics(State(a): State<Admin>, headers: HeaderMap) -> Response {
 }
 
 async fn registrations(State(a): State<Admin>) -> Response {
-    let dir = a.data_dir.clone();
-    let rows = match blocking(move || {
+    let rows = match with_accounts(&a, |s| {
         let now = unix_now();
-        let rows = datadir::open(&dir)?.load_bindings(now)?;
+        let rows = s.load_bindings(now)?;
         Ok((now, rows))
     })
     .await
@@ -277,8 +299,7 @@ async fn findings(State(a): State<Admin>, Query(q): Query<Limit>) -> Response {
     if !(1..=1000).contains(&limit) {
         return error(StatusCode::BAD_REQUEST, "limit: 1 to 1000");
     }
-    let dir = a.data_dir.clone();
-    let mut all = match blocking(move || Ok(datadir::open_records(&dir)?.findings(0)?)).await {
+    let mut all = match with_records(&a, |r| Ok(r.findings(0)?)).await {
         Ok(f) => f,
         Err(e) => return e,
     };
@@ -305,9 +326,7 @@ async fn findings(State(a): State<Admin>, Query(q): Query<Limit>) -> Response {
 }
 
 async fn targets(State(a): State<Admin>) -> Response {
-    let dir = a.data_dir.clone();
-    let ts = match blocking(move || {
-        let r = datadir::open_records(&dir)?;
+    let ts = match with_records(&a, |r| {
         let ts = r.targets(0)?;
         let notified: Vec<Option<String>> = ts
             .iter()
@@ -363,8 +382,7 @@ fn block_json(b: &palisade_store::Block) -> Value {
 }
 
 async fn blocks(State(a): State<Admin>) -> Response {
-    let dir = a.data_dir.clone();
-    match blocking(move || Ok(datadir::open_records(&dir)?.blocks(now_ms())?)).await {
+    match with_records(&a, |r| Ok(r.blocks(now_ms())?)).await {
         Ok(bs) => Json(bs.iter().map(block_json).collect::<Vec<_>>()).into_response(),
         Err(e) => e,
     }
@@ -395,16 +413,10 @@ async fn add_block(State(a): State<Admin>, body: axum::body::Bytes) -> Response 
     if nb.reason.trim().is_empty() || nb.reason.len() > 500 {
         return error(StatusCode::BAD_REQUEST, "reason: 1 to 500 characters");
     }
-    let dir = a.data_dir.clone();
     let reason = nb.reason.trim().to_string();
-    match blocking(move || {
+    match with_records(&a, move |r| {
         let now = now_ms();
-        let (b, _) = datadir::open_records(&dir)?.add_block(
-            &subject,
-            now.saturating_add(for_ms),
-            &reason,
-            now,
-        )?;
+        let (b, _) = r.add_block(&subject, now.saturating_add(for_ms), &reason, now)?;
         Ok(b)
     })
     .await
@@ -418,8 +430,7 @@ async fn add_block(State(a): State<Admin>, body: axum::body::Bytes) -> Response 
 }
 
 async fn lift_block(State(a): State<Admin>, UrlPath(id): UrlPath<i64>) -> Response {
-    let dir = a.data_dir.clone();
-    match blocking(move || Ok(datadir::open_records(&dir)?.lift_block(id, now_ms())?)).await {
+    match with_records(&a, move |r| Ok(r.lift_block(id, now_ms())?)).await {
         Ok(Lifted::Lifted(b)) => {
             info!(target: "palisade::security", block = b.id, "block lifted through the admin API");
             Json(block_json(&b)).into_response()
@@ -431,11 +442,7 @@ async fn lift_block(State(a): State<Admin>, UrlPath(id): UrlPath<i64>) -> Respon
 }
 
 async fn users(State(a): State<Admin>) -> Response {
-    let dir = a.data_dir.clone();
-    match blocking(move || {
-        let s = datadir::open(&dir)?;
-        Ok((s.list_users(None)?, s.protections(None)?))
-    })
+    match with_accounts(&a, |s| Ok((s.list_users(None)?, s.protections(None)?)))
     .await
     {
         Ok((users, protected)) => Json(
@@ -601,6 +608,8 @@ pub(super) struct AdminSetup {
     pub(super) telemetry: Arc<Telemetry>,
     pub(super) token: String,
     pub(super) data_dir: PathBuf,
+    /// The server's store, opened once for the listener's handles.
+    pub(super) db: Db,
     pub(super) evidence: Option<EvidenceTx>,
     pub(super) reload: mpsc::Sender<ReloadRequest>,
 }
@@ -625,8 +634,9 @@ pub(super) async fn start(listen: &str, setup: AdminSetup) -> anyhow::Result<Opt
         telemetry: setup.telemetry,
         registry,
         token: Arc::new(setup.token),
+        accounts: Arc::new(Mutex::new(setup.db.storage()?)),
+        records: Arc::new(Mutex::new(setup.db.records()?)),
         log_dir: crate::evidence::log_dir(&setup.data_dir),
-        data_dir: setup.data_dir,
         evidence: setup.evidence,
         reload: setup.reload,
         version: env!("CARGO_PKG_VERSION"),

@@ -5,7 +5,6 @@
 //! (loaded from the store at start).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender};
 use std::sync::Arc;
@@ -15,13 +14,14 @@ use anyhow::Context;
 use palisade_detect::{
     Config as DetectConfig, Detector, FindingKind, Output, Restriction, Subject,
 };
-use palisade_store::{SqliteStore, Storage};
+use palisade_store::{Records, Storage};
 use tracing::{debug, error, info, warn};
 
 use super::evidence::EvidenceTx;
 use super::router::Router;
 use super::telemetry::{CallView, Telemetry};
 use crate::clock::now_ms;
+use crate::db::Db;
 use crate::evidence::entry;
 use crate::http;
 use crate::messages::{DetectMsg, Hook, Inbound};
@@ -134,8 +134,8 @@ pub(super) fn parse_profiles(text: &str) -> anyhow::Result<Vec<(String, u64)>> {
 /// the server starts (so that a bad profiles file stops the start with a clear error).
 pub(super) fn prepare(
     cfg: &DetectConfig,
-    accounts: &SqliteStore,
-    store: &SqliteStore,
+    accounts: &dyn Storage,
+    store: &dyn Records,
 ) -> anyhow::Result<(Detector, Vec<Restriction>)> {
     let mut d = Detector::new(cfg.clone(), store.next_ids()?);
     for (f, fp) in parse_profiles(SHIPPED_PROFILES)? {
@@ -170,7 +170,7 @@ pub(super) fn prepare(
 }
 
 /// How often the detection thread looks for the operator's changes (a cheap check of
-/// the records database's version; the queue is read only when it changed): with the
+/// `Records::block_changes_version`; the queue is read only when it moved): with the
 /// evidence commit after it, a change reaches the core well within 2 s.
 const CHANGES_EVERY: Duration = Duration::from_millis(250);
 
@@ -247,7 +247,7 @@ impl Active {
 /// are changes made while no server ran: the core has the store's restrictions already,
 /// and they are recorded now (`requested`: when the command ran).
 fn operator_changes(
-    store: &mut SqliteStore,
+    store: &mut dyn Records,
     active: &mut HashMap<Subject, Active>,
     evidence: Option<&EvidenceTx>,
     inbound: &Router,
@@ -348,7 +348,7 @@ fn publish(t: &Telemetry, d: &Detector, blocks: usize) {
 
 #[allow(clippy::too_many_arguments)] // the thread's whole context, given once at its start
 pub(super) fn detect_thread(
-    dir: PathBuf,
+    db: Db,
     mut d: Detector,
     rx: Receiver<DetectMsg>,
     inbound: Router,
@@ -362,14 +362,14 @@ pub(super) fn detect_thread(
             let _ = ev.send(e, None);
         }
     };
-    let accounts = match SqliteStore::open(&dir) {
+    let accounts = match db.storage() {
         Ok(s) => s,
         Err(e) => {
             error!(error = %e, "detection thread cannot open the database; campaign detection is off");
             return;
         }
     };
-    let mut store = match SqliteStore::open_records(&dir) {
+    let mut store = match db.records() {
         Ok(s) => s,
         Err(e) => {
             error!(error = %e, "detection thread cannot open the database; campaign detection is off");
@@ -404,7 +404,7 @@ pub(super) fn detect_thread(
             .collect(),
     };
     // The operator's changes (`palisade block add`, `palisade unblock`): looked for at
-    // start and whenever another process committed to the records database.
+    // start and whenever the store says one may have been queued.
     let mut records_version: Option<i64> = None;
     let mut last_changes: Option<Instant> = None;
     let mut busy = false;
@@ -516,10 +516,10 @@ pub(super) fn detect_thread(
         }
         if last_changes.is_none_or(|t| t.elapsed() >= CHANGES_EVERY) {
             last_changes = Some(Instant::now());
-            let v = store.version().ok();
+            let v = store.block_changes_version().ok();
             if v.is_none() || v != records_version {
                 records_version = v;
-                operator_changes(&mut store, &mut active, evidence.as_ref(), &inbound);
+                operator_changes(&mut *store, &mut active, evidence.as_ref(), &inbound);
             }
         }
         // Findings are logged and restrictions reach the core at once; records are

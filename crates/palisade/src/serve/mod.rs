@@ -14,16 +14,15 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use palisade_core::{Binding, Endpoint, Peer, Transport};
-use palisade_store::Storage;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, error, info, warn};
 
 use self::budget::{EventBudget, LineBudget};
-use self::detect::{detect_thread, prepare, webhook_thread, DETECT_QUEUE};
+use self::detect::{detect_thread, webhook_thread, DETECT_QUEUE};
 use self::handoff::StoreHandoff;
 use self::keys::{random_secret, route_key};
-use self::persist::{from_row, store_thread, users_of};
+use self::persist::{from_row, load, store_thread, Loaded};
 pub(crate) use self::reload::ConfigSource;
 use self::router::{Router, Steer};
 use self::shell::{Shell, UdpOut};
@@ -33,6 +32,7 @@ use self::udp::{bind_udp, bind_worker_udp};
 use crate::clock::unix_now;
 use crate::config::{EvidenceRecords, FileConfig, Listen};
 use crate::datadir;
+use crate::db::Db;
 use crate::messages::{DetectMsg, Hook, Inbound, StoreMsg};
 
 mod admin;
@@ -74,7 +74,26 @@ pub(crate) async fn run(
     let domain = core_cfg.domain.clone();
     let limits = core_cfg.limits.clone();
     let data_dir = cfg.server.data_dir.clone();
-    let store = datadir::open(&data_dir)?;
+    let cfg_protected = cfg.shield.protected.clone();
+    // One store for the process (on PostgreSQL one pool, `[store] max_connections`);
+    // each thread below takes its handles from it. Loaded on the blocking pool: the
+    // PostgreSQL client blocks, and cannot run on the runtime's thread.
+    let loaded = {
+        let (store, dir, dom) = (cfg.store.clone(), data_dir.clone(), domain.clone());
+        let (prot, detect) = (cfg_protected.clone(), cfg.detect.clone());
+        let enabled = cfg.detect.enabled;
+        tokio::task::spawn_blocking(move || {
+            load(&store, &dir, &dom, &prot, enabled.then_some(&detect))
+        })
+        .await
+        .context("loading the store")??
+    };
+    let Loaded {
+        db,
+        users,
+        bindings: restored,
+        detector,
+    } = loaded;
     let now = Instant::now();
     // A contained panic is logged by the shell with its context; the default hook's
     // stderr report is kept for the first ten and then for every power of two, so that
@@ -106,10 +125,7 @@ pub(crate) async fn run(
             Endpoint::new(c, secret, now)
         })
         .collect();
-    let cfg_protected = cfg.shield.protected.clone();
-    let users = users_of(&store, &domain, &cfg_protected)?;
-    let restored = store.load_bindings(unix_now())?;
-    info!(users = users.len(), bindings = restored.len(), workers, data_dir = %data_dir.display(), domain, "state loaded");
+    info!(users = users.len(), bindings = restored.len(), workers, data_dir = %data_dir.display(), store = %db.shown(), domain, "state loaded");
     let no_users = users.is_empty();
     // (in a cluster, this node's own; the cluster thread adds the others' as copies)
     let restored: Vec<Binding> = restored
@@ -131,9 +147,7 @@ pub(crate) async fn run(
     }
     drop(users);
     drop(restored);
-    let detector = if cfg.detect.enabled {
-        let records = datadir::open_records(&data_dir)?;
-        let (d, restrictions) = prepare(&cfg.detect, &store, &records)?;
+    let detector = if let Some((d, restrictions)) = detector {
         let n = restrictions.len();
         for r in &restrictions {
             for endpoint in endpoints.iter_mut() {
@@ -146,7 +160,6 @@ pub(crate) async fn run(
         info!("campaign detection off (detect.enabled = false)");
         None
     };
-    drop(store);
 
     sys::install_wake_handler().context("installing the workers' wake-up signal handler")?;
     let shards = endpoints
@@ -157,9 +170,10 @@ pub(crate) async fn run(
     let (store_tx, store_rx) = sync_channel::<StoreMsg>(STORE_QUEUE);
     let store_handle = {
         let (d, dom, itx) = (data_dir.clone(), domain.clone(), inbound_tx.clone());
+        let db = db.clone();
         std::thread::Builder::new()
             .name("palisade-store".into())
-            .spawn(move || store_thread(d, dom, cfg_protected, store_rx, itx))?
+            .spawn(move || store_thread(db, d, dom, cfg_protected, store_rx, itx))?
     };
 
     let mut evidence_key = String::new();
@@ -209,6 +223,7 @@ pub(crate) async fn run(
                 telemetry: telemetry.clone(),
                 token: admin::token(&token_file)?,
                 data_dir: data_dir.clone(),
+                db: db.clone(),
                 evidence: evidence_tx.clone(),
                 reload: reload_tx,
             },
@@ -221,13 +236,13 @@ pub(crate) async fn run(
     let detect_tx = match detector {
         Some((d, active)) => {
             let (tx, rx) = sync_channel::<DetectMsg>(DETECT_QUEUE);
-            let (dir, itx, etx) = (data_dir.clone(), inbound_tx.clone(), evidence_tx.clone());
+            let (db, itx, etx) = (db.clone(), inbound_tx.clone(), evidence_tx.clone());
             let all = cfg.evidence.records == EvidenceRecords::All;
             let t = telemetry.clone();
             detect_handle = Some(
                 std::thread::Builder::new()
                     .name("palisade-detect".into())
-                    .spawn(move || detect_thread(dir, d, rx, itx, etx, all, active, t))?,
+                    .spawn(move || detect_thread(db, d, rx, itx, etx, all, active, t))?,
             );
             Some(tx)
         }
@@ -395,13 +410,12 @@ pub(crate) async fn run(
         });
     }
     if !cfg.cluster.node.is_empty() {
-        let Some(url) = &cfg.store.url else {
+        let Db::Pg(store, _) = &db else {
             anyhow::bail!(
                 "[cluster] node needs a PostgreSQL database the nodes share: set [store] url"
             );
         };
-        let store = palisade_store::PgStore::open(url, 2, cfg.store.checkout_timeout())
-            .map_err(|e| anyhow::anyhow!("cluster: {e}"))?;
+        let store = store.clone();
         let sip = udp_addrs.first().map(|a| match cfg.server.advertise {
             Some(ip) => SocketAddr::new(ip, a.port()),
             None if a.ip().is_unspecified() => SocketAddr::from(([127, 0, 0, 1], a.port())),
@@ -427,8 +441,12 @@ pub(crate) async fn run(
             .filter(|l| l.transport != Transport::Udp)
             .map(|l| format!("{}:{}", l.transport.param(), l.addr)),
     );
+    let pg = match &db {
+        Db::Pg(..) => format!(", accounts and records in {}", db.shown()),
+        Db::Sqlite(_) => String::new(),
+    };
     println!(
-        "palisade: serving domain {domain} on {}; data in {}",
+        "palisade: serving domain {domain} on {}; data in {}{pg}",
         bound.join(", "),
         data_dir.display()
     );
@@ -436,9 +454,12 @@ pub(crate) async fn run(
         "palisade: a phone registers as sip:USER@{domain} with its password (README: \"Connect a phone\")"
     );
     if no_users {
+        let at = match (&db, &source.path) {
+            (Db::Pg(..), Some(file)) => format!("--config {}", file.display()),
+            _ => format!("--data-dir {}", data_dir.display()),
+        };
         println!(
-            "palisade: there are no accounts yet; add the first one with\n    palisade user add alice --password secret --data-dir {}",
-            data_dir.display()
+            "palisade: there are no accounts yet; add the first one with\n    palisade user add alice --password secret {at}"
         );
         warn!(data_dir = %data_dir.display(), "no accounts yet: add one with `palisade user add NAME --password PASSWORD`");
     }

@@ -4,17 +4,20 @@
 
 use std::collections::BTreeMap;
 use std::io::Write as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
 use palisade_core::{Binding, Credential, Peer, Transport, User};
-use palisade_store::{BindingOp, BindingRow, SqliteStore, Storage};
+use palisade_detect::{Config as DetectConfig, Detector, Restriction};
+use palisade_store::{BindingOp, BindingRow, Storage, StoreConfig};
 use tokio::sync::mpsc::error::TrySendError;
 use tracing::{error, info, warn};
 
+use super::detect::prepare;
 use super::router::Router;
 use crate::clock::unix_now;
+use crate::db::Db;
 use crate::messages::{Inbound, StoreMsg};
 
 /// The row of a binding this node saved; `node` names this node in a cluster (with its
@@ -65,7 +68,7 @@ pub(super) fn from_row(r: BindingRow, now: Instant) -> Option<Binding> {
 pub(super) type ConfigProtected = BTreeMap<String, Vec<String>>;
 
 pub(super) fn users_of(
-    store: &SqliteStore,
+    store: &dyn Storage,
     domain: &str,
     cfg: &ConfigProtected,
 ) -> anyhow::Result<Vec<User>> {
@@ -97,6 +100,43 @@ pub(super) fn users_of(
         .collect())
 }
 
+/// What the server takes from the store before it starts.
+pub(super) struct Loaded {
+    /// The store, for the threads' handles.
+    pub(super) db: Db,
+    /// The accounts of the domain served.
+    pub(super) users: Vec<User>,
+    /// The bindings not expired.
+    pub(super) bindings: Vec<BindingRow>,
+    /// With detection on: the detector and the restrictions in force.
+    pub(super) detector: Option<(Detector, Vec<Restriction>)>,
+}
+
+/// Opens the store and loads what the server starts with (off the async runtime: the
+/// PostgreSQL client blocks).
+pub(super) fn load(
+    store: &StoreConfig,
+    dir: &Path,
+    domain: &str,
+    cfg: &ConfigProtected,
+    detect: Option<&DetectConfig>,
+) -> anyhow::Result<Loaded> {
+    let db = Db::open(store, dir)?;
+    let s = db.storage()?;
+    let users = users_of(&*s, domain, cfg)?;
+    let bindings = s.load_bindings(unix_now())?;
+    let detector = match detect {
+        Some(c) => Some(prepare(c, &*s, &*db.records()?)?),
+        None => None,
+    };
+    Ok(Loaded {
+        db,
+        users,
+        bindings,
+        detector,
+    })
+}
+
 /// Most accounts one warning line names.
 const UNSERVED_NAMED: usize = 20;
 
@@ -104,7 +144,7 @@ const UNSERVED_NAMED: usize = 20;
 /// `server.domain`, or they have none): one warning line that names them (at most
 /// [`UNSERVED_NAMED`]) and says why, at start and at each reload, so that `users=5` after
 /// an import of 8 does not go unexplained.
-fn warn_unserved(store: &SqliteStore, domain: &str) {
+fn warn_unserved(store: &dyn Storage, domain: &str) {
     let Ok(all) = store.list_users(None) else {
         return;
     };
@@ -141,6 +181,10 @@ fn warn_unserved(store: &SqliteStore, domain: &str) {
 /// what a `kill -9` can lose (README, "Stopping"); SIGTERM loses nothing.
 pub(super) const GROUP_COMMIT: Duration = Duration::from_millis(50);
 
+/// How often the account version is read: an account, a protection or an allow-list
+/// changed by the CLI or another node takes effect within this (plus the reload).
+const ACCOUNTS_POLL: Duration = Duration::from_millis(250);
+
 /// Binding operations kept for another try when the database refuses a write (it is
 /// locked by another process past the busy timeout, the disk is full); beyond this many
 /// the oldest are dropped, with an error line.
@@ -155,6 +199,7 @@ const FINAL_WRITE: Duration = Duration::from_secs(10);
 /// was busy once), and at shutdown, once the core's queue is closed and drained, the
 /// rest is written before the thread ends: the server exits only after that.
 pub(super) fn store_thread(
+    db: Db,
     dir: PathBuf,
     domain: String,
     cfg_protected: ConfigProtected,
@@ -162,7 +207,7 @@ pub(super) fn store_thread(
     inbound: Router,
 ) {
     let open = || {
-        SqliteStore::open(&dir).and_then(|s| {
+        db.storage().and_then(|s| {
             s.sync_every_commit()?;
             Ok(s)
         })
@@ -304,13 +349,13 @@ pub(super) fn store_thread(
                 users_pending = Some(u);
             }
         }
-        if last_check.elapsed() >= Duration::from_secs(1) {
+        if last_check.elapsed() >= ACCOUNTS_POLL {
             last_check = Instant::now();
             let Some(s) = store.as_ref() else { continue };
             match s.version() {
                 Ok(v) if v != version => {
                     version = v;
-                    match users_of(s, &domain, &cfg_protected) {
+                    match users_of(&**s, &domain, &cfg_protected) {
                         Ok(u) => {
                             info!(users = u.len(), "accounts reloaded");
                             // (a newer reload replaces one the core has not taken yet;

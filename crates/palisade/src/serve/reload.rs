@@ -7,7 +7,7 @@
 //! `[limits]`, `[sdp]`: every worker takes the new policy between two messages) and
 //! the detectors' settings (`[detect]`). Everything else (listeners and `[server]`,
 //! `[auth]`, `[registrar]`, `[tcp]`, `[tls]`, `[notify]`, `[evidence]`, `[admin]`,
-//! `[hep]`) is read at start only: a change there is reported as needing a restart.
+//! `[hep]`, `[store]`) is read at start only: a change there is reported as needing a restart.
 use std::fmt::Debug;
 use std::path::PathBuf;
 use std::sync::mpsc::SyncSender;
@@ -62,6 +62,7 @@ pub(super) fn changes(
     note("evidence", differs(&running.evidence, &new.evidence), false);
     note("admin", differs(&running.admin, &new.admin), false);
     note("hep", differs(&running.hep, &new.hep), false);
+    note("store", differs(&running.store, &new.store), false);
     (live, restart)
 }
 

@@ -610,7 +610,7 @@ fn call_invite(
 
 /// The next final answer to this call's INVITE with this CSeq (retransmitted answers to
 /// earlier attempts are skipped).
-pub(crate) fn final_answer(c: &Client, call_id: &str, cseq: u32) -> palisade_sip::Message<'static> {
+pub(crate) fn final_answer(c: &Client, call_id: &str, cseq: u32) -> Message<'static> {
     let deadline = Instant::now() + Duration::from_secs(5);
     while Instant::now() < deadline {
         if let Some(m) = c.recv_timeout(Duration::from_millis(500)) {
@@ -627,7 +627,7 @@ pub(crate) fn final_answer(c: &Client, call_id: &str, cseq: u32) -> palisade_sip
 
 /// One authenticated call attempt from `caller` (password `secret`) to `callee`: the
 /// status of the final answer to the authenticated INVITE.
-pub(crate) fn call(s: &Server, caller: &str, callee: &str) -> u16 {
+pub(crate) fn authed_call(s: &Server, caller: &str, callee: &str) -> u16 {
     use std::sync::atomic::{AtomicU32, Ordering};
     static N: AtomicU32 = AtomicU32::new(0);
     let c = Client::new();

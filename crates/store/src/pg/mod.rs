@@ -153,7 +153,7 @@ impl PgStore {
         }
         let mut config: postgres::Config = url
             .parse()
-            .map_err(|e: postgres::Error| StoreError::Url(e.to_string()))?;
+            .map_err(|e: postgres::Error| StoreError::Url(crate::causes(&e)))?;
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(CONNECT_TIMEOUT);
         }

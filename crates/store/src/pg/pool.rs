@@ -178,6 +178,31 @@ impl<M: Manage> Pool<M> {
     }
 }
 
+impl<M: Manage> Drop for Pool<M> {
+    /// Closes the idle connections on a thread of its own: the synchronous client closes
+    /// a connection by running the runtime it keeps inside, which cannot start on a
+    /// thread that drives an async runtime (and panics there). The last handle on a store
+    /// may well be dropped on such a thread (the server's main thread, at shutdown or
+    /// when its start fails); a new thread never drives one.
+    fn drop(&mut self) {
+        let state = self.state.get_mut().unwrap_or_else(|p| p.into_inner());
+        let mut idle = Some(std::mem::take(&mut state.idle));
+        if idle.as_ref().is_none_or(Vec::is_empty) {
+            return;
+        }
+        std::thread::scope(|s| {
+            let closing = &mut idle;
+            // (the thread is joined at the end of the scope)
+            let _ = std::thread::Builder::new()
+                .name("palisade-pg-close".into())
+                .spawn_scoped(s, move || drop(closing.take()));
+        });
+        // No thread could be made: the sockets stay open until the process ends rather
+        // than risk the panic.
+        std::mem::forget(idle);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -91,6 +91,8 @@ const BLOCKS: &str =
 const PENDING: &str = "SELECT block, subject_kind, subject, until, per_minute, finding, \"by\", reason, created, seq, at, action
      FROM block_changes WHERE recorded IS NULL ORDER BY seq";
 const RECORDED: &str = "UPDATE block_changes SET recorded = $2 WHERE seq = $1";
+// (the primary key's index answers it; a change queued later has a higher number)
+const CHANGES_VERSION: &str = "SELECT COALESCE(max(seq), 0) FROM block_changes";
 const QUEUE_CHANGE: &str = "INSERT INTO block_changes (at, action, block, subject_kind, subject, until, per_minute, finding, \"by\", reason, created)
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
 const ACCOUNT_AGES: &str = "SELECT name, created FROM users";
@@ -605,5 +607,10 @@ impl Records for PgStore {
             c.client.execute(&st, &[&seq, &at])?;
             Ok(())
         })
+    }
+
+    fn block_changes_version(&self) -> Result<i64, StoreError> {
+        let v = self.rows(CHANGES_VERSION, &[], |r| Ok(r.try_get::<_, i64>(0)?))?;
+        Ok(v.first().copied().unwrap_or(0))
     }
 }
