@@ -219,7 +219,7 @@ mod tests {
         assert_eq!(short(850), "850 ms");
         assert_eq!(short(12_340), "12.3 s");
         assert_eq!(short(302_000), "5m 02s");
-        assert_eq!(short(3 * 3600_000 + 600_000), "3h 10m");
-        assert_eq!(short(2 * 86_400_000 + 4 * 3600_000), "2d 4h");
+        assert_eq!(short(3 * 3_600_000 + 600_000), "3h 10m");
+        assert_eq!(short(2 * 86_400_000 + 4 * 3_600_000), "2d 4h");
     }
 }

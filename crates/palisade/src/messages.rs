@@ -78,6 +78,9 @@ pub(crate) enum Replica {
 }
 
 /// What the core thread hands to the storage thread.
+// (a binding row goes by value: boxing it would cost an allocation per REGISTER on the
+// worker, for a queue whose slots are few and reused)
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum StoreMsg {
     Binding(BindingOp),
     /// One security event (with its Unix time) for `<data_dir>/security-events.jsonl`;

@@ -10,7 +10,8 @@
     clippy::unwrap_used,
     clippy::expect_used,
     clippy::panic,
-    clippy::indexing_slicing
+    clippy::indexing_slicing,
+    clippy::string_slice
 )]
 mod common;
 
@@ -206,12 +207,18 @@ fn a_phone_registered_at_one_node_is_called_through_another_and_moves_when_its_n
     let (ok, trace) = sipp_register(&a, "reg-a", "bob", uas_port, ports(), "register.xml", &[]);
     assert!(ok, "REGISTER at a failed:\n{trace}\n{}", a.log_text());
     let registered = Instant::now();
+    // written behind (the group commit), then counted by the cluster's status
+    assert!(
+        wait_until(Duration::from_secs(3), || status(&cfg_a)["a"]["bindings"]
+            == 1),
+        "{:?}",
+        status(&cfg_a)
+    );
     let nodes = status(&cfg_a);
     assert_eq!(nodes.len(), 3, "{nodes:?}");
     for n in ["a", "b", "c"] {
         assert_eq!(nodes[n]["state"], "alive", "{nodes:?}");
     }
-    assert_eq!(nodes["a"]["bindings"], 1, "{nodes:?}");
     // the other nodes see it within a second (LISTEN/NOTIFY)
     std::thread::sleep(Duration::from_secs(1).saturating_sub(registered.elapsed()));
 
@@ -227,6 +234,13 @@ fn a_phone_registered_at_one_node_is_called_through_another_and_moves_when_its_n
     a.child.wait().unwrap();
     let (ok, trace) = sipp_register(&c, "reg-c", "bob", uas_port, ports(), "register.xml", &[]);
     assert!(ok, "REGISTER at c failed:\n{trace}\n{}", c.log_text());
+    assert!(
+        wait_until(Duration::from_secs(3), || status(&node_cfg(&c))["c"]
+            ["bindings"]
+            == 1),
+        "{:?}",
+        status(&node_cfg(&c))
+    );
     std::thread::sleep(Duration::from_secs(1));
     let invite = call_through(&b, uas_port, "second");
     assert_eq!(
@@ -241,18 +255,19 @@ fn a_phone_registered_at_one_node_is_called_through_another_and_moves_when_its_n
     );
     assert_eq!(rows.lines().count(), 1, "{rows}");
     assert!(rows.starts_with("c "), "{rows}");
-    let nodes = status(&b_cfg_path(&b));
+    let nodes = status(&node_cfg(&b));
     assert_eq!(nodes["c"]["bindings"], 1, "{nodes:?}");
     assert_eq!(nodes["a"]["bindings"], 0, "{nodes:?}");
     // a's heartbeat stopped with it
     let deadline = Instant::now() + Duration::from_secs(5);
-    while status(&b_cfg_path(&b))["a"]["state"] != "dead" {
+    while status(&node_cfg(&b))["a"]["state"] != "dead" {
         assert!(Instant::now() < deadline, "a still alive in cluster status");
         std::thread::sleep(Duration::from_millis(200));
     }
 }
 
-fn b_cfg_path(s: &Server) -> PathBuf {
+/// A node's configuration file.
+fn node_cfg(s: &Server) -> PathBuf {
     s.dir.join("node.toml")
 }
 
@@ -309,6 +324,10 @@ fn a_block_made_at_one_node_is_enforced_at_the_others_within_a_second() {
         }
         eprintln!("enforced at port {} after {:?}", s.port, blocked.elapsed());
     }
-    assert_eq!(authed_call(&b, "carol", "bob"), 480, "only alice is blocked");
+    assert_eq!(
+        authed_call(&b, "carol", "bob"),
+        480,
+        "only alice is blocked"
+    );
     drop(a);
 }

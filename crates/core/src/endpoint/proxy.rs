@@ -100,7 +100,10 @@ impl Endpoint {
             }
             return Decision::Reply(403, "Forbidden: not a domain of this registrar", vec![]);
         }
-        if let Some(dest) = flow {
+        if let Some(flow) = flow {
+            // (the Request-URI is the binding's contact: the same rule as for a
+            // binding held here)
+            let dest = self.contact_or_source(&ruri, flow);
             // Another node of the cluster routes a request toward a binding this node
             // holds (its Route carried our flow token, which only this node can make):
             // that node authenticated the caller and applied the callee's protection;

@@ -166,15 +166,21 @@ impl Endpoint {
             // REGISTER came from (an edge proxy, or the cluster node holding the flow).
             return b.source;
         }
-        match self.resolve(&b.uri) {
+        self.contact_or_source(&b.uri, b.source)
+    }
+
+    /// The Contact's address when it is on the host `source` is, over the same
+    /// transport, at another port; otherwise `source` (see [`Endpoint::binding_dest`]).
+    pub(super) fn contact_or_source(&self, contact: &Uri<'_>, source: Peer) -> Peer {
+        match self.resolve(contact) {
             Some(p)
-                if p.addr.ip() == b.source.addr.ip()
-                    && p.transport == b.source.transport
-                    && p.addr != b.source.addr =>
+                if p.addr.ip() == source.addr.ip()
+                    && p.transport == source.transport
+                    && p.addr != source.addr =>
             {
                 p
             }
-            _ => b.source,
+            _ => source,
         }
     }
 }

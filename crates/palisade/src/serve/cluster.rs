@@ -74,11 +74,21 @@ pub(super) fn start(s: Setup) -> anyhow::Result<()> {
     if sip.is_empty() {
         warn!(node = %s.name, "this node has no UDP listener: other nodes cannot route calls for its phones through it");
     }
-    s.store.join(&s.joining(&sip))?;
-    info!(node = %s.name, %sip, "joined the cluster");
+    // (on its own thread: the PostgreSQL client blocks, and cannot run on the runtime's)
     std::thread::Builder::new()
         .name("palisade-cluster".into())
-        .spawn(move || Node::new(s).run())?;
+        .spawn(move || {
+            let mut failing = false;
+            while let Err(e) = s.store.join(&s.joining(&sip)) {
+                if !failing {
+                    error!(error = %e, node = %s.name, "cluster: cannot join (PostgreSQL); retrying each second");
+                    failing = true;
+                }
+                std::thread::sleep(BEAT);
+            }
+            info!(node = %s.name, %sip, "joined the cluster");
+            Node::new(s).run()
+        })?;
     Ok(())
 }
 

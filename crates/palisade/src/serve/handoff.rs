@@ -105,6 +105,7 @@ mod tests {
         StoreMsg::Binding(BindingOp::Remove {
             aor: format!("u{n}@example.com"),
             contact: String::new(),
+            node: String::new(),
         })
     }
 
