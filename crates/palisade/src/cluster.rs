@@ -169,6 +169,8 @@ pub(crate) fn status(config: Option<&PathBuf>, json: bool) -> anyhow::Result<()>
                     "pid": n.pid,
                     "version": n.version,
                     "bindings": n.bindings,
+                    "detector": serde_json::from_str::<serde_json::Value>(&n.load).ok().and_then(|l| l.get("detector").and_then(serde_json::Value::as_bool)).unwrap_or(false) && state(n, dead) == "alive",
+                    "admin": n.admin,
                     "load": serde_json::from_str::<serde_json::Value>(&n.load).unwrap_or_default(),
                 })
             })
@@ -183,8 +185,17 @@ pub(crate) fn status(config: Option<&PathBuf>, json: bool) -> anyhow::Result<()>
         return Ok(());
     }
     println!(
-        "{:<16} {:<6} {:>10} {:>9} {:<22} {:>8} {:>13} {:>6} {:>8}  VERSION",
-        "NODE", "STATE", "HEARTBEAT", "UP", "SIP", "BINDINGS", "REGISTRATIONS", "CALLS", "PID"
+        "{:<16} {:<6} {:>10} {:>9} {:<22} {:>8} {:>13} {:>6} {:<8} {:>8}  VERSION",
+        "NODE",
+        "STATE",
+        "HEARTBEAT",
+        "UP",
+        "SIP",
+        "BINDINGS",
+        "REGISTRATIONS",
+        "CALLS",
+        "DETECTOR",
+        "PID"
     );
     for n in &nodes {
         let load: serde_json::Value = serde_json::from_str(&n.load).unwrap_or_default();
@@ -193,8 +204,13 @@ pub(crate) fn status(config: Option<&PathBuf>, json: bool) -> anyhow::Result<()>
                 .and_then(|v| v.as_u64())
                 .map_or("-".into(), |v| v.to_string())
         };
+        let detector = load
+            .get("detector")
+            .and_then(serde_json::Value::as_bool)
+            .unwrap_or(false)
+            && state(n, dead) == "alive";
         println!(
-            "{:<16} {:<6} {:>10} {:>9} {:<22} {:>8} {:>13} {:>6} {:>8}  {}",
+            "{:<16} {:<6} {:>10} {:>9} {:<22} {:>8} {:>13} {:>6} {:<8} {:>8}  {}",
             n.name,
             state(n, dead),
             format!("{} ago", short(n.age_ms)),
@@ -203,6 +219,7 @@ pub(crate) fn status(config: Option<&PathBuf>, json: bool) -> anyhow::Result<()>
             n.bindings,
             num("registrations"),
             num("calls_active"),
+            if detector { "yes" } else { "-" },
             n.pid,
             n.version
         );

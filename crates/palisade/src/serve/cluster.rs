@@ -205,6 +205,7 @@ impl Node {
             "transactions": t.transactions(),
             "workers": t.shards.len(),
             "remote_bindings": self.remote.len(),
+            "detector": super::detect_role::leading_now(),
         })
         .to_string();
         if !self.s.store.heartbeat(&self.s.name, &load)? {
@@ -327,8 +328,17 @@ impl Node {
             Ok(r) => r,
             Err(e) => return self.trouble(&e.to_string()),
         };
-        let now: BTreeMap<Subject, Restriction> =
-            now.into_iter().map(|r| (r.subject.clone(), r)).collect();
+        // A rate limit is a cluster's: each of the n live nodes lets through its n-th
+        // (rounded up), so that calls spread over the nodes meet about the limit, not n
+        // times it.
+        let live = 1 + self.nodes.values().filter(|p| p.alive).count() as u32;
+        let now: BTreeMap<Subject, Restriction> = now
+            .into_iter()
+            .map(|mut r| {
+                r.per_minute = r.per_minute.map(|n| n.div_ceil(live).max(1));
+                (r.subject.clone(), r)
+            })
+            .collect();
         for (subject, r) in &now {
             if self.restrictions.get(subject) != Some(r) {
                 let _ = self.s.router.try_send(Inbound::Restrict(r.clone()));

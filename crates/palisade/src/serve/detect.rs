@@ -17,6 +17,7 @@ use palisade_detect::{
 use palisade_store::{Records, Storage};
 use tracing::{debug, error, info, warn};
 
+use super::detect_role::{Role, Step};
 use super::evidence::EvidenceTx;
 use super::router::Router;
 use super::telemetry::{CallView, Telemetry};
@@ -356,6 +357,7 @@ pub(super) fn detect_thread(
     records_all: bool,
     restrictions: Vec<Restriction>,
     telemetry: Arc<Telemetry>,
+    node: String,
 ) {
     let record = |e: Vec<u8>| {
         if let Some(ev) = &evidence {
@@ -375,6 +377,11 @@ pub(super) fn detect_thread(
             error!(error = %e, "detection thread cannot open the database; campaign detection is off");
             return;
         }
+    };
+    // In a cluster one node detects; the others hand it their observations.
+    let mut role = match (&db, node.as_str()) {
+        (Db::Pg(pg, _), n) if !n.is_empty() => Some(Role::new(pg.clone(), n)),
+        _ => None,
     };
     let retention = (d.config().retention_days as i64).saturating_mul(86_400_000);
     let mut last_tick = Instant::now();
@@ -421,7 +428,14 @@ pub(super) fn detect_thread(
                 Err(std::sync::mpsc::TryRecvError::Disconnected) => break,
             }
         } else {
-            match rx.recv_timeout(Duration::from_millis(250)) {
+            // (the cluster's detector also takes the other nodes' observations from
+            // the store: it looks more often)
+            let idle = if role.as_ref().is_some_and(Role::leading) {
+                Duration::from_millis(50)
+            } else {
+                Duration::from_millis(250)
+            };
+            match rx.recv_timeout(idle) {
                 Ok(m) => Some(m),
                 Err(RecvTimeoutError::Timeout) => None,
                 Err(RecvTimeoutError::Disconnected) => break,
@@ -432,11 +446,10 @@ pub(super) fn detect_thread(
         let mut next = first;
         while let Some(m) = next {
             match m {
-                DetectMsg::Observe(batch) => {
-                    for o in batch {
-                        d.observe(o);
-                    }
-                }
+                DetectMsg::Observe(batch) => match role.as_mut() {
+                    Some(r) if !r.leading() => batch.into_iter().for_each(|o| r.forward(o)),
+                    _ => batch.into_iter().for_each(|o| d.observe(o)),
+                },
                 DetectMsg::Notified(user, ok) => {
                     pending.insert(user.clone(), Some(Instant::now() + NOTIFY_RETRY));
                     if ok {
@@ -496,6 +509,26 @@ pub(super) fn detect_thread(
             }
             next = rx.try_recv().ok();
         }
+        if let Some(r) = role.as_mut() {
+            match r.step() {
+                Step::Took => {
+                    // what the previous leader recorded, as at a start
+                    match prepare(&d.config().clone(), &*accounts, &*store) {
+                        Ok((fresh, _)) => d = fresh,
+                        Err(e) => {
+                            error!(error = %e, "cluster detection: rebuilding the detector from the records failed; it starts from what this node knew")
+                        }
+                    }
+                }
+                Step::Lost | Step::Same => {}
+            }
+            for o in r.take() {
+                d.observe(o);
+            }
+        }
+        // a node of a cluster that does not run the detector leaves the shared work (the
+        // operator's block queue, notifications, purges) to the one that does
+        let follower = role.as_ref().is_some_and(|r| !r.leading());
         let now = now_ms();
         if last_tick.elapsed() >= Duration::from_secs(1) {
             d.tick(now);
@@ -514,7 +547,7 @@ pub(super) fn detect_thread(
                 false
             });
         }
-        if last_changes.is_none_or(|t| t.elapsed() >= CHANGES_EVERY) {
+        if !follower && last_changes.is_none_or(|t| t.elapsed() >= CHANGES_EVERY) {
             last_changes = Some(Instant::now());
             let v = store.block_changes_version().ok();
             if v.is_none() || v != records_version {
@@ -610,7 +643,11 @@ pub(super) fn detect_thread(
             last_published = Instant::now();
             publish(&telemetry, &d, active.len());
         }
-        if !outs.is_empty() && (outs.len() >= 5_000 || last_write.elapsed() >= WRITE_EVERY) {
+        // (a restriction at once: in a cluster the other nodes apply it from the store)
+        let urgent = role.is_some() && outs.iter().any(|o| matches!(o, Output::Restrict(_)));
+        if !outs.is_empty()
+            && (urgent || outs.len() >= 5_000 || last_write.elapsed() >= WRITE_EVERY)
+        {
             last_write = Instant::now();
             match store.apply_outputs(&outs) {
                 Ok(()) => outs.clear(),
@@ -635,7 +672,7 @@ pub(super) fn detect_thread(
                 d.set_accounts(ages.into_iter().map(|(n, c)| (n, c.saturating_mul(1000))));
             }
         }
-        if last_purge.is_none_or(|p| p.elapsed() >= Duration::from_secs(3600)) {
+        if !follower && last_purge.is_none_or(|p| p.elapsed() >= Duration::from_secs(3600)) {
             last_purge = Some(Instant::now());
             match store.purge_records(now - retention) {
                 Ok(0) => {}
@@ -647,7 +684,7 @@ pub(super) fn detect_thread(
                 Err(e) => warn!(error = %e, "deleting old records failed"),
             }
         }
-        if last_notify.elapsed() >= Duration::from_secs(1) {
+        if !follower && last_notify.elapsed() >= Duration::from_secs(1) {
             last_notify = Instant::now();
             // A notification is sent only once its entry is durable: the entry rides
             // to the evidence thread and the sending comes back from there.

@@ -39,6 +39,7 @@ mod admin;
 mod budget;
 mod cluster;
 mod detect;
+mod detect_role;
 mod evidence;
 mod handoff;
 mod keys;
@@ -239,10 +240,11 @@ pub(crate) async fn run(
             let (db, itx, etx) = (db.clone(), inbound_tx.clone(), evidence_tx.clone());
             let all = cfg.evidence.records == EvidenceRecords::All;
             let t = telemetry.clone();
+            let node = cfg.cluster.node.clone();
             detect_handle = Some(
                 std::thread::Builder::new()
                     .name("palisade-detect".into())
-                    .spawn(move || detect_thread(db, d, rx, itx, etx, all, active, t))?,
+                    .spawn(move || detect_thread(db, d, rx, itx, etx, all, active, t, node))?,
             );
             Some(tx)
         }
