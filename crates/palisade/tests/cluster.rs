@@ -274,6 +274,36 @@ fn a_phone_registered_at_one_node_is_called_through_another_and_moves_when_its_n
         assert!(Instant::now() < deadline, "a still alive in cluster status");
         std::thread::sleep(Duration::from_millis(200));
     }
+
+    // The whole cluster goes down at once (kill -9) and comes back: the binding that got
+    // its 200 OK is there, routed through c again.
+    let (b_dir, b_port, c_dir, c_port) = (b.dir.clone(), b.port, c.dir.clone(), c.port);
+    for mut s in [b, c] {
+        s.child.kill().unwrap();
+        s.child.wait().unwrap();
+    }
+    let restart = |dir: &PathBuf, port: u16| {
+        let cfg = dir.join("node.toml");
+        Server::start_in(dir.clone(), port, &["--config", cfg.to_str().unwrap()])
+    };
+    let c = restart(&c_dir, c_port);
+    let b = restart(&b_dir, b_port);
+    assert!(
+        wait_until(Duration::from_secs(5), || status(&node_cfg(&b))
+            .values()
+            .filter(|n| n["state"] == "alive")
+            .count()
+            == 2),
+        "{:?}",
+        status(&node_cfg(&b))
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    let invite = call_through(&b, uas_port, "after-restart");
+    assert_eq!(
+        via_ports(&invite)[..2],
+        [c.port, b.port],
+        "through c after the restart:\n{invite}"
+    );
 }
 
 /// A node's configuration file.
@@ -287,7 +317,7 @@ fn ports_of_caller(invite: &str) -> u16 {
 }
 
 #[test]
-fn a_block_made_at_one_node_is_enforced_at_the_others_within_a_second() {
+fn blocks_and_accounts_made_at_one_node_hold_at_the_others_within_a_second() {
     let Some(db) = Schema::new("block") else {
         return;
     };
@@ -339,6 +369,30 @@ fn a_block_made_at_one_node_is_enforced_at_the_others_within_a_second() {
         480,
         "only alice is blocked"
     );
+
+    // an account added at one node can call through the others within a second
+    add_accounts(&cfg_a, &["dave"]);
+    let added = Instant::now();
+    for s in [&b, &c] {
+        loop {
+            let st = authed_call(s, "dave", "bob");
+            if st == 480 {
+                break;
+            }
+            assert!(
+                added.elapsed() < Duration::from_secs(1),
+                "dave's call still answered {st} after {:?} at port {}",
+                added.elapsed(),
+                s.port
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        eprintln!(
+            "account usable at port {} after {:?}",
+            s.port,
+            added.elapsed()
+        );
+    }
     drop(a);
 }
 
@@ -525,4 +579,29 @@ fn a_campaign_spread_over_three_nodes_is_found_as_on_one() {
             t["rang"]
         );
     }
+
+    // the detector's node dies: another takes over within 10 s
+    let leader = status(&cfg)
+        .into_iter()
+        .find(|(_, n)| n["detector"] == true)
+        .map(|(name, _)| name)
+        .unwrap();
+    let mut nodes = nodes;
+    let at = ["a", "b", "c"].iter().position(|n| *n == leader).unwrap();
+    let (mut dead, _) = nodes.remove(at);
+    dead.child.kill().unwrap();
+    dead.child.wait().unwrap();
+    let killed = Instant::now();
+    let survivor = nodes[0].1.clone();
+    assert!(
+        wait_until(Duration::from_secs(10), || status(&survivor)
+            .iter()
+            .any(|(name, n)| *name != leader && n["detector"] == true)),
+        "no node took the detector over: {:?}",
+        status(&survivor)
+    );
+    eprintln!(
+        "detector taken over from {leader} within {:?}",
+        killed.elapsed()
+    );
 }
