@@ -531,6 +531,7 @@ mod tests {
             (format!("{:?}", file.evidence), format!("{:?}", d.evidence)),
             (format!("{:?}", file.admin), format!("{:?}", d.admin)),
             (format!("{:?}", file.store), format!("{:?}", d.store)),
+            (format!("{:?}", file.cluster), format!("{:?}", d.cluster)),
         ] {
             assert_eq!(
                 a, b,

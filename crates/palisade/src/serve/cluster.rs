@@ -214,6 +214,9 @@ impl Node {
             self.s.store.join(&self.s.joining(&sip))?;
         }
         let rows = self.s.store.nodes(unix_now())?;
+        // (right after an outage every heartbeat is old: no node is judged by it until
+        // each had a beat's time to refresh its row)
+        let judging = !self.failing;
         self.recovered();
         let dead_ms = i64::try_from(self.s.dead_after.as_millis()).unwrap_or(i64::MAX);
         let mut revived = false;
@@ -222,7 +225,7 @@ impl Node {
             if r.name == self.s.name {
                 continue;
             }
-            let alive = r.age_ms <= dead_ms;
+            let alive = r.age_ms <= dead_ms || (!judging && self.nodes.contains_key(&r.name));
             let sip = r.sip.parse().ok();
             match self.nodes.get(&r.name) {
                 Some(p) if p.alive && !alive => {

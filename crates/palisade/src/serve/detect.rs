@@ -414,6 +414,7 @@ pub(super) fn detect_thread(
     // start and whenever the store says one may have been queued.
     let mut records_version: Option<i64> = None;
     let mut last_changes: Option<Instant> = None;
+    let mut changes_failing = false;
     let mut busy = false;
     let mut last_published = Instant::now();
     loop {
@@ -549,10 +550,22 @@ pub(super) fn detect_thread(
         }
         if !follower && last_changes.is_none_or(|t| t.elapsed() >= CHANGES_EVERY) {
             last_changes = Some(Instant::now());
-            let v = store.block_changes_version().ok();
-            if v.is_none() || v != records_version {
-                records_version = v;
-                operator_changes(&mut *store, &mut active, evidence.as_ref(), &inbound);
+            match store.block_changes_version() {
+                Ok(v) => {
+                    if std::mem::take(&mut changes_failing) {
+                        info!("the operator's block changes can be read again");
+                    }
+                    if Some(v) != records_version {
+                        records_version = Some(v);
+                        operator_changes(&mut *store, &mut active, evidence.as_ref(), &inbound);
+                    }
+                }
+                // (once per outage: looked at four times a second)
+                Err(e) if !changes_failing => {
+                    changes_failing = true;
+                    warn!(error = %e, "reading the operator's block changes failed; tried again until it works");
+                }
+                Err(_) => {}
             }
         }
         // Findings are logged and restrictions reach the core at once; records are

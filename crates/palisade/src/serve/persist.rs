@@ -233,6 +233,7 @@ pub(super) fn store_thread(
     };
     let mut version = store.as_ref().and_then(|s| s.version().ok()).unwrap_or(0);
     let mut last_check = Instant::now();
+    let mut version_failing = false;
     // Accounts reloaded but not yet taken by the core: this thread never waits on the
     // core's queue (the core hands bindings to this one; waiting both ways could
     // deadlock), it offers them again on its next pass.
@@ -352,7 +353,11 @@ pub(super) fn store_thread(
         if last_check.elapsed() >= ACCOUNTS_POLL {
             last_check = Instant::now();
             let Some(s) = store.as_ref() else { continue };
-            match s.version() {
+            let checked = s.version();
+            if checked.is_ok() && std::mem::take(&mut version_failing) {
+                info!("database version check works again");
+            }
+            match checked {
                 Ok(v) if v != version => {
                     version = v;
                     match users_of(&**s, &domain, &cfg_protected) {
@@ -369,7 +374,12 @@ pub(super) fn store_thread(
                     }
                 }
                 Ok(_) => {}
-                Err(e) => error!(error = %e, "database version check failed"),
+                // (once per outage: the check runs four times a second)
+                Err(e) if !version_failing => {
+                    version_failing = true;
+                    error!(error = %e, "database version check failed; accounts as they are until the database answers again");
+                }
+                Err(_) => {}
             }
         }
     }

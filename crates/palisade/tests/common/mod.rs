@@ -667,3 +667,26 @@ pub(crate) fn authed_call(s: &Server, caller: &str, callee: &str) -> u16 {
     );
     final_answer(&c, &call_id, 2).status().unwrap_or(0)
 }
+
+/// Builds the Go transparency-log verifier (`tests/evidence/tlogverify.go`, on
+/// golang.org/x/mod/sumdb) into `dir`.
+pub(crate) fn go_verifier(dir: &Path) -> PathBuf {
+    let out = dir.join("tlogverify");
+    let src = root().join("tests/evidence/tlogverify.go");
+    let r = std::process::Command::new("go")
+        .args(["build", "-o"])
+        .arg(&out)
+        .arg(&src)
+        .env("GO111MODULE", "off")
+        .env("GOPATH", "/usr/share/gocode")
+        .env("GOCACHE", dir.join("gocache"))
+        .env("GOFLAGS", "")
+        .output()
+        .expect("go must be installed (test.sh installs golang-go and golang-golang-x-mod-dev)");
+    assert!(
+        r.status.success(),
+        "building the Go verifier: {}",
+        String::from_utf8_lossy(&r.stderr)
+    );
+    out
+}

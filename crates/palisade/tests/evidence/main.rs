@@ -27,28 +27,6 @@ use std::time::Duration;
 
 use common::*;
 
-/// Builds the Go verifier (once per test process).
-fn go_verifier(dir: &Path) -> PathBuf {
-    let out = dir.join("tlogverify");
-    let src = root().join("tests/evidence/tlogverify.go");
-    let r = Command::new("go")
-        .args(["build", "-o"])
-        .arg(&out)
-        .arg(&src)
-        .env("GO111MODULE", "off")
-        .env("GOPATH", "/usr/share/gocode")
-        .env("GOCACHE", dir.join("gocache"))
-        .env("GOFLAGS", "")
-        .output()
-        .expect("go must be installed (test.sh installs golang-go and golang-golang-x-mod-dev)");
-    assert!(
-        r.status.success(),
-        "building the Go verifier: {}",
-        String::from_utf8_lossy(&r.stderr)
-    );
-    out
-}
-
 /// Stops the server as an operator does (SIGTERM) and waits for it to exit.
 fn stop(mut server: Server) {
     let pid = server.child.id().to_string();
