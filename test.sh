@@ -5,7 +5,8 @@
 # scanner-detection test, Go and its golang.org/x/mod for the evidence-log verifier nobody
 # here wrote, python3 for the corpus extraction check, sngrep and tshark as the HEP capture
 # readers nobody here wrote, Prometheus and promtool for the metrics, Chromium and
-# playwright-core from npm for the dashboard, PostgreSQL for the store's shared suite),
+# playwright-core from npm for the dashboard, PostgreSQL for the store's shared suite and
+# the cluster tests, procps for stopping background SIPp runs),
 # starts a private PostgreSQL server, then runs every test of the workspace.
 # Everything the tests read is in the repository (tests/corpus, bench/harness).
 set -euo pipefail
@@ -25,6 +26,7 @@ command -v sngrep >/dev/null 2>&1 || need+=(sngrep)
 command -v promtool >/dev/null 2>&1 || need+=(prometheus)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 command -v npm >/dev/null 2>&1 || need+=(nodejs npm)
+command -v pkill >/dev/null 2>&1 || need+=(procps)
 # Debian keeps PostgreSQL's programs out of PATH, under /usr/lib/postgresql/VERSION/bin
 pg_bin() { ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1; }
 [ -n "$(pg_bin)" ] && [ -x "$(pg_bin)/initdb" ] || need+=(postgresql)

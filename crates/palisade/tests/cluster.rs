@@ -688,3 +688,78 @@ fn a_campaign_spread_over_three_nodes_is_found_as_on_one() {
         killed.elapsed()
     );
 }
+
+/// A SIPp caller in the background: `n` calls from alice to bob entering at `entry`, ten
+/// a second.
+fn call_load(entry: &Server, name: &str, n: usize) -> Bg {
+    let lines: Vec<String> = (0..n)
+        .map(|_| "alice;bob;[authentication username=alice password=secret]".to_string())
+        .collect();
+    let inf = csv(entry, &format!("{name}.csv"), &lines);
+    let (sf, target, count, local) = (
+        scenario("uac.xml"),
+        format!("127.0.0.1:{}", entry.port),
+        n.to_string(),
+        ports().to_string(),
+    );
+    sipp_bg(
+        entry,
+        name,
+        &[
+            &target,
+            "-sf",
+            sf.to_str().unwrap(),
+            "-inf",
+            inf.to_str().unwrap(),
+            "-key",
+            "domain",
+            &target,
+            "-m",
+            &count,
+            "-r",
+            "10",
+            "-p",
+            &local,
+            "-d",
+            "200",
+        ],
+    )
+}
+
+#[test]
+fn a_node_killed_under_load_leaves_the_others_serving() {
+    let Some(db) = Schema::new("underload") else {
+        return;
+    };
+    let (b, cfg_b) = start(&db, "b");
+    let (c, _) = start(&db, "c");
+    let (mut d, _) = start(&db, "d");
+    add_accounts(&cfg_b, &["alice", "bob"]);
+    std::thread::sleep(Duration::from_millis(1500));
+    let uas_port = ports();
+    let (ok, trace) = sipp_register(&c, "reg", "bob", uas_port, ports(), "register.xml", &[]);
+    assert!(ok, "REGISTER at c failed:\n{trace}");
+    std::thread::sleep(Duration::from_millis(1500));
+    // one callee answers the calls of both loads
+    let (sf, port) = (scenario("uas.xml"), uas_port.to_string());
+    let uas = sipp_bg(
+        &c,
+        "uas",
+        &["-sf", sf.to_str().unwrap(), "-p", &port, "-m", "60"],
+    );
+    let doomed = call_load(&d, "through-d", 30);
+    let kept = call_load(&b, "through-b", 30);
+    std::thread::sleep(Duration::from_millis(1500));
+    d.child.kill().unwrap();
+    d.child.wait().unwrap();
+    let (ok, trace) = kept.finish();
+    let invites = trace.matches("INVITE sip:bob@").count();
+    assert!(
+        ok,
+        "every call through b completed while d died mid-load ({invites} INVITEs sent):\n{}",
+        b.log_text()
+    );
+    drop(doomed);
+    drop(uas);
+    assert_eq!(status(&cfg_b)["c"]["state"], "alive");
+}

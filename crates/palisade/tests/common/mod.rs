@@ -260,6 +260,20 @@ pub(crate) fn sipp_bg(server: &Server, name: &str, args: &[&str]) -> Bg {
     Bg { child, trace }
 }
 
+/// One left unfinished is stopped (its `timeout` would otherwise let it run on).
+impl Drop for Bg {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            // SIPp (the child of `timeout`) first: it does not stop on SIGTERM
+            let _ = Command::new("pkill")
+                .args(["-KILL", "-P", &self.child.id().to_string()])
+                .status();
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
 impl Bg {
     pub(crate) fn finish(mut self) -> (bool, String) {
         let ok = self.child.wait().map(|s| s.success()).unwrap_or(false);
