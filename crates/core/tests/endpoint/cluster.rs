@@ -151,3 +151,43 @@ fn a_forged_or_foreign_flow_token_relays_nothing() {
         assert!(out.iter().any(|(_, m, _)| status(m) == 403), "refused");
     }
 }
+
+#[test]
+fn a_phone_on_a_tcp_connection_is_reached_on_that_connection() {
+    let (ip_a, ip_b) = ([10, 0, 0, 1], [10, 0, 0, 2]);
+    let mut a = node(ip_a, KEY_A);
+    let mut b = node(ip_b, [0xb2; 32]);
+    let phone = Peer {
+        transport: Transport::Tcp,
+        addr: "198.51.100.20:40112".parse().unwrap(),
+        conn: Some(7),
+    };
+    // behind a NAT: its Contact names a private address nobody can reach
+    a.send(
+        phone,
+        "REGISTER sip:example.com SIP/2.0\nVia: SIP/2.0/TCP 192.168.1.20:5060;branch=z9hG4bKtcpreg\nMax-Forwards: 70\nFrom: <sip:bob@example.com>;tag=t1\nTo: <sip:bob@example.com>\nCall-ID: tcp-reg\nCSeq: 1 REGISTER\nContact: <sip:bob@192.168.1.20:5060;transport=tcp>\nExpires: 600\nContent-Length: 0\n\n",
+    );
+    assert_eq!(status(&a.take()[0].1), 200);
+    let bound = saved(&mut a);
+    assert_eq!(bound.source, phone);
+    let token = FlowKey::new(&KEY_A).token(&bound.source);
+    b.ep.apply_binding(remote_copy(&bound, ip_a, &token));
+    b.send(peer(ALICE), &invite("t1", "bob"));
+    let out = b.take();
+    let (to, _, bytes) = out
+        .iter()
+        .find(|(_, m, _)| m.method().is_some())
+        .expect("B forwards");
+    assert_eq!(*to, node_peer(ip_a));
+    a.send_bytes(node_peer(ip_b), bytes);
+    let out = a.take();
+    let (to, m, _) = out
+        .iter()
+        .find(|(_, m, _)| m.method().is_some())
+        .expect("A forwards");
+    assert_eq!(*to, phone, "on the phone's own connection");
+    assert_eq!(
+        m.vias().next().map(|v| v.transport.to_string()),
+        Some("TCP".to_string())
+    );
+}
