@@ -98,12 +98,12 @@ fn codec_bit_rate(c: &CodecInfo<'_>) -> Option<u32> {
 }
 
 /// A budget for one stream from its negotiated codecs, packet time and bandwidth
-/// (`b=AS`/`b=TIAS` in kbit/s), with [`HEADROOM`] over the derived peak.
+/// (`b=AS`/`b=TIAS` in kbit/s), with twice the derived peak.
 ///
 /// Audio: packets/s from the packet time (10 ms when not given, the shortest common
 /// one), bytes/s from the fastest known codec (256 kbit/s for an unknown one) plus
 /// per-packet overhead. Video: from the bandwidth line, else 8 Mbit/s, and 1000
-/// packets/s. Comfort noise and DTMF add [`EXTRA_PACKETS`]. The result never falls
+/// packets/s. Comfort noise and DTMF add 50 packets/s. The result never falls
 /// below what a 10 ms G.711 stream needs.
 pub fn derive_budget(
     kind: MediaKind,

@@ -19,7 +19,10 @@ pub(crate) fn rtp(pt: u8, seq: u16, ssrc: u32, payload: usize) -> Vec<u8> {
 
 /// An RTCP sub-packet: header with `count` and `pt`, then `body` (a multiple of 4).
 pub(crate) fn rtcp(count: u8, pt: u8, body: &[u8]) -> Vec<u8> {
-    assert!(body.len().is_multiple_of(4), "test packet body must be whole words");
+    assert!(
+        body.len().is_multiple_of(4),
+        "test packet body must be whole words"
+    );
     let words = u16::try_from(body.len() / 4).unwrap();
     let mut p = vec![0x80 | count, pt];
     p.extend_from_slice(&words.to_be_bytes());
