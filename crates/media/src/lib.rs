@@ -47,7 +47,26 @@
 //!   packets within [`DEFAULT_CUT_WINDOW`] cut the stream for good.
 //! - *Early media*: only callee to caller, only if configured; never toward the callee.
 //!
+//! - *STUN and DTLS* on relay ports are refused ([`Reason::NotRtp`]) without a strike:
+//!   ICE checks and RFC 6263 keepalives are not misbehaviour. DTLS-SRTP/ICE media is
+//!   the shell's decision (pass through or anchor); this crate only tells it apart.
+//! - *RTCP CNAME*: RFC 3550 §6.1 wants one in every compound; it is not required here,
+//!   since reduced-size RTCP (RFC 5506) omits it and its absence harms no receiver.
+//!
 //! The names of the refusal reasons ([`Reason::as_str`]) are stable labels for metrics.
+//!
+//! ## How the relay uses it
+//!
+//! Per call leg, one [`PortPair`] per media line from the [`PortPool`], one [`Stream`]
+//! per party and media line (built from the negotiated SDP: [`PayloadTypes`], rtcp-mux,
+//! SRTP, [`Expected`] with the party's SIP source address, a [`derive_budget`]), and one
+//! [`CallMedia`] per call. For each datagram received on a relay port: find the stream
+//! by the local port, [`Stream::receive`]; if accepted, [`CallMedia::forward`] with the
+//! packet's direction; if that allows it, send the unchanged bytes from the other
+//! party's relay port to the other stream's latched peer (or, before it latched, its
+//! signalled address). Drain [`Stream::poll_event`] to log latching and turn a cut into
+//! a finding with the [`Stream::sample`]; arm [`CallMedia::poll_timeout`]; release the
+//! pairs when the call ends.
 
 mod budget;
 mod gate;

@@ -14,7 +14,8 @@ pub enum Refusal {
     /// From an address that is not the latched peer (or, before latching, one that may
     /// not latch).
     Source,
-    /// On an rtcp-mux port, a datagram that is neither RTP nor RTCP (STUN, DTLS, other).
+    /// STUN or DTLS on any relay port, or on an rtcp-mux port a datagram whose first
+    /// byte is not RTP's or RTCP's (RFC 7983).
     NotRtp(PacketKind),
     /// A malformed or unexpected RTP/SRTP packet.
     Rtp(RtpError),
@@ -80,11 +81,15 @@ impl Refusal {
     /// Whether this refusal counts toward cutting the stream: the packet was malformed,
     /// unexpected for the negotiation, or an SSRC change beyond the limit — something
     /// the peer itself did wrong. Refusals by source (anyone can spray a relay port),
-    /// by budget (bursts happen) and after the cut do not count.
+    /// by budget (bursts happen), STUN and DTLS (keepalives and handshakes the relay
+    /// does not take part in) and after the cut do not count.
     pub fn is_strike(self) -> bool {
         matches!(
             self,
-            Self::NotRtp(_) | Self::Rtp(_) | Self::Rtcp(_) | Self::SsrcChange { .. }
+            Self::NotRtp(PacketKind::Other)
+                | Self::Rtp(_)
+                | Self::Rtcp(_)
+                | Self::SsrcChange { .. }
         )
     }
 }

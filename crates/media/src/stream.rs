@@ -384,10 +384,13 @@ impl Stream {
                 }
             }
         }
-        let kind = match (component, mux) {
-            (Component::Rtcp, _) => PacketKind::Rtcp,
-            (Component::Rtp, false) => PacketKind::Rtp,
-            (Component::Rtp, true) => classify(bytes),
+        // STUN (ICE, RFC 6263 keepalives) and DTLS are told apart on every port: they
+        // are not media, but not the peer misbehaving either
+        let kind = match (classify(bytes), component, mux) {
+            (k @ (PacketKind::Stun | PacketKind::Dtls), _, _) => k,
+            (_, Component::Rtcp, _) => PacketKind::Rtcp,
+            (_, Component::Rtp, false) => PacketKind::Rtp,
+            (k, Component::Rtp, true) => k,
         };
         let accepted = match kind {
             PacketKind::Rtp => {

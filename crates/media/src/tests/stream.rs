@@ -177,6 +177,37 @@ fn rtcp_mux_demultiplexes_on_the_rtp_port() {
         Err(Refusal::NotRtp(crate::PacketKind::Stun))
     );
     assert_eq!(s.stats().refused.get(Reason::NotRtp), 1);
+    assert_eq!(
+        s.receive(t0, Component::Rtp, peer, &[0x40, 0, 0, 0]),
+        Err(Refusal::NotRtp(crate::PacketKind::Other))
+    );
+    assert_eq!(s.stats().refused.get(Reason::NotRtp), 2);
+}
+
+#[test]
+fn stun_keepalives_are_refused_without_a_strike() {
+    let t0 = Instant::now();
+    let mut c = config(phone());
+    c.cut.strikes = 1;
+    let mut s = Stream::new(c, t0);
+    let peer = addr("198.51.100.7:4000");
+    // an RFC 5389 binding request on the RTP and RTCP ports of a stream without mux
+    let stun = [
+        0, 1, 0, 0, 0x21, 0x12, 0xa4, 0x42, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12,
+    ];
+    for _ in 0..10 {
+        assert_eq!(
+            s.receive(t0, Component::Rtp, peer, &stun),
+            Err(Refusal::NotRtp(crate::PacketKind::Stun))
+        );
+        assert!(s
+            .receive(t0, Component::Rtcp, addr("198.51.100.7:4001"), &stun)
+            .is_err());
+    }
+    assert!(!s.is_cut() && s.sample().is_none());
+    assert!(s
+        .receive(t0, Component::Rtp, peer, &rtp(0, 1, 9, 160))
+        .is_ok());
 }
 
 #[test]
