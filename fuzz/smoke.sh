@@ -29,6 +29,7 @@ for t in $(cargo fuzz list); do
   seeds=()
   case "$t" in
     parse_write|shield) seeds=(../tests/corpus) ;;
+    media) seeds=(seeds/media) ;;
   esac
   echo "-- $t: ${secs} s"
   log="$(mktemp)"
