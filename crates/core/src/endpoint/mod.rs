@@ -201,6 +201,8 @@ pub struct Endpoint {
     dialog_mac: crate::mac::Mac,
     /// This node's flow tokens (cluster routing through the node that holds a flow).
     flows: crate::FlowKey,
+    /// The media relay, when the shell runs one (see [`crate::MediaAnchor`]).
+    media: Option<Box<dyn crate::MediaAnchor>>,
     /// Restrictions from the campaign detectors.
     restrictions: Restrictions,
     /// Notifications in flight.
@@ -264,6 +266,7 @@ impl Endpoint {
             algos: crate::algorithms::Memory::default(),
             dialog_mac: crate::mac::Mac::derived(b"palisade dialog token", &route_key),
             flows: crate::FlowKey::new(&route_key),
+            media: None,
             restrictions: Restrictions::default(),
             notifying: Notifying::default(),
             stats: Stats::default(),
@@ -356,6 +359,11 @@ impl Endpoint {
             None => list.push(l),
         }
         self.tx.arm(at, TimerWhat::BindingExpiry(aor));
+    }
+
+    /// Anchors calls' media at this relay from now on (see [`crate::MediaAnchor`]).
+    pub fn set_media(&mut self, media: Box<dyn crate::MediaAnchor>) {
+        self.media = Some(media);
     }
 
     /// This node's token for a flow (see [`crate::FlowKey`]): what other nodes of a

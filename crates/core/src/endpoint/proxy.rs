@@ -354,6 +354,23 @@ impl Endpoint {
             let trying = self.build_response(&msg, 100, "Trying", vec![]);
             self.send_on_server(now, key, 100, trying, Made::Here);
         }
+        if self.media.is_some() {
+            let source = self.tx.servers.get(&key).map(|t| t.source);
+            if let (true, Some(source)) = (invite, source) {
+                if let Err(reason) = self.anchor_offer(&mut msg, &source) {
+                    let warn = vec![Header::Other {
+                        name: Cow::Borrowed("Warning"),
+                        value: Cow::Owned(format!("399 palisade \"{reason}\"")),
+                    }];
+                    self.reply(now, key, &msg, 503, "Service Unavailable", warn);
+                    return;
+                }
+            } else if msg.method() == Some(&Method::Bye) {
+                if let (Some(m), Some(c)) = (self.media.as_mut(), msg.call_id()) {
+                    m.ended(c);
+                }
+            }
+        }
         // Max-Forwards: decrement, or add it for RFC 2543 peers.
         match msg.headers.iter_mut().find_map(|h| match h {
             Header::MaxForwards(m) => Some(m),
@@ -517,6 +534,29 @@ impl Endpoint {
             }
         }
         (popped, flow)
+    }
+
+    /// An INVITE's SDP offer through the media relay: its body replaced by the relay's
+    /// when the relay anchors it; `Err` when the relay has no room.
+    pub(super) fn anchor_offer(
+        &mut self,
+        msg: &mut Message<'_>,
+        from: &Peer,
+    ) -> Result<(), String> {
+        if msg.body.is_empty()
+            || !msg
+                .content_type()
+                .is_some_and(|t| t.is("application", "sdp"))
+        {
+            return Ok(());
+        }
+        let (Some(media), Some(call_id)) = (self.media.as_mut(), msg.call_id()) else {
+            return Ok(());
+        };
+        if let Some(body) = media.offer(call_id, from, &msg.body)? {
+            msg.body = Cow::Owned(body);
+        }
+        Ok(())
     }
 
     /// ACK for a 2xx and other requests relayed without a transaction.

@@ -136,6 +136,35 @@ impl Endpoint {
         Some(self.build_response(&m, code, phrase, vec![warning(reason)]))
     }
 
+    /// A response to an INVITE on its way back, through the media relay: the answer in
+    /// it rewritten (1xx, 2xx with SDP), the media opened (2xx) or the call's media ended
+    /// (a final failure: the relay keeps nothing of a call that did not happen; with a
+    /// forked INVITE a later 2xx of another branch anchors again).
+    fn anchor_answer(&mut self, msg: &mut Message<'_>, from: &Peer, status: u16, refused: bool) {
+        let Some(call_id) = msg.call_id().map(str::to_string) else {
+            return;
+        };
+        let Some(media) = self.media.as_mut() else {
+            return;
+        };
+        if status >= 300 || (refused && status >= 200) {
+            media.ended(&call_id);
+            return;
+        }
+        let sdp = !msg.body.is_empty()
+            && msg
+                .content_type()
+                .is_some_and(|t| t.is("application", "sdp"));
+        if sdp && status > 100 {
+            if let Some(body) = media.answer(&call_id, from, &msg.body) {
+                msg.body = Cow::Owned(body);
+            }
+        }
+        if (200..300).contains(&status) {
+            media.answered(&call_id);
+        }
+    }
+
     pub(super) fn on_response(
         &mut self,
         now: Instant,
@@ -194,6 +223,9 @@ impl Endpoint {
                     r.sha256,
                 );
             }
+        }
+        if self.media.is_some() && msg.cseq().is_some_and(|c| c.method == Method::Invite) {
+            self.anchor_answer(&mut msg, &from, status, replace.is_some());
         }
         let Some(c) = self.tx.clients.get_mut(&key) else {
             // No transaction (e.g. a 2xx retransmission after the INVITE transaction

@@ -319,6 +319,11 @@ impl Endpoint {
                     arm.push((now + t1, TimerWhat::G(key)));
                 }
                 arm.push((now + t2, TimerWhat::H(key)));
+                // the call did not happen (a 408 of ours, a 487 after CANCEL, a refusal):
+                // whatever the relay holds for it goes
+                if let (Some(m), Some(c)) = (self.media.as_mut(), crate::call_id_of(&t.request)) {
+                    m.ended(&String::from_utf8_lossy(c));
+                }
             } else {
                 t.state = SState::Completed;
                 arm.push((

@@ -33,6 +33,16 @@ impl FileConfig {
                 r.max_expires
             );
         }
+        let m = &self.media;
+        if m.ports.parse::<palisade_media::PortRange>().is_err() {
+            bail!("media.ports {:?}: write FIRST-LAST with even ports from 1024 up, FIRST below LAST (e.g. \"30000-39999\")", m.ports);
+        }
+        if !matches!(m.early.as_str(), "none" | "callee-to-caller") {
+            bail!("media.early {:?}: \"none\" or \"callee-to-caller\" (early media never goes toward the callee)", m.early);
+        }
+        if m.timeout_s == 0 {
+            bail!("media.timeout_s must be at least 1");
+        }
         let node = &self.cluster.node;
         if !node.is_empty() {
             let fine = node.len() <= 63

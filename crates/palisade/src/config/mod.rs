@@ -38,6 +38,40 @@ pub(crate) struct FileConfig {
     pub(crate) store: palisade_store::StoreConfig,
     /// Membership of a cluster of nodes sharing one PostgreSQL database.
     pub(crate) cluster: ClusterSection,
+    /// The media relay.
+    pub(crate) media: MediaSection,
+}
+
+/// `[media]`: the relay that anchors calls' RTP/RTCP, holds it until the answer and
+/// checks it packet by packet.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct MediaSection {
+    /// Anchor the media of the calls it can (RTP/AVP family without ICE).
+    pub(crate) enabled: bool,
+    /// The relay's UDP ports, `FIRST-LAST` (pairs: even RTP, odd RTCP).
+    pub(crate) ports: String,
+    /// The address written in rewritten SDP (default: `server.advertise`, else the first
+    /// listening address, 127.0.0.1 for an unspecified one).
+    pub(crate) advertise: Option<IpAddr>,
+    /// `"none"`, or `"callee-to-caller"`: early media (before the answer) allowed toward
+    /// the caller. Never toward the callee.
+    pub(crate) early: String,
+    /// Seconds without a packet after the answer before a call's media is dead (its
+    /// ports released); also the most a call's ports are held before an answer.
+    pub(crate) timeout_s: u64,
+}
+
+impl Default for MediaSection {
+    fn default() -> Self {
+        MediaSection {
+            enabled: true,
+            ports: "30000-39999".into(),
+            advertise: None,
+            early: "none".into(),
+            timeout_s: 60,
+        }
+    }
 }
 
 /// `[cluster]`: this server as one node of several that share a PostgreSQL database
@@ -532,6 +566,7 @@ mod tests {
             (format!("{:?}", file.admin), format!("{:?}", d.admin)),
             (format!("{:?}", file.store), format!("{:?}", d.store)),
             (format!("{:?}", file.cluster), format!("{:?}", d.cluster)),
+            (format!("{:?}", file.media), format!("{:?}", d.media)),
         ] {
             assert_eq!(
                 a, b,

@@ -43,6 +43,7 @@ mod detect_role;
 mod evidence;
 mod handoff;
 mod keys;
+mod media;
 mod observe;
 mod persist;
 mod reload;
@@ -210,6 +211,46 @@ pub(crate) async fn run(
     } else {
         (None, None)
     };
+    if cfg.media.enabled {
+        let range: palisade_media::PortRange = cfg
+            .media
+            .ports
+            .parse()
+            .map_err(|e| anyhow::anyhow!("media.ports {:?}: {e:?}", cfg.media.ports))?;
+        let pool = palisade_media::PortPool::new(range)
+            .map_err(|e| anyhow::anyhow!("media.ports {:?}: {e:?}", cfg.media.ports))?;
+        let first = listens.first().map(|l| l.addr.ip());
+        let bind = first.unwrap_or(std::net::IpAddr::from([0, 0, 0, 0]));
+        let advertise = cfg
+            .media
+            .advertise
+            .or(cfg.server.advertise)
+            .or(first.filter(|ip| !ip.is_unspecified()))
+            .unwrap_or(std::net::IpAddr::from([127, 0, 0, 1]));
+        let capacity = pool.capacity();
+        let shared = media::start(
+            media::Settings {
+                pool,
+                advertise,
+                bind,
+                early: if cfg.media.early == "callee-to-caller" {
+                    palisade_media::EarlyMedia::CalleeToCaller
+                } else {
+                    palisade_media::EarlyMedia::None
+                },
+                timeout: Duration::from_secs(cfg.media.timeout_s.max(1)),
+                limits: core_cfg.shield.sdp_limits.clone(),
+            },
+            telemetry.media.clone(),
+            evidence_tx.clone(),
+        )?;
+        for e in endpoints.iter_mut() {
+            e.set_media(Box::new(media::Anchor::new(shared.clone())));
+        }
+        info!(%advertise, %bind, pairs = capacity, early = %cfg.media.early, "media relay on");
+    } else {
+        info!("media relay off (media.enabled = false): media flows between the phones");
+    }
     let (reload_tx, mut reload_rx) = mpsc::channel::<admin::ReloadRequest>(4);
     let mut admin_addr = None;
     if !cfg.admin.listen.is_empty() {

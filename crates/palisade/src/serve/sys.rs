@@ -476,3 +476,73 @@ mod steering_tests {
         assert_eq!(got.count(), 1);
     }
 }
+
+/// An epoll instance (the media relay's readiness over its many sockets).
+pub(super) struct Epoll {
+    fd: std::os::fd::OwnedFd,
+}
+
+impl Epoll {
+    pub(super) fn new() -> io::Result<Self> {
+        use std::os::fd::FromRawFd as _;
+        // SAFETY: epoll_create1 takes no pointers; a non-negative result is a new fd
+        // that nothing else owns.
+        let fd = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: `fd` was just returned by the kernel and is owned here alone.
+        let fd = unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) };
+        Ok(Epoll { fd })
+    }
+
+    /// Watches `fd` for input, reported with `token`.
+    pub(super) fn add(&self, fd: RawFd, token: u64) -> io::Result<()> {
+        use std::os::fd::AsRawFd as _;
+        let mut ev = libc::epoll_event {
+            events: libc::EPOLLIN as u32,
+            u64: token,
+        };
+        // SAFETY: `ev` is a valid epoll_event that lives across the call.
+        let r = unsafe { libc::epoll_ctl(self.fd.as_raw_fd(), libc::EPOLL_CTL_ADD, fd, &mut ev) };
+        if r < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+
+    /// Stops watching `fd` (closing it does too; this is for an fd kept open).
+    pub(super) fn remove(&self, fd: RawFd) {
+        use std::os::fd::AsRawFd as _;
+        let mut ev = libc::epoll_event { events: 0, u64: 0 };
+        // SAFETY: as in `add`; an error (not watched) is of no consequence.
+        let _ = unsafe { libc::epoll_ctl(self.fd.as_raw_fd(), libc::EPOLL_CTL_DEL, fd, &mut ev) };
+    }
+
+    /// Waits up to `timeout_ms` for readiness; the tokens of the ready fds in `out`.
+    pub(super) fn wait(&self, out: &mut Vec<u64>, timeout_ms: i32) -> io::Result<()> {
+        use std::os::fd::AsRawFd as _;
+        const MAX: usize = 256;
+        out.clear();
+        let mut evs = [libc::epoll_event { events: 0, u64: 0 }; MAX];
+        // SAFETY: `evs` has room for MAX events, the count passed.
+        let n = unsafe {
+            libc::epoll_wait(
+                self.fd.as_raw_fd(),
+                evs.as_mut_ptr(),
+                MAX as i32,
+                timeout_ms,
+            )
+        };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            return if e.kind() == io::ErrorKind::Interrupted {
+                Ok(())
+            } else {
+                Err(e)
+            };
+        }
+        out.extend(evs.iter().take(n as usize).map(|e| e.u64));
+        Ok(())
+    }
+}

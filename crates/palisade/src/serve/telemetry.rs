@@ -73,6 +73,8 @@ pub(crate) struct Telemetry {
     pub(crate) checkpoint_ms: AtomicI64,
     /// Items shed by the threads other than the workers, by queue.
     pub(crate) dropped: [AtomicU64; QUEUES.len()],
+    /// The media relay's counters.
+    pub(crate) media: Arc<super::media::types::MediaStats>,
 }
 
 impl std::fmt::Debug for Telemetry {
@@ -106,6 +108,7 @@ impl Telemetry {
             evidence_entries: AtomicU64::new(0),
             checkpoint_ms: AtomicI64::new(0),
             dropped: Default::default(),
+            media: Arc::new(super::media::types::MediaStats::new()),
         }
     }
 
@@ -255,6 +258,42 @@ fn clamp(n: u64) -> i64 {
 impl Collector for ServerCollector {
     fn encode(&self, mut enc: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
         let t = &self.0;
+        let m = &t.media;
+        counter_family(
+            &mut enc,
+            "palisade_media_packets",
+            "Media relay datagrams: forwarded, held (before the answer, or toward a party not known yet), refused",
+            "result",
+            &[
+                ("forwarded", get(&m.forwarded)),
+                ("held", get(&m.held)),
+                ("refused", sum(m.refused.iter().map(get))),
+            ],
+        )?;
+        let refused: Vec<(&str, u64)> = palisade_media::Reason::ALL
+            .iter()
+            .zip(m.refused.iter())
+            .map(|(r, n)| (r.as_str(), get(n)))
+            .collect();
+        counter_family(
+            &mut enc,
+            "palisade_media_refused",
+            "Media relay datagrams refused, by reason",
+            "reason",
+            &refused,
+        )?;
+        gauge(
+            &mut enc,
+            "palisade_media_calls",
+            "Calls whose media the relay anchors now",
+            clamp(get(&m.calls)),
+        )?;
+        counter(
+            &mut enc,
+            "palisade_media_streams_cut",
+            "Media streams cut for malformed packets",
+            get(&m.cut),
+        )?;
         // Counter names are written without `_total`: the encoder adds it.
         counter_family(
             &mut enc,

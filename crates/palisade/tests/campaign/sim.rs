@@ -212,10 +212,31 @@ impl Ua {
     /// Calls `callee`: rings, then hangs up after `cancel_after` unless answered
     /// before; an answered call talks for `talk` and ends with a BYE.
     pub(crate) fn call(&self, callee: &str, cancel_after: Duration, talk: Duration) -> Outcome {
+        self.call_with(
+            callee,
+            cancel_after,
+            None,
+            |_| {},
+            |_| std::thread::sleep(talk),
+        )
+    }
+
+    /// [`Ua::call`] with the media port the offer names (a random one without), `ringing`
+    /// run once at the first provisional response (with the media address of its SDP,
+    /// if it has one), and `talk` run once answered with the
+    /// media address of the answer (its `c=` and `m=` port), instead of a pause.
+    pub(crate) fn call_with(
+        &self,
+        callee: &str,
+        cancel_after: Duration,
+        media_port: Option<u16>,
+        mut ringing_hook: impl FnMut(Option<SocketAddr>),
+        mut talk: impl FnMut(Option<SocketAddr>),
+    ) -> Outcome {
         let ruri = format!("sip:{callee}@{}", self.domain);
         let call_id = format!("{}-sim@{}", token(), self.me().ip());
         let tag = token();
-        let sdp = format!("v=0\r\no=- {n} 1 IN IP4 {ip}\r\ns=-\r\nc=IN IP4 {ip}\r\nt=0 0\r\nm=audio {p} RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-15\r\na=sendrecv\r\n", n = next(), ip = self.me().ip(), p = 4000 + next() % 1000 * 2);
+        let sdp = format!("v=0\r\no=- {n} 1 IN IP4 {ip}\r\ns=-\r\nc=IN IP4 {ip}\r\nt=0 0\r\nm=audio {p} RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-15\r\na=sendrecv\r\n", n = next(), ip = self.me().ip(), p = media_port.unwrap_or(4000 + (next() % 1000 * 2) as u16));
         let invite = |branch: &str, cseq: u32, auth: &str| {
             format!("INVITE {ruri} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bK{branch};rport\r\nMax-Forwards: 70\r\nFrom: <sip:{u}@{d}>;tag={tag}\r\nTo: <sip:{callee}@{d}>\r\nCall-ID: {call_id}\r\nCSeq: {cseq} INVITE\r\nContact: <sip:{u}@{me}>\r\nUser-Agent: {ua}\r\n{auth}Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}", sdp.len(), me = self.me(), u = self.user, d = self.domain, ua = self.ua)
         };
@@ -270,6 +291,9 @@ impl Ua {
                 };
                 match m.status() {
                     Some(s) if s < 200 => {
+                        if ringing.is_none() && s > 100 {
+                            ringing_hook(answer_media(&m));
+                        }
                         ringing.get_or_insert_with(Instant::now);
                         continue;
                     }
@@ -304,11 +328,29 @@ impl Ua {
             format!("{method} {target} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bK{b};rport\r\n{route}Max-Forwards: 70\r\nFrom: <sip:{u}@{d}>;tag={tag}\r\n{to}Call-ID: {call_id}\r\nCSeq: {cseq} {method}\r\nContent-Length: 0\r\n\r\n", me = self.me(), u = self.user, d = self.domain)
         };
         self.send(&in_dialog("ACK", 2));
-        std::thread::sleep(talk);
+        talk(answer_media(&final_resp));
         self.send(&in_dialog("BYE", 3));
         let _ = self.response("BYE", Duration::from_secs(3));
         Outcome::Answered
     }
+}
+
+/// The media address an SDP body names: its first `c=` and `m=audio` port.
+pub(crate) fn answer_media(m: &Message<'_>) -> Option<SocketAddr> {
+    let body = std::str::from_utf8(&m.body).ok()?;
+    // the media's own c= (after its m=) or the session's
+    let after = body.find("m=audio").map_or(body, |i| &body[i..]);
+    let ip = after
+        .lines()
+        .chain(body.lines())
+        .find_map(|l| l.trim().strip_prefix("c=IN IP4 "))?
+        .trim();
+    let port = body
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("m=audio "))?
+        .split(' ')
+        .next()?;
+    format!("{ip}:{port}").parse().ok()
 }
 
 /// How a bank's user answers an INVITE.
