@@ -54,6 +54,31 @@ fn crafted() -> Vec<(&'static str, Vec<u8>)> {
     ]
 }
 
+/// RTCP datagrams the relay must refuse at an RTCP port, with the reason it counts.
+fn crafted_rtcp() -> Vec<(&'static str, Vec<u8>)> {
+    // an RR (one word of header, the sender's SSRC) whose length says 8 more words
+    let bad_length = vec![0x80, 201, 0x00, 0x08, 0, 0, 0, 1];
+    // a packet type nobody defined (210), as the first and only packet
+    let unknown = vec![0x80, 210, 0x00, 0x01, 0, 0, 0, 1];
+    // an RR announcing 31 report blocks in a one-word body
+    let reports = vec![0x9f, 201, 0x00, 0x01, 0, 0, 0, 1];
+    vec![
+        ("rtcp-length", bad_length),
+        ("rtcp-unknown-type", unknown),
+        ("rtcp-report-blocks", reports),
+    ]
+}
+
+/// A counter of `/metrics`: the value on the first line starting with `series`.
+fn metric(admin: &str, series: &str) -> u64 {
+    let (_, body) = http(admin, "GET", "/metrics", None, None);
+    body.lines()
+        .find(|l| l.starts_with(series))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse::<f64>().ok())
+        .map_or(0, |v| v as u64)
+}
+
 fn collect(sock: &UdpSocket, within: Duration) -> Vec<Vec<u8>> {
     let deadline = Instant::now() + within;
     let mut got = Vec::new();
@@ -70,7 +95,7 @@ fn collect(sock: &UdpSocket, within: Duration) -> Vec<Vec<u8>> {
 
 #[test]
 fn audio_flows_both_ways_through_the_relay_and_crafted_packets_do_not() {
-    let s = Server::start("media-echo", &["alice", "bob"], &[]);
+    let (s, admin) = start_with_admin("media-echo", &["alice", "bob"], "");
     let uas_port = ports();
     let media_port = ports();
     let (ok, trace) = sipp_register(&s, "reg", "bob", uas_port, ports(), "register.xml", &[]);
@@ -108,6 +133,14 @@ fn audio_flows_both_ways_through_the_relay_and_crafted_packets_do_not() {
                 }
                 std::thread::sleep(Duration::from_millis(20));
             }
+            // crafted RTCP at the relay's RTCP port (the offer has no rtcp-mux)
+            let rtcp_to = SocketAddr::new(to.ip(), to.port() + 1);
+            let rtcp_sock = UdpSocket::bind("127.0.0.1:0");
+            if let Ok(r) = &rtcp_sock {
+                for (_, b) in crafted_rtcp() {
+                    r.send_to(&b, rtcp_to).unwrap();
+                }
+            }
             echoed = collect(&media, Duration::from_millis(500));
         },
     );
@@ -140,6 +173,23 @@ fn audio_flows_both_ways_through_the_relay_and_crafted_packets_do_not() {
         );
     }
     assert_eq!(echoed.len(), valid.len(), "only what was sent came back");
+    // each refusal counted by its reason
+    for reason in [
+        "rtp-version",
+        "rtp-csrc-overrun",
+        "rtp-payload-type",
+        "rtp-extension-overrun",
+        "rtcp-length",
+        "rtcp-unknown-type",
+        "rtcp-report-blocks",
+    ] {
+        let n = metric(
+            &admin,
+            &format!("palisade_media_refused_total{{reason=\"{reason}\"}}"),
+        );
+        assert!(n >= 1, "{reason} counted: {n}");
+    }
+    assert!(metric(&admin, "palisade_media_packets_total{result=\"forwarded\"}") >= 96);
     // after the BYE the relay's ports are closed: nothing goes through
     std::thread::sleep(Duration::from_millis(200));
     for seq in 100..110u16 {
