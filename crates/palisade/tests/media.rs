@@ -289,3 +289,72 @@ fn the_relay_answers_503_when_its_ports_run_out() {
         Outcome::Cancelled
     );
 }
+
+#[test]
+fn a_stream_that_keeps_sending_malformed_packets_is_cut_with_evidence() {
+    let (s, admin) = start_with_admin("media-cut", &["alice", "bob"], "");
+    let uas_port = ports();
+    let media_port = ports();
+    let (ok, trace) = sipp_register(&s, "reg", "bob", uas_port, ports(), "register.xml", &[]);
+    assert!(ok, "REGISTER: {trace}");
+    let mp = media_port.to_string();
+    let uas = sipp_uas(&s, "uas", "uas.xml", uas_port, &["-rtp_echo", "-mp", &mp]);
+    let media = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let caller = Ua::new(
+        "127.0.0.1",
+        "alice",
+        format!("127.0.0.1:{}", s.port).parse().unwrap(),
+        "SimPhone/1.0",
+    );
+    let mut before = 0;
+    let mut after = 0;
+    let outcome = caller.call_with(
+        "bob",
+        Duration::from_secs(5),
+        Some(media.local_addr().unwrap().port()),
+        |_| {},
+        |answer| {
+            let Some(to) = answer else { return };
+            for seq in 0..5u16 {
+                media.send_to(&rtp(seq, 0), to).unwrap();
+            }
+            before = collect(&media, Duration::from_millis(300)).len();
+            // a payload type never negotiated, sixty times: a strike each
+            for seq in 5..65u16 {
+                media.send_to(&rtp(seq, 97), to).unwrap();
+            }
+            std::thread::sleep(Duration::from_millis(200));
+            for seq in 65..75u16 {
+                media.send_to(&rtp(seq, 0), to).unwrap();
+            }
+            after = collect(&media, Duration::from_millis(300)).len();
+        },
+    );
+    assert_eq!(outcome, Outcome::Answered);
+    let _ = uas.finish();
+    assert_eq!(before, 5, "valid packets went through before");
+    assert_eq!(after, 0, "nothing goes through a cut stream");
+    assert_eq!(metric(&admin, "palisade_media_streams_cut_total"), 1);
+    // the evidence entry, and the sample in the blob store under its SHA-256
+    let dir = s.dir.clone();
+    let entry = || {
+        let o = cli(&dir, &["evidence", "entries"]);
+        String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .find(|l| l.contains("\"kind\":\"media-cut\""))
+            .map(str::to_string)
+    };
+    assert!(wait_until(Duration::from_secs(5), || entry().is_some()));
+    let e = entry().unwrap();
+    assert!(
+        e.contains("\"reason\":\"rtp-payload-type\"") && e.contains("\"message_kept\":true"),
+        "{e}"
+    );
+    let sha = e.split("\"message_sha256\":\"").nth(1).unwrap()[..64].to_string();
+    let blob = std::fs::read(dir.join("evidence/blobs").join(&sha)).unwrap();
+    assert_eq!(
+        blob,
+        rtp(5, 97)[..blob.len()].to_vec(),
+        "the first offending packet"
+    );
+}

@@ -343,32 +343,30 @@ impl Relay {
                     StreamEvent::Cut => {
                         self.stats.cut.fetch_add(1, Ordering::Relaxed);
                         let sample = me.stream.sample();
-                        let hex = sample.map(|s| hex::encode(s.bytes())).unwrap_or_default();
+                        let bytes = sample.map(|s| s.bytes().to_vec()).unwrap_or_default();
                         let why = sample.map(|s| s.refusal.reason().as_str()).unwrap_or("");
                         let from = sample.map(|s| s.from.to_string()).unwrap_or_default();
-                        warn!(target: "palisade::security", call = %call.id, side = if side == 0 { "caller" } else { "callee" }, reason = why, from = %from, "media stream cut: it kept sending malformed packets");
+                        let party = if side == 0 { "caller" } else { "callee" };
+                        warn!(target: "palisade::security", call = %call.id, side = party, reason = why, from = %from, "media stream cut: it kept sending malformed packets");
                         if let Some(ev) = &self.evidence {
-                            let _ = ev.send(
-                                crate::evidence::entry(
-                                    "media-cut",
-                                    now_ms(),
-                                    vec![
-                                        ("call_id", serde_json::json!(call.id)),
-                                        (
-                                            "side",
-                                            serde_json::json!(if side == 0 {
-                                                "caller"
-                                            } else {
-                                                "callee"
-                                            }),
-                                        ),
-                                        ("reason", serde_json::json!(why)),
-                                        ("source", serde_json::json!(from)),
-                                        ("sample", serde_json::json!(hex)),
-                                    ],
-                                ),
-                                None,
+                            // the first offending packet (its first 256 bytes) goes to
+                            // the blob store, named by its SHA-256 in the entry
+                            let kept = !bytes.is_empty() && ev.reserve_blob(bytes.len());
+                            let sha = hex::encode(palisade_shield::sha256(&bytes));
+                            let entry = crate::evidence::entry(
+                                "media-cut",
+                                now_ms(),
+                                vec![
+                                    ("call_id", serde_json::json!(call.id)),
+                                    ("side", serde_json::json!(party)),
+                                    ("reason", serde_json::json!(why)),
+                                    ("source", serde_json::json!(from)),
+                                    ("message_kept", serde_json::json!(kept)),
+                                    ("message_sha256", serde_json::json!(sha)),
+                                    ("message_bytes", serde_json::json!(bytes.len())),
+                                ],
                             );
+                            let _ = ev.send_with(entry, kept.then_some(bytes), None);
                         }
                     }
                 }
