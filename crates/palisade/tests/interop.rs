@@ -242,6 +242,18 @@ fn received_audio(out: &str) -> bool {
     out.contains("incoming rtp for 'audio' established")
 }
 
+/// ... and from a port of the media relay (`[media] ports`, 30000-39999 by default): the
+/// audio went through the relay, not straight from the other phone.
+fn received_audio_from_the_relay(out: &str) -> bool {
+    out.lines()
+        .filter_map(|l| {
+            l.split("incoming rtp for 'audio' established, receiving from ")
+                .nth(1)
+        })
+        .filter_map(|a| a.trim().parse::<std::net::SocketAddr>().ok())
+        .any(|a| (30_000..40_000).contains(&a.port()))
+}
+
 fn baresip_call(transport: &str, callee_hangs_up: bool) {
     let s = server(&format!("baresip-{transport}"), &["alice", "bob"]);
     let bob = phone(&s, "bob", s.port + 4, s.port + 1000, transport);
@@ -272,6 +284,11 @@ fn baresip_call(transport: &str, callee_hangs_up: bool) {
     }
     assert!(received_audio(&ao), "alice received bob's audio\n{}", ctx());
     assert!(received_audio(&bo), "bob received alice's audio\n{}", ctx());
+    assert!(
+        received_audio_from_the_relay(&ao) && received_audio_from_the_relay(&bo),
+        "both through the media relay\n{}",
+        ctx()
+    );
     // whoever hangs up sends the BYE and gets its 200; the other side receives it
     let ((hm, hname), (om, oname)) = if callee_hangs_up {
         ((&bm, "bob"), (&am, "alice"))
