@@ -271,10 +271,32 @@ impl<'a> Credentials<'a> {
     /// A parameter's value, unquoted and unescaped.
     pub fn get(&self, name: &str) -> Option<Cow<'_, str>> {
         let v = find_param(&self.params, name)?.value.as_deref()?;
-        match v.strip_prefix('"').and_then(|v| v.strip_suffix('"')) {
-            Some(inner) => Some(unescape_quoted(inner)),
-            None => Some(Cow::Borrowed(v)),
+        Some(unquote(v))
+    }
+
+    /// [`Credentials::get`] of several names in one pass over the parameters (a digest
+    /// response has ten; looking each name up on its own compared them all nine times).
+    pub fn get_all<const N: usize>(&self, names: [&str; N]) -> [Option<Cow<'_, str>>; N] {
+        let mut seen = [false; N];
+        let mut out = [const { None }; N];
+        for p in &self.params {
+            for ((n, s), o) in names.iter().zip(seen.iter_mut()).zip(out.iter_mut()) {
+                if !*s && p.name.len() == n.len() && p.name.eq_ignore_ascii_case(n) {
+                    // the first parameter of the name decides, as in `get`
+                    *s = true;
+                    *o = p.value.as_deref().map(unquote);
+                }
+            }
         }
+        out
+    }
+}
+
+/// A parameter value without its quotes, unescaped (a token as it is).
+fn unquote(v: &str) -> Cow<'_, str> {
+    match v.strip_prefix('"').and_then(|v| v.strip_suffix('"')) {
+        Some(inner) => unescape_quoted(inner),
+        None => Cow::Borrowed(v),
     }
 }
 
@@ -663,3 +685,27 @@ fn join<'s>(items: impl Iterator<Item = &'s str>, out: &mut String) {
 }
 
 pub(crate) use crate::header_value::{parse_value, qvalue_millis};
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn get_all_answers_as_get_does() {
+        let c = Credentials {
+            scheme: Cow::Borrowed("Digest"),
+            params: vec![
+                Param::new("Username", Some(Cow::Borrowed("\"a\\\"b\""))),
+                Param::new("nc", Some(Cow::Borrowed("00000001"))),
+                Param::new("flag", None),
+                Param::new("nc", Some(Cow::Borrowed("00000002"))),
+                Param::new("realm", Some(Cow::Borrowed("\"x\""))),
+            ],
+        };
+        let names = ["username", "nc", "flag", "realm", "absent", "NC"];
+        let all = c.get_all(names);
+        for (n, v) in names.iter().zip(all) {
+            assert_eq!(v, c.get(n), "{n}");
+        }
+    }
+}
