@@ -348,15 +348,18 @@ pub fn sdp_habits(body: &[u8]) -> u64 {
 /// The family a User-Agent claims: its first word up to `/`, a space or `(`, in lower
 /// case, at most 32 characters of `[a-z0-9._-]`; empty when there is none.
 pub fn ua_family(ua: &str) -> String {
-    ua.trim()
-        .split(['/', ' ', '('])
-        .next()
-        .unwrap_or("")
-        .chars()
-        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+    let word = ua.trim().split(['/', ' ', '(']).next().unwrap_or("");
+    // Byte-wise: a character that is not ASCII is left out either way, and each of its
+    // bytes is above 0x7f.
+    let mut out = String::with_capacity(word.len().min(32));
+    for b in word
+        .bytes()
+        .filter(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
         .take(32)
-        .map(|c| c.to_ascii_lowercase())
-        .collect()
+    {
+        out.push(char::from(b.to_ascii_lowercase()));
+    }
+    out
 }
 
 /// User-Agent substrings of known SIP scanners (SIPVicious `svmap`/`svwar`/`svcrack`

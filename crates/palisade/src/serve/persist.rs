@@ -28,7 +28,7 @@ pub(super) fn to_row(b: &Binding, now: Instant) -> BindingRow {
         cseq: b.cseq,
         path: b.path.join("\n"),
         transport: b.source.transport.param().to_string(),
-        source: b.source.addr.to_string(),
+        source: palisade_store::addr_text(&b.source.addr),
         user_agent: b.user_agent.clone(),
     }
 }
