@@ -621,7 +621,7 @@ impl<'a> Header<'a> {
                 v.host.write(out);
                 if let Some(p) = v.port {
                     out.push(':');
-                    crate::uri::push_num(out, u64::from(p));
+                    crate::text::push_num(out, u64::from(p));
                 }
                 write_params(&v.params, out);
             }
@@ -634,12 +634,12 @@ impl<'a> Header<'a> {
             Header::Contact(Contact::Addr(n)) => n.write(out),
             Header::CallId(c) => out.push_str(c),
             Header::CSeq(c) => {
-                crate::uri::push_num(out, u64::from(c.seq));
+                crate::text::push_num(out, u64::from(c.seq));
                 out.push(' ');
                 out.push_str(c.method.as_str());
             }
-            Header::MaxForwards(n) => crate::uri::push_num(out, u64::from(*n)),
-            Header::Expires(n) | Header::MinExpires(n) => crate::uri::push_num(out, u64::from(*n)),
+            Header::MaxForwards(n) => crate::text::push_num(out, u64::from(*n)),
+            Header::Expires(n) | Header::MinExpires(n) => crate::text::push_num(out, u64::from(*n)),
             Header::ContentType(m) => {
                 out.push_str(&m.mtype);
                 out.push('/');

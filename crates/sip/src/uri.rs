@@ -89,39 +89,10 @@ impl Host<'_> {
     pub fn write(&self, out: &mut String) {
         match self {
             Host::Domain(d) => out.push_str(d),
-            Host::V4(a) => {
-                // Hand-rolled: the formatter machinery was a visible share of the
-                // proxy's CPU (several addresses per message, every message).
-                for (i, o) in a.octets().iter().enumerate() {
-                    if i > 0 {
-                        out.push('.');
-                    }
-                    push_num(out, u64::from(*o));
-                }
-            }
+            Host::V4(a) => crate::text::push_ipv4(out, a),
             Host::V6(a) => {
                 let _ = write!(out, "[{a}]");
             }
-        }
-    }
-}
-
-/// Appends a decimal number without going through `core::fmt` (a digit-pair table
-/// instead of one division per digit: numbers are written into every message).
-pub fn push_num(out: &mut String, n: u64) {
-    out.push_str(itoa::Buffer::new().format(n));
-}
-
-/// Appends bytes as lower-case hex without allocating (digests in events, dialog
-/// tokens, nonces, identifier rewrites). The digits come from the `hex` crate, the one
-/// hex encoder of the workspace; this only spares the hot path a `String` per call.
-pub fn push_hex(out: &mut String, bytes: &[u8]) {
-    let mut buf = [0u8; 64];
-    for chunk in bytes.chunks(buf.len() / 2) {
-        let digits = buf.get_mut(..chunk.len() * 2).unwrap_or_default();
-        // (neither fails: the slice is twice the chunk, and hex digits are ASCII)
-        if hex::encode_to_slice(chunk, &mut *digits).is_ok() {
-            out.push_str(std::str::from_utf8(digits).unwrap_or_default());
         }
     }
 }
@@ -253,7 +224,7 @@ impl<'a> Uri<'a> {
                 u.host.write(out);
                 if let Some(p) = u.port {
                     out.push(':');
-                    push_num(out, u64::from(p));
+                    crate::text::push_num(out, u64::from(p));
                 }
                 write_params(&u.params, out);
                 for (i, h) in u.headers.iter().enumerate() {

@@ -18,21 +18,13 @@ pub(crate) fn hex16(v: u64) -> String {
 }
 
 fn push_dec(out: &mut String, n: u16) {
-    let mut buf = [0u8; 5];
-    let mut i = buf.len();
-    let mut n = n;
-    loop {
-        i -= 1;
-        if let Some(b) = buf.get_mut(i) {
-            *b = b'0' + (n % 10) as u8;
+    let mut started = false;
+    for d in [10_000, 1_000, 100, 10, 1] {
+        let q = n / d % 10;
+        if started || q != 0 || d == 1 {
+            out.push(char::from(b'0' + q as u8));
+            started = true;
         }
-        n /= 10;
-        if n == 0 || i == 0 {
-            break;
-        }
-    }
-    for &b in buf.get(i..).unwrap_or_default() {
-        out.push(char::from(b));
     }
 }
 
