@@ -277,18 +277,21 @@ impl<'a> Credentials<'a> {
     /// [`Credentials::get`] of several names in one pass over the parameters (a digest
     /// response has ten; looking each name up on its own compared them all nine times).
     pub fn get_all<const N: usize>(&self, names: [&str; N]) -> [Option<Cow<'_, str>>; N] {
-        let mut seen = [false; N];
-        let mut out = [const { None }; N];
-        for p in &self.params {
-            for ((n, s), o) in names.iter().zip(seen.iter_mut()).zip(out.iter_mut()) {
-                if !*s && p.name.len() == n.len() && p.name.eq_ignore_ascii_case(n) {
-                    // the first parameter of the name decides, as in `get`
-                    *s = true;
-                    *o = p.value.as_deref().map(unquote);
-                }
-            }
-        }
-        out
+        names.map(|n| {
+            let n = n.as_bytes();
+            // the first parameter of the name decides, as in `get`; the length and the
+            // first byte rule most names out before the comparison proper
+            let first = n.first().map(u8::to_ascii_lowercase);
+            self.params
+                .iter()
+                .find(|p| {
+                    let b = p.name.as_bytes();
+                    b.len() == n.len()
+                        && b.first().map(u8::to_ascii_lowercase) == first
+                        && b.eq_ignore_ascii_case(n)
+                })
+                .and_then(|p| p.value.as_deref().map(unquote))
+        })
     }
 }
 

@@ -383,7 +383,7 @@ pub(crate) fn check_text(s: &str, base: usize) -> Result<(), ParseError> {
 
 /// Removes backslash escapes from quoted-string content.
 pub fn unescape_quoted(s: &str) -> Cow<'_, str> {
-    if !s.contains('\\') {
+    if memchr::memchr(b'\\', s.as_bytes()).is_none() {
         return Cow::Borrowed(s);
     }
     let mut out = String::with_capacity(s.len());
