@@ -187,7 +187,7 @@ impl Shell {
                 Event::BindingSaved(b) => {
                     self.router
                         .replicate(self.index, || Replica::Saved(Box::new(b.clone())));
-                    BindingOp::Save(to_row(&b, now))
+                    BindingOp::Save(to_row(b, now))
                 }
                 Event::BindingRemoved { aor, contact } => {
                     self.router.replicate(self.index, || Replica::Removed {

@@ -17,19 +17,20 @@ use super::router::Router;
 use crate::clock::unix_now;
 use crate::messages::{Inbound, StoreMsg};
 
-pub(super) fn to_row(b: &Binding, now: Instant) -> BindingRow {
+/// The binding as a row (taken by value: its strings move into the row).
+pub(super) fn to_row(b: Binding, now: Instant) -> BindingRow {
     let left = b.expires_at.saturating_duration_since(now).as_secs() as i64;
     BindingRow {
-        aor: b.aor.clone(),
-        contact: b.contact.clone(),
+        aor: b.aor,
+        contact: b.contact,
         expires: unix_now() + left,
         q: b.q,
-        call_id: b.call_id.clone(),
+        call_id: b.call_id,
         cseq: b.cseq,
         path: b.path.join("\n"),
         transport: b.source.transport.param().to_string(),
         source: palisade_store::addr_text(&b.source.addr),
-        user_agent: b.user_agent.clone(),
+        user_agent: b.user_agent,
     }
 }
 
