@@ -75,6 +75,17 @@ pub(crate) fn device(account: &str, user_agent: &str, ip: IpAddr) -> u64 {
     h.finish()
 }
 
+/// Whether `needle` occurs in `hay`, ASCII case ignored (what lower-casing both and
+/// `str::contains` answer, without the two copies).
+fn contains_ignore_case(hay: &str, needle: &str) -> bool {
+    let n = needle.as_bytes();
+    n.is_empty()
+        || hay
+            .as_bytes()
+            .windows(n.len())
+            .any(|w| w.eq_ignore_ascii_case(n))
+}
+
 fn method_code(m: &str) -> u8 {
     m.bytes()
         .fold(0u8, |a, b| a.wrapping_mul(31).wrapping_add(b))
@@ -107,11 +118,10 @@ impl Memory {
         listed: &[String],
         configured: &[Algorithm],
     ) -> Vec<Algorithm> {
-        let ua = user_agent.to_ascii_lowercase();
         let md5_only = self.devices.get(&key).is_some_and(|d| d.md5_only)
             || listed
                 .iter()
-                .any(|l| !l.is_empty() && ua.contains(&l.to_ascii_lowercase()));
+                .any(|l| !l.is_empty() && contains_ignore_case(user_agent, l));
         if md5_only && configured.contains(&Algorithm::Md5) {
             return vec![Algorithm::Md5];
         }
@@ -195,6 +205,25 @@ mod tests {
     use super::*;
 
     const BOTH: [Algorithm; 2] = [Algorithm::Sha256, Algorithm::Md5];
+
+    #[test]
+    fn contains_ignore_case_is_lowercased_contains() {
+        for (h, n) in [
+            ("Baresip v1.0", "baresip v1."),
+            ("SIPp", "sipp"),
+            ("x", "xy"),
+            ("", "a"),
+            ("a", ""),
+            ("Grüße SIPP", "sipp"),
+            ("ÄSIPP", "äsipp"),
+        ] {
+            assert_eq!(
+                contains_ignore_case(h, n),
+                h.to_ascii_lowercase().contains(&n.to_ascii_lowercase()),
+                "{h} {n}"
+            );
+        }
+    }
 
     #[test]
     fn a_device_that_walks_away_from_sha256_gets_md5_only() {

@@ -52,8 +52,25 @@ impl Algorithm {
         method: &str,
         uri: &str,
     ) -> String {
-        let ha2 = self.hash_hex(&[method.as_bytes(), b":", uri.as_bytes()]);
-        self.hash_hex(&[
+        self.response_hex(ha1, nonce, nc, cnonce, qop, method, uri)
+            .as_str()
+            .to_string()
+    }
+
+    /// [`Algorithm::response`] on the stack (the server's check allocates nothing).
+    #[allow(clippy::too_many_arguments)]
+    fn response_hex(
+        self,
+        ha1: &str,
+        nonce: &str,
+        nc: &str,
+        cnonce: &str,
+        qop: &str,
+        method: &str,
+        uri: &str,
+    ) -> HexDigest {
+        let ha2 = self.digest_hex(&[method.as_bytes(), b":", uri.as_bytes()]);
+        self.digest_hex(&[
             ha1.as_bytes(),
             b":",
             nonce.as_bytes(),
@@ -70,20 +87,25 @@ impl Algorithm {
 
     /// The lower-case hex digest of `parts` joined by `:` (RFC 2617's `H(a:b:...)`).
     pub fn hash_hex(self, parts: &[&[u8]]) -> String {
+        self.digest_hex(parts).as_str().to_string()
+    }
+
+    /// [`Algorithm::hash_hex`] on the stack.
+    fn digest_hex(self, parts: &[&[u8]]) -> HexDigest {
         match self {
             Algorithm::Md5 => {
                 let mut h = Md5::new();
                 for p in parts {
                     h.update(p);
                 }
-                hex::encode(h.finalize())
+                HexDigest::of(&h.finalize())
             }
             Algorithm::Sha256 => {
                 let mut h = Sha256::new();
                 for p in parts {
                     h.update(p);
                 }
-                hex::encode(h.finalize())
+                HexDigest::of(&h.finalize())
             }
         }
     }
@@ -97,6 +119,39 @@ impl Algorithm {
             b":",
             password.as_bytes(),
         ])
+    }
+}
+
+/// A digest (or MAC) as lower-case hex digits, kept on the stack: `hex::encode` builds
+/// its `String` a `char` at a time, which cost more than the MD5 it wrote out.
+struct HexDigest {
+    buf: [u8; 64],
+    len: usize,
+}
+
+impl HexDigest {
+    /// The hex of up to 32 bytes (more are cut off; no caller has more).
+    fn of(bytes: &[u8]) -> HexDigest {
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        let mut buf = [0u8; 64];
+        let mut len = 0;
+        for (pair, b) in buf.chunks_exact_mut(2).zip(bytes) {
+            if let [hi, lo] = pair {
+                *hi = DIGITS.get(usize::from(b >> 4)).copied().unwrap_or(b'0');
+                *lo = DIGITS.get(usize::from(b & 15)).copied().unwrap_or(b'0');
+            }
+            len += 2;
+        }
+        HexDigest { buf, len }
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        self.buf.get(..self.len).unwrap_or_default()
+    }
+
+    fn as_str(&self) -> &str {
+        // (hex digits are ASCII)
+        std::str::from_utf8(self.as_bytes()).unwrap_or_default()
     }
 }
 
@@ -198,9 +253,9 @@ impl Authenticator {
 
     /// The nonce's MAC: 12 bytes of a SipHash-2-4 tag (see `crate::mac`) over the
     /// issue time and the counter, as 24 hex digits.
-    fn mac(&self, ts: u64, ctr: u64) -> String {
+    fn mac(&self, ts: u64, ctr: u64) -> HexDigest {
         let m = (u128::from(ts) << 64 | u128::from(ctr)).to_be_bytes();
-        hex::encode(self.mac_key.tag(&m).get(..12).unwrap_or_default())
+        HexDigest::of(self.mac_key.tag(&m).get(..12).unwrap_or_default())
     }
 
     pub(crate) fn nonce(&mut self, now: Instant) -> String {
@@ -209,7 +264,7 @@ impl Authenticator {
         let mut n = String::with_capacity(56);
         palisade_sip::push_hex(&mut n, &ts.to_be_bytes());
         palisade_sip::push_hex(&mut n, &self.counter.to_be_bytes());
-        n.push_str(&self.mac(ts, self.counter));
+        n.push_str(self.mac(ts, self.counter).as_str());
         n
     }
 
@@ -259,7 +314,7 @@ impl Authenticator {
         let Ok(nc) = u32::from_str_radix(d.nc, 16) else {
             return Verdict::Fail("malformed nonce count");
         };
-        let expected = alg.response(ha1, d.nonce, d.nc, d.cnonce, d.qop, method, d.uri);
+        let expected = alg.response_hex(ha1, d.nonce, d.nc, d.cnonce, d.qop, method, d.uri);
         let matches = ct_eq_hex(expected.as_bytes(), d.response.as_bytes());
         if !matches || cred.is_none() || d.realm != realm {
             return Verdict::Fail("wrong credentials");

@@ -77,7 +77,10 @@ pub fn call_id_of(bytes: &[u8]) -> Option<&[u8]> {
         if line.is_empty() {
             return None; // end of the head
         }
-        if let Some(colon) = memchr::memchr(b':', line) {
+        // (the name starts the line: a line that does not start like `Call-ID` or `i`
+        // is passed over without looking for its colon)
+        let could_be = matches!(line.first(), Some(b'c' | b'C' | b'i' | b'I'));
+        if let Some(colon) = could_be.then(|| memchr::memchr(b':', line)).flatten() {
             let name = line.get(..colon)?.trim_ascii_end();
             if name.eq_ignore_ascii_case(b"call-id") || name.eq_ignore_ascii_case(b"i") {
                 return line.get(colon + 1..).map(<[u8]>::trim_ascii);

@@ -348,15 +348,18 @@ pub fn sdp_habits(body: &[u8]) -> u64 {
 /// The family a User-Agent claims: its first word up to `/`, a space or `(`, in lower
 /// case, at most 32 characters of `[a-z0-9._-]`; empty when there is none.
 pub fn ua_family(ua: &str) -> String {
-    ua.trim()
-        .split(['/', ' ', '('])
-        .next()
-        .unwrap_or("")
-        .chars()
-        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+    let word = ua.trim().split(['/', ' ', '(']).next().unwrap_or("");
+    // Byte-wise: a character that is not ASCII is left out either way, and each of its
+    // bytes is above 0x7f.
+    let mut out = String::with_capacity(word.len().min(32));
+    for b in word
+        .bytes()
+        .filter(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
         .take(32)
-        .map(|c| c.to_ascii_lowercase())
-        .collect()
+    {
+        out.push(char::from(b.to_ascii_lowercase()));
+    }
+    out
 }
 
 /// User-Agent substrings of known SIP scanners (SIPVicious `svmap`/`svwar`/`svcrack`
@@ -374,6 +377,24 @@ const SCANNERS: [&str; 10] = [
     "smap",
 ];
 
+/// The bytes a signature of [`SCANNERS`] starts with.
+static SCANNER_FIRST: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < SCANNERS.len() {
+        // (evaluated at compile time: an index out of range fails the build)
+        #[allow(clippy::indexing_slicing)]
+        {
+            let s = SCANNERS[i].as_bytes();
+            if !s.is_empty() {
+                t[s[0] as usize] = true;
+            }
+        }
+        i += 1;
+    }
+    t
+};
+
 /// The scanner signature a User-Agent (or From display name) matches, if any (its
 /// first 128 bytes are looked at; checked on every out-of-dialog request, so it copies
 /// nothing to the heap).
@@ -387,10 +408,25 @@ pub fn scanner_signature(text: &str) -> Option<&'static str> {
         *d = s.to_ascii_lowercase();
     }
     let hay = buf.get(..b.len().min(128))?;
-    SCANNERS
-        .iter()
-        .copied()
-        .find(|s| memchr::memmem::find(hay, s.as_bytes()).is_some())
+    // One pass over the text, trying the signatures that start with the byte at each
+    // position (a memmem searcher built per signature cost more than the search); the
+    // first signature of the list that occurs wins, as before.
+    let mut found = 0u16;
+    for i in 0..hay.len() {
+        let rest = hay.get(i..).unwrap_or_default();
+        let Some(&c) = rest.first() else {
+            break;
+        };
+        if !SCANNER_FIRST.get(usize::from(c)).copied().unwrap_or(false) {
+            continue;
+        }
+        for (k, sig) in SCANNERS.iter().enumerate() {
+            if sig.as_bytes().first() == Some(&c) && rest.starts_with(sig.as_bytes()) {
+                found |= 1 << k;
+            }
+        }
+    }
+    SCANNERS.get(found.trailing_zeros() as usize).copied()
 }
 
 #[cfg(test)]
@@ -595,6 +631,26 @@ mod tests {
         );
         assert_eq!(scanner_signature("SIPVicious/0.3.4"), Some("sipvicious"));
         assert_eq!(scanner_signature("baresip v1.0.0"), None);
+        // the first signature of the list wins, wherever it stands
+        assert_eq!(
+            scanner_signature("sipcli and friendly-scanner"),
+            Some("friendly-scanner")
+        );
+        assert_eq!(scanner_signature("x SMAP"), Some("smap"));
+        assert_eq!(scanner_signature("sundayddr/pplsip"), Some("sundayddr"));
+        assert_eq!(scanner_signature("sipsca"), None);
+        // every signature, alone and at the end of a long text
+        for sig in SCANNERS {
+            assert_eq!(scanner_signature(sig), Some(sig));
+            let long = format!("{}{}", "x".repeat(128 - sig.len()), sig.to_uppercase());
+            assert_eq!(scanner_signature(&long), Some(sig));
+            let cut = format!("{}{}", "x".repeat(129 - sig.len()), sig);
+            assert_eq!(
+                scanner_signature(&cut),
+                None,
+                "only the first 128 bytes count"
+            );
+        }
     }
 
     #[test]

@@ -59,8 +59,38 @@ fn limit(line: usize, key: &str, max: usize) -> SdpError {
     err(line, format!("limit {key} exceeded (maximum {max})"))
 }
 
-fn text_ok(s: &str) -> bool {
-    !s.bytes().any(|b| b < 0x20 && b != b'\t' || b == 0x7f)
+/// A control character other than tab (what a line's text may not hold).
+fn control(b: u8) -> bool {
+    b < 0x20 && b != b'\t' || b == 0x7f
+}
+
+/// The body's lines (split at LF, a CR before it dropped), each with whether it is free
+/// of control characters: one pass over the bytes, where `split('\n')`, a count of the
+/// lines to size the vector and a scan of each line for control characters were three
+/// (and the larger part of a small offer's parse).
+fn split_lines(text: &str) -> Vec<(&str, bool)> {
+    let b = text.as_bytes();
+    let mut lines = Vec::with_capacity(b.len() / 16 + 2);
+    let (mut start, mut controls) = (0, 0usize);
+    let mut end_line = |start: usize, end: usize, controls: usize| {
+        let l = text.get(start..end).unwrap_or_default();
+        let (l, cr) = match l.strip_suffix('\r') {
+            Some(l) => (l, 1),
+            None => (l, 0),
+        };
+        lines.push((l, controls == cr));
+    };
+    for (i, &c) in b.iter().enumerate() {
+        if c == b'\n' {
+            end_line(start, i, controls);
+            start = i + 1;
+            controls = 0;
+        } else if control(c) {
+            controls += 1;
+        }
+    }
+    end_line(start, b.len(), controls);
+    lines
 }
 
 fn num<T: std::str::FromStr>(s: &str) -> Option<T> {
@@ -152,14 +182,18 @@ enum Stage {
 
 /// `v.split(' ')` collected into a vector sized once (empty words kept: the callers
 /// check the grammar's single spaces).
+/// `v.split(' ')` collected, in one pass over the bytes.
 fn split_all(v: &str) -> Vec<&str> {
-    let mut w = Vec::with_capacity(v.bytes().filter(|b| *b == b' ').count() + 1);
-    w.extend(v.split(' '));
+    let mut w = Vec::with_capacity(8);
+    let mut start = 0;
+    for (i, &c) in v.as_bytes().iter().enumerate() {
+        if c == b' ' {
+            w.push(v.get(start..i).unwrap_or_default());
+            start = i + 1;
+        }
+    }
+    w.push(v.get(start..).unwrap_or_default());
     w
-}
-
-fn memchr_count(b: &[u8]) -> usize {
-    b.iter().filter(|c| **c == b'\n').count()
 }
 
 /// Parses a session description. Lines may end in CRLF or LF.
@@ -177,11 +211,8 @@ pub fn parse<'a>(body: &'a [u8], limits: &Limits) -> Result<Session<'a>, SdpErro
             + 1;
         err(line, "invalid UTF-8")
     })?;
-    // Sized once (a split has no useful size hint, and growing by doubling showed in
-    // profiles of WebRTC offers).
-    let mut lines: Vec<&str> = Vec::with_capacity(memchr_count(body) + 1);
-    lines.extend(text.split('\n').map(|l| l.strip_suffix('\r').unwrap_or(l)));
-    if lines.last() == Some(&"") {
+    let mut lines = split_lines(text);
+    if lines.last().is_some_and(|(l, _)| l.is_empty()) {
         lines.pop();
     }
     if lines.len() > limits.max_lines {
@@ -215,7 +246,7 @@ pub fn parse<'a>(body: &'a [u8], limits: &Limits) -> Result<Session<'a>, SdpErro
     let mut candidates = 0usize;
     // Stage inside the current media section: I, C, B, K, A.
     let mut mstage = Stage::AfterS;
-    for (idx, raw) in lines.iter().enumerate() {
+    for (idx, &(raw, clean)) in lines.iter().enumerate() {
         let n = idx + 1;
         if raw.len() > limits.max_line_length {
             return Err(limit(n, "sdp.max_line_length", limits.max_line_length));
@@ -224,7 +255,7 @@ pub fn parse<'a>(body: &'a [u8], limits: &Limits) -> Result<Session<'a>, SdpErro
             [t, b'=', ..] if t.is_ascii_lowercase() => *t,
             _ => return Err(err(n, "a line must be <lowercase letter>=<value>")),
         };
-        if !text_ok(raw) {
+        if !clean {
             return Err(err(
                 n,
                 if raw.contains('\0') {
@@ -480,4 +511,34 @@ fn attribute(v: &str, n: usize) -> Result<Attribute<'_>, SdpError> {
             .unwrap_or(r);
         err(n, format!("a={shown}: {r}"))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_as_split_strip_and_scan_give_them() {
+        for text in [
+            "",
+            "\n",
+            "v=0",
+            "v=0\r\ns=-\r\n",
+            "a=x\ry\r\n",
+            "a=x\r\r\n",
+            "a=\tok\n\u{7f}\nb=\u{1}\r\nlast",
+            "\r\n\r\n",
+            "é=\u{0}\r",
+        ] {
+            let old: Vec<(&str, bool)> = text
+                .split('\n')
+                .map(|l| l.strip_suffix('\r').unwrap_or(l))
+                .map(|l| (l, !l.bytes().any(control)))
+                .collect();
+            assert_eq!(split_lines(text), old, "{text:?}");
+        }
+        for v in ["", " ", "a", "a b", "IN IP4  x ", "  "] {
+            assert_eq!(split_all(v), v.split(' ').collect::<Vec<_>>(), "{v:?}");
+        }
+    }
 }

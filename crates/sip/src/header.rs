@@ -271,10 +271,35 @@ impl<'a> Credentials<'a> {
     /// A parameter's value, unquoted and unescaped.
     pub fn get(&self, name: &str) -> Option<Cow<'_, str>> {
         let v = find_param(&self.params, name)?.value.as_deref()?;
-        match v.strip_prefix('"').and_then(|v| v.strip_suffix('"')) {
-            Some(inner) => Some(unescape_quoted(inner)),
-            None => Some(Cow::Borrowed(v)),
-        }
+        Some(unquote(v))
+    }
+
+    /// [`Credentials::get`] of several names in one pass over the parameters (a digest
+    /// response has ten; looking each name up on its own compared them all nine times).
+    pub fn get_all<const N: usize>(&self, names: [&str; N]) -> [Option<Cow<'_, str>>; N] {
+        names.map(|n| {
+            let n = n.as_bytes();
+            // the first parameter of the name decides, as in `get`; the length and the
+            // first byte rule most names out before the comparison proper
+            let first = n.first().map(u8::to_ascii_lowercase);
+            self.params
+                .iter()
+                .find(|p| {
+                    let b = p.name.as_bytes();
+                    b.len() == n.len()
+                        && b.first().map(u8::to_ascii_lowercase) == first
+                        && b.eq_ignore_ascii_case(n)
+                })
+                .and_then(|p| p.value.as_deref().map(unquote))
+        })
+    }
+}
+
+/// A parameter value without its quotes, unescaped (a token as it is).
+fn unquote(v: &str) -> Cow<'_, str> {
+    match v.strip_prefix('"').and_then(|v| v.strip_suffix('"')) {
+        Some(inner) => unescape_quoted(inner),
+        None => Cow::Borrowed(v),
     }
 }
 
@@ -599,7 +624,7 @@ impl<'a> Header<'a> {
                 v.host.write(out);
                 if let Some(p) = v.port {
                     out.push(':');
-                    crate::uri::push_num(out, u64::from(p));
+                    crate::text::push_num(out, u64::from(p));
                 }
                 write_params(&v.params, out);
             }
@@ -612,12 +637,12 @@ impl<'a> Header<'a> {
             Header::Contact(Contact::Addr(n)) => n.write(out),
             Header::CallId(c) => out.push_str(c),
             Header::CSeq(c) => {
-                crate::uri::push_num(out, u64::from(c.seq));
+                crate::text::push_num(out, u64::from(c.seq));
                 out.push(' ');
                 out.push_str(c.method.as_str());
             }
-            Header::MaxForwards(n) => crate::uri::push_num(out, u64::from(*n)),
-            Header::Expires(n) | Header::MinExpires(n) => crate::uri::push_num(out, u64::from(*n)),
+            Header::MaxForwards(n) => crate::text::push_num(out, u64::from(*n)),
+            Header::Expires(n) | Header::MinExpires(n) => crate::text::push_num(out, u64::from(*n)),
             Header::ContentType(m) => {
                 out.push_str(&m.mtype);
                 out.push('/');
@@ -663,3 +688,27 @@ fn join<'s>(items: impl Iterator<Item = &'s str>, out: &mut String) {
 }
 
 pub(crate) use crate::header_value::{parse_value, qvalue_millis};
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn get_all_answers_as_get_does() {
+        let c = Credentials {
+            scheme: Cow::Borrowed("Digest"),
+            params: vec![
+                Param::new("Username", Some(Cow::Borrowed("\"a\\\"b\""))),
+                Param::new("nc", Some(Cow::Borrowed("00000001"))),
+                Param::new("flag", None),
+                Param::new("nc", Some(Cow::Borrowed("00000002"))),
+                Param::new("realm", Some(Cow::Borrowed("\"x\""))),
+            ],
+        };
+        let names = ["username", "nc", "flag", "realm", "absent", "NC"];
+        let all = c.get_all(names);
+        for (n, v) in names.iter().zip(all) {
+            assert_eq!(v, c.get(n), "{n}");
+        }
+    }
+}

@@ -360,7 +360,7 @@ pub(crate) fn parse_value<'a>(
                 c.pos += len + 1;
                 c.since(hstart)
             } else {
-                c.take_while(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+                c.take_while(crate::uri::is_host_char)
             };
             let host = parse_any_host(host_text).ok_or_else(|| {
                 ParseError::new(ErrorKind::BadValue("invalid sent-by host"), base + hstart)

@@ -31,6 +31,7 @@ mod parse;
 pub mod sanity;
 mod scan;
 mod status;
+mod text;
 mod uri;
 
 pub use error::{ErrorKind, ParseError};
@@ -40,7 +41,8 @@ pub use message::{Message, StartLine};
 pub use parse::{frame_stream, parse_datagram, Frame};
 pub use scan::unescape_quoted;
 pub use status::{reason_phrase, StatusCode};
-pub use uri::{push_hex, push_num, Host, Param, SipUri, TelUri, Uri};
+pub use text::{push_hex, push_num};
+pub use uri::{Host, Param, SipUri, TelUri, Uri};
 
 /// Unescapes `%HH` sequences. Input that this crate parsed has only valid escapes; an
 /// invalid one is kept literally rather than guessed at.

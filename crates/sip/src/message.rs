@@ -210,7 +210,7 @@ impl<'a> Message<'a> {
             h.write(out);
         }
         out.push_str("Content-Length: ");
-        crate::uri::push_num(out, self.body.len() as u64);
+        crate::text::push_num(out, self.body.len() as u64);
         out.push_str("\r\n\r\n");
     }
 

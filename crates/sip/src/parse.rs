@@ -344,7 +344,10 @@ fn unfold(head: &str) -> String {
 type Head<'a> = (StartLine<'a>, Vec<Header<'a>>, Option<usize>);
 
 fn parse_head<'a>(head: &'a str, base: usize, limits: &Limits) -> Result<Head<'a>, ParseError> {
-    let Some(first_end) = head.find("\r\n") else {
+    // The prescan guaranteed that every LF is preceded by CR: the first LF ends the
+    // start line (a byte search, not the generic substring searcher).
+    let Some(first_end) = memchr::memchr(b'\n', head.as_bytes()).and_then(|i| i.checked_sub(1))
+    else {
         return Err(ParseError::new(ErrorKind::NoHeaderEnd, base + head.len()));
     };
     let start_line = parse_start_line(head.get(..first_end).unwrap_or_default(), base, limits)?;

@@ -89,39 +89,10 @@ impl Host<'_> {
     pub fn write(&self, out: &mut String) {
         match self {
             Host::Domain(d) => out.push_str(d),
-            Host::V4(a) => {
-                // Hand-rolled: the formatter machinery was a visible share of the
-                // proxy's CPU (several addresses per message, every message).
-                for (i, o) in a.octets().iter().enumerate() {
-                    if i > 0 {
-                        out.push('.');
-                    }
-                    push_num(out, u64::from(*o));
-                }
-            }
+            Host::V4(a) => crate::text::push_ipv4(out, a),
             Host::V6(a) => {
                 let _ = write!(out, "[{a}]");
             }
-        }
-    }
-}
-
-/// Appends a decimal number without going through `core::fmt` (a digit-pair table
-/// instead of one division per digit: numbers are written into every message).
-pub fn push_num(out: &mut String, n: u64) {
-    out.push_str(itoa::Buffer::new().format(n));
-}
-
-/// Appends bytes as lower-case hex without allocating (digests in events, dialog
-/// tokens, nonces, identifier rewrites). The digits come from the `hex` crate, the one
-/// hex encoder of the workspace; this only spares the hot path a `String` per call.
-pub fn push_hex(out: &mut String, bytes: &[u8]) {
-    let mut buf = [0u8; 64];
-    for chunk in bytes.chunks(buf.len() / 2) {
-        let digits = buf.get_mut(..chunk.len() * 2).unwrap_or_default();
-        // (neither fails: the slice is twice the chunk, and hex digits are ASCII)
-        if hex::encode_to_slice(chunk, &mut *digits).is_ok() {
-            out.push_str(std::str::from_utf8(digits).unwrap_or_default());
         }
     }
 }
@@ -253,7 +224,7 @@ impl<'a> Uri<'a> {
                 u.host.write(out);
                 if let Some(p) = u.port {
                     out.push(':');
-                    push_num(out, u64::from(p));
+                    crate::text::push_num(out, u64::from(p));
                 }
                 write_params(&u.params, out);
                 for (i, h) in u.headers.iter().enumerate() {
@@ -300,8 +271,13 @@ pub(crate) fn write_params(params: &[Param<'_>], out: &mut String) {
 static USER: [bool; 256] = byte_class!(user_char);
 static PASSWORD: [bool; 256] = byte_class!(password_char);
 static PARAM: [bool; 256] = byte_class!(param_char);
+static HOST: [bool; 256] = byte_class!(host_char);
 static HNV: [bool; 256] = byte_class!(hnv_char);
 static URIC: [bool; 256] = byte_class!(uric_char);
+
+pub(crate) fn is_host_char(b: u8) -> bool {
+    in_class(&HOST, b)
+}
 
 fn is_user_char(b: u8) -> bool {
     in_class(&USER, b)
@@ -334,6 +310,11 @@ const fn user_char(b: u8) -> bool {
 
 const fn password_char(b: u8) -> bool {
     is_unreserved(b) || matches!(b, b'&' | b'=' | b'+' | b'$' | b',' | b'%')
+}
+
+/// hostname or IPv4address characters (the caller checks the grammar).
+const fn host_char(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'-' || b == b'.'
 }
 
 const fn param_char(b: u8) -> bool {
@@ -461,10 +442,7 @@ fn parse_sip<'a>(
         pos += close + 1;
     } else {
         let start = pos;
-        while b
-            .get(pos)
-            .is_some_and(|&c| c.is_ascii_alphanumeric() || c == b'-' || c == b'.')
-        {
+        while b.get(pos).is_some_and(|&c| is_host_char(c)) {
             pos += 1;
         }
         host = parse_host(s.get(start..pos).unwrap_or_default())
@@ -474,14 +452,16 @@ fn parse_sip<'a>(
     if b.get(pos) == Some(&b':') {
         pos += 1;
         let start = pos;
-        while b.get(pos).is_some_and(|&c| c.is_ascii_digit()) {
+        // the value as the digits go by (saturating above 65535), not parsed again
+        let mut value: u32 = 0;
+        while let Some(d) = b.get(pos).map(|c| c.wrapping_sub(b'0')).filter(|d| *d <= 9) {
+            value = (value * 10 + u32::from(d)).min(65_536);
             pos += 1;
         }
-        let digits = s.get(start..pos).unwrap_or_default();
-        if digits.is_empty() {
+        if pos == start {
             return Err(err("invalid port", start));
         }
-        port = Some(digits.parse::<u16>().map_err(|_| {
+        port = Some(u16::try_from(value).map_err(|_| {
             ParseError::new(ErrorKind::ScalarOverflow("port above 65535"), base + start)
         })?);
     }
@@ -582,8 +562,11 @@ pub(crate) fn parse_host(h: &str) -> Option<Host<'_>> {
     if h.is_empty() {
         return None;
     }
-    if h.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
-        return dotted_quad(h.as_bytes()).map(Host::V4);
+    // Digits and dots only: an IPv4 address or nothing (no such text passes as a
+    // hostname below either: its top label would not start with a letter), so
+    // dotted_quad answers first, without a pass to tell the two kinds apart.
+    if let Some(a) = dotted_quad(h.as_bytes()) {
+        return Some(Host::V4(a));
     }
     let trimmed = h.strip_suffix('.').unwrap_or(h);
     let mut labels = trimmed.split('.').peekable();
@@ -730,6 +713,7 @@ mod class_tables {
             assert_eq!(is_user_char(b), user_char(b), "{b}");
             assert_eq!(is_password_char(b), password_char(b), "{b}");
             assert_eq!(is_param_char(b), param_char(b), "{b}");
+            assert_eq!(is_host_char(b), host_char(b), "{b}");
             assert_eq!(is_hnv_char(b), hnv_char(b), "{b}");
             assert_eq!(in_class(&URIC, b), uric_char(b), "{b}");
         }
@@ -741,6 +725,30 @@ mod class_tables {
 #[cfg(test)]
 mod dotted_quad_tests {
     use super::dotted_quad;
+
+    #[test]
+    fn parse_host_answers_as_with_a_digits_and_dots_pass() {
+        // formerly: text of digits and dots only was an IPv4 address or nothing
+        fn former(h: &str) -> Option<super::Host<'_>> {
+            match !h.is_empty() && h.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+                true => dotted_quad(h.as_bytes()).map(super::Host::V4),
+                false => super::parse_host(h),
+            }
+        }
+        let mut frontier = vec![String::new()];
+        for _ in 0..7 {
+            frontier = (frontier.iter())
+                .flat_map(|s| ["0", "1", "9", ".", "a", "-"].map(|a| format!("{s}{a}")))
+                .collect();
+            for h in frontier
+                .iter()
+                .map(String::as_str)
+                .chain(["256.1.1.1", "1.2.3.4."])
+            {
+                assert_eq!(super::parse_host(h), former(h), "{h:?}");
+            }
+        }
+    }
 
     #[test]
     fn agrees_with_the_standard_library() {

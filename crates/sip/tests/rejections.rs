@@ -226,6 +226,26 @@ fn scalar_overflows_are_refused() {
     assert!(matches!(e.kind, ErrorKind::ScalarOverflow(_)), "{e}");
     let e = err(&invite(&[], &["Content-Length: 99999999999"]));
     assert!(matches!(e.kind, ErrorKind::ScalarOverflow(_)), "{e}");
+    // URI ports: the largest, leading zeros, one above, far above, none
+    let l = palisade_sip::Limits::default();
+    let port = |u: &str| match palisade_sip::parse_uri(u, &l) {
+        Ok(palisade_sip::Uri::Sip(s)) => Ok(s.port),
+        Ok(_) => Ok(None),
+        Err(e) => Err(e.kind),
+    };
+    assert_eq!(port("sip:a@h.example.com:65535"), Ok(Some(65535)));
+    assert_eq!(port("sip:h.example.com:0005060;lr"), Ok(Some(5060)));
+    for big in ["65536", "99999", "123456789012345678901234567890"] {
+        let r = port(&format!("sip:a@h.example.com:{big}"));
+        assert!(
+            matches!(r, Err(ErrorKind::ScalarOverflow(_))),
+            "{big}: {r:?}"
+        );
+    }
+    assert!(matches!(
+        port("sip:a@h.example.com:;lr"),
+        Err(ErrorKind::BadUri(_))
+    ));
 }
 
 #[test]

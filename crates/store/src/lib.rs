@@ -19,6 +19,7 @@ mod blocks;
 mod config;
 mod pg;
 mod records;
+mod text;
 pub use blocks::{Block, BlockChange, Lifted, BY_DETECTOR, BY_OPERATOR};
 pub use config::{
     open_records, open_storage, redact_url, StoreConfig, DEFAULT_CHECKOUT_TIMEOUT_MS,
@@ -29,6 +30,7 @@ pub use pg::{
     RECORD_RANGE,
 };
 pub use records::{Notification, Target};
+pub use text::addr_text;
 
 /// Why a storage operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -482,9 +484,11 @@ impl Storage for SqliteStore {
     }
 
     fn version(&self) -> Result<i64, StoreError> {
+        // cached: both server threads ask several times a second
         Ok(self
             .conn
-            .query_row("PRAGMA data_version", [], |r| r.get(0))?)
+            .prepare_cached("PRAGMA data_version")?
+            .query_row([], |r| r.get(0))?)
     }
 
     fn apply_bindings(&mut self, ops: &[BindingOp]) -> Result<(), StoreError> {

@@ -54,7 +54,7 @@ pub(crate) fn schema(conn: &Connection) -> Result<(), StoreError> {
 
 /// A fingerprint as 16 hex digits (big-endian: `format!("{v:016x}")`).
 pub(crate) fn hex(v: u64) -> String {
-    hex::encode(v.to_be_bytes())
+    crate::text::hex16(v)
 }
 
 pub(crate) fn unhex(s: &str) -> u64 {
@@ -305,7 +305,7 @@ impl SqliteStore {
                             c.call_id,
                             c.caller,
                             c.callee,
-                            c.source.to_string(),
+                            crate::addr_text(&c.source),
                             c.transport,
                             c.user_agent,
                             hex(c.fingerprint),
@@ -326,7 +326,7 @@ impl SqliteStore {
                             r.id as i64,
                             r.at,
                             r.account,
-                            r.source.to_string(),
+                            crate::addr_text(&r.source),
                             r.transport,
                             r.user_agent,
                             hex(r.fingerprint),
@@ -563,7 +563,8 @@ impl SqliteStore {
 
     /// Notifications of `channel` waiting for delivery: (user, detail).
     pub fn queued(&self, channel: &str) -> Result<Vec<(String, String)>, StoreError> {
-        let mut st = self.conn.prepare(
+        // cached: the server asks every second, per channel
+        let mut st = self.conn.prepare_cached(
             "SELECT user, detail FROM notifications WHERE channel = ?1 AND state = 'queued' ORDER BY created",
         )?;
         let rows = st.query_map([channel], |r| Ok((r.get(0)?, r.get(1)?)))?;

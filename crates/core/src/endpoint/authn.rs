@@ -76,18 +76,19 @@ impl Endpoint {
             }
             return Err(self.challenge_unless_restricted(now, &ch));
         };
-        let g = |n: &str| c.get(n).unwrap_or(Cow::Borrowed(""));
-        let (username, realm, nonce, uri, response, algorithm, qop, nc, cnonce) = (
-            g("username"),
-            g("realm"),
-            g("nonce"),
-            g("uri"),
-            g("response"),
-            g("algorithm"),
-            g("qop"),
-            g("nc"),
-            g("cnonce"),
-        );
+        let [username, realm, nonce, uri, response, algorithm, qop, nc, cnonce] = c
+            .get_all([
+                "username",
+                "realm",
+                "nonce",
+                "uri",
+                "response",
+                "algorithm",
+                "qop",
+                "nc",
+                "cnonce",
+            ])
+            .map(|v| v.unwrap_or(Cow::Borrowed("")));
         let d = DigestResponse {
             username: &username,
             realm: &realm,
@@ -186,13 +187,17 @@ impl Endpoint {
             self.algos
                 .challenged(now, ch.device, ch.txn, ch.method, *first);
         }
+        let quoted = |v: &str| {
+            let mut q = String::with_capacity(v.len() + 2);
+            q.push('"');
+            q.push_str(v);
+            q.push('"');
+            Some(Cow::Owned(q))
+        };
         for a in order {
             let mut params = vec![
-                Param::new(
-                    "realm",
-                    Some(Cow::Owned(format!("\"{}\"", self.cfg.domain))),
-                ),
-                Param::new("nonce", Some(Cow::Owned(format!("\"{nonce}\"")))),
+                Param::new("realm", quoted(&self.cfg.domain)),
+                Param::new("nonce", quoted(&nonce)),
                 Param::new("algorithm", Some(Cow::Borrowed(a.name()))),
                 Param::new("qop", Some(Cow::Borrowed("\"auth\""))),
             ];

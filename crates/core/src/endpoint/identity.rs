@@ -117,7 +117,10 @@ impl Endpoint {
             ],
             self.salt,
         );
-        format!("{h:016x}")
+        // `{h:016x}` without `core::fmt`
+        let mut t = String::with_capacity(16);
+        palisade_sip::push_hex(&mut t, &h.to_be_bytes());
+        t
     }
 
     // ---------------------------------------------------------------- input

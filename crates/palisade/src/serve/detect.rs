@@ -335,7 +335,7 @@ fn publish(t: &Telemetry, d: &Detector, blocks: usize) {
                 "trying"
             },
             since: c.invite_at,
-            source: c.source.to_string(),
+            source: palisade_store::addr_text(&c.source),
             user_agent: c.user_agent.clone(),
         })
         .collect();

@@ -191,7 +191,7 @@ impl Shell {
                         Some(n) => (n, self.endpoint.flow_token(&b.source)),
                         None => ("", String::new()),
                     };
-                    BindingOp::Save(to_row(&b, now, node, flow))
+                    BindingOp::Save(to_row(b, now, node, flow))
                 }
                 Event::BindingRemoved { aor, contact } => {
                     self.router.replicate(self.index, || Replica::Removed {

@@ -20,21 +20,22 @@ use crate::clock::unix_now;
 use crate::db::Db;
 use crate::messages::{Inbound, StoreMsg};
 
-/// The row of a binding this node saved; `node` names this node in a cluster (with its
-/// token for the binding's flow), empty otherwise.
-pub(super) fn to_row(b: &Binding, now: Instant, node: &str, flow: String) -> BindingRow {
+/// The row of a binding this node saved (taken by value: its strings move into the
+/// row); `node` names this node in a cluster (with its token for the binding's flow),
+/// empty otherwise.
+pub(super) fn to_row(b: Binding, now: Instant, node: &str, flow: String) -> BindingRow {
     let left = b.expires_at.saturating_duration_since(now).as_secs() as i64;
     BindingRow {
-        aor: b.aor.clone(),
-        contact: b.contact.clone(),
+        aor: b.aor,
+        contact: b.contact,
         expires: unix_now() + left,
         q: b.q,
-        call_id: b.call_id.clone(),
+        call_id: b.call_id,
         cseq: b.cseq,
         path: b.path.join("\n"),
         transport: b.source.transport.param().to_string(),
-        source: b.source.addr.to_string(),
-        user_agent: b.user_agent.clone(),
+        source: palisade_store::addr_text(&b.source.addr),
+        user_agent: b.user_agent,
         node: node.to_string(),
         flow,
     }
