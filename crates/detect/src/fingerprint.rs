@@ -114,7 +114,14 @@ fn shape(h: &mut Fnv, v: &[u8]) {
         digit_run = if c.is_ascii_digit() { digit_run + 1 } else { 0 };
         longest_digits = longest_digits.max(digit_run);
     }
-    let counters_around_a_word = words == 1 && longest_digits >= 4 && letter_count * 2 <= v.len();
+    // (SIPp's `[pid]SIPpTag00[n]`: with a process id under 1000 the letters outnumber
+    // the digits, but the word still sits between two counters)
+    let digits = v.iter().filter(|c| c.is_ascii_digit()).count();
+    let between_counters = v.first().is_some_and(u8::is_ascii_digit)
+        && v.last().is_some_and(u8::is_ascii_digit)
+        && digits >= 4;
+    let counters_around_a_word =
+        words == 1 && ((longest_digits >= 4 && letter_count * 2 <= v.len()) || between_counters);
     if letters && !counters_around_a_word {
         h.byte(b'T');
         h.byte(v.len().min(255) as u8);
@@ -575,6 +582,9 @@ mod tests {
             "",
         ));
         assert_eq!(a, b);
+        // a process id under 1000 (a fresh machine, a container) changes nothing
+        let small = fingerprint(&msg("INVITE", "-812-1-0", "812SIPpTag001", "1-812@h", ""));
+        assert_eq!(a, small);
         // random hex of one length, with or without letters in it, is one shape
         let c = fingerprint(&msg(
             "INVITE",
