@@ -51,17 +51,30 @@ struct Upgrade {
     ws: Option<Ws>,
 }
 
+/// A byte stream under the WebSocket: TCP (`ws:`) or TLS (`wss:`).
+trait Io: Read + Write + Send {}
+impl<T: Read + Write + Send> Io for T {}
+
 /// A WebSocket client connection (RFC 6455), carrying SIP (RFC 7118).
 struct Ws {
-    s: TcpStream,
+    s: Box<dyn Io>,
+}
+
+fn tcp(port: u16) -> TcpStream {
+    let s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s
 }
 
 impl Ws {
     /// Opens a connection and asks for an upgrade with these extra header lines.
     fn upgrade(port: u16, headers: &[&str]) -> Upgrade {
+        Ws::upgrade_on(Box::new(tcp(port)), port, headers)
+    }
+
+    /// Asks for an upgrade on an open stream.
+    fn upgrade_on(mut s: Box<dyn Io>, port: u16, headers: &[&str]) -> Upgrade {
         use sha1::Digest;
-        let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
         let key = base64(&std::process::id().to_be_bytes().repeat(4));
         let mut req = format!("GET / HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n");
         for h in headers {
@@ -483,4 +496,78 @@ fn upgrades_without_sip_from_a_foreign_origin_or_with_an_oversized_frame_are_ref
     let mut ws = Ws::open(ws_port);
     assert_eq!(register(&mut ws, "alice", 600).status(), Some(200));
     drop(s);
+}
+
+#[test]
+fn a_phone_registers_over_wss_with_the_tls_certificate() {
+    use std::sync::Arc;
+    use tokio_rustls::rustls;
+    let port = ports();
+    let wss_port = port + 7;
+    let dir = tempdir("wss");
+    add_users(&dir, &["alice"]);
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let st = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-addext",
+            "basicConstraints=critical,CA:FALSE",
+        ])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .stderr(std::process::Stdio::null())
+        .status()
+        .expect("openssl");
+    assert!(st.success());
+    let cfg = dir.join("palisade.toml");
+    std::fs::write(&cfg, format!("[tls]\ncert = {cert:?}\nkey = {key:?}\n")).unwrap();
+    let s = Server::start_in(
+        dir,
+        port,
+        &[
+            "--config",
+            cfg.to_str().unwrap(),
+            "--listen",
+            &format!("wss:127.0.0.1:{wss_port}"),
+        ],
+    );
+    let mut roots = rustls::RootCertStore::empty();
+    for c in rustls_pemfile::certs(&mut std::io::BufReader::new(
+        std::fs::File::open(&cert).unwrap(),
+    )) {
+        roots.add(c.unwrap()).unwrap();
+    }
+    let config = Arc::new(
+        rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth(),
+    );
+    let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
+    let conn = rustls::ClientConnection::new(config, name).unwrap();
+    let tls = rustls::StreamOwned::new(conn, tcp(wss_port));
+    let u = Ws::upgrade_on(Box::new(tls), wss_port, &["Sec-WebSocket-Protocol: sip"]);
+    let mut ws =
+        u.ws.unwrap_or_else(|| panic!("upgrade refused: {}", u.head));
+    let ok = register(&mut ws, "alice", 600);
+    assert_eq!(ok.status(), Some(200), "{ok:?}");
+    assert!(wait_registered(&s.dir, "alice@127.0.0.1"));
+    let regs =
+        String::from_utf8_lossy(&cli(&s.dir, &["registrations", "--json"]).stdout).into_owned();
+    assert!(regs.contains("\"transport\":\"wss\""), "{regs}");
 }
