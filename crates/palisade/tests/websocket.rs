@@ -571,3 +571,109 @@ fn a_phone_registers_over_wss_with_the_tls_certificate() {
         String::from_utf8_lossy(&cli(&s.dir, &["registrations", "--json"]).stdout).into_owned();
     assert!(regs.contains("\"transport\":\"wss\""), "{regs}");
 }
+
+/// The softphone's bundle is what `crates/palisade/phone/build.mjs` makes of the
+/// locked JsSIP and esbuild (./test.sh runs `npm ci` there).
+#[test]
+fn the_committed_jssip_bundle_is_rebuilt_byte_for_byte() {
+    let dir = root().join("crates/palisade/phone");
+    assert!(
+        dir.join("node_modules/jssip").exists(),
+        "jssip is not installed: ./test.sh runs `npm ci` in {}",
+        dir.display()
+    );
+    let out = std::process::Command::new("node")
+        .arg(dir.join("build.mjs"))
+        .arg("--check")
+        .output()
+        .expect("node (Debian package nodejs)");
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Two Chromium pages of the softphone register over `ws:`, call each other with
+/// audio flowing, hang up, and one calls a SIPp callee (tests/dashboard/phone.mjs).
+#[test]
+fn two_browsers_call_each_other_through_the_softphone_in_chromium() {
+    use std::io::BufRead;
+    let port = ports();
+    let (ws_port, admin_port) = (port + 7, port + 8);
+    let dir = tempdir("phone");
+    add_users(&dir, &["alice", "bob", "carol"]);
+    let cfg = dir.join("phone.toml");
+    std::fs::write(
+        &cfg,
+        format!("[admin]\nlisten = \"127.0.0.1:{admin_port}\"\n"),
+    )
+    .unwrap();
+    let s = Server::start_in(
+        dir,
+        port,
+        &[
+            "--config",
+            cfg.to_str().unwrap(),
+            "--listen",
+            &format!("ws:127.0.0.1:{ws_port}"),
+        ],
+    );
+    // carol is a SIPp phone on UDP answering with a WebRTC answer
+    let uas_port = s.port + 1;
+    let (ok, t) = sipp_register(
+        &s,
+        "reg",
+        "carol",
+        uas_port,
+        s.port + 2,
+        "register.xml",
+        &[],
+    );
+    assert!(ok, "{t}");
+    let uas = sipp_uas(&s, "uas", "webrtc_uas.xml", uas_port, &[]);
+    let tests = root().join("crates/palisade/tests/dashboard");
+    assert!(
+        tests.join("node_modules/playwright-core").exists(),
+        "playwright-core is not installed: ./test.sh runs `npm ci` in {}",
+        tests.display()
+    );
+    let shots = std::env::var("PHONE_SHOTS")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|_| s.dir.join("screenshots"));
+    let mut node = std::process::Command::new("node")
+        .arg(tests.join("phone.mjs"))
+        .env("PHONE_URL", format!("http://127.0.0.1:{admin_port}/phone"))
+        .env("CALLEE", "carol")
+        .env("SHOTS_DIR", &shots)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("node (Debian package nodejs)");
+    let done = std::io::BufReader::new(node.stdout.take().unwrap())
+        .lines()
+        .next()
+        .and_then(Result::ok);
+    let out = node.wait_with_output().unwrap();
+    assert_eq!(
+        done.as_deref(),
+        Some("DONE"),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        s.log_text()
+    );
+    assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("audio: alice received"), "{stderr}");
+    let (ok, trace) = uas.finish();
+    assert!(ok, "the SIPp callee's call failed:\n{trace}");
+    for f in [
+        "phone-1-registered.png",
+        "phone-2-incoming.png",
+        "phone-3-in-call.png",
+        "phone-4-ended.png",
+    ] {
+        assert!(shots.join(f).exists(), "{f}");
+    }
+}

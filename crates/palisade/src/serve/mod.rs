@@ -45,6 +45,7 @@ mod handoff;
 mod keys;
 mod observe;
 mod persist;
+mod phone;
 mod reload;
 mod router;
 mod shell;
@@ -230,6 +231,18 @@ pub(crate) async fn run(
                 db: db.clone(),
                 evidence: evidence_tx.clone(),
                 reload: reload_tx,
+                phone: phone::PhoneSetup {
+                    domain: domain.clone(),
+                    // (an unspecified address without server.advertise: the page
+                    // uses the host it came from)
+                    listeners: listens
+                        .iter()
+                        .map(|l| match cfg.server.advertise {
+                            Some(ip) => (l.transport, SocketAddr::new(ip, l.addr.port())),
+                            None => (l.transport, l.addr),
+                        })
+                        .collect(),
+                },
             },
         )
         .await?;
