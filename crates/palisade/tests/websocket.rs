@@ -453,6 +453,66 @@ fn a_websocket_phone_calls_a_udp_phone_with_its_webrtc_offer() {
 }
 
 #[test]
+fn a_hostile_webrtc_offer_from_a_websocket_phone_is_refused_like_any_other() {
+    let (s, ws_port) = ws_server("ws-hostile", &["alice", "bob"], "");
+    // (bob is registered on UDP; nothing there answers: no offer gets that far)
+    let (ok, t) = sipp_register(
+        &s,
+        "reg",
+        "bob",
+        s.port + 1,
+        s.port + 2,
+        "register.xml",
+        &[],
+    );
+    assert!(ok, "{t}");
+    let mut ws = Ws::open(ws_port);
+    assert_eq!(register(&mut ws, "alice", 600).status(), Some(200));
+    let ruri = "sip:bob@127.0.0.1";
+    let hostile = [
+        (
+            "a fingerprint that is not hex pairs",
+            OFFER.replace(
+                "a=fingerprint:sha-256 D2:FA:0E:C3",
+                "a=fingerprint:sha-256 UEsDBBQACAgIAHIDDEADBEEF0x90x90x90 D2:FA:0E:C3",
+            ),
+        ),
+        (
+            "an ICE password of 100 characters",
+            OFFER.replace("bP+XJMM09aR8AiX1jdukzR6Y", &"p".repeat(100)),
+        ),
+        (
+            "a candidate with a bad address",
+            OFFER.replace(
+                "192.168.0.196 46243 typ host",
+                "192.168.0.999 46243 typ host",
+            ),
+        ),
+    ];
+    for (n, (what, sdp)) in hostile.iter().enumerate() {
+        let call_id = format!("ws-hostile-{n}");
+        let invite = |cseq: u32, auth: &str| {
+            format!("INVITE {ruri} SIP/2.0\nVia: SIP/2.0/WS {HOST};branch=z9hG4bKwsh{n}x{cseq}\nMax-Forwards: 70\nFrom: <sip:alice@127.0.0.1>;tag=wsh{n}\nTo: <sip:bob@127.0.0.1>\nCall-ID: {call_id}\nCSeq: {cseq} INVITE\nContact: <sip:alicex1@{HOST};transport=ws;ob>\n{auth}Content-Type: application/sdp\nContent-Length: {}\n\n{}", crlf(sdp).len(), sdp)
+        };
+        ws.send(&invite(1, ""));
+        let ch = ws.recv_final();
+        assert_eq!(ch.status(), Some(407), "{what}: {ch:?}");
+        let auth = digest(
+            Algorithm::Md5,
+            "alice",
+            "secret",
+            &nonce(&ch),
+            "INVITE",
+            ruri,
+        );
+        ws.send(&invite(2, &format!("Proxy-Authorization: {auth}\n")));
+        let refused = ws.recv_final();
+        assert_eq!(refused.status(), Some(488), "{what}: {refused:?}");
+    }
+    drop(s);
+}
+
+#[test]
 fn upgrades_without_sip_from_a_foreign_origin_or_with_an_oversized_frame_are_refused() {
     let (s, ws_port) = ws_server(
         "ws-refuse",
