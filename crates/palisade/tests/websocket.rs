@@ -726,6 +726,7 @@ fn two_browsers_call_each_other_through_the_softphone_in_chromium() {
     assert!(out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("audio: alice received"), "{stderr}");
+    assert!(stderr.contains("refused: 488"), "{stderr}");
     let (ok, trace) = uas.finish();
     assert!(ok, "the SIPp callee's call failed:\n{trace}");
     for f in [
@@ -733,6 +734,7 @@ fn two_browsers_call_each_other_through_the_softphone_in_chromium() {
         "phone-2-incoming.png",
         "phone-3-in-call.png",
         "phone-4-ended.png",
+        "phone-5-refused.png",
     ] {
         assert!(shots.join(f).exists(), "{f}");
     }

@@ -6,7 +6,9 @@
 //   2. alice calls bob; bob's page rings and he answers; both are in the call;
 //   3. audio flows both ways (getStats: inbound-rtp bytesReceived grows on each page);
 //   4. alice hangs up; bob's page shows the call ended;
-//   5. alice calls the SIPp callee (CALLEE): the signalling completes; she hangs up.
+//   5. alice's offer, spoiled on purpose (a 100-character ICE password), is refused by
+//      the shield: her page shows the 488 and its reason, bob's page does not ring;
+//   6. alice calls the SIPp callee (CALLEE): the signalling completes; she hangs up.
 //
 // Chromium's fake devices stand in for the microphones; host candidates are real
 // addresses (no mDNS names), so that the two pages' ICE meets on this machine.
@@ -101,6 +103,19 @@ try {
   await wait(bob, () => window.phone.call === "ended");
   await wait(alice, () => window.phone.call === "ended");
   await bob.screenshot({ path: join(shots, "phone-4-ended.png") });
+
+  step = "an offer the shield refuses: the page shows the status and the reason";
+  await alice.evaluate(() => {
+    window.phone.mangle = (sdp) => sdp.replace(/a=ice-pwd:\S+/g, `a=ice-pwd:${"p".repeat(100)}`);
+  });
+  await alice.click("#call");
+  await wait(alice, () => window.phone.call === "failed");
+  const reason = await alice.evaluate(() => window.phone.reason);
+  console.error(`refused: ${reason}`);
+  if (!reason.startsWith("488")) throw new Error(`expected a 488, got ${reason}`);
+  if ((await bob.evaluate(() => window.phone.call)) !== "ended") throw new Error("bob's page rang");
+  await alice.screenshot({ path: join(shots, "phone-5-refused.png") });
+  await alice.evaluate(() => { window.phone.mangle = null; });
 
   step = `alice calls the SIPp callee ${callee}: the signalling completes`;
   await alice.fill("#target", callee);
