@@ -58,6 +58,8 @@ impl<T: Read + Write + Send> Io for T {}
 /// A WebSocket client connection (RFC 6455), carrying SIP (RFC 7118).
 struct Ws {
     s: Box<dyn Io>,
+    /// Pings the server sent (each answered).
+    pings: usize,
 }
 
 fn tcp(port: u16) -> TcpStream {
@@ -109,7 +111,7 @@ impl Ws {
                 "{head}"
             );
             assert!(lower.contains("sec-websocket-protocol: sip\r\n"), "{head}");
-            Ws { s }
+            Ws { s, pings: 0 }
         });
         Upgrade { status, head, ws }
     }
@@ -172,7 +174,11 @@ impl Ws {
             let mut p = vec![0u8; len as usize];
             self.s.read_exact(&mut p).ok()?;
             match opcode {
-                0x9 => self.send_frame(0xA, &p),
+                0x9 => {
+                    self.pings += 1;
+                    // (a write to a connection the server closed may fail: not ours to judge)
+                    let _ = self.s.write_all(&Ws::frame(0xA, &p));
+                }
                 0xA => {}
                 _ => return Some((opcode, p)),
             }
@@ -510,6 +516,23 @@ fn a_hostile_webrtc_offer_from_a_websocket_phone_is_refused_like_any_other() {
         assert_eq!(refused.status(), Some(488), "{what}: {refused:?}");
     }
     drop(s);
+}
+
+#[test]
+fn the_server_pings_and_closes_a_connection_that_stays_silent() {
+    let (_s, ws_port) = ws_server(
+        "ws-idle",
+        &["alice"],
+        "[tcp]\nidle_timeout = 2\nmessage_timeout = 1\n[ws]\nping_interval = 1\n",
+    );
+    let mut ws = Ws::open(ws_port);
+    // nothing read, nothing answered: the pings go unanswered
+    std::thread::sleep(Duration::from_millis(3500));
+    let (op, p) = ws.next_frame().expect("a close frame");
+    assert_eq!(op, 0x8);
+    assert_eq!(u16::from_be_bytes([p[0], p[1]]), 1001, "going away (idle)");
+    assert!(ws.pings >= 1, "the server pinged first");
+    assert!(ws.next_frame().is_none(), "and the connection is closed");
 }
 
 #[test]

@@ -283,9 +283,12 @@ where
     });
     let mut ping = tokio::time::interval(setup.ping);
     ping.tick().await; // (the first tick is immediate)
+                       // the last frame of any kind (a pong too): idle is counted from it, across pings
+    let mut heard = tokio::time::Instant::now();
     loop {
+        let left = setup.idle.saturating_sub(heard.elapsed());
         let next = tokio::select! {
-            n = tokio::time::timeout(setup.idle, frames.next()) => n,
+            n = tokio::time::timeout(left, frames.next()) => n,
             _ = ping.tick() => {
                 let _ = ctl.try_send(Control::Frame(Message::Ping(Vec::new().into())));
                 continue;
@@ -296,6 +299,9 @@ where
                 break;
             }
         };
+        if matches!(next, Ok(Some(Ok(_)))) {
+            heard = tokio::time::Instant::now();
+        }
         let bytes: Vec<u8> = match next {
             Err(_) => {
                 debug!(peer = %peer.addr, "closing idle WebSocket connection");
