@@ -252,15 +252,10 @@ where
     }
     let writer = tokio::spawn(async move {
         loop {
+            // (the server's own frames first: a closing frame queued before the shell
+            // let go of the connection's queue must still leave, with its code)
             let frame = tokio::select! {
-                b = rx.recv() => match b {
-                    // RFC 7118 section 5.1: a text frame for UTF-8, binary otherwise
-                    Some(b) => match String::from_utf8(b) {
-                        Ok(s) => Message::Text(s.into()),
-                        Err(e) => Message::Binary(e.into_bytes().into()),
-                    },
-                    None => break,
-                },
+                biased;
                 c = ctl_rx.recv() => match c {
                     Some(Control::Frame(m)) => m,
                     Some(Control::Close(code, reason)) => {
@@ -274,6 +269,25 @@ where
                     }
                     None => break,
                 },
+                b = rx.recv() => match b {
+                    // RFC 7118 section 5.1: a text frame for UTF-8, binary otherwise
+                    Some(b) => match String::from_utf8(b) {
+                        Ok(s) => Message::Text(s.into()),
+                        Err(e) => Message::Binary(e.into_bytes().into()),
+                    },
+                    None => match ctl_rx.try_recv() {
+                        Ok(Control::Close(code, reason)) => {
+                            let _ = sink
+                                .send(Message::Close(Some(CloseFrame {
+                                    code,
+                                    reason: reason.into(),
+                                })))
+                                .await;
+                            break;
+                        }
+                        _ => break,
+                    },
+                },
             };
             if sink.send(frame).await.is_err() {
                 break;
@@ -282,8 +296,9 @@ where
         let _ = sink.close().await;
     });
     let mut ping = tokio::time::interval(setup.ping);
-    ping.tick().await; // (the first tick is immediate)
-                       // the last frame of any kind (a pong too): idle is counted from it, across pings
+    // (the first tick is immediate)
+    ping.tick().await;
+    // the last frame of any kind (a pong too): idle is counted from it, across pings
     let mut heard = tokio::time::Instant::now();
     loop {
         let left = setup.idle.saturating_sub(heard.elapsed());
