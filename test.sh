@@ -5,7 +5,8 @@
 # scanner-detection test, Go and its golang.org/x/mod for the evidence-log verifier nobody
 # here wrote, python3 for the corpus extraction check, sngrep and tshark as the HEP capture
 # readers nobody here wrote, Prometheus and promtool for the metrics, Chromium and
-# playwright-core from npm for the dashboard, PostgreSQL for the store's shared suite and
+# playwright-core from npm for the dashboard and the softphone, JsSIP and esbuild from npm
+# for the softphone's bundle, PostgreSQL for the store's shared suite and
 # the cluster tests, procps for stopping background SIPp runs),
 # starts a private PostgreSQL server, then runs every test of the workspace.
 # Everything the tests read is in the repository (tests/corpus, bench/harness).
@@ -37,9 +38,14 @@ if [ ${#need[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}"
 fi
 
-# the dashboard's browser driver, at the version its lock file names
+# the dashboard's and softphone's browser driver, at the version its lock file names
 if [ ! -d crates/palisade/tests/dashboard/node_modules/playwright-core ]; then
   (cd crates/palisade/tests/dashboard && npm ci --no-audit --no-fund --loglevel=error)
+fi
+# JsSIP and esbuild, at the versions their lock file names: a test rebuilds the
+# softphone's committed bundle (crates/palisade/assets/jssip.js) and compares
+if [ ! -d crates/palisade/phone/node_modules/jssip ]; then
+  (cd crates/palisade/phone && npm ci --no-audit --no-fund --loglevel=error)
 fi
 
 # A private PostgreSQL server for the store's suite (crates/store/tests/storage_suite.rs):

@@ -32,6 +32,8 @@ fn transport_byte(t: Transport) -> u8 {
         Transport::Udp => 0,
         Transport::Tcp => 1,
         Transport::Tls => 2,
+        Transport::Ws => 3,
+        Transport::Wss => 4,
     }
 }
 
@@ -61,6 +63,8 @@ fn decode(b: &[u8]) -> Option<Peer> {
         0 => Transport::Udp,
         1 => Transport::Tcp,
         2 => Transport::Tls,
+        3 => Transport::Ws,
+        4 => Transport::Wss,
         _ => return None,
     };
     let (&fam, rest) = rest.split_first()?;
@@ -150,6 +154,16 @@ mod tests {
                 transport: Transport::Tls,
                 addr: "198.51.100.1:5061".parse().unwrap(),
                 conn: Some(u64::MAX),
+            },
+            Peer {
+                transport: Transport::Ws,
+                addr: "198.51.100.2:40000".parse().unwrap(),
+                conn: Some(5),
+            },
+            Peer {
+                transport: Transport::Wss,
+                addr: "198.51.100.3:40001".parse().unwrap(),
+                conn: Some(6),
             },
         ];
         for p in flows {

@@ -14,6 +14,11 @@ pub enum Transport {
     Tcp,
     /// TCP under TLS (`sips:` and `transport=tls`).
     Tls,
+    /// WebSocket (RFC 7118): one message per frame on a connection the client opened;
+    /// the server cannot open one, so a phone on it is reached only on its connection.
+    Ws,
+    /// WebSocket under TLS (RFC 7118 `WSS`).
+    Wss,
 }
 
 impl Transport {
@@ -23,6 +28,8 @@ impl Transport {
             Transport::Udp => "UDP",
             Transport::Tcp => "TCP",
             Transport::Tls => "TLS",
+            Transport::Ws => "WS",
+            Transport::Wss => "WSS",
         }
     }
     /// The value of a URI's `transport` parameter.
@@ -31,28 +38,42 @@ impl Transport {
             Transport::Udp => "udp",
             Transport::Tcp => "tcp",
             Transport::Tls => "tls",
+            Transport::Ws => "ws",
+            Transport::Wss => "wss",
         }
     }
     /// A stream transport: no retransmissions by the transaction layer.
     pub fn reliable(self) -> bool {
         !matches!(self, Transport::Udp)
     }
-    /// The port a URI or Via without one means (RFC 3261 sections 18.1.1, 19.1.2):
-    /// 5061 for TLS, 5060 otherwise.
+    /// The port a URI or Via without one means (RFC 3261 sections 18.1.1, 19.1.2;
+    /// RFC 7118 section 5.2): 5061 for TLS, 80 for WS, 443 for WSS, 5060 otherwise.
     pub fn default_port(self) -> u16 {
         match self {
             Transport::Tls => 5061,
             Transport::Udp | Transport::Tcp => 5060,
+            Transport::Ws => 80,
+            Transport::Wss => 443,
         }
     }
-    /// Parses `udp`, `tcp`, `tls` (ASCII case ignored).
+    /// A WebSocket transport (RFC 7118): its peers are reached only on the connection
+    /// they opened, whatever their Via or Contact say (`.invalid` hosts).
+    pub fn websocket(self) -> bool {
+        matches!(self, Transport::Ws | Transport::Wss)
+    }
+    /// Parses `udp`, `tcp`, `tls`, `ws`, `wss` (ASCII case ignored).
     pub fn parse(s: &str) -> Option<Transport> {
-        match s.to_ascii_lowercase().as_str() {
-            "udp" => Some(Transport::Udp),
-            "tcp" => Some(Transport::Tcp),
-            "tls" => Some(Transport::Tls),
-            _ => None,
-        }
+        const NAMES: [(&str, Transport); 5] = [
+            ("udp", Transport::Udp),
+            ("tcp", Transport::Tcp),
+            ("tls", Transport::Tls),
+            ("ws", Transport::Ws),
+            ("wss", Transport::Wss),
+        ];
+        NAMES
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(s))
+            .map(|(_, t)| *t)
     }
 }
 

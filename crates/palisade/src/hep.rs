@@ -109,6 +109,8 @@ impl From<palisade_core::Transport> for HepTransport {
             palisade_core::Transport::Udp => HepTransport::Udp,
             palisade_core::Transport::Tcp => HepTransport::Tcp,
             palisade_core::Transport::Tls => HepTransport::Tls,
+            palisade_core::Transport::Ws => HepTransport::Ws,
+            palisade_core::Transport::Wss => HepTransport::Wss,
         }
     }
 }

@@ -65,7 +65,11 @@ impl Endpoint {
         let Some(ip) = s.host.ip() else {
             return false;
         };
-        let default = if tls { Transport::Tls } else { Transport::Udp };
+        let default = match transport {
+            Some(t) => t,
+            None if tls => Transport::Tls,
+            None => Transport::Udp,
+        };
         self.ip_is_us(ip) && port_ok(s.port.unwrap_or(default.default_port()))
     }
 

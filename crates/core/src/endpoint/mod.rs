@@ -425,9 +425,28 @@ impl Endpoint {
         self.algos.len()
     }
 
-    /// The shell reports a closed stream connection.
+    /// The shell reports a closed stream connection. A binding made over a WebSocket
+    /// connection is removed with it: nothing else reaches a browser (its contact is an
+    /// `.invalid` name, and a server cannot open a WebSocket toward it), so it must not
+    /// take calls that would wait for Timer B. Every shard hears of the closing and drops
+    /// its copies; the shard that made the binding reports the removal.
     pub fn connection_closed(&mut self, conn: u64) {
         self.aliases.retain(|_, c| *c != conn);
+        let dead = |l: &Located| {
+            l.binding.source.conn == Some(conn) && l.binding.source.transport.websocket()
+        };
+        let mut removed = Vec::new();
+        for list in self.dir.location.values_mut() {
+            for l in list.iter().filter(|l| dead(l) && !l.replica) {
+                removed.push(Event::BindingRemoved {
+                    aor: l.binding.aor.clone(),
+                    contact: l.binding.contact.clone(),
+                });
+            }
+            list.retain(|l| !dead(l));
+        }
+        self.dir.location.retain(|_, list| !list.is_empty());
+        self.events.extend(removed);
     }
 
     /// One datagram (UDP) or one framed message (TCP/TLS) from `from`.

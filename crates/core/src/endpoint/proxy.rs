@@ -38,7 +38,7 @@ impl Endpoint {
                 return Decision::Reply(482, "Loop Detected", vec![]);
             }
         }
-        let (popped, flow) = self.pop_own_routes(msg);
+        let (popped, flow, ws_flow) = self.pop_own_routes(msg);
         let ruri = msg.request_uri().cloned();
         let Some(ruri) = ruri else {
             return Decision::Reply(400, "Bad Request", vec![]);
@@ -137,6 +137,18 @@ impl Endpoint {
                 if let Some(d) = self.protected_refusal(now, from, msg, raw, &ruri, None) {
                     return d;
                 }
+            }
+            if let Some(dest) = ws_flow {
+                // the Record-Route entry facing a WebSocket client named its connection
+                // (RFC 5626 section 5.3 style): its `.invalid` contact is reached there
+                return Decision::Forward(
+                    vec![Target {
+                        ruri: None,
+                        dest,
+                        path: vec![],
+                    }],
+                    false,
+                );
             }
             // Requests inside a dialog follow the route set the dialog established.
             if let Some(r) = next_route {
@@ -301,10 +313,14 @@ impl Endpoint {
         hex::encode(tag.get(..8).unwrap_or_default())
     }
 
+    /// Our Record-Route entry toward a peer on `transport`. Toward a WebSocket peer it
+    /// also names the peer's connection (`ws=`, a flow token), since nothing else in
+    /// the dialog can reach it; see [`Endpoint::pop_own_routes`].
     pub(super) fn record_route(
         &self,
         transport: Transport,
         call_id: &str,
+        ws_peer: Option<Peer>,
     ) -> Option<Header<'static>> {
         let local = self.local(transport)?;
         let host = Host::from(local.ip());
@@ -320,6 +336,9 @@ impl Endpoint {
             "pal",
             Some(Cow::Owned(self.dialog_token(call_id))),
         ));
+        if let Some(p) = ws_peer.filter(|p| p.transport.websocket() && p.conn.is_some()) {
+            params.push(Param::new("ws", Some(Cow::Owned(self.flows.token(&p)))));
+        }
         Some(Header::RecordRoute(NameAddr {
             display: None,
             uri: Uri::Sip(palisade_sip::SipUri {
@@ -344,12 +363,8 @@ impl Endpoint {
         record_route: bool,
     ) {
         let invite = msg.method() == Some(&Method::Invite);
-        let inbound = self
-            .tx
-            .servers
-            .get(&key)
-            .map(|t| t.source.transport)
-            .unwrap_or(Transport::Udp);
+        let source = self.tx.servers.get(&key).map(|t| t.source);
+        let inbound = source.map_or(Transport::Udp, |p| p.transport);
         if invite {
             let trying = self.build_response(&msg, 100, "Trying", vec![]);
             self.send_on_server(now, key, 100, trying, Made::Here);
@@ -420,11 +435,13 @@ impl Endpoint {
                     .unwrap_or(m.headers.len());
                 let mut rrs = Vec::new();
                 let call_id = m.call_id().unwrap_or("").to_string();
-                if let Some(h) = self.record_route(t.dest.transport, &call_id) {
+                if let Some(h) = self.record_route(t.dest.transport, &call_id, Some(t.dest)) {
                     rrs.push(h);
                 }
-                if t.dest.transport != inbound {
-                    if let Some(h) = self.record_route(inbound, &call_id) {
+                // one entry per side when bridging transports, and when either side is
+                // a WebSocket client (each entry names its side's connection)
+                if t.dest.transport != inbound || inbound.websocket() {
+                    if let Some(h) = self.record_route(inbound, &call_id, source) {
                         rrs.push(h);
                     }
                 }
@@ -493,14 +510,21 @@ impl Endpoint {
     /// of them carried this dialog's token (see [`Endpoint::dialog_token`]): only those
     /// show that the request follows a Record-Route this server inserted.
     /// Removes the Route entries that name this proxy from the top of the route set.
-    /// Returns how many of them carried this proxy's dialog token for the Call-ID, and
-    /// the flow of a valid `flow=` token among them (a request another cluster node
-    /// sends toward a binding this node holds).
-    pub(super) fn pop_own_routes(&self, msg: &mut Message<'_>) -> (usize, Option<Peer>) {
+    /// Returns how many of them carried this proxy's dialog token for the Call-ID, the
+    /// flow of a valid `flow=` token among them (a request another cluster node sends
+    /// toward a binding this node holds), and the WebSocket connection the last of them
+    /// names (`ws=`, see [`Endpoint::record_route`]) when that entry also carries the
+    /// dialog token: the entry facing the next hop, so a dialog peer can reach the
+    /// browser only inside the dialog it was given the entry for.
+    pub(super) fn pop_own_routes(
+        &self,
+        msg: &mut Message<'_>,
+    ) -> (usize, Option<Peer>, Option<Peer>) {
         // Computed only when a Route names us (most requests carry none).
         let mut token: Option<String> = None;
         let mut popped = 0;
         let mut flow = None;
+        let mut ws_flow = None;
         while let Some(idx) = msg
             .headers
             .iter()
@@ -527,13 +551,21 @@ impl Endpoint {
                     {
                         flow = flow.or_else(|| self.flows.peer(t));
                     }
+                    ws_flow = r
+                        .uri
+                        .as_sip()
+                        .and_then(|s| s.param("ws"))
+                        .and_then(|p| p.value.as_deref())
+                        .filter(|_| signed)
+                        .and_then(|t| self.flows.peer(t))
+                        .filter(|p| p.transport.websocket());
                     msg.headers.remove(idx);
                     popped += usize::from(signed);
                 }
                 _ => break,
             }
         }
-        (popped, flow)
+        (popped, flow, ws_flow)
     }
 
     /// An INVITE's SDP offer through the media relay: its body replaced by the relay's
@@ -561,7 +593,7 @@ impl Endpoint {
 
     /// ACK for a 2xx and other requests relayed without a transaction.
     pub(super) fn forward_stateless(&mut self, from: Peer, mut msg: Message<'_>, raw: &[u8]) {
-        let (popped, _) = self.pop_own_routes(&mut msg);
+        let (popped, _, ws_flow) = self.pop_own_routes(&mut msg);
         let next = msg
             .routes()
             .next()
@@ -581,7 +613,9 @@ impl Endpoint {
             debug!(peer = %from.addr, call_id = msg.call_id().unwrap_or(""), "ACK not relayed: it did not come through this proxy's Record-Route");
             return;
         }
-        let dest = if self.uri_is_us(&next) || local_user {
+        let dest = if ws_flow.is_some() {
+            ws_flow
+        } else if self.uri_is_us(&next) || local_user {
             // addressed to a local user: the location service knows where
             match self.aor_of(&next).and_then(|(aor, _)| {
                 self.dir

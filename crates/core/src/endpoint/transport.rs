@@ -5,8 +5,14 @@
 use super::*;
 
 /// RFC 3581 and RFC 3261 section 18.2.1: note where the request really came from.
+/// A WebSocket client's sent-by is a made-up `.invalid` name (RFC 7118 section 5.4):
+/// its Via always gets `received` and `rport`, so that a response relayed by the Via
+/// alone (a 2xx retransmission) finds the client's connection by its address.
 pub(super) fn fix_top_via(m: &mut Message<'_>, from: Peer) {
     if let Some(Header::Via(v)) = m.headers.iter_mut().find(|h| matches!(h, Header::Via(_))) {
+        if from.transport.websocket() && v.param("rport").is_none() {
+            v.params.push(Param::new("rport", None));
+        }
         let ip = from.addr.ip();
         let differs = v.host.ip() != Some(ip);
         if differs && v.param("received").is_none() {
@@ -172,6 +178,10 @@ impl Endpoint {
     /// The Contact's address when it is on the host `source` is, over the same
     /// transport, at another port; otherwise `source` (see [`Endpoint::binding_dest`]).
     pub(super) fn contact_or_source(&self, contact: &Uri<'_>, source: Peer) -> Peer {
+        if source.transport.websocket() {
+            // RFC 7118: only the client's own connection reaches it
+            return source;
+        }
         match self.resolve(contact) {
             Some(p)
                 if p.addr.ip() == source.addr.ip()

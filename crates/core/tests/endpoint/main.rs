@@ -211,3 +211,4 @@ mod cluster;
 mod observe;
 mod robustness;
 mod shield;
+mod websocket;

@@ -120,6 +120,15 @@ impl FileConfig {
         }
         // (its text names the key; never the URL, which may hold a password)
         self.store.check().map_err(|e| anyhow::anyhow!("{e}"))?;
+        for o in &self.ws.origins {
+            let (scheme, host) = o.split_once("://").unwrap_or_default();
+            if !matches!(scheme, "http" | "https") || host.is_empty() || host.contains('/') {
+                bail!("ws.origins {o:?}: an origin is scheme://host[:port], as https://phone.example.com");
+            }
+        }
+        if self.ws.ping_interval == 0 {
+            bail!("ws.ping_interval must be at least 1 (seconds)");
+        }
         if !self.admin.listen.is_empty() && self.admin.listen.parse::<SocketAddr>().is_err() {
             bail!(
                 "admin.listen {:?} is not IP:PORT (\"\" for no listener)",
@@ -150,9 +159,15 @@ impl FileConfig {
             crate::hep::parse_collector(c)?;
         }
         datadir::usable(&self.server.data_dir)?;
-        if listens.iter().any(|l| l.transport == Transport::Tls) {
+        if let Some(l) = listens
+            .iter()
+            .find(|l| matches!(l.transport, Transport::Tls | Transport::Wss))
+        {
             let (Some(cert), Some(key)) = (&self.tls.cert, &self.tls.key) else {
-                bail!("a tls: listener needs tls.cert and tls.key");
+                bail!(
+                    "a {}: listener needs tls.cert and tls.key",
+                    l.transport.param()
+                );
             };
             for (k, p) in [("tls.cert", cert), ("tls.key", key)] {
                 std::fs::metadata(p).with_context(|| format!("{k} {}", p.display()))?;

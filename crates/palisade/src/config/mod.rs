@@ -22,6 +22,7 @@ pub(crate) struct FileConfig {
     pub(crate) registrar: RegistrarSection,
     pub(crate) tcp: TcpSection,
     pub(crate) tls: TlsSection,
+    pub(crate) ws: WsSection,
     pub(crate) limits: LimitsSection,
     pub(crate) sdp: SdpSection,
     pub(crate) shield: ShieldSection,
@@ -360,6 +361,28 @@ impl Default for TcpSection {
     }
 }
 
+/// `[ws]`: the `ws:` and `wss:` listeners (RFC 7118). Their connections share
+/// `tcp.idle_timeout` and `tcp.max_connections` with TCP and TLS; `wss:` uses `[tls]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct WsSection {
+    /// Web origins (`https://phone.example.com`) whose pages may connect; a browser's
+    /// upgrade from any other is refused with 403. Empty (the default): any page.
+    pub(crate) origins: Vec<String>,
+    /// Seconds between the server's WebSocket pings, which a browser answers by itself
+    /// and which keep its connection (and so its registration) alive. Default 30.
+    pub(crate) ping_interval: u64,
+}
+
+impl Default for WsSection {
+    fn default() -> Self {
+        WsSection {
+            origins: Vec::new(),
+            ping_interval: 30,
+        }
+    }
+}
+
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields, default)]
 pub(crate) struct TlsSection {
@@ -479,7 +502,7 @@ pub(crate) struct Listen {
 
 pub(crate) fn parse_listen(s: &str) -> anyhow::Result<Listen> {
     let (t, a) = s.split_once(':').with_context(|| {
-        format!("listen {s:?}: expected udp:HOST:PORT, tcp:HOST:PORT or tls:HOST:PORT")
+        format!("listen {s:?}: expected udp:, tcp:, tls:, ws: or wss: followed by HOST:PORT")
     })?;
     let transport =
         Transport::parse(t).with_context(|| format!("listen {s:?}: unknown transport {t:?}"))?;
@@ -561,6 +584,7 @@ mod tests {
             (format!("{:?}", file.server), format!("{:?}", d.server)),
             (format!("{:?}", file.tcp), format!("{:?}", d.tcp)),
             (format!("{:?}", file.tls), format!("{:?}", d.tls)),
+            (format!("{:?}", file.ws), format!("{:?}", d.ws)),
             (format!("{:?}", file.notify), format!("{:?}", d.notify)),
             (format!("{:?}", file.evidence), format!("{:?}", d.evidence)),
             (format!("{:?}", file.admin), format!("{:?}", d.admin)),

@@ -33,6 +33,7 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::{info, warn};
 
 use super::evidence::EvidenceTx;
+use super::phone::PhoneSetup;
 use super::telemetry::{prometheus_text, render, Telemetry};
 use crate::block::{parse_duration, parse_subject, subject_text};
 use crate::clock::{now_ms, unix_now};
@@ -569,8 +570,8 @@ async fn tile(State(a): State<Admin>, UrlPath(p): UrlPath<String>) -> Response {
     }
 }
 
-/// The listener's routes over `state`.
-pub(super) fn routes(state: Admin) -> Routes {
+/// The listener's routes over `state`, and the softphone's.
+pub(super) fn routes(state: Admin, phone: &PhoneSetup) -> Routes {
     let api = Routes::new()
         .route("/api/overview", get(overview))
         .route("/api/registrations", get(registrations))
@@ -601,6 +602,7 @@ pub(super) fn routes(state: Admin) -> Routes {
         .route("/evidence/{*path}", get(tile))
         .merge(api)
         .with_state(state)
+        .merge(super::phone::routes(phone))
 }
 
 /// What the listener needs besides its address.
@@ -612,6 +614,7 @@ pub(super) struct AdminSetup {
     pub(super) db: Db,
     pub(super) evidence: Option<EvidenceTx>,
     pub(super) reload: mpsc::Sender<ReloadRequest>,
+    pub(super) phone: PhoneSetup,
 }
 
 /// Binds the listener and serves on the runtime; `Ok(None)` when the default address
@@ -641,8 +644,8 @@ pub(super) async fn start(listen: &str, setup: AdminSetup) -> anyhow::Result<Opt
         reload: setup.reload,
         version: env!("CARGO_PKG_VERSION"),
     };
-    info!(addr = %addr, "admin listener: dashboard at /, metrics at /metrics, API at /api/, the evidence log at /evidence/");
-    let app = routes(state).into_make_service_with_connect_info::<SocketAddr>();
+    info!(addr = %addr, "admin listener: dashboard at /, metrics at /metrics, API at /api/, the evidence log at /evidence/, a softphone at /phone");
+    let app = routes(state, &setup.phone).into_make_service_with_connect_info::<SocketAddr>();
     tokio::spawn(async move {
         if let Err(e) = axum::serve(l, app).await {
             warn!(error = %e, "admin listener stopped");

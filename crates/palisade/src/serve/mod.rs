@@ -46,6 +46,7 @@ mod keys;
 mod media;
 mod observe;
 mod persist;
+mod phone;
 mod reload;
 mod router;
 mod shell;
@@ -55,6 +56,7 @@ mod telemetry;
 mod udp;
 mod witness;
 mod worker;
+mod ws;
 
 /// Operations waiting for the storage thread; when it falls this far behind, the core
 /// waits for it rather than dropping a binding or a security event.
@@ -133,6 +135,8 @@ pub(crate) async fn run(
     let restored: Vec<Binding> = restored
         .into_iter()
         .filter(|r| r.node.is_empty() || r.node == cfg.cluster.node)
+        // (a WebSocket binding is reached only on its connection, gone with the restart)
+        .filter(|r| !matches!(r.transport.as_str(), "ws" | "wss"))
         .filter_map(|r| from_row(r, now))
         .collect();
     for (i, endpoint) in endpoints.iter_mut().enumerate() {
@@ -268,6 +272,18 @@ pub(crate) async fn run(
                 db: db.clone(),
                 evidence: evidence_tx.clone(),
                 reload: reload_tx,
+                phone: phone::PhoneSetup {
+                    domain: domain.clone(),
+                    // (an unspecified address without server.advertise: the page
+                    // uses the host it came from)
+                    listeners: listens
+                        .iter()
+                        .map(|l| match cfg.server.advertise {
+                            Some(ip) => (l.transport, SocketAddr::new(ip, l.addr.port())),
+                            None => (l.transport, l.addr),
+                        })
+                        .collect(),
+                },
             },
         )
         .await?;
@@ -338,6 +354,40 @@ pub(crate) async fn run(
                 info!(transport = "udp", %addr, "listening");
                 udp.push(Arc::new(s));
                 udp_addrs.push(addr);
+            }
+            Transport::Ws | Transport::Wss => {
+                let acceptor = if l.transport == Transport::Wss {
+                    if tls.is_none() {
+                        let (Some(c), Some(k)) = (&cfg.tls.cert, &cfg.tls.key) else {
+                            anyhow::bail!(
+                                "a wss: listener needs tls.cert and tls.key in the config"
+                            );
+                        };
+                        tls = Some(load_tls(c, k)?);
+                    }
+                    tls.clone()
+                } else {
+                    None
+                };
+                let listener = TcpListener::bind(l.addr)
+                    .await
+                    .with_context(|| format!("binding {}:{}", l.transport.param(), l.addr))?;
+                info!(transport = l.transport.param(), addr = %listener.local_addr()?, "listening");
+                ws::spawn_listener(
+                    listener,
+                    ws::WsSetup {
+                        transport: l.transport,
+                        inbound: inbound_tx.clone(),
+                        next_conn: next_conn.clone(),
+                        live: live.clone(),
+                        max_conns,
+                        idle,
+                        ping: Duration::from_secs(cfg.ws.ping_interval.max(1)),
+                        limits: limits.clone(),
+                        origins: Arc::new(cfg.ws.origins.clone()),
+                        tls: acceptor,
+                    },
+                );
             }
             Transport::Tcp | Transport::Tls => {
                 let acceptor = if l.transport == Transport::Tls {

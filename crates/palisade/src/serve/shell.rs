@@ -239,7 +239,7 @@ impl Shell {
                         None => {}
                     }
                 }
-                Transport::Tcp | Transport::Tls => {
+                Transport::Tcp | Transport::Tls | Transport::Ws | Transport::Wss => {
                     let owner = match t.to.conn {
                         Some(c) => self.router.owner_of_conn(c),
                         None => self.router.owner_of_addr(&t.to.addr),
@@ -268,8 +268,14 @@ impl Shell {
                             }
                         }
                         None if t.to.transport == Transport::Tcp => self.connect(t.to, t.bytes),
-                        None => {
+                        None if t.to.transport == Transport::Tls => {
                             warn!(to = %t.to.addr, "no TLS connection to this peer; outbound TLS connections are not opened")
+                        }
+                        None => {
+                            // RFC 7118: only the client opens a WebSocket connection
+                            if self.warn_budget.allow() {
+                                warn!(to = %t.to.addr, transport = t.to.transport.param(), "no WebSocket connection to this peer (closed); message dropped");
+                            }
                         }
                     }
                 }
