@@ -6,6 +6,7 @@
 //! process's CPU per datagram for a plain send and receive on loopback).
 //!
 //! `cargo run --release --example relay_bench -- SERVER:PORT SERVER_PID CALLS PPS SECONDS`
+//! (`THREADS`, default 2: the generator threads the calls are split among)
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -155,48 +156,75 @@ fn main() {
     std::thread::sleep(Duration::from_millis(300));
 
     let floor = floor_us();
-    let mut buf = [0u8; 2048];
-    let (mut sent, mut got) = (0u64, 0u64);
+    let threads: usize = std::env::var("THREADS")
+        .ok()
+        .and_then(|t| t.parse().ok())
+        .unwrap_or(2)
+        .max(1);
     let t0 = cpu_ticks(&pid);
     let start = Instant::now();
-    let mut seq: u16 = 0;
-    let slice = Duration::from_millis(10);
-    let per_slice = (pps / 100).max(1);
-    let mut next = start;
-    while start.elapsed() < Duration::from_secs(seconds) {
-        for _ in 0..per_slice {
-            seq = seq.wrapping_add(1);
-            for (i, (a, ar, b, br)) in legs.iter().enumerate() {
-                let ssrc = i as u32;
-                if a.send_to(&rtp(seq, ssrc), *ar).is_ok() {
-                    sent += 1;
-                }
-                if b.send_to(&rtp(seq, ssrc | 0x8000_0000), *br).is_ok() {
-                    sent += 1;
-                }
-            }
-        }
-        for (a, _, b, _) in &legs {
-            while a.recv_from(&mut buf).is_ok() {
-                got += 1;
-            }
-            while b.recv_from(&mut buf).is_ok() {
-                got += 1;
-            }
-        }
-        next += slice;
-        if let Some(d) = next.checked_duration_since(Instant::now()) {
-            std::thread::sleep(d);
-        }
+    // the calls split among THREADS generator threads, each sending its share every
+    // 10 ms and draining what came back
+    let per_thread = legs.len().div_ceil(threads);
+    let mut parts: Vec<Vec<(UdpSocket, SocketAddr, UdpSocket, SocketAddr)>> = Vec::new();
+    let mut legs = legs;
+    while !legs.is_empty() {
+        let rest = legs.split_off(per_thread.min(legs.len()));
+        parts.push(std::mem::replace(&mut legs, rest));
     }
-    std::thread::sleep(Duration::from_millis(200));
-    for (a, _, b, _) in &legs {
-        while a.recv_from(&mut buf).is_ok() {
-            got += 1;
-        }
-        while b.recv_from(&mut buf).is_ok() {
-            got += 1;
-        }
+    let handles: Vec<_> = parts
+        .into_iter()
+        .enumerate()
+        .map(|(t, part)| {
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 2048];
+                let (mut sent, mut got) = (0u64, 0u64);
+                let mut seq: u16 = 0;
+                let slice = Duration::from_millis(10);
+                let per_slice = (pps / 100).max(1);
+                let mut next = start;
+                let drain = |part: &[(UdpSocket, SocketAddr, UdpSocket, SocketAddr)],
+                             buf: &mut [u8],
+                             got: &mut u64| {
+                    for (a, _, b, _) in part {
+                        while a.recv_from(buf).is_ok() {
+                            *got += 1;
+                        }
+                        while b.recv_from(buf).is_ok() {
+                            *got += 1;
+                        }
+                    }
+                };
+                while start.elapsed() < Duration::from_secs(seconds) {
+                    for _ in 0..per_slice {
+                        seq = seq.wrapping_add(1);
+                        for (i, (a, ar, b, br)) in part.iter().enumerate() {
+                            let ssrc = (t * 100_000 + i) as u32;
+                            if a.send_to(&rtp(seq, ssrc), *ar).is_ok() {
+                                sent += 1;
+                            }
+                            if b.send_to(&rtp(seq, ssrc | 0x8000_0000), *br).is_ok() {
+                                sent += 1;
+                            }
+                        }
+                    }
+                    drain(&part, &mut buf, &mut got);
+                    next += slice;
+                    if let Some(d) = next.checked_duration_since(Instant::now()) {
+                        std::thread::sleep(d);
+                    }
+                }
+                std::thread::sleep(Duration::from_millis(200));
+                drain(&part, &mut buf, &mut got);
+                (sent, got)
+            })
+        })
+        .collect();
+    let (mut sent, mut got) = (0u64, 0u64);
+    for h in handles {
+        let (s, g) = h.join().unwrap();
+        sent += s;
+        got += g;
     }
     let elapsed = start.elapsed().as_secs_f64();
     let cpu_s = (cpu_ticks(&pid) - t0) as f64 / ticks_per_s();
