@@ -117,9 +117,12 @@ fn shape(h: &mut Fnv, v: &[u8]) {
     // (SIPp's `[pid]SIPpTag00[n]`: with a process id under 1000 the letters outnumber
     // the digits, but the word still sits between two counters)
     let digits = v.iter().filter(|c| c.is_ascii_digit()).count();
+    // (a word of six letters or more: a random token of ten characters cannot hold one
+    // between four digits, so belle-sip's tokens keep their shape)
     let between_counters = v.first().is_some_and(u8::is_ascii_digit)
         && v.last().is_some_and(u8::is_ascii_digit)
-        && digits >= 4;
+        && digits >= 4
+        && letter_count >= 6;
     let counters_around_a_word =
         words == 1 && ((longest_digits >= 4 && letter_count * 2 <= v.len()) || between_counters);
     if letters && !counters_around_a_word {
