@@ -117,12 +117,13 @@ fn shape(h: &mut Fnv, v: &[u8]) {
     // (SIPp's `[pid]SIPpTag00[n]`: with a process id under 1000 the letters outnumber
     // the digits, but the word still sits between two counters)
     let digits = v.iter().filter(|c| c.is_ascii_digit()).count();
-    // (a word of six letters or more: a random token of ten characters cannot hold one
-    // between four digits, so belle-sip's tokens keep their shape)
+    // (SIPp writes `[pid]R[n]` and `[pid]SIPpTag00[n]`: one letter, or a word of six
+    // letters or more, between counters; a random token of ten characters almost never
+    // has that form, so belle-sip's tokens keep their shape)
     let between_counters = v.first().is_some_and(u8::is_ascii_digit)
         && v.last().is_some_and(u8::is_ascii_digit)
         && digits >= 4
-        && letter_count >= 6;
+        && (letter_count <= 1 || letter_count >= 6);
     let counters_around_a_word =
         words == 1 && ((longest_digits >= 4 && letter_count * 2 <= v.len()) || between_counters);
     if letters && !counters_around_a_word {
@@ -588,6 +589,10 @@ mod tests {
         // a process id under 1000 (a fresh machine, a container) changes nothing
         let small = fingerprint(&msg("INVITE", "-812-1-0", "812SIPpTag001", "1-812@h", ""));
         assert_eq!(a, small);
+        // and its REGISTER scenario's tags, `[pid]R[n]`
+        let reg = fingerprint(&msg("REGISTER", "-4711-1-0", "4711R1", "1-4711@h", ""));
+        let reg_small = fingerprint(&msg("REGISTER", "-986-1-0", "986R1", "1-986@h", ""));
+        assert_eq!(reg, reg_small);
         // random hex of one length, with or without letters in it, is one shape
         let c = fingerprint(&msg(
             "INVITE",
