@@ -10,19 +10,19 @@
     clippy::indexing_slicing
 )]
 
-use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
 
+mod common;
+
+use common::{unique, Pg};
 use palisade_detect::{
     ActionKind, CallRecord, Evidence, Finding, FindingKind, Network, Output, RegistrationRecord,
     Restriction, Subject,
 };
 use palisade_store::{
-    open_records, Lifted, PgStore, Records, SqliteStore, Storage, StoreConfig, UserRow,
-    BY_DETECTOR, BY_OPERATOR, RECORD_RANGE,
+    open_records, Lifted, Records, SqliteStore, Storage, StoreConfig, UserRow, BY_DETECTOR,
+    BY_OPERATOR, RECORD_RANGE,
 };
 
 /// Where one case's records live; every [`Backend::records`] is another handle on them.
@@ -30,20 +30,6 @@ trait Backend {
     fn records(&self) -> Box<dyn Records + Send>;
     /// The accounts (SQLite: another file; PostgreSQL: the same database).
     fn accounts(&self) -> Box<dyn Storage + Send>;
-}
-
-fn unique(case: &str) -> String {
-    static N: AtomicUsize = AtomicUsize::new(0);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos();
-    let case: String = case.chars().take(24).collect();
-    format!(
-        "r_{case}_{}_{nanos}_{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::SeqCst)
-    )
 }
 
 struct Sqlite {
@@ -72,57 +58,12 @@ impl Drop for Sqlite {
     }
 }
 
-struct Pg {
-    base: String,
-    schema: String,
-    url: String,
-}
-
-impl Pg {
-    fn new(case: &str) -> Option<Self> {
-        let Ok(base) = std::env::var("PALISADE_TEST_PG_URL") else {
-            static NOTE: std::sync::Once = std::sync::Once::new();
-            NOTE.call_once(|| {
-                let _ = writeln!(
-                    std::io::stderr(),
-                    "note: PALISADE_TEST_PG_URL is not set: the PostgreSQL half of the records suite is skipped (./test.sh starts a server and sets it)"
-                );
-            });
-            return None;
-        };
-        let schema = unique(case);
-        let mut c = postgres::Client::connect(&base, postgres::NoTls)
-            .unwrap_or_else(|e| panic!("PALISADE_TEST_PG_URL: {e}"));
-        c.batch_execute(&format!("CREATE SCHEMA {schema}")).unwrap();
-        let sep = if base.contains('?') { '&' } else { '?' };
-        let url = format!("{base}{sep}options=-c%20search_path%3D{schema}");
-        Some(Pg { base, schema, url })
-    }
-
-    fn node(&self) -> PgStore {
-        PgStore::open(&self.url, 2, Duration::from_secs(30)).unwrap()
-    }
-}
-
 impl Backend for Pg {
     fn records(&self) -> Box<dyn Records + Send> {
-        let cfg = StoreConfig {
-            url: Some(self.url.clone()),
-            max_connections: 2,
-            ..StoreConfig::default()
-        };
-        open_records(&cfg, std::path::Path::new("/nonexistent")).unwrap()
+        open_records(&self.config(2), std::path::Path::new("/nonexistent")).unwrap()
     }
     fn accounts(&self) -> Box<dyn Storage + Send> {
         Box::new(self.node())
-    }
-}
-
-impl Drop for Pg {
-    fn drop(&mut self) {
-        if let Ok(mut c) = postgres::Client::connect(&self.base, postgres::NoTls) {
-            let _ = c.batch_execute(&format!("DROP SCHEMA {} CASCADE", self.schema));
-        }
     }
 }
 

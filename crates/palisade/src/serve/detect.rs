@@ -415,6 +415,8 @@ pub(super) fn detect_thread(
     let mut records_version: Option<i64> = None;
     let mut last_changes: Option<Instant> = None;
     let mut changes_failing = false;
+    // a restriction among the outputs not written yet
+    let mut restrict_pending = false;
     let mut busy = false;
     let mut last_published = Instant::now();
     loop {
@@ -650,6 +652,7 @@ pub(super) fn detect_thread(
                 }
                 _ => {}
             }
+            restrict_pending |= matches!(o, Output::Restrict(_));
             outs.push(o);
         }
         if last_published.elapsed() >= Duration::from_secs(1) {
@@ -657,7 +660,7 @@ pub(super) fn detect_thread(
             publish(&telemetry, &d, active.len());
         }
         // (a restriction at once: in a cluster the other nodes apply it from the store)
-        let urgent = role.is_some() && outs.iter().any(|o| matches!(o, Output::Restrict(_)));
+        let urgent = std::mem::take(&mut restrict_pending) && role.is_some();
         if !outs.is_empty()
             && (urgent || outs.len() >= 5_000 || last_write.elapsed() >= WRITE_EVERY)
         {

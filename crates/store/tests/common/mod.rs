@@ -39,7 +39,7 @@ impl Pg {
             NOTE.call_once(|| {
                 let _ = writeln!(
                     std::io::stderr(),
-                    "note: PALISADE_TEST_PG_URL is not set: the PostgreSQL half of the storage suite is skipped (./test.sh starts a server and sets it)"
+                    "note: PALISADE_TEST_PG_URL is not set: the PostgreSQL cases of this suite are skipped (./test.sh starts a server and sets it)"
                 );
             });
             return None;
