@@ -315,6 +315,9 @@ fn a_stream_that_keeps_sending_malformed_packets_is_cut_with_evidence() {
         |_| {},
         |answer| {
             let Some(to) = answer else { return };
+            // (the relay takes the answer from its queue within one pass, 20 ms; packets
+            // before that are held, as before an answer)
+            std::thread::sleep(Duration::from_millis(100));
             for seq in 0..5u16 {
                 media.send_to(&rtp(seq, 0), to).unwrap();
             }
