@@ -5,6 +5,8 @@
 //!
 //! What goes where:
 //! - SIP messages from stream connections and extra UDP sockets: the Call-ID's shard.
+//! - Datagrams a worker's own socket received: the Call-ID's shard, except a REGISTER,
+//!   which the receiving worker handles itself (see `Shell::take_datagram`).
 //! - Accounts, restrictions, lifted restrictions, closed connections: every shard.
 //! - A binding one shard saved or removed: every other shard (see
 //!   [`palisade_core::Endpoint::apply_binding`]).

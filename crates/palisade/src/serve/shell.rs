@@ -439,7 +439,17 @@ impl Shell {
     }
 
     fn take_datagram(&mut self, now: Instant, from: SocketAddr, bytes: &[u8], socket: usize) {
-        let owner = self.router.shards().of_message(bytes);
+        // A REGISTER is handled by the worker whose socket it reached: its transaction
+        // lives and dies in that one exchange, and the kernel sends every datagram of
+        // one source to the same socket, so its retransmissions (and the phone's next
+        // REGISTER) come here too. The binding it saves goes to the other shards as a
+        // replica, as from any shard. No hand-over, no wake-up: about half of all
+        // REGISTERs crossed workers before.
+        let owner = if bytes.starts_with(b"REGISTER ") {
+            self.index
+        } else {
+            self.router.shards().of_message(bytes)
+        };
         let peer = Peer {
             transport: Transport::Udp,
             addr: from,
