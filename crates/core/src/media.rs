@@ -9,14 +9,17 @@ use crate::types::Peer;
 /// A media relay, as the core sees it (implemented by the shell).
 pub trait MediaAnchor: Send {
     /// An INVITE's offer (the shield's canonical SDP) on its way toward the callee, from
-    /// `offerer` (the INVITE's transport source). `Ok(Some(body))`: send this body
-    /// instead (the media is anchored); `Ok(None)`: send the offer as it is (nothing to
-    /// anchor: no RTP, ICE media passed through, the relay off); `Err(reason)`: the
-    /// relay has no room for the call (the core answers 503 with the reason).
+    /// `offerer` (the INVITE's transport source), whose credentials proved `account`
+    /// (`None`: not authenticated, or a retransmission). `Ok(Some(body))`: send this
+    /// body instead (the media is anchored); `Ok(None)`: send the offer as it is
+    /// (nothing to anchor: no RTP, ICE media passed through, the relay off);
+    /// `Err(reason)`: the relay has no room for the call (the core answers 503 with the
+    /// reason).
     fn offer(
         &mut self,
         call_id: &str,
         offerer: &Peer,
+        account: Option<&str>,
         sdp: &[u8],
     ) -> Result<Option<Vec<u8>>, String>;
     /// An answer (the SDP of a 1xx or 2xx to the INVITE) on its way back, from

@@ -24,17 +24,22 @@
 //!   signatures, many user names probed, authentication failures, answer-budget floods,
 //!   per source network;
 //! - **repeated refusals** (`refusals`): shield or protected-user refusals from one
-//!   account or network.
+//!   account or network;
+//! - **media abuse** (`media`): media streams the relay cut for malformed packets, by
+//!   the caller's account when the cut stream was an authenticated caller's, else by
+//!   the source's network.
 //!
 //! Subjects are an account, a device fingerprint or a source network, never a single IP
 //! address. All state is bounded ([`Config::max_subjects`]) and driven by the times in
 //! the observations (Unix milliseconds): no clock, no I/O, deterministic in tests.
 
+mod config;
 mod detector;
 pub mod fingerprint;
 mod model;
 mod time;
 
+pub use config::*;
 pub use detector::Detector;
 pub use fingerprint::{fingerprint, scanner_signature, sdp_habits, ua_family};
 pub use model::*;

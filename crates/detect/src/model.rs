@@ -1,4 +1,4 @@
-//! The values the detector takes in and gives out, and its configuration.
+//! The values the detector takes in and gives out (its configuration is in `config`).
 
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
@@ -46,6 +46,8 @@ pub enum Observation {
         /// The event kind (`offer-refused`, `protected-refused`, ...).
         kind: String,
     },
+    /// The media relay cut a stream that kept sending malformed packets.
+    MediaCut(MediaCut),
 }
 
 /// `udp`, `tcp` or `tls` (an alias, so that serde does not take the field for a
@@ -117,6 +119,32 @@ pub struct Registration {
     pub user_agent: String,
     /// Its wire fingerprint.
     pub fingerprint: u64,
+}
+
+/// A media stream the relay cut: its party kept sending malformed packets (more than
+/// the relay's cut rule allows, `palisade_media::CutRule`). Made by the relay thread,
+/// which knows the call's media but not its records.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct MediaCut {
+    /// When.
+    pub at: Millis,
+    /// The call's Call-ID.
+    pub call_id: String,
+    /// Whose stream: `caller` or `callee`.
+    pub side: String,
+    /// The account the stream's sender belongs to: the caller's authenticated account
+    /// when the cut stream is the caller's; empty otherwise (the finding is then about
+    /// the source's network).
+    pub account: String,
+    /// Where the first offending packet came from.
+    pub source: SocketAddr,
+    /// Why it was refused (`palisade_media::Reason`, e.g. `rtp-payload-type`).
+    pub reason: String,
+    /// Packets of the stream the relay refused (by source excepted).
+    pub refused: u64,
+    /// SHA-256 (hex) of the first offending packet as the evidence log's `media-cut`
+    /// entry names it (its first 256 bytes; empty when none was kept).
+    pub sample_sha256: String,
 }
 
 /// What kind of probing a request looked like.
@@ -268,11 +296,13 @@ pub enum FindingKind {
     Flood,
     /// Repeated shield or protected-user refusals.
     Refusals,
+    /// Media streams cut by the relay for malformed packets.
+    MediaAbuse,
 }
 
 impl FindingKind {
     /// Every kind.
-    pub const ALL: [FindingKind; 9] = [
+    pub const ALL: [FindingKind; 10] = [
         FindingKind::Sweep,
         FindingKind::Strangers,
         FindingKind::Farm,
@@ -282,6 +312,7 @@ impl FindingKind {
         FindingKind::PasswordGuessing,
         FindingKind::Flood,
         FindingKind::Refusals,
+        FindingKind::MediaAbuse,
     ];
 
     /// Its name in reports and configuration.
@@ -296,6 +327,7 @@ impl FindingKind {
             FindingKind::PasswordGuessing => "password-guessing",
             FindingKind::Flood => "flood",
             FindingKind::Refusals => "repeated-refusals",
+            FindingKind::MediaAbuse => "media-abuse",
         }
     }
 
@@ -497,246 +529,6 @@ pub enum Output {
     Restrict(Restriction),
 }
 
-/// One detector's response.
-#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct Response {
-    /// `alert`, `rate-limit` or `block`.
-    pub action: ActionKind,
-    /// How long a block or limit lasts (seconds).
-    pub duration_s: u64,
-    /// Calls a minute under `rate-limit`.
-    pub limit_per_minute: u32,
-}
-
-impl Default for Response {
-    fn default() -> Self {
-        Response {
-            action: ActionKind::Alert,
-            duration_s: 3600,
-            limit_per_minute: 2,
-        }
-    }
-}
-
-fn response(action: ActionKind, duration_s: u64) -> Response {
-    Response {
-        action,
-        duration_s,
-        ..Response::default()
-    }
-}
-
-/// Thresholds of the sweep detector.
-#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct SweepConfig {
-    /// On or off.
-    pub enabled: bool,
-    /// Window (seconds) over an account's finished calls.
-    pub window_s: u64,
-    /// Distinct callees in the window at and above which it may fire.
-    pub min_callees: usize,
-    /// Answer ratio (answered / finished) at or below which it may fire.
-    pub max_answer_ratio: f64,
-    /// Share of calls cancelled before answer (or after a short ring) at and above
-    /// which it may fire.
-    pub min_short_ratio: f64,
-    /// A cancel after at most this much ringing (ms) is "short".
-    pub short_ring_ms: i64,
-    /// Mean talk time (s) of answered calls at and above which a borderline answer
-    /// ratio (up to twice `max_answer_ratio`) counts as legitimate.
-    pub counter_talk_s: u64,
-    /// Share of the distinct callees who called (or wrote) back at and above which the
-    /// account is not restricted (reciprocity is counter-evidence).
-    pub max_callback_ratio: f64,
-    /// Response.
-    pub response: Response,
-}
-
-impl Default for SweepConfig {
-    fn default() -> Self {
-        SweepConfig {
-            enabled: true,
-            window_s: 600,
-            min_callees: 20,
-            max_answer_ratio: 0.2,
-            min_short_ratio: 0.5,
-            short_ring_ms: 15_000,
-            counter_talk_s: 30,
-            max_callback_ratio: 0.2,
-            response: response(ActionKind::Block, 3600),
-        }
-    }
-}
-
-/// Thresholds of the new-account detectors (farm and strangers).
-#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct NewAccountConfig {
-    /// On or off.
-    pub enabled: bool,
-    /// An account created (or, when its creation time is unknown, first seen) less than
-    /// this long ago (seconds) is new.
-    pub new_for_s: u64,
-    /// Window (seconds).
-    pub window_s: u64,
-    /// Farm: new accounts first seen from one network or device in the window.
-    pub min_accounts: usize,
-    /// Strangers: distinct users a new account called in the window that it had no
-    /// call with before, in either direction (and whose calls look like a sweep: the
-    /// behavioural test of [`SweepConfig`] applies to them).
-    pub min_strangers: usize,
-    /// Response to a farm: always taken as `alert` (a farm is context, not behaviour:
-    /// another action here is ignored; only the duration is used).
-    pub farm_response: Response,
-    /// Response to a new account calling strangers.
-    pub strangers_response: Response,
-}
-
-impl Default for NewAccountConfig {
-    fn default() -> Self {
-        NewAccountConfig {
-            enabled: true,
-            new_for_s: 7 * 86_400,
-            window_s: 3600,
-            min_accounts: 5,
-            min_strangers: 10,
-            farm_response: response(ActionKind::Alert, 3600),
-            strangers_response: Response {
-                action: ActionKind::Limit,
-                duration_s: 3600,
-                limit_per_minute: 2,
-            },
-        }
-    }
-}
-
-/// Thresholds of the imitation detector.
-#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct ImitationConfig {
-    /// On or off.
-    pub enabled: bool,
-    /// A fingerprint joins a family's learned profile once this many established (not
-    /// new) accounts claiming the family used it.
-    pub learn_min_accounts: usize,
-    /// Response.
-    pub response: Response,
-}
-
-impl Default for ImitationConfig {
-    fn default() -> Self {
-        ImitationConfig {
-            enabled: true,
-            learn_min_accounts: 3,
-            response: response(ActionKind::Alert, 3600),
-        }
-    }
-}
-
-/// Thresholds of the scanner detectors.
-#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct ScanConfig {
-    /// On or off.
-    pub enabled: bool,
-    /// Window (seconds).
-    pub window_s: u64,
-    /// Distinct unknown or failed user names from one network in the window.
-    pub min_users: usize,
-    /// Authentication failures from one network in the window.
-    pub min_auth_failures: usize,
-    /// Answer-budget floods (at most one per source and 10 s) from one network.
-    pub min_floods: usize,
-    /// Response to a scanner signature, an enumeration or password guessing.
-    pub response: Response,
-    /// Response to a flood (the core already stops answering it).
-    pub flood_response: Response,
-}
-
-impl Default for ScanConfig {
-    fn default() -> Self {
-        ScanConfig {
-            enabled: true,
-            window_s: 60,
-            min_users: 10,
-            min_auth_failures: 20,
-            min_floods: 3,
-            response: response(ActionKind::Block, 600),
-            flood_response: response(ActionKind::Alert, 3600),
-        }
-    }
-}
-
-/// Thresholds of the refusal detector.
-#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct RefusalConfig {
-    /// On or off.
-    pub enabled: bool,
-    /// Window (seconds).
-    pub window_s: u64,
-    /// Refusals of one account or network in the window.
-    pub min_refusals: usize,
-    /// Response.
-    pub response: Response,
-}
-
-impl Default for RefusalConfig {
-    fn default() -> Self {
-        RefusalConfig {
-            enabled: true,
-            window_s: 600,
-            min_refusals: 5,
-            response: response(ActionKind::Alert, 3600),
-        }
-    }
-}
-
-/// The detectors' configuration (`[detect]` in the server's file).
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct Config {
-    /// Detection on (the default) or off (no records either).
-    pub enabled: bool,
-    /// Days of call and registration records kept in the store.
-    pub retention_days: u64,
-    /// Most subjects (accounts, devices, networks, calls in progress) tracked at once;
-    /// the least recently active are evicted beyond it.
-    pub max_subjects: usize,
-    /// Ring-and-cancel sweeps.
-    pub sweep: SweepConfig,
-    /// New-account farms and new accounts calling strangers.
-    pub new_accounts: NewAccountConfig,
-    /// Imitation clients.
-    pub imitation: ImitationConfig,
-    /// Scanners and floods.
-    pub scan: ScanConfig,
-    /// Repeated refusals.
-    pub refusals: RefusalConfig,
-    /// A TOML file of known fingerprints per User-Agent family (`family = ["16 hex
-    /// digits", ...]`), read by the server at start in addition to the profiles it
-    /// ships (captured from the real clients of its test suite).
-    pub profiles: Option<std::path::PathBuf>,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            enabled: true,
-            retention_days: 90,
-            max_subjects: 100_000,
-            sweep: SweepConfig::default(),
-            new_accounts: NewAccountConfig::default(),
-            imitation: ImitationConfig::default(),
-            scan: ScanConfig::default(),
-            refusals: RefusalConfig::default(),
-            profiles: None,
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -788,6 +580,16 @@ mod tests {
                 account: String::new(),
                 kind: "offer-refused".into(),
             },
+            Observation::MediaCut(MediaCut {
+                at: 9,
+                call_id: "m@x".into(),
+                side: "caller".into(),
+                account: "alice".into(),
+                source: "[2001:db8::7]:40000".parse().unwrap(),
+                reason: "rtp-payload-type".into(),
+                refused: 51,
+                sample_sha256: "ab".repeat(32),
+            }),
         ];
         for o in all {
             let text = serde_json::to_string(&o).unwrap();

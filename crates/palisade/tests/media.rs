@@ -1,7 +1,8 @@
 //! The media relay against the real binary: audio both ways between a caller written
 //! here and SIPp as the callee (its RTP echo), crafted RTP and RTCP dropped while the
-//! call goes on, nothing delivered to a callee whose call was cancelled, and 503 when the
-//! relay's ports run out.
+//! call goes on, nothing delivered to a callee whose call was cancelled, 503 when the
+//! relay's ports run out, and a stream of malformed packets cut, kept as evidence and
+//! found by the detectors (the caller's account blocked, its callee a target).
 // Helpers outside `#[test]` functions assert by panicking too (clippy.toml exempts only
 // test functions and `#[cfg(test)]` modules from the workspace's panic-free lints).
 #![allow(
@@ -290,8 +291,15 @@ fn the_relay_answers_503_when_its_ports_run_out() {
     );
 }
 
+/// The JSON a `palisade report ...` command printed.
+fn report(dir: &std::path::Path, what: &str) -> serde_json::Value {
+    let o = cli(dir, &["report", what, "--json"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    serde_json::from_slice(&o.stdout).unwrap()
+}
+
 #[test]
-fn a_stream_that_keeps_sending_malformed_packets_is_cut_with_evidence() {
+fn a_stream_that_keeps_sending_malformed_packets_is_cut_with_evidence_and_found() {
     let (s, admin) = start_with_admin("media-cut", &["alice", "bob"], "");
     let uas_port = ports();
     let media_port = ports();
@@ -315,9 +323,8 @@ fn a_stream_that_keeps_sending_malformed_packets_is_cut_with_evidence() {
         |_| {},
         |answer| {
             let Some(to) = answer else { return };
-            // (the relay takes the answer from its queue within one pass, 20 ms; packets
-            // before that are held, as before an answer)
-            std::thread::sleep(Duration::from_millis(100));
+            // at once after the 200 OK: the relay took the answer before these (its
+            // anchor woke it when the 200 OK went through)
             for seq in 0..5u16 {
                 media.send_to(&rtp(seq, 0), to).unwrap();
             }
@@ -335,7 +342,15 @@ fn a_stream_that_keeps_sending_malformed_packets_is_cut_with_evidence() {
     );
     assert_eq!(outcome, Outcome::Answered);
     let _ = uas.finish();
-    assert_eq!(before, 5, "valid packets went through before");
+    assert_eq!(
+        before, 5,
+        "the valid packets sent at once after the answer went through before the cut"
+    );
+    assert_eq!(
+        metric(&admin, "palisade_media_packets_total{result=\"held\"}"),
+        0,
+        "no packet after the answer was held as if it had not come"
+    );
     assert_eq!(after, 0, "nothing goes through a cut stream");
     assert_eq!(metric(&admin, "palisade_media_streams_cut_total"), 1);
     // the evidence entry, and the sample in the blob store under its SHA-256
@@ -359,5 +374,54 @@ fn a_stream_that_keeps_sending_malformed_packets_is_cut_with_evidence() {
         blob,
         rtp(5, 97)[..blob.len()].to_vec(),
         "the first offending packet"
+    );
+    // a finding about the caller's account (it authenticated; the stream was its own),
+    // resting on the call and naming the entry's sample; the account is blocked
+    let call_id = e.split("\"call_id\":\"").nth(1).unwrap();
+    let call_id = call_id[..call_id.find('"').unwrap()].to_string();
+    let finding = || {
+        report(&dir, "findings")["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["kind"] == "media-abuse")
+            .cloned()
+    };
+    assert!(
+        wait_until(Duration::from_secs(5), || finding().is_some()),
+        "no media-abuse finding: {}",
+        report(&dir, "findings")
+    );
+    let f = finding().unwrap();
+    assert_eq!(f["subject"]["account"], "alice", "{f}");
+    assert_eq!(f["action"], "block", "{f}");
+    let records = f["records"].to_string();
+    assert!(
+        records.contains(&format!("call {call_id} (caller side)"))
+            && records.contains(&sha)
+            && records.contains("rtp-payload-type")
+            && records.contains("\"call\":"),
+        "{f}"
+    );
+    let blocks = String::from_utf8_lossy(&cli(&dir, &["block", "list"]).stdout).into_owned();
+    assert!(blocks.contains("alice"), "{blocks}");
+    // bob, whose phone the malformed stream was aimed at, is a target (once the
+    // answered call's record is written, at its BYE)
+    let bob_targeted = || {
+        report(&dir, "targets")["targets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| {
+                t["user"] == "bob"
+                    && t["findings"]
+                        .to_string()
+                        .contains(f["id"].as_str().unwrap())
+            })
+    };
+    assert!(
+        wait_until(Duration::from_secs(5), bob_targeted),
+        "{}",
+        report(&dir, "targets")
     );
 }

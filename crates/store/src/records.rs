@@ -225,7 +225,10 @@ pub(crate) fn targets_of(
         if f.action == ActionKind::Alert
             || !matches!(
                 f.kind,
-                FindingKind::Sweep | FindingKind::Strangers | FindingKind::Refusals
+                FindingKind::Sweep
+                    | FindingKind::Strangers
+                    | FindingKind::Refusals
+                    | FindingKind::MediaAbuse
             )
         {
             continue;
@@ -477,8 +480,9 @@ impl SqliteStore {
 
     /// The users a campaign rang or tried to ring since `since` (Unix ms): the callees
     /// of the calls (and texts) that a *restricting* finding (sweep, new account
-    /// calling strangers, repeated refusals; action other than `alert`) rests on, and of
-    /// the calls of its account that a restriction refused after it was detected.
+    /// calling strangers, repeated refusals, media abuse; action other than `alert`)
+    /// rests on, and of the calls of its account that a restriction refused after it
+    /// was detected.
     /// Context alone (a farm, an imitation alert) names no targets, and an account's
     /// other callees are not targets because of it.
     pub fn targets(&self, since: i64) -> Result<Vec<Target>, StoreError> {

@@ -585,7 +585,11 @@ impl Endpoint {
         let (Some(media), Some(call_id)) = (self.media.as_mut(), msg.call_id()) else {
             return Ok(());
         };
-        if let Some(body) = media.offer(call_id, from, &msg.body)? {
+        let account = match &self.handling.authenticated {
+            Some(Authenticated::Now(a)) => Some(a.as_str()),
+            _ => None,
+        };
+        if let Some(body) = media.offer(call_id, from, account, &msg.body)? {
             msg.body = Cow::Owned(body);
         }
         Ok(())

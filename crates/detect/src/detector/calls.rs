@@ -358,7 +358,7 @@ impl Detector {
 
     /// A restricting finding names `account`: it teaches nothing from now on, and what
     /// it taught is forgotten.
-    fn lose_standing(&mut self, account: &str) {
+    pub(super) fn lose_standing(&mut self, account: &str) {
         self.standing.remove(account);
         self.unvetted.remove(account);
         if self.restricted.len() < self.cfg.max_subjects {

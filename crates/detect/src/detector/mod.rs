@@ -10,6 +10,7 @@ type HashMap<K, V> = std::collections::HashMap<K, V, ahash::RandomState>;
 type HashSet<K> = std::collections::HashSet<K, ahash::RandomState>;
 use std::hash::{Hash, Hasher};
 
+use crate::config::*;
 use crate::fingerprint::ua_family;
 use crate::model::*;
 
@@ -36,6 +37,7 @@ struct AccountState {
     /// The account's attempts in the longest of the call detectors' windows.
     calls: VecDeque<Summary>,
     refusals: VecDeque<(Millis, String)>,
+    cuts: VecDeque<media::Cut>,
 }
 
 #[derive(Default)]
@@ -44,6 +46,7 @@ struct NetState {
     probes: VecDeque<(Millis, ProbeKind, u64, String)>,
     new_accounts: VecDeque<(Millis, String, u64)>,
     refusals: VecDeque<(Millis, String)>,
+    cuts: VecDeque<media::Cut>,
 }
 
 #[derive(Default)]
@@ -252,6 +255,7 @@ impl Detector {
                 account,
                 kind,
             } => self.refused(at, source, account, kind),
+            Observation::MediaCut(c) => self.media_cut(c),
         }
     }
 
@@ -289,6 +293,7 @@ impl Detector {
             self.cfg.new_accounts.window_s,
             self.cfg.scan.window_s,
             self.cfg.refusals.window_s,
+            self.cfg.media.window_s,
         ]
         .into_iter()
         .max()
@@ -463,6 +468,7 @@ impl Active {
 
 mod calls;
 mod devices;
+mod media;
 mod scan;
 
 #[cfg(test)]

@@ -215,6 +215,25 @@ pub(crate) async fn run(
     } else {
         (None, None)
     };
+    // (before the media relay: a stream it cuts is reported to the detectors)
+    let mut detect_handle = None;
+    let detect_tx = match detector {
+        Some((d, active)) => {
+            let (tx, rx) = sync_channel::<DetectMsg>(DETECT_QUEUE);
+            let (db, itx, etx) = (db.clone(), inbound_tx.clone(), evidence_tx.clone());
+            let all = cfg.evidence.records == EvidenceRecords::All;
+            let t = telemetry.clone();
+            let node = cfg.cluster.node.clone();
+            detect_handle = Some(
+                std::thread::Builder::new()
+                    .name("palisade-detect".into())
+                    .spawn(move || detect_thread(db, d, rx, itx, etx, all, active, t, node))?,
+            );
+            Some(tx)
+        }
+        None => None,
+    };
+    let mut media_relay = None;
     if cfg.media.enabled {
         let range: palisade_media::PortRange = cfg
             .media
@@ -232,7 +251,7 @@ pub(crate) async fn run(
             .or(first.filter(|ip| !ip.is_unspecified()))
             .unwrap_or(std::net::IpAddr::from([127, 0, 0, 1]));
         let capacity = pool.capacity();
-        let shared = media::start(
+        let running = media::start(
             media::Settings {
                 pool,
                 advertise,
@@ -247,10 +266,12 @@ pub(crate) async fn run(
             },
             telemetry.media.clone(),
             evidence_tx.clone(),
+            detect_tx.clone(),
         )?;
         for e in endpoints.iter_mut() {
-            e.set_media(Box::new(media::Anchor::new(shared.clone())));
+            e.set_media(Box::new(media::Anchor::new(running.shared.clone())));
         }
+        media_relay = Some(running);
         info!(%advertise, %bind, pairs = capacity, early = %cfg.media.early, "media relay on");
     } else {
         info!("media relay off (media.enabled = false): media flows between the phones");
@@ -290,23 +311,6 @@ pub(crate) async fn run(
     } else {
         drop(reload_tx);
     }
-    let mut detect_handle = None;
-    let detect_tx = match detector {
-        Some((d, active)) => {
-            let (tx, rx) = sync_channel::<DetectMsg>(DETECT_QUEUE);
-            let (db, itx, etx) = (db.clone(), inbound_tx.clone(), evidence_tx.clone());
-            let all = cfg.evidence.records == EvidenceRecords::All;
-            let t = telemetry.clone();
-            let node = cfg.cluster.node.clone();
-            detect_handle = Some(
-                std::thread::Builder::new()
-                    .name("palisade-detect".into())
-                    .spawn(move || detect_thread(db, d, rx, itx, etx, all, active, t, node))?,
-            );
-            Some(tx)
-        }
-        None => None,
-    };
     let webhook_tx = match &detect_tx {
         Some(results) => {
             let (tx, rx) = channel::<Hook>();
@@ -708,6 +712,9 @@ pub(crate) async fn run(
     }
     drop(shells);
     let _ = store_handle.join();
+    if let Some(m) = media_relay {
+        m.stop();
+    }
     if let Some(h) = detect_handle {
         let _ = h.join();
     }

@@ -546,3 +546,100 @@ impl Epoll {
         Ok(())
     }
 }
+
+/// An eventfd (a counter the kernel keeps, readable while it is not zero): the media
+/// relay's wake-up, watched in its epoll set beside its sockets. Non-blocking.
+pub(super) struct EventFd {
+    fd: std::os::fd::OwnedFd,
+}
+
+impl EventFd {
+    pub(super) fn new() -> io::Result<Self> {
+        use std::os::fd::FromRawFd as _;
+        // SAFETY: eventfd takes no pointers; a non-negative result is a new fd that
+        // nothing else owns.
+        let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: `fd` was just returned by the kernel and is owned here alone.
+        let fd = unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) };
+        Ok(EventFd { fd })
+    }
+
+    /// Makes it readable (adds one to the counter). A failure can only be a counter at
+    /// its maximum, which is readable already.
+    pub(super) fn wake(&self) {
+        use std::os::fd::AsRawFd as _;
+        let one: u64 = 1;
+        // SAFETY: writes the 8 bytes of `one`, alive for the call.
+        let _ = unsafe {
+            libc::write(
+                self.fd.as_raw_fd(),
+                (&one as *const u64).cast(),
+                std::mem::size_of::<u64>(),
+            )
+        };
+    }
+
+    /// Takes the wake-ups so far (the counter back to zero); returns whether there was
+    /// any.
+    pub(super) fn take(&self) -> bool {
+        use std::os::fd::AsRawFd as _;
+        let mut n: u64 = 0;
+        // SAFETY: reads at most 8 bytes into `n`, alive for the call.
+        let r = unsafe {
+            libc::read(
+                self.fd.as_raw_fd(),
+                (&mut n as *mut u64).cast(),
+                std::mem::size_of::<u64>(),
+            )
+        };
+        r == std::mem::size_of::<u64>() as isize && n > 0
+    }
+}
+
+impl std::os::fd::AsRawFd for EventFd {
+    fn as_raw_fd(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+}
+
+#[cfg(test)]
+mod wake_tests {
+    use super::*;
+    use std::os::fd::AsRawFd as _;
+
+    #[test]
+    fn an_eventfd_wakes_an_epoll_wait_once_until_taken() {
+        let ep = Epoll::new().unwrap();
+        let ev = EventFd::new().unwrap();
+        ep.add(ev.as_raw_fd(), 7).unwrap();
+        let mut ready = Vec::new();
+        ep.wait(&mut ready, 0).unwrap();
+        assert!(ready.is_empty(), "not readable before a wake-up");
+        assert!(!ev.take());
+        ev.wake();
+        ev.wake();
+        let started = std::time::Instant::now();
+        ep.wait(&mut ready, 5000).unwrap();
+        assert_eq!(ready, vec![7]);
+        assert!(started.elapsed() < std::time::Duration::from_secs(1));
+        assert!(ev.take(), "two wake-ups, taken at once");
+        assert!(!ev.take());
+        ep.wait(&mut ready, 0).unwrap();
+        assert!(ready.is_empty(), "quiet once taken");
+        // from another thread, while the wait blocks
+        let ev = std::sync::Arc::new(ev);
+        let waker = ev.clone();
+        let t = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            waker.wake();
+        });
+        let started = std::time::Instant::now();
+        ep.wait(&mut ready, 5000).unwrap();
+        t.join().unwrap();
+        assert_eq!(ready, vec![7]);
+        assert!(started.elapsed() < std::time::Duration::from_secs(4));
+    }
+}

@@ -166,7 +166,11 @@ impl Telemetry {
             .iter()
             .enumerate()
             .map(|(i, q)| {
-                let own = self.dropped.get(i).map_or(0, get);
+                let mut own = self.dropped.get(i).map_or(0, get);
+                if *q == "detect" {
+                    // (the media relay's observations of cut streams)
+                    own = own.saturating_add(get(&self.media.detect_dropped));
+                }
                 let shards = sum(self.shards.iter().filter_map(|s| s.dropped.get(i)).map(get));
                 (*q, own.saturating_add(shards))
             })

@@ -1,6 +1,7 @@
 use super::*;
 use std::net::SocketAddr;
 
+mod media;
 mod scan;
 
 const T0: Millis = 1_764_000_000_000;

@@ -74,9 +74,7 @@ impl Anchor {
     }
 
     fn send(&self, cmd: MediaCmd) {
-        if let Ok(tx) = self.shared.relay.lock() {
-            let _ = tx.send(cmd);
-        }
+        self.shared.relay.send(cmd);
     }
 }
 
@@ -310,6 +308,7 @@ impl MediaAnchor for Anchor {
         &mut self,
         call_id: &str,
         offerer: &Peer,
+        account: Option<&str>,
         sdp: &[u8],
     ) -> Result<Option<Vec<u8>>, String> {
         let Ok(mut s) = palisade_sdp::parse(sdp, &self.shared.limits) else {
@@ -376,6 +375,7 @@ impl MediaAnchor for Anchor {
         );
         self.send(MediaCmd::Offer {
             call: call_id.to_string(),
+            account: account.map(str::to_string),
             legs,
         });
         hide_session(&mut s, self.shared.advertise);
