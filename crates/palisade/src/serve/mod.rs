@@ -563,6 +563,7 @@ pub(crate) async fn run(
     let stop = Arc::new(AtomicBool::new(false));
     let rt = tokio::runtime::Handle::current();
     let mut threads = Vec::new();
+    let (mut shards, mut starts) = (Vec::new(), Vec::new());
     for (index, (endpoint, (rx, waker))) in endpoints.into_iter().zip(shard_ends).enumerate() {
         let own = worker_udp.get(index).cloned();
         let mut socks: Vec<(UdpOut, SocketAddr)> = Vec::new();
@@ -613,11 +614,16 @@ pub(crate) async fn run(
             published: (Instant::now(), Instant::now()),
             hep: hep.clone(),
         };
+        shards.push(std::sync::Mutex::new(worker::Shard { shell, rx }));
+        starts.push((waker, own));
+    }
+    let shards: worker::Shards = Arc::new(shards);
+    for (index, (waker, socket)) in starts.into_iter().enumerate() {
         let w = worker::Worker {
-            shell,
-            rx,
+            index,
+            shards: shards.clone(),
             waker,
-            socket: own,
+            socket,
             stop: stop.clone(),
         };
         threads.push(
@@ -678,13 +684,12 @@ pub(crate) async fn run(
     drop(evidence_reload);
     stop.store(true, Ordering::Relaxed);
     inbound_tx.wake_all();
-    let mut shells = Vec::new();
     for t in threads {
-        match t.join() {
-            Ok(s) => shells.push(s),
-            Err(_) => error!("a worker thread panicked outside the core's containment"),
+        if t.join().is_err() {
+            error!("a worker thread panicked outside the core's containment");
         }
     }
+    let mut shells = worker::into_shells(shards);
     let mut evidence_tx = None;
     for shell in shells.iter_mut() {
         shell.send_observed(true);

@@ -65,6 +65,12 @@ impl Waker {
         self.queued.load(Ordering::Relaxed)
     }
 
+    /// Whether the worker sleeps in its receive now (another worker may then run its
+    /// shard for it: see `worker.rs`).
+    pub(super) fn is_sleeping(&self) -> bool {
+        self.sleeping.load(Ordering::SeqCst)
+    }
+
     /// True once per sleep: the caller wakes the worker.
     fn take_sleep(&self) -> bool {
         self.sleeping.swap(false, Ordering::SeqCst)
@@ -282,6 +288,11 @@ impl Router {
             | Inbound::Release(_)
             | Inbound::Webhook(_) => Target::One(0),
         }
+    }
+
+    /// Worker `i`'s wake-up.
+    pub(super) fn waker(&self, i: usize) -> Option<&Arc<Waker>> {
+        self.queues.get(i).map(|(_, w)| w)
     }
 
     fn queue(&self, i: usize) -> Option<&(SyncSender<Inbound>, Arc<Waker>)> {

@@ -160,6 +160,13 @@ impl Shell {
     }
 
     pub(super) fn flush(&mut self) {
+        self.gather();
+        self.send_pending();
+    }
+
+    /// What [`Shell::flush`] does but the send: the datagrams for the worker's own
+    /// socket stay gathered (see [`Shell::give_pending`]).
+    pub(super) fn gather(&mut self) {
         // Transmits whose evidence entries are durable now, then the core's own.
         for t in std::mem::take(&mut self.released) {
             self.transmit(t);
@@ -168,7 +175,14 @@ impl Shell {
             self.transmit(t);
         }
         self.process_events();
-        self.send_pending();
+    }
+
+    /// Hands the datagrams gathered for this shard's own socket to another shard's
+    /// worker, which sends them with its own batch: the workers' sockets share one
+    /// address (`SO_REUSEPORT`), so a datagram leaves from the same address and port
+    /// whichever of them sends it.
+    pub(super) fn give_pending(&mut self, to: &mut Shell) {
+        to.pending.append(&mut self.pending);
     }
 
     /// Sends the datagrams gathered for this worker's own socket, in as few system
@@ -421,50 +435,63 @@ impl Shell {
     /// A datagram this worker's socket (`socket`: the listening address's index)
     /// received: handled here if this shard owns its Call-ID, handed to the owner's
     /// queue otherwise; a wake-up datagram (see [`super::router::Steer`]) is only that.
-    pub(super) fn on_datagram(
+    /// Whether a datagram on the worker's own socket is one of our wake-ups (nothing to
+    /// handle: it only ended the worker's receive).
+    pub(super) fn is_wake(&self, from: SocketAddr, bytes: &[u8]) -> bool {
+        bytes.first() == Some(&0)
+            && self
+                .router
+                .steer()
+                .is_some_and(|st| st.is_wake(from, bytes))
+    }
+
+    /// The shard that handles a datagram a worker's own socket received: the Call-ID's,
+    /// except for a REGISTER, which the receiving worker (this shard) handles itself: its
+    /// transaction lives and dies in that one exchange, and the kernel sends every
+    /// datagram of one source to the same socket, so its retransmissions (and the
+    /// phone's next REGISTER) come here too. The binding it saves goes to the other
+    /// shards as a replica, as from any shard.
+    pub(super) fn owner_of_datagram(&self, bytes: &[u8]) -> usize {
+        if bytes.starts_with(b"REGISTER ") {
+            self.index
+        } else {
+            self.router.shards().of_message(bytes)
+        }
+    }
+
+    /// Handles a datagram this shard owns (see [`Shell::owner_of_datagram`]).
+    pub(super) fn take_here(
         &mut self,
         now: Instant,
         from: SocketAddr,
         bytes: &[u8],
         socket: usize,
     ) {
-        if socket == 0 && bytes.first() == Some(&0) {
-            if let Some(st) = self.router.steer() {
-                if st.is_wake(from, bytes) {
-                    return;
-                }
-            }
-        }
-        self.take_datagram(now, from, bytes, socket)
-    }
-
-    fn take_datagram(&mut self, now: Instant, from: SocketAddr, bytes: &[u8], socket: usize) {
-        // A REGISTER is handled by the worker whose socket it reached: its transaction
-        // lives and dies in that one exchange, and the kernel sends every datagram of
-        // one source to the same socket, so its retransmissions (and the phone's next
-        // REGISTER) come here too. The binding it saves goes to the other shards as a
-        // replica, as from any shard. No hand-over, no wake-up: about half of all
-        // REGISTERs crossed workers before.
-        let owner = if bytes.starts_with(b"REGISTER ") {
-            self.index
-        } else {
-            self.router.shards().of_message(bytes)
-        };
+        self.arrived_on(from, socket);
         let peer = Peer {
             transport: Transport::Udp,
             addr: from,
             conn: None,
         };
-        if owner == self.index {
-            self.arrived_on(from, socket);
-            self.handle(now, peer, bytes);
-            return;
-        }
-        // One channel from this worker to the owner (its queue), so that what it hands
-        // over keeps its order (a 180 before the 200 that follows it); a sleeping owner
-        // is woken by a datagram in this pass's batch.
+        self.handle(now, peer, bytes);
+    }
+
+    /// Puts a datagram on its owner's queue. One channel from this worker to the owner,
+    /// so that what it hands over keeps its order (a 180 before the 200 that follows
+    /// it); a sleeping owner is woken by a datagram in this pass's batch.
+    pub(super) fn hand_over_datagram(
+        &mut self,
+        owner: usize,
+        from: SocketAddr,
+        bytes: &[u8],
+        socket: usize,
+    ) {
         let m = Inbound::Datagram {
-            peer,
+            peer: Peer {
+                transport: Transport::Udp,
+                addr: from,
+                conn: None,
+            },
             bytes: bytes.to_vec(),
             socket,
         };

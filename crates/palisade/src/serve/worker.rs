@@ -1,6 +1,6 @@
-//! One worker thread: it owns a shard of the core (a [`Shell`]) and, when the server has
-//! a UDP listener, its own socket on the first UDP address (`SO_REUSEPORT`: the kernel
-//! spreads senders over the workers' sockets).
+//! One worker thread: it runs one shard of the core (a [`Shell`] and its queue, see
+//! [`Shard`]) and, when the server has a UDP listener, owns its own socket on the first
+//! UDP address (`SO_REUSEPORT`: the kernel spreads senders over the workers' sockets).
 //!
 //! A pass of the loop takes the worker's queue (messages handed over by other threads),
 //! fires due timers, sends what the core produced (one `sendmmsg` for the socket), and
@@ -9,11 +9,20 @@
 //! queue is shallow and fewer when it is deep, and no readiness call (`epoll_wait`) or
 //! empty read at all. The receive times out every [`WAKE_TICK`] (timers); other threads
 //! interrupt it with a signal when they hand the worker something (see [`Waker`]).
+//!
+//! A datagram that another shard owns (by its Call-ID) is run on that shard by the
+//! worker that received it when the owner sleeps in its receive: the shards are behind
+//! one mutex each, held by their own worker while it is awake and taken by another
+//! worker only with `try_lock` (never waited for), after the owner's queue so that order
+//! holds. What it sends leaves in the receiving worker's batch. Otherwise (the owner is
+//! awake, or just waking) the datagram goes on the owner's queue, which the owner reads
+//! at its next pass. So a datagram crossing workers costs no wake-up (a datagram sent
+//! and received) when the owner is idle, and no lock wait ever.
 
 use std::os::fd::AsRawFd as _;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, TryLockError};
 use std::time::{Duration, Instant};
 
 use tracing::warn;
@@ -26,13 +35,41 @@ use crate::messages::Inbound;
 /// Most queued messages taken in one pass (the socket is read between passes).
 const QUEUE_PASS: usize = 1024;
 
-pub(super) struct Worker {
+/// One shard: its core with everything around it, and its queue.
+pub(super) struct Shard {
     pub(super) shell: Shell,
     pub(super) rx: Receiver<Inbound>,
+}
+
+/// Every shard, in shard order, each behind its mutex.
+pub(super) type Shards = Arc<Vec<Mutex<Shard>>>;
+
+pub(super) struct Worker {
+    /// The shard this worker runs (its index in `shards`).
+    pub(super) index: usize,
+    pub(super) shards: Shards,
     pub(super) waker: Arc<Waker>,
     /// This worker's socket on the first UDP listening address.
     pub(super) socket: Option<Arc<std::net::UdpSocket>>,
     pub(super) stop: Arc<AtomicBool>,
+}
+
+/// A shard's lock. A panic while it was held (the core's own are contained and never
+/// reach here) leaves the shard as it was; it goes on.
+fn lock(m: &Mutex<Shard>) -> MutexGuard<'_, Shard> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The shells, once every worker has ended (for the final flush).
+pub(super) fn into_shells(shards: Shards) -> Vec<Shell> {
+    match Arc::try_unwrap(shards) {
+        Ok(v) => v
+            .into_iter()
+            .map(|m| m.into_inner().unwrap_or_else(PoisonError::into_inner).shell)
+            .collect(),
+        // (a worker still holds them: it did not end; nothing to flush from here)
+        Err(_) => Vec::new(),
+    }
 }
 
 /// Takes up to [`QUEUE_PASS`] queued messages; `true` when the queue is closed.
@@ -56,21 +93,67 @@ fn take_queue(rx: &Receiver<Inbound>, waker: &Waker, shell: &mut Shell) -> bool 
     closed
 }
 
-/// Runs the worker until `stop`; gives its shell back for the final flush.
-pub(super) fn run(w: Worker) -> Shell {
+/// A datagram this worker's socket received: handled here, on its sleeping owner's
+/// shard (by this thread), or handed over to its owner's queue.
+fn dispatch(
+    shards: &[Mutex<Shard>],
+    shell: &mut Shell,
+    now: Instant,
+    from: std::net::SocketAddr,
+    bytes: &[u8],
+) {
+    if shell.is_wake(from, bytes) {
+        return;
+    }
+    let owner = shell.owner_of_datagram(bytes);
+    if owner == shell.index {
+        shell.take_here(now, from, bytes, 0);
+        return;
+    }
+    if let Some(waker) = shell
+        .router
+        .waker(owner)
+        .filter(|w| w.is_sleeping())
+        .cloned()
+    {
+        let guard = match shards.get(owner).map(Mutex::try_lock) {
+            Some(Ok(g)) => Some(g),
+            Some(Err(TryLockError::Poisoned(p))) => Some(p.into_inner()),
+            Some(Err(TryLockError::WouldBlock)) | None => None,
+        };
+        if let Some(mut g) = guard {
+            let Shard { shell: other, rx } = &mut *g;
+            // what was queued for it first (a message handed over earlier goes first)
+            let _ = take_queue(rx, &waker, other);
+            other.take_here(now, from, bytes, 0);
+            other.gather();
+            other.give_pending(shell);
+            return;
+        }
+    }
+    shell.hand_over_datagram(owner, from, bytes, 0);
+}
+
+/// Runs the worker until `stop`; its shell stays in `shards` for the final flush.
+pub(super) fn run(w: Worker) {
     let Worker {
-        mut shell,
-        rx,
+        index,
+        shards,
         waker,
         socket,
         stop,
     } = w;
+    let Some(me) = shards.get(index) else {
+        return;
+    };
     waker.register();
     let mut batch = socket.as_ref().map(|_| sys::RecvBatch::new());
     let mut recv_errors: u64 = 0;
     'run: while !stop.load(Ordering::Relaxed) {
+        let mut g = lock(me);
+        let Shard { shell, rx } = &mut *g;
         // 1. what other threads handed over
-        if take_queue(&rx, &waker, &mut shell) {
+        if take_queue(rx, &waker, shell) {
             break 'run;
         }
         // 2. timers, 3. sends
@@ -98,17 +181,21 @@ pub(super) fn run(w: Worker) -> Shell {
                     Err(TryRecvError::Disconnected) => break 'run,
                     Err(TryRecvError::Empty) => {}
                 }
+                // (asleep, the shard is open to the other workers)
+                drop(g);
                 let r = batch.recv(sock.as_raw_fd());
                 waker.awake();
+                let mut g = lock(me);
+                let Shard { shell, rx } = &mut *g;
                 match r {
                     Ok(_) => {
                         // What was queued before these datagrams arrived is applied
                         // first (a binding another shard saved before it answered the
                         // REGISTER must be here before a call to that phone).
-                        let _ = take_queue(&rx, &waker, &mut shell);
+                        let _ = take_queue(rx, &waker, shell);
                         let now = Instant::now();
                         for (from, bytes) in batch.datagrams() {
-                            shell.on_datagram(now, from, bytes, 0);
+                            dispatch(&shards, shell, now, from, bytes);
                         }
                     }
                     Err(e)
@@ -123,12 +210,14 @@ pub(super) fn run(w: Worker) -> Shell {
                         if recv_errors.is_power_of_two() {
                             warn!(error = %e, errors = recv_errors, "UDP receive failed");
                         }
+                        drop(g);
                         // an error that repeats must not spin the worker
                         std::thread::sleep(Duration::from_millis(1));
                     }
                 }
             }
             _ => {
+                // (without a socket of its own, no worker runs this shard but this one)
                 let wait = shell
                     .endpoint
                     .poll_timeout()
@@ -146,9 +235,10 @@ pub(super) fn run(w: Worker) -> Shell {
         }
     }
     // what is still queued, then the last sends
+    let mut g = lock(me);
+    let Shard { shell, rx } = &mut *g;
     while let Ok(m) = rx.try_recv() {
         shell.on_inbound(m);
     }
     shell.flush();
-    shell
 }
