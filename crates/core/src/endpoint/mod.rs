@@ -3,7 +3,7 @@
 //! events. No sockets, no clock, no database.
 use std::borrow::Cow;
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::hash::{Hash, Hasher};
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
@@ -247,7 +247,7 @@ impl Endpoint {
             tx: Transactions {
                 servers: TxnMap::with_capacity_and_hasher(cap(1 << 16), Default::default()),
                 clients: ClientMap::with_capacity_and_hasher(cap(1 << 14), Default::default()),
-                timers: BinaryHeap::with_capacity(cap(1 << 16)),
+                timers: TimerQueue::with_capacity(cap(1 << 16)),
                 seq: 0,
                 answered: TxnMap::with_capacity_and_hasher(cap(1 << 16), Default::default()),
                 answered_q: VecDeque::with_capacity(cap(1 << 16)),
@@ -399,7 +399,7 @@ impl Endpoint {
 
     /// When [`Endpoint::handle_timeout`] must be called next.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let t = self.tx.timers.peek().map(|t| t.0.at);
+        let t = self.tx.timers.next_at();
         let a = self.tx.answered_q.front().map(|a| a.0);
         [t, a, Some(self.next_sweep)].into_iter().flatten().min()
     }

@@ -66,6 +66,89 @@ pub(super) struct Timer {
     pub(super) what: TimerWhat,
 }
 
+/// The queue of due times: a binary heap of small entries (when, arming order, slot)
+/// over a slab of what each timer ends. The heap moves 32 bytes per step instead of the
+/// whole timer (a client transaction's key is a `String`), and never compares what a
+/// timer ends; the slab's slots are reused, so arming allocates nothing once warm.
+#[derive(Default)]
+pub(super) struct TimerQueue {
+    heap: std::collections::BinaryHeap<Reverse<(Instant, u64, usize)>>,
+    slab: Vec<Option<TimerWhat>>,
+    free: Vec<usize>,
+}
+
+impl TimerQueue {
+    pub(super) fn with_capacity(n: usize) -> Self {
+        TimerQueue {
+            heap: std::collections::BinaryHeap::with_capacity(n),
+            slab: Vec::with_capacity(n),
+            free: Vec::new(),
+        }
+    }
+
+    pub(super) fn push(&mut self, t: Timer) {
+        let slot = match self.free.pop() {
+            Some(i) => match self.slab.get_mut(i) {
+                Some(s) => {
+                    *s = Some(t.what);
+                    i
+                }
+                None => return, // (never: a free slot is one of the slab's)
+            },
+            None => {
+                self.slab.push(Some(t.what));
+                self.slab.len() - 1
+            }
+        };
+        self.heap.push(Reverse((t.at, t.seq, slot)));
+    }
+
+    /// When the earliest queued timer is due.
+    pub(super) fn next_at(&self) -> Option<Instant> {
+        self.heap.peek().map(|Reverse((at, _, _))| *at)
+    }
+
+    /// Takes the earliest timer if it is due at `now`.
+    pub(super) fn pop_due(&mut self, now: Instant) -> Option<Timer> {
+        loop {
+            let Reverse((at, seq, slot)) = *self.heap.peek().filter(|e| e.0 .0 <= now)?;
+            self.heap.pop();
+            let what = self.slab.get_mut(slot).and_then(Option::take);
+            self.free.push(slot);
+            if let Some(what) = what {
+                return Some(Timer { at, seq, what });
+            }
+        }
+    }
+
+    /// Entries queued (live and cancelled alike).
+    pub(super) fn len(&self) -> usize {
+        self.heap.len()
+    }
+
+    /// Keeps the timers for which `keep(order, what)` holds.
+    pub(super) fn retain(&mut self, mut keep: impl FnMut(u64, &TimerWhat) -> bool) {
+        let entries = std::mem::take(&mut self.heap).into_vec();
+        let mut kept = Vec::with_capacity(entries.len());
+        for Reverse((at, seq, slot)) in entries {
+            let live = self
+                .slab
+                .get(slot)
+                .and_then(Option::as_ref)
+                .is_some_and(|w| keep(seq, w));
+            if live {
+                kept.push(Reverse((at, seq, slot)));
+            } else {
+                if let Some(s) = self.slab.get_mut(slot) {
+                    *s = None;
+                }
+                self.free.push(slot);
+            }
+        }
+        self.heap = kept.into();
+    }
+}
+
 /// How often the nonce counts, answer budgets and stale timers are swept.
 pub(super) const SWEEP_EVERY: Duration = Duration::from_secs(10);
 
@@ -78,18 +161,16 @@ impl Endpoint {
         self.algos.sweep(now);
         let live = self.tx.servers.len() + self.tx.clients.len() + self.dir.location.len();
         if self.tx.timers.len() > 2 * live + 4096 {
-            let timers = std::mem::take(&mut self.tx.timers);
-            self.tx.timers = timers
-                .into_iter()
-                .filter(|Reverse(t)| self.timer_is_live(t))
-                .collect();
+            let mut timers = std::mem::take(&mut self.tx.timers);
+            timers.retain(|seq, what| self.timer_is_live(seq, what));
+            self.tx.timers = timers;
         }
     }
 
     /// Whether a queued timer is still armed: its transaction exists and its slot holds
     /// this instance (a binding's timer: the binding exists).
-    pub(super) fn timer_is_live(&self, t: &Timer) -> bool {
-        let slots = match &t.what {
+    pub(super) fn timer_is_live(&self, seq: u64, what: &TimerWhat) -> bool {
+        let slots = match what {
             TimerWhat::G(k) | TimerWhat::H(k) | TimerWhat::IorJ(k) => {
                 self.tx.servers.get(k).map(|x| x.slots)
             }
@@ -98,18 +179,16 @@ impl Endpoint {
             }
             TimerWhat::BindingExpiry(aor) => return self.dir.location.contains_key(aor),
         };
-        let slot = t
-            .what
+        let slot = what
             .slot()
             .and_then(|i| slots.and_then(|s| s.0.get(i).copied()));
-        slot == Some(Some(t.seq))
+        slot == Some(Some(seq))
     }
 
     /// Pops the next due timer that is still armed, clearing its slot.
     pub(super) fn next_due(&mut self, now: Instant) -> Option<TimerWhat> {
-        while self.tx.timers.peek().is_some_and(|t| t.0.at <= now) {
-            let Reverse(t) = self.tx.timers.pop()?;
-            if !self.timer_is_live(&t) {
+        while let Some(t) = self.tx.timers.pop_due(now) {
+            if !self.timer_is_live(t.seq, &t.what) {
                 continue; // cancelled
             }
             if let Some(i) = t.what.slot() {
@@ -242,6 +321,6 @@ impl Transactions {
                 *slot = Some(seq);
             }
         }
-        self.timers.push(Reverse(Timer { at, seq, what }));
+        self.timers.push(Timer { at, seq, what });
     }
 }

@@ -40,7 +40,7 @@ pub(super) type TxnMap<V> = HashMap<TxnKey, V, std::hash::BuildHasherDefault<Key
 pub(super) struct Transactions {
     pub(super) servers: TxnMap<ServerTxn>,
     pub(super) clients: ClientMap<ClientTxn>,
-    pub(super) timers: std::collections::BinaryHeap<std::cmp::Reverse<Timer>>,
+    pub(super) timers: TimerQueue,
     pub(super) seq: u64,
     pub(super) answered: TxnMap<Answered>,
     pub(super) answered_q: VecDeque<(Instant, u64)>,

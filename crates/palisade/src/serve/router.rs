@@ -15,7 +15,7 @@
 //! - Notifications, released answers, webhooks: shard 0.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -32,6 +32,8 @@ use crate::messages::{Inbound, Replica};
 pub(super) struct Waker {
     tid: AtomicI32,
     sleeping: AtomicBool,
+    /// When it last went to sleep: microseconds since [`clock_epoch`].
+    slept_at: AtomicU64,
     /// Messages on the queue: added by the senders (one relaxed add each), taken off by
     /// the worker once per pass (the `palisade_queue_depth{queue="shard"}` gauge).
     queued: AtomicUsize,
@@ -45,7 +47,17 @@ impl Waker {
 
     /// The worker is about to block in its receive (it checks its queue after this).
     pub(super) fn sleep(&self) {
+        self.slept_at
+            .store(micros(std::time::Instant::now()), Ordering::Relaxed);
         self.sleeping.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether the worker has slept in its receive for at least `d` at `now`: idle, not
+    /// between two datagrams of a busy stream.
+    pub(super) fn idle_for(&self, now: std::time::Instant, d: Duration) -> bool {
+        self.sleeping.load(Ordering::SeqCst)
+            && micros(now).saturating_sub(self.slept_at.load(Ordering::Relaxed))
+                >= d.as_micros() as u64
     }
 
     /// The worker is awake.
@@ -65,12 +77,6 @@ impl Waker {
         self.queued.load(Ordering::Relaxed)
     }
 
-    /// Whether the worker sleeps in its receive now (another worker may then run its
-    /// shard for it: see `worker.rs`).
-    pub(super) fn is_sleeping(&self) -> bool {
-        self.sleeping.load(Ordering::SeqCst)
-    }
-
     /// True once per sleep: the caller wakes the worker.
     fn take_sleep(&self) -> bool {
         self.sleeping.swap(false, Ordering::SeqCst)
@@ -86,6 +92,16 @@ impl Waker {
             sys::wake_thread(tid);
         }
     }
+}
+
+/// A process-wide origin for the workers' sleep times.
+fn clock_epoch() -> std::time::Instant {
+    static EPOCH: OnceLock<std::time::Instant> = OnceLock::new();
+    *EPOCH.get_or_init(std::time::Instant::now)
+}
+
+fn micros(t: std::time::Instant) -> u64 {
+    t.saturating_duration_since(clock_epoch()).as_micros() as u64
 }
 
 /// The workers' sockets steer datagrams among themselves (see

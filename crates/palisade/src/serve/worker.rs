@@ -11,7 +11,9 @@
 //! interrupt it with a signal when they hand the worker something (see [`Waker`]).
 //!
 //! A datagram that another shard owns (by its Call-ID) is run on that shard by the
-//! worker that received it when the owner sleeps in its receive: the shards are behind
+//! worker that received it when the owner has slept in its receive for a while
+//! ([`STEAL_IDLE`]: it is idle, not between two datagrams of a busy stream, where waking
+//! it keeps both cores working): the shards are behind
 //! one mutex each, held by their own worker while it is awake and taken by another
 //! worker only with `try_lock` (never waited for), after the owner's queue so that order
 //! holds. What it sends leaves in the receiving worker's batch. Otherwise (the owner is
@@ -34,6 +36,11 @@ use crate::messages::Inbound;
 
 /// Most queued messages taken in one pass (the socket is read between passes).
 const QUEUE_PASS: usize = 1024;
+
+/// How long a worker must have slept before another runs its shard for it. A worker
+/// that sleeps only between the datagrams of a busy stream is woken instead, so that the
+/// two cores work side by side; one that is idle is not woken at all.
+const STEAL_IDLE: Duration = Duration::from_micros(500);
 
 /// One shard: its core with everything around it, and its queue.
 pub(super) struct Shard {
@@ -113,7 +120,7 @@ fn dispatch(
     if let Some(waker) = shell
         .router
         .waker(owner)
-        .filter(|w| w.is_sleeping())
+        .filter(|w| w.idle_for(now, STEAL_IDLE))
         .cloned()
     {
         let guard = match shards.get(owner).map(Mutex::try_lock) {
