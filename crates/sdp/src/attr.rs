@@ -3,7 +3,7 @@
 
 use std::borrow::Cow;
 
-use crate::scan::{cut, dec, first_words, is_token, single_spaced, split, split_words, word};
+use crate::scan::{cut, dec, first_words, is_token, single_spaced, split, split_words, trim, word};
 
 /// The media direction attribute (RFC 8866 section 6.7).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -108,8 +108,10 @@ pub enum Attribute<'a> {
     IceOptions(Vec<Cow<'a, str>>),
     /// `a=ice-lite` (RFC 8839).
     IceLite,
-    /// `a=candidate` (RFC 8839).
-    Candidate(Candidate<'a>),
+    /// `a=candidate` (RFC 8839), boxed: it is the largest kind by far, and every
+    /// attribute is as large as the largest kind (moving a phone's rtpmap lines cost a
+    /// `memcpy` of 160 bytes each).
+    Candidate(Box<Candidate<'a>>),
     /// `a=end-of-candidates` (RFC 8840).
     EndOfCandidates,
     /// `a=fingerprint` (RFC 8122): a certificate's hash for DTLS.
@@ -283,7 +285,7 @@ fn typed<'a>(name: &'a str, value: Option<&'a str>) -> Result<Attribute<'a>, &'s
         "rtpmap" => {
             let (pt, rest) =
                 cut(v()?, b' ').ok_or("rtpmap: <pt> <encoding>/<clock>[/<channels>]")?;
-            let mut parts = split(rest.trim(), b'/');
+            let mut parts = split(trim(rest), b'/');
             let encoding = parts
                 .next()
                 .filter(|e| token(e))
@@ -322,9 +324,9 @@ fn typed<'a>(name: &'a str, value: Option<&'a str>) -> Result<Attribute<'a>, &'s
             // (sized at once: growing an empty vector costs more than the parse)
             let mut params =
                 Vec::with_capacity((rest.bytes().filter(|b| *b == b';').count() + 1).min(64));
-            for p in split(rest, b';').map(str::trim).filter(|p| !p.is_empty()) {
+            for p in split(rest, b';').map(trim).filter(|p| !p.is_empty()) {
                 let (k, val) = match cut(p, b'=') {
-                    Some((k, val)) => (k.trim(), Some(val.trim())),
+                    Some((k, val)) => (trim(k), Some(trim(val))),
                     None => (p, None),
                 };
                 if params.len() >= 64 {
@@ -436,7 +438,7 @@ fn typed<'a>(name: &'a str, value: Option<&'a str>) -> Result<Attribute<'a>, &'s
             ))
         }
         "ice-lite" => flag(Attribute::IceLite),
-        "candidate" => parse_candidate(v()?).map(Attribute::Candidate),
+        "candidate" => parse_candidate(v()?).map(|c| Attribute::Candidate(Box::new(c))),
         "end-of-candidates" => flag(Attribute::EndOfCandidates),
         "fingerprint" => {
             let (hash, val) =

@@ -256,20 +256,20 @@ fn parse_lines<'a>(text: &'a str, limits: &Limits) -> Result<Session<'a>, SdpErr
                     if m.attributes.len() >= limits.max_attributes {
                         return Err(limit(n, "sdp.max_attributes", limits.max_attributes));
                     }
+                    if m.attributes.capacity() == 0 {
+                        // Sized once for most sections: by the bytes left (an attribute
+                        // line has some 12 to 40), within bounds.
+                        m.attributes = Vec::with_capacity(
+                            (body.len().saturating_sub(pos) / 16 + 2)
+                                .clamp(ATTRIBUTES_MIN, ATTRIBUTES_RESERVED),
+                        );
+                    }
                     attribute(v, n, &mut m.attributes)?;
                     if matches!(m.attributes.last(), Some(Attribute::Candidate(_))) {
                         candidates += 1;
                         if candidates > limits.max_candidates {
                             return Err(limit(n, "sdp.max_candidates", limits.max_candidates));
                         }
-                    }
-                    if m.attributes.capacity() == 0 {
-                        // Sized once for most sections: by the bytes left (an attribute
-                        // line has some 12 to 40), within bounds.
-                        m.attributes = Vec::with_capacity(
-                            (body.len().saturating_sub(pos) / 16 + 1)
-                                .clamp(ATTRIBUTES_MIN, ATTRIBUTES_RESERVED),
-                        );
                     }
                 }
             }

@@ -25,6 +25,7 @@ const HIGH: u64 = 0x8080_8080_8080_8080;
 
 /// The top bit of each byte of `x` that equals `c`, and no other bit (exact: no carry
 /// crosses a byte).
+#[inline]
 fn bytes_eq(x: u64, c: u8) -> u64 {
     let y = x ^ (ONES * u64::from(c));
     !(((y & LOW7) + LOW7) | y | LOW7)
@@ -32,6 +33,7 @@ fn bytes_eq(x: u64, c: u8) -> u64 {
 
 /// The top bit of each byte of `x` below 0x20 (tab and line ends too) or DEL: what a
 /// word must be free of to be skipped whole (five operations).
+#[inline]
 fn bytes_special(x: u64) -> u64 {
     // DEL becomes 0 and every other byte below 0x80 one more: then below 0x21
     let y = ((x & LOW7) + ONES) & LOW7;
@@ -40,6 +42,7 @@ fn bytes_special(x: u64) -> u64 {
 
 /// The top bit of each byte of `x` that is a control character: below 0x20 but tab, or
 /// DEL (what a line's text may not hold).
+#[inline]
 fn bytes_control(x: u64) -> u64 {
     // below 0x20: adding 0x60 to the low seven bits leaves the top bit clear (and a
     // byte of 0x80 or more is no control character)
@@ -52,6 +55,7 @@ fn bytes_control(x: u64) -> u64 {
 /// at a time, where a vector of lines, a count of them and a scan of each (three passes
 /// over the bytes, and then a fourth to find each line end) were the larger part of a
 /// small offer's parse.
+#[inline]
 pub(crate) fn line_end(b: &[u8]) -> (usize, bool) {
     let mut ctl = false;
     // The byte before the current word was a CR (a control character unless the line
@@ -98,6 +102,7 @@ pub(crate) fn line_end(b: &[u8]) -> (usize, bool) {
 /// Whether the bytes of `x` before byte `k` (1-8), where its line ends (or its word,
 /// for `k` = 8), hold a control character, a CR in the last of them excepted;
 /// `special`: their [`bytes_special`] mask; `cr`: the byte before `x` was a CR.
+#[inline]
 fn before_end(x: u64, special: u64, k: u32, cr: bool) -> bool {
     if k == 0 {
         // that CR, if any, is the one just before the end
@@ -115,6 +120,7 @@ fn before_end(x: u64, special: u64, k: u32, cr: bool) -> bool {
 /// Exactly `N` words of `v` split at single spaces (empty words kept: the callers check
 /// the grammar's single spaces), and what follows the `N`-th space when `more` (else
 /// `None` when anything follows): no vector per line.
+#[inline]
 pub(crate) fn fields<const N: usize>(v: &str, more: bool) -> Option<([&str; N], Option<&str>)> {
     let mut out = [""; N];
     let (mut k, mut start) = (0, 0);
@@ -151,18 +157,31 @@ const TOKEN: [bool; 256] = {
     t
 };
 
+#[inline]
 pub(crate) fn is_token(b: u8) -> bool {
     TOKEN.get(usize::from(b)).copied().unwrap_or(false)
 }
 
 /// `s.split_once(c)` for an ASCII `c`, by bytes: the `char` pattern's searcher costs
 /// more than the short values split here.
+#[inline]
 pub(crate) fn cut(s: &str, c: u8) -> Option<(&str, &str)> {
     let i = s.bytes().position(|b| b == c)?;
     Some((s.get(..i)?, s.get(i + 1..)?))
 }
 
+/// `s.trim()`, without decoding characters when both ends are printable ASCII (then
+/// there is nothing to trim).
+#[inline]
+pub(crate) fn trim(s: &str) -> &str {
+    match (s.as_bytes().first(), s.as_bytes().last()) {
+        (Some(a), Some(z)) if a.is_ascii_graphic() && z.is_ascii_graphic() => s,
+        _ => s.trim(),
+    }
+}
+
 /// `s.split(c)` for an ASCII `c`, by bytes (see [`cut`]).
+#[inline]
 pub(crate) fn split(s: &str, c: u8) -> Split<'_> {
     Split { rest: Some(s), c }
 }
@@ -176,6 +195,7 @@ pub(crate) struct Split<'a> {
 impl<'a> Iterator for Split<'a> {
     type Item = &'a str;
 
+    #[inline]
     fn next(&mut self) -> Option<&'a str> {
         let r = self.rest?;
         match cut(r, self.c) {
@@ -193,6 +213,7 @@ impl<'a> Iterator for Split<'a> {
 
 /// The first `N` non-empty space-separated words of `s` and how many there are in all
 /// (attributes with a bounded number of words need no vector).
+#[inline]
 pub(crate) fn first_words<const N: usize>(s: &str) -> ([&str; N], usize) {
     let mut out = [""; N];
     let mut n = 0;
@@ -206,6 +227,7 @@ pub(crate) fn first_words<const N: usize>(s: &str) -> ([&str; N], usize) {
 }
 
 /// `s`'s words joined by single spaces: `s` itself when it is written so already.
+#[inline]
 pub(crate) fn single_spaced(s: &str) -> Cow<'_, str> {
     if !s.starts_with(' ') && !s.ends_with(' ') && !s.contains("  ") {
         Cow::Borrowed(s)
@@ -263,6 +285,7 @@ pub(crate) fn split_words(s: &str) -> Vec<&str> {
 
 /// The `i`-th word of a split line, or "" when there is none (callers check the count
 /// first; this keeps a miscount from becoming a panic).
+#[inline]
 pub(crate) fn word<'a>(w: &[&'a str], i: usize) -> &'a str {
     w.get(i).copied().unwrap_or("")
 }
@@ -430,10 +453,29 @@ mod tests {
             let want = b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`{|}~".contains(&b);
             assert_eq!(is_token(b), want, "{b}");
         }
-        for n in [0u64, 1, 9, 10, 99, 100, 255, 256, 65535, u64::MAX] {
+        for n in (0..100_100u64).chain([65535, 4_294_967_295, 4_294_967_296, u64::MAX]) {
             let mut out = String::from("x");
             num(&mut out, n);
             assert_eq!(out, format!("x{n}"));
+        }
+    }
+
+    #[test]
+    fn trim_is_str_trim() {
+        for v in [
+            "",
+            " ",
+            "a",
+            " a",
+            "a ",
+            "\ta\u{a0}",
+            "\u{3000}x",
+            "x\u{3000}",
+            "a b",
+            "é",
+            "\n",
+        ] {
+            assert_eq!(trim(v), v.trim(), "{v:?}");
         }
     }
 

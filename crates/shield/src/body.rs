@@ -276,23 +276,32 @@ fn sdp(
     s.name = "-".into();
     s.origin.username = "-".into();
     // Free text and keys: nothing a device needs to set up media, so never carried.
-    let mut lines: Vec<(char, Cow<'_, str>)> = Vec::new();
-    lines.extend(s.info.take().map(|v| ('i', v)));
-    lines.extend(s.uri.take().map(|v| ('u', v)));
-    lines.extend(s.emails.drain(..).map(|v| ('e', v)));
-    lines.extend(s.phones.drain(..).map(|v| ('p', v)));
-    lines.extend(s.key.take().map(|v| ('k', v)));
-    for m in &mut s.media {
-        lines.extend(m.info.take().map(|v| ('i', v)));
-        lines.extend(m.key.take().map(|v| ('k', v)));
-    }
-    for (t, v) in lines {
-        drop_item(
-            dropped,
-            DropKind::SdpLine,
-            &format!("{t}="),
-            &format!("{t}={v}"),
-        );
+    // (Phones send none: one look before any list of them is built.)
+    let free_text = s.info.is_some()
+        || s.uri.is_some()
+        || !s.emails.is_empty()
+        || !s.phones.is_empty()
+        || s.key.is_some()
+        || s.media.iter().any(|m| m.info.is_some() || m.key.is_some());
+    if free_text {
+        let mut lines: Vec<(char, Cow<'_, str>)> = Vec::new();
+        lines.extend(s.info.take().map(|v| ('i', v)));
+        lines.extend(s.uri.take().map(|v| ('u', v)));
+        lines.extend(s.emails.drain(..).map(|v| ('e', v)));
+        lines.extend(s.phones.drain(..).map(|v| ('p', v)));
+        lines.extend(s.key.take().map(|v| ('k', v)));
+        for m in &mut s.media {
+            lines.extend(m.info.take().map(|v| ('i', v)));
+            lines.extend(m.key.take().map(|v| ('k', v)));
+        }
+        for (t, v) in lines {
+            drop_item(
+                dropped,
+                DropKind::SdpLine,
+                &format!("{t}="),
+                &format!("{t}={v}"),
+            );
+        }
     }
     filter_extmaps(&mut s.attributes, dropped);
     filter_attributes(policy, &mut s.attributes, dropped, r)?;

@@ -147,9 +147,12 @@ const _: () = assert!(CODECS.len() < u8::MAX as usize);
 
 /// Where `encoding` is in [`CODECS`].
 pub(crate) fn position(encoding: &str) -> Option<usize> {
+    // (length and first letter, case folded, before the name: most entries differ
+    // there; offers mostly spell a name as the registry does: one comparison then)
+    let first = encoding.as_bytes().first()? | 0x20;
     CODECS.iter().position(|c| {
-        // (offers mostly spell a name as the registry does: one comparison then)
         c.name.len() == encoding.len()
+            && c.name.as_bytes().first().is_some_and(|b| b | 0x20 == first)
             && (c.name == encoding || c.name.eq_ignore_ascii_case(encoding))
     })
 }
