@@ -3,6 +3,8 @@
 
 use std::borrow::Cow;
 
+use crate::scan::{cut, dec, first_words, is_token, single_spaced, split, split_words, trim, word};
+
 /// The media direction attribute (RFC 8866 section 6.7).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Direction {
@@ -106,8 +108,10 @@ pub enum Attribute<'a> {
     IceOptions(Vec<Cow<'a, str>>),
     /// `a=ice-lite` (RFC 8839).
     IceLite,
-    /// `a=candidate` (RFC 8839).
-    Candidate(Candidate<'a>),
+    /// `a=candidate` (RFC 8839), boxed: it is the largest kind by far, and every
+    /// attribute is as large as the largest kind (moving a phone's rtpmap lines cost a
+    /// `memcpy` of 160 bytes each).
+    Candidate(Box<Candidate<'a>>),
     /// `a=end-of-candidates` (RFC 8840).
     EndOfCandidates,
     /// `a=fingerprint` (RFC 8122): a certificate's hash for DTLS.
@@ -190,10 +194,6 @@ pub enum Attribute<'a> {
     },
 }
 
-pub(crate) fn is_token(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`{|}~".contains(&b)
-}
-
 fn token(s: &str) -> bool {
     !s.is_empty() && s.bytes().all(is_token)
 }
@@ -203,7 +203,7 @@ fn digits(s: &str) -> bool {
 }
 
 fn decimal(s: &str) -> bool {
-    match s.split_once('.') {
+    match cut(s, b'.') {
         Some((a, b)) => digits(a) && digits(b) && a.len() <= 9 && b.len() <= 9,
         None => digits(s) && s.len() <= 9,
     }
@@ -219,9 +219,17 @@ fn ice_char(b: u8) -> bool {
 /// name whose last label is not alphabetic-led is not a host name (RFC 1123 section 2.1,
 /// RFC 3696 section 2; SIP's `toplabel`): both are refused rather than read as names.
 pub(crate) fn address(s: &str) -> bool {
-    if s.parse::<std::net::IpAddr>().is_ok() {
-        return true;
-    }
+    ip(s).is_some() || host_name(s)
+}
+
+/// `s.parse::<IpAddr>()` (one parse where a caller needs the address and whether it
+/// is one).
+pub(crate) fn ip(s: &str) -> Option<std::net::IpAddr> {
+    s.parse().ok()
+}
+
+/// The host-name half of [`address`] (for a caller that parsed the IP address already).
+pub(crate) fn host_name(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 253
         && s.rsplit('.')
@@ -242,18 +250,25 @@ fn base64ish(s: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b"+/=".contains(&b))
 }
 
-fn u<T: std::str::FromStr>(s: &str) -> Option<T> {
-    if !digits(s) {
-        return None;
-    }
-    s.parse().ok()
+fn u<T: TryFrom<u64>>(s: &str) -> Option<T> {
+    dec(s)
 }
 
-/// Parses `a=name[:value]`. `Err` carries a fixed reason naming the attribute.
+/// Parses `a=name[:value]` onto the end of `out`. `Err` carries a fixed reason naming
+/// the attribute.
 pub(crate) fn parse_attribute<'a>(
     name: &'a str,
     value: Option<&'a str>,
-) -> Result<Attribute<'a>, &'static str> {
+    out: &mut Vec<Attribute<'a>>,
+) -> Result<(), &'static str> {
+    out.push(typed(name, value)?);
+    Ok(())
+}
+
+/// The attribute `a=name[:value]` (inlined into its one caller, so that the value is
+/// built where it is pushed rather than moved there).
+#[inline(always)]
+fn typed<'a>(name: &'a str, value: Option<&'a str>) -> Result<Attribute<'a>, &'static str> {
     let flag = |a: Attribute<'a>| -> Result<Attribute<'a>, &'static str> {
         if value.is_none() {
             Ok(a)
@@ -268,10 +283,9 @@ pub(crate) fn parse_attribute<'a>(
     }
     match name {
         "rtpmap" => {
-            let (pt, rest) = v()?
-                .split_once(' ')
-                .ok_or("rtpmap: <pt> <encoding>/<clock>[/<channels>]")?;
-            let mut parts = rest.trim().split('/');
+            let (pt, rest) =
+                cut(v()?, b' ').ok_or("rtpmap: <pt> <encoding>/<clock>[/<channels>]")?;
+            let mut parts = split(trim(rest), b'/');
             let encoding = parts
                 .next()
                 .filter(|e| token(e))
@@ -303,14 +317,16 @@ pub(crate) fn parse_attribute<'a>(
             })
         }
         "fmtp" => {
-            let (pt, rest) = v()?.split_once(' ').ok_or("fmtp: <format> <parameters>")?;
+            let (pt, rest) = cut(v()?, b' ').ok_or("fmtp: <format> <parameters>")?;
             if !token(pt) {
                 return Err("fmtp: bad format");
             }
-            let mut params = Vec::new();
-            for p in rest.split(';').map(str::trim).filter(|p| !p.is_empty()) {
-                let (k, val) = match p.split_once('=') {
-                    Some((k, val)) => (k.trim(), Some(val.trim())),
+            // (sized at once: growing an empty vector costs more than the parse)
+            let mut params =
+                Vec::with_capacity((rest.bytes().filter(|b| *b == b';').count() + 1).min(64));
+            for p in split(rest, b';').map(trim).filter(|p| !p.is_empty()) {
+                let (k, val) = match cut(p, b'=') {
+                    Some((k, val)) => (trim(k), Some(trim(val))),
                     None => (p, None),
                 };
                 if params.len() >= 64 {
@@ -355,40 +371,45 @@ pub(crate) fn parse_attribute<'a>(
         "recvonly" => flag(Attribute::Direction(Direction::RecvOnly)),
         "inactive" => flag(Attribute::Direction(Direction::Inactive)),
         "rtcp" => {
-            let w = words(v()?);
-            let port = w
-                .first()
-                .and_then(|p| u::<u16>(p))
-                .ok_or("rtcp: bad port")?;
-            let address = match w.len() {
+            let x = v()?;
+            let ([p, net, at, addr], n) = first_words::<4>(x);
+            let port = if n > 0 { u::<u16>(p) } else { None }.ok_or("rtcp: bad port")?;
+            let address = match n {
                 1 => None,
-                4 if word(&w, 1) == "IN"
-                    && (word(&w, 2) == "IP4" || word(&w, 2) == "IP6")
-                    && address(word(&w, 3)) =>
-                {
-                    Some(format!("{} {} {}", word(&w, 1), word(&w, 2), word(&w, 3)))
+                4 if net == "IN" && (at == "IP4" || at == "IP6") && address(addr) => {
+                    Some(match single_spaced(x) {
+                        // `<port> IN IP4 <address>` as written: the text after the port
+                        Cow::Borrowed(_) => Cow::Borrowed(cut(x, b' ').map_or("", |(_, t)| t)),
+                        Cow::Owned(_) => {
+                            let mut a =
+                                String::with_capacity(net.len() + at.len() + addr.len() + 2);
+                            a.push_str(net);
+                            a.push(' ');
+                            a.push_str(at);
+                            a.push(' ');
+                            a.push_str(addr);
+                            Cow::Owned(a)
+                        }
+                    })
                 }
                 _ => return Err("rtcp: <port> [IN IP4|IP6 <address>]"),
             };
-            Ok(Attribute::Rtcp {
-                port,
-                address: address.map(Cow::Owned),
-            })
+            Ok(Attribute::Rtcp { port, address })
         }
         "rtcp-mux" => flag(Attribute::RtcpMux),
         "rtcp-rsize" => flag(Attribute::RtcpRsize),
         "rtcp-fb" => {
-            let (pt, rest) = v()?.split_once(' ').ok_or("rtcp-fb: <pt|*> <feedback>")?;
+            let (pt, rest) = cut(v()?, b' ').ok_or("rtcp-fb: <pt|*> <feedback>")?;
             if !(pt == "*" || u::<u8>(pt).is_some_and(|p| p <= 127)) {
                 return Err("rtcp-fb: bad payload type");
             }
-            let w = words(rest);
-            if w.is_empty() || w.len() > 4 || !w.iter().all(|x| token(x)) {
+            let (w, n) = first_words::<4>(rest);
+            if n == 0 || n > 4 || !w.iter().take(n).all(|x| token(x)) {
                 return Err("rtcp-fb: bad feedback value");
             }
             Ok(Attribute::RtcpFb {
                 pt: pt.into(),
-                value: w.join(" ").into(),
+                value: single_spaced(rest),
             })
         }
         "ice-ufrag" | "ice-pwd" => {
@@ -417,14 +438,18 @@ pub(crate) fn parse_attribute<'a>(
             ))
         }
         "ice-lite" => flag(Attribute::IceLite),
-        "candidate" => parse_candidate(v()?).map(Attribute::Candidate),
+        "candidate" => parse_candidate(v()?).map(|c| Attribute::Candidate(Box::new(c))),
         "end-of-candidates" => flag(Attribute::EndOfCandidates),
         "fingerprint" => {
-            let (hash, val) = v()?
-                .split_once(' ')
-                .ok_or("fingerprint: <hash-function> <hex:hex:...>")?;
-            let hash = hash.to_ascii_lowercase();
-            let bytes = match hash.as_str() {
+            let (hash, val) =
+                cut(v()?, b' ').ok_or("fingerprint: <hash-function> <hex:hex:...>")?;
+            // Copied only when the case changes.
+            let hash: Cow<'a, str> = if hash.bytes().any(|b| b.is_ascii_uppercase()) {
+                Cow::Owned(hash.to_ascii_lowercase())
+            } else {
+                Cow::Borrowed(hash)
+            };
+            let bytes = match hash.as_ref() {
                 "sha-1" => 20,
                 "sha-224" => 28,
                 "sha-256" => 32,
@@ -436,15 +461,18 @@ pub(crate) fn parse_attribute<'a>(
             let val = val.trim();
             // hex pairs joined by ':' (checked without collecting the pairs)
             if val.len() != bytes * 3 - 1
-                || !val
-                    .split(':')
+                || !split(val, b':')
                     .all(|p| p.len() == 2 && p.bytes().all(|b| b.is_ascii_hexdigit()))
             {
                 return Err("fingerprint: wrong length or not hex pairs");
             }
             Ok(Attribute::Fingerprint {
-                hash: hash.into(),
-                value: val.to_ascii_uppercase().into(),
+                hash,
+                value: if val.bytes().any(|b| b.is_ascii_lowercase()) {
+                    Cow::Owned(val.to_ascii_uppercase())
+                } else {
+                    Cow::Borrowed(val)
+                },
             })
         }
         "setup" => match v()? {
@@ -470,13 +498,19 @@ pub(crate) fn parse_attribute<'a>(
             })
         }
         "msid" => {
-            let w = words(v()?);
-            if w.is_empty() || w.len() > 2 || !w.iter().all(|x| x.len() <= 64 && token(x)) {
+            let ([id, appdata], n) = first_words::<2>(v()?);
+            if n == 0
+                || n > 2
+                || ![id, appdata]
+                    .iter()
+                    .take(n)
+                    .all(|x| x.len() <= 64 && token(x))
+            {
                 return Err("msid: <id> [<appdata>], tokens of at most 64 characters");
             }
             Ok(Attribute::Msid {
-                id: word(&w, 0).into(),
-                appdata: w.get(1).map(|x| Cow::Borrowed(*x)),
+                id: id.into(),
+                appdata: (n == 2).then_some(Cow::Borrowed(appdata)),
             })
         }
         "msid-semantic" => {
@@ -484,14 +518,12 @@ pub(crate) fn parse_attribute<'a>(
             if x.is_empty() || x.len() > 128 || !x.bytes().all(|b| is_token(b) || b == b' ') {
                 return Err("msid-semantic: tokens expected");
             }
-            Ok(Attribute::MsidSemantic(words(x).join(" ").into()))
+            Ok(Attribute::MsidSemantic(single_spaced(x)))
         }
         "ssrc" => {
-            let (id, rest) = v()?
-                .split_once(' ')
-                .ok_or("ssrc: <ssrc-id> <attribute>[:<value>]")?;
+            let (id, rest) = cut(v()?, b' ').ok_or("ssrc: <ssrc-id> <attribute>[:<value>]")?;
             let id = u::<u32>(id).ok_or("ssrc: id must be a 32-bit number")?;
-            let (n, val) = match rest.split_once(':') {
+            let (n, val) = match cut(rest, b':') {
                 Some((n, val)) => (n, Some(val)),
                 None => (rest, None),
             };
@@ -526,13 +558,14 @@ pub(crate) fn parse_attribute<'a>(
             Ok(Attribute::SsrcGroup { semantics, ssrcs })
         }
         "extmap" => {
-            let w = words(v()?);
-            if w.len() < 2 || w.len() > 3 {
+            let ([first, uri, extra], n) = first_words::<3>(v()?);
+            if !(2..=3).contains(&n) {
                 return Err("extmap: <id>[/<direction>] <uri> [<attributes>]");
             }
-            let (id, direction) = match word(&w, 0).split_once('/') {
+            let extra = (n == 3).then_some(extra);
+            let (id, direction) = match cut(first, b'/') {
                 Some((i, d)) => (i, Some(d)),
-                None => (word(&w, 0), None),
+                None => (first, None),
             };
             let id = u::<u16>(id)
                 .filter(|i| (1..=255).contains(i))
@@ -542,21 +575,20 @@ pub(crate) fn parse_attribute<'a>(
             {
                 return Err("extmap: bad direction");
             }
-            let uri = word(&w, 1);
             if uri.len() > 256
                 || !uri.contains(':')
                 || !uri.bytes().all(|b| (0x21..0x7f).contains(&b) && b != b'"')
             {
                 return Err("extmap: bad URI");
             }
-            if w.get(2).is_some_and(|x| !x.bytes().all(is_token)) {
+            if extra.is_some_and(|x| !x.bytes().all(is_token)) {
                 return Err("extmap: bad extension attributes");
             }
             Ok(Attribute::Extmap {
                 id,
                 direction: direction.map(Cow::Borrowed),
                 uri: uri.into(),
-                extra: w.get(2).map(|x| Cow::Borrowed(*x)),
+                extra: extra.map(Cow::Borrowed),
             })
         }
         "crypto" => {
@@ -713,23 +745,4 @@ fn parse_candidate(s: &str) -> Result<Candidate<'_>, &'static str> {
         i += 2;
     }
     Ok(c)
-}
-
-/// Appends a decimal number without `core::fmt` (the message layer's writer).
-pub(crate) fn num(out: &mut String, n: u64) {
-    palisade_sip::push_num(out, n);
-}
-
-/// The non-empty space-separated words of `s`, in a vector sized once (collecting a
-/// split grows it by doubling, which showed in profiles).
-pub(crate) fn split_words(s: &str) -> Vec<&str> {
-    let mut w = Vec::with_capacity(s.bytes().filter(|b| *b == b' ').count() + 1);
-    w.extend(s.split(' ').filter(|x| !x.is_empty()));
-    w
-}
-
-/// The `i`-th word of a split line, or "" when there is none (callers check the count
-/// first; this keeps a miscount from becoming a panic).
-pub(crate) fn word<'a>(w: &[&'a str], i: usize) -> &'a str {
-    w.get(i).copied().unwrap_or("")
 }

@@ -11,6 +11,7 @@
 mod attr;
 mod model;
 mod parse;
+mod scan;
 
 pub use attr::{Attribute, Candidate, Direction};
 pub use model::{Bandwidth, Connection, Media, Origin, Session, Timing};

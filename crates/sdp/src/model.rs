@@ -1,7 +1,8 @@
 //! The session description model and its canonical writer.
 use std::borrow::Cow;
 
-use crate::attr::{num, Attribute};
+use crate::attr::Attribute;
+use crate::scan::num;
 
 /// The `o=` line (RFC 8866 section 5.2).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -148,26 +149,40 @@ fn write_bw(b: &[Bandwidth<'_>], out: &mut String) {
     }
 }
 
-fn write_attrs(a: &[Attribute<'_>], out: &mut String) {
+/// Writes the `a=` lines; returns the longest `name[:value]` written.
+fn write_attrs(a: &[Attribute<'_>], out: &mut String) -> usize {
+    let mut longest = 0;
     for a in a {
         out.push_str("a=");
+        let start = out.len();
         a.write(out);
+        longest = longest.max(out.len() - start);
         out.push_str("\r\n");
     }
+    longest
 }
 
 impl Session<'_> {
     /// The canonical form: the RFC 8866 line order, single spaces, CRLF.
     pub fn to_string_canonical(&self) -> String {
         let mut out = String::with_capacity(512);
-        line(&mut out, 'v', "0");
+        self.write_canonical(&mut out);
+        out
+    }
+
+    /// Appends the canonical form to `out` (a caller that knows the size it needs
+    /// reserves it once, and nothing is copied afterwards). Returns the length of the
+    /// longest attribute written (its `name[:value]`, what follows `a=`), so that a
+    /// bound on it needs no second pass over the text.
+    pub fn write_canonical(&self, out: &mut String) -> usize {
+        line(out, 'v', "0");
         let o = &self.origin;
         out.push_str("o=");
         out.push_str(&o.username);
         out.push(' ');
-        num(&mut out, o.session_id);
+        num(out, o.session_id);
         out.push(' ');
-        num(&mut out, o.session_version);
+        num(out, o.session_version);
         out.push(' ');
         out.push_str(&o.nettype);
         out.push(' ');
@@ -175,48 +190,48 @@ impl Session<'_> {
         out.push(' ');
         out.push_str(&o.address);
         out.push_str("\r\n");
-        line(&mut out, 's', &self.name);
+        line(out, 's', &self.name);
         if let Some(i) = &self.info {
-            line(&mut out, 'i', i);
+            line(out, 'i', i);
         }
         if let Some(u) = &self.uri {
-            line(&mut out, 'u', u);
+            line(out, 'u', u);
         }
         for e in &self.emails {
-            line(&mut out, 'e', e);
+            line(out, 'e', e);
         }
         for p in &self.phones {
-            line(&mut out, 'p', p);
+            line(out, 'p', p);
         }
         if let Some(c) = &self.connection {
-            c.write(&mut out);
+            c.write(out);
         }
-        write_bw(&self.bandwidths, &mut out);
+        write_bw(&self.bandwidths, out);
         for t in &self.times {
             out.push_str("t=");
-            num(&mut out, t.start);
+            num(out, t.start);
             out.push(' ');
-            num(&mut out, t.stop);
+            num(out, t.stop);
             out.push_str("\r\n");
             for r in &t.repeats {
-                line(&mut out, 'r', r);
+                line(out, 'r', r);
             }
         }
         if let Some(z) = &self.zone {
-            line(&mut out, 'z', z);
+            line(out, 'z', z);
         }
         if let Some(k) = &self.key {
-            line(&mut out, 'k', k);
+            line(out, 'k', k);
         }
-        write_attrs(&self.attributes, &mut out);
+        let mut longest = write_attrs(&self.attributes, out);
         for m in &self.media {
             out.push_str("m=");
             out.push_str(&m.media);
             out.push(' ');
-            num(&mut out, u64::from(m.port));
+            num(out, u64::from(m.port));
             if let Some(c) = m.port_count {
                 out.push('/');
-                num(&mut out, u64::from(c));
+                num(out, u64::from(c));
             }
             out.push(' ');
             out.push_str(&m.proto);
@@ -226,18 +241,18 @@ impl Session<'_> {
             }
             out.push_str("\r\n");
             if let Some(i) = &m.info {
-                line(&mut out, 'i', i);
+                line(out, 'i', i);
             }
             for c in &m.connections {
-                c.write(&mut out);
+                c.write(out);
             }
-            write_bw(&m.bandwidths, &mut out);
+            write_bw(&m.bandwidths, out);
             if let Some(k) = &m.key {
-                line(&mut out, 'k', k);
+                line(out, 'k', k);
             }
-            write_attrs(&m.attributes, &mut out);
+            longest = longest.max(write_attrs(&m.attributes, out));
         }
-        out
+        longest
     }
 }
 

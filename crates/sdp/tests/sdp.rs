@@ -283,7 +283,7 @@ mod props {
                 any::<u16>(),
                 prop::sample::select(vec!["host", "srflx", "relay"])
             )
-                .prop_map(|(f, c, t, p, a, port, typ)| Attribute::Candidate(
+                .prop_map(|(f, c, t, p, a, port, typ)| Attribute::Candidate(Box::new(
                     Candidate {
                         foundation: f.into(),
                         component: c,
@@ -296,7 +296,7 @@ mod props {
                         rport: None,
                         extensions: vec![("generation".into(), "0".into())]
                     }
-                )),
+                ))),
             (
                 "x-[a-z]{1,8}",
                 prop::option::of("[!-~]{1,10}( [!-~]{1,10}){0,2}")

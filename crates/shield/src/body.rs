@@ -276,23 +276,32 @@ fn sdp(
     s.name = "-".into();
     s.origin.username = "-".into();
     // Free text and keys: nothing a device needs to set up media, so never carried.
-    let mut lines: Vec<(char, Cow<'_, str>)> = Vec::new();
-    lines.extend(s.info.take().map(|v| ('i', v)));
-    lines.extend(s.uri.take().map(|v| ('u', v)));
-    lines.extend(s.emails.drain(..).map(|v| ('e', v)));
-    lines.extend(s.phones.drain(..).map(|v| ('p', v)));
-    lines.extend(s.key.take().map(|v| ('k', v)));
-    for m in &mut s.media {
-        lines.extend(m.info.take().map(|v| ('i', v)));
-        lines.extend(m.key.take().map(|v| ('k', v)));
-    }
-    for (t, v) in lines {
-        drop_item(
-            dropped,
-            DropKind::SdpLine,
-            &format!("{t}="),
-            &format!("{t}={v}"),
-        );
+    // (Phones send none: one look before any list of them is built.)
+    let free_text = s.info.is_some()
+        || s.uri.is_some()
+        || !s.emails.is_empty()
+        || !s.phones.is_empty()
+        || s.key.is_some()
+        || s.media.iter().any(|m| m.info.is_some() || m.key.is_some());
+    if free_text {
+        let mut lines: Vec<(char, Cow<'_, str>)> = Vec::new();
+        lines.extend(s.info.take().map(|v| ('i', v)));
+        lines.extend(s.uri.take().map(|v| ('u', v)));
+        lines.extend(s.emails.drain(..).map(|v| ('e', v)));
+        lines.extend(s.phones.drain(..).map(|v| ('p', v)));
+        lines.extend(s.key.take().map(|v| ('k', v)));
+        for m in &mut s.media {
+            lines.extend(m.info.take().map(|v| ('i', v)));
+            lines.extend(m.key.take().map(|v| ('k', v)));
+        }
+        for (t, v) in lines {
+            drop_item(
+                dropped,
+                DropKind::SdpLine,
+                &format!("{t}="),
+                &format!("{t}={v}"),
+            );
+        }
     }
     filter_extmaps(&mut s.attributes, dropped);
     filter_attributes(policy, &mut s.attributes, dropped, r)?;
@@ -304,14 +313,22 @@ fn sdp(
     typed::check(&mut s, dropped, r)?;
     typed::rewrite(&mut s, &policy.rewrite_key, cx.call_id);
     cx.residual.sdp(&s);
-    let canonical = s.to_string_canonical();
-    check_attribute_lengths(policy, &canonical, r)?;
+    // Written once into a buffer of about its size (the canonical form of a phone's
+    // offer is no longer than the offer, a few rewritten identifiers aside).
+    let mut canonical = String::with_capacity(body.len() + 64);
+    if s.write_canonical(&mut canonical) > policy.max_attribute_length {
+        // (the scan finds the first attribute over the bound, for the reason)
+        check_attribute_lengths(policy, &canonical, r)?;
+    }
     Ok(canonical.into_bytes())
 }
 
 /// RTP header extensions outside the registry (see [`crate::codecs::EXTMAP_URIS`]) are
 /// dropped with their id.
 fn filter_extmaps(attrs: &mut Vec<Attribute>, dropped: &mut Vec<Dropped>) {
+    if !attrs.iter().any(|a| matches!(a, Attribute::Extmap { .. })) {
+        return;
+    }
     attrs.retain(|a| match a {
         Attribute::Extmap { uri, .. } if !codecs::extmap_known(uri) => {
             let mut line = String::from("a=");
@@ -321,6 +338,24 @@ fn filter_extmaps(attrs: &mut Vec<Attribute>, dropped: &mut Vec<Dropped>) {
         }
         _ => true,
     });
+}
+
+/// `f.parse::<u8>().ok()` (an optional `+`, then digits), without `FromStr`: payload
+/// types are compared as numbers for every format of every media section.
+pub(crate) fn pt_of(f: &str) -> Option<u8> {
+    let digits = f.strip_prefix('+').unwrap_or(f);
+    if digits.is_empty() {
+        return None;
+    }
+    let mut n = 0u8;
+    for b in digits.bytes() {
+        let d = b.wrapping_sub(b'0');
+        if d > 9 {
+            return None;
+        }
+        n = n.checked_mul(10)?.checked_add(d)?;
+    }
+    Some(n)
 }
 
 /// The codec registry (see [`crate::codecs`]) on one media section.
@@ -335,8 +370,11 @@ fn filter_codecs<'a>(
         return Ok(());
     }
     // Payload types are numbers: compared as numbers, without a String per format.
-    let pt_of = |f: &str| f.parse::<u8>().ok();
     let mut unknown: Vec<u8> = Vec::new();
+    // The codec of each payload type (its place in the registry, `NONE` when none):
+    // that of its first rtpmap the registry knows, one lookup per rtpmap.
+    const NONE: u8 = u8::MAX;
+    let mut codec_of = [NONE; 256];
     for a in &m.attributes {
         if let Attribute::Rtpmap {
             pt,
@@ -345,8 +383,17 @@ fn filter_codecs<'a>(
             ..
         } = a
         {
-            if !codecs::lookup(encoding).is_some_and(|c| c.runs_at(*clock)) {
+            let at = codecs::position(encoding);
+            if !at
+                .and_then(|i| codecs::CODECS.get(i))
+                .is_some_and(|c| c.runs_at(*clock))
+            {
                 unknown.push(*pt);
+            }
+            if let (Some(slot), Some(i)) = (codec_of.get_mut(usize::from(*pt)), at) {
+                if *slot == NONE {
+                    *slot = u8::try_from(i).unwrap_or(NONE);
+                }
             }
         }
     }
@@ -372,55 +419,59 @@ fn filter_codecs<'a>(
     }
     // Lines about a format the m= line does not list (any more) are removed: nothing
     // uses them, so they could only carry something else.
-    let mut removed = Vec::new();
     let formats = &m.formats;
     let listed = |pt: &str| formats.iter().any(|f| f == pt);
     let listed_pt = |pt: u8| formats.iter().any(|f| pt_of(f) == Some(pt));
-    m.attributes.retain(|a| {
-        let gone = match a {
-            Attribute::Rtpmap { pt, .. } => !listed_pt(*pt),
-            Attribute::Fmtp { pt, .. } => !listed(pt),
-            Attribute::RtcpFb { pt, .. } => pt != "*" && !listed(pt),
-            _ => false,
-        };
-        if gone {
-            let mut line = String::from("a=");
-            a.write(&mut line);
-            removed.push((a.name().to_string(), line));
+    let gone = |a: &Attribute<'_>| match a {
+        Attribute::Rtpmap { pt, .. } => !listed_pt(*pt),
+        Attribute::Fmtp { pt, .. } => !listed(pt),
+        Attribute::RtcpFb { pt, .. } => pt != "*" && !listed(pt),
+        _ => false,
+    };
+    // (one pass to see whether anything goes; the second only when something does)
+    if m.attributes.iter().any(gone) {
+        let mut removed = Vec::new();
+        m.attributes.retain(|a| {
+            let g = gone(a);
+            if g {
+                let mut line = String::from("a=");
+                a.write(&mut line);
+                removed.push((a.name().to_string(), line));
+            }
+            !g
+        });
+        for (name, line) in removed {
+            drop_item(dropped, DropKind::Attribute, &name, &line);
         }
-        !gone
-    });
-    for (name, line) in removed {
-        drop_item(dropped, DropKind::Attribute, &name, &line);
     }
     // Format parameters: each checked against its codec's table (name and typed value);
     // what is not in it is dropped, and the line when nothing is left.
-    // (payload type, the registry's name of its codec): every rtpmap left names one.
-    let encodings: Vec<(u8, &'static str)> = m
-        .attributes
-        .iter()
-        .filter_map(|a| match a {
-            Attribute::Rtpmap { pt, encoding, .. } => {
-                codecs::lookup(encoding).map(|c| (*pt, c.name))
-            }
-            _ => None,
-        })
-        .collect();
-    let mut emptied = Vec::new();
-    for a in &mut m.attributes {
-        let Attribute::Fmtp { pt, params } = a else {
+    // (payload types whose fmtp lost every parameter: all their fmtp lines go)
+    let mut emptied: Vec<Cow<'a, str>> = Vec::new();
+    for i in 0..m.attributes.len() {
+        let Some(Attribute::Fmtp { pt, .. }) = m.attributes.get(i) else {
             continue;
         };
         let num = pt_of(pt);
-        let codec = match encodings.iter().find(|(p, _)| Some(*p) == num) {
-            Some((_, e)) => Some(*e),
-            None => num.and_then(codecs::static_encoding),
-        };
+        // The first rtpmap of that payload type whose codec the registry knows (its
+        // rtpmap lines are all still there: the fmtp's format is listed), else the
+        // static payload type's registered encoding.
+        let codec = num
+            .and_then(|n| codec_of.get(usize::from(n)))
+            .and_then(|i| codecs::CODECS.get(usize::from(*i)))
+            .map(|c| c.name)
+            .or_else(|| num.and_then(codecs::static_encoding));
         let spec = codec.and_then(vocab::params_of);
-        let mut gone = Vec::new();
-        // names kept so far (a `Cow` of the description: no copy when borrowed)
-        let mut seen: Vec<Cow<'a, str>> = Vec::new();
-        params.retain(|(k, v)| {
+        let Some(Attribute::Fmtp { pt, params }) = m.attributes.get_mut(i) else {
+            continue;
+        };
+        // Kept parameters move to the front, in order (a stable partition): a name
+        // already kept is found there, without a list of the names seen.
+        let mut kept = 0;
+        for j in 0..params.len() {
+            let Some((k, v)) = params.get(j) else {
+                break;
+            };
             let keep = match &spec {
                 None => false,
                 Some(vocab::Params::Events) => v.is_none() && vocab::events_ok(k),
@@ -428,33 +479,38 @@ fn filter_codecs<'a>(
                 Some(vocab::Params::Named(table)) => {
                     table.iter().any(|(name, ty)| {
                         name.eq_ignore_ascii_case(k) && vocab::value_ok(*ty, v.as_deref())
-                    }) && !seen.iter().any(|s| s.eq_ignore_ascii_case(k))
+                    }) && !params
+                        .get(..kept)
+                        .unwrap_or_default()
+                        .iter()
+                        .any(|(s, _)| s.eq_ignore_ascii_case(k))
                 }
             };
             if keep {
-                seen.push(k.clone());
+                params.swap(kept, j);
+                kept += 1;
             } else {
-                gone.push(match v {
+                let g = match v {
                     Some(v) => format!("{k}={v}"),
                     None => k.to_string(),
-                });
+                };
+                drop_item(
+                    dropped,
+                    DropKind::Attribute,
+                    "fmtp",
+                    &format!("a=fmtp:{pt} {g}"),
+                );
             }
-            keep
-        });
-        for g in gone {
-            drop_item(
-                dropped,
-                DropKind::Attribute,
-                "fmtp",
-                &format!("a=fmtp:{pt} {g}"),
-            );
         }
+        params.truncate(kept);
         if params.is_empty() {
             emptied.push(pt.clone());
         }
     }
-    m.attributes
-        .retain(|a| !matches!(a, Attribute::Fmtp { pt, .. } if emptied.contains(pt)));
+    if !emptied.is_empty() {
+        m.attributes
+            .retain(|a| !matches!(a, Attribute::Fmtp { pt, .. } if emptied.contains(pt)));
+    }
     if m.formats.is_empty() && m.port == 0 {
         // A disabled stream keeps its place with a bare format number (RFC 3264
         // section 6: the m= line needs one) and nothing describing it.
@@ -479,8 +535,17 @@ fn filter_attributes(
     r: &Refuse<'_>,
 ) -> Result<(), Refusal> {
     let mut err = None;
+    // The last name found allowed (where its text is, and its length): a run of rtpmap
+    // lines asks the set once. The same address and length are the same text, as the
+    // attribute it belongs to is kept.
+    let mut last: Option<(*const u8, usize)> = None;
     attrs.retain(|a| {
-        if err.is_some() || policy.attribute_allowed(a.name()) {
+        if err.is_some() {
+            return true;
+        }
+        let name = a.name();
+        if last == Some((name.as_ptr(), name.len())) || policy.attribute_allowed(name) {
+            last = Some((name.as_ptr(), name.len()));
             return true;
         }
         match policy.unknown_attributes {

@@ -26,14 +26,33 @@ const NB: &[u32] = &[8000];
 const VIDEO: &[u32] = &[90000];
 
 /// Audio and video encodings of the IANA "RTP Payload Format media types" registry that
-/// SIP and WebRTC clients use.
+/// SIP and WebRTC clients use, the ones offers carry most first ([`lookup`] goes down
+/// the list).
 pub(crate) const CODECS: &[Codec] = &[
     c("PCMU", NB),
     c("PCMA", NB),
+    c("telephone-event", &[]),
     c("G722", NB),
+    c("opus", &[48000]),
+    c("G729", NB),
+    c("CN", &[8000, 16000, 32000, 48000]),
+    c("red", &[]),
+    c("rtx", &[]),
+    c("VP8", VIDEO),
+    c("H264", VIDEO),
+    c("VP9", VIDEO),
+    c("AV1", VIDEO),
+    c("ulpfec", VIDEO),
+    c("flexfec-03", VIDEO),
+    c("iLBC", NB),
+    c("GSM", NB),
+    c("speex", &[8000, 16000, 32000]),
+    c("AMR", NB),
+    c("AMR-WB", &[16000]),
+    c("EVS", &[16000]),
+    c("SILK", &[8000, 12000, 16000, 24000]),
     c("G723", NB),
     c("G728", NB),
-    c("G729", NB),
     c("G729D", NB),
     c("G729E", NB),
     c("G726-16", NB),
@@ -41,37 +60,19 @@ pub(crate) const CODECS: &[Codec] = &[
     c("G726-32", NB),
     c("G726-40", NB),
     c("G7221", &[16000, 32000]),
-    c("GSM", NB),
     c("GSM-EFR", NB),
-    c("iLBC", NB),
-    c("AMR", NB),
-    c("AMR-WB", &[16000]),
-    c("EVS", &[16000]),
-    c("opus", &[48000]),
-    c("speex", &[8000, 16000, 32000]),
-    c("SILK", &[8000, 12000, 16000, 24000]),
     c("L16", &[8000, 11025, 16000, 22050, 32000, 44100, 48000]),
     c("LPC", NB),
     c("DVI4", &[8000, 11025, 16000, 22050]),
     c("QCELP", NB),
     c("MPA", VIDEO),
-    c("telephone-event", &[]),
-    c("CN", &[8000, 16000, 32000, 48000]),
-    c("red", &[]),
-    c("rtx", &[]),
-    c("ulpfec", VIDEO),
     c("flexfec", VIDEO),
-    c("flexfec-03", VIDEO),
     c("H261", VIDEO),
     c("H263", VIDEO),
     c("H263-1998", VIDEO),
     c("H263-2000", VIDEO),
-    c("H264", VIDEO),
     c("H264-SVC", VIDEO),
     c("H265", VIDEO),
-    c("VP8", VIDEO),
-    c("VP9", VIDEO),
-    c("AV1", VIDEO),
     c("MP4V-ES", VIDEO),
     c("JPEG", VIDEO),
     c("T140", &[1000]),
@@ -138,9 +139,22 @@ pub(crate) fn extmap_known(uri: &str) -> bool {
 }
 
 pub(crate) fn lookup(encoding: &str) -> Option<&'static Codec> {
-    CODECS
-        .iter()
-        .find(|c| c.name.eq_ignore_ascii_case(encoding))
+    CODECS.get(position(encoding)?)
+}
+
+// (a place in the list fits a byte, with `u8::MAX` left to mean none)
+const _: () = assert!(CODECS.len() < u8::MAX as usize);
+
+/// Where `encoding` is in [`CODECS`].
+pub(crate) fn position(encoding: &str) -> Option<usize> {
+    // (length and first letter, case folded, before the name: most entries differ
+    // there; offers mostly spell a name as the registry does: one comparison then)
+    let first = encoding.as_bytes().first()? | 0x20;
+    CODECS.iter().position(|c| {
+        c.name.len() == encoding.len()
+            && c.name.as_bytes().first().is_some_and(|b| b | 0x20 == first)
+            && (c.name == encoding || c.name.eq_ignore_ascii_case(encoding))
+    })
 }
 
 impl Codec {
@@ -187,6 +201,12 @@ mod tests {
             ("x-cfg", 8000),
         ] {
             assert!(!known(e, clock), "{e}/{clock}");
+        }
+        // (names are unique, so the list's order only decides how fast a lookup is)
+        for (i, a) in CODECS.iter().enumerate() {
+            assert!(CODECS[i + 1..]
+                .iter()
+                .all(|b| !a.name.eq_ignore_ascii_case(b.name)));
         }
         assert_eq!(static_encoding(0), Some("PCMU"));
         assert_eq!(static_encoding(96), None);

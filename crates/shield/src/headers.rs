@@ -94,70 +94,52 @@ fn text_action(policy: &Policy, h: &Header<'_>) -> Option<TextAction> {
     }
 }
 
-/// `shield.text.*` on one message.
-fn text(policy: &Policy, msg: &mut Message<'_>) {
+/// `shield.text.*` on one header: whether it stays (rewritten as the policy says).
+fn text(policy: &Policy, h: &mut Header<'_>) -> bool {
     let max = policy.text.max_length;
-    msg.headers.retain_mut(|h| {
-        if let Some(action) = text_action(policy, h) {
-            return match action {
-                TextAction::Drop => false,
-                TextAction::Keep => true,
-                TextAction::Rewrite => {
-                    let v = match h {
-                        Header::UserAgent(v) | Header::Server(v) => {
-                            let r = rewrite_product(v, max);
-                            *v = Cow::Owned(r);
-                            v
-                        }
-                        Header::Other { value, .. } => {
-                            let r = rewrite_text(value, max);
-                            *value = Cow::Owned(r);
-                            value
-                        }
-                        _ => return true,
-                    };
-                    !v.is_empty()
-                }
-            };
-        }
-        if let Header::From(na)
-        | Header::To(na)
-        | Header::Contact(palisade_sip::Contact::Addr(na)) = h
-        {
-            match policy.text.display_name {
-                TextAction::Keep => {}
-                TextAction::Drop => na.display = None,
-                TextAction::Rewrite => {
-                    // Most display names are already in the rewritten form: kept as
-                    // they are, without a copy.
-                    if let Some(d) = na.display.as_deref().filter(|d| !is_rewritten(d, max)) {
-                        let r = rewrite_text(d, max);
-                        na.display = (!r.is_empty()).then_some(Cow::Owned(r));
+    if let Some(action) = text_action(policy, h) {
+        return match action {
+            TextAction::Drop => false,
+            TextAction::Keep => true,
+            TextAction::Rewrite => {
+                let v = match h {
+                    Header::UserAgent(v) | Header::Server(v) => {
+                        let r = rewrite_product(v, max);
+                        *v = Cow::Owned(r);
+                        v
                     }
+                    Header::Other { value, .. } => {
+                        let r = rewrite_text(value, max);
+                        *value = Cow::Owned(r);
+                        value
+                    }
+                    _ => return true,
+                };
+                !v.is_empty()
+            }
+        };
+    }
+    if let Header::From(na) | Header::To(na) | Header::Contact(palisade_sip::Contact::Addr(na)) = h
+    {
+        match policy.text.display_name {
+            TextAction::Keep => {}
+            TextAction::Drop => na.display = None,
+            TextAction::Rewrite => {
+                // Most display names are already in the rewritten form: kept as
+                // they are, without a copy.
+                if let Some(d) = na.display.as_deref().filter(|d| !is_rewritten(d, max)) {
+                    let r = rewrite_text(d, max);
+                    na.display = (!r.is_empty()).then_some(Cow::Owned(r));
                 }
             }
         }
-        true
-    });
+    }
+    true
 }
 
-fn is_ctl(b: u8) -> bool {
-    (b < 0x20 && b != b'\t') || b == 0x7f
-}
-
-pub(crate) fn apply(
-    policy: &Policy,
-    msg: &mut Message<'_>,
-    raw: &[u8],
-    dropped: &mut Vec<Dropped>,
-) -> Result<(), Refusal> {
-    let refuse = |status: u16, reason: String| Refusal {
-        status,
-        reason,
-        sha256: sha256(raw),
-    };
-    text(policy, msg);
-    msg.headers.retain(|h| match h {
+/// The allow-list on one header: whether it stays (a header dropped is reported).
+fn allowed(policy: &Policy, h: &Header<'_>, dropped: &mut Vec<Dropped>) -> bool {
+    match h {
         // Our own credentials end here: a callee must never see a caller's digest
         // response (it could be attacked offline).
         Header::ProxyAuthorization(c) => match (&policy.realm, c.get("realm")) {
@@ -180,18 +162,37 @@ pub(crate) fn apply(
             false
         }
         _ => true,
-    });
+    }
+}
+
+fn is_ctl(b: u8) -> bool {
+    (b < 0x20 && b != b'\t') || b == 0x7f
+}
+
+pub(crate) fn apply(
+    policy: &Policy,
+    msg: &mut Message<'_>,
+    raw: &[u8],
+    dropped: &mut Vec<Dropped>,
+) -> Result<(), Refusal> {
+    let refuse = |status: u16, reason: String| Refusal {
+        status,
+        reason,
+        sha256: sha256(raw),
+    };
+    // One pass: each header's fate depends on that header alone, so the text policy
+    // and then the allow-list decide it in turn (a header the first removes is not
+    // reported by the second, as when they were two passes).
+    msg.headers
+        .retain_mut(|h| text(policy, h) && allowed(policy, h, dropped));
     // Control characters and line lengths are checked on the message as received (one
     // cheap scan instead of formatting every header again): the canonical form is derived
     // from it, so a control character can only come from there, and a canonical header
     // line is within a few bytes of the received one (a compact name written in full).
-    let head_end = memchr::memmem::find(raw, b"\r\n\r\n").unwrap_or(raw.len());
+    // One pass finds the end of the header section and any control character in it,
+    // the names only when something is wrong.
+    let (head_end, ctl) = head_scan(raw);
     let head = raw.get(..head_end).unwrap_or_default();
-    // One branch-free pass for control characters (vectorises), the names only when
-    // something is wrong.
-    let ctl = head.iter().fold(false, |acc, &b| {
-        acc | ((b < 0x20) & (b != b'\r') & (b != b'\n') & (b != b'\t')) | (b == 0x7f)
-    });
     let mut prev_start: Option<usize> = None; // start of the current logical line
                                               // How much longer the current header can be once written canonically: a compact
                                               // name becomes its full name (at most 19 letters, `d` = Request-Disposition) and
@@ -269,6 +270,71 @@ pub(crate) fn apply(
     Ok(())
 }
 
+const ONES: u64 = 0x0101_0101_0101_0101;
+const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+const HIGH: u64 = 0x8080_8080_8080_8080;
+
+/// The top bit of each byte of `x` equal to `c` (exact: no carry crosses a byte).
+fn bytes_eq(x: u64, c: u8) -> u64 {
+    let y = x ^ (ONES * u64::from(c));
+    !(((y & LOW7) + LOW7) | y | LOW7)
+}
+
+/// The top bit of each byte of `x` below 0x20 or DEL (DEL becomes 0 and every other
+/// byte below 0x80 one more: then below 0x21).
+fn bytes_special(x: u64) -> u64 {
+    let y = ((x & LOW7) + ONES) & LOW7;
+    !((y + ONES * 0x5f) | x) & HIGH
+}
+
+/// A control character other than the line ends and tab (legal only inside quoted
+/// strings, refused here).
+fn is_ctl_in_head(b: u8) -> bool {
+    (b < 0x20 && !matches!(b, b'\r' | b'\n' | b'\t')) || b == 0x7f
+}
+
+/// Where the header section ends (the start of the first `\r\n\r\n`, else the
+/// length) and whether it holds a control character other than CR, LF and tab: eight
+/// bytes at a time, and only the words holding one of those bytes looked at closely.
+/// (A `memmem` searcher was built for every message, which cost more than the search,
+/// and a second pass looked for control characters.)
+fn head_scan(raw: &[u8]) -> (usize, bool) {
+    let crlf2 = |p: usize| p >= 3 && raw.get(p - 3..=p) == Some(b"\r\n\r\n".as_slice());
+    // the first control character seen, wherever the section turns out to end
+    let mut first_ctl = usize::MAX;
+    let mut i = 0;
+    let mut words = raw.chunks_exact(8);
+    for w in &mut words {
+        let x = u64::from_le_bytes(<[u8; 8]>::try_from(w).unwrap_or([b' '; 8]));
+        let special = bytes_special(x);
+        if special != 0 {
+            let ctl = special & !(bytes_eq(x, b'\r') | bytes_eq(x, b'\n') | bytes_eq(x, b'\t'));
+            if ctl != 0 && first_ctl == usize::MAX {
+                first_ctl = i + (ctl.trailing_zeros() / 8) as usize;
+            }
+            let mut lf = bytes_eq(x, b'\n');
+            while lf != 0 {
+                let p = i + (lf.trailing_zeros() / 8) as usize;
+                if crlf2(p) {
+                    return (p - 3, first_ctl < p - 3);
+                }
+                lf &= lf - 1;
+            }
+        }
+        i += 8;
+    }
+    for (k, &b) in words.remainder().iter().enumerate() {
+        let p = i + k;
+        if is_ctl_in_head(b) && first_ctl == usize::MAX {
+            first_ctl = p;
+        }
+        if b == b'\n' && crlf2(p) {
+            return (p - 3, first_ctl < p - 3);
+        }
+    }
+    (raw.len(), first_ctl < raw.len())
+}
+
 /// A header name as reported: names are tokens (the parser checked), but bounded.
 fn bounded_name(name: &str) -> String {
     name.chars().take(64).collect()
@@ -285,7 +351,48 @@ mod tests {
         assert_eq!(super::rewrite_text("ab cd", 4), "ab c");
     }
 
-    use super::{is_rewritten, rewrite_text};
+    use super::{head_scan, is_rewritten, rewrite_text};
+
+    /// The former two passes: the first empty line, then control characters before it.
+    fn two_passes(raw: &[u8]) -> (usize, bool) {
+        let end = memchr::memmem::find(raw, b"\r\n\r\n").unwrap_or(raw.len());
+        let ctl = raw[..end].iter().fold(false, |acc, &b| {
+            acc | ((b < 0x20) & (b != b'\r') & (b != b'\n') & (b != b'\t')) | (b == 0x7f)
+        });
+        (end, ctl)
+    }
+
+    #[test]
+    fn one_scan_answers_as_the_two_passes() {
+        // every text of up to 6 bytes over a letter, CR, LF, tab, a control character
+        // and DEL, after prefixes that put it at every offset in a word
+        let alphabet = [b'a', b'\r', b'\n', b'\t', 1u8, 0x7f];
+        for len in 0..=6u32 {
+            for code in 0..alphabet.len().pow(len) {
+                let mut t = Vec::new();
+                let mut c = code;
+                for _ in 0..len {
+                    t.push(alphabet[c % alphabet.len()]);
+                    c /= alphabet.len();
+                }
+                for prefix in [0, 1, 5, 8, 13] {
+                    let mut raw = b"x\r\n".repeat(prefix)[..prefix].to_vec();
+                    raw.extend_from_slice(&t);
+                    raw.extend_from_slice(b"\r\n\r\nbody\x01\r\n");
+                    for cut in [raw.len(), raw.len() - 8, t.len() + prefix] {
+                        let r = &raw[..cut];
+                        assert_eq!(head_scan(r), two_passes(r), "{r:?}");
+                    }
+                }
+            }
+        }
+        for raw in [
+            &b"INVITE x SIP/2.0\r\nA: b\r\nB: \"q\x01\"\r\n\r\nv=0\r\n"[..],
+            b"INVITE x SIP/2.0\r\nA: b\r\n\r\n\x7f",
+        ] {
+            assert_eq!(head_scan(raw), two_passes(raw), "{raw:?}");
+        }
+    }
 
     #[test]
     fn the_rewrite_fast_path_agrees_with_the_rewrite() {

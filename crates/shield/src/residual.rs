@@ -98,8 +98,16 @@ pub struct Residual {
 /// counts once.
 struct Sdp<'r, 's> {
     r: &'r mut Residual,
-    seen: Vec<(Field, &'s str)>,
+    /// The values remembered, the first [`SEEN_INLINE`] without an allocation (a
+    /// phone's offer has one or two).
+    seen: [(Field, &'s str); SEEN_INLINE],
+    /// How many of `seen` are in use.
+    inline: usize,
+    /// The values remembered beyond those.
+    more: Vec<(Field, &'s str)>,
 }
+
+const SEEN_INLINE: usize = 8;
 
 /// Values remembered for the repeat rule (beyond, everything counts).
 const SEEN_MAX: usize = 256;
@@ -115,11 +123,19 @@ impl<'s> Sdp<'_, 's> {
         ) {
             return true;
         }
-        if self.seen.iter().any(|(g, w)| *g == f && *w == v) {
+        let inline = self.seen.get(..self.inline).unwrap_or_default();
+        if inline
+            .iter()
+            .chain(&self.more)
+            .any(|(g, w)| *g == f && *w == v)
+        {
             return false;
         }
-        if self.seen.len() < SEEN_MAX {
-            self.seen.push((f, v));
+        if let Some(slot) = self.seen.get_mut(self.inline) {
+            *slot = (f, v);
+            self.inline += 1;
+        } else if self.inline + self.more.len() < SEEN_MAX {
+            self.more.push((f, v));
         }
         true
     }
@@ -172,12 +188,8 @@ impl Residual {
     }
 
     fn number(&mut self, f: Field, n: u64, max_bits: u64) {
-        let mut digits = 1;
-        let mut x = n;
-        while x >= 10 {
-            x /= 10;
-            digits += 1;
-        }
+        // (the decimal digits: a logarithm, not a division per digit)
+        let digits = u64::from(n.checked_ilog10().unwrap_or(0)) + 1;
         self.add(f, (digits * DIGIT).min(max_bits * 1000));
     }
 
@@ -340,7 +352,9 @@ impl Residual {
     pub(crate) fn sdp(&mut self, s: &Session) {
         Sdp {
             r: self,
-            seen: Vec::new(),
+            seen: [(Field::Addresses, ""); SEEN_INLINE],
+            inline: 0,
+            more: Vec::new(),
         }
         .session(s);
     }
@@ -386,9 +400,9 @@ impl<'s> Sdp<'_, 's> {
                 self.number(Field::Ports, u64::from(c), 16);
             }
             for f in &m.formats {
-                match f.parse::<u8>() {
-                    Ok(pt) => self.number(Field::SdpNumbers, u64::from(pt), 7),
-                    Err(_) => self.chars(Field::SdpNumbers, f, TOKEN),
+                match crate::body::pt_of(f) {
+                    Some(pt) => self.number(Field::SdpNumbers, u64::from(pt), 7),
+                    None => self.chars(Field::SdpNumbers, f, TOKEN),
                 }
             }
             self.attributes(&m.attributes);

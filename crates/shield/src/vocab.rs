@@ -156,7 +156,8 @@ const NONE: Spec = &[];
 /// The format parameters of a codec, by encoding name; `None` for a codec the registry
 /// does not know (the codec filter removes those first).
 pub(crate) fn params_of(codec: &str) -> Option<Params> {
-    let lc = |n: &str| codec.eq_ignore_ascii_case(n);
+    // (the name mostly comes from the registry, spelled as here: one comparison then)
+    let lc = |n: &str| codec == n || codec.eq_ignore_ascii_case(n);
     if lc("telephone-event") {
         return Some(Params::Events);
     }
@@ -246,11 +247,50 @@ pub(crate) fn params_of(codec: &str) -> Option<Params> {
     Some(Params::Named(spec))
 }
 
+/// At most 19 decimal digits (below 10^19: no overflow), without `FromStr`.
 fn decimal(v: &str) -> Option<u64> {
-    if v.is_empty() || v.len() > 19 || !v.bytes().all(|b| b.is_ascii_digit()) {
+    if v.is_empty() || v.len() > 19 {
         return None;
     }
-    v.parse().ok()
+    let mut n = 0u64;
+    for b in v.bytes() {
+        let d = b.wrapping_sub(b'0');
+        if d > 9 {
+            return None;
+        }
+        n = n * 10 + u64::from(d);
+    }
+    Some(n)
+}
+
+/// `v.split(c)` for an ASCII `c`, by bytes (the `char` pattern's searcher costs more
+/// than the short lists split here).
+fn split(v: &str, c: u8) -> impl Iterator<Item = &str> {
+    let mut rest = Some(v);
+    std::iter::from_fn(move || {
+        let r = rest?;
+        match r.bytes().position(|b| b == c) {
+            Some(i) => {
+                rest = r.get(i + 1..);
+                r.get(..i)
+            }
+            None => {
+                rest = None;
+                Some(r)
+            }
+        }
+    })
+}
+
+/// `v.split_once(c)` for an ASCII `c`, by bytes.
+fn split_once(v: &str, c: u8) -> Option<(&str, &str)> {
+    let i = v.bytes().position(|b| b == c)?;
+    Some((v.get(..i)?, v.get(i + 1..)?))
+}
+
+/// How many items `v.split(c)` yields.
+fn items(v: &str, c: u8) -> usize {
+    v.bytes().filter(|b| *b == c).count() + 1
 }
 
 /// Whether `value` is of type `ty`.
@@ -285,8 +325,8 @@ pub(crate) fn value_ok(ty: Ty, value: Option<&str>) -> bool {
 
 /// A telephone-event list (RFC 4733 section 7.1.1): `N` or `N-M` items, events 0-255.
 pub(crate) fn events_ok(v: &str) -> bool {
-    v.split(',').count() <= 16
-        && v.split(',').all(|item| match item.split_once('-') {
+    items(v, b',') <= 16
+        && split(v, b',').all(|item| match split_once(item, b'-') {
             Some((a, b)) => match (decimal(a), decimal(b)) {
                 (Some(a), Some(b)) => a <= b && b <= 255,
                 _ => false,
@@ -297,7 +337,7 @@ pub(crate) fn events_ok(v: &str) -> bool {
 
 /// A redundancy list (RFC 2198 section 5): payload types joined by `/`.
 pub(crate) fn redundancy_ok(v: &str) -> bool {
-    v.split('/').count() <= 8 && v.split('/').all(|p| decimal(p).is_some_and(|n| n <= 127))
+    items(v, b'/') <= 8 && split(v, b'/').all(|p| decimal(p).is_some_and(|n| n <= 127))
 }
 
 /// `rtcp-fb` values (type and parameters, joined by single spaces) a callee may receive:
@@ -542,6 +582,52 @@ fn rid_ok(v: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn number_and_list_readers_agree_with_str() {
+        for v in [
+            "",
+            "0",
+            "+0",
+            "+",
+            "-",
+            "-0",
+            "1",
+            "007",
+            "127",
+            "255",
+            "256",
+            "+255",
+            "+256",
+            "18446744073709551615",
+            "9999999999999999999",
+            "10000000000000000000",
+            "1a",
+            " 1",
+            "١",
+            "0-15",
+            "a,,b,",
+            ",",
+            "/",
+            "111/111/",
+        ] {
+            let old = if v.is_empty() || v.len() > 19 || !v.bytes().all(|b| b.is_ascii_digit()) {
+                None
+            } else {
+                v.parse::<u64>().ok()
+            };
+            assert_eq!(decimal(v), old, "{v:?}");
+            assert_eq!(crate::body::pt_of(v), v.parse::<u8>().ok(), "{v:?}");
+            for c in [',', '/', '-'] {
+                assert_eq!(
+                    split(v, c as u8).collect::<Vec<_>>(),
+                    v.split(c).collect::<Vec<_>>()
+                );
+                assert_eq!(items(v, c as u8), v.split(c).count());
+                assert_eq!(split_once(v, c as u8), v.split_once(c));
+            }
+        }
+    }
 
     #[test]
     fn typed_values() {
