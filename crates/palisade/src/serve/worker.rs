@@ -40,7 +40,7 @@ const QUEUE_PASS: usize = 1024;
 /// How long a worker must have slept before another runs its shard for it. A worker
 /// that sleeps only between the datagrams of a busy stream is woken instead, so that the
 /// two cores work side by side; one that is idle is not woken at all.
-const STEAL_IDLE: Duration = Duration::from_micros(500);
+const STEAL_IDLE: Duration = Duration::from_micros(100);
 
 /// One shard: its core with everything around it, and its queue.
 pub(super) struct Shard {
