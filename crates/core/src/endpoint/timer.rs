@@ -87,14 +87,12 @@ impl TimerQueue {
     }
 
     pub(super) fn push(&mut self, t: Timer) {
-        let slot = match self.free.pop() {
-            Some(i) => match self.slab.get_mut(i) {
-                Some(s) => {
-                    *s = Some(t.what);
-                    i
-                }
-                None => return, // (never: a free slot is one of the slab's)
-            },
+        let free = self.free.pop();
+        let slot = match free.and_then(|i| Some((i, self.slab.get_mut(i)?))) {
+            Some((i, s)) => {
+                *s = Some(t.what);
+                i
+            }
             None => {
                 self.slab.push(Some(t.what));
                 self.slab.len() - 1

@@ -14,7 +14,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use palisade_core::{Binding, Endpoint, Peer, Transport};
-use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, error, info, warn};
 
@@ -26,7 +25,7 @@ use self::persist::{from_row, load, store_thread, Loaded};
 pub(crate) use self::reload::ConfigSource;
 use self::router::{Router, Steer};
 use self::shell::{Shell, UdpOut};
-use self::stream::{load_tls, run_conn, ConnTask, CONN_QUEUE};
+use self::stream::{bind_stream, run_conn, ConnTask, CONN_QUEUE};
 use self::telemetry::Telemetry;
 use self::udp::{bind_udp, bind_worker_udp};
 use crate::clock::unix_now;
@@ -360,23 +359,7 @@ pub(crate) async fn run(
                 udp_addrs.push(addr);
             }
             Transport::Ws | Transport::Wss => {
-                let acceptor = if l.transport == Transport::Wss {
-                    if tls.is_none() {
-                        let (Some(c), Some(k)) = (&cfg.tls.cert, &cfg.tls.key) else {
-                            anyhow::bail!(
-                                "a wss: listener needs tls.cert and tls.key in the config"
-                            );
-                        };
-                        tls = Some(load_tls(c, k)?);
-                    }
-                    tls.clone()
-                } else {
-                    None
-                };
-                let listener = TcpListener::bind(l.addr)
-                    .await
-                    .with_context(|| format!("binding {}:{}", l.transport.param(), l.addr))?;
-                info!(transport = l.transport.param(), addr = %listener.local_addr()?, "listening");
+                let (acceptor, listener) = bind_stream(l, &cfg, &mut tls).await?;
                 ws::spawn_listener(
                     listener,
                     ws::WsSetup {
@@ -394,23 +377,7 @@ pub(crate) async fn run(
                 );
             }
             Transport::Tcp | Transport::Tls => {
-                let acceptor = if l.transport == Transport::Tls {
-                    if tls.is_none() {
-                        let (Some(c), Some(k)) = (&cfg.tls.cert, &cfg.tls.key) else {
-                            anyhow::bail!(
-                                "a tls: listener needs tls.cert and tls.key in the config"
-                            );
-                        };
-                        tls = Some(load_tls(c, k)?);
-                    }
-                    tls.clone()
-                } else {
-                    None
-                };
-                let listener = TcpListener::bind(l.addr)
-                    .await
-                    .with_context(|| format!("binding {}:{}", l.transport.param(), l.addr))?;
-                info!(transport = l.transport.param(), addr = %listener.local_addr()?, "listening");
+                let (acceptor, listener) = bind_stream(l, &cfg, &mut tls).await?;
                 let (itx, nc, live, limits, transport) = (
                     inbound_tx.clone(),
                     next_conn.clone(),

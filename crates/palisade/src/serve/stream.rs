@@ -29,6 +29,35 @@ pub(super) struct Conn {
     pub(super) addr: SocketAddr,
 }
 
+/// Binds a stream listener (`tcp:`, `tls:`, `ws:`, `wss:`) and gives the TLS acceptor it
+/// needs (`tls:` and `wss:`): loaded from `tls.cert` and `tls.key` the first time one is
+/// needed and kept in `loaded` for the other listeners.
+pub(super) async fn bind_stream(
+    l: &crate::config::Listen,
+    cfg: &crate::config::FileConfig,
+    loaded: &mut Option<tokio_rustls::TlsAcceptor>,
+) -> anyhow::Result<(Option<tokio_rustls::TlsAcceptor>, tokio::net::TcpListener)> {
+    let acceptor = if matches!(l.transport, Transport::Tls | Transport::Wss) {
+        if loaded.is_none() {
+            let (Some(c), Some(k)) = (&cfg.tls.cert, &cfg.tls.key) else {
+                anyhow::bail!(
+                    "a {}: listener needs tls.cert and tls.key in the config",
+                    l.transport.param()
+                );
+            };
+            *loaded = Some(load_tls(c, k)?);
+        }
+        loaded.clone()
+    } else {
+        None
+    };
+    let listener = tokio::net::TcpListener::bind(l.addr)
+        .await
+        .with_context(|| format!("binding {}:{}", l.transport.param(), l.addr))?;
+    tracing::info!(transport = l.transport.param(), addr = %listener.local_addr()?, "listening");
+    Ok((acceptor, listener))
+}
+
 pub(super) fn load_tls(cert: &Path, key: &Path) -> anyhow::Result<tokio_rustls::TlsAcceptor> {
     use tokio_rustls::rustls;
     let certs = rustls_pemfile::certs(&mut std::io::BufReader::new(
