@@ -17,6 +17,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 mod blocks;
 mod config;
+mod journal;
 mod pg;
 mod records;
 mod text;
@@ -42,6 +43,14 @@ pub enum StoreError {
     #[error("cannot create data directory {path}: {source}")]
     Dir {
         /// The directory.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The bindings journal could not be read or written.
+    #[error("bindings journal {path}: {source}")]
+    Journal {
+        /// The file (or its directory).
         path: String,
         /// Why.
         source: std::io::Error,
@@ -308,10 +317,17 @@ fn connect(dir: &Path, file: &str) -> Result<Connection, StoreError> {
     Ok(conn)
 }
 
-/// The embedded store: one SQLite database for accounts and bindings, another
-/// (`records.db`) for what the detectors keep.
+/// The embedded store: one SQLite database for accounts (`palisade.db`), an
+/// append-only journal for the bindings (`bindings.journal`, see `journal.rs`), another
+/// database (`records.db`) for what the detectors keep.
 pub struct SqliteStore {
     conn: Connection,
+    /// The data directory, on a `palisade.db` handle (where its journal is).
+    dir: Option<std::path::PathBuf>,
+    /// The journal's writer end, opened by the first [`Storage::apply_bindings`].
+    journal: Option<journal::Journal>,
+    /// [`Storage::sync_every_commit`] was asked for.
+    sync: std::sync::atomic::AtomicBool,
 }
 
 /// A write transaction whose `BEGIN` and `COMMIT` are cached statements: the hot writers
@@ -389,7 +405,12 @@ impl SqliteStore {
                  ALTER TABLE bindings ADD COLUMN flow TEXT NOT NULL DEFAULT '';",
             )?;
         }
-        Ok(SqliteStore { conn })
+        Ok(SqliteStore {
+            conn,
+            dir: Some(dir.to_path_buf()),
+            journal: None,
+            sync: false.into(),
+        })
     }
 
     /// Opens (creating if needed) `DIR/records.db`: call and registration records,
@@ -400,7 +421,12 @@ impl SqliteStore {
         let conn = connect(dir, "records.db")?;
         records::schema(&conn)?;
         blocks::schema(&conn)?;
-        Ok(SqliteStore { conn })
+        Ok(SqliteStore {
+            conn,
+            dir: None,
+            journal: None,
+            sync: false.into(),
+        })
     }
 }
 
@@ -492,64 +518,23 @@ impl Storage for SqliteStore {
     }
 
     fn apply_bindings(&mut self, ops: &[BindingOp]) -> Result<(), StoreError> {
-        let tx = CachedTx::begin(&self.conn)?;
-        {
-            let mut save = tx.prepare_cached(
-                "INSERT OR REPLACE INTO bindings (aor, contact, expires, q, call_id, cseq, path, transport, source, user_agent, node, flow)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
-            )?;
-            let mut del =
-                tx.prepare_cached("DELETE FROM bindings WHERE aor=?1 AND contact=?2 AND node=?3")?;
-            for op in ops {
-                match op {
-                    BindingOp::Save(b) => {
-                        save.execute(params![
-                            b.aor,
-                            b.contact,
-                            b.expires,
-                            b.q,
-                            b.call_id,
-                            b.cseq,
-                            b.path,
-                            b.transport,
-                            b.source,
-                            b.user_agent,
-                            b.node,
-                            b.flow
-                        ])?;
-                    }
-                    BindingOp::Remove { aor, contact, node } => {
-                        del.execute(params![aor, contact, node])?;
-                    }
-                }
-            }
-        }
-        tx.commit()?;
-        Ok(())
+        let now = journal::unix_seconds();
+        let j = self.journal_writer()?;
+        j.append(ops, now)
     }
 
     fn load_bindings(&self, now_unix: i64) -> Result<Vec<BindingRow>, StoreError> {
-        let mut st = self.conn.prepare(
-            "SELECT aor, contact, expires, q, call_id, cseq, path, transport, source, user_agent, node, flow
-             FROM bindings WHERE expires > ?1 ORDER BY aor, contact",
-        )?;
-        let rows = st.query_map(params![now_unix], |r| {
-            Ok(BindingRow {
-                aor: r.get(0)?,
-                contact: r.get(1)?,
-                expires: r.get(2)?,
-                q: r.get(3)?,
-                call_id: r.get(4)?,
-                cseq: r.get(5)?,
-                path: r.get(6)?,
-                transport: r.get(7)?,
-                source: r.get(8)?,
-                user_agent: r.get(9)?,
-                node: r.get(10)?,
-                flow: r.get(11)?,
-            })
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        let mut fold = journal::Fold::new();
+        for b in self.table_bindings()? {
+            journal::apply(&mut fold, BindingOp::Save(b));
+        }
+        if let Some(dir) = &self.dir {
+            journal::read(dir, &mut fold)?;
+        }
+        Ok(fold
+            .into_values()
+            .filter(|b| b.expires > now_unix)
+            .collect())
     }
 
     fn set_protected(&mut self, name: &str, domain: &str, on: bool) -> Result<bool, StoreError> {
@@ -599,7 +584,10 @@ impl Storage for SqliteStore {
     }
 
     fn sync_every_commit(&self) -> Result<(), StoreError> {
+        // (accounts and protections keep SQLite's own durability; the bindings journal
+        // syncs each append)
         self.conn.execute_batch("PRAGMA synchronous=FULL;")?;
+        self.sync.store(true, std::sync::atomic::Ordering::Relaxed);
         Ok(())
     }
 
