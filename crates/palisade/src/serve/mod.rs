@@ -682,7 +682,15 @@ pub(crate) async fn run(
             );
         }
     }
-    drop(shells);
+    // The cores' tables (the location, transactions, dialogs) are left to the process's
+    // exit rather than freed one allocation at a time: the workers that made them are
+    // gone, and freeing another thread's memory cost about 4k instructions per binding
+    // (seconds for a million). Everything else of a shell (its queues' senders, which
+    // end the other threads) is dropped as usual.
+    for shell in shells {
+        let Shell { endpoint, .. } = shell;
+        std::mem::forget(endpoint);
+    }
     let _ = store_handle.join();
     if let Some(m) = media_relay {
         m.stop();
