@@ -6,8 +6,9 @@ use std::borrow::Cow;
 use crate::error::{ErrorKind, ParseError};
 use crate::header::*;
 use crate::limits::Limits;
-use crate::scan::{check_text, find_byte, is_token, is_word, normalize_ws, Cursor};
-use crate::uri::{parse_any_host, parse_uri, Host, Param};
+use crate::scan::{check_text, find_byte, is_token, is_word, normalize_ws, trim_ws, Cursor};
+use crate::host::parse_any_host;
+use crate::uri::{parse_uri, Host, Param};
 
 /// qvalue = ( "0" [ "." 0*3DIGIT ] ) / ( "1" [ "." 0*3("0") ] ), in thousandths.
 pub(crate) fn qvalue_millis(v: &str) -> Option<u16> {
@@ -212,7 +213,8 @@ fn expect_end(c: &mut Cursor<'_>) -> Result<(), ParseError> {
 }
 
 fn token_list<'a>(c: &mut Cursor<'a>, allow_empty: bool) -> Result<Vec<Cow<'a, str>>, ParseError> {
-    let mut v = Vec::new();
+    // room for an Allow list of the usual methods without growing
+    let mut v = Vec::with_capacity(8);
     c.skip_ws();
     if c.at_end() {
         return if allow_empty {
@@ -237,7 +239,8 @@ fn parse_credentials<'a>(
 ) -> Result<Credentials<'a>, ParseError> {
     c.skip_ws();
     let scheme = c.token("missing authentication scheme")?;
-    let mut params = Vec::new();
+    // room for a digest response's parameters without growing (it has nine or ten)
+    let mut params = Vec::with_capacity(10);
     let before = c.pos;
     c.skip_ws();
     if c.pos == before && !c.at_end() {
@@ -434,10 +437,14 @@ pub(crate) fn parse_value<'a>(
             }
         },
         Kind::CallId => {
-            let v = value.trim_matches(|ch| ch == ' ' || ch == '\t');
-            let mut parts = v.splitn(2, '@');
-            let w1 = parts.next().unwrap_or("");
-            let w2 = parts.next();
+            let v = trim_ws(value);
+            let (w1, w2) = match find_byte(v, b'@') {
+                Some(at) => (
+                    v.get(..at).unwrap_or_default(),
+                    Some(v.get(at + 1..).unwrap_or_default()),
+                ),
+                None => (v, None),
+            };
             let ok_word = |w: &str| !w.is_empty() && w.bytes().all(is_word);
             if !ok_word(w1) || w2.is_some_and(|w| !ok_word(w)) {
                 return Err(c.bad("Call-ID must be word[@word]"));
@@ -470,7 +477,7 @@ pub(crate) fn parse_value<'a>(
             }));
         }
         Kind::MaxForwards => {
-            let v = value.trim_matches(|ch| ch == ' ' || ch == '\t');
+            let v = trim_ws(value);
             if v.is_empty() || !v.bytes().all(|b| b.is_ascii_digit()) {
                 return Err(c.bad("Max-Forwards must be a number"));
             }
@@ -482,7 +489,7 @@ pub(crate) fn parse_value<'a>(
             out.push(Header::MaxForwards(n));
         }
         Kind::Expires | Kind::MinExpires => {
-            let v = value.trim_matches(|ch| ch == ' ' || ch == '\t');
+            let v = trim_ws(value);
             let n = delta_seconds(v, "expected delta-seconds", &c)?;
             out.push(if kind == Kind::Expires {
                 Header::Expires(n)
