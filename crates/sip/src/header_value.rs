@@ -212,19 +212,25 @@ fn expect_end(c: &mut Cursor<'_>) -> Result<(), ParseError> {
     }
 }
 
-fn token_list<'a>(c: &mut Cursor<'a>, allow_empty: bool) -> Result<Vec<Cow<'a, str>>, ParseError> {
-    // room for an Allow list of the usual methods without growing
-    let mut v = Vec::with_capacity(8);
+/// A comma-separated list of tokens, each turned into an item by `item` (a method, or
+/// the token itself) as it is read.
+fn token_list<'a, T>(
+    c: &mut Cursor<'a>,
+    allow_empty: bool,
+    item: impl Fn(&'a str) -> T,
+) -> Result<Vec<T>, ParseError> {
     c.skip_ws();
     if c.at_end() {
         return if allow_empty {
-            Ok(v)
+            Ok(Vec::new())
         } else {
             Err(c.bad("empty list"))
         };
     }
+    // room for an Allow list of the usual methods without growing
+    let mut v = Vec::with_capacity(8);
     loop {
-        v.push(Cow::Borrowed(c.token("expected a token")?));
+        v.push(item(c.token("expected a token")?));
         if !c.eat_sep(b',') {
             break;
         }
@@ -516,21 +522,19 @@ pub(crate) fn parse_value<'a>(
                 params,
             }));
         }
-        Kind::ContentEncoding => out.push(Header::ContentEncoding(token_list(&mut c, false)?)),
-        Kind::Supported => out.push(Header::Supported(token_list(&mut c, true)?)),
-        Kind::Require => out.push(Header::Require(token_list(&mut c, false)?)),
-        Kind::ProxyRequire => out.push(Header::ProxyRequire(token_list(&mut c, false)?)),
-        Kind::Allow => {
-            let list = token_list(&mut c, true)?;
-            out.push(Header::Allow(
-                list.into_iter()
-                    .map(|t| match t {
-                        Cow::Borrowed(s) => Method::from_token(s),
-                        Cow::Owned(s) => Method::Extension(Cow::Owned(s)),
-                    })
-                    .collect(),
-            ));
-        }
+        Kind::ContentEncoding => out.push(Header::ContentEncoding(token_list(
+            &mut c,
+            false,
+            Cow::Borrowed,
+        )?)),
+        Kind::Supported => out.push(Header::Supported(token_list(&mut c, true, Cow::Borrowed)?)),
+        Kind::Require => out.push(Header::Require(token_list(&mut c, false, Cow::Borrowed)?)),
+        Kind::ProxyRequire => out.push(Header::ProxyRequire(token_list(
+            &mut c,
+            false,
+            Cow::Borrowed,
+        )?)),
+        Kind::Allow => out.push(Header::Allow(token_list(&mut c, true, Method::from_token)?)),
         Kind::Authorization
         | Kind::ProxyAuthorization
         | Kind::WwwAuthenticate

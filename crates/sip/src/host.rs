@@ -3,7 +3,15 @@
 use std::borrow::Cow;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
+use crate::scan::{byte_class, in_class};
 use crate::uri::Host;
+
+const fn alnum_char(b: u8) -> bool {
+    b.is_ascii_alphanumeric()
+}
+
+/// ASCII letters and digits (see `scan::byte_class!`).
+static ALNUM: [bool; 256] = byte_class!(alnum_char);
 
 /// `hostname / IPv4address` (the IPv6 reference is handled by the caller).
 pub(crate) fn parse_host(h: &str) -> Option<Host<'_>> {
@@ -27,14 +35,16 @@ pub(crate) fn parse_host(h: &str) -> Option<Host<'_>> {
 /// alphanumerics go by in a tight loop; only a dot or a hyphen is looked at closely.
 fn is_hostname(b: &[u8]) -> bool {
     let b = b.strip_suffix(b".").unwrap_or(b);
-    let alnum = |i: usize| b.get(i).is_some_and(u8::is_ascii_alphanumeric);
+    let alnum = |i: usize| b.get(i).is_some_and(|&c| in_class(&ALNUM, c));
     // where the top label starts (after the last dot)
     let mut top = 0;
     let mut i = 0;
     loop {
-        while alnum(i) {
-            i += 1;
-        }
+        let run = b.get(i..).unwrap_or_default();
+        i += run
+            .iter()
+            .position(|&c| !in_class(&ALNUM, c))
+            .unwrap_or(run.len());
         match b.get(i) {
             None => break,
             // a label ends: alphanumerics on both sides of the dot (so no label is
@@ -54,38 +64,36 @@ fn is_hostname(b: &[u8]) -> bool {
 /// A dotted-quad IPv4 address, with the rules of `Ipv4Addr::from_str` (four decimal
 /// octets of at most 255, no leading zero, nothing else) in one pass over the bytes.
 fn dotted_quad(b: &[u8]) -> Option<Ipv4Addr> {
+    let digit = |i: usize| {
+        b.get(i)
+            .map(|c| c.wrapping_sub(b'0'))
+            .filter(|d| *d <= 9)
+            .map(u16::from)
+    };
     let mut octets = [0u8; 4];
-    let mut slots = octets.iter_mut();
-    let mut value: u16 = 0;
-    let mut digits = 0u8;
-    for &c in b {
-        if c == b'.' {
-            if digits == 0 {
+    let mut i = 0;
+    for (k, slot) in octets.iter_mut().enumerate() {
+        if k > 0 {
+            if b.get(i) != Some(&b'.') {
                 return None;
             }
-            *slots.next()? = u8::try_from(value).ok()?;
-            value = 0;
-            digits = 0;
-        } else {
-            let d = c.wrapping_sub(b'0');
-            if d > 9 || (digits > 0 && value == 0) {
-                return None;
-            }
-            value = value * 10 + u16::from(d);
-            digits += 1;
-            if value > 255 {
-                return None;
+            i += 1;
+        }
+        let mut value = digit(i)?;
+        i += 1;
+        // a leading 0 is the whole octet: a digit after it is refused below
+        if value != 0 {
+            while let Some(d) = digit(i) {
+                value = value * 10 + d;
+                if value > 255 {
+                    return None;
+                }
+                i += 1;
             }
         }
+        *slot = u8::try_from(value).ok()?;
     }
-    if digits == 0 {
-        return None;
-    }
-    *slots.next()? = u8::try_from(value).ok()?;
-    if slots.next().is_some() {
-        return None;
-    }
-    Some(Ipv4Addr::from(octets))
+    (i == b.len()).then_some(Ipv4Addr::from(octets))
 }
 
 /// Like [`parse_host`] but also accepts an IPv6 reference `[...]` (for Via sent-by and

@@ -257,6 +257,7 @@ impl<'a> Cursor<'a> {
     }
 
     /// `SWS sep SWS`: optional whitespace around a separator.
+    #[inline]
     pub(crate) fn eat_sep(&mut self, sep: u8) -> bool {
         let save = self.pos;
         self.skip_ws();
@@ -279,6 +280,7 @@ impl<'a> Cursor<'a> {
         self.s.get(start..self.pos).unwrap_or("")
     }
 
+    #[inline]
     pub(crate) fn token(&mut self, what: &'static str) -> Result<&'a str, ParseError> {
         let t = self.take_while(is_token);
         if t.is_empty() {
@@ -290,6 +292,7 @@ impl<'a> Cursor<'a> {
 
     /// The text from `start` to the current position (empty when that is not a cut
     /// between characters, which the ASCII delimiters used by callers rule out).
+    #[inline]
     pub(crate) fn since(&self, start: usize) -> &'a str {
         self.s.get(start..self.pos).unwrap_or("")
     }

@@ -460,9 +460,8 @@ fn parse_sip<'a>(
         pos += close + 1;
     } else {
         let start = pos;
-        while b.get(pos).is_some_and(|&c| is_host_char(c)) {
-            pos += 1;
-        }
+        let tail = b.get(pos..).unwrap_or_default();
+        pos += tail.iter().position(|&c| !is_host_char(c)).unwrap_or(tail.len());
         host = parse_host(s.get(start..pos).unwrap_or_default())
             .ok_or_else(|| err("invalid host", start))?;
     }
