@@ -5,9 +5,9 @@ use std::borrow::Cow;
 
 use crate::error::{ErrorKind, ParseError};
 use crate::header::*;
+use crate::host::parse_any_host;
 use crate::limits::Limits;
 use crate::scan::{check_text, find_byte, is_token, is_word, normalize_ws, trim_ws, Cursor};
-use crate::host::parse_any_host;
 use crate::uri::{parse_uri, Host, Param};
 
 /// qvalue = ( "0" [ "." 0*3DIGIT ] ) / ( "1" [ "." 0*3("0") ] ), in thousandths.

@@ -227,7 +227,15 @@ mod hostname_tests {
                 assert_eq!(parse_host(h), former(h), "{h:?}");
             }
         }
-        for h in ["biloxi.example.com", "a.b.c.", "a..b", "1.2.3.4", "-a.com", "a-.com", "x1.9a"] {
+        for h in [
+            "biloxi.example.com",
+            "a.b.c.",
+            "a..b",
+            "1.2.3.4",
+            "-a.com",
+            "a-.com",
+            "x1.9a",
+        ] {
             assert_eq!(parse_host(h), former(h), "{h:?}");
         }
     }

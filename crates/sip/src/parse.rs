@@ -339,23 +339,22 @@ fn prescan(
 ) -> Result<Option<(usize, bool)>, ParseError> {
     let mut folded = false;
     let mut i = 0;
-    while let Some(&b) = head.get(i) {
+    loop {
         // Eight bytes at a time while none of them is a control character (most of a
         // header line); the rules below apply byte by byte to the rest. The lowest
         // flagged byte of the mask is always a real control character (a false positive
         // can only sit above a true one), so the scan jumps straight to it.
-        if let Some(w) = head.get(i..i + 8).and_then(|w| <[u8; 8]>::try_from(w).ok()) {
-            let mask = control_mask(u64::from_le_bytes(w));
-            if mask == 0 {
-                i += 8;
-                continue;
+        for w in head.get(i..).unwrap_or_default().chunks_exact(8) {
+            let mask = <[u8; 8]>::try_from(w).map_or(0, |w| control_mask(u64::from_le_bytes(w)));
+            if mask != 0 {
+                i += (mask.trailing_zeros() / 8) as usize;
+                break;
             }
-            let skip = (mask.trailing_zeros() / 8) as usize;
-            if skip > 0 {
-                i += skip;
-                continue;
-            }
+            i += 8;
         }
+        let Some(&b) = head.get(i) else {
+            break;
+        };
         if b < 0x20 || b == 0x7f {
             match b {
                 b'\r' => {

@@ -461,7 +461,10 @@ fn parse_sip<'a>(
     } else {
         let start = pos;
         let tail = b.get(pos..).unwrap_or_default();
-        pos += tail.iter().position(|&c| !is_host_char(c)).unwrap_or(tail.len());
+        pos += tail
+            .iter()
+            .position(|&c| !is_host_char(c))
+            .unwrap_or(tail.len());
         host = parse_host(s.get(start..pos).unwrap_or_default())
             .ok_or_else(|| err("invalid host", start))?;
     }
