@@ -5,9 +5,10 @@ use std::borrow::Cow;
 
 use crate::error::{ErrorKind, ParseError};
 use crate::header::*;
+use crate::host::parse_any_host;
 use crate::limits::Limits;
-use crate::scan::{check_text, find_byte, is_token, is_word, normalize_ws, Cursor};
-use crate::uri::{parse_any_host, parse_uri, Host, Param};
+use crate::scan::{check_text, find_byte, is_token, is_word, normalize_ws, trim_ws, Cursor};
+use crate::uri::{parse_uri, Host, Param};
 
 /// qvalue = ( "0" [ "." 0*3DIGIT ] ) / ( "1" [ "." 0*3("0") ] ), in thousandths.
 pub(crate) fn qvalue_millis(v: &str) -> Option<u16> {
@@ -211,18 +212,25 @@ fn expect_end(c: &mut Cursor<'_>) -> Result<(), ParseError> {
     }
 }
 
-fn token_list<'a>(c: &mut Cursor<'a>, allow_empty: bool) -> Result<Vec<Cow<'a, str>>, ParseError> {
-    let mut v = Vec::new();
+/// A comma-separated list of tokens, each turned into an item by `item` (a method, or
+/// the token itself) as it is read.
+fn token_list<'a, T>(
+    c: &mut Cursor<'a>,
+    allow_empty: bool,
+    item: impl Fn(&'a str) -> T,
+) -> Result<Vec<T>, ParseError> {
     c.skip_ws();
     if c.at_end() {
         return if allow_empty {
-            Ok(v)
+            Ok(Vec::new())
         } else {
             Err(c.bad("empty list"))
         };
     }
+    // room for an Allow list of the usual methods without growing
+    let mut v = Vec::with_capacity(8);
     loop {
-        v.push(Cow::Borrowed(c.token("expected a token")?));
+        v.push(item(c.token("expected a token")?));
         if !c.eat_sep(b',') {
             break;
         }
@@ -237,7 +245,8 @@ fn parse_credentials<'a>(
 ) -> Result<Credentials<'a>, ParseError> {
     c.skip_ws();
     let scheme = c.token("missing authentication scheme")?;
-    let mut params = Vec::new();
+    // room for a digest response's parameters without growing (it has nine or ten)
+    let mut params = Vec::with_capacity(10);
     let before = c.pos;
     c.skip_ws();
     if c.pos == before && !c.at_end() {
@@ -434,10 +443,14 @@ pub(crate) fn parse_value<'a>(
             }
         },
         Kind::CallId => {
-            let v = value.trim_matches(|ch| ch == ' ' || ch == '\t');
-            let mut parts = v.splitn(2, '@');
-            let w1 = parts.next().unwrap_or("");
-            let w2 = parts.next();
+            let v = trim_ws(value);
+            let (w1, w2) = match find_byte(v, b'@') {
+                Some(at) => (
+                    v.get(..at).unwrap_or_default(),
+                    Some(v.get(at + 1..).unwrap_or_default()),
+                ),
+                None => (v, None),
+            };
             let ok_word = |w: &str| !w.is_empty() && w.bytes().all(is_word);
             if !ok_word(w1) || w2.is_some_and(|w| !ok_word(w)) {
                 return Err(c.bad("Call-ID must be word[@word]"));
@@ -470,7 +483,7 @@ pub(crate) fn parse_value<'a>(
             }));
         }
         Kind::MaxForwards => {
-            let v = value.trim_matches(|ch| ch == ' ' || ch == '\t');
+            let v = trim_ws(value);
             if v.is_empty() || !v.bytes().all(|b| b.is_ascii_digit()) {
                 return Err(c.bad("Max-Forwards must be a number"));
             }
@@ -482,7 +495,7 @@ pub(crate) fn parse_value<'a>(
             out.push(Header::MaxForwards(n));
         }
         Kind::Expires | Kind::MinExpires => {
-            let v = value.trim_matches(|ch| ch == ' ' || ch == '\t');
+            let v = trim_ws(value);
             let n = delta_seconds(v, "expected delta-seconds", &c)?;
             out.push(if kind == Kind::Expires {
                 Header::Expires(n)
@@ -509,21 +522,19 @@ pub(crate) fn parse_value<'a>(
                 params,
             }));
         }
-        Kind::ContentEncoding => out.push(Header::ContentEncoding(token_list(&mut c, false)?)),
-        Kind::Supported => out.push(Header::Supported(token_list(&mut c, true)?)),
-        Kind::Require => out.push(Header::Require(token_list(&mut c, false)?)),
-        Kind::ProxyRequire => out.push(Header::ProxyRequire(token_list(&mut c, false)?)),
-        Kind::Allow => {
-            let list = token_list(&mut c, true)?;
-            out.push(Header::Allow(
-                list.into_iter()
-                    .map(|t| match t {
-                        Cow::Borrowed(s) => Method::from_token(s),
-                        Cow::Owned(s) => Method::Extension(Cow::Owned(s)),
-                    })
-                    .collect(),
-            ));
-        }
+        Kind::ContentEncoding => out.push(Header::ContentEncoding(token_list(
+            &mut c,
+            false,
+            Cow::Borrowed,
+        )?)),
+        Kind::Supported => out.push(Header::Supported(token_list(&mut c, true, Cow::Borrowed)?)),
+        Kind::Require => out.push(Header::Require(token_list(&mut c, false, Cow::Borrowed)?)),
+        Kind::ProxyRequire => out.push(Header::ProxyRequire(token_list(
+            &mut c,
+            false,
+            Cow::Borrowed,
+        )?)),
+        Kind::Allow => out.push(Header::Allow(token_list(&mut c, true, Method::from_token)?)),
         Kind::Authorization
         | Kind::ProxyAuthorization
         | Kind::WwwAuthenticate

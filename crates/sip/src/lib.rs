@@ -25,6 +25,7 @@
 mod error;
 mod header;
 mod header_value;
+mod host;
 mod limits;
 mod message;
 mod parse;

@@ -5,7 +5,7 @@ use crate::error::{ErrorKind, ParseError};
 use crate::header::{lookup, parse_value, Header, Kind, Method};
 use crate::limits::Limits;
 use crate::message::{Message, StartLine};
-use crate::scan::{check_text, find_byte, is_token, normalize_ws};
+use crate::scan::{check_text, find_byte, is_token, normalize_ws, trim_ws};
 use crate::uri::{parse_uri, Uri};
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -190,11 +190,21 @@ fn parse_message<'a>(
     if start == buf.len() {
         return Err(ParseError::new(ErrorKind::Empty, 0));
     }
-    let Some(end) = head_end(buf.get(start..).unwrap_or_default()).map(|e| e + start) else {
-        return Err(mark(ParseError::new(ErrorKind::NoHeaderEnd, buf.len())));
+    let after_crlfs = buf.get(start..).unwrap_or_default();
+    let mut lines = LineEnds::new();
+    // One pass finds the empty line and checks the bytes before it; a message without
+    // the empty line is refused as such, whatever else is wrong with it.
+    let no_end = || mark(ParseError::new(ErrorKind::NoHeaderEnd, buf.len()));
+    let (end, folded) = match prescan(after_crlfs, start, &mut lines) {
+        Ok(Some((e, f))) => (e + start, f),
+        Ok(None) => return Err(no_end()),
+        Err(e) if head_end(after_crlfs).is_none() => {
+            drop(e);
+            return Err(no_end());
+        }
+        Err(e) => return Err(mark(e)),
     };
     let head_bytes = buf.get(start..end + 2).unwrap_or_default();
-    let folded = prescan(head_bytes, start).map_err(mark)?;
     let head = std::str::from_utf8(head_bytes).map_err(|e| {
         mark(ParseError::new(
             ErrorKind::InvalidUtf8,
@@ -206,7 +216,7 @@ fn parse_message<'a>(
         // Folding (CRLF followed by whitespace) is rare; unfold into a copy of the same
         // length (CRLF becomes two spaces) so that offsets stay exact, then own the result.
         let unfolded = unfold(head);
-        let (s, h, cl) = parse_head(&unfolded, start, limits).map_err(mark)?;
+        let (s, h, cl) = parse_head(&unfolded, start, limits, None).map_err(mark)?;
         let s = match s {
             StartLine::Request { method, uri } => StartLine::Request {
                 method: method.into_owned(),
@@ -219,7 +229,7 @@ fn parse_message<'a>(
         };
         (s, h.into_iter().map(Header::into_owned).collect(), cl)
     } else {
-        parse_head(head, start, limits).map_err(mark)?
+        parse_head(head, start, limits, Some(&lines)).map_err(mark)?
     };
 
     let body_start = end + 4;
@@ -278,37 +288,86 @@ fn has_control(x: u64) -> bool {
     control_mask(x) != 0
 }
 
-/// One pass over the head: CR and LF only as CRLF, control characters only right after a
-/// backslash (a quoted-pair; the grammar check happens later), and whether any line is
-/// folded.
-fn prescan(head: &[u8], base: usize) -> Result<bool, ParseError> {
+/// Where the lines of a head end (the offset of each CR of a CRLF, from the start of
+/// the head), as the prescan passes them: the header loop then needs no search for its
+/// line ends. Heads of more lines than it holds are searched on from the last one kept.
+pub(crate) struct LineEnds {
+    ends: [u32; 40],
+    len: usize,
+}
+
+impl LineEnds {
+    fn new() -> Self {
+        LineEnds {
+            ends: [0; 40],
+            len: 0,
+        }
+    }
+
+    #[inline]
+    fn push(&mut self, at: usize) {
+        if let (Some(slot), Ok(at)) = (self.ends.get_mut(self.len), u32::try_from(at)) {
+            *slot = at;
+            self.len += 1;
+        } else {
+            // full (or an offset beyond u32): the rest is searched for
+            self.len = usize::MAX;
+        }
+    }
+
+    /// The end of the `k`th line, when it was kept.
+    #[inline]
+    fn get(&self, k: usize) -> Option<usize> {
+        if k < self.len {
+            self.ends.get(k).map(|&e| e as usize)
+        } else {
+            None
+        }
+    }
+}
+
+/// One pass over the bytes after the leading CRLFs, up to the empty line that ends the
+/// head: CR and LF only as CRLF, control characters only right after a backslash (a
+/// quoted-pair; the grammar check happens later), and whether any line is folded.
+/// Returns where the empty line's CRLFCRLF starts and whether a line was folded, or
+/// `None` when the bytes hold no CRLFCRLF. Each line end passed is noted in `lines`
+/// (folded lines excepted: a folded head is parsed from an unfolded copy).
+fn prescan(
+    head: &[u8],
+    base: usize,
+    lines: &mut LineEnds,
+) -> Result<Option<(usize, bool)>, ParseError> {
     let mut folded = false;
     let mut i = 0;
-    while let Some(&b) = head.get(i) {
+    loop {
         // Eight bytes at a time while none of them is a control character (most of a
         // header line); the rules below apply byte by byte to the rest. The lowest
         // flagged byte of the mask is always a real control character (a false positive
         // can only sit above a true one), so the scan jumps straight to it.
-        if let Some(w) = head.get(i..i + 8).and_then(|w| <[u8; 8]>::try_from(w).ok()) {
-            let mask = control_mask(u64::from_le_bytes(w));
-            if mask == 0 {
-                i += 8;
-                continue;
+        for w in head.get(i..).unwrap_or_default().chunks_exact(8) {
+            let mask = <[u8; 8]>::try_from(w).map_or(0, |w| control_mask(u64::from_le_bytes(w)));
+            if mask != 0 {
+                i += (mask.trailing_zeros() / 8) as usize;
+                break;
             }
-            let skip = (mask.trailing_zeros() / 8) as usize;
-            if skip > 0 {
-                i += skip;
-                continue;
-            }
+            i += 8;
         }
+        let Some(&b) = head.get(i) else {
+            break;
+        };
         if b < 0x20 || b == 0x7f {
             match b {
                 b'\r' => {
                     if head.get(i + 1) != Some(&b'\n') {
                         return Err(ParseError::new(ErrorKind::BareLineEnding, base + i));
                     }
-                    if matches!(head.get(i + 2), Some(b' ' | b'\t')) {
-                        folded = true;
+                    match head.get(i + 2) {
+                        Some(b' ' | b'\t') => folded = true,
+                        Some(b'\r') if head.get(i + 3) == Some(&b'\n') => {
+                            lines.push(i);
+                            return Ok(Some((i, folded)));
+                        }
+                        _ => lines.push(i),
                     }
                     i += 2;
                     continue;
@@ -322,7 +381,7 @@ fn prescan(head: &[u8], base: usize) -> Result<bool, ParseError> {
         }
         i += 1;
     }
-    Ok(folded)
+    Ok(None)
 }
 
 fn unfold(head: &str) -> String {
@@ -343,11 +402,26 @@ fn unfold(head: &str) -> String {
 
 type Head<'a> = (StartLine<'a>, Vec<Header<'a>>, Option<usize>);
 
-fn parse_head<'a>(head: &'a str, base: usize, limits: &Limits) -> Result<Head<'a>, ParseError> {
-    // The prescan guaranteed that every LF is preceded by CR: the first LF ends the
-    // start line (a byte search, not the generic substring searcher).
-    let Some(first_end) = memchr::memchr(b'\n', head.as_bytes()).and_then(|i| i.checked_sub(1))
-    else {
+/// The end (the CR of the CRLF) of the line that starts at `pos`, the `k`th line of
+/// the head: noted by the prescan, or searched for.
+#[inline]
+fn line_end(head: &[u8], pos: usize, k: usize, lines: Option<&LineEnds>) -> Option<usize> {
+    if let Some(e) = lines.and_then(|l| l.get(k)) {
+        return Some(e);
+    }
+    // The prescan guaranteed that every LF is preceded by CR.
+    memchr::memchr(b'\n', head.get(pos..).unwrap_or_default())
+        .and_then(|i| (pos + i).checked_sub(1))
+}
+
+fn parse_head<'a>(
+    head: &'a str,
+    base: usize,
+    limits: &Limits,
+    lines: Option<&LineEnds>,
+) -> Result<Head<'a>, ParseError> {
+    // The first LF ends the start line.
+    let Some(first_end) = line_end(head.as_bytes(), 0, 0, lines) else {
         return Err(ParseError::new(ErrorKind::NoHeaderEnd, base + head.len()));
     };
     let start_line = parse_start_line(head.get(..first_end).unwrap_or_default(), base, limits)?;
@@ -355,16 +429,15 @@ fn parse_head<'a>(head: &'a str, base: usize, limits: &Limits) -> Result<Head<'a
     let mut content_length = None;
     let mut seen: u16 = 0;
     let mut pos = first_end + 2;
+    let mut k = 0;
     while pos < head.len() {
-        // The prescan guaranteed that every LF is preceded by CR.
-        let Some(len) =
-            memchr::memchr(b'\n', head.as_bytes().get(pos..).unwrap_or_default()).map(|i| i - 1)
-        else {
+        k += 1;
+        let Some(line_end) = line_end(head.as_bytes(), pos, k, lines) else {
             break;
         };
-        let line = head.get(pos..pos + len).unwrap_or_default();
+        let line = head.get(pos..line_end).unwrap_or_default();
         let line_base = base + pos;
-        pos += len + 2;
+        pos = line_end + 2;
         if line.len() > limits.max_header_line {
             return Err(ParseError::new(
                 ErrorKind::Limit {
@@ -374,16 +447,7 @@ fn parse_head<'a>(head: &'a str, base: usize, limits: &Limits) -> Result<Head<'a
                 line_base,
             ));
         }
-        let Some(colon) = find_byte(line, b':') else {
-            return Err(ParseError::new(ErrorKind::MissingColon, line_base));
-        };
-        let raw_name = line
-            .get(..colon)
-            .unwrap_or_default()
-            .trim_end_matches([' ', '\t']);
-        if raw_name.is_empty() || !raw_name.bytes().all(is_token) {
-            return Err(ParseError::new(ErrorKind::BadHeaderName, line_base));
-        }
+        let (colon, raw_name) = header_name(line, line_base)?;
         let (kind, canonical) = lookup(raw_name);
         let shown = canonical.unwrap_or(raw_name);
         let bit = singleton_bit(kind);
@@ -394,7 +458,7 @@ fn parse_head<'a>(head: &'a str, base: usize, limits: &Limits) -> Result<Head<'a
         let value = line.get(colon + 1..).unwrap_or_default();
         let value_base = line_base + colon + 1;
         if kind == Kind::ContentLength {
-            let v = value.trim_matches([' ', '\t']);
+            let v = trim_ws(value);
             if v.is_empty() || !v.bytes().all(|b| b.is_ascii_digit()) {
                 return Err(ParseError::new(
                     ErrorKind::BadValue("Content-Length must be a non-negative number"),
@@ -470,6 +534,36 @@ fn parse_head<'a>(head: &'a str, base: usize, limits: &Limits) -> Result<Head<'a
         }
     }
     Ok((start_line, headers, content_length))
+}
+
+/// The colon of a header line and the name before it (trailing whitespace removed).
+/// The common case, a token then optional whitespace then the colon, in one pass.
+#[inline]
+fn header_name(line: &str, line_base: usize) -> Result<(usize, &str), ParseError> {
+    let b = line.as_bytes();
+    let mut i = 0;
+    while b.get(i).is_some_and(|&c| is_token(c)) {
+        i += 1;
+    }
+    let mut colon = i;
+    while matches!(b.get(colon), Some(b' ' | b'\t')) {
+        colon += 1;
+    }
+    if i > 0 && b.get(colon) == Some(&b':') {
+        return Ok((colon, line.get(..i).unwrap_or_default()));
+    }
+    // Something else stands in the name: the first colon decides which error it is.
+    let Some(colon) = find_byte(line, b':') else {
+        return Err(ParseError::new(ErrorKind::MissingColon, line_base));
+    };
+    let raw_name = line
+        .get(..colon)
+        .unwrap_or_default()
+        .trim_end_matches([' ', '\t']);
+    if raw_name.is_empty() || !raw_name.bytes().all(is_token) {
+        return Err(ParseError::new(ErrorKind::BadHeaderName, line_base));
+    }
+    Ok((colon, raw_name))
 }
 
 fn parse_version(v: &str) -> Result<(), ErrorKind> {

@@ -152,15 +152,39 @@ fn hex(b: u8) -> Option<u8> {
     }
 }
 
+/// `s` without leading and trailing SP/HTAB: `s.trim_matches([' ', '\t'])` over bytes
+/// (both are ASCII, so every cut is between characters).
+#[inline]
+pub(crate) fn trim_ws(s: &str) -> &str {
+    let b = s.as_bytes();
+    let mut start = 0;
+    while b.get(start).is_some_and(|&c| is_ws(c)) {
+        start += 1;
+    }
+    let mut end = b.len();
+    while end > start && b.get(end - 1).is_some_and(|&c| is_ws(c)) {
+        end -= 1;
+    }
+    s.get(start..end).unwrap_or_default()
+}
+
 /// Collapses every run of SP/HTAB into one SP and trims both ends. Borrows when the text
 /// is already in that form, which is the common case.
 pub(crate) fn normalize_ws(s: &str) -> Cow<'_, str> {
-    let t = s.trim_matches(|c| c == ' ' || c == '\t');
+    let t = trim_ws(s);
+    // a tab anywhere, or two spaces in a row, needs a rewrite (most values hold a few
+    // spaces at most: the search jumps from one to the next)
     let b = t.as_bytes();
-    let needs = b
-        .windows(2)
-        .any(|w| matches!(w, [a, b] if (is_ws(*a) && is_ws(*b)) || *a == b'\t'))
-        || b.last() == Some(&b'\t');
+    let mut needs = false;
+    let mut from = 0;
+    while let Some(i) = memchr::memchr2(b' ', b'\t', b.get(from..).unwrap_or_default()) {
+        let at = from + i;
+        if b.get(at) == Some(&b'\t') || b.get(at + 1).is_some_and(|&c| is_ws(c)) {
+            needs = true;
+            break;
+        }
+        from = at + 1;
+    }
     if !needs {
         return Cow::Borrowed(t);
     }
@@ -233,6 +257,7 @@ impl<'a> Cursor<'a> {
     }
 
     /// `SWS sep SWS`: optional whitespace around a separator.
+    #[inline]
     pub(crate) fn eat_sep(&mut self, sep: u8) -> bool {
         let save = self.pos;
         self.skip_ws();
@@ -248,15 +273,14 @@ impl<'a> Cursor<'a> {
     #[inline]
     pub(crate) fn take_while(&mut self, f: impl Fn(u8) -> bool) -> &'a str {
         let start = self.pos;
-        let b = self.s.as_bytes();
-        while b.get(self.pos).is_some_and(|&c| f(c)) {
-            self.pos += 1;
-        }
+        let rest = self.s.as_bytes().get(start..).unwrap_or_default();
+        self.pos += rest.iter().position(|&c| !f(c)).unwrap_or(rest.len());
         // Only ASCII predicates are used, so the cut is on a char boundary; `get` keeps
         // this panic-free even if that ever changed.
         self.s.get(start..self.pos).unwrap_or("")
     }
 
+    #[inline]
     pub(crate) fn token(&mut self, what: &'static str) -> Result<&'a str, ParseError> {
         let t = self.take_while(is_token);
         if t.is_empty() {
@@ -268,6 +292,7 @@ impl<'a> Cursor<'a> {
 
     /// The text from `start` to the current position (empty when that is not a cut
     /// between characters, which the ASCII delimiters used by callers rule out).
+    #[inline]
     pub(crate) fn since(&self, start: usize) -> &'a str {
         self.s.get(start..self.pos).unwrap_or("")
     }
@@ -348,6 +373,14 @@ pub(crate) fn check_text(s: &str, base: usize) -> Result<(), ParseError> {
     let mut i = 0;
     let mut in_quote = false;
     while let Some(&c) = b.get(i) {
+        // Eight bytes at a time while none is a quote, a backslash or a control
+        // character (none of the rules below then applies to them).
+        if let Some(w) = b.get(i..i + 8).and_then(|w| <[u8; 8]>::try_from(w).ok()) {
+            if plain_quoted_word(u64::from_le_bytes(w)) {
+                i += 8;
+                continue;
+            }
+        }
         match c {
             b'"' => in_quote = !in_quote,
             b'\\' if in_quote => {

@@ -5,6 +5,7 @@ use std::fmt::Write as _;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 use crate::error::{ErrorKind, ParseError};
+use crate::host::parse_host;
 use crate::limits::Limits;
 use crate::scan::{byte_class, escapes_valid, find_byte, in_class, is_reserved, is_unreserved};
 
@@ -342,6 +343,12 @@ pub(crate) fn parse_uri<'a>(
             0,
         ));
     }
+    // `sip:` first, without a search for the colon (nearly every URI is one); the
+    // scheme is then valid and the parse goes on as below.
+    let b = s.as_bytes();
+    if b.get(..4).is_some_and(|p| p.eq_ignore_ascii_case(b"sip:")) {
+        return parse_sip(s.get(4..).unwrap_or_default(), base + 4, false, limits).map(Uri::Sip);
+    }
     let Some(colon) = find_byte(s, b':') else {
         return Err(err(ErrorKind::BadUri("no scheme"), 0));
     };
@@ -392,8 +399,19 @@ fn parse_sip<'a>(
     let mut pos = 0;
     let mut user = None;
     let mut password = None;
-    // '@' is in no character class after the userinfo, so the first one ends it.
-    if let Some(at) = memchr::memchr(b'@', s.as_bytes()) {
+    // '@' is in no character class after the userinfo, so the first one ends it. The
+    // userinfo (user characters and ':') is walked first: the walk stops at that '@'
+    // unless something else stands before it, and only then is the rest searched.
+    let walked = s
+        .as_bytes()
+        .iter()
+        .position(|&c| !(is_user_char(c) || c == b':'));
+    let at = match walked {
+        Some(i) if s.as_bytes().get(i) == Some(&b'@') => Some(i),
+        Some(i) => memchr::memchr(b'@', s.as_bytes().get(i..).unwrap_or_default()).map(|a| a + i),
+        None => None,
+    };
+    if let Some(at) = at {
         let userinfo = s.get(..at).unwrap_or_default();
         let (u, pw) = match find_byte(userinfo, b':') {
             Some(c) => (
@@ -442,9 +460,11 @@ fn parse_sip<'a>(
         pos += close + 1;
     } else {
         let start = pos;
-        while b.get(pos).is_some_and(|&c| is_host_char(c)) {
-            pos += 1;
-        }
+        let tail = b.get(pos..).unwrap_or_default();
+        pos += tail
+            .iter()
+            .position(|&c| !is_host_char(c))
+            .unwrap_or(tail.len());
         host = parse_host(s.get(start..pos).unwrap_or_default())
             .ok_or_else(|| err("invalid host", start))?;
     }
@@ -557,84 +577,6 @@ fn parse_sip<'a>(
     })
 }
 
-/// `hostname / IPv4address` (the IPv6 reference is handled by the caller).
-pub(crate) fn parse_host(h: &str) -> Option<Host<'_>> {
-    if h.is_empty() {
-        return None;
-    }
-    // Digits and dots only: an IPv4 address or nothing (no such text passes as a
-    // hostname below either: its top label would not start with a letter), so
-    // dotted_quad answers first, without a pass to tell the two kinds apart.
-    if let Some(a) = dotted_quad(h.as_bytes()) {
-        return Some(Host::V4(a));
-    }
-    let trimmed = h.strip_suffix('.').unwrap_or(h);
-    let mut labels = trimmed.split('.').peekable();
-    while let Some(label) = labels.next() {
-        let lb = label.as_bytes();
-        let (Some(first), Some(last)) = (lb.first(), lb.last()) else {
-            return None;
-        };
-        if !first.is_ascii_alphanumeric()
-            || !last.is_ascii_alphanumeric()
-            || !lb.iter().all(|&b| b.is_ascii_alphanumeric() || b == b'-')
-        {
-            return None;
-        }
-        if labels.peek().is_none() && !first.is_ascii_alphabetic() {
-            // toplabel = ALPHA / ALPHA *( alphanum / "-" ) alphanum
-            return None;
-        }
-    }
-    Some(Host::Domain(Cow::Borrowed(h)))
-}
-
-/// A dotted-quad IPv4 address, with the rules of `Ipv4Addr::from_str` (four decimal
-/// octets of at most 255, no leading zero, nothing else) in one pass over the bytes.
-fn dotted_quad(b: &[u8]) -> Option<Ipv4Addr> {
-    let mut octets = [0u8; 4];
-    let mut slots = octets.iter_mut();
-    let mut value: u16 = 0;
-    let mut digits = 0u8;
-    for &c in b {
-        if c == b'.' {
-            if digits == 0 {
-                return None;
-            }
-            *slots.next()? = u8::try_from(value).ok()?;
-            value = 0;
-            digits = 0;
-        } else {
-            let d = c.wrapping_sub(b'0');
-            if d > 9 || (digits > 0 && value == 0) {
-                return None;
-            }
-            value = value * 10 + u16::from(d);
-            digits += 1;
-            if value > 255 {
-                return None;
-            }
-        }
-    }
-    if digits == 0 {
-        return None;
-    }
-    *slots.next()? = u8::try_from(value).ok()?;
-    if slots.next().is_some() {
-        return None;
-    }
-    Some(Ipv4Addr::from(octets))
-}
-
-/// Like [`parse_host`] but also accepts an IPv6 reference `[...]` (for Via sent-by and
-/// the `received`/`maddr` parameters).
-pub(crate) fn parse_any_host(h: &str) -> Option<Host<'_>> {
-    if let Some(inner) = h.strip_prefix('[').and_then(|r| r.strip_suffix(']')) {
-        return inner.parse::<Ipv6Addr>().ok().map(Host::V6);
-    }
-    parse_host(h)
-}
-
 fn parse_tel<'a>(s: &'a str, base: usize, limits: &Limits) -> Result<TelUri<'a>, ParseError> {
     let err = |what: &'static str, at: usize| ParseError::new(ErrorKind::BadUri(what), base + at);
     let b = s.as_bytes();
@@ -719,82 +661,5 @@ mod class_tables {
         }
         assert!(is_user_char(b';') && !is_user_char(b'@') && !is_password_char(b';'));
         assert!(is_param_char(b':') && !is_param_char(b';') && is_hnv_char(b'?'));
-    }
-}
-
-#[cfg(test)]
-mod dotted_quad_tests {
-    use super::dotted_quad;
-
-    #[test]
-    fn parse_host_answers_as_with_a_digits_and_dots_pass() {
-        // formerly: text of digits and dots only was an IPv4 address or nothing
-        fn former(h: &str) -> Option<super::Host<'_>> {
-            match !h.is_empty() && h.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
-                true => dotted_quad(h.as_bytes()).map(super::Host::V4),
-                false => super::parse_host(h),
-            }
-        }
-        let mut frontier = vec![String::new()];
-        for _ in 0..7 {
-            frontier = (frontier.iter())
-                .flat_map(|s| ["0", "1", "9", ".", "a", "-"].map(|a| format!("{s}{a}")))
-                .collect();
-            for h in frontier
-                .iter()
-                .map(String::as_str)
-                .chain(["256.1.1.1", "1.2.3.4."])
-            {
-                assert_eq!(super::parse_host(h), former(h), "{h:?}");
-            }
-        }
-    }
-
-    #[test]
-    fn agrees_with_the_standard_library() {
-        let mut cases: Vec<String> = [
-            "",
-            ".",
-            "1",
-            "1.2.3",
-            "1.2.3.4",
-            "1.2.3.4.",
-            ".1.2.3.4",
-            "1..2.3",
-            "0.0.0.0",
-            "255.255.255.255",
-            "256.1.1.1",
-            "01.2.3.4",
-            "1.2.3.04",
-            "0.10.100.200",
-            "1.2.3.4.5",
-            "999.1.1.1",
-            "1.2.3.4444",
-            "00.0.0.0",
-            "127.0.0.1",
-            "1.2.3.",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-        // every short string over the alphabet the caller lets through
-        let alphabet = ["0", "1", "2", "5", "9", "."];
-        let mut frontier = vec![String::new()];
-        for _ in 0..6 {
-            let mut next = Vec::new();
-            for s in &frontier {
-                for a in alphabet {
-                    next.push(format!("{s}{a}"));
-                }
-            }
-            cases.extend(next.iter().cloned());
-            frontier = next;
-        }
-        for o in [0, 1, 9, 10, 99, 100, 199, 200, 249, 250, 255, 256, 300] {
-            cases.push(format!("{o}.{o}.{o}.{o}"));
-        }
-        for c in &cases {
-            assert_eq!(dotted_quad(c.as_bytes()), c.parse().ok(), "{c:?}");
-        }
     }
 }
