@@ -12,7 +12,8 @@
 //! ```
 //!
 //! (the difference of the totals over 1,000 is the cost per registration: fingerprint,
-//! detector, records)
+//! detector, records). With a second argument `digest`, it also prints a digest of
+//! every output and of the rows read back, to compare two versions' results.
 use palisade_detect::{fingerprint, Config, Detector, Millis, Observation, Output, Registration};
 use palisade_store::SqliteStore;
 
@@ -50,6 +51,8 @@ fn main() {
     let Ok(source) = "127.0.0.1:5492".parse::<std::net::SocketAddr>() else {
         std::process::exit(2);
     };
+    let digest = std::env::args().nth(2).as_deref() == Some("digest");
+    let mut seen = std::collections::hash_map::DefaultHasher::new();
     let mut outs: Vec<Output> = Vec::new();
     let (mut written, mut fps) = (0usize, 0u64);
     let mut last_tick = t0;
@@ -61,6 +64,9 @@ fn main() {
         outs.extend(d.drain());
         if at % 1000 == 0 && !outs.is_empty() {
             written += outs.len();
+            if digest {
+                std::hash::Hash::hash(&format!("{outs:?}"), &mut seen);
+            }
             if store.apply_outputs(outs).is_err() {
                 std::process::exit(3);
             }
@@ -93,6 +99,15 @@ fn main() {
     written += outs.len();
     if store.apply_outputs(&outs).is_err() {
         std::process::exit(3);
+    }
+    if digest {
+        std::hash::Hash::hash(&format!("{outs:?}"), &mut seen);
+        let rows = (
+            store.registrations_since(0).map_err(|e| e.to_string()),
+            store.findings(0).map_err(|e| e.to_string()),
+        );
+        std::hash::Hash::hash(&format!("{rows:?}"), &mut seen);
+        println!("digest {:016x}", std::hash::Hasher::finish(&seen));
     }
     drop(store);
     let _ = std::fs::remove_dir_all(&dir);

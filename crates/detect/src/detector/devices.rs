@@ -63,7 +63,7 @@ impl Detector {
         }
         let d = self.devices.entry(r.fingerprint).or_default();
         d.last = at;
-        d.new_accounts.push_back((at, r.account.clone(), id));
+        d.new_accounts.push_back((at, r.account, id));
         trim(&mut d.new_accounts, |x| x.0, since);
         self.farm(Subject::Device(r.fingerprint), at);
     }

@@ -394,8 +394,20 @@ impl Detector {
         };
         // An update needs only what is new since the last observation (the newest
         // account and record, last in the lists `build` makes); a new finding all of it.
-        let exists = self.active.contains_key(&key);
-        let (accounts, evidence) = build(self, exists);
+        // An update of a finding whose lists are full adds nothing: not built at all
+        // (a farm past MAX_EVIDENCE accounts still grows by one at every registration).
+        let (exists, full) = match self.active.get(&key) {
+            Some(a) => (
+                true,
+                a.f.accounts.len() >= MAX_EVIDENCE && a.f.records.len() >= MAX_EVIDENCE,
+            ),
+            None => (false, false),
+        };
+        let (accounts, evidence) = if full {
+            (Vec::new(), Vec::new())
+        } else {
+            build(self, exists)
+        };
         if let Some(Active {
             f,
             dirty,
