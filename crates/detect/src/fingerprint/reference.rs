@@ -22,13 +22,51 @@ fn core_index(name: &[u8]) -> Option<usize> {
 #[test]
 fn core_index_is_unchanged() {
     let names = [
-        "via", "Via", "VIA", "v", "V", "from", "From", "f", "to", "To", "t", "call-id", "Call-ID",
-        "i", "cseq", "CSeq", "max-forwards", "Max-Forwards", "contact", "Contact", "m", "x",
-        "", "vio", "fron", "cseq ", "call-ix", "contacT", "max_forwards", "content", "cantact",
-        "callid", "to ", "tO", "cAll-id", "Content-Length", "authorization", "Expires",
+        "via",
+        "Via",
+        "VIA",
+        "v",
+        "V",
+        "from",
+        "From",
+        "f",
+        "to",
+        "To",
+        "t",
+        "call-id",
+        "Call-ID",
+        "i",
+        "cseq",
+        "CSeq",
+        "max-forwards",
+        "Max-Forwards",
+        "contact",
+        "Contact",
+        "m",
+        "x",
+        "",
+        "vio",
+        "fron",
+        "cseq ",
+        "call-ix",
+        "contacT",
+        "max_forwards",
+        "content",
+        "cantact",
+        "callid",
+        "to ",
+        "tO",
+        "cAll-id",
+        "Content-Length",
+        "authorization",
+        "Expires",
     ];
     for n in names {
-        assert_eq!(core_index(n.as_bytes()), super::core_index(n.as_bytes()), "{n}");
+        assert_eq!(
+            core_index(n.as_bytes()),
+            super::core_index(n.as_bytes()),
+            "{n}"
+        );
     }
 }
 
