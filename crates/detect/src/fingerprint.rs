@@ -91,32 +91,43 @@ fn core_index(name: &[u8]) -> Option<usize> {
 ///   or more its case (`l`ower, `U`pper, `m`ixed);
 /// - no letter (`1-4711@`): counters, each digit run `D`, the rest as written.
 fn shape(h: &mut Fnv, v: &[u8]) {
-    let letters = v.iter().any(u8::is_ascii_alphabetic);
-    let lower = v.iter().any(u8::is_ascii_lowercase);
-    let upper = v.iter().any(u8::is_ascii_uppercase);
-    if letters && v.iter().all(u8::is_ascii_hexdigit) && !(lower && upper) {
+    // One pass over the value gathers what the rules below look at.
+    let (mut lower, mut upper, mut all_hex) = (false, false, true);
+    let (mut words, mut letter_count, mut in_word) = (0usize, 0usize, false);
+    let (mut longest_digits, mut digit_run, mut digits) = (0usize, 0usize, 0usize);
+    for &c in v {
+        let is_lower = c.is_ascii_lowercase();
+        let is_upper = c.is_ascii_uppercase();
+        if is_lower || is_upper {
+            lower |= is_lower;
+            upper |= is_upper;
+            all_hex &= matches!(c, b'a'..=b'f' | b'A'..=b'F');
+            words += usize::from(!in_word);
+            in_word = true;
+            letter_count += 1;
+            digit_run = 0;
+        } else {
+            in_word = false;
+            if c.is_ascii_digit() {
+                digit_run += 1;
+                digits += 1;
+                longest_digits = longest_digits.max(digit_run);
+            } else {
+                all_hex = false;
+                digit_run = 0;
+            }
+        }
+    }
+    let letters = lower || upper;
+    if letters && all_hex && !(lower && upper) {
         h.byte(b'H');
         h.byte(v.len().min(255) as u8);
         h.byte(u8::from(upper));
         h.sep();
         return;
     }
-    let (mut words, mut letter_count, mut in_word) = (0usize, 0usize, false);
-    let (mut longest_digits, mut digit_run) = (0usize, 0usize);
-    for c in v {
-        if c.is_ascii_alphabetic() {
-            words += usize::from(!in_word);
-            in_word = true;
-            letter_count += 1;
-        } else {
-            in_word = false;
-        }
-        digit_run = if c.is_ascii_digit() { digit_run + 1 } else { 0 };
-        longest_digits = longest_digits.max(digit_run);
-    }
     // (SIPp's `[pid]SIPpTag00[n]`: with a process id under 1000 the letters outnumber
     // the digits, but the word still sits between two counters)
-    let digits = v.iter().filter(|c| c.is_ascii_digit()).count();
     // (SIPp writes `[pid]R[n]` and `[pid]SIPpTag00[n]`: one letter, or a word of six
     // letters or more, between counters; a random token of ten characters almost never
     // has that form, so belle-sip's tokens keep their shape)
@@ -225,7 +236,8 @@ pub fn fingerprint(raw: &[u8]) -> u64 {
             h.byte(b'+'); // folding is a habit too
             continue;
         }
-        let Some(colon) = memchr::memchr(b':', line) else {
+        // (a header name is short: a plain loop finds its colon sooner than memchr)
+        let Some(colon) = line.iter().position(|&b| b == b':') else {
             continue;
         };
         let raw_name = line.get(..colon).unwrap_or_default();
@@ -359,16 +371,16 @@ pub fn sdp_habits(body: &[u8]) -> u64 {
 /// The family a User-Agent claims: its first word up to `/`, a space or `(`, in lower
 /// case, at most 32 characters of `[a-z0-9._-]`; empty when there is none.
 pub fn ua_family(ua: &str) -> String {
-    let word = ua.trim().split(['/', ' ', '(']).next().unwrap_or("");
-    // Byte-wise: a character that is not ASCII is left out either way, and each of its
-    // bytes is above 0x7f.
-    let mut out = String::with_capacity(word.len().min(32));
-    for b in word
-        .bytes()
-        .filter(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
-        .take(32)
-    {
-        out.push(char::from(b.to_ascii_lowercase()));
+    // Byte-wise: the separators are ASCII, a character that is not ASCII is left out
+    // either way, and each of its bytes is above 0x7f.
+    let mut out = String::new();
+    for &b in ua.trim().as_bytes() {
+        if matches!(b, b'/' | b' ' | b'(') || out.len() >= 32 {
+            break;
+        }
+        if b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-') {
+            out.push(char::from(b.to_ascii_lowercase()));
+        }
     }
     out
 }
@@ -439,6 +451,9 @@ pub fn scanner_signature(text: &str) -> Option<&'static str> {
     }
     SCANNERS.get(found.trailing_zeros() as usize).copied()
 }
+
+#[cfg(test)]
+mod reference;
 
 #[cfg(test)]
 mod tests {

@@ -11,6 +11,7 @@ use palisade_detect::{
 };
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
+pub(crate) use crate::text::{evidence_json, evidence_of, names_json};
 use crate::{SqliteStore, StoreError};
 
 pub(crate) fn schema(conn: &Connection) -> Result<(), StoreError> {
@@ -72,54 +73,6 @@ pub(crate) fn static_transport(s: &str) -> &'static str {
 pub(crate) fn addr(s: &str) -> SocketAddr {
     s.parse()
         .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)))
-}
-
-/// `[{"call":1},{"registration":2},{"event":"..."}]`, written directly (a finding with a
-/// thousand records is rewritten every second while it grows; building a JSON value
-/// tree for it cost more than the rest of its row).
-pub(crate) fn evidence_json(e: &[Evidence]) -> String {
-    use std::fmt::Write as _;
-    let mut s = String::with_capacity(2 + e.len() * 24);
-    s.push('[');
-    for (i, e) in e.iter().enumerate() {
-        if i > 0 {
-            s.push(',');
-        }
-        match e {
-            Evidence::Call(id) => {
-                let _ = write!(s, "{{\"call\":{id}}}");
-            }
-            Evidence::Registration(id) => {
-                let _ = write!(s, "{{\"registration\":{id}}}");
-            }
-            Evidence::Event(t) => {
-                s.push_str("{\"event\":");
-                s.push_str(&serde_json::to_string(t).unwrap_or_else(|_| "\"\"".into()));
-                s.push('}');
-            }
-        }
-    }
-    s.push(']');
-    s
-}
-
-pub(crate) fn evidence_of(s: &str) -> Vec<Evidence> {
-    let Ok(serde_json::Value::Array(v)) = serde_json::from_str::<serde_json::Value>(s) else {
-        return Vec::new();
-    };
-    v.iter()
-        .filter_map(|x| {
-            if let Some(id) = x.get("call").and_then(|i| i.as_u64()) {
-                Some(Evidence::Call(id))
-            } else if let Some(id) = x.get("registration").and_then(|i| i.as_u64()) {
-                Some(Evidence::Registration(id))
-            } else {
-                x.get("event")
-                    .and_then(|t| t.as_str())
-                    .map(|t| Evidence::Event(t.to_string()))
-            }
-        })
-        .collect()
 }
 
 fn call_of(r: &Row<'_>) -> rusqlite::Result<CallRecord> {
@@ -347,7 +300,7 @@ impl SqliteStore {
                             f.detected_at,
                             f.updated_at,
                             f.action.as_str(),
-                            serde_json::to_string(&f.accounts).unwrap_or_default(),
+                            names_json(&f.accounts),
                             evidence_json(&f.records),
                             f.summary,
                         ])?;
@@ -658,24 +611,6 @@ impl crate::Records for SqliteStore {
 mod tests {
     use super::*;
 
-    #[test]
-    fn evidence_is_written_as_serde_json_would_and_reads_back() {
-        let e = vec![
-            Evidence::Call(1),
-            Evidence::Registration(22),
-            Evidence::Event("refused \"x\"\n\u{1}".into()),
-        ];
-        let ours = evidence_json(&e);
-        let theirs = serde_json::Value::Array(vec![
-            serde_json::json!({ "call": 1 }),
-            serde_json::json!({ "registration": 22 }),
-            serde_json::json!({ "event": "refused \"x\"\n\u{1}" }),
-        ])
-        .to_string();
-        assert_eq!(ours, theirs);
-        assert_eq!(evidence_of(&ours), e);
-        assert_eq!(evidence_json(&[]), "[]");
-    }
     use palisade_detect::Network;
 
     fn call(id: u64, caller: &str, callee: &str, at: i64, rang: bool) -> CallRecord {

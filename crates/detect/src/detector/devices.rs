@@ -23,6 +23,7 @@ impl Detector {
         }
         if self.reg_seen.len() < self.cfg.max_subjects.saturating_mul(2) {
             self.reg_seen.insert(key, (at, first_dev));
+            self.reg_seen_oldest = self.reg_seen_oldest.min(at);
             self.reg_seen.entry(dev_key).or_insert((at, first_dev)).0 = at;
         }
         let id = self.next_reg;
@@ -62,7 +63,7 @@ impl Detector {
         }
         let d = self.devices.entry(r.fingerprint).or_default();
         d.last = at;
-        d.new_accounts.push_back((at, r.account.clone(), id));
+        d.new_accounts.push_back((at, r.account, id));
         trim(&mut d.new_accounts, |x| x.0, since);
         self.farm(Subject::Device(r.fingerprint), at);
     }
@@ -88,11 +89,14 @@ impl Detector {
         }
         let first = list.front().map_or(at, |x| x.0);
         let score = (distinct as f64 / (2 * cfg.min_accounts.max(1)) as f64).min(1.0);
-        let summary = format!(
-            "{distinct} accounts created recently were first seen from this {} within {} s",
-            subject.kind(),
-            cfg.window_s
-        );
+        // (remade at every new account of a farm: written without `core::fmt`)
+        let mut summary = String::with_capacity(96);
+        push_dec(&mut summary, distinct as u64);
+        summary.push_str(" accounts created recently were first seen from this ");
+        summary.push_str(subject.kind());
+        summary.push_str(" within ");
+        push_dec(&mut summary, cfg.window_s);
+        summary.push_str(" s");
         let of = subject.clone();
         self.raise(
             FindingKind::Farm,
@@ -236,6 +240,23 @@ impl Profile {
     }
 }
 
+/// `n` in decimal, as `Display` writes it.
+pub(super) fn push_dec(out: &mut String, mut n: u64) {
+    let mut buf = [0u8; 20];
+    let mut start = buf.len();
+    for slot in buf.iter_mut().rev() {
+        *slot = b'0' + (n % 10) as u8;
+        n /= 10;
+        start -= 1;
+        if n == 0 {
+            break;
+        }
+    }
+    for &b in buf.get(start..).unwrap_or_default() {
+        out.push(char::from(b));
+    }
+}
+
 /// `who` joins the accounts that use `key` (both bounded).
 fn add_to(map: &mut HashMap<u64, HashSet<u64>>, key: u64, who: u64) {
     if let Some(s) = map.get_mut(&key) {
@@ -244,5 +265,28 @@ fn add_to(map: &mut HashMap<u64, HashSet<u64>>, key: u64, who: u64) {
         }
     } else if map.len() < PROFILE_CAP {
         map.insert(key, HashSet::from_iter([who]));
+    }
+}
+
+#[cfg(test)]
+mod push_dec_tests {
+    #[test]
+    fn writes_as_display() {
+        for n in [
+            0,
+            1,
+            9,
+            10,
+            99,
+            100,
+            1234,
+            3600,
+            u64::from(u32::MAX),
+            u64::MAX,
+        ] {
+            let mut s = String::from("x");
+            super::push_dec(&mut s, n);
+            assert_eq!(s, format!("x{n}"));
+        }
     }
 }

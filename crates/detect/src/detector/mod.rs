@@ -118,6 +118,9 @@ pub struct Detector {
     created: HashMap<String, Millis>,
     first_seen: HashMap<String, Millis>,
     reg_seen: HashMap<u64, (Millis, Millis)>,
+    /// At most the oldest `last` in `reg_seen` (`Millis::MAX` when it is empty): the
+    /// tick looks through it only when something may have expired.
+    reg_seen_oldest: Millis,
     pairs: HashSet<u64>,
     profiles: HashMap<String, Profile>,
     /// Accounts whose behaviour vouches for them (see `calls.rs`): they teach profiles.
@@ -154,6 +157,7 @@ impl Detector {
             created: HashMap::default(),
             first_seen: HashMap::default(),
             reg_seen: HashMap::default(),
+            reg_seen_oldest: Millis::MAX,
             pairs: HashSet::default(),
             profiles: HashMap::default(),
             standing: HashSet::default(),
@@ -318,8 +322,18 @@ impl Detector {
             }
             keep
         });
-        self.reg_seen
-            .retain(|_, (last, _)| *last >= now - 86_400_000);
+        let forgotten = now - 86_400_000;
+        if self.reg_seen_oldest < forgotten {
+            let mut oldest = Millis::MAX;
+            self.reg_seen.retain(|_, (last, _)| {
+                let keep = *last >= forgotten;
+                if keep {
+                    oldest = oldest.min(*last);
+                }
+                keep
+            });
+            self.reg_seen_oldest = oldest;
+        }
         self.active
             .retain(|_, a| a.f.updated_at >= now - FINDING_TTL);
         // A growing finding (a farm of a thousand accounts) is rewritten whole: at most
@@ -380,8 +394,20 @@ impl Detector {
         };
         // An update needs only what is new since the last observation (the newest
         // account and record, last in the lists `build` makes); a new finding all of it.
-        let exists = self.active.contains_key(&key);
-        let (accounts, evidence) = build(self, exists);
+        // An update of a finding whose lists are full adds nothing: not built at all
+        // (a farm past MAX_EVIDENCE accounts still grows by one at every registration).
+        let (exists, full) = match self.active.get(&key) {
+            Some(a) => (
+                true,
+                a.f.accounts.len() >= MAX_EVIDENCE && a.f.records.len() >= MAX_EVIDENCE,
+            ),
+            None => (false, false),
+        };
+        let (accounts, evidence) = if full {
+            (Vec::new(), Vec::new())
+        } else {
+            build(self, exists)
+        };
         if let Some(Active {
             f,
             dirty,

@@ -18,7 +18,9 @@ use palisade_detect::{
 use postgres::{GenericClient, Row};
 
 use super::{PgConn, PgStore};
-use crate::records::{addr, evidence_json, evidence_of, hex, static_transport, targets_of, unhex};
+use crate::records::{
+    addr, evidence_json, evidence_of, hex, names_json, static_transport, targets_of, unhex,
+};
 use crate::{Block, BlockChange, Lifted, Notification, Records, StoreError, Target, BY_OPERATOR};
 
 /// How many numbers of each kind (calls, registrations, findings) one detector may use
@@ -274,7 +276,7 @@ fn apply(c: &mut PgConn, outs: &[Output], now: i64) -> Result<(), StoreError> {
                         &f.detected_at,
                         &f.updated_at,
                         &f.action.as_str(),
-                        &serde_json::to_string(&f.accounts).unwrap_or_default(),
+                        &names_json(&f.accounts),
                         &evidence_json(&f.records),
                         &f.summary,
                     ],
