@@ -73,7 +73,9 @@ impl Inbound {
 
 /// A change of the location one shard made, for the others.
 pub(crate) enum Replica {
-    Saved(Box<Binding>),
+    /// The binding, and its contact as the saving shard parsed it (`None`: parsed by
+    /// the receiver).
+    Saved(Box<(Binding, Option<palisade_sip::Uri<'static>>)>),
     Removed { aor: String, contact: String },
 }
 

@@ -325,6 +325,23 @@ impl Endpoint {
         self.put_binding(b, true);
     }
 
+    /// [`Endpoint::apply_binding`] with the contact already parsed (see
+    /// [`Endpoint::contact_uri`]): a replica need not parse what the shard that saved
+    /// it parsed already.
+    pub fn apply_binding_parsed(&mut self, b: Binding, uri: Uri<'static>) {
+        self.locate(b, uri, true);
+    }
+
+    /// The parsed contact of a binding this core holds (a copy for another shard).
+    pub fn contact_uri(&self, aor: &str, contact: &str) -> Option<Uri<'static>> {
+        self.dir
+            .location
+            .get(aor)?
+            .iter()
+            .find(|l| l.binding.contact == contact)
+            .map(|l| l.uri.clone())
+    }
+
     /// A binding another shard removed (REGISTER with expires 0, or a replacement).
     pub fn apply_binding_removed(&mut self, aor: &str, contact: &str) {
         if let Some(list) = self.dir.location.get_mut(aor) {
@@ -343,6 +360,10 @@ impl Endpoint {
                 return;
             }
         };
+        self.locate(b, uri, replica);
+    }
+
+    fn locate(&mut self, b: Binding, uri: Uri<'static>, replica: bool) {
         let at = b.expires_at;
         let aor = b.aor.clone();
         let list = self.dir.location.entry(aor.clone()).or_default();

@@ -309,7 +309,7 @@ impl Node {
         let b = remote_binding(r, via);
         self.s
             .router
-            .replicate(usize::MAX, || Replica::Saved(Box::new(b.clone())));
+            .replicate(usize::MAX, || Replica::Saved(Box::new((b.clone(), None))));
         self.remote.insert(key, node);
     }
 

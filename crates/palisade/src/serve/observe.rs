@@ -185,8 +185,12 @@ impl Shell {
             let now = Instant::now();
             let op = match ev {
                 Event::BindingSaved(b) => {
-                    self.router
-                        .replicate(self.index, || Replica::Saved(Box::new(b.clone())));
+                    if self.router.count() > 1 {
+                        let uri = self.endpoint.contact_uri(&b.aor, &b.contact);
+                        self.router.replicate(self.index, || {
+                            Replica::Saved(Box::new((b.clone(), uri.clone())))
+                        });
+                    }
                     let (node, flow) = match super::cluster::node() {
                         Some(n) => (n, self.endpoint.flow_token(&b.source)),
                         None => ("", String::new()),

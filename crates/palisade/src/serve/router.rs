@@ -357,6 +357,11 @@ impl Router {
         r
     }
 
+    /// How many shards there are.
+    pub(super) fn count(&self) -> usize {
+        self.queues.len()
+    }
+
     /// Every shard but `except` gets a copy (made by `copy`) of a location change.
     pub(super) fn replicate(&self, except: usize, copy: impl Fn() -> Replica) {
         for i in 0..self.queues.len() {

@@ -400,7 +400,10 @@ impl Shell {
             }
             Inbound::Closed { conn } => self.close_conn(conn),
             Inbound::Send(t) => self.transmit(t),
-            Inbound::Replica(Replica::Saved(b)) => self.endpoint.apply_binding(*b),
+            Inbound::Replica(Replica::Saved(b)) => match *b {
+                (b, Some(uri)) => self.endpoint.apply_binding_parsed(b, uri),
+                (b, None) => self.endpoint.apply_binding(b),
+            },
             Inbound::Replica(Replica::Removed { aor, contact }) => {
                 self.endpoint.apply_binding_removed(&aor, &contact)
             }
