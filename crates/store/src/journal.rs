@@ -3,7 +3,7 @@
 //!
 //! A registration changes one binding; writing it as an SQLite upsert cost about 20k
 //! instructions and seven system calls (WAL frames, locks, the sync) for every batch.
-//! The journal appends each batch as one `write` (and one `fdatasync` on the server's
+//! The journal appends each batch as one `write` (with `O_DSYNC` on the server's
 //! writer), and the state is the journal folded: the last change of each (AOR, Contact)
 //! wins. When the file has grown to twice what it held after the last fold (and at
 //! least [`COMPACT_MIN`]), the writer folds it into a new file of the live bindings,
@@ -231,22 +231,33 @@ pub(crate) struct Journal {
     len: u64,
     /// The length past which the next append folds the file.
     compact_at: u64,
-    /// `fdatasync` after every append (the server's writer: one per group commit).
+    /// Every append durable before it returns (the server's writer: one per group
+    /// commit).
     pub(crate) sync: bool,
+    /// The file was opened with `O_DSYNC`: each `write` returns once its data is on
+    /// disk, so a synced append is one system call, not a `write` and an `fdatasync`.
+    dsync: bool,
     buf: Vec<u8>,
+}
+
+/// Opens the journal for appending, with `O_DSYNC` when `dsync`.
+fn open_append(path: &Path, dsync: bool, read: bool) -> std::io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    OpenOptions::new()
+        .read(read)
+        .append(true)
+        .create(true)
+        .custom_flags(if dsync { libc::O_DSYNC } else { 0 })
+        .open(path)
 }
 
 impl Journal {
     /// Opens the journal of `dir` for appending (creating it): a torn tail is cut off
-    /// first, so that what is appended next is read.
-    pub(crate) fn open(dir: &Path) -> Result<Journal, StoreError> {
+    /// first, so that what is appended next is read. `sync`: every append is durable
+    /// when it returns (the file is opened with `O_DSYNC`).
+    pub(crate) fn open(dir: &Path, sync: bool) -> Result<Journal, StoreError> {
         let path = dir.join(FILE);
-        let mut file = OpenOptions::new()
-            .read(true)
-            .append(true)
-            .create(true)
-            .open(&path)
-            .map_err(|e| io_err(&path, e))?;
+        let mut file = open_append(&path, sync, true).map_err(|e| io_err(&path, e))?;
         let mut data = Vec::new();
         file.read_to_end(&mut data).map_err(|e| io_err(&path, e))?;
         let mut fold = Fold::new();
@@ -275,7 +286,8 @@ impl Journal {
             file,
             len,
             compact_at: COMPACT_MIN.max(len.saturating_mul(2)),
-            sync: false,
+            sync,
+            dsync: sync,
             buf: Vec::new(),
         })
     }
@@ -296,7 +308,7 @@ impl Journal {
             return Err(io_err(&self.path, e));
         }
         self.len += self.buf.len() as u64;
-        if self.sync {
+        if self.sync && !self.dsync {
             self.file.sync_data().map_err(|e| io_err(&self.path, e))?;
         }
         if self.len > self.compact_at {
@@ -322,10 +334,8 @@ impl Journal {
         drop(f);
         std::fs::rename(&tmp, &self.path).map_err(|e| io_err(&self.path, e))?;
         sync_dir(&self.dir)?;
-        self.file = OpenOptions::new()
-            .append(true)
-            .open(&self.path)
-            .map_err(|e| io_err(&self.path, e))?;
+        self.file =
+            open_append(&self.path, self.dsync, false).map_err(|e| io_err(&self.path, e))?;
         self.len = self.buf.len() as u64;
         self.compact_at = COMPACT_MIN.max(self.len.saturating_mul(2));
         self.buf = Vec::new();
@@ -386,7 +396,7 @@ impl crate::SqliteStore {
             let dir = self.dir.clone().ok_or_else(|| {
                 StoreError::Config("this handle (records.db) keeps no bindings".to_string())
             })?;
-            let mut j = Journal::open(&dir)?;
+            let mut j = Journal::open(&dir, sync)?;
             let old: Vec<BindingOp> = self
                 .table_bindings()?
                 .into_iter()
@@ -452,7 +462,8 @@ mod tests {
     #[test]
     fn the_last_change_of_each_binding_wins_and_a_remove_needs_its_node() {
         let dir = tmp("fold");
-        let mut j = Journal::open(&dir).unwrap();
+        // (synced, as the server's writer: O_DSYNC)
+        let mut j = Journal::open(&dir, true).unwrap();
         let a1 = row("a@x", "sip:a@1", 100, "");
         let mut a1b = a1.clone();
         a1b.expires = 200;
@@ -489,7 +500,7 @@ mod tests {
         let dir = tmp("torn");
         let a = row("a@x", "sip:a@1", 100, "");
         let b = row("b@x", "sip:b@1", 100, "");
-        Journal::open(&dir)
+        Journal::open(&dir, false)
             .unwrap()
             .append(&[BindingOp::Save(a.clone()), BindingOp::Save(b.clone())], 0)
             .unwrap();
@@ -515,7 +526,7 @@ mod tests {
         std::fs::write(&path, &zeros).unwrap();
         assert_eq!(folded(&dir), vec![a.clone()]);
         // the writer cuts the tail, so its next append is read
-        let mut j = Journal::open(&dir).unwrap();
+        let mut j = Journal::open(&dir, false).unwrap();
         assert_eq!(
             std::fs::metadata(&path).unwrap().len(),
             first_end as u64,
@@ -531,7 +542,7 @@ mod tests {
         let dir = tmp("foreign");
         std::fs::write(dir.join(FILE), b"SQLite format 3\0 and more").unwrap();
         assert!(matches!(
-            Journal::open(&dir),
+            Journal::open(&dir, false),
             Err(StoreError::Journal { .. })
         ));
         let mut f = Fold::new();
@@ -546,7 +557,7 @@ mod tests {
     #[test]
     fn a_fold_keeps_the_live_bindings_and_appends_continue_after_it() {
         let dir = tmp("compact");
-        let mut j = Journal::open(&dir).unwrap();
+        let mut j = Journal::open(&dir, false).unwrap();
         for i in 0..50 {
             let expires = if i % 2 == 0 { 1000 } else { 10 };
             j.append(
