@@ -44,12 +44,14 @@ fn delta_seconds(s: &str, what: &'static str, c: &Cursor<'_>) -> Result<u32, Par
 
 /// Parses `*( SEMI generic-param )` where the value is `token / host / quoted-string`.
 /// Quoted values are stored with their quotes.
-fn parse_params<'a>(
-    c: &mut Cursor<'a>,
-    out: &mut Vec<Param<'a>>,
-    limits: &Limits,
-) -> Result<(), ParseError> {
-    while c.eat_sep(b';') {
+fn parse_params<'a>(c: &mut Cursor<'a>, limits: &Limits) -> Result<Vec<Param<'a>>, ParseError> {
+    if !c.eat_sep(b';') {
+        return Ok(Vec::new());
+    }
+    // room for the usual few without growing (a first push into an empty vector goes
+    // through the out-of-line growth path)
+    let mut out = Vec::with_capacity(4);
+    loop {
         let name = c.token("empty or malformed parameter name")?;
         let value = if c.eat_sep(b'=') {
             Some(Cow::Borrowed(param_value(c)?))
@@ -66,8 +68,10 @@ fn parse_params<'a>(
             name: Cow::Borrowed(name),
             value,
         });
+        if !c.eat_sep(b';') {
+            return Ok(out);
+        }
     }
-    Ok(())
 }
 
 fn param_value<'a>(c: &mut Cursor<'a>) -> Result<&'a str, ParseError> {
@@ -88,25 +92,23 @@ fn param_value<'a>(c: &mut Cursor<'a>) -> Result<&'a str, ParseError> {
 fn check_via_params(v: &Via<'_>, c: &Cursor<'_>) -> Result<(), ParseError> {
     for p in &v.params {
         let val = p.value.as_deref();
-        let ok = if p.name.eq_ignore_ascii_case("branch") {
-            val.is_some_and(|v| v.bytes().all(is_token))
-        } else if p.name.eq_ignore_ascii_case("received") {
+        // the length picks the one name a parameter can be (the names differ in it but
+        // for rport and maddr) before any comparison
+        let is = |name: &str| p.name.eq_ignore_ascii_case(name);
+        let ok = match p.name.len() {
+            6 if is("branch") => val.is_some_and(|v| v.bytes().all(is_token)),
             // RFC 3261 allows IPv4address / IPv6address; RFC 5118 section 4.5 asks
             // robust parsers to accept the bracketed form too.
-            val.is_some_and(|v| {
+            8 if is("received") => val.is_some_and(|v| {
                 v.parse::<std::net::IpAddr>().is_ok()
                     || matches!(parse_any_host(v), Some(Host::V6(_)))
-            })
-        } else if p.name.eq_ignore_ascii_case("rport") {
-            val.is_none_or(|v| {
+            }),
+            5 if is("rport") => val.is_none_or(|v| {
                 !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) && v.parse::<u16>().is_ok()
-            })
-        } else if p.name.eq_ignore_ascii_case("ttl") {
-            val.is_some_and(|v| v.len() <= 3 && v.parse::<u8>().is_ok())
-        } else if p.name.eq_ignore_ascii_case("maddr") {
-            val.is_some_and(|v| parse_any_host(v).is_some())
-        } else {
-            true
+            }),
+            3 if is("ttl") => val.is_some_and(|v| v.len() <= 3 && v.parse::<u8>().is_ok()),
+            5 if is("maddr") => val.is_some_and(|v| parse_any_host(v).is_some()),
+            _ => true,
         };
         if !ok {
             return Err(c.bad("invalid Via parameter (branch, received, rport, ttl or maddr)"));
@@ -191,8 +193,7 @@ fn parse_name_addr<'a>(
         }
         uri = parse_uri(spec, c.base + start, limits)?;
     }
-    let mut params = Vec::new();
-    parse_params(c, &mut params, limits)?;
+    let params = parse_params(c, limits)?;
     Ok((
         NameAddr {
             display,
@@ -385,8 +386,7 @@ pub(crate) fn parse_value<'a>(
                         .map_err(|_| c.err(ErrorKind::ScalarOverflow("port above 65535")))?,
                 );
             }
-            let mut params = Vec::new();
-            parse_params(&mut c, &mut params, limits)?;
+            let params = parse_params(&mut c, limits)?;
             let via = Via {
                 transport: Cow::Borrowed(transport),
                 host,
@@ -510,8 +510,7 @@ pub(crate) fn parse_value<'a>(
                 return Err(c.bad("media type needs a subtype"));
             }
             let subtype = c.token("malformed media subtype")?;
-            let mut params = Vec::new();
-            parse_params(&mut c, &mut params, limits)?;
+            let params = parse_params(&mut c, limits)?;
             if params.iter().any(|p| p.value.is_none()) {
                 return Err(c.bad("media type parameter without a value"));
             }

@@ -176,14 +176,27 @@ pub(crate) fn normalize_ws(s: &str) -> Cow<'_, str> {
     // spaces at most: the search jumps from one to the next)
     let b = t.as_bytes();
     let mut needs = false;
-    let mut from = 0;
-    while let Some(i) = memchr::memchr2(b' ', b'\t', b.get(from..).unwrap_or_default()) {
-        let at = from + i;
-        if b.get(at) == Some(&b'\t') || b.get(at + 1).is_some_and(|&c| is_ws(c)) {
-            needs = true;
-            break;
+    if b.len() < 32 {
+        // short values (a display name, a product token): a plain walk costs less than
+        // the searcher's setup
+        let mut prev_space = false;
+        for &c in b {
+            if c == b'\t' || (c == b' ' && prev_space) {
+                needs = true;
+                break;
+            }
+            prev_space = c == b' ';
         }
-        from = at + 1;
+    } else {
+        let mut from = 0;
+        while let Some(i) = memchr::memchr2(b' ', b'\t', b.get(from..).unwrap_or_default()) {
+            let at = from + i;
+            if b.get(at) == Some(&b'\t') || b.get(at + 1).is_some_and(|&c| is_ws(c)) {
+                needs = true;
+                break;
+            }
+            from = at + 1;
+        }
     }
     if !needs {
         return Cow::Borrowed(t);
@@ -312,14 +325,17 @@ impl<'a> Cursor<'a> {
         loop {
             // Eight ordinary bytes at a time (most of a nonce or a digest); the rules
             // below apply byte by byte wherever a word may hold a special one.
+            // A word that holds one goes straight to its first special byte.
             if let Some(w) = b
                 .get(self.pos..self.pos + 8)
                 .and_then(|w| <[u8; 8]>::try_from(w).ok())
             {
-                if plain_quoted_word(u64::from_le_bytes(w)) {
+                let mask = quoted_special_mask(u64::from_le_bytes(w));
+                if mask == 0 {
                     self.pos += 8;
                     continue;
                 }
+                self.pos += (mask.trailing_zeros() / 8) as usize;
             }
             let Some(&c) = b.get(self.pos) else {
                 return Err(self.bad("unterminated quoted string"));
@@ -352,17 +368,25 @@ impl<'a> Cursor<'a> {
 /// no backslash, no control character (tab included, to keep this simple) and no DEL.
 /// The word tricks ("has a zero byte", "has a byte less than n") have no false
 /// negatives; a false positive only sends the word through the byte-wise rules.
-#[inline]
+#[cfg(test)]
 fn plain_quoted_word(w: u64) -> bool {
+    quoted_special_mask(w) == 0
+}
+
+/// The bytes of `w` that may need a look inside a quoted string (see
+/// `plain_quoted_word`), flagged by their high bit. A false positive can only sit above
+/// a true match (a borrow moves upward), so the lowest flagged byte is always a real
+/// special byte and the bytes below it are ordinary.
+#[inline]
+fn quoted_special_mask(w: u64) -> u64 {
     const LO: u64 = 0x0101_0101_0101_0101;
     const HI: u64 = 0x8080_8080_8080_8080;
     let zero = |x: u64| x.wrapping_sub(LO) & !x & HI;
     let below_space = w.wrapping_sub(LO * 0x20) & !w & HI;
-    (below_space
+    below_space
         | zero(w ^ (LO * 0x7f))
         | zero(w ^ (LO * u64::from(b'"')))
-        | zero(w ^ (LO * u64::from(b'\\'))))
-        == 0
+        | zero(w ^ (LO * u64::from(b'\\')))
 }
 
 /// Free text (TEXT-UTF8 with LWS, as in unknown header values, User-Agent, reason
@@ -376,8 +400,15 @@ pub(crate) fn check_text(s: &str, base: usize) -> Result<(), ParseError> {
         // Eight bytes at a time while none is a quote, a backslash or a control
         // character (none of the rules below then applies to them).
         if let Some(w) = b.get(i..i + 8).and_then(|w| <[u8; 8]>::try_from(w).ok()) {
-            if plain_quoted_word(u64::from_le_bytes(w)) {
+            let mask = quoted_special_mask(u64::from_le_bytes(w));
+            if mask == 0 {
                 i += 8;
+                continue;
+            }
+            let skip = (mask.trailing_zeros() / 8) as usize;
+            if skip > 0 {
+                // ordinary bytes up to the first special one
+                i += skip;
                 continue;
             }
         }
@@ -449,6 +480,32 @@ mod class_tables {
                     assert_eq!(plain, !special(b), "{b:#x} at {pos} among {fill:#x}");
                 }
             }
+        }
+    }
+
+    #[test]
+    fn the_lowest_flagged_byte_is_the_first_special_one() {
+        let special = |b: u8| b < 0x20 || b == 0x7f || b == b'"' || b == b'\\';
+        let alphabet = [b'a', 0x00, 0x1f, b'"', b'\\', 0x7f, 0x80, b'#', b'!', b']'];
+        let mut w = [0u8; 8];
+        for n in 0..alphabet.len().pow(6) {
+            let mut k = n;
+            // six lanes vary, the other two are fixed (both ends are covered)
+            for (j, lane) in w.iter_mut().enumerate() {
+                *lane = if (1..7).contains(&j) {
+                    let a = alphabet[k % alphabet.len()];
+                    k /= alphabet.len();
+                    a
+                } else if j == 0 {
+                    alphabet[n % 3]
+                } else {
+                    alphabet[(n / 7) % alphabet.len()]
+                };
+            }
+            let first = w.iter().position(|&c| special(c));
+            let mask = quoted_special_mask(u64::from_le_bytes(w));
+            let flagged = (mask != 0).then(|| (mask.trailing_zeros() / 8) as usize);
+            assert_eq!(flagged, first, "{w:?}");
         }
     }
 

@@ -275,6 +275,7 @@ static PARAM: [bool; 256] = byte_class!(param_char);
 static HOST: [bool; 256] = byte_class!(host_char);
 static HNV: [bool; 256] = byte_class!(hnv_char);
 static URIC: [bool; 256] = byte_class!(uric_char);
+static PLAIN_USER: [bool; 256] = byte_class!(plain_user_char);
 
 pub(crate) fn is_host_char(b: u8) -> bool {
     in_class(&HOST, b)
@@ -307,6 +308,12 @@ const fn user_char(b: u8) -> bool {
             b,
             b'&' | b'=' | b'+' | b'$' | b',' | b';' | b'?' | b'/' | b'%'
         )
+}
+
+/// User characters other than the `%` of an escape: a user part of these alone needs
+/// no escape check.
+const fn plain_user_char(b: u8) -> bool {
+    user_char(b) && b != b'%'
 }
 
 const fn password_char(b: u8) -> bool {
@@ -402,11 +409,28 @@ fn parse_sip<'a>(
     // '@' is in no character class after the userinfo, so the first one ends it. The
     // userinfo (user characters and ':') is walked first: the walk stops at that '@'
     // unless something else stands before it, and only then is the rest searched.
-    let walked = s
-        .as_bytes()
-        .iter()
-        .position(|&c| !(is_user_char(c) || c == b':'));
+    // The walk notes whether it passed a ':' or a '%': a user part without either that
+    // ends at the '@' is then known to be valid, and the checks below are skipped.
+    let sb = s.as_bytes();
+    let mut walk = 0;
+    let mut marked = false;
+    let walked = loop {
+        match sb.get(walk) {
+            Some(&c) if in_class(&PLAIN_USER, c) => {}
+            Some(b':' | b'%') => marked = true,
+            Some(_) => break Some(walk),
+            None => break None,
+        }
+        walk += 1;
+    };
+    if let (Some(at), false) = (walked, marked) {
+        if at > 0 && sb.get(at) == Some(&b'@') {
+            user = Some(Cow::Borrowed(s.get(..at).unwrap_or_default()));
+            pos = at + 1;
+        }
+    }
     let at = match walked {
+        _ if pos > 0 => None,
         Some(i) if s.as_bytes().get(i) == Some(&b'@') => Some(i),
         Some(i) => memchr::memchr(b'@', s.as_bytes().get(i..).unwrap_or_default()).map(|a| a + i),
         None => None,
@@ -486,6 +510,10 @@ fn parse_sip<'a>(
         })?);
     }
     let mut params = Vec::new();
+    if b.get(pos) == Some(&b';') {
+        // room for the usual few without going through the out-of-line growth path
+        params = Vec::with_capacity(4);
+    }
     while b.get(pos) == Some(&b';') {
         pos += 1;
         let start = pos;
