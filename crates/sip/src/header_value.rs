@@ -5,7 +5,7 @@ use std::borrow::Cow;
 
 use crate::error::{ErrorKind, ParseError};
 use crate::header::*;
-use crate::host::parse_any_host;
+use crate::host::{parse_any_host, parse_host_prefix};
 use crate::limits::Limits;
 use crate::scan::{check_text, find_byte, is_token, is_word, normalize_ws, trim_ws, Cursor};
 use crate::uri::{parse_uri, Host, Param};
@@ -363,16 +363,18 @@ pub(crate) fn parse_value<'a>(
                 return Err(c.bad("missing whitespace before sent-by"));
             }
             let hstart = c.pos;
-            let host_text = if c.peek() == Some(b'[') {
+            let host = if c.peek() == Some(b'[') {
                 let Some(len) = find_byte(c.rest(), b']') else {
                     return Err(c.bad("unterminated IPv6 reference"));
                 };
                 c.pos += len + 1;
-                c.since(hstart)
+                parse_any_host(c.since(hstart))
             } else {
-                c.take_while(crate::uri::is_host_char)
+                let (len, h) = parse_host_prefix(c.rest());
+                c.pos += len;
+                h
             };
-            let host = parse_any_host(host_text).ok_or_else(|| {
+            let host = host.ok_or_else(|| {
                 ParseError::new(ErrorKind::BadValue("invalid sent-by host"), base + hstart)
             })?;
             let mut port = None;

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 use crate::error::{ErrorKind, ParseError};
-use crate::host::parse_host;
+use crate::host::parse_host_prefix;
 use crate::limits::Limits;
 use crate::scan::{byte_class, escapes_valid, find_byte, in_class, is_reserved, is_unreserved};
 
@@ -272,14 +272,9 @@ pub(crate) fn write_params(params: &[Param<'_>], out: &mut String) {
 static USER: [bool; 256] = byte_class!(user_char);
 static PASSWORD: [bool; 256] = byte_class!(password_char);
 static PARAM: [bool; 256] = byte_class!(param_char);
-static HOST: [bool; 256] = byte_class!(host_char);
 static HNV: [bool; 256] = byte_class!(hnv_char);
 static URIC: [bool; 256] = byte_class!(uric_char);
 static PLAIN_USER: [bool; 256] = byte_class!(plain_user_char);
-
-pub(crate) fn is_host_char(b: u8) -> bool {
-    in_class(&HOST, b)
-}
 
 fn is_user_char(b: u8) -> bool {
     in_class(&USER, b)
@@ -318,11 +313,6 @@ const fn plain_user_char(b: u8) -> bool {
 
 const fn password_char(b: u8) -> bool {
     is_unreserved(b) || matches!(b, b'&' | b'=' | b'+' | b'$' | b',' | b'%')
-}
-
-/// hostname or IPv4address characters (the caller checks the grammar).
-const fn host_char(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b == b'-' || b == b'.'
 }
 
 const fn param_char(b: u8) -> bool {
@@ -484,13 +474,9 @@ fn parse_sip<'a>(
         pos += close + 1;
     } else {
         let start = pos;
-        let tail = b.get(pos..).unwrap_or_default();
-        pos += tail
-            .iter()
-            .position(|&c| !is_host_char(c))
-            .unwrap_or(tail.len());
-        host = parse_host(s.get(start..pos).unwrap_or_default())
-            .ok_or_else(|| err("invalid host", start))?;
+        let (len, h) = parse_host_prefix(s.get(pos..).unwrap_or_default());
+        host = h.ok_or_else(|| err("invalid host", start))?;
+        pos += len;
     }
     let mut port = None;
     if b.get(pos) == Some(&b':') {
@@ -683,7 +669,6 @@ mod class_tables {
             assert_eq!(is_user_char(b), user_char(b), "{b}");
             assert_eq!(is_password_char(b), password_char(b), "{b}");
             assert_eq!(is_param_char(b), param_char(b), "{b}");
-            assert_eq!(is_host_char(b), host_char(b), "{b}");
             assert_eq!(is_hnv_char(b), hnv_char(b), "{b}");
             assert_eq!(in_class(&URIC, b), uric_char(b), "{b}");
         }
