@@ -7,7 +7,10 @@ use crate::error::{ErrorKind, ParseError};
 use crate::header::*;
 use crate::host::{parse_any_host, parse_host_prefix};
 use crate::limits::Limits;
-use crate::scan::{check_text, find_byte, is_token, is_word, normalize_ws, trim_ws, Cursor};
+use crate::scan::{
+    check_text, find_byte, is_credential_value, is_param_value, is_token, is_word, normalize_ws,
+    trim_ws, Cursor,
+};
 use crate::uri::{parse_uri, Host, Param};
 
 /// qvalue = ( "0" [ "." 0*3DIGIT ] ) / ( "1" [ "." 0*3("0") ] ), in thousandths.
@@ -80,7 +83,7 @@ fn param_value<'a>(c: &mut Cursor<'a>) -> Result<&'a str, ParseError> {
         c.quoted()?;
         Ok(c.since(start))
     } else {
-        let v = c.take_while(|b| is_token(b) || b == b':' || b == b'[' || b == b']');
+        let v = c.take_while(is_param_value);
         if v.is_empty() {
             Err(c.bad("empty parameter value"))
         } else {
@@ -264,7 +267,7 @@ fn parse_credentials<'a>(
                 c.quoted()?;
                 c.since(start)
             } else {
-                let v = c.take_while(|b| is_token(b) || b == b'/' || b == b':');
+                let v = c.take_while(is_credential_value);
                 if v.is_empty() {
                     return Err(c.bad("empty authentication parameter value"));
                 }
@@ -446,15 +449,27 @@ pub(crate) fn parse_value<'a>(
         },
         Kind::CallId => {
             let v = trim_ws(value);
-            let (w1, w2) = match find_byte(v, b'@') {
-                Some(at) => (
-                    v.get(..at).unwrap_or_default(),
-                    Some(v.get(at + 1..).unwrap_or_default()),
-                ),
-                None => (v, None),
+            // word [ "@" word ] in one walk ('@' is no word character, so the first one
+            // ends the first word)
+            let b = v.as_bytes();
+            let word_end = |from: usize| {
+                let mut i = from;
+                while b.get(i).is_some_and(|&c| is_word(c)) {
+                    i += 1;
+                }
+                i
             };
-            let ok_word = |w: &str| !w.is_empty() && w.bytes().all(is_word);
-            if !ok_word(w1) || w2.is_some_and(|w| !ok_word(w)) {
+            let w1 = word_end(0);
+            let ok = w1 > 0
+                && match b.get(w1) {
+                    None => true,
+                    Some(b'@') => {
+                        let w2 = word_end(w1 + 1);
+                        w2 > w1 + 1 && w2 == b.len()
+                    }
+                    Some(_) => false,
+                };
+            if !ok {
                 return Err(c.bad("Call-ID must be word[@word]"));
             }
             out.push(Header::CallId(Cow::Borrowed(v)));
@@ -557,7 +572,7 @@ pub(crate) fn parse_value<'a>(
             if !c.eat(b' ') {
                 return Err(c.bad("malformed Warning"));
             }
-            let agent = c.take_while(|b| is_token(b) || b == b':' || b == b'[' || b == b']');
+            let agent = c.take_while(is_param_value);
             if agent.is_empty() || !c.eat(b' ') {
                 return Err(c.bad("malformed warn-agent"));
             }

@@ -58,8 +58,33 @@ pub(crate) fn in_class(table: &[bool; 256], b: u8) -> bool {
     table.get(usize::from(b)).copied().unwrap_or(false)
 }
 
+/// A header parameter's unquoted value: `token / host` (RFC 3261 `gen-value`), the host
+/// including IPv6 brackets and the colons of an address.
+const fn param_value_char(b: u8) -> bool {
+    token_char(b) || matches!(b, b':' | b'[' | b']')
+}
+
+/// An unquoted auth-param value (a token, or a digest `uri`/`algorithm` written bare).
+const fn credential_value_char(b: u8) -> bool {
+    token_char(b) || matches!(b, b'/' | b':')
+}
+
 static TOKEN: [bool; 256] = byte_class!(token_char);
 static WORD: [bool; 256] = byte_class!(word_char);
+static PARAM_VALUE: [bool; 256] = byte_class!(param_value_char);
+static CREDENTIAL_VALUE: [bool; 256] = byte_class!(credential_value_char);
+
+/// Characters of an unquoted header parameter value (see `param_value_char`).
+#[inline]
+pub(crate) fn is_param_value(b: u8) -> bool {
+    in_class(&PARAM_VALUE, b)
+}
+
+/// Characters of an unquoted auth-param value (see `credential_value_char`).
+#[inline]
+pub(crate) fn is_credential_value(b: u8) -> bool {
+    in_class(&CREDENTIAL_VALUE, b)
+}
 
 /// The first `b` (an ASCII byte) in `s`: what `s.find(char)` gives, through memchr
 /// rather than the generic char searcher (a UTF-8 continuation byte is never ASCII).
@@ -272,6 +297,17 @@ impl<'a> Cursor<'a> {
     /// `SWS sep SWS`: optional whitespace around a separator.
     #[inline]
     pub(crate) fn eat_sep(&mut self, sep: u8) -> bool {
+        // the separator right here, or something else than whitespace, decides at once
+        // (callers pass a separator that is not whitespace)
+        match self.peek() {
+            Some(c) if c == sep => {
+                self.pos += 1;
+                self.skip_ws();
+                return true;
+            }
+            Some(b' ' | b'\t') => {}
+            _ => return false,
+        }
         let save = self.pos;
         self.skip_ws();
         if self.eat(sep) {
@@ -531,6 +567,8 @@ mod class_tables {
         for b in 0..=255u8 {
             assert_eq!(is_token(b), token_char(b), "{b}");
             assert_eq!(is_word(b), word_char(b), "{b}");
+            assert_eq!(is_param_value(b), param_value_char(b), "{b}");
+            assert_eq!(is_credential_value(b), credential_value_char(b), "{b}");
         }
         assert!(is_token(b'a') && is_token(b'~') && !is_token(b':') && !is_token(0x80));
         assert!(is_word(b':') && is_word(b'}') && !is_word(b' ') && !is_word(b';'));

@@ -275,6 +275,7 @@ static PARAM: [bool; 256] = byte_class!(param_char);
 static HNV: [bool; 256] = byte_class!(hnv_char);
 static URIC: [bool; 256] = byte_class!(uric_char);
 static PLAIN_USER: [bool; 256] = byte_class!(plain_user_char);
+static PLAIN_PARAM: [bool; 256] = byte_class!(plain_param_char);
 
 fn is_user_char(b: u8) -> bool {
     in_class(&USER, b)
@@ -317,6 +318,11 @@ const fn password_char(b: u8) -> bool {
 
 const fn param_char(b: u8) -> bool {
     is_unreserved(b) || matches!(b, b'[' | b']' | b'/' | b':' | b'&' | b'+' | b'$' | b'%')
+}
+
+/// Parameter characters other than the `%` of an escape.
+const fn plain_param_char(b: u8) -> bool {
+    param_char(b) && b != b'%'
 }
 
 const fn hnv_char(b: u8) -> bool {
@@ -383,6 +389,19 @@ pub(crate) fn parse_uri<'a>(
             scheme: Cow::Borrowed(scheme),
             rest: Cow::Borrowed(rest),
         })
+    }
+}
+
+/// Where the run of `paramchar`s from `pos` ends; `escaped` is set when it holds a `%`.
+#[inline]
+fn param_run(b: &[u8], mut pos: usize, escaped: &mut bool) -> usize {
+    loop {
+        match b.get(pos) {
+            Some(&c) if in_class(&PLAIN_PARAM, c) => {}
+            Some(b'%') => *escaped = true,
+            _ => return pos,
+        }
+        pos += 1;
     }
 }
 
@@ -503,9 +522,9 @@ fn parse_sip<'a>(
     while b.get(pos) == Some(&b';') {
         pos += 1;
         let start = pos;
-        while b.get(pos).is_some_and(|&c| is_param_char(c)) {
-            pos += 1;
-        }
+        // the escapes are checked only when the walks passed a '%'
+        let mut escaped = false;
+        pos = param_run(b, pos, &mut escaped);
         let name = s.get(start..pos).unwrap_or_default();
         if name.is_empty() {
             return Err(err("empty URI parameter", start));
@@ -514,15 +533,13 @@ fn parse_sip<'a>(
         if b.get(pos) == Some(&b'=') {
             pos += 1;
             let vstart = pos;
-            while b.get(pos).is_some_and(|&c| is_param_char(c)) {
-                pos += 1;
-            }
+            pos = param_run(b, pos, &mut escaped);
             if vstart == pos {
                 return Err(err("empty URI parameter value", vstart));
             }
             value = Some(Cow::Borrowed(s.get(vstart..pos).unwrap_or_default()));
         }
-        if !escapes_valid(s.get(start..pos).unwrap_or_default()) {
+        if escaped && !escapes_valid(s.get(start..pos).unwrap_or_default()) {
             return Err(err("invalid %-escape in a URI parameter", start));
         }
         if params.len() >= limits.max_params {
