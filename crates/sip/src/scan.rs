@@ -199,28 +199,29 @@ pub(crate) fn normalize_ws(s: &str) -> Cow<'_, str> {
     let t = trim_ws(s);
     // a tab anywhere, or two spaces in a row, needs a rewrite (most values hold a few
     // spaces at most: the search jumps from one to the next)
+    // Eight bytes at a time: a tab, or a space before a space (in the word, or across
+    // its first byte and the last of the one before), needs a rewrite.
     let b = t.as_bytes();
     let mut needs = false;
-    if b.len() < 32 {
-        // short values (a display name, a product token): a plain walk costs less than
-        // the searcher's setup
-        let mut prev_space = false;
-        for &c in b {
+    let mut prev_space = false;
+    let mut words = b.chunks_exact(8);
+    for w in &mut words {
+        let w = <[u8; 8]>::try_from(w).map_or(0, u64::from_le_bytes);
+        let tab = byte_eq_mask(w, b'\t');
+        let sp = byte_eq_mask(w, b' ');
+        if tab != 0 || sp & (sp >> 8) != 0 || (prev_space && sp & 0x80 != 0) {
+            needs = true;
+            break;
+        }
+        prev_space = sp >> 63 != 0;
+    }
+    if !needs {
+        for &c in words.remainder() {
             if c == b'\t' || (c == b' ' && prev_space) {
                 needs = true;
                 break;
             }
             prev_space = c == b' ';
-        }
-    } else {
-        let mut from = 0;
-        while let Some(i) = memchr::memchr2(b' ', b'\t', b.get(from..).unwrap_or_default()) {
-            let at = from + i;
-            if b.get(at) == Some(&b'\t') || b.get(at + 1).is_some_and(|&c| is_ws(c)) {
-                needs = true;
-                break;
-            }
-            from = at + 1;
         }
     }
     if !needs {
@@ -240,6 +241,17 @@ pub(crate) fn normalize_ws(s: &str) -> Cow<'_, str> {
         }
     }
     Cow::Owned(out)
+}
+
+/// The bytes of `w` equal to `c`, each flagged by its high bit: exact, byte by byte (no
+/// carry crosses a byte, unlike the "has a zero byte" trick).
+#[inline]
+fn byte_eq_mask(w: u64, c: u8) -> u64 {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    let x = w ^ (LO * u64::from(c));
+    !(((x & LOW7) + LOW7) | x) & HI
 }
 
 /// A cursor over one header value (or start-line part). `base` is the offset of the text
@@ -514,6 +526,46 @@ mod class_tables {
                     w[pos] = b;
                     let plain = plain_quoted_word(u64::from_le_bytes(w));
                     assert_eq!(plain, !special(b), "{b:#x} at {pos} among {fill:#x}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn byte_masks_flag_exactly_the_equal_bytes() {
+        for c in [b' ', b'\t', 0u8, 0x80, 0xff] {
+            for b in 0..=255u8 {
+                for fill in [b' ', b'\t', b'a', 0x00, 0x80, 0xff] {
+                    for lane in 0..8 {
+                        let mut w = [fill; 8];
+                        w[lane] = b;
+                        let mask = byte_eq_mask(u64::from_le_bytes(w), c);
+                        for (k, &x) in w.iter().enumerate() {
+                            assert_eq!(mask >> (8 * k + 7) & 1 == 1, x == c, "{w:?} {c}");
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn normalize_ws_rewrites_exactly_what_needs_it() {
+        // every string over a small alphabet, against the plain definition
+        let alphabet = [" ", "\t", "a", "\u{e9}"];
+        let mut frontier = vec![String::new()];
+        for _ in 0..6 {
+            frontier = (frontier.iter())
+                .flat_map(|s| alphabet.map(|a| format!("{s}{a}")))
+                .collect();
+            for s in &frontier {
+                for pad in ["", "bbbbbbb", "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"] {
+                    let s = format!("{pad}{s}{pad}");
+                    let want: Vec<&str> = s.split([' ', '\t']).filter(|w| !w.is_empty()).collect();
+                    let got = normalize_ws(&s);
+                    assert_eq!(got, want.join(" "), "{s:?}");
+                    let trimmed = s.trim_matches([' ', '\t']);
+                    assert_eq!(matches!(got, Cow::Borrowed(_)), got == trimmed, "{s:?}");
                 }
             }
         }
