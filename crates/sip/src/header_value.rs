@@ -134,11 +134,15 @@ fn check_contact_params(n: &NameAddr<'_>, c: &Cursor<'_>) -> Result<(), ParseErr
     Ok(())
 }
 
-/// Parses a name-addr or addr-spec. Returns the value and whether angle brackets were used.
+/// Parses a name-addr or addr-spec and appends it to `out` as the header `wrap` makes of
+/// it (built where it is stored, not returned and moved: a header is large). Returns
+/// whether angle brackets were used.
 fn parse_name_addr<'a>(
     c: &mut Cursor<'a>,
     limits: &Limits,
-) -> Result<(NameAddr<'a>, bool), ParseError> {
+    out: &mut Vec<Header<'a>>,
+    wrap: impl FnOnce(NameAddr<'a>) -> Header<'a>,
+) -> Result<bool, ParseError> {
     c.skip_ws();
     let mut display = None;
     let angle;
@@ -197,14 +201,12 @@ fn parse_name_addr<'a>(
         uri = parse_uri(spec, c.base + start, limits)?;
     }
     let params = parse_params(c, limits)?;
-    Ok((
-        NameAddr {
-            display,
-            uri,
-            params,
-        },
-        angle,
-    ))
+    out.push(wrap(NameAddr {
+        display,
+        uri,
+        params,
+    }));
+    Ok(angle)
 }
 
 fn expect_end(c: &mut Cursor<'_>) -> Result<(), ParseError> {
@@ -406,13 +408,12 @@ pub(crate) fn parse_value<'a>(
             }
         },
         Kind::From | Kind::To => {
-            let (na, _) = parse_name_addr(&mut c, limits)?;
-            expect_end(&mut c)?;
-            out.push(if kind == Kind::From {
-                Header::From(na)
+            if kind == Kind::From {
+                parse_name_addr(&mut c, limits, out, Header::From)?;
             } else {
-                Header::To(na)
-            });
+                parse_name_addr(&mut c, limits, out, Header::To)?;
+            }
+            expect_end(&mut c)?;
         }
         Kind::Contact => {
             c.skip_ws();
@@ -423,9 +424,10 @@ pub(crate) fn parse_value<'a>(
                 return Ok(());
             }
             loop {
-                let (na, _) = parse_name_addr(&mut c, limits)?;
-                check_contact_params(&na, &c)?;
-                out.push(Header::Contact(Contact::Addr(na)));
+                parse_name_addr(&mut c, limits, out, |na| Header::Contact(Contact::Addr(na)))?;
+                if let Some(Header::Contact(Contact::Addr(na))) = out.last() {
+                    check_contact_params(na, &c)?;
+                }
                 if !c.eat_sep(b',') {
                     expect_end(&mut c)?;
                     break;
@@ -433,15 +435,14 @@ pub(crate) fn parse_value<'a>(
             }
         }
         Kind::Route | Kind::RecordRoute | Kind::Path => loop {
-            let (na, angle) = parse_name_addr(&mut c, limits)?;
-            if !angle {
+            let wrap = match kind {
+                Kind::Route => Header::Route,
+                Kind::RecordRoute => Header::RecordRoute,
+                _ => Header::Path,
+            };
+            if !parse_name_addr(&mut c, limits, out, wrap)? {
                 return Err(c.bad("route URIs must be enclosed in <>"));
             }
-            out.push(match kind {
-                Kind::Route => Header::Route(na),
-                Kind::RecordRoute => Header::RecordRoute(na),
-                _ => Header::Path(na),
-            });
             if !c.eat_sep(b',') {
                 expect_end(&mut c)?;
                 break;

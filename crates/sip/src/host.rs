@@ -134,7 +134,6 @@ pub(crate) fn parse_host_prefix(s: &str) -> (usize, Option<Host<'_>>) {
 /// on with alphanumerics and hyphens and ends with an alphanumeric; a dot that no host
 /// character follows is the optional trailing dot and ends the run.
 fn hostname_prefix(b: &[u8]) -> Option<usize> {
-    let alnum = |i: usize| b.get(i).is_some_and(|&c| in_class(&ALNUM, c));
     let mut i = 0;
     loop {
         let first = *b.get(i)?;
@@ -144,9 +143,7 @@ fn hostname_prefix(b: &[u8]) -> Option<usize> {
         let top_alpha = first.is_ascii_alphabetic();
         i += 1;
         loop {
-            while alnum(i) {
-                i += 1;
-            }
+            i = alnum_run(b, i);
             if b.get(i) != Some(&b'-') {
                 break;
             }
@@ -166,6 +163,39 @@ fn hostname_prefix(b: &[u8]) -> Option<usize> {
             return top_alpha.then_some(i);
         }
     }
+}
+
+/// Where the run of ASCII alphanumerics from `i` ends: eight bytes at a time while
+/// a whole word is alphanumeric, byte by byte near the end of the text.
+#[inline]
+fn alnum_run(b: &[u8], mut i: usize) -> usize {
+    while let Some(w) = b.get(i..i + 8).and_then(|w| <[u8; 8]>::try_from(w).ok()) {
+        let stop = !alnum_mask(u64::from_le_bytes(w)) & HI;
+        if stop != 0 {
+            return i + (stop.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
+    while b.get(i).is_some_and(|&c| in_class(&ALNUM, c)) {
+        i += 1;
+    }
+    i
+}
+
+const LO: u64 = 0x0101_0101_0101_0101;
+const HI: u64 = 0x8080_8080_8080_8080;
+
+/// The ASCII alphanumeric bytes of `w`, each flagged by its high bit; exact byte by
+/// byte. On seven-bit values `x + (0x80 - k)` sets the high bit exactly when `x >= k`
+/// and never carries out of its byte; bytes at or above 0x80 are not alphanumeric.
+#[inline]
+fn alnum_mask(w: u64) -> u64 {
+    let x = w & !HI;
+    let ge = |v: u64, k: u8| v + LO * (0x80 - u64::from(k));
+    let lower = x | (LO * 0x20);
+    let alpha = ge(lower, b'a') & !ge(lower, b'z' + 1);
+    let digit = ge(x, b'0') & !ge(x, b'9' + 1);
+    (alpha | digit) & !w & HI
 }
 
 /// A dotted quad at the start of `b` (the rules of `dotted_quad`) and where it ends.
@@ -395,6 +425,29 @@ mod prefix_tests {
             assert_eq!(got, want, "{h:?}");
             if want.is_some() {
                 assert_eq!(end, want_end, "{h:?}");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod word_tests {
+    use super::alnum_mask;
+
+    #[test]
+    fn the_mask_flags_exactly_the_alphanumerics() {
+        for b in 0..=255u8 {
+            for fill in [b'a', b'.', 0x80, 0xff, b'Z', b'0', b'@', b'`'] {
+                for lane in 0..8 {
+                    let mut w = [fill; 8];
+                    w[lane] = b;
+                    let mask = alnum_mask(u64::from_le_bytes(w));
+                    for (k, &x) in w.iter().enumerate() {
+                        let flagged = mask >> (8 * k + 7) & 1 == 1;
+                        assert_eq!(flagged, x.is_ascii_alphanumeric(), "{w:?}");
+                        assert_eq!(mask >> (8 * k) & 0x7f, 0, "{w:?}");
+                    }
+                }
             }
         }
     }

@@ -18,7 +18,7 @@ enum Mode {
 /// ignored (RFC 3261 section 18.3); without Content-Length the body runs to the end of the
 /// datagram. Empty lines before the start line are skipped.
 pub fn parse_datagram<'a>(buf: &'a [u8], limits: &Limits) -> Result<Message<'a>, ParseError> {
-    parse_message(buf, limits, Mode::Datagram).map(|(m, _)| m)
+    parse_message(buf, limits, Mode::Datagram)
 }
 
 /// What the stream framer found at the front of the buffer.
@@ -103,7 +103,7 @@ pub fn frame_stream<'a>(buf: &'a [u8], limits: &Limits) -> Result<Frame<'a>, Par
     if buf.len() < total {
         return Ok(Frame::Incomplete);
     }
-    let (message, _) = parse_message(buf.get(..total).unwrap_or_default(), limits, Mode::Stream)?;
+    let message = parse_message(buf.get(..total).unwrap_or_default(), limits, Mode::Stream)?;
     Ok(Frame::Message {
         message,
         consumed: total,
@@ -167,7 +167,7 @@ fn parse_message<'a>(
     buf: &'a [u8],
     limits: &Limits,
     mode: Mode,
-) -> Result<(Message<'a>, usize), ParseError> {
+) -> Result<Message<'a>, ParseError> {
     let start = leading_crlfs(buf);
     let is_response = buf.len() >= start + 4
         && buf
@@ -259,14 +259,11 @@ fn parse_message<'a>(
             body_start,
         )));
     }
-    Ok((
-        Message {
-            start: start_line,
-            headers,
-            body: Cow::Borrowed(body),
-        },
-        body_start + body.len(),
-    ))
+    Ok(Message {
+        start: start_line,
+        headers,
+        body: Cow::Borrowed(body),
+    })
 }
 
 /// The bytes of `x` that are control characters (below 0x20, or DEL), flagged by their
@@ -654,7 +651,7 @@ fn parse_start_line<'a>(
             sp1,
         ));
     }
-    if version.contains(' ') || version.contains('\t') {
+    if version.bytes().any(|b| b == b' ' || b == b'\t') {
         let k = if version.trim_end_matches([' ', '\t']).contains([' ', '\t']) {
             ErrorKind::BadStartLine("whitespace inside the Request-URI")
         } else {
