@@ -8,8 +8,8 @@ use crate::header::*;
 use crate::host::{parse_any_host, parse_host_prefix};
 use crate::limits::Limits;
 use crate::scan::{
-    check_text, find_byte, is_credential_value, is_param_value, is_token, is_word, normalize_ws,
-    trim_ws, Cursor,
+    find_byte, is_credential_value, is_param_value, is_token, is_word, normalize_ws,
+    text_value, trim_ws, Cursor,
 };
 use crate::uri::{parse_uri, Host, Param};
 
@@ -160,16 +160,28 @@ fn parse_name_addr<'a>(
         let save = c.pos;
         let start = c.pos;
         let mut end = c.pos;
+        // whether every gap between two words is one space: the words are then already
+        // in normal form (the usual `Bob <sip:...>`) and need no second look
+        let mut plain = true;
+        let mut gap_plain = true;
         loop {
             let t = c.take_while(is_token);
             if t.is_empty() {
                 break;
             }
+            plain &= gap_plain;
             end = c.pos;
+            let gap = c.pos;
             c.skip_ws();
+            gap_plain = c.pos == gap || (c.pos == gap + 1 && c.s.as_bytes().get(gap) == Some(&b' '));
         }
         if c.peek() == Some(b'<') && end > start {
-            display = Some(normalize_ws(c.s.get(start..end).unwrap_or("")));
+            let words = c.s.get(start..end).unwrap_or("");
+            display = Some(if plain {
+                Cow::Borrowed(words)
+            } else {
+                normalize_ws(words)
+            });
             angle = true;
         } else {
             c.pos = save;
@@ -589,8 +601,7 @@ pub(crate) fn parse_value<'a>(
             }
         },
         Kind::UserAgent | Kind::Server => {
-            check_text(value, base)?;
-            let v = normalize_ws(value);
+            let v = text_value(value, base)?;
             if v.is_empty() {
                 return Err(c.bad("empty product list"));
             }
@@ -608,10 +619,9 @@ pub(crate) fn parse_value<'a>(
             out.push(Header::Date(v));
         }
         Kind::Other => {
-            check_text(value, base)?;
             out.push(Header::Other {
                 name,
-                value: normalize_ws(value),
+                value: text_value(value, base)?,
             });
         }
         Kind::ContentLength => unreachable_kind(&c)?,

@@ -493,6 +493,43 @@ pub(crate) fn check_text(s: &str, base: usize) -> Result<(), ParseError> {
     Ok(())
 }
 
+/// [`check_text`] then [`normalize_ws`] of a header value. Values of plain bytes only (no
+/// quote, backslash or control character, tab included) and no two spaces in a row, the
+/// usual product lists and free text, pass both in one pass over eight bytes at a time:
+/// `check_text` has nothing to refuse in them and `normalize_ws` only trims them.
+pub(crate) fn text_value(s: &str, base: usize) -> Result<Cow<'_, str>, ParseError> {
+    let b = s.as_bytes();
+    let mut words = b.chunks_exact(8);
+    let mut prev_space = false;
+    let mut plain = true;
+    for w in &mut words {
+        let w = <[u8; 8]>::try_from(w).map_or(0, u64::from_le_bytes);
+        let sp = byte_eq_mask(w, b' ');
+        if quoted_special_mask(w) != 0
+            || sp & (sp >> 8) != 0
+            || (prev_space && sp & 0x80 != 0)
+        {
+            plain = false;
+            break;
+        }
+        prev_space = sp >> 63 != 0;
+    }
+    if plain {
+        for &c in words.remainder() {
+            if c < 0x20 || c == 0x7f || c == b'"' || c == b'\\' || (c == b' ' && prev_space) {
+                plain = false;
+                break;
+            }
+            prev_space = c == b' ';
+        }
+    }
+    if plain {
+        return Ok(Cow::Borrowed(trim_ws(s)));
+    }
+    check_text(s, base)?;
+    Ok(normalize_ws(s))
+}
+
 /// Removes backslash escapes from quoted-string content.
 pub fn unescape_quoted(s: &str) -> Cow<'_, str> {
     if memchr::memchr(b'\\', s.as_bytes()).is_none() {
@@ -566,6 +603,28 @@ mod class_tables {
                     assert_eq!(got, want.join(" "), "{s:?}");
                     let trimmed = s.trim_matches([' ', '\t']);
                     assert_eq!(matches!(got, Cow::Borrowed(_)), got == trimmed, "{s:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn text_value_answers_as_check_text_then_normalize_ws() {
+        let alphabet = [" ", "\t", "a", "\"", "\\", "\u{1}", "\u{7f}", "\u{e9}"];
+        let mut frontier = vec![String::new()];
+        for _ in 0..5 {
+            frontier = (frontier.iter())
+                .flat_map(|s| alphabet.map(|a| format!("{s}{a}")))
+                .collect();
+            for s in &frontier {
+                for pad in ["", " ", "bbbbbbb", "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"] {
+                    let s = format!("{pad}{s}{pad}");
+                    let want = check_text(&s, 3).map(|()| normalize_ws(&s));
+                    let got = text_value(&s, 3);
+                    assert_eq!(got, want, "{s:?}");
+                    if let (Ok(g), Ok(w)) = (got, want) {
+                        assert_eq!(matches!(g, Cow::Borrowed(_)), matches!(w, Cow::Borrowed(_)));
+                    }
                 }
             }
         }
