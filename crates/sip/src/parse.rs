@@ -341,13 +341,20 @@ fn prescan(
         // header line); the rules below apply byte by byte to the rest. The lowest
         // flagged byte of the mask is always a real control character (a false positive
         // can only sit above a true one), so the scan jumps straight to it.
-        for w in head.get(i..).unwrap_or_default().chunks_exact(8) {
-            let mask = <[u8; 8]>::try_from(w).map_or(0, |w| control_mask(u64::from_le_bytes(w)));
-            if mask != 0 {
-                i += (mask.trailing_zeros() / 8) as usize;
+        // (two words a step: one test of both, then the lower word decides first)
+        for w in head.get(i..).unwrap_or_default().chunks_exact(16) {
+            let (lo, hi) = w.split_at(8);
+            let lo = <[u8; 8]>::try_from(lo).map_or(0, |w| control_mask(u64::from_le_bytes(w)));
+            let hi = <[u8; 8]>::try_from(hi).map_or(0, |w| control_mask(u64::from_le_bytes(w)));
+            if lo | hi != 0 {
+                i += if lo != 0 {
+                    (lo.trailing_zeros() / 8) as usize
+                } else {
+                    8 + (hi.trailing_zeros() / 8) as usize
+                };
                 break;
             }
-            i += 8;
+            i += 16;
         }
         let Some(&b) = head.get(i) else {
             break;
@@ -425,6 +432,8 @@ fn parse_head<'a>(
     let mut headers = Vec::with_capacity(16);
     let mut content_length = None;
     let mut seen: u16 = 0;
+    let mut vias = 0;
+    let mut cseq_at = usize::MAX;
     let mut pos = first_end + 2;
     let mut k = 0;
     while pos < head.len() {
@@ -477,8 +486,16 @@ fn parse_head<'a>(
             Some(c) => Cow::Borrowed(c),
             None => Cow::Borrowed(raw_name),
         };
+        let before = headers.len();
         parse_value(kind, name, value, value_base, limits, &mut headers)
             .map_err(|e| e.in_header(shown))?;
+        // what the checks after the loop need, noted as it goes by (a singleton's bit
+        // in `seen` already says that it is present: a failed value ends the parse)
+        match kind {
+            Kind::Via => vias += headers.len() - before,
+            Kind::CSeq => cseq_at = before,
+            _ => {}
+        }
         // Counted in values, not lines, so that the canonical form (one Via per line)
         // stays within the same limit as the message it came from.
         if headers.len() > limits.max_headers {
@@ -491,18 +508,12 @@ fn parse_head<'a>(
             ));
         }
     }
-    let mut vias = 0;
-    let (mut from, mut to, mut call_id, mut cseq) = (false, false, false, None);
-    for h in &headers {
-        match h {
-            Header::Via(_) => vias += 1,
-            Header::From(_) => from = true,
-            Header::To(_) => to = true,
-            Header::CallId(_) => call_id = true,
-            Header::CSeq(c) => cseq = Some(&c.method),
-            _ => {}
-        }
-    }
+    let has = |kind| seen & singleton_bit(kind) != 0;
+    let (from, to, call_id) = (has(Kind::From), has(Kind::To), has(Kind::CallId));
+    let cseq = match headers.get(cseq_at) {
+        Some(Header::CSeq(c)) => Some(&c.method),
+        _ => None,
+    };
     if vias > limits.max_via {
         return Err(ParseError::new(
             ErrorKind::Limit {
