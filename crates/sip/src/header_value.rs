@@ -8,8 +8,8 @@ use crate::header::*;
 use crate::host::{parse_any_host, parse_host_prefix};
 use crate::limits::Limits;
 use crate::scan::{
-    find_byte, is_credential_value, is_param_value, is_token, is_word, normalize_ws,
-    text_value, trim_ws, Cursor,
+    find_byte, is_credential_value, is_param_value, is_token, is_word, normalize_ws, text_value,
+    trim_ws, Cursor,
 };
 use crate::uri::{parse_uri, Host, Param};
 
@@ -173,7 +173,8 @@ fn parse_name_addr<'a>(
             end = c.pos;
             let gap = c.pos;
             c.skip_ws();
-            gap_plain = c.pos == gap || (c.pos == gap + 1 && c.s.as_bytes().get(gap) == Some(&b' '));
+            gap_plain =
+                c.pos == gap || (c.pos == gap + 1 && c.s.as_bytes().get(gap) == Some(&b' '));
         }
         if c.peek() == Some(b'<') && end > start {
             let words = c.s.get(start..end).unwrap_or("");

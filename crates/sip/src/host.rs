@@ -110,7 +110,9 @@ pub(crate) fn parse_host_prefix(s: &str) -> (usize, Option<Host<'_>>) {
     match b.first() {
         Some(c) if c.is_ascii_alphabetic() => {
             let end = hostname_prefix(b);
-            let host = end.and_then(|e| s.get(..e)).map(|h| Host::Domain(Cow::Borrowed(h)));
+            let host = end
+                .and_then(|e| s.get(..e))
+                .map(|h| Host::Domain(Cow::Borrowed(h)));
             (end.unwrap_or(0), host)
         }
         Some(c) if c.is_ascii_digit() => {
@@ -189,7 +191,7 @@ const HI: u64 = 0x8080_8080_8080_8080;
 /// byte. On seven-bit values `x + (0x80 - k)` sets the high bit exactly when `x >= k`
 /// and never carries out of its byte; bytes at or above 0x80 are not alphanumeric.
 #[inline]
-fn alnum_mask(w: u64) -> u64 {
+pub(crate) fn alnum_mask(w: u64) -> u64 {
     let x = w & !HI;
     let ge = |v: u64, k: u8| v + LO * (0x80 - u64::from(k));
     let lower = x | (LO * 0x20);

@@ -3,9 +3,10 @@ use std::borrow::Cow;
 
 use crate::error::{ErrorKind, ParseError};
 use crate::header::{lookup, parse_value, Header, Kind, Method};
+use crate::host::alnum_mask;
 use crate::limits::Limits;
 use crate::message::{Message, StartLine};
-use crate::scan::{check_text, find_byte, is_token, normalize_ws, trim_ws};
+use crate::scan::{byte_eq_mask, check_text, find_byte, is_token, normalize_ws, trim_ws};
 use crate::uri::{parse_uri, Uri};
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -550,6 +551,17 @@ fn parse_head<'a>(
 fn header_name(line: &str, line_base: usize) -> Result<(usize, &str), ParseError> {
     let b = line.as_bytes();
     let mut i = 0;
+    // letters, digits and hyphens (all of most names) eight bytes at a time, then any
+    // other token characters byte by byte
+    while let Some(w) = b.get(i..i + 8).and_then(|w| <[u8; 8]>::try_from(w).ok()) {
+        let w = u64::from_le_bytes(w);
+        let stop = !(alnum_mask(w) | byte_eq_mask(w, b'-')) & 0x8080_8080_8080_8080;
+        if stop != 0 {
+            i += (stop.trailing_zeros() / 8) as usize;
+            break;
+        }
+        i += 8;
+    }
     while b.get(i).is_some_and(|&c| is_token(c)) {
         i += 1;
     }

@@ -246,7 +246,7 @@ pub(crate) fn normalize_ws(s: &str) -> Cow<'_, str> {
 /// The bytes of `w` equal to `c`, each flagged by its high bit: exact, byte by byte (no
 /// carry crosses a byte, unlike the "has a zero byte" trick).
 #[inline]
-fn byte_eq_mask(w: u64, c: u8) -> u64 {
+pub(crate) fn byte_eq_mask(w: u64, c: u8) -> u64 {
     const LO: u64 = 0x0101_0101_0101_0101;
     const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
     const HI: u64 = 0x8080_8080_8080_8080;
@@ -505,10 +505,7 @@ pub(crate) fn text_value(s: &str, base: usize) -> Result<Cow<'_, str>, ParseErro
     for w in &mut words {
         let w = <[u8; 8]>::try_from(w).map_or(0, u64::from_le_bytes);
         let sp = byte_eq_mask(w, b' ');
-        if quoted_special_mask(w) != 0
-            || sp & (sp >> 8) != 0
-            || (prev_space && sp & 0x80 != 0)
-        {
+        if quoted_special_mask(w) != 0 || sp & (sp >> 8) != 0 || (prev_space && sp & 0x80 != 0) {
             plain = false;
             break;
         }
