@@ -350,6 +350,23 @@ fn valid_date(s: &str) -> bool {
         && part(25..29) == b" GMT"
 }
 
+/// `sent-protocol` up to the transport: `SIP SLASH 2.0 SLASH` with optional whitespace
+/// around the slashes.
+fn sent_protocol(c: &mut Cursor<'_>) -> Result<(), ParseError> {
+    let proto = c.token("missing sent-protocol")?;
+    if !c.eat_sep(b'/') {
+        return Err(c.bad("malformed sent-protocol"));
+    }
+    let ver = c.token("missing protocol version")?;
+    if !proto.eq_ignore_ascii_case("SIP") || ver != "2.0" {
+        return Err(c.bad("sent-protocol must be SIP/2.0"));
+    }
+    if !c.eat_sep(b'/') {
+        return Err(c.bad("malformed sent-protocol"));
+    }
+    Ok(())
+}
+
 /// Parses one header line's value into typed entries appended to `out`.
 pub(crate) fn parse_value<'a>(
     kind: Kind,
@@ -363,16 +380,13 @@ pub(crate) fn parse_value<'a>(
     match kind {
         Kind::Via => loop {
             c.skip_ws();
-            let proto = c.token("missing sent-protocol")?;
-            if !c.eat_sep(b'/') {
-                return Err(c.bad("malformed sent-protocol"));
-            }
-            let ver = c.token("missing protocol version")?;
-            if !proto.eq_ignore_ascii_case("SIP") || ver != "2.0" {
-                return Err(c.bad("sent-protocol must be SIP/2.0"));
-            }
-            if !c.eat_sep(b'/') {
-                return Err(c.bad("malformed sent-protocol"));
+            // the usual spelling, exactly, goes as the general path takes it (the
+            // whitespace after the second slash included)
+            if c.rest().as_bytes().starts_with(b"SIP/2.0/") {
+                c.pos += 8;
+                c.skip_ws();
+            } else {
+                sent_protocol(&mut c)?;
             }
             let transport = c.token("missing transport")?;
             let before = c.pos;
