@@ -5,9 +5,12 @@ use std::borrow::Cow;
 
 use crate::error::{ErrorKind, ParseError};
 use crate::header::*;
-use crate::host::parse_any_host;
+use crate::host::{parse_any_host, parse_host_prefix};
 use crate::limits::Limits;
-use crate::scan::{check_text, find_byte, is_token, is_word, normalize_ws, trim_ws, Cursor};
+use crate::scan::{
+    find_byte, is_credential_value, is_param_value, is_token, is_word, normalize_ws, text_value,
+    trim_ws, Cursor,
+};
 use crate::uri::{parse_uri, Host, Param};
 
 /// qvalue = ( "0" [ "." 0*3DIGIT ] ) / ( "1" [ "." 0*3("0") ] ), in thousandths.
@@ -44,12 +47,14 @@ fn delta_seconds(s: &str, what: &'static str, c: &Cursor<'_>) -> Result<u32, Par
 
 /// Parses `*( SEMI generic-param )` where the value is `token / host / quoted-string`.
 /// Quoted values are stored with their quotes.
-fn parse_params<'a>(
-    c: &mut Cursor<'a>,
-    out: &mut Vec<Param<'a>>,
-    limits: &Limits,
-) -> Result<(), ParseError> {
-    while c.eat_sep(b';') {
+fn parse_params<'a>(c: &mut Cursor<'a>, limits: &Limits) -> Result<Vec<Param<'a>>, ParseError> {
+    if !c.eat_sep(b';') {
+        return Ok(Vec::new());
+    }
+    // room for the usual few without growing (a first push into an empty vector goes
+    // through the out-of-line growth path)
+    let mut out = Vec::with_capacity(4);
+    loop {
         let name = c.token("empty or malformed parameter name")?;
         let value = if c.eat_sep(b'=') {
             Some(Cow::Borrowed(param_value(c)?))
@@ -66,8 +71,10 @@ fn parse_params<'a>(
             name: Cow::Borrowed(name),
             value,
         });
+        if !c.eat_sep(b';') {
+            return Ok(out);
+        }
     }
-    Ok(())
 }
 
 fn param_value<'a>(c: &mut Cursor<'a>) -> Result<&'a str, ParseError> {
@@ -76,7 +83,7 @@ fn param_value<'a>(c: &mut Cursor<'a>) -> Result<&'a str, ParseError> {
         c.quoted()?;
         Ok(c.since(start))
     } else {
-        let v = c.take_while(|b| is_token(b) || b == b':' || b == b'[' || b == b']');
+        let v = c.take_while(is_param_value);
         if v.is_empty() {
             Err(c.bad("empty parameter value"))
         } else {
@@ -88,25 +95,23 @@ fn param_value<'a>(c: &mut Cursor<'a>) -> Result<&'a str, ParseError> {
 fn check_via_params(v: &Via<'_>, c: &Cursor<'_>) -> Result<(), ParseError> {
     for p in &v.params {
         let val = p.value.as_deref();
-        let ok = if p.name.eq_ignore_ascii_case("branch") {
-            val.is_some_and(|v| v.bytes().all(is_token))
-        } else if p.name.eq_ignore_ascii_case("received") {
+        // the length picks the one name a parameter can be (the names differ in it but
+        // for rport and maddr) before any comparison
+        let is = |name: &str| p.name.eq_ignore_ascii_case(name);
+        let ok = match p.name.len() {
+            6 if is("branch") => val.is_some_and(|v| v.bytes().all(is_token)),
             // RFC 3261 allows IPv4address / IPv6address; RFC 5118 section 4.5 asks
             // robust parsers to accept the bracketed form too.
-            val.is_some_and(|v| {
+            8 if is("received") => val.is_some_and(|v| {
                 v.parse::<std::net::IpAddr>().is_ok()
                     || matches!(parse_any_host(v), Some(Host::V6(_)))
-            })
-        } else if p.name.eq_ignore_ascii_case("rport") {
-            val.is_none_or(|v| {
+            }),
+            5 if is("rport") => val.is_none_or(|v| {
                 !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) && v.parse::<u16>().is_ok()
-            })
-        } else if p.name.eq_ignore_ascii_case("ttl") {
-            val.is_some_and(|v| v.len() <= 3 && v.parse::<u8>().is_ok())
-        } else if p.name.eq_ignore_ascii_case("maddr") {
-            val.is_some_and(|v| parse_any_host(v).is_some())
-        } else {
-            true
+            }),
+            3 if is("ttl") => val.is_some_and(|v| v.len() <= 3 && v.parse::<u8>().is_ok()),
+            5 if is("maddr") => val.is_some_and(|v| parse_any_host(v).is_some()),
+            _ => true,
         };
         if !ok {
             return Err(c.bad("invalid Via parameter (branch, received, rport, ttl or maddr)"));
@@ -129,11 +134,15 @@ fn check_contact_params(n: &NameAddr<'_>, c: &Cursor<'_>) -> Result<(), ParseErr
     Ok(())
 }
 
-/// Parses a name-addr or addr-spec. Returns the value and whether angle brackets were used.
+/// Parses a name-addr or addr-spec and appends it to `out` as the header `wrap` makes of
+/// it (built where it is stored, not returned and moved: a header is large). Returns
+/// whether angle brackets were used.
 fn parse_name_addr<'a>(
     c: &mut Cursor<'a>,
     limits: &Limits,
-) -> Result<(NameAddr<'a>, bool), ParseError> {
+    out: &mut Vec<Header<'a>>,
+    wrap: impl FnOnce(NameAddr<'a>) -> Header<'a>,
+) -> Result<bool, ParseError> {
     c.skip_ws();
     let mut display = None;
     let angle;
@@ -151,16 +160,29 @@ fn parse_name_addr<'a>(
         let save = c.pos;
         let start = c.pos;
         let mut end = c.pos;
+        // whether every gap between two words is one space: the words are then already
+        // in normal form (the usual `Bob <sip:...>`) and need no second look
+        let mut plain = true;
+        let mut gap_plain = true;
         loop {
             let t = c.take_while(is_token);
             if t.is_empty() {
                 break;
             }
+            plain &= gap_plain;
             end = c.pos;
+            let gap = c.pos;
             c.skip_ws();
+            gap_plain =
+                c.pos == gap || (c.pos == gap + 1 && c.s.as_bytes().get(gap) == Some(&b' '));
         }
         if c.peek() == Some(b'<') && end > start {
-            display = Some(normalize_ws(c.s.get(start..end).unwrap_or("")));
+            let words = c.s.get(start..end).unwrap_or("");
+            display = Some(if plain {
+                Cow::Borrowed(words)
+            } else {
+                normalize_ws(words)
+            });
             angle = true;
         } else {
             c.pos = save;
@@ -191,16 +213,13 @@ fn parse_name_addr<'a>(
         }
         uri = parse_uri(spec, c.base + start, limits)?;
     }
-    let mut params = Vec::new();
-    parse_params(c, &mut params, limits)?;
-    Ok((
-        NameAddr {
-            display,
-            uri,
-            params,
-        },
-        angle,
-    ))
+    let params = parse_params(c, limits)?;
+    out.push(wrap(NameAddr {
+        display,
+        uri,
+        params,
+    }));
+    Ok(angle)
 }
 
 fn expect_end(c: &mut Cursor<'_>) -> Result<(), ParseError> {
@@ -263,7 +282,7 @@ fn parse_credentials<'a>(
                 c.quoted()?;
                 c.since(start)
             } else {
-                let v = c.take_while(|b| is_token(b) || b == b'/' || b == b':');
+                let v = c.take_while(is_credential_value);
                 if v.is_empty() {
                     return Err(c.bad("empty authentication parameter value"));
                 }
@@ -331,6 +350,23 @@ fn valid_date(s: &str) -> bool {
         && part(25..29) == b" GMT"
 }
 
+/// `sent-protocol` up to the transport: `SIP SLASH 2.0 SLASH` with optional whitespace
+/// around the slashes.
+fn sent_protocol(c: &mut Cursor<'_>) -> Result<(), ParseError> {
+    let proto = c.token("missing sent-protocol")?;
+    if !c.eat_sep(b'/') {
+        return Err(c.bad("malformed sent-protocol"));
+    }
+    let ver = c.token("missing protocol version")?;
+    if !proto.eq_ignore_ascii_case("SIP") || ver != "2.0" {
+        return Err(c.bad("sent-protocol must be SIP/2.0"));
+    }
+    if !c.eat_sep(b'/') {
+        return Err(c.bad("malformed sent-protocol"));
+    }
+    Ok(())
+}
+
 /// Parses one header line's value into typed entries appended to `out`.
 pub(crate) fn parse_value<'a>(
     kind: Kind,
@@ -344,16 +380,13 @@ pub(crate) fn parse_value<'a>(
     match kind {
         Kind::Via => loop {
             c.skip_ws();
-            let proto = c.token("missing sent-protocol")?;
-            if !c.eat_sep(b'/') {
-                return Err(c.bad("malformed sent-protocol"));
-            }
-            let ver = c.token("missing protocol version")?;
-            if !proto.eq_ignore_ascii_case("SIP") || ver != "2.0" {
-                return Err(c.bad("sent-protocol must be SIP/2.0"));
-            }
-            if !c.eat_sep(b'/') {
-                return Err(c.bad("malformed sent-protocol"));
+            // the usual spelling, exactly, goes as the general path takes it (the
+            // whitespace after the second slash included)
+            if c.rest().as_bytes().starts_with(b"SIP/2.0/") {
+                c.pos += 8;
+                c.skip_ws();
+            } else {
+                sent_protocol(&mut c)?;
             }
             let transport = c.token("missing transport")?;
             let before = c.pos;
@@ -362,16 +395,18 @@ pub(crate) fn parse_value<'a>(
                 return Err(c.bad("missing whitespace before sent-by"));
             }
             let hstart = c.pos;
-            let host_text = if c.peek() == Some(b'[') {
+            let host = if c.peek() == Some(b'[') {
                 let Some(len) = find_byte(c.rest(), b']') else {
                     return Err(c.bad("unterminated IPv6 reference"));
                 };
                 c.pos += len + 1;
-                c.since(hstart)
+                parse_any_host(c.since(hstart))
             } else {
-                c.take_while(crate::uri::is_host_char)
+                let (len, h) = parse_host_prefix(c.rest());
+                c.pos += len;
+                h
             };
-            let host = parse_any_host(host_text).ok_or_else(|| {
+            let host = host.ok_or_else(|| {
                 ParseError::new(ErrorKind::BadValue("invalid sent-by host"), base + hstart)
             })?;
             let mut port = None;
@@ -385,8 +420,7 @@ pub(crate) fn parse_value<'a>(
                         .map_err(|_| c.err(ErrorKind::ScalarOverflow("port above 65535")))?,
                 );
             }
-            let mut params = Vec::new();
-            parse_params(&mut c, &mut params, limits)?;
+            let params = parse_params(&mut c, limits)?;
             let via = Via {
                 transport: Cow::Borrowed(transport),
                 host,
@@ -401,13 +435,12 @@ pub(crate) fn parse_value<'a>(
             }
         },
         Kind::From | Kind::To => {
-            let (na, _) = parse_name_addr(&mut c, limits)?;
-            expect_end(&mut c)?;
-            out.push(if kind == Kind::From {
-                Header::From(na)
+            if kind == Kind::From {
+                parse_name_addr(&mut c, limits, out, Header::From)?;
             } else {
-                Header::To(na)
-            });
+                parse_name_addr(&mut c, limits, out, Header::To)?;
+            }
+            expect_end(&mut c)?;
         }
         Kind::Contact => {
             c.skip_ws();
@@ -418,9 +451,10 @@ pub(crate) fn parse_value<'a>(
                 return Ok(());
             }
             loop {
-                let (na, _) = parse_name_addr(&mut c, limits)?;
-                check_contact_params(&na, &c)?;
-                out.push(Header::Contact(Contact::Addr(na)));
+                parse_name_addr(&mut c, limits, out, |na| Header::Contact(Contact::Addr(na)))?;
+                if let Some(Header::Contact(Contact::Addr(na))) = out.last() {
+                    check_contact_params(na, &c)?;
+                }
                 if !c.eat_sep(b',') {
                     expect_end(&mut c)?;
                     break;
@@ -428,15 +462,14 @@ pub(crate) fn parse_value<'a>(
             }
         }
         Kind::Route | Kind::RecordRoute | Kind::Path => loop {
-            let (na, angle) = parse_name_addr(&mut c, limits)?;
-            if !angle {
+            let wrap = match kind {
+                Kind::Route => Header::Route,
+                Kind::RecordRoute => Header::RecordRoute,
+                _ => Header::Path,
+            };
+            if !parse_name_addr(&mut c, limits, out, wrap)? {
                 return Err(c.bad("route URIs must be enclosed in <>"));
             }
-            out.push(match kind {
-                Kind::Route => Header::Route(na),
-                Kind::RecordRoute => Header::RecordRoute(na),
-                _ => Header::Path(na),
-            });
             if !c.eat_sep(b',') {
                 expect_end(&mut c)?;
                 break;
@@ -444,15 +477,27 @@ pub(crate) fn parse_value<'a>(
         },
         Kind::CallId => {
             let v = trim_ws(value);
-            let (w1, w2) = match find_byte(v, b'@') {
-                Some(at) => (
-                    v.get(..at).unwrap_or_default(),
-                    Some(v.get(at + 1..).unwrap_or_default()),
-                ),
-                None => (v, None),
+            // word [ "@" word ] in one walk ('@' is no word character, so the first one
+            // ends the first word)
+            let b = v.as_bytes();
+            let word_end = |from: usize| {
+                let mut i = from;
+                while b.get(i).is_some_and(|&c| is_word(c)) {
+                    i += 1;
+                }
+                i
             };
-            let ok_word = |w: &str| !w.is_empty() && w.bytes().all(is_word);
-            if !ok_word(w1) || w2.is_some_and(|w| !ok_word(w)) {
+            let w1 = word_end(0);
+            let ok = w1 > 0
+                && match b.get(w1) {
+                    None => true,
+                    Some(b'@') => {
+                        let w2 = word_end(w1 + 1);
+                        w2 > w1 + 1 && w2 == b.len()
+                    }
+                    Some(_) => false,
+                };
+            if !ok {
                 return Err(c.bad("Call-ID must be word[@word]"));
             }
             out.push(Header::CallId(Cow::Borrowed(v)));
@@ -510,8 +555,7 @@ pub(crate) fn parse_value<'a>(
                 return Err(c.bad("media type needs a subtype"));
             }
             let subtype = c.token("malformed media subtype")?;
-            let mut params = Vec::new();
-            parse_params(&mut c, &mut params, limits)?;
+            let params = parse_params(&mut c, limits)?;
             if params.iter().any(|p| p.value.is_none()) {
                 return Err(c.bad("media type parameter without a value"));
             }
@@ -556,7 +600,7 @@ pub(crate) fn parse_value<'a>(
             if !c.eat(b' ') {
                 return Err(c.bad("malformed Warning"));
             }
-            let agent = c.take_while(|b| is_token(b) || b == b':' || b == b'[' || b == b']');
+            let agent = c.take_while(is_param_value);
             if agent.is_empty() || !c.eat(b' ') {
                 return Err(c.bad("malformed warn-agent"));
             }
@@ -572,8 +616,7 @@ pub(crate) fn parse_value<'a>(
             }
         },
         Kind::UserAgent | Kind::Server => {
-            check_text(value, base)?;
-            let v = normalize_ws(value);
+            let v = text_value(value, base)?;
             if v.is_empty() {
                 return Err(c.bad("empty product list"));
             }
@@ -591,10 +634,9 @@ pub(crate) fn parse_value<'a>(
             out.push(Header::Date(v));
         }
         Kind::Other => {
-            check_text(value, base)?;
             out.push(Header::Other {
                 name,
-                value: normalize_ws(value),
+                value: text_value(value, base)?,
             });
         }
         Kind::ContentLength => unreachable_kind(&c)?,

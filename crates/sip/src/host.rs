@@ -96,6 +96,143 @@ fn dotted_quad(b: &[u8]) -> Option<Ipv4Addr> {
     (i == b.len()).then_some(Ipv4Addr::from(octets))
 }
 
+/// The host at the start of `s` and where it ends: what [`parse_host`] gives for the
+/// run of host characters (alphanumerics, `-`, `.`) that starts `s`, and the run's end.
+/// The usual spellings, a hostname that starts with a letter and a dotted quad, are
+/// checked as the bytes go by (one pass instead of a run then a check); anything else
+/// takes the run and `parse_host`. When the host is refused, the end is meaningless.
+pub(crate) fn parse_host_prefix(s: &str) -> (usize, Option<Host<'_>>) {
+    let b = s.as_bytes();
+    let host_char = |i: usize| {
+        b.get(i)
+            .is_some_and(|&c| in_class(&ALNUM, c) || c == b'-' || c == b'.')
+    };
+    match b.first() {
+        Some(c) if c.is_ascii_alphabetic() => {
+            let end = hostname_prefix(b);
+            let host = end
+                .and_then(|e| s.get(..e))
+                .map(|h| Host::Domain(Cow::Borrowed(h)));
+            (end.unwrap_or(0), host)
+        }
+        Some(c) if c.is_ascii_digit() => {
+            if let Some((a, end)) = dotted_quad_prefix(b) {
+                if !host_char(end) {
+                    return (end, Some(Host::V4(a)));
+                }
+            }
+            let mut end = 0;
+            while host_char(end) {
+                end += 1;
+            }
+            (end, parse_host(s.get(..end).unwrap_or_default()))
+        }
+        _ => (0, None),
+    }
+}
+
+/// Where the hostname that starts `b` ends, when the run of host characters there is a
+/// hostname (see `is_hostname`), label by label: each starts with an alphanumeric, goes
+/// on with alphanumerics and hyphens and ends with an alphanumeric; a dot that no host
+/// character follows is the optional trailing dot and ends the run.
+fn hostname_prefix(b: &[u8]) -> Option<usize> {
+    let mut i = 0;
+    loop {
+        let first = *b.get(i)?;
+        if !in_class(&ALNUM, first) {
+            return None;
+        }
+        let top_alpha = first.is_ascii_alphabetic();
+        i += 1;
+        loop {
+            i = alnum_run(b, i);
+            if b.get(i) != Some(&b'-') {
+                break;
+            }
+            i += 1;
+        }
+        if b.get(i.wrapping_sub(1)) == Some(&b'-') {
+            return None;
+        }
+        if b.get(i) != Some(&b'.') {
+            return top_alpha.then_some(i);
+        }
+        i += 1;
+        if !b
+            .get(i)
+            .is_some_and(|&c| in_class(&ALNUM, c) || c == b'-' || c == b'.')
+        {
+            return top_alpha.then_some(i);
+        }
+    }
+}
+
+/// Where the run of ASCII alphanumerics from `i` ends: eight bytes at a time while
+/// a whole word is alphanumeric, byte by byte near the end of the text.
+#[inline]
+fn alnum_run(b: &[u8], mut i: usize) -> usize {
+    while let Some(w) = b.get(i..i + 8).and_then(|w| <[u8; 8]>::try_from(w).ok()) {
+        let stop = !alnum_mask(u64::from_le_bytes(w)) & HI;
+        if stop != 0 {
+            return i + (stop.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
+    while b.get(i).is_some_and(|&c| in_class(&ALNUM, c)) {
+        i += 1;
+    }
+    i
+}
+
+const LO: u64 = 0x0101_0101_0101_0101;
+const HI: u64 = 0x8080_8080_8080_8080;
+
+/// The ASCII alphanumeric bytes of `w`, each flagged by its high bit; exact byte by
+/// byte. On seven-bit values `x + (0x80 - k)` sets the high bit exactly when `x >= k`
+/// and never carries out of its byte; bytes at or above 0x80 are not alphanumeric.
+#[inline]
+pub(crate) fn alnum_mask(w: u64) -> u64 {
+    let x = w & !HI;
+    let ge = |v: u64, k: u8| v + LO * (0x80 - u64::from(k));
+    let lower = x | (LO * 0x20);
+    let alpha = ge(lower, b'a') & !ge(lower, b'z' + 1);
+    let digit = ge(x, b'0') & !ge(x, b'9' + 1);
+    (alpha | digit) & !w & HI
+}
+
+/// A dotted quad at the start of `b` (the rules of `dotted_quad`) and where it ends.
+fn dotted_quad_prefix(b: &[u8]) -> Option<(Ipv4Addr, usize)> {
+    let digit = |i: usize| {
+        b.get(i)
+            .map(|c| c.wrapping_sub(b'0'))
+            .filter(|d| *d <= 9)
+            .map(u16::from)
+    };
+    let mut octets = [0u8; 4];
+    let mut i = 0;
+    for (k, slot) in octets.iter_mut().enumerate() {
+        if k > 0 {
+            if b.get(i) != Some(&b'.') {
+                return None;
+            }
+            i += 1;
+        }
+        let mut value = digit(i)?;
+        i += 1;
+        if value != 0 {
+            while let Some(d) = digit(i) {
+                value = value * 10 + d;
+                if value > 255 {
+                    return None;
+                }
+                i += 1;
+            }
+        }
+        *slot = u8::try_from(value).ok()?;
+    }
+    Some((Ipv4Addr::from(octets), i))
+}
+
 /// Like [`parse_host`] but also accepts an IPv6 reference `[...]` (for Via sent-by and
 /// the `received`/`maddr` parameters).
 pub(crate) fn parse_any_host(h: &str) -> Option<Host<'_>> {
@@ -237,6 +374,83 @@ mod hostname_tests {
             "x1.9a",
         ] {
             assert_eq!(parse_host(h), former(h), "{h:?}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod prefix_tests {
+    use super::{parse_host, parse_host_prefix};
+
+    /// The run of host characters, then `parse_host` of it: what the callers did.
+    fn former(s: &str) -> (usize, Option<crate::uri::Host<'_>>) {
+        let end = s
+            .bytes()
+            .position(|c| !(c.is_ascii_alphanumeric() || c == b'-' || c == b'.'))
+            .unwrap_or(s.len());
+        (end, parse_host(s.get(..end).unwrap_or_default()))
+    }
+
+    #[test]
+    fn one_pass_answers_as_the_run_then_the_check() {
+        let mut frontier = vec![String::new()];
+        for _ in 0..7 {
+            frontier = (frontier.iter())
+                .flat_map(|s| ["a", "1", "0", "-", ".", "Z", ":"].map(|a| format!("{s}{a}")))
+                .collect();
+            for h in &frontier {
+                let (want_end, want) = former(h);
+                let (end, got) = parse_host_prefix(h);
+                assert_eq!(got, want, "{h:?}");
+                if want.is_some() {
+                    assert_eq!(end, want_end, "{h:?}");
+                }
+            }
+        }
+        for h in [
+            "biloxi.example.com:5060",
+            "192.0.2.10:5060;transport=udp",
+            "255.255.255.255",
+            "256.1.1.1",
+            "1.2.3.4.com",
+            "1.2.3.4.",
+            "1.2.3.4-",
+            "01.2.3.4",
+            "a.b.c.>",
+            "a..b",
+            "x1.9a;lr",
+            "\u{e9}a",
+            "a\u{e9}",
+        ] {
+            let (want_end, want) = former(h);
+            let (end, got) = parse_host_prefix(h);
+            assert_eq!(got, want, "{h:?}");
+            if want.is_some() {
+                assert_eq!(end, want_end, "{h:?}");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod word_tests {
+    use super::alnum_mask;
+
+    #[test]
+    fn the_mask_flags_exactly_the_alphanumerics() {
+        for b in 0..=255u8 {
+            for fill in [b'a', b'.', 0x80, 0xff, b'Z', b'0', b'@', b'`'] {
+                for lane in 0..8 {
+                    let mut w = [fill; 8];
+                    w[lane] = b;
+                    let mask = alnum_mask(u64::from_le_bytes(w));
+                    for (k, &x) in w.iter().enumerate() {
+                        let flagged = mask >> (8 * k + 7) & 1 == 1;
+                        assert_eq!(flagged, x.is_ascii_alphanumeric(), "{w:?}");
+                        assert_eq!(mask >> (8 * k) & 0x7f, 0, "{w:?}");
+                    }
+                }
+            }
         }
     }
 }

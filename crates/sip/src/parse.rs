@@ -3,9 +3,10 @@ use std::borrow::Cow;
 
 use crate::error::{ErrorKind, ParseError};
 use crate::header::{lookup, parse_value, Header, Kind, Method};
+use crate::host::alnum_mask;
 use crate::limits::Limits;
 use crate::message::{Message, StartLine};
-use crate::scan::{check_text, find_byte, is_token, normalize_ws, trim_ws};
+use crate::scan::{byte_eq_mask, check_text, find_byte, is_token, normalize_ws, trim_ws};
 use crate::uri::{parse_uri, Uri};
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -18,7 +19,7 @@ enum Mode {
 /// ignored (RFC 3261 section 18.3); without Content-Length the body runs to the end of the
 /// datagram. Empty lines before the start line are skipped.
 pub fn parse_datagram<'a>(buf: &'a [u8], limits: &Limits) -> Result<Message<'a>, ParseError> {
-    parse_message(buf, limits, Mode::Datagram).map(|(m, _)| m)
+    parse_message(buf, limits, Mode::Datagram)
 }
 
 /// What the stream framer found at the front of the buffer.
@@ -103,7 +104,7 @@ pub fn frame_stream<'a>(buf: &'a [u8], limits: &Limits) -> Result<Frame<'a>, Par
     if buf.len() < total {
         return Ok(Frame::Incomplete);
     }
-    let (message, _) = parse_message(buf.get(..total).unwrap_or_default(), limits, Mode::Stream)?;
+    let message = parse_message(buf.get(..total).unwrap_or_default(), limits, Mode::Stream)?;
     Ok(Frame::Message {
         message,
         consumed: total,
@@ -167,7 +168,7 @@ fn parse_message<'a>(
     buf: &'a [u8],
     limits: &Limits,
     mode: Mode,
-) -> Result<(Message<'a>, usize), ParseError> {
+) -> Result<Message<'a>, ParseError> {
     let start = leading_crlfs(buf);
     let is_response = buf.len() >= start + 4
         && buf
@@ -259,14 +260,11 @@ fn parse_message<'a>(
             body_start,
         )));
     }
-    Ok((
-        Message {
-            start: start_line,
-            headers,
-            body: Cow::Borrowed(body),
-        },
-        body_start + body.len(),
-    ))
+    Ok(Message {
+        start: start_line,
+        headers,
+        body: Cow::Borrowed(body),
+    })
 }
 
 /// The bytes of `x` that are control characters (below 0x20, or DEL), flagged by their
@@ -344,13 +342,20 @@ fn prescan(
         // header line); the rules below apply byte by byte to the rest. The lowest
         // flagged byte of the mask is always a real control character (a false positive
         // can only sit above a true one), so the scan jumps straight to it.
-        for w in head.get(i..).unwrap_or_default().chunks_exact(8) {
-            let mask = <[u8; 8]>::try_from(w).map_or(0, |w| control_mask(u64::from_le_bytes(w)));
-            if mask != 0 {
-                i += (mask.trailing_zeros() / 8) as usize;
+        // (two words a step: one test of both, then the lower word decides first)
+        for w in head.get(i..).unwrap_or_default().chunks_exact(16) {
+            let (lo, hi) = w.split_at(8);
+            let lo = <[u8; 8]>::try_from(lo).map_or(0, |w| control_mask(u64::from_le_bytes(w)));
+            let hi = <[u8; 8]>::try_from(hi).map_or(0, |w| control_mask(u64::from_le_bytes(w)));
+            if lo | hi != 0 {
+                i += if lo != 0 {
+                    (lo.trailing_zeros() / 8) as usize
+                } else {
+                    8 + (hi.trailing_zeros() / 8) as usize
+                };
                 break;
             }
-            i += 8;
+            i += 16;
         }
         let Some(&b) = head.get(i) else {
             break;
@@ -428,6 +433,8 @@ fn parse_head<'a>(
     let mut headers = Vec::with_capacity(16);
     let mut content_length = None;
     let mut seen: u16 = 0;
+    let mut vias = 0;
+    let mut cseq_at = usize::MAX;
     let mut pos = first_end + 2;
     let mut k = 0;
     while pos < head.len() {
@@ -480,8 +487,16 @@ fn parse_head<'a>(
             Some(c) => Cow::Borrowed(c),
             None => Cow::Borrowed(raw_name),
         };
+        let before = headers.len();
         parse_value(kind, name, value, value_base, limits, &mut headers)
             .map_err(|e| e.in_header(shown))?;
+        // what the checks after the loop need, noted as it goes by (a singleton's bit
+        // in `seen` already says that it is present: a failed value ends the parse)
+        match kind {
+            Kind::Via => vias += headers.len() - before,
+            Kind::CSeq => cseq_at = before,
+            _ => {}
+        }
         // Counted in values, not lines, so that the canonical form (one Via per line)
         // stays within the same limit as the message it came from.
         if headers.len() > limits.max_headers {
@@ -494,18 +509,12 @@ fn parse_head<'a>(
             ));
         }
     }
-    let mut vias = 0;
-    let (mut from, mut to, mut call_id, mut cseq) = (false, false, false, None);
-    for h in &headers {
-        match h {
-            Header::Via(_) => vias += 1,
-            Header::From(_) => from = true,
-            Header::To(_) => to = true,
-            Header::CallId(_) => call_id = true,
-            Header::CSeq(c) => cseq = Some(&c.method),
-            _ => {}
-        }
-    }
+    let has = |kind| seen & singleton_bit(kind) != 0;
+    let (from, to, call_id) = (has(Kind::From), has(Kind::To), has(Kind::CallId));
+    let cseq = match headers.get(cseq_at) {
+        Some(Header::CSeq(c)) => Some(&c.method),
+        _ => None,
+    };
     if vias > limits.max_via {
         return Err(ParseError::new(
             ErrorKind::Limit {
@@ -542,6 +551,17 @@ fn parse_head<'a>(
 fn header_name(line: &str, line_base: usize) -> Result<(usize, &str), ParseError> {
     let b = line.as_bytes();
     let mut i = 0;
+    // letters, digits and hyphens (all of most names) eight bytes at a time, then any
+    // other token characters byte by byte
+    while let Some(w) = b.get(i..i + 8).and_then(|w| <[u8; 8]>::try_from(w).ok()) {
+        let w = u64::from_le_bytes(w);
+        let stop = !(alnum_mask(w) | byte_eq_mask(w, b'-')) & 0x8080_8080_8080_8080;
+        if stop != 0 {
+            i += (stop.trailing_zeros() / 8) as usize;
+            break;
+        }
+        i += 8;
+    }
     while b.get(i).is_some_and(|&c| is_token(c)) {
         i += 1;
     }
@@ -654,7 +674,7 @@ fn parse_start_line<'a>(
             sp1,
         ));
     }
-    if version.contains(' ') || version.contains('\t') {
+    if version.bytes().any(|b| b == b' ' || b == b'\t') {
         let k = if version.trim_end_matches([' ', '\t']).contains([' ', '\t']) {
             ErrorKind::BadStartLine("whitespace inside the Request-URI")
         } else {

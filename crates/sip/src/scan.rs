@@ -58,8 +58,33 @@ pub(crate) fn in_class(table: &[bool; 256], b: u8) -> bool {
     table.get(usize::from(b)).copied().unwrap_or(false)
 }
 
+/// A header parameter's unquoted value: `token / host` (RFC 3261 `gen-value`), the host
+/// including IPv6 brackets and the colons of an address.
+const fn param_value_char(b: u8) -> bool {
+    token_char(b) || matches!(b, b':' | b'[' | b']')
+}
+
+/// An unquoted auth-param value (a token, or a digest `uri`/`algorithm` written bare).
+const fn credential_value_char(b: u8) -> bool {
+    token_char(b) || matches!(b, b'/' | b':')
+}
+
 static TOKEN: [bool; 256] = byte_class!(token_char);
 static WORD: [bool; 256] = byte_class!(word_char);
+static PARAM_VALUE: [bool; 256] = byte_class!(param_value_char);
+static CREDENTIAL_VALUE: [bool; 256] = byte_class!(credential_value_char);
+
+/// Characters of an unquoted header parameter value (see `param_value_char`).
+#[inline]
+pub(crate) fn is_param_value(b: u8) -> bool {
+    in_class(&PARAM_VALUE, b)
+}
+
+/// Characters of an unquoted auth-param value (see `credential_value_char`).
+#[inline]
+pub(crate) fn is_credential_value(b: u8) -> bool {
+    in_class(&CREDENTIAL_VALUE, b)
+}
 
 /// The first `b` (an ASCII byte) in `s`: what `s.find(char)` gives, through memchr
 /// rather than the generic char searcher (a UTF-8 continuation byte is never ASCII).
@@ -174,16 +199,30 @@ pub(crate) fn normalize_ws(s: &str) -> Cow<'_, str> {
     let t = trim_ws(s);
     // a tab anywhere, or two spaces in a row, needs a rewrite (most values hold a few
     // spaces at most: the search jumps from one to the next)
+    // Eight bytes at a time: a tab, or a space before a space (in the word, or across
+    // its first byte and the last of the one before), needs a rewrite.
     let b = t.as_bytes();
     let mut needs = false;
-    let mut from = 0;
-    while let Some(i) = memchr::memchr2(b' ', b'\t', b.get(from..).unwrap_or_default()) {
-        let at = from + i;
-        if b.get(at) == Some(&b'\t') || b.get(at + 1).is_some_and(|&c| is_ws(c)) {
+    let mut prev_space = false;
+    let mut words = b.chunks_exact(8);
+    for w in &mut words {
+        let w = <[u8; 8]>::try_from(w).map_or(0, u64::from_le_bytes);
+        let tab = byte_eq_mask(w, b'\t');
+        let sp = byte_eq_mask(w, b' ');
+        if tab != 0 || sp & (sp >> 8) != 0 || (prev_space && sp & 0x80 != 0) {
             needs = true;
             break;
         }
-        from = at + 1;
+        prev_space = sp >> 63 != 0;
+    }
+    if !needs {
+        for &c in words.remainder() {
+            if c == b'\t' || (c == b' ' && prev_space) {
+                needs = true;
+                break;
+            }
+            prev_space = c == b' ';
+        }
     }
     if !needs {
         return Cow::Borrowed(t);
@@ -202,6 +241,17 @@ pub(crate) fn normalize_ws(s: &str) -> Cow<'_, str> {
         }
     }
     Cow::Owned(out)
+}
+
+/// The bytes of `w` equal to `c`, each flagged by its high bit: exact, byte by byte (no
+/// carry crosses a byte, unlike the "has a zero byte" trick).
+#[inline]
+pub(crate) fn byte_eq_mask(w: u64, c: u8) -> u64 {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    let x = w ^ (LO * u64::from(c));
+    !(((x & LOW7) + LOW7) | x) & HI
 }
 
 /// A cursor over one header value (or start-line part). `base` is the offset of the text
@@ -259,6 +309,17 @@ impl<'a> Cursor<'a> {
     /// `SWS sep SWS`: optional whitespace around a separator.
     #[inline]
     pub(crate) fn eat_sep(&mut self, sep: u8) -> bool {
+        // the separator right here, or something else than whitespace, decides at once
+        // (callers pass a separator that is not whitespace)
+        match self.peek() {
+            Some(c) if c == sep => {
+                self.pos += 1;
+                self.skip_ws();
+                return true;
+            }
+            Some(b' ' | b'\t') => {}
+            _ => return false,
+        }
         let save = self.pos;
         self.skip_ws();
         if self.eat(sep) {
@@ -312,14 +373,17 @@ impl<'a> Cursor<'a> {
         loop {
             // Eight ordinary bytes at a time (most of a nonce or a digest); the rules
             // below apply byte by byte wherever a word may hold a special one.
+            // A word that holds one goes straight to its first special byte.
             if let Some(w) = b
                 .get(self.pos..self.pos + 8)
                 .and_then(|w| <[u8; 8]>::try_from(w).ok())
             {
-                if plain_quoted_word(u64::from_le_bytes(w)) {
+                let mask = quoted_special_mask(u64::from_le_bytes(w));
+                if mask == 0 {
                     self.pos += 8;
                     continue;
                 }
+                self.pos += (mask.trailing_zeros() / 8) as usize;
             }
             let Some(&c) = b.get(self.pos) else {
                 return Err(self.bad("unterminated quoted string"));
@@ -352,17 +416,25 @@ impl<'a> Cursor<'a> {
 /// no backslash, no control character (tab included, to keep this simple) and no DEL.
 /// The word tricks ("has a zero byte", "has a byte less than n") have no false
 /// negatives; a false positive only sends the word through the byte-wise rules.
-#[inline]
+#[cfg(test)]
 fn plain_quoted_word(w: u64) -> bool {
+    quoted_special_mask(w) == 0
+}
+
+/// The bytes of `w` that may need a look inside a quoted string (see
+/// `plain_quoted_word`), flagged by their high bit. A false positive can only sit above
+/// a true match (a borrow moves upward), so the lowest flagged byte is always a real
+/// special byte and the bytes below it are ordinary.
+#[inline]
+fn quoted_special_mask(w: u64) -> u64 {
     const LO: u64 = 0x0101_0101_0101_0101;
     const HI: u64 = 0x8080_8080_8080_8080;
     let zero = |x: u64| x.wrapping_sub(LO) & !x & HI;
     let below_space = w.wrapping_sub(LO * 0x20) & !w & HI;
-    (below_space
+    below_space
         | zero(w ^ (LO * 0x7f))
         | zero(w ^ (LO * u64::from(b'"')))
-        | zero(w ^ (LO * u64::from(b'\\'))))
-        == 0
+        | zero(w ^ (LO * u64::from(b'\\')))
 }
 
 /// Free text (TEXT-UTF8 with LWS, as in unknown header values, User-Agent, reason
@@ -376,8 +448,15 @@ pub(crate) fn check_text(s: &str, base: usize) -> Result<(), ParseError> {
         // Eight bytes at a time while none is a quote, a backslash or a control
         // character (none of the rules below then applies to them).
         if let Some(w) = b.get(i..i + 8).and_then(|w| <[u8; 8]>::try_from(w).ok()) {
-            if plain_quoted_word(u64::from_le_bytes(w)) {
+            let mask = quoted_special_mask(u64::from_le_bytes(w));
+            if mask == 0 {
                 i += 8;
+                continue;
+            }
+            let skip = (mask.trailing_zeros() / 8) as usize;
+            if skip > 0 {
+                // ordinary bytes up to the first special one
+                i += skip;
                 continue;
             }
         }
@@ -412,6 +491,40 @@ pub(crate) fn check_text(s: &str, base: usize) -> Result<(), ParseError> {
         ));
     }
     Ok(())
+}
+
+/// [`check_text`] then [`normalize_ws`] of a header value. Values of plain bytes only (no
+/// quote, backslash or control character, tab included) and no two spaces in a row, the
+/// usual product lists and free text, pass both in one pass over eight bytes at a time:
+/// `check_text` has nothing to refuse in them and `normalize_ws` only trims them.
+pub(crate) fn text_value(s: &str, base: usize) -> Result<Cow<'_, str>, ParseError> {
+    let b = s.as_bytes();
+    let mut words = b.chunks_exact(8);
+    let mut prev_space = false;
+    let mut plain = true;
+    for w in &mut words {
+        let w = <[u8; 8]>::try_from(w).map_or(0, u64::from_le_bytes);
+        let sp = byte_eq_mask(w, b' ');
+        if quoted_special_mask(w) != 0 || sp & (sp >> 8) != 0 || (prev_space && sp & 0x80 != 0) {
+            plain = false;
+            break;
+        }
+        prev_space = sp >> 63 != 0;
+    }
+    if plain {
+        for &c in words.remainder() {
+            if c < 0x20 || c == 0x7f || c == b'"' || c == b'\\' || (c == b' ' && prev_space) {
+                plain = false;
+                break;
+            }
+            prev_space = c == b' ';
+        }
+    }
+    if plain {
+        return Ok(Cow::Borrowed(trim_ws(s)));
+    }
+    check_text(s, base)?;
+    Ok(normalize_ws(s))
 }
 
 /// Removes backslash escapes from quoted-string content.
@@ -453,6 +566,94 @@ mod class_tables {
     }
 
     #[test]
+    fn byte_masks_flag_exactly_the_equal_bytes() {
+        for c in [b' ', b'\t', 0u8, 0x80, 0xff] {
+            for b in 0..=255u8 {
+                for fill in [b' ', b'\t', b'a', 0x00, 0x80, 0xff] {
+                    for lane in 0..8 {
+                        let mut w = [fill; 8];
+                        w[lane] = b;
+                        let mask = byte_eq_mask(u64::from_le_bytes(w), c);
+                        for (k, &x) in w.iter().enumerate() {
+                            assert_eq!(mask >> (8 * k + 7) & 1 == 1, x == c, "{w:?} {c}");
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn normalize_ws_rewrites_exactly_what_needs_it() {
+        // every string over a small alphabet, against the plain definition
+        let alphabet = [" ", "\t", "a", "\u{e9}"];
+        let mut frontier = vec![String::new()];
+        for _ in 0..6 {
+            frontier = (frontier.iter())
+                .flat_map(|s| alphabet.map(|a| format!("{s}{a}")))
+                .collect();
+            for s in &frontier {
+                for pad in ["", "bbbbbbb", "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"] {
+                    let s = format!("{pad}{s}{pad}");
+                    let want: Vec<&str> = s.split([' ', '\t']).filter(|w| !w.is_empty()).collect();
+                    let got = normalize_ws(&s);
+                    assert_eq!(got, want.join(" "), "{s:?}");
+                    let trimmed = s.trim_matches([' ', '\t']);
+                    assert_eq!(matches!(got, Cow::Borrowed(_)), got == trimmed, "{s:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn text_value_answers_as_check_text_then_normalize_ws() {
+        let alphabet = [" ", "\t", "a", "\"", "\\", "\u{1}", "\u{7f}", "\u{e9}"];
+        let mut frontier = vec![String::new()];
+        for _ in 0..5 {
+            frontier = (frontier.iter())
+                .flat_map(|s| alphabet.map(|a| format!("{s}{a}")))
+                .collect();
+            for s in &frontier {
+                for pad in ["", " ", "bbbbbbb", "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"] {
+                    let s = format!("{pad}{s}{pad}");
+                    let want = check_text(&s, 3).map(|()| normalize_ws(&s));
+                    let got = text_value(&s, 3);
+                    assert_eq!(got, want, "{s:?}");
+                    if let (Ok(g), Ok(w)) = (got, want) {
+                        assert_eq!(matches!(g, Cow::Borrowed(_)), matches!(w, Cow::Borrowed(_)));
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_lowest_flagged_byte_is_the_first_special_one() {
+        let special = |b: u8| b < 0x20 || b == 0x7f || b == b'"' || b == b'\\';
+        let alphabet = [b'a', 0x00, 0x1f, b'"', b'\\', 0x7f, 0x80, b'#', b'!', b']'];
+        let mut w = [0u8; 8];
+        for n in 0..alphabet.len().pow(6) {
+            let mut k = n;
+            // six lanes vary, the other two are fixed (both ends are covered)
+            for (j, lane) in w.iter_mut().enumerate() {
+                *lane = if (1..7).contains(&j) {
+                    let a = alphabet[k % alphabet.len()];
+                    k /= alphabet.len();
+                    a
+                } else if j == 0 {
+                    alphabet[n % 3]
+                } else {
+                    alphabet[(n / 7) % alphabet.len()]
+                };
+            }
+            let first = w.iter().position(|&c| special(c));
+            let mask = quoted_special_mask(u64::from_le_bytes(w));
+            let flagged = (mask != 0).then(|| (mask.trailing_zeros() / 8) as usize);
+            assert_eq!(flagged, first, "{w:?}");
+        }
+    }
+
+    #[test]
     fn quoted_strings_of_every_length() {
         for n in 0..40 {
             let body: String = (0..n).map(|i| char::from(b'a' + (i % 26) as u8)).collect();
@@ -474,6 +675,8 @@ mod class_tables {
         for b in 0..=255u8 {
             assert_eq!(is_token(b), token_char(b), "{b}");
             assert_eq!(is_word(b), word_char(b), "{b}");
+            assert_eq!(is_param_value(b), param_value_char(b), "{b}");
+            assert_eq!(is_credential_value(b), credential_value_char(b), "{b}");
         }
         assert!(is_token(b'a') && is_token(b'~') && !is_token(b':') && !is_token(0x80));
         assert!(is_word(b':') && is_word(b'}') && !is_word(b' ') && !is_word(b';'));

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 use crate::error::{ErrorKind, ParseError};
-use crate::host::parse_host;
+use crate::host::parse_host_prefix;
 use crate::limits::Limits;
 use crate::scan::{byte_class, escapes_valid, find_byte, in_class, is_reserved, is_unreserved};
 
@@ -272,13 +272,10 @@ pub(crate) fn write_params(params: &[Param<'_>], out: &mut String) {
 static USER: [bool; 256] = byte_class!(user_char);
 static PASSWORD: [bool; 256] = byte_class!(password_char);
 static PARAM: [bool; 256] = byte_class!(param_char);
-static HOST: [bool; 256] = byte_class!(host_char);
 static HNV: [bool; 256] = byte_class!(hnv_char);
 static URIC: [bool; 256] = byte_class!(uric_char);
-
-pub(crate) fn is_host_char(b: u8) -> bool {
-    in_class(&HOST, b)
-}
+static PLAIN_USER: [bool; 256] = byte_class!(plain_user_char);
+static PLAIN_PARAM: [bool; 256] = byte_class!(plain_param_char);
 
 fn is_user_char(b: u8) -> bool {
     in_class(&USER, b)
@@ -309,17 +306,23 @@ const fn user_char(b: u8) -> bool {
         )
 }
 
+/// User characters other than the `%` of an escape: a user part of these alone needs
+/// no escape check.
+const fn plain_user_char(b: u8) -> bool {
+    user_char(b) && b != b'%'
+}
+
 const fn password_char(b: u8) -> bool {
     is_unreserved(b) || matches!(b, b'&' | b'=' | b'+' | b'$' | b',' | b'%')
 }
 
-/// hostname or IPv4address characters (the caller checks the grammar).
-const fn host_char(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b == b'-' || b == b'.'
-}
-
 const fn param_char(b: u8) -> bool {
     is_unreserved(b) || matches!(b, b'[' | b']' | b'/' | b':' | b'&' | b'+' | b'$' | b'%')
+}
+
+/// Parameter characters other than the `%` of an escape.
+const fn plain_param_char(b: u8) -> bool {
+    param_char(b) && b != b'%'
 }
 
 const fn hnv_char(b: u8) -> bool {
@@ -389,6 +392,19 @@ pub(crate) fn parse_uri<'a>(
     }
 }
 
+/// Where the run of `paramchar`s from `pos` ends; `escaped` is set when it holds a `%`.
+#[inline]
+fn param_run(b: &[u8], mut pos: usize, escaped: &mut bool) -> usize {
+    loop {
+        match b.get(pos) {
+            Some(&c) if in_class(&PLAIN_PARAM, c) => {}
+            Some(b'%') => *escaped = true,
+            _ => return pos,
+        }
+        pos += 1;
+    }
+}
+
 fn parse_sip<'a>(
     s: &'a str,
     base: usize,
@@ -402,11 +418,28 @@ fn parse_sip<'a>(
     // '@' is in no character class after the userinfo, so the first one ends it. The
     // userinfo (user characters and ':') is walked first: the walk stops at that '@'
     // unless something else stands before it, and only then is the rest searched.
-    let walked = s
-        .as_bytes()
-        .iter()
-        .position(|&c| !(is_user_char(c) || c == b':'));
+    // The walk notes whether it passed a ':' or a '%': a user part without either that
+    // ends at the '@' is then known to be valid, and the checks below are skipped.
+    let sb = s.as_bytes();
+    let mut walk = 0;
+    let mut marked = false;
+    let walked = loop {
+        match sb.get(walk) {
+            Some(&c) if in_class(&PLAIN_USER, c) => {}
+            Some(b':' | b'%') => marked = true,
+            Some(_) => break Some(walk),
+            None => break None,
+        }
+        walk += 1;
+    };
+    if let (Some(at), false) = (walked, marked) {
+        if at > 0 && sb.get(at) == Some(&b'@') {
+            user = Some(Cow::Borrowed(s.get(..at).unwrap_or_default()));
+            pos = at + 1;
+        }
+    }
     let at = match walked {
+        _ if pos > 0 => None,
         Some(i) if s.as_bytes().get(i) == Some(&b'@') => Some(i),
         Some(i) => memchr::memchr(b'@', s.as_bytes().get(i..).unwrap_or_default()).map(|a| a + i),
         None => None,
@@ -460,13 +493,9 @@ fn parse_sip<'a>(
         pos += close + 1;
     } else {
         let start = pos;
-        let tail = b.get(pos..).unwrap_or_default();
-        pos += tail
-            .iter()
-            .position(|&c| !is_host_char(c))
-            .unwrap_or(tail.len());
-        host = parse_host(s.get(start..pos).unwrap_or_default())
-            .ok_or_else(|| err("invalid host", start))?;
+        let (len, h) = parse_host_prefix(s.get(pos..).unwrap_or_default());
+        host = h.ok_or_else(|| err("invalid host", start))?;
+        pos += len;
     }
     let mut port = None;
     if b.get(pos) == Some(&b':') {
@@ -486,12 +515,16 @@ fn parse_sip<'a>(
         })?);
     }
     let mut params = Vec::new();
+    if b.get(pos) == Some(&b';') {
+        // room for the usual few without going through the out-of-line growth path
+        params = Vec::with_capacity(4);
+    }
     while b.get(pos) == Some(&b';') {
         pos += 1;
         let start = pos;
-        while b.get(pos).is_some_and(|&c| is_param_char(c)) {
-            pos += 1;
-        }
+        // the escapes are checked only when the walks passed a '%'
+        let mut escaped = false;
+        pos = param_run(b, pos, &mut escaped);
         let name = s.get(start..pos).unwrap_or_default();
         if name.is_empty() {
             return Err(err("empty URI parameter", start));
@@ -500,15 +533,13 @@ fn parse_sip<'a>(
         if b.get(pos) == Some(&b'=') {
             pos += 1;
             let vstart = pos;
-            while b.get(pos).is_some_and(|&c| is_param_char(c)) {
-                pos += 1;
-            }
+            pos = param_run(b, pos, &mut escaped);
             if vstart == pos {
                 return Err(err("empty URI parameter value", vstart));
             }
             value = Some(Cow::Borrowed(s.get(vstart..pos).unwrap_or_default()));
         }
-        if !escapes_valid(s.get(start..pos).unwrap_or_default()) {
+        if escaped && !escapes_valid(s.get(start..pos).unwrap_or_default()) {
             return Err(err("invalid %-escape in a URI parameter", start));
         }
         if params.len() >= limits.max_params {
@@ -655,7 +686,6 @@ mod class_tables {
             assert_eq!(is_user_char(b), user_char(b), "{b}");
             assert_eq!(is_password_char(b), password_char(b), "{b}");
             assert_eq!(is_param_char(b), param_char(b), "{b}");
-            assert_eq!(is_host_char(b), host_char(b), "{b}");
             assert_eq!(is_hnv_char(b), hnv_char(b), "{b}");
             assert_eq!(in_class(&URIC, b), uric_char(b), "{b}");
         }
