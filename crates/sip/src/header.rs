@@ -277,21 +277,24 @@ impl<'a> Credentials<'a> {
     /// [`Credentials::get`] of several names in one pass over the parameters (a digest
     /// response has ten; looking each name up on its own compared them all nine times).
     pub fn get_all<const N: usize>(&self, names: [&str; N]) -> [Option<Cow<'_, str>>; N] {
-        names.map(|n| {
-            let n = n.as_bytes();
-            // the first parameter of the name decides, as in `get`; the length and the
-            // first byte rule most names out before the comparison proper
-            let first = n.first().map(u8::to_ascii_lowercase);
-            self.params
-                .iter()
-                .find(|p| {
-                    let b = p.name.as_bytes();
-                    b.len() == n.len()
-                        && b.first().map(u8::to_ascii_lowercase) == first
-                        && b.eq_ignore_ascii_case(n)
-                })
-                .and_then(|p| p.value.as_deref().map(unquote))
-        })
+        let mut out: [Option<Cow<'_, str>>; N] = std::array::from_fn(|_| None);
+        // the first parameter of a name decides, as in `get` (a valueless one too)
+        let mut decided = [false; N];
+        let mut left = N;
+        for p in &self.params {
+            if left == 0 {
+                break;
+            }
+            let b = p.name.as_bytes();
+            for ((n, slot), done) in names.iter().zip(out.iter_mut()).zip(decided.iter_mut()) {
+                if !*done && n.len() == b.len() && n.as_bytes().eq_ignore_ascii_case(b) {
+                    *done = true;
+                    left -= 1;
+                    *slot = p.value.as_deref().map(unquote);
+                }
+            }
+        }
+        out
     }
 }
 
