@@ -516,6 +516,21 @@ pub struct RegistrationRecord {
     pub first_seen: Millis,
 }
 
+/// The parts of a finding an update changes when its lists stay as written.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FindingUpdate {
+    /// The finding's number.
+    pub id: u64,
+    /// Its score now.
+    pub score: f64,
+    /// When it was last seen going on.
+    pub updated_at: Millis,
+    /// Its action now.
+    pub action: ActionKind,
+    /// Its summary now.
+    pub summary: String,
+}
+
 /// What the detector gives the store.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Output {
@@ -525,6 +540,10 @@ pub enum Output {
     Registration(RegistrationRecord),
     /// Insert or replace a finding.
     Finding(Finding),
+    /// A finding written before whose lists (accounts, evidence) have not changed since:
+    /// only its score, summary, action and last update move (a farm of a thousand
+    /// accounts is not rewritten whole every few seconds while it goes on).
+    FindingUpdate(FindingUpdate),
     /// Apply (and store) a restriction.
     Restrict(Restriction),
 }

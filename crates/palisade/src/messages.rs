@@ -76,7 +76,10 @@ pub(crate) enum Replica {
     /// The binding, and its contact as the saving shard parsed it (`None`: parsed by
     /// the receiver).
     Saved(Box<(Binding, Option<palisade_sip::Uri<'static>>)>),
-    Removed { aor: String, contact: String },
+    Removed {
+        aor: String,
+        contact: String,
+    },
 }
 
 /// What the core thread hands to the storage thread.

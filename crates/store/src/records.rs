@@ -305,6 +305,20 @@ impl SqliteStore {
                             f.summary,
                         ])?;
                     }
+                    Output::FindingUpdate(u) => {
+                        // (its row was written whole before, in this order; a row lost
+                        // to a failing database stays lost, as the error lines said)
+                        tx.prepare_cached(
+                            "UPDATE findings SET score=?2, updated_at=?3, action=?4, summary=?5 WHERE id=?1",
+                        )?
+                        .execute(params![
+                            u.id as i64,
+                            u.score,
+                            u.updated_at,
+                            u.action.as_str(),
+                            u.summary
+                        ])?;
+                    }
                     Output::Restrict(r) => {
                         // numbered, and never over an operator's block in force
                         crate::blocks::save_detected(&tx, r, crate::blocks::now_ms())?;

@@ -247,8 +247,25 @@ fn outputs_are_written_and_read_back(b: &dyn Backend) {
     assert_eq!(s.calls(0, None).unwrap()[0], c1);
     assert_eq!(s.calls(t + 40, None).unwrap(), std::slice::from_ref(&c4));
     assert_eq!(s.findings(0).unwrap(), [grown.clone()]);
-    assert_eq!(s.findings(t + 30).unwrap(), [grown]);
+    assert_eq!(s.findings(t + 30).unwrap(), [grown.clone()]);
     assert!(s.findings(t + 31).unwrap().is_empty());
+
+    // an update whose lists stay as written moves only its score, time, action, summary
+    let mut touched = grown.clone();
+    touched.score = 0.95;
+    touched.updated_at = t + 35;
+    touched.action = palisade_detect::ActionKind::Block;
+    touched.summary = "still going".into();
+    s.apply_outputs(&[Output::FindingUpdate(palisade_detect::FindingUpdate {
+        id: touched.id,
+        score: touched.score,
+        updated_at: touched.updated_at,
+        action: touched.action,
+        summary: touched.summary.clone(),
+    })])
+    .unwrap();
+    assert_eq!(s.findings(0).unwrap(), [touched.clone()]);
+    assert_eq!(s.findings(t + 35).unwrap(), [touched]);
 
     // the next numbers are past those written
     let (c, r, f) = s.next_ids().unwrap();

@@ -438,8 +438,13 @@ fn shards_share_the_location_and_messages_reach_their_owner() {
         // the owner's parsed contact, as the server hands it over; applying twice
         // keeps one copy
         let uri = eps[reg].contact_uri(&b.aor, &b.contact).unwrap();
-        assert_eq!(uri, palisade_sip::parse_uri(&b.contact, &Default::default()).unwrap());
-        assert!(eps[reg].contact_uri(&b.aor, "sip:other@192.0.2.99").is_none());
+        assert_eq!(
+            uri,
+            palisade_sip::parse_uri(&b.contact, &Default::default()).unwrap()
+        );
+        assert!(eps[reg]
+            .contact_uri(&b.aor, "sip:other@192.0.2.99")
+            .is_none());
         eps[1 - reg].apply_binding_parsed(b, uri);
     }
     assert_eq!(eps[1 - reg].bindings().count(), 1);

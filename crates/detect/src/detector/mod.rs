@@ -285,7 +285,17 @@ impl Detector {
     fn write_dirty_findings(&mut self) {
         for a in self.active.values_mut() {
             if std::mem::take(&mut a.dirty) {
-                self.out.push(Output::Finding(a.f.clone()));
+                self.out.push(if std::mem::take(&mut a.lists_dirty) {
+                    Output::Finding(a.f.clone())
+                } else {
+                    Output::FindingUpdate(FindingUpdate {
+                        id: a.f.id,
+                        score: a.f.score,
+                        updated_at: a.f.updated_at,
+                        action: a.f.action,
+                        summary: a.f.summary.clone(),
+                    })
+                });
             }
         }
     }
@@ -411,6 +421,7 @@ impl Detector {
         if let Some(Active {
             f,
             dirty,
+            lists_dirty,
             accounts: seen_accounts,
             records: seen_records,
         }) = self.active.get_mut(&key)
@@ -423,11 +434,13 @@ impl Detector {
             for a in accounts {
                 if f.accounts.len() < MAX_EVIDENCE && seen_accounts.insert(h(&a)) {
                     f.accounts.push(a);
+                    *lists_dirty = true;
                 }
             }
             for e in evidence {
                 if f.records.len() < MAX_EVIDENCE && seen_records.insert(h(&e)) {
                     f.records.push(e);
+                    *lists_dirty = true;
                 }
             }
             *dirty = true;
@@ -438,6 +451,7 @@ impl Detector {
                 let r = restrict(f.id);
                 self.out.push(Output::Finding(f.clone()));
                 *dirty = false;
+                *lists_dirty = false;
                 self.out.push(Output::Restrict(r));
             }
             return;
@@ -475,6 +489,9 @@ struct Active {
     f: Finding,
     /// Changed since it was last written out.
     dirty: bool,
+    /// Its lists changed since it was last written out whole (otherwise a change is
+    /// written as a [`FindingUpdate`]).
+    lists_dirty: bool,
     accounts: HashSet<u64>,
     records: HashSet<u64>,
 }
@@ -486,6 +503,7 @@ impl Active {
         Active {
             f,
             dirty,
+            lists_dirty: false,
             accounts,
             records,
         }

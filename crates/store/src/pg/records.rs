@@ -51,6 +51,9 @@ const SAVE_FINDING: &str = "INSERT INTO findings (id, kind, subject_kind, subjec
        detected_at = EXCLUDED.detected_at, updated_at = EXCLUDED.updated_at,
        action = EXCLUDED.action, accounts = EXCLUDED.accounts, records = EXCLUDED.records,
        summary = EXCLUDED.summary";
+/// A finding whose lists stay as written: only what an update moves.
+const UPDATE_FINDING: &str =
+    "UPDATE findings SET score = $2, updated_at = $3, action = $4, summary = $5 WHERE id = $1";
 const EXTEND_RESTRICTION: &str = "UPDATE restrictions SET until = $3, per_minute = $4
      WHERE subject_kind = $1 AND subject = $2 AND \"by\" = 'detector' AND finding = $5";
 const DROP_RESTRICTION: &str = "DELETE FROM restrictions WHERE subject_kind = $1 AND subject = $2
@@ -253,6 +256,7 @@ fn apply(c: &mut PgConn, outs: &[Output], now: i64) -> Result<(), StoreError> {
     let call = c.prepare(INSERT_CALLS)?;
     let reg = c.prepare(INSERT_REGISTRATIONS)?;
     let fin = c.prepare(SAVE_FINDING)?;
+    let touch = c.prepare(UPDATE_FINDING)?;
     let extend = c.prepare(EXTEND_RESTRICTION)?;
     let drop = c.prepare(DROP_RESTRICTION)?;
     let insert = c.prepare(INSERT_RESTRICTION)?;
@@ -279,6 +283,18 @@ fn apply(c: &mut PgConn, outs: &[Output], now: i64) -> Result<(), StoreError> {
                         &names_json(&f.accounts),
                         &evidence_json(&f.records),
                         &f.summary,
+                    ],
+                )?;
+            }
+            Output::FindingUpdate(u) => {
+                tx.execute(
+                    &touch,
+                    &[
+                        &id(u.id),
+                        &u.score,
+                        &u.updated_at,
+                        &u.action.as_str(),
+                        &u.summary,
                     ],
                 )?;
             }
