@@ -61,19 +61,114 @@ const CORE: [&[u8]; 7] = [
     b"contact",
 ];
 
-/// Index in [`CORE`] of a header name as written (full or compact form, any case).
-fn core_index(name: &[u8]) -> Option<usize> {
-    if name.len() == 1 {
-        return match name.first().map(u8::to_ascii_lowercase) {
-            Some(b'v') => Some(0),
-            Some(b'f') => Some(1),
-            Some(b't') => Some(2),
-            Some(b'i') => Some(3),
-            Some(b'm') => Some(6),
-            _ => None,
+/// The core header a line starts with, if any: its index in [`CORE`], the length of its
+/// name as written (full or compact form, any case) and where its colon is (after the
+/// name and any blanks). The first two bytes leave at most one candidate to compare.
+fn core_name(line: &[u8]) -> Option<(usize, usize, usize)> {
+    let (&first, tail) = line.split_first()?;
+    let &second = tail.first()?;
+    // (`| 0x20` lowers a letter; no other byte becomes one of these lower-case letters)
+    let (i, len) = if matches!(second, b':' | b' ' | b'\t') {
+        let i = match first | 0x20 {
+            b'v' => 0,
+            b'f' => 1,
+            b't' => 2,
+            b'i' => 3,
+            b'm' => 6,
+            _ => return None,
         };
+        (i, 1)
+    } else {
+        let i = match (first | 0x20, second | 0x20) {
+            (b'v', _) => 0,
+            (b'f', _) => 1,
+            (b't', _) => 2,
+            (b'c', b'a') => 3,
+            (b'c', b's') => 4,
+            (b'm', _) => 5,
+            (b'c', b'o') => 6,
+            _ => return None,
+        };
+        let full = CORE.get(i)?;
+        let written = line.get(..full.len())?;
+        // (the names hold only lower-case letters and `-`: a letter matches either case)
+        let same = written
+            .iter()
+            .zip(full.iter())
+            .all(|(&b, &c)| b | ((c & 0x40) >> 1) == c);
+        if !same {
+            return None;
+        }
+        (i, full.len())
+    };
+    let blanks = line
+        .get(len..)?
+        .iter()
+        .position(|&b| !matches!(b, b' ' | b'\t'))?;
+    let colon = len + blanks;
+    (line.get(colon) == Some(&b':')).then_some((i, len, colon))
+}
+
+/// Where `b` first occurs in `s`: eight bytes at a time over the first 32 (where most
+/// header lines and values end; `memchr` costs more to start), then `memchr`.
+fn find(b: u8, s: &[u8]) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let splat = ONES * u64::from(b);
+    let mut off = 0;
+    while off < 32 {
+        let Some(chunk) = s.get(off..).and_then(<[u8]>::first_chunk::<8>) else {
+            let tail = s.get(off..).unwrap_or_default();
+            return tail.iter().position(|&c| c == b).map(|p| off + p);
+        };
+        // (a zero byte of `w` is a `b`; the lowest flagged byte is the first one)
+        let w = u64::from_le_bytes(*chunk) ^ splat;
+        let zero = w.wrapping_sub(ONES) & !w & HIGHS;
+        if zero != 0 {
+            return Some(off + (zero.trailing_zeros() / 8) as usize);
+        }
+        off += 8;
     }
-    CORE.iter().position(|c| c.eq_ignore_ascii_case(name))
+    memchr::memchr(b, s.get(off..).unwrap_or_default()).map(|p| off + p)
+}
+
+/// Classes of a byte for [`shape`], one table look-up per byte.
+const LOWER: u8 = 1;
+const UPPER: u8 = 2;
+const DIGIT: u8 = 4;
+/// A hex digit (`0-9a-fA-F`).
+const HEXDIGIT: u8 = 8;
+
+static CLASS: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut c = 0;
+    while c < 256 {
+        let b = c as u8;
+        let mut k = 0;
+        if b.is_ascii_lowercase() {
+            k |= LOWER;
+        }
+        if b.is_ascii_uppercase() {
+            k |= UPPER;
+        }
+        if b.is_ascii_digit() {
+            k |= DIGIT;
+        }
+        if b.is_ascii_hexdigit() {
+            k |= HEXDIGIT;
+        }
+        // (evaluated at compile time: an index out of range fails the build)
+        #[allow(clippy::indexing_slicing)]
+        {
+            t[c] = k;
+        }
+        c += 1;
+    }
+    t
+};
+
+fn class(c: u8) -> u8 {
+    CLASS.get(usize::from(c)).copied().unwrap_or(0)
 }
 
 /// Adds the shape of a value; what varies from message to message does not count, what
@@ -91,53 +186,24 @@ fn core_index(name: &[u8]) -> Option<usize> {
 ///   or more its case (`l`ower, `U`pper, `m`ixed);
 /// - no letter (`1-4711@`): counters, each digit run `D`, the rest as written.
 fn shape(h: &mut Fnv, v: &[u8]) {
-    // One pass over the value gathers what the rules below look at.
-    let (mut lower, mut upper, mut all_hex) = (false, false, true);
-    let (mut words, mut letter_count, mut in_word) = (0usize, 0usize, false);
-    let (mut longest_digits, mut digit_run, mut digits) = (0usize, 0usize, 0usize);
+    // The union and the intersection of the bytes' classes decide most values (a
+    // counter without letters, a hex token); the counts below only the others.
+    let (mut any, mut all) = (0u8, u8::MAX);
     for &c in v {
-        let is_lower = c.is_ascii_lowercase();
-        let is_upper = c.is_ascii_uppercase();
-        if is_lower || is_upper {
-            lower |= is_lower;
-            upper |= is_upper;
-            all_hex &= matches!(c, b'a'..=b'f' | b'A'..=b'F');
-            words += usize::from(!in_word);
-            in_word = true;
-            letter_count += 1;
-            digit_run = 0;
-        } else {
-            in_word = false;
-            if c.is_ascii_digit() {
-                digit_run += 1;
-                digits += 1;
-                longest_digits = longest_digits.max(digit_run);
-            } else {
-                all_hex = false;
-                digit_run = 0;
-            }
-        }
+        let k = class(c);
+        any |= k;
+        all &= k;
     }
+    let (lower, upper) = (any & LOWER != 0, any & UPPER != 0);
     let letters = lower || upper;
-    if letters && all_hex && !(lower && upper) {
+    if letters && all & HEXDIGIT != 0 && !(lower && upper) {
         h.byte(b'H');
         h.byte(v.len().min(255) as u8);
         h.byte(u8::from(upper));
         h.sep();
         return;
     }
-    // (SIPp's `[pid]SIPpTag00[n]`: with a process id under 1000 the letters outnumber
-    // the digits, but the word still sits between two counters)
-    // (SIPp writes `[pid]R[n]` and `[pid]SIPpTag00[n]`: one letter, or a word of six
-    // letters or more, between counters; a random token of ten characters almost never
-    // has that form, so belle-sip's tokens keep their shape)
-    let between_counters = v.first().is_some_and(u8::is_ascii_digit)
-        && v.last().is_some_and(u8::is_ascii_digit)
-        && digits >= 4
-        && (letter_count <= 1 || letter_count >= 6);
-    let counters_around_a_word =
-        words == 1 && ((longest_digits >= 4 && letter_count * 2 <= v.len()) || between_counters);
-    if letters && !counters_around_a_word {
+    if letters && !counters_around_a_word(v) {
         h.byte(b'T');
         h.byte(v.len().min(255) as u8);
         if v.len() >= 12 {
@@ -165,155 +231,204 @@ fn shape(h: &mut Fnv, v: &[u8]) {
     h.sep();
 }
 
-fn trim(mut v: &[u8]) -> &[u8] {
-    while let [b' ' | b'\t', rest @ ..] = v {
-        v = rest;
+/// Whether a value with letters is one word among counters (see [`shape`]).
+fn counters_around_a_word(v: &[u8]) -> bool {
+    let (mut words, mut letter_count, mut in_word) = (0usize, 0usize, false);
+    let (mut longest_digits, mut digit_run, mut digits) = (0usize, 0usize, 0usize);
+    for &c in v {
+        let k = class(c);
+        let letter = k & (LOWER | UPPER) != 0;
+        words += usize::from(letter & !in_word);
+        in_word = letter;
+        letter_count += usize::from(letter);
+        let digit = k & DIGIT != 0;
+        digit_run = if digit { digit_run + 1 } else { 0 };
+        digits += usize::from(digit);
+        longest_digits = longest_digits.max(digit_run);
     }
-    while let [rest @ .., b' ' | b'\t'] = v {
-        v = rest;
-    }
-    v
+    // (SIPp writes `[pid]R[n]` and `[pid]SIPpTag00[n]`: one letter, or a word of six
+    // letters or more, between counters; with a process id under 1000 the letters of
+    // its tag outnumber the digits; a random token of ten characters almost never has
+    // that form, so belle-sip's tokens keep their shape)
+    let between_counters = v.first().is_some_and(u8::is_ascii_digit)
+        && v.last().is_some_and(u8::is_ascii_digit)
+        && digits >= 4
+        && (letter_count <= 1 || letter_count >= 6);
+    words == 1 && ((longest_digits >= 4 && letter_count * 2 <= v.len()) || between_counters)
 }
 
-/// The value of parameter `name` in a `;`-separated list (case-insensitive name).
-fn param<'a>(params: &'a [u8], name: &[u8]) -> Option<&'a [u8]> {
-    params.split(|&b| b == b';').find_map(|p| {
-        let p = trim(p);
-        let (n, v) = match p.iter().position(|&b| b == b'=') {
-            Some(eq) => (p.get(..eq)?, p.get(eq + 1..)?),
-            None => (p, &b""[..]),
+fn is_ws(b: &u8) -> bool {
+    matches!(b, b' ' | b'\t')
+}
+
+fn trim_end(v: &[u8]) -> &[u8] {
+    let end = v.iter().rposition(|b| !is_ws(b)).map_or(0, |e| e + 1);
+    v.get(..end).unwrap_or_default()
+}
+
+fn trim(v: &[u8]) -> &[u8] {
+    let start = v.iter().position(|b| !is_ws(b)).unwrap_or(v.len());
+    trim_end(v.get(start..).unwrap_or_default())
+}
+
+/// Adds the names of the parameters in a `;` list, in order (as written; the first 16),
+/// and returns the value of the first parameter named `wanted` (case-insensitive), in
+/// one pass over the list: each parameter's name up to `=` (or `;`), then its value up
+/// to `;`.
+fn param_names_and<'a>(h: &mut Fnv, params: &'a [u8], wanted: &[u8]) -> Option<&'a [u8]> {
+    let mut found = None;
+    let mut rest = params;
+    let mut k = 0;
+    loop {
+        let stop = rest
+            .iter()
+            .position(|&b| b == b'=' || b == b';')
+            .unwrap_or(rest.len());
+        let (name, tail) = rest.split_at_checked(stop).unwrap_or_default();
+        let name = trim(name);
+        // (`next` is empty or starts with the `;` of the next parameter)
+        let (value, next) = match tail.split_first() {
+            Some((b'=', v)) => v.split_at_checked(find(b';', v).unwrap_or(v.len())).unwrap_or_default(),
+            _ => (&b""[..], tail),
         };
-        trim(n).eq_ignore_ascii_case(name).then_some(trim(v))
-    })
-}
-
-/// The parameters of a name-addr or addr-spec header value (after `>` when the URI is
-/// bracketed, else after the first `;`), and whether it was bracketed.
-fn header_params(v: &[u8]) -> (&[u8], bool) {
-    if let Some(gt) = v.iter().rposition(|&b| b == b'>') {
-        return (v.get(gt + 1..).unwrap_or_default(), true);
-    }
-    match v.iter().position(|&b| b == b';') {
-        Some(sc) => (v.get(sc..).unwrap_or_default(), false),
-        None => (&[], false),
-    }
-}
-
-/// Adds the names of the parameters in a `;` list, in order (as written).
-fn param_names(h: &mut Fnv, params: &[u8]) {
-    for p in params.split(|&b| b == b';').take(16) {
-        let p = trim(p);
-        let n = p.split(|&b| b == b'=').next().unwrap_or_default();
-        h.bytes(trim(n));
-        h.byte(b';');
+        if k < 16 {
+            h.bytes(name);
+            h.byte(b';');
+        }
+        if found.is_none() && name.eq_ignore_ascii_case(wanted) {
+            found = Some(trim(value));
+        }
+        k += 1;
+        match next.split_first() {
+            Some((_, r)) if k < 16 || found.is_none() => rest = r,
+            _ => break,
+        }
     }
     h.sep();
+    found
+}
+
+/// The Via value: protocol as written, parameter names in order, branch shape.
+fn via(h: &mut Fnv, value: &[u8]) {
+    // The sent-protocol ends at the first blank or `;` (`SIP/2.0/UDP host;...`).
+    let end = value
+        .iter()
+        .position(|&b| b == b' ' || b == b';')
+        .unwrap_or(value.len());
+    let proto = value.get(..end).unwrap_or_default();
+    // `SIP/2.0/UDP`: how it is written, not which transport it names.
+    let slash = proto.iter().rposition(|&b| b == b'/').unwrap_or(proto.len());
+    let (written, transport) = proto.split_at_checked(slash).unwrap_or_default();
+    h.bytes(written);
+    let any = transport.iter().fold(0, |a, &c| a | class(c));
+    h.byte(match (any & LOWER != 0, any & UPPER != 0) {
+        (true, true) => b'm',
+        (true, false) => b'l',
+        _ => b'U',
+    });
+    h.sep();
+    let semi = match value.get(end) {
+        Some(b';') => end,
+        _ => value
+            .get(end..)
+            .and_then(|r| find(b';', r))
+            .map_or(value.len(), |s| end + s),
+    };
+    let params = value.get(semi..).unwrap_or_default();
+    if let Some(b) = param_names_and(h, params, b"branch") {
+        shape(h, b.strip_prefix(b"z9hG4bK").unwrap_or(b));
+    }
+}
+
+/// The From value: whether the URI is bracketed, parameter names, tag shape. (The
+/// parameters follow the last `>` when the URI is bracketed, else its first `;`.)
+fn from(h: &mut Fnv, value: &[u8]) {
+    let (params, bracketed) = match memchr::memrchr(b'>', value) {
+        Some(gt) => (value.get(gt + 1..).unwrap_or_default(), true),
+        None => match find(b';', value) {
+            Some(sc) => (value.get(sc..).unwrap_or_default(), false),
+            None => (&b""[..], false),
+        },
+    };
+    h.byte(u8::from(bracketed));
+    if let Some(t) = param_names_and(h, params, b"tag") {
+        shape(h, t);
+    }
 }
 
 /// The wire fingerprint of a request (see the module documentation). Bytes that are
 /// not a SIP request give a fingerprint too (of what there is); it never fails.
+///
+/// A look at the first bytes of each line (they tell the one core header it can be),
+/// and a search for its end; only the values of the core headers are read further. (The
+/// first implementation, kept in `fingerprint/reference.rs` for the tests to compare
+/// with, says the same in more passes.)
 pub fn fingerprint(raw: &[u8]) -> u64 {
     let mut h = Fnv::new();
     let mut order = [0u8; CORE.len()];
     let mut seen = 0usize;
-    let mut first_of = [false; CORE.len()];
+    let mut done = 0u8; // bit i: the first header of CORE[i] was read
     // Skip the request line.
     let mut rest = match memchr::memchr(b'\n', raw) {
         Some(nl) => raw.get(nl + 1..).unwrap_or_default(),
         None => return h.0,
     };
     let mut lines = 0;
-    while !rest.is_empty() && lines < 128 {
+    while lines < 128 {
+        let Some((&first, tail)) = rest.split_first() else {
+            break;
+        };
         lines += 1;
-        let nl = memchr::memchr(b'\n', rest).unwrap_or(rest.len());
-        let line = rest.get(..nl).unwrap_or_default();
-        rest = rest.get(nl + 1..).unwrap_or_default();
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
-        if line.is_empty() {
-            break; // end of the header section
+        // A core header read for the first time: its index, name as written, whether
+        // blanks follow the name, and where its value starts.
+        let mut core = None;
+        match first {
+            b'\n' => break, // end of the header section
+            b'\r' if matches!(tail.first(), None | Some(b'\n')) => break,
+            b' ' | b'\t' => h.byte(b'+'), // folding is a habit too
+            _ => {
+                if let Some((i, len, colon)) = core_name(rest) {
+                    if done & (1 << i) == 0 {
+                        done |= 1 << i;
+                        core = Some((i, len, colon));
+                    } // (a second Via, of a proxy, is not the client's habit)
+                }
+            }
         }
-        if matches!(line.first(), Some(b' ' | b'\t')) {
-            h.byte(b'+'); // folding is a habit too
-            continue;
-        }
-        // (a header name is short: a plain loop finds its colon sooner than memchr)
-        let Some(colon) = line.iter().position(|&b| b == b':') else {
+        let from_byte = core.map_or(0, |(_, _, colon)| colon + 1);
+        let tail = rest.get(from_byte..).unwrap_or_default();
+        let nl = find(b'\n', tail).unwrap_or(tail.len());
+        let line_rest = tail.get(..nl).unwrap_or_default();
+        let name = rest.get(..core.map_or(0, |(_, len, _)| len));
+        rest = tail.get(nl + 1..).unwrap_or_default();
+        let (Some((i, len, colon)), Some(name)) = (core, name) else {
             continue;
         };
-        let raw_name = line.get(..colon).unwrap_or_default();
-        let name = trim(raw_name);
-        let after = line.get(colon + 1..).unwrap_or_default();
-        let Some(i) = core_index(name) else {
-            continue;
-        };
-        let first = first_of.get(i).copied() == Some(false);
-        if let Some(f) = first_of.get_mut(i) {
-            *f = true;
-        }
-        if !first {
-            continue; // a second Via (of a proxy) is not the client's habit
-        }
+        let after = line_rest.strip_suffix(b"\r").unwrap_or(line_rest);
         if let Some(slot) = order.get_mut(seen) {
             *slot = i as u8;
             seen += 1;
         }
         // How the name and the separator are written.
         h.bytes(name);
-        h.byte(u8::from(raw_name.len() != name.len()));
-        h.byte(after.iter().take_while(|&&b| b == b' ').count().min(3) as u8);
+        h.byte(u8::from(colon != len));
+        h.byte(after.iter().take(3).take_while(|&&b| b == b' ').count() as u8);
         h.sep();
-        let value = trim(after);
         match i {
-            0 => {
-                // Via: protocol as written, parameter names in order, branch shape.
-                let semi = value.iter().position(|&b| b == b';').unwrap_or(value.len());
-                let sent = value.get(..semi).unwrap_or_default();
-                let proto = sent.split(|&b| b == b' ').next().unwrap_or_default();
-                // `SIP/2.0/UDP`: how it is written, not which transport it names.
-                let slash = proto
-                    .iter()
-                    .rposition(|&b| b == b'/')
-                    .unwrap_or(proto.len());
-                h.bytes(proto.get(..slash).unwrap_or_default());
-                let t = proto.get(slash..).unwrap_or_default();
-                h.byte(
-                    match (
-                        t.iter().any(u8::is_ascii_lowercase),
-                        t.iter().any(u8::is_ascii_uppercase),
-                    ) {
-                        (true, true) => b'm',
-                        (true, false) => b'l',
-                        _ => b'U',
-                    },
-                );
-                h.sep();
-                let params = value.get(semi..).unwrap_or_default();
-                param_names(&mut h, params);
-                if let Some(b) = param(params, b"branch") {
-                    shape(&mut h, b.strip_prefix(b"z9hG4bK").unwrap_or(b));
-                }
-            }
-            1 => {
-                let (params, bracketed) = header_params(value);
-                h.byte(u8::from(bracketed));
-                param_names(&mut h, params);
-                if let Some(t) = param(params, b"tag") {
-                    shape(&mut h, t);
-                }
-            }
-            2 | 6 => {
-                let (_, bracketed) = header_params(value);
-                h.byte(u8::from(bracketed));
-            }
+            0 => via(&mut h, trim(after)),
+            1 => from(&mut h, trim(after)),
+            // (blanks around the value do not change whether it holds a `>`)
+            2 | 6 => h.byte(u8::from(find(b'>', after).is_some())),
             3 => {
-                let at = value.iter().position(|&b| b == b'@');
+                let value = trim(after);
+                let at = find(b'@', value);
                 shape(
                     &mut h,
                     value.get(..at.unwrap_or(value.len())).unwrap_or_default(),
                 );
                 h.byte(u8::from(at.is_some()));
             }
-            5 => h.bytes(value),
+            5 => h.bytes(trim(after)),
             _ => {}
         }
         h.sep();
