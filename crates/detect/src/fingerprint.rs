@@ -89,17 +89,7 @@ fn core_name(line: &[u8]) -> Option<(usize, usize, usize)> {
             (b'c', b'o') => 6,
             _ => return None,
         };
-        let full = CORE.get(i)?;
-        let written = line.get(..full.len())?;
-        // (the names hold only lower-case letters and `-`: a letter matches either case)
-        let same = written
-            .iter()
-            .zip(full.iter())
-            .all(|(&b, &c)| b | ((c & 0x40) >> 1) == c);
-        if !same {
-            return None;
-        }
-        (i, full.len())
+        (i, starts_with_core(line, i)?)
     };
     let blanks = line
         .get(len..)?
@@ -109,27 +99,106 @@ fn core_name(line: &[u8]) -> Option<(usize, usize, usize)> {
     (line.get(colon) == Some(&b':')).then_some((i, len, colon))
 }
 
-/// Where `b` first occurs in `s`: eight bytes at a time over the first 32 (where most
+/// How a line that starts with the name `CORE[i]` (any case) reads as little-endian
+/// words: its first eight bytes, and its last eight when longer (`max-forwards`). A
+/// byte `b` of the line matches when `(b | case) & keep` is the name's byte: `| 0x20`
+/// lowers a letter and turns no other byte into a lower-case letter; the names hold
+/// only lower-case letters and `-`, which must match as it is.
+#[derive(Clone, Copy)]
+struct NameWord {
+    name: u64,
+    case: u64,
+    keep: u64,
+}
+
+static CORE_WORDS: [[NameWord; 2]; CORE.len()] = {
+    let none = NameWord {
+        name: 0,
+        case: 0,
+        keep: 0,
+    };
+    let mut t = [[none; 2]; CORE.len()];
+    let mut i = 0;
+    while i < CORE.len() {
+        // (evaluated at compile time: an index out of range fails the build)
+        #[allow(clippy::indexing_slicing)]
+        {
+            let name = CORE[i];
+            let mut w = 0;
+            while w < 2 {
+                let from = if w == 0 || name.len() <= 8 {
+                    0
+                } else {
+                    name.len() - 8
+                };
+                let mut k = 0;
+                while k < 8 && from + k < name.len() {
+                    let c = name[from + k] as u64;
+                    t[i][w].name |= c << (8 * k);
+                    t[i][w].keep |= 0xff << (8 * k);
+                    if name[from + k].is_ascii_lowercase() {
+                        t[i][w].case |= 0x20 << (8 * k);
+                    }
+                    k += 1;
+                }
+                w += 1;
+            }
+        }
+        i += 1;
+    }
+    t
+};
+
+/// The length of `CORE[i]` when `line` starts with it (any case).
+fn starts_with_core(line: &[u8], i: usize) -> Option<usize> {
+    let full = CORE.get(i)?;
+    let [head, tail] = CORE_WORDS.get(i)?;
+    let matches = |w: &[u8; 8], m: &NameWord| (u64::from_le_bytes(*w) | m.case) & m.keep == m.name;
+    let fits = match (line.first_chunk::<8>(), full.len() > 8) {
+        (Some(w), false) => matches(w, head),
+        (Some(w), true) => {
+            let last = line.get(full.len() - 8..)?.first_chunk::<8>()?;
+            matches(w, head) && matches(last, tail)
+        }
+        // (a line of less than eight bytes, at the end of the input)
+        (None, _) => is_name(line.get(..full.len())?, full),
+    };
+    fits.then_some(full.len())
+}
+
+#[inline]
+/// Where `b` first occurs in `s`: eight bytes at a time over the first 64 (where most
 /// header lines and values end; `memchr` costs more to start), then `memchr`.
 fn find(b: u8, s: &[u8]) -> Option<usize> {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    const SWAR: usize = 64;
     let splat = ONES * u64::from(b);
     let mut off = 0;
-    while off < 32 {
+    while off < SWAR {
         let Some(chunk) = s.get(off..).and_then(<[u8]>::first_chunk::<8>) else {
-            let tail = s.get(off..).unwrap_or_default();
-            return tail.iter().position(|&c| c == b).map(|p| off + p);
+            // The last bytes: the last eight of `s` when there are so many (those
+            // before `off` hold no `b`), else one at a time.
+            let last = s.len().saturating_sub(8);
+            return match s.get(last..).and_then(<[u8]>::first_chunk::<8>) {
+                Some(chunk) => first_zero(u64::from_le_bytes(*chunk) ^ splat).map(|p| last + p),
+                None => s.iter().position(|&c| c == b),
+            };
         };
-        // (a zero byte of `w` is a `b`; the lowest flagged byte is the first one)
-        let w = u64::from_le_bytes(*chunk) ^ splat;
-        let zero = w.wrapping_sub(ONES) & !w & HIGHS;
-        if zero != 0 {
-            return Some(off + (zero.trailing_zeros() / 8) as usize);
+        if let Some(p) = first_zero(u64::from_le_bytes(*chunk) ^ splat) {
+            return Some(off + p);
         }
         off += 8;
     }
     memchr::memchr(b, s.get(off..).unwrap_or_default()).map(|p| off + p)
+}
+
+const ONES: u64 = 0x0101_0101_0101_0101;
+
+/// The first zero byte of `w` (little-endian order): a byte that borrows from a zero
+/// byte below it may be flagged too, but the lowest flagged byte is a zero one.
+fn first_zero(w: u64) -> Option<usize> {
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let zero = w.wrapping_sub(ONES) & !w & HIGHS;
+    (zero != 0).then(|| (zero.trailing_zeros() / 8) as usize)
 }
 
 /// Classes of a byte for [`shape`], one table look-up per byte.
@@ -217,7 +286,7 @@ fn shape(h: &mut Fnv, v: &[u8]) {
         return;
     }
     let mut in_digits = false;
-    for &c in v.iter().take(64) {
+    for &c in v.get(..64).unwrap_or(v) {
         if c.is_ascii_digit() {
             if !in_digits {
                 h.byte(b'D');
@@ -231,44 +300,55 @@ fn shape(h: &mut Fnv, v: &[u8]) {
     h.sep();
 }
 
-/// Whether a value with letters is one word among counters (see [`shape`]).
+/// Whether a value is one word among counters (see [`shape`]): its letters are one
+/// run, with a run of 4 digits or more and at most half letters, or between counters.
 fn counters_around_a_word(v: &[u8]) -> bool {
-    let (mut words, mut letter_count, mut in_word) = (0usize, 0usize, false);
-    let (mut longest_digits, mut digit_run, mut digits) = (0usize, 0usize, 0usize);
-    for &c in v {
-        let k = class(c);
-        let letter = k & (LOWER | UPPER) != 0;
-        words += usize::from(letter & !in_word);
-        in_word = letter;
-        letter_count += usize::from(letter);
-        let digit = k & DIGIT != 0;
-        digit_run = if digit { digit_run + 1 } else { 0 };
-        digits += usize::from(digit);
-        longest_digits = longest_digits.max(digit_run);
+    let (Some(first), Some(last)) = (
+        v.iter().position(u8::is_ascii_alphabetic),
+        v.iter().rposition(u8::is_ascii_alphabetic),
+    ) else {
+        return false; // no word
+    };
+    let word = v.get(first..=last).unwrap_or_default();
+    if !word.iter().all(u8::is_ascii_alphabetic) {
+        return false; // more than one
     }
+    let letter_count = word.len();
     // (SIPp writes `[pid]R[n]` and `[pid]SIPpTag00[n]`: one letter, or a word of six
     // letters or more, between counters; with a process id under 1000 the letters of
     // its tag outnumber the digits; a random token of ten characters almost never has
     // that form, so belle-sip's tokens keep their shape)
     let between_counters = v.first().is_some_and(u8::is_ascii_digit)
         && v.last().is_some_and(u8::is_ascii_digit)
-        && digits >= 4
-        && (letter_count <= 1 || letter_count >= 6);
-    words == 1 && ((longest_digits >= 4 && letter_count * 2 <= v.len()) || between_counters)
+        && (letter_count <= 1 || letter_count >= 6)
+        && v.iter().filter(|c| c.is_ascii_digit()).count() >= 4;
+    between_counters
+        || (letter_count * 2 <= v.len()
+            && v.split(|c| !c.is_ascii_digit()).any(|run| run.len() >= 4))
 }
 
-fn is_ws(b: &u8) -> bool {
-    matches!(b, b' ' | b'\t')
+fn trim_end(mut v: &[u8]) -> &[u8] {
+    while let [rest @ .., b' ' | b'\t'] = v {
+        v = rest;
+    }
+    v
 }
 
-fn trim_end(v: &[u8]) -> &[u8] {
-    let end = v.iter().rposition(|b| !is_ws(b)).map_or(0, |e| e + 1);
-    v.get(..end).unwrap_or_default()
+fn trim(mut v: &[u8]) -> &[u8] {
+    while let [b' ' | b'\t', rest @ ..] = v {
+        v = rest;
+    }
+    trim_end(v)
 }
 
-fn trim(v: &[u8]) -> &[u8] {
-    let start = v.iter().position(|b| !is_ws(b)).unwrap_or(v.len());
-    trim_end(v.get(start..).unwrap_or_default())
+/// Whether `written` is `lower` (lower-case letters and `-`) in any case: `| 0x20`
+/// lowers a letter, and turns no other byte into a lower-case letter.
+fn is_name(written: &[u8], lower: &[u8]) -> bool {
+    written.len() == lower.len()
+        && written
+            .iter()
+            .zip(lower)
+            .all(|(&b, &c)| b | ((c & 0x40) >> 1) == c)
 }
 
 /// Adds the names of the parameters in a `;` list, in order (as written; the first 16),
@@ -295,7 +375,7 @@ fn param_names_and<'a>(h: &mut Fnv, params: &'a [u8], wanted: &[u8]) -> Option<&
             h.bytes(name);
             h.byte(b';');
         }
-        if found.is_none() && name.eq_ignore_ascii_case(wanted) {
+        if found.is_none() && is_name(name, wanted) {
             found = Some(trim(value));
         }
         k += 1;
