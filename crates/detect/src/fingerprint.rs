@@ -91,12 +91,12 @@ fn core_name(line: &[u8]) -> Option<(usize, usize, usize)> {
         };
         (i, starts_with_core(line, i)?)
     };
-    let blanks = line
-        .get(len..)?
-        .iter()
-        .position(|&b| !matches!(b, b' ' | b'\t'))?;
-    let colon = len + blanks;
-    (line.get(colon) == Some(&b':')).then_some((i, len, colon))
+    let after = line.get(len..)?;
+    if after.first() == Some(&b':') {
+        return Some((i, len, len));
+    }
+    let blanks = after.iter().position(|&b| !matches!(b, b' ' | b'\t'))?;
+    (after.get(blanks) == Some(&b':')).then_some((i, len, len + blanks))
 }
 
 /// How a line that starts with the name `CORE[i]` (any case) reads as little-endian
@@ -166,7 +166,7 @@ fn starts_with_core(line: &[u8], i: usize) -> Option<usize> {
     fits.then_some(full.len())
 }
 
-#[inline]
+#[inline(always)]
 /// Where `b` first occurs in `s`: eight bytes at a time over the first 64 (where most
 /// header lines and values end; `memchr` costs more to start), then `memchr`.
 fn find(b: u8, s: &[u8]) -> Option<usize> {
@@ -492,7 +492,12 @@ pub fn fingerprint(raw: &[u8]) -> u64 {
         // How the name and the separator are written.
         h.bytes(name);
         h.byte(u8::from(colon != len));
-        h.byte(after.iter().take(3).take_while(|&&b| b == b' ').count() as u8);
+        h.byte(match after {
+            [b' ', b' ', b' ', ..] => 3,
+            [b' ', b' ', ..] => 2,
+            [b' ', ..] => 1,
+            _ => 0,
+        });
         h.sep();
         match i {
             0 => via(&mut h, trim(after)),
