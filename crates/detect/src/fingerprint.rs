@@ -355,6 +355,7 @@ fn is_name(written: &[u8], lower: &[u8]) -> bool {
 /// and returns the value of the first parameter named `wanted` (case-insensitive), in
 /// one pass over the list: each parameter's name up to `=` (or `;`), then its value up
 /// to `;`.
+#[inline(always)]
 fn param_names_and<'a>(h: &mut Fnv, params: &'a [u8], wanted: &[u8]) -> Option<&'a [u8]> {
     let mut found = None;
     let mut rest = params;
@@ -533,37 +534,48 @@ pub fn sdp_habits(body: &[u8]) -> u64 {
     }
     let mut h = Fnv::new();
     let mut media = 0;
-    for line in body.split(|&b| b == b'\n').take(256) {
+    let mut rest = body;
+    // (the lines of the body, the first 256; the last one ends where the body does)
+    for _ in 0..256 {
+        let nl = find(b'\n', rest);
+        let line = rest.get(..nl.unwrap_or(rest.len())).unwrap_or_default();
+        rest = nl
+            .and_then(|nl| rest.get(nl + 1..))
+            .unwrap_or_default();
         let line = line.strip_suffix(b"\r").unwrap_or(line);
-        let (Some(&t), Some(b'=')) = (line.first(), line.get(1)) else {
-            continue;
-        };
-        let v = line.get(2..).unwrap_or_default();
-        if t == b'm' {
-            media += 1;
-            if media > 1 {
-                break;
+        if let [t, b'=', v @ ..] = line {
+            let t = *t;
+            if t == b'm' {
+                media += 1;
+                if media > 1 {
+                    break;
+                }
             }
+            h.byte(t);
+            match t {
+                b'o' => {
+                    // the user, and the shape of the session id
+                    let sp = find(b' ', v);
+                    h.bytes(v.get(..sp.unwrap_or(v.len())).unwrap_or_default());
+                    h.sep();
+                    let id = sp.and_then(|sp| v.get(sp + 1..)).unwrap_or_default();
+                    shape(&mut h, id.get(..find(b' ', id).unwrap_or(id.len())).unwrap_or_default());
+                }
+                b's' => h.bytes(v),
+                b'a' => {
+                    let end = v
+                        .iter()
+                        .position(|&b| b == b':' || b == b' ')
+                        .unwrap_or(v.len());
+                    h.bytes(v.get(..end).unwrap_or_default());
+                }
+                _ => {}
+            }
+            h.sep();
         }
-        h.byte(t);
-        match t {
-            b'o' => {
-                let mut f = v.split(|&b| b == b' ');
-                h.bytes(f.next().unwrap_or_default());
-                h.sep();
-                shape(&mut h, f.next().unwrap_or_default());
-            }
-            b's' => h.bytes(v),
-            b'a' => {
-                let end = v
-                    .iter()
-                    .position(|&b| b == b':' || b == b' ')
-                    .unwrap_or(v.len());
-                h.bytes(v.get(..end).unwrap_or_default());
-            }
-            _ => {}
+        if nl.is_none() {
+            break;
         }
-        h.sep();
     }
     h.0
 }

@@ -206,3 +206,72 @@ fn agrees_on_clients_messages_edited() {
     assert!(n > 100_000, "{n} inputs");
     eprintln!("{n} inputs");
 }
+
+/// Session descriptions as clients write them.
+const SDPS: [&str; 3] = [
+    "v=0\r\no=user1 2890844526 2890844526 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 6000 RTP/AVP 0 8 9 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:8 PCMA/8000\r\na=rtpmap:9 G722/8000\r\na=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-16\r\na=ptime:20\r\na=sendrecv\r\n",
+    "v=0\r\no=alice 1234 5678 IN IP4 192.168.1.20\r\ns=Talk\r\nc=IN IP4 192.168.1.20\r\nt=0 0\r\na=rtcp-xr:rcvr-rtt=all:10000 stat-summary=loss,dup,jitt,TTL voip-metrics\r\na=record:off\r\nm=audio 7078 RTP/AVP 96 97 98 0 8 18 101 99 100\r\na=rtpmap:96 opus/48000/2\r\na=fmtp:96 useinbandfec=1\r\na=rtcp-fb:* trr-int 1000\r\nm=video 9078 RTP/AVP 96\r\na=rtpmap:96 VP8/90000\r\n",
+    "v=0\no=- 3958523331 3958523331 IN IP4 192.0.2.10\ns=baresip\nc=IN IP4 192.0.2.10\nt=0 0\nm=audio 10000 RTP/AVP 0 8 101\nb=AS:64\na=rtpmap:101 telephone-event/8000\na=sendrecv\na=label:1\n",
+];
+
+fn same_sdp(n: &mut usize, body: &[u8]) {
+    assert_eq!(
+        super::sdp_habits(body),
+        reference::sdp_habits(body),
+        "{:?}",
+        String::from_utf8_lossy(body)
+    );
+    *n += 1;
+}
+
+#[test]
+fn sdp_habits_agree_on_bodies_edited() {
+    let mut bodies: Vec<Vec<u8>> = SDPS.iter().map(|s| s.as_bytes().to_vec()).collect();
+    for (_, msg) in corpus("rfc4475").iter().chain(&corpus("rfc5118")) {
+        // the body after the header section, and the whole message read as a body
+        if let Some(end) = msg.windows(4).position(|w| w == b"\r\n\r\n") {
+            bodies.push(msg[end + 4..].to_vec());
+        }
+        bodies.push(msg.clone());
+    }
+    let mut n = 0;
+    for body in &bodies {
+        for end in 0..=body.len() {
+            same_sdp(&mut n, &body[..end]);
+        }
+        let text = String::from_utf8_lossy(body);
+        for edit in [
+            text.replace("\r\n", "\n"),
+            text.replace('\n', "\r\n"),
+            text.replace("\r\n", "\r"),
+            text.replace("o=", "o= "),
+            text.replace("o=", "o="),
+            text.replace(' ', "  "),
+            text.replace(' ', ""),
+            text.replace(':', " "),
+            text.replace("m=", "m=x\r\nm="),
+            text.replace("a=", "a=\r\na="),
+            text.replace("=", ""),
+            text.to_uppercase(),
+            text.repeat(30),
+        ] {
+            same_sdp(&mut n, edit.as_bytes());
+        }
+        for at in 0..body.len().min(300) {
+            for &b in &ODD {
+                let mut m = body.clone();
+                m[at] = b;
+                same_sdp(&mut n, &m);
+                m.insert(at, b);
+                same_sdp(&mut n, &m);
+            }
+        }
+    }
+    // bodies of more than 256 lines
+    let many = "a=x\r\n".repeat(300);
+    same_sdp(&mut n, many.as_bytes());
+    same_sdp(&mut n, format!("{many}m=audio\r\n").as_bytes());
+    same_sdp(&mut n, "\n".repeat(300).as_bytes());
+    assert!(n > 100_000, "{n} inputs");
+    eprintln!("{n} inputs");
+}

@@ -428,6 +428,47 @@ fn fingerprint_is_unchanged() {
     assert!(n > 1000);
 }
 
+pub(super) fn sdp_habits(body: &[u8]) -> u64 {
+    if body.is_empty() {
+        return 0;
+    }
+    let mut h = Fnv::new();
+    let mut media = 0;
+    for line in body.split(|&b| b == b'\n').take(256) {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        let (Some(&t), Some(b'=')) = (line.first(), line.get(1)) else {
+            continue;
+        };
+        let v = line.get(2..).unwrap_or_default();
+        if t == b'm' {
+            media += 1;
+            if media > 1 {
+                break;
+            }
+        }
+        h.byte(t);
+        match t {
+            b'o' => {
+                let mut f = v.split(|&b| b == b' ');
+                h.bytes(f.next().unwrap_or_default());
+                h.sep();
+                shape(&mut h, f.next().unwrap_or_default());
+            }
+            b's' => h.bytes(v),
+            b'a' => {
+                let end = v
+                    .iter()
+                    .position(|&b| b == b':' || b == b' ')
+                    .unwrap_or(v.len());
+                h.bytes(v.get(..end).unwrap_or_default());
+            }
+            _ => {}
+        }
+        h.sep();
+    }
+    h.0
+}
+
 fn ua_family(ua: &str) -> String {
     let word = ua.trim().split(['/', ' ', '(']).next().unwrap_or("");
     let mut out = String::with_capacity(word.len().min(32));
