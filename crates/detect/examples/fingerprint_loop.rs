@@ -43,7 +43,7 @@ User-Agent: sipp-bench\r\n\
 Subject: benchmark call\r\n\
 Proxy-Authorization: Digest username=\"user1\",realm=\"127.0.0.1\",uri=\"sip:user2@127.0.0.1:5480\",nonce=\"4f2a9c1e7b3d5a6f8e0c2b4d6a8f1e3c5b7d9a0c2e4f6a8b0d2c4e6f\",response=\"0a1b2c3d4e5f60718293a4b5c6d7e8f9\",algorithm=MD5,cnonce=\"6b8b4567\",qop=auth,nc=00000001\r\n\
 Content-Type: application/sdp\r\n\
-Content-Length: 219\r\n\r\n";
+Content-Length: 259\r\n\r\n";
 
 const SDP: &[u8] = b"v=0\r\n\
 o=user1 2890844526 2890844526 IN IP4 127.0.0.1\r\n\

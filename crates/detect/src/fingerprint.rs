@@ -166,9 +166,9 @@ fn starts_with_core(line: &[u8], i: usize) -> Option<usize> {
     fits.then_some(full.len())
 }
 
-#[inline(always)]
 /// Where `b` first occurs in `s`: eight bytes at a time over the first 64 (where most
 /// header lines and values end; `memchr` costs more to start), then `memchr`.
+#[inline(always)]
 fn find(b: u8, s: &[u8]) -> Option<usize> {
     const SWAR: usize = 64;
     let splat = ONES * u64::from(b);
