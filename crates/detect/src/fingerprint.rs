@@ -369,7 +369,9 @@ fn param_names_and<'a>(h: &mut Fnv, params: &'a [u8], wanted: &[u8]) -> Option<&
         let name = trim(name);
         // (`next` is empty or starts with the `;` of the next parameter)
         let (value, next) = match tail.split_first() {
-            Some((b'=', v)) => v.split_at_checked(find(b';', v).unwrap_or(v.len())).unwrap_or_default(),
+            Some((b'=', v)) => v
+                .split_at_checked(find(b';', v).unwrap_or(v.len()))
+                .unwrap_or_default(),
             _ => (&b""[..], tail),
         };
         if k < 16 {
@@ -398,7 +400,10 @@ fn via(h: &mut Fnv, value: &[u8]) {
         .unwrap_or(value.len());
     let proto = value.get(..end).unwrap_or_default();
     // `SIP/2.0/UDP`: how it is written, not which transport it names.
-    let slash = proto.iter().rposition(|&b| b == b'/').unwrap_or(proto.len());
+    let slash = proto
+        .iter()
+        .rposition(|&b| b == b'/')
+        .unwrap_or(proto.len());
     let (written, transport) = proto.split_at_checked(slash).unwrap_or_default();
     h.bytes(written);
     let any = transport.iter().fold(0, |a, &c| a | class(c));
@@ -449,7 +454,7 @@ pub fn fingerprint(raw: &[u8]) -> u64 {
     let mut order = [0u8; CORE.len()];
     let mut seen = 0usize;
     let mut done = 0u8; // bit i: the first header of CORE[i] was read
-    // Skip the request line.
+                        // Skip the request line.
     let mut rest = match memchr::memchr(b'\n', raw) {
         Some(nl) => raw.get(nl + 1..).unwrap_or_default(),
         None => return h.0,
@@ -539,9 +544,7 @@ pub fn sdp_habits(body: &[u8]) -> u64 {
     for _ in 0..256 {
         let nl = find(b'\n', rest);
         let line = rest.get(..nl.unwrap_or(rest.len())).unwrap_or_default();
-        rest = nl
-            .and_then(|nl| rest.get(nl + 1..))
-            .unwrap_or_default();
+        rest = nl.and_then(|nl| rest.get(nl + 1..)).unwrap_or_default();
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         if let [t, b'=', v @ ..] = line {
             let t = *t;
@@ -559,7 +562,11 @@ pub fn sdp_habits(body: &[u8]) -> u64 {
                     h.bytes(v.get(..sp.unwrap_or(v.len())).unwrap_or_default());
                     h.sep();
                     let id = sp.and_then(|sp| v.get(sp + 1..)).unwrap_or_default();
-                    shape(&mut h, id.get(..find(b' ', id).unwrap_or(id.len())).unwrap_or_default());
+                    shape(
+                        &mut h,
+                        id.get(..find(b' ', id).unwrap_or(id.len()))
+                            .unwrap_or_default(),
+                    );
                 }
                 b's' => h.bytes(v),
                 b'a' => {

@@ -9,7 +9,8 @@
     clippy::indexing_slicing,
     clippy::unwrap_used,
     clippy::expect_used,
-    clippy::panic
+    clippy::panic,
+    clippy::string_slice
 )]
 
 use super::reference;
@@ -89,13 +90,14 @@ const CLIENTS: [&str; 8] = [
 /// Edits of a message that change how it is written.
 fn mutations(msg: &[u8]) -> Vec<Vec<u8>> {
     let text = String::from_utf8_lossy(msg).into_owned();
-    let mut out: Vec<Vec<u8>> = Vec::new();
-    out.push(text.to_lowercase().into_bytes());
-    out.push(text.to_uppercase().into_bytes());
-    out.push(text.replace("\r\n", "\n").into_bytes());
-    out.push(text.replace("\r\n", "\r").into_bytes());
-    out.push(text.replace("\r\n", "\r\r\n").into_bytes());
-    out.push(text.replace("\r\n", "\n\r").into_bytes());
+    let mut out: Vec<Vec<u8>> = vec![
+        text.to_lowercase().into_bytes(),
+        text.to_uppercase().into_bytes(),
+        text.replace("\r\n", "\n").into_bytes(),
+        text.replace("\r\n", "\r").into_bytes(),
+        text.replace("\r\n", "\r\r\n").into_bytes(),
+        text.replace("\r\n", "\n\r").into_bytes(),
+    ];
     // header by header
     let lines: Vec<&str> = text.split("\r\n").collect();
     let edit = |out: &mut Vec<Vec<u8>>, k: usize, with: &[&str]| {
@@ -141,7 +143,10 @@ fn mutations(msg: &[u8]) -> Vec<Vec<u8>> {
             format!("{name}:{}", value.replace('@', "")),
             format!("{name}:{}", value.replace('/', " ")),
             format!("{name}:{}{}", value, ";p=1".repeat(20)),
-            format!("{name}:{}", value.replacen(';', ";a;b;c;d;e;f;g;h;i;j;k;l;m;n;o;p;q;", 1)),
+            format!(
+                "{name}:{}",
+                value.replacen(';', ";a;b;c;d;e;f;g;h;i;j;k;l;m;n;o;p;q;", 1)
+            ),
         ] {
             edit(&mut out, k, &[&e]);
         }
@@ -150,7 +155,14 @@ fn mutations(msg: &[u8]) -> Vec<Vec<u8>> {
         edit(&mut out, k, &[&folded, &format!(" {trimmed}")]);
         let half = value.len() / 2;
         if value.is_char_boundary(half) {
-            edit(&mut out, k, &[&format!("{name}:{}", &value[..half]), &format!("\t{}", &value[half..])]);
+            edit(
+                &mut out,
+                k,
+                &[
+                    &format!("{name}:{}", &value[..half]),
+                    &format!("\t{}", &value[half..]),
+                ],
+            );
         }
     }
     // compact names, and full names for compact ones
@@ -245,7 +257,7 @@ fn sdp_habits_agree_on_bodies_edited() {
             text.replace('\n', "\r\n"),
             text.replace("\r\n", "\r"),
             text.replace("o=", "o= "),
-            text.replace("o=", "o="),
+            text.replace("o=", "o=user "),
             text.replace(' ', "  "),
             text.replace(' ', ""),
             text.replace(':', " "),
