@@ -360,6 +360,13 @@ fn param_names_and<'a>(h: &mut Fnv, params: &'a [u8], wanted: &[u8]) -> Option<&
     let mut found = None;
     let mut rest = params;
     let mut k = 0;
+    // (the list usually starts with the `;` after the URI or the sent-by: an empty
+    // first name)
+    if let [b';', tail @ ..] = params {
+        h.byte(b';');
+        rest = tail;
+        k = 1;
+    }
     loop {
         let stop = rest
             .iter()
