@@ -61,19 +61,183 @@ const CORE: [&[u8]; 7] = [
     b"contact",
 ];
 
-/// Index in [`CORE`] of a header name as written (full or compact form, any case).
-fn core_index(name: &[u8]) -> Option<usize> {
-    if name.len() == 1 {
-        return match name.first().map(u8::to_ascii_lowercase) {
-            Some(b'v') => Some(0),
-            Some(b'f') => Some(1),
-            Some(b't') => Some(2),
-            Some(b'i') => Some(3),
-            Some(b'm') => Some(6),
-            _ => None,
+/// The core header a line starts with, if any: its index in [`CORE`], the length of its
+/// name as written (full or compact form, any case) and where its colon is (after the
+/// name and any blanks). The first two bytes leave at most one candidate to compare.
+fn core_name(line: &[u8]) -> Option<(usize, usize, usize)> {
+    let (&first, tail) = line.split_first()?;
+    let &second = tail.first()?;
+    // (`| 0x20` lowers a letter; no other byte becomes one of these lower-case letters)
+    let (i, len) = if matches!(second, b':' | b' ' | b'\t') {
+        let i = match first | 0x20 {
+            b'v' => 0,
+            b'f' => 1,
+            b't' => 2,
+            b'i' => 3,
+            b'm' => 6,
+            _ => return None,
         };
+        (i, 1)
+    } else {
+        let i = match (first | 0x20, second | 0x20) {
+            (b'v', _) => 0,
+            (b'f', _) => 1,
+            (b't', _) => 2,
+            (b'c', b'a') => 3,
+            (b'c', b's') => 4,
+            (b'm', _) => 5,
+            (b'c', b'o') => 6,
+            _ => return None,
+        };
+        (i, starts_with_core(line, i)?)
+    };
+    let after = line.get(len..)?;
+    if after.first() == Some(&b':') {
+        return Some((i, len, len));
     }
-    CORE.iter().position(|c| c.eq_ignore_ascii_case(name))
+    let blanks = after.iter().position(|&b| !matches!(b, b' ' | b'\t'))?;
+    (after.get(blanks) == Some(&b':')).then_some((i, len, len + blanks))
+}
+
+/// How a line that starts with the name `CORE[i]` (any case) reads as little-endian
+/// words: its first eight bytes, and its last eight when longer (`max-forwards`). A
+/// byte `b` of the line matches when `(b | case) & keep` is the name's byte: `| 0x20`
+/// lowers a letter and turns no other byte into a lower-case letter; the names hold
+/// only lower-case letters and `-`, which must match as it is.
+#[derive(Clone, Copy)]
+struct NameWord {
+    name: u64,
+    case: u64,
+    keep: u64,
+}
+
+static CORE_WORDS: [[NameWord; 2]; CORE.len()] = {
+    let none = NameWord {
+        name: 0,
+        case: 0,
+        keep: 0,
+    };
+    let mut t = [[none; 2]; CORE.len()];
+    let mut i = 0;
+    while i < CORE.len() {
+        // (evaluated at compile time: an index out of range fails the build)
+        #[allow(clippy::indexing_slicing)]
+        {
+            let name = CORE[i];
+            let mut w = 0;
+            while w < 2 {
+                let from = if w == 0 || name.len() <= 8 {
+                    0
+                } else {
+                    name.len() - 8
+                };
+                let mut k = 0;
+                while k < 8 && from + k < name.len() {
+                    let c = name[from + k] as u64;
+                    t[i][w].name |= c << (8 * k);
+                    t[i][w].keep |= 0xff << (8 * k);
+                    if name[from + k].is_ascii_lowercase() {
+                        t[i][w].case |= 0x20 << (8 * k);
+                    }
+                    k += 1;
+                }
+                w += 1;
+            }
+        }
+        i += 1;
+    }
+    t
+};
+
+/// The length of `CORE[i]` when `line` starts with it (any case).
+fn starts_with_core(line: &[u8], i: usize) -> Option<usize> {
+    let full = CORE.get(i)?;
+    let [head, tail] = CORE_WORDS.get(i)?;
+    let matches = |w: &[u8; 8], m: &NameWord| (u64::from_le_bytes(*w) | m.case) & m.keep == m.name;
+    let fits = match (line.first_chunk::<8>(), full.len() > 8) {
+        (Some(w), false) => matches(w, head),
+        (Some(w), true) => {
+            let last = line.get(full.len() - 8..)?.first_chunk::<8>()?;
+            matches(w, head) && matches(last, tail)
+        }
+        // (a line of less than eight bytes, at the end of the input)
+        (None, _) => is_name(line.get(..full.len())?, full),
+    };
+    fits.then_some(full.len())
+}
+
+/// Where `b` first occurs in `s`: eight bytes at a time over the first 64 (where most
+/// header lines and values end; `memchr` costs more to start), then `memchr`.
+#[inline(always)]
+fn find(b: u8, s: &[u8]) -> Option<usize> {
+    const SWAR: usize = 64;
+    let splat = ONES * u64::from(b);
+    let mut off = 0;
+    while off < SWAR {
+        let Some(chunk) = s.get(off..).and_then(<[u8]>::first_chunk::<8>) else {
+            // The last bytes: the last eight of `s` when there are so many (those
+            // before `off` hold no `b`), else one at a time.
+            let last = s.len().saturating_sub(8);
+            return match s.get(last..).and_then(<[u8]>::first_chunk::<8>) {
+                Some(chunk) => first_zero(u64::from_le_bytes(*chunk) ^ splat).map(|p| last + p),
+                None => s.iter().position(|&c| c == b),
+            };
+        };
+        if let Some(p) = first_zero(u64::from_le_bytes(*chunk) ^ splat) {
+            return Some(off + p);
+        }
+        off += 8;
+    }
+    memchr::memchr(b, s.get(off..).unwrap_or_default()).map(|p| off + p)
+}
+
+const ONES: u64 = 0x0101_0101_0101_0101;
+
+/// The first zero byte of `w` (little-endian order): a byte that borrows from a zero
+/// byte below it may be flagged too, but the lowest flagged byte is a zero one.
+fn first_zero(w: u64) -> Option<usize> {
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let zero = w.wrapping_sub(ONES) & !w & HIGHS;
+    (zero != 0).then(|| (zero.trailing_zeros() / 8) as usize)
+}
+
+/// Classes of a byte for [`shape`], one table look-up per byte.
+const LOWER: u8 = 1;
+const UPPER: u8 = 2;
+const DIGIT: u8 = 4;
+/// A hex digit (`0-9a-fA-F`).
+const HEXDIGIT: u8 = 8;
+
+static CLASS: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut c = 0;
+    while c < 256 {
+        let b = c as u8;
+        let mut k = 0;
+        if b.is_ascii_lowercase() {
+            k |= LOWER;
+        }
+        if b.is_ascii_uppercase() {
+            k |= UPPER;
+        }
+        if b.is_ascii_digit() {
+            k |= DIGIT;
+        }
+        if b.is_ascii_hexdigit() {
+            k |= HEXDIGIT;
+        }
+        // (evaluated at compile time: an index out of range fails the build)
+        #[allow(clippy::indexing_slicing)]
+        {
+            t[c] = k;
+        }
+        c += 1;
+    }
+    t
+};
+
+fn class(c: u8) -> u8 {
+    CLASS.get(usize::from(c)).copied().unwrap_or(0)
 }
 
 /// Adds the shape of a value; what varies from message to message does not count, what
@@ -91,53 +255,24 @@ fn core_index(name: &[u8]) -> Option<usize> {
 ///   or more its case (`l`ower, `U`pper, `m`ixed);
 /// - no letter (`1-4711@`): counters, each digit run `D`, the rest as written.
 fn shape(h: &mut Fnv, v: &[u8]) {
-    // One pass over the value gathers what the rules below look at.
-    let (mut lower, mut upper, mut all_hex) = (false, false, true);
-    let (mut words, mut letter_count, mut in_word) = (0usize, 0usize, false);
-    let (mut longest_digits, mut digit_run, mut digits) = (0usize, 0usize, 0usize);
+    // The union and the intersection of the bytes' classes decide most values (a
+    // counter without letters, a hex token); the counts below only the others.
+    let (mut any, mut all) = (0u8, u8::MAX);
     for &c in v {
-        let is_lower = c.is_ascii_lowercase();
-        let is_upper = c.is_ascii_uppercase();
-        if is_lower || is_upper {
-            lower |= is_lower;
-            upper |= is_upper;
-            all_hex &= matches!(c, b'a'..=b'f' | b'A'..=b'F');
-            words += usize::from(!in_word);
-            in_word = true;
-            letter_count += 1;
-            digit_run = 0;
-        } else {
-            in_word = false;
-            if c.is_ascii_digit() {
-                digit_run += 1;
-                digits += 1;
-                longest_digits = longest_digits.max(digit_run);
-            } else {
-                all_hex = false;
-                digit_run = 0;
-            }
-        }
+        let k = class(c);
+        any |= k;
+        all &= k;
     }
+    let (lower, upper) = (any & LOWER != 0, any & UPPER != 0);
     let letters = lower || upper;
-    if letters && all_hex && !(lower && upper) {
+    if letters && all & HEXDIGIT != 0 && !(lower && upper) {
         h.byte(b'H');
         h.byte(v.len().min(255) as u8);
         h.byte(u8::from(upper));
         h.sep();
         return;
     }
-    // (SIPp's `[pid]SIPpTag00[n]`: with a process id under 1000 the letters outnumber
-    // the digits, but the word still sits between two counters)
-    // (SIPp writes `[pid]R[n]` and `[pid]SIPpTag00[n]`: one letter, or a word of six
-    // letters or more, between counters; a random token of ten characters almost never
-    // has that form, so belle-sip's tokens keep their shape)
-    let between_counters = v.first().is_some_and(u8::is_ascii_digit)
-        && v.last().is_some_and(u8::is_ascii_digit)
-        && digits >= 4
-        && (letter_count <= 1 || letter_count >= 6);
-    let counters_around_a_word =
-        words == 1 && ((longest_digits >= 4 && letter_count * 2 <= v.len()) || between_counters);
-    if letters && !counters_around_a_word {
+    if letters && !counters_around_a_word(v) {
         h.byte(b'T');
         h.byte(v.len().min(255) as u8);
         if v.len() >= 12 {
@@ -151,7 +286,7 @@ fn shape(h: &mut Fnv, v: &[u8]) {
         return;
     }
     let mut in_digits = false;
-    for &c in v.iter().take(64) {
+    for &c in v.get(..64).unwrap_or(v) {
         if c.is_ascii_digit() {
             if !in_digits {
                 h.byte(b'D');
@@ -165,155 +300,233 @@ fn shape(h: &mut Fnv, v: &[u8]) {
     h.sep();
 }
 
-fn trim(mut v: &[u8]) -> &[u8] {
-    while let [b' ' | b'\t', rest @ ..] = v {
-        v = rest;
+/// Whether a value is one word among counters (see [`shape`]): its letters are one
+/// run, with a run of 4 digits or more and at most half letters, or between counters.
+fn counters_around_a_word(v: &[u8]) -> bool {
+    let (Some(first), Some(last)) = (
+        v.iter().position(u8::is_ascii_alphabetic),
+        v.iter().rposition(u8::is_ascii_alphabetic),
+    ) else {
+        return false; // no word
+    };
+    let word = v.get(first..=last).unwrap_or_default();
+    if !word.iter().all(u8::is_ascii_alphabetic) {
+        return false; // more than one
     }
+    let letter_count = word.len();
+    // (SIPp writes `[pid]R[n]` and `[pid]SIPpTag00[n]`: one letter, or a word of six
+    // letters or more, between counters; with a process id under 1000 the letters of
+    // its tag outnumber the digits; a random token of ten characters almost never has
+    // that form, so belle-sip's tokens keep their shape)
+    let between_counters = v.first().is_some_and(u8::is_ascii_digit)
+        && v.last().is_some_and(u8::is_ascii_digit)
+        && (letter_count <= 1 || letter_count >= 6)
+        && v.iter().filter(|c| c.is_ascii_digit()).count() >= 4;
+    between_counters
+        || (letter_count * 2 <= v.len()
+            && v.split(|c| !c.is_ascii_digit()).any(|run| run.len() >= 4))
+}
+
+fn trim_end(mut v: &[u8]) -> &[u8] {
     while let [rest @ .., b' ' | b'\t'] = v {
         v = rest;
     }
     v
 }
 
-/// The value of parameter `name` in a `;`-separated list (case-insensitive name).
-fn param<'a>(params: &'a [u8], name: &[u8]) -> Option<&'a [u8]> {
-    params.split(|&b| b == b';').find_map(|p| {
-        let p = trim(p);
-        let (n, v) = match p.iter().position(|&b| b == b'=') {
-            Some(eq) => (p.get(..eq)?, p.get(eq + 1..)?),
-            None => (p, &b""[..]),
-        };
-        trim(n).eq_ignore_ascii_case(name).then_some(trim(v))
-    })
+fn trim(mut v: &[u8]) -> &[u8] {
+    while let [b' ' | b'\t', rest @ ..] = v {
+        v = rest;
+    }
+    trim_end(v)
 }
 
-/// The parameters of a name-addr or addr-spec header value (after `>` when the URI is
-/// bracketed, else after the first `;`), and whether it was bracketed.
-fn header_params(v: &[u8]) -> (&[u8], bool) {
-    if let Some(gt) = v.iter().rposition(|&b| b == b'>') {
-        return (v.get(gt + 1..).unwrap_or_default(), true);
-    }
-    match v.iter().position(|&b| b == b';') {
-        Some(sc) => (v.get(sc..).unwrap_or_default(), false),
-        None => (&[], false),
-    }
+/// Whether `written` is `lower` (lower-case letters and `-`) in any case: `| 0x20`
+/// lowers a letter, and turns no other byte into a lower-case letter.
+fn is_name(written: &[u8], lower: &[u8]) -> bool {
+    written.len() == lower.len()
+        && written
+            .iter()
+            .zip(lower)
+            .all(|(&b, &c)| b | ((c & 0x40) >> 1) == c)
 }
 
-/// Adds the names of the parameters in a `;` list, in order (as written).
-fn param_names(h: &mut Fnv, params: &[u8]) {
-    for p in params.split(|&b| b == b';').take(16) {
-        let p = trim(p);
-        let n = p.split(|&b| b == b'=').next().unwrap_or_default();
-        h.bytes(trim(n));
+/// Adds the names of the parameters in a `;` list, in order (as written; the first 16),
+/// and returns the value of the first parameter named `wanted` (case-insensitive), in
+/// one pass over the list: each parameter's name up to `=` (or `;`), then its value up
+/// to `;`.
+#[inline(always)]
+fn param_names_and<'a>(h: &mut Fnv, params: &'a [u8], wanted: &[u8]) -> Option<&'a [u8]> {
+    let mut found = None;
+    let mut rest = params;
+    let mut k = 0;
+    // (the list usually starts with the `;` after the URI or the sent-by: an empty
+    // first name)
+    if let [b';', tail @ ..] = params {
         h.byte(b';');
+        rest = tail;
+        k = 1;
+    }
+    loop {
+        let stop = rest
+            .iter()
+            .position(|&b| b == b'=' || b == b';')
+            .unwrap_or(rest.len());
+        let (name, tail) = rest.split_at_checked(stop).unwrap_or_default();
+        let name = trim(name);
+        // (`next` is empty or starts with the `;` of the next parameter)
+        let (value, next) = match tail.split_first() {
+            Some((b'=', v)) => v
+                .split_at_checked(find(b';', v).unwrap_or(v.len()))
+                .unwrap_or_default(),
+            _ => (&b""[..], tail),
+        };
+        if k < 16 {
+            h.bytes(name);
+            h.byte(b';');
+        }
+        if found.is_none() && is_name(name, wanted) {
+            found = Some(trim(value));
+        }
+        k += 1;
+        match next.split_first() {
+            Some((_, r)) if k < 16 || found.is_none() => rest = r,
+            _ => break,
+        }
     }
     h.sep();
+    found
+}
+
+/// The Via value: protocol as written, parameter names in order, branch shape.
+fn via(h: &mut Fnv, value: &[u8]) {
+    // The sent-protocol ends at the first blank or `;` (`SIP/2.0/UDP host;...`).
+    let end = value
+        .iter()
+        .position(|&b| b == b' ' || b == b';')
+        .unwrap_or(value.len());
+    let proto = value.get(..end).unwrap_or_default();
+    // `SIP/2.0/UDP`: how it is written, not which transport it names.
+    let slash = proto
+        .iter()
+        .rposition(|&b| b == b'/')
+        .unwrap_or(proto.len());
+    let (written, transport) = proto.split_at_checked(slash).unwrap_or_default();
+    h.bytes(written);
+    let any = transport.iter().fold(0, |a, &c| a | class(c));
+    h.byte(match (any & LOWER != 0, any & UPPER != 0) {
+        (true, true) => b'm',
+        (true, false) => b'l',
+        _ => b'U',
+    });
+    h.sep();
+    let semi = match value.get(end) {
+        Some(b';') => end,
+        _ => value
+            .get(end..)
+            .and_then(|r| find(b';', r))
+            .map_or(value.len(), |s| end + s),
+    };
+    let params = value.get(semi..).unwrap_or_default();
+    if let Some(b) = param_names_and(h, params, b"branch") {
+        shape(h, b.strip_prefix(b"z9hG4bK").unwrap_or(b));
+    }
+}
+
+/// The From value: whether the URI is bracketed, parameter names, tag shape. (The
+/// parameters follow the last `>` when the URI is bracketed, else its first `;`.)
+fn from(h: &mut Fnv, value: &[u8]) {
+    let (params, bracketed) = match memchr::memrchr(b'>', value) {
+        Some(gt) => (value.get(gt + 1..).unwrap_or_default(), true),
+        None => match find(b';', value) {
+            Some(sc) => (value.get(sc..).unwrap_or_default(), false),
+            None => (&b""[..], false),
+        },
+    };
+    h.byte(u8::from(bracketed));
+    if let Some(t) = param_names_and(h, params, b"tag") {
+        shape(h, t);
+    }
 }
 
 /// The wire fingerprint of a request (see the module documentation). Bytes that are
 /// not a SIP request give a fingerprint too (of what there is); it never fails.
+///
+/// A look at the first bytes of each line (they tell the one core header it can be),
+/// and a search for its end; only the values of the core headers are read further. (The
+/// first implementation, kept in `fingerprint/reference.rs` for the tests to compare
+/// with, says the same in more passes.)
 pub fn fingerprint(raw: &[u8]) -> u64 {
     let mut h = Fnv::new();
     let mut order = [0u8; CORE.len()];
     let mut seen = 0usize;
-    let mut first_of = [false; CORE.len()];
-    // Skip the request line.
+    let mut done = 0u8; // bit i: the first header of CORE[i] was read
+                        // Skip the request line.
     let mut rest = match memchr::memchr(b'\n', raw) {
         Some(nl) => raw.get(nl + 1..).unwrap_or_default(),
         None => return h.0,
     };
     let mut lines = 0;
-    while !rest.is_empty() && lines < 128 {
+    while lines < 128 {
+        let Some((&first, tail)) = rest.split_first() else {
+            break;
+        };
         lines += 1;
-        let nl = memchr::memchr(b'\n', rest).unwrap_or(rest.len());
-        let line = rest.get(..nl).unwrap_or_default();
-        rest = rest.get(nl + 1..).unwrap_or_default();
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
-        if line.is_empty() {
-            break; // end of the header section
+        // A core header read for the first time: its index, name as written, whether
+        // blanks follow the name, and where its value starts.
+        let mut core = None;
+        match first {
+            b'\n' => break, // end of the header section
+            b'\r' if matches!(tail.first(), None | Some(b'\n')) => break,
+            b' ' | b'\t' => h.byte(b'+'), // folding is a habit too
+            _ => {
+                if let Some((i, len, colon)) = core_name(rest) {
+                    if done & (1 << i) == 0 {
+                        done |= 1 << i;
+                        core = Some((i, len, colon));
+                    } // (a second Via, of a proxy, is not the client's habit)
+                }
+            }
         }
-        if matches!(line.first(), Some(b' ' | b'\t')) {
-            h.byte(b'+'); // folding is a habit too
-            continue;
-        }
-        // (a header name is short: a plain loop finds its colon sooner than memchr)
-        let Some(colon) = line.iter().position(|&b| b == b':') else {
+        let from_byte = core.map_or(0, |(_, _, colon)| colon + 1);
+        let tail = rest.get(from_byte..).unwrap_or_default();
+        let nl = find(b'\n', tail).unwrap_or(tail.len());
+        let line_rest = tail.get(..nl).unwrap_or_default();
+        let name = rest.get(..core.map_or(0, |(_, len, _)| len));
+        rest = tail.get(nl + 1..).unwrap_or_default();
+        let (Some((i, len, colon)), Some(name)) = (core, name) else {
             continue;
         };
-        let raw_name = line.get(..colon).unwrap_or_default();
-        let name = trim(raw_name);
-        let after = line.get(colon + 1..).unwrap_or_default();
-        let Some(i) = core_index(name) else {
-            continue;
-        };
-        let first = first_of.get(i).copied() == Some(false);
-        if let Some(f) = first_of.get_mut(i) {
-            *f = true;
-        }
-        if !first {
-            continue; // a second Via (of a proxy) is not the client's habit
-        }
+        let after = line_rest.strip_suffix(b"\r").unwrap_or(line_rest);
         if let Some(slot) = order.get_mut(seen) {
             *slot = i as u8;
             seen += 1;
         }
         // How the name and the separator are written.
         h.bytes(name);
-        h.byte(u8::from(raw_name.len() != name.len()));
-        h.byte(after.iter().take_while(|&&b| b == b' ').count().min(3) as u8);
+        h.byte(u8::from(colon != len));
+        h.byte(match after {
+            [b' ', b' ', b' ', ..] => 3,
+            [b' ', b' ', ..] => 2,
+            [b' ', ..] => 1,
+            _ => 0,
+        });
         h.sep();
-        let value = trim(after);
         match i {
-            0 => {
-                // Via: protocol as written, parameter names in order, branch shape.
-                let semi = value.iter().position(|&b| b == b';').unwrap_or(value.len());
-                let sent = value.get(..semi).unwrap_or_default();
-                let proto = sent.split(|&b| b == b' ').next().unwrap_or_default();
-                // `SIP/2.0/UDP`: how it is written, not which transport it names.
-                let slash = proto
-                    .iter()
-                    .rposition(|&b| b == b'/')
-                    .unwrap_or(proto.len());
-                h.bytes(proto.get(..slash).unwrap_or_default());
-                let t = proto.get(slash..).unwrap_or_default();
-                h.byte(
-                    match (
-                        t.iter().any(u8::is_ascii_lowercase),
-                        t.iter().any(u8::is_ascii_uppercase),
-                    ) {
-                        (true, true) => b'm',
-                        (true, false) => b'l',
-                        _ => b'U',
-                    },
-                );
-                h.sep();
-                let params = value.get(semi..).unwrap_or_default();
-                param_names(&mut h, params);
-                if let Some(b) = param(params, b"branch") {
-                    shape(&mut h, b.strip_prefix(b"z9hG4bK").unwrap_or(b));
-                }
-            }
-            1 => {
-                let (params, bracketed) = header_params(value);
-                h.byte(u8::from(bracketed));
-                param_names(&mut h, params);
-                if let Some(t) = param(params, b"tag") {
-                    shape(&mut h, t);
-                }
-            }
-            2 | 6 => {
-                let (_, bracketed) = header_params(value);
-                h.byte(u8::from(bracketed));
-            }
+            0 => via(&mut h, trim(after)),
+            1 => from(&mut h, trim(after)),
+            // (blanks around the value do not change whether it holds a `>`)
+            2 | 6 => h.byte(u8::from(find(b'>', after).is_some())),
             3 => {
-                let at = value.iter().position(|&b| b == b'@');
+                let value = trim(after);
+                let at = find(b'@', value);
                 shape(
                     &mut h,
                     value.get(..at.unwrap_or(value.len())).unwrap_or_default(),
                 );
                 h.byte(u8::from(at.is_some()));
             }
-            5 => h.bytes(value),
+            5 => h.bytes(trim(after)),
             _ => {}
         }
         h.sep();
@@ -333,37 +546,50 @@ pub fn sdp_habits(body: &[u8]) -> u64 {
     }
     let mut h = Fnv::new();
     let mut media = 0;
-    for line in body.split(|&b| b == b'\n').take(256) {
+    let mut rest = body;
+    // (the lines of the body, the first 256; the last one ends where the body does)
+    for _ in 0..256 {
+        let nl = find(b'\n', rest);
+        let line = rest.get(..nl.unwrap_or(rest.len())).unwrap_or_default();
+        rest = nl.and_then(|nl| rest.get(nl + 1..)).unwrap_or_default();
         let line = line.strip_suffix(b"\r").unwrap_or(line);
-        let (Some(&t), Some(b'=')) = (line.first(), line.get(1)) else {
-            continue;
-        };
-        let v = line.get(2..).unwrap_or_default();
-        if t == b'm' {
-            media += 1;
-            if media > 1 {
-                break;
+        if let [t, b'=', v @ ..] = line {
+            let t = *t;
+            if t == b'm' {
+                media += 1;
+                if media > 1 {
+                    break;
+                }
             }
+            h.byte(t);
+            match t {
+                b'o' => {
+                    // the user, and the shape of the session id
+                    let sp = find(b' ', v);
+                    h.bytes(v.get(..sp.unwrap_or(v.len())).unwrap_or_default());
+                    h.sep();
+                    let id = sp.and_then(|sp| v.get(sp + 1..)).unwrap_or_default();
+                    shape(
+                        &mut h,
+                        id.get(..find(b' ', id).unwrap_or(id.len()))
+                            .unwrap_or_default(),
+                    );
+                }
+                b's' => h.bytes(v),
+                b'a' => {
+                    let end = v
+                        .iter()
+                        .position(|&b| b == b':' || b == b' ')
+                        .unwrap_or(v.len());
+                    h.bytes(v.get(..end).unwrap_or_default());
+                }
+                _ => {}
+            }
+            h.sep();
         }
-        h.byte(t);
-        match t {
-            b'o' => {
-                let mut f = v.split(|&b| b == b' ');
-                h.bytes(f.next().unwrap_or_default());
-                h.sep();
-                shape(&mut h, f.next().unwrap_or_default());
-            }
-            b's' => h.bytes(v),
-            b'a' => {
-                let end = v
-                    .iter()
-                    .position(|&b| b == b':' || b == b' ')
-                    .unwrap_or(v.len());
-                h.bytes(v.get(..end).unwrap_or_default());
-            }
-            _ => {}
+        if nl.is_none() {
+            break;
         }
-        h.sep();
     }
     h.0
 }
@@ -456,243 +682,7 @@ pub fn scanner_signature(text: &str) -> Option<&'static str> {
 mod reference;
 
 #[cfg(test)]
-mod tests {
-    use super::*;
+mod differential;
 
-    fn msg(method: &str, branch: &str, tag: &str, cid: &str, extra: &str) -> Vec<u8> {
-        format!(
-            "{method} sip:bob@example.com SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bK{branch};rport\r\nMax-Forwards: 70\r\nFrom: <sip:alice@example.com>;tag={tag}\r\nTo: <sip:bob@example.com>\r\nCall-ID: {cid}\r\nCSeq: 1 {method}\r\nContact: <sip:alice@10.0.0.1>\r\n{extra}Content-Length: 0\r\n\r\n"
-        )
-        .into_bytes()
-    }
-
-    fn shape_hash(v: &str) -> u64 {
-        let mut h = Fnv::new();
-        shape(&mut h, v.as_bytes());
-        std::hash::Hasher::finish(&h)
-    }
-
-    /// A random token stays a random token of its length whatever digits it happens to
-    /// draw (belle-sip's 10-character tokens drew a run of 4 digits now and then, which
-    /// once gave a Linphone message another fingerprint); SIPp's counters around its
-    /// fixed word stay counters.
-    #[test]
-    fn random_tokens_with_digit_runs_keep_their_shape() {
-        let random = shape_hash("hT5ApqRDkw");
-        for t in [
-            "gh1234klmn",
-            "4711ghijkl",
-            "ghijkl4711",
-            "g12345678h",
-            "Zq~9981-xY",
-        ] {
-            assert_eq!(shape_hash(t), random, "{t}");
-        }
-        let sipp = shape_hash("31216SIPpTag001");
-        assert_eq!(shape_hash("4711SIPpTag0042"), sipp);
-        assert_eq!(shape_hash("4711R1"), shape_hash("31216R2071"));
-        assert_ne!(sipp, random);
-        // counters without letters
-        assert_eq!(shape_hash("1-4711"), shape_hash("22-31216"));
-    }
-
-    #[test]
-    fn the_same_habits_give_the_same_fingerprint_whatever_the_values() {
-        let a = fingerprint(&msg(
-            "INVITE",
-            "a1b2c3d4e5f60718",
-            "9f8e7d6c",
-            "ab12cd34ef56ab12@10.0.0.1",
-            "",
-        ));
-        let b = fingerprint(&msg(
-            "REGISTER",
-            "0f1e2d3c4b5a6978",
-            "1a2b3c4d",
-            "99aa88bb77cc66dd@10.0.0.1",
-            "Authorization: Digest username=\"alice\"\r\nExpires: 3600\r\n",
-        ));
-        assert_eq!(a, b, "values and method-specific headers do not count");
-    }
-
-    /// The base message of `different_habits_give_different_fingerprints`, edited.
-    fn edited(from: &str, to: &str) -> String {
-        String::from_utf8(msg(
-            "INVITE",
-            "a1b2c3d4e5f60718",
-            "9f8e7d6c",
-            "ab12cd34ef56ab12@h",
-            "",
-        ))
-        .unwrap()
-        .replace(from, to)
-    }
-
-    #[test]
-    fn different_habits_give_different_fingerprints() {
-        let base = fingerprint(&msg(
-            "INVITE",
-            "a1b2c3d4e5f60718",
-            "9f8e7d6c",
-            "ab12cd34ef56ab12@h",
-            "",
-        ));
-        // another branch shape
-        assert_ne!(
-            base,
-            fingerprint(&msg(
-                "INVITE",
-                "-1234-1-0",
-                "9f8e7d6c",
-                "ab12cd34ef56ab12@h",
-                ""
-            ))
-        );
-        // another tag length
-        assert_ne!(
-            base,
-            fingerprint(&msg(
-                "INVITE",
-                "a1b2c3d4e5f60718",
-                "9f8e7d6c11",
-                "ab12cd34ef56ab12@h",
-                ""
-            ))
-        );
-        // compact form of one header
-        let compact = edited("Call-ID:", "i:");
-        assert_ne!(base, fingerprint(compact.as_bytes()));
-        // case of one header name
-        let case = edited("Call-ID:", "Call-Id:");
-        assert_ne!(base, fingerprint(case.as_bytes()));
-        // header order
-        let reordered = edited(
-            "Max-Forwards: 70\r\nFrom: <sip:alice@example.com>;tag=9f8e7d6c\r\n",
-            "From: <sip:alice@example.com>;tag=9f8e7d6c\r\nMax-Forwards: 70\r\n",
-        );
-        assert_ne!(base, fingerprint(reordered.as_bytes()));
-    }
-
-    #[test]
-    fn random_tokens_count_by_length_whatever_their_alphabet() {
-        // belle-sip draws from letters, digits, `-` and `~`
-        let a = fingerprint(&msg("INVITE", ".NiknI8J7a", "r718HsXj8", "3fb1cR4cGu", ""));
-        let b = fingerprint(&msg("INVITE", ".YKThOfJ-h", "c7yMzFE8t", "ncOBoh1kD~", ""));
-        assert_eq!(a, b);
-        let c = fingerprint(&msg("INVITE", ".YKThOfJ-hx", "c7yMzFE8t", "ncOBoh1kD~", ""));
-        assert_ne!(a, c);
-    }
-
-    #[test]
-    fn counters_around_words_are_shapes() {
-        // SIPp's tags: [pid]SIPpTag00[call_number]
-        let a = fingerprint(&msg(
-            "INVITE",
-            "-4711-1-0",
-            "4711SIPpTag001",
-            "1-4711@h",
-            "",
-        ));
-        let b = fingerprint(&msg(
-            "INVITE",
-            "-1234567-12-0",
-            "1234567SIPpTag0012",
-            "12-1234567@h",
-            "",
-        ));
-        assert_eq!(a, b);
-        // a process id under 1000 (a fresh machine, a container) changes nothing
-        let small = fingerprint(&msg("INVITE", "-812-1-0", "812SIPpTag001", "1-812@h", ""));
-        assert_eq!(a, small);
-        // and its REGISTER scenario's tags, `[pid]R[n]`
-        let reg = fingerprint(&msg("REGISTER", "-4711-1-0", "4711R1", "1-4711@h", ""));
-        let reg_small = fingerprint(&msg("REGISTER", "-986-1-0", "986R1", "1-986@h", ""));
-        assert_eq!(reg, reg_small);
-        // random hex of one length, with or without letters in it, is one shape
-        let c = fingerprint(&msg(
-            "INVITE",
-            "a1b2c3d4e5f60718",
-            "9f8e7d6c",
-            "ab12cd34ef56ab12@h",
-            "",
-        ));
-        let d = fingerprint(&msg(
-            "INVITE",
-            "0123456789abcdef",
-            "0a1b2c3d",
-            "fedcba9876543210@h",
-            "",
-        ));
-        assert_eq!(c, d);
-    }
-
-    #[test]
-    fn sequence_numbers_are_shapes() {
-        let a = fingerprint(&msg("INVITE", "-1-4711-0", "1", "1-4711@10.0.0.1", ""));
-        let b = fingerprint(&msg(
-            "INVITE",
-            "-982-4711-3",
-            "982",
-            "982-4711@10.0.0.1",
-            "",
-        ));
-        assert_eq!(a, b);
-    }
-
-    #[test]
-    fn garbage_gives_a_value_not_a_panic() {
-        for g in [
-            &b""[..],
-            b"\n",
-            b"X\n:\n\n",
-            b"INVITE\nVia:;;;branch=\nFrom:>;tag\n",
-            &[0xff; 40],
-        ] {
-            let _ = fingerprint(g);
-            let _ = sdp_habits(g);
-        }
-    }
-
-    #[test]
-    fn families_and_scanners() {
-        assert_eq!(ua_family("baresip v1.0.0 (x86_64/linux)"), "baresip");
-        assert_eq!(ua_family("Linphone/5.1.64 (belle-sip/5.1.64)"), "linphone");
-        assert_eq!(ua_family("  "), "");
-        assert_eq!(
-            scanner_signature("friendly-scanner"),
-            Some("friendly-scanner")
-        );
-        assert_eq!(scanner_signature("SIPVicious/0.3.4"), Some("sipvicious"));
-        assert_eq!(scanner_signature("baresip v1.0.0"), None);
-        // the first signature of the list wins, wherever it stands
-        assert_eq!(
-            scanner_signature("sipcli and friendly-scanner"),
-            Some("friendly-scanner")
-        );
-        assert_eq!(scanner_signature("x SMAP"), Some("smap"));
-        assert_eq!(scanner_signature("sundayddr/pplsip"), Some("sundayddr"));
-        assert_eq!(scanner_signature("sipsca"), None);
-        // every signature, alone and at the end of a long text
-        for sig in SCANNERS {
-            assert_eq!(scanner_signature(sig), Some(sig));
-            let long = format!("{}{}", "x".repeat(128 - sig.len()), sig.to_uppercase());
-            assert_eq!(scanner_signature(&long), Some(sig));
-            let cut = format!("{}{}", "x".repeat(129 - sig.len()), sig);
-            assert_eq!(
-                scanner_signature(&cut),
-                None,
-                "only the first 128 bytes count"
-            );
-        }
-    }
-
-    #[test]
-    fn sdp_habits_ignore_values_that_change() {
-        let a = b"v=0\r\no=- 123456 1 IN IP4 10.0.0.1\r\ns=-\r\nc=IN IP4 10.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n";
-        let b = b"v=0\r\no=- 987654 1 IN IP4 10.0.0.2\r\ns=-\r\nc=IN IP4 10.0.0.2\r\nt=0 0\r\nm=audio 5000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n";
-        let c = b"v=0\r\no=user1 53655765 2353687637 IN IP4 10.0.0.1\r\ns=-\r\nc=IN IP4 10.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n";
-        assert_eq!(sdp_habits(a), sdp_habits(b));
-        assert_ne!(sdp_habits(a), sdp_habits(c));
-        assert_eq!(sdp_habits(b""), 0);
-    }
-}
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,240 @@
+//! Unit tests of the fingerprint, the SDP habits, the User-Agent family and the scanner
+//! signatures.
+use super::*;
+
+fn msg(method: &str, branch: &str, tag: &str, cid: &str, extra: &str) -> Vec<u8> {
+    format!(
+        "{method} sip:bob@example.com SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bK{branch};rport\r\nMax-Forwards: 70\r\nFrom: <sip:alice@example.com>;tag={tag}\r\nTo: <sip:bob@example.com>\r\nCall-ID: {cid}\r\nCSeq: 1 {method}\r\nContact: <sip:alice@10.0.0.1>\r\n{extra}Content-Length: 0\r\n\r\n"
+    )
+    .into_bytes()
+}
+
+fn shape_hash(v: &str) -> u64 {
+    let mut h = Fnv::new();
+    shape(&mut h, v.as_bytes());
+    std::hash::Hasher::finish(&h)
+}
+
+/// A random token stays a random token of its length whatever digits it happens to
+/// draw (belle-sip's 10-character tokens drew a run of 4 digits now and then, which
+/// once gave a Linphone message another fingerprint); SIPp's counters around its
+/// fixed word stay counters.
+#[test]
+fn random_tokens_with_digit_runs_keep_their_shape() {
+    let random = shape_hash("hT5ApqRDkw");
+    for t in [
+        "gh1234klmn",
+        "4711ghijkl",
+        "ghijkl4711",
+        "g12345678h",
+        "Zq~9981-xY",
+    ] {
+        assert_eq!(shape_hash(t), random, "{t}");
+    }
+    let sipp = shape_hash("31216SIPpTag001");
+    assert_eq!(shape_hash("4711SIPpTag0042"), sipp);
+    assert_eq!(shape_hash("4711R1"), shape_hash("31216R2071"));
+    assert_ne!(sipp, random);
+    // counters without letters
+    assert_eq!(shape_hash("1-4711"), shape_hash("22-31216"));
+}
+
+#[test]
+fn the_same_habits_give_the_same_fingerprint_whatever_the_values() {
+    let a = fingerprint(&msg(
+        "INVITE",
+        "a1b2c3d4e5f60718",
+        "9f8e7d6c",
+        "ab12cd34ef56ab12@10.0.0.1",
+        "",
+    ));
+    let b = fingerprint(&msg(
+        "REGISTER",
+        "0f1e2d3c4b5a6978",
+        "1a2b3c4d",
+        "99aa88bb77cc66dd@10.0.0.1",
+        "Authorization: Digest username=\"alice\"\r\nExpires: 3600\r\n",
+    ));
+    assert_eq!(a, b, "values and method-specific headers do not count");
+}
+
+/// The base message of `different_habits_give_different_fingerprints`, edited.
+fn edited(from: &str, to: &str) -> String {
+    String::from_utf8(msg(
+        "INVITE",
+        "a1b2c3d4e5f60718",
+        "9f8e7d6c",
+        "ab12cd34ef56ab12@h",
+        "",
+    ))
+    .unwrap()
+    .replace(from, to)
+}
+
+#[test]
+fn different_habits_give_different_fingerprints() {
+    let base = fingerprint(&msg(
+        "INVITE",
+        "a1b2c3d4e5f60718",
+        "9f8e7d6c",
+        "ab12cd34ef56ab12@h",
+        "",
+    ));
+    // another branch shape
+    assert_ne!(
+        base,
+        fingerprint(&msg(
+            "INVITE",
+            "-1234-1-0",
+            "9f8e7d6c",
+            "ab12cd34ef56ab12@h",
+            ""
+        ))
+    );
+    // another tag length
+    assert_ne!(
+        base,
+        fingerprint(&msg(
+            "INVITE",
+            "a1b2c3d4e5f60718",
+            "9f8e7d6c11",
+            "ab12cd34ef56ab12@h",
+            ""
+        ))
+    );
+    // compact form of one header
+    let compact = edited("Call-ID:", "i:");
+    assert_ne!(base, fingerprint(compact.as_bytes()));
+    // case of one header name
+    let case = edited("Call-ID:", "Call-Id:");
+    assert_ne!(base, fingerprint(case.as_bytes()));
+    // header order
+    let reordered = edited(
+        "Max-Forwards: 70\r\nFrom: <sip:alice@example.com>;tag=9f8e7d6c\r\n",
+        "From: <sip:alice@example.com>;tag=9f8e7d6c\r\nMax-Forwards: 70\r\n",
+    );
+    assert_ne!(base, fingerprint(reordered.as_bytes()));
+}
+
+#[test]
+fn random_tokens_count_by_length_whatever_their_alphabet() {
+    // belle-sip draws from letters, digits, `-` and `~`
+    let a = fingerprint(&msg("INVITE", ".NiknI8J7a", "r718HsXj8", "3fb1cR4cGu", ""));
+    let b = fingerprint(&msg("INVITE", ".YKThOfJ-h", "c7yMzFE8t", "ncOBoh1kD~", ""));
+    assert_eq!(a, b);
+    let c = fingerprint(&msg("INVITE", ".YKThOfJ-hx", "c7yMzFE8t", "ncOBoh1kD~", ""));
+    assert_ne!(a, c);
+}
+
+#[test]
+fn counters_around_words_are_shapes() {
+    // SIPp's tags: [pid]SIPpTag00[call_number]
+    let a = fingerprint(&msg(
+        "INVITE",
+        "-4711-1-0",
+        "4711SIPpTag001",
+        "1-4711@h",
+        "",
+    ));
+    let b = fingerprint(&msg(
+        "INVITE",
+        "-1234567-12-0",
+        "1234567SIPpTag0012",
+        "12-1234567@h",
+        "",
+    ));
+    assert_eq!(a, b);
+    // a process id under 1000 (a fresh machine, a container) changes nothing
+    let small = fingerprint(&msg("INVITE", "-812-1-0", "812SIPpTag001", "1-812@h", ""));
+    assert_eq!(a, small);
+    // and its REGISTER scenario's tags, `[pid]R[n]`
+    let reg = fingerprint(&msg("REGISTER", "-4711-1-0", "4711R1", "1-4711@h", ""));
+    let reg_small = fingerprint(&msg("REGISTER", "-986-1-0", "986R1", "1-986@h", ""));
+    assert_eq!(reg, reg_small);
+    // random hex of one length, with or without letters in it, is one shape
+    let c = fingerprint(&msg(
+        "INVITE",
+        "a1b2c3d4e5f60718",
+        "9f8e7d6c",
+        "ab12cd34ef56ab12@h",
+        "",
+    ));
+    let d = fingerprint(&msg(
+        "INVITE",
+        "0123456789abcdef",
+        "0a1b2c3d",
+        "fedcba9876543210@h",
+        "",
+    ));
+    assert_eq!(c, d);
+}
+
+#[test]
+fn sequence_numbers_are_shapes() {
+    let a = fingerprint(&msg("INVITE", "-1-4711-0", "1", "1-4711@10.0.0.1", ""));
+    let b = fingerprint(&msg(
+        "INVITE",
+        "-982-4711-3",
+        "982",
+        "982-4711@10.0.0.1",
+        "",
+    ));
+    assert_eq!(a, b);
+}
+
+#[test]
+fn garbage_gives_a_value_not_a_panic() {
+    for g in [
+        &b""[..],
+        b"\n",
+        b"X\n:\n\n",
+        b"INVITE\nVia:;;;branch=\nFrom:>;tag\n",
+        &[0xff; 40],
+    ] {
+        let _ = fingerprint(g);
+        let _ = sdp_habits(g);
+    }
+}
+
+#[test]
+fn families_and_scanners() {
+    assert_eq!(ua_family("baresip v1.0.0 (x86_64/linux)"), "baresip");
+    assert_eq!(ua_family("Linphone/5.1.64 (belle-sip/5.1.64)"), "linphone");
+    assert_eq!(ua_family("  "), "");
+    assert_eq!(
+        scanner_signature("friendly-scanner"),
+        Some("friendly-scanner")
+    );
+    assert_eq!(scanner_signature("SIPVicious/0.3.4"), Some("sipvicious"));
+    assert_eq!(scanner_signature("baresip v1.0.0"), None);
+    // the first signature of the list wins, wherever it stands
+    assert_eq!(
+        scanner_signature("sipcli and friendly-scanner"),
+        Some("friendly-scanner")
+    );
+    assert_eq!(scanner_signature("x SMAP"), Some("smap"));
+    assert_eq!(scanner_signature("sundayddr/pplsip"), Some("sundayddr"));
+    assert_eq!(scanner_signature("sipsca"), None);
+    // every signature, alone and at the end of a long text
+    for sig in SCANNERS {
+        assert_eq!(scanner_signature(sig), Some(sig));
+        let long = format!("{}{}", "x".repeat(128 - sig.len()), sig.to_uppercase());
+        assert_eq!(scanner_signature(&long), Some(sig));
+        let cut = format!("{}{}", "x".repeat(129 - sig.len()), sig);
+        assert_eq!(
+            scanner_signature(&cut),
+            None,
+            "only the first 128 bytes count"
+        );
+    }
+}
+
+#[test]
+fn sdp_habits_ignore_values_that_change() {
+    let a = b"v=0\r\no=- 123456 1 IN IP4 10.0.0.1\r\ns=-\r\nc=IN IP4 10.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n";
+    let b = b"v=0\r\no=- 987654 1 IN IP4 10.0.0.2\r\ns=-\r\nc=IN IP4 10.0.0.2\r\nt=0 0\r\nm=audio 5000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n";
+    let c = b"v=0\r\no=user1 53655765 2353687637 IN IP4 10.0.0.1\r\ns=-\r\nc=IN IP4 10.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n";
+    assert_eq!(sdp_habits(a), sdp_habits(b));
+    assert_ne!(sdp_habits(a), sdp_habits(c));
+    assert_eq!(sdp_habits(b""), 0);
+}
