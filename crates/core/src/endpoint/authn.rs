@@ -176,13 +176,13 @@ impl Endpoint {
         self.stats.challenges += 1;
         let proxy = ch.proxy;
         let nonce = self.auth.nonce(now);
-        let mut headers = Vec::new();
         let order = self.algos.order(
             ch.device,
             ch.ua,
             &self.cfg.md5_only_user_agents,
             &self.cfg.algorithms,
         );
+        let mut headers = Vec::with_capacity(order.len());
         if let Some(first) = order.first() {
             self.algos
                 .challenged(now, ch.device, ch.txn, ch.method, *first);

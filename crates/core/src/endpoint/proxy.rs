@@ -14,7 +14,8 @@ pub(super) struct Target {
 }
 
 pub(super) fn uri_string(u: &Uri<'_>) -> String {
-    let mut s = String::new();
+    // (room for a usual contact: no regrowth while it is written)
+    let mut s = String::with_capacity(64);
     u.write(&mut s);
     s
 }

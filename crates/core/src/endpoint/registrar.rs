@@ -39,8 +39,11 @@ impl Endpoint {
     pub(super) fn aor_of(&self, u: &Uri<'_>) -> Option<(String, String)> {
         let Uri::Sip(s) = u else { return None };
         let user = s.user.as_deref()?;
-        let decoded = palisade_sip::percent_decode(user);
-        let user = String::from_utf8_lossy(&decoded).into_owned();
+        let user = match palisade_sip::percent_decode(user) {
+            // nothing escaped: the text as it is (already UTF-8)
+            Cow::Borrowed(_) => user.to_string(),
+            Cow::Owned(decoded) => String::from_utf8_lossy(&decoded).into_owned(),
+        };
         let mut aor = String::with_capacity(user.len() + 1 + self.cfg.domain.len());
         aor.push_str(&user);
         aor.push('@');
@@ -109,7 +112,7 @@ impl Endpoint {
             return self.registered(now, &aor, msg);
         }
         // Validate everything before changing anything: no half-applied REGISTER.
-        let mut updates = Vec::new();
+        let mut updates = Vec::with_capacity(contacts.len());
         for c in &contacts {
             let Contact::Addr(na) = c else { continue };
             let expires = na
@@ -203,7 +206,12 @@ impl Endpoint {
                     account: user,
                     source,
                     transport: self.handling.transport,
-                    user_agent: ua.chars().take(128).collect(),
+                    // (at most 128 characters: a shorter one is taken as it is)
+                    user_agent: if ua.len() <= 128 {
+                        ua.clone()
+                    } else {
+                        ua.chars().take(128).collect()
+                    },
                     fingerprint: self.handling.fingerprint,
                 });
                 self.observe(o);
@@ -213,14 +221,18 @@ impl Endpoint {
     }
 
     pub(super) fn registered(&self, now: Instant, aor: &str, msg: &Message<'_>) -> Decision {
-        let mut extra: Vec<Header<'static>> = Vec::new();
-        for b in self.dir.location.get(aor).into_iter().flatten() {
+        let located = self.dir.location.get(aor);
+        let mut extra: Vec<Header<'static>> =
+            Vec::with_capacity(located.map_or(0, Vec::len) + 1);
+        for b in located.into_iter().flatten() {
             let uri = b.uri.clone();
             let left = b.expires_at.saturating_duration_since(now).as_secs();
+            let mut secs = String::with_capacity(10);
+            palisade_sip::push_num(&mut secs, left);
             extra.push(Header::Contact(Contact::Addr(NameAddr {
                 display: None,
                 uri: uri.into_owned(),
-                params: vec![Param::new("expires", Some(Cow::Owned(left.to_string())))],
+                params: vec![Param::new("expires", Some(Cow::Owned(secs)))],
             })));
         }
         for h in &msg.headers {
