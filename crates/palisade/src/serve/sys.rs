@@ -38,21 +38,59 @@ pub(super) const DATAGRAM_MAX: usize = 65_536;
 /// receive returns `EINTR` and the worker looks at its queue).
 const WAKE_SIGNAL: libc::c_int = libc::SIGUSR2;
 
-/// Buffers for one `recvmmsg` call: [`BATCH`] datagrams and their source addresses.
+/// Buffers for one `recvmmsg` call: [`BATCH`] datagrams and their source addresses,
+/// with the call's headers built once (each call resets only what the kernel changed:
+/// rebuilding and zeroing 32 headers cost more than the rest of a one-datagram receive).
 pub(super) struct RecvBatch {
     bufs: Vec<u8>,
     addrs: Vec<libc::sockaddr_storage>,
+    /// One per slot, pointing into `bufs`; never resized after `new`.
+    iovs: Vec<libc::iovec>,
+    /// One per slot, pointing into `addrs` and `iovs`; never resized after `new`.
+    hdrs: Vec<libc::mmsghdr>,
     lens: [usize; BATCH],
     from: [Option<SocketAddr>; BATCH],
     n: usize,
 }
 
+// SAFETY: the raw pointers in `iovs` and `hdrs` point into `bufs`, `addrs` and `iovs`:
+// heap buffers this value owns, never resized or reallocated after `new`, which move
+// with it. Only its owner uses them (every method takes `&mut self` or `&self`).
+unsafe impl Send for RecvBatch {}
+
 impl RecvBatch {
     pub(super) fn new() -> Self {
+        let mut bufs = vec![0u8; BATCH * DATAGRAM_MAX];
+        // SAFETY: all zeros is a valid sockaddr_storage (a plain C struct).
+        let mut addrs: Vec<libc::sockaddr_storage> = vec![unsafe { std::mem::zeroed() }; BATCH];
+        let base = bufs.as_mut_ptr();
+        let mut iovs: Vec<libc::iovec> = (0..BATCH)
+            .map(|i| libc::iovec {
+                // SAFETY: i < BATCH, so the slot [i*MAX, (i+1)*MAX) lies inside `bufs`
+                // (BATCH*MAX bytes long).
+                iov_base: unsafe { base.add(i * DATAGRAM_MAX) }.cast(),
+                iov_len: DATAGRAM_MAX,
+            })
+            .collect();
+        let hdrs = iovs
+            .iter_mut()
+            .zip(addrs.iter_mut())
+            .map(|(iov, addr)| {
+                // SAFETY: all zeros is a valid mmsghdr (null pointers, zero lengths);
+                // the fields the kernel reads are set next.
+                let mut h: libc::mmsghdr = unsafe { std::mem::zeroed() };
+                h.msg_hdr.msg_name = (addr as *mut libc::sockaddr_storage).cast();
+                h.msg_hdr.msg_namelen = std::mem::size_of::<libc::sockaddr_storage>() as u32;
+                h.msg_hdr.msg_iov = iov;
+                h.msg_hdr.msg_iovlen = 1;
+                h
+            })
+            .collect();
         RecvBatch {
-            bufs: vec![0u8; BATCH * DATAGRAM_MAX],
-            // SAFETY: all zeros is a valid sockaddr_storage (a plain C struct).
-            addrs: vec![unsafe { std::mem::zeroed() }; BATCH],
+            bufs,
+            addrs,
+            iovs,
+            hdrs,
             lens: [0; BATCH],
             from: [None; BATCH],
             n: 0,
@@ -64,34 +102,19 @@ impl RecvBatch {
     /// is an error of kind `WouldBlock` or `Interrupted`.
     pub(super) fn recv(&mut self, fd: RawFd) -> io::Result<usize> {
         self.n = 0;
-        let mut iovs: [libc::iovec; BATCH] = [libc::iovec {
-            iov_base: std::ptr::null_mut(),
-            iov_len: 0,
-        }; BATCH];
-        // SAFETY: all zeros is a valid mmsghdr (null pointers, zero lengths); every
-        // field the kernel reads is set below.
-        let mut hdrs: [libc::mmsghdr; BATCH] = unsafe { std::mem::zeroed() };
-        let base = self.bufs.as_mut_ptr();
-        for (i, (iov, (hdr, addr))) in iovs
-            .iter_mut()
-            .zip(hdrs.iter_mut().zip(self.addrs.iter_mut()))
-            .enumerate()
-        {
-            // SAFETY: i < BATCH, so the slot [i*MAX, (i+1)*MAX) lies inside `bufs`
-            // (BATCH*MAX bytes long).
-            iov.iov_base = unsafe { base.add(i * DATAGRAM_MAX) }.cast();
-            iov.iov_len = DATAGRAM_MAX;
-            hdr.msg_hdr.msg_name = (addr as *mut libc::sockaddr_storage).cast();
-            hdr.msg_hdr.msg_namelen = std::mem::size_of::<libc::sockaddr_storage>() as u32;
-            hdr.msg_hdr.msg_iov = iov;
-            hdr.msg_hdr.msg_iovlen = 1;
+        // The kernel writes each used header's address length, flags and length; the
+        // rest (buffers, their lengths) it only reads.
+        for h in self.hdrs.iter_mut() {
+            h.msg_hdr.msg_namelen = std::mem::size_of::<libc::sockaddr_storage>() as u32;
         }
+        debug_assert!(self.iovs.len() == BATCH && self.hdrs.len() == BATCH);
         // SAFETY: `hdrs` holds BATCH valid headers whose buffers (`bufs`, `addrs`,
-        // `iovs`) outlive the call; the kernel writes at most the lengths given.
+        // `iovs`, owned by self and never resized) outlive the call; the kernel writes
+        // at most the lengths given.
         let r = unsafe {
             libc::recvmmsg(
                 fd,
-                hdrs.as_mut_ptr(),
+                self.hdrs.as_mut_ptr(),
                 BATCH as libc::c_uint,
                 libc::MSG_WAITFORONE,
                 std::ptr::null_mut(),
@@ -101,7 +124,7 @@ impl RecvBatch {
             return Err(io::Error::last_os_error());
         }
         let n = (r as usize).min(BATCH);
-        for (i, hdr) in hdrs.iter().take(n).enumerate() {
+        for (i, hdr) in self.hdrs.iter().take(n).enumerate() {
             let truncated = hdr.msg_hdr.msg_flags & libc::MSG_TRUNC != 0;
             if let (Some(len), Some(from)) = (self.lens.get_mut(i), self.from.get_mut(i)) {
                 *len = (hdr.msg_len as usize).min(DATAGRAM_MAX);
