@@ -93,7 +93,8 @@ fn method_code(m: &str) -> u8 {
 
 impl Memory {
     fn entry(&mut self, now: Instant, key: u64) -> Option<&mut Device> {
-        if !self.devices.contains_key(&key) && self.devices.len() >= MAX_DEVICES {
+        // (the length first: below the bound no lookup is needed before the entry's)
+        if self.devices.len() >= MAX_DEVICES && !self.devices.contains_key(&key) {
             self.sweep(now);
             if self.devices.len() >= MAX_DEVICES {
                 return None;

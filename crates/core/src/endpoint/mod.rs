@@ -297,6 +297,10 @@ impl Endpoint {
             }
             self.dir.created.insert(u.name.clone(), u.created_unix);
         }
+        // room in the location for every account's address of record (most accounts
+        // register): it does not rehash while the phones come in
+        let more = users.len().saturating_sub(self.dir.location.len());
+        self.dir.location.reserve(more);
         self.dir.users = users.into_iter().map(|u| (u.name, u.credential)).collect();
     }
 

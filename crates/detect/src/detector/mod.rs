@@ -185,6 +185,13 @@ impl Detector {
     /// Tells when each account was created (Unix ms); replaces what was known.
     pub fn set_accounts(&mut self, created: impl IntoIterator<Item = (String, Millis)>) {
         self.created = created.into_iter().collect();
+        // every account is first seen once: room for them all (bounded as the map is)
+        let more = self
+            .created
+            .len()
+            .min(self.cfg.max_subjects)
+            .saturating_sub(self.first_seen.len());
+        self.first_seen.reserve(more);
     }
 
     /// Restores from the store: an account's first registration.
