@@ -182,13 +182,19 @@ impl Shell {
 
     fn process_events_only(&mut self) {
         while let Some(ev) = self.endpoint.poll_event() {
-            let now = Instant::now();
             let op = match ev {
                 Event::BindingSaved(b) => {
-                    if self.router.count() > 1 {
-                        let uri = self.endpoint.contact_uri(&b.aor, &b.contact);
+                    let now = Instant::now();
+                    let others = self.router.count().saturating_sub(1);
+                    if others > 0 {
+                        // (the parsed contact is copied for all but the last shard, which
+                        // takes it)
+                        let mut uri = self.endpoint.contact_uri(&b.aor, &b.contact);
+                        let mut left = others;
                         self.router.replicate(self.index, || {
-                            Replica::Saved(Box::new((b.clone(), uri.clone())))
+                            left = left.saturating_sub(1);
+                            let u = if left == 0 { uri.take() } else { uri.clone() };
+                            Replica::Saved(Box::new((b.clone(), u)))
                         });
                     }
                     let (node, flow) = match super::cluster::node() {
@@ -219,7 +225,7 @@ impl Shell {
                     continue;
                 }
                 Event::Security(e) => {
-                    self.on_security(e, now);
+                    self.on_security(e, Instant::now());
                     continue;
                 }
             };

@@ -363,7 +363,7 @@ impl Router {
     }
 
     /// Every shard but `except` gets a copy (made by `copy`) of a location change.
-    pub(super) fn replicate(&self, except: usize, copy: impl Fn() -> Replica) {
+    pub(super) fn replicate(&self, except: usize, mut copy: impl FnMut() -> Replica) {
         for i in 0..self.queues.len() {
             if i == except {
                 continue;
