@@ -599,7 +599,7 @@ pub fn sdp_habits(body: &[u8]) -> u64 {
 pub fn ua_family(ua: &str) -> String {
     // Byte-wise: the separators are ASCII, a character that is not ASCII is left out
     // either way, and each of its bytes is above 0x7f.
-    let mut out = String::new();
+    let mut out = String::with_capacity(ua.len().min(32));
     for &b in ua.trim().as_bytes() {
         if matches!(b, b'/' | b' ' | b'(') || out.len() >= 32 {
             break;

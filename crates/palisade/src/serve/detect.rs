@@ -777,4 +777,7 @@ pub(super) fn detect_thread(
     if let Err(e) = store.apply_outputs(&outs) {
         error!(error = %e, "writing the last detection records failed");
     }
+    // The detector's tables are left to the process's exit, as the cores' are (see
+    // `serve::run`): freeing them one entry at a time only delays the exit.
+    std::mem::forget(d);
 }
