@@ -20,17 +20,26 @@ impl Endpoint {
         now: Instant,
         msg: &Message<'_>,
         proxy: bool,
+        known_user: Option<&str>,
     ) -> Result<Authenticated, Decision> {
         if let Some(a) = &self.handling.authenticated {
             return Ok(a.clone());
         }
         // The claimed identity and the device (account, User-Agent, source address),
-        // for the choice of the algorithm offered first (see `crate::algorithms`).
-        let claimed = if proxy { msg.from() } else { msg.to() };
-        let claimed_user = claimed
-            .and_then(|n| self.aor_of(&n.uri))
-            .map(|(_, u)| u)
-            .unwrap_or_default();
+        // for the choice of the algorithm offered first (see `crate::algorithms`); the
+        // registrar passes the user it has read from To already.
+        let from_msg;
+        let claimed_user = match known_user {
+            Some(u) => u,
+            None => {
+                let claimed = if proxy { msg.from() } else { msg.to() };
+                from_msg = claimed
+                    .and_then(|n| self.aor_of(&n.uri))
+                    .map(|(_, u)| u)
+                    .unwrap_or_default();
+                from_msg.as_str()
+            }
+        };
         let ua = msg
             .headers
             .iter()
@@ -142,7 +151,7 @@ impl Endpoint {
                 self.probe(
                     now,
                     palisade_detect::ProbeKind::AuthFailed,
-                    claimed_user,
+                    claimed_user.to_string(),
                     &ua,
                 );
                 Err(Decision::Reply(403, "Forbidden", vec![]))

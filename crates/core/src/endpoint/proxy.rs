@@ -172,7 +172,7 @@ impl Endpoint {
         let caller_local = msg.from().is_some_and(|f| self.uri_targets_us(&f.uri));
         let mut authenticated = None;
         if caller_local && self.cfg.authenticate_requests {
-            match self.check_auth(now, msg, true) {
+            match self.check_auth(now, msg, true, None) {
                 Ok(a) => authenticated = Some(a),
                 Err(d) => return d,
             }

@@ -66,7 +66,7 @@ impl Endpoint {
             return Decision::Reply(403, "Forbidden: not a domain of this registrar", vec![]);
         }
         if self.cfg.authenticate_register {
-            if let Err(d) = self.check_auth(now, msg, false) {
+            if let Err(d) = self.check_auth(now, msg, false, Some(&user)) {
                 return d;
             }
         } else if !self.dir.users.contains_key(&user) {
