@@ -222,8 +222,7 @@ impl Endpoint {
 
     pub(super) fn registered(&self, now: Instant, aor: &str, msg: &Message<'_>) -> Decision {
         let located = self.dir.location.get(aor);
-        let mut extra: Vec<Header<'static>> =
-            Vec::with_capacity(located.map_or(0, Vec::len) + 1);
+        let mut extra: Vec<Header<'static>> = Vec::with_capacity(located.map_or(0, Vec::len) + 1);
         for b in located.into_iter().flatten() {
             let uri = b.uri.clone();
             let left = b.expires_at.saturating_duration_since(now).as_secs();
