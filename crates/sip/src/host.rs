@@ -64,36 +64,9 @@ fn is_hostname(b: &[u8]) -> bool {
 /// A dotted-quad IPv4 address, with the rules of `Ipv4Addr::from_str` (four decimal
 /// octets of at most 255, no leading zero, nothing else) in one pass over the bytes.
 fn dotted_quad(b: &[u8]) -> Option<Ipv4Addr> {
-    let digit = |i: usize| {
-        b.get(i)
-            .map(|c| c.wrapping_sub(b'0'))
-            .filter(|d| *d <= 9)
-            .map(u16::from)
-    };
-    let mut octets = [0u8; 4];
-    let mut i = 0;
-    for (k, slot) in octets.iter_mut().enumerate() {
-        if k > 0 {
-            if b.get(i) != Some(&b'.') {
-                return None;
-            }
-            i += 1;
-        }
-        let mut value = digit(i)?;
-        i += 1;
-        // a leading 0 is the whole octet: a digit after it is refused below
-        if value != 0 {
-            while let Some(d) = digit(i) {
-                value = value * 10 + d;
-                if value > 255 {
-                    return None;
-                }
-                i += 1;
-            }
-        }
-        *slot = u8::try_from(value).ok()?;
-    }
-    (i == b.len()).then_some(Ipv4Addr::from(octets))
+    dotted_quad_prefix(b)
+        .filter(|(_, end)| *end == b.len())
+        .map(|(a, _)| a)
 }
 
 /// The host at the start of `s` and where it ends: what [`parse_host`] gives for the

@@ -20,32 +20,9 @@ pub(crate) fn hex16(v: u64) -> String {
     s
 }
 
-fn push_dec(out: &mut String, n: u16) {
-    let mut started = false;
-    for d in [10_000, 1_000, 100, 10, 1] {
-        let q = n / d % 10;
-        if started || q != 0 || d == 1 {
-            out.push(char::from(b'0' + q as u8));
-            started = true;
-        }
-    }
-}
-
-/// `n` in decimal, as `Display` writes it.
-pub(crate) fn push_u64(out: &mut String, mut n: u64) {
-    let mut buf = [0u8; 20];
-    let mut start = buf.len();
-    for slot in buf.iter_mut().rev() {
-        *slot = b'0' + (n % 10) as u8;
-        n /= 10;
-        start -= 1;
-        if n == 0 {
-            break;
-        }
-    }
-    for &b in buf.get(start..).unwrap_or_default() {
-        out.push(char::from(b));
-    }
+/// `n` in decimal, as `Display` writes it (without `core::fmt`).
+pub(crate) fn push_dec(out: &mut String, n: impl itoa::Integer) {
+    out.push_str(itoa::Buffer::new().format(n));
 }
 
 /// The address as `SocketAddr`'s `Display` writes it (`192.0.2.1:5060`, `[2001:db8::1]:5060`).
@@ -57,7 +34,7 @@ pub fn addr_text(a: &SocketAddr) -> String {
                 if i > 0 {
                     s.push('.');
                 }
-                push_dec(&mut s, u16::from(o));
+                push_dec(&mut s, o);
             }
             s.push(':');
             push_dec(&mut s, v4.port());
@@ -81,12 +58,12 @@ pub(crate) fn evidence_json(e: &[Evidence]) -> String {
         match e {
             Evidence::Call(id) => {
                 s.push_str("{\"call\":");
-                crate::text::push_u64(&mut s, *id);
+                crate::text::push_dec(&mut s, *id);
                 s.push('}');
             }
             Evidence::Registration(id) => {
                 s.push_str("{\"registration\":");
-                crate::text::push_u64(&mut s, *id);
+                crate::text::push_dec(&mut s, *id);
                 s.push('}');
             }
             Evidence::Event(t) => {

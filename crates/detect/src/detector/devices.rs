@@ -240,21 +240,9 @@ impl Profile {
     }
 }
 
-/// `n` in decimal, as `Display` writes it.
-pub(super) fn push_dec(out: &mut String, mut n: u64) {
-    let mut buf = [0u8; 20];
-    let mut start = buf.len();
-    for slot in buf.iter_mut().rev() {
-        *slot = b'0' + (n % 10) as u8;
-        n /= 10;
-        start -= 1;
-        if n == 0 {
-            break;
-        }
-    }
-    for &b in buf.get(start..).unwrap_or_default() {
-        out.push(char::from(b));
-    }
+/// `n` in decimal, as `Display` writes it (without `core::fmt`).
+pub(super) fn push_dec(out: &mut String, n: u64) {
+    out.push_str(itoa::Buffer::new().format(n));
 }
 
 /// `who` joins the accounts that use `key` (both bounded).
