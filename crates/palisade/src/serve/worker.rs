@@ -11,9 +11,11 @@
 //! interrupt it with a signal when they hand the worker something (see [`Waker`]).
 //!
 //! A datagram that another shard owns (by its Call-ID) is run on that shard by the
-//! worker that received it when the owner has slept in its receive for a while
-//! ([`STEAL_IDLE`]: it is idle, not between two datagrams of a busy stream, where waking
-//! it keeps both cores working): the shards are behind
+//! worker that received it when the owner sleeps in its receive and either this worker
+//! received that datagram alone (it has nothing else to do: waking the owner would cost
+//! a datagram sent and received, and a context switch, for a few microseconds of work)
+//! or the owner has slept for a while ([`STEAL_IDLE`]: it is idle, not between two
+//! datagrams of a busy stream, where waking it keeps both cores working). The shards are behind
 //! one mutex each, held by their own worker while it is awake and taken by another
 //! worker only with `try_lock` (never waited for), after the owner's queue so that order
 //! holds. What it sends leaves in the receiving worker's batch. Otherwise (the owner is
@@ -108,6 +110,7 @@ fn dispatch(
     now: Instant,
     from: std::net::SocketAddr,
     bytes: &[u8],
+    alone: bool,
 ) {
     if shell.is_wake(from, bytes) {
         return;
@@ -120,7 +123,7 @@ fn dispatch(
     if let Some(waker) = shell
         .router
         .waker(owner)
-        .filter(|w| w.idle_for(now, STEAL_IDLE))
+        .filter(|w| w.idle_for(now, if alone { Duration::ZERO } else { STEAL_IDLE }))
         .cloned()
     {
         let guard = match shards.get(owner).map(Mutex::try_lock) {
@@ -195,14 +198,14 @@ pub(super) fn run(w: Worker) {
                 let mut g = lock(me);
                 let Shard { shell, rx } = &mut *g;
                 match r {
-                    Ok(_) => {
+                    Ok(n) => {
                         // What was queued before these datagrams arrived is applied
                         // first (a binding another shard saved before it answered the
                         // REGISTER must be here before a call to that phone).
                         let _ = take_queue(rx, &waker, shell);
                         let now = Instant::now();
                         for (from, bytes) in batch.datagrams() {
-                            dispatch(&shards, shell, now, from, bytes);
+                            dispatch(&shards, shell, now, from, bytes, n == 1);
                         }
                     }
                     Err(e)
