@@ -4,7 +4,6 @@
 //! secret), so issuing a challenge stores nothing: a flood of unauthenticated requests
 //! cannot grow memory. State is kept only for nonces that were used successfully, to
 //! refuse a replayed nonce count.
-use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use md5::Md5;
@@ -236,7 +235,7 @@ pub(crate) struct Authenticator {
     counter: u64,
     ttl: Duration,
     /// counter of a nonce → (highest nc accepted, issue time in seconds since epoch)
-    used: HashMap<u64, (u32, u64)>,
+    used: crate::Map<u64, (u32, u64)>,
 }
 
 impl Authenticator {
@@ -247,7 +246,7 @@ impl Authenticator {
             epoch,
             counter: 0,
             ttl,
-            used: HashMap::new(),
+            used: crate::Map::default(),
         }
     }
 

@@ -90,6 +90,11 @@ impl Mac {
         Mac::new(&k)
     }
 
+    /// The first 8 bytes of [`Mac::tag`] (only the first key's SipHash is computed).
+    pub(crate) fn tag64(&self, msg: &[u8]) -> [u8; 8] {
+        siphash24(self.keys[0], msg).to_le_bytes()
+    }
+
     /// The 16-byte tag of `msg`.
     pub(crate) fn tag(&self, msg: &[u8]) -> [u8; 16] {
         let mut out = [0u8; 16];
@@ -147,6 +152,7 @@ mod tests {
             s2[i] ^= 1;
             assert_ne!(Mac::new(&s2).tag(b"0123456789abcdef"), t, "key byte {i}");
         }
+        assert_eq!(m.tag64(b"0123456789abcdef"), t[..8]);
         for i in 0..16 {
             let mut msg = *b"0123456789abcdef";
             msg[i] ^= 1;

@@ -3,6 +3,23 @@
 
 use super::*;
 
+/// The domain and the aliases that are IP address literals, parsed once (they were
+/// parsed for every URI and Via compared with them).
+#[derive(Default)]
+pub(super) struct LiteralAddresses {
+    domain: Option<IpAddr>,
+    aliases: Vec<IpAddr>,
+}
+
+impl LiteralAddresses {
+    pub(super) fn of(cfg: &CoreConfig) -> Self {
+        LiteralAddresses {
+            domain: cfg.domain.parse().ok(),
+            aliases: cfg.aliases.iter().filter_map(|a| a.parse().ok()).collect(),
+        }
+    }
+}
+
 impl Endpoint {
     pub(super) fn local(&self, t: Transport) -> Option<SocketAddr> {
         self.cfg
@@ -24,12 +41,8 @@ impl Endpoint {
 
     pub(super) fn ip_is_us(&self, ip: IpAddr) -> bool {
         self.cfg.local.iter().any(|(_, a)| a.ip() == ip)
-            || self
-                .cfg
-                .aliases
-                .iter()
-                .any(|a| a.parse::<IpAddr>().ok() == Some(ip))
-            || self.cfg.domain.parse::<IpAddr>().ok() == Some(ip)
+            || self.literal.aliases.contains(&ip)
+            || self.literal.domain == Some(ip)
     }
 
     /// Whether a request for `u` is for this server (RFC 3261 sections 16.4–16.5): a
@@ -75,12 +88,7 @@ impl Endpoint {
 
     /// The domain (or an alias) is this IP address written as a literal.
     pub(super) fn ip_is_domain(&self, ip: IpAddr) -> bool {
-        self.cfg.domain.parse::<IpAddr>().ok() == Some(ip)
-            || self
-                .cfg
-                .aliases
-                .iter()
-                .any(|a| a.parse::<IpAddr>().ok() == Some(ip))
+        self.literal.domain == Some(ip) || self.literal.aliases.contains(&ip)
     }
 
     /// A URI that addresses this server itself (host and, where given, port).

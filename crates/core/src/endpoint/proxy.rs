@@ -310,8 +310,9 @@ impl Endpoint {
     /// naming us carries the token of its Call-ID, so that nobody can relay a made-up
     /// "dialog" request through Palisade by writing our address in a Route header.
     pub(super) fn dialog_token(&self, call_id: &str) -> String {
-        let tag = self.dialog_mac.tag(call_id.as_bytes());
-        hex::encode(tag.get(..8).unwrap_or_default())
+        let mut t = String::with_capacity(16);
+        palisade_sip::push_hex(&mut t, &self.dialog_mac.tag64(call_id.as_bytes()));
+        t
     }
 
     /// Our Record-Route entry toward a peer on `transport`. Toward a WebSocket peer it
@@ -404,8 +405,22 @@ impl Endpoint {
         }
         let lh = self.loop_hash(&msg);
         let mut branches = Vec::new();
-        for t in targets {
-            let mut m = msg.clone();
+        // The last target takes the message itself instead of a copy (the usual call has
+        // one), unless no branch can be made toward it (no listener for its transport):
+        // then the message is kept for the 480.
+        let last = targets.len().saturating_sub(1);
+        let mut msg = Some(msg);
+        for (i, t) in targets.into_iter().enumerate() {
+            let take = i == last && self.local(t.dest.transport).is_some();
+            let mut m = match (take, msg.take()) {
+                (true, Some(m)) => m,
+                (_, Some(m)) => {
+                    let copy = m.clone();
+                    msg = Some(m);
+                    copy
+                }
+                (_, None) => continue,
+            };
             if let Some(r) = t.ruri {
                 if let StartLine::Request { uri, .. } = &mut m.start {
                     *uri = r;
@@ -462,7 +477,9 @@ impl Endpoint {
             branches.push(ck);
         }
         if branches.is_empty() {
-            self.reply(now, key, &msg, 480, "Temporarily Unavailable", vec![]);
+            if let Some(msg) = &msg {
+                self.reply(now, key, msg, 480, "Temporarily Unavailable", vec![]);
+            }
             return;
         }
         if let Some(s) = self.tx.servers.get_mut(&key) {
@@ -499,9 +516,11 @@ impl Endpoint {
             },
         );
         if !dest.transport.reliable() {
-            self.tx.arm(now + self.cfg.t1, TimerWhat::AorE(key.clone()));
+            self.tx
+                .arm_after(now, self.cfg.t1, TimerWhat::AorE(key.clone()));
         }
-        self.tx.arm(now + self.cfg.t1 * 64, TimerWhat::BorF(key));
+        self.tx
+            .arm_after(now, self.cfg.t1 * 64, TimerWhat::BorF(key));
         self.send(dest, bytes);
     }
 

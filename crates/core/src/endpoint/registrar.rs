@@ -8,13 +8,13 @@ use super::*;
 /// read.
 pub(super) struct Directory {
     /// Accounts and their digest secrets.
-    pub(super) users: HashMap<String, Credential>,
+    pub(super) users: crate::Map<String, Credential>,
     /// Bindings by address of record.
-    pub(super) location: HashMap<String, Vec<Located>>,
+    pub(super) location: crate::Map<String, Vec<Located>>,
     /// Protected users and their allow-lists.
-    pub(super) protected: HashMap<String, Vec<String>>,
+    pub(super) protected: crate::Map<String, Vec<String>>,
     /// Account creation times (Unix seconds), for the protected-user age rule.
-    pub(super) created: HashMap<String, i64>,
+    pub(super) created: crate::Map<String, i64>,
 }
 
 /// A binding in the location service, with its contact parsed once (the proxy routes
