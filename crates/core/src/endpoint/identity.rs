@@ -20,6 +20,12 @@ impl LiteralAddresses {
     }
 }
 
+/// Host names compared as DNS does (ASCII case ignored), the exact match (what phones
+/// send) first: a byte comparison instead of a case fold of each pair.
+fn same_name(a: &str, b: &str) -> bool {
+    a == b || a.eq_ignore_ascii_case(b)
+}
+
 impl Endpoint {
     pub(super) fn local(&self, t: Transport) -> Option<SocketAddr> {
         self.cfg
@@ -32,8 +38,7 @@ impl Endpoint {
     pub(super) fn host_is_us(&self, host: &Host<'_>) -> bool {
         match host {
             Host::Domain(d) => {
-                d.eq_ignore_ascii_case(&self.cfg.domain)
-                    || self.cfg.aliases.iter().any(|a| a.eq_ignore_ascii_case(d))
+                same_name(d, &self.cfg.domain) || self.cfg.aliases.iter().any(|a| same_name(a, d))
             }
             h => h.ip().is_some_and(|ip| self.ip_is_us(ip)),
         }
@@ -67,8 +72,7 @@ impl Endpoint {
         };
         let names_domain = match &s.host {
             Host::Domain(d) => {
-                d.eq_ignore_ascii_case(&self.cfg.domain)
-                    || self.cfg.aliases.iter().any(|a| a.eq_ignore_ascii_case(d))
+                same_name(d, &self.cfg.domain) || self.cfg.aliases.iter().any(|a| same_name(a, d))
             }
             h => h.ip().is_some_and(|ip| self.ip_is_domain(ip)),
         };
@@ -98,7 +102,7 @@ impl Endpoint {
             return false;
         }
         match (&s.host, s.port) {
-            (Host::Domain(d), None) if d.eq_ignore_ascii_case(&self.cfg.domain) => true,
+            (Host::Domain(d), None) if same_name(d, &self.cfg.domain) => true,
             (_, port) => {
                 let t = if s.secure {
                     Transport::Tls

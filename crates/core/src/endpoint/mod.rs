@@ -150,6 +150,8 @@ struct Handling {
     source: Option<SocketAddr>,
     /// Its transport's name.
     transport: &'static str,
+    /// Its server transaction's key, once computed (`check_auth` needs it too).
+    txn: Option<TxnKey>,
     /// Its wire fingerprint (INVITE and REGISTER, when observing or restricting).
     fingerprint: u64,
     /// A restriction refused it (the finding's number).
@@ -487,6 +489,7 @@ impl Endpoint {
             authenticated: None,
             source: Some(from.addr),
             transport: from.transport.param(),
+            txn: None,
             fingerprint: 0,
             blocked: None,
             network_restricted: false,
@@ -573,6 +576,7 @@ impl Endpoint {
             return;
         }
         let key = server_key(&msg, false, self.salt);
+        self.handling.txn = Some(key);
         if let Some(t) = self.tx.servers.get(&key) {
             debug!(key, "retransmitted request absorbed");
             if let Some(last) = t.last.clone() {
