@@ -307,8 +307,8 @@ impl Authenticator {
         self.counter += 1;
         let ts = now.saturating_duration_since(self.epoch).as_secs();
         let mut n = String::with_capacity(56);
-        palisade_sip::push_hex(&mut n, &ts.to_be_bytes());
-        palisade_sip::push_hex(&mut n, &self.counter.to_be_bytes());
+        crate::mac::push_hex_u64(&mut n, ts, 16);
+        crate::mac::push_hex_u64(&mut n, self.counter, 16);
         n.push_str(self.mac(ts, self.counter).as_str());
         n
     }

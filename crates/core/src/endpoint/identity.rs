@@ -135,7 +135,7 @@ impl Endpoint {
         );
         // `{h:016x}` without `core::fmt`
         let mut t = String::with_capacity(16);
-        palisade_sip::push_hex(&mut t, &h.to_be_bytes());
+        crate::mac::push_hex_u64(&mut t, h, 16);
         t
     }
 

@@ -286,9 +286,9 @@ impl Endpoint {
         // the formatter (one branch per forwarded request)
         let mut b = String::with_capacity(OUR_BRANCH.len() + 34);
         b.push_str(OUR_BRANCH);
-        palisade_sip::push_hex(&mut b, &lh.to_be_bytes());
+        crate::mac::push_hex_u64(&mut b, u64::from(lh), 8);
         b.push('.');
-        palisade_sip::push_hex(&mut b, &u.to_be_bytes());
+        crate::mac::push_hex_u64(&mut b, u64::from(u), 8);
         push_hex_trimmed(&mut b, self.tx.seq);
         b
     }
@@ -311,7 +311,9 @@ impl Endpoint {
     /// "dialog" request through Palisade by writing our address in a Route header.
     pub(super) fn dialog_token(&self, call_id: &str) -> String {
         let mut t = String::with_capacity(16);
-        palisade_sip::push_hex(&mut t, &self.dialog_mac.tag64(call_id.as_bytes()));
+        // (the tag's bytes in order: its big-endian reading)
+        let tag = u64::from_be_bytes(self.dialog_mac.tag64(call_id.as_bytes()));
+        crate::mac::push_hex_u64(&mut t, tag, 16);
         t
     }
 
@@ -698,12 +700,7 @@ impl Endpoint {
 
 /// Appends `v` as lower-case hex without leading zeros (`format!("{v:x}")`).
 fn push_hex_trimmed(out: &mut String, v: u64) {
-    let start = out.len();
-    palisade_sip::push_hex(out, &v.to_be_bytes());
-    let written = out.get(start..).unwrap_or_default();
-    // sixteen digits written; at least the last one stays
-    let zeros = (written.len() - written.trim_start_matches('0').len()).min(15);
-    out.replace_range(start..start + zeros, "");
+    crate::mac::push_hex_u64(out, v, 1);
 }
 
 #[cfg(test)]
