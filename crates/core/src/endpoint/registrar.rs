@@ -224,13 +224,14 @@ impl Endpoint {
         let located = self.dir.location.get(aor);
         let mut extra: Vec<Header<'static>> = Vec::with_capacity(located.map_or(0, Vec::len) + 1);
         for b in located.into_iter().flatten() {
+            // (the binding's copy is owned already: a clone, no second walk)
             let uri = b.uri.clone();
             let left = b.expires_at.saturating_duration_since(now).as_secs();
             let mut secs = String::with_capacity(10);
             palisade_sip::push_num(&mut secs, left);
             extra.push(Header::Contact(Contact::Addr(NameAddr {
                 display: None,
-                uri: uri.into_owned(),
+                uri,
                 params: vec![Param::new("expires", Some(Cow::Owned(secs)))],
             })));
         }
