@@ -11,6 +11,21 @@
 //! ```
 //!
 //! Compare the totals (`callgrind_annotate`), minus a run with N = 0 for the setup.
+//! At the end the clock jumps two hours ahead, so every timer armed comes due.
+//!
+//! `register N` instead drives N registrations of distinct users (of 5,000 provisioned
+//! ones, so that the setup is the same whatever N): REGISTER → 401, REGISTER with MD5
+//! credentials → 200, as the SIPp scenario of `bench/harness` does.
+//!
+//! To count only the core (not this driver's own parsing and formatting), collect
+//! inside its entry points:
+//!
+//! ```text
+//! valgrind --tool=callgrind --collect-atstart=no \
+//!   --toggle-collect='palisade_core::endpoint::Endpoint::handle_datagram' \
+//!   --toggle-collect='palisade_core::endpoint::Endpoint::handle_timeout' \
+//!   target/release/examples/call_loop plain 2000
+//! ```
 // A example, not library code: it may stop on a failed setup by panicking, and
 #![allow(
     clippy::unwrap_used,
@@ -104,9 +119,89 @@ fn md5_nonce(m: &Message<'_>) -> String {
         .expect("an MD5 challenge")
 }
 
+/// Lets every timer armed so far come due (retransmission timers whose transaction
+/// ended, Timers D/H/I/J/K, binding expiry), as a server running on would: the
+/// timers' work counts per call too.
+fn drain(l: &mut Loop) {
+    l.now += Duration::from_secs(7200);
+    l.ep.handle_timeout(l.now);
+    l.take();
+}
+
+/// Users provisioned in `register` mode.
+const REGISTER_USERS: u32 = 5000;
+
+/// `register N`: N distinct users each REGISTER, are challenged, and REGISTER again
+/// with credentials.
+fn register(n: u32) {
+    let now = Instant::now();
+    let cfg = CoreConfig {
+        domain: "example.com".into(),
+        local: vec![(Transport::Udp, "10.0.0.1:5060".parse().expect("address"))],
+        authenticate_register: true,
+        authenticate_requests: true,
+        nonce_ttl: Duration::from_secs(3600),
+        algorithms: vec![Algorithm::Md5],
+        ..CoreConfig::default()
+    };
+    let mut ep = Endpoint::new(cfg, [9; 32], now);
+    let users: Vec<User> = (0..REGISTER_USERS)
+        .map(|i| {
+            let name = format!("u{i}");
+            User {
+                credential: Credential::from_password(&name, "example.com", "pw"),
+                name,
+                created_unix: 0,
+                protection: None,
+            }
+        })
+        .collect();
+    ep.set_users(users);
+    let mut l = Loop { ep, now };
+    let mut ok = 0u32;
+    for i in 0..n.min(REGISTER_USERS) {
+        let user = format!("u{i}");
+        let port = 10_000 + (i % 50_000) as u16;
+        let register = |cseq: u32, auth: &str| {
+            format!("REGISTER sip:example.com SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.20:{port};branch=z9hG4bKr{i}.{cseq};rport\r\nMax-Forwards: 70\r\nFrom: <sip:{user}@example.com>;tag={i}R1\r\nTo: <sip:{user}@example.com>\r\nCall-ID: {i}-reg@192.0.2.20\r\nCSeq: {cseq} REGISTER\r\nContact: <sip:{user}@192.0.2.20:{port};transport=udp>\r\n{auth}Expires: 3600\r\nUser-Agent: sipp-bench\r\nContent-Length: 0\r\n\r\n")
+        };
+        let out = l.send(peer(port), &register(1, ""));
+        let Some((_, challenge)) = out.iter().find(|(_, m)| m.status() == Some(401)) else {
+            panic!("registration {i}: no 401");
+        };
+        let nonce = challenge
+            .headers
+            .iter()
+            .find_map(|h| match h {
+                Header::WwwAuthenticate(c) => c.get("nonce").map(|n| n.into_owned()),
+                _ => None,
+            })
+            .expect("a challenge");
+        let uri = "sip:example.com";
+        let ha1 = Algorithm::Md5.ha1(&user, "example.com", "pw");
+        let resp = Algorithm::Md5.response(&ha1, &nonce, "00000001", "cn", "auth", "REGISTER", uri);
+        let auth = format!("Authorization: Digest username=\"{user}\",realm=\"example.com\",uri=\"{uri}\",nonce=\"{nonce}\",response=\"{resp}\",algorithm=MD5,cnonce=\"cn\",qop=auth,nc=00000001\r\n");
+        let out = l.send(peer(port), &register(2, &auth));
+        if out.iter().any(|(_, m)| m.status() == Some(200)) {
+            ok += 1;
+        }
+        l.now += Duration::from_millis(1);
+        l.ep.handle_timeout(l.now);
+        l.take();
+    }
+    drain(&mut l);
+    eprintln!("{n} registrations, {ok} answered 200");
+}
+
 fn main() {
     let mut args = std::env::args().skip(1);
-    let observe = args.next().as_deref() == Some("observe");
+    let mode = args.next();
+    if mode.as_deref() == Some("register") {
+        let n: u32 = args.next().and_then(|a| a.parse().ok()).unwrap_or(1000);
+        register(n);
+        return;
+    }
+    let observe = mode.as_deref() == Some("observe");
     let n: u32 = args.next().and_then(|a| a.parse().ok()).unwrap_or(1000);
     let now = Instant::now();
     let cfg = CoreConfig {
@@ -197,5 +292,6 @@ fn main() {
         l.ep.handle_timeout(l.now);
         l.take();
     }
+    drain(&mut l);
     eprintln!("{n} calls, {answered} answered (observe: {observe})");
 }

@@ -24,9 +24,8 @@
 //! The trade-off: the first attempt of a device that cannot do SHA-256 fails (unless its
 //! User-Agent is listed), and a device that merely gave up after a challenge for another
 //! reason is moved to MD5; an attacker can only ever move its own account's device.
-use std::collections::HashMap;
-use std::hash::{DefaultHasher, Hash, Hasher};
 use std::net::IpAddr;
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use crate::auth::Algorithm;
@@ -61,18 +60,18 @@ pub(crate) const NOTES_PER_MINUTE: u32 = 20;
 
 #[derive(Default)]
 pub(crate) struct Memory {
-    devices: HashMap<u64, Device>,
+    devices: crate::Map<u64, Device>,
     /// The current minute's start and the notes given in it.
     notes: Option<(Instant, u32)>,
 }
 
 /// The identity of a device.
 pub(crate) fn device(account: &str, user_agent: &str, ip: IpAddr) -> u64 {
-    let mut h = DefaultHasher::new();
-    account.hash(&mut h);
-    user_agent.hash(&mut h);
-    ip.hash(&mut h);
-    h.finish()
+    // Keyed per process (from the OS, see `crate::Map`): the account and User-Agent are
+    // the sender's choice, and the device ids key a table.
+    static KEY: OnceLock<ahash::RandomState> = OnceLock::new();
+    KEY.get_or_init(ahash::RandomState::new)
+        .hash_one((account, user_agent, ip))
 }
 
 /// Whether `needle` occurs in `hay`, ASCII case ignored (what lower-casing both and

@@ -4,7 +4,6 @@
 //! secret), so issuing a challenge stores nothing: a flood of unauthenticated requests
 //! cannot grow memory. State is kept only for nonces that were used successfully, to
 //! refuse a replayed nonce count.
-use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use md5::Md5;
@@ -69,7 +68,25 @@ impl Algorithm {
         method: &str,
         uri: &str,
     ) -> HexDigest {
-        let ha2 = self.digest_hex(&[method.as_bytes(), b":", uri.as_bytes()]);
+        let ha2 = self.ha2_hex(method, uri);
+        self.response_from_ha2(ha1, nonce, nc, cnonce, qop, &ha2)
+    }
+
+    /// HA2 = H(method ":" uri) (for `qop=auth`).
+    fn ha2_hex(self, method: &str, uri: &str) -> HexDigest {
+        self.digest_hex(&[method.as_bytes(), b":", uri.as_bytes()])
+    }
+
+    /// [`Algorithm::response_hex`] from HA2.
+    fn response_from_ha2(
+        self,
+        ha1: &str,
+        nonce: &str,
+        nc: &str,
+        cnonce: &str,
+        qop: &str,
+        ha2: &HexDigest,
+    ) -> HexDigest {
         self.digest_hex(&[
             ha1.as_bytes(),
             b":",
@@ -124,6 +141,7 @@ impl Algorithm {
 
 /// A digest (or MAC) as lower-case hex digits, kept on the stack: `hex::encode` builds
 /// its `String` a `char` at a time, which cost more than the MD5 it wrote out.
+#[derive(Clone, Copy)]
 struct HexDigest {
     buf: [u8; 64],
     len: usize,
@@ -236,7 +254,11 @@ pub(crate) struct Authenticator {
     counter: u64,
     ttl: Duration,
     /// counter of a nonce → (highest nc accepted, issue time in seconds since epoch)
-    used: HashMap<u64, (u32, u64)>,
+    used: crate::Map<u64, (u32, u64)>,
+    /// The last HA2 computed, with its algorithm, method and digest URI: HA2 depends on
+    /// nothing else, and a REGISTER's digest URI is the registrar's, the same for every
+    /// phone (one hash of the two a check costs).
+    ha2: Option<(Algorithm, String, String, HexDigest)>,
 }
 
 impl Authenticator {
@@ -247,7 +269,30 @@ impl Authenticator {
             epoch,
             counter: 0,
             ttl,
-            used: HashMap::new(),
+            used: crate::Map::default(),
+            ha2: None,
+        }
+    }
+
+    /// [`Algorithm::ha2_hex`], remembered for the next check.
+    fn ha2(&mut self, alg: Algorithm, method: &str, uri: &str) -> HexDigest {
+        match &mut self.ha2 {
+            Some((a, m, u, h)) if *a == alg && m == method && u == uri => *h,
+            slot => {
+                let h = alg.ha2_hex(method, uri);
+                match slot {
+                    Some((a, m, u, old)) => {
+                        *a = alg;
+                        m.clear();
+                        m.push_str(method);
+                        u.clear();
+                        u.push_str(uri);
+                        *old = h;
+                    }
+                    None => *slot = Some((alg, method.to_string(), uri.to_string(), h)),
+                }
+                h
+            }
         }
     }
 
@@ -262,8 +307,8 @@ impl Authenticator {
         self.counter += 1;
         let ts = now.saturating_duration_since(self.epoch).as_secs();
         let mut n = String::with_capacity(56);
-        palisade_sip::push_hex(&mut n, &ts.to_be_bytes());
-        palisade_sip::push_hex(&mut n, &self.counter.to_be_bytes());
+        crate::mac::push_hex_u64(&mut n, ts, 16);
+        crate::mac::push_hex_u64(&mut n, self.counter, 16);
         n.push_str(self.mac(ts, self.counter).as_str());
         n
     }
@@ -314,7 +359,8 @@ impl Authenticator {
         let Ok(nc) = u32::from_str_radix(d.nc, 16) else {
             return Verdict::Fail("malformed nonce count");
         };
-        let expected = alg.response_hex(ha1, d.nonce, d.nc, d.cnonce, d.qop, method, d.uri);
+        let ha2 = self.ha2(alg, method, d.uri);
+        let expected = alg.response_from_ha2(ha1, d.nonce, d.nc, d.cnonce, d.qop, &ha2);
         let matches = ct_eq_hex(expected.as_bytes(), d.response.as_bytes());
         if !matches || cred.is_none() || d.realm != realm {
             return Verdict::Fail("wrong credentials");

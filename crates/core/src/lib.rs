@@ -28,3 +28,10 @@ pub use flow::FlowKey;
 pub use media::MediaAnchor;
 pub use shard::{call_id_of, Shards};
 pub use types::*;
+
+/// A hash table for keys that come from the network (account names, addresses of
+/// record, source addresses, device ids): aHash under keys drawn from the OS for each
+/// table (`runtime-rng`), so that nobody can aim collisions at one bucket, at a
+/// fraction of the cost of std's SipHash. (Tables keyed by values this process already
+/// hashed with a secret use those values as they are, `endpoint::transaction::TxnMap`.)
+pub(crate) type Map<K, V> = std::collections::HashMap<K, V, ahash::RandomState>;

@@ -5,6 +5,24 @@
 //! secret-prefixed SHA-256 that cost about 14,000 instructions per nonce (a tenth of an
 //! MD5 registration's work in the core); a tag here costs a few hundred.
 
+/// Appends `v` as lower-case hex digits without leading zeros, but at least `width`
+/// of them (`format!("{v:0width$x}")`, `width` from 1 to 16): written on the stack and
+/// appended at once (a branch, a tag, a nonce and a dialog token each have some).
+pub(crate) fn push_hex_u64(out: &mut String, v: u64, width: usize) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut buf = [b'0'; 16];
+    for (i, d) in buf.iter_mut().rev().enumerate() {
+        *d = DIGITS
+            .get(((v >> (4 * i)) & 15) as usize)
+            .copied()
+            .unwrap_or(b'0');
+    }
+    let significant = (16 - v.leading_zeros() as usize / 4).max(width.clamp(1, 16));
+    let digits = buf.get(16 - significant..).unwrap_or_default();
+    // (hex digits are ASCII)
+    out.push_str(std::str::from_utf8(digits).unwrap_or_default());
+}
+
 /// A SipHash-2-4 key pair (two independent 128-bit keys).
 #[derive(Clone)]
 pub(crate) struct Mac {
@@ -90,6 +108,11 @@ impl Mac {
         Mac::new(&k)
     }
 
+    /// The first 8 bytes of [`Mac::tag`] (only the first key's SipHash is computed).
+    pub(crate) fn tag64(&self, msg: &[u8]) -> [u8; 8] {
+        siphash24(self.keys[0], msg).to_le_bytes()
+    }
+
     /// The 16-byte tag of `msg`.
     pub(crate) fn tag(&self, msg: &[u8]) -> [u8; 16] {
         let mut out = [0u8; 16];
@@ -138,6 +161,30 @@ mod tests {
     }
 
     #[test]
+    fn hex_digits_are_the_formatter_s() {
+        for v in [
+            0u64,
+            1,
+            9,
+            10,
+            15,
+            16,
+            255,
+            0xabc,
+            1 << 32,
+            (1 << 32) - 1,
+            u64::MAX,
+            0x0f00_0000_0000_0001,
+        ] {
+            for width in 1..=16 {
+                let mut s = String::from("x");
+                push_hex_u64(&mut s, v, width);
+                assert_eq!(s, format!("x{v:0width$x}"), "{v} {width}");
+            }
+        }
+    }
+
+    #[test]
     fn tags_depend_on_every_key_byte_and_message_byte() {
         let s = [7u8; 32];
         let m = Mac::new(&s);
@@ -147,6 +194,7 @@ mod tests {
             s2[i] ^= 1;
             assert_ne!(Mac::new(&s2).tag(b"0123456789abcdef"), t, "key byte {i}");
         }
+        assert_eq!(m.tag64(b"0123456789abcdef"), t[..8]);
         for i in 0..16 {
             let mut msg = *b"0123456789abcdef";
             msg[i] ^= 1;

@@ -20,7 +20,6 @@
 //! The tables are bounded (`MAX_SOURCES`); idle sources are swept, and when the bucket
 //! table is full of active sources (a flood from spoofed addresses), the newcomers share
 //! one overflow bucket instead of growing the table.
-use std::collections::HashMap;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
@@ -40,10 +39,10 @@ struct Bucket {
 pub(crate) struct AnswerBudget {
     rate: f64,
     burst: f64,
-    buckets: HashMap<IpAddr, Bucket>,
+    buckets: crate::Map<IpAddr, Bucket>,
     overflow: Option<Bucket>,
     /// Sources that authenticated, and when they last did.
-    proven: HashMap<IpAddr, Instant>,
+    proven: crate::Map<IpAddr, Instant>,
 }
 
 impl AnswerBudget {
@@ -51,9 +50,9 @@ impl AnswerBudget {
         AnswerBudget {
             rate: f64::from(rate.max(1)),
             burst: f64::from(burst.max(1)),
-            buckets: HashMap::new(),
+            buckets: crate::Map::default(),
             overflow: None,
-            proven: HashMap::new(),
+            proven: crate::Map::default(),
         }
     }
 

@@ -77,14 +77,22 @@ pub fn call_id_of(bytes: &[u8]) -> Option<&[u8]> {
         if line.is_empty() {
             return None; // end of the head
         }
-        // (the name starts the line: a line that does not start like `Call-ID` or `i`
-        // is passed over without looking for its colon)
-        let could_be = matches!(line.first(), Some(b'c' | b'C' | b'i' | b'I'));
-        if let Some(colon) = could_be.then(|| memchr::memchr(b':', line)).flatten() {
-            let name = line.get(..colon)?.trim_ascii_end();
-            if name.eq_ignore_ascii_case(b"call-id") || name.eq_ignore_ascii_case(b"i") {
-                return line.get(colon + 1..).map(<[u8]>::trim_ascii);
-            }
+        // The name starts the line, then optional whitespace and the colon: the line is
+        // matched against the two names in place (other headers starting with `C`,
+        // Contact, CSeq and Content-*, are passed over at their second letter).
+        let after_name = match line.first() {
+            Some(b'c' | b'C') => line
+                .get(..7)
+                .filter(|n| n.eq_ignore_ascii_case(b"call-id"))
+                .and_then(|_| line.get(7..)),
+            Some(b'i' | b'I') => line.get(1..),
+            _ => None,
+        };
+        if let Some(value) = after_name
+            .map(<[u8]>::trim_ascii_start)
+            .and_then(|r| r.strip_prefix(b":"))
+        {
+            return Some(value.trim_ascii());
         }
         rest = rest.get(end + 1..)?;
     }
@@ -114,6 +122,67 @@ mod tests {
             call_id_of(b"X sip:a SIP/2.0\r\nCall-Info: <x>\r\nid: 2\r\n\r\n"),
             None
         );
+    }
+
+    /// The scan as it was before names were matched in place: the first colon of a
+    /// line that starts like one of the names, and the name before it.
+    fn by_colon(bytes: &[u8]) -> Option<&[u8]> {
+        let mut rest = bytes;
+        let first = memchr::memchr(b'\n', rest)?;
+        rest = rest.get(first + 1..)?;
+        loop {
+            let end = memchr::memchr(b'\n', rest).unwrap_or(rest.len());
+            let line = rest.get(..end)?;
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            if line.is_empty() {
+                return None;
+            }
+            let could_be = matches!(line.first(), Some(b'c' | b'C' | b'i' | b'I'));
+            if let Some(colon) = could_be.then(|| memchr::memchr(b':', line)).flatten() {
+                let name = line.get(..colon)?.trim_ascii_end();
+                if name.eq_ignore_ascii_case(b"call-id") || name.eq_ignore_ascii_case(b"i") {
+                    return line.get(colon + 1..).map(<[u8]>::trim_ascii);
+                }
+            }
+            rest = rest.get(end + 1..)?;
+        }
+    }
+
+    #[test]
+    fn matching_names_in_place_finds_what_the_colon_scan_found() {
+        let names = [
+            "Call-ID",
+            "call-id",
+            "CALL-ID",
+            "Call-Id ",
+            "Call-ID\t",
+            "Call-IDx",
+            "Call-I",
+            "Call-Info",
+            "i",
+            "I",
+            "i ",
+            "id",
+            "Contact",
+            "CSeq",
+            "c",
+            "C",
+            "",
+            " Call-ID",
+            "Call-ID \r",
+            "Call",
+        ];
+        let values = [": a@h", ":b", " : c ", "", "x: y", ":", " :\t", "::d"];
+        for n in names {
+            for v in values {
+                for before in ["", "Via: x\r\n", "Contact: <sip:a@b>\r\nCSeq: 1 A\r\n"] {
+                    for end in ["\r\n\r\n", "\n\n", "\r\n", ""] {
+                        let m = format!("X sip:a SIP/2.0\r\n{before}{n}{v}{end}i: later");
+                        assert_eq!(call_id_of(m.as_bytes()), by_colon(m.as_bytes()), "{m:?}");
+                    }
+                }
+            }
+        }
     }
 
     #[test]

@@ -318,7 +318,7 @@ fn is_offer_answer(msg: &Message<'_>) -> bool {
 /// `raw` is the message as received; its hash is the evidence of a refusal that is not
 /// about the body.
 pub fn apply(policy: &Policy, msg: &mut Message<'_>, raw: &[u8]) -> Result<Vec<Dropped>, Refusal> {
-    apply_measured(policy, msg, raw).map(|v| v.dropped)
+    run(policy, msg, raw, false).map(|v| v.dropped)
 }
 
 /// What [`apply_measured`] reports about a message it let through.
@@ -338,6 +338,18 @@ pub fn apply_measured(
     msg: &mut Message<'_>,
     raw: &[u8],
 ) -> Result<Verdict, Refusal> {
+    run(policy, msg, raw, true)
+}
+
+/// [`apply_measured`]; without `measure`, the headers' share of the residual is counted
+/// only where the bound on it applies (an offer in a request), since [`apply`] reports
+/// no figure: a response, an ACK or a BYE is not counted at all.
+fn run(
+    policy: &Policy,
+    msg: &mut Message<'_>,
+    raw: &[u8],
+    measure: bool,
+) -> Result<Verdict, Refusal> {
     let mut v = Verdict::default();
     if !policy.enabled {
         return Ok(v);
@@ -345,8 +357,11 @@ pub fn apply_measured(
     let offer = is_offer_answer(msg);
     body::apply(policy, msg, offer, &mut v.dropped, &mut v.residual)?;
     headers::apply(policy, msg, raw, &mut v.dropped)?;
-    v.residual.headers(msg);
-    if offer && msg.is_request() && !msg.body.is_empty() {
+    let bounded = offer && msg.is_request() && !msg.body.is_empty();
+    if measure || bounded {
+        v.residual.headers(msg);
+    }
+    if bounded {
         let n = v.residual.bytes();
         if n > policy.max_residual_bytes {
             return Err(Refusal {

@@ -50,7 +50,7 @@ impl Endpoint {
             .unwrap_or("");
         let source = self.handling.ip.unwrap_or(IpAddr::from([0, 0, 0, 0]));
         let device = crate::algorithms::device(claimed_user, ua, source);
-        let txn = server_key(msg, false, self.salt);
+        let txn = (self.handling.txn).unwrap_or_else(|| server_key(msg, false, self.salt));
         let method = msg.method().map(|m| m.as_str()).unwrap_or("");
         let ch = Challenge {
             proxy,

@@ -3,6 +3,29 @@
 
 use super::*;
 
+/// The domain and the aliases that are IP address literals, parsed once (they were
+/// parsed for every URI and Via compared with them).
+#[derive(Default)]
+pub(super) struct LiteralAddresses {
+    domain: Option<IpAddr>,
+    aliases: Vec<IpAddr>,
+}
+
+impl LiteralAddresses {
+    pub(super) fn of(cfg: &CoreConfig) -> Self {
+        LiteralAddresses {
+            domain: cfg.domain.parse().ok(),
+            aliases: cfg.aliases.iter().filter_map(|a| a.parse().ok()).collect(),
+        }
+    }
+}
+
+/// Host names compared as DNS does (ASCII case ignored), the exact match (what phones
+/// send) first: a byte comparison instead of a case fold of each pair.
+fn same_name(a: &str, b: &str) -> bool {
+    a == b || a.eq_ignore_ascii_case(b)
+}
+
 impl Endpoint {
     pub(super) fn local(&self, t: Transport) -> Option<SocketAddr> {
         self.cfg
@@ -15,8 +38,7 @@ impl Endpoint {
     pub(super) fn host_is_us(&self, host: &Host<'_>) -> bool {
         match host {
             Host::Domain(d) => {
-                d.eq_ignore_ascii_case(&self.cfg.domain)
-                    || self.cfg.aliases.iter().any(|a| a.eq_ignore_ascii_case(d))
+                same_name(d, &self.cfg.domain) || self.cfg.aliases.iter().any(|a| same_name(a, d))
             }
             h => h.ip().is_some_and(|ip| self.ip_is_us(ip)),
         }
@@ -24,12 +46,8 @@ impl Endpoint {
 
     pub(super) fn ip_is_us(&self, ip: IpAddr) -> bool {
         self.cfg.local.iter().any(|(_, a)| a.ip() == ip)
-            || self
-                .cfg
-                .aliases
-                .iter()
-                .any(|a| a.parse::<IpAddr>().ok() == Some(ip))
-            || self.cfg.domain.parse::<IpAddr>().ok() == Some(ip)
+            || self.literal.aliases.contains(&ip)
+            || self.literal.domain == Some(ip)
     }
 
     /// Whether a request for `u` is for this server (RFC 3261 sections 16.4–16.5): a
@@ -54,8 +72,7 @@ impl Endpoint {
         };
         let names_domain = match &s.host {
             Host::Domain(d) => {
-                d.eq_ignore_ascii_case(&self.cfg.domain)
-                    || self.cfg.aliases.iter().any(|a| a.eq_ignore_ascii_case(d))
+                same_name(d, &self.cfg.domain) || self.cfg.aliases.iter().any(|a| same_name(a, d))
             }
             h => h.ip().is_some_and(|ip| self.ip_is_domain(ip)),
         };
@@ -75,12 +92,7 @@ impl Endpoint {
 
     /// The domain (or an alias) is this IP address written as a literal.
     pub(super) fn ip_is_domain(&self, ip: IpAddr) -> bool {
-        self.cfg.domain.parse::<IpAddr>().ok() == Some(ip)
-            || self
-                .cfg
-                .aliases
-                .iter()
-                .any(|a| a.parse::<IpAddr>().ok() == Some(ip))
+        self.literal.domain == Some(ip) || self.literal.aliases.contains(&ip)
     }
 
     /// A URI that addresses this server itself (host and, where given, port).
@@ -90,7 +102,7 @@ impl Endpoint {
             return false;
         }
         match (&s.host, s.port) {
-            (Host::Domain(d), None) if d.eq_ignore_ascii_case(&self.cfg.domain) => true,
+            (Host::Domain(d), None) if same_name(d, &self.cfg.domain) => true,
             (_, port) => {
                 let t = if s.secure {
                     Transport::Tls
@@ -123,7 +135,7 @@ impl Endpoint {
         );
         // `{h:016x}` without `core::fmt`
         let mut t = String::with_capacity(16);
-        palisade_sip::push_hex(&mut t, &h.to_be_bytes());
+        crate::mac::push_hex_u64(&mut t, h, 16);
         t
     }
 

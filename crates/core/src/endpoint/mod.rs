@@ -2,8 +2,7 @@
 //! authenticator, and turns `(datagram, now)` and `(timeout, now)` into transmits and
 //! events. No sockets, no clock, no database.
 use std::borrow::Cow;
-use std::cmp::Reverse;
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::hash::{Hash, Hasher};
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
@@ -35,8 +34,8 @@ mod transport;
 
 pub use self::salvage::salvaged_answer_parses;
 use self::{
-    guard::*, notify::*, observe::*, proxy::*, registrar::*, response::*, salvage::*, timer::*,
-    transaction::*, transport::*,
+    guard::*, identity::*, notify::*, observe::*, proxy::*, registrar::*, response::*, salvage::*,
+    timer::*, transaction::*, transport::*,
 };
 
 /// Counters for logs and metrics.
@@ -151,6 +150,8 @@ struct Handling {
     source: Option<SocketAddr>,
     /// Its transport's name.
     transport: &'static str,
+    /// Its server transaction's key, once computed (`check_auth` needs it too).
+    txn: Option<TxnKey>,
     /// Its wire fingerprint (INVITE and REGISTER, when observing or restricting).
     fingerprint: u64,
     /// A restriction refused it (the finding's number).
@@ -185,7 +186,7 @@ pub struct Endpoint {
     salt: u64,
     /// Stream connections by the address their peer advertises in Via (RFC 5923 style),
     /// so that requests to that address reuse the connection.
-    aliases: HashMap<(Transport, SocketAddr), u64>,
+    aliases: crate::Map<(Transport, SocketAddr), u64>,
     /// An instant and the Unix time it corresponds to (given by the shell).
     unix_base: Option<(Instant, i64)>,
     /// Per-source budget for answers to unauthenticated UDP senders.
@@ -209,6 +210,8 @@ pub struct Endpoint {
     notifying: Notifying,
     /// Which shard owns a Call-ID (this core is `cfg.shard.0` of them).
     shards: crate::Shards,
+    /// The domain and aliases written as IP addresses.
+    literal: LiteralAddresses,
     /// Counters for logs and metrics.
     pub stats: Stats,
 }
@@ -236,18 +239,19 @@ impl Endpoint {
         let share = cfg.shard.1.max(1);
         let cap = |n: usize| if prealloc { n / share } else { 0 };
         Endpoint {
+            literal: LiteralAddresses::of(&cfg),
             cfg,
             auth,
             dir: Directory {
-                users: HashMap::new(),
-                location: HashMap::with_capacity(cap(1 << 14)),
-                protected: HashMap::new(),
-                created: HashMap::new(),
+                users: crate::Map::default(),
+                location: crate::Map::with_capacity_and_hasher(cap(1 << 14), Default::default()),
+                protected: crate::Map::default(),
+                created: crate::Map::default(),
             },
             tx: Transactions {
                 servers: TxnMap::with_capacity_and_hasher(cap(1 << 16), Default::default()),
                 clients: ClientMap::with_capacity_and_hasher(cap(1 << 14), Default::default()),
-                timers: TimerQueue::with_capacity(cap(1 << 16)),
+                timers: TimerQueue::with_capacity(cap(1 << 16), now),
                 seq: 0,
                 answered: TxnMap::with_capacity_and_hasher(cap(1 << 16), Default::default()),
                 answered_q: VecDeque::with_capacity(cap(1 << 16)),
@@ -258,7 +262,7 @@ impl Endpoint {
             events: VecDeque::new(),
             salt,
             shards,
-            aliases: HashMap::new(),
+            aliases: crate::Map::default(),
             unix_base: None,
             budget: AnswerBudget::new(cfg_rate, cfg_burst),
             handling: Handling::default(),
@@ -485,6 +489,7 @@ impl Endpoint {
             authenticated: None,
             source: Some(from.addr),
             transport: from.transport.param(),
+            txn: None,
             fingerprint: 0,
             blocked: None,
             network_restricted: false,
@@ -563,7 +568,7 @@ impl Endpoint {
                     } else {
                         self.cfg.t4
                     };
-                    self.tx.arm(now + wait, TimerWhat::IorJ(ikey));
+                    self.tx.arm_after(now, wait, TimerWhat::IorJ(ikey));
                 }
                 return;
             }
@@ -571,6 +576,7 @@ impl Endpoint {
             return;
         }
         let key = server_key(&msg, false, self.salt);
+        self.handling.txn = Some(key);
         if let Some(t) = self.tx.servers.get(&key) {
             debug!(key, "retransmitted request absorbed");
             if let Some(last) = t.last.clone() {

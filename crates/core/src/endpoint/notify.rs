@@ -9,8 +9,8 @@ use super::*;
 /// user how many devices are still to answer and whether one accepted.
 #[derive(Default)]
 pub(super) struct Notifying {
-    branches: HashMap<String, String>,
-    users: HashMap<String, (usize, bool)>,
+    branches: crate::Map<String, String>,
+    users: crate::Map<String, (usize, bool)>,
 }
 
 /// Most users being notified at once.

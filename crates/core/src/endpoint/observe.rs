@@ -19,9 +19,9 @@ struct Entry {
 /// Restrictions by subject (the detectors give them; they end by themselves).
 #[derive(Default)]
 pub(super) struct Restrictions {
-    accounts: HashMap<String, Entry>,
-    devices: HashMap<u64, Entry>,
-    networks: HashMap<Network, Entry>,
+    accounts: crate::Map<String, Entry>,
+    devices: crate::Map<u64, Entry>,
+    networks: crate::Map<Network, Entry>,
 }
 
 /// Most restrictions of each kind held at once.

@@ -286,9 +286,9 @@ impl Endpoint {
         // the formatter (one branch per forwarded request)
         let mut b = String::with_capacity(OUR_BRANCH.len() + 34);
         b.push_str(OUR_BRANCH);
-        palisade_sip::push_hex(&mut b, &lh.to_be_bytes());
+        crate::mac::push_hex_u64(&mut b, u64::from(lh), 8);
         b.push('.');
-        palisade_sip::push_hex(&mut b, &u.to_be_bytes());
+        crate::mac::push_hex_u64(&mut b, u64::from(u), 8);
         push_hex_trimmed(&mut b, self.tx.seq);
         b
     }
@@ -310,8 +310,11 @@ impl Endpoint {
     /// naming us carries the token of its Call-ID, so that nobody can relay a made-up
     /// "dialog" request through Palisade by writing our address in a Route header.
     pub(super) fn dialog_token(&self, call_id: &str) -> String {
-        let tag = self.dialog_mac.tag(call_id.as_bytes());
-        hex::encode(tag.get(..8).unwrap_or_default())
+        let mut t = String::with_capacity(16);
+        // (the tag's bytes in order: its big-endian reading)
+        let tag = u64::from_be_bytes(self.dialog_mac.tag64(call_id.as_bytes()));
+        crate::mac::push_hex_u64(&mut t, tag, 16);
+        t
     }
 
     /// Our Record-Route entry toward a peer on `transport`. Toward a WebSocket peer it
@@ -404,8 +407,22 @@ impl Endpoint {
         }
         let lh = self.loop_hash(&msg);
         let mut branches = Vec::new();
-        for t in targets {
-            let mut m = msg.clone();
+        // The last target takes the message itself instead of a copy (the usual call has
+        // one), unless no branch can be made toward it (no listener for its transport):
+        // then the message is kept for the 480.
+        let last = targets.len().saturating_sub(1);
+        let mut msg = Some(msg);
+        for (i, t) in targets.into_iter().enumerate() {
+            let take = i == last && self.local(t.dest.transport).is_some();
+            let mut m = match (take, msg.take()) {
+                (true, Some(m)) => m,
+                (_, Some(m)) => {
+                    let copy = m.clone();
+                    msg = Some(m);
+                    copy
+                }
+                (_, None) => continue,
+            };
             if let Some(r) = t.ruri {
                 if let StartLine::Request { uri, .. } = &mut m.start {
                     *uri = r;
@@ -462,7 +479,9 @@ impl Endpoint {
             branches.push(ck);
         }
         if branches.is_empty() {
-            self.reply(now, key, &msg, 480, "Temporarily Unavailable", vec![]);
+            if let Some(msg) = &msg {
+                self.reply(now, key, msg, 480, "Temporarily Unavailable", vec![]);
+            }
             return;
         }
         if let Some(s) = self.tx.servers.get_mut(&key) {
@@ -499,9 +518,11 @@ impl Endpoint {
             },
         );
         if !dest.transport.reliable() {
-            self.tx.arm(now + self.cfg.t1, TimerWhat::AorE(key.clone()));
+            self.tx
+                .arm_after(now, self.cfg.t1, TimerWhat::AorE(key.clone()));
         }
-        self.tx.arm(now + self.cfg.t1 * 64, TimerWhat::BorF(key));
+        self.tx
+            .arm_after(now, self.cfg.t1 * 64, TimerWhat::BorF(key));
         self.send(dest, bytes);
     }
 
@@ -679,12 +700,7 @@ impl Endpoint {
 
 /// Appends `v` as lower-case hex without leading zeros (`format!("{v:x}")`).
 fn push_hex_trimmed(out: &mut String, v: u64) {
-    let start = out.len();
-    palisade_sip::push_hex(out, &v.to_be_bytes());
-    let written = out.get(start..).unwrap_or_default();
-    // sixteen digits written; at least the last one stays
-    let zeros = (written.len() - written.trim_start_matches('0').len()).min(15);
-    out.replace_range(start..start + zeros, "");
+    crate::mac::push_hex_u64(out, v, 1);
 }
 
 #[cfg(test)]

@@ -8,13 +8,13 @@ use super::*;
 /// read.
 pub(super) struct Directory {
     /// Accounts and their digest secrets.
-    pub(super) users: HashMap<String, Credential>,
+    pub(super) users: crate::Map<String, Credential>,
     /// Bindings by address of record.
-    pub(super) location: HashMap<String, Vec<Located>>,
+    pub(super) location: crate::Map<String, Vec<Located>>,
     /// Protected users and their allow-lists.
-    pub(super) protected: HashMap<String, Vec<String>>,
+    pub(super) protected: crate::Map<String, Vec<String>>,
     /// Account creation times (Unix seconds), for the protected-user age rule.
-    pub(super) created: HashMap<String, i64>,
+    pub(super) created: crate::Map<String, i64>,
 }
 
 /// A binding in the location service, with its contact parsed once (the proxy routes
@@ -224,13 +224,14 @@ impl Endpoint {
         let located = self.dir.location.get(aor);
         let mut extra: Vec<Header<'static>> = Vec::with_capacity(located.map_or(0, Vec::len) + 1);
         for b in located.into_iter().flatten() {
+            // (the binding's copy is owned already: a clone, no second walk)
             let uri = b.uri.clone();
             let left = b.expires_at.saturating_duration_since(now).as_secs();
             let mut secs = String::with_capacity(10);
             palisade_sip::push_num(&mut secs, left);
             extra.push(Header::Contact(Contact::Addr(NameAddr {
                 display: None,
-                uri: uri.into_owned(),
+                uri,
                 params: vec![Param::new("expires", Some(Cow::Owned(secs)))],
             })));
         }

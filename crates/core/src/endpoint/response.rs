@@ -254,7 +254,7 @@ impl Endpoint {
             let cancel_now = c.cancel_pending;
             let server = c.server;
             if first_c {
-                self.tx.arm(now + TIMER_C, TimerWhat::C(key.clone()));
+                self.tx.arm_after(now, TIMER_C, TimerWhat::C(key.clone()));
             }
             if cancel_now {
                 self.cancel_branch(now, &key);
@@ -299,7 +299,7 @@ impl Endpoint {
         } else {
             self.cfg.t4
         };
-        self.tx.arm(now + end, TimerWhat::DorK(key.clone()));
+        self.tx.arm_after(now, end, TimerWhat::DorK(key.clone()));
         let Some(s) = server else {
             self.originated_done(&key.branch, status < 300);
             return;

@@ -59,34 +59,115 @@ impl TimerWhat {
 #[derive(Debug, Default, Clone, Copy)]
 pub(super) struct Slots([Option<u64>; 4]);
 
-#[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug)]
 pub(super) struct Timer {
     pub(super) at: Instant,
     pub(super) seq: u64,
     pub(super) what: TimerWhat,
 }
 
-/// The queue of due times: a binary heap of small entries (when, arming order, slot)
-/// over a slab of what each timer ends. The heap moves 32 bytes per step instead of the
-/// whole timer (a client transaction's key is a `String`), and never compares what a
-/// timer ends; the slab's slots are reused, so arming allocates nothing once warm.
-#[derive(Default)]
+/// The queue of due times. Nearly every timer is armed a fixed delay after the
+/// current instant (T1, 64*T1, T4, Timer C, ...), so it goes to the lane of its delay:
+/// a first-in first-out queue that is in due order by itself (the core's clock does not
+/// go back; an entry that would break a lane's order goes to the heap instead). Timers
+/// armed for a given instant (a binding's expiry), and delays beyond [`LANES`] distinct
+/// ones, go to a binary heap. What comes due next is the earliest of the lanes' fronts
+/// and the heap's top: arming and popping cost a few comparisons instead of a walk of
+/// the heap (tens of thousands of entries at a few hundred calls per second).
+///
+/// Entries are small (when, arming order, slot) over a slab of what each timer ends;
+/// the slab's slots are reused, so arming allocates nothing once warm. Times are kept
+/// as nanoseconds since `base` (a year before the queue was made): one integer
+/// comparison instead of an `Instant`'s two fields.
 pub(super) struct TimerQueue {
-    heap: std::collections::BinaryHeap<Reverse<(Instant, u64, usize)>>,
+    lanes: Vec<(Duration, VecDeque<Due>)>,
+    heap: std::collections::BinaryHeap<Due>,
     slab: Vec<Option<TimerWhat>>,
     free: Vec<usize>,
+    base: Instant,
+    /// The last instant converted and its ticks: the timers armed for one message and
+    /// the ones popped in one `handle_timeout` share their `now`.
+    last: Option<(Instant, u64)>,
 }
 
+/// Distinct delays that get a lane of their own.
+const LANES: usize = 8;
+
+/// Where the earliest entry is.
+#[derive(Clone, Copy)]
+enum Head {
+    Lane(usize),
+    Heap,
+}
+
+/// A queued timer: due `at` (nanoseconds since the queue's base), armed `seq`-th, what
+/// it ends in slot `slot` of the slab. Ordered earliest first (the heap's top), then
+/// first armed (`seq` is unique, so `slot` never decides).
+#[derive(Debug, Clone, Copy)]
+struct Due {
+    at: u64,
+    seq: u64,
+    slot: usize,
+}
+
+impl Ord for Due {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        // reversed: `BinaryHeap` is a max-heap
+        (other.at, other.seq).cmp(&(self.at, self.seq))
+    }
+}
+
+impl PartialOrd for Due {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl PartialEq for Due {
+    fn eq(&self, other: &Self) -> bool {
+        (self.at, self.seq) == (other.at, other.seq)
+    }
+}
+
+impl Eq for Due {}
+
+/// How far before its creation the queue counts time from: a timer armed for an
+/// instant before that (a binding restored long expired) is due at once all the same.
+const BASE_BEFORE: Duration = Duration::from_secs(365 * 24 * 3600);
+
 impl TimerQueue {
-    pub(super) fn with_capacity(n: usize) -> Self {
+    pub(super) fn with_capacity(n: usize, now: Instant) -> Self {
         TimerQueue {
+            lanes: Vec::with_capacity(LANES),
             heap: std::collections::BinaryHeap::with_capacity(n),
             slab: Vec::with_capacity(n),
             free: Vec::new(),
+            base: now.checked_sub(BASE_BEFORE).unwrap_or(now),
+            last: None,
         }
     }
 
-    pub(super) fn push(&mut self, t: Timer) {
+    /// `at` as nanoseconds since the base (0 before it; the largest value 584 years
+    /// after it).
+    fn ticks(&self, at: Instant) -> u64 {
+        u64::try_from(at.saturating_duration_since(self.base).as_nanos()).unwrap_or(u64::MAX)
+    }
+
+    /// [`TimerQueue::ticks`] of the current instant (remembered).
+    fn ticks_now(&mut self, now: Instant) -> u64 {
+        match self.last {
+            Some((at, t)) if at == now => t,
+            _ => {
+                let t = self.ticks(now);
+                self.last = Some((now, t));
+                t
+            }
+        }
+    }
+
+    /// Queues `t`; `after` is the current instant and how long after it `t` is due,
+    /// when it was armed that way (then it goes to that delay's lane).
+    pub(super) fn push(&mut self, t: Timer, after: Option<(Instant, Duration)>) {
         let free = self.free.pop();
         let slot = match free.and_then(|i| Some((i, self.slab.get_mut(i)?))) {
             Some((i, s)) => {
@@ -98,52 +179,109 @@ impl TimerQueue {
                 self.slab.len() - 1
             }
         };
-        self.heap.push(Reverse((t.at, t.seq, slot)));
+        let at = match after {
+            // (`now` at or after the base: the sum is exact)
+            Some((now, delay)) => match self.ticks_now(now) {
+                0 => self.ticks(t.at),
+                n => n.saturating_add(u64::try_from(delay.as_nanos()).unwrap_or(u64::MAX)),
+            },
+            None => self.ticks(t.at),
+        };
+        let d = Due {
+            at,
+            seq: t.seq,
+            slot,
+        };
+        if let Some((_, delay)) = after {
+            let lane = match self.lanes.iter().position(|(l, _)| *l == delay) {
+                Some(i) => self.lanes.get_mut(i),
+                None if self.lanes.len() < LANES => {
+                    self.lanes.push((delay, VecDeque::new()));
+                    self.lanes.last_mut()
+                }
+                None => None,
+            };
+            // (`seq` only grows: a lane stays in order when `at` does not go back)
+            if let Some((_, q)) = lane.filter(|(_, q)| q.back().is_none_or(|b| b.at <= d.at)) {
+                q.push_back(d);
+                return;
+            }
+        }
+        self.heap.push(d);
+    }
+
+    /// The earliest entry and where it is.
+    fn head(&self) -> Option<(Head, Due)> {
+        let mut best = self.heap.peek().map(|d| (Head::Heap, *d));
+        for (i, (_, q)) in self.lanes.iter().enumerate() {
+            if let Some(d) = q.front() {
+                // (`Due` orders the earliest as the greatest)
+                if best.is_none_or(|(_, b)| *d > b) {
+                    best = Some((Head::Lane(i), *d));
+                }
+            }
+        }
+        best
     }
 
     /// When the earliest queued timer is due.
     pub(super) fn next_at(&self) -> Option<Instant> {
-        self.heap.peek().map(|Reverse((at, _, _))| *at)
+        self.head()
+            .map(|(_, d)| self.base + Duration::from_nanos(d.at))
     }
 
-    /// Takes the earliest timer if it is due at `now`.
-    pub(super) fn pop_due(&mut self, now: Instant) -> Option<Timer> {
+    /// Takes the earliest timer if it is due at `now`: its arming order and what it
+    /// ends.
+    pub(super) fn pop_due(&mut self, now: Instant) -> Option<(u64, TimerWhat)> {
+        let now = self.ticks_now(now);
         loop {
-            let Reverse((at, seq, slot)) = *self.heap.peek().filter(|e| e.0 .0 <= now)?;
-            self.heap.pop();
+            let (head, Due { seq, slot, .. }) = self.head().filter(|(_, d)| d.at <= now)?;
+            match head {
+                Head::Heap => {
+                    self.heap.pop();
+                }
+                Head::Lane(i) => {
+                    if let Some((_, q)) = self.lanes.get_mut(i) {
+                        q.pop_front();
+                    }
+                }
+            }
             let what = self.slab.get_mut(slot).and_then(Option::take);
             self.free.push(slot);
             if let Some(what) = what {
-                return Some(Timer { at, seq, what });
+                return Some((seq, what));
             }
         }
     }
 
     /// Entries queued (live and cancelled alike).
     pub(super) fn len(&self) -> usize {
-        self.heap.len()
+        self.heap.len() + self.lanes.iter().map(|(_, q)| q.len()).sum::<usize>()
     }
 
     /// Keeps the timers for which `keep(order, what)` holds.
     pub(super) fn retain(&mut self, mut keep: impl FnMut(u64, &TimerWhat) -> bool) {
-        let entries = std::mem::take(&mut self.heap).into_vec();
-        let mut kept = Vec::with_capacity(entries.len());
-        for Reverse((at, seq, slot)) in entries {
-            let live = self
-                .slab
-                .get(slot)
+        let (slab, free) = (&mut self.slab, &mut self.free);
+        let mut live = |d: &Due| {
+            let live = slab
+                .get(d.slot)
                 .and_then(Option::as_ref)
-                .is_some_and(|w| keep(seq, w));
-            if live {
-                kept.push(Reverse((at, seq, slot)));
-            } else {
-                if let Some(s) = self.slab.get_mut(slot) {
+                .is_some_and(|w| keep(d.seq, w));
+            if !live {
+                if let Some(s) = slab.get_mut(d.slot) {
                     *s = None;
                 }
-                self.free.push(slot);
+                free.push(d.slot);
             }
+            live
+        };
+        // (a lane keeps its order)
+        for (_, q) in &mut self.lanes {
+            q.retain(&mut live);
         }
-        self.heap = kept.into();
+        let mut entries = std::mem::take(&mut self.heap).into_vec();
+        entries.retain(live);
+        self.heap = entries.into();
     }
 }
 
@@ -159,7 +297,8 @@ impl Endpoint {
         self.algos.sweep(now);
         let live = self.tx.servers.len() + self.tx.clients.len() + self.dir.location.len();
         if self.tx.timers.len() > 2 * live + 4096 {
-            let mut timers = std::mem::take(&mut self.tx.timers);
+            let empty = TimerQueue::with_capacity(0, now);
+            let mut timers = std::mem::replace(&mut self.tx.timers, empty);
             timers.retain(|seq, what| self.timer_is_live(seq, what));
             self.tx.timers = timers;
         }
@@ -185,16 +324,22 @@ impl Endpoint {
 
     /// Pops the next due timer that is still armed, clearing its slot.
     pub(super) fn next_due(&mut self, now: Instant) -> Option<TimerWhat> {
-        while let Some(t) = self.tx.timers.pop_due(now) {
-            if !self.timer_is_live(t.seq, &t.what) {
-                continue; // cancelled
+        while let Some((seq, what)) = self.tx.timers.pop_due(now) {
+            let live = match what.slot() {
+                // (one lookup: the slot is compared and cleared in place)
+                Some(i) => self
+                    .tx
+                    .slots_mut(&what)
+                    .and_then(|s| s.0.get_mut(i))
+                    .filter(|slot| **slot == Some(seq))
+                    .map(|slot| *slot = None)
+                    .is_some(),
+                None => self.timer_is_live(seq, &what),
+            };
+            if live {
+                return Some(what);
             }
-            if let Some(i) = t.what.slot() {
-                if let Some(slot) = self.tx.slots_mut(&t.what).and_then(|s| s.0.get_mut(i)) {
-                    *slot = None;
-                }
-            }
-            return Some(t.what);
+            // cancelled
         }
         None
     }
@@ -215,7 +360,7 @@ impl Endpoint {
                     let to = t.source;
                     self.send(to, b);
                 }
-                self.tx.arm(now + next, TimerWhat::G(k));
+                self.tx.arm_after(now, next, TimerWhat::G(k));
             }
             TimerWhat::H(k) => {
                 if self
@@ -251,7 +396,7 @@ impl Endpoint {
                 let next = c.interval;
                 let (d, b) = (c.dest, c.request.clone());
                 self.send(d, b);
-                self.tx.arm(now + next, TimerWhat::AorE(k));
+                self.tx.arm_after(now, next, TimerWhat::AorE(k));
             }
             TimerWhat::BorF(k) => {
                 let Some(c) = self.tx.clients.get_mut(&k) else {
@@ -287,7 +432,7 @@ impl Endpoint {
                             "Timer C: cancelling a branch that rang too long"
                         );
                         self.cancel_branch(now, &k);
-                        self.tx.arm(now + self.cfg.t1 * 64, TimerWhat::BorF(k));
+                        self.tx.arm_after(now, self.cfg.t1 * 64, TimerWhat::BorF(k));
                     }
                 }
             }
@@ -312,6 +457,15 @@ impl Transactions {
 
     /// Arms a timer, replacing the armed instance of the same timer of its transaction.
     pub(super) fn arm(&mut self, at: Instant, what: TimerWhat) {
+        self.arm_timer(at, None, what);
+    }
+
+    /// [`Transactions::arm`] for `delay` after `now`.
+    pub(super) fn arm_after(&mut self, now: Instant, delay: Duration, what: TimerWhat) {
+        self.arm_timer(now + delay, Some((now, delay)), what);
+    }
+
+    fn arm_timer(&mut self, at: Instant, after: Option<(Instant, Duration)>, what: TimerWhat) {
         self.seq += 1;
         let seq = self.seq;
         if let Some(i) = what.slot() {
@@ -319,6 +473,6 @@ impl Transactions {
                 *slot = Some(seq);
             }
         }
-        self.timers.push(Timer { at, seq, what });
+        self.timers.push(Timer { at, seq, what }, after);
     }
 }
