@@ -304,9 +304,9 @@ fn sigterm_under_registration_load_loses_no_acknowledged_binding() {
     );
 }
 
-/// The storage thread's group-commit window (`GROUP_COMMIT` in
-/// `crates/palisade/src/serve/persist.rs`): a binding is committed at most this long
-/// after its 200 OK, plus the commit itself.
+/// The storage thread's group-commit window (`[store] commit_window_ms`, default 50,
+/// which this test runs with): a binding is committed at most this long after its
+/// 200 OK, plus the commit itself.
 const GROUP_COMMIT: Duration = Duration::from_millis(50);
 /// What the commit and the scheduling of a loaded test machine may add to it (on an
 /// idle machine the losses stay within about 55 ms of the kill).

@@ -12,6 +12,12 @@ pub const DEFAULT_MAX_CONNECTIONS: u32 = 8;
 /// How long a store operation waits for a free connection before it fails, by default
 /// (`[store] checkout_timeout_ms`).
 pub const DEFAULT_CHECKOUT_TIMEOUT_MS: u64 = 5_000;
+/// How long the storage thread gathers binding changes before it writes them in one
+/// synced append, by default (`[store] commit_window_ms`): what a kill -9 or a power cut
+/// can lose of the bindings acknowledged last.
+pub(crate) const DEFAULT_COMMIT_WINDOW_MS: u64 = 50;
+/// The longest commit window the configuration accepts.
+pub(crate) const MAX_COMMIT_WINDOW_MS: u64 = 10_000;
 
 /// Where Palisade keeps its state.
 #[derive(Clone, PartialEq, Eq, Deserialize)]
@@ -24,6 +30,8 @@ pub struct StoreConfig {
     pub max_connections: u32,
     /// How long an operation waits for a free connection, in milliseconds.
     pub checkout_timeout_ms: u64,
+    /// The group-commit window of binding writes, in milliseconds (1 to 10,000).
+    pub commit_window_ms: u64,
 }
 
 impl Default for StoreConfig {
@@ -32,6 +40,7 @@ impl Default for StoreConfig {
             url: None,
             max_connections: DEFAULT_MAX_CONNECTIONS,
             checkout_timeout_ms: DEFAULT_CHECKOUT_TIMEOUT_MS,
+            commit_window_ms: DEFAULT_COMMIT_WINDOW_MS,
         }
     }
 }
@@ -74,6 +83,7 @@ impl std::fmt::Debug for StoreConfig {
             .field("url", &self.url.as_deref().map(redact_url))
             .field("max_connections", &self.max_connections)
             .field("checkout_timeout_ms", &self.checkout_timeout_ms)
+            .field("commit_window_ms", &self.commit_window_ms)
             .finish()
     }
 }
@@ -88,12 +98,22 @@ impl StoreConfig {
                 "[store] max_connections must be at least 1".into(),
             ));
         }
+        if !(1..=MAX_COMMIT_WINDOW_MS).contains(&self.commit_window_ms) {
+            return Err(StoreError::Config(format!(
+                "[store] commit_window_ms must be from 1 to {MAX_COMMIT_WINDOW_MS} (milliseconds)"
+            )));
+        }
         if let Some(url) = &self.url {
             crate::pg::check_url(url)?;
             url.parse::<postgres::Config>()
                 .map_err(|e| StoreError::Url(crate::causes(&e)))?;
         }
         Ok(())
+    }
+
+    /// The group-commit window of binding writes as a duration.
+    pub fn commit_window(&self) -> Duration {
+        Duration::from_millis(self.commit_window_ms)
     }
 
     /// The checkout timeout as a duration.

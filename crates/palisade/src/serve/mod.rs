@@ -176,9 +176,10 @@ pub(crate) async fn run(
     let store_handle = {
         let (d, dom, itx) = (data_dir.clone(), domain.clone(), inbound_tx.clone());
         let db = db.clone();
+        let window = cfg.store.commit_window();
         std::thread::Builder::new()
             .name("palisade-store".into())
-            .spawn(move || store_thread(db, d, dom, cfg_protected, store_rx, itx))?
+            .spawn(move || store_thread(db, d, dom, cfg_protected, store_rx, itx, window))?
     };
 
     let mut evidence_key = String::new();

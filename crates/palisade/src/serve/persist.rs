@@ -176,11 +176,6 @@ fn warn_unserved(store: &dyn Storage, domain: &str) {
     );
 }
 
-/// The storage thread's group-commit window: after the first operation of a batch it
-/// waits this long for more, then writes them all in one transaction. A binding is
-/// committed at most this long (plus the commit) after its 200 OK went out, which is
-/// what a `kill -9` can lose (README, "Stopping"); SIGTERM loses nothing.
-pub(super) const GROUP_COMMIT: Duration = Duration::from_millis(50);
 
 /// How often the account version is read: an account, a protection or an allow-list
 /// changed by the CLI or another node takes effect within this (plus the reload).
@@ -206,7 +201,13 @@ pub(super) fn store_thread(
     cfg_protected: ConfigProtected,
     ops: Receiver<StoreMsg>,
     inbound: Router,
+    window: Duration,
 ) {
+    // The group-commit window (`[store] commit_window_ms`, 50 ms by default): after the
+    // first operation of a batch the thread waits this long for more, then writes them
+    // all at once. A binding is committed at most this long (plus the commit) after its
+    // 200 OK went out, which is what a `kill -9` can lose (README, "Stopping"); SIGTERM
+    // loses nothing.
     let open = || {
         db.storage().and_then(|s| {
             s.sync_every_commit()?;
@@ -249,7 +250,7 @@ pub(super) fn store_thread(
     loop {
         let mut batch = Vec::new();
         let closed = if busy {
-            std::thread::sleep(GROUP_COMMIT);
+            std::thread::sleep(window);
             false
         } else {
             match ops.recv_timeout(Duration::from_millis(200)) {
@@ -258,7 +259,7 @@ pub(super) fn store_thread(
                     // Group commit: let a burst accumulate, so that a busy registrar costs
                     // one wake-up and one transaction per window instead of one per
                     // REGISTER.
-                    std::thread::sleep(GROUP_COMMIT);
+                    std::thread::sleep(window);
                     false
                 }
                 Err(RecvTimeoutError::Timeout) => false,
