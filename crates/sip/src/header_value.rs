@@ -5,11 +5,11 @@ use std::borrow::Cow;
 
 use crate::error::{ErrorKind, ParseError};
 use crate::header::*;
-use crate::host::{parse_any_host, parse_host_prefix};
+use crate::host::{dotted_quad, parse_any_host, parse_host_prefix};
 use crate::limits::Limits;
 use crate::scan::{
-    find_byte, is_credential_value, is_param_value, is_token, is_word, normalize_ws, text_value,
-    trim_ws, Cursor,
+    digits_u32, find_byte, is_credential_value, is_param_value, is_token, is_word, normalize_ws,
+    text_value, trim_ws, Cursor,
 };
 use crate::uri::{parse_uri, Host, Param};
 
@@ -41,8 +41,7 @@ fn delta_seconds(s: &str, what: &'static str, c: &Cursor<'_>) -> Result<u32, Par
     if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
         return Err(c.bad(what));
     }
-    s.parse::<u32>()
-        .map_err(|_| c.err(ErrorKind::ScalarOverflow("delta-seconds above 2^32-1")))
+    digits_u32(s).ok_or_else(|| c.err(ErrorKind::ScalarOverflow("delta-seconds above 2^32-1")))
 }
 
 /// Parses `*( SEMI generic-param )` where the value is `token / host / quoted-string`.
@@ -103,11 +102,15 @@ fn check_via_params(v: &Via<'_>, c: &Cursor<'_>) -> Result<(), ParseError> {
             // RFC 3261 allows IPv4address / IPv6address; RFC 5118 section 4.5 asks
             // robust parsers to accept the bracketed form too.
             8 if is("received") => val.is_some_and(|v| {
-                v.parse::<std::net::IpAddr>().is_ok()
+                // (`IpAddr::from_str`: a dotted quad, or IPv6 without brackets)
+                dotted_quad(v.as_bytes()).is_some()
+                    || v.parse::<std::net::Ipv6Addr>().is_ok()
                     || matches!(parse_any_host(v), Some(Host::V6(_)))
             }),
             5 if is("rport") => val.is_none_or(|v| {
-                !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) && v.parse::<u16>().is_ok()
+                !v.is_empty()
+                    && v.bytes().all(|b| b.is_ascii_digit())
+                    && digits_u32(v).is_some_and(|n| n <= u32::from(u16::MAX))
             }),
             3 if is("ttl") => val.is_some_and(|v| v.len() <= 3 && v.parse::<u8>().is_ok()),
             5 if is("maddr") => val.is_some_and(|v| parse_any_host(v).is_some()),
@@ -416,8 +419,9 @@ pub(crate) fn parse_value<'a>(
                     return Err(c.bad("invalid sent-by port"));
                 }
                 port = Some(
-                    p.parse::<u16>()
-                        .map_err(|_| c.err(ErrorKind::ScalarOverflow("port above 65535")))?,
+                    digits_u32(p)
+                        .and_then(|n| u16::try_from(n).ok())
+                        .ok_or_else(|| c.err(ErrorKind::ScalarOverflow("port above 65535")))?,
                 );
             }
             let params = parse_params(&mut c, limits)?;
@@ -508,13 +512,9 @@ pub(crate) fn parse_value<'a>(
             if n.is_empty() {
                 return Err(c.bad("CSeq must start with a number"));
             }
-            let seq = n
-                .parse::<u32>()
-                .ok()
-                .filter(|&s| s < 1 << 31)
-                .ok_or_else(|| {
-                    c.err(ErrorKind::ScalarOverflow("CSeq number must be below 2^31"))
-                })?;
+            let seq = digits_u32(n).filter(|&s| s < 1 << 31).ok_or_else(|| {
+                c.err(ErrorKind::ScalarOverflow("CSeq number must be below 2^31"))
+            })?;
             let before = c.pos;
             c.skip_ws();
             if c.pos == before {
@@ -532,9 +532,7 @@ pub(crate) fn parse_value<'a>(
             if v.is_empty() || !v.bytes().all(|b| b.is_ascii_digit()) {
                 return Err(c.bad("Max-Forwards must be a number"));
             }
-            let n = v
-                .parse::<u32>()
-                .ok()
+            let n = digits_u32(v)
                 .and_then(|n| u8::try_from(n).ok())
                 .ok_or_else(|| c.err(ErrorKind::ScalarOverflow("Max-Forwards above 255")))?;
             out.push(Header::MaxForwards(n));

@@ -2,11 +2,14 @@
 use std::borrow::Cow;
 
 use crate::error::{ErrorKind, ParseError};
-use crate::header::{lookup, parse_value, Header, Kind, Method};
+use crate::header::{parse_value, Header, Kind, Method};
 use crate::host::alnum_mask;
 use crate::limits::Limits;
 use crate::message::{Message, StartLine};
-use crate::scan::{byte_eq_mask, check_text, find_byte, is_token, normalize_ws, trim_ws};
+use crate::names::{canonical_prefix, lookup};
+use crate::scan::{
+    byte_eq_mask, check_text, digits_u32, find_byte, is_token, normalize_ws, trim_ws,
+};
 use crate::uri::{parse_uri, Uri};
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -454,8 +457,14 @@ fn parse_head<'a>(
                 line_base,
             ));
         }
-        let (colon, raw_name) = header_name(line, line_base)?;
-        let (kind, canonical) = lookup(raw_name);
+        let (colon, raw_name, kind, canonical) = match canonical_prefix(line.as_bytes()) {
+            Some((colon, kind, name)) => (colon, name, kind, Some(name)),
+            None => {
+                let (colon, raw_name) = header_name(line, line_base)?;
+                let (kind, canonical) = lookup(raw_name);
+                (colon, raw_name, kind, canonical)
+            }
+        };
         let shown = canonical.unwrap_or(raw_name);
         let bit = singleton_bit(kind);
         if seen & bit != 0 {
@@ -473,7 +482,7 @@ fn parse_head<'a>(
                 )
                 .in_header(shown));
             }
-            let n = v.parse::<u32>().map_err(|_| {
+            let n = digits_u32(v).ok_or_else(|| {
                 ParseError::new(
                     ErrorKind::ScalarOverflow("Content-Length above 2^32-1"),
                     value_base,

@@ -106,6 +106,20 @@ pub(crate) fn is_word(b: u8) -> bool {
     in_class(&WORD, b)
 }
 
+/// The value of a run of ASCII digits that the caller has checked (every byte a digit),
+/// or `None` above `u32::MAX`: what `str::parse::<u32>` gives for such a run, without
+/// its sign and radix handling.
+#[inline]
+pub(crate) fn digits_u32(s: &str) -> Option<u32> {
+    let mut v: u32 = 0;
+    for &c in s.as_bytes() {
+        v = v
+            .checked_mul(10)?
+            .checked_add(u32::from(c.wrapping_sub(b'0')))?;
+    }
+    Some(v)
+}
+
 /// `unreserved` = alphanum / mark.
 pub(crate) const fn is_unreserved(b: u8) -> bool {
     b.is_ascii_alphanumeric()

@@ -8,6 +8,7 @@ use crate::error::{ErrorKind, ParseError};
 use crate::host::parse_host_prefix;
 use crate::limits::Limits;
 use crate::scan::{byte_class, escapes_valid, find_byte, in_class, is_reserved, is_unreserved};
+use crate::text::{Fmt, Out};
 
 /// A `name[=value]` parameter. Values are kept as written (escapes and quotes included) so
 /// that the canonical form carries exactly what was understood; accessors on the owning
@@ -88,11 +89,17 @@ impl Host<'_> {
 
     /// Writes the host canonically (IPv6 in brackets).
     pub fn write(&self, out: &mut String) {
+        self.write_into(out);
+    }
+
+    /// [`Host::write`] into any [`Out`].
+    #[inline]
+    pub(crate) fn write_into<O: Out>(&self, out: &mut O) {
         match self {
-            Host::Domain(d) => out.push_str(d),
-            Host::V4(a) => crate::text::push_ipv4(out, a),
+            Host::Domain(d) => out.put(d),
+            Host::V4(a) => crate::text::put_ipv4(out, a),
             Host::V6(a) => {
-                let _ = write!(out, "[{a}]");
+                let _ = write!(Fmt(out), "[{a}]");
             }
         }
     }
@@ -211,39 +218,44 @@ impl<'a> Uri<'a> {
 
     /// Writes the canonical form: lower-case scheme, parameters as `;name[=value]`.
     pub fn write(&self, out: &mut String) {
+        self.write_into(out);
+    }
+
+    /// [`Uri::write`] into any [`Out`].
+    pub(crate) fn write_into<O: Out>(&self, out: &mut O) {
         match self {
             Uri::Sip(u) => {
-                out.push_str(if u.secure { "sips:" } else { "sip:" });
+                out.put(if u.secure { "sips:" } else { "sip:" });
                 if let Some(user) = &u.user {
-                    out.push_str(user);
+                    out.put(user);
                     if let Some(pw) = &u.password {
-                        out.push(':');
-                        out.push_str(pw);
+                        out.put_byte(b':');
+                        out.put(pw);
                     }
-                    out.push('@');
+                    out.put_byte(b'@');
                 }
-                u.host.write(out);
+                u.host.write_into(out);
                 if let Some(p) = u.port {
-                    out.push(':');
-                    crate::text::push_num(out, u64::from(p));
+                    out.put_byte(b':');
+                    crate::text::put_num(out, u64::from(p));
                 }
                 write_params(&u.params, out);
                 for (i, h) in u.headers.iter().enumerate() {
-                    out.push(if i == 0 { '?' } else { '&' });
-                    out.push_str(&h.name);
-                    out.push('=');
-                    out.push_str(h.value.as_deref().unwrap_or(""));
+                    out.put_byte(if i == 0 { b'?' } else { b'&' });
+                    out.put(&h.name);
+                    out.put_byte(b'=');
+                    out.put(h.value.as_deref().unwrap_or(""));
                 }
             }
             Uri::Tel(t) => {
-                out.push_str("tel:");
-                out.push_str(&t.number);
+                out.put("tel:");
+                out.put(&t.number);
                 write_params(&t.params, out);
             }
             Uri::Other { scheme, rest } => {
-                out.push_str(scheme);
-                out.push(':');
-                out.push_str(rest);
+                out.put(scheme);
+                out.put_byte(b':');
+                out.put(rest);
             }
         }
     }
@@ -257,13 +269,13 @@ impl std::fmt::Display for Uri<'_> {
     }
 }
 
-pub(crate) fn write_params(params: &[Param<'_>], out: &mut String) {
+pub(crate) fn write_params<O: Out>(params: &[Param<'_>], out: &mut O) {
     for p in params {
-        out.push(';');
-        out.push_str(&p.name);
+        out.put_byte(b';');
+        out.put(&p.name);
         if let Some(v) = &p.value {
-            out.push('=');
-            out.push_str(v);
+            out.put_byte(b'=');
+            out.put(v);
         }
     }
 }
