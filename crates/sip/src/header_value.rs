@@ -8,8 +8,8 @@ use crate::header::*;
 use crate::host::{dotted_quad, parse_any_host, parse_host_prefix};
 use crate::limits::Limits;
 use crate::scan::{
-    digits_u32, find_byte, is_credential_value, is_param_value, is_token, is_word, normalize_ws,
-    text_value, trim_ws, Cursor,
+    class_run, digits_u32, find_byte, is_param_value, normalize_ws, text_value, trim_ws, Cursor,
+    CREDENTIAL_VALUE, PARAM_VALUE, TOKEN, WORD,
 };
 use crate::uri::{parse_uri, Host, Param};
 
@@ -46,6 +46,7 @@ fn delta_seconds(s: &str, what: &'static str, c: &Cursor<'_>) -> Result<u32, Par
 
 /// Parses `*( SEMI generic-param )` where the value is `token / host / quoted-string`.
 /// Quoted values are stored with their quotes.
+#[inline]
 fn parse_params<'a>(c: &mut Cursor<'a>, limits: &Limits) -> Result<Vec<Param<'a>>, ParseError> {
     if !c.eat_sep(b';') {
         return Ok(Vec::new());
@@ -82,7 +83,7 @@ fn param_value<'a>(c: &mut Cursor<'a>) -> Result<&'a str, ParseError> {
         c.quoted()?;
         Ok(c.since(start))
     } else {
-        let v = c.take_while(is_param_value);
+        let v = c.take_class(&PARAM_VALUE);
         if v.is_empty() {
             Err(c.bad("empty parameter value"))
         } else {
@@ -98,7 +99,7 @@ fn check_via_params(v: &Via<'_>, c: &Cursor<'_>) -> Result<(), ParseError> {
         // for rport and maddr) before any comparison
         let is = |name: &str| p.name.eq_ignore_ascii_case(name);
         let ok = match p.name.len() {
-            6 if is("branch") => val.is_some_and(|v| v.bytes().all(is_token)),
+            6 if is("branch") => val.is_some_and(|v| class_run(v.as_bytes(), 0, &TOKEN) == v.len()),
             // RFC 3261 allows IPv4address / IPv6address; RFC 5118 section 4.5 asks
             // robust parsers to accept the bracketed form too.
             8 if is("received") => val.is_some_and(|v| {
@@ -168,7 +169,7 @@ fn parse_name_addr<'a>(
         let mut plain = true;
         let mut gap_plain = true;
         loop {
-            let t = c.take_while(is_token);
+            let t = c.take_class(&TOKEN);
             if t.is_empty() {
                 break;
             }
@@ -285,7 +286,7 @@ fn parse_credentials<'a>(
                 c.quoted()?;
                 c.since(start)
             } else {
-                let v = c.take_while(is_credential_value);
+                let v = c.take_class(&CREDENTIAL_VALUE);
                 if v.is_empty() {
                     return Err(c.bad("empty authentication parameter value"));
                 }
@@ -484,13 +485,7 @@ pub(crate) fn parse_value<'a>(
             // word [ "@" word ] in one walk ('@' is no word character, so the first one
             // ends the first word)
             let b = v.as_bytes();
-            let word_end = |from: usize| {
-                let mut i = from;
-                while b.get(i).is_some_and(|&c| is_word(c)) {
-                    i += 1;
-                }
-                i
-            };
+            let word_end = |from: usize| class_run(b, from, &WORD);
             let w1 = word_end(0);
             let ok = w1 > 0
                 && match b.get(w1) {

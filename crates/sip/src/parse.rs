@@ -596,7 +596,7 @@ fn header_name(line: &str, line_base: usize) -> Result<(usize, &str), ParseError
 }
 
 fn parse_version(v: &str) -> Result<(), ErrorKind> {
-    if v.eq_ignore_ascii_case("SIP/2.0") {
+    if v == "SIP/2.0" || v.eq_ignore_ascii_case("SIP/2.0") {
         return Ok(());
     }
     let b = v.as_bytes();

@@ -7,7 +7,9 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 use crate::error::{ErrorKind, ParseError};
 use crate::host::parse_host_prefix;
 use crate::limits::Limits;
-use crate::scan::{byte_class, escapes_valid, find_byte, in_class, is_reserved, is_unreserved};
+use crate::scan::{
+    byte_class, class_run, escapes_valid, find_byte, in_class, is_reserved, is_unreserved,
+};
 use crate::text::{Fmt, Out};
 
 /// A `name[=value]` parameter. Values are kept as written (escapes and quotes included) so
@@ -343,6 +345,7 @@ const fn hnv_char(b: u8) -> bool {
 
 /// Parses one URI that has already been delimited (by SP in the request line, by `<>`
 /// in a name-addr, or by the addr-spec rules). `base` is its offset in the message.
+#[inline]
 pub(crate) fn parse_uri<'a>(
     s: &'a str,
     base: usize,
@@ -361,7 +364,13 @@ pub(crate) fn parse_uri<'a>(
     // `sip:` first, without a search for the colon (nearly every URI is one); the
     // scheme is then valid and the parse goes on as below.
     let b = s.as_bytes();
-    if b.get(..4).is_some_and(|p| p.eq_ignore_ascii_case(b"sip:")) {
+    // (one comparison of four bytes: `| 0x20` lower-cases the three letters, and only
+    // their two cases give them; the colon is compared as it is)
+    let sip = u32::from_le_bytes(*b"sip:");
+    if b.get(..4)
+        .and_then(|p| <[u8; 4]>::try_from(p).ok())
+        .is_some_and(|p| u32::from_le_bytes(p) | 0x0020_2020 == sip)
+    {
         return parse_sip(s.get(4..).unwrap_or_default(), base + 4, false, limits).map(Uri::Sip);
     }
     let Some(colon) = find_byte(s, b':') else {
@@ -408,11 +417,11 @@ pub(crate) fn parse_uri<'a>(
 #[inline]
 fn param_run(b: &[u8], mut pos: usize, escaped: &mut bool) -> usize {
     loop {
-        match b.get(pos) {
-            Some(&c) if in_class(&PLAIN_PARAM, c) => {}
-            Some(b'%') => *escaped = true,
-            _ => return pos,
+        pos = class_run(b, pos, &PLAIN_PARAM);
+        if b.get(pos) != Some(&b'%') {
+            return pos;
         }
+        *escaped = true;
         pos += 1;
     }
 }
@@ -436,8 +445,8 @@ fn parse_sip<'a>(
     let mut walk = 0;
     let mut marked = false;
     let walked = loop {
+        walk = class_run(sb, walk, &PLAIN_USER);
         match sb.get(walk) {
-            Some(&c) if in_class(&PLAIN_USER, c) => {}
             Some(b':' | b'%') => marked = true,
             Some(_) => break Some(walk),
             None => break None,
@@ -702,6 +711,28 @@ mod class_tables {
             assert_eq!(in_class(&URIC, b), uric_char(b), "{b}");
         }
         assert!(is_user_char(b';') && !is_user_char(b'@') && !is_password_char(b';'));
+    }
+
+    #[test]
+    fn the_sip_scheme_is_recognised_as_by_a_case_blind_comparison() {
+        let limits = Limits::default();
+        for a in 0..=255u8 {
+            for (i, base) in [*b"sip:", *b"SIP:", *b"sIp:"].iter().enumerate() {
+                for lane in 0..4 {
+                    let mut p = *base;
+                    p[lane] = a;
+                    let mut s = p.to_vec();
+                    s.extend_from_slice(b"a@b.c");
+                    let Ok(text) = std::str::from_utf8(&s) else {
+                        continue;
+                    };
+                    let want = p.eq_ignore_ascii_case(b"sip:");
+                    let got =
+                        matches!(parse_uri(text, 0, &limits), Ok(Uri::Sip(ref u)) if !u.secure);
+                    assert_eq!(got, want, "{p:?} {i}");
+                }
+            }
+        }
         assert!(is_param_char(b':') && !is_param_char(b';') && is_hnv_char(b'?'));
     }
 }
