@@ -48,23 +48,37 @@ pub enum Method<'a> {
 impl<'a> Method<'a> {
     /// Maps a token to a method; the caller has checked that `s` is a token.
     pub fn from_token(s: &'a str) -> Method<'a> {
-        match s {
-            "INVITE" => Method::Invite,
-            "ACK" => Method::Ack,
-            "BYE" => Method::Bye,
-            "CANCEL" => Method::Cancel,
-            "REGISTER" => Method::Register,
-            "OPTIONS" => Method::Options,
-            "INFO" => Method::Info,
-            "PRACK" => Method::Prack,
-            "SUBSCRIBE" => Method::Subscribe,
-            "NOTIFY" => Method::Notify,
-            "UPDATE" => Method::Update,
-            "MESSAGE" => Method::Message,
-            "REFER" => Method::Refer,
-            "PUBLISH" => Method::Publish,
-            other => Method::Extension(Cow::Borrowed(other)),
-        }
+        // the length picks the one or few names a token can be before any comparison
+        let known = match s.len() {
+            3 => match s {
+                "ACK" => Some(Method::Ack),
+                "BYE" => Some(Method::Bye),
+                _ => None,
+            },
+            4 => (s == "INFO").then_some(Method::Info),
+            5 => match s {
+                "PRACK" => Some(Method::Prack),
+                "REFER" => Some(Method::Refer),
+                _ => None,
+            },
+            6 => match s {
+                "INVITE" => Some(Method::Invite),
+                "CANCEL" => Some(Method::Cancel),
+                "NOTIFY" => Some(Method::Notify),
+                "UPDATE" => Some(Method::Update),
+                _ => None,
+            },
+            7 => match s {
+                "OPTIONS" => Some(Method::Options),
+                "MESSAGE" => Some(Method::Message),
+                "PUBLISH" => Some(Method::Publish),
+                _ => None,
+            },
+            8 => (s == "REGISTER").then_some(Method::Register),
+            9 => (s == "SUBSCRIBE").then_some(Method::Subscribe),
+            _ => None,
+        };
+        known.unwrap_or(Method::Extension(Cow::Borrowed(s)))
     }
 
     /// The method name as written on the wire.
@@ -645,6 +659,40 @@ pub(crate) use crate::header_value::{parse_value, qvalue_millis};
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_method_is_read_back_from_its_name() {
+        let all = [
+            Method::Invite,
+            Method::Ack,
+            Method::Bye,
+            Method::Cancel,
+            Method::Register,
+            Method::Options,
+            Method::Info,
+            Method::Prack,
+            Method::Subscribe,
+            Method::Notify,
+            Method::Update,
+            Method::Message,
+            Method::Refer,
+            Method::Publish,
+        ];
+        for m in all {
+            assert_eq!(Method::from_token(m.as_str()), m);
+            let lower = m.as_str().to_ascii_lowercase();
+            assert_eq!(
+                Method::from_token(&lower),
+                Method::Extension(Cow::Borrowed(&lower))
+            );
+        }
+        for other in ["", "X", "INVITES", "ACKS", "INF0", "SUBSCRIBED", "REGISTEr"] {
+            assert_eq!(
+                Method::from_token(other),
+                Method::Extension(Cow::Borrowed(other))
+            );
+        }
+    }
 
     #[test]
     fn get_all_answers_as_get_does() {

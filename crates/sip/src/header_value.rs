@@ -374,7 +374,7 @@ fn sent_protocol(c: &mut Cursor<'_>) -> Result<(), ParseError> {
 /// Parses one header line's value into typed entries appended to `out`.
 pub(crate) fn parse_value<'a>(
     kind: Kind,
-    name: Cow<'a, str>,
+    name: &'a str,
     value: &'a str,
     base: usize,
     limits: &Limits,
@@ -628,7 +628,7 @@ pub(crate) fn parse_value<'a>(
         }
         Kind::Other => {
             out.push(Header::Other {
-                name,
+                name: Cow::Borrowed(name),
                 value: text_value(value, base)?,
             });
         }

@@ -492,12 +492,8 @@ fn parse_head<'a>(
             content_length = Some(n as usize);
             continue;
         }
-        let name: Cow<'a, str> = match canonical {
-            Some(c) => Cow::Borrowed(c),
-            None => Cow::Borrowed(raw_name),
-        };
         let before = headers.len();
-        parse_value(kind, name, value, value_base, limits, &mut headers)
+        parse_value(kind, shown, value, value_base, limits, &mut headers)
             .map_err(|e| e.in_header(shown))?;
         // what the checks after the loop need, noted as it goes by (a singleton's bit
         // in `seen` already says that it is present: a failed value ends the parse)
