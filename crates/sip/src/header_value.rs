@@ -141,6 +141,7 @@ fn check_contact_params(n: &NameAddr<'_>, c: &Cursor<'_>) -> Result<(), ParseErr
 /// Parses a name-addr or addr-spec and appends it to `out` as the header `wrap` makes of
 /// it (built where it is stored, not returned and moved: a header is large). Returns
 /// whether angle brackets were used.
+#[inline(never)]
 fn parse_name_addr<'a>(
     c: &mut Cursor<'a>,
     limits: &Limits,
@@ -262,6 +263,7 @@ fn token_list<'a, T>(
     Ok(v)
 }
 
+#[inline(never)]
 fn parse_credentials<'a>(
     c: &mut Cursor<'a>,
     limits: &Limits,
