@@ -1,8 +1,8 @@
 //! Typed header values and their canonical writers (their parsers: `header_value`).
 use std::borrow::Cow;
-use std::fmt::Write as _;
 
 use crate::scan::unescape_quoted;
+use crate::text::{put_num, Out};
 use crate::uri::{find_param, params_into_owned, write_params, Host, Param, Uri};
 
 fn owned(c: Cow<'_, str>) -> Cow<'static, str> {
@@ -48,23 +48,37 @@ pub enum Method<'a> {
 impl<'a> Method<'a> {
     /// Maps a token to a method; the caller has checked that `s` is a token.
     pub fn from_token(s: &'a str) -> Method<'a> {
-        match s {
-            "INVITE" => Method::Invite,
-            "ACK" => Method::Ack,
-            "BYE" => Method::Bye,
-            "CANCEL" => Method::Cancel,
-            "REGISTER" => Method::Register,
-            "OPTIONS" => Method::Options,
-            "INFO" => Method::Info,
-            "PRACK" => Method::Prack,
-            "SUBSCRIBE" => Method::Subscribe,
-            "NOTIFY" => Method::Notify,
-            "UPDATE" => Method::Update,
-            "MESSAGE" => Method::Message,
-            "REFER" => Method::Refer,
-            "PUBLISH" => Method::Publish,
-            other => Method::Extension(Cow::Borrowed(other)),
-        }
+        // the length picks the one or few names a token can be before any comparison
+        let known = match s.len() {
+            3 => match s {
+                "ACK" => Some(Method::Ack),
+                "BYE" => Some(Method::Bye),
+                _ => None,
+            },
+            4 => (s == "INFO").then_some(Method::Info),
+            5 => match s {
+                "PRACK" => Some(Method::Prack),
+                "REFER" => Some(Method::Refer),
+                _ => None,
+            },
+            6 => match s {
+                "INVITE" => Some(Method::Invite),
+                "CANCEL" => Some(Method::Cancel),
+                "NOTIFY" => Some(Method::Notify),
+                "UPDATE" => Some(Method::Update),
+                _ => None,
+            },
+            7 => match s {
+                "OPTIONS" => Some(Method::Options),
+                "MESSAGE" => Some(Method::Message),
+                "PUBLISH" => Some(Method::Publish),
+                _ => None,
+            },
+            8 => (s == "REGISTER").then_some(Method::Register),
+            9 => (s == "SUBSCRIBE").then_some(Method::Subscribe),
+            _ => None,
+        };
+        known.unwrap_or(Method::Extension(Cow::Borrowed(s)))
     }
 
     /// The method name as written on the wire.
@@ -203,15 +217,16 @@ impl<'a> NameAddr<'a> {
             params: params_into_owned(self.params),
         }
     }
-    fn write(&self, out: &mut String) {
+    fn write<O: Out>(&self, out: &mut O) {
         if let Some(d) = &self.display {
-            out.push('"');
-            out.push_str(d);
-            out.push_str("\" ");
+            out.put_byte(b'"');
+            out.put(d);
+            out.put("\" <");
+        } else {
+            out.put_byte(b'<');
         }
-        out.push('<');
-        self.uri.write(out);
-        out.push('>');
+        self.uri.write_into(out);
+        out.put_byte(b'>');
         write_params(&self.params, out);
     }
 }
@@ -418,112 +433,6 @@ pub(crate) enum Kind {
     Other,
 }
 
-/// Declares the table of known header names (canonical spelling, compact form, kind) and
-/// an exact-spelling matcher over the same list: most messages spell every name
-/// canonically, and a `match` on string literals costs a length switch and one compare,
-/// where the case-insensitive scan of the table costs one compare per entry.
-macro_rules! header_names {
-    ($table:ident, $exact:ident, $( ($full:literal, $compact:literal, $kind:expr) ),* $(,)?) => {
-        const $table: &[(&str, &str, Kind)] = &[ $( ($full, $compact, $kind) ),* ];
-        fn $exact(name: &str) -> Option<(Kind, &'static str)> {
-            match name {
-                $( $full => Some(($kind, $full)), )*
-                _ => None,
-            }
-        }
-    };
-}
-
-// (canonical name, compact form, kind). Looked up case-insensitively.
-header_names!(
-    TYPED,
-    exact_typed,
-    ("Via", "v", Kind::Via),
-    ("From", "f", Kind::From),
-    ("To", "t", Kind::To),
-    ("Call-ID", "i", Kind::CallId),
-    ("CSeq", "", Kind::CSeq),
-    ("Max-Forwards", "", Kind::MaxForwards),
-    ("Contact", "m", Kind::Contact),
-    ("Content-Length", "l", Kind::ContentLength),
-    ("Content-Type", "c", Kind::ContentType),
-    ("Route", "", Kind::Route),
-    ("Record-Route", "", Kind::RecordRoute),
-    ("Path", "", Kind::Path),
-    ("Content-Encoding", "e", Kind::ContentEncoding),
-    ("Expires", "", Kind::Expires),
-    ("Min-Expires", "", Kind::MinExpires),
-    ("Authorization", "", Kind::Authorization),
-    ("Proxy-Authorization", "", Kind::ProxyAuthorization),
-    ("WWW-Authenticate", "", Kind::WwwAuthenticate),
-    ("Proxy-Authenticate", "", Kind::ProxyAuthenticate),
-    ("Allow", "", Kind::Allow),
-    ("Supported", "k", Kind::Supported),
-    ("Require", "", Kind::Require),
-    ("Proxy-Require", "", Kind::ProxyRequire),
-    ("User-Agent", "", Kind::UserAgent),
-    ("Server", "", Kind::Server),
-    ("Warning", "", Kind::Warning),
-    ("Date", "", Kind::Date),
-);
-
-// Untyped headers whose canonical spelling is known (with compact forms where defined).
-header_names!(
-    KNOWN_OTHER,
-    exact_other,
-    ("Accept", "", Kind::Other),
-    ("Accept-Contact", "a", Kind::Other),
-    ("Accept-Encoding", "", Kind::Other),
-    ("Accept-Language", "", Kind::Other),
-    ("Alert-Info", "", Kind::Other),
-    ("Allow-Events", "u", Kind::Other),
-    ("Authentication-Info", "", Kind::Other),
-    ("Call-Info", "", Kind::Other),
-    ("Content-Disposition", "", Kind::Other),
-    ("Content-Language", "", Kind::Other),
-    ("Error-Info", "", Kind::Other),
-    ("Event", "o", Kind::Other),
-    ("Identity", "y", Kind::Other),
-    ("Identity-Info", "n", Kind::Other),
-    ("In-Reply-To", "", Kind::Other),
-    ("MIME-Version", "", Kind::Other),
-    ("Min-SE", "", Kind::Other),
-    ("Organization", "", Kind::Other),
-    ("P-Asserted-Identity", "", Kind::Other),
-    ("P-Preferred-Identity", "", Kind::Other),
-    ("Priority", "", Kind::Other),
-    ("Privacy", "", Kind::Other),
-    ("RAck", "", Kind::Other),
-    ("Reason", "", Kind::Other),
-    ("Refer-To", "r", Kind::Other),
-    ("Referred-By", "b", Kind::Other),
-    ("Reject-Contact", "j", Kind::Other),
-    ("Replaces", "", Kind::Other),
-    ("Reply-To", "", Kind::Other),
-    ("Request-Disposition", "d", Kind::Other),
-    ("Retry-After", "", Kind::Other),
-    ("RSeq", "", Kind::Other),
-    ("Session-Expires", "x", Kind::Other),
-    ("Subject", "s", Kind::Other),
-    ("Subscription-State", "", Kind::Other),
-    ("Timestamp", "", Kind::Other),
-    ("Unsupported", "", Kind::Other),
-);
-
-pub(crate) fn lookup(name: &str) -> (Kind, Option<&'static str>) {
-    if let Some((kind, full)) = exact_typed(name).or_else(|| exact_other(name)) {
-        return (kind, Some(full));
-    }
-    for &(full, compact, kind) in TYPED.iter().chain(KNOWN_OTHER) {
-        if name.eq_ignore_ascii_case(full)
-            || (!compact.is_empty() && name.eq_ignore_ascii_case(compact))
-        {
-            return (kind, Some(full));
-        }
-    }
-    (Kind::Other, None)
-}
-
 impl<'a> Header<'a> {
     /// The canonical header name.
     pub fn name(&self) -> &str {
@@ -617,17 +526,60 @@ impl<'a> Header<'a> {
 
     /// Writes `Name: value\r\n` in canonical form.
     pub fn write(&self, out: &mut String) {
-        out.push_str(self.name());
-        out.push_str(": ");
+        self.write_into(out);
+    }
+
+    /// The canonical name and the colon and space after it, for the typed headers.
+    fn name_colon(&self) -> Option<&'static str> {
+        Some(match self {
+            Header::Via(_) => "Via: ",
+            Header::From(_) => "From: ",
+            Header::To(_) => "To: ",
+            Header::CallId(_) => "Call-ID: ",
+            Header::CSeq(_) => "CSeq: ",
+            Header::MaxForwards(_) => "Max-Forwards: ",
+            Header::Contact(_) => "Contact: ",
+            Header::Route(_) => "Route: ",
+            Header::RecordRoute(_) => "Record-Route: ",
+            Header::Path(_) => "Path: ",
+            Header::ContentType(_) => "Content-Type: ",
+            Header::ContentEncoding(_) => "Content-Encoding: ",
+            Header::Expires(_) => "Expires: ",
+            Header::MinExpires(_) => "Min-Expires: ",
+            Header::Authorization(_) => "Authorization: ",
+            Header::ProxyAuthorization(_) => "Proxy-Authorization: ",
+            Header::WwwAuthenticate(_) => "WWW-Authenticate: ",
+            Header::ProxyAuthenticate(_) => "Proxy-Authenticate: ",
+            Header::Allow(_) => "Allow: ",
+            Header::Supported(_) => "Supported: ",
+            Header::Require(_) => "Require: ",
+            Header::ProxyRequire(_) => "Proxy-Require: ",
+            Header::UserAgent(_) => "User-Agent: ",
+            Header::Server(_) => "Server: ",
+            Header::Warning(_) => "Warning: ",
+            Header::Date(_) => "Date: ",
+            Header::Other { .. } => return None,
+        })
+    }
+
+    /// [`Header::write`] into any [`Out`].
+    pub(crate) fn write_into<O: Out>(&self, out: &mut O) {
+        match self.name_colon() {
+            Some(n) => out.put(n),
+            None => {
+                out.put(self.name());
+                out.put(": ");
+            }
+        }
         match self {
             Header::Via(v) => {
-                out.push_str("SIP/2.0/");
-                out.push_str(&v.transport);
-                out.push(' ');
-                v.host.write(out);
+                out.put("SIP/2.0/");
+                out.put(&v.transport);
+                out.put_byte(b' ');
+                v.host.write_into(out);
                 if let Some(p) = v.port {
-                    out.push(':');
-                    crate::text::push_num(out, u64::from(p));
+                    out.put_byte(b':');
+                    put_num(out, u64::from(p));
                 }
                 write_params(&v.params, out);
             }
@@ -636,20 +588,20 @@ impl<'a> Header<'a> {
             | Header::Route(n)
             | Header::RecordRoute(n)
             | Header::Path(n) => n.write(out),
-            Header::Contact(Contact::Star) => out.push('*'),
+            Header::Contact(Contact::Star) => out.put_byte(b'*'),
             Header::Contact(Contact::Addr(n)) => n.write(out),
-            Header::CallId(c) => out.push_str(c),
+            Header::CallId(c) => out.put(c),
             Header::CSeq(c) => {
-                crate::text::push_num(out, u64::from(c.seq));
-                out.push(' ');
-                out.push_str(c.method.as_str());
+                put_num(out, u64::from(c.seq));
+                out.put_byte(b' ');
+                out.put(c.method.as_str());
             }
-            Header::MaxForwards(n) => crate::text::push_num(out, u64::from(*n)),
-            Header::Expires(n) | Header::MinExpires(n) => crate::text::push_num(out, u64::from(*n)),
+            Header::MaxForwards(n) => put_num(out, u64::from(*n)),
+            Header::Expires(n) | Header::MinExpires(n) => put_num(out, u64::from(*n)),
             Header::ContentType(m) => {
-                out.push_str(&m.mtype);
-                out.push('/');
-                out.push_str(&m.subtype);
+                out.put(&m.mtype);
+                out.put_byte(b'/');
+                out.put(&m.subtype);
                 write_params(&m.params, out);
             }
             Header::ContentEncoding(v)
@@ -661,32 +613,44 @@ impl<'a> Header<'a> {
             | Header::ProxyAuthorization(c)
             | Header::WwwAuthenticate(c)
             | Header::ProxyAuthenticate(c) => {
-                out.push_str(&c.scheme);
+                out.put(&c.scheme);
                 for (i, p) in c.params.iter().enumerate() {
-                    out.push_str(if i == 0 { " " } else { ", " });
-                    out.push_str(&p.name);
+                    out.put(if i == 0 { " " } else { ", " });
+                    out.put(&p.name);
                     if let Some(v) = &p.value {
-                        out.push('=');
-                        out.push_str(v);
+                        out.put_byte(b'=');
+                        out.put(v);
                     }
                 }
             }
             Header::Warning(w) => {
-                let _ = write!(out, "{:03} {} \"{}\"", w.code, w.agent, w.text);
+                // `{:03}`: at least three digits, zero-padded
+                if w.code < 100 {
+                    out.put_byte(b'0');
+                }
+                if w.code < 10 {
+                    out.put_byte(b'0');
+                }
+                put_num(out, u64::from(w.code));
+                out.put_byte(b' ');
+                out.put(&w.agent);
+                out.put(" \"");
+                out.put(&w.text);
+                out.put_byte(b'"');
             }
-            Header::UserAgent(s) | Header::Server(s) | Header::Date(s) => out.push_str(s),
-            Header::Other { value, .. } => out.push_str(value),
+            Header::UserAgent(s) | Header::Server(s) | Header::Date(s) => out.put(s),
+            Header::Other { value, .. } => out.put(value),
         }
-        out.push_str("\r\n");
+        out.put("\r\n");
     }
 }
 
-fn join<'s>(items: impl Iterator<Item = &'s str>, out: &mut String) {
+fn join<'s, O: Out>(items: impl Iterator<Item = &'s str>, out: &mut O) {
     for (i, s) in items.enumerate() {
         if i > 0 {
-            out.push_str(", ");
+            out.put(", ");
         }
-        out.push_str(s);
+        out.put(s);
     }
 }
 
@@ -695,6 +659,40 @@ pub(crate) use crate::header_value::{parse_value, qvalue_millis};
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_method_is_read_back_from_its_name() {
+        let all = [
+            Method::Invite,
+            Method::Ack,
+            Method::Bye,
+            Method::Cancel,
+            Method::Register,
+            Method::Options,
+            Method::Info,
+            Method::Prack,
+            Method::Subscribe,
+            Method::Notify,
+            Method::Update,
+            Method::Message,
+            Method::Refer,
+            Method::Publish,
+        ];
+        for m in all {
+            assert_eq!(Method::from_token(m.as_str()), m);
+            let lower = m.as_str().to_ascii_lowercase();
+            assert_eq!(
+                Method::from_token(&lower),
+                Method::Extension(Cow::Borrowed(&lower))
+            );
+        }
+        for other in ["", "X", "INVITES", "ACKS", "INF0", "SUBSCRIBED", "REGISTEr"] {
+            assert_eq!(
+                Method::from_token(other),
+                Method::Extension(Cow::Borrowed(other))
+            );
+        }
+    }
 
     #[test]
     fn get_all_answers_as_get_does() {

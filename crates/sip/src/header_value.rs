@@ -5,11 +5,11 @@ use std::borrow::Cow;
 
 use crate::error::{ErrorKind, ParseError};
 use crate::header::*;
-use crate::host::{parse_any_host, parse_host_prefix};
+use crate::host::{dotted_quad, parse_any_host, parse_host_prefix};
 use crate::limits::Limits;
 use crate::scan::{
-    find_byte, is_credential_value, is_param_value, is_token, is_word, normalize_ws, text_value,
-    trim_ws, Cursor,
+    class_run, digits_u32, find_byte, is_param_value, normalize_ws, text_value, trim_ws, Cursor,
+    CREDENTIAL_VALUE, PARAM_VALUE, TOKEN, WORD,
 };
 use crate::uri::{parse_uri, Host, Param};
 
@@ -41,12 +41,12 @@ fn delta_seconds(s: &str, what: &'static str, c: &Cursor<'_>) -> Result<u32, Par
     if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
         return Err(c.bad(what));
     }
-    s.parse::<u32>()
-        .map_err(|_| c.err(ErrorKind::ScalarOverflow("delta-seconds above 2^32-1")))
+    digits_u32(s).ok_or_else(|| c.err(ErrorKind::ScalarOverflow("delta-seconds above 2^32-1")))
 }
 
 /// Parses `*( SEMI generic-param )` where the value is `token / host / quoted-string`.
 /// Quoted values are stored with their quotes.
+#[inline]
 fn parse_params<'a>(c: &mut Cursor<'a>, limits: &Limits) -> Result<Vec<Param<'a>>, ParseError> {
     if !c.eat_sep(b';') {
         return Ok(Vec::new());
@@ -83,7 +83,7 @@ fn param_value<'a>(c: &mut Cursor<'a>) -> Result<&'a str, ParseError> {
         c.quoted()?;
         Ok(c.since(start))
     } else {
-        let v = c.take_while(is_param_value);
+        let v = c.take_class(&PARAM_VALUE);
         if v.is_empty() {
             Err(c.bad("empty parameter value"))
         } else {
@@ -99,15 +99,19 @@ fn check_via_params(v: &Via<'_>, c: &Cursor<'_>) -> Result<(), ParseError> {
         // for rport and maddr) before any comparison
         let is = |name: &str| p.name.eq_ignore_ascii_case(name);
         let ok = match p.name.len() {
-            6 if is("branch") => val.is_some_and(|v| v.bytes().all(is_token)),
+            6 if is("branch") => val.is_some_and(|v| class_run(v.as_bytes(), 0, &TOKEN) == v.len()),
             // RFC 3261 allows IPv4address / IPv6address; RFC 5118 section 4.5 asks
             // robust parsers to accept the bracketed form too.
             8 if is("received") => val.is_some_and(|v| {
-                v.parse::<std::net::IpAddr>().is_ok()
+                // (`IpAddr::from_str`: a dotted quad, or IPv6 without brackets)
+                dotted_quad(v.as_bytes()).is_some()
+                    || v.parse::<std::net::Ipv6Addr>().is_ok()
                     || matches!(parse_any_host(v), Some(Host::V6(_)))
             }),
             5 if is("rport") => val.is_none_or(|v| {
-                !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) && v.parse::<u16>().is_ok()
+                !v.is_empty()
+                    && v.bytes().all(|b| b.is_ascii_digit())
+                    && digits_u32(v).is_some_and(|n| n <= u32::from(u16::MAX))
             }),
             3 if is("ttl") => val.is_some_and(|v| v.len() <= 3 && v.parse::<u8>().is_ok()),
             5 if is("maddr") => val.is_some_and(|v| parse_any_host(v).is_some()),
@@ -137,6 +141,7 @@ fn check_contact_params(n: &NameAddr<'_>, c: &Cursor<'_>) -> Result<(), ParseErr
 /// Parses a name-addr or addr-spec and appends it to `out` as the header `wrap` makes of
 /// it (built where it is stored, not returned and moved: a header is large). Returns
 /// whether angle brackets were used.
+#[inline(never)]
 fn parse_name_addr<'a>(
     c: &mut Cursor<'a>,
     limits: &Limits,
@@ -165,7 +170,7 @@ fn parse_name_addr<'a>(
         let mut plain = true;
         let mut gap_plain = true;
         loop {
-            let t = c.take_while(is_token);
+            let t = c.take_class(&TOKEN);
             if t.is_empty() {
                 break;
             }
@@ -258,6 +263,7 @@ fn token_list<'a, T>(
     Ok(v)
 }
 
+#[inline(never)]
 fn parse_credentials<'a>(
     c: &mut Cursor<'a>,
     limits: &Limits,
@@ -282,7 +288,7 @@ fn parse_credentials<'a>(
                 c.quoted()?;
                 c.since(start)
             } else {
-                let v = c.take_while(is_credential_value);
+                let v = c.take_class(&CREDENTIAL_VALUE);
                 if v.is_empty() {
                     return Err(c.bad("empty authentication parameter value"));
                 }
@@ -370,7 +376,7 @@ fn sent_protocol(c: &mut Cursor<'_>) -> Result<(), ParseError> {
 /// Parses one header line's value into typed entries appended to `out`.
 pub(crate) fn parse_value<'a>(
     kind: Kind,
-    name: Cow<'a, str>,
+    name: &'a str,
     value: &'a str,
     base: usize,
     limits: &Limits,
@@ -416,8 +422,9 @@ pub(crate) fn parse_value<'a>(
                     return Err(c.bad("invalid sent-by port"));
                 }
                 port = Some(
-                    p.parse::<u16>()
-                        .map_err(|_| c.err(ErrorKind::ScalarOverflow("port above 65535")))?,
+                    digits_u32(p)
+                        .and_then(|n| u16::try_from(n).ok())
+                        .ok_or_else(|| c.err(ErrorKind::ScalarOverflow("port above 65535")))?,
                 );
             }
             let params = parse_params(&mut c, limits)?;
@@ -480,13 +487,7 @@ pub(crate) fn parse_value<'a>(
             // word [ "@" word ] in one walk ('@' is no word character, so the first one
             // ends the first word)
             let b = v.as_bytes();
-            let word_end = |from: usize| {
-                let mut i = from;
-                while b.get(i).is_some_and(|&c| is_word(c)) {
-                    i += 1;
-                }
-                i
-            };
+            let word_end = |from: usize| class_run(b, from, &WORD);
             let w1 = word_end(0);
             let ok = w1 > 0
                 && match b.get(w1) {
@@ -508,13 +509,9 @@ pub(crate) fn parse_value<'a>(
             if n.is_empty() {
                 return Err(c.bad("CSeq must start with a number"));
             }
-            let seq = n
-                .parse::<u32>()
-                .ok()
-                .filter(|&s| s < 1 << 31)
-                .ok_or_else(|| {
-                    c.err(ErrorKind::ScalarOverflow("CSeq number must be below 2^31"))
-                })?;
+            let seq = digits_u32(n).filter(|&s| s < 1 << 31).ok_or_else(|| {
+                c.err(ErrorKind::ScalarOverflow("CSeq number must be below 2^31"))
+            })?;
             let before = c.pos;
             c.skip_ws();
             if c.pos == before {
@@ -532,9 +529,7 @@ pub(crate) fn parse_value<'a>(
             if v.is_empty() || !v.bytes().all(|b| b.is_ascii_digit()) {
                 return Err(c.bad("Max-Forwards must be a number"));
             }
-            let n = v
-                .parse::<u32>()
-                .ok()
+            let n = digits_u32(v)
                 .and_then(|n| u8::try_from(n).ok())
                 .ok_or_else(|| c.err(ErrorKind::ScalarOverflow("Max-Forwards above 255")))?;
             out.push(Header::MaxForwards(n));
@@ -635,7 +630,7 @@ pub(crate) fn parse_value<'a>(
         }
         Kind::Other => {
             out.push(Header::Other {
-                name,
+                name: Cow::Borrowed(name),
                 value: text_value(value, base)?,
             });
         }

@@ -63,7 +63,7 @@ fn is_hostname(b: &[u8]) -> bool {
 
 /// A dotted-quad IPv4 address, with the rules of `Ipv4Addr::from_str` (four decimal
 /// octets of at most 255, no leading zero, nothing else) in one pass over the bytes.
-fn dotted_quad(b: &[u8]) -> Option<Ipv4Addr> {
+pub(crate) fn dotted_quad(b: &[u8]) -> Option<Ipv4Addr> {
     dotted_quad_prefix(b)
         .filter(|(_, end)| *end == b.len())
         .map(|(a, _)| a)
@@ -74,6 +74,7 @@ fn dotted_quad(b: &[u8]) -> Option<Ipv4Addr> {
 /// The usual spellings, a hostname that starts with a letter and a dotted quad, are
 /// checked as the bytes go by (one pass instead of a run then a check); anything else
 /// takes the run and `parse_host`. When the host is refused, the end is meaningless.
+#[inline]
 pub(crate) fn parse_host_prefix(s: &str) -> (usize, Option<Host<'_>>) {
     let b = s.as_bytes();
     let host_char = |i: usize| {
@@ -174,6 +175,7 @@ pub(crate) fn alnum_mask(w: u64) -> u64 {
 }
 
 /// A dotted quad at the start of `b` (the rules of `dotted_quad`) and where it ends.
+#[inline]
 fn dotted_quad_prefix(b: &[u8]) -> Option<(Ipv4Addr, usize)> {
     let digit = |i: usize| {
         b.get(i)

@@ -28,6 +28,7 @@ mod header_value;
 mod host;
 mod limits;
 mod message;
+mod names;
 mod parse;
 pub mod sanity;
 mod scan;

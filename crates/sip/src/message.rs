@@ -1,7 +1,7 @@
 use std::borrow::Cow;
-use std::fmt::Write as _;
 
 use crate::header::{CSeq, Contact, Header, MediaType, Method, NameAddr, Via};
+use crate::text::{put_num, Out};
 use crate::uri::Uri;
 
 /// The first line of a message.
@@ -195,39 +195,43 @@ impl<'a> Message<'a> {
     /// Writes the start line and headers (everything before the body) in canonical form,
     /// Content-Length last and the empty line included.
     pub fn write_head(&self, out: &mut String) {
+        self.write_head_into(out);
+    }
+
+    fn write_head_into<O: Out>(&self, out: &mut O) {
         match &self.start {
             StartLine::Request { method, uri } => {
-                out.push_str(method.as_str());
-                out.push(' ');
-                uri.write(out);
-                out.push_str(" SIP/2.0\r\n");
+                out.put(method.as_str());
+                out.put_byte(b' ');
+                uri.write_into(out);
+                out.put(" SIP/2.0\r\n");
             }
             StartLine::Response { code, reason } => {
-                let _ = write!(out, "SIP/2.0 {code} {reason}\r\n");
+                out.put("SIP/2.0 ");
+                put_num(out, u64::from(*code));
+                out.put_byte(b' ');
+                out.put(reason);
+                out.put("\r\n");
             }
         }
         for h in &self.headers {
-            h.write(out);
+            h.write_into(out);
         }
-        out.push_str("Content-Length: ");
-        crate::text::push_num(out, self.body.len() as u64);
-        out.push_str("\r\n\r\n");
+        out.put("Content-Length: ");
+        put_num(out, self.body.len() as u64);
+        out.put("\r\n\r\n");
     }
 
     /// Appends the canonical form of the whole message to `out`.
     pub fn write_to(&self, out: &mut Vec<u8>) {
-        let mut head = String::with_capacity(512);
-        self.write_head(&mut head);
-        out.extend_from_slice(head.as_bytes());
+        self.write_head_into(out);
         out.extend_from_slice(&self.body);
     }
 
     /// The canonical form of the whole message.
     pub fn to_bytes(&self) -> Vec<u8> {
-        let mut head = String::with_capacity(512 + self.body.len());
-        self.write_head(&mut head);
-        let mut out = head.into_bytes();
-        out.extend_from_slice(&self.body);
+        let mut out = Vec::with_capacity(512 + self.body.len());
+        self.write_to(&mut out);
         out
     }
 }

@@ -2,11 +2,14 @@
 use std::borrow::Cow;
 
 use crate::error::{ErrorKind, ParseError};
-use crate::header::{lookup, parse_value, Header, Kind, Method};
+use crate::header::{parse_value, Header, Kind, Method};
 use crate::host::alnum_mask;
 use crate::limits::Limits;
 use crate::message::{Message, StartLine};
-use crate::scan::{byte_eq_mask, check_text, find_byte, is_token, normalize_ws, trim_ws};
+use crate::names::{canonical_prefix, lookup};
+use crate::scan::{
+    byte_eq_mask, check_text, digits_u32, find_byte, is_token, normalize_ws, trim_ws,
+};
 use crate::uri::{parse_uri, Uri};
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -454,8 +457,14 @@ fn parse_head<'a>(
                 line_base,
             ));
         }
-        let (colon, raw_name) = header_name(line, line_base)?;
-        let (kind, canonical) = lookup(raw_name);
+        let (colon, raw_name, kind, canonical) = match canonical_prefix(line.as_bytes()) {
+            Some((colon, kind, name)) => (colon, name, kind, Some(name)),
+            None => {
+                let (colon, raw_name) = header_name(line, line_base)?;
+                let (kind, canonical) = lookup(raw_name);
+                (colon, raw_name, kind, canonical)
+            }
+        };
         let shown = canonical.unwrap_or(raw_name);
         let bit = singleton_bit(kind);
         if seen & bit != 0 {
@@ -473,7 +482,7 @@ fn parse_head<'a>(
                 )
                 .in_header(shown));
             }
-            let n = v.parse::<u32>().map_err(|_| {
+            let n = digits_u32(v).ok_or_else(|| {
                 ParseError::new(
                     ErrorKind::ScalarOverflow("Content-Length above 2^32-1"),
                     value_base,
@@ -483,12 +492,8 @@ fn parse_head<'a>(
             content_length = Some(n as usize);
             continue;
         }
-        let name: Cow<'a, str> = match canonical {
-            Some(c) => Cow::Borrowed(c),
-            None => Cow::Borrowed(raw_name),
-        };
         let before = headers.len();
-        parse_value(kind, name, value, value_base, limits, &mut headers)
+        parse_value(kind, shown, value, value_base, limits, &mut headers)
             .map_err(|e| e.in_header(shown))?;
         // what the checks after the loop need, noted as it goes by (a singleton's bit
         // in `seen` already says that it is present: a failed value ends the parse)
@@ -587,7 +592,7 @@ fn header_name(line: &str, line_base: usize) -> Result<(usize, &str), ParseError
 }
 
 fn parse_version(v: &str) -> Result<(), ErrorKind> {
-    if v.eq_ignore_ascii_case("SIP/2.0") {
+    if v == "SIP/2.0" || v.eq_ignore_ascii_case("SIP/2.0") {
         return Ok(());
     }
     let b = v.as_bytes();

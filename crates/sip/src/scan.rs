@@ -2,6 +2,7 @@
 use std::borrow::Cow;
 
 use crate::error::{ErrorKind, ParseError};
+use crate::host::alnum_mask;
 
 /// `token` characters (RFC 3261 section 25.1): the definition; the parser reads the
 /// table made from it (`TOKEN`), a load per byte instead of a dozen comparisons.
@@ -69,21 +70,15 @@ const fn credential_value_char(b: u8) -> bool {
     token_char(b) || matches!(b, b'/' | b':')
 }
 
-static TOKEN: [bool; 256] = byte_class!(token_char);
-static WORD: [bool; 256] = byte_class!(word_char);
-static PARAM_VALUE: [bool; 256] = byte_class!(param_value_char);
-static CREDENTIAL_VALUE: [bool; 256] = byte_class!(credential_value_char);
+pub(crate) static TOKEN: [bool; 256] = byte_class!(token_char);
+pub(crate) static WORD: [bool; 256] = byte_class!(word_char);
+pub(crate) static PARAM_VALUE: [bool; 256] = byte_class!(param_value_char);
+pub(crate) static CREDENTIAL_VALUE: [bool; 256] = byte_class!(credential_value_char);
 
 /// Characters of an unquoted header parameter value (see `param_value_char`).
 #[inline]
 pub(crate) fn is_param_value(b: u8) -> bool {
     in_class(&PARAM_VALUE, b)
-}
-
-/// Characters of an unquoted auth-param value (see `credential_value_char`).
-#[inline]
-pub(crate) fn is_credential_value(b: u8) -> bool {
-    in_class(&CREDENTIAL_VALUE, b)
 }
 
 /// The first `b` (an ASCII byte) in `s`: what `s.find(char)` gives, through memchr
@@ -100,10 +95,45 @@ pub(crate) fn is_token(b: u8) -> bool {
     in_class(&TOKEN, b)
 }
 
-/// `word` characters (Call-ID).
+/// Where the run of bytes of the class `table` that starts at `i` ends. The class must
+/// hold every ASCII letter and digit: whole words of those go by eight bytes at a time
+/// (most of a token, a tag, a branch), and each other byte is looked up in the table.
+/// The last few bytes of the text, fewer than a word, are looked up one by one.
 #[inline]
-pub(crate) fn is_word(b: u8) -> bool {
-    in_class(&WORD, b)
+pub(crate) fn class_run(b: &[u8], mut i: usize, table: &[bool; 256]) -> usize {
+    const HI: u64 = 0x8080_8080_8080_8080;
+    loop {
+        let Some(w) = b.get(i..i + 8).and_then(|w| <[u8; 8]>::try_from(w).ok()) else {
+            while b.get(i).is_some_and(|&c| in_class(table, c)) {
+                i += 1;
+            }
+            return i;
+        };
+        let stop = !alnum_mask(u64::from_le_bytes(w)) & HI;
+        if stop == 0 {
+            i += 8;
+            continue;
+        }
+        i += (stop.trailing_zeros() / 8) as usize;
+        if !b.get(i).is_some_and(|&c| in_class(table, c)) {
+            return i;
+        }
+        i += 1;
+    }
+}
+
+/// The value of a run of ASCII digits that the caller has checked (every byte a digit),
+/// or `None` above `u32::MAX`: what `str::parse::<u32>` gives for such a run, without
+/// its sign and radix handling.
+#[inline]
+pub(crate) fn digits_u32(s: &str) -> Option<u32> {
+    let mut v: u32 = 0;
+    for &c in s.as_bytes() {
+        v = v
+            .checked_mul(10)?
+            .checked_add(u32::from(c.wrapping_sub(b'0')))?;
+    }
+    Some(v)
 }
 
 /// `unreserved` = alphanum / mark.
@@ -341,9 +371,18 @@ impl<'a> Cursor<'a> {
         self.s.get(start..self.pos).unwrap_or("")
     }
 
+    /// [`Cursor::take_while`] of a class that holds every letter and digit (see
+    /// [`class_run`]).
+    #[inline]
+    pub(crate) fn take_class(&mut self, table: &[bool; 256]) -> &'a str {
+        let start = self.pos;
+        self.pos = class_run(self.s.as_bytes(), start, table);
+        self.s.get(start..self.pos).unwrap_or("")
+    }
+
     #[inline]
     pub(crate) fn token(&mut self, what: &'static str) -> Result<&'a str, ParseError> {
-        let t = self.take_while(is_token);
+        let t = self.take_class(&TOKEN);
         if t.is_empty() {
             Err(self.bad(what))
         } else {
@@ -671,14 +710,43 @@ mod class_tables {
     }
 
     #[test]
+    fn class_runs_end_where_the_byte_walk_ends() {
+        let alphabet = [
+            b'a', b'Z', b'0', b'.', b':', b';', b' ', b'@', 0x80, b'"', b'-',
+        ];
+        for table in [&TOKEN, &WORD, &PARAM_VALUE, &CREDENTIAL_VALUE] {
+            for n in 0..20usize {
+                for seed in 0..200usize {
+                    let t: Vec<u8> = (0..n)
+                        .map(|k| alphabet[(seed * 7 + k * k * 3 + k * seed / 5) % alphabet.len()])
+                        .collect();
+                    for start in 0..=n {
+                        let want = start
+                            + t[start..]
+                                .iter()
+                                .position(|&c| !in_class(table, c))
+                                .unwrap_or(n - start);
+                        assert_eq!(class_run(&t, start, table), want, "{t:?} {start}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
     fn the_tables_are_the_definitions() {
         for b in 0..=255u8 {
             assert_eq!(is_token(b), token_char(b), "{b}");
-            assert_eq!(is_word(b), word_char(b), "{b}");
+            assert_eq!(in_class(&WORD, b), word_char(b), "{b}");
             assert_eq!(is_param_value(b), param_value_char(b), "{b}");
-            assert_eq!(is_credential_value(b), credential_value_char(b), "{b}");
+            assert_eq!(
+                in_class(&CREDENTIAL_VALUE, b),
+                credential_value_char(b),
+                "{b}"
+            );
         }
         assert!(is_token(b'a') && is_token(b'~') && !is_token(b':') && !is_token(0x80));
+        let is_word = |b| in_class(&WORD, b);
         assert!(is_word(b':') && is_word(b'}') && !is_word(b' ') && !is_word(b';'));
     }
 }

@@ -7,7 +7,10 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 use crate::error::{ErrorKind, ParseError};
 use crate::host::parse_host_prefix;
 use crate::limits::Limits;
-use crate::scan::{byte_class, escapes_valid, find_byte, in_class, is_reserved, is_unreserved};
+use crate::scan::{
+    byte_class, class_run, escapes_valid, find_byte, in_class, is_reserved, is_unreserved,
+};
+use crate::text::{Fmt, Out};
 
 /// A `name[=value]` parameter. Values are kept as written (escapes and quotes included) so
 /// that the canonical form carries exactly what was understood; accessors on the owning
@@ -88,11 +91,17 @@ impl Host<'_> {
 
     /// Writes the host canonically (IPv6 in brackets).
     pub fn write(&self, out: &mut String) {
+        self.write_into(out);
+    }
+
+    /// [`Host::write`] into any [`Out`].
+    #[inline]
+    pub(crate) fn write_into<O: Out>(&self, out: &mut O) {
         match self {
-            Host::Domain(d) => out.push_str(d),
-            Host::V4(a) => crate::text::push_ipv4(out, a),
+            Host::Domain(d) => out.put(d),
+            Host::V4(a) => crate::text::put_ipv4(out, a),
             Host::V6(a) => {
-                let _ = write!(out, "[{a}]");
+                let _ = write!(Fmt(out), "[{a}]");
             }
         }
     }
@@ -211,39 +220,44 @@ impl<'a> Uri<'a> {
 
     /// Writes the canonical form: lower-case scheme, parameters as `;name[=value]`.
     pub fn write(&self, out: &mut String) {
+        self.write_into(out);
+    }
+
+    /// [`Uri::write`] into any [`Out`].
+    pub(crate) fn write_into<O: Out>(&self, out: &mut O) {
         match self {
             Uri::Sip(u) => {
-                out.push_str(if u.secure { "sips:" } else { "sip:" });
+                out.put(if u.secure { "sips:" } else { "sip:" });
                 if let Some(user) = &u.user {
-                    out.push_str(user);
+                    out.put(user);
                     if let Some(pw) = &u.password {
-                        out.push(':');
-                        out.push_str(pw);
+                        out.put_byte(b':');
+                        out.put(pw);
                     }
-                    out.push('@');
+                    out.put_byte(b'@');
                 }
-                u.host.write(out);
+                u.host.write_into(out);
                 if let Some(p) = u.port {
-                    out.push(':');
-                    crate::text::push_num(out, u64::from(p));
+                    out.put_byte(b':');
+                    crate::text::put_num(out, u64::from(p));
                 }
                 write_params(&u.params, out);
                 for (i, h) in u.headers.iter().enumerate() {
-                    out.push(if i == 0 { '?' } else { '&' });
-                    out.push_str(&h.name);
-                    out.push('=');
-                    out.push_str(h.value.as_deref().unwrap_or(""));
+                    out.put_byte(if i == 0 { b'?' } else { b'&' });
+                    out.put(&h.name);
+                    out.put_byte(b'=');
+                    out.put(h.value.as_deref().unwrap_or(""));
                 }
             }
             Uri::Tel(t) => {
-                out.push_str("tel:");
-                out.push_str(&t.number);
+                out.put("tel:");
+                out.put(&t.number);
                 write_params(&t.params, out);
             }
             Uri::Other { scheme, rest } => {
-                out.push_str(scheme);
-                out.push(':');
-                out.push_str(rest);
+                out.put(scheme);
+                out.put_byte(b':');
+                out.put(rest);
             }
         }
     }
@@ -257,13 +271,13 @@ impl std::fmt::Display for Uri<'_> {
     }
 }
 
-pub(crate) fn write_params(params: &[Param<'_>], out: &mut String) {
+pub(crate) fn write_params<O: Out>(params: &[Param<'_>], out: &mut O) {
     for p in params {
-        out.push(';');
-        out.push_str(&p.name);
+        out.put_byte(b';');
+        out.put(&p.name);
         if let Some(v) = &p.value {
-            out.push('=');
-            out.push_str(v);
+            out.put_byte(b'=');
+            out.put(v);
         }
     }
 }
@@ -331,6 +345,7 @@ const fn hnv_char(b: u8) -> bool {
 
 /// Parses one URI that has already been delimited (by SP in the request line, by `<>`
 /// in a name-addr, or by the addr-spec rules). `base` is its offset in the message.
+#[inline]
 pub(crate) fn parse_uri<'a>(
     s: &'a str,
     base: usize,
@@ -349,7 +364,13 @@ pub(crate) fn parse_uri<'a>(
     // `sip:` first, without a search for the colon (nearly every URI is one); the
     // scheme is then valid and the parse goes on as below.
     let b = s.as_bytes();
-    if b.get(..4).is_some_and(|p| p.eq_ignore_ascii_case(b"sip:")) {
+    // (one comparison of four bytes: `| 0x20` lower-cases the three letters, and only
+    // their two cases give them; the colon is compared as it is)
+    let sip = u32::from_le_bytes(*b"sip:");
+    if b.get(..4)
+        .and_then(|p| <[u8; 4]>::try_from(p).ok())
+        .is_some_and(|p| u32::from_le_bytes(p) | 0x0020_2020 == sip)
+    {
         return parse_sip(s.get(4..).unwrap_or_default(), base + 4, false, limits).map(Uri::Sip);
     }
     let Some(colon) = find_byte(s, b':') else {
@@ -396,11 +417,11 @@ pub(crate) fn parse_uri<'a>(
 #[inline]
 fn param_run(b: &[u8], mut pos: usize, escaped: &mut bool) -> usize {
     loop {
-        match b.get(pos) {
-            Some(&c) if in_class(&PLAIN_PARAM, c) => {}
-            Some(b'%') => *escaped = true,
-            _ => return pos,
+        pos = class_run(b, pos, &PLAIN_PARAM);
+        if b.get(pos) != Some(&b'%') {
+            return pos;
         }
+        *escaped = true;
         pos += 1;
     }
 }
@@ -424,8 +445,8 @@ fn parse_sip<'a>(
     let mut walk = 0;
     let mut marked = false;
     let walked = loop {
+        walk = class_run(sb, walk, &PLAIN_USER);
         match sb.get(walk) {
-            Some(&c) if in_class(&PLAIN_USER, c) => {}
             Some(b':' | b'%') => marked = true,
             Some(_) => break Some(walk),
             None => break None,
@@ -690,6 +711,28 @@ mod class_tables {
             assert_eq!(in_class(&URIC, b), uric_char(b), "{b}");
         }
         assert!(is_user_char(b';') && !is_user_char(b'@') && !is_password_char(b';'));
+    }
+
+    #[test]
+    fn the_sip_scheme_is_recognised_as_by_a_case_blind_comparison() {
+        let limits = Limits::default();
+        for a in 0..=255u8 {
+            for (i, base) in [*b"sip:", *b"SIP:", *b"sIp:"].iter().enumerate() {
+                for lane in 0..4 {
+                    let mut p = *base;
+                    p[lane] = a;
+                    let mut s = p.to_vec();
+                    s.extend_from_slice(b"a@b.c");
+                    let Ok(text) = std::str::from_utf8(&s) else {
+                        continue;
+                    };
+                    let want = p.eq_ignore_ascii_case(b"sip:");
+                    let got =
+                        matches!(parse_uri(text, 0, &limits), Ok(Uri::Sip(ref u)) if !u.secure);
+                    assert_eq!(got, want, "{p:?} {i}");
+                }
+            }
+        }
         assert!(is_param_char(b':') && !is_param_char(b';') && is_hnv_char(b'?'));
     }
 }
