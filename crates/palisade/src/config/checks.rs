@@ -243,7 +243,10 @@ mod tests {
             ),
             ("[store]\nmax_connections = 0\n", &["max_connections"]),
             ("[store]\ncommit_window_ms = 0\n", &["commit_window_ms"]),
-            ("[store]\ncommit_window_ms = 10001\n", &["commit_window_ms", "10000"]),
+            (
+                "[store]\ncommit_window_ms = 10001\n",
+                &["commit_window_ms", "10000"],
+            ),
         ] {
             let file: FileConfig = toml::from_str(text).unwrap();
             let e = file.core(&[]).unwrap_err().to_string();

@@ -176,7 +176,6 @@ fn warn_unserved(store: &dyn Storage, domain: &str) {
     );
 }
 
-
 /// How often the account version is read: an account, a protection or an allow-list
 /// changed by the CLI or another node takes effect within this (plus the reload).
 const ACCOUNTS_POLL: Duration = Duration::from_millis(250);
