@@ -279,7 +279,7 @@ impl Default for CoreConfig {
             protected_min_age: None,
             answer_rate: 50,
             answer_burst: 200,
-            max_transactions: 100_000,
+            max_transactions: 400_000,
             challenge_allowance: 256,
             answer_allowance: 0,
             preallocate: true,

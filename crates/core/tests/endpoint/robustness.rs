@@ -449,3 +449,70 @@ fn a_cancelled_timer_does_not_fire_on_a_later_transaction_with_the_same_key() {
         "the first transaction's Timer H did not end the second one (33-38 s)"
     );
 }
+
+/// Past `max_transactions` server transactions a new request is refused statelessly
+/// with 503 and `Retry-After` (RFC 3261 21.5.4) and counted; a retransmission of a
+/// request that has its transaction is still answered from it, and once the
+/// transactions' timers end new requests are taken again.
+#[test]
+fn past_max_transactions_a_new_request_gets_503_with_retry_after() {
+    let mut h = H::new(false);
+    h.ep = Endpoint::new(
+        CoreConfig {
+            max_transactions: 2,
+            ..h.ep.config().clone()
+        },
+        [9; 32],
+        h.now,
+    );
+    h.ep.set_users(["alice", "bob"].iter().map(|n| user(n, 0, None)).collect());
+    h.register("bob", BOB, 3600, 1);
+    for b in ["cap1", "cap2"] {
+        h.send(peer(ALICE), &invite(b, "bob"));
+        let out = h.take();
+        assert!(
+            out.iter()
+                .any(|o| o.0 == peer(ALICE) && status(&o.1) == 100),
+            "{b}: 100 Trying"
+        );
+    }
+    assert_eq!(h.ep.transaction_count().0, 2);
+    h.send(peer(ALICE), &invite("cap3", "bob"));
+    let out = h.take();
+    assert_eq!(
+        out.len(),
+        1,
+        "only the refusal goes out, nothing toward bob"
+    );
+    let (to, refusal, _) = &out[0];
+    assert_eq!((*to, status(refusal)), (peer(ALICE), 503));
+    assert!(
+        refusal
+            .headers
+            .iter()
+            .any(|h| matches!(h, Header::Other { name, value } if name.eq_ignore_ascii_case("Retry-After") && value == "5")),
+        "Retry-After: 5"
+    );
+    assert_eq!(h.ep.stats.overloaded, 1);
+    assert_eq!(
+        h.ep.transaction_count().0,
+        2,
+        "the refused request holds nothing"
+    );
+    // a retransmission of an admitted INVITE is absorbed by its transaction, not refused
+    h.send(peer(ALICE), &invite("cap1", "bob"));
+    assert!(h.take().iter().all(|o| status(&o.1) != 503));
+    assert_eq!(h.ep.stats.overloaded, 1);
+    // the admitted INVITEs time out (408, unacknowledged: Timer H), their transactions
+    // end, and a new request is taken
+    for _ in 0..60 {
+        h.advance(Duration::from_secs(5));
+        h.take();
+    }
+    assert_eq!(h.ep.transaction_count().0, 0);
+    h.send(peer(ALICE), &invite("cap4", "bob"));
+    assert!(h
+        .take()
+        .iter()
+        .any(|o| o.0 == peer(ALICE) && status(&o.1) == 100));
+}

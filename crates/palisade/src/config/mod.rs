@@ -239,7 +239,8 @@ pub(crate) struct ServerSection {
     pub(crate) answer_rate: u32,
     /// Burst of error answers allowed above `answer_rate`. Default 200.
     pub(crate) answer_burst: u32,
-    /// Most server transactions at once; past it requests get 503. Default 100000.
+    /// Most server transactions at once, the whole server's (each of the `workers` shards
+    /// holds its share); past it requests get 503. Default 400000.
     pub(crate) max_transactions: usize,
     /// Bytes a 401/407 challenge to an unauthenticated UDP sender may exceed its request
     /// by (0: never larger). Default 256.

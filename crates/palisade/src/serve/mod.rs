@@ -125,6 +125,9 @@ pub(crate) async fn run(
         .map(|i| {
             let mut c = core_cfg.clone();
             c.shard = (i, workers);
+            // `server.max_transactions` bounds the server: each shard holds its share
+            // (Call-IDs spread evenly over the shards).
+            c.max_transactions = core_cfg.max_transactions.div_ceil(workers.max(1));
             Endpoint::new(c, secret, now)
         })
         .collect();
