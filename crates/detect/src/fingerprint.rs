@@ -242,8 +242,9 @@ fn class(c: u8) -> u8 {
 
 /// Adds the shape of a value; what varies from message to message does not count, what
 /// a generator always does does:
-/// - only hex digits with a letter among them (`a1b2...`): a random hex token, `H` and
-///   its length (and whether upper case);
+/// - only hex digits with a letter among them (`a1b2...`), or 16 decimal digits or more
+///   (a hex token without a letter, by chance): a random hex token, `H` and its length
+///   (and whether upper case);
 /// - one word among digits, with a run of 4 or more digits and at most half letters
 ///   (`31216SIPpTag001`, `4711R12`): counters around a fixed word, as test tools write
 ///   them: each digit run `D`, the rest as written. (A random token draws this only
@@ -265,7 +266,7 @@ fn shape(h: &mut Fnv, v: &[u8]) {
     }
     let (lower, upper) = (any & LOWER != 0, any & UPPER != 0);
     let letters = lower || upper;
-    if letters && all & HEXDIGIT != 0 && !(lower && upper) {
+    if (letters && all & HEXDIGIT != 0 && !(lower && upper)) || long_digits_only(v) {
         h.byte(b'H');
         h.byte(v.len().min(255) as u8);
         h.byte(u8::from(upper));
@@ -299,6 +300,18 @@ fn shape(h: &mut Fnv, v: &[u8]) {
     }
     h.sep();
 }
+
+/// Whether a value is [`LONG_DIGITS`] decimal digits or more and nothing else: a random
+/// hex token whose letters happened not to be drawn (baresip's sixteen-character Call-ID
+/// and tags are all digits once in about 1,900 draws), shaped as one. A counter is
+/// shorter; a random decimal number of 64 bits (19 or 20 digits) is taken for a hex token
+/// too, of its length.
+fn long_digits_only(v: &[u8]) -> bool {
+    v.len() >= LONG_DIGITS && v.iter().all(u8::is_ascii_digit)
+}
+
+/// See [`long_digits_only`].
+const LONG_DIGITS: usize = 16;
 
 /// Whether a value is one word among counters (see [`shape`]): its letters are one
 /// run, with a run of 4 digits or more and at most half letters, or between counters.

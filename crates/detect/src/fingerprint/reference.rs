@@ -128,7 +128,8 @@ pub(super) fn shape(h: &mut Fnv, v: &[u8]) {
     let letters = v.iter().any(u8::is_ascii_alphabetic);
     let lower = v.iter().any(u8::is_ascii_lowercase);
     let upper = v.iter().any(u8::is_ascii_uppercase);
-    if letters && v.iter().all(u8::is_ascii_hexdigit) && !(lower && upper) {
+    let long_digits = v.len() >= 16 && v.iter().all(u8::is_ascii_digit);
+    if (letters && v.iter().all(u8::is_ascii_hexdigit) && !(lower && upper)) || long_digits {
         h.byte(b'H');
         h.byte(v.len().min(255) as u8);
         h.byte(u8::from(upper));
@@ -313,6 +314,9 @@ fn values() -> Vec<Vec<u8>> {
         "A1B2C3D4E5F6",
         "9f8e7d6c",
         "0123456789",
+        "012345678901234",
+        "0123456789012345",
+        "01234567890123456789",
         "hT5ApqRDkw",
         "gh1234klmn",
         "4711ghijkl",
