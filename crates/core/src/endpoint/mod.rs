@@ -416,6 +416,20 @@ impl Endpoint {
         (self.tx.servers.len(), self.tx.clients.len())
     }
 
+    /// Message bytes the server transactions hold (requests kept to answer them later,
+    /// responses kept for retransmissions, the best branch answer so far).
+    pub fn server_transaction_bytes(&self) -> usize {
+        self.tx
+            .servers
+            .values()
+            .map(|t| {
+                t.request.len()
+                    + t.last.as_ref().map_or(0, Vec::len)
+                    + t.best.as_ref().map_or(0, |(_, b)| b.len())
+            })
+            .sum()
+    }
+
     /// The next message to send, if any.
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
         self.out.pop_front()

@@ -332,6 +332,11 @@ impl Endpoint {
                     TimerWhat::IorJ(key),
                 ));
             }
+            // The request was kept to build a final response here (408, 487, a refused
+            // branch's answer); there is one now, and the transaction lives on only to
+            // absorb retransmissions (up to 32 s): its memory goes. (A later branch's
+            // non-2xx is not relayed once a final response is out, see `branch_final`.)
+            t.request = Vec::new();
         } else if t.state == SState::Proceeding {
             t.last = Some(bytes.clone());
         }

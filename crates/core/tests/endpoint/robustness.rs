@@ -302,13 +302,22 @@ fn a_finished_call_leaves_no_transaction_behind() {
         .clone();
     h.send_bytes(peer(BOB), &respond(&bye, 200, "OK", "b1"));
     let out = h.take();
-    assert!(out
+    let bye_ok = out
         .iter()
-        .any(|o| o.0 == peer(ALICE) && status(&o.1) == 200));
+        .find(|o| o.0 == peer(ALICE) && status(&o.1) == 200)
+        .expect("the BYE's 200 relayed to alice");
     assert_ne!(
         h.ep.transaction_count(),
         (0, 0),
         "the transactions wait for their timers"
+    );
+    // Answered, they keep only what a retransmission needs (the BYE's 200 for Timer J),
+    // not the requests forwarded (the INVITE with its SDP, the BYE).
+    assert!(
+        h.ep.server_transaction_bytes() <= bye_ok.2.len(),
+        "{} bytes held, the BYE's 200 is {}",
+        h.ep.server_transaction_bytes(),
+        bye_ok.2.len()
     );
     for _ in 0..8 {
         h.advance(Duration::from_secs(5));
