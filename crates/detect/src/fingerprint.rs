@@ -266,7 +266,10 @@ fn shape(h: &mut Fnv, v: &[u8]) {
     }
     let (lower, upper) = (any & LOWER != 0, any & UPPER != 0);
     let letters = lower || upper;
-    if (letters && all & HEXDIGIT != 0 && !(lower && upper)) || long_digits_only(v) {
+    // (only hex digits and no letter: decimal digits only; see `LONG_DIGITS`)
+    let hex_only = all & HEXDIGIT != 0;
+    let long_digits = !letters && hex_only && v.len() >= LONG_DIGITS;
+    if (letters && hex_only && !(lower && upper)) || long_digits {
         h.byte(b'H');
         h.byte(v.len().min(255) as u8);
         h.byte(u8::from(upper));
@@ -301,16 +304,11 @@ fn shape(h: &mut Fnv, v: &[u8]) {
     h.sep();
 }
 
-/// Whether a value is [`LONG_DIGITS`] decimal digits or more and nothing else: a random
+/// A value of this many decimal digits or more and nothing else is taken for a random
 /// hex token whose letters happened not to be drawn (baresip's sixteen-character Call-ID
 /// and tags are all digits once in about 1,900 draws), shaped as one. A counter is
 /// shorter; a random decimal number of 64 bits (19 or 20 digits) is taken for a hex token
 /// too, of its length.
-fn long_digits_only(v: &[u8]) -> bool {
-    v.len() >= LONG_DIGITS && v.iter().all(u8::is_ascii_digit)
-}
-
-/// See [`long_digits_only`].
 const LONG_DIGITS: usize = 16;
 
 /// Whether a value is one word among counters (see [`shape`]): its letters are one

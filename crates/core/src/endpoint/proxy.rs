@@ -289,7 +289,7 @@ impl Endpoint {
         crate::mac::push_hex_u64(&mut b, u64::from(lh), 8);
         b.push('.');
         crate::mac::push_hex_u64(&mut b, u64::from(u), 8);
-        push_hex_trimmed(&mut b, self.tx.seq);
+        crate::mac::push_hex_u64(&mut b, self.tx.seq, 1);
         b
     }
 
@@ -695,35 +695,5 @@ impl Endpoint {
         };
         msg.headers.insert(0, via);
         self.send(dest, msg.to_bytes());
-    }
-}
-
-/// Appends `v` as lower-case hex without leading zeros (`format!("{v:x}")`).
-fn push_hex_trimmed(out: &mut String, v: u64) {
-    crate::mac::push_hex_u64(out, v, 1);
-}
-
-#[cfg(test)]
-mod hex_text {
-    #[test]
-    fn trimmed_hex_is_the_formatter_s() {
-        for v in [
-            0u64,
-            1,
-            9,
-            10,
-            15,
-            16,
-            255,
-            256,
-            0xabc,
-            1 << 32,
-            u64::MAX,
-            0x0f00_0000_0000_0001,
-        ] {
-            let mut s = String::from("x");
-            super::push_hex_trimmed(&mut s, v);
-            assert_eq!(s, format!("x{v:x}"));
-        }
     }
 }
