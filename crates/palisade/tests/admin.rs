@@ -92,6 +92,11 @@ fn metrics_are_valid_and_move_with_traffic() {
         sample(&before, "palisade_sip_requests_total{method=\"REGISTER\"}"),
         Some(0.0)
     );
+    // idle, the UDP datagrams are gathered on one worker (or there is only one)
+    assert_eq!(
+        sample(&before, "palisade_udp_receiving_workers "),
+        Some(1.0)
+    );
     // promtool, Prometheus's own checker, accepts the exposition as it is served
     let check = Command::new("promtool")
         .args(["check", "metrics"])

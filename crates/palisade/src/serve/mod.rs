@@ -35,6 +35,7 @@ use crate::db::Db;
 use crate::messages::{DetectMsg, Hook, Inbound, StoreMsg};
 
 mod admin;
+mod balance;
 mod budget;
 mod cluster;
 mod detect;
@@ -352,7 +353,7 @@ pub(crate) async fn run(
                 }
                 info!(transport = "udp", %addr, sockets = workers, "listening");
                 udp_addrs.push(addr);
-                steer_on(&inbound_tx, &worker_udp, addr);
+                steer_on(&inbound_tx, &worker_udp, addr, cfg.server.udp_gather);
             }
             Transport::Udp => {
                 let s = bind_udp(l.addr, cfg.server.udp_buffer)
@@ -718,12 +719,13 @@ pub(crate) async fn run(
 /// Turns on the steering of internal datagrams among the workers' sockets (see
 /// `Steer`); without it (a kernel that refuses the program) hand-overs go
 /// through the queues and wake-ups are signals.
-fn steer_on(router: &Router, socks: &[Arc<std::net::UdpSocket>], local: SocketAddr) {
+fn steer_on(router: &Router, socks: &[Arc<std::net::UdpSocket>], local: SocketAddr, gather: bool) {
     use std::os::fd::AsRawFd as _;
     let (Some(first), true) = (socks.first(), socks.len() > 1) else {
         return;
     };
-    if let Err(e) = sys::attach_steering(first.as_raw_fd()) {
+    // (gathered at first: a server starts idle; see `balance`)
+    if let Err(e) = sys::attach_steering(first.as_raw_fd(), gather) {
         warn!(error = %e, "the kernel refused the workers' steering program; hand-overs go through queues");
         return;
     }
@@ -745,5 +747,7 @@ fn steer_on(router: &Router, socks: &[Arc<std::net::UdpSocket>], local: SocketAd
         local,
         token,
         socket: first.clone(),
+        gathered: std::sync::atomic::AtomicBool::new(gather),
+        balanced: gather,
     });
 }

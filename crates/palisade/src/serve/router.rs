@@ -34,6 +34,9 @@ pub(super) struct Waker {
     sleeping: AtomicBool,
     /// When it last went to sleep: microseconds since [`clock_epoch`].
     slept_at: AtomicU64,
+    /// Its time asleep in its receive so far, in microseconds (the load measure of
+    /// `balance`), added when a sleep ends.
+    asleep_us: AtomicU64,
     /// Messages on the queue: added by the senders (one relaxed add each), taken off by
     /// the worker once per pass (the `palisade_queue_depth{queue="shard"}` gauge).
     queued: AtomicUsize,
@@ -63,6 +66,14 @@ impl Waker {
     /// The worker is awake.
     pub(super) fn awake(&self) {
         self.sleeping.store(false, Ordering::SeqCst);
+        let slept =
+            micros(std::time::Instant::now()).saturating_sub(self.slept_at.load(Ordering::Relaxed));
+        self.asleep_us.fetch_add(slept, Ordering::Relaxed);
+    }
+
+    /// Its time asleep so far (µs).
+    pub(super) fn asleep_us(&self) -> u64 {
+        self.asleep_us.load(Ordering::Relaxed)
     }
 
     /// The worker took `n` messages off its queue.
@@ -123,6 +134,12 @@ pub(super) struct Steer {
     pub(super) token: [u8; 8],
     /// A socket of the group, for the wake-ups other threads send.
     pub(super) socket: Arc<std::net::UdpSocket>,
+    /// Datagrams from the network all go to worker 0's socket (see `balance`); set by
+    /// worker 0 alone, after it replaced the group's program.
+    pub(super) gathered: AtomicBool,
+    /// Worker 0 gathers and spreads as the load asks (`server.udp_gather`); otherwise
+    /// always spread.
+    pub(super) balanced: bool,
 }
 
 /// Bytes of a wake-up datagram.
@@ -135,6 +152,11 @@ impl Steer {
         w.extend_from_slice(&[0, b'W', target as u8, 0]);
         w.extend_from_slice(&self.token);
         w
+    }
+
+    /// Whether datagrams from the network are gathered on worker 0's socket.
+    pub(super) fn gathered(&self) -> bool {
+        self.gathered.load(Ordering::Relaxed)
     }
 
     /// Whether a datagram that arrived from `from` is one of our wake-ups.
@@ -447,6 +469,8 @@ mod tests {
             local,
             token: *b"8bytes!!",
             socket,
+            gathered: AtomicBool::new(false),
+            balanced: false,
         }
     }
 

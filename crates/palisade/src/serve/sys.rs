@@ -415,11 +415,12 @@ const SO_ATTACH_REUSEPORT_CBPF: libc::c_int = 51;
 
 /// Steers datagrams inside the `SO_REUSEPORT` group of the workers' sockets: a datagram
 /// whose payload starts with a NUL byte (no SIP message does) goes to the socket whose
-/// index is its third byte (the workers' own hand-overs and wake-ups, see
-/// `worker::Internal`); every other datagram (a result out of range) gets the kernel's
-/// usual choice by the hash of its addresses. The program is classic BPF, which needs
-/// no privilege. Attached to one socket, it applies to the whole group.
-pub(super) fn attach_steering(fd: RawFd) -> io::Result<()> {
+/// index is its third byte (the workers' own wake-ups, see `router::Steer`); every other
+/// datagram goes to the first socket when `gathered` (worker 0's, see `balance`), else
+/// (a result out of range) gets the kernel's usual choice by the hash of its addresses.
+/// The program is classic BPF, which needs no privilege. Attached to one socket, it
+/// applies to the whole group, and attaching another replaces it.
+pub(super) fn attach_steering(fd: RawFd, gathered: bool) -> io::Result<()> {
     let op = |code: u32, jt: u8, jf: u8, k: u32| libc::sock_filter {
         code: code as u16,
         jt,
@@ -434,7 +435,12 @@ pub(super) fn attach_steering(fd: RawFd) -> io::Result<()> {
         // A = payload[2]: the socket's index
         op(libc::BPF_LD | libc::BPF_B | libc::BPF_ABS, 0, 0, 2),
         op(libc::BPF_RET | libc::BPF_A, 0, 0, 0),
-        op(libc::BPF_RET | libc::BPF_K, 0, 0, u32::MAX),
+        op(
+            libc::BPF_RET | libc::BPF_K,
+            0,
+            0,
+            if gathered { 0 } else { u32::MAX },
+        ),
     ];
     let fprog = libc::sock_fprog {
         len: prog.len() as libc::c_ushort,
@@ -462,7 +468,7 @@ mod steering_tests {
     use std::os::fd::AsRawFd;
 
     #[test]
-    fn a_nul_datagram_reaches_the_socket_it_names_and_others_are_spread_by_hash() {
+    fn a_nul_datagram_reaches_the_socket_it_names_and_others_are_gathered_or_spread_by_hash() {
         let bind = |addr: SocketAddr| {
             let s = socket2::Socket::new(
                 socket2::Domain::IPV4,
@@ -480,23 +486,45 @@ mod steering_tests {
         let addr = probe.local_addr().unwrap();
         drop(probe);
         let socks: Vec<_> = (0..3).map(|_| bind(addr)).collect();
-        attach_steering(socks[0].as_raw_fd()).unwrap();
         let tx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-        for target in [2u8, 0, 1, 2] {
-            tx.send_to(&[0, b'W', target, 0, 1, 2, 3], addr).unwrap();
-            let mut buf = [0u8; 64];
-            let (n, _) = socks[target as usize]
-                .recv_from(&mut buf)
-                .expect("the named socket got it");
-            assert_eq!(buf[..n][2], target);
+        // Ordinary datagrams from 24 senders: how many reached each socket (each is
+        // delivered exactly once).
+        let spread = || {
+            let senders: Vec<_> = (0..24)
+                .map(|_| std::net::UdpSocket::bind("127.0.0.1:0").unwrap())
+                .collect();
+            for s in &senders {
+                s.send_to(b"OPTIONS sip:x SIP/2.0\r\n\r\n", addr).unwrap();
+            }
+            socks
+                .iter()
+                .map(|s| {
+                    s.set_read_timeout(Some(std::time::Duration::from_millis(100)))
+                        .unwrap();
+                    let mut buf = [0u8; 64];
+                    std::iter::from_fn(|| s.recv_from(&mut buf).ok()).count()
+                })
+                .collect::<Vec<_>>()
+        };
+        for gathered in [false, true, false] {
+            attach_steering(socks[0].as_raw_fd(), gathered).unwrap();
+            for target in [2u8, 0, 1, 2] {
+                tx.send_to(&[0, b'W', target, 0, 1, 2, 3], addr).unwrap();
+                let mut buf = [0u8; 64];
+                let (n, _) = socks[target as usize]
+                    .recv_from(&mut buf)
+                    .expect("the named socket got it");
+                assert_eq!(buf[..n][2], target);
+            }
+            let got = spread();
+            assert_eq!(got.iter().sum::<usize>(), 24, "{got:?}");
+            if gathered {
+                assert_eq!(got[0], 24, "gathered on the first socket: {got:?}");
+            } else {
+                // (24 senders all hashed to one of 3 sockets: about 1 in 10^11)
+                assert!(got[0] < 24, "spread by the hash: {got:?}");
+            }
         }
-        // an ordinary datagram is delivered to some socket of the group
-        tx.send_to(b"OPTIONS sip:x SIP/2.0\r\n\r\n", addr).unwrap();
-        let got = socks.iter().filter(|s| {
-            let mut buf = [0u8; 64];
-            s.recv_from(&mut buf).is_ok()
-        });
-        assert_eq!(got.count(), 1);
     }
 }
 

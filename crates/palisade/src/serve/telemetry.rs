@@ -62,6 +62,9 @@ pub(crate) struct Telemetry {
     pub(crate) shards: Vec<ShardCounters>,
     /// Contacts bound (published by shard 0, which holds every binding).
     pub(crate) registrations: AtomicU64,
+    /// Workers whose socket receives the datagrams from the network: 1 while they are
+    /// gathered on worker 0 (light load, see `balance`), else every worker.
+    pub(crate) udp_receiving: AtomicU64,
     /// Findings raised since start, by kind ([`FindingKind::ALL`] order).
     pub(crate) findings: [AtomicU64; FindingKind::ALL.len()],
     pub(crate) calls: Mutex<Vec<CallView>>,
@@ -100,6 +103,7 @@ impl Telemetry {
             domain: domain.to_string(),
             shards: (0..workers).map(|_| ShardCounters::default()).collect(),
             registrations: AtomicU64::new(0),
+            udp_receiving: AtomicU64::new(workers as u64),
             findings: Default::default(),
             calls: Mutex::new(Vec::new()),
             calls_active: AtomicU64::new(0),
@@ -349,6 +353,12 @@ impl Collector for ServerCollector {
         )?;
         gauge(
             &mut enc,
+            "palisade_udp_receiving_workers",
+            "Workers whose socket receives the UDP datagrams from the network (1 while a light load is gathered on one)",
+            clamp(get(&t.udp_receiving)),
+        )?;
+        gauge(
+            &mut enc,
             "palisade_calls_active",
             "Observed calls without a final response, and answered calls not yet ended",
             clamp(get(&t.calls_active)),
@@ -578,6 +588,7 @@ mod tests {
             "palisade_dropped_total{queue=\"detect\"} 1",
             "palisade_dropped_total{queue=\"shard\"} 2",
             "palisade_workers 2",
+            "palisade_udp_receiving_workers 2",
             "# TYPE palisade_sip_requests counter",
         ] {
             assert!(text.lines().any(|l| l == line), "{line} not in\n{text}");

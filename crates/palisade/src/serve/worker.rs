@@ -29,8 +29,9 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, TryLockError};
 use std::time::{Duration, Instant};
 
-use tracing::warn;
+use tracing::{info, warn};
 
+use super::balance::Balance;
 use super::router::{Waker, WAKE_TICK};
 use super::shell::Shell;
 use super::sys;
@@ -120,10 +121,17 @@ fn dispatch(
         shell.take_here(now, from, bytes, 0);
         return;
     }
+    // (gathered, every datagram comes here while the load is light: the owner is idle)
+    let gathered = shell.router.steer().is_some_and(|s| s.gathered());
+    let idle = if alone || gathered {
+        Duration::ZERO
+    } else {
+        STEAL_IDLE
+    };
     if let Some(waker) = shell
         .router
         .waker(owner)
-        .filter(|w| w.idle_for(now, if alone { Duration::ZERO } else { STEAL_IDLE }))
+        .filter(|w| w.idle_for(now, idle))
         .cloned()
     {
         let guard = match shards.get(owner).map(Mutex::try_lock) {
@@ -144,6 +152,49 @@ fn dispatch(
     shell.hand_over_datagram(owner, from, bytes, 0);
 }
 
+/// Worker 0, once a window: gathers or spreads the group's datagrams as the load asks.
+/// `false` when the kernel refused the program: the group stays as it was, and is no
+/// longer balanced.
+fn rebalance(
+    b: &mut Balance,
+    now: Instant,
+    shell: &Shell,
+    shards: &[Mutex<Shard>],
+    fd: std::os::fd::RawFd,
+) -> bool {
+    let asleep: Vec<u64> = (0..shards.len())
+        .filter_map(|i| shell.router.waker(i).map(|w| w.asleep_us()))
+        .collect();
+    let Some(gathered) = b.check(now, &asleep) else {
+        return true;
+    };
+    let Some(steer) = shell.router.steer() else {
+        return false;
+    };
+    if let Err(e) = sys::attach_steering(fd, gathered) {
+        warn!(error = %e, gathered, "the kernel refused the workers' steering program; datagrams stay as they were");
+        return false;
+    }
+    steer
+        .gathered
+        .store(gathered, std::sync::atomic::Ordering::Relaxed);
+    let receiving = if gathered { 1 } else { shards.len() };
+    shell
+        .telemetry
+        .udp_receiving
+        .store(receiving as u64, std::sync::atomic::Ordering::Relaxed);
+    info!(
+        workers = receiving,
+        "UDP datagrams {}",
+        if gathered {
+            "gathered on worker 0 (light load)"
+        } else {
+            "spread over the workers (load)"
+        }
+    );
+    true
+}
+
 /// Runs the worker until `stop`; its shell stays in `shards` for the final flush.
 pub(super) fn run(w: Worker) {
     let Worker {
@@ -158,6 +209,21 @@ pub(super) fn run(w: Worker) {
     };
     waker.register();
     let mut batch = socket.as_ref().map(|_| sys::RecvBatch::new());
+    // Worker 0 gathers or spreads the datagrams of the group (see `balance`).
+    let mut balance = match (index, &socket) {
+        (0, Some(_)) => {
+            let g = lock(me);
+            g.shell.router.steer().filter(|st| st.balanced).map(|st| {
+                let receiving = if st.gathered() { 1 } else { shards.len() };
+                g.shell
+                    .telemetry
+                    .udp_receiving
+                    .store(receiving as u64, std::sync::atomic::Ordering::Relaxed);
+                Balance::new(Instant::now(), &vec![0; shards.len()])
+            })
+        }
+        _ => None,
+    };
     let mut recv_errors: u64 = 0;
     'run: while !stop.load(Ordering::Relaxed) {
         let mut g = lock(me);
@@ -177,6 +243,11 @@ pub(super) fn run(w: Worker) {
         shell.suppressed_events(false);
         shell.traffic_summary(false);
         shell.publish(now, waker.queued());
+        if let (Some(b), Some(sock)) = (balance.as_mut(), &socket) {
+            if b.due(now) && !rebalance(b, now, shell, &shards, sock.as_raw_fd()) {
+                balance = None;
+            }
+        }
         // 4. wait for datagrams (or the queue, without a socket)
         match (&socket, &mut batch) {
             (Some(sock), Some(batch)) => {
