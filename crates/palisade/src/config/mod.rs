@@ -237,7 +237,8 @@ pub(crate) struct ServerSection {
     pub(crate) workers: usize,
     /// With several workers, a light UDP load is gathered on worker 0's socket (fewer
     /// wake-ups, less CPU per call) and spread over all of them once worker 0 is busy
-    /// three quarters of the time. `false`: always spread by the kernel's hash. Default `true`.
+    /// three quarters of the time. `false`: always spread by the kernel's hash.
+    /// Default `true`.
     pub(crate) udp_gather: bool,
     /// Error answers per second to one unauthenticated UDP source address. Default 50.
     pub(crate) answer_rate: u32,

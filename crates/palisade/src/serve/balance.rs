@@ -44,12 +44,12 @@ pub(super) struct Balance {
 }
 
 impl Balance {
-    /// Starts gathered (a server starts idle).
-    pub(super) fn new(now: Instant, asleep: &[u64]) -> Self {
+    /// Starts gathered (a server starts idle), before any of the `workers` slept.
+    pub(super) fn new(now: Instant, workers: usize) -> Self {
         Balance {
             gathered: true,
             since: now,
-            asleep: asleep.to_vec(),
+            asleep: vec![0; workers],
             quiet: 0,
         }
     }
@@ -73,20 +73,19 @@ impl Balance {
             return None;
         }
         let wall_us = wall.as_micros().max(1) as f64;
-        let shares: Vec<f64> = asleep
-            .iter()
-            .zip(self.asleep.iter().chain(std::iter::repeat(&0)))
-            .map(|(&now_asleep, &then)| {
-                // (a sleep is counted when it ends, so a long one that began in the
-                // last window can exceed this one: the share is clamped)
-                let slept = now_asleep.saturating_sub(then) as f64;
-                (1.0 - slept / wall_us).clamp(0.0, 1.0)
-            })
-            .collect();
+        let (mut first, mut total) = (0.0, 0.0);
+        for (i, (&now_asleep, then)) in asleep.iter().zip(self.asleep.iter_mut()).enumerate() {
+            // (a sleep is counted when it ends, so a long one that began in the last
+            // window can exceed this one: the share is clamped)
+            let slept = now_asleep.saturating_sub(*then) as f64;
+            let share = (1.0 - slept / wall_us).clamp(0.0, 1.0);
+            if i == 0 {
+                first = share;
+            }
+            total += share;
+            *then = now_asleep;
+        }
         self.since = now;
-        self.asleep = asleep.to_vec();
-        let first = shares.first().copied().unwrap_or(0.0);
-        let total: f64 = shares.iter().sum();
         let next = decide(self.gathered, first, total, &mut self.quiet);
         (next != self.gathered).then(|| {
             self.gathered = next;
@@ -132,7 +131,7 @@ mod tests {
     fn a_busy_gatherer_spreads_at_once_and_a_light_spread_gathers_after_quiet_windows() {
         let mut t = Instant::now();
         let mut totals = [0u64, 0];
-        let mut b = Balance::new(t, &totals);
+        let mut b = Balance::new(t, totals.len());
         assert!(b.gathered());
         // light load: stays gathered
         assert_eq!(step(&mut b, &mut t, &mut totals, &[0.7, 0.0]), None);
@@ -164,7 +163,7 @@ mod tests {
     #[test]
     fn a_sleep_longer_than_the_window_counts_as_idle_not_as_a_negative_load() {
         let mut t = Instant::now();
-        let mut b = Balance::new(t, &[0, 0]);
+        let mut b = Balance::new(t, 2);
         t += WINDOW;
         // worker 0 reports more sleep than the window held (a sleep that began before it)
         let long = 3 * WINDOW.as_micros() as u64;

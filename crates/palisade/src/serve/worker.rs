@@ -141,8 +141,7 @@ fn dispatch(
         return;
     }
     // (gathered, every datagram comes here while the load is light: the owner is idle)
-    let gathered = shell.router.steer().is_some_and(|s| s.gathered());
-    let idle = if alone || gathered {
+    let idle = if alone || shell.router.steer().is_some_and(|s| s.gathered()) {
         Duration::ZERO
     } else {
         STEAL_IDLE
@@ -176,6 +175,17 @@ fn dispatch(
     shell.hand_over_datagram(owner, from, bytes, 0);
 }
 
+/// Publishes how many workers' sockets receive from the network (`gathered`: worker 0's
+/// alone); returns it.
+fn receiving(shell: &Shell, gathered: bool, workers: usize) -> usize {
+    let n = if gathered { 1 } else { workers };
+    shell
+        .telemetry
+        .udp_receiving
+        .store(n as u64, Ordering::Relaxed);
+    n
+}
+
 /// Worker 0, once a window: gathers or spreads the group's datagrams as the load asks.
 /// `false` when the kernel refused the program: the group stays as it was, and is no
 /// longer balanced.
@@ -199,16 +209,9 @@ fn rebalance(
         warn!(error = %e, gathered, "the kernel refused the workers' steering program; datagrams stay as they were");
         return false;
     }
-    steer
-        .gathered
-        .store(gathered, std::sync::atomic::Ordering::Relaxed);
-    let receiving = if gathered { 1 } else { shards.len() };
-    shell
-        .telemetry
-        .udp_receiving
-        .store(receiving as u64, std::sync::atomic::Ordering::Relaxed);
+    steer.gathered.store(gathered, Ordering::Relaxed);
     info!(
-        workers = receiving,
+        workers = receiving(shell, gathered, shards.len()),
         "UDP datagrams {}",
         if gathered {
             "gathered on worker 0 (light load)"
@@ -238,12 +241,8 @@ pub(super) fn run(w: Worker) {
         (0, Some(_)) => {
             let g = lock(me);
             g.shell.router.steer().filter(|st| st.balanced).map(|st| {
-                let receiving = if st.gathered() { 1 } else { shards.len() };
-                g.shell
-                    .telemetry
-                    .udp_receiving
-                    .store(receiving as u64, std::sync::atomic::Ordering::Relaxed);
-                Balance::new(Instant::now(), &vec![0; shards.len()])
+                receiving(&g.shell, st.gathered(), shards.len());
+                Balance::new(Instant::now(), shards.len())
             })
         }
         _ => None,
