@@ -19,6 +19,7 @@ mod blocks;
 mod config;
 mod journal;
 mod pg;
+mod record_log;
 mod records;
 mod text;
 pub use blocks::{Block, BlockChange, Lifted, BY_DETECTOR, BY_OPERATOR};
@@ -50,6 +51,14 @@ pub enum StoreError {
     /// The bindings journal could not be read or written.
     #[error("bindings journal {path}: {source}")]
     Journal {
+        /// The file (or its directory).
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The call and registration records' files could not be read or written.
+    #[error("call and registration records {path}: {source}")]
+    Records {
         /// The file (or its directory).
         path: String,
         /// Why.
@@ -328,6 +337,9 @@ pub struct SqliteStore {
     journal: Option<journal::Journal>,
     /// [`Storage::sync_every_commit`] was asked for.
     sync: std::sync::atomic::AtomicBool,
+    /// The call and registration records, on a `records.db` handle (see
+    /// `record_log.rs`).
+    log: Option<record_log::RecordLog>,
 }
 
 /// A write transaction whose `BEGIN` and `COMMIT` are cached statements: the hot writers
@@ -410,23 +422,28 @@ impl SqliteStore {
             dir: Some(dir.to_path_buf()),
             journal: None,
             sync: false.into(),
+            log: None,
         })
     }
 
-    /// Opens (creating if needed) `DIR/records.db`: call and registration records,
-    /// findings, restrictions, notifications. A file of its own: the detection thread
-    /// writes it several times a second, and every commit to `palisade.db` tells the
-    /// server that accounts may have changed (it reloads them).
+    /// Opens (creating if needed) `DIR/records.db`: findings, restrictions,
+    /// notifications; and the call and registration records in `DIR/records/` (records
+    /// an earlier version kept in `records.db` move there). A file of its own: the
+    /// detection thread writes it, and every commit to `palisade.db` tells the server
+    /// that accounts may have changed (it reloads them).
     pub fn open_records(dir: &Path) -> Result<Self, StoreError> {
         let conn = connect(dir, "records.db")?;
         records::schema(&conn)?;
         blocks::schema(&conn)?;
-        Ok(SqliteStore {
+        let mut s = SqliteStore {
             conn,
             dir: None,
             journal: None,
             sync: false.into(),
-        })
+            log: Some(record_log::RecordLog::new(dir)),
+        };
+        s.move_old_records()?;
+        Ok(s)
     }
 }
 

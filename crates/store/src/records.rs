@@ -11,6 +11,7 @@ use palisade_detect::{
 };
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
+use crate::record_log::RecordLog;
 pub(crate) use crate::text::{evidence_json, evidence_of, names_json};
 use crate::{SqliteStore, StoreError};
 
@@ -238,57 +239,98 @@ pub(crate) fn targets_of(
 }
 
 impl SqliteStore {
-    /// Writes what the detector produced, in one transaction.
+    fn log(&self) -> Result<&RecordLog, StoreError> {
+        self.log.as_ref().ok_or_else(|| {
+            StoreError::Config("this handle (palisade.db) keeps no records".to_string())
+        })
+    }
+
+    /// Moves the call and registration records an earlier version kept in
+    /// `records.db` into the record files (appended and synced, then deleted from the
+    /// tables: after a crash between the two they are appended again at the next open,
+    /// and readers keep the first line of a number).
+    pub(crate) fn move_old_records(&mut self) -> Result<(), StoreError> {
+        let calls = {
+            let mut st = self.conn.prepare(&format!(
+                "SELECT {CALL_COLUMNS} FROM calls ORDER BY invite_at, id"
+            ))?;
+            let rows = st.query_map([], call_of)?;
+            rows.collect::<Result<Vec<_>, _>>()?
+        };
+        let regs = self.old_registrations()?;
+        if calls.is_empty() && regs.is_empty() {
+            return Ok(());
+        }
+        let Some(log) = self.log.as_mut() else {
+            return Ok(());
+        };
+        log.append(calls.iter(), regs.iter())?;
+        log.sync()?;
+        self.conn
+            .execute_batch("BEGIN; DELETE FROM calls; DELETE FROM registrations; COMMIT;")?;
+        tracing::info!(
+            calls = calls.len(),
+            registrations = regs.len(),
+            "call and registration records moved from records.db to the records directory"
+        );
+        Ok(())
+    }
+
+    fn old_registrations(&self) -> Result<Vec<RegistrationRecord>, StoreError> {
+        let mut st = self.conn.prepare(
+            "SELECT id, at, account, source, transport, user_agent, fingerprint, first_seen FROM registrations ORDER BY at, id",
+        )?;
+        let rows = st.query_map([], |r| {
+            let source: String = r.get(3)?;
+            let transport: String = r.get(4)?;
+            let fp: String = r.get(6)?;
+            Ok(RegistrationRecord {
+                id: r.get::<_, i64>(0)? as u64,
+                at: r.get(1)?,
+                account: r.get(2)?,
+                source: addr(&source),
+                transport: static_transport(&transport),
+                user_agent: r.get(5)?,
+                fingerprint: unhex(&fp),
+                first_seen: r.get(7)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Writes what the detector produced: the call and registration records appended
+    /// to their files, then findings and restrictions in one transaction (none when the
+    /// batch holds none). A batch that fails is written again whole: its records'
+    /// numbers are then in the files twice, and readers keep the first.
     pub fn apply_outputs(&mut self, outs: &[Output]) -> Result<(), StoreError> {
+        let calls = outs.iter().filter_map(|o| match o {
+            Output::Call(c) => Some(c),
+            _ => None,
+        });
+        let regs = outs.iter().filter_map(|o| match o {
+            Output::Registration(r) => Some(r),
+            _ => None,
+        });
+        self.log
+            .as_mut()
+            .ok_or_else(|| {
+                StoreError::Config("this handle (palisade.db) keeps no records".to_string())
+            })?
+            .append(calls, regs)?;
+        if outs
+            .iter()
+            .all(|o| matches!(o, Output::Call(_) | Output::Registration(_)))
+        {
+            return Ok(());
+        }
         let tx = crate::CachedTx::begin(&self.conn)?;
         {
-            let mut call = tx.prepare_cached(&format!(
-                // written once per call (ids are never reused): OR IGNORE, not OR REPLACE,
-                // which makes SQLite keep a statement journal (page copies) per insert
-                "INSERT OR IGNORE INTO calls ({CALL_COLUMNS}, outcome) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18)"
-            ))?;
-            let mut reg = tx.prepare_cached(
-                "INSERT OR IGNORE INTO registrations (id, at, account, source, transport, user_agent, fingerprint, first_seen) VALUES (?1,?2,?3,?4,?5,?6,?7,?8)",
-            )?;
             let mut fin = tx.prepare_cached(&format!(
                 "INSERT OR REPLACE INTO findings ({FINDING_COLUMNS}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12)"
             ))?;
             for o in outs {
                 match o {
-                    Output::Call(c) => {
-                        call.execute(params![
-                            c.id as i64,
-                            c.call_id,
-                            c.caller,
-                            c.callee,
-                            crate::addr_text(&c.source),
-                            c.transport,
-                            c.user_agent,
-                            hex(c.fingerprint),
-                            hex(c.sdp),
-                            c.invite_at,
-                            c.ringing_at,
-                            c.answered_at,
-                            c.final_at,
-                            c.ended_at,
-                            c.status,
-                            i64::from(c.blocked),
-                            if c.message { "message" } else { "call" },
-                            c.outcome(),
-                        ])?;
-                    }
-                    Output::Registration(r) => {
-                        reg.execute(params![
-                            r.id as i64,
-                            r.at,
-                            r.account,
-                            crate::addr_text(&r.source),
-                            r.transport,
-                            r.user_agent,
-                            hex(r.fingerprint),
-                            r.first_seen,
-                        ])?;
-                    }
+                    Output::Call(_) | Output::Registration(_) => {}
                     Output::Finding(f) => {
                         fin.execute(params![
                             f.id as i64,
@@ -340,40 +382,23 @@ impl SqliteStore {
             )?;
             Ok(n.max(1) as u64)
         };
-        Ok((next("calls")?, next("registrations")?, next("findings")?))
+        let (calls, regs) = self.log()?.max_ids()?;
+        Ok((calls + 1, regs + 1, next("findings")?))
     }
 
     /// Call records since `since` (Unix ms), optionally of one user (as caller or
     /// callee), oldest first.
     pub fn calls(&self, since: i64, user: Option<&str>) -> Result<Vec<CallRecord>, StoreError> {
-        let mut st = self.conn.prepare(&format!(
-            "SELECT {CALL_COLUMNS} FROM calls WHERE invite_at >= ?1 AND (?2 IS NULL OR caller = ?2 OR callee = ?2) ORDER BY invite_at, id"
-        ))?;
-        let rows = st.query_map(params![since, user], call_of)?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        let mut calls = self.log()?.calls(since)?;
+        if let Some(u) = user {
+            calls.retain(|c| c.caller == u || c.callee == u);
+        }
+        Ok(calls)
     }
 
     /// Registration records since `since`, oldest first.
     pub fn registrations_since(&self, since: i64) -> Result<Vec<RegistrationRecord>, StoreError> {
-        let mut st = self.conn.prepare(
-            "SELECT id, at, account, source, transport, user_agent, fingerprint, first_seen FROM registrations WHERE at >= ?1 ORDER BY at, id",
-        )?;
-        let rows = st.query_map(params![since], |r| {
-            let source: String = r.get(3)?;
-            let transport: String = r.get(4)?;
-            let fp: String = r.get(6)?;
-            Ok(RegistrationRecord {
-                id: r.get::<_, i64>(0)? as u64,
-                at: r.get(1)?,
-                account: r.get(2)?,
-                source: addr(&source),
-                transport: static_transport(&transport),
-                user_agent: r.get(5)?,
-                fingerprint: unhex(&fp),
-                first_seen: r.get(7)?,
-            })
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        self.log()?.registrations(since)
     }
 
     /// Every account's name and creation time (Unix seconds), all domains.
@@ -385,20 +410,23 @@ impl SqliteStore {
 
     /// Each account's first registration on record.
     pub fn first_registrations(&self) -> Result<Vec<(String, i64)>, StoreError> {
-        let mut st = self
-            .conn
-            .prepare("SELECT account, MIN(at) FROM registrations GROUP BY account")?;
-        let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        let mut first: BTreeMap<String, i64> = BTreeMap::new();
+        // (oldest first: an account's first line is its first registration)
+        for r in self.log()?.registrations(i64::MIN)? {
+            first.entry(r.account).or_insert(r.at);
+        }
+        Ok(first.into_iter().collect())
     }
 
     /// Distinct (caller, callee) pairs with a call since `since`.
     pub fn call_pairs(&self, since: i64) -> Result<Vec<(String, String)>, StoreError> {
-        let mut st = self
-            .conn
-            .prepare("SELECT DISTINCT caller, callee FROM calls WHERE invite_at >= ?1")?;
-        let rows = st.query_map(params![since], |r| Ok((r.get(0)?, r.get(1)?)))?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        let pairs: BTreeSet<(String, String)> = self
+            .log()?
+            .calls(since)?
+            .into_iter()
+            .map(|c| (c.caller, c.callee))
+            .collect();
+        Ok(pairs.into_iter().collect())
     }
 
     /// Findings updated since `since`, oldest detection first.
@@ -453,41 +481,44 @@ impl SqliteStore {
     /// Context alone (a farm, an imitation alert) names no targets, and an account's
     /// other callees are not targets because of it.
     pub fn targets(&self, since: i64) -> Result<Vec<Target>, StoreError> {
-        let mut one = self.conn.prepare(&format!(
-            "SELECT {CALL_COLUMNS} FROM calls WHERE id = ?1 AND invite_at >= ?2"
-        ))?;
-        // Refused toward them: the account's calls a restriction refused once it was
-        // detected; for repeated refusals, its calls the shield refused meanwhile.
-        let mut after = self.conn.prepare(&format!(
-            "SELECT {CALL_COLUMNS} FROM calls WHERE caller = ?1 AND invite_at >= ?2
-               AND (blocked = 1 OR (?3 AND outcome = 'rejected' AND invite_at <= ?4))
-             ORDER BY invite_at"
-        ))?;
+        let calls = self.log()?.calls(since)?;
         targets_of(
             self.findings(0)?,
             since,
             |id, since| {
-                Ok(one
-                    .query_map(params![id as i64, since], call_of)?
-                    .collect::<Result<_, _>>()?)
+                Ok(calls
+                    .iter()
+                    .filter(|c| c.id == id && c.invite_at >= since)
+                    .cloned()
+                    .collect())
             },
+            // Refused toward them: the account's calls a restriction refused once it was
+            // detected; for repeated refusals, its calls the shield refused meanwhile.
             |account, from, refusals, detected| {
-                Ok(after
-                    .query_map(params![account, from, refusals, detected], call_of)?
-                    .collect::<Result<_, _>>()?)
+                Ok(calls
+                    .iter()
+                    .filter(|c| {
+                        c.caller == account
+                            && c.invite_at >= from
+                            && (c.blocked
+                                || (refusals
+                                    && c.outcome() == "rejected"
+                                    && c.invite_at <= detected))
+                    })
+                    .cloned()
+                    .collect())
             },
         )
     }
 
     /// Deletes call and registration records older than `before` (Unix ms).
     pub fn purge_records(&mut self, before: i64) -> Result<usize, StoreError> {
-        let a = self
-            .conn
-            .execute("DELETE FROM calls WHERE invite_at < ?1", params![before])?;
-        let b = self
-            .conn
-            .execute("DELETE FROM registrations WHERE at < ?1", params![before])?;
-        Ok(a + b)
+        match self.log.as_mut() {
+            Some(log) => log.purge(before),
+            None => Err(StoreError::Config(
+                "this handle (palisade.db) keeps no records".to_string(),
+            )),
+        }
     }
 
     /// The notification of `user` on `channel`, if any was made.
