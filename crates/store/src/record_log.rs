@@ -129,7 +129,20 @@ fn end_line(out: &mut [u8]) {
 }
 
 fn push_source(out: &mut Vec<u8>, a: &std::net::SocketAddr) {
-    out.extend_from_slice(addr_text(a).as_bytes());
+    match a {
+        std::net::SocketAddr::V4(v4) => {
+            let mut buf = itoa::Buffer::new();
+            for (i, o) in v4.ip().octets().into_iter().enumerate() {
+                if i > 0 {
+                    out.push(b'.');
+                }
+                out.extend_from_slice(buf.format(o).as_bytes());
+            }
+            out.push(b':');
+            out.extend_from_slice(buf.format(v4.port()).as_bytes());
+        }
+        std::net::SocketAddr::V6(_) => out.extend_from_slice(addr_text(a).as_bytes()),
+    }
     out.push(b'\t');
 }
 

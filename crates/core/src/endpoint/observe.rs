@@ -215,7 +215,7 @@ impl Endpoint {
             source,
             kind,
             user,
-            user_agent: ua.chars().take(64).collect(),
+            user_agent: first_chars(ua, 64),
         });
         self.observe(o);
     }
@@ -312,7 +312,7 @@ impl Endpoint {
             callee: user_of(msg.to()),
             source,
             transport: self.handling.transport,
-            user_agent: user_agent(msg).chars().take(128).collect(),
+            user_agent: first_chars(user_agent(msg), 128),
             fingerprint: self.handling.fingerprint,
             sdp: palisade_detect::sdp_habits(body),
             blocked,
@@ -326,5 +326,36 @@ impl Endpoint {
             return false;
         }
         true
+    }
+}
+
+/// The first `n` characters of `s` (a User-Agent kept in a record is bounded), copied
+/// whole when it is no longer (a byte count at least its character count).
+pub(super) fn first_chars(s: &str, n: usize) -> String {
+    if s.len() <= n {
+        return s.to_string();
+    }
+    let end = s.char_indices().nth(n).map_or(s.len(), |(i, _)| i);
+    s.get(..end).unwrap_or(s).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::first_chars;
+
+    #[test]
+    fn first_chars_counts_characters_not_bytes() {
+        assert_eq!(first_chars("SIPp/Linux", 64), "SIPp/Linux");
+        assert_eq!(first_chars("abcdef", 3), "abc");
+        // five two-byte characters: ten bytes, cut after three characters
+        assert_eq!(first_chars("ééééé", 3), "ééé");
+        assert_eq!(first_chars("ééééé", 5), "ééééé");
+        assert_eq!(first_chars("", 0), "");
+        let long: String = "ü".repeat(200);
+        assert_eq!(first_chars(&long, 128).chars().count(), 128);
+        assert_eq!(
+            first_chars(&long, 128),
+            long.chars().take(128).collect::<String>()
+        );
     }
 }

@@ -210,7 +210,7 @@ impl Endpoint {
                     user_agent: if ua.len() <= 128 {
                         ua.clone()
                     } else {
-                        ua.chars().take(128).collect()
+                        super::observe::first_chars(&ua, 128)
                     },
                     fingerprint: self.handling.fingerprint,
                 });

@@ -664,7 +664,7 @@ pub(crate) async fn run(
     let mut shells = worker::into_shells(shards);
     let mut evidence_tx = None;
     for shell in shells.iter_mut() {
-        shell.send_observed(true);
+        shell.send_observed(Instant::now(), true);
         shell.shield_summary(true);
         shell.suppressed_events(true);
         shell.traffic_summary(true);

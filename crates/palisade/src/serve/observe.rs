@@ -231,18 +231,28 @@ impl Shell {
             };
             self.store.send(StoreMsg::Binding(op));
         }
-        self.send_observed(false);
+        // (a full batch goes at once; the wait is checked by the worker's pass, which
+        // has the time: no clock read per message here)
+        if self.observed.len() >= OBSERVE_BATCH {
+            self.observed_since = None;
+            let batch = std::mem::take(&mut self.observed);
+            self.send_detector(DetectMsg::Observe(batch));
+        }
     }
 
     /// Hands the observations gathered to the detection thread: in batches of
     /// `OBSERVE_BATCH`, or once the oldest has waited `OBSERVE_WAIT` (one wake-up of that
-    /// thread per batch, not per pass of this loop), or when `force`d.
-    pub(super) fn send_observed(&mut self, force: bool) {
+    /// thread per batch, not per pass of this loop), or when `force`d. `now` is the
+    /// time of the caller's pass (the wait counts from the first pass that saw them).
+    pub(super) fn send_observed(&mut self, now: Instant, force: bool) {
         if self.observed.is_empty() {
             return;
         }
-        let since = *self.observed_since.get_or_insert_with(Instant::now);
-        if force || self.observed.len() >= OBSERVE_BATCH || since.elapsed() >= OBSERVE_WAIT {
+        let since = *self.observed_since.get_or_insert(now);
+        if force
+            || self.observed.len() >= OBSERVE_BATCH
+            || now.saturating_duration_since(since) >= OBSERVE_WAIT
+        {
             self.observed_since = None;
             let batch = std::mem::take(&mut self.observed);
             self.send_detector(DetectMsg::Observe(batch));

@@ -261,7 +261,7 @@ pub(super) fn run(w: Worker) {
             shell.timeout(now);
         }
         shell.flush();
-        shell.send_observed(false);
+        shell.send_observed(now, false);
         shell.shield_summary(false);
         shell.suppressed_events(false);
         shell.traffic_summary(false);
