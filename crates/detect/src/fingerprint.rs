@@ -663,24 +663,25 @@ pub fn scanner_signature(text: &str) -> Option<&'static str> {
     if b.len() < 4 {
         return None;
     }
-    let hay = b.get(..b.len().min(128))?;
+    let mut buf = [0u8; 128];
+    for (d, s) in buf.iter_mut().zip(b) {
+        *d = s.to_ascii_lowercase();
+    }
+    let hay = buf.get(..b.len().min(128))?;
     // One pass over the text, trying the signatures that start with the byte at each
-    // position (a memmem searcher built per signature cost more than the search), in
-    // place, any case; the first signature of the list that occurs wins, as before.
+    // position (a memmem searcher built per signature cost more than the search); the
+    // first signature of the list that occurs wins, as before.
     let mut found = 0u16;
-    for (i, &c) in hay.iter().enumerate() {
-        let c = c.to_ascii_lowercase();
+    for i in 0..hay.len() {
+        let rest = hay.get(i..).unwrap_or_default();
+        let Some(&c) = rest.first() else {
+            break;
+        };
         if !SCANNER_FIRST.get(usize::from(c)).copied().unwrap_or(false) {
             continue;
         }
-        let rest = hay.get(i..).unwrap_or_default();
         for (k, sig) in SCANNERS.iter().enumerate() {
-            let sig = sig.as_bytes();
-            if sig.first() == Some(&c)
-                && rest
-                    .get(..sig.len())
-                    .is_some_and(|r| r.eq_ignore_ascii_case(sig))
-            {
+            if sig.as_bytes().first() == Some(&c) && rest.starts_with(sig.as_bytes()) {
                 found |= 1 << k;
             }
         }
