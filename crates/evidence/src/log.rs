@@ -11,7 +11,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
-use crate::merkle::{leaf_hash, tree_hash, Hash, HashReader, ProofError};
+use crate::merkle::{leaf_hash, node_hash, tree_hash, Hash, HashReader, ProofError};
 use crate::note::{Checkpoint, NoteSigner, NoteVerifier};
 use crate::tiles::{
     bundle_path, fold, parse_bundle, tile_path, TileReader, MAX_ENTRY, TILE_HEIGHT, TILE_WIDTH,
@@ -84,6 +84,21 @@ impl HashReader for Edge<'_> {
     }
 }
 
+/// The roots of the perfect subtrees the first `size` leaves split into (RFC 9162's
+/// decomposition, largest first), with their heights.
+fn compact_range(r: &dyn HashReader, size: u64) -> Result<Vec<(u8, Hash)>, ProofError> {
+    let mut out = Vec::new();
+    let mut start = 0u64;
+    for height in (0..64u8).rev() {
+        let w = 1u64 << height;
+        if size & w != 0 {
+            out.push((height, r.hash(height, start >> height)?));
+            start += w;
+        }
+    }
+    Ok(out)
+}
+
 /// An append-only log in a directory (see the module documentation).
 pub struct Log {
     dir: PathBuf,
@@ -92,6 +107,11 @@ pub struct Log {
     durable: u64,
     published: u64,
     edge: Vec<Vec<Hash>>,
+    /// The roots of the perfect subtrees the tree splits into, largest (leftmost) first,
+    /// with their heights: kept as entries are added (one node hash per entry,
+    /// amortized), so that a checkpoint's root is a fold of a few hashes, not of the
+    /// partial tiles (up to 255 node hashes per tile level at every checkpoint).
+    range: Vec<(u8, Hash)>,
     bundle: Vec<u8>,
     /// Full tiles and bundles completed since the last checkpoint: (path, bytes).
     pending: Vec<(String, Vec<u8>)>,
@@ -130,6 +150,7 @@ impl Log {
             durable: 0,
             published: 0,
             edge: Vec::new(),
+            range: Vec::new(),
             bundle: Vec::new(),
             pending: Vec::new(),
             wal: BufWriter::new(
@@ -205,6 +226,14 @@ impl Log {
                 "the tiles do not give the checkpoint's root".into(),
             ));
         }
+        self.range = compact_range(
+            &Edge {
+                levels: &self.edge,
+                size: n,
+            },
+            n,
+        )
+        .map_err(|e| LogError::Corrupt(format!("right edge: {e}")))?;
         Ok(())
     }
 
@@ -265,6 +294,15 @@ impl Log {
         self.bundle.extend_from_slice(&len.to_be_bytes());
         self.bundle.extend_from_slice(entry);
         let mut h = leaf_hash(entry);
+        let mut node = (0u8, h);
+        while let Some(&(height, left)) = self.range.last() {
+            if height != node.0 {
+                break;
+            }
+            self.range.pop();
+            node = (height.saturating_add(1), node_hash(&left, &node.1));
+        }
+        self.range.push(node);
         let mut level = 0usize;
         loop {
             if self.edge.len() <= level {
@@ -327,14 +365,14 @@ impl Log {
         if self.size == 0 {
             return None;
         }
-        tree_hash(
-            &Edge {
-                levels: &self.edge,
-                size: self.size,
-            },
-            self.size,
-        )
-        .ok()
+        // RFC 9162's head: the left subtree is the largest perfect one, the right the
+        // head of the rest, so the roots fold from the right.
+        let mut it = self.range.iter().rev();
+        let mut h = it.next()?.1;
+        for (_, left) in it {
+            h = node_hash(left, &h);
+        }
+        Some(h)
     }
 
     /// Writes the tiles and bundles and a signed checkpoint covering every committed
@@ -420,5 +458,51 @@ impl Log {
     /// A reader of the published tree's hashes (for proofs).
     pub fn reader(&self) -> TileReader {
         TileReader::new(&self.dir, self.published)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The head kept as entries are added is the head the tiles give, at every size
+    /// (across full tiles of both levels' partial runs), and after a reopen.
+    #[test]
+    fn the_kept_head_is_the_tiles_head_at_every_size() {
+        let dir = std::env::temp_dir().join(format!("palisade-log-range-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let signer = || NoteSigner::new("example.com/range", &[9; 32]).unwrap();
+        let mut log = Log::open(&dir, signer()).unwrap();
+        assert_eq!(log.root(), None);
+        for i in 0..700u32 {
+            log.append(format!("entry {i}").as_bytes()).unwrap();
+            let from_tiles = tree_hash(
+                &Edge {
+                    levels: &log.edge,
+                    size: log.size,
+                },
+                log.size,
+            )
+            .unwrap();
+            assert_eq!(log.root(), Some(from_tiles), "size {}", log.size);
+            if i == 300 || i == 520 {
+                log.checkpoint().unwrap();
+            }
+        }
+        let head = log.checkpoint().unwrap().unwrap().root;
+        drop(log);
+        let mut log = Log::open(&dir, signer()).unwrap();
+        assert_eq!(log.root(), Some(head));
+        log.append(b"one more").unwrap();
+        let from_tiles = tree_hash(
+            &Edge {
+                levels: &log.edge,
+                size: log.size,
+            },
+            log.size,
+        )
+        .unwrap();
+        assert_eq!(log.root(), Some(from_tiles));
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
