@@ -295,12 +295,21 @@ impl Log {
         self.bundle.extend_from_slice(entry);
         let mut h = leaf_hash(entry);
         let mut node = (0u8, h);
+        // the root of a tile this entry completes is made here on the way (height 8 for
+        // a tile of entry hashes, 16 for one of tile hashes, ...)
+        let mut tile_roots: [Option<Hash>; 8] = [None; 8];
         while let Some(&(height, left)) = self.range.last() {
             if height != node.0 {
                 break;
             }
             self.range.pop();
             node = (height.saturating_add(1), node_hash(&left, &node.1));
+            if node.0.is_multiple_of(TILE_HEIGHT) {
+                let tile_level = usize::from(node.0 / TILE_HEIGHT).checked_sub(1);
+                if let Some(slot) = tile_level.and_then(|l| tile_roots.get_mut(l)) {
+                    *slot = Some(node.1);
+                }
+            }
         }
         self.range.push(node);
         let mut level = 0usize;
@@ -317,7 +326,11 @@ impl Log {
             }
             let full = std::mem::take(e);
             let index = (self.size >> (level as u32 * u32::from(TILE_HEIGHT))) / TILE_WIDTH;
-            h = fold(&full);
+            h = tile_roots
+                .get(level)
+                .copied()
+                .flatten()
+                .unwrap_or_else(|| fold(&full));
             let bytes: Vec<u8> = full.iter().flatten().copied().collect();
             self.pending
                 .push((tile_path(level as u8, index, TILE_WIDTH), bytes));
