@@ -371,40 +371,39 @@ impl RecordLog {
         Ok(())
     }
 
+    /// The records of `kind` whose time (`at`) is `since` or later, oldest first.
+    fn since<T>(
+        &self,
+        kind: &str,
+        since: i64,
+        decode: impl Fn(&[u8]) -> Option<T>,
+        id: impl Fn(&T) -> u64,
+        at: impl Fn(&T) -> i64,
+    ) -> Result<Vec<T>, StoreError> {
+        let mut out = Vec::new();
+        self.scan(kind, Some(&hour(since)), decode, &id, |r| {
+            if at(&r) >= since {
+                out.push(r);
+            }
+        })?;
+        out.sort_by_key(|r| (at(r), id(r)));
+        Ok(out)
+    }
+
     /// Call records whose INVITE is at `since` or later, oldest first.
     pub(crate) fn calls(&self, since: i64) -> Result<Vec<CallRecord>, StoreError> {
-        let mut out = Vec::new();
-        self.scan(
-            CALLS,
-            Some(&hour(since)),
-            decode_call,
-            |c| c.id,
-            |c| {
-                if c.invite_at >= since {
-                    out.push(c);
-                }
-            },
-        )?;
-        out.sort_by_key(|c| (c.invite_at, c.id));
-        Ok(out)
+        self.since(CALLS, since, decode_call, |c| c.id, |c| c.invite_at)
     }
 
     /// Registration records at `since` or later, oldest first.
     pub(crate) fn registrations(&self, since: i64) -> Result<Vec<RegistrationRecord>, StoreError> {
-        let mut out = Vec::new();
-        self.scan(
+        self.since(
             REGISTRATIONS,
-            Some(&hour(since)),
+            since,
             decode_registration,
             |r| r.id,
-            |r| {
-                if r.at >= since {
-                    out.push(r);
-                }
-            },
-        )?;
-        out.sort_by_key(|r| (r.at, r.id));
-        Ok(out)
+            |r| r.at,
+        )
     }
 
     /// The highest call and registration numbers written (0 when none).

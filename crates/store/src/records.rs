@@ -238,11 +238,17 @@ pub(crate) fn targets_of(
     Ok(out.into_values().collect())
 }
 
+fn no_records() -> StoreError {
+    StoreError::Config("this handle (palisade.db) keeps no records".to_string())
+}
+
 impl SqliteStore {
     fn log(&self) -> Result<&RecordLog, StoreError> {
-        self.log.as_ref().ok_or_else(|| {
-            StoreError::Config("this handle (palisade.db) keeps no records".to_string())
-        })
+        self.log.as_ref().ok_or_else(no_records)
+    }
+
+    fn log_mut(&mut self) -> Result<&mut RecordLog, StoreError> {
+        self.log.as_mut().ok_or_else(no_records)
     }
 
     /// Moves the call and registration records an earlier version kept in
@@ -311,12 +317,7 @@ impl SqliteStore {
             Output::Registration(r) => Some(r),
             _ => None,
         });
-        self.log
-            .as_mut()
-            .ok_or_else(|| {
-                StoreError::Config("this handle (palisade.db) keeps no records".to_string())
-            })?
-            .append(calls, regs)?;
+        self.log_mut()?.append(calls, regs)?;
         if outs
             .iter()
             .all(|o| matches!(o, Output::Call(_) | Output::Registration(_)))
@@ -513,12 +514,7 @@ impl SqliteStore {
 
     /// Deletes call and registration records older than `before` (Unix ms).
     pub fn purge_records(&mut self, before: i64) -> Result<usize, StoreError> {
-        match self.log.as_mut() {
-            Some(log) => log.purge(before),
-            None => Err(StoreError::Config(
-                "this handle (palisade.db) keeps no records".to_string(),
-            )),
-        }
+        self.log_mut()?.purge(before)
     }
 
     /// The notification of `user` on `channel`, if any was made.

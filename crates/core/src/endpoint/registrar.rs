@@ -206,12 +206,8 @@ impl Endpoint {
                     account: user,
                     source,
                     transport: self.handling.transport,
-                    // (at most 128 characters: a shorter one is taken as it is)
-                    user_agent: if ua.len() <= 128 {
-                        ua.clone()
-                    } else {
-                        super::observe::first_chars(&ua, 128)
-                    },
+                    // (at most 128 characters)
+                    user_agent: super::observe::first_chars(&ua, 128),
                     fingerprint: self.handling.fingerprint,
                 });
                 self.observe(o);

@@ -234,10 +234,14 @@ impl Shell {
         // (a full batch goes at once; the wait is checked by the worker's pass, which
         // has the time: no clock read per message here)
         if self.observed.len() >= OBSERVE_BATCH {
-            self.observed_since = None;
-            let batch = std::mem::take(&mut self.observed);
-            self.send_detector(DetectMsg::Observe(batch));
+            self.hand_observed();
         }
+    }
+
+    fn hand_observed(&mut self) {
+        self.observed_since = None;
+        let batch = std::mem::take(&mut self.observed);
+        self.send_detector(DetectMsg::Observe(batch));
     }
 
     /// Hands the observations gathered to the detection thread: in batches of
@@ -253,9 +257,7 @@ impl Shell {
             || self.observed.len() >= OBSERVE_BATCH
             || now.saturating_duration_since(since) >= OBSERVE_WAIT
         {
-            self.observed_since = None;
-            let batch = std::mem::take(&mut self.observed);
-            self.send_detector(DetectMsg::Observe(batch));
+            self.hand_observed();
         }
     }
 
