@@ -187,7 +187,7 @@ pub struct Endpoint {
     /// Stream connections by the address their peer advertises in Via (RFC 5923 style),
     /// so that requests to that address reuse the connection.
     aliases: crate::Map<(Transport, SocketAddr), u64>,
-    /// An instant and the Unix time it corresponds to (given by the shell).
+    /// An instant and the Unix time in milliseconds it corresponds to (given by the shell).
     unix_base: Option<(Instant, i64)>,
     /// Per-source budget for answers to unauthenticated UDP senders.
     budget: AnswerBudget,
@@ -308,15 +308,24 @@ impl Endpoint {
         self.dir.users = users.into_iter().map(|u| (u.name, u.credential)).collect();
     }
 
-    /// Tells the core which Unix time `now` is (for account ages; the core never reads
-    /// a clock itself).
+    /// Tells the core which Unix time (in seconds) `now` is (for account ages and the
+    /// end of restrictions; the core never reads a clock itself).
     pub fn set_unix_time(&mut self, now: Instant, unix: i64) {
-        self.unix_base = Some((now, unix));
+        self.set_unix_time_ms(now, unix.saturating_mul(1000));
+    }
+
+    /// As [`Endpoint::set_unix_time`], in milliseconds: what the shell gives, so that a
+    /// restriction ends on this shard at the millisecond its `until` names (the
+    /// detection thread, which records the lifting, reads the same wall clock).
+    pub fn set_unix_time_ms(&mut self, now: Instant, unix_ms: i64) {
+        self.unix_base = Some((now, unix_ms));
     }
 
     fn unix_now(&self, now: Instant) -> Option<i64> {
-        self.unix_base
-            .map(|(at, u)| u + now.saturating_duration_since(at).as_secs() as i64)
+        self.unix_base.map(|(at, ms)| {
+            ms.saturating_add(now.saturating_duration_since(at).as_millis() as i64)
+                .div_euclid(1000)
+        })
     }
 
     /// Restores a binding loaded from storage at start-up.

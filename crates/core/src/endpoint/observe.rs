@@ -190,9 +190,8 @@ impl Endpoint {
 
     /// Unix milliseconds at `now` (0 before the shell told the core the time).
     pub(super) fn unix_ms(&self, now: Instant) -> i64 {
-        self.unix_base.map_or(0, |(at, u)| {
-            u.saturating_mul(1000)
-                .saturating_add(now.saturating_duration_since(at).as_millis() as i64)
+        self.unix_base.map_or(0, |(at, ms)| {
+            ms.saturating_add(now.saturating_duration_since(at).as_millis() as i64)
         })
     }
 

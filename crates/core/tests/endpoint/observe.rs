@@ -284,6 +284,42 @@ fn a_network_restriction_holds_back_unauthenticated_traffic_not_phones_that_prov
     assert_eq!(status(&out.last().unwrap().1), 403);
 }
 
+/// A restriction ends at the millisecond its `until` names: the shell gives the core the
+/// wall clock in milliseconds, so a shard does not hold a block up to a second after the
+/// detection thread has recorded its lifting.
+#[test]
+fn a_restriction_ends_at_its_millisecond() {
+    let mut h = observing();
+    // a base time 900 ms into a second
+    let base = 1_800_000_000_900;
+    h.ep.set_unix_time_ms(h.now, base);
+    let from = Peer {
+        addr: SocketAddr::from(([198, 51, 100, 4], 5060)),
+        ..peer(BOB)
+    };
+    h.ep.restrict(palisade_detect::Restriction {
+        subject: palisade_detect::Subject::Network(palisade_detect::Network::of(from.addr.ip())),
+        until: base + 200,
+        per_minute: None,
+        finding: 9,
+    });
+    let options = |n: u32| {
+        format!("OPTIONS sip:bob@example.com SIP/2.0\nVia: SIP/2.0/UDP 198.51.100.4:5060;branch=z9hG4bKms{n}\nMax-Forwards: 70\nFrom: <sip:x@198.51.100.4>;tag=m{n}\nTo: <sip:bob@example.com>\nCall-ID: ms-{n}\nCSeq: 1 OPTIONS\n{PHONE}Content-Length: 0\n\n")
+    };
+    h.send(from, &options(1));
+    assert_eq!(status(&h.take().pop().unwrap().1), 403, "blocked before its end");
+    // 199 ms later: still blocked; at 200 ms: lifted (with a whole-second base, the core
+    // would have counted from ...000 and blocked for 900 ms more)
+    h.advance(Duration::from_millis(199));
+    h.take();
+    h.send(from, &options(2));
+    assert_eq!(status(&h.take().pop().unwrap().1), 403, "blocked 1 ms before its end");
+    h.advance(Duration::from_millis(1));
+    h.take();
+    h.send(from, &options(3));
+    assert_ne!(status(&h.take().pop().unwrap().1), 403, "lifted at its end");
+}
+
 #[test]
 fn probing_is_observed() {
     use palisade_detect::{Observation as O, ProbeKind};

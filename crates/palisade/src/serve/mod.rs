@@ -28,7 +28,7 @@ use self::shell::{Shell, UdpOut};
 use self::stream::{bind_stream, run_conn, ConnTask, CONN_QUEUE};
 use self::telemetry::Telemetry;
 use self::udp::{bind_udp, bind_worker_udp};
-use crate::clock::unix_now;
+use crate::clock::{now_ms, unix_now};
 use crate::config::{EvidenceRecords, FileConfig, Listen};
 use crate::datadir;
 use crate::db::Db;
@@ -143,7 +143,7 @@ pub(crate) async fn run(
         .filter_map(|r| from_row(r, now))
         .collect();
     for (i, endpoint) in endpoints.iter_mut().enumerate() {
-        endpoint.set_unix_time(now, unix_now());
+        endpoint.set_unix_time_ms(now, now_ms());
         endpoint.set_users(users.clone());
         for b in &restored {
             // shard 0 reports their expiry; the others hold copies
