@@ -689,6 +689,39 @@ pub fn scanner_signature(text: &str) -> Option<&'static str> {
     SCANNERS.get(found.trailing_zeros() as usize).copied()
 }
 
+/// [`scanner_signature`] of the last text looked at, remembered: a shard sees the same
+/// User-Agent again and again (every phone of one model, every request of one scanner),
+/// and comparing it with the last one costs a fraction of the search.
+#[derive(Default)]
+pub struct ScannerMemo {
+    text: String,
+    signature: Option<&'static str>,
+}
+
+impl ScannerMemo {
+    /// The longest text remembered (longer ones are searched each time; only the first
+    /// 128 bytes are searched anyway).
+    const MAX: usize = 256;
+
+    /// What [`scanner_signature`] says of `text`.
+    pub fn signature(&mut self, text: &str) -> Option<&'static str> {
+        if text.len() < 4 {
+            return None;
+        }
+        if text == self.text {
+            return self.signature;
+        }
+        let signature = scanner_signature(text);
+        if text.len() <= Self::MAX {
+            // (the buffer is reused: no allocation once it has grown)
+            self.text.clear();
+            self.text.push_str(text);
+            self.signature = signature;
+        }
+        signature
+    }
+}
+
 #[cfg(test)]
 mod reference;
 

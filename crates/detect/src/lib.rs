@@ -41,6 +41,6 @@ mod time;
 
 pub use config::*;
 pub use detector::Detector;
-pub use fingerprint::{fingerprint, scanner_signature, sdp_habits, ua_family};
+pub use fingerprint::{fingerprint, scanner_signature, sdp_habits, ua_family, ScannerMemo};
 pub use model::*;
 pub use time::{parse_time, rfc3339};

@@ -171,6 +171,84 @@ fn metrics_are_valid_and_move_with_traffic() {
     assert!(doc["paths"]["/api/blocks"]["post"].is_object());
 }
 
+/// `/api/calls` lists a call in progress (its list is made by the detection thread when
+/// asked, so the answer is fresh, not up to a second old).
+#[test]
+fn the_api_lists_a_call_in_progress() {
+    let (s, admin) = start_with_admin("calls-api", &["alice", "bob"], "");
+    let token = admin_token(&s);
+    let (st, text) = http(&admin, "GET", "/api/calls", Some(&token), None);
+    assert_eq!((st, text.as_str()), (200, "[]"), "no call yet");
+    // alice registers (SIPp, then gone: her contact never answers, so bob's call stays
+    // in progress)
+    let (ok, out) = sipp_register(&s, "reg", "alice", ports(), ports(), "register.xml", &[]);
+    assert!(ok, "{out}");
+    let c = Client::new();
+    let call_id = format!("listed-{}", c.port());
+    c.send(
+        s.port,
+        &call_invite(&s, &c, "bob", "alice", &call_id, 1, None),
+    );
+    let ch = final_answer(&c, &call_id, 1);
+    assert_eq!(ch.status(), Some(407));
+    let nonce = ch
+        .headers
+        .iter()
+        .find_map(|h| match h {
+            palisade_sip::Header::ProxyAuthenticate(c) => c.get("nonce").map(|n| n.into_owned()),
+            _ => None,
+        })
+        .expect("a nonce");
+    let uri = format!("sip:alice@127.0.0.1:{}", s.port);
+    let auth = digest(
+        palisade_core::Algorithm::Md5,
+        "bob",
+        "secret",
+        &nonce,
+        "INVITE",
+        &uri,
+    );
+    c.send(
+        s.port,
+        &call_invite(
+            &s,
+            &c,
+            "bob",
+            "alice",
+            &call_id,
+            2,
+            Some(("Proxy-Authorization", &auth)),
+        ),
+    );
+    let trying = c.recv_timeout(Duration::from_secs(5)).expect("100 Trying");
+    assert_eq!(trying.status(), Some(100));
+    let mut last = String::new();
+    let listed = wait_until(Duration::from_secs(10), || {
+        let (st, text) = http(&admin, "GET", "/api/calls", Some(&token), None);
+        assert_eq!(st, 200);
+        last = text;
+        let v: serde_json::Value = serde_json::from_str(&last).unwrap();
+        v.as_array().is_some_and(|a| {
+            a.len() == 1
+                && a[0]["call_id"] == call_id.as_str()
+                && a[0]["caller"] == "bob"
+                && a[0]["callee"] == "alice"
+                && a[0]["state"] == "trying"
+                && a[0]["source"]
+                    .as_str()
+                    .is_some_and(|s| s.starts_with("127.0.0.1:"))
+        })
+    });
+    assert!(listed, "the call is listed: {last}");
+    assert!(
+        wait_until(Duration::from_secs(5), || sample(
+            &metrics(&admin),
+            "palisade_calls_active "
+        ) == Some(1.0)),
+        "and counted"
+    );
+}
+
 #[test]
 fn a_real_prometheus_scrapes_the_server() {
     let (s, admin) = start_with_admin("prometheus", &["alice", "bob"], "");

@@ -206,6 +206,8 @@ pub struct Endpoint {
     media: Option<Box<dyn crate::MediaAnchor>>,
     /// Restrictions from the campaign detectors.
     restrictions: Restrictions,
+    /// The scanner search's answer for the last User-Agent seen.
+    scanner_memo: palisade_detect::ScannerMemo,
     /// Notifications in flight.
     notifying: Notifying,
     /// Which shard owns a Call-ID (this core is `cfg.shard.0` of them).
@@ -272,6 +274,7 @@ impl Endpoint {
             flows: crate::FlowKey::new(&route_key),
             media: None,
             restrictions: Restrictions::default(),
+            scanner_memo: palisade_detect::ScannerMemo::default(),
             notifying: Notifying::default(),
             stats: Stats::default(),
         }

@@ -153,7 +153,14 @@ pub(super) fn refusal(r: &Refused) -> Decision {
 pub(super) fn user_of(n: Option<&NameAddr<'_>>) -> String {
     n.and_then(|n| n.uri.as_sip())
         .and_then(|s| s.user.as_deref())
-        .map(|u| String::from_utf8_lossy(&palisade_sip::percent_decode(u)).into_owned())
+        .map(|u| {
+            if u.contains('%') {
+                String::from_utf8_lossy(&palisade_sip::percent_decode(u)).into_owned()
+            } else {
+                // (nothing to decode: the text as it is)
+                u.to_string()
+            }
+        })
         .unwrap_or_default()
 }
 
@@ -241,7 +248,9 @@ impl Endpoint {
         }
         let ua = user_agent(msg);
         let display = msg.from().and_then(|f| f.display.as_deref()).unwrap_or("");
-        if let Some(sig) = palisade_detect::scanner_signature(ua)
+        if let Some(sig) = self
+            .scanner_memo
+            .signature(ua)
             .or_else(|| palisade_detect::scanner_signature(display))
         {
             let user = user_of(msg.to());

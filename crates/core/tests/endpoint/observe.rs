@@ -307,13 +307,21 @@ fn a_restriction_ends_at_its_millisecond() {
         format!("OPTIONS sip:bob@example.com SIP/2.0\nVia: SIP/2.0/UDP 198.51.100.4:5060;branch=z9hG4bKms{n}\nMax-Forwards: 70\nFrom: <sip:x@198.51.100.4>;tag=m{n}\nTo: <sip:bob@example.com>\nCall-ID: ms-{n}\nCSeq: 1 OPTIONS\n{PHONE}Content-Length: 0\n\n")
     };
     h.send(from, &options(1));
-    assert_eq!(status(&h.take().pop().unwrap().1), 403, "blocked before its end");
+    assert_eq!(
+        status(&h.take().pop().unwrap().1),
+        403,
+        "blocked before its end"
+    );
     // 199 ms later: still blocked; at 200 ms: lifted (with a whole-second base, the core
     // would have counted from ...000 and blocked for 900 ms more)
     h.advance(Duration::from_millis(199));
     h.take();
     h.send(from, &options(2));
-    assert_eq!(status(&h.take().pop().unwrap().1), 403, "blocked 1 ms before its end");
+    assert_eq!(
+        status(&h.take().pop().unwrap().1),
+        403,
+        "blocked 1 ms before its end"
+    );
     h.advance(Duration::from_millis(1));
     h.take();
     h.send(from, &options(3));

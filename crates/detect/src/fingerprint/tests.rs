@@ -264,3 +264,31 @@ fn sdp_habits_ignore_values_that_change() {
     assert_ne!(sdp_habits(a), sdp_habits(c));
     assert_eq!(sdp_habits(b""), 0);
 }
+
+#[test]
+fn the_memo_says_what_the_search_says() {
+    let mut m = super::ScannerMemo::default();
+    let texts = [
+        "sipp-bench",
+        "sipp-bench",
+        "friendly-scanner",
+        "friendly-scanner",
+        "abc",
+        "friendly-scanner",
+        "SIPVicious/0.3.4",
+        "baresip v1.0.0",
+        "baresip v1.0.0",
+        "",
+        "sundayddr/pplsip",
+    ];
+    for t in texts {
+        assert_eq!(m.signature(t), scanner_signature(t), "{t:?}");
+    }
+    // longer than the memo keeps: searched each time, still the same answer, and the
+    // memo keeps the last text it could hold
+    let long = format!("{}friendly-scanner", "x".repeat(300));
+    assert_eq!(m.signature(&long), None, "past the first 128 bytes");
+    let long = format!("smap {}", "x".repeat(300));
+    assert_eq!(m.signature(&long), Some("smap"));
+    assert_eq!(m.signature("sundayddr/pplsip"), Some("sundayddr"));
+}

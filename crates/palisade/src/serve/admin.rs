@@ -16,6 +16,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use anyhow::Context;
 use axum::extract::{ConnectInfo, Path as UrlPath, Query, Request, State};
@@ -280,7 +281,20 @@ async fn registrations(State(a): State<Admin>) -> Response {
     .into_response()
 }
 
+/// The calls in progress: the detection thread, which knows them, lists them at its
+/// next pass (within a quarter of a second) when asked; the answer waits for that list,
+/// at most [`CALLS_WAIT`] (then it is the previous list).
 async fn calls(State(a): State<Admin>) -> Response {
+    let t = &a.telemetry;
+    let before = t.calls_published.load(Ordering::Acquire);
+    t.calls_wanted.store(true, Ordering::Release);
+    let asked = std::time::Instant::now();
+    while t.detecting.load(Ordering::Acquire)
+        && t.calls_published.load(Ordering::Acquire) == before
+        && asked.elapsed() < CALLS_WAIT
+    {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     let calls = a
         .telemetry
         .calls
@@ -289,6 +303,9 @@ async fn calls(State(a): State<Admin>) -> Response {
         .unwrap_or_default();
     Json(calls).into_response()
 }
+
+/// How long `/api/calls` waits for a fresh list of the calls in progress.
+const CALLS_WAIT: Duration = Duration::from_secs(1);
 
 #[derive(Deserialize)]
 struct Limit {

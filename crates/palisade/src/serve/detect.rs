@@ -322,8 +322,16 @@ fn operator_changes(
 /// the core's own limits (rate, ring budgets) act at once.
 const BUSY_NAP: Duration = Duration::from_millis(250);
 
-/// The calls in progress and the counts the admin listener shows.
-fn publish(t: &Telemetry, d: &Detector, blocks: usize) {
+/// The counts the admin listener shows and, when `/api/calls` asked for it, the list of
+/// calls in progress. The list is made only on request: copying every call in progress
+/// each second cost about a thousand instructions per call whether anyone looked or not.
+fn publish(t: &Telemetry, d: &Detector, blocks: usize, list: bool) {
+    t.calls_active
+        .store(d.calls_in_progress().count() as u64, Ordering::Relaxed);
+    t.blocks_active.store(blocks as u64, Ordering::Relaxed);
+    if !list {
+        return;
+    }
     let calls: Vec<CallView> = d
         .calls_in_progress()
         .take(1000)
@@ -343,12 +351,10 @@ fn publish(t: &Telemetry, d: &Detector, blocks: usize) {
             user_agent: c.user_agent.clone(),
         })
         .collect();
-    t.calls_active
-        .store(d.calls_in_progress().count() as u64, Ordering::Relaxed);
-    t.blocks_active.store(blocks as u64, Ordering::Relaxed);
     if let Ok(mut c) = t.calls.lock() {
         *c = calls;
     }
+    t.calls_published.fetch_add(1, Ordering::Release);
 }
 
 #[allow(clippy::too_many_arguments)] // the thread's whole context, given once at its start
@@ -423,6 +429,7 @@ pub(super) fn detect_thread(
     let mut restrict_pending = false;
     let mut busy = false;
     let mut last_published = Instant::now();
+    telemetry.detecting.store(true, Ordering::Release);
     loop {
         // While observations keep coming, the thread sleeps a short while and takes what
         // arrived: a sender never finds it blocked in `recv`, so handing it a batch costs
@@ -659,9 +666,10 @@ pub(super) fn detect_thread(
             restrict_pending |= matches!(o, Output::Restrict(_));
             outs.push(o);
         }
-        if last_published.elapsed() >= Duration::from_secs(1) {
+        let asked = telemetry.calls_wanted.swap(false, Ordering::Acquire);
+        if asked || last_published.elapsed() >= Duration::from_secs(1) {
             last_published = Instant::now();
-            publish(&telemetry, &d, active.len());
+            publish(&telemetry, &d, active.len(), asked);
         }
         // (a restriction at once: in a cluster the other nodes apply it from the store)
         let urgent = std::mem::take(&mut restrict_pending) && role.is_some();
@@ -772,6 +780,7 @@ pub(super) fn detect_thread(
             }
         }
     }
+    telemetry.detecting.store(false, Ordering::Release);
     d.flush_in_progress();
     outs.extend(d.drain());
     if let Err(e) = store.apply_outputs(&outs) {

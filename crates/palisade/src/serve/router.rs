@@ -65,9 +65,13 @@ impl Waker {
 
     /// The worker is awake.
     pub(super) fn awake(&self) {
+        self.awake_at(std::time::Instant::now());
+    }
+
+    /// The worker is awake since `now` (a time it has read anyway).
+    pub(super) fn awake_at(&self, now: std::time::Instant) {
         self.sleeping.store(false, Ordering::SeqCst);
-        let slept =
-            micros(std::time::Instant::now()).saturating_sub(self.slept_at.load(Ordering::Relaxed));
+        let slept = micros(now).saturating_sub(self.slept_at.load(Ordering::Relaxed));
         self.asleep_us.fetch_add(slept, Ordering::Relaxed);
     }
 

@@ -7,7 +7,7 @@
 //! most every [`PUBLISH_EVERY`]; the other threads publish as they work. Label sets are
 //! bounded (methods, status classes, shield reasons, finding kinds, queue names: never a
 //! user or an address).
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -67,7 +67,14 @@ pub(crate) struct Telemetry {
     pub(crate) udp_receiving: AtomicU64,
     /// Findings raised since start, by kind ([`FindingKind::ALL`] order).
     pub(crate) findings: [AtomicU64; FindingKind::ALL.len()],
+    /// The calls in progress, as the detection thread last listed them for `/api/calls`.
     pub(crate) calls: Mutex<Vec<CallView>>,
+    /// Set by `/api/calls`: the detection thread lists the calls at its next pass.
+    pub(crate) calls_wanted: AtomicBool,
+    /// The detection thread runs (it alone knows the calls in progress).
+    pub(crate) detecting: AtomicBool,
+    /// Lists made so far (the API waits for the next one).
+    pub(crate) calls_published: AtomicU64,
     pub(crate) calls_active: AtomicU64,
     pub(crate) blocks_active: AtomicU64,
     pub(crate) evidence_enabled: bool,
@@ -106,6 +113,9 @@ impl Telemetry {
             udp_receiving: AtomicU64::new(workers as u64),
             findings: Default::default(),
             calls: Mutex::new(Vec::new()),
+            calls_wanted: AtomicBool::new(false),
+            detecting: AtomicBool::new(false),
+            calls_published: AtomicU64::new(0),
             calls_active: AtomicU64::new(0),
             blocks_active: AtomicU64::new(0),
             evidence_enabled,

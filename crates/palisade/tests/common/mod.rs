@@ -604,7 +604,7 @@ pub(crate) fn admin_token(s: &Server) -> String {
 
 const CALL_SDP: &str = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n";
 
-fn call_invite(
+pub(crate) fn call_invite(
     s: &Server,
     c: &Client,
     caller: &str,
