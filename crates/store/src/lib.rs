@@ -32,7 +32,7 @@ pub use pg::{
     RECORD_RANGE,
 };
 pub use records::{Notification, Target};
-pub use text::addr_text;
+pub use text::{addr_text, hex16};
 
 /// Why a storage operation failed.
 #[derive(Debug, thiserror::Error)]

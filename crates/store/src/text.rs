@@ -11,7 +11,7 @@ use palisade_detect::Evidence;
 const DIGITS: &[u8; 16] = b"0123456789abcdef";
 
 /// `{v:016x}`: 16 lower-case hex digits, big-endian.
-pub(crate) fn hex16(v: u64) -> String {
+pub fn hex16(v: u64) -> String {
     let mut s = String::with_capacity(16);
     for shift in (0..16).rev() {
         let d = (v >> (shift * 4)) & 15;
