@@ -14,7 +14,14 @@
 //! share of time each worker is awake over windows of [`WINDOW`]: gathered, it spreads as
 //! soon as its own share passes [`SPREAD_ABOVE`]; spread, it gathers again once the
 //! workers' shares added up stay below [`GATHER_BELOW`] for [`QUIET_WINDOWS`] windows in
-//! a row. The gap between the two keeps a load near one of them from switching back and
+//! a row.
+//!
+//! Awake is not busy: a worker that the machine's other programs keep off the CPU (SIPp
+//! beside it on a two-core machine) is awake but not running, and spreading then only
+//! adds hand-overs. So an awake share past a threshold is checked against the CPU time
+//! the workers actually used (read from the kernel, one system call per worker, only in
+//! windows where the awake shares call for it: never at a light load): the CPU share
+//! decides, from the window after the one that first called for it. The gap between the two keeps a load near one of them from switching back and
 //! forth. A switch replaces the program of the socket group (one `setsockopt`); datagrams
 //! already queued on a socket stay there and are read by its worker.
 
@@ -40,6 +47,8 @@ pub(super) struct Balance {
     since: Instant,
     /// Each worker's total time asleep (µs) at the start of the window.
     asleep: Vec<u64>,
+    /// Each worker's CPU time (µs) at the start of the window, when it was read then.
+    cpu: Option<Vec<u64>>,
     quiet: u32,
 }
 
@@ -50,6 +59,7 @@ impl Balance {
             gathered: true,
             since: now,
             asleep: vec![0; workers],
+            cpu: None,
             quiet: 0,
         }
     }
@@ -65,9 +75,15 @@ impl Balance {
     }
 
     /// Called by worker 0 on each pass with every worker's total time asleep so far
-    /// (µs, worker order); `Some(gathered)` when the datagrams must now be gathered
-    /// (`true`) or spread (`false`).
-    pub(super) fn check(&mut self, now: Instant, asleep: &[u64]) -> Option<bool> {
+    /// (µs, worker order) and a way to read their CPU times so far (µs; called only when
+    /// the awake shares call for it); `Some(gathered)` when the datagrams must now be
+    /// gathered (`true`) or spread (`false`).
+    pub(super) fn check(
+        &mut self,
+        now: Instant,
+        asleep: &[u64],
+        cpu: impl FnOnce() -> Vec<u64>,
+    ) -> Option<bool> {
         let wall = now.saturating_duration_since(self.since);
         if wall < WINDOW {
             return None;
@@ -86,9 +102,46 @@ impl Balance {
             *then = now_asleep;
         }
         self.since = now;
+        // Awake at most as long as busy: below the thresholds the awake shares decide
+        // alone; past them, the CPU shares of this window do (read at its start too),
+        // and without those this window decides nothing.
+        let past = if self.gathered {
+            first > SPREAD_ABOVE
+        } else {
+            total >= GATHER_BELOW
+        };
+        let (first, total) = if past {
+            let used = cpu();
+            let shares = self.cpu.as_ref().map(|then| {
+                let mut first = 0.0;
+                let mut total = 0.0;
+                for (i, (u, t)) in used.iter().zip(then).enumerate() {
+                    let share = (u.saturating_sub(*t) as f64 / wall_us).clamp(0.0, 1.0);
+                    if i == 0 {
+                        first = share;
+                    }
+                    total += share;
+                }
+                (first, total)
+            });
+            self.cpu = Some(used);
+            match shares {
+                Some(s) => s,
+                None => {
+                    // (no decision: the load is checked again next window)
+                    self.quiet = 0;
+                    return None;
+                }
+            }
+        } else {
+            self.cpu = None;
+            (first, total)
+        };
         let next = decide(self.gathered, first, total, &mut self.quiet);
         (next != self.gathered).then(|| {
             self.gathered = next;
+            // (the next windows start from the awake shares again)
+            self.cpu = None;
             next
         })
     }
@@ -117,47 +170,107 @@ fn decide(gathered: bool, first: f64, total: f64, quiet: &mut u32) -> bool {
 mod tests {
     use super::*;
 
-    /// Asleep totals after a window in which each worker was awake `shares[i]` of it.
-    fn step(b: &mut Balance, t: &mut Instant, totals: &mut [u64], shares: &[f64]) -> Option<bool> {
-        *t += WINDOW;
-        let w = WINDOW.as_micros() as f64;
-        for (tot, s) in totals.iter_mut().zip(shares) {
-            *tot += ((1.0 - s) * w) as u64;
+    /// One window in which each worker was awake `awake[i]` of it and busy on a CPU
+    /// `busy[i]` of it; the totals run on.
+    struct Run {
+        b: Balance,
+        t: Instant,
+        asleep: Vec<u64>,
+        cpu: Vec<u64>,
+        cpu_reads: u32,
+    }
+
+    impl Run {
+        fn new(workers: usize) -> Run {
+            let t = Instant::now();
+            Run {
+                b: Balance::new(t, workers),
+                t,
+                asleep: vec![0; workers],
+                cpu: vec![0; workers],
+                cpu_reads: 0,
+            }
         }
-        b.check(*t, totals)
+
+        fn step(&mut self, awake: &[f64], busy: &[f64]) -> Option<bool> {
+            self.t += WINDOW;
+            let w = WINDOW.as_micros() as f64;
+            for (tot, s) in self.asleep.iter_mut().zip(awake) {
+                *tot += ((1.0 - s) * w) as u64;
+            }
+            for (tot, s) in self.cpu.iter_mut().zip(busy) {
+                *tot += (s * w) as u64;
+            }
+            let cpu = self.cpu.clone();
+            let reads = &mut self.cpu_reads;
+            self.b.check(self.t, &self.asleep, || {
+                *reads += 1;
+                cpu
+            })
+        }
+
+        /// A window where busy is awake (a machine with cores to spare).
+        fn plain(&mut self, shares: &[f64]) -> Option<bool> {
+            self.step(shares, shares)
+        }
     }
 
     #[test]
-    fn a_busy_gatherer_spreads_at_once_and_a_light_spread_gathers_after_quiet_windows() {
-        let mut t = Instant::now();
-        let mut totals = [0u64, 0];
-        let mut b = Balance::new(t, totals.len());
-        assert!(b.gathered());
-        // light load: stays gathered
-        assert_eq!(step(&mut b, &mut t, &mut totals, &[0.7, 0.0]), None);
+    fn a_busy_gatherer_spreads_and_a_light_spread_gathers_after_quiet_windows() {
+        let mut r = Run::new(2);
+        assert!(r.b.gathered());
+        // light load: stays gathered, and no CPU time is read
+        assert_eq!(r.plain(&[0.7, 0.0]), None);
+        assert_eq!(r.cpu_reads, 0);
         // nothing decided before a whole window
-        assert_eq!(b.check(t + WINDOW / 2, &totals), None);
-        // worker 0 past the threshold: spread in that window
-        assert_eq!(step(&mut b, &mut t, &mut totals, &[0.8, 0.0]), Some(false));
-        assert!(!b.gathered());
+        let half = r.t + WINDOW / 2;
+        assert_eq!(r.b.check(half, &r.asleep.clone(), Vec::new), None);
+        // worker 0 past the threshold: its CPU time is read, and the next window busy
+        // past it too spreads
+        assert_eq!(r.plain(&[0.8, 0.0]), None);
+        assert_eq!(r.cpu_reads, 1);
+        assert_eq!(r.plain(&[0.8, 0.0]), Some(false));
+        assert!(!r.b.gathered());
         // spread at a load between the thresholds: stays spread
         for _ in 0..20 {
-            assert_eq!(step(&mut b, &mut t, &mut totals, &[0.3, 0.25]), None);
+            assert_eq!(r.plain(&[0.3, 0.25]), None);
         }
         // light, but one busy window in between restarts the count
         for _ in 0..QUIET_WINDOWS - 1 {
-            assert_eq!(step(&mut b, &mut t, &mut totals, &[0.1, 0.1]), None);
+            assert_eq!(r.plain(&[0.1, 0.1]), None);
         }
-        assert_eq!(step(&mut b, &mut t, &mut totals, &[0.3, 0.3]), None);
+        assert_eq!(r.plain(&[0.3, 0.3]), None);
         for _ in 0..QUIET_WINDOWS - 1 {
-            assert_eq!(step(&mut b, &mut t, &mut totals, &[0.1, 0.1]), None);
+            assert_eq!(r.plain(&[0.1, 0.1]), None);
         }
         assert_eq!(
-            step(&mut b, &mut t, &mut totals, &[0.1, 0.1]),
+            r.plain(&[0.1, 0.1]),
             Some(true),
             "{QUIET_WINDOWS} light windows in a row gather"
         );
-        assert!(b.gathered());
+        assert!(r.b.gathered());
+    }
+
+    #[test]
+    fn awake_but_kept_off_the_cpu_is_not_load() {
+        // SIPp beside the server on two cores: worker 0 is awake 90 % of each window but
+        // runs 50 %: spreading would only add hand-overs
+        let mut r = Run::new(2);
+        for _ in 0..20 {
+            assert_eq!(r.step(&[0.9, 0.0], &[0.5, 0.0]), None);
+        }
+        assert!(r.b.gathered());
+        assert_eq!(r.cpu_reads, 20, "read in every window that called for it");
+        // it really is busy: spread
+        assert_eq!(r.step(&[0.95, 0.0], &[0.8, 0.0]), Some(false));
+        // spread, awake shares adding up past the gathering threshold while the CPU
+        // shares stay under it: light, gathers after the quiet windows (the first
+        // window after the switch only reads the CPU times)
+        assert_eq!(r.step(&[0.4, 0.4], &[0.2, 0.2]), None);
+        for _ in 0..QUIET_WINDOWS - 1 {
+            assert_eq!(r.step(&[0.4, 0.4], &[0.2, 0.2]), None);
+        }
+        assert_eq!(r.step(&[0.4, 0.4], &[0.2, 0.2]), Some(true));
     }
 
     #[test]
@@ -167,11 +280,15 @@ mod tests {
         t += WINDOW;
         // worker 0 reports more sleep than the window held (a sleep that began before it)
         let long = 3 * WINDOW.as_micros() as u64;
-        assert_eq!(b.check(t, &[long, long]), None);
+        assert_eq!(b.check(t, &[long, long], || vec![0, 0]), None);
         assert!(b.gathered());
-        // then a window without any sleep: worker 0 was awake throughout
+        // then windows without any sleep, busy throughout: spread (once the CPU time is
+        // known from the start of a window)
+        let w = WINDOW.as_micros() as u64;
         t += WINDOW;
-        assert_eq!(b.check(t, &[long, long]), Some(false));
+        assert_eq!(b.check(t, &[long, long], || vec![w, 0]), None);
+        t += WINDOW;
+        assert_eq!(b.check(t, &[long, long], || vec![2 * w, 0]), Some(false));
     }
 
     #[test]

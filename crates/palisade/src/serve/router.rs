@@ -80,6 +80,15 @@ impl Waker {
         self.asleep_us.load(Ordering::Relaxed)
     }
 
+    /// The CPU time its thread has used so far (µs; one system call), `None` before it
+    /// registered or once it has ended.
+    pub(super) fn cpu_us(&self) -> Option<u64> {
+        match self.tid.load(Ordering::Acquire) {
+            tid if tid > 0 => sys::thread_cpu_us(tid),
+            _ => None,
+        }
+    }
+
     /// The worker took `n` messages off its queue.
     pub(super) fn taken(&self, n: usize) {
         if n > 0 {

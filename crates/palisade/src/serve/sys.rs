@@ -326,10 +326,72 @@ pub(super) fn wake_thread(tid: libc::pid_t) {
     }
 }
 
+/// CPU time (user and system) the thread `tid` of this process has used so far, in
+/// microseconds; `None` when it cannot be read (the thread has ended).
+///
+/// The kernel names a thread's CPU-time clock by its id: `(!tid << 3) | 6` (a per-thread
+/// clock, `CPUCLOCK_PERTHREAD_MASK` 4, of the scheduler's runtime, `CPUCLOCK_SCHED` 2),
+/// which is what glibc's `pthread_getcpuclockid` returns; one `clock_gettime` reads it.
+pub(super) fn thread_cpu_us(tid: libc::pid_t) -> Option<u64> {
+    let clock = ((!tid) << 3) | 6;
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid out pointer; an id that names no thread of ours fails with
+    // EINVAL and writes nothing.
+    let r = unsafe { libc::clock_gettime(clock, &mut ts) };
+    if r != 0 {
+        return None;
+    }
+    let secs = u64::try_from(ts.tv_sec).ok()?;
+    let nanos = u64::try_from(ts.tv_nsec).ok()?;
+    Some(secs.saturating_mul(1_000_000).saturating_add(nanos / 1_000))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::os::fd::AsRawFd;
+
+    #[test]
+    fn another_threads_cpu_time_is_read_by_its_id_and_grows_only_while_it_runs() {
+        use std::sync::mpsc::channel;
+        let (tid_tx, tid_rx) = channel();
+        let (go_tx, go_rx) = channel::<bool>();
+        let t = std::thread::spawn(move || {
+            tid_tx.send(thread_id()).unwrap();
+            // spin while told to, sleep otherwise
+            while let Ok(spin) = go_rx.recv() {
+                if spin {
+                    let end = std::time::Instant::now() + std::time::Duration::from_millis(60);
+                    let mut x = 0u64;
+                    while std::time::Instant::now() < end {
+                        x = std::hint::black_box(x.wrapping_add(1));
+                    }
+                }
+                tid_tx.send(0).unwrap();
+            }
+        });
+        let tid = tid_rx.recv().unwrap();
+        let before = thread_cpu_us(tid).expect("a live thread's CPU time");
+        go_tx.send(true).unwrap();
+        assert_eq!(tid_rx.recv().unwrap(), 0);
+        let spun = thread_cpu_us(tid).unwrap();
+        // 60 ms of spinning (a busy machine may run it less than all the time)
+        assert!(spun - before >= 10_000, "{before} -> {spun}");
+        std::thread::sleep(std::time::Duration::from_millis(60));
+        let slept = thread_cpu_us(tid).unwrap();
+        assert!(
+            slept - spun < 10_000,
+            "asleep, it used no CPU: {spun} -> {slept}"
+        );
+        // our own id reads our own clock; an id of no thread reads nothing
+        assert!(thread_cpu_us(thread_id()).is_some());
+        drop(go_tx);
+        t.join().unwrap();
+        assert_eq!(thread_cpu_us(tid), None, "the thread has ended");
+    }
 
     #[test]
     fn a_batch_goes_out_in_one_call_and_comes_in_in_one_call() {

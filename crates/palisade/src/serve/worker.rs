@@ -200,7 +200,12 @@ fn rebalance(
     let asleep: Vec<u64> = (0..shards.len())
         .filter_map(|i| shell.router.waker(i).map(|w| w.asleep_us()))
         .collect();
-    let Some(gathered) = b.check(now, &asleep) else {
+    let cpu = || {
+        (0..shards.len())
+            .map(|i| shell.router.waker(i).and_then(|w| w.cpu_us()).unwrap_or(0))
+            .collect()
+    };
+    let Some(gathered) = b.check(now, &asleep, cpu) else {
         return true;
     };
     let Some(steer) = shell.router.steer() else {
