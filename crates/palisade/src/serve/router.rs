@@ -65,12 +65,18 @@ impl Waker {
 
     /// The worker is awake.
     pub(super) fn awake(&self) {
-        self.awake_at(std::time::Instant::now());
+        self.woke();
+        self.slept_until(std::time::Instant::now());
     }
 
-    /// The worker is awake since `now` (a time it has read anyway).
-    pub(super) fn awake_at(&self, now: std::time::Instant) {
+    /// The worker is awake (the other workers leave its shard to it from now on); its
+    /// sleep is counted by [`Waker::slept_until`], with a time it reads anyway.
+    pub(super) fn woke(&self) {
         self.sleeping.store(false, Ordering::SeqCst);
+    }
+
+    /// Counts the sleep that ended at `now` (at most a lock's wait later than it did).
+    pub(super) fn slept_until(&self, now: std::time::Instant) {
         let slept = micros(now).saturating_sub(self.slept_at.load(Ordering::Relaxed));
         self.asleep_us.fetch_add(slept, Ordering::Relaxed);
     }

@@ -303,9 +303,12 @@ pub(super) fn run(w: Worker) {
                 // (asleep, the shard is open to the other workers)
                 drop(g);
                 let r = batch.recv(sock.as_raw_fd());
-                let now = Instant::now();
-                waker.awake_at(now);
+                waker.woke();
                 let mut g = lock(me);
+                // (read once the shard is ours again: a worker that ran it meanwhile
+                // gave it later times than any read before the lock)
+                let now = Instant::now();
+                waker.slept_until(now);
                 let Shard { shell, rx } = &mut *g;
                 match r {
                     Ok(n) => {
