@@ -39,6 +39,7 @@ mod balance;
 mod budget;
 mod cluster;
 mod detect;
+mod detect_entries;
 mod detect_role;
 mod evidence;
 mod handoff;
