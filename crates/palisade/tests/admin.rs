@@ -185,40 +185,10 @@ fn the_api_lists_a_call_in_progress() {
     assert!(ok, "{out}");
     let c = Client::new();
     let call_id = format!("listed-{}", c.port());
-    c.send(
-        s.port,
-        &call_invite(&s, &c, "bob", "alice", &call_id, 1, None),
-    );
-    let ch = final_answer(&c, &call_id, 1);
-    assert_eq!(ch.status(), Some(407));
-    let nonce = ch
-        .headers
-        .iter()
-        .find_map(|h| match h {
-            palisade_sip::Header::ProxyAuthenticate(c) => c.get("nonce").map(|n| n.into_owned()),
-            _ => None,
-        })
-        .expect("a nonce");
-    let uri = format!("sip:alice@127.0.0.1:{}", s.port);
-    let auth = digest(
-        palisade_core::Algorithm::Md5,
-        "bob",
-        "secret",
-        &nonce,
-        "INVITE",
-        &uri,
-    );
-    c.send(
-        s.port,
-        &call_invite(
-            &s,
-            &c,
-            "bob",
-            "alice",
-            &call_id,
-            2,
-            Some(("Proxy-Authorization", &auth)),
-        ),
+    assert_eq!(
+        send_authed_invite(&s, &c, "bob", "alice", &call_id),
+        Ok(407),
+        "challenged, then sent with credentials"
     );
     let trying = c.recv_timeout(Duration::from_secs(5)).expect("100 Trying");
     assert_eq!(trying.status(), Some(100));

@@ -295,12 +295,7 @@ async fn calls(State(a): State<Admin>) -> Response {
     {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    let calls = a
-        .telemetry
-        .calls
-        .lock()
-        .map(|c| c.clone())
-        .unwrap_or_default();
+    let calls = t.calls.lock().map(|c| c.clone()).unwrap_or_default();
     Json(calls).into_response()
 }
 

@@ -89,20 +89,19 @@ impl Balance {
             return None;
         }
         let wall_us = wall.as_micros().max(1) as f64;
-        let (mut first, mut total) = (0.0, 0.0);
-        for (i, (&now_asleep, then)) in asleep.iter().zip(self.asleep.iter_mut()).enumerate() {
-            // (a sleep is counted when it ends, so a long one that began in the last
-            // window can exceed this one: the share is clamped)
-            let slept = now_asleep.saturating_sub(*then) as f64;
-            let share = (1.0 - slept / wall_us).clamp(0.0, 1.0);
-            if i == 0 {
-                first = share;
-            }
-            total += share;
-            *then = now_asleep;
+        // (a sleep is counted when it ends, so a long one that began in the last window
+        // can exceed this one: the share is clamped)
+        let (first, total) = first_and_total(
+            asleep
+                .iter()
+                .zip(&self.asleep)
+                .map(|(a, then)| 1.0 - a.saturating_sub(*then) as f64 / wall_us),
+        );
+        for (then, &a) in self.asleep.iter_mut().zip(asleep) {
+            *then = a;
         }
         self.since = now;
-        // Awake at most as long as busy: below the thresholds the awake shares decide
+        // Busy at most as long as awake: below the thresholds the awake shares decide
         // alone; past them, the CPU shares of this window do (read at its start too),
         // and without those this window decides nothing.
         let past = if self.gathered {
@@ -113,16 +112,11 @@ impl Balance {
         let (first, total) = if past {
             let used = cpu();
             let shares = self.cpu.as_ref().map(|then| {
-                let mut first = 0.0;
-                let mut total = 0.0;
-                for (i, (u, t)) in used.iter().zip(then).enumerate() {
-                    let share = (u.saturating_sub(*t) as f64 / wall_us).clamp(0.0, 1.0);
-                    if i == 0 {
-                        first = share;
-                    }
-                    total += share;
-                }
-                (first, total)
+                first_and_total(
+                    used.iter()
+                        .zip(then)
+                        .map(|(u, t)| u.saturating_sub(*t) as f64 / wall_us),
+                )
             });
             self.cpu = Some(used);
             match shares {
@@ -145,6 +139,20 @@ impl Balance {
             next
         })
     }
+}
+
+/// Worker 0's share and the sum of all the workers' shares (each clamped to 0..=1),
+/// from the shares in worker order.
+fn first_and_total(shares: impl Iterator<Item = f64>) -> (f64, f64) {
+    let (mut first, mut total) = (0.0, 0.0);
+    for (i, share) in shares.enumerate() {
+        let share = share.clamp(0.0, 1.0);
+        if i == 0 {
+            first = share;
+        }
+        total += share;
+    }
+    (first, total)
 }
 
 /// The decision for one window: worker 0's awake share and the sum of all the workers'

@@ -604,7 +604,7 @@ pub(crate) fn admin_token(s: &Server) -> String {
 
 const CALL_SDP: &str = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n";
 
-pub(crate) fn call_invite(
+fn call_invite(
     s: &Server,
     c: &Client,
     caller: &str,
@@ -639,23 +639,24 @@ pub(crate) fn final_answer(c: &Client, call_id: &str, cseq: u32) -> Message<'sta
     panic!("no final answer to {call_id}");
 }
 
-/// One authenticated call attempt from `caller` (password `secret`) to `callee`: the
-/// status of the final answer to the authenticated INVITE.
-pub(crate) fn authed_call(s: &Server, caller: &str, callee: &str) -> u16 {
-    use std::sync::atomic::{AtomicU32, Ordering};
-    static N: AtomicU32 = AtomicU32::new(0);
-    let c = Client::new();
-    let call_id = format!("blk{}x{}", N.fetch_add(1, Ordering::Relaxed), c.port());
-    c.send(
-        s.port,
-        &call_invite(s, &c, caller, callee, &call_id, 1, None),
-    );
-    let ch = final_answer(&c, &call_id, 1);
+/// Sends `caller`'s (password `secret`) INVITE to `callee` on `c`, answers the
+/// challenge and sends the INVITE again with credentials (CSeq 2), without waiting for
+/// its answer: `Ok` with the challenge's status (401 or 407), `Err` with the status of
+/// the first final answer when it was not a challenge.
+pub(crate) fn send_authed_invite(
+    s: &Server,
+    c: &Client,
+    caller: &str,
+    callee: &str,
+    call_id: &str,
+) -> Result<u16, u16> {
+    c.send(s.port, &call_invite(s, c, caller, callee, call_id, 1, None));
+    let ch = final_answer(c, call_id, 1);
     let status = ch.status().unwrap_or(0);
     let header = match status {
         407 => "Proxy-Authorization",
         401 => "Authorization",
-        other => return other,
+        other => return Err(other),
     };
     let nonce = ch
         .headers
@@ -677,9 +678,22 @@ pub(crate) fn authed_call(s: &Server, caller: &str, callee: &str) -> u16 {
     );
     c.send(
         s.port,
-        &call_invite(s, &c, caller, callee, &call_id, 2, Some((header, &auth))),
+        &call_invite(s, c, caller, callee, call_id, 2, Some((header, &auth))),
     );
-    final_answer(&c, &call_id, 2).status().unwrap_or(0)
+    Ok(status)
+}
+
+/// One authenticated call attempt from `caller` (password `secret`) to `callee`: the
+/// status of the final answer to the authenticated INVITE.
+pub(crate) fn authed_call(s: &Server, caller: &str, callee: &str) -> u16 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    let c = Client::new();
+    let call_id = format!("blk{}x{}", N.fetch_add(1, Ordering::Relaxed), c.port());
+    match send_authed_invite(s, &c, caller, callee, &call_id) {
+        Ok(_) => final_answer(&c, &call_id, 2).status().unwrap_or(0),
+        Err(status) => status,
+    }
 }
 
 /// Builds the Go transparency-log verifier (`tests/evidence/tlogverify.go`, on
