@@ -23,7 +23,9 @@ mod shard;
 mod types;
 
 pub use auth::{Algorithm, Credential};
-pub use endpoint::{method_slot, salvaged_answer_parses, Endpoint, Stats, METHOD_LABELS};
+pub use endpoint::{
+    is_keepalive, method_slot, salvaged_answer_parses, Endpoint, Stats, METHOD_LABELS,
+};
 pub use flow::FlowKey;
 pub use media::MediaAnchor;
 pub use shard::{call_id_of, Shards};

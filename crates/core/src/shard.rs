@@ -217,4 +217,42 @@ mod tests {
         });
         assert!(differs);
     }
+
+    /// The worker that receives a datagram may route it by the Call-ID its parse found
+    /// (gathered) or by this raw scan (spread, and every other thread): both must name
+    /// the same shard for every message that parses, or a dialog would be split.
+    #[test]
+    fn the_scan_finds_the_call_id_the_parser_finds() {
+        let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/corpus");
+        let limits = palisade_sip::Limits::default();
+        let mut messages = Vec::new();
+        for sub in ["rfc4475", "rfc5118"] {
+            let mut files: Vec<_> = std::fs::read_dir(dir.join(sub))
+                .unwrap()
+                .map(|e| e.unwrap().path())
+                .filter(|p| p.is_file())
+                .collect();
+            files.sort();
+            messages.extend(files.iter().map(|p| std::fs::read(p).unwrap()));
+        }
+        assert!(messages.len() >= 50, "the corpus is there");
+        // and the forms a phone may send: compact, lower case, space before the colon
+        let base = "OPTIONS sip:b@x SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\nFrom: <sip:a@x>;tag=1\r\nTo: <sip:b@x>\r\n{}\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n";
+        for line in ["Call-ID: a@b", "i:a@b", "call-id \t:  a@b  ", "CALL-ID:a", "I : x.y"] {
+            messages.push(base.replace("{}", line).into_bytes());
+        }
+        let mut parsed = 0;
+        for m in &messages {
+            if let Ok(msg) = palisade_sip::parse_datagram(m, &limits) {
+                parsed += 1;
+                assert_eq!(
+                    call_id_of(m),
+                    msg.call_id().map(str::as_bytes),
+                    "{}",
+                    String::from_utf8_lossy(m)
+                );
+            }
+        }
+        assert!(parsed >= 20, "{parsed} messages parsed");
+    }
 }

@@ -25,6 +25,7 @@ mod identity;
 mod notify;
 mod observe;
 mod proxy;
+mod receive;
 mod registrar;
 mod response;
 mod salvage;
@@ -32,10 +33,11 @@ mod timer;
 mod transaction;
 mod transport;
 
+pub use self::receive::is_keepalive;
 pub use self::salvage::salvaged_answer_parses;
 use self::{
-    guard::*, identity::*, notify::*, observe::*, proxy::*, registrar::*, response::*, salvage::*,
-    timer::*, transaction::*, transport::*,
+    guard::*, identity::*, notify::*, observe::*, proxy::*, registrar::*, response::*, timer::*,
+    transaction::*, transport::*,
 };
 
 /// Counters for logs and metrics.
@@ -502,44 +504,6 @@ impl Endpoint {
         }
         self.dir.location.retain(|_, list| !list.is_empty());
         self.events.extend(removed);
-    }
-
-    /// One datagram (UDP) or one framed message (TCP/TLS) from `from`.
-    pub fn handle_datagram(&mut self, now: Instant, from: Peer, bytes: &[u8]) {
-        if bytes.iter().all(|b| matches!(b, b'\r' | b'\n' | 0)) {
-            return; // keep-alive
-        }
-        self.handling = Handling {
-            datagram: (from.transport == Transport::Udp).then_some((now, bytes.len())),
-            ip: Some(from.addr.ip()),
-            authenticated: None,
-            source: Some(from.addr),
-            transport: from.transport.param(),
-            txn: None,
-            fingerprint: 0,
-            blocked: None,
-            network_restricted: false,
-        };
-        self.handle_message(now, from, bytes);
-        self.handling = Handling::default();
-    }
-
-    fn handle_message(&mut self, now: Instant, from: Peer, bytes: &[u8]) {
-        match parse_datagram(bytes, &self.cfg.limits) {
-            Err(e) => {
-                self.stats.malformed += 1;
-                if e.is_response {
-                    debug!(peer = %from.addr, error = %e, "dropped malformed response");
-                } else if let Some(resp) = bad_request_salvage(bytes, &e) {
-                    debug!(peer = %from.addr, status = e.status(), error = %e, "refused malformed request");
-                    self.send_answer(from, resp);
-                } else {
-                    debug!(peer = %from.addr, error = %e, "dropped malformed request (no Via/From/To/Call-ID/CSeq to answer to)");
-                }
-            }
-            Ok(m) if m.is_request() => self.on_request(now, from, m, bytes),
-            Ok(m) => self.on_response(now, from, m, bytes),
-        }
     }
 
     /// Fires what is due at `now`: timers, the end of answered-request records, the sweep.

@@ -14,6 +14,9 @@ use std::time::{Duration, Instant};
 use palisade_core::{Endpoint, Peer, Transmit, Transport};
 use palisade_detect::Observation;
 use palisade_sip::Limits;
+
+/// A message the worker that received it parsed before it picked the shard to run it.
+pub(super) type Parsed<'a> = Result<palisade_sip::Message<'a>, palisade_sip::ParseError>;
 use tokio::net::{TcpStream, UdpSocket};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{error, warn};
@@ -109,7 +112,7 @@ impl Shell {
     /// message is dropped (answered 500 when it is a request), the core records a
     /// security event with its SHA-256, and the server goes on serving everyone else.
     /// This is defence in depth; the core's crates deny the constructs that panic.
-    fn handle(&mut self, now: Instant, peer: Peer, bytes: &[u8]) {
+    fn handle(&mut self, now: Instant, peer: Peer, bytes: &[u8], parsed: Option<Parsed<'_>>) {
         if let Some(h) = &self.hep {
             h.capture(
                 peer.addr,
@@ -123,7 +126,7 @@ impl Shell {
             st.shield_refused + st.shield_answers_refused + st.protected_refused + st.panics
         };
         let before = refusals(&self.endpoint.stats);
-        self.handle_inner(now, peer, bytes);
+        self.handle_inner(now, peer, bytes, parsed);
         if self.evidence.is_some() && refusals(&self.endpoint.stats) != before {
             self.refused_message = Some(bytes.to_vec());
             self.hold_until_durable();
@@ -131,12 +134,16 @@ impl Shell {
         }
     }
 
-    fn handle_inner(&mut self, now: Instant, peer: Peer, bytes: &[u8]) {
+    fn handle_inner(&mut self, now: Instant, peer: Peer, bytes: &[u8], parsed: Option<Parsed<'_>>) {
         let ep = &mut self.endpoint;
+        let mut parsed = parsed;
         let ok = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             #[cfg(debug_assertions)]
             test_panic_trigger(bytes);
-            ep.handle_datagram(now, peer, bytes)
+            match parsed.take() {
+                Some(p) => ep.handle_parsed(now, peer, bytes, p),
+                None => ep.handle_datagram(now, peer, bytes),
+            }
         }));
         if ok.is_err() {
             let recorded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -372,14 +379,14 @@ impl Shell {
 
     pub(super) fn on_inbound(&mut self, m: Inbound) {
         match m {
-            Inbound::Message { peer, bytes } => self.handle(Instant::now(), peer, &bytes),
+            Inbound::Message { peer, bytes } => self.handle(Instant::now(), peer, &bytes, None),
             Inbound::Datagram {
                 peer,
                 bytes,
                 socket,
             } => {
                 self.arrived_on(peer.addr, socket);
-                self.handle(Instant::now(), peer, &bytes)
+                self.handle(Instant::now(), peer, &bytes, None)
             }
             Inbound::Opened {
                 conn,
@@ -448,27 +455,57 @@ impl Shell {
                 .is_some_and(|st| st.is_wake(from, bytes))
     }
 
-    /// The shard that handles a datagram a worker's own socket received: the Call-ID's,
-    /// except for a REGISTER, which the receiving worker (this shard) handles itself: its
-    /// transaction lives and dies in that one exchange, and the kernel sends every
-    /// datagram of one source to the same socket, so its retransmissions (and the
-    /// phone's next REGISTER) come here too. The binding it saves goes to the other
-    /// shards as a replica, as from any shard.
+    /// Whether this shard handles a datagram its worker's own socket received without
+    /// looking at its Call-ID: with one shard, a keep-alive, and a REGISTER, which the
+    /// receiving worker handles itself: its transaction lives and dies in that one
+    /// exchange, and the kernel sends every datagram of one source to the same socket,
+    /// so its retransmissions (and the phone's next REGISTER) come here too. The binding
+    /// it saves goes to the other shards as a replica, as from any shard.
+    pub(super) fn keeps_datagram(&self, bytes: &[u8]) -> bool {
+        self.router.shards().count() == 1
+            || bytes.starts_with(b"REGISTER ")
+            || palisade_core::is_keepalive(bytes)
+    }
+
+    /// The shard that handles a datagram a worker's own socket received, from its raw
+    /// bytes: the Call-ID's, unless [`Shell::keeps_datagram`].
     pub(super) fn owner_of_datagram(&self, bytes: &[u8]) -> usize {
-        if bytes.starts_with(b"REGISTER ") {
+        if self.keeps_datagram(bytes) {
             self.index
         } else {
             self.router.shards().of_message(bytes)
         }
     }
 
-    /// Handles a datagram this shard owns (see [`Shell::owner_of_datagram`]).
+    /// A datagram parsed once, here, for whichever shard will run it (all shards parse
+    /// within the same limits); `None` if the parser panicked (contained: the datagram
+    /// is then run on this shard, whose core parses it again and records the panic).
+    pub(super) fn parse<'a>(&self, bytes: &'a [u8]) -> Option<Parsed<'a>> {
+        let ep = &self.endpoint;
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| ep.parse(bytes))).ok()
+    }
+
+    /// The shard that handles a parsed datagram: its Call-ID's (as
+    /// [`palisade_core::Shards::of_message`] finds it in the raw bytes of the messages
+    /// other threads route); one that did not parse is answered (or dropped) here.
+    pub(super) fn owner_of_parsed(&self, parsed: &Parsed<'_>) -> usize {
+        match parsed {
+            Ok(m) => m.call_id().map_or(self.index, |c| {
+                self.router.shards().of_call_id(c.as_bytes())
+            }),
+            Err(_) => self.index,
+        }
+    }
+
+    /// Handles a datagram this shard owns (see [`Shell::owner_of_datagram`] and
+    /// [`Shell::owner_of_parsed`]), parsed already or not.
     pub(super) fn take_here(
         &mut self,
         now: Instant,
         from: SocketAddr,
         bytes: &[u8],
         socket: usize,
+        parsed: Option<Parsed<'_>>,
     ) {
         self.arrived_on(from, socket);
         let peer = Peer {
@@ -476,7 +513,7 @@ impl Shell {
             addr: from,
             conn: None,
         };
-        self.handle(now, peer, bytes);
+        self.handle(now, peer, bytes, parsed);
     }
 
     /// Puts a datagram on its owner's queue. One channel from this worker to the owner,
