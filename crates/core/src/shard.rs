@@ -238,7 +238,13 @@ mod tests {
         assert!(messages.len() >= 50, "the corpus is there");
         // and the forms a phone may send: compact, lower case, space before the colon
         let base = "OPTIONS sip:b@x SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\nFrom: <sip:a@x>;tag=1\r\nTo: <sip:b@x>\r\n{}\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n";
-        for line in ["Call-ID: a@b", "i:a@b", "call-id \t:  a@b  ", "CALL-ID:a", "I : x.y"] {
+        for line in [
+            "Call-ID: a@b",
+            "i:a@b",
+            "call-id \t:  a@b  ",
+            "CALL-ID:a",
+            "I : x.y",
+        ] {
             messages.push(base.replace("{}", line).into_bytes());
         }
         let mut parsed = 0;
