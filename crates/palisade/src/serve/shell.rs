@@ -14,9 +14,6 @@ use std::time::{Duration, Instant};
 use palisade_core::{Endpoint, Peer, Transmit, Transport};
 use palisade_detect::Observation;
 use palisade_sip::Limits;
-
-/// A message the worker that received it parsed before it picked the shard to run it.
-pub(super) type Parsed<'a> = Result<palisade_sip::Message<'a>, palisade_sip::ParseError>;
 use tokio::net::{TcpStream, UdpSocket};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{error, warn};
@@ -30,6 +27,9 @@ use super::sys;
 use super::telemetry::Telemetry;
 use crate::hep::HepSender;
 use crate::messages::{DetectMsg, Hook, Inbound, Replica};
+
+/// A message the worker that received it parsed before it picked the shard to run it.
+pub(super) type Parsed<'a> = Result<palisade_sip::Message<'a>, palisade_sip::ParseError>;
 
 /// Remote addresses remembered with the UDP socket they wrote to (several sockets only).
 const UDP_FROM_MAX: usize = 65_536;
