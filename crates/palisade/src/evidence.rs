@@ -162,6 +162,19 @@ pub(crate) fn keep_origin(data_dir: &Path, origin: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Bytes past which a string field is cut to its first this many characters.
+const MAX_FIELD: usize = 2048;
+
+/// A string field as an entry keeps it: past [`MAX_FIELD`] bytes, its first
+/// [`MAX_FIELD`] characters (so that an entry always fits the log).
+fn bounded(v: &str) -> std::borrow::Cow<'_, str> {
+    if v.len() > MAX_FIELD {
+        v.chars().take(MAX_FIELD).collect::<String>().into()
+    } else {
+        v.into()
+    }
+}
+
 /// A canonical JSON entry (sorted keys, no insignificant whitespace): `kind`, `time`
 /// (RFC 3339), and the given fields; strings are bounded so that an entry always fits
 /// the log's 65,535 bytes.
@@ -171,7 +184,7 @@ pub(crate) fn entry(kind: &str, time_ms: i64, fields: Vec<(&str, Value)>) -> Vec
     m.insert("time".into(), json!(palisade_detect::rfc3339(time_ms)));
     for (k, v) in fields {
         let v = match v {
-            Value::String(s) if s.len() > 2048 => Value::String(s.chars().take(2048).collect()),
+            Value::String(s) if s.len() > MAX_FIELD => Value::String(bounded(&s).into_owned()),
             other => other,
         };
         m.insert(k.to_string(), v);
@@ -209,17 +222,11 @@ impl EntryWriter {
         self.out.extend_from_slice(b"\":");
     }
 
-    /// A string field, bounded as [`entry`] bounds it (past 2,048 bytes, its first 2,048
-    /// characters).
+    /// A string field, bounded as [`entry`] bounds it ([`bounded`]).
     pub(crate) fn str(&mut self, key: &str, v: &str) {
         self.key(key);
-        let cut;
-        let v = if v.len() > 2048 {
-            cut = v.chars().take(2048).collect::<String>();
-            cut.as_str()
-        } else {
-            v
-        };
+        let v = bounded(v);
+        let v = v.as_ref();
         if v.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
             self.out.push(b'"');
             self.out.extend_from_slice(v.as_bytes());
@@ -237,14 +244,16 @@ impl EntryWriter {
         let _ = serde_json::to_writer(&mut self.out, &v);
     }
 
+    fn null(&mut self, key: &str) {
+        self.key(key);
+        self.out.extend_from_slice(b"null");
+    }
+
     /// `null` when absent.
     pub(crate) fn opt_num(&mut self, key: &str, v: Option<u64>) {
         match v {
             Some(v) => self.num(key, v),
-            None => {
-                self.key(key);
-                self.out.extend_from_slice(b"null");
-            }
+            None => self.null(key),
         }
     }
 
@@ -252,10 +261,7 @@ impl EntryWriter {
     pub(crate) fn opt_time(&mut self, key: &str, ms: Option<i64>) {
         match ms {
             Some(ms) => self.str(key, &palisade_detect::rfc3339(ms)),
-            None => {
-                self.key(key);
-                self.out.extend_from_slice(b"null");
-            }
+            None => self.null(key),
         }
     }
 

@@ -14,15 +14,17 @@
 //! share of time each worker is awake over windows of [`WINDOW`]: gathered, it spreads as
 //! soon as its own share passes [`SPREAD_ABOVE`]; spread, it gathers again once the
 //! workers' shares added up stay below [`GATHER_BELOW`] for [`QUIET_WINDOWS`] windows in
-//! a row.
+//! a row. The gap between the two keeps a load near one of them from switching back and
+//! forth.
 //!
 //! Awake is not busy: a worker that the machine's other programs keep off the CPU (SIPp
 //! beside it on a two-core machine) is awake but not running, and spreading then only
 //! adds hand-overs. So an awake share past a threshold is checked against the CPU time
 //! the workers actually used (read from the kernel, one system call per worker, only in
 //! windows where the awake shares call for it: never at a light load): the CPU share
-//! decides, from the window after the one that first called for it. The gap between the two keeps a load near one of them from switching back and
-//! forth. A switch replaces the program of the socket group (one `setsockopt`); datagrams
+//! decides, from the window after the one that first called for it.
+//!
+//! A switch replaces the program of the socket group (one `setsockopt`); datagrams
 //! already queued on a socket stay there and are read by its worker.
 
 use std::time::{Duration, Instant};

@@ -134,9 +134,14 @@ impl Shell {
         }
     }
 
-    fn handle_inner(&mut self, now: Instant, peer: Peer, bytes: &[u8], parsed: Option<Parsed<'_>>) {
+    fn handle_inner(
+        &mut self,
+        now: Instant,
+        peer: Peer,
+        bytes: &[u8],
+        mut parsed: Option<Parsed<'_>>,
+    ) {
         let ep = &mut self.endpoint;
-        let mut parsed = parsed;
         let ok = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             #[cfg(debug_assertions)]
             test_panic_trigger(bytes);
@@ -467,16 +472,6 @@ impl Shell {
             || palisade_core::is_keepalive(bytes)
     }
 
-    /// The shard that handles a datagram a worker's own socket received, from its raw
-    /// bytes: the Call-ID's, unless [`Shell::keeps_datagram`].
-    pub(super) fn owner_of_datagram(&self, bytes: &[u8]) -> usize {
-        if self.keeps_datagram(bytes) {
-            self.index
-        } else {
-            self.router.shards().of_message(bytes)
-        }
-    }
-
     /// A datagram parsed once, here, for whichever shard will run it (all shards parse
     /// within the same limits); `None` if the parser panicked (contained: the datagram
     /// is then run on this shard, whose core parses it again and records the panic).
@@ -497,7 +492,7 @@ impl Shell {
         }
     }
 
-    /// Handles a datagram this shard owns (see [`Shell::owner_of_datagram`] and
+    /// Handles a datagram this shard owns (see [`Shell::keeps_datagram`] and
     /// [`Shell::owner_of_parsed`]), parsed already or not.
     pub(super) fn take_here(
         &mut self,

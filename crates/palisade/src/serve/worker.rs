@@ -142,13 +142,15 @@ fn dispatch(
     // datagram). Spread, a datagram for another shard is mostly handed over to its busy
     // owner, which parses it itself: the raw scan is cheaper than a parse thrown away.
     let gathered = shell.router.steer().is_some_and(|s| s.gathered());
-    let parsed = match gathered && !shell.keeps_datagram(bytes) {
-        true => shell.parse(bytes),
-        false => None,
-    };
-    let owner = match &parsed {
-        Some(p) => shell.owner_of_parsed(p),
-        None => shell.owner_of_datagram(bytes),
+    let (owner, parsed) = if shell.keeps_datagram(bytes) {
+        (shell.index, None)
+    } else {
+        match gathered.then(|| shell.parse(bytes)).flatten() {
+            Some(p) => (shell.owner_of_parsed(&p), Some(p)),
+            // spread, or a parse that panicked (its shard parses it again and records
+            // the panic)
+            None => (shell.router.shards().of_message(bytes), None),
+        }
     };
     if owner == shell.index {
         shell.take_here(now, from, bytes, 0, parsed);
