@@ -10,11 +10,12 @@ use clap::{Parser, Subcommand};
 
 /// mimalloc instead of the system allocator: under registration load glibc malloc/free
 /// took about 20 % of the server's CPU (perf), mostly in `_int_malloc` and
-/// `malloc_consolidate`.
+/// `malloc_consolidate`. Asked through its plain entry points (see `alloc`).
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: alloc::Mimalloc = alloc::Mimalloc;
 
 mod account;
+mod alloc;
 mod block;
 mod clock;
 mod cluster;

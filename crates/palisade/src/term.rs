@@ -1,7 +1,7 @@
 //! What the command line needs from the terminal and the process: quiet death on a closed
 //! pipe (`palisade user list | head -1`), and a password read without echo.
-// One of the two modules of the workspace that may use `unsafe` (the other is
-// `serve/sys.rs`; crates/palisade/tests/repo.rs keeps the list).
+// One of the modules of the workspace that may use `unsafe` (the others: `serve/sys.rs`,
+// `alloc.rs`; crates/palisade/tests/repo.rs keeps the list).
 #![allow(unsafe_code)]
 use std::io::{BufRead, Write};
 

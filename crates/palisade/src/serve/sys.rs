@@ -7,8 +7,8 @@
 //! block says what it relies on. The buffers handed to the kernel are owned by
 //! [`RecvBatch`] or borrowed for the duration of the call, and the lengths given are
 //! theirs.
-// One of the two modules of the workspace that may use `unsafe` (the other is
-// `term.rs`; crates/palisade/tests/repo.rs keeps the list).
+// One of the modules of the workspace that may use `unsafe` (the others: `term.rs`,
+// `alloc.rs`; crates/palisade/tests/repo.rs keeps the list).
 #![allow(unsafe_code)]
 
 use std::io;
