@@ -49,6 +49,11 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), LogError> {
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent).map_err(io(parent))?;
     }
+    replace_file(path, bytes)
+}
+
+/// [`write_atomic`] of a file whose directory exists.
+fn replace_file(path: &Path, bytes: &[u8]) -> Result<(), LogError> {
     let tmp = path.with_extension("tmp-write");
     let mut f = File::create(&tmp).map_err(io(&tmp))?;
     f.write_all(bytes).map_err(io(&tmp))?;
@@ -115,6 +120,13 @@ pub struct Log {
     bundle: Vec<u8>,
     /// Full tiles and bundles completed since the last checkpoint: (path, bytes).
     pending: Vec<(String, Vec<u8>)>,
+    /// Per tile level, the partial tile the last checkpoint wrote. A partial tile's path
+    /// names its level, index and width, and its hashes follow from those, so a level
+    /// whose edge did not move since (every level above 0 but once in 256 entries) is
+    /// not written again.
+    edge_on_disk: Vec<String>,
+    /// Directories of the log known to exist (made or written in by this process).
+    dirs_made: BTreeSet<PathBuf>,
     wal: BufWriter<File>,
     wal_path: PathBuf,
     /// The published checkpoint's note, with the cosignatures added to it.
@@ -153,6 +165,8 @@ impl Log {
             range: Vec::new(),
             bundle: Vec::new(),
             pending: Vec::new(),
+            edge_on_disk: Vec::new(),
+            dirs_made: BTreeSet::new(),
             wal: BufWriter::new(
                 OpenOptions::new()
                     .create(true)
@@ -397,31 +411,49 @@ impl Log {
             return Ok(None);
         }
         let mut dirs: BTreeSet<PathBuf> = BTreeSet::new();
-        let mut files: Vec<(String, Vec<u8>)> = std::mem::take(&mut self.pending);
+        // (the completed tiles stay pending until the checkpoint is written: a failed one
+        // is tried again whole at the next)
+        let mut files: Vec<(String, Vec<u8>)> = Vec::new();
+        let mut edge_paths = Vec::with_capacity(self.edge.len());
         for (level, e) in self.edge.iter().enumerate() {
+            let mut path = String::new();
             if !e.is_empty() {
                 let at_level = self.size >> (level as u32 * u32::from(TILE_HEIGHT));
-                let bytes: Vec<u8> = e.iter().flatten().copied().collect();
-                files.push((
-                    tile_path(level as u8, at_level / TILE_WIDTH, e.len() as u64),
-                    bytes,
-                ));
+                path = tile_path(level as u8, at_level / TILE_WIDTH, e.len() as u64);
+                if self.edge_on_disk.get(level) != Some(&path) {
+                    files.push((path.clone(), e.iter().flatten().copied().collect()));
+                }
             }
+            edge_paths.push(path);
         }
         let w = self.size % TILE_WIDTH;
         if w > 0 {
             files.push((bundle_path(self.size / TILE_WIDTH, w), self.bundle.clone()));
         }
-        for (p, bytes) in &files {
+        if self.dirs_made.len() > 4096 {
+            // (a bound: a log of billions of entries has more tile directories)
+            self.dirs_made.clear();
+        }
+        for (p, bytes) in self.pending.iter().chain(&files) {
             let path = self.dir.join(p);
-            write_atomic(&path, bytes)?;
             if let Some(d) = path.parent() {
+                if !self.dirs_made.contains(d) {
+                    std::fs::create_dir_all(d).map_err(io(d))?;
+                    self.dirs_made.insert(d.to_path_buf());
+                }
                 dirs.insert(d.to_path_buf());
+            }
+            if let Err(e) = replace_file(&path, bytes) {
+                // (a directory removed under the log is made again next time)
+                self.dirs_made.clear();
+                return Err(e);
             }
         }
         for d in &dirs {
             sync_dir(d)?;
         }
+        self.pending.clear();
+        self.edge_on_disk = edge_paths;
         let cp = Checkpoint {
             origin: self.signer.name().to_string(),
             size: self.size,
@@ -430,7 +462,7 @@ impl Log {
                 .ok_or_else(|| LogError::Corrupt("no root".into()))?,
         };
         let note = self.signer.sign(&cp.text());
-        write_atomic(&self.dir.join("checkpoint"), note.as_bytes())?;
+        replace_file(&self.dir.join("checkpoint"), note.as_bytes())?;
         sync_dir(&self.dir)?;
         self.published = self.size;
         self.note = note;
@@ -509,6 +541,51 @@ mod tests {
         assert_eq!(log.root(), Some(head));
         log.append(b"one more").unwrap();
         assert_eq!(log.root(), Some(tiles_head(&log)));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// A checkpoint writes a level's partial tile only when that edge moved, and one that
+    /// fails (here: a directory stands where a completed tile goes) keeps the completed
+    /// tiles for the next, which writes them: the reopened log has the same head.
+    #[test]
+    fn an_unmoved_partial_tile_is_kept_and_a_failed_checkpoint_loses_no_tile() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = std::env::temp_dir().join(format!("palisade-log-edge-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let signer = || NoteSigner::new("example.com/edge", &[7; 32]).unwrap();
+        let mut log = Log::open(&dir, signer()).unwrap();
+        for i in 0..513u32 {
+            log.append(format!("entry {i}").as_bytes()).unwrap();
+        }
+        log.checkpoint().unwrap().unwrap();
+        let level1 = dir.join(tile_path(1, 0, 2));
+        let inode = std::fs::metadata(&level1).unwrap().ino();
+        log.append(b"entry 513").unwrap();
+        log.checkpoint().unwrap().unwrap();
+        assert_eq!(
+            std::fs::metadata(&level1).unwrap().ino(),
+            inode,
+            "rewritten"
+        );
+        assert!(dir.join(tile_path(0, 2, 2)).is_file());
+
+        for i in 514..768u32 {
+            log.append(format!("entry {i}").as_bytes()).unwrap();
+        }
+        let full = dir.join(tile_path(0, 2, TILE_WIDTH));
+        std::fs::create_dir_all(full.join("in-the-way")).unwrap();
+        assert!(log.checkpoint().is_err());
+        std::fs::remove_dir_all(&full).unwrap();
+        let head = log.checkpoint().unwrap().unwrap().root;
+        assert_eq!(
+            std::fs::metadata(&full).unwrap().len(),
+            TILE_WIDTH * 32,
+            "the completed tile"
+        );
+        assert!(dir.join(tile_path(1, 0, 3)).is_file());
+        drop(log);
+        let log = Log::open(&dir, signer()).unwrap();
+        assert_eq!(log.root(), Some(head));
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

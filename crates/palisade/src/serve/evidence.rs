@@ -280,13 +280,14 @@ fn evidence_thread(
         if let Some(d) = telemetry.dropped.get(Telemetry::queue("evidence")) {
             d.store(dropped.load(Ordering::Relaxed), Ordering::Relaxed);
         }
-        // the blobs first, then the entries that name them
+        // the blobs first, then the entries that name them (the directory only when this
+        // batch put a blob in it: a blob of an earlier batch was synced with that one)
         let mut synced = true;
-        for p in unsynced.drain(..) {
-            synced &= std::fs::File::open(&p).and_then(|f| f.sync_all()).is_ok();
-        }
-        if synced {
-            synced = palisade_evidence::log::sync_dir(&blobs).is_ok() || !blobs.exists();
+        if !unsynced.is_empty() {
+            for p in unsynced.drain(..) {
+                synced &= std::fs::File::open(&p).and_then(|f| f.sync_all()).is_ok();
+            }
+            synced = synced && palisade_evidence::log::sync_dir(&blobs).is_ok();
         }
         match log.commit() {
             Ok(_) if synced => failing = false,
