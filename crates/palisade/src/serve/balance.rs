@@ -47,6 +47,8 @@ const _: () = assert!(GATHER_BELOW < SPREAD_ABOVE);
 pub(super) struct Balance {
     gathered: bool,
     since: Instant,
+    /// When the window that began at `since` ends (compared on each pass).
+    due_at: Option<Instant>,
     /// Each worker's total time asleep (µs) at the start of the window.
     asleep: Vec<u64>,
     /// Each worker's CPU time (µs) at the start of the window, when it was read then.
@@ -60,6 +62,7 @@ impl Balance {
         Balance {
             gathered: true,
             since: now,
+            due_at: now.checked_add(WINDOW),
             asleep: vec![0; workers],
             cpu: None,
             quiet: 0,
@@ -73,7 +76,8 @@ impl Balance {
 
     /// Whether a window has passed (then [`Balance::check`] decides).
     pub(super) fn due(&self, now: Instant) -> bool {
-        now.saturating_duration_since(self.since) >= WINDOW
+        // (a comparison of instants on each pass, not a difference taken)
+        self.due_at.is_none_or(|end| now >= end)
     }
 
     /// Called by worker 0 on each pass with every worker's total time asleep so far
@@ -103,6 +107,7 @@ impl Balance {
             *then = a;
         }
         self.since = now;
+        self.due_at = now.checked_add(WINDOW);
         // Busy at most as long as awake: below the thresholds the awake shares decide
         // alone; past them, the CPU shares of this window do (read at its start too),
         // and without those this window decides nothing.

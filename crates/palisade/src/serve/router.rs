@@ -57,10 +57,13 @@ impl Waker {
 
     /// Whether the worker has slept in its receive for at least `d` at `now`: idle, not
     /// between two datagrams of a busy stream.
+    /// (`d` zero, as while datagrams are gathered on one worker: asleep at all, without a
+    /// clock to compare, once per datagram)
     pub(super) fn idle_for(&self, now: std::time::Instant, d: Duration) -> bool {
         self.sleeping.load(Ordering::SeqCst)
-            && micros(now).saturating_sub(self.slept_at.load(Ordering::Relaxed))
-                >= d.as_micros() as u64
+            && (d.is_zero()
+                || micros(now).saturating_sub(self.slept_at.load(Ordering::Relaxed))
+                    >= d.as_micros() as u64)
     }
 
     /// The worker is awake.

@@ -174,8 +174,11 @@ fn dispatch(
         };
         if let Some(mut g) = guard {
             let Shard { shell: other, rx } = &mut *g;
-            // what was queued for it first (a message handed over earlier goes first)
-            let _ = take_queue(rx, &waker, other);
+            // what was queued for it first (a message handed over earlier goes first;
+            // counted before it is sent, so an empty count needs no look at the channel)
+            if waker.queued() > 0 {
+                let _ = take_queue(rx, &waker, other);
+            }
             other.take_here(now, from, bytes, 0, parsed);
             other.gather();
             other.give_pending(shell);
