@@ -42,7 +42,7 @@ const WAKE_SIGNAL: libc::c_int = libc::SIGUSR2;
 /// with the call's headers built once (each call resets only what the kernel changed:
 /// rebuilding and zeroing 32 headers cost more than the rest of a one-datagram receive).
 pub(super) struct RecvBatch {
-    bufs: Vec<u8>,
+    bufs: Slots,
     addrs: Vec<libc::sockaddr_storage>,
     /// One per slot, pointing into `bufs`; never resized after `new`.
     iovs: Vec<libc::iovec>,
@@ -53,17 +53,88 @@ pub(super) struct RecvBatch {
     n: usize,
 }
 
-// SAFETY: the raw pointers in `iovs` and `hdrs` point into `bufs`, `addrs` and `iovs`:
-// heap buffers this value owns, never resized or reallocated after `new`, which move
-// with it. Only its owner uses them (every method takes `&mut self` or `&self`).
+/// The datagram slots of a [`RecvBatch`]: anonymous memory mapped for them alone. The
+/// kernel hands it out zeroed, a page at a time as each is first touched, so a worker's
+/// 2 MiB of slots cost only the pages datagrams reach (the first of a slot, for most) and
+/// starting a worker writes none of them. A zeroed heap block of that size is written
+/// whole whenever the allocator reuses memory for it, which it did in some runs and not
+/// others: a start-up cost (and resident size) that varied from run to run. When the
+/// mapping is refused, a zeroed heap block.
+enum Slots {
+    Mapped {
+        ptr: std::ptr::NonNull<u8>,
+        len: usize,
+    },
+    Heap(Vec<u8>),
+}
+
+impl Slots {
+    fn new(len: usize) -> Self {
+        // SAFETY: a new private anonymous mapping (no address hint, no file, no offset);
+        // the result is checked before use.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        match std::ptr::NonNull::new(p.cast::<u8>()) {
+            Some(ptr) if p != libc::MAP_FAILED => Slots::Mapped { ptr, len },
+            _ => Slots::Heap(vec![0u8; len]),
+        }
+    }
+
+    fn base(&mut self) -> *mut u8 {
+        match self {
+            Slots::Mapped { ptr, .. } => ptr.as_ptr(),
+            Slots::Heap(v) => v.as_mut_ptr(),
+        }
+    }
+
+    /// `len` bytes from `start`, when they lie inside.
+    fn get(&self, start: usize, len: usize) -> Option<&[u8]> {
+        match self {
+            Slots::Mapped { ptr, len: total } => {
+                if start.checked_add(len)? > *total {
+                    return None;
+                }
+                // SAFETY: [start, start+len) lies inside the mapping, which lives as long
+                // as `self`; its bytes are initialized (zero from the kernel, or written
+                // by `recvmmsg`), and the kernel writes them only during `recv`, which
+                // takes `&mut self` and so cannot overlap this borrow.
+                Some(unsafe { std::slice::from_raw_parts(ptr.as_ptr().add(start), len) })
+            }
+            Slots::Heap(v) => v.get(start..start.checked_add(len)?),
+        }
+    }
+}
+
+impl Drop for Slots {
+    fn drop(&mut self) {
+        if let Slots::Mapped { ptr, len } = self {
+            // SAFETY: the mapping made in `new`, of this length, unmapped once; no borrow
+            // of it outlives `self`.
+            unsafe { libc::munmap(ptr.as_ptr().cast(), *len) };
+        }
+    }
+}
+
+// SAFETY: the raw pointers in `iovs` and `hdrs` (and `bufs`' own, when mapped) point into
+// `bufs`, `addrs` and `iovs`: a mapping and heap buffers this value owns, never resized,
+// reallocated or unmapped before it drops, which stay put when it moves. Only its owner
+// uses them (every method takes `&mut self` or `&self`).
 unsafe impl Send for RecvBatch {}
 
 impl RecvBatch {
     pub(super) fn new() -> Self {
-        let mut bufs = vec![0u8; BATCH * DATAGRAM_MAX];
+        let mut bufs = Slots::new(BATCH * DATAGRAM_MAX);
         // SAFETY: all zeros is a valid sockaddr_storage (a plain C struct).
         let mut addrs: Vec<libc::sockaddr_storage> = vec![unsafe { std::mem::zeroed() }; BATCH];
-        let base = bufs.as_mut_ptr();
+        let base = bufs.base();
         let mut iovs: Vec<libc::iovec> = (0..BATCH)
             .map(|i| libc::iovec {
                 // SAFETY: i < BATCH, so the slot [i*MAX, (i+1)*MAX) lies inside `bufs`
@@ -146,7 +217,7 @@ impl RecvBatch {
             let from = (*self.from.get(i)?)?;
             let len = *self.lens.get(i)?;
             let start = i * DATAGRAM_MAX;
-            Some((from, self.bufs.get(start..start + len)?))
+            Some((from, self.bufs.get(start, len)?))
         })
     }
 }
@@ -410,8 +481,12 @@ mod tests {
         rx.set_read_timeout(Some(std::time::Duration::from_secs(5)))
             .unwrap();
         let to = rx.local_addr().unwrap();
+        // (one of 60,000 bytes: it spans pages of its slot, wherever it lands)
         let msgs: Vec<Vec<u8>> = (0..40)
-            .map(|i| format!("datagram {i}").into_bytes())
+            .map(|i| match i {
+                31 => (0..60_000u32).map(|k| (k % 251) as u8).collect(),
+                _ => format!("datagram {i}").into_bytes(),
+            })
             .collect();
         let items: Vec<(SocketAddr, &[u8])> = msgs.iter().map(|m| (to, m.as_slice())).collect();
         let (refused, _) = send_batch(tx.as_raw_fd(), &items, |&(a, b)| (a, b));
@@ -427,6 +502,23 @@ mod tests {
             }
         }
         assert_eq!(got, msgs, "every datagram, in order, with its source");
+    }
+
+    #[test]
+    fn slots_are_mapped_zeroed_and_read_only_within_bounds() {
+        let s = Slots::new(BATCH * DATAGRAM_MAX);
+        assert!(matches!(s, Slots::Mapped { .. }), "the mapping was refused");
+        let last = (BATCH - 1) * DATAGRAM_MAX;
+        assert!(s.get(0, 1).is_some_and(|b| b == [0]));
+        assert!(s
+            .get(last, DATAGRAM_MAX)
+            .is_some_and(|b| b.len() == DATAGRAM_MAX && b.iter().all(|&x| x == 0)));
+        assert!(s.get(last, DATAGRAM_MAX + 1).is_none());
+        assert!(s.get(usize::MAX, 2).is_none());
+        let h = Slots::Heap(vec![0; 16]);
+        assert_eq!(h.get(8, 8).map(<[u8]>::len), Some(8));
+        assert!(h.get(9, 8).is_none());
+        assert!(h.get(usize::MAX, 2).is_none());
     }
 
     #[test]
