@@ -176,8 +176,12 @@ impl Shell {
     /// the evidence log, observations to the detectors.
     pub(super) fn process_events(&mut self) {
         self.process_events_only();
-        self.send_entries(None);
-        self.store.flush();
+        if !self.entries.is_empty() {
+            self.send_entries(None);
+        }
+        if self.store.held() > 0 {
+            self.store.flush();
+        }
     }
 
     fn process_events_only(&mut self) {

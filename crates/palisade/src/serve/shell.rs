@@ -180,8 +180,11 @@ impl Shell {
     /// socket stay gathered (see [`Shell::give_pending`]).
     pub(super) fn gather(&mut self) {
         // Transmits whose evidence entries are durable now, then the core's own.
-        for t in std::mem::take(&mut self.released) {
-            self.transmit(t);
+        // (an idle pass finds nothing anywhere: each look is a length test)
+        if !self.released.is_empty() {
+            for t in std::mem::take(&mut self.released) {
+                self.transmit(t);
+            }
         }
         while let Some(t) = self.endpoint.poll_transmit() {
             self.transmit(t);

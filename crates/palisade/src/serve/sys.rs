@@ -51,6 +51,9 @@ pub(super) struct RecvBatch {
     lens: [usize; BATCH],
     from: [Option<SocketAddr>; BATCH],
     n: usize,
+    /// Headers whose address length the last call may have changed (the first
+    /// `touched`): reset before the next call, and only those.
+    touched: usize,
 }
 
 /// The datagram slots of a [`RecvBatch`]: anonymous memory mapped for them alone. The
@@ -165,6 +168,7 @@ impl RecvBatch {
             lens: [0; BATCH],
             from: [None; BATCH],
             n: 0,
+            touched: 0,
         }
     }
 
@@ -174,10 +178,12 @@ impl RecvBatch {
     pub(super) fn recv(&mut self, fd: RawFd) -> io::Result<usize> {
         self.n = 0;
         // The kernel writes each used header's address length, flags and length; the
-        // rest (buffers, their lengths) it only reads.
-        for h in self.hdrs.iter_mut() {
+        // rest (buffers, their lengths) it only reads. (A receive that timed out used
+        // none: an idle pass resets nothing.)
+        for h in self.hdrs.iter_mut().take(self.touched) {
             h.msg_hdr.msg_namelen = std::mem::size_of::<libc::sockaddr_storage>() as u32;
         }
+        self.touched = 0;
         debug_assert!(self.iovs.len() == BATCH && self.hdrs.len() == BATCH);
         // SAFETY: `hdrs` holds BATCH valid headers whose buffers (`bufs`, `addrs`,
         // `iovs`, owned by self and never resized) outlive the call; the kernel writes
@@ -192,9 +198,15 @@ impl RecvBatch {
             )
         };
         if r < 0 {
-            return Err(io::Error::last_os_error());
+            let e = io::Error::last_os_error();
+            // (a timeout or a wake-up used no header; after anything else, all are reset)
+            if !matches!(e.raw_os_error(), Some(libc::EAGAIN | libc::EINTR)) {
+                self.touched = BATCH;
+            }
+            return Err(e);
         }
         let n = (r as usize).min(BATCH);
+        self.touched = n;
         for (i, hdr) in self.hdrs.iter().take(n).enumerate() {
             let truncated = hdr.msg_hdr.msg_flags & libc::MSG_TRUNC != 0;
             if let (Some(len), Some(from)) = (self.lens.get_mut(i), self.from.get_mut(i)) {
@@ -502,6 +514,23 @@ mod tests {
             }
         }
         assert_eq!(got, msgs, "every datagram, in order, with its source");
+        // a receive that times out, then one that does not: the headers the last batch
+        // used were reset, and the sources still read right
+        rx.set_read_timeout(Some(std::time::Duration::from_millis(20)))
+            .unwrap();
+        let e = batch.recv(rx.as_raw_fd()).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::WouldBlock);
+        let other = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        other.send_to(b"after the timeout", to).unwrap();
+        rx.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+            .unwrap();
+        assert_eq!(batch.recv(rx.as_raw_fd()).unwrap(), 1);
+        let seen: Vec<(SocketAddr, Vec<u8>)> =
+            batch.datagrams().map(|(a, b)| (a, b.to_vec())).collect();
+        assert_eq!(
+            seen,
+            [(other.local_addr().unwrap(), b"after the timeout".to_vec())]
+        );
     }
 
     #[test]

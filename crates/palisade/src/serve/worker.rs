@@ -276,12 +276,14 @@ pub(super) fn run(w: Worker) {
     'run: while !stop.load(Ordering::Relaxed) {
         let mut g = lock(me);
         let Shard { shell, rx } = &mut *g;
-        // 1. what other threads handed over
-        if take_queue(rx, &waker, shell) {
+        // 1. what other threads handed over (counted by each sender before it sends: an
+        // empty count needs no look at the channel; a closed one is found before the
+        // receive below)
+        if waker.queued() > 0 && take_queue(rx, &waker, shell) {
             break 'run;
         }
-        // 2. timers, 3. sends (at the time read when the last datagrams arrived, if this
-        // pass received some: one clock read per pass, not two)
+        // 2. timers, 3. sends (at the time read when the receive returned: one clock read
+        // per pass, not two)
         let now = carried.take().unwrap_or_else(Instant::now);
         if shell.endpoint.poll_timeout().is_some_and(|t| t <= now) {
             shell.timeout(now);
@@ -345,7 +347,10 @@ pub(super) fn run(w: Worker) {
                             std::io::ErrorKind::WouldBlock
                                 | std::io::ErrorKind::TimedOut
                                 | std::io::ErrorKind::Interrupted
-                        ) => {}
+                        ) =>
+                    {
+                        carried = Some(now);
+                    }
                     Err(e) => {
                         recv_errors += 1;
                         if recv_errors.is_power_of_two() {
