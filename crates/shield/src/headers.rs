@@ -191,7 +191,14 @@ pub(crate) fn apply(
     // line is within a few bytes of the received one (a compact name written in full).
     // One pass finds the end of the header section and any control character in it,
     // the names only when something is wrong.
-    let (head_end, ctl) = head_scan(raw);
+    // The parse of these bytes noted both already, as it passed them (a message not
+    // parsed from `raw`, or whose noted end is not a CRLFCRLF of it, is scanned here).
+    let (head_end, ctl) = match msg.received.head_end {
+        Some(end) if raw.get(end..end + 4) == Some(b"\r\n\r\n".as_slice()) => {
+            (end, msg.received.quoted_control)
+        }
+        _ => head_scan(raw),
+    };
     let head = raw.get(..head_end).unwrap_or_default();
     let mut prev_start: Option<usize> = None; // start of the current logical line
                                               // How much longer the current header can be once written canonically: a compact
@@ -392,6 +399,55 @@ mod tests {
         ] {
             assert_eq!(head_scan(raw), two_passes(raw), "{raw:?}");
         }
+    }
+
+    /// What the parse notes about the bytes it read is what the scan finds, for every
+    /// message of the corpora that parses and for variants with quoted control
+    /// characters, leading empty lines and folding.
+    #[test]
+    fn the_parse_notes_the_head_end_and_its_control_characters_as_the_scan_finds_them() {
+        let dir = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/corpus"));
+        let mut raws: Vec<Vec<u8>> = Vec::new();
+        for sub in ["rfc4475", "rfc5118"] {
+            for e in std::fs::read_dir(dir.join(sub)).expect("tests/corpus") {
+                raws.push(std::fs::read(e.expect("entry").path()).expect("corpus file"));
+            }
+        }
+        assert!(raws.len() > 40, "the corpora are there");
+        let invite = |extra: &[u8]| {
+            let mut m = b"INVITE sip:b@example.com SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\nFrom: <sip:a@example.com>;tag=1\r\nTo: <sip:b@example.com>\r\nCall-ID: c\r\nCSeq: 1 INVITE\r\nMax-Forwards: 70\r\n".to_vec();
+            m.extend_from_slice(extra);
+            m.extend_from_slice(b"Content-Length: 0\r\n\r\n");
+            m
+        };
+        for c in [0u8, 1, 0x1f, 0x7f, b'\t'] {
+            raws.push(invite(
+                &[b"Subject: \"a\\".as_slice(), &[c], b"b\"\r\n"].concat(),
+            ));
+        }
+        raws.push(invite(b"Subject: a\r\n b\r\n"));
+        raws.push([b"\r\n".as_slice(), &invite(b"")].concat());
+        raws.push([b"\r\n\r\n".as_slice(), &invite(b"")].concat());
+        let (mut noted, mut quoted) = (0, 0);
+        for raw in &raws {
+            let Ok(m) = palisade_sip::parse_datagram(raw, &palisade_sip::Limits::default()) else {
+                continue;
+            };
+            if let Some(end) = m.received.head_end {
+                noted += 1;
+                quoted += usize::from(m.received.quoted_control);
+                assert_eq!(head_scan(raw), (end, m.received.quoted_control), "{raw:?}");
+            } else {
+                assert!(
+                    raw.starts_with(b"\r\n"),
+                    "noted unless the bytes start with an empty line"
+                );
+            }
+        }
+        assert!(
+            noted > 40 && quoted >= 4,
+            "{noted} noted, {quoted} with a quoted control"
+        );
     }
 
     #[test]

@@ -39,7 +39,7 @@ mod uri;
 pub use error::{ErrorKind, ParseError};
 pub use header::{CSeq, Contact, Credentials, Header, MediaType, Method, NameAddr, Via, Warning};
 pub use limits::Limits;
-pub use message::{Message, StartLine};
+pub use message::{Message, Received, StartLine};
 pub use parse::{frame_stream, parse_datagram, Frame};
 pub use scan::unescape_quoted;
 pub use status::{reason_phrase, StatusCode};

@@ -25,7 +25,10 @@ pub enum StartLine<'a> {
 
 /// A parsed SIP message. Content-Length is not kept as a header: it is a property of the
 /// body, and the writer always emits the true length as the last header.
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// Two messages are equal when their start lines, headers and bodies are: what the
+/// parse noted about the bytes it read ([`Received`]) is not part of the message.
+#[derive(Debug, Clone)]
 pub struct Message<'a> {
     /// The start line.
     pub start: StartLine<'a>,
@@ -33,6 +36,31 @@ pub struct Message<'a> {
     pub headers: Vec<Header<'a>>,
     /// The body.
     pub body: Cow<'a, [u8]>,
+    /// What the parse saw of the bytes it read that the model does not keep (the
+    /// default for a message built rather than parsed).
+    pub received: Received,
+}
+
+impl PartialEq for Message<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.start == other.start && self.headers == other.headers && self.body == other.body
+    }
+}
+
+impl Eq for Message<'_> {}
+
+/// What the parse of a message saw of the bytes as received, for checks made on those
+/// bytes rather than on the model (the shield's, on the header section): the parse
+/// passes every byte of the header section once already, so they need no second pass.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Received {
+    /// Where the first CRLFCRLF of the bytes starts: the length of the start line and
+    /// header section. `None` when not noted (a message built rather than parsed, or
+    /// bytes that begin with an empty line).
+    pub head_end: Option<usize>,
+    /// Whether the header section holds a control character other than CR, LF and tab
+    /// (the parser lets one through only as a quoted-pair, after a backslash).
+    pub quoted_control: bool,
 }
 
 macro_rules! first_of {
@@ -189,6 +217,7 @@ impl<'a> Message<'a> {
             },
             headers: self.headers.into_iter().map(Header::into_owned).collect(),
             body: Cow::Owned(self.body.into_owned()),
+            received: self.received,
         }
     }
 

@@ -199,8 +199,8 @@ fn parse_message<'a>(
     // One pass finds the empty line and checks the bytes before it; a message without
     // the empty line is refused as such, whatever else is wrong with it.
     let no_end = || mark(ParseError::new(ErrorKind::NoHeaderEnd, buf.len()));
-    let (end, folded) = match prescan(after_crlfs, start, &mut lines) {
-        Ok(Some((e, f))) => (e + start, f),
+    let (end, folded, quoted_control) = match prescan(after_crlfs, start, &mut lines) {
+        Ok(Some((e, f, q))) => (e + start, f, q),
         Ok(None) => return Err(no_end()),
         Err(e) if head_end(after_crlfs).is_none() => {
             drop(e);
@@ -267,6 +267,12 @@ fn parse_message<'a>(
         start: start_line,
         headers,
         body: Cow::Borrowed(body),
+        // (after an empty line skipped at the front, the bytes' first CRLFCRLF is not
+        // the end of the head: not noted)
+        received: crate::Received {
+            head_end: (start == 0).then_some(end),
+            quoted_control,
+        },
     })
 }
 
@@ -332,13 +338,16 @@ impl LineEnds {
 /// quoted-pair; the grammar check happens later), and whether any line is folded.
 /// Returns where the empty line's CRLFCRLF starts and whether a line was folded, or
 /// `None` when the bytes hold no CRLFCRLF. Each line end passed is noted in `lines`
-/// (folded lines excepted: a folded head is parsed from an unfolded copy).
+/// (folded lines excepted: a folded head is parsed from an unfolded copy). The third
+/// value says whether a control character other than CR, LF and tab was let through (as
+/// a quoted-pair): [`crate::Received::quoted_control`].
 fn prescan(
     head: &[u8],
     base: usize,
     lines: &mut LineEnds,
-) -> Result<Option<(usize, bool)>, ParseError> {
+) -> Result<Option<(usize, bool, bool)>, ParseError> {
     let mut folded = false;
+    let mut quoted_control = false;
     let mut i = 0;
     loop {
         // Eight bytes at a time while none of them is a control character (most of a
@@ -373,7 +382,7 @@ fn prescan(
                         Some(b' ' | b'\t') => folded = true,
                         Some(b'\r') if head.get(i + 3) == Some(&b'\n') => {
                             lines.push(i);
-                            return Ok(Some((i, folded)));
+                            return Ok(Some((i, folded, quoted_control)));
                         }
                         _ => lines.push(i),
                     }
@@ -382,7 +391,7 @@ fn prescan(
                 }
                 b'\n' => return Err(ParseError::new(ErrorKind::BareLineEnding, base + i)),
                 b'\t' => {}
-                _ if i > 0 && head.get(i - 1) == Some(&b'\\') => {}
+                _ if i > 0 && head.get(i - 1) == Some(&b'\\') => quoted_control = true,
                 0 => return Err(ParseError::new(ErrorKind::NulByte, base + i)),
                 _ => return Err(ParseError::new(ErrorKind::ControlChar(b), base + i)),
             }

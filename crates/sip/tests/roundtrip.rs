@@ -267,7 +267,7 @@ prop_compose! {
             }
             headers.push(h);
         }
-        Message { start, headers, body: Cow::Owned(body) }
+        Message { start, headers, body: Cow::Owned(body), received: Default::default() }
     }
 }
 

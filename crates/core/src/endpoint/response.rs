@@ -56,6 +56,7 @@ pub(super) fn build_cancel_or_ack(
         },
         headers,
         body: Cow::Borrowed(&[]),
+        received: Default::default(),
     };
     Some(m.to_bytes())
 }
@@ -115,6 +116,7 @@ impl Endpoint {
                 },
                 headers,
                 body: Cow::Borrowed(&[]),
+                received: Default::default(),
             };
             let bytes = m.to_bytes();
             if ack {
