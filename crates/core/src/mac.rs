@@ -9,14 +9,22 @@
 /// of them (`format!("{v:0width$x}")`, `width` from 1 to 16): written on the stack and
 /// appended at once (a branch, a tag, a nonce and a dialog token each have some).
 pub(crate) fn push_hex_u64(out: &mut String, v: u64, width: usize) {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut buf = [b'0'; 16];
-    for (i, d) in buf.iter_mut().rev().enumerate() {
-        *d = DIGITS
-            .get(((v >> (4 * i)) & 15) as usize)
-            .copied()
-            .unwrap_or(b'0');
-    }
+    // all sixteen digits at once: each half's nibbles spread one to a byte, then each
+    // byte turned into its digit (no byte carries into the next)
+    let digits = |half: u32| {
+        const ONES: u64 = 0x0101_0101_0101_0101;
+        let mut x = u64::from(half);
+        x = (x | (x << 16)) & 0x0000_ffff_0000_ffff;
+        x = (x | (x << 8)) & 0x00ff_00ff_00ff_00ff;
+        x = (x | (x << 4)) & 0x0f0f_0f0f_0f0f_0f0f;
+        // a nibble of 10 or more gets 0x27 more: past '9' to 'a'
+        let letters = ((x + ONES * 6) >> 4) & ONES;
+        (x + ONES * u64::from(b'0') + letters * 0x27).to_be_bytes()
+    };
+    let mut buf = [0u8; 16];
+    let (high, low) = buf.split_at_mut(8);
+    high.copy_from_slice(&digits((v >> 32) as u32));
+    low.copy_from_slice(&digits(v as u32));
     let significant = (16 - v.leading_zeros() as usize / 4).max(width.clamp(1, 16));
     let digits = buf.get(16 - significant..).unwrap_or_default();
     // (hex digits are ASCII)
@@ -176,7 +184,16 @@ mod tests {
             (1 << 32) - 1,
             u64::MAX,
             0x0f00_0000_0000_0001,
-        ] {
+        ]
+        .into_iter()
+        // every digit at every place, and a spread of others
+        .chain((0..16).flat_map(|d| (0..16).map(move |k| d << (4 * k))))
+        .chain((0..2_000u64).scan(0x9e37_79b9_7f4a_7c15u64, |x, _| {
+            *x ^= *x << 13;
+            *x ^= *x >> 7;
+            *x ^= *x << 17;
+            Some(*x >> (*x % 64))
+        })) {
             for width in 1..=16 {
                 let mut s = String::from("x");
                 push_hex_u64(&mut s, v, width);
