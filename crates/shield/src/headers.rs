@@ -194,7 +194,7 @@ pub(crate) fn apply(
     // The parse of these bytes noted both already, as it passed them (a message not
     // parsed from `raw`, or whose noted end is not a CRLFCRLF of it, is scanned here).
     let (head_end, ctl) = match msg.received.head_end {
-        Some(end) if raw.get(end..end + 4) == Some(b"\r\n\r\n".as_slice()) => {
+        Some(end) if raw.get(end..).is_some_and(|r| r.starts_with(b"\r\n\r\n")) => {
             (end, msg.received.quoted_control)
         }
         _ => head_scan(raw),
