@@ -59,31 +59,55 @@ impl<O: Out> std::fmt::Write for Fmt<'_, O> {
 
 /// Appends a dotted quad as `Ipv4Addr`'s `Display` writes it. Hand-rolled: the formatter
 /// machinery was a visible share of the proxy's CPU (several addresses per message,
-/// every message). The digits are gathered in a small buffer and appended at once
-/// (one append instead of up to fifteen).
+/// every message). Each octet's digits come from a table (no division), gathered in a
+/// small buffer and appended at once.
 pub(crate) fn put_ipv4<O: Out>(out: &mut O, a: &Ipv4Addr) {
-    let mut buf = [0u8; 15];
+    // (each octet's entry is stored whole, four bytes, and the length moves on by its
+    // digits: at most 15 bytes, the last store ends at byte 16 at the latest)
+    let mut buf = [0u8; 16];
     let mut n = 0;
-    let mut put = |c: u8| {
-        if let Some(slot) = buf.get_mut(n) {
-            *slot = c;
-        }
-        n += 1;
-    };
     for (i, o) in a.octets().into_iter().enumerate() {
-        if i > 0 {
-            put(b'.');
+        let e = OCTET_DIGITS.get(usize::from(o)).copied().unwrap_or(0);
+        let digits = if i == 0 {
+            e & 0x00ff_ffff
+        } else {
+            (e << 8) | u32::from(b'.')
+        };
+        if let Some(slot) = buf.get_mut(n..n + 4) {
+            slot.copy_from_slice(&digits.to_le_bytes());
         }
-        if o >= 100 {
-            put(b'0' + o / 100);
-        }
-        if o >= 10 {
-            put(b'0' + o / 10 % 10);
-        }
-        put(b'0' + o % 10);
+        n += (e >> 24) as usize + usize::from(i > 0);
     }
     out.put_ascii(buf.get(..n).unwrap_or_default());
 }
+
+/// The decimal digits of each octet value, little-endian in the low three bytes, and
+/// their count in the high byte.
+static OCTET_DIGITS: [u32; 256] = {
+    let mut t = [0u32; 256];
+    let mut v = 0;
+    while v < 256 {
+        let (digits, len) = if v >= 100 {
+            (
+                (b'0' as u32 + v / 100)
+                    | ((b'0' as u32 + v / 10 % 10) << 8)
+                    | ((b'0' as u32 + v % 10) << 16),
+                3,
+            )
+        } else if v >= 10 {
+            ((b'0' as u32 + v / 10) | ((b'0' as u32 + v % 10) << 8), 2)
+        } else {
+            (b'0' as u32 + v, 1)
+        };
+        // (evaluated at compile time: an index out of range fails the build)
+        #[allow(clippy::indexing_slicing)]
+        {
+            t[v as usize] = digits | (len << 24);
+        }
+        v += 1;
+    }
+    t
+};
 
 /// Appends a decimal number without going through `core::fmt` (a digit-pair table
 /// instead of one division per digit: numbers are written into every message).
@@ -120,6 +144,17 @@ mod tests {
         let mut out = String::from("x");
         for a in [0u8, 1, 9, 10, 42, 99, 100, 127, 199, 200, 255] {
             for b in [0u8, 7, 10, 100, 255] {
+                if a == 0 {
+                    // every octet value in every place
+                    for v in 0..=255u8 {
+                        for ip in [[v, b, 0, 1], [1, v, b, 0], [0, 1, v, b], [b, 0, 1, v]] {
+                            let ip = Ipv4Addr::from(ip);
+                            out.truncate(1);
+                            put_ipv4(&mut out, &ip);
+                            assert_eq!(out, format!("x{ip}"));
+                        }
+                    }
+                }
                 let ip = Ipv4Addr::new(a, b, 255 - b, b / 3);
                 out.truncate(1);
                 put_ipv4(&mut out, &ip);
