@@ -34,10 +34,9 @@ impl Endpoint {
             None => {
                 let claimed = if proxy { msg.from() } else { msg.to() };
                 from_msg = claimed
-                    .and_then(|n| self.aor_of(&n.uri))
-                    .map(|(_, u)| u)
+                    .and_then(|n| super::registrar::user_of_uri(&n.uri))
                     .unwrap_or_default();
-                from_msg.as_str()
+                from_msg.as_ref()
             }
         };
         let ua = msg

@@ -143,8 +143,8 @@ impl Endpoint {
         if self.dir.protected.is_empty() {
             return None;
         }
-        let (_, callee) = self.aor_of(ruri)?;
-        let allow = self.dir.protected.get(&callee)?;
+        let callee = super::registrar::user_of_uri(ruri)?;
+        let allow = self.dir.protected.get(callee.as_ref())?;
         let trusted = authenticated.is_some() || !self.cfg.authenticate_requests;
         let caller = msg
             .from()

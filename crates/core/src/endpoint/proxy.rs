@@ -242,16 +242,17 @@ impl Endpoint {
     }
 
     pub(super) fn lookup(&mut self, ruri: &Uri<'_>, record_route: bool) -> Decision {
-        let Some((aor, user)) = self.aor_of(ruri) else {
+        let Some(user) = super::registrar::user_of_uri(ruri) else {
             return Decision::Reply(404, "Not Found", vec![]);
         };
         let now_live: Vec<Target> = {
-            let mut b: Vec<&Located> = self
-                .dir
-                .location
-                .get(&aor)
-                .map(|v| v.iter().collect())
-                .unwrap_or_default();
+            let mut b: Vec<&Located> = self.with_aor(&user, |aor| {
+                self.dir
+                    .location
+                    .get(aor)
+                    .map(|v| v.iter().collect())
+                    .unwrap_or_default()
+            });
             b.sort_by_key(|x| std::cmp::Reverse(x.q));
             b.into_iter()
                 .map(|b| Target {
@@ -262,7 +263,7 @@ impl Endpoint {
                 .collect()
         };
         if now_live.is_empty() {
-            if self.dir.users.contains_key(&user) {
+            if self.dir.users.contains_key(user.as_ref()) {
                 return Decision::Reply(480, "Temporarily Unavailable", vec![]);
             }
             return Decision::Reply(404, "Not Found", vec![]);
@@ -630,9 +631,8 @@ impl Endpoint {
             matches!(&next, Uri::Sip(s) if s.user.is_some() && self.uri_targets_us(&next));
         let protected_callee = || {
             !self.dir.protected.is_empty()
-                && self
-                    .aor_of(&next)
-                    .is_some_and(|(_, u)| self.dir.protected.contains_key(&u))
+                && super::registrar::user_of_uri(&next)
+                    .is_some_and(|u| self.dir.protected.contains_key(u.as_ref()))
         };
         if popped == 0 && (!local_user || protected_callee()) {
             // Not routed through us (see `route`): not relayed.
@@ -643,12 +643,14 @@ impl Endpoint {
             ws_flow
         } else if self.uri_is_us(&next) || local_user {
             // addressed to a local user: the location service knows where
-            match self.aor_of(&next).and_then(|(aor, _)| {
-                self.dir
-                    .location
-                    .get(&aor)
-                    .and_then(|l| l.first())
-                    .map(|b| (self.binding_dest(b), b.uri.clone()))
+            match super::registrar::user_of_uri(&next).and_then(|user| {
+                self.with_aor(&user, |aor| {
+                    self.dir
+                        .location
+                        .get(aor)
+                        .and_then(|l| l.first())
+                        .map(|b| (self.binding_dest(b), b.uri.clone()))
+                })
             }) {
                 Some((d, u)) => {
                     if let StartLine::Request { uri, .. } = &mut msg.start {

@@ -35,20 +35,49 @@ impl std::ops::Deref for Located {
     }
 }
 
+/// The user part of a SIP or SIPS URI, %-escapes decoded (borrowed when nothing is
+/// escaped); `None` for another scheme or a URI without a user.
+pub(super) fn user_of_uri<'u>(u: &'u Uri<'_>) -> Option<Cow<'u, str>> {
+    let Uri::Sip(s) = u else { return None };
+    let user = s.user.as_deref()?;
+    Some(match palisade_sip::percent_decode(user) {
+        // nothing escaped: the text as it is (already UTF-8)
+        Cow::Borrowed(_) => Cow::Borrowed(user),
+        Cow::Owned(decoded) => Cow::Owned(String::from_utf8_lossy(&decoded).into_owned()),
+    })
+}
+
 impl Endpoint {
     pub(super) fn aor_of(&self, u: &Uri<'_>) -> Option<(String, String)> {
-        let Uri::Sip(s) = u else { return None };
-        let user = s.user.as_deref()?;
-        let user = match palisade_sip::percent_decode(user) {
-            // nothing escaped: the text as it is (already UTF-8)
-            Cow::Borrowed(_) => user.to_string(),
-            Cow::Owned(decoded) => String::from_utf8_lossy(&decoded).into_owned(),
-        };
+        let user = user_of_uri(u)?.into_owned();
         let mut aor = String::with_capacity(user.len() + 1 + self.cfg.domain.len());
         aor.push_str(&user);
         aor.push('@');
         aor.push_str(&self.cfg.domain);
         Some((aor, user))
+    }
+
+    /// `f` of the address of record of `user` (`user@domain`), written on the stack when
+    /// it is short (the proxy looks one up on every call: no allocation for it).
+    pub(super) fn with_aor<R>(&self, user: &str, f: impl FnOnce(&str) -> R) -> R {
+        let mut buf = [0u8; 128];
+        let (u, d) = (user.as_bytes(), self.cfg.domain.as_bytes());
+        let n = u.len() + 1 + d.len();
+        if let Some((head, rest)) = buf
+            .get_mut(..n)
+            .and_then(|b| b.split_at_mut_checked(u.len()))
+        {
+            head.copy_from_slice(u);
+            if let Some((at, tail)) = rest.split_first_mut() {
+                *at = b'@';
+                tail.copy_from_slice(d);
+            }
+            // (two texts and an ASCII byte: valid UTF-8)
+            if let Ok(aor) = std::str::from_utf8(buf.get(..n).unwrap_or_default()) {
+                return f(aor);
+            }
+        }
+        f(&format!("{user}@{}", self.cfg.domain))
     }
 
     pub(super) fn register(&mut self, now: Instant, from: Peer, msg: &Message<'_>) -> Decision {

@@ -416,3 +416,33 @@ fn non_invite_timer_e_caps_at_t2_and_timer_f_gives_408() {
         .iter()
         .any(|o| o.0 == peer(ALICE) && status(&o.1) == 408));
 }
+
+#[test]
+fn calls_reach_users_whose_names_are_escaped_or_long() {
+    // The proxy looks the callee up by its address of record, written on the stack
+    // when short (`Endpoint::with_aor`) and allocated when not: both must find the
+    // binding the registrar saved under the decoded name.
+    let mut h = H::new(false);
+    let long = "x".repeat(140);
+    let accounts = ["alice", "bob", "carol smith", long.as_str()];
+    h.ep.set_users(accounts.iter().map(|n| user(n, 0, None)).collect());
+    for (written, port) in [("carol%20smith", 5071u16), (long.as_str(), 5072)] {
+        let out = h.register(written, port, 3600, 1);
+        assert_eq!(status(&out[0].1), 200, "{written}");
+        h.send(peer(ALICE), &invite(&format!("e{port}"), written));
+        let out = h.take();
+        assert_eq!(
+            out.len(),
+            2,
+            "{written}: 100 Trying and the forwarded INVITE"
+        );
+        assert_eq!(out[1].0, peer(port), "{written}: forwarded to its binding");
+        assert_eq!(out[1].1.method().unwrap().as_str(), "INVITE");
+    }
+    // an account without a binding, and a name that is no account
+    for (callee, want) in [("alice", 480), ("nobody%20here", 404)] {
+        h.send(peer(ALICE), &invite(&format!("n{want}"), callee));
+        let out = h.take();
+        assert_eq!(status(&out.last().unwrap().1), want, "{callee}");
+    }
+}
