@@ -46,6 +46,45 @@ impl Out for Vec<u8> {
     }
 }
 
+/// An [`Out`] that writes nothing: it compares what it is given with an expected text,
+/// piece by piece, and remembers whether all of it matched so far.
+pub(crate) struct Compare<'t> {
+    rest: &'t [u8],
+    same: bool,
+}
+
+impl<'t> Compare<'t> {
+    pub(crate) fn new(expected: &'t [u8]) -> Self {
+        Compare {
+            rest: expected,
+            same: true,
+        }
+    }
+
+    /// Whether the whole text was written, and nothing else.
+    pub(crate) fn matched(&self) -> bool {
+        self.same && self.rest.is_empty()
+    }
+}
+
+impl Out for Compare<'_> {
+    #[inline]
+    fn put(&mut self, s: &str) {
+        self.put_ascii(s.as_bytes());
+    }
+    #[inline]
+    fn put_byte(&mut self, b: u8) {
+        self.put_ascii(&[b]);
+    }
+    #[inline]
+    fn put_ascii(&mut self, b: &[u8]) {
+        match self.rest.strip_prefix(b) {
+            Some(r) if self.same => self.rest = r,
+            _ => self.same = false,
+        }
+    }
+}
+
 /// `core::fmt` output into an [`Out`] (for the rare values written through `Display`,
 /// such as an IPv6 address).
 pub(crate) struct Fmt<'o, O: Out>(pub(crate) &'o mut O);

@@ -223,6 +223,15 @@ impl<'a> Uri<'a> {
         self.write_into(out);
     }
 
+    /// Whether `text` is what [`Uri::write`] writes, compared as it would be written
+    /// (nothing allocated: the digest `uri` of every authenticated request is checked
+    /// against the Request-URI this way).
+    pub fn is_written_as(&self, text: &str) -> bool {
+        let mut cmp = crate::text::Compare::new(text.as_bytes());
+        self.write_into(&mut cmp);
+        cmp.matched()
+    }
+
     /// [`Uri::write`] into any [`Out`].
     pub(crate) fn write_into<O: Out>(&self, out: &mut O) {
         match self {
@@ -734,5 +743,43 @@ mod class_tables {
             }
         }
         assert!(is_param_char(b':') && !is_param_char(b';') && is_hnv_char(b'?'));
+    }
+
+    #[test]
+    fn a_uri_is_written_as_exactly_what_write_writes() {
+        let limits = Limits::default();
+        let mut n = 0;
+        for text in [
+            "sip:user2@127.0.0.1:5480",
+            "SIP:Bob@Biloxi.Example.COM;transport=TCP;lr?subject=x",
+            "sips:alice:secret@[2001:db8::1]:5061",
+            "tel:+1-201-555-0123;phone-context=example.com",
+            "urn:service:sos",
+            "sip:10.0.0.1",
+        ] {
+            let uri = parse_uri(text, 0, &limits).unwrap();
+            let mut written = String::new();
+            uri.write(&mut written);
+            assert!(uri.is_written_as(&written), "{text}");
+            // every shorter text, every longer one, every one byte different
+            for end in 0..written.len() {
+                assert!(
+                    !uri.is_written_as(written.get(..end).unwrap()),
+                    "{text} {end}"
+                );
+                n += 1;
+            }
+            for extra in [";", "x", "\0"] {
+                assert!(!uri.is_written_as(&format!("{written}{extra}")), "{text}");
+            }
+            for (i, c) in written.char_indices() {
+                let other = if c == 'x' { "y" } else { "x" };
+                let (head, tail) = (written.get(..i).unwrap(), written.get(i + c.len_utf8()..));
+                let changed = format!("{head}{other}{}", tail.unwrap());
+                assert!(!uri.is_written_as(&changed), "{changed}");
+                n += 1;
+            }
+        }
+        assert!(n > 300, "{n}");
     }
 }

@@ -121,8 +121,7 @@ impl Endpoint {
         let uri_ok = match self.cfg.digest_uri {
             DigestUriCheck::Off => true,
             DigestUriCheck::RequestUri | DigestUriCheck::RequestUriOrServer => {
-                let ruri = msg.request_uri().map(uri_string).unwrap_or_default();
-                uri == ruri
+                msg.request_uri().is_some_and(|r| r.is_written_as(&uri))
                     || (self.cfg.digest_uri == DigestUriCheck::RequestUriOrServer
                         && parse_uri(&uri, &self.cfg.limits).is_ok_and(|u| {
                             self.uri_is_us(&u) && u.as_sip().is_some_and(|s| s.user.is_none())
