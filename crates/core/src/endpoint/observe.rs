@@ -312,6 +312,9 @@ impl Endpoint {
         let at = self.unix_ms(now);
         let body = msg.body.as_ref();
         let blocked = self.handling.blocked.is_some();
+        // (as received: the shield drops the header from what it forwards by default)
+        let user_agent =
+            (self.handling.user_agent.take()).unwrap_or_else(|| first_chars(user_agent(msg), 128));
         self.observe(Observation::CallStart(CallStart {
             key,
             at,
@@ -320,9 +323,10 @@ impl Endpoint {
             callee: user_of(msg.to()),
             source,
             transport: self.handling.transport,
-            user_agent: first_chars(user_agent(msg), 128),
+            user_agent,
             fingerprint: self.handling.fingerprint,
-            sdp: palisade_detect::sdp_habits(body),
+            // (as received: taken before the shield rewrote the body it forwards)
+            sdp: (self.handling.sdp_habits).unwrap_or_else(|| palisade_detect::sdp_habits(body)),
             blocked,
             message: matches!(msg.method(), Some(Method::Message)),
         }));

@@ -56,6 +56,8 @@ impl Endpoint {
             transport: from.transport.param(),
             txn: None,
             fingerprint: 0,
+            sdp_habits: None,
+            user_agent: None,
             blocked: None,
             network_restricted: false,
         };

@@ -38,7 +38,7 @@ fn authed_invite(h: &mut H, branch: &str, callee: &str) -> Vec<(Peer, Message<'s
     let nonce = nonce_of(&ch, "MD5");
     let uri = format!("sip:{callee}@example.com");
     let resp = digest(Algorithm::Md5, "alice", &nonce, "INVITE", &uri, "00000001");
-    let auth = format!("Proxy-Authorization: Digest username=\"alice\", realm=\"example.com\", nonce=\"{nonce}\", uri=\"{uri}\", response=\"{resp}\", algorithm=MD5, qop=auth, nc=00000001, cnonce=\"cn\"\n");
+    let auth = format!("User-Agent: observe-test/1.0 (a phone)\nProxy-Authorization: Digest username=\"alice\", realm=\"example.com\", nonce=\"{nonce}\", uri=\"{uri}\", response=\"{resp}\", algorithm=MD5, qop=auth, nc=00000001, cnonce=\"cn\"\n");
     h.send(peer(ALICE), &invite_with(branch, callee, &auth, SDP));
     h.take()
 }
@@ -100,7 +100,17 @@ fn calls_and_registrations_are_observed_for_the_detectors() {
         ("alice", "bob", "call-ob1")
     );
     assert!(!c.blocked);
-    assert_ne!(c.sdp, 0);
+    // the User-Agent the caller sent, which the shield does not forward by default
+    assert_eq!(c.user_agent, "observe-test/1.0 (a phone)");
+    assert!(fwd
+        .headers
+        .iter()
+        .all(|h| !matches!(h, Header::UserAgent(_))));
+    // the habits of the offer as the caller wrote it, not of the canonical offer the
+    // shield forwarded (whose origin user, session id and name are the shield's own)
+    let sent = SDP.replace('\n', "\r\n");
+    assert_eq!(c.sdp, palisade_detect::sdp_habits(sent.as_bytes()));
+    assert_ne!(c.sdp, palisade_detect::sdp_habits(&fwd.body));
     assert_eq!((ring - c.at, ans - c.at, end - c.at), (250, 1250, 31_250));
     assert_eq!(call_id, "call-ob1");
 
@@ -179,7 +189,7 @@ fn authed_message(h: &mut H, branch: &str, callee: &str) -> Vec<(Peer, Message<'
     let nonce = nonce_of(&ch, "MD5");
     let uri = format!("sip:{callee}@example.com");
     let resp = digest(Algorithm::Md5, "alice", &nonce, "MESSAGE", &uri, "00000001");
-    let auth = format!("Proxy-Authorization: Digest username=\"alice\", realm=\"example.com\", nonce=\"{nonce}\", uri=\"{uri}\", response=\"{resp}\", algorithm=MD5, qop=auth, nc=00000001, cnonce=\"cn\"\n");
+    let auth = format!("User-Agent: observe-test/1.0 (a phone)\nProxy-Authorization: Digest username=\"alice\", realm=\"example.com\", nonce=\"{nonce}\", uri=\"{uri}\", response=\"{resp}\", algorithm=MD5, qop=auth, nc=00000001, cnonce=\"cn\"\n");
     h.send(peer(ALICE), &text(&auth, branch));
     h.take()
 }

@@ -183,7 +183,9 @@ impl Ua {
     /// `contact` for `expires` s; the final status.
     pub(crate) fn register_as(&self, aor_user: &str, contact: SocketAddr, expires: u32) -> u16 {
         let ruri = format!("sip:{}", self.domain);
-        let call_id = token();
+        // (the Call-ID of the same form as a call's: a client has one generator of them,
+        // and its registrations and calls are held to one fingerprint)
+        let call_id = format!("{}-sim@{}", token(), self.me().ip());
         let tag = token();
         let build = |cseq: u32, auth: &str| {
             let b = token();
