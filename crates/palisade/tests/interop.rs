@@ -629,3 +629,63 @@ fn baresip_calls_linphone_over_tcp() {
     );
     devices_match_the_shipped_profiles(&s, &["baresip", "unknown"]);
 }
+
+/// A family is judged on how its offers are written once three accounts in good
+/// standing taught it (`detect.imitation.learn_min_accounts`): baresip's offers must keep
+/// one habit from call to call, or its own users would be taken for imitations. Three
+/// callers call bob, who answers (standing earned), twice more each (habits taught), and
+/// once more (judged). Every call is recorded with baresip's User-Agent and one habit,
+/// and nothing is an imitation.
+#[test]
+fn baresip_offers_keep_one_habit_once_the_family_learned_it() {
+    let s = server("baresip-habits", &["alice", "bob", "carol", "dave"]);
+    let bob = phone(&s, "bob", s.port + 4, s.port + 1000, "udp");
+    let callers: Vec<Phone> = [("alice", 6), ("carol", 8), ("dave", 10)]
+        .iter()
+        .map(|&(u, k)| phone(&s, u, s.port + k, s.port + 1000 + 20 * k, "udp"))
+        .collect();
+    let mut b = bob.run(90, &[]);
+    assert!(wait_registered(&s.dir, "bob@localhost"), "bob registered");
+    let order = [0, 1, 2, 0, 1, 2, 0];
+    for (n, &i) in order.iter().enumerate() {
+        let mut a = callers[i].run(4, &["/dial sip:bob@localhost"]);
+        let _ = a.wait();
+        let out = callers[i].output();
+        assert!(
+            has(&messages(&out), "SIP/2.0 200", "INVITE"),
+            "call {n} was answered\n{out}\n--- server\n{}",
+            s.log_text()
+        );
+    }
+    let _ = b.kill();
+    let _ = b.wait();
+    let json = |args: &[&str]| -> serde_json::Value {
+        serde_json::from_slice(&cli(&s.dir, args).stdout).unwrap()
+    };
+    let mut calls = Vec::new();
+    assert!(
+        wait_until(Duration::from_secs(5), || {
+            calls = json(&["calls", "--json"])["calls"]
+                .as_array()
+                .unwrap()
+                .clone();
+            calls.len() >= order.len()
+        }),
+        "every call recorded: {calls:?}"
+    );
+    let habits: std::collections::BTreeSet<String> = calls
+        .iter()
+        .map(|c| {
+            let ua = c["user_agent"].as_str().unwrap();
+            assert!(ua.starts_with("baresip"), "the caller's User-Agent: {c}");
+            c["sdp_habits"].as_str().unwrap().to_string()
+        })
+        .collect();
+    assert_eq!(habits.len(), 1, "one habit: {habits:?}");
+    assert!(!habits.contains("0000000000000000"), "{habits:?}");
+    let findings = json(&["report", "findings", "--json"]);
+    assert!(
+        !findings.to_string().contains("imitation-client"),
+        "a real client was taken for an imitation: {findings}"
+    );
+}
