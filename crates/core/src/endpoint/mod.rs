@@ -156,8 +156,8 @@ struct Handling {
     txn: Option<TxnKey>,
     /// Its wire fingerprint (INVITE and REGISTER, when observing or restricting).
     fingerprint: u64,
-    /// How its offer is written ([`palisade_detect::sdp_habits`]), taken with the
-    /// fingerprint from the body as received: the shield rewrites the body it forwards.
+    /// How its offer is written ([`palisade_detect::sdp_habits`]), taken (when observing)
+    /// from the body as received: the shield rewrites the body it forwards.
     sdp_habits: Option<u64>,
     /// Its User-Agent as received (at most 128 characters), taken before the shield
     /// (which by default drops the header from what it forwards) for the call record.
@@ -623,15 +623,15 @@ impl Endpoint {
                 && (signed || self.restrictions.has_devices())
             {
                 self.handling.fingerprint = palisade_detect::fingerprint(raw);
-                if invite {
-                    self.handling.sdp_habits = Some(palisade_detect::sdp_habits(&msg.body));
-                }
             }
             // What a call or text record keeps of the request as the caller sent it, before
             // the shield rewrites what it forwards (see `call_started`).
             if self.cfg.observe && signed && method != Method::Register {
                 self.handling.user_agent =
                     Some(observe::first_chars(observe::user_agent(&msg), 128));
+                if invite {
+                    self.handling.sdp_habits = Some(palisade_detect::sdp_habits(&msg.body));
+                }
             }
             if self.cfg.observe {
                 self.watch(now, &method, initial, &msg);
