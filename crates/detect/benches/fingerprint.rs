@@ -18,7 +18,7 @@ fn bench(c: &mut Criterion) {
         b.iter(|| palisade_detect::fingerprint(black_box(INVITE)))
     });
     c.bench_function("sdp_habits", |b| {
-        b.iter(|| palisade_detect::sdp_habits(black_box(&INVITE[INVITE.len() - 142..])))
+        b.iter(|| palisade_detect::sdp_habits(black_box(&INVITE[INVITE.len() - 142..]), b"alice"))
     });
 }
 

@@ -75,13 +75,13 @@ fn main() {
         }
         if invite {
             acc ^= palisade_detect::fingerprint(black_box(INVITE));
-            acc ^= palisade_detect::sdp_habits(black_box(SDP));
+            acc ^= palisade_detect::sdp_habits(black_box(SDP), b"alice");
         }
     }
     println!(
         "register {:016x} invite {:016x} sdp {:016x} ({acc:016x})",
         palisade_detect::fingerprint(REGISTER),
         palisade_detect::fingerprint(INVITE),
-        palisade_detect::sdp_habits(SDP)
+        palisade_detect::sdp_habits(SDP, b"alice")
     );
 }

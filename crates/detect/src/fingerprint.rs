@@ -551,7 +551,12 @@ pub fn fingerprint(raw: &[u8]) -> u64 {
 /// How an offer's session description is written: the `o=` user and the shape of its
 /// session id, the `s=` text, the order of the session-level line types and the
 /// attribute names of the first media section. 0 when there is no body.
-pub fn sdp_habits(body: &[u8]) -> u64 {
+///
+/// `account` is the caller's user name as its request writes it (the From user): an
+/// `o=` user equal to it counts as "the account's name", not as the text, because some
+/// clients (Linphone) write their account there, and a habit that differs with every
+/// account could never be learned from several.
+pub fn sdp_habits(body: &[u8], account: &[u8]) -> u64 {
     if body.is_empty() {
         return 0;
     }
@@ -577,7 +582,12 @@ pub fn sdp_habits(body: &[u8]) -> u64 {
                 b'o' => {
                     // the user, and the shape of the session id
                     let sp = find(b' ', v);
-                    h.bytes(v.get(..sp.unwrap_or(v.len())).unwrap_or_default());
+                    let user = v.get(..sp.unwrap_or(v.len())).unwrap_or_default();
+                    if !account.is_empty() && user == account {
+                        h.byte(ACCOUNT_NAME);
+                    } else {
+                        h.bytes(user);
+                    }
                     h.sep();
                     let id = sp.and_then(|sp| v.get(sp + 1..)).unwrap_or_default();
                     shape(
@@ -604,6 +614,10 @@ pub fn sdp_habits(body: &[u8]) -> u64 {
     }
     h.0
 }
+
+/// What [`sdp_habits`] hashes for an `o=` user that is the caller's own name (a byte
+/// no SDP text holds: SDP is UTF-8).
+const ACCOUNT_NAME: u8 = 0xfe;
 
 /// The family a User-Agent claims: its first word up to `/`, a space or `(`, in lower
 /// case, at most 32 characters of `[a-z0-9._-]`; empty when there is none.

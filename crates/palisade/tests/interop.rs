@@ -691,3 +691,64 @@ fn baresip_offers_keep_one_habit_once_the_family_learned_it() {
         "a real client was taken for an imitation: {findings}"
     );
 }
+
+/// The same for Linphone (linphone-daemon, User-Agent `Unknown`): three accounts (one
+/// after the other on one port, each with its own configuration) call a baresip phone
+/// that answers, seven calls in all. Linphone writes the account's name as the offer's
+/// `o=` user: the habit must be one for all its accounts, and no call an imitation.
+#[test]
+fn linphone_offers_are_not_taken_for_imitations_once_the_family_learned_them() {
+    let s = server("linphone-habits", &["alice", "bob", "carol", "dave"]);
+    let bob = phone(&s, "bob", s.port + 4, s.port + 1000, "udp");
+    let homes: Vec<PathBuf> = ["alice", "carol", "dave"]
+        .iter()
+        .map(|u| linphone_rc(&s, u, s.port + 6, s.port + 1020, "udp"))
+        .collect();
+    let mut b = bob.run(120, &[]);
+    assert!(wait_registered(&s.dir, "bob@localhost"), "bob registered");
+    let order = [0, 1, 2, 0, 1, 2, 0];
+    let script =
+        "sleep 2; echo 'call sip:bob@localhost'; sleep 3; echo terminate; sleep 1; echo quit";
+    for (n, &i) in order.iter().enumerate() {
+        let (lo, ld) = linphone_daemon(&homes[i], script, "");
+        assert!(
+            lo.contains("LinphoneCallStreamsRunning"),
+            "call {n} connected\n{lo}\n{ld}\n--- server\n{}",
+            s.log_text()
+        );
+    }
+    let _ = b.kill();
+    let _ = b.wait();
+    let json = |args: &[&str]| -> serde_json::Value {
+        serde_json::from_slice(&cli(&s.dir, args).stdout).unwrap()
+    };
+    let mut calls = Vec::new();
+    assert!(
+        wait_until(Duration::from_secs(5), || {
+            calls = json(&["calls", "--json"])["calls"]
+                .as_array()
+                .unwrap()
+                .clone();
+            calls.len() >= order.len()
+        }),
+        "every call recorded: {calls:?}"
+    );
+    for c in &calls {
+        let ua = c["user_agent"].as_str().unwrap();
+        // (linphone-daemon's User-Agent, the family `unknown` of dist/profiles.toml)
+        assert_eq!(ua, "Unknown", "the caller's User-Agent: {c}");
+        assert_ne!(c["sdp_habits"].as_str().unwrap(), "0000000000000000", "{c}");
+    }
+    let habits: std::collections::BTreeSet<&str> = calls
+        .iter()
+        .map(|c| c["sdp_habits"].as_str().unwrap())
+        .collect();
+    // (before the `o=` user was compared with the caller's name: one habit per account,
+    // so none was ever learned from three)
+    assert_eq!(habits.len(), 1, "one habit: {habits:?}");
+    let findings = json(&["report", "findings", "--json"]);
+    assert!(
+        !findings.to_string().contains("imitation-client"),
+        "a real client was taken for an imitation: {findings}\ncalls: {calls:?}"
+    );
+}

@@ -630,7 +630,8 @@ impl Endpoint {
                 self.handling.user_agent =
                     Some(observe::first_chars(observe::user_agent(&msg), 128));
                 if invite {
-                    self.handling.sdp_habits = Some(palisade_detect::sdp_habits(&msg.body));
+                    self.handling.sdp_habits =
+                        Some(palisade_detect::sdp_habits(&msg.body, from_user(&msg)));
                 }
             }
             if self.cfg.observe {
@@ -772,4 +773,14 @@ impl Endpoint {
             }
         }
     }
+}
+
+/// The From user as the request writes it (empty when there is none): what
+/// [`palisade_detect::sdp_habits`] compares the offer's `o=` user with.
+fn from_user<'m>(msg: &'m Message<'_>) -> &'m [u8] {
+    msg.from()
+        .and_then(|n| n.uri.as_sip())
+        .and_then(|s| s.user.as_deref())
+        .unwrap_or_default()
+        .as_bytes()
 }

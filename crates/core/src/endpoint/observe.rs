@@ -326,7 +326,8 @@ impl Endpoint {
             user_agent,
             fingerprint: self.handling.fingerprint,
             // (as received: taken before the shield rewrote the body it forwards)
-            sdp: (self.handling.sdp_habits).unwrap_or_else(|| palisade_detect::sdp_habits(body)),
+            sdp: (self.handling.sdp_habits)
+                .unwrap_or_else(|| palisade_detect::sdp_habits(body, super::from_user(msg))),
             blocked,
             message: matches!(msg.method(), Some(Method::Message)),
         }));

@@ -39,7 +39,11 @@ fn authed_invite(h: &mut H, branch: &str, callee: &str) -> Vec<(Peer, Message<'s
     let uri = format!("sip:{callee}@example.com");
     let resp = digest(Algorithm::Md5, "alice", &nonce, "INVITE", &uri, "00000001");
     let auth = format!("User-Agent: observe-test/1.0 (a phone)\nProxy-Authorization: Digest username=\"alice\", realm=\"example.com\", nonce=\"{nonce}\", uri=\"{uri}\", response=\"{resp}\", algorithm=MD5, qop=auth, nc=00000001, cnonce=\"cn\"\n");
-    h.send(peer(ALICE), &invite_with(branch, callee, &auth, SDP));
+    // (alice writes her own name as the offer's origin user, as Linphone does)
+    h.send(
+        peer(ALICE),
+        &invite_with(branch, callee, &auth, &SDP.replace("o=-", "o=alice")),
+    );
     h.take()
 }
 
@@ -108,9 +112,15 @@ fn calls_and_registrations_are_observed_for_the_detectors() {
         .all(|h| !matches!(h, Header::UserAgent(_))));
     // the habits of the offer as the caller wrote it, not of the canonical offer the
     // shield forwarded (whose origin user, session id and name are the shield's own)
-    let sent = SDP.replace('\n', "\r\n");
-    assert_eq!(c.sdp, palisade_detect::sdp_habits(sent.as_bytes()));
-    assert_ne!(c.sdp, palisade_detect::sdp_habits(&fwd.body));
+    // (and compared with the From user: an origin user that is the caller's name is a
+    // habit of its own, not the name)
+    let sent = SDP.replace('\n', "\r\n").replace("o=-", "o=alice");
+    assert_eq!(
+        c.sdp,
+        palisade_detect::sdp_habits(sent.as_bytes(), b"alice")
+    );
+    assert_ne!(c.sdp, palisade_detect::sdp_habits(sent.as_bytes(), b""));
+    assert_ne!(c.sdp, palisade_detect::sdp_habits(&fwd.body, b"alice"));
     assert_eq!((ring - c.at, ans - c.at, end - c.at), (250, 1250, 31_250));
     assert_eq!(call_id, "call-ob1");
 

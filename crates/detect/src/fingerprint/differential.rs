@@ -227,12 +227,17 @@ const SDPS: [&str; 3] = [
 ];
 
 fn same_sdp(n: &mut usize, body: &[u8]) {
-    assert_eq!(
-        super::sdp_habits(body),
-        reference::sdp_habits(body),
-        "{:?}",
-        String::from_utf8_lossy(body)
-    );
+    // (no account, the `o=` users of the sample bodies, a prefix of one, and one that is
+    // no `o=` user at all)
+    for account in [&b""[..], b"user1", b"alice", b"alic", b"-", b"x"] {
+        assert_eq!(
+            super::sdp_habits(body, account),
+            reference::sdp_habits(body, account),
+            "{:?} with account {:?}",
+            String::from_utf8_lossy(body),
+            String::from_utf8_lossy(account)
+        );
+    }
     *n += 1;
 }
 

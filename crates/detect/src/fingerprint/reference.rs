@@ -432,7 +432,7 @@ fn fingerprint_is_unchanged() {
     assert!(n > 1000);
 }
 
-pub(super) fn sdp_habits(body: &[u8]) -> u64 {
+pub(super) fn sdp_habits(body: &[u8], account: &[u8]) -> u64 {
     if body.is_empty() {
         return 0;
     }
@@ -454,7 +454,10 @@ pub(super) fn sdp_habits(body: &[u8]) -> u64 {
         match t {
             b'o' => {
                 let mut f = v.split(|&b| b == b' ');
-                h.bytes(f.next().unwrap_or_default());
+                match f.next().unwrap_or_default() {
+                    u if u == account && !account.is_empty() => h.byte(0xfe),
+                    u => h.bytes(u),
+                }
                 h.sep();
                 shape(&mut h, f.next().unwrap_or_default());
             }

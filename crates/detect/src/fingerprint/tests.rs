@@ -218,7 +218,7 @@ fn garbage_gives_a_value_not_a_panic() {
         &[0xff; 40],
     ] {
         let _ = fingerprint(g);
-        let _ = sdp_habits(g);
+        let _ = sdp_habits(g, b"x");
     }
 }
 
@@ -260,9 +260,30 @@ fn sdp_habits_ignore_values_that_change() {
     let a = b"v=0\r\no=- 123456 1 IN IP4 10.0.0.1\r\ns=-\r\nc=IN IP4 10.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n";
     let b = b"v=0\r\no=- 987654 1 IN IP4 10.0.0.2\r\ns=-\r\nc=IN IP4 10.0.0.2\r\nt=0 0\r\nm=audio 5000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n";
     let c = b"v=0\r\no=user1 53655765 2353687637 IN IP4 10.0.0.1\r\ns=-\r\nc=IN IP4 10.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n";
-    assert_eq!(sdp_habits(a), sdp_habits(b));
-    assert_ne!(sdp_habits(a), sdp_habits(c));
-    assert_eq!(sdp_habits(b""), 0);
+    assert_eq!(sdp_habits(a, b"user1"), sdp_habits(b, b"user2"));
+    assert_ne!(sdp_habits(a, b"user1"), sdp_habits(c, b"user2"));
+    assert_eq!(sdp_habits(b"", b"user1"), 0);
+}
+
+#[test]
+fn an_origin_user_that_is_the_callers_name_is_one_habit_for_every_account() {
+    let offer = |user: &str| {
+        format!("v=0\r\no={user} 1234 5678 IN IP4 10.0.0.1\r\ns=Talk\r\nc=IN IP4 10.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n")
+    };
+    let alice = sdp_habits(offer("alice").as_bytes(), b"alice");
+    assert_eq!(alice, sdp_habits(offer("carol").as_bytes(), b"carol"));
+    // a fixed text, or another account's name, stays a text of its own
+    assert_ne!(alice, sdp_habits(offer("alice").as_bytes(), b"carol"));
+    assert_ne!(alice, sdp_habits(offer("-").as_bytes(), b"alice"));
+    assert_ne!(
+        sdp_habits(offer("alice").as_bytes(), b"carol"),
+        sdp_habits(offer("dave").as_bytes(), b"carol")
+    );
+    // an empty From user never stands for an empty `o=` user
+    assert_eq!(
+        sdp_habits(offer("").as_bytes(), b""),
+        sdp_habits(offer("").as_bytes(), b"x")
+    );
 }
 
 #[test]
