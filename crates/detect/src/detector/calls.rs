@@ -108,7 +108,7 @@ impl Detector {
             self.imitation(
                 &rec.caller,
                 &rec.user_agent,
-                (rec.fingerprint, rec.sdp),
+                (Sent::Invite, rec.fingerprint, rec.sdp),
                 c.at,
                 Evidence::Call(id),
             );
@@ -349,9 +349,9 @@ impl Detector {
             self.standing.insert(account.to_string());
         }
         let who = h(account);
-        for (family, fp, sdp) in self.unvetted.remove(account).unwrap_or_default() {
+        for (family, sent, fp, sdp) in self.unvetted.remove(account).unwrap_or_default() {
             if let Some(p) = self.profile(&family) {
-                p.learn(who, fp, sdp);
+                p.learn(who, sent, fp, sdp);
             }
         }
     }
@@ -366,7 +366,10 @@ impl Detector {
         }
         let who = h(account);
         for p in self.profiles.values_mut() {
-            for s in p.learned.values_mut().chain(p.sdp.values_mut()) {
+            for s in (p.learned.values_mut())
+                .chain(p.learned_calls.values_mut())
+                .chain(p.sdp.values_mut())
+            {
                 s.remove(&who);
             }
         }

@@ -41,7 +41,7 @@ impl Detector {
         self.imitation(
             &r.account,
             &r.user_agent,
-            (r.fingerprint, 0),
+            (Sent::Register, r.fingerprint, 0),
             at,
             Evidence::Registration(id),
         );
@@ -129,12 +129,13 @@ impl Detector {
 
     /// Compares what a client writes (wire fingerprint; for calls also the SDP habits
     /// of its offer, 0 for none) with the profile of the family it claims, whatever the
-    /// account's age: shipped fingerprints, and what accounts in good standing taught.
+    /// account's age: shipped fingerprints, and what accounts in good standing taught
+    /// with the same request (a call is judged on what calls taught).
     pub(super) fn imitation(
         &mut self,
         account: &str,
         ua: &str,
-        (fp, sdp): (u64, u64),
+        (sent, fp, sdp): (Sent, u64, u64),
         at: Millis,
         ev: Evidence,
     ) {
@@ -160,16 +161,16 @@ impl Detector {
             } {
                 let there = seen
                     .iter()
-                    .any(|(f, a, b)| *f == family && *a == fp && *b == sdp);
+                    .any(|(f, w, a, b)| *f == family && *w == sent && *a == fp && *b == sdp);
                 if seen.len() < 8 && !there {
-                    seen.push((family.clone(), fp, sdp));
+                    seen.push((family.clone(), sent, fp, sdp));
                 }
             }
         }
         let p = if standing {
             match self.profile(&family) {
                 Some(p) => {
-                    p.learn(h(account), fp, sdp);
+                    p.learn(h(account), sent, fp, sdp);
                     p
                 }
                 None => return,
@@ -181,18 +182,22 @@ impl Detector {
             }
         };
         let min = cfg.learn_min_accounts.max(1);
-        let known = p.shipped.contains(&fp) || p.learned.get(&fp).is_some_and(|s| s.len() >= min);
+        let learned = match sent {
+            Sent::Register => &p.learned,
+            Sent::Invite => &p.learned_calls,
+        };
+        let known = p.shipped.contains(&fp) || learned.get(&fp).is_some_and(|s| s.len() >= min);
         let sdp_known = sdp == 0
             || p.sdp.get(&sdp).is_some_and(|s| s.len() >= min)
             || !p.sdp.values().any(|s| s.len() >= min);
         if known && sdp_known {
             return; // (the common case, decided without looking at the whole profile)
         }
-        let has_profile = !p.shipped.is_empty() || p.learned.values().any(|s| s.len() >= min);
+        let has_profile = !p.shipped.is_empty() || learned.values().any(|s| s.len() >= min);
         if (known || !has_profile) && sdp_known {
             return;
         }
-        let n = p.shipped.len() + p.learned.values().filter(|s| s.len() >= min).count();
+        let n = p.shipped.len() + learned.values().filter(|s| s.len() >= min).count();
         let summary = if known || !has_profile {
             format!("claims to be {family} but writes its offers unlike the known {family} clients")
         } else {
@@ -231,9 +236,13 @@ impl Detector {
 
 impl Profile {
     /// An account in good standing (`who`, by `h`) taught the family that its clients
-    /// write `fp` (and offers with habits `sdp`, unless 0).
-    pub(super) fn learn(&mut self, who: u64, fp: u64, sdp: u64) {
-        add_to(&mut self.learned, fp, who);
+    /// write `fp` in the request `sent` (and offers with habits `sdp`, unless 0).
+    pub(super) fn learn(&mut self, who: u64, sent: Sent, fp: u64, sdp: u64) {
+        let learned = match sent {
+            Sent::Register => &mut self.learned,
+            Sent::Invite => &mut self.learned_calls,
+        };
+        add_to(learned, fp, who);
         if sdp != 0 {
             add_to(&mut self.sdp, sdp, who);
         }

@@ -57,11 +57,24 @@ struct DeviceState {
 
 #[derive(Default)]
 struct Profile {
+    /// Shipped fingerprints (`dist/profiles.toml`): of either request.
     shipped: HashSet<u64>,
-    /// Fingerprint -> the accounts (by `h`) in good standing that used it.
+    /// Fingerprint of a REGISTER -> the accounts (by `h`) in good standing that sent it.
     learned: HashMap<u64, HashSet<u64>>,
+    /// The same for INVITEs. Learned apart: a stack may order its headers one way in a
+    /// REGISTER and another in an INVITE (SIPp's two scenario files do), and a call must
+    /// not be judged on what only registrations taught, or the family's first callers
+    /// would be taken for imitations of it.
+    learned_calls: HashMap<u64, HashSet<u64>>,
     /// How the family's offers are written (SDP habits), learned like `learned`.
     sdp: HashMap<u64, HashSet<u64>>,
+}
+
+/// Which request a fingerprint was taken from.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(super) enum Sent {
+    Register,
+    Invite,
 }
 
 /// Most entries in one subject's window (older ones are dropped first).
@@ -125,9 +138,9 @@ pub struct Detector {
     profiles: HashMap<String, Profile>,
     /// Accounts whose behaviour vouches for them (see `calls.rs`): they teach profiles.
     standing: HashSet<String>,
-    /// What accounts without standing were seen to write: (family, fingerprint, SDP
-    /// habits), learned once they earn standing.
-    unvetted: HashMap<String, Vec<(String, u64, u64)>>,
+    /// What accounts without standing were seen to write: (family, request,
+    /// fingerprint, SDP habits), learned once they earn standing.
+    unvetted: HashMap<String, Vec<(String, Sent, u64, u64)>>,
     /// Accounts named by a current imitation finding (behavioural evidence).
     imitators: HashSet<String>,
     /// Accounts under a current restricting finding (they teach nothing).

@@ -3,6 +3,7 @@ use std::net::SocketAddr;
 
 mod findings;
 mod media;
+mod profiles;
 mod scan;
 
 const T0: Millis = 1_764_000_000_000;
