@@ -550,7 +550,8 @@ pub fn fingerprint(raw: &[u8]) -> u64 {
 
 /// How an offer's session description is written: the `o=` user and the shape of its
 /// session id, the `s=` text, the order of the session-level line types and the
-/// attribute names of the first media section. 0 when there is no body.
+/// attribute names of the first media section (a run of lines of one attribute counts
+/// once). 0 when there is no body.
 ///
 /// `account` is the caller's user name as its request writes it (the From user): an
 /// `o=` user equal to it counts as "the account's name", not as the text, because some
@@ -563,6 +564,8 @@ pub fn sdp_habits(body: &[u8], account: &[u8]) -> u64 {
     let mut h = Fnv::new();
     let mut media = 0;
     let mut rest = body;
+    // (the name of the attribute on the last `x=` line, when it was one)
+    let mut last_attr: Option<&[u8]> = None;
     // (the lines of the body, the first 256; the last one ends where the body does)
     for _ in 0..256 {
         let nl = find(b'\n', rest);
@@ -576,6 +579,18 @@ pub fn sdp_habits(body: &[u8], account: &[u8]) -> u64 {
                 if media > 1 {
                     break;
                 }
+            }
+            // An attribute named like the one on the line before is one habit with it,
+            // however many there are: how many candidates (the host's addresses) or
+            // codecs (the user's settings) an offer lists is not how its stack writes.
+            let attr = (t == b'a').then(|| attribute_name(v));
+            let repeated = attr.is_some() && attr == last_attr;
+            last_attr = attr;
+            if repeated {
+                if nl.is_none() {
+                    break;
+                }
+                continue;
             }
             h.byte(t);
             match t {
@@ -597,13 +612,7 @@ pub fn sdp_habits(body: &[u8], account: &[u8]) -> u64 {
                     );
                 }
                 b's' => h.bytes(v),
-                b'a' => {
-                    let end = v
-                        .iter()
-                        .position(|&b| b == b':' || b == b' ')
-                        .unwrap_or(v.len());
-                    h.bytes(v.get(..end).unwrap_or_default());
-                }
+                b'a' => h.bytes(attr.unwrap_or_default()),
                 _ => {}
             }
             h.sep();
@@ -613,6 +622,15 @@ pub fn sdp_habits(body: &[u8], account: &[u8]) -> u64 {
         }
     }
     h.0
+}
+
+/// An `a=` line's name: up to its `:` or a blank.
+fn attribute_name(v: &[u8]) -> &[u8] {
+    let end = v
+        .iter()
+        .position(|&b| b == b':' || b == b' ')
+        .unwrap_or(v.len());
+    v.get(..end).unwrap_or_default()
 }
 
 /// What [`sdp_habits`] hashes for an `o=` user that is the caller's own name (a byte

@@ -438,6 +438,7 @@ pub(super) fn sdp_habits(body: &[u8], account: &[u8]) -> u64 {
     }
     let mut h = Fnv::new();
     let mut media = 0;
+    let mut previous: Option<Vec<u8>> = None;
     for line in body.split(|&b| b == b'\n').take(256) {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         let (Some(&t), Some(b'=')) = (line.first(), line.get(1)) else {
@@ -449,6 +450,17 @@ pub(super) fn sdp_habits(body: &[u8], account: &[u8]) -> u64 {
             if media > 1 {
                 break;
             }
+        }
+        let name = (t == b'a').then(|| {
+            v.split(|&b| b == b':' || b == b' ')
+                .next()
+                .unwrap_or_default()
+                .to_vec()
+        });
+        let again = name.is_some() && name == previous;
+        previous = name;
+        if again {
+            continue;
         }
         h.byte(t);
         match t {

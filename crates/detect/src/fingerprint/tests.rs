@@ -313,3 +313,38 @@ fn the_memo_says_what_the_search_says() {
     assert_eq!(m.signature(&long), Some("smap"));
     assert_eq!(m.signature("sundayddr/pplsip"), Some("sundayddr"));
 }
+
+#[test]
+fn a_run_of_one_attribute_is_one_habit_however_long() {
+    let offer = |candidates: usize, codecs: &[u8]| {
+        let mut s = String::from("v=0\r\no=- 1 1 IN IP4 10.0.0.1\r\ns=-\r\nc=IN IP4 10.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP");
+        for c in codecs {
+            s.push_str(&format!(" {c}"));
+        }
+        s.push_str("\r\n");
+        for c in codecs {
+            s.push_str(&format!("a=rtpmap:{c} X/8000\r\n"));
+        }
+        s.push_str("a=rtcp-mux\r\n");
+        for i in 0..candidates {
+            s.push_str(&format!(
+                "a=candidate:{i} 1 UDP 2130706431 10.0.0.{i} 4000 typ host\r\n"
+            ));
+        }
+        s.push_str("a=sendrecv\r\n");
+        s
+    };
+    let h = |s: String| sdp_habits(s.as_bytes(), b"alice");
+    let one = h(offer(1, &[0]));
+    assert_eq!(one, h(offer(5, &[0, 8, 9, 101])));
+    assert_eq!(one, h(offer(2, &[8, 0])));
+    // the order of the kinds still counts, and a run parted by another line is two
+    let swapped = offer(1, &[0])
+        .replace("a=rtcp-mux\r\n", "")
+        .replace("a=sendrecv\r\n", "a=sendrecv\r\na=rtcp-mux\r\n");
+    assert_ne!(one, h(swapped));
+    let parted = offer(2, &[0]).replace("a=candidate:1", "a=ptime:20\r\na=candidate:1");
+    assert_ne!(one, h(parted));
+    // (no candidate at all is another habit: the stack does not do ICE)
+    assert_ne!(one, h(offer(0, &[0])));
+}
