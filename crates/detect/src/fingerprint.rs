@@ -654,6 +654,23 @@ pub fn ua_family(ua: &str) -> String {
     out
 }
 
+/// [`ua_family`]'s bytes hashed (FNV-1a) without building the text: the key of the
+/// family's profile. `None` when the family is empty.
+pub(crate) fn family_key(ua: &str) -> Option<u64> {
+    let mut h = Fnv::new();
+    let mut n = 0;
+    for &b in ua.trim().as_bytes() {
+        if matches!(b, b'/' | b' ' | b'(') || n >= 32 {
+            break;
+        }
+        if b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-') {
+            h.byte(b.to_ascii_lowercase());
+            n += 1;
+        }
+    }
+    (n > 0).then_some(h.0)
+}
+
 /// User-Agent substrings of known SIP scanners (SIPVicious `svmap`/`svwar`/`svcrack`
 /// and the tools that copied its defaults), lower case.
 const SCANNERS: [&str; 10] = [

@@ -350,7 +350,7 @@ impl Detector {
         }
         let who = h(account);
         for (family, sent, fp, sdp) in self.unvetted.remove(account).unwrap_or_default() {
-            if let Some(p) = self.profile(&family) {
+            if let Some(p) = self.profile(family) {
                 p.learn(who, sent, fp, sdp);
             }
         }

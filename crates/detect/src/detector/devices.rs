@@ -143,10 +143,9 @@ impl Detector {
         if !cfg.enabled {
             return;
         }
-        let family = ua_family(ua);
-        if family.is_empty() {
+        let Some(family) = crate::fingerprint::family_key(ua) else {
             return;
-        }
+        };
         if !self.standing.contains(account) && !self.is_new(account, at) {
             self.earn_standing(account);
         }
@@ -163,12 +162,12 @@ impl Detector {
                     .iter()
                     .any(|(f, w, a, b)| *f == family && *w == sent && *a == fp && *b == sdp);
                 if seen.len() < 8 && !there {
-                    seen.push((family.clone(), sent, fp, sdp));
+                    seen.push((family, sent, fp, sdp));
                 }
             }
         }
         let p = if standing {
-            match self.profile(&family) {
+            match self.profile(family) {
                 Some(p) => {
                     p.learn(h(account), sent, fp, sdp);
                     p
@@ -198,6 +197,7 @@ impl Detector {
             return;
         }
         let n = p.shipped.len() + learned.values().filter(|s| s.len() >= min).count();
+        let family = ua_family(ua);
         let summary = if known || !has_profile {
             format!("claims to be {family} but writes its offers unlike the known {family} clients")
         } else {
@@ -222,15 +222,14 @@ impl Detector {
         );
     }
 
-    /// The profile of `family`, made when missing (at most 1024 families).
-    pub(super) fn profile(&mut self, family: &str) -> Option<&mut Profile> {
-        if !self.profiles.contains_key(family) {
-            if self.profiles.len() >= 1024 {
-                return None;
-            }
-            self.profiles.insert(family.to_string(), Profile::default());
+    /// The profile of the family `key`, made when missing (at most 1024 families).
+    pub(super) fn profile(&mut self, key: u64) -> Option<&mut Profile> {
+        let full = self.profiles.len() >= 1024;
+        match self.profiles.entry(key) {
+            std::collections::hash_map::Entry::Occupied(e) => Some(e.into_mut()),
+            std::collections::hash_map::Entry::Vacant(_) if full => None,
+            std::collections::hash_map::Entry::Vacant(e) => Some(e.insert(Profile::default())),
         }
-        self.profiles.get_mut(family)
     }
 }
 

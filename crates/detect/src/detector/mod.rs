@@ -135,12 +135,13 @@ pub struct Detector {
     /// tick looks through it only when something may have expired.
     reg_seen_oldest: Millis,
     pairs: HashSet<u64>,
-    profiles: HashMap<String, Profile>,
+    /// By family (the key of `fingerprint::family_key`).
+    profiles: HashMap<u64, Profile>,
     /// Accounts whose behaviour vouches for them (see `calls.rs`): they teach profiles.
     standing: HashSet<String>,
-    /// What accounts without standing were seen to write: (family, request,
+    /// What accounts without standing were seen to write: (family key, request,
     /// fingerprint, SDP habits), learned once they earn standing.
-    unvetted: HashMap<String, Vec<(String, Sent, u64, u64)>>,
+    unvetted: HashMap<String, Vec<(u64, Sent, u64, u64)>>,
     /// Accounts named by a current imitation finding (behavioural evidence).
     imitators: HashSet<String>,
     /// Accounts under a current restricting finding (they teach nothing).
@@ -230,11 +231,13 @@ impl Detector {
 
     /// A fingerprint shipped in the profiles file for a User-Agent family.
     pub fn add_profile(&mut self, family: &str, fingerprint: u64) {
-        self.profiles
-            .entry(family.to_ascii_lowercase())
-            .or_default()
-            .shipped
-            .insert(fingerprint);
+        if let Some(key) = crate::fingerprint::family_key(family) {
+            self.profiles
+                .entry(key)
+                .or_default()
+                .shipped
+                .insert(fingerprint);
+        }
     }
 
     /// What the detector has for the store and the core since the last call.

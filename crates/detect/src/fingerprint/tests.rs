@@ -348,3 +348,26 @@ fn a_run_of_one_attribute_is_one_habit_however_long() {
     // (no candidate at all is another habit: the stack does not do ICE)
     assert_ne!(one, h(offer(0, &[0])));
 }
+
+#[test]
+fn the_family_key_is_the_family_hashed() {
+    for ua in [
+        "baresip v1.0.0 (x86_64/linux)",
+        "Linphone/5.1.64 (belle-sip/5.1.64)",
+        "  ",
+        "",
+        "sipp-bench",
+        "SIPp-Bench",
+        "Z 5.6.1 rv2.10.20.1",
+        "Ünïcode-Phone/1",
+        "(no family)",
+        "abcdefghijklmnopqrstuvwxyz0123456789-too-long/1",
+        "a.b_c-d",
+    ] {
+        let family = ua_family(ua);
+        let mut h = Fnv::new();
+        std::hash::Hasher::write(&mut h, family.as_bytes());
+        let want = (!family.is_empty()).then_some(std::hash::Hasher::finish(&h));
+        assert_eq!(super::family_key(ua), want, "{ua:?} ({family:?})");
+    }
+}
