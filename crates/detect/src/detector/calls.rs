@@ -313,7 +313,7 @@ impl Detector {
             )
         };
         let (caller, newest) = (rec.caller.clone(), rec.id);
-        if resp.action != ActionKind::Alert && !self.restricted.contains(&caller) {
+        if resp.action != ActionKind::Alert && !self.restricted.contains(&h(&caller)) {
             self.lose_standing(&caller); // once: updates of the finding change nothing here
         }
         self.raise(
@@ -342,14 +342,14 @@ impl Detector {
     /// `account` behaved in a way that vouches for it: what it was seen to write joins
     /// the profiles of the families it claimed.
     pub(super) fn earn_standing(&mut self, account: &str) {
-        if self.standing.contains(account) || self.restricted.contains(account) {
+        let who = h(account);
+        if self.standing.contains(&who) || self.restricted.contains(&who) {
             return;
         }
         if self.standing.len() < self.cfg.max_subjects {
-            self.standing.insert(account.to_string());
+            self.standing.insert(who);
         }
-        let who = h(account);
-        for (family, sent, fp, sdp) in self.unvetted.remove(account).unwrap_or_default() {
+        for (family, sent, fp, sdp) in self.unvetted.remove(&who).unwrap_or_default() {
             if let Some(p) = self.profile(family) {
                 p.learn(who, sent, fp, sdp);
             }
@@ -359,12 +359,12 @@ impl Detector {
     /// A restricting finding names `account`: it teaches nothing from now on, and what
     /// it taught is forgotten.
     pub(super) fn lose_standing(&mut self, account: &str) {
-        self.standing.remove(account);
-        self.unvetted.remove(account);
-        if self.restricted.len() < self.cfg.max_subjects {
-            self.restricted.insert(account.to_string());
-        }
         let who = h(account);
+        self.standing.remove(&who);
+        self.unvetted.remove(&who);
+        if self.restricted.len() < self.cfg.max_subjects {
+            self.restricted.insert(who);
+        }
         for p in self.profiles.values_mut() {
             for s in (p.learned.values_mut())
                 .chain(p.learned_calls.values_mut())

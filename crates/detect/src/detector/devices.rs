@@ -146,16 +146,17 @@ impl Detector {
         let Some(family) = crate::fingerprint::family_key(ua) else {
             return;
         };
-        if !self.standing.contains(account) && !self.is_new(account, at) {
+        let who = h(account);
+        if !self.standing.contains(&who) && !self.is_new(account, at) {
             self.earn_standing(account);
         }
-        let standing = self.standing.contains(account);
-        if !standing && !self.restricted.contains(account) {
+        let standing = self.standing.contains(&who);
+        if !standing && !self.restricted.contains(&who) {
             // remembered until the account earns standing (or forever, for a campaign)
             let full = self.unvetted.len() >= self.cfg.max_subjects;
-            if let Some(seen) = match self.unvetted.get_mut(account) {
+            if let Some(seen) = match self.unvetted.get_mut(&who) {
                 Some(v) => Some(v),
-                None if !full => Some(self.unvetted.entry(account.to_string()).or_default()),
+                None if !full => Some(self.unvetted.entry(who).or_default()),
                 None => None,
             } {
                 let there = seen
@@ -169,7 +170,7 @@ impl Detector {
         let p = if standing {
             match self.profile(family) {
                 Some(p) => {
-                    p.learn(h(account), sent, fp, sdp);
+                    p.learn(who, sent, fp, sdp);
                     p
                 }
                 None => return,

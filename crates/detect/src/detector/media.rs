@@ -84,7 +84,7 @@ impl Detector {
         );
         // (a restricted account teaches the client profiles nothing, as after a sweep)
         let restricts = cfg.response.action != ActionKind::Alert;
-        if restricts && !account.is_empty() && !self.restricted.contains(&account) {
+        if restricts && !account.is_empty() && !self.restricted.contains(&h(&account)) {
             self.lose_standing(&account);
         }
         let of = subject.clone();

@@ -138,14 +138,14 @@ pub struct Detector {
     /// By family (the key of `fingerprint::family_key`).
     profiles: HashMap<u64, Profile>,
     /// Accounts whose behaviour vouches for them (see `calls.rs`): they teach profiles.
-    standing: HashSet<String>,
+    standing: HashSet<u64>,
     /// What accounts without standing were seen to write: (family key, request,
     /// fingerprint, SDP habits), learned once they earn standing.
-    unvetted: HashMap<String, Vec<(u64, Sent, u64, u64)>>,
+    unvetted: HashMap<u64, Vec<(u64, Sent, u64, u64)>>,
     /// Accounts named by a current imitation finding (behavioural evidence).
     imitators: HashSet<String>,
     /// Accounts under a current restricting finding (they teach nothing).
-    restricted: HashSet<String>,
+    restricted: HashSet<u64>,
     active: HashMap<(FindingKind, Subject), Active>,
     /// When updated findings were last written out (see [`FINDING_WRITE_EVERY`]).
     findings_written: Millis,
