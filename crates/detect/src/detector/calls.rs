@@ -137,7 +137,7 @@ impl Detector {
             self.pairs.insert(p);
         }
         // Reciprocity: the callee had called this caller (within its window).
-        if let Some(b) = self.accounts.get_mut(&rec.callee) {
+        if let Some(b) = self.accounts.get_mut(&h(&rec.callee)) {
             let me = h(&rec.caller);
             for s in b.calls.iter_mut().filter(|s| s.callee == me) {
                 s.called_back = true;
@@ -206,7 +206,7 @@ impl Detector {
         };
         rec.ended_at = Some(at);
         let talk = rec.talk_ms();
-        if let Some(a) = self.accounts.get_mut(&rec.caller) {
+        if let Some(a) = self.accounts.get_mut(&h(&rec.caller)) {
             if let Some(s) = a.calls.iter_mut().rev().find(|s| s.id == rec.id) {
                 s.talk_ms = talk;
             }
@@ -220,7 +220,7 @@ impl Detector {
             self.earn_standing(&rec.caller);
             self.earn_standing(&rec.callee);
         }
-        let Some(a) = self.accounts.get_mut(&rec.caller) else {
+        let Some(a) = self.accounts.get_mut(&h(&rec.caller)) else {
             return;
         };
         if let Some(s) = a.calls.iter_mut().rev().find(|s| s.id == rec.id) {
@@ -250,7 +250,7 @@ impl Detector {
             (cfg.window_s, cfg.min_callees)
         };
         let since = at - secs(window_s);
-        let Some(a) = self.accounts.get(&rec.caller) else {
+        let Some(a) = self.accounts.get(&h(&rec.caller)) else {
             return;
         };
         let t = Tally::of(&a.calls, strangers, since);
@@ -323,7 +323,7 @@ impl Detector {
             score,
             move |d, update| {
                 // The attempts it rests on: those of the window that count.
-                let evidence = match d.accounts.get(&caller) {
+                let evidence = match d.accounts.get(&h(&caller)) {
                     Some(a) if !update => a
                         .calls
                         .iter()

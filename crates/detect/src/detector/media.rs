@@ -120,7 +120,7 @@ impl Detector {
     /// The cuts in the window of an account or network, oldest first.
     fn cuts_of(&self, s: &Subject) -> Option<&VecDeque<Cut>> {
         match s {
-            Subject::Account(a) => self.accounts.get(a).map(|x| &x.cuts),
+            Subject::Account(a) => self.accounts.get(&h(a)).map(|x| &x.cuts),
             Subject::Network(n) => self.networks.get(n).map(|x| &x.cuts),
             Subject::Device(_) => None,
         }

@@ -125,7 +125,8 @@ pub struct Detector {
     next_finding: u64,
     live: HashMap<u64, CallRecord>,
     answered: HashMap<String, CallRecord>,
-    accounts: HashMap<String, AccountState>,
+    /// By account (its `h`).
+    accounts: HashMap<u64, AccountState>,
     networks: HashMap<Network, NetState>,
     devices: HashMap<u64, DeviceState>,
     created: HashMap<String, Millis>,
@@ -378,15 +379,15 @@ impl Detector {
     }
 
     fn account(&mut self, name: &str, at: Millis) -> Option<&mut AccountState> {
-        if !self.accounts.contains_key(name) {
-            if self.accounts.len() >= self.cfg.max_subjects {
+        let full = self.accounts.len() >= self.cfg.max_subjects;
+        let a = match self.accounts.entry(h(name)) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(_) if full => {
                 self.overflow += 1;
                 return None;
             }
-            self.accounts
-                .insert(name.to_string(), AccountState::default());
-        }
-        let a = self.accounts.get_mut(name)?;
+            std::collections::hash_map::Entry::Vacant(e) => e.insert(AccountState::default()),
+        };
         a.last = a.last.max(at);
         Some(a)
     }
