@@ -137,7 +137,7 @@ impl Detector {
             self.pairs.insert(p);
         }
         // Reciprocity: the callee had called this caller (within its window).
-        if let Some(b) = self.accounts.get_mut(&h(&rec.callee)) {
+        if let Some(b) = self.accounts.get_mut(&self.id(&rec.callee)) {
             let me = h(&rec.caller);
             for s in b.calls.iter_mut().filter(|s| s.callee == me) {
                 s.called_back = true;
@@ -206,7 +206,7 @@ impl Detector {
         };
         rec.ended_at = Some(at);
         let talk = rec.talk_ms();
-        if let Some(a) = self.accounts.get_mut(&h(&rec.caller)) {
+        if let Some(a) = self.accounts.get_mut(&self.id(&rec.caller)) {
             if let Some(s) = a.calls.iter_mut().rev().find(|s| s.id == rec.id) {
                 s.talk_ms = talk;
             }
@@ -220,7 +220,7 @@ impl Detector {
             self.earn_standing(&rec.caller);
             self.earn_standing(&rec.callee);
         }
-        let Some(a) = self.accounts.get_mut(&h(&rec.caller)) else {
+        let Some(a) = self.accounts.get_mut(&self.id(&rec.caller)) else {
             return;
         };
         if let Some(s) = a.calls.iter_mut().rev().find(|s| s.id == rec.id) {
@@ -250,7 +250,7 @@ impl Detector {
             (cfg.window_s, cfg.min_callees)
         };
         let since = at - secs(window_s);
-        let Some(a) = self.accounts.get(&h(&rec.caller)) else {
+        let Some(a) = self.accounts.get(&self.id(&rec.caller)) else {
             return;
         };
         let t = Tally::of(&a.calls, strangers, since);
@@ -313,7 +313,7 @@ impl Detector {
             )
         };
         let (caller, newest) = (rec.caller.clone(), rec.id);
-        if resp.action != ActionKind::Alert && !self.restricted.contains(&h(&caller)) {
+        if resp.action != ActionKind::Alert && !self.restricted.contains(&self.id(&caller)) {
             self.lose_standing(&caller); // once: updates of the finding change nothing here
         }
         self.raise(
@@ -323,7 +323,7 @@ impl Detector {
             score,
             move |d, update| {
                 // The attempts it rests on: those of the window that count.
-                let evidence = match d.accounts.get(&h(&caller)) {
+                let evidence = match d.accounts.get(&d.id(&caller)) {
                     Some(a) if !update => a
                         .calls
                         .iter()
@@ -342,7 +342,7 @@ impl Detector {
     /// `account` behaved in a way that vouches for it: what it was seen to write joins
     /// the profiles of the families it claimed.
     pub(super) fn earn_standing(&mut self, account: &str) {
-        let who = h(account);
+        let who = self.id(account);
         if self.standing.contains(&who) || self.restricted.contains(&who) {
             return;
         }
@@ -359,7 +359,7 @@ impl Detector {
     /// A restricting finding names `account`: it teaches nothing from now on, and what
     /// it taught is forgotten.
     pub(super) fn lose_standing(&mut self, account: &str) {
-        let who = h(account);
+        let who = self.id(account);
         self.standing.remove(&who);
         self.unvetted.remove(&who);
         if self.restricted.len() < self.cfg.max_subjects {

@@ -146,7 +146,7 @@ impl Detector {
         let Some(family) = crate::fingerprint::family_key(ua) else {
             return;
         };
-        let who = h(account);
+        let who = self.id(account);
         if !self.standing.contains(&who) && !self.is_new(account, at) {
             self.earn_standing(account);
         }

@@ -84,7 +84,7 @@ impl Detector {
         );
         // (a restricted account teaches the client profiles nothing, as after a sweep)
         let restricts = cfg.response.action != ActionKind::Alert;
-        if restricts && !account.is_empty() && !self.restricted.contains(&h(&account)) {
+        if restricts && !account.is_empty() && !self.restricted.contains(&self.id(&account)) {
             self.lose_standing(&account);
         }
         let of = subject.clone();
@@ -120,7 +120,7 @@ impl Detector {
     /// The cuts in the window of an account or network, oldest first.
     fn cuts_of(&self, s: &Subject) -> Option<&VecDeque<Cut>> {
         match s {
-            Subject::Account(a) => self.accounts.get(&h(a)).map(|x| &x.cuts),
+            Subject::Account(a) => self.accounts.get(&self.id(a)).map(|x| &x.cuts),
             Subject::Network(n) => self.networks.get(n).map(|x| &x.cuts),
             Subject::Device(_) => None,
         }

@@ -148,6 +148,9 @@ pub struct Detector {
     /// Accounts under a current restricting finding (they teach nothing).
     restricted: HashSet<u64>,
     active: HashMap<(FindingKind, Subject), Active>,
+    /// Keys of the per-account state (`Detector::id`): random per detector, so that no
+    /// account name can be chosen to share another's state (standing above all).
+    ids: ahash::RandomState,
     /// When updated findings were last written out (see [`FINDING_WRITE_EVERY`]).
     findings_written: Millis,
     out: Vec<Output>,
@@ -180,6 +183,7 @@ impl Detector {
             imitators: HashSet::default(),
             restricted: HashSet::default(),
             active: HashMap::default(),
+            ids: ahash::RandomState::new(),
             findings_written: Millis::MIN,
             out: Vec::new(),
             overflow: 0,
@@ -380,7 +384,7 @@ impl Detector {
 
     fn account(&mut self, name: &str, at: Millis) -> Option<&mut AccountState> {
         let full = self.accounts.len() >= self.cfg.max_subjects;
-        let a = match self.accounts.entry(h(name)) {
+        let a = match self.accounts.entry(self.id(name)) {
             std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
             std::collections::hash_map::Entry::Vacant(_) if full => {
                 self.overflow += 1;
@@ -390,6 +394,12 @@ impl Detector {
         };
         a.last = a.last.max(at);
         Some(a)
+    }
+
+    /// The key of `account`'s state (standing, restriction, what it wrote unvetted, its
+    /// calls): a keyed hash, unlike `h` (whose collisions cost only accuracy).
+    fn id(&self, account: &str) -> u64 {
+        self.ids.hash_one(account)
     }
 
     fn network(&mut self, n: Network, at: Millis) -> Option<&mut NetState> {

@@ -178,7 +178,7 @@ impl Detector {
     /// The refusals in the window of an account or network, oldest first.
     fn refusals_of(&self, s: &Subject) -> Option<&VecDeque<(Millis, String)>> {
         match s {
-            Subject::Account(a) => self.accounts.get(&h(a)).map(|x| &x.refusals),
+            Subject::Account(a) => self.accounts.get(&self.id(a)).map(|x| &x.refusals),
             Subject::Network(n) => self.networks.get(n).map(|x| &x.refusals),
             Subject::Device(_) => None,
         }
