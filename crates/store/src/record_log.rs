@@ -32,8 +32,10 @@ use palisade_detect::{CallRecord, RegistrationRecord};
 use tracing::warn;
 
 use crate::records::{addr, static_transport, unhex};
-use crate::text::addr_text;
+
+mod fields;
 use crate::StoreError;
+use fields::{end_line, push_field, push_hex, push_num, push_opt, push_source};
 
 /// The records' directory, in the data directory.
 pub(crate) const DIR: &str = "records";
@@ -72,78 +74,6 @@ fn hour(ms: i64) -> String {
 
 fn file_name(kind: &str, hour: &str) -> String {
     format!("{kind}-{hour}{SUFFIX}")
-}
-
-/// Appends `s` to `out` with the separators escaped.
-fn push_field(out: &mut Vec<u8>, s: &str) {
-    let b = s.as_bytes();
-    if !b
-        .iter()
-        .any(|&c| matches!(c, b'\\' | b'\t' | b'\n' | b'\r'))
-    {
-        out.extend_from_slice(b);
-        out.push(b'\t');
-        return;
-    }
-    for &c in b {
-        match c {
-            b'\\' => out.extend_from_slice(b"\\\\"),
-            b'\t' => out.extend_from_slice(b"\\t"),
-            b'\n' => out.extend_from_slice(b"\\n"),
-            b'\r' => out.extend_from_slice(b"\\r"),
-            _ => out.push(c),
-        }
-    }
-    out.push(b'\t');
-}
-
-fn push_num(out: &mut Vec<u8>, n: impl itoa::Integer) {
-    out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
-    out.push(b'\t');
-}
-
-fn push_opt(out: &mut Vec<u8>, n: Option<impl itoa::Integer>) {
-    if let Some(n) = n {
-        out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
-    }
-    out.push(b'\t');
-}
-
-fn push_hex(out: &mut Vec<u8>, v: u64) {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut d = [b'\t'; 17];
-    for (i, slot) in d.iter_mut().take(16).enumerate() {
-        *slot = DIGITS
-            .get(((v >> ((15 - i) * 4)) & 15) as usize)
-            .copied()
-            .unwrap_or(b'0');
-    }
-    out.extend_from_slice(&d);
-}
-
-/// Ends a line: its last field's tab becomes the LF.
-fn end_line(out: &mut [u8]) {
-    if let Some(last) = out.last_mut() {
-        *last = b'\n';
-    }
-}
-
-fn push_source(out: &mut Vec<u8>, a: &std::net::SocketAddr) {
-    match a {
-        std::net::SocketAddr::V4(v4) => {
-            let mut buf = itoa::Buffer::new();
-            for (i, o) in v4.ip().octets().into_iter().enumerate() {
-                if i > 0 {
-                    out.push(b'.');
-                }
-                out.extend_from_slice(buf.format(o).as_bytes());
-            }
-            out.push(b':');
-            out.extend_from_slice(buf.format(v4.port()).as_bytes());
-        }
-        std::net::SocketAddr::V6(_) => out.extend_from_slice(addr_text(a).as_bytes()),
-    }
-    out.push(b'\t');
 }
 
 pub(crate) fn encode_call(out: &mut Vec<u8>, c: &CallRecord) {
