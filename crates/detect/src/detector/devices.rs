@@ -235,7 +235,7 @@ impl Detector {
 }
 
 impl Profile {
-    /// An account in good standing (`who`, by `h`) taught the family that its clients
+    /// An account in good standing (`who`, by `Detector::id`) taught the family that its clients
     /// write `fp` in the request `sent` (and offers with habits `sdp`, unless 0).
     pub(super) fn learn(&mut self, who: u64, sent: Sent, fp: u64, sdp: u64) {
         let learned = match sent {

@@ -59,7 +59,8 @@ struct DeviceState {
 struct Profile {
     /// Shipped fingerprints (`dist/profiles.toml`): of either request.
     shipped: HashSet<u64>,
-    /// Fingerprint of a REGISTER -> the accounts (by `h`) in good standing that sent it.
+    /// Fingerprint of a REGISTER -> the accounts (by `Detector::id`) in good standing
+    /// that sent it.
     learned: HashMap<u64, HashSet<u64>>,
     /// The same for INVITEs. Learned apart: a stack may order its headers one way in a
     /// REGISTER and another in an INVITE (SIPp's two scenario files do), and a call must
