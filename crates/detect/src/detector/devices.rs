@@ -235,8 +235,8 @@ impl Detector {
 }
 
 impl Profile {
-    /// An account in good standing (`who`, by `Detector::id`) taught the family that its clients
-    /// write `fp` in the request `sent` (and offers with habits `sdp`, unless 0).
+    /// An account in good standing (`who`, by `Detector::id`) taught the family that its
+    /// clients write `fp` in the request `sent` (and offers with habits `sdp`, unless 0).
     pub(super) fn learn(&mut self, who: u64, sent: Sent, fp: u64, sdp: u64) {
         let learned = match sent {
             Sent::Register => &mut self.learned,
