@@ -7,7 +7,9 @@
 //! valgrind --tool=callgrind target/release/examples/detector_loop 0
 //! ```
 //!
-//! (the difference of the totals over N is the detector's cost per call, off the core)
+//! (the difference of the totals over N is the detector's cost per call, off the core;
+//! a second argument K makes the calls come from the first K accounts only, e.g. 1:
+//! one trunk that places every call)
 use palisade_detect::*;
 
 fn main() {
@@ -15,6 +17,11 @@ fn main() {
         .nth(1)
         .and_then(|a| a.parse().ok())
         .unwrap_or(20_000);
+    let callers: u64 = std::env::args()
+        .nth(2)
+        .and_then(|a| a.parse().ok())
+        .filter(|&k| k > 0)
+        .unwrap_or(10_000);
     let t0: Millis = 1_800_000_000_000;
     let mut d = Detector::new(Config::default(), (1, 1, 1));
     d.set_accounts((0..10_000).map(|i| (format!("u{i}"), if i % 2 == 0 { 0 } else { t0 })));
@@ -28,7 +35,7 @@ fn main() {
             key: k,
             at,
             call_id: format!("c{k}"),
-            caller: format!("u{}", k % 10_000),
+            caller: format!("u{}", k % callers),
             callee: format!("u{}", k.wrapping_mul(7919) % 10_000),
             source,
             transport: "udp",

@@ -44,11 +44,16 @@ struct Tally {
     talks: usize,
 }
 
+/// An account's window is assessed again once this share of it (1/16) finished since
+/// the last assessment (see `finish`).
+pub(super) const ASSESS_EVERY_SHARE: usize = 16;
+
 impl Tally {
     /// Over the attempts since `since` (newest first: the window is the deque's tail).
     fn of(calls: &VecDeque<Summary>, strangers_only: bool, since: Millis) -> Tally {
         let mut t = Tally::default();
-        let mut callees = HashSet::default();
+        // (sized once for the window: no growth while counting)
+        let mut callees = HashSet::with_capacity_and_hasher(calls.len(), Default::default());
         let mut back = HashSet::default();
         for s in calls
             .iter()
@@ -230,6 +235,25 @@ impl Detector {
         }
         // (too few attempts kept to reach either breadth: nothing to assess)
         let kept = a.calls.len();
+        // An assessment reads the whole window: once per attempt, an account that calls
+        // all the time (a PBX's trunk: thousands in the window) cost the detectors
+        // hundreds of thousands of instructions per call. It is assessed again once a
+        // sixteenth of its window has finished since the last time, every attempt while
+        // it has fewer than 32: a constant share of the window read per attempt, and a
+        // pattern noticed at most that many attempts late. An account already found, or
+        // suspect in itself (an imitation, refused offers), is assessed every attempt.
+        a.unassessed += 1;
+        let since = at - secs(self.cfg.sweep.window_s.max(self.cfg.new_accounts.window_s));
+        let due = a.unassessed >= (kept / self.assess_share.max(1)).max(1)
+            || a.found
+            || a.refusals.back().is_some_and(|r| r.0 >= since)
+            || self.imitators.contains(&rec.caller);
+        if !due {
+            return;
+        }
+        if let Some(a) = self.accounts.get_mut(&self.id(&rec.caller)) {
+            a.unassessed = 0;
+        }
         let (sweep, new) = (self.cfg.sweep, self.cfg.new_accounts);
         if sweep.enabled && kept >= sweep.min_callees {
             self.assess(rec, at, false);
@@ -250,6 +274,7 @@ impl Detector {
             (cfg.window_s, cfg.min_callees)
         };
         let since = at - secs(window_s);
+        self.assessments += 1;
         let Some(a) = self.accounts.get(&self.id(&rec.caller)) else {
             return;
         };
@@ -313,6 +338,9 @@ impl Detector {
             )
         };
         let (caller, newest) = (rec.caller.clone(), rec.id);
+        if let Some(a) = self.accounts.get_mut(&self.id(&caller)) {
+            a.found = true;
+        }
         if resp.action != ActionKind::Alert && !self.restricted.contains(&self.id(&caller)) {
             self.lose_standing(&caller); // once: updates of the finding change nothing here
         }

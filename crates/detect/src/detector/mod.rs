@@ -36,6 +36,12 @@ struct AccountState {
     last: Millis,
     /// The account's attempts in the longest of the call detectors' windows.
     calls: VecDeque<Summary>,
+    /// Attempts finished since the call detectors last assessed the account (see
+    /// `calls.rs`, `finish`).
+    unassessed: usize,
+    /// A call detector found it: every attempt is assessed (its finding's evidence
+    /// stays whole).
+    found: bool,
     refusals: VecDeque<(Millis, String)>,
     cuts: VecDeque<media::Cut>,
 }
@@ -157,6 +163,11 @@ pub struct Detector {
     out: Vec<Output>,
     /// Observations not fully tracked because a table was at `max_subjects`.
     pub overflow: u64,
+    /// Windows the call detectors read (`calls.rs`, `assess`), since start.
+    pub assessments: u64,
+    /// The share of its window after which an account is assessed again
+    /// ([`calls::ASSESS_EVERY_SHARE`]; the tests compare with every attempt).
+    assess_share: usize,
 }
 
 impl Detector {
@@ -188,6 +199,8 @@ impl Detector {
             findings_written: Millis::MIN,
             out: Vec::new(),
             overflow: 0,
+            assessments: 0,
+            assess_share: calls::ASSESS_EVERY_SHARE,
         }
     }
 

@@ -5,6 +5,7 @@ mod findings;
 mod media;
 mod profiles;
 mod scan;
+mod trunk;
 
 const T0: Millis = 1_764_000_000_000;
 const DAY: Millis = 86_400_000;

@@ -1,0 +1,66 @@
+//! An account that calls all the time (a PBX's trunk) is assessed at a constant share of
+//! its window per attempt, not at every attempt, and a sweep from it is still found, at
+//! most that share of its window later than when every attempt was assessed.
+
+use super::calls::ASSESS_EVERY_SHARE;
+use super::*;
+
+/// A busy trunk (3,000 calls in 300 s to 900 users, seven in ten answered), then a
+/// ring-and-cancel sweep from it over users it never called, ten attempts a second:
+/// the assessments of the busy part, and the attempt of the sweep at which it was found.
+fn trunk_then_sweep(share: usize) -> (u64, usize, Sim) {
+    let mut s = Sim::new();
+    s.d.assess_share = share;
+    for i in 0..3000 {
+        s.call(
+            T0 + i * 100,
+            "old1",
+            &format!("old{}", 10 + i % 900),
+            "192.0.2.9:5060",
+            (i % 10 < 7).then_some(30_000),
+            3000,
+        );
+    }
+    s.collect();
+    assert!(s.findings.is_empty(), "{:?}", s.kinds());
+    let busy = s.d.assessments;
+    let mut found_at = None;
+    for i in 0..4000 {
+        s.call(
+            T0 + 300_000 + i * 100,
+            "old1",
+            &format!("old{}", 2000 + i),
+            "192.0.2.9:5060",
+            None,
+            500,
+        );
+        if found_at.is_none() && !s.findings.is_empty() {
+            found_at = Some(i as usize);
+        }
+    }
+    (busy, found_at.expect("the sweep is found"), s)
+}
+
+#[test]
+fn a_trunk_is_assessed_a_share_of_its_window_at_a_time_and_its_sweep_is_still_found() {
+    let (every_busy, every_found, _) = trunk_then_sweep(usize::MAX);
+    let (busy, found, mut s) = trunk_then_sweep(ASSESS_EVERY_SHARE);
+    // every attempt: a read of the window per attempt from the 20th (`min_callees`) on;
+    // a sixteenth at a time: about 32 + 16 × ln(3000 / 32), 105
+    assert_eq!(every_busy, 3000 - 19);
+    assert!((60..200).contains(&busy), "{busy} assessments");
+    // found no earlier, and at most a sixteenth of the window (4,096 at most) later
+    assert!(
+        (every_found..=every_found + 4096 / ASSESS_EVERY_SHARE).contains(&found),
+        "found at attempt {found} of the sweep; {every_found} when every attempt is assessed"
+    );
+    assert!(
+        s.findings.iter().all(|f| f.kind == FindingKind::Sweep),
+        "{:?}",
+        s.kinds()
+    );
+    // once found, every attempt is assessed (its finding's evidence stays whole)
+    let before = s.d.assessments;
+    s.call(T0 + 800_000, "old1", "old9999", "192.0.2.9:5060", None, 500);
+    assert_eq!(s.d.assessments, before + 1);
+}
