@@ -235,6 +235,11 @@ impl Detector {
         }
         // (too few attempts kept to reach either breadth: nothing to assess)
         let kept = a.calls.len();
+        let (sweep, new) = (self.cfg.sweep, self.cfg.new_accounts);
+        if !(sweep.enabled && kept >= sweep.min_callees || new.enabled && kept >= new.min_strangers)
+        {
+            return;
+        }
         // An assessment reads the whole window: once per attempt, an account that calls
         // all the time (a PBX's trunk: thousands in the window) cost the detectors
         // hundreds of thousands of instructions per call. It is assessed again once a
@@ -243,7 +248,7 @@ impl Detector {
         // pattern noticed at most that many attempts late. An account already found, or
         // suspect in itself (an imitation, refused offers), is assessed every attempt.
         a.unassessed += 1;
-        let since = at - secs(self.cfg.sweep.window_s.max(self.cfg.new_accounts.window_s));
+        let since = at - secs(sweep.window_s.max(new.window_s));
         let due = a.unassessed >= (kept / self.assess_share.max(1)).max(1)
             || a.found
             || a.refusals.back().is_some_and(|r| r.0 >= since)
@@ -251,10 +256,7 @@ impl Detector {
         if !due {
             return;
         }
-        if let Some(a) = self.accounts.get_mut(&self.id(&rec.caller)) {
-            a.unassessed = 0;
-        }
-        let (sweep, new) = (self.cfg.sweep, self.cfg.new_accounts);
+        a.unassessed = 0;
         if sweep.enabled && kept >= sweep.min_callees {
             self.assess(rec, at, false);
         }
