@@ -245,14 +245,11 @@ impl Detector {
         // hundreds of thousands of instructions per call. It is assessed again once a
         // sixteenth of its window has finished since the last time, every attempt while
         // it has fewer than 32: a constant share of the window read per attempt, and a
-        // pattern noticed at most that many attempts late. An account already found, or
-        // suspect in itself (an imitation, refused offers), is assessed every attempt.
-        a.unassessed += 1;
-        let since = at - secs(sweep.window_s.max(new.window_s));
-        let due = a.unassessed >= (kept / self.assess_share.max(1)).max(1)
-            || a.found
-            || a.refusals.back().is_some_and(|r| r.0 >= since)
-            || self.imitators.contains(&rec.caller);
+        // pattern noticed at most that many attempts late. An account already found is
+        // assessed every attempt (its finding's evidence stays whole); one that turns
+        // suspect in itself (an imitation, refused offers) at its next attempt.
+        a.unassessed = a.unassessed.saturating_add(1);
+        let due = a.unassessed >= (kept / self.assess_share.max(1)).max(1) || a.found;
         if !due {
             return;
         }

@@ -206,8 +206,13 @@ impl Detector {
                 "claims to be {family} but writes SIP unlike any of the {n} known {family} fingerprints"
             )
         };
-        if self.imitators.len() < self.cfg.max_subjects {
+        if !self.imitators.contains(account) && self.imitators.len() < self.cfg.max_subjects {
             self.imitators.insert(account.to_string());
+            // (suspect now: its window is read again at its next finished attempt)
+            let key = self.id(account);
+            if let Some(a) = self.accounts.get_mut(&key) {
+                a.unassessed = usize::MAX;
+            }
         }
         self.raise(
             FindingKind::Imitation,

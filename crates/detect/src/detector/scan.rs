@@ -137,6 +137,8 @@ impl Detector {
             };
             a.refusals.push_back((at, desc));
             trim(&mut a.refusals, |x| x.0, since);
+            // (suspect now: its window is read again at its next finished attempt)
+            a.unassessed = usize::MAX;
             Subject::Account(account.clone())
         };
         let Some(list) = self.refusals_of(&subject) else {

@@ -64,3 +64,40 @@ fn a_trunk_is_assessed_a_share_of_its_window_at_a_time_and_its_sweep_is_still_fo
     s.call(T0 + 800_000, "old1", "old9999", "192.0.2.9:5060", None, 500);
     assert_eq!(s.d.assessments, before + 1);
 }
+
+#[test]
+fn a_busy_account_that_turns_suspect_is_assessed_at_its_next_attempt() {
+    let mut s = Sim::new();
+    // 100 unanswered calls to distinct users, each after a long ring: no answer, but no
+    // sweep's pattern either (none is short)
+    let ring = 20_000;
+    for i in 0..100 {
+        s.call(
+            T0 + i * 1000,
+            "old1",
+            &format!("old{}", 100 + i),
+            "192.0.2.9:5060",
+            None,
+            ring,
+        );
+    }
+    s.collect();
+    assert!(s.findings.is_empty(), "{:?}", s.kinds());
+    // one offer of it refused: suspect in itself, and read again at its very next attempt
+    // (its window of 100 would otherwise be read again only every sixth)
+    s.d.observe(Observation::Refused {
+        at: T0 + 100_500,
+        source: addr("192.0.2.9:5060"),
+        account: "old1".into(),
+        kind: "offer-refused".into(),
+    });
+    s.collect();
+    let before = s.d.assessments;
+    s.call(T0 + 101_000, "old1", "old300", "192.0.2.9:5060", None, ring);
+    assert_eq!(s.d.assessments, before + 1);
+    assert!(
+        s.findings.iter().any(|f| f.kind == FindingKind::Sweep),
+        "{:?}",
+        s.kinds()
+    );
+}
