@@ -640,18 +640,19 @@ const ACCOUNT_NAME: u8 = 0xfe;
 /// The family a User-Agent claims: its first word up to `/`, a space or `(`, in lower
 /// case, at most 32 characters of `[a-z0-9._-]`; empty when there is none.
 pub fn ua_family(ua: &str) -> String {
-    // Byte-wise: the separators are ASCII, a character that is not ASCII is left out
-    // either way, and each of its bytes is above 0x7f.
-    let mut out = String::with_capacity(ua.len().min(32));
-    for &b in ua.trim().as_bytes() {
-        if matches!(b, b'/' | b' ' | b'(') || out.len() >= 32 {
-            break;
-        }
-        if b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-') {
-            out.push(char::from(b.to_ascii_lowercase()));
-        }
-    }
-    out
+    // (each byte is ASCII: the separators are, and a character that is not ASCII is left
+    // out, each of its bytes being above 0x7f)
+    family_bytes(ua).map(char::from).collect()
+}
+
+/// The bytes of [`ua_family`].
+fn family_bytes(ua: &str) -> impl Iterator<Item = u8> + '_ {
+    ua.trim()
+        .bytes()
+        .take_while(|b| !matches!(b, b'/' | b' ' | b'('))
+        .filter(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+        .map(|b| b.to_ascii_lowercase())
+        .take(32)
 }
 
 /// [`ua_family`]'s bytes hashed (FNV-1a) without building the text: the key of the
@@ -659,14 +660,9 @@ pub fn ua_family(ua: &str) -> String {
 pub(crate) fn family_key(ua: &str) -> Option<u64> {
     let mut h = Fnv::new();
     let mut n = 0;
-    for &b in ua.trim().as_bytes() {
-        if matches!(b, b'/' | b' ' | b'(') || n >= 32 {
-            break;
-        }
-        if b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-') {
-            h.byte(b.to_ascii_lowercase());
-            n += 1;
-        }
+    for b in family_bytes(ua) {
+        h.byte(b);
+        n += 1;
     }
     (n > 0).then_some(h.0)
 }
