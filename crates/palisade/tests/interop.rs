@@ -661,20 +661,7 @@ fn baresip_offers_keep_one_habit_once_the_family_learned_it() {
     }
     let _ = b.kill();
     let _ = b.wait();
-    let json = |args: &[&str]| -> serde_json::Value {
-        serde_json::from_slice(&cli(&s.dir, args).stdout).unwrap()
-    };
-    let mut calls = Vec::new();
-    assert!(
-        wait_until(Duration::from_secs(5), || {
-            calls = json(&["calls", "--json"])["calls"]
-                .as_array()
-                .unwrap()
-                .clone();
-            calls.len() >= order.len()
-        }),
-        "every call recorded: {calls:?}"
-    );
+    let calls = recorded_calls(&s.dir, order.len());
     let habits: std::collections::BTreeSet<String> = calls
         .iter()
         .map(|c| {
@@ -685,7 +672,7 @@ fn baresip_offers_keep_one_habit_once_the_family_learned_it() {
         .collect();
     assert_eq!(habits.len(), 1, "one habit: {habits:?}");
     assert!(!habits.contains("0000000000000000"), "{habits:?}");
-    let findings = json(&["report", "findings", "--json"]);
+    let findings = cli_json(&s.dir, &["report", "findings", "--json"]);
     assert!(
         !findings.to_string().contains("imitation-client"),
         "a real client was taken for an imitation: {findings}"
@@ -719,20 +706,7 @@ fn linphone_offers_are_not_taken_for_imitations_once_the_family_learned_them() {
     }
     let _ = b.kill();
     let _ = b.wait();
-    let json = |args: &[&str]| -> serde_json::Value {
-        serde_json::from_slice(&cli(&s.dir, args).stdout).unwrap()
-    };
-    let mut calls = Vec::new();
-    assert!(
-        wait_until(Duration::from_secs(5), || {
-            calls = json(&["calls", "--json"])["calls"]
-                .as_array()
-                .unwrap()
-                .clone();
-            calls.len() >= order.len()
-        }),
-        "every call recorded: {calls:?}"
-    );
+    let calls = recorded_calls(&s.dir, order.len());
     for c in &calls {
         let ua = c["user_agent"].as_str().unwrap();
         // (linphone-daemon's User-Agent, the family `unknown` of dist/profiles.toml)
@@ -746,7 +720,7 @@ fn linphone_offers_are_not_taken_for_imitations_once_the_family_learned_them() {
     // (before the `o=` user was compared with the caller's name: one habit per account,
     // so none was ever learned from three)
     assert_eq!(habits.len(), 1, "one habit: {habits:?}");
-    let findings = json(&["report", "findings", "--json"]);
+    let findings = cli_json(&s.dir, &["report", "findings", "--json"]);
     assert!(
         !findings.to_string().contains("imitation-client"),
         "a real client was taken for an imitation: {findings}\ncalls: {calls:?}"

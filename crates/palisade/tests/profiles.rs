@@ -16,8 +16,6 @@
 
 mod common;
 
-use std::time::Duration;
-
 use common::*;
 
 /// `file` (a SIPp scenario of the suite) with its User-Agent replaced by `ua`, written in
@@ -87,35 +85,22 @@ fn a_models_first_call_is_not_judged_on_what_its_registrations_taught() {
         let (uas_ok, uas_trace) = uas.finish();
         assert!(uas_ok, "UAS failed:\n{uas_trace}");
     }
-    let json = |args: &[&str]| -> serde_json::Value {
-        serde_json::from_slice(&cli(&s.dir, args).stdout).unwrap()
-    };
     // every call recorded, the last with the model's User-Agent and its INVITE's
     // fingerprint, which is not the REGISTER's
-    let mut recorded = Vec::new();
-    assert!(
-        wait_until(Duration::from_secs(5), || {
-            recorded = json(&["calls", "--json"])["calls"]
-                .as_array()
-                .unwrap()
-                .clone();
-            recorded.len() >= calls.len()
-        }),
-        "every call recorded: {recorded:?}"
-    );
+    let recorded = recorded_calls(&s.dir, calls.len());
     let last = recorded
         .iter()
         .find(|c| c["caller"] == "c4")
         .expect("c4's call recorded");
     assert_eq!(last["user_agent"], "acme-phone/1.0", "{last}");
     assert_eq!(last["outcome"], "answered", "{last}");
-    let registrations = json(&["report", "devices", "--json"]).to_string();
+    let registrations = cli_json(&s.dir, &["report", "devices", "--json"]).to_string();
     let fp = last["fingerprint"].as_str().unwrap();
     assert!(
         !registrations.contains(fp),
         "the INVITE's fingerprint {fp} is not a REGISTER's: {registrations}"
     );
-    let findings = json(&["report", "findings", "--json"]);
+    let findings = cli_json(&s.dir, &["report", "findings", "--json"]);
     assert!(
         !findings.to_string().contains("imitation-client"),
         "the model's own call was taken for an imitation: {findings}\ncalls: {recorded:?}"

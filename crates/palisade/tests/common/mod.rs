@@ -99,6 +99,28 @@ pub(crate) fn cli(dir: &Path, args: &[&str]) -> Output {
     out
 }
 
+/// What `palisade ARGS --data-dir DIR` prints, parsed as JSON (for the `--json` forms).
+pub(crate) fn cli_json(dir: &Path, args: &[&str]) -> serde_json::Value {
+    serde_json::from_slice(&cli(dir, args).stdout).unwrap()
+}
+
+/// The call records (`palisade calls --json`) once at least `n` are written: the
+/// detection thread writes them a moment after the calls end (within 5 s, or panics).
+pub(crate) fn recorded_calls(dir: &Path, n: usize) -> Vec<serde_json::Value> {
+    let mut calls = Vec::new();
+    assert!(
+        wait_until(Duration::from_secs(5), || {
+            calls = cli_json(dir, &["calls", "--json"])["calls"]
+                .as_array()
+                .unwrap()
+                .clone();
+            calls.len() >= n
+        }),
+        "every call recorded: {calls:?}"
+    );
+    calls
+}
+
 pub(crate) fn add_users(dir: &Path, users: &[&str]) {
     for u in users {
         let out = cli(
