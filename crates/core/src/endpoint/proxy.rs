@@ -682,16 +682,15 @@ impl Endpoint {
             Some(m) => *m -= 1,
             None => {}
         }
-        let top = msg
-            .top_via()
-            .and_then(|v| v.branch())
-            .unwrap_or("")
-            .to_string();
-        let branch = format!(
-            "{OUR_BRANCH}{:08x}.s{:x}",
-            self.loop_hash(&msg),
-            hash64(&[top.as_bytes()], self.salt)
-        );
+        let top = msg.top_via().and_then(|v| v.branch()).unwrap_or("");
+        let top_hash = hash64(&[top.as_bytes()], self.salt);
+        // the same text as `format!("{OUR_BRANCH}{lh:08x}.s{top_hash:x}")`, without the
+        // formatter (one branch per relayed ACK of a 2xx)
+        let mut branch = String::with_capacity(OUR_BRANCH.len() + 26);
+        branch.push_str(OUR_BRANCH);
+        crate::mac::push_hex_u64(&mut branch, u64::from(self.loop_hash(&msg)), 8);
+        branch.push_str(".s");
+        crate::mac::push_hex_u64(&mut branch, top_hash, 1);
         let Some(via) = self.our_via(dest.transport, branch) else {
             return;
         };

@@ -86,6 +86,34 @@ fn register_then_call_through_the_proxy() {
     assert_eq!(out[0].0, peer(BOB));
     assert_eq!(out[0].1.method().unwrap().as_str(), "ACK");
     assert_eq!(out[0].1.routes().count(), 0, "our Route entry is consumed");
+    // Relayed statelessly: our Via's branch is derived from the request alone
+    // (`z9hG4bKpal`, 8 hex digits of the loop hash, `.s`, the hex of the received
+    // branch's hash), so a retransmission of the ACK leaves with the same one.
+    let branch = |m: &palisade_sip::Message<'_>| {
+        m.top_via()
+            .and_then(|v| v.branch())
+            .unwrap_or_default()
+            .to_string()
+    };
+    let first = branch(&out[0].1);
+    let (loop_hash, top) = first
+        .strip_prefix("z9hG4bKpal")
+        .and_then(|r| r.split_once(".s"))
+        .expect("our stateless branch");
+    assert_eq!(loop_hash.len(), 8, "{first}");
+    assert!(
+        (1..=16).contains(&top.len())
+            && (loop_hash.bytes().chain(top.bytes()))
+                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()),
+        "{first}"
+    );
+    h.send(
+        peer(ALICE),
+        &format!("ACK sip:bob@192.0.2.10:{BOB} SIP/2.0\nVia: SIP/2.0/UDP 192.0.2.10:{ALICE};branch=z9hG4bKack1\n{route}Max-Forwards: 70\nFrom: <sip:alice@example.com>;tag=a1\nTo: <sip:bob@example.com>;tag=b1\nCall-ID: call-c1\nCSeq: 1 ACK\nContent-Length: 0\n\n"),
+    );
+    let again = h.take();
+    assert_eq!(again.len(), 1);
+    assert_eq!(branch(&again[0].1), first);
 
     // BYE from the callee comes back through the proxy to the caller's contact.
     h.send(
@@ -114,13 +142,13 @@ fn register_then_call_through_the_proxy() {
     for (m, n) in [
         ("REGISTER", 1),
         ("INVITE", 1),
-        ("ACK", 1),
+        ("ACK", 2), // (and its retransmission)
         ("BYE", 1),
         ("CANCEL", 0),
     ] {
         assert_eq!(by_method[slot(m)], n, "{m}");
     }
-    assert_eq!(by_method.iter().sum::<u64>(), 4);
+    assert_eq!(by_method.iter().sum::<u64>(), 5);
     // 100 Trying and 180 (1xx); the REGISTER's 200, the INVITE's 200, the BYE's 200
     assert_eq!(h.ep.stats.responses_by_class, [2, 3, 0, 0, 0, 0]);
 }

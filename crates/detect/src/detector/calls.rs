@@ -138,14 +138,21 @@ impl Detector {
     fn track_start(&mut self, rec: &CallRecord, at: Millis) {
         let p = pair(&rec.caller, &rec.callee);
         let known = self.pairs.contains(&p);
-        if !known && self.pairs.len() < self.cfg.max_subjects.saturating_mul(4) {
+        let room = self.pairs.len() < self.cfg.max_subjects.saturating_mul(4);
+        if !known && room {
             self.pairs.insert(p);
         }
-        // Reciprocity: the callee had called this caller (within its window).
-        if let Some(b) = self.accounts.get_mut(&self.id(&rec.callee)) {
-            let me = h(&rec.caller);
-            for s in b.calls.iter_mut().filter(|s| s.callee == me) {
-                s.called_back = true;
+        // Reciprocity: the callee had called this caller (within its window). Only a
+        // pair that had a call before can have one to mark: while the set has room
+        // every pair is noted (it never shrinks), so a pair it lacks never called, and
+        // the callee's window (up to `WINDOW_CAP` attempts: a trunk's) is not walked.
+        if known || !room {
+            if let Some(b) = self.accounts.get_mut(&self.id(&rec.callee)) {
+                self.reciprocity_walks += 1;
+                let me = h(&rec.caller);
+                for s in b.calls.iter_mut().filter(|s| s.callee == me) {
+                    s.called_back = true;
+                }
             }
         }
         if !(self.cfg.sweep.enabled || self.cfg.new_accounts.enabled) {

@@ -165,6 +165,8 @@ pub struct Detector {
     pub overflow: u64,
     /// Windows the call detectors read (`calls.rs`, `assess`), since start.
     pub assessments: u64,
+    /// Windows walked to mark calls returned (`calls.rs`, `track_start`), since start.
+    pub reciprocity_walks: u64,
     /// The share of its window after which an account is assessed again
     /// ([`calls::ASSESS_EVERY_SHARE`]; the tests compare with every attempt).
     assess_share: usize,
@@ -200,6 +202,7 @@ impl Detector {
             out: Vec::new(),
             overflow: 0,
             assessments: 0,
+            reciprocity_walks: 0,
             assess_share: calls::ASSESS_EVERY_SHARE,
         }
     }

@@ -101,3 +101,76 @@ fn a_busy_account_that_turns_suspect_is_assessed_at_its_next_attempt() {
         s.kinds()
     );
 }
+
+/// A trunk's window (hundreds of attempts) is walked to mark calls returned only when
+/// the caller and the trunk had a call before: strangers calling it cost no walk, a
+/// partner's call back still marks the trunk's calls to it, and once the pairs' table is
+/// full (a pair may then be missing from it) every call walks, as before.
+#[test]
+fn calls_to_a_trunk_walk_its_window_only_when_the_pair_had_a_call_before() {
+    let mut s = Sim::new();
+    for i in 0..600 {
+        s.call(
+            T0 + i * 100,
+            "old1",
+            &format!("old{}", 10 + i % 300),
+            "192.0.2.9:5060",
+            Some(30_000),
+            3000,
+        );
+    }
+    assert_eq!(s.d.reciprocity_walks, 0);
+    // 200 users the trunk never called call it
+    for i in 0..200 {
+        s.call(
+            T0 + 60_000 + i * 100,
+            &format!("old{}", 500 + i),
+            "old1",
+            "192.0.2.10:5060",
+            Some(1000),
+            500,
+        );
+    }
+    assert_eq!(s.d.reciprocity_walks, 0);
+    // one it called does: one walk, and the trunk's two calls to it are marked
+    s.call(
+        T0 + 90_000,
+        "old10",
+        "old1",
+        "192.0.2.10:5060",
+        Some(1000),
+        500,
+    );
+    assert_eq!(s.d.reciprocity_walks, 1);
+    let trunk = s.d.accounts.get(&s.d.id("old1")).expect("tracked");
+    let me = h("old10");
+    let marked: Vec<bool> = (trunk.calls.iter())
+        .filter(|c| c.callee == me)
+        .map(|c| c.called_back)
+        .collect();
+    assert_eq!(marked, vec![true, true]);
+
+    // a full table of pairs: a call walks whether or not its pair is in it
+    let mut s = Sim::new();
+    s.d.cfg.max_subjects = 10;
+    for i in 0..60 {
+        s.call(
+            T0 + i * 100,
+            "old1",
+            &format!("old{}", 10 + i),
+            "192.0.2.9:5060",
+            None,
+            500,
+        );
+    }
+    assert_eq!(s.d.pairs.len(), 40);
+    s.call(
+        T0 + 10_000,
+        "old300",
+        "old1",
+        "192.0.2.10:5060",
+        Some(1000),
+        500,
+    );
+    assert_eq!(s.d.reciprocity_walks, 1);
+}
