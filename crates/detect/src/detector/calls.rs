@@ -235,10 +235,12 @@ impl Detector {
         let Some(a) = self.accounts.get_mut(&self.id(&rec.caller)) else {
             return;
         };
+        let mut stranger = false;
         if let Some(s) = a.calls.iter_mut().rev().find(|s| s.id == rec.id) {
             s.done = true;
             s.answered = answered;
             s.short = short;
+            stranger = s.stranger;
         }
         // (too few attempts kept to reach either breadth: nothing to assess)
         let kept = a.calls.len();
@@ -252,21 +254,74 @@ impl Detector {
         // hundreds of thousands of instructions per call. It is assessed again once a
         // sixteenth of its window has finished since the last time, every attempt while
         // it has fewer than 32: a constant share of the window read per attempt, and a
-        // pattern noticed at most that many attempts late. An account already found is
-        // assessed every attempt (its finding's evidence stays whole); one that turns
-        // suspect in itself (an imitation, refused offers) at its next attempt.
+        // pattern noticed at most that many attempts late. One that turns suspect in
+        // itself (an imitation, refused offers) is assessed at its next attempt. An
+        // account already found keeps that schedule too (an account found but only
+        // alerted on may go on calling thousands of times: read whole at every attempt,
+        // its window made the detectors' cost per call grow with it); in between, each
+        // attempt joins its finding's evidence without a read of the window, and a
+        // restriction of it that ran out is applied again at once (`extend_findings`).
         a.unassessed = a.unassessed.saturating_add(1);
-        let due = a.unassessed >= (kept / self.assess_share.max(1)).max(1) || a.found;
-        if !due {
+        let due = a.unassessed >= (kept / self.assess_share.max(1)).max(1);
+        let now = due || (a.found && self.extend_findings(rec, at, stranger));
+        if !now {
             return;
         }
-        a.unassessed = 0;
+        if let Some(a) = self.accounts.get_mut(&self.id(&rec.caller)) {
+            a.unassessed = 0;
+        }
         if sweep.enabled && kept >= sweep.min_callees {
             self.assess(rec, at, false);
         }
         if new.enabled && kept >= new.min_strangers && self.is_new(&rec.caller, at) {
             self.assess(rec, at, true);
         }
+    }
+
+    /// A found caller's attempt between assessments: it joins the evidence of the
+    /// caller's current sweep and strangers findings (a strangers finding only when the
+    /// callee was a stranger), without a read of the window (the score and summary are
+    /// those of the last assessment until the next). Whether the caller must be
+    /// assessed now: one of those findings restricts and its restriction ran out (the
+    /// assessment applies it again, as before). With no current finding left, the
+    /// account is back on the schedule of any other.
+    fn extend_findings(&mut self, rec: &CallRecord, at: Millis, stranger: bool) -> bool {
+        let subject = Subject::Account(rec.caller.clone());
+        let mut current = false;
+        let mut lapsed = false;
+        for (kind, resp, counts) in [
+            (FindingKind::Sweep, self.cfg.sweep.response, true),
+            (
+                FindingKind::Strangers,
+                self.cfg.new_accounts.strangers_response,
+                stranger,
+            ),
+        ] {
+            let Some(a) = self.active.get_mut(&(kind, subject.clone())) else {
+                continue;
+            };
+            current = true;
+            if resp.action != ActionKind::Alert && a.f.detected_at + secs(resp.duration_s) <= at {
+                lapsed = true;
+                continue;
+            }
+            if !counts {
+                continue;
+            }
+            let e = Evidence::Call(rec.id);
+            a.f.updated_at = at;
+            a.dirty = true;
+            if a.f.records.len() < MAX_EVIDENCE && a.records.insert(h(&e)) {
+                a.f.records.push(e);
+                a.lists_dirty = true;
+            }
+        }
+        if !current {
+            if let Some(a) = self.accounts.get_mut(&self.id(&rec.caller)) {
+                a.found = false;
+            }
+        }
+        lapsed
     }
 
     /// The behavioural test (see the module documentation) over the caller's window:

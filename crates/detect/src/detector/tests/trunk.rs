@@ -59,10 +59,113 @@ fn a_trunk_is_assessed_a_share_of_its_window_at_a_time_and_its_sweep_is_still_fo
         "{:?}",
         s.kinds()
     );
-    // once found, every attempt is assessed (its finding's evidence stays whole)
+    // once found, it keeps the schedule (its window holds 4,096 attempts: assessed
+    // once every 256), where every attempt was assessed before
     let before = s.d.assessments;
-    s.call(T0 + 800_000, "old1", "old9999", "192.0.2.9:5060", None, 500);
+    for i in 0..100 {
+        s.call(
+            T0 + 800_000 + i * 100,
+            "old1",
+            &format!("new{}", i % 100),
+            "192.0.2.9:5060",
+            None,
+            500,
+        );
+    }
+    let assessed = s.d.assessments - before;
+    assert!(assessed <= 1, "{assessed} assessments in 100 attempts");
+}
+
+/// A found account's attempts between its assessments join its finding's evidence
+/// without a read of its window (an account found but only alerted on may go on calling
+/// thousands of times).
+#[test]
+fn a_found_account_s_attempts_between_assessments_join_its_finding() {
+    let mut s = Sim::new();
+    for i in 0..40 {
+        s.call(
+            T0 + i * 100,
+            "old1",
+            &format!("old{}", 100 + i),
+            "192.0.2.9:5060",
+            None,
+            500,
+        );
+    }
+    let key = (FindingKind::Sweep, Subject::Account("old1".into()));
+    let records = |s: &Sim| {
+        s.d.active
+            .get(&key)
+            .map(|a| a.f.records.clone())
+            .unwrap_or_default()
+    };
+    let evidence = records(&s).len();
+    assert!(evidence > 0);
+    // (the schedule alone would assess it again only after its whole window)
+    s.d.assess_share = 1;
+    let before = s.d.assessments;
+    let mut ids = vec![];
+    for i in 0..30 {
+        s.call(
+            T0 + 10_000 + i * 100,
+            "old1",
+            &format!("old{}", 200 + i),
+            "192.0.2.9:5060",
+            None,
+            500,
+        );
+        ids.push(Evidence::Call(s.d.next_call - 1));
+    }
+    assert_eq!(s.d.assessments, before);
+    let after = records(&s);
+    assert_eq!(after.get(evidence..), Some(&ids[..]));
+}
+
+/// A found account whose restriction ran out is assessed at its next attempt, not a
+/// share of its window later: the restriction is applied again at once.
+#[test]
+fn a_found_account_whose_restriction_ran_out_is_assessed_at_its_next_attempt() {
+    let mut s = Sim::new();
+    s.d.cfg.sweep.response = Response {
+        action: ActionKind::Block,
+        duration_s: 60,
+        limit_per_minute: 0,
+    };
+    for i in 0..300 {
+        s.call(
+            T0 + i * 100,
+            "old1",
+            &format!("old{}", 100 + i),
+            "192.0.2.9:5060",
+            None,
+            500,
+        );
+    }
+    s.collect();
+    assert_eq!(s.restrictions.len(), 1, "{:?}", s.kinds());
+    s.restrictions.clear();
+    // (from here on the schedule alone would assess it only after its whole window
+    // again: 300 attempts)
+    s.d.assess_share = 1;
+    // within the block: attempts between assessments restrict nothing anew
+    let before = s.d.assessments;
+    s.call(T0 + 30_100, "old1", "old500", "192.0.2.9:5060", None, 500);
+    s.collect();
+    assert_eq!(s.d.assessments, before);
+    assert!(s.restrictions.is_empty());
+    // past it: the next attempt is assessed and blocked again
+    let detected = s.findings.first().map_or(0, |f| f.detected_at);
+    s.call(
+        detected + 60_000,
+        "old1",
+        "old501",
+        "192.0.2.9:5060",
+        None,
+        500,
+    );
+    s.collect();
     assert_eq!(s.d.assessments, before + 1);
+    assert_eq!(s.restrictions.len(), 1);
 }
 
 #[test]
