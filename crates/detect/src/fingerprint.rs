@@ -313,29 +313,38 @@ const LONG_DIGITS: usize = 16;
 
 /// Whether a value is one word among counters (see [`shape`]): its letters are one
 /// run, with a run of 4 digits or more and at most half letters, or between counters.
+/// (One pass over the value counts what the rule looks at.)
 fn counters_around_a_word(v: &[u8]) -> bool {
-    let (Some(first), Some(last)) = (
-        v.iter().position(u8::is_ascii_alphabetic),
-        v.iter().rposition(u8::is_ascii_alphabetic),
-    ) else {
-        return false; // no word
-    };
-    let word = v.get(first..=last).unwrap_or_default();
-    if !word.iter().all(u8::is_ascii_alphabetic) {
-        return false; // more than one
+    let (mut first, mut last, mut letters) = (usize::MAX, 0, 0);
+    let (mut digits, mut run, mut longest_run) = (0, 0, 0);
+    for (i, &c) in v.iter().enumerate() {
+        let k = class(c);
+        if k & (LOWER | UPPER) != 0 {
+            first = first.min(i);
+            last = i;
+            letters += 1;
+            run = 0;
+        } else if k & DIGIT != 0 {
+            digits += 1;
+            run += 1;
+            longest_run = longest_run.max(run);
+        } else {
+            run = 0;
+        }
     }
-    let letter_count = word.len();
+    // no word, or more than one (a letter run with something else inside it)
+    if letters == 0 || last - first + 1 != letters {
+        return false;
+    }
     // (SIPp writes `[pid]R[n]` and `[pid]SIPpTag00[n]`: one letter, or a word of six
     // letters or more, between counters; with a process id under 1000 the letters of
     // its tag outnumber the digits; a random token of ten characters almost never has
     // that form, so belle-sip's tokens keep their shape)
     let between_counters = v.first().is_some_and(u8::is_ascii_digit)
         && v.last().is_some_and(u8::is_ascii_digit)
-        && (letter_count <= 1 || letter_count >= 6)
-        && v.iter().filter(|c| c.is_ascii_digit()).count() >= 4;
-    between_counters
-        || (letter_count * 2 <= v.len()
-            && v.split(|c| !c.is_ascii_digit()).any(|run| run.len() >= 4))
+        && (letters <= 1 || letters >= 6)
+        && digits >= 4;
+    between_counters || (letters * 2 <= v.len() && longest_run >= 4)
 }
 
 fn trim_end(mut v: &[u8]) -> &[u8] {
