@@ -9,7 +9,9 @@
 //!
 //! (the difference of the totals over N is the detector's cost per call, off the core;
 //! a second argument K makes the calls come from the first K accounts only, e.g. 1:
-//! one trunk that places every call)
+//! one trunk that places every call; a third, `sweep`, makes every call a ring-and-cancel
+//! of 300 ms, so that the callers are found, e.g. `detector_loop 8000 1 sweep`: one
+//! account found sweeping and going on, as an alert lets it)
 use palisade_detect::*;
 
 fn main() {
@@ -23,6 +25,7 @@ fn main() {
         .filter(|&k| k > 0)
         .unwrap_or(10_000);
     let t0: Millis = 1_800_000_000_000;
+    let sweep = std::env::args().nth(3).as_deref() == Some("sweep");
     let mut d = Detector::new(Config::default(), (1, 1, 1));
     d.set_accounts((0..10_000).map(|i| (format!("u{i}"), if i % 2 == 0 { 0 } else { t0 })));
     let source: std::net::SocketAddr = "192.0.2.1:5060".parse().unwrap_or_else(|_| {
@@ -50,7 +53,7 @@ fn main() {
             at: at + 100,
             status: 180,
         });
-        if k % 10 < 7 {
+        if k % 10 < 7 && !sweep {
             d.observe(Observation::CallStatus {
                 key: k,
                 at: at + 2000,
@@ -63,7 +66,7 @@ fn main() {
         } else {
             d.observe(Observation::CallStatus {
                 key: k,
-                at: at + 5000,
+                at: at + if sweep { 400 } else { 5000 },
                 status: 487,
             });
         }
@@ -73,5 +76,8 @@ fn main() {
         }
     }
     outputs += d.drain().count();
-    println!("{n} calls, {outputs} outputs");
+    println!(
+        "{n} calls, {outputs} outputs, {} assessments",
+        d.assessments
+    );
 }
