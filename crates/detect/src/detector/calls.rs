@@ -280,7 +280,7 @@ impl Detector {
 
     /// A found caller's attempt between assessments: it joins the evidence of the
     /// caller's current sweep and strangers findings (a strangers finding only when the
-    /// callee was a stranger), without a read of the window (the score and summary are
+    /// callee was a stranger and the caller is still new), without a read of the window (the score and summary are
     /// those of the last assessment until the next). Whether the caller must be
     /// assessed now: one of those findings restricts and its restriction ran out (the
     /// assessment applies it again, as before). With no current finding left, the
@@ -289,13 +289,13 @@ impl Detector {
         let subject = Subject::Account(rec.caller.clone());
         let mut current = false;
         let mut lapsed = false;
+        // (as an assessment would count the attempt: a detector switched off by a reload
+        // adds nothing, and the strangers detector looks only at new accounts)
+        let (sweep, new) = (self.cfg.sweep, self.cfg.new_accounts);
+        let strangers = new.enabled && stranger && self.is_new(&rec.caller, at);
         for (kind, resp, counts) in [
-            (FindingKind::Sweep, self.cfg.sweep.response, true),
-            (
-                FindingKind::Strangers,
-                self.cfg.new_accounts.strangers_response,
-                stranger,
-            ),
+            (FindingKind::Sweep, sweep.response, sweep.enabled),
+            (FindingKind::Strangers, new.strangers_response, strangers),
         ] {
             let Some(a) = self.active.get_mut(&(kind, subject.clone())) else {
                 continue;

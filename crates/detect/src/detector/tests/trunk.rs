@@ -277,3 +277,54 @@ fn calls_to_a_trunk_walk_its_window_only_when_the_pair_had_a_call_before() {
     );
     assert_eq!(s.d.reciprocity_walks, 1);
 }
+
+/// Between assessments, a new account found calling strangers adds to that finding only
+/// its attempts to strangers (as its assessment counts them).
+#[test]
+fn between_assessments_a_strangers_finding_gains_only_calls_to_strangers() {
+    let mut s = Sim::new();
+    for i in 0..12 {
+        s.call(
+            T0 + i * 500,
+            "new5",
+            &format!("t{i}"),
+            "198.51.100.1:5060",
+            None,
+            200,
+        );
+    }
+    let key = (FindingKind::Strangers, Subject::Account("new5".into()));
+    let records = |s: &Sim| {
+        s.d.active
+            .get(&key)
+            .map(|a| a.f.records.clone())
+            .unwrap_or_default()
+    };
+    let evidence = records(&s).len();
+    assert!(evidence > 0, "{:?}", s.kinds());
+    s.d.assess_share = 1;
+    let before = s.d.assessments;
+    let mut strangers = vec![];
+    for i in 0..6 {
+        // a callee it called before (no stranger), then one it never called
+        s.call(
+            T0 + 10_000 + i * 1000,
+            "new5",
+            "t0",
+            "198.51.100.1:5060",
+            None,
+            200,
+        );
+        s.call(
+            T0 + 10_500 + i * 1000,
+            "new5",
+            &format!("u{i}"),
+            "198.51.100.1:5060",
+            None,
+            200,
+        );
+        strangers.push(Evidence::Call(s.d.next_call - 1));
+    }
+    assert_eq!(s.d.assessments, before);
+    assert_eq!(records(&s).get(evidence..), Some(&strangers[..]));
+}
