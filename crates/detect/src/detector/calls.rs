@@ -280,11 +280,11 @@ impl Detector {
 
     /// A found caller's attempt between assessments: it joins the evidence of the
     /// caller's current sweep and strangers findings (a strangers finding only when the
-    /// callee was a stranger and the caller is still new), without a read of the window (the score and summary are
-    /// those of the last assessment until the next). Whether the caller must be
-    /// assessed now: one of those findings restricts and its restriction ran out (the
-    /// assessment applies it again, as before). With no current finding left, the
-    /// account is back on the schedule of any other.
+    /// callee was a stranger and the caller is still new), without a read of the window
+    /// (the score and summary are those of the last assessment until the next). Whether
+    /// the caller must be assessed now: one of those findings restricts and its
+    /// restriction ran out (the assessment applies it again, as before). With no
+    /// current finding left, the account is back on the schedule of any other.
     fn extend_findings(&mut self, rec: &CallRecord, at: Millis, stranger: bool) -> bool {
         let subject = Subject::Account(rec.caller.clone());
         let mut current = false;
