@@ -77,10 +77,8 @@ fn register_then_call_through_the_proxy() {
     assert_eq!(out[0].0, peer(ALICE));
 
     // ACK for the 2xx: end to end, through the Record-Route.
-    h.send(
-        peer(ALICE),
-        &format!("ACK sip:bob@192.0.2.10:{BOB} SIP/2.0\nVia: SIP/2.0/UDP 192.0.2.10:{ALICE};branch=z9hG4bKack1\n{route}Max-Forwards: 70\nFrom: <sip:alice@example.com>;tag=a1\nTo: <sip:bob@example.com>;tag=b1\nCall-ID: call-c1\nCSeq: 1 ACK\nContent-Length: 0\n\n"),
-    );
+    let ack = format!("ACK sip:bob@192.0.2.10:{BOB} SIP/2.0\nVia: SIP/2.0/UDP 192.0.2.10:{ALICE};branch=z9hG4bKack1\n{route}Max-Forwards: 70\nFrom: <sip:alice@example.com>;tag=a1\nTo: <sip:bob@example.com>;tag=b1\nCall-ID: call-c1\nCSeq: 1 ACK\nContent-Length: 0\n\n");
+    h.send(peer(ALICE), &ack);
     let out = h.take();
     assert_eq!(out.len(), 1);
     assert_eq!(out[0].0, peer(BOB));
@@ -107,10 +105,7 @@ fn register_then_call_through_the_proxy() {
                 .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()),
         "{first}"
     );
-    h.send(
-        peer(ALICE),
-        &format!("ACK sip:bob@192.0.2.10:{BOB} SIP/2.0\nVia: SIP/2.0/UDP 192.0.2.10:{ALICE};branch=z9hG4bKack1\n{route}Max-Forwards: 70\nFrom: <sip:alice@example.com>;tag=a1\nTo: <sip:bob@example.com>;tag=b1\nCall-ID: call-c1\nCSeq: 1 ACK\nContent-Length: 0\n\n"),
-    );
+    h.send(peer(ALICE), &ack);
     let again = h.take();
     assert_eq!(again.len(), 1);
     assert_eq!(branch(&again[0].1), first);

@@ -232,7 +232,8 @@ impl Detector {
             self.earn_standing(&rec.caller);
             self.earn_standing(&rec.callee);
         }
-        let Some(a) = self.accounts.get_mut(&self.id(&rec.caller)) else {
+        let who = self.id(&rec.caller);
+        let Some(a) = self.accounts.get_mut(&who) else {
             return;
         };
         let mut stranger = false;
@@ -267,7 +268,7 @@ impl Detector {
         if !now {
             return;
         }
-        if let Some(a) = self.accounts.get_mut(&self.id(&rec.caller)) {
+        if let Some(a) = self.accounts.get_mut(&who) {
             a.unassessed = 0;
         }
         if sweep.enabled && kept >= sweep.min_callees {

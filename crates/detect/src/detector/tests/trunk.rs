@@ -5,6 +5,13 @@
 use super::calls::ASSESS_EVERY_SHARE;
 use super::*;
 
+/// What the current finding of `kind` on `account` rests on (empty without one).
+fn evidence_of(s: &Sim, kind: FindingKind, account: &str) -> Vec<Evidence> {
+    (s.d.active.get(&(kind, Subject::Account(account.into()))))
+        .map(|a| a.f.records.clone())
+        .unwrap_or_default()
+}
+
 /// A busy trunk (3,000 calls in 300 s to 900 users, seven in ten answered), then a
 /// ring-and-cancel sweep from it over users it never called, ten attempts a second:
 /// the assessments of the busy part, and the attempt of the sweep at which it was found.
@@ -92,13 +99,7 @@ fn a_found_account_s_attempts_between_assessments_join_its_finding() {
             500,
         );
     }
-    let key = (FindingKind::Sweep, Subject::Account("old1".into()));
-    let records = |s: &Sim| {
-        s.d.active
-            .get(&key)
-            .map(|a| a.f.records.clone())
-            .unwrap_or_default()
-    };
+    let records = |s: &Sim| evidence_of(s, FindingKind::Sweep, "old1");
     let evidence = records(&s).len();
     assert!(evidence > 0);
     // (the schedule alone would assess it again only after its whole window)
@@ -293,13 +294,7 @@ fn between_assessments_a_strangers_finding_gains_only_calls_to_strangers() {
             200,
         );
     }
-    let key = (FindingKind::Strangers, Subject::Account("new5".into()));
-    let records = |s: &Sim| {
-        s.d.active
-            .get(&key)
-            .map(|a| a.f.records.clone())
-            .unwrap_or_default()
-    };
+    let records = |s: &Sim| evidence_of(s, FindingKind::Strangers, "new5");
     let evidence = records(&s).len();
     assert!(evidence > 0, "{:?}", s.kinds());
     s.d.assess_share = 1;
