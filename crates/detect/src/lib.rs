@@ -37,10 +37,13 @@ mod config;
 mod detector;
 pub mod fingerprint;
 mod model;
+mod scanner;
 mod time;
 
 pub use config::*;
 pub use detector::Detector;
-pub use fingerprint::{fingerprint, scanner_signature, sdp_habits, ua_family, ScannerMemo};
+pub use fingerprint::{
+    fingerprint, fingerprint_unfolded, scanner_signature, sdp_habits, ua_family, ScannerMemo,
+};
 pub use model::*;
 pub use time::{parse_time, rfc3339};

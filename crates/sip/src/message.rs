@@ -61,6 +61,10 @@ pub struct Received {
     /// Whether the header section holds a control character other than CR, LF and tab
     /// (the parser lets one through only as a quoted-pair, after a backslash).
     pub quoted_control: bool,
+    /// The parse saw no folded header line (a CRLF followed by a blank): no line of the
+    /// header section begins with a blank. `false` when it saw one, and for a message
+    /// built rather than parsed (not known).
+    pub unfolded: bool,
 }
 
 macro_rules! first_of {

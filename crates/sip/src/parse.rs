@@ -272,6 +272,7 @@ fn parse_message<'a>(
         received: crate::Received {
             head_end: (start == 0).then_some(end),
             quoted_control,
+            unfolded: !folded,
         },
     })
 }

@@ -182,3 +182,57 @@ fn core_rows_are_marked() {
     assert!(core.contains(&"rfc4475/invut.dat"));
     assert!(core.contains(&"rfc4475/unksm2.dat"));
 }
+
+/// `Received::unfolded` (what lets the wire fingerprint stop after the last core header)
+/// says that no line of the header section begins with a blank: checked on every corpus
+/// message that parses (wsinv.dat folds) and on a message folded after its last header.
+#[test]
+fn the_parse_notes_whether_a_header_line_is_folded() {
+    let mut raws: Vec<Vec<u8>> = Vec::new();
+    for sub in ["rfc4475", "rfc5118"] {
+        for e in std::fs::read_dir(corpus_dir().join(sub)).expect("tests/corpus") {
+            raws.push(std::fs::read(e.expect("entry").path()).expect("corpus file"));
+        }
+    }
+    let invite = |last: &[u8]| {
+        [
+            b"INVITE sip:b@example.com SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\nFrom: <sip:a@example.com>;tag=1\r\nTo: <sip:b@example.com>\r\nCall-ID: c\r\nCSeq: 1 INVITE\r\nMax-Forwards: 70\r\nContact: <sip:a@h>\r\n".as_slice(),
+            last,
+            b"Content-Length: 0\r\n\r\n",
+        ]
+        .concat()
+    };
+    raws.push(invite(b"Subject: a\r\n\tb\r\n"));
+    raws.push(invite(b"Subject: a b\r\n"));
+    let (mut folded, mut unfolded) = (0, 0);
+    for raw in &raws {
+        let Ok(m) = parse_datagram(raw, &Limits::default()) else {
+            continue;
+        };
+        let head_end = raw
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .expect("a parsed message has an empty line");
+        // (the parser skips empty lines before the start line: they are not folds)
+        let lead = raw
+            .iter()
+            .take_while(|&&b| b == b'\r' || b == b'\n')
+            .count();
+        let head = &raw[lead.min(head_end)..head_end + 2];
+        let folds = head
+            .windows(3)
+            .any(|w| matches!(w, [b'\r', b'\n', b' ' | b'\t']));
+        assert_eq!(
+            m.received.unfolded,
+            !folds,
+            "{:?}",
+            String::from_utf8_lossy(raw)
+        );
+        folded += usize::from(folds);
+        unfolded += usize::from(!folds);
+    }
+    assert!(
+        folded >= 2 && unfolded > 30,
+        "{folded} folded, {unfolded} not"
+    );
+}

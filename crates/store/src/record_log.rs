@@ -45,6 +45,9 @@ const SUFFIX: &str = ".tsv";
 /// Files kept open for appending (the current hour's, and the previous one's for calls
 /// that started in it).
 const OPEN_FILES: usize = 4;
+/// Room a batch of lines of one file starts with: about five calls' lines (a larger
+/// block comes from a slower path of the allocator than a batch's growth costs).
+const BATCH_BYTES: usize = 1024;
 const HOUR_MS: i64 = 3_600_000;
 /// The last hour whose name keeps four digits of year (9999-12-31T23).
 const LAST_MS: i64 = 253_402_300_799_999;
@@ -223,7 +226,9 @@ fn lines(bytes: &[u8]) -> impl Iterator<Item = &[u8]> {
 /// appending; every other use only reads.
 pub(crate) struct RecordLog {
     dir: PathBuf,
-    open: BTreeMap<String, File>,
+    /// By (kind, hour): the name is made only to open one (it formats the hour's date,
+    /// thousands of instructions, and each batch of records would pay it).
+    open: BTreeMap<(&'static str, i64), File>,
 }
 
 impl RecordLog {
@@ -356,25 +361,27 @@ impl RecordLog {
         calls: impl Iterator<Item = &'r CallRecord>,
         registrations: impl Iterator<Item = &'r RegistrationRecord>,
     ) -> Result<(), StoreError> {
-        // by file: (kind, hour)
-        let mut batches: BTreeMap<(&str, i64), Vec<u8>> = BTreeMap::new();
+        // by file: (kind, hour); a batch's lines start with room for a few (no growth
+        // of the buffer for the first lines, byte by byte as they are written)
+        let mut batches: BTreeMap<(&'static str, i64), Vec<u8>> = BTreeMap::new();
+        let buffer = || Vec::with_capacity(BATCH_BYTES);
         for c in calls {
-            encode_call(batches.entry((CALLS, hour_of(c.invite_at))).or_default(), c);
+            let out = batches.entry((CALLS, hour_of(c.invite_at)));
+            encode_call(out.or_insert_with(buffer), c);
         }
         for r in registrations {
-            encode_registration(
-                batches.entry((REGISTRATIONS, hour_of(r.at))).or_default(),
-                r,
-            );
+            let out = batches.entry((REGISTRATIONS, hour_of(r.at)));
+            encode_registration(out.or_insert_with(buffer), r);
         }
-        for ((kind, h), bytes) in batches {
-            let name = file_name(kind, &hour_name(h));
-            let path = self.dir.join(&name);
-            let file = self.file(&name)?;
+        for (key, bytes) in batches {
+            let file = self.file(key)?;
             if let Err(e) = file.write_all(&bytes) {
                 // (reopened, and its tail checked, at the next write)
-                self.open.remove(&name);
-                return Err(io_err(&path, e));
+                self.open.remove(&key);
+                return Err(io_err(
+                    &self.dir.join(file_name(key.0, &hour_name(key.1))),
+                    e,
+                ));
             }
         }
         Ok(())
@@ -382,10 +389,10 @@ impl RecordLog {
 
     /// The file `name`, open for appending; a line cut short at its end is cut off
     /// first.
-    fn file(&mut self, name: &str) -> Result<&mut File, StoreError> {
-        if !self.open.contains_key(name) {
+    fn file(&mut self, key: (&'static str, i64)) -> Result<&mut File, StoreError> {
+        if !self.open.contains_key(&key) {
             std::fs::create_dir_all(&self.dir).map_err(|e| io_err(&self.dir, e))?;
-            let path = self.dir.join(name);
+            let path = self.dir.join(file_name(key.0, &hour_name(key.1)));
             let file = OpenOptions::new()
                 .create(true)
                 .append(true)
@@ -395,20 +402,24 @@ impl RecordLog {
             cut_torn_tail(&file, &path)?;
             while self.open.len() >= OPEN_FILES {
                 // the oldest hour's goes
-                let _ = self.open.pop_first();
+                let Some(oldest) = self.open.keys().min_by_key(|&&(_, h)| h).copied() else {
+                    break;
+                };
+                self.open.remove(&oldest);
             }
-            self.open.insert(name.to_string(), file);
+            self.open.insert(key, file);
         }
         self.open
-            .get_mut(name)
+            .get_mut(&key)
             .ok_or_else(|| io_err(&self.dir, std::io::ErrorKind::NotFound.into()))
     }
 
     /// Makes the records written so far durable (the migration from `records.db` does
     /// before it deletes the rows).
     pub(crate) fn sync(&mut self) -> Result<(), StoreError> {
-        for (name, f) in &self.open {
-            f.sync_all().map_err(|e| io_err(&self.dir.join(name), e))?;
+        for (&(kind, h), f) in &self.open {
+            f.sync_all()
+                .map_err(|e| io_err(&self.dir.join(file_name(kind, &hour_name(h))), e))?;
         }
         if let Ok(d) = File::open(&self.dir) {
             let _ = d.sync_all();

@@ -622,7 +622,13 @@ impl Endpoint {
                 && (invite || method == Method::Register)
                 && (signed || self.restrictions.has_devices())
             {
-                self.handling.fingerprint = palisade_detect::fingerprint(raw);
+                // (the parse saw every line of the head: without a folded one, the
+                // fingerprint needs none after the last core header)
+                self.handling.fingerprint = if msg.received.unfolded {
+                    palisade_detect::fingerprint_unfolded(raw)
+                } else {
+                    palisade_detect::fingerprint(raw)
+                };
             }
             // What a call or text record keeps of the request as the caller sent it, before
             // the shield rewrites what it forwards (see `call_started`).

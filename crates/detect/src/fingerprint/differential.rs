@@ -15,14 +15,26 @@
 
 use super::reference;
 
-/// Checks one input, and counts it.
+/// Checks one input, and counts it: the fingerprint against the reference, and, when
+/// no line of the input begins with a blank (what the parser's `Received::unfolded`
+/// vouches for), the reading that stops after the last core header against both.
 fn same(n: &mut usize, msg: &[u8]) {
+    let full = super::fingerprint(msg);
     assert_eq!(
-        super::fingerprint(msg),
+        full,
         reference::fingerprint(msg),
         "{:?}",
         String::from_utf8_lossy(msg)
     );
+    let folded = msg.windows(2).any(|w| matches!(w, [b'\n', b' ' | b'\t']));
+    if !folded {
+        assert_eq!(
+            super::fingerprint_unfolded(msg),
+            full,
+            "stopped early: {:?}",
+            String::from_utf8_lossy(msg)
+        );
+    }
     *n += 1;
 }
 

@@ -371,3 +371,35 @@ fn the_family_key_is_the_family_hashed() {
         assert_eq!(super::family_key(ua), want, "{ua:?} ({family:?})");
     }
 }
+
+/// The reading that stops after the last core header gives the full reading's value
+/// when no line is folded, and never looks at the lines after that header: a fold
+/// there changes the full reading only (which is why the parser's word is asked first).
+#[test]
+fn an_unfolded_head_is_read_up_to_its_last_core_header() {
+    let invite = |tail: &str| {
+        format!(
+            "INVITE sip:b@h SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK74bf9\r\nMax-Forwards: 70\r\n\
+             From: <sip:a@h>;tag=9fxced76sl\r\nTo: <sip:b@h>\r\nCall-ID: 3848276298220188511@h\r\n\
+             CSeq: 1 INVITE\r\nContact: <sip:a@h>\r\n{tail}Content-Length: 0\r\n\r\n"
+        )
+    };
+    let plain = invite("Subject: a b\r\nProxy-Authorization: Digest username=\"a\"\r\n");
+    let folded = invite("Subject: a\r\n b\r\nProxy-Authorization: Digest username=\"a\"\r\n");
+    let full = fingerprint(plain.as_bytes());
+    assert_eq!(fingerprint_unfolded(plain.as_bytes()), full);
+    // (what follows the last core header is not part of a fingerprint without folding)
+    assert_eq!(fingerprint(invite("").as_bytes()), full);
+    assert_ne!(fingerprint(folded.as_bytes()), full, "a fold is a habit");
+    assert_eq!(
+        fingerprint_unfolded(folded.as_bytes()),
+        full,
+        "the early stop did not read the lines after Contact"
+    );
+    // a core header missing: every line is read
+    let no_contact = plain.replace("Contact: <sip:a@h>\r\n", "");
+    assert_eq!(
+        fingerprint_unfolded(no_contact.as_bytes()),
+        fingerprint(no_contact.as_bytes())
+    );
+}

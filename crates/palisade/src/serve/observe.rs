@@ -244,7 +244,10 @@ impl Shell {
 
     fn hand_observed(&mut self) {
         self.observed_since = None;
-        let batch = std::mem::take(&mut self.observed);
+        // (the next batch starts with room for as many: no growth observation by
+        // observation)
+        let room = self.observed.len().min(OBSERVE_BATCH);
+        let batch = std::mem::replace(&mut self.observed, Vec::with_capacity(room));
         self.send_detector(DetectMsg::Observe(batch));
     }
 
