@@ -88,13 +88,17 @@ pub(super) struct TimerQueue {
     /// The last instant converted and its ticks: the timers armed for one message and
     /// the ones popped in one `handle_timeout` share their `now`.
     last: Option<(Instant, u64)>,
+    /// The earliest entry and where it is, kept as entries come and go: the shell asks
+    /// when the next timer is due after every pass, and a walk of every lane's front
+    /// for it cost more than arming.
+    first: Option<(Head, Due)>,
 }
 
 /// Distinct delays that get a lane of their own.
 const LANES: usize = 8;
 
 /// Where the earliest entry is.
-#[derive(Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Head {
     Lane(usize),
     Heap,
@@ -144,6 +148,7 @@ impl TimerQueue {
             free: Vec::new(),
             base: now.checked_sub(BASE_BEFORE).unwrap_or(now),
             last: None,
+            first: None,
         }
     }
 
@@ -194,24 +199,47 @@ impl TimerQueue {
         };
         if let Some((_, delay)) = after {
             let lane = match self.lanes.iter().position(|(l, _)| *l == delay) {
-                Some(i) => self.lanes.get_mut(i),
+                Some(i) => Some(i),
                 None if self.lanes.len() < LANES => {
                     self.lanes.push((delay, VecDeque::new()));
-                    self.lanes.last_mut()
+                    Some(self.lanes.len() - 1)
                 }
                 None => None,
             };
             // (`seq` only grows: a lane stays in order when `at` does not go back)
-            if let Some((_, q)) = lane.filter(|(_, q)| q.back().is_none_or(|b| b.at <= d.at)) {
+            let fits = |q: &VecDeque<Due>| q.back().is_none_or(|b| b.at <= d.at);
+            if let Some((i, (_, q))) = lane
+                .and_then(|i| Some((i, self.lanes.get_mut(i)?)))
+                .filter(|(_, (_, q))| fits(q))
+            {
                 q.push_back(d);
+                // (behind the lane's front unless the lane was empty: then it is that
+                // front, and the earliest entry if it is earlier than the earliest)
+                self.note_pushed(Head::Lane(i), d);
                 return;
             }
         }
         self.heap.push(d);
+        self.note_pushed(Head::Heap, d);
+    }
+
+    /// `d`, just queued at `at`, is the earliest entry if it is earlier than the one
+    /// that was (`Due` orders the earliest as the greatest): it is then also the front
+    /// of its lane or the heap's top.
+    fn note_pushed(&mut self, at: Head, d: Due) {
+        if self.first.is_none_or(|(_, b)| d > b) {
+            self.first = Some((at, d));
+        }
     }
 
     /// The earliest entry and where it is.
     fn head(&self) -> Option<(Head, Due)> {
+        self.first
+    }
+
+    /// [`TimerQueue::head`] found by looking at the heap's top and every lane's front
+    /// (after an entry left).
+    fn scan(&self) -> Option<(Head, Due)> {
         let mut best = self.heap.peek().map(|d| (Head::Heap, *d));
         for (i, (_, q)) in self.lanes.iter().enumerate() {
             if let Some(d) = q.front() {
@@ -246,6 +274,7 @@ impl TimerQueue {
                     }
                 }
             }
+            self.first = self.scan();
             let what = self.slab.get_mut(slot).and_then(Option::take);
             self.free.push(slot);
             if let Some(what) = what {
@@ -282,6 +311,7 @@ impl TimerQueue {
         let mut entries = std::mem::take(&mut self.heap).into_vec();
         entries.retain(live);
         self.heap = entries.into();
+        self.first = self.scan();
     }
 }
 
@@ -474,5 +504,72 @@ impl Transactions {
             }
         }
         self.timers.push(Timer { at, seq, what }, after);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The earliest entry kept as timers are armed, taken and swept is the one a look at
+    /// every lane's front and the heap's top finds, and timers come out in due order.
+    #[test]
+    fn the_earliest_entry_kept_is_the_one_found_by_looking() {
+        let start = Instant::now();
+        let mut q = TimerQueue::with_capacity(16, start);
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut rand = |n: u64| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x % n
+        };
+        // (ten delays: two more than the lanes, so that some go to the heap)
+        let delays: Vec<Duration> = (1..=10).map(|k| Duration::from_millis(k * 37)).collect();
+        let (mut seq, mut now, mut popped, mut last) = (0u64, start, 0, 0);
+        for _ in 0..5_000 {
+            match rand(10) {
+                0..=5 => {
+                    seq += 1;
+                    let what = TimerWhat::BindingExpiry(seq.to_string());
+                    if rand(4) == 0 {
+                        // armed for an instant (a binding's expiry): the heap
+                        let at = now + Duration::from_millis(rand(500));
+                        q.push(Timer { at, seq, what }, None);
+                    } else {
+                        let delay = delays[rand(10) as usize];
+                        q.push(
+                            Timer {
+                                at: now + delay,
+                                seq,
+                                what,
+                            },
+                            Some((now, delay)),
+                        );
+                    }
+                }
+                6..=8 => {
+                    now += Duration::from_millis(rand(60));
+                    loop {
+                        let earliest = q.head();
+                        let Some((s, _)) = q.pop_due(now) else {
+                            break;
+                        };
+                        // (no entry is cancelled here: the sweep takes them out)
+                        let (_, d) = earliest.expect("a timer was taken from a queue");
+                        assert_eq!(d.seq, s, "the earliest entry was taken");
+                        assert!(d.at >= last, "in due order");
+                        last = d.at;
+                        popped += 1;
+                    }
+                    // every timer due was taken
+                    let ticks = q.ticks(now);
+                    assert!(q.head().is_none_or(|(_, d)| d.at > ticks));
+                }
+                _ => q.retain(|s, _| s % 3 != 0),
+            }
+            assert_eq!(q.head(), q.scan(), "after {seq} armed, {popped} taken");
+        }
+        assert!(popped > 500 && seq > 2_000, "{popped} taken of {seq}");
     }
 }
