@@ -3,7 +3,9 @@
 
 use std::borrow::Cow;
 
-use crate::scan::{cut, dec, first_words, is_token, single_spaced, split, split_words, trim, word};
+use crate::scan::{
+    cut, dec, first_words, ip, is_token, single_spaced, split, split_words, trim, word,
+};
 
 /// The media direction attribute (RFC 8866 section 6.7).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -220,12 +222,6 @@ fn ice_char(b: u8) -> bool {
 /// RFC 3696 section 2; SIP's `toplabel`): both are refused rather than read as names.
 pub(crate) fn address(s: &str) -> bool {
     ip(s).is_some() || host_name(s)
-}
-
-/// `s.parse::<IpAddr>()` (one parse where a caller needs the address and whether it
-/// is one).
-pub(crate) fn ip(s: &str) -> Option<std::net::IpAddr> {
-    s.parse().ok()
 }
 
 /// The host-name half of [`address`] (for a caller that parsed the IP address already).

@@ -16,3 +16,4 @@ mod scan;
 pub use attr::{Attribute, Candidate, Direction};
 pub use model::{Bandwidth, Connection, Media, Origin, Session, Timing};
 pub use parse::{parse, Limits, SdpError};
+pub use scan::ip;

@@ -1,7 +1,7 @@
 //! The line parser: RFC 8866 order rules, bounds, and per-codec fmtp checks.
-use crate::attr::{address, host_name, ip, parse_attribute, Attribute};
+use crate::attr::{address, host_name, parse_attribute, Attribute};
 use crate::model::{Bandwidth, Connection, Media, Origin, Session, Timing};
-use crate::scan::{count_lines, cut, dec, fields, is_token, line_end, split};
+use crate::scan::{count_lines, cut, dec, fields, ip, is_token, line_end, split};
 
 use std::borrow::Cow;
 /// Bounds on a session description, each with a config key (`sdp.<field>`).

@@ -290,6 +290,40 @@ pub(crate) fn word<'a>(w: &[&'a str], i: usize) -> &'a str {
     w.get(i).copied().unwrap_or("")
 }
 
+/// `s.parse::<IpAddr>()` (one parse where a caller needs the address and whether it
+/// is one). Text of digits and dots only (every IPv4 address, and never an IPv6 one)
+/// is read by [`dotted_quad`]; the rest by the standard parser, which tries IPv4 first
+/// and costs about four times as much on a dotted quad.
+pub fn ip(s: &str) -> Option<std::net::IpAddr> {
+    if s.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+        dotted_quad(s.as_bytes()).map(std::net::IpAddr::V4)
+    } else {
+        s.parse().ok()
+    }
+}
+
+/// An IPv4 address as `Ipv4Addr::from_str` reads one: four octets of one to three
+/// digits, dot-separated, each at most 255 and without a leading zero (`0` alone).
+fn dotted_quad(b: &[u8]) -> Option<std::net::Ipv4Addr> {
+    let mut octets = [0u8; 4];
+    let mut parts = b.split(|&c| c == b'.');
+    for slot in &mut octets {
+        let part = parts.next()?;
+        let value = match part {
+            [d @ b'0'..=b'9'] => u16::from(*d - b'0'),
+            [b'1'..=b'9', rest @ ..] if rest.len() <= 2 && rest.iter().all(u8::is_ascii_digit) => {
+                part.iter().fold(0, |v, &d| v * 10 + u16::from(d - b'0'))
+            }
+            _ => return None,
+        };
+        *slot = u8::try_from(value).ok()?;
+    }
+    parts
+        .next()
+        .is_none()
+        .then_some(std::net::Ipv4Addr::from(octets))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -508,5 +542,47 @@ mod tests {
             assert_eq!(dec::<u8>(s), want8, "{s:?}");
             assert_eq!(dec::<u64>(s), want64, "{s:?}");
         }
+    }
+}
+
+#[cfg(test)]
+mod ip_tests {
+    /// The dotted-quad reading answers as the standard parser on every short text of
+    /// digits and dots and on the edges of the octets' range; other text goes to it.
+    #[test]
+    fn ip_answers_as_the_standard_parser() {
+        let mut cases: Vec<String> = ["", ".", "1.2.3.4", "0.0.0.0", "255.255.255.255"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let mut frontier = vec![String::new()];
+        for _ in 0..8 {
+            frontier = (frontier.iter())
+                .flat_map(|s| ["0", "1", "2", "5", "9", "."].map(|a| format!("{s}{a}")))
+                .collect();
+            cases.extend(frontier.iter().cloned());
+        }
+        for o in [
+            "0", "00", "01", "9", "10", "99", "100", "199", "249", "255", "256", "300", "999",
+            "1000",
+        ] {
+            cases.push(format!("{o}.{o}.{o}.{o}"));
+            cases.push(format!("1.2.3.{o}"));
+        }
+        for other in [
+            "::1",
+            "fe80::1",
+            "1.2.3.4a",
+            " 1.2.3.4",
+            "1.2.3.4 ",
+            "host.local",
+            "::ffff:1.2.3.4",
+        ] {
+            cases.push(other.to_string());
+        }
+        for c in &cases {
+            assert_eq!(super::ip(c), c.parse().ok(), "{c:?}");
+        }
+        assert!(cases.len() > 2_000_000, "{} texts", cases.len());
     }
 }

@@ -158,10 +158,10 @@ impl<'s> Sdp<'_, 's> {
         if !self.first(Field::Addresses, a) {
             return;
         }
-        match a.parse::<std::net::IpAddr>() {
-            Ok(std::net::IpAddr::V4(_)) => self.r.add(Field::Addresses, 32_000),
-            Ok(std::net::IpAddr::V6(_)) => self.r.add(Field::Addresses, 128_000),
-            Err(_) => self.r.chars(Field::Addresses, a, HOST),
+        match palisade_sdp::ip(a) {
+            Some(std::net::IpAddr::V4(_)) => self.r.add(Field::Addresses, 32_000),
+            Some(std::net::IpAddr::V6(_)) => self.r.add(Field::Addresses, 128_000),
+            None => self.r.chars(Field::Addresses, a, HOST),
         }
     }
 }
