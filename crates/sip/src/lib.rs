@@ -38,6 +38,7 @@ mod uri;
 
 pub use error::{ErrorKind, ParseError};
 pub use header::{CSeq, Contact, Credentials, Header, MediaType, Method, NameAddr, Via, Warning};
+pub use host::dotted_quad;
 pub use limits::Limits;
 pub use message::{Message, Received, StartLine};
 pub use parse::{frame_stream, parse_datagram, Frame};
