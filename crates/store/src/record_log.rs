@@ -46,7 +46,7 @@ const SUFFIX: &str = ".tsv";
 /// that started in it).
 const OPEN_FILES: usize = 4;
 /// Room a batch of lines of one file starts with: about five calls' lines (a larger
-/// block comes from a slower path of the allocator than a batch's growth costs).
+/// batch grows, by doubling).
 const BATCH_BYTES: usize = 1024;
 const HOUR_MS: i64 = 3_600_000;
 /// The last hour whose name keeps four digits of year (9999-12-31T23).
