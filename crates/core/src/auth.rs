@@ -251,7 +251,13 @@ pub(crate) struct Authenticator {
     /// The nonces' MAC keys (derived from `secret`).
     mac_key: crate::mac::Mac,
     epoch: Instant,
+    /// The last nonce's counter. The shards of one server share the secret (a nonce one
+    /// issued verifies in another, where the client's next request may land), so each
+    /// counts in its own residue class: shard `i` of `n` issues `i + n`, `i + 2n`, ...
+    /// and a counter, which keys the nonce counts below, names one nonce server-wide.
     counter: u64,
+    /// The number of shards (the counter's step).
+    stride: u64,
     ttl: Duration,
     /// counter of a nonce → (highest nc accepted, issue time in seconds since epoch)
     used: crate::Map<u64, (u32, u64)>,
@@ -268,10 +274,19 @@ impl Authenticator {
             mac_key: crate::mac::Mac::derived(b"palisade nonce mac", &secret),
             epoch,
             counter: 0,
+            stride: 1,
             ttl,
             used: crate::Map::default(),
             ha2: None,
         }
+    }
+
+    /// The nonces of shard `index` of `count` (see `counter`); `(0, 1)` by default.
+    pub(crate) fn for_shard(mut self, index: usize, count: usize) -> Self {
+        let count = count.max(1) as u64;
+        self.stride = count;
+        self.counter = (index as u64) % count;
+        self
     }
 
     /// [`Algorithm::ha2_hex`], remembered for the next check.
@@ -304,7 +319,7 @@ impl Authenticator {
     }
 
     pub(crate) fn nonce(&mut self, now: Instant) -> String {
-        self.counter += 1;
+        self.counter = self.counter.wrapping_add(self.stride);
         let ts = now.saturating_duration_since(self.epoch).as_secs();
         let mut n = String::with_capacity(56);
         crate::mac::push_hex_u64(&mut n, ts, 16);
@@ -532,5 +547,61 @@ mod tests {
         ));
         a.sweep(t0 + Duration::from_secs(100));
         assert_eq!(a.tracked_nonces(), 0);
+    }
+
+    /// The shards of one server share the secret, so a nonce one of them issued
+    /// verifies in another (where a client's next request may land when its datagrams
+    /// move between the workers' sockets); their counters never meet, so a nonce used
+    /// in one shard never looks like a replay of another's nonce there.
+    #[test]
+    fn a_nonce_from_another_shard_is_not_taken_for_a_replay() {
+        let t0 = Instant::now();
+        let shards = 3;
+        let mut a: Vec<Authenticator> = (0..shards)
+            .map(|i| Authenticator::new([9; 32], t0, Duration::from_secs(30)).for_shard(i, shards))
+            .collect();
+        let cred = Credential::from_password("alice", "example.com", "pw");
+        let mut counters = std::collections::HashSet::new();
+        for round in 0..50 {
+            let nonces: Vec<String> = (0..shards).map(|i| a[i].nonce(t0)).collect();
+            // each used in the shard that issued it, then in another (nc 1 in both: the
+            // nonce counts are per shard)
+            for step in [0, 1 + round % (shards - 1)] {
+                for (from, n) in nonces.iter().enumerate() {
+                    let at = (from + step) % shards;
+                    let r = respond(
+                        Algorithm::Md5,
+                        cred.ha1(Algorithm::Md5),
+                        n,
+                        "00000001",
+                        "REGISTER",
+                        "sip:example.com",
+                    );
+                    let d = DigestResponse {
+                        username: "alice",
+                        realm: "example.com",
+                        nonce: n,
+                        uri: "sip:example.com",
+                        response: &r,
+                        algorithm: "MD5",
+                        qop: "auth",
+                        nc: "00000001",
+                        cnonce: "cn",
+                    };
+                    assert_eq!(
+                        a[at].verify(t0, "REGISTER", &d, Some(&cred), "example.com"),
+                        Verdict::Ok,
+                        "round {round}: the nonce of shard {from} at shard {at}"
+                    );
+                }
+            }
+            for n in &nonces {
+                assert!(
+                    counters.insert(n.get(16..32).unwrap_or_default().to_string()),
+                    "{n}"
+                );
+            }
+        }
+        assert_eq!(counters.len(), 150);
     }
 }

@@ -29,6 +29,10 @@ pub(crate) const MAX_SOURCES: usize = 65_536;
 /// How long a source that answered a challenge correctly is exempt from the budget.
 pub(crate) const PROVEN_FOR: Duration = Duration::from_secs(600);
 
+/// While a table is full, a new source looks for idle ones at most this often (the
+/// endpoint's periodic sweep runs besides).
+pub(crate) const FULL_SWEEP_EVERY: Duration = Duration::from_secs(1);
+
 struct Bucket {
     tokens: f64,
     at: Instant,
@@ -43,6 +47,10 @@ pub(crate) struct AnswerBudget {
     overflow: Option<Bucket>,
     /// Sources that authenticated, and when they last did.
     proven: crate::Map<IpAddr, Instant>,
+    /// When a full table was last swept for a new source (see [`FULL_SWEEP_EVERY`]).
+    full_swept: Option<Instant>,
+    /// Sweeps made because a table was full (for the tests).
+    full_sweeps: u64,
 }
 
 impl AnswerBudget {
@@ -53,6 +61,22 @@ impl AnswerBudget {
             buckets: crate::Map::default(),
             overflow: None,
             proven: crate::Map::default(),
+            full_swept: None,
+            full_sweeps: 0,
+        }
+    }
+
+    /// Sweeps for a new source when a table is full, at most once per
+    /// [`FULL_SWEEP_EVERY`]: a sweep reads both tables whole, and a flood from ever new
+    /// (spoofed) addresses would otherwise pay one per datagram once 65,536 are tracked.
+    fn sweep_when_full(&mut self, now: Instant) {
+        if self
+            .full_swept
+            .is_none_or(|t| now.saturating_duration_since(t) >= FULL_SWEEP_EVERY)
+        {
+            self.full_swept = Some(now);
+            self.full_sweeps += 1;
+            self.sweep(now);
         }
     }
 
@@ -71,7 +95,7 @@ impl AnswerBudget {
     /// `ip` answered a digest challenge correctly (over UDP, so at that address).
     pub(crate) fn proven(&mut self, now: Instant, ip: IpAddr) {
         if self.proven.len() >= MAX_SOURCES && !self.proven.contains_key(&ip) {
-            self.sweep(now);
+            self.sweep_when_full(now);
             if self.proven.len() >= MAX_SOURCES {
                 return;
             }
@@ -100,7 +124,7 @@ impl AnswerBudget {
             return Self::take(b, now, rate, burst);
         }
         if self.buckets.len() >= MAX_SOURCES {
-            self.sweep(now);
+            self.sweep_when_full(now);
         }
         if self.buckets.len() >= MAX_SOURCES {
             let b = self.overflow.get_or_insert(Bucket {
@@ -199,6 +223,33 @@ mod tests {
         assert!(b.allow(t0, [192, 0, 2, 2].into()));
         b.sweep(t0 + Duration::from_secs(10));
         assert_eq!(b.tracked(), 0);
+    }
+
+    /// A flood from ever new addresses: once the table is full they share the overflow
+    /// bucket, and the table is read whole at most once a second, not per datagram.
+    #[test]
+    fn a_full_table_is_swept_at_most_once_a_second() {
+        let t0 = Instant::now();
+        let mut b = AnswerBudget::new(50, 200);
+        let addr = |i: u32| IpAddr::from(std::net::Ipv4Addr::from(0x0a00_0000 + i));
+        for i in 0..MAX_SOURCES as u32 {
+            assert!(b.allow(t0, addr(i)));
+        }
+        assert_eq!(b.tracked(), MAX_SOURCES);
+        // 100,000 datagrams from new addresses within a second: one sweep (every bucket
+        // is still spending), then the overflow bucket's burst, then nothing
+        let mut allowed = 0;
+        for i in 0..100_000u32 {
+            let at = t0 + Duration::from_micros(u64::from(i) * 9);
+            allowed += usize::from(b.allow(at, addr(MAX_SOURCES as u32 + i)));
+        }
+        assert_eq!(b.full_sweeps, 1);
+        assert!((200..=300).contains(&allowed), "{allowed}");
+        // once the buckets have refilled, the next new source's look empties the table
+        let later = t0 + Duration::from_secs(5);
+        assert!(b.allow(later, addr(1_000_000)));
+        assert_eq!(b.full_sweeps, 2);
+        assert_eq!(b.tracked(), 1);
     }
 
     #[test]

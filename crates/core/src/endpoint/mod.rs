@@ -230,7 +230,8 @@ impl Endpoint {
     /// A core with `cfg`; `secret` (random per boot) keys nonces and transaction keys.
     pub fn new(cfg: CoreConfig, secret: [u8; 32], now: Instant) -> Self {
         let salt = u64::from_le_bytes(secret[..8].try_into().unwrap_or([0; 8]));
-        let auth = Authenticator::new(secret, now, cfg.nonce_ttl);
+        let auth =
+            Authenticator::new(secret, now, cfg.nonce_ttl).for_shard(cfg.shard.0, cfg.shard.1);
         let (cfg_rate, cfg_burst) = (cfg.answer_rate, cfg.answer_burst);
         // Dialog tokens must survive a restart (a call set up before it must still hang
         // up through us), so the shell gives a persisted key; otherwise one is derived
