@@ -1,8 +1,8 @@
-//! A closed-loop REGISTER load much lighter than SIPp, for telling whether a second
-//! worker raises the rate the server carries on a machine whose cores the load
-//! generator shares (`bench/workers` runs it against a release server with one and two
-//! workers). SIPp spends about twice the server's CPU per registration, so on two cores
-//! it fills the machine before one worker does; this spends about a sixth.
+//! A closed-loop REGISTER load much lighter than SIPp, for measuring a registrar's rate
+//! and CPU per registration on a machine whose cores the load generator shares
+//! (`bench/reg_load` runs it against Palisade with one and two workers and against
+//! Kamailio). SIPp spends about twice Palisade's CPU per registration, so on two cores
+//! it fills the machine first; this spends about a sixth of SIPp's.
 //!
 //! Each of SOCKETS threads owns one UDP socket (its own source port, so the kernel's
 //! `SO_REUSEPORT` hash spreads them over the workers' sockets) and keeps WINDOW
@@ -12,11 +12,12 @@
 //! A registration whose answer does not come within two seconds, or that gets anything
 //! but 401 then 200, counts as failed (none is sent again).
 //!
-//! `reg_load SERVER:PORT PREFIX N PASSWORD [SOCKETS] [WINDOW] [SERVER_PID]`
+//! `reg_load SERVER:PORT PREFIX N PASSWORD [SOCKETS] [WINDOW] [SERVER_PIDS]`
 //!
 //! Prints one line of `key=value`: registrations done and failed, the seconds they took,
 //! the rate, and the CPU time (µs per registration) of this process and, with
-//! SERVER_PID, of the server (from `/proc/PID/stat`).
+//! SERVER_PIDS (comma-separated: every process of a server that forks, as Kamailio
+//! does), of the server (from `/proc/PID/stat`).
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -190,7 +191,7 @@ fn worker(run: &Run, window: usize) {
 fn main() {
     let a: Vec<String> = std::env::args().skip(1).collect();
     if a.len() < 4 {
-        eprintln!("usage: reg_load SERVER:PORT PREFIX N PASSWORD [SOCKETS] [WINDOW] [SERVER_PID]");
+        eprintln!("usage: reg_load SERVER:PORT PREFIX N PASSWORD [SOCKETS] [WINDOW] [SERVER_PIDS]");
         std::process::exit(2);
     }
     let sockets: usize = a.get(4).map_or(8, |s| s.parse().unwrap());
@@ -205,7 +206,8 @@ fn main() {
         done: AtomicU64::new(0),
         failed: AtomicU64::new(0),
     });
-    let (mine0, server0) = (cpu_s("self"), pid.as_deref().map(cpu_s));
+    let server_cpu = |pids: &str| pids.split(',').map(cpu_s).sum::<f64>();
+    let (mine0, server0) = (cpu_s("self"), pid.as_deref().map(server_cpu));
     let start = Instant::now();
     let threads: Vec<_> = (0..sockets)
         .map(|_| {
@@ -221,7 +223,7 @@ fn main() {
     let per = |s: f64| s * 1e6 / done.max(1) as f64;
     let mine = per(cpu_s("self") - mine0);
     let server = match (pid.as_deref(), server0) {
-        (Some(p), Some(s0)) => format!("{:.1}", per(cpu_s(p) - s0)),
+        (Some(p), Some(s0)) => format!("{:.1}", per(server_cpu(p) - s0)),
         _ => "-".into(),
     };
     println!(
