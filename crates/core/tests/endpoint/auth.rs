@@ -2,6 +2,49 @@
 
 use super::*;
 
+/// Two shards of one server: a REGISTER challenged by one shard and answered where the
+/// other handles it (its datagrams moved to the other worker's socket) is accepted, also
+/// after that shard accepted a first nonce of its own (the shards' nonce counters, which
+/// key the used-nonce counts, must not meet).
+#[test]
+fn a_challenge_from_one_shard_is_answered_in_another() {
+    let mut zero = H::shard(true, 0, 2);
+    let mut one = H::shard(true, 1, 2);
+    let ch = one.register("alice", ALICE, 3600, 1);
+    assert_eq!(status(&ch[0].1), 401);
+    let own = nonce_of(&ch[0].1, "MD5");
+    let r = auth_register(
+        &mut one,
+        "alice",
+        Algorithm::Md5,
+        &own,
+        "alice",
+        "00000001",
+        2,
+    );
+    assert_eq!(status(&r), 200);
+    for (user, cseq) in [("bob", 4), ("alice", 6)] {
+        let ch = zero.register(user, BOB, 3600, cseq - 1);
+        assert_eq!(status(&ch[0].1), 401);
+        let other = nonce_of(&ch[0].1, "MD5");
+        assert_ne!(other, own);
+        let r = auth_register(
+            &mut one,
+            user,
+            Algorithm::Md5,
+            &other,
+            user,
+            "00000001",
+            cseq,
+        );
+        assert_eq!(
+            status(&r),
+            200,
+            "{user}: a nonce of shard 0 answered in shard 1"
+        );
+    }
+}
+
 #[test]
 fn digest_auth_md5_and_sha256() {
     let mut h = H::new(true);

@@ -45,6 +45,11 @@ struct H {
 
 impl H {
     fn new(auth: bool) -> H {
+        H::shard(auth, 0, 1)
+    }
+
+    /// Shard `index` of `count` of one server (every shard has the same secret).
+    fn shard(auth: bool, index: usize, count: usize) -> H {
         let now = Instant::now();
         let cfg = CoreConfig {
             domain: "example.com".into(),
@@ -55,6 +60,7 @@ impl H {
             authenticate_register: auth,
             authenticate_requests: auth,
             nonce_ttl: Duration::from_secs(60),
+            shard: (index, count),
             ..CoreConfig::default()
         };
         let mut ep = Endpoint::new(cfg, [9; 32], now);
