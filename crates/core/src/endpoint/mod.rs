@@ -195,6 +195,15 @@ pub struct Endpoint {
     /// Stream connections by the address their peer advertises in Via (RFC 5923 style),
     /// so that requests to that address reuse the connection.
     aliases: crate::Map<(Transport, SocketAddr), u64>,
+    /// The aliases each connection was given (so that its closing removes them without
+    /// a look at every alias).
+    conn_aliases: crate::Map<u64, Vec<(Transport, SocketAddr)>>,
+    /// The addresses of record that have (or had) a WebSocket binding made over each
+    /// connection, replicas included: its closing looks at these, not at every binding
+    /// (with hundreds of thousands of bindings in every shard, a scan of them for each
+    /// closed stream connection let anyone who opens and closes connections spend the
+    /// shards' time).
+    ws_aors: crate::Map<u64, Vec<String>>,
     /// An instant and the Unix time in milliseconds it corresponds to (given by the shell).
     unix_base: Option<(Instant, i64)>,
     /// Per-source budget for answers to unauthenticated UDP senders.
@@ -274,6 +283,8 @@ impl Endpoint {
             salt,
             shards,
             aliases: crate::Map::default(),
+            conn_aliases: crate::Map::default(),
+            ws_aors: crate::Map::default(),
             unix_base: None,
             budget: AnswerBudget::new(cfg_rate, cfg_burst),
             handling: Handling::default(),
@@ -395,6 +406,9 @@ impl Endpoint {
     fn locate(&mut self, b: Binding, uri: Uri<'static>, replica: bool) {
         let at = b.expires_at;
         let aor = b.aor.clone();
+        if let Some(conn) = b.source.conn.filter(|_| b.source.transport.websocket()) {
+            self.note_ws_binding(conn, &aor);
+        }
         let list = self.dir.location.entry(aor.clone()).or_default();
         let l = Located {
             binding: b,
@@ -495,12 +509,20 @@ impl Endpoint {
     /// take calls that would wait for Timer B. Every shard hears of the closing and drops
     /// its copies; the shard that made the binding reports the removal.
     pub fn connection_closed(&mut self, conn: u64) {
-        self.aliases.retain(|_, c| *c != conn);
+        for key in self.conn_aliases.remove(&conn).unwrap_or_default() {
+            // (unless a newer connection took the alias over)
+            if self.aliases.get(&key) == Some(&conn) {
+                self.aliases.remove(&key);
+            }
+        }
         let dead = |l: &Located| {
             l.binding.source.conn == Some(conn) && l.binding.source.transport.websocket()
         };
         let mut removed = Vec::new();
-        for list in self.dir.location.values_mut() {
+        for aor in self.ws_aors.remove(&conn).unwrap_or_default() {
+            let Some(list) = self.dir.location.get_mut(&aor) else {
+                continue;
+            };
             for l in list.iter().filter(|l| dead(l) && !l.replica) {
                 removed.push(Event::BindingRemoved {
                     aor: l.binding.aor.clone(),
@@ -508,9 +530,20 @@ impl Endpoint {
                 });
             }
             list.retain(|l| !dead(l));
+            if list.is_empty() {
+                self.dir.location.remove(&aor);
+            }
         }
-        self.dir.location.retain(|_, list| !list.is_empty());
         self.events.extend(removed);
+    }
+
+    /// Notes that `aor` has a binding made over WebSocket connection `conn` (see
+    /// `ws_aors`).
+    pub(super) fn note_ws_binding(&mut self, conn: u64, aor: &str) {
+        let aors = self.ws_aors.entry(conn).or_default();
+        if !aors.iter().any(|a| a == aor) {
+            aors.push(aor.to_string());
+        }
     }
 
     /// Fires what is due at `now`: timers, the end of answered-request records, the sweep.
@@ -544,10 +577,13 @@ impl Endpoint {
             if v.host.ip() == Some(from.addr.ip()) {
                 let port = v.port.unwrap_or(from.transport.default_port());
                 if port != from.addr.port() && self.aliases.len() < 100_000 {
-                    self.aliases.insert(
-                        (from.transport, SocketAddr::new(from.addr.ip(), port)),
-                        conn,
-                    );
+                    let key = (from.transport, SocketAddr::new(from.addr.ip(), port));
+                    if self.aliases.insert(key, conn) != Some(conn) {
+                        let keys = self.conn_aliases.entry(conn).or_default();
+                        if !keys.contains(&key) {
+                            keys.push(key);
+                        }
+                    }
                 }
             }
         }

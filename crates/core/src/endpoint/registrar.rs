@@ -225,6 +225,9 @@ impl Endpoint {
         if list.is_empty() {
             self.dir.location.remove(&aor);
         }
+        if let Some(conn) = from.conn.filter(|_| from.transport.websocket()) {
+            self.note_ws_binding(conn, &aor);
+        }
         if let Some(at) = earliest {
             self.tx.arm(at, TimerWhat::BindingExpiry(aor.clone()));
         }

@@ -133,6 +133,100 @@ fn a_closed_websocket_connection_takes_its_bindings_with_it() {
     );
 }
 
+/// A shard drops its copies of another shard's WebSocket bindings when their connection
+/// closes; bindings over other connections and over UDP stay, and so does everything when
+/// an unrelated connection closes, whatever the table holds. A stream connection's Via
+/// alias goes with it.
+#[test]
+fn a_closed_connection_takes_its_replicas_and_aliases_with_it() {
+    let mut h = ws_h();
+    ws_register(&mut h, 600);
+    let copy = |aor: &str, contact: &str, transport: Transport, conn: Option<u64>| Binding {
+        aor: aor.into(),
+        contact: contact.into(),
+        expires_at: h.now + Duration::from_secs(600),
+        q: 1000,
+        call_id: format!("c-{aor}"),
+        cseq: 1,
+        path: vec![],
+        source: Peer {
+            transport,
+            addr: SocketAddr::from(([198, 51, 100, 9], 41_000)),
+            conn,
+        },
+        user_agent: String::new(),
+    };
+    let replicas = [
+        copy(
+            "alice@example.com",
+            "sip:a1@x.invalid;transport=ws",
+            Transport::Ws,
+            Some(70),
+        ),
+        copy(
+            "alice@example.com",
+            "sip:a2@x.invalid;transport=ws",
+            Transport::Ws,
+            Some(71),
+        ),
+        copy(
+            "carol@example.com",
+            "sip:carol@198.51.100.9:41000",
+            Transport::Udp,
+            None,
+        ),
+    ];
+    for b in replicas {
+        h.ep.apply_binding(b);
+    }
+    // 2,000 more UDP copies: what an unrelated close must not look through
+    for i in 0..2_000 {
+        h.ep.apply_binding(copy(
+            &format!("u{i}@example.com"),
+            &format!("sip:u{i}@198.51.100.9:41000"),
+            Transport::Udp,
+            None,
+        ));
+    }
+    while h.ep.poll_event().is_some() {}
+    assert_eq!(h.ep.bindings().count(), 2_004);
+    h.ep.connection_closed(99);
+    assert_eq!(h.ep.bindings().count(), 2_004);
+    // a replica's connection: its copy goes, silently (the shard that made it reports)
+    h.ep.connection_closed(70);
+    assert!(h.ep.poll_event().is_none());
+    let alice: Vec<String> = (h.ep.bindings())
+        .filter(|b| b.aor == "alice@example.com")
+        .map(|b| b.contact.clone())
+        .collect();
+    assert_eq!(alice, ["sip:a2@x.invalid;transport=ws"]);
+    h.ep.connection_closed(71);
+    assert!(h.ep.bindings().all(|b| b.aor != "alice@example.com"));
+    assert_eq!(h.ep.bindings().count(), 2_002);
+    // the local WebSocket binding: removed and reported
+    h.ep.connection_closed(WS_CONN);
+    assert!(matches!(
+        h.ep.poll_event(),
+        Some(Event::BindingRemoved { .. })
+    ));
+    assert_eq!(h.ep.bindings().count(), 2_001);
+    // a TCP peer that advertises another port in its Via is reached on its connection
+    // by that address (an alias); the alias goes when the connection closes
+    let tcp = Peer {
+        transport: Transport::Tcp,
+        addr: SocketAddr::from(([192, 0, 2, 10], 50_000)),
+        conn: Some(80),
+    };
+    h.send(tcp, "OPTIONS sip:example.com SIP/2.0\nVia: SIP/2.0/TCP 192.0.2.10:5070;branch=z9hG4bKopt1\nMax-Forwards: 70\nFrom: <sip:alice@example.com>;tag=o1\nTo: <sip:example.com>\nCall-ID: opt-1\nCSeq: 1 OPTIONS\nContent-Length: 0\n\n");
+    h.take();
+    assert_eq!(h.ep.table_sizes().2, 1);
+    h.ep.connection_closed(81);
+    assert_eq!(h.ep.table_sizes().2, 1);
+    h.ep.connection_closed(80);
+    assert_eq!(h.ep.table_sizes().2, 0);
+    assert_eq!(h.ep.bindings().count(), 2_001);
+}
+
 #[test]
 fn websocket_names_and_default_ports() {
     assert_eq!(Transport::parse("WS"), Some(Transport::Ws));
