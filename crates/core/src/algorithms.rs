@@ -35,13 +35,6 @@ pub(crate) const MAX_DEVICES: usize = 65_536;
 /// A device not seen for this long is forgotten.
 pub(crate) const FORGET_AFTER: Duration = Duration::from_secs(7 * 24 * 3600);
 
-/// While the table is full, a new device looks for forgotten ones at most this often.
-/// (Each look reads the whole table: looking for every new device made a challenge cost
-/// a scan of 65,536 entries once that many devices had been challenged, which any
-/// sender can bring about with made-up account names. The endpoint's periodic sweep
-/// runs besides.)
-pub(crate) const FULL_SWEEP_EVERY: Duration = Duration::from_secs(1);
-
 /// What one device is known to do.
 struct Device {
     md5_only: bool,
@@ -70,10 +63,9 @@ pub(crate) struct Memory {
     devices: crate::Map<u64, Device>,
     /// The current minute's start and the notes given in it.
     notes: Option<(Instant, u32)>,
-    /// When a full table was last swept for a new device (see [`FULL_SWEEP_EVERY`]).
-    full_swept: Option<Instant>,
-    /// Sweeps made because the table was full (for the tests).
-    full_sweeps: u64,
+    /// Sweeps for a new device while the table was full (see [`crate::FullSweep`]: each
+    /// reads the whole table, and made-up account names fill it).
+    full: crate::FullSweep,
 }
 
 /// The identity of a device.
@@ -105,12 +97,7 @@ impl Memory {
     fn entry(&mut self, now: Instant, key: u64) -> Option<&mut Device> {
         // (the length first: below the bound no lookup is needed before the entry's)
         if self.devices.len() >= MAX_DEVICES && !self.devices.contains_key(&key) {
-            if self
-                .full_swept
-                .is_none_or(|t| now.saturating_duration_since(t) >= FULL_SWEEP_EVERY)
-            {
-                self.full_swept = Some(now);
-                self.full_sweeps += 1;
+            if self.full.due(now) {
                 self.sweep(now);
             }
             if self.devices.len() >= MAX_DEVICES {
@@ -303,7 +290,7 @@ mod tests {
     }
 
     /// Once the table is full of devices seen lately, new devices are not remembered,
-    /// and the table is read whole for them at most once per [`FULL_SWEEP_EVERY`]
+    /// and the table is read whole for them at most once per [`crate::FULL_SWEEP_EVERY`]
     /// (not once per challenge); a device forgotten meanwhile makes room again.
     #[test]
     fn a_full_table_is_swept_at_most_once_a_second() {
@@ -323,7 +310,7 @@ mod tests {
             );
         }
         assert_eq!(m.len(), MAX_DEVICES);
-        assert_eq!(m.full_sweeps, 0);
+        assert_eq!(m.full.count(), 0);
         // 5,000 new devices within a second: one sweep, none of them remembered
         for i in 0..5_000u32 {
             let at = t1 + Duration::from_micros(u64::from(i) * 100);
@@ -331,14 +318,14 @@ mod tests {
             m.challenged(at, k, 1, "REGISTER", Algorithm::Sha256);
             assert!(m.no_credentials(at, k, 2, "REGISTER").is_none());
         }
-        assert_eq!(m.full_sweeps, 1);
+        assert_eq!(m.full.count(), 1);
         assert_eq!(m.len(), MAX_DEVICES);
         // the first device is forgotten a week after it was seen: the next look makes
         // room, once a second has passed since the last one
         let week = t0 + FORGET_AFTER + Duration::from_secs(1);
         let k = device("after", "", ip);
         m.challenged(week, k, 1, "REGISTER", Algorithm::Sha256);
-        assert_eq!(m.full_sweeps, 2);
+        assert_eq!(m.full.count(), 2);
         assert_eq!(
             m.no_credentials(week, k, 2, "REGISTER"),
             Some(Note::FellBackToMd5)

@@ -20,6 +20,7 @@ mod mac;
 mod media;
 mod ratelimit;
 mod shard;
+mod sweep;
 mod types;
 
 pub use auth::{Algorithm, Credential};
@@ -29,6 +30,7 @@ pub use endpoint::{
 pub use flow::FlowKey;
 pub use media::MediaAnchor;
 pub use shard::{call_id_of, Shards};
+pub use sweep::{FullSweep, FULL_SWEEP_EVERY};
 pub use types::*;
 
 /// A hash table for keys that come from the network (account names, addresses of

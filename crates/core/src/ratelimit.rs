@@ -29,10 +29,6 @@ pub(crate) const MAX_SOURCES: usize = 65_536;
 /// How long a source that answered a challenge correctly is exempt from the budget.
 pub(crate) const PROVEN_FOR: Duration = Duration::from_secs(600);
 
-/// While a table is full, a new source looks for idle ones at most this often (the
-/// endpoint's periodic sweep runs besides).
-pub(crate) const FULL_SWEEP_EVERY: Duration = Duration::from_secs(1);
-
 struct Bucket {
     tokens: f64,
     at: Instant,
@@ -47,10 +43,8 @@ pub(crate) struct AnswerBudget {
     overflow: Option<Bucket>,
     /// Sources that authenticated, and when they last did.
     proven: crate::Map<IpAddr, Instant>,
-    /// When a full table was last swept for a new source (see [`FULL_SWEEP_EVERY`]).
-    full_swept: Option<Instant>,
-    /// Sweeps made because a table was full (for the tests).
-    full_sweeps: u64,
+    /// Sweeps for a new source while a table was full (see [`crate::FullSweep`]).
+    full: crate::FullSweep,
 }
 
 impl AnswerBudget {
@@ -61,21 +55,15 @@ impl AnswerBudget {
             buckets: crate::Map::default(),
             overflow: None,
             proven: crate::Map::default(),
-            full_swept: None,
-            full_sweeps: 0,
+            full: crate::FullSweep::default(),
         }
     }
 
     /// Sweeps for a new source when a table is full, at most once per
-    /// [`FULL_SWEEP_EVERY`]: a sweep reads both tables whole, and a flood from ever new
+    /// [`crate::FULL_SWEEP_EVERY`]: a sweep reads both tables whole, and a flood from ever new
     /// (spoofed) addresses would otherwise pay one per datagram once 65,536 are tracked.
     fn sweep_when_full(&mut self, now: Instant) {
-        if self
-            .full_swept
-            .is_none_or(|t| now.saturating_duration_since(t) >= FULL_SWEEP_EVERY)
-        {
-            self.full_swept = Some(now);
-            self.full_sweeps += 1;
+        if self.full.due(now) {
             self.sweep(now);
         }
     }
@@ -243,12 +231,12 @@ mod tests {
             let at = t0 + Duration::from_micros(u64::from(i) * 9);
             allowed += usize::from(b.allow(at, addr(MAX_SOURCES as u32 + i)));
         }
-        assert_eq!(b.full_sweeps, 1);
+        assert_eq!(b.full.count(), 1);
         assert!((200..=300).contains(&allowed), "{allowed}");
         // once the buckets have refilled, the next new source's look empties the table
         let later = t0 + Duration::from_secs(5);
         assert!(b.allow(later, addr(1_000_000)));
-        assert_eq!(b.full_sweeps, 2);
+        assert_eq!(b.full.count(), 2);
         assert_eq!(b.tracked(), 1);
     }
 

@@ -15,17 +15,13 @@ pub(super) const EVENT_BURST: f64 = 500.0;
 /// Most sources with an event budget at once; beyond it, newcomers share one budget.
 pub(super) const EVENT_SOURCES: usize = 65_536;
 
-/// While the table is full, a new source looks for room at most this often: the look
-/// reads the whole table, and a flood from ever new (spoofed) addresses would otherwise
-/// pay it for every event once `EVENT_SOURCES` are tracked.
-pub(super) const FULL_SWEEP_EVERY: Duration = Duration::from_secs(1);
-
 pub(super) struct EventBudget {
     pub(super) sources: HashMap<String, (f64, Instant, u64)>,
     /// When the suppressed counts were last recorded.
     pub(super) reported: Instant,
-    /// When the full table was last swept for a new source.
-    pub(super) full_swept: Option<Instant>,
+    /// Sweeps for a new source while the table was full (a flood from ever new, spoofed
+    /// addresses would otherwise pay one per event once `EVENT_SOURCES` are tracked).
+    pub(super) full: palisade_core::FullSweep,
 }
 
 impl EventBudget {
@@ -37,11 +33,8 @@ impl EventBudget {
             .unwrap_or(source);
         if !self.sources.contains_key(addr)
             && self.sources.len() >= EVENT_SOURCES
-            && self
-                .full_swept
-                .is_none_or(|t| now.saturating_duration_since(t) >= FULL_SWEEP_EVERY)
+            && self.full.due(now)
         {
-            self.full_swept = Some(now);
             self.sources.retain(|_, (_, at, n)| {
                 *n > 0 || now.duration_since(*at).as_secs_f64() < EVENT_BURST / EVENT_RATE
             });
@@ -131,7 +124,7 @@ mod tests {
         let mut b = super::EventBudget {
             sources: std::collections::HashMap::new(),
             reported: t,
-            full_swept: None,
+            full: palisade_core::FullSweep::default(),
         };
         let burst = super::EVENT_BURST as u64;
         let allowed = (0..burst + 100)
@@ -157,20 +150,20 @@ mod tests {
         let mut b = super::EventBudget {
             sources: std::collections::HashMap::new(),
             reported: t,
-            full_swept: None,
+            full: palisade_core::FullSweep::default(),
         };
         let addr = |i: u32| format!("udp:{}:5060", std::net::Ipv4Addr::from(0x0a00_0000 + i));
         for i in 0..super::EVENT_SOURCES as u32 {
             assert!(b.allow(&addr(i), t));
         }
         assert_eq!(b.sources.len(), super::EVENT_SOURCES);
-        assert!(b.full_swept.is_none());
+        assert!(b.full.last().is_none());
         let at = t + std::time::Duration::from_millis(100);
         for i in 0..1_000u32 {
             b.allow(&addr(1_000_000 + i), at);
         }
         assert_eq!(
-            b.full_swept,
+            b.full.last(),
             Some(at),
             "one sweep, at the first new address"
         );
@@ -179,7 +172,7 @@ mod tests {
         // 20 s later every budget has refilled: the next new address makes room
         let later = t + std::time::Duration::from_secs(20);
         assert!(b.allow(&addr(2_000_000), later));
-        assert_eq!(b.full_swept, Some(later));
+        assert_eq!(b.full.last(), Some(later));
         assert!(b.sources.len() <= 3, "{}", b.sources.len());
     }
 }

@@ -572,7 +572,7 @@ pub(crate) async fn run(
             event_budget: EventBudget {
                 sources: HashMap::new(),
                 reported: Instant::now(),
-                full_swept: None,
+                full: palisade_core::FullSweep::default(),
             },
             detect_tx: detect_tx.clone(),
             detect_dropped: 0,
